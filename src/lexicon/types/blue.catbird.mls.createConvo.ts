@@ -1,0 +1,29 @@
+// Generated from lexicons/blue.catbird.mls.createConvo.json by scripts/gen-lexicon-types.ts. Do not edit.
+import type * as BlueCatbirdMlsDefs from './blue.catbird.mls.defs.js'
+
+export type Params = Record<string, never>
+
+export interface Input {
+  /** MLS group identifier, hex-encoded. */
+  groupId: string
+  /** Client-chosen key, generated once per logical write and reused on every retry, so a retried request returns the original result instead of writing twice. */
+  idempotencyKey?: string
+  /** MLS cipher suite the group uses. */
+  cipherSuite: "MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519" | "MLS_128_DHKEMP256_AES128GCM_SHA256_P256" | "MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519" | "MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448" | "MLS_256_DHKEMP521_AES256GCM_SHA512_P521" | "MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448" | (string & {})
+  /** DIDs to add as members besides the creator. */
+  initialMembers?: Array<string>
+  /** MLS Welcome message, base64-encoded; one message carries the secrets for every member being added. */
+  welcomeMessage?: string
+  /** Optional name and description. */
+  metadata?: MetadataInput
+}
+
+export type Output = BlueCatbirdMlsDefs.ConvoView
+
+/** Text metadata given when creating a conversation. */
+export interface MetadataInput {
+  /** Display name of the conversation. */
+  name?: string
+  /** Free-text description of the conversation. */
+  description?: string
+}

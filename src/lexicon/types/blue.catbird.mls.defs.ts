@@ -1,0 +1,75 @@
+// Generated from lexicons/blue.catbird.mls.defs.json by scripts/gen-lexicon-types.ts. Do not edit.
+
+/** A conversation with its members and current MLS epoch. */
+export interface ConvoView {
+  /** Conversation identifier (a TID). */
+  id: string
+  /** MLS group identifier, hex-encoded. */
+  groupId: string
+  /** DID of the member that created the conversation. */
+  creator: string
+  /** Current members. */
+  members: Array<MemberView>
+  /** Current MLS epoch. */
+  epoch: number
+  /** MLS cipher suite of the group. */
+  cipherSuite: "MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519" | "MLS_128_DHKEMP256_AES128GCM_SHA256_P256" | "MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519" | "MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448" | "MLS_256_DHKEMP521_AES256GCM_SHA512_P521" | "MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448" | (string & {})
+  /** When the conversation was created. */
+  createdAt: string
+  /** When the latest message was stored. */
+  lastMessageAt?: string
+  /** Name and description, when set. */
+  metadata?: ConvoMetadata
+}
+
+/** Text metadata of a conversation. */
+export interface ConvoMetadata {
+  /** Display name of the conversation. */
+  name?: string
+  /** Free-text description of the conversation. */
+  description?: string
+}
+
+/** A member of a conversation. */
+export interface MemberView {
+  /** DID of the member. */
+  did: string
+  /** When the member (last) joined. */
+  joinedAt: string
+  /** Position of the member in the MLS ratchet tree. */
+  leafIndex?: number
+  /** The member's MLS credential. */
+  credential?: Uint8Array
+}
+
+/** A stored MLS message; the server holds only its ciphertext. */
+export interface MessageView {
+  /** Message identifier. */
+  id: string
+  /** Conversation the message belongs to. */
+  convoId: string
+  /** DID of the member that sent it. */
+  sender: string
+  /** The MLS message as the sender encrypted it. */
+  ciphertext: Uint8Array
+  /** MLS epoch the message was encrypted in. */
+  epoch: number
+  /** Position of the message in its conversation: increases by one per message. */
+  seq: number
+  /** When the server stored it. */
+  createdAt: string
+  /** Kind of embed the client attached (for example tenor, bsky_post or link). */
+  embedType?: string
+  /** URI the embed points to (a web URL or an AT-URI). */
+  embedUri?: string
+}
+
+/** A key package handed out so its owner can be added to a conversation. */
+export interface KeyPackageRef {
+  /** DID of the key package owner. */
+  did: string
+  /** MLS key package, base64-encoded. */
+  keyPackage: string
+  /** Cipher suite the key package supports. */
+  cipherSuite: "MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519" | "MLS_128_DHKEMP256_AES128GCM_SHA256_P256" | "MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519" | "MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448" | "MLS_256_DHKEMP521_AES256GCM_SHA512_P521" | "MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448" | (string & {})
+}

@@ -1,0 +1,19 @@
+// Generated from lexicons/blue.catbird.mls.publishKeyPackage.json by scripts/gen-lexicon-types.ts. Do not edit.
+
+export type Params = Record<string, never>
+
+export interface Input {
+  /** MLS key package, base64-encoded. */
+  keyPackage: string
+  /** Client-chosen key, generated once per logical write and reused on every retry, so a retried request returns the original result instead of writing twice. */
+  idempotencyKey?: string
+  /** Cipher suite the key package supports. */
+  cipherSuite: "MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519" | "MLS_128_DHKEMP256_AES128GCM_SHA256_P256" | "MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519" | "MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448" | "MLS_256_DHKEMP521_AES256GCM_SHA512_P521" | "MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448" | (string & {})
+  /** When the key package stops being handed out; at most 90 days ahead (the server default when omitted). */
+  expires?: string
+}
+
+export interface Output {
+  /** How many unused, unexpired key packages the caller now has on the server, so the client knows when to publish more. */
+  available?: number
+}

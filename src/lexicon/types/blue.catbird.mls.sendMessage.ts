@@ -1,0 +1,27 @@
+// Generated from lexicons/blue.catbird.mls.sendMessage.json by scripts/gen-lexicon-types.ts. Do not edit.
+
+export type Params = Record<string, never>
+
+export interface Input {
+  /** Identifier of the conversation. */
+  convoId: string
+  /** Client-chosen key, generated once per logical write and reused on every retry, so a retried request returns the original result instead of writing twice. */
+  idempotencyKey?: string
+  /** The MLS message, encrypted by the sender; the server never reads it. */
+  ciphertext: Uint8Array
+  /** MLS epoch the message was encrypted in; must be the conversation's current epoch. */
+  epoch: number
+  /** DID of the sender; must be the authenticated caller. */
+  senderDid: string
+  /** Kind of embed the client attached (for example tenor, bsky_post or link). */
+  embedType?: string
+  /** URI the embed points to (a web URL or an AT-URI). */
+  embedUri?: string
+}
+
+export interface Output {
+  /** Identifier of the stored message. */
+  messageId: string
+  /** When the server stored the message. */
+  receivedAt: string
+}
