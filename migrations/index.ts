@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely'
+import * as m001 from './001_init.js'
+
+/**
+ * Every migration, by name, in order. Listed statically (not read from disk) so
+ * the same code runs from TypeScript sources and from the compiled build.
+ */
+export const migrations: Record<string, Migration> = {
+  '001_init': m001,
+}

@@ -1,0 +1,17 @@
+import type { Lexicons } from '@atproto/lexicon'
+import type pg from 'pg'
+import type { Config } from './config.js'
+import type { Db } from './db/index.js'
+import type { Metrics } from './metrics.js'
+import type { AuthVerifier } from './xrpc/auth.js'
+
+/** What handlers and workers share: configuration, the database, and the instruments. */
+export interface AppContext {
+  config: Config
+  db: Db
+  /** The pool under `db`, for the few places that drive a raw client (idempotency). */
+  pool: pg.Pool
+  lexicons: Lexicons
+  auth: AuthVerifier
+  metrics: Metrics
+}

@@ -1,0 +1,112 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely'
+
+/** A column PostgreSQL fills in on insert (a default), readable as T. */
+type Defaulted<T> = ColumnType<T, T | undefined, T>
+/** bigint columns: node-pg returns them as strings; we parse them as numbers (see db/index.ts). */
+type Int8 = ColumnType<number, number | bigint, number | bigint>
+
+export interface ConvoTable {
+  id: string
+  group_id: string
+  creator_did: string
+  cipher_suite: string
+  epoch: Defaulted<number>
+  last_seq: Defaulted<number>
+  name: string | null
+  description: string | null
+  created_at: Defaulted<Date>
+  last_activity_at: Defaulted<Date>
+  last_message_at: Date | null
+}
+
+export interface MemberTable {
+  convo_id: string
+  did: string
+  joined_at: Defaulted<Date>
+  joined_seq: Defaulted<number>
+  left_at: Date | null
+  added_by: string | null
+}
+
+export interface MessageTable {
+  id: string
+  convo_id: string
+  seq: Int8
+  sender_did: string
+  epoch: Int8
+  ciphertext: Uint8Array
+  embed_type: string | null
+  embed_uri: string | null
+  created_at: Defaulted<Date>
+}
+
+export interface CommitTable {
+  convo_id: string
+  epoch: Int8
+  sender_did: string
+  data: Uint8Array
+  created_at: Defaulted<Date>
+}
+
+export interface KeyPackageTable {
+  id: Generated<number>
+  owner_did: string
+  cipher_suite: string
+  data: Uint8Array
+  data_sha256: Uint8Array
+  created_at: Defaulted<Date>
+  expires_at: Date
+  consumed_at: Date | null
+  consumed_by: string | null
+}
+
+export interface WelcomeTable {
+  id: Generated<number>
+  convo_id: string
+  data: Uint8Array
+  created_at: Defaulted<Date>
+}
+
+export type WelcomeState = 'available' | 'in_flight' | 'consumed'
+
+export interface WelcomeDeliveryTable {
+  convo_id: string
+  recipient_did: string
+  welcome_id: number
+  state: Defaulted<WelcomeState>
+  created_at: Defaulted<Date>
+  expires_at: Date
+  fetched_at: Date | null
+  fetch_count: Defaulted<number>
+  consumed_at: Date | null
+  consumed_via: 'confirm' | 'message' | null
+  failure_count: Defaulted<number>
+  last_error: string | null
+}
+
+export interface IdempotencyKeyTable {
+  scope_hash: Uint8Array
+  caller_did: string
+  nsid: string
+  fingerprint: Uint8Array
+  status: number
+  response: unknown
+  created_at: Defaulted<Date>
+  expires_at: Date
+}
+
+export interface DatabaseSchema {
+  convo: ConvoTable
+  member: MemberTable
+  message: MessageTable
+  commit: CommitTable
+  key_package: KeyPackageTable
+  welcome: WelcomeTable
+  welcome_delivery: WelcomeDeliveryTable
+  idempotency_key: IdempotencyKeyTable
+}
+
+export type Convo = Selectable<ConvoTable>
+export type Member = Selectable<MemberTable>
+export type Message = Selectable<MessageTable>
+export type NewMessage = Insertable<MessageTable>

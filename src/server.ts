@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { handlers as defaultHandlers } from './api/index.js'
+import type { Config } from './config.js'
+import type { AppContext } from './context.js'
+import type { Database } from './db/index.js'
+import { idempotencyPlugin } from './idempotency/plugin.js'
+import { Metrics } from './metrics.js'
+import { createAuthVerifier } from './xrpc/auth.js'
+import { sendXrpcError } from './xrpc/errors.js'
+import { loadLexicons } from './xrpc/lexicons.js'
+import { xrpcRoutes } from './xrpc/routes.js'
+import type { XrpcHandlers } from './xrpc/types.js'
+import { version } from './version.js'
+
+export interface BuildServerOptions {
+  config: Config
+  database: Database
+  logger?: FastifyServerOptions['loggerInstance'] | FastifyServerOptions['logger']
+  /** Validate every output against its lexicon (on in tests). */
+  validateOutput?: boolean
+  handlers?: XrpcHandlers
+}
+
+export interface Server {
+  app: FastifyInstance
+  ctx: AppContext
+}
+
+/** Log options: JSON lines, or pino-pretty for people; never a token. */
+export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
+  return {
+    level: config.LOG_LEVEL,
+    redact: ['req.headers.authorization', 'req.headers["idempotency-key"]'],
+    ...(config.LOG_PRETTY ? { transport: { target: 'pino-pretty' } } : {}),
+  }
+}
+
+/** Builds the app (routes, hooks, context) without listening or starting workers. */
+export async function buildServer(opts: BuildServerOptions): Promise<Server> {
+  const { config, database } = opts
+  const loggerOpt =
+    opts.logger && typeof opts.logger === 'object' && 'child' in opts.logger
+      ? { loggerInstance: opts.logger }
+      : { logger: opts.logger ?? loggerOptions(config) }
+  const app = Fastify({
+    ...loggerOpt,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    // Fastify's own 404 for HEAD/OPTIONS etc. still goes through our handler.
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance
+
+  const metrics = new Metrics()
+  metrics.observePool(database.pool)
+  const ctx: AppContext = {
+    config,
+    db: database.db,
+    pool: database.pool,
+    lexicons: loadLexicons(),
+    auth: createAuthVerifier({
+      serviceDid: config.SERVICE_DID,
+      plcUrl: config.PLC_URL,
+      didCacheTtlMs: config.DID_CACHE_TTL_SECONDS * 1000,
+    }),
+    metrics,
+  }
+
+  app.setErrorHandler((err, request, reply) => sendXrpcError(err, request, reply))
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({ error: 'NotFound', message: `No route for ${request.method} ${request.url.split('?')[0]}` }),
+  )
+  app.addHook('onResponse', async (request, reply) => {
+    const nsid = request.routeOptions.config.nsid
+    if (!nsid) return
+    const labels = { nsid, status: String(reply.statusCode) }
+    metrics.requests.inc(labels)
+    metrics.requestDuration.observe(labels, reply.elapsedTime / 1000)
+  })
+  // Every later log line of a request names its caller.
+  app.addHook('preValidation', async (request) => {
+    if (request.caller) request.log = request.log.child({ caller: request.caller })
+  })
+
+  app.get('/xrpc/_health', async (_request, reply) => {
+    try {
+      await sql`SELECT 1`.execute(database.db)
+      return { version }
+    } catch (err) {
+      app.log.warn({ err }, 'health check: database unreachable')
+      return reply.status(503).send({ version, error: 'ServiceUnavailable', message: 'database unreachable' })
+    }
+  })
+
+  await app.register(idempotencyPlugin, { ctx })
+  await app.register(xrpcRoutes, {
+    ctx,
+    handlers: opts.handlers ?? defaultHandlers,
+    validateOutput: opts.validateOutput ?? false,
+  })
+  return { app, ctx }
+}

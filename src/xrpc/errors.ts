@@ -1,0 +1,89 @@
+import { ResponseType, XRPCError } from '@atproto/xrpc-server'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+
+export { XRPCError }
+
+/**
+ * Errors the lexicons declare keep their declared name; the HTTP status says
+ * what kind of failure it is. These helpers are the only way services and
+ * handlers raise client-visible errors.
+ */
+export const invalidRequest = (name: string | undefined, message: string) =>
+  new XRPCError(ResponseType.InvalidRequest, message, name)
+export const forbidden = (name: string | undefined, message: string) =>
+  new XRPCError(ResponseType.Forbidden, message, name)
+export const notFound = (name: string, message: string) => new XRPCError(ResponseType.XRPCNotSupported, message, name)
+export const conflict = (name: string, message: string) => new XRPCError(409 as ResponseType, message, name)
+export const gone = (name: string, message: string) => new XRPCError(410 as ResponseType, message, name)
+export const payloadTooLarge = (name: string, message: string) =>
+  new XRPCError(ResponseType.PayloadTooLarge, message, name)
+export const unprocessable = (name: string, message: string) => new XRPCError(422 as ResponseType, message, name)
+export const serviceUnavailable = (message: string) =>
+  new XRPCError(ResponseType.NotEnoughResources, message, 'ServiceUnavailable')
+
+/** XRPCError plus response headers (Retry-After, Allow). */
+export class XRPCErrorWithHeaders extends XRPCError {
+  constructor(
+    status: number,
+    message: string,
+    name: string,
+    readonly headers: Record<string, string>,
+  ) {
+    super(status as ResponseType, message, name)
+  }
+}
+
+// SQLSTATE classes and node-level codes that mean "the database is not there".
+const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53300)/
+const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'])
+const UNAVAILABLE_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly/
+
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  const code = (err as { code?: unknown }).code
+  if (typeof code === 'string') {
+    if (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NODE_CODES.has(code)) return true
+  }
+  return UNAVAILABLE_MESSAGES.test(err.message)
+}
+
+/** Maps anything thrown while serving a request to the XRPC error it answers with. */
+export function toXrpcError(err: unknown): XRPCError {
+  if (err instanceof XRPCError) return err
+  if (isDatabaseUnavailable(err)) {
+    return serviceUnavailable('The database is unavailable; retry later')
+  }
+  const fastifyErr = err as Partial<FastifyError>
+  switch (fastifyErr.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return payloadTooLarge('PayloadTooLarge', 'Request body is larger than the server accepts')
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new XRPCError(ResponseType.UnsupportedMediaType, 'Unsupported Content-Type; send application/json', 'InvalidRequest')
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return invalidRequest(undefined, fastifyErr.message ?? 'Invalid body')
+  }
+  const status = fastifyErr.statusCode
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    // Body parser failures (bad JSON, poisoned prototypes) and the like.
+    return new XRPCError(status as ResponseType, fastifyErr.message, status === 400 ? 'InvalidRequest' : undefined)
+  }
+  return XRPCError.fromError(err)
+}
+
+export function sendXrpcError(
+  err: unknown,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  const xrpcErr = toXrpcError(err)
+  const status = xrpcErr.statusCode
+  if (status >= 500) {
+    request.log.error({ err, status }, 'request failed')
+  } else {
+    request.log.info({ status, error: xrpcErr.error, reason: xrpcErr.payload.message }, 'request refused')
+  }
+  if (xrpcErr instanceof XRPCErrorWithHeaders) reply.headers(xrpcErr.headers)
+  return reply.status(status).send(xrpcErr.payload)
+}

@@ -1,0 +1,124 @@
+import { jsonToLex, lexToJson, type Lexicons } from '@atproto/lexicon'
+import { MethodNotImplementedError } from '@atproto/xrpc-server'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { AppContext } from '../context.js'
+import { invalidRequest, XRPCErrorWithHeaders } from './errors.js'
+import { xrpcMethods, type XrpcMethod } from './lexicons.js'
+import { decodeQueryParams } from './params.js'
+import type { XrpcHandler, XrpcHandlers } from './types.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    nsid?: string
+    acceptsIdempotencyKey?: boolean
+  }
+  interface FastifyRequest {
+    /** Caller DID, set by the auth hook of every XRPC route. */
+    caller: string
+    xrpcParams: unknown
+    xrpcInput: unknown
+  }
+}
+
+function validationError(err: unknown): Error {
+  return invalidRequest(undefined, err instanceof Error ? err.message : String(err))
+}
+
+function parseParams(lexicons: Lexicons, method: XrpcMethod, request: FastifyRequest) {
+  const queryStart = request.url.indexOf('?')
+  const query = new URLSearchParams(queryStart === -1 ? '' : request.url.slice(queryStart + 1))
+  const decoded = decodeQueryParams(method.def.parameters, query)
+  try {
+    return lexicons.assertValidXrpcParams(method.nsid, decoded) ?? {}
+  } catch (err) {
+    throw validationError(err)
+  }
+}
+
+function parseInput(lexicons: Lexicons, method: XrpcMethod, body: unknown) {
+  if (method.def.type !== 'procedure' || !method.def.input) return undefined
+  if (body === undefined || body === null) {
+    throw invalidRequest(undefined, 'A JSON request body (Content-Type: application/json) is required')
+  }
+  try {
+    return lexicons.assertValidXrpcInput(method.nsid, jsonToLex(body as never))
+  } catch (err) {
+    throw validationError(err)
+  }
+}
+
+export interface XrpcRoutesOptions {
+  ctx: AppContext
+  handlers: XrpcHandlers
+  /** Check every output against its lexicon (tests; a failure is a 500). */
+  validateOutput: boolean
+}
+
+/**
+ * One route per lexicon query (GET) and procedure (POST) at /xrpc/<nsid>:
+ * service auth, then params and input validated against the lexicon, then
+ * the handler (501 when there is none), then its output serialized.
+ */
+export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions): Promise<void> {
+  const { ctx, handlers, validateOutput } = opts
+  app.decorateRequest('caller', '')
+  app.decorateRequest('xrpcParams', null)
+  app.decorateRequest('xrpcInput', null)
+
+  for (const method of xrpcMethods(ctx.lexicons)) {
+    const { nsid } = method
+    const url = `/xrpc/${nsid}`
+    const httpMethod = method.def.type === 'query' ? 'GET' : 'POST'
+    const handler = handlers[nsid] as XrpcHandler | undefined
+
+    app.route({
+      method: httpMethod,
+      url,
+      config: { nsid, acceptsIdempotencyKey: method.acceptsIdempotencyKey },
+      onRequest: async (request) => {
+        request.caller = await ctx.auth(request.headers.authorization, nsid)
+      },
+      preValidation: async (request) => {
+        request.xrpcParams = parseParams(ctx.lexicons, method, request)
+        request.xrpcInput = parseInput(ctx.lexicons, method, request.body)
+      },
+      handler: async (request, reply) => {
+        if (!handler) throw new MethodNotImplementedError(`${nsid} is not implemented`)
+        const claim = request.idempotencyClaim
+        try {
+          const output = await handler({
+            params: request.xrpcParams,
+            input: request.xrpcInput,
+            caller: request.caller,
+            db: claim?.db ?? ctx.db,
+            ctx,
+            log: request.log,
+            request,
+            reply,
+          })
+          if (reply.sent) return reply
+          if (validateOutput) ctx.lexicons.assertValidXrpcOutput(nsid, output)
+          const body = lexToJson(output as never) ?? {}
+          await claim?.commit(200, body)
+          return reply.send(body)
+        } catch (err) {
+          await claim?.abort()
+          throw err
+        }
+      },
+    })
+
+    app.route({
+      method: httpMethod === 'GET' ? 'POST' : 'GET',
+      url,
+      handler: async () => {
+        throw new XRPCErrorWithHeaders(
+          405,
+          `${nsid} is a ${method.def.type}; use ${httpMethod}`,
+          'InvalidRequest',
+          { allow: httpMethod },
+        )
+      },
+    })
+  }
+}
