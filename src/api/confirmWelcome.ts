@@ -1,0 +1,23 @@
+import type * as ConfirmWelcome from '../lexicon/types/blue.catbird.mls.confirmWelcome.js'
+import { confirmWelcome } from '../services/welcomes.js'
+import { xrpcHandler } from '../xrpc/types.js'
+
+export default xrpcHandler<ConfirmWelcome.Params, ConfirmWelcome.Input, ConfirmWelcome.Output>(
+  async ({ input, caller, db, ctx, log }) => {
+    const outcome = await confirmWelcome(db, {
+      convoId: input.convoId,
+      did: caller,
+      success: input.success,
+      errorDetails: input.errorDetails,
+    })
+    if (outcome === 'confirmed_failure') {
+      log.warn(
+        { convoId: input.convoId, errorDetails: input.errorDetails },
+        `Welcome processing failed for user ${caller} in convo ${input.convoId}; kept for retry`,
+      )
+    }
+    if (outcome !== 'already_consumed') ctx.metrics.welcome.inc({ event: outcome })
+    // A failure reported after the Welcome was consumed changes nothing: not accepted.
+    return { confirmed: input.success || outcome !== 'already_consumed' }
+  },
+)

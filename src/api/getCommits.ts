@@ -1,0 +1,21 @@
+import type * as GetCommits from '../lexicon/types/blue.catbird.mls.getCommits.js'
+import { listCommits } from '../services/commits.js'
+import { requireMember } from '../services/convos.js'
+import { xrpcHandler } from '../xrpc/types.js'
+
+/** Commits are bounded per response; a client asks again from the next epoch. */
+const MAX_COMMITS = 100
+
+export default xrpcHandler<GetCommits.Params, undefined, GetCommits.Output>(
+  async ({ params, caller, db }) => {
+    const { convo } = await requireMember(db, params.convoId, caller)
+    const commits = await listCommits(db, {
+      convoId: convo.id,
+      currentEpoch: convo.epoch,
+      fromEpoch: params.fromEpoch,
+      toEpoch: params.toEpoch,
+      limit: MAX_COMMITS,
+    })
+    return { convoId: convo.id, commits }
+  },
+)

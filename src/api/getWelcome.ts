@@ -1,0 +1,30 @@
+import type * as GetWelcome from '../lexicon/types/blue.catbird.mls.getWelcome.js'
+import { fetchWelcome } from '../services/welcomes.js'
+import { encodeBase64 } from '../services/util.js'
+import { XRPCError } from '../xrpc/errors.js'
+import { xrpcHandler } from '../xrpc/types.js'
+
+export default xrpcHandler<GetWelcome.Params, undefined, GetWelcome.Output>(
+  async ({ params, caller, db, ctx, log }) => {
+    try {
+      const { data, event } = await fetchWelcome(db, {
+        convoId: params.convoId,
+        did: caller,
+        graceSeconds: ctx.config.WELCOME_GRACE_SECONDS,
+      })
+      if (event === 'claim_lapsed') ctx.metrics.welcome.inc({ event: 'claim_lapsed' })
+      ctx.metrics.welcome.inc({ event: event === 'refetched_in_grace' ? event : 'fetched' })
+      log.info({ convoId: params.convoId, event }, 'Welcome delivered')
+      return { convoId: params.convoId, welcome: encodeBase64(data) }
+    } catch (err) {
+      if (err instanceof XRPCError && err.error === 'WelcomeAlreadyConsumed') {
+        ctx.metrics.welcome.inc({ event: 'already_consumed' })
+        log.info(
+          { convoId: params.convoId },
+          `Welcome already consumed for user ${caller} in convo ${params.convoId} (expected on retry)`,
+        )
+      }
+      throw err
+    }
+  },
+)

@@ -1,0 +1,141 @@
+import { sql } from 'kysely'
+import type pg from 'pg'
+import type { Db } from '../db/index.js'
+import { kyselyInOpenTransaction } from '../db/pinned.js'
+
+export interface StoredResponse {
+  fingerprint: Buffer
+  status: number
+  response: unknown
+}
+
+/** An open transaction that holds the key: the write and its response commit together. */
+export interface IdempotencyClaim {
+  db: Db
+  commit(status: number, response: unknown): Promise<void>
+  abort(): Promise<void>
+}
+
+export type ClaimResult =
+  | { kind: 'stored'; stored: StoredResponse }
+  | { kind: 'claimed'; claim: IdempotencyClaim }
+  | { kind: 'busy' }
+
+export interface ClaimRequest {
+  scope: Buffer
+  callerDid: string
+  nsid: string
+  /** SHA-256 of the request without its key: the same key with another request is refused. */
+  fingerprint: Buffer
+  /** How long to wait for a concurrent request holding the same key. */
+  waitMs: number
+  ttlSeconds: number
+}
+
+const LOCK_NOT_AVAILABLE = '55P03'
+
+/** Statements sent as one simple query take literals; these are only ever hex or integers we produce. */
+const hex = (buf: Buffer) => `'\\x${buf.toString('hex')}'::bytea`
+
+/**
+ * Claims a key with three database round trips for a new write:
+ *   1. BEGIN, take a transaction-scoped advisory lock on the scope (waiting at
+ *      most `waitMs` for a concurrent holder to commit or roll back), read
+ *      any stored response;
+ *   2. the handler's own statements, on the same transaction;
+ *   3. store the response and COMMIT.
+ * A stored response ends the transaction instead (two round trips).
+ * Concurrent requests with one key queue on the lock, then see the first
+ * one's committed response; a rolled-back first request leaves nothing, so
+ * the next in line runs the write itself.
+ */
+export async function claimIdempotencyKey(
+  pool: pg.Pool,
+  req: ClaimRequest,
+): Promise<ClaimResult> {
+  const client = await pool.connect()
+  let open = false
+  const release = (err?: Error) => {
+    open = false
+    client.release(err)
+  }
+  try {
+    // The scope's first 8 bytes make the lock id; a collision only serializes.
+    const lockId = req.scope.readBigInt64BE(0)
+    open = true
+    const results = (await client.query(`
+      BEGIN;
+      SET LOCAL lock_timeout = ${Math.max(1, Math.floor(req.waitMs))};
+      SELECT pg_advisory_xact_lock(${lockId.toString()});
+      SET LOCAL lock_timeout = DEFAULT;
+      SELECT fingerprint, status, response FROM idempotency_key
+        WHERE scope_hash = ${hex(req.scope)} AND expires_at > now();
+    `)) as unknown as pg.QueryResult[]
+    const row = results[results.length - 1]?.rows[0] as StoredResponse | undefined
+    if (row) {
+      await client.query('ROLLBACK')
+      release()
+      return { kind: 'stored', stored: row }
+    }
+  } catch (err) {
+    if (open) {
+      await client.query('ROLLBACK').then(
+        () => release(),
+        (rollbackErr: Error) => release(rollbackErr),
+      )
+    }
+    if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return { kind: 'busy' }
+    throw err
+  }
+
+  const finish = async (statement: string) => {
+    if (!open) return
+    try {
+      await client.query(statement)
+      release()
+    } catch (err) {
+      // A connection that failed mid-transaction is not fit for reuse.
+      release(err as Error)
+      throw err
+    }
+  }
+  return {
+    kind: 'claimed',
+    claim: {
+      db: kyselyInOpenTransaction(client),
+      commit: (status, response) =>
+        finish(`
+          INSERT INTO idempotency_key
+            (scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
+          VALUES (
+            ${hex(req.scope)}, ${client.escapeLiteral(req.callerDid)}, ${client.escapeLiteral(req.nsid)},
+            ${hex(req.fingerprint)}, ${Math.floor(status)},
+            ${client.escapeLiteral(JSON.stringify(response))}::jsonb,
+            now() + make_interval(secs => ${Math.floor(req.ttlSeconds)})
+          )
+          ON CONFLICT (scope_hash) DO UPDATE SET
+            caller_did = EXCLUDED.caller_did, nsid = EXCLUDED.nsid,
+            fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,
+            response = EXCLUDED.response, created_at = now(), expires_at = EXCLUDED.expires_at;
+          COMMIT;
+        `),
+      abort: () => finish('ROLLBACK'),
+    },
+  }
+}
+
+/**
+ * Deletes one bounded batch of expired records. SKIP LOCKED lets several
+ * instances sweep at once without waiting on each other's rows.
+ */
+export async function deleteExpiredIdempotencyKeys(db: Db, batchSize: number): Promise<number> {
+  const result = await sql`
+    DELETE FROM idempotency_key WHERE scope_hash IN (
+      SELECT scope_hash FROM idempotency_key
+      WHERE expires_at <= now()
+      LIMIT ${batchSize}
+      FOR UPDATE SKIP LOCKED
+    )
+  `.execute(db)
+  return Number(result.numAffectedRows ?? 0)
+}

@@ -1,0 +1,200 @@
+import { TID } from '@atproto/common-web'
+import { sql } from 'kysely'
+import type { Db } from '../db/index.js'
+import type { Convo } from '../db/schema.js'
+import { conflict, invalidRequest } from '../xrpc/errors.js'
+import { convoNotFound, notMember } from './errors.js'
+import { iso, transact } from './util.js'
+import { storeWelcome } from './welcomes.js'
+
+export interface MemberView {
+  did: string
+  joinedAt: string
+}
+
+export interface ConvoView {
+  id: string
+  groupId: string
+  creator: string
+  members: MemberView[]
+  epoch: number
+  cipherSuite: string
+  createdAt: string
+  lastMessageAt?: string
+  metadata?: { name?: string; description?: string }
+}
+
+export interface Membership {
+  convo: Pick<Convo, 'id' | 'epoch' | 'last_seq'>
+  /** Messages up to this sequence number were sent before the caller joined. */
+  joinedSeq: number
+}
+
+/**
+ * The caller's standing in a conversation: 404 when it does not exist, 403
+ * when the caller is not a current member (a former member included).
+ */
+export async function requireMember(db: Db, convoId: string, did: string): Promise<Membership> {
+  const row = await db
+    .selectFrom('convo')
+    .leftJoin('member', (join) =>
+      join.onRef('member.convo_id', '=', 'convo.id').on('member.did', '=', did),
+    )
+    .select(['convo.id', 'convo.epoch', 'convo.last_seq', 'member.joined_seq', 'member.left_at'])
+    .where('convo.id', '=', convoId)
+    .executeTakeFirst()
+  if (!row) throw convoNotFound()
+  if (row.joined_seq === null || row.left_at !== null) throw notMember()
+  return { convo: row, joinedSeq: row.joined_seq }
+}
+
+/** Like requireMember, but locks the conversation row for a membership or epoch change. */
+export async function lockConvoForMember(db: Db, convoId: string, did: string) {
+  const row = await db
+    .selectFrom('convo')
+    .select(['id', 'epoch', 'last_seq'])
+    .where('id', '=', convoId)
+    .forUpdate()
+    .executeTakeFirst()
+  if (!row) throw convoNotFound()
+  const member = await db
+    .selectFrom('member')
+    .select(['left_at'])
+    .where('convo_id', '=', convoId)
+    .where('did', '=', did)
+    .executeTakeFirst()
+  return { convo: row, isMember: member !== undefined && member.left_at === null, wasMember: member !== undefined }
+}
+
+export async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
+  if (convos.length === 0) return []
+  const members = await db
+    .selectFrom('member')
+    .select(['convo_id', 'did', 'joined_at'])
+    .where(
+      'convo_id',
+      'in',
+      convos.map((c) => c.id),
+    )
+    .where('left_at', 'is', null)
+    .orderBy('convo_id')
+    .orderBy('joined_at')
+    .orderBy('did')
+    .execute()
+  const byConvo = new Map<string, MemberView[]>()
+  for (const m of members) {
+    const list = byConvo.get(m.convo_id) ?? []
+    list.push({ did: m.did, joinedAt: iso(m.joined_at) })
+    byConvo.set(m.convo_id, list)
+  }
+  return convos.map((c) => {
+    const metadata = {
+      ...(c.name !== null ? { name: c.name } : {}),
+      ...(c.description !== null ? { description: c.description } : {}),
+    }
+    return {
+      id: c.id,
+      groupId: c.group_id,
+      creator: c.creator_did,
+      members: byConvo.get(c.id) ?? [],
+      epoch: c.epoch,
+      cipherSuite: c.cipher_suite,
+      createdAt: iso(c.created_at),
+      ...(c.last_message_at ? { lastMessageAt: iso(c.last_message_at) } : {}),
+      ...(Object.keys(metadata).length ? { metadata } : {}),
+    }
+  })
+}
+
+export interface CreateConvoArgs {
+  creator: string
+  groupId: string
+  cipherSuite: string
+  initialMembers: string[]
+  welcome?: Uint8Array
+  name?: string
+  description?: string
+  welcomeRetentionDays: number
+}
+
+export async function createConvo(db: Db, args: CreateConvoArgs): Promise<ConvoView> {
+  const id = TID.nextStr()
+  const invited = [...new Set(args.initialMembers)].filter((did) => did !== args.creator)
+  return transact(db, async (trx) => {
+    const convo = await trx
+      .insertInto('convo')
+      .values({
+        id,
+        group_id: args.groupId,
+        creator_did: args.creator,
+        cipher_suite: args.cipherSuite,
+        name: args.name ?? null,
+        description: args.description ?? null,
+      })
+      .onConflict((oc) => oc.column('group_id').doNothing())
+      .returningAll()
+      .executeTakeFirst()
+    // Also the loser of two creates racing on one group id: its insert waits, then yields.
+    if (!convo) {
+      throw conflict('ConvoAlreadyExists', `A conversation for group ${args.groupId} already exists`)
+    }
+    await trx
+      .insertInto('member')
+      .values(
+        [args.creator, ...invited].map((did) => ({
+          convo_id: id,
+          did,
+          added_by: did === args.creator ? null : args.creator,
+        })),
+      )
+      .execute()
+    if (args.welcome && invited.length > 0) {
+      await storeWelcome(trx, {
+        convoId: id,
+        recipients: invited,
+        data: args.welcome,
+        retentionDays: args.welcomeRetentionDays,
+      })
+    }
+    const [view] = await convoViews(trx, [convo])
+    return view as ConvoView
+  })
+}
+
+/** Cursor: last_activity_at in microseconds and the id, of the last conversation returned. */
+function parseConvoCursor(cursor: string): { activityUs: number; id: string } {
+  const match = /^(\d{1,17})_([a-z2-7]{13})$/.exec(cursor)
+  if (!match) throw invalidRequest('InvalidCursor', 'Malformed pagination cursor')
+  return { activityUs: Number(match[1]), id: match[2] as string }
+}
+
+export async function listConvos(
+  db: Db,
+  args: { did: string; limit: number; cursor?: string },
+): Promise<{ convos: ConvoView[]; cursor?: string }> {
+  const after = args.cursor ? parseConvoCursor(args.cursor) : undefined
+  const activityUs = sql<number>`(extract(epoch from convo.last_activity_at) * 1000000)::bigint`
+  let query = db
+    .selectFrom('member')
+    .innerJoin('convo', 'convo.id', 'member.convo_id')
+    .selectAll('convo')
+    .select(activityUs.as('activity_us'))
+    .where('member.did', '=', args.did)
+    .where('member.left_at', 'is', null)
+  if (after) {
+    query = query.where(
+      sql<boolean>`(${activityUs}, convo.id) < (${after.activityUs}, ${after.id})`,
+    )
+  }
+  const rows = await query
+    .orderBy(activityUs, 'desc')
+    .orderBy('convo.id', 'desc')
+    .limit(args.limit + 1)
+    .execute()
+  const page = rows.slice(0, args.limit)
+  const last = page[page.length - 1]
+  return {
+    convos: await convoViews(db, page),
+    ...(rows.length > args.limit && last ? { cursor: `${last.activity_us}_${last.id}` } : {}),
+  }
+}

@@ -1,0 +1,105 @@
+import { createHash } from 'node:crypto'
+import { sql } from 'kysely'
+import type { Db } from '../db/index.js'
+import { conflict, invalidRequest } from '../xrpc/errors.js'
+
+export interface PublishKeyPackageArgs {
+  owner: string
+  cipherSuite: string
+  data: Uint8Array
+  expiresAt: Date
+  maxPerUser: number
+}
+
+const available = (db: Db, owner: string) =>
+  db
+    .selectFrom('key_package')
+    .where('owner_did', '=', owner)
+    .where('consumed_at', 'is', null)
+    .where('expires_at', '>', sql<Date>`now()`)
+
+/** Stores a key package; returns how many the owner now has available. */
+export async function publishKeyPackage(db: Db, args: PublishKeyPackageArgs): Promise<number> {
+  const { count } = await available(db, args.owner)
+    .select((eb) => eb.fn.countAll<number>().as('count'))
+    .executeTakeFirstOrThrow()
+  if (Number(count) >= args.maxPerUser) {
+    throw invalidRequest(
+      'TooManyKeyPackages',
+      `You already have ${args.maxPerUser} unused key packages on this server`,
+    )
+  }
+  const inserted = await db
+    .insertInto('key_package')
+    .values({
+      owner_did: args.owner,
+      cipher_suite: args.cipherSuite,
+      data: args.data,
+      data_sha256: createHash('sha256').update(args.data).digest(),
+      expires_at: args.expiresAt,
+    })
+    .onConflict((oc) => oc.column('data_sha256').doNothing())
+    .returning('id')
+    .executeTakeFirst()
+  if (!inserted) {
+    throw conflict('DuplicateKeyPackage', 'This key package was already published')
+  }
+  return Number(count) + 1
+}
+
+export interface KeyPackageRef {
+  did: string
+  keyPackage: Uint8Array
+  cipherSuite: string
+}
+
+/**
+ * Hands out one available key package per DID and marks it consumed, in
+ * one statement. SKIP LOCKED makes concurrent callers take different
+ * packages instead of waiting for (or sharing) the same one.
+ */
+export async function claimKeyPackages(
+  db: Db,
+  args: { dids: string[]; cipherSuite?: string; claimedBy: string },
+): Promise<{ keyPackages: KeyPackageRef[]; missing: string[] }> {
+  const dids = [...new Set(args.dids)]
+  const suite = args.cipherSuite ?? null
+  const { rows } = await sql<{ owner_did: string; cipher_suite: string; data: Uint8Array }>`
+    WITH picked AS (
+      SELECT kp.id
+      FROM unnest(${dids}::text[]) AS wanted(did)
+      CROSS JOIN LATERAL (
+        SELECT id FROM key_package
+        WHERE owner_did = wanted.did AND consumed_at IS NULL AND expires_at > now()
+          AND (${suite}::text IS NULL OR cipher_suite = ${suite}::text)
+        ORDER BY created_at, id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+      ) kp
+    )
+    UPDATE key_package SET consumed_at = now(), consumed_by = ${args.claimedBy}
+    FROM picked WHERE key_package.id = picked.id
+    RETURNING key_package.owner_did, key_package.cipher_suite, key_package.data
+  `.execute(db)
+  const found = new Set(rows.map((r) => r.owner_did))
+  return {
+    keyPackages: rows.map((r) => ({ did: r.owner_did, keyPackage: r.data, cipherSuite: r.cipher_suite })),
+    missing: dids.filter((did) => !found.has(did)),
+  }
+}
+
+export async function keyPackageStats(
+  db: Db,
+  args: { owner: string; cipherSuite?: string },
+): Promise<{ available: number; consumed: number }> {
+  const row = await db
+    .selectFrom('key_package')
+    .select([
+      sql<number>`count(*) FILTER (WHERE consumed_at IS NULL AND expires_at > now())`.as('available'),
+      sql<number>`count(*) FILTER (WHERE consumed_at IS NOT NULL)`.as('consumed'),
+    ])
+    .where('owner_did', '=', args.owner)
+    .$if(args.cipherSuite !== undefined, (qb) => qb.where('cipher_suite', '=', args.cipherSuite as string))
+    .executeTakeFirstOrThrow()
+  return { available: Number(row.available), consumed: Number(row.consumed) }
+}

@@ -1,0 +1,199 @@
+import { sql, type RawBuilder } from 'kysely'
+import type { Db } from '../db/index.js'
+import type { WelcomeState } from '../db/schema.js'
+import { gone, invalidRequest, notFound } from '../xrpc/errors.js'
+
+/**
+ * Two-phase Welcome delivery. Per (conversation, recipient):
+ *
+ *   available --getWelcome--> in_flight --confirm(true)--> consumed
+ *       ^                        |  \
+ *       +----confirm(false)------+   +-- grace elapsed: the claim lapses
+ *                                        (next fetch or the sweep)
+ *
+ * Every transition is one conditional UPDATE on a locked row, timed by the
+ * database clock, so concurrent calls and several instances agree.
+ */
+
+export async function storeWelcome(
+  db: Db,
+  args: { convoId: string; recipients: string[]; data: Uint8Array; retentionDays: number },
+): Promise<void> {
+  const welcome = await db
+    .insertInto('welcome')
+    .values({ convo_id: args.convoId, data: args.data })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  const expiresAt = sql<Date>`now() + make_interval(days => ${args.retentionDays})`
+  await db
+    .insertInto('welcome_delivery')
+    .values(
+      args.recipients.map((did) => ({
+        convo_id: args.convoId,
+        recipient_did: did,
+        welcome_id: welcome.id,
+        expires_at: expiresAt,
+      })),
+    )
+    // A member added again (after leaving) gets the new Welcome from scratch.
+    .onConflict((oc) =>
+      oc.columns(['convo_id', 'recipient_did']).doUpdateSet({
+        welcome_id: welcome.id,
+        state: 'available',
+        created_at: sql`now()`,
+        expires_at: expiresAt,
+        fetched_at: null,
+        fetch_count: 0,
+        consumed_at: null,
+        consumed_via: null,
+        failure_count: 0,
+        last_error: null,
+      }),
+    )
+    .execute()
+}
+
+/**
+ * The recipient acted in the conversation (sent a message or a commit), so it
+ * has joined: its pending Welcome is settled. Used inside larger statements.
+ */
+export function settleWelcomeByActivity(convoId: string, did: string): RawBuilder<unknown> {
+  return sql`
+    UPDATE welcome_delivery
+    SET state = 'consumed', consumed_at = now(), consumed_via = 'message'
+    WHERE convo_id = ${convoId} AND recipient_did = ${did} AND state <> 'consumed'`
+}
+
+const welcomeNotFound = () =>
+  notFound('WelcomeNotFound', 'No Welcome message is waiting for you in this conversation')
+
+export type FetchEvent = 'fetched' | 'refetched_in_grace' | 'claim_lapsed'
+
+export async function fetchWelcome(
+  db: Db,
+  args: { convoId: string; did: string; graceSeconds: number },
+): Promise<{ data: Uint8Array; event: FetchEvent }> {
+  const grace = sql`make_interval(secs => ${args.graceSeconds})`
+  const { rows } = await sql<{ data: Uint8Array; previous: WelcomeState; in_grace: boolean }>`
+    WITH current AS (
+      SELECT convo_id, recipient_did, state, fetched_at > now() - ${grace} AS in_grace
+      FROM welcome_delivery
+      WHERE convo_id = ${args.convoId} AND recipient_did = ${args.did}
+        AND state <> 'consumed' AND expires_at > now()
+      FOR UPDATE
+    )
+    UPDATE welcome_delivery d
+    SET state = 'in_flight',
+        -- A retry within grace keeps the first fetch time: grace is not extended.
+        fetched_at = CASE WHEN current.state = 'in_flight' AND current.in_grace
+                          THEN d.fetched_at ELSE now() END,
+        fetch_count = d.fetch_count + 1
+    FROM current, welcome w
+    WHERE d.convo_id = current.convo_id AND d.recipient_did = current.recipient_did
+      AND w.id = d.welcome_id
+    RETURNING w.data, current.state AS previous, coalesce(current.in_grace, false) AS in_grace
+  `.execute(db)
+  const row = rows[0]
+  if (row) {
+    const event: FetchEvent =
+      row.previous === 'available' ? 'fetched' : row.in_grace ? 'refetched_in_grace' : 'claim_lapsed'
+    return { data: row.data, event }
+  }
+  const consumed = await db
+    .selectFrom('welcome_delivery')
+    .select('state')
+    .where('convo_id', '=', args.convoId)
+    .where('recipient_did', '=', args.did)
+    .where('state', '=', 'consumed')
+    .executeTakeFirst()
+  if (consumed) {
+    throw gone(
+      'WelcomeAlreadyConsumed',
+      'This Welcome was already processed; use the copy stored on your device',
+    )
+  }
+  throw welcomeNotFound()
+}
+
+export type ConfirmOutcome = 'confirmed_success' | 'confirmed_failure' | 'already_consumed'
+
+export async function confirmWelcome(
+  db: Db,
+  args: { convoId: string; did: string; success: boolean; errorDetails?: string },
+): Promise<ConfirmOutcome> {
+  const { rows } = await sql<{ previous: WelcomeState }>`
+    WITH current AS (
+      SELECT convo_id, recipient_did, state FROM welcome_delivery
+      WHERE convo_id = ${args.convoId} AND recipient_did = ${args.did}
+      FOR UPDATE
+    )
+    UPDATE welcome_delivery d
+    SET state = CASE WHEN ${args.success} THEN 'consumed' ELSE 'available' END,
+        consumed_at = CASE WHEN ${args.success} THEN now() END,
+        consumed_via = CASE WHEN ${args.success} THEN 'confirm' END,
+        failure_count = d.failure_count + CASE WHEN ${args.success} THEN 0 ELSE 1 END,
+        last_error = CASE WHEN ${args.success} THEN d.last_error ELSE ${args.errorDetails ?? null} END
+    FROM current
+    WHERE d.convo_id = current.convo_id AND d.recipient_did = current.recipient_did
+      -- Fetched at least once: in flight, or lapsed/failed back to available.
+      AND current.state <> 'consumed' AND d.fetched_at IS NOT NULL
+    RETURNING current.state AS previous
+  `.execute(db)
+  if (rows[0]) return args.success ? 'confirmed_success' : 'confirmed_failure'
+
+  const delivery = await db
+    .selectFrom('welcome_delivery')
+    .select(['state'])
+    .where('convo_id', '=', args.convoId)
+    .where('recipient_did', '=', args.did)
+    .executeTakeFirst()
+  if (!delivery) throw welcomeNotFound()
+  if (delivery.state === 'consumed') return 'already_consumed'
+  throw invalidRequest(
+    'WelcomeNotFetched',
+    'This Welcome was never fetched; call getWelcome before confirming it',
+  )
+}
+
+export interface SweepResult {
+  lapsed: number
+  expired: number
+  welcomesDeleted: number
+}
+
+/** One bounded pass of the Welcome sweep; SKIP LOCKED keeps instances out of each other's way. */
+export async function sweepWelcomes(
+  db: Db,
+  args: { graceSeconds: number; retentionDays: number; batchSize: number },
+): Promise<SweepResult> {
+  const lapsed = await sql`
+    UPDATE welcome_delivery SET state = 'available'
+    WHERE (convo_id, recipient_did) IN (
+      SELECT convo_id, recipient_did FROM welcome_delivery
+      WHERE state = 'in_flight' AND fetched_at <= now() - make_interval(secs => ${args.graceSeconds})
+      LIMIT ${args.batchSize}
+      FOR UPDATE SKIP LOCKED
+    )`.execute(db)
+  const expired = await sql`
+    DELETE FROM welcome_delivery
+    WHERE (convo_id, recipient_did) IN (
+      SELECT convo_id, recipient_did FROM welcome_delivery
+      WHERE state <> 'consumed' AND expires_at <= now()
+      LIMIT ${args.batchSize}
+      FOR UPDATE SKIP LOCKED
+    )`.execute(db)
+  // Welcome bytes past retention go too, with the consumed deliveries that
+  // pointed at them (so a very late fetch answers 404, not 410).
+  const deleted = await sql`
+    DELETE FROM welcome WHERE id IN (
+      SELECT id FROM welcome
+      WHERE created_at <= now() - make_interval(days => ${args.retentionDays})
+      LIMIT ${args.batchSize}
+      FOR UPDATE SKIP LOCKED
+    )`.execute(db)
+  return {
+    lapsed: Number(lapsed.numAffectedRows ?? 0),
+    expired: Number(expired.numAffectedRows ?? 0),
+    welcomesDeleted: Number(deleted.numAffectedRows ?? 0),
+  }
+}

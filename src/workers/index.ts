@@ -1,0 +1,59 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { AppContext } from '../context.js'
+import { deleteExpiredIdempotencyKeys } from '../idempotency/store.js'
+import { sweepWelcomes } from '../services/welcomes.js'
+import { startWorker, type RunningWorker } from './worker.js'
+
+/** Most batches one pass runs, so a huge backlog is worked off over several passes. */
+const MAX_BATCHES_PER_PASS = 100
+
+export function startIdempotencyCleanup(ctx: AppContext, log: FastifyBaseLogger): RunningWorker {
+  const { config, db, metrics } = ctx
+  log.info(
+    { intervalSeconds: config.WORKER_INTERVAL_SECONDS, batchSize: config.WORKER_BATCH_SIZE },
+    'Idempotency cache cleanup worker started',
+  )
+  return startWorker(
+    {
+      name: 'idempotency-cleanup',
+      intervalMs: config.WORKER_INTERVAL_SECONDS * 1000,
+      run: async () => {
+        let deleted = 0
+        for (let batch = 0; batch < MAX_BATCHES_PER_PASS; batch++) {
+          const n = await deleteExpiredIdempotencyKeys(db, config.WORKER_BATCH_SIZE)
+          deleted += n
+          metrics.idempotencyCleanupDeleted.inc(n)
+          if (n < config.WORKER_BATCH_SIZE) break
+        }
+        return { deleted }
+      },
+    },
+    { log, metrics },
+  )
+}
+
+export function startWelcomeSweep(ctx: AppContext, log: FastifyBaseLogger): RunningWorker {
+  const { config, db, metrics } = ctx
+  log.info({ intervalSeconds: config.WORKER_INTERVAL_SECONDS }, 'Welcome sweep worker started')
+  return startWorker(
+    {
+      name: 'welcome-sweep',
+      intervalMs: config.WORKER_INTERVAL_SECONDS * 1000,
+      run: async () => {
+        const result = await sweepWelcomes(db, {
+          graceSeconds: config.WELCOME_GRACE_SECONDS,
+          retentionDays: config.WELCOME_RETENTION_DAYS,
+          batchSize: config.WORKER_BATCH_SIZE,
+        })
+        metrics.welcome.inc({ event: 'claim_lapsed' }, result.lapsed)
+        metrics.welcome.inc({ event: 'expired' }, result.expired)
+        return { ...result }
+      },
+    },
+    { log, metrics },
+  )
+}
+
+export function startWorkers(ctx: AppContext, log: FastifyBaseLogger): RunningWorker[] {
+  return [startIdempotencyCleanup(ctx, log), startWelcomeSweep(ctx, log)]
+}
