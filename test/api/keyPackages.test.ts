@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestApp, type TestApp } from '../helpers/app.js'
+import { b64, NS, publishKeyPackage, SUITE } from '../helpers/mls.js'
+import { TestUser } from '../helpers/users.js'
+
+let t: TestApp
+let alice: TestUser
+let bob: TestUser
+
+beforeAll(async () => {
+  t = await startTestApp({ config: { MAX_KEY_PACKAGES_PER_USER: '3' } })
+  alice = await TestUser.create()
+  bob = await TestUser.create()
+})
+afterAll(async () => {
+  await t?.close()
+})
+
+type KeyPackages = { keyPackages: Array<{ did: string; keyPackage: string; cipherSuite: string }>; missing?: string[] }
+
+describe('publishKeyPackage', () => {
+  it('stores packages, reports how many are left, and hands each out once', async () => {
+    const owner = await TestUser.create()
+    const first = randomBytes(100)
+    expect((await publishKeyPackage(t, owner, first)).body).toEqual({ available: 1 })
+    expect((await publishKeyPackage(t, owner)).body).toEqual({ available: 2 })
+    const got = await t.call<KeyPackages>(alice, `${NS}.getKeyPackages`, { params: { dids: [owner.did] } })
+    expect(got.body).toEqual({ keyPackages: [{ did: owner.did, keyPackage: b64(first), cipherSuite: SUITE }] })
+    const stats = await t.call(owner, `${NS}.getKeyPackageStats`)
+    expect(stats.body).toEqual({ available: 1, consumed: 1 })
+  })
+
+  it('refuses duplicates, bad base64, unknown suites, past and far expiries, and too many', async () => {
+    const owner = await TestUser.create()
+    const data = randomBytes(64)
+    expect((await publishKeyPackage(t, owner, data)).status).toBe(200)
+    const dup = await publishKeyPackage(t, owner, data)
+    expect(dup.status).toBe(409)
+    expect(dup.body.error).toBe('DuplicateKeyPackage')
+    const bad = await t.call(owner, `${NS}.publishKeyPackage`, { input: { keyPackage: '!!!', cipherSuite: SUITE } })
+    expect(bad.body.error).toBe('InvalidKeyPackage')
+    const suite = await publishKeyPackage(t, owner, randomBytes(8), { cipherSuite: 'X' })
+    expect(suite.body.error).toBe('InvalidCipherSuite')
+    const past = await publishKeyPackage(t, owner, randomBytes(8), { expires: new Date(Date.now() - 1000).toISOString() })
+    expect(past.status).toBe(400)
+    const far = await publishKeyPackage(t, owner, randomBytes(8), {
+      expires: new Date(Date.now() + 91 * 24 * 3600 * 1000).toISOString(),
+    })
+    expect(far.body.error).toBe('ExpirationTooFar')
+    expect((await publishKeyPackage(t, owner)).status).toBe(200)
+    expect((await publishKeyPackage(t, owner)).status).toBe(200)
+    const full = await publishKeyPackage(t, owner)
+    expect(full.status).toBe(400)
+    expect(full.body.error).toBe('TooManyKeyPackages')
+  })
+})
+
+describe('getKeyPackages', () => {
+  it('reports DIDs without packages as missing and filters by cipher suite', async () => {
+    const owner = await TestUser.create()
+    await publishKeyPackage(t, owner)
+    const other = await t.call<KeyPackages>(alice, `${NS}.getKeyPackages`, {
+      params: { dids: [owner.did], cipherSuite: 'MLS_128_DHKEMP256_AES128GCM_SHA256_P256' },
+    })
+    expect(other.body).toEqual({ keyPackages: [], missing: [owner.did] })
+    const both = await t.call<KeyPackages>(alice, `${NS}.getKeyPackages`, { params: { dids: [owner.did, bob.did] } })
+    expect(both.body.keyPackages.map((k) => k.did)).toEqual([owner.did])
+    expect(both.body.missing).toEqual([bob.did])
+  })
+
+  it('hands out each package at most once under 20 concurrent fetches', async () => {
+    const owner = await TestUser.create()
+    for (let i = 0; i < 3; i++) await publishKeyPackage(t, owner)
+    const callers = await Promise.all(Array.from({ length: 20 }, () => TestUser.create()))
+    const results = await Promise.all(
+      callers.map((c) => t.call<KeyPackages>(c, `${NS}.getKeyPackages`, { params: { dids: [owner.did] } })),
+    )
+    expect(results.every((r) => r.status === 200)).toBe(true)
+    const handed = results.flatMap((r) => r.body.keyPackages.map((k) => k.keyPackage))
+    expect(handed).toHaveLength(3)
+    expect(new Set(handed).size).toBe(3)
+    expect(results.filter((r) => r.body.missing?.includes(owner.did))).toHaveLength(17)
+  })
+
+  it('refuses malformed DIDs', async () => {
+    const res = await t.call(alice, `${NS}.getKeyPackages`, { params: { dids: ['not-a-did'] } })
+    expect(res.status).toBe(400)
+  })
+})

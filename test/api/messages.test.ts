@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto'
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestApp, type TestApp } from '../helpers/app.js'
+import { b64, bytesJson, createConvo, NS, sendMessage } from '../helpers/mls.js'
+import { TestUser } from '../helpers/users.js'
+
+let t: TestApp
+let alice: TestUser
+let bob: TestUser
+let eve: TestUser
+
+beforeAll(async () => {
+  t = await startTestApp({ config: { MAX_MESSAGE_BYTES: '2048' } })
+  alice = await TestUser.create()
+  bob = await TestUser.create()
+  eve = await TestUser.create()
+})
+afterAll(async () => {
+  await t?.close()
+})
+
+type Page = { messages: Array<{ id: string; seq: number; sender: string; ciphertext: { $bytes: string } }>; cursor?: string }
+
+describe('sendMessage', () => {
+  it('stores opaque ciphertext byte for byte and returns its id and time', async () => {
+    const convo = await createConvo(t, alice, [bob])
+    const ciphertext = randomBytes(300)
+    const sent = await sendMessage(t, alice, convo.id, { ciphertext })
+    expect(sent.status).toBe(200)
+    expect(sent.body).toEqual({ messageId: expect.any(String), receivedAt: expect.any(String) })
+    const page = await t.call<Page>(bob, `${NS}.getMessages`, { params: { convoId: convo.id } })
+    expect(page.body.messages).toEqual([
+      {
+        id: sent.body.messageId,
+        convoId: convo.id,
+        sender: alice.did,
+        ciphertext: bytesJson(ciphertext),
+        epoch: 0,
+        seq: 1,
+        createdAt: sent.body.receivedAt,
+      },
+    ])
+  })
+
+  it('refuses a senderDid that is not the caller (403), and changes nothing', async () => {
+    const convo = await createConvo(t, alice, [bob])
+    const res = await t.call(alice, `${NS}.sendMessage`, {
+      input: { convoId: convo.id, senderDid: bob.did, epoch: 0, ciphertext: bytesJson(randomBytes(8)) },
+    })
+    expect(res.status).toBe(403)
+    const page = await t.call<Page>(alice, `${NS}.getMessages`, { params: { convoId: convo.id } })
+    expect(page.body.messages).toEqual([])
+  })
+
+  it('refuses non-members, unknown conversations, a stale epoch, empty and oversized ciphertext', async () => {
+    const convo = await createConvo(t, alice)
+    expect((await sendMessage(t, eve, convo.id)).body.error).toBe('NotMember')
+    const unknown = await sendMessage(t, alice, 'nope')
+    expect(unknown.status).toBe(404)
+    expect(unknown.body.error).toBe('ConvoNotFound')
+    const stale = await sendMessage(t, alice, convo.id, { epoch: 4 })
+    expect(stale.status).toBe(409)
+    expect(stale.body.error).toBe('EpochMismatch')
+    const big = await sendMessage(t, alice, convo.id, { ciphertext: randomBytes(2049) })
+    expect(big.status).toBe(400)
+    expect(big.body.error).toBe('MessageTooLarge')
+    expect((await sendMessage(t, alice, convo.id, { ciphertext: new Uint8Array(0) })).status).toBe(400)
+    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM message WHERE convo_id = ${convo.id}`.execute(t.ctx.db)
+    expect(rows[0]?.n).toBe(0)
+  })
+
+  it('numbers 50 concurrent sends 1..50 with no gap and no duplicate', async () => {
+    const convo = await createConvo(t, alice, [bob])
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => sendMessage(t, i % 2 ? alice : bob, convo.id)),
+    )
+    expect(results.every((r) => r.status === 200)).toBe(true)
+    const { rows } = await sql<{ seq: number }>`SELECT seq FROM message WHERE convo_id = ${convo.id} ORDER BY seq`.execute(t.ctx.db)
+    expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1))
+  })
+})
+
+describe('getMessages', () => {
+  it('pages in sequence order with a bounded page size and a cursor until the end', async () => {
+    const convo = await createConvo(t, alice, [bob])
+    const ids: string[] = []
+    for (let i = 0; i < 7; i++) ids.push((await sendMessage(t, alice, convo.id)).body.messageId)
+    const seen: string[] = []
+    let since: string | undefined
+    let pages = 0
+    for (;;) {
+      const page = await t.call<Page>(bob, `${NS}.getMessages`, {
+        params: { convoId: convo.id, limit: 3, ...(since ? { sinceMessage: since } : {}) },
+      })
+      expect(page.status).toBe(200)
+      pages++
+      seen.push(...page.body.messages.map((m) => m.id))
+      if (!page.body.cursor) break
+      since = page.body.cursor
+    }
+    expect(seen).toEqual(ids)
+    expect(pages).toBe(3)
+    const after = await t.call<Page>(bob, `${NS}.getMessages`, { params: { convoId: convo.id, sinceMessage: ids[6]! } })
+    expect(after.body.messages).toEqual([])
+  })
+
+  it('refuses a cursor that is not a message of the conversation, and strangers', async () => {
+    const convo = await createConvo(t, alice)
+    const other = await createConvo(t, alice)
+    const foreign = (await sendMessage(t, alice, other.id)).body.messageId
+    for (const sinceMessage of ['garbage', foreign, '00000000-0000-0000-0000-000000000000']) {
+      const res = await t.call(alice, `${NS}.getMessages`, { params: { convoId: convo.id, sinceMessage } })
+      expect(res.status, sinceMessage).toBe(400)
+      expect(res.body.error).toBe('InvalidCursor')
+    }
+    expect((await t.call(eve, `${NS}.getMessages`, { params: { convoId: convo.id } })).status).toBe(403)
+    expect((await t.call(alice, `${NS}.getMessages`, { params: { convoId: convo.id, limit: 101 } })).status).toBe(400)
+  })
+
+  it('shows a re-added member only what was sent while it was a member', async () => {
+    const convo = await createConvo(t, alice, [bob])
+    await sendMessage(t, alice, convo.id)
+    await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id } })
+    await sendMessage(t, alice, convo.id)
+    const readd = await t.call(alice, `${NS}.addMembers`, {
+      input: { convoId: convo.id, didList: [bob.did], welcomeMessage: b64(randomBytes(10)) },
+    })
+    expect(readd.status).toBe(200)
+    const later = (await sendMessage(t, alice, convo.id)).body.messageId
+    const page = await t.call<Page>(bob, `${NS}.getMessages`, { params: { convoId: convo.id } })
+    expect(page.body.messages.map((m) => m.id)).toEqual([later])
+  })
+})

@@ -1,0 +1,228 @@
+import { P256Keypair } from '@atproto/crypto'
+import { createServiceJwt } from '@atproto/xrpc-server'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ConfigError, loadConfig } from '../../src/config.js'
+import { handlers } from '../../src/api/index.js'
+import { xrpcMethods } from '../../src/xrpc/lexicons.js'
+import { startTestApp, type TestApp } from '../helpers/app.js'
+import { SERVICE_DID, TestUser } from '../helpers/users.js'
+
+const GET_CONVOS = 'blue.catbird.mls.getConvos'
+const GET_MESSAGES = 'blue.catbird.mls.getMessages'
+const SEND_MESSAGE = 'blue.catbird.mls.sendMessage'
+
+let t: TestApp
+let alice: TestUser
+
+beforeAll(async () => {
+  t = await startTestApp({ config: { BODY_LIMIT_BYTES: '4096' } })
+  alice = await TestUser.create()
+})
+afterAll(async () => {
+  await t?.close()
+})
+
+describe('routing', () => {
+  it('serves /xrpc/_health with the version when the database answers', async () => {
+    const res = await fetch(`${t.url}/xrpc/_health`)
+    expect(res.status).toBe(200)
+    expect(await res.json()).toEqual({ version: expect.stringMatching(/^\d+\.\d+\.\d+/) })
+  })
+
+  it('routes every lexicon method at /xrpc/<nsid> with its HTTP method, behind auth', async () => {
+    const methods = xrpcMethods(t.ctx.lexicons)
+    expect(methods.length).toBeGreaterThanOrEqual(14)
+    for (const { nsid, def } of methods) {
+      const method = def.type === 'query' ? 'GET' : 'POST'
+      const res = await fetch(`${t.url}/xrpc/${nsid}`, { method })
+      expect(res.status, nsid).toBe(401)
+      expect(await res.json(), nsid).toMatchObject({ error: 'AuthMissing' })
+    }
+  })
+
+  it('answers the wrong HTTP method with 405 and Allow', async () => {
+    const asGet = await fetch(`${t.url}/xrpc/${SEND_MESSAGE}`)
+    expect(asGet.status).toBe(405)
+    expect(asGet.headers.get('allow')).toBe('POST')
+    expect(await asGet.json()).toMatchObject({ error: 'InvalidRequest', message: expect.stringContaining('POST') })
+    const asPost = await t.call(alice, GET_CONVOS, { method: 'POST', input: {} })
+    expect(asPost.status).toBe(405)
+  })
+
+  it('answers unknown routes with a 404 XRPC error', async () => {
+    const res = await fetch(`${t.url}/xrpc/blue.catbird.mls.noSuchMethod`)
+    expect(res.status).toBe(404)
+    expect(await res.json()).toMatchObject({ error: 'NotFound', message: expect.any(String) })
+    expect((await fetch(`${t.url}/elsewhere`)).status).toBe(404)
+  })
+
+  it('answers 501 MethodNotImplemented for a lexicon method without a handler', async () => {
+    const { [GET_CONVOS]: _omitted, ...rest } = handlers as Record<string, never>
+    const partial = await startTestApp({ testDb: t.testDb, handlers: rest })
+    try {
+      const res = await partial.call(alice, GET_CONVOS)
+      expect(res.status).toBe(501)
+      expect(res.body).toMatchObject({ error: 'MethodNotImplemented' })
+    } finally {
+      await partial.close()
+    }
+  })
+
+  it('refuses an output that breaks the lexicon (output validation) with a 500', async () => {
+    const broken = await startTestApp({
+      testDb: t.testDb,
+      handlers: { ...handlers, [GET_CONVOS]: async () => ({ conversations: 'not an array' }) },
+    })
+    try {
+      const res = await broken.call(alice, GET_CONVOS)
+      expect(res.status).toBe(500)
+      expect(res.body).toEqual({ error: 'InternalServerError', message: 'Internal Server Error' })
+    } finally {
+      await broken.close()
+    }
+  })
+})
+
+describe('params and input validation', () => {
+  it('coerces integer params and refuses malformed ones, naming the param', async () => {
+    const ok = await t.call(alice, GET_CONVOS, { params: { limit: 5 } })
+    expect(ok.status).toBe(200)
+    for (const limit of ['abc', '5x', '', '1.5']) {
+      const res = await t.call(alice, GET_CONVOS, { params: { limit } })
+      expect(res.status, limit).toBe(400)
+      expect(res.body.error).toBe('InvalidRequest')
+      expect(String(res.body.message)).toContain('limit')
+    }
+    const tooBig = await t.call(alice, GET_CONVOS, { params: { limit: 101 } })
+    expect(tooBig.status).toBe(400)
+    expect(String(tooBig.body.message)).toContain('limit')
+  })
+
+  it('refuses a scalar param given twice and a missing required param', async () => {
+    const twice = await t.call(alice, GET_MESSAGES, { params: { convoId: ['a', 'b'] } })
+    expect(twice.status).toBe(400)
+    expect(String(twice.body.message)).toContain('convoId')
+    const missing = await t.call(alice, GET_MESSAGES)
+    expect(missing.status).toBe(400)
+    expect(String(missing.body.message)).toContain('convoId')
+  })
+
+  it('decodes repeated keys as array params', async () => {
+    const bob = await TestUser.create()
+    const res = await t.call(alice, 'blue.catbird.mls.getKeyPackages', {
+      params: { dids: [bob.did, alice.did] },
+    })
+    expect(res.status).toBe(200)
+    expect(res.body).toEqual({ keyPackages: [], missing: [bob.did, alice.did] })
+  })
+
+  it('refuses boolean params that are not "true" or "false"', async () => {
+    const { decodeQueryParams } = await import('../../src/xrpc/params.js')
+    const def = { type: 'params' as const, properties: { flag: { type: 'boolean' as const } } }
+    expect(decodeQueryParams(def, new URLSearchParams('flag=true'))).toEqual({ flag: true })
+    expect(decodeQueryParams(def, new URLSearchParams('flag=false'))).toEqual({ flag: false })
+    expect(() => decodeQueryParams(def, new URLSearchParams('flag=yes'))).toThrow(/flag/)
+  })
+
+  it('refuses an invalid body with 400 naming the field', async () => {
+    const noEpoch = await t.call(alice, SEND_MESSAGE, {
+      input: { convoId: 'c', senderDid: alice.did, ciphertext: { $bytes: 'AAAA' } },
+    })
+    expect(noEpoch.status).toBe(400)
+    expect(noEpoch.body).toMatchObject({ error: 'InvalidRequest', message: expect.stringContaining('epoch') })
+    const badBytes = await t.call(alice, SEND_MESSAGE, {
+      input: { convoId: 'c', senderDid: alice.did, ciphertext: 'plain', epoch: 0 },
+    })
+    expect(badBytes.status).toBe(400)
+    expect(String(badBytes.body.message)).toContain('ciphertext')
+  })
+
+  it('refuses bodies that are not JSON, or not JSON at all', async () => {
+    const notJson = await t.call(alice, SEND_MESSAGE, { input: '{"convoId": ' })
+    expect(notJson.status).toBe(400)
+    expect(notJson.body.error).toBe('InvalidRequest')
+    const wrongType = await t.call(alice, SEND_MESSAGE, {
+      input: 'hello',
+      headers: { 'content-type': 'application/octet-stream' },
+    })
+    expect(wrongType.status).toBe(415)
+    const none = await t.call(alice, SEND_MESSAGE)
+    expect(none.status).toBe(400)
+    const proto = await t.call(alice, SEND_MESSAGE, { input: '{"__proto__": {"x": 1}}' })
+    expect(proto.status).toBe(400)
+  })
+
+  it('answers 413 PayloadTooLarge past the body limit', async () => {
+    const res = await t.call(alice, SEND_MESSAGE, {
+      input: { convoId: 'c', senderDid: alice.did, epoch: 0, ciphertext: { $bytes: 'A'.repeat(8000) } },
+    })
+    expect(res.status).toBe(413)
+    expect(res.body).toMatchObject({ error: 'PayloadTooLarge' })
+  })
+})
+
+describe('service auth', () => {
+  it('accepts a token for this service and method (k256 and p256 keys)', async () => {
+    expect((await t.call(alice, GET_CONVOS)).status).toBe(200)
+    const p256 = await TestUser.create('p256')
+    expect((await t.call(p256, GET_CONVOS)).status).toBe(200)
+  })
+
+  it.each([
+    ['missing header', async () => null, 'AuthMissing'],
+    ['another audience', () => alice.token(GET_CONVOS, { aud: 'did:web:elsewhere.example' }), 'BadJwtAudience'],
+    ['another method', () => alice.token(SEND_MESSAGE), 'BadJwtLexiconMethod'],
+    ['no method', () => alice.token(null), 'BadJwtLexiconMethod'],
+    ['expired', () => alice.token(GET_CONVOS, { iat: 1_000, exp: 1_060 }), 'JwtExpired'],
+    [
+      'not valid yet',
+      () => alice.token(GET_CONVOS, { iat: Math.floor(Date.now() / 1000) + 3600, exp: Math.floor(Date.now() / 1000) + 7200 }),
+      'BadJwt',
+    ],
+    ['garbage', async () => 'not.a.jwt', 'BadJwt'],
+    ['two parts', async () => 'abc.def', 'BadJwt'],
+  ])('refuses a request with %s (401 %s)', async (_name, makeToken, error) => {
+    const res = await t.call(alice, GET_CONVOS, { token: await makeToken() })
+    expect(res.status).toBe(401)
+    expect(res.body).toMatchObject({ error, message: expect.any(String) })
+  })
+
+  it('refuses a token signed by a key that is not the issuer DID', async () => {
+    const mallory = await P256Keypair.create()
+    const forged = await createServiceJwt({ iss: alice.did, aud: SERVICE_DID, lxm: GET_CONVOS, keypair: mallory })
+    const res = await t.call(null, GET_CONVOS, { token: forged })
+    expect(res.status).toBe(401)
+    expect(res.body.error).toBe('BadJwtSignature')
+  })
+
+  it('refuses alg "none" and a non-Bearer scheme', async () => {
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+    const exp = Math.floor(Date.now() / 1000) + 60
+    const unsigned = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ iss: alice.did, aud: SERVICE_DID, lxm: GET_CONVOS, exp })}.`
+    const res = await t.call(null, GET_CONVOS, { token: unsigned })
+    expect(res.status).toBe(401)
+    const basic = await t.call(null, GET_CONVOS, { headers: { authorization: 'Basic abc' } })
+    expect(basic.status).toBe(401)
+  })
+})
+
+describe('configuration', () => {
+  it('applies defaults', () => {
+    const config = loadConfig({})
+    expect(config).toMatchObject({
+      PORT: 3000,
+      SERVICE_DID: 'did:web:localhost',
+      IDEMPOTENCY_TTL_SECONDS: 86400,
+      WELCOME_GRACE_SECONDS: 300,
+    })
+  })
+
+  it('stops start-up with a message naming every bad variable', () => {
+    const attempt = () =>
+      loadConfig({ PORT: 'eighty', SERVICE_DID: 'localhost', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud' })
+    expect(attempt).toThrow(ConfigError)
+    for (const name of ['PORT', 'SERVICE_DID', 'DATABASE_URL', 'LOG_LEVEL']) {
+      expect(attempt).toThrow(name)
+    }
+  })
+})
