@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     globalSetup: ['test/setup/postgres.ts'],
     include: ['test/**/*.test.ts'],
+    reporters: ['default', './test/setup/summary-reporter.ts'],
     pool: 'forks',
     // Two cores: two files at a time, each with a database of its own.
     maxWorkers: 2,
