@@ -98,6 +98,14 @@ export const configSchema = z.object({
   REQUEST_TIMEOUT_MS: int(0)
     .default(30_000)
     .describe('Time a client has to send a whole request (0 disables).'),
+  CONNECTION_TIMEOUT_MS: int(0)
+    .default(120_000)
+    .describe('A connection with no traffic for this long is closed (0 disables).'),
+  RATE_LIMIT_PER_MINUTE: int(0)
+    .default(0)
+    .describe(
+      'Requests one caller (DID) may make per minute before 429 `RateLimitExceeded`; 0 disables. Counted per instance.',
+    ),
 })
 
 export type Config = z.infer<typeof configSchema>

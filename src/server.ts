@@ -6,6 +6,7 @@ import type { Config } from './config.js'
 import type { AppContext } from './context.js'
 import type { Database } from './db/index.js'
 import { idempotencyPlugin } from './idempotency/plugin.js'
+import { rateLimit, rateLimitOptions } from './xrpc/rate-limit.js'
 import { Metrics } from './metrics.js'
 import { createAuthVerifier } from './xrpc/auth.js'
 import { sendXrpcError } from './xrpc/errors.js'
@@ -48,6 +49,14 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
     ...loggerOpt,
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestTimeout: config.REQUEST_TIMEOUT_MS,
+    connectionTimeout: config.CONNECTION_TIMEOUT_MS,
+    // Node checks request timeouts on an interval (30 s by default) and skips
+    // the check while headersTimeout exceeds requestTimeout: without both,
+    // a slow client holds its connection far past the timeout.
+    http: {
+      connectionsCheckingInterval: Math.min(1_000, Math.max(100, config.REQUEST_TIMEOUT_MS)),
+      ...(config.REQUEST_TIMEOUT_MS > 0 ? { headersTimeout: Math.min(60_000, config.REQUEST_TIMEOUT_MS) } : {}),
+    },
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     // Fastify's own 404 for HEAD/OPTIONS etc. still goes through our handler.
@@ -73,6 +82,15 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({ error: 'NotFound', message: `No route for ${request.method} ${request.url.split('?')[0]}` }),
   )
+  // While closing, in-flight requests finish but their keep-alive
+  // connections are let go, so close() does not wait for clients to hang up.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close')
+  })
   app.addHook('onResponse', async (request, reply) => {
     const nsid = request.routeOptions.config.nsid
     if (!nsid) return
@@ -95,6 +113,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
     }
   })
 
+  if (config.RATE_LIMIT_PER_MINUTE > 0) await app.register(rateLimit, rateLimitOptions(config))
   await app.register(idempotencyPlugin, { ctx })
   await app.register(xrpcRoutes, {
     ctx,
