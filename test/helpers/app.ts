@@ -3,6 +3,7 @@ import { loadConfig, type Config } from '../../src/config.js'
 import type { AppContext } from '../../src/context.js'
 import { createDatabase, type Database } from '../../src/db/index.js'
 import { buildServer } from '../../src/server.js'
+import { loadLexicons } from '../../src/xrpc/lexicons.js'
 import type { XrpcHandlers } from '../../src/xrpc/types.js'
 import { createTestDatabase, type TestDatabase } from './database.js'
 import { SERVICE_DID, type TestUser } from './users.js'
@@ -30,11 +31,7 @@ export interface TestApp {
   testDb: TestDatabase
   url: string
   /** Calls an XRPC method over real HTTP as `user`. */
-  call<T = Record<string, unknown>>(
-    user: TestUser | null,
-    nsid: string,
-    opts?: CallOptions,
-  ): Promise<XrpcResponse<T>>
+  call: XrpcCall
   close(): Promise<void>
 }
 
@@ -49,6 +46,41 @@ export function queryString(params: CallOptions['params'] = {}): string {
   }
   const text = search.toString()
   return text ? `?${text}` : ''
+}
+
+export type XrpcCall = <T = Record<string, unknown>>(
+  user: TestUser | null,
+  nsid: string,
+  opts?: CallOptions,
+) => Promise<XrpcResponse<T>>
+
+const lexicons = loadLexicons()
+
+/** Calls XRPC methods of the server at `baseUrl` over real HTTP, as a given user. */
+export function xrpcClient(baseUrl: string): XrpcCall {
+  return async (user, nsid, callOpts = {}) => {
+    const lexMethod = lexicons.getDef(nsid)
+    const method = callOpts.method ?? (lexMethod?.type === 'procedure' ? 'POST' : 'GET')
+    const headers: Record<string, string> = { ...callOpts.headers }
+    const token = callOpts.token === undefined ? await user?.token(nsid) : callOpts.token
+    if (token) headers.authorization = `Bearer ${token}`
+    let body: string | undefined
+    if (callOpts.input !== undefined) {
+      body = typeof callOpts.input === 'string' ? callOpts.input : JSON.stringify(callOpts.input)
+      headers['content-type'] ??= 'application/json'
+    }
+    const res = await fetch(`${baseUrl}/xrpc/${nsid}${queryString(callOpts.params)}`, {
+      method,
+      headers,
+      body,
+    })
+    const text = await res.text()
+    return {
+      status: res.status,
+      body: (text ? JSON.parse(text) : undefined) as never,
+      headers: res.headers,
+    }
+  }
 }
 
 /**
@@ -75,29 +107,7 @@ export async function startTestApp(
   })
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
 
-  const call: TestApp['call'] = async (user, nsid, callOpts = {}) => {
-    const lexMethod = ctx.lexicons.getDef(nsid)
-    const method = callOpts.method ?? (lexMethod?.type === 'procedure' ? 'POST' : 'GET')
-    const headers: Record<string, string> = { ...callOpts.headers }
-    const token = callOpts.token === undefined ? await user?.token(nsid) : callOpts.token
-    if (token) headers.authorization = `Bearer ${token}`
-    let body: string | undefined
-    if (callOpts.input !== undefined) {
-      body = typeof callOpts.input === 'string' ? callOpts.input : JSON.stringify(callOpts.input)
-      headers['content-type'] ??= 'application/json'
-    }
-    const res = await fetch(`${url}/xrpc/${nsid}${queryString(callOpts.params)}`, {
-      method,
-      headers,
-      body,
-    })
-    const text = await res.text()
-    return {
-      status: res.status,
-      body: (text ? JSON.parse(text) : undefined) as never,
-      headers: res.headers,
-    }
-  }
+  const call = xrpcClient(url)
 
   return {
     app,

@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import type { TestApp } from './app.js'
+import type { XrpcCall } from './app.js'
+
+/** Anything that can call the server: a TestApp, or { call: xrpcClient(url) }. */
+type Caller = { call: XrpcCall }
 import type { TestUser } from './users.js'
 
 export const NS = 'blue.catbird.mls'
@@ -18,7 +21,7 @@ export interface ConvoBody {
 
 /** Creates a conversation and fails the test unless it worked. */
 export async function createConvo(
-  t: TestApp,
+  t: Caller,
   creator: TestUser,
   members: TestUser[] = [],
   extra: Record<string, unknown> = {},
@@ -37,7 +40,7 @@ export async function createConvo(
 }
 
 export function sendMessage(
-  t: TestApp,
+  t: Caller,
   sender: TestUser,
   convoId: string,
   opts: { epoch?: number; ciphertext?: Uint8Array; idempotencyKey?: string; headers?: Record<string, string> } = {},
@@ -54,7 +57,7 @@ export function sendMessage(
   })
 }
 
-export function publishKeyPackage(t: TestApp, user: TestUser, data: Uint8Array = randomBytes(200), extra: Record<string, unknown> = {}) {
+export function publishKeyPackage(t: Caller, user: TestUser, data: Uint8Array = randomBytes(200), extra: Record<string, unknown> = {}) {
   return t.call<{ available: number }>(user, `${NS}.publishKeyPackage`, {
     input: { keyPackage: b64(data), cipherSuite: SUITE, ...extra },
   })

@@ -1,0 +1,95 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { xrpcClient } from '../helpers/app.js'
+import { startChildServer, type ChildServer } from '../helpers/child-server.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { bytesJson, createConvo, NS } from '../helpers/mls.js'
+import { TestUser } from '../helpers/users.js'
+
+let testDb: TestDatabase
+let db: Kysely<unknown>
+let server: ChildServer | undefined
+
+beforeAll(async () => {
+  testDb = await createTestDatabase()
+  db = new Kysely({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: testDb.url, max: 2 }) }) })
+})
+afterAll(async () => {
+  server?.process.kill('SIGKILL')
+  await db?.destroy()
+  await testDb?.drop()
+})
+
+interface Send {
+  key: string
+  ciphertext: string
+  messageId?: string
+}
+
+describe('process crash mid-load', () => {
+  it('loses no acknowledged message and duplicates none after SIGKILL and keyed retries', async () => {
+    server = await startChildServer({ DATABASE_URL: testDb.url })
+    const alice = await TestUser.create()
+    const bob = await TestUser.create()
+    const convo = await createConvo({ call: xrpcClient(server.url) }, alice, [bob])
+
+    const sends: Send[] = Array.from({ length: 300 }, () => ({
+      key: randomUUID(),
+      ciphertext: bytesJson(randomBytes(24)).$bytes,
+    }))
+    const send = async (url: string, s: Send, user: TestUser) => {
+      const res = await xrpcClient(url)<{ messageId: string }>(user, `${NS}.sendMessage`, {
+        input: { convoId: convo.id, senderDid: user.did, epoch: 0, ciphertext: { $bytes: s.ciphertext }, idempotencyKey: s.key },
+      })
+      if (res.status !== 200) throw new Error(`sendMessage ${res.status}: ${JSON.stringify(res.body)}`)
+      return res.body.messageId
+    }
+    const sender = (i: number) => (i % 2 ? alice : bob)
+
+    // 16 workers send until the server dies; it is killed after 60 acknowledgements.
+    const firstUrl = server.url
+    let acknowledged = 0
+    let next = 0
+    const killed = (async () => {
+      while (acknowledged < 60) await new Promise((r) => setTimeout(r, 5))
+      server!.process.kill('SIGKILL')
+    })()
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < sends.length) {
+          const i = next++
+          const s = sends[i]!
+          try {
+            s.messageId = await send(firstUrl, s, sender(i))
+            acknowledged++
+          } catch {
+            return // connection refused or cut: this worker stops
+          }
+        }
+      }),
+    )
+    await killed
+    await server.exited
+    const unanswered = sends.filter((s, i) => s.messageId === undefined && i < next)
+    expect(acknowledged).toBeGreaterThanOrEqual(60)
+
+    // Restart on the same database and retry every unanswered request with its key.
+    server = await startChildServer({ DATABASE_URL: testDb.url })
+    for (const s of unanswered) {
+      s.messageId = await send(server.url, s, sender(sends.indexOf(s)))
+    }
+
+    const { rows } = await sql<{ id: string; seq: number; ciphertext: Buffer }>`
+      SELECT id, seq::int AS seq, ciphertext FROM message WHERE convo_id = ${convo.id} ORDER BY seq`.execute(db)
+    const attempted = sends.slice(0, next)
+    // Exactly the attempted messages, each once, under the id its sender was told.
+    expect(rows).toHaveLength(attempted.length)
+    const byCiphertext = new Map(rows.map((r) => [r.ciphertext.toString('base64').replace(/=+$/, ''), r.id]))
+    expect(byCiphertext.size).toBe(attempted.length)
+    for (const s of attempted) expect(byCiphertext.get(s.ciphertext)).toBe(s.messageId)
+    // Sequence numbers 1..n with no gap.
+    expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1))
+  }, 60_000)
+})

@@ -1,0 +1,91 @@
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded.js'
+import { createDatabase } from '../../src/db/index.js'
+import { migrateToLatest } from '../../src/db/migrator.js'
+import { startTestApp, type TestApp } from '../helpers/app.js'
+import { createConvo, sendMessage } from '../helpers/mls.js'
+import { TestUser } from '../helpers/users.js'
+
+// A cluster of this file's own, so it can be stopped without touching other test files.
+let dir: string
+let port: number
+let cluster: EmbeddedPostgres
+let t: TestApp
+
+const startCluster = () =>
+  startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port, settings: { fsync: 'off' } })
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'catbird-outage-'))
+  await chmod(dir, 0o755)
+  port = 40_000 + Math.floor(Math.random() * 10_000)
+  cluster = await startCluster()
+  const database = createDatabase({ url: cluster.url, poolSize: 4 })
+  await migrateToLatest(database.db)
+  await database.close()
+  t = await startTestApp({ testDb: { url: cluster.url, drop: async () => {} } })
+})
+afterAll(async () => {
+  await t?.close()
+  await cluster?.stop()
+  await rm(dir, { recursive: true, force: true })
+})
+
+describe('database outage', () => {
+  it('answers 503 XRPC errors while the database is down, reports unhealthy, and recovers by itself', async () => {
+    const alice = await TestUser.create()
+    const convo = await createConvo(t, alice)
+    expect((await sendMessage(t, alice, convo.id)).status).toBe(200)
+
+    // Load running while the database goes away.
+    let stop = false
+    const statuses: number[] = []
+    const load = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (!stop) statuses.push((await sendMessage(t, alice, convo.id)).status)
+      }),
+    )
+    await new Promise((r) => setTimeout(r, 200))
+    await cluster.stop()
+    await new Promise((r) => setTimeout(r, 500))
+
+    const during = await sendMessage(t, alice, convo.id)
+    expect(during.status).toBe(503)
+    expect(during.body).toMatchObject({ error: 'ServiceUnavailable', message: expect.any(String) })
+    const health = await fetch(`${t.url}/xrpc/_health`)
+    expect(health.status).toBe(503)
+
+    cluster = await startCluster()
+    await new Promise((r) => setTimeout(r, 200))
+    stop = true
+    await load
+    // Nothing but successes and clean 503s: no 500, no hang.
+    expect(new Set(statuses.filter((s) => s !== 200 && s !== 503))).toEqual(new Set())
+    expect(statuses).toContain(503)
+
+    expect((await fetch(`${t.url}/xrpc/_health`)).status).toBe(200)
+    expect((await sendMessage(t, alice, convo.id)).status).toBe(200)
+  }, 60_000)
+
+  it('answers 503 when its connections are terminated, then serves again', async () => {
+    const alice = await TestUser.create()
+    const convo = await createConvo(t, alice)
+    const admin = new pg.Client(cluster.url)
+    await admin.connect()
+    try {
+      const sends = Array.from({ length: 20 }, () => sendMessage(t, alice, convo.id))
+      await admin.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+      )
+      const statuses = (await Promise.all(sends)).map((r) => r.status)
+      expect(statuses.every((s) => s === 200 || s === 503)).toBe(true)
+    } finally {
+      await admin.end()
+    }
+    expect((await sendMessage(t, alice, convo.id)).status).toBe(200)
+  })
+})

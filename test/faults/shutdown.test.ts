@@ -1,0 +1,55 @@
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { xrpcClient } from '../helpers/app.js'
+import { startChildServer } from '../helpers/child-server.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { createConvo, sendMessage } from '../helpers/mls.js'
+import { TestUser } from '../helpers/users.js'
+
+let testDb: TestDatabase
+
+beforeAll(async () => {
+  testDb = await createTestDatabase()
+})
+afterAll(async () => {
+  await testDb?.drop()
+})
+
+describe('graceful shutdown', () => {
+  it('finishes every in-flight request on SIGTERM, then exits 0', async () => {
+    const server = await startChildServer({ DATABASE_URL: testDb.url, DATABASE_POOL_SIZE: '40' })
+    const client = { call: xrpcClient(server.url) }
+    const alice = await TestUser.create()
+    const convo = await createConvo(client, alice)
+
+    // Hold the conversation row so 30 sends are provably inside the server when SIGTERM lands.
+    const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: testDb.url, max: 2 }) }) })
+    const holder = await db.connection().execute(async (conn) => {
+      await sql`BEGIN`.execute(conn)
+      await sql`SELECT 1 FROM convo WHERE id = ${convo.id} FOR UPDATE`.execute(conn)
+      const sends = Array.from({ length: 30 }, () => sendMessage(client, alice, convo.id))
+      // Wait until all 30 are blocked on the row lock inside the database (polled
+      // outside this transaction: pg_stat_activity is snapshotted per transaction).
+      const deadline = Date.now() + 15_000
+      let blocked = 0
+      while (blocked < 30 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100))
+        const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND state = 'active' AND wait_event_type = 'Lock'`.execute(db)
+        blocked = rows[0]!.n
+      }
+      expect(blocked).toBe(30)
+      server.process.kill('SIGTERM')
+      await new Promise((r) => setTimeout(r, 300))
+      await sql`COMMIT`.execute(conn)
+      return Promise.all(sends)
+    })
+    expect(holder.map((r) => r.status)).toEqual(Array(30).fill(200))
+    expect(await server.exited).toBe(0)
+    expect(server.output()).toContain('shutdown complete')
+    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM message`.execute(db)
+    expect(rows[0]!.n).toBe(30)
+    await db.destroy()
+  }, 60_000)
+})
