@@ -1,13 +1,7 @@
 import type { Db } from '../db/index.js'
+import type { CommitMessage } from '../lexicon/types/blue.catbird.mls.getCommits.js'
 import { invalidRequest } from '../xrpc/errors.js'
 import { iso } from './util.js'
-
-export interface CommitView {
-  epoch: number
-  sender: string
-  commitData: Uint8Array
-  createdAt: string
-}
 
 /**
  * Commits created in epochs fromEpoch..toEpoch (inclusive; toEpoch defaults
@@ -16,7 +10,7 @@ export interface CommitView {
 export async function listCommits(
   db: Db,
   args: { convoId: string; currentEpoch: number; fromEpoch: number; toEpoch?: number; limit: number },
-): Promise<CommitView[]> {
+): Promise<CommitMessage[]> {
   const toEpoch = args.toEpoch ?? args.currentEpoch
   if (toEpoch < args.fromEpoch) {
     throw invalidRequest('InvalidEpochRange', `toEpoch ${toEpoch} is before fromEpoch ${args.fromEpoch}`)

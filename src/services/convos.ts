@@ -2,27 +2,11 @@ import { TID } from '@atproto/common-web'
 import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
 import type { Convo } from '../db/schema.js'
+import type { ConvoView, MemberView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { conflict, invalidRequest } from '../xrpc/errors.js'
 import { convoNotFound, notMember } from './errors.js'
 import { iso, transact } from './util.js'
 import { storeWelcome } from './welcomes.js'
-
-export interface MemberView {
-  did: string
-  joinedAt: string
-}
-
-export interface ConvoView {
-  id: string
-  groupId: string
-  creator: string
-  members: MemberView[]
-  epoch: number
-  cipherSuite: string
-  createdAt: string
-  lastMessageAt?: string
-  metadata?: { name?: string; description?: string }
-}
 
 export interface Membership {
   convo: Pick<Convo, 'id' | 'epoch' | 'last_seq'>

@@ -1,23 +1,12 @@
 import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
 import type { Message } from '../db/schema.js'
+import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { invalidRequest } from '../xrpc/errors.js'
 import { epochMismatch } from './errors.js'
 import { requireMember } from './convos.js'
 import { iso } from './util.js'
 import { settleWelcomeByActivity } from './welcomes.js'
-
-export interface MessageView {
-  id: string
-  convoId: string
-  sender: string
-  ciphertext: Uint8Array
-  epoch: number
-  seq: number
-  createdAt: string
-  embedType?: string
-  embedUri?: string
-}
 
 export interface SendMessageArgs {
   convoId: string
