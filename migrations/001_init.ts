@@ -69,6 +69,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     -- Hand-out picks the oldest available package of an owner.
     CREATE INDEX key_package_available_idx ON key_package (owner_did, cipher_suite, created_at)
       WHERE consumed_at IS NULL;
+    -- getKeyPackageStats counts an owner's consumed packages too.
+    CREATE INDEX key_package_owner_idx ON key_package (owner_did);
 
     -- One MLS Welcome carries secrets for every member a commit adds, so the
     -- bytes are stored once and each recipient's delivery state separately.

@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto'
+import { Kysely, PostgresDialect, sql, type CompiledQuery } from 'kysely'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createDatabase, type Database } from '../../src/db/index.js'
+import type { DatabaseSchema } from '../../src/db/schema.js'
+import { deleteExpiredIdempotencyKeys } from '../../src/idempotency/store.js'
+import { listCommits } from '../../src/services/commits.js'
+import { createConvo, listConvos, requireMember } from '../../src/services/convos.js'
+import { addMembers, removeMember } from '../../src/services/members.js'
+import { claimKeyPackages, keyPackageStats, publishKeyPackage } from '../../src/services/keyPackages.js'
+import { listMessages, sendMessage } from '../../src/services/messages.js'
+import { confirmWelcome, fetchWelcome, sweepWelcomes } from '../../src/services/welcomes.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+
+let testDb: TestDatabase
+let database: Database
+const captured: CompiledQuery[] = []
+let traced: Kysely<DatabaseSchema>
+
+// Enough rows that a sequential scan would be a real cost, and the planner knows it.
+beforeAll(async () => {
+  testDb = await createTestDatabase()
+  database = createDatabase({ url: testDb.url, poolSize: 4 })
+  const db = database.db
+  await sql`
+    INSERT INTO convo (id, group_id, creator_did, cipher_suite, last_seq)
+      SELECT 'c' || i, md5(i::text), 'did:plc:u' || (i % 500), 's', 100 FROM generate_series(1, 20000) i;
+    INSERT INTO member (convo_id, did, joined_seq)
+      SELECT 'c' || i, 'did:plc:u' || ((i + k) % 5000), 0 FROM generate_series(1, 20000) i, generate_series(0, 4) k
+      ON CONFLICT DO NOTHING;
+    INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext)
+      SELECT gen_random_uuid(), 'c' || i, s, 'did:plc:u' || (i % 500), 0, '\\x00' FROM generate_series(1, 20000) i, generate_series(1, 10) s;
+    INSERT INTO commit (convo_id, epoch, sender_did, data)
+      SELECT 'c' || i, e, 'did:plc:u1', '\\x00' FROM generate_series(1, 2000) i, generate_series(0, 9) e;
+    INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, expires_at)
+      SELECT 'did:plc:u' || (i % 500), 's', int4send(i), sha256(int4send(i)), now() + interval '1 day' FROM generate_series(1, 50000) i;
+    INSERT INTO welcome (convo_id, data) SELECT 'c' || i, '\\x00' FROM generate_series(1, 2000) i;
+    INSERT INTO welcome_delivery (convo_id, recipient_did, welcome_id, expires_at)
+      SELECT w.convo_id, 'did:plc:r' || k, w.id, now() + interval '1 day' FROM welcome w, generate_series(1, 10) k;
+    INSERT INTO idempotency_key (scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
+      SELECT sha256(int4send(i)), 'did:plc:u1', 'n', '\\x00', 200, '{}', now() + interval '1 day' FROM generate_series(1, 50000) i;
+    ANALYZE;
+  `.execute(db)
+  traced = new Kysely<DatabaseSchema>({
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: testDb.url, max: 2 }) }),
+    log: (event) => {
+      if (event.level === 'query') captured.push(event.query)
+    },
+  })
+})
+afterAll(async () => {
+  await traced?.destroy()
+  await database?.close()
+  await testDb?.drop()
+})
+
+const BIG_TABLES = ['message', 'member', 'key_package', 'commit', 'welcome_delivery', 'idempotency_key', 'convo']
+
+function seqScans(plan: unknown, found: string[] = []): string[] {
+  if (Array.isArray(plan)) plan.forEach((p) => seqScans(p, found))
+  else if (plan && typeof plan === 'object') {
+    const node = plan as Record<string, unknown>
+    if (node['Node Type'] === 'Seq Scan' && BIG_TABLES.includes(String(node['Relation Name']))) {
+      found.push(String(node['Relation Name']))
+    }
+    Object.values(node).forEach((v) => seqScans(v, found))
+  }
+  return found
+}
+
+describe('query plans', () => {
+  it('every statement the services run uses an index on the large tables', async () => {
+    const did = 'did:plc:u7'
+    const convoId = 'c7'
+    // Run each service once (errors are fine: the statements were still captured).
+    const calls: Array<() => Promise<unknown>> = [
+      () => requireMember(traced, convoId, did),
+      () => listMessages(traced, { convoId, did, limit: 50 }),
+      () => sendMessage(traced, { convoId, sender: did, epoch: 0, ciphertext: new Uint8Array([1]) }),
+      () => listConvos(traced, { did, limit: 50 }),
+      () => listCommits(traced, { convoId, currentEpoch: 10, fromEpoch: 2, limit: 100 }),
+      () => claimKeyPackages(traced, { dids: ['did:plc:u3', 'did:plc:u4'], claimedBy: did }),
+      () => keyPackageStats(traced, { owner: did }),
+      () => publishKeyPackage(traced, { owner: did, cipherSuite: 's', data: new Uint8Array([9, 9]), expiresAt: new Date(Date.now() + 1e6), maxPerUser: 1000 }),
+      () => fetchWelcome(traced, { convoId, did: 'did:plc:r1', graceSeconds: 300 }),
+      () => confirmWelcome(traced, { convoId, did: 'did:plc:r1', success: true }),
+      () => sweepWelcomes(traced, { graceSeconds: 300, retentionDays: 14, batchSize: 100 }),
+      () => deleteExpiredIdempotencyKeys(traced, 100),
+      () => createConvo(traced, { creator: did, groupId: 'ff01', cipherSuite: 's', initialMembers: ['did:plc:x'], welcome: new Uint8Array([1]), welcomeRetentionDays: 14 }),
+      () => addMembers(traced, { convoId, caller: did, dids: ['did:plc:new'], commit: new Uint8Array([1]), expectedEpoch: 0, welcome: new Uint8Array([2]), maxMembers: 100, welcomeRetentionDays: 14 }),
+      () => removeMember(traced, { convoId, caller: did, target: 'did:plc:u8' }),
+    ]
+    for (const call of calls) await call().catch(() => {})
+    await listMessages(traced, { convoId, did, sinceMessage: randomUUID(), limit: 50 }).catch(() => {})
+
+    expect(captured.length).toBeGreaterThanOrEqual(25)
+    const offenders: string[] = []
+    // Transaction control (begin/commit/rollback) has no plan.
+    for (const query of captured.filter((q) => !/^(begin|commit|rollback)\b/i.test(q.sql.trim()))) {
+      // EXPLAIN takes the statement's own parameters over the extended protocol.
+      const { rows } = await database.pool.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${query.sql}`, [
+        ...query.parameters,
+      ])
+      const scans = seqScans(rows[0]!['QUERY PLAN'])
+      if (scans.length) offenders.push(`${scans.join(',')}: ${query.sql.replace(/\s+/g, ' ').slice(0, 160)}`)
+    }
+    expect(offenders).toEqual([])
+  }, 60_000)
+})
