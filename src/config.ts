@@ -101,6 +101,13 @@ export const configSchema = z.object({
   CONNECTION_TIMEOUT_MS: int(0)
     .default(120_000)
     .describe('A connection with no traffic for this long is closed (0 disables).'),
+  METRICS_TOKEN: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .optional()
+    .describe(
+      'Bearer token required by `GET /metrics`. When unset, /metrics answers loopback clients only.',
+    ),
   RATE_LIMIT_PER_MINUTE: int(0)
     .default(0)
     .describe(

@@ -8,6 +8,7 @@ import type { Database } from './db/index.js'
 import { idempotencyPlugin } from './idempotency/plugin.js'
 import { rateLimit, rateLimitOptions } from './xrpc/rate-limit.js'
 import { Metrics } from './metrics.js'
+import { metricsRoute } from './metrics-route.js'
 import { createAuthVerifier } from './xrpc/auth.js'
 import { sendXrpcError } from './xrpc/errors.js'
 import { loadLexicons } from './xrpc/lexicons.js'
@@ -65,6 +66,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
 
   const metrics = new Metrics()
   metrics.observePool(database.pool)
+  metrics.observeKeyPackages(database.db)
   const ctx: AppContext = {
     config,
     db: database.db,
@@ -114,6 +116,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
   })
 
   if (config.RATE_LIMIT_PER_MINUTE > 0) await app.register(rateLimit, rateLimitOptions(config))
+  await app.register(metricsRoute, { ctx })
   await app.register(idempotencyPlugin, { ctx })
   await app.register(xrpcRoutes, {
     ctx,

@@ -1,9 +1,9 @@
 import { Migrator, type Kysely, type MigrationResultSet } from 'kysely'
 import { migrations } from '../../migrations/index.js'
 
-export function createMigrator(db: Kysely<unknown>): Migrator {
+export function createMigrator<T>(db: Kysely<T>): Migrator {
   return new Migrator({
-    db,
+    db: db as unknown as Kysely<unknown>,
     provider: { getMigrations: async () => migrations },
   })
 }
@@ -30,9 +30,9 @@ function unwrap({ error, results }: MigrationResultSet): string[] {
  * run migrations this build does not know (a newer version wrote it).
  */
 export async function migrateToLatest<T>(db: Kysely<T>): Promise<string[]> {
-  return unwrap(await createMigrator(db as unknown as Kysely<unknown>).migrateToLatest())
+  return unwrap(await createMigrator(db).migrateToLatest())
 }
 
 export async function migrateDown<T>(db: Kysely<T>): Promise<string[]> {
-  return unwrap(await createMigrator(db as unknown as Kysely<unknown>).migrateDown())
+  return unwrap(await createMigrator(db).migrateDown())
 }

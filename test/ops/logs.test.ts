@@ -1,0 +1,65 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestApp, type TestApp } from '../helpers/app.js'
+import { b64, createConvo, NS } from '../helpers/mls.js'
+import { TestUser } from '../helpers/users.js'
+
+const lines: Array<Record<string, unknown>> = []
+let raw = ''
+let t: TestApp
+
+beforeAll(async () => {
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      raw += String(chunk)
+      lines.push(JSON.parse(String(chunk)) as Record<string, unknown>)
+      done()
+    },
+  })
+  t = await startTestApp({ logger: pino({ level: 'info' }, sink) })
+})
+afterAll(async () => {
+  await t?.close()
+})
+
+describe('logs', () => {
+  it('carry a request id and the caller, show the operator lines, and never secrets', async () => {
+    const alice = await TestUser.create()
+    const bob = await TestUser.create()
+    const welcome = randomBytes(40)
+    const convo = await createConvo(t, alice, [bob], { welcomeMessage: b64(welcome) })
+    const ciphertext = randomBytes(48)
+    const key = `key-${randomUUID()}`
+    const token = await alice.token(`${NS}.sendMessage`)
+    const input = { convoId: convo.id, senderDid: alice.did, epoch: 0, ciphertext: { $bytes: b64(ciphertext) }, idempotencyKey: key }
+    lines.length = 0
+    raw = ''
+    await t.call(alice, `${NS}.sendMessage`, { input, token, headers: { 'idempotency-key': key } })
+    await t.call(alice, `${NS}.sendMessage`, { input, token })
+    await t.call(bob, `${NS}.getWelcome`, { params: { convoId: convo.id } })
+    await t.call(bob, `${NS}.confirmWelcome`, { input: { convoId: convo.id, success: false, errorDetails: 'bad epoch secret' } })
+    await t.call(bob, `${NS}.getWelcome`, { params: { convoId: convo.id } })
+    await t.call(bob, `${NS}.confirmWelcome`, { input: { convoId: convo.id, success: true } })
+    await t.call(bob, `${NS}.getWelcome`, { params: { convoId: convo.id } })
+
+    const requestLines = lines.filter((l) => l.req || l.res || l.reqId)
+    expect(requestLines.length).toBeGreaterThan(10)
+    for (const line of requestLines) expect(line.reqId).toEqual(expect.any(String))
+    // After auth, lines name the caller.
+    const hit = lines.find((l) => String(l.msg).startsWith('Idempotency cache HIT'))
+    expect(hit).toMatchObject({ level: 30, caller: alice.did, msg: expect.stringMatching(/^Idempotency cache HIT for key=[0-9a-f]{16} status=200$/) })
+    expect(lines.find((l) => String(l.msg).startsWith('Welcome processing failed'))).toMatchObject({ level: 40, caller: bob.did })
+    expect(lines.find((l) => String(l.msg).startsWith('Welcome already consumed for user'))).toMatchObject({
+      level: 30,
+      msg: `Welcome already consumed for user ${bob.did} in convo ${convo.id} (expected on retry)`,
+    })
+    // No token, no ciphertext or Welcome bytes, no raw idempotency key.
+    expect(raw).not.toContain(token)
+    expect(raw).not.toContain(token.split('.')[2])
+    expect(raw).not.toContain(b64(ciphertext))
+    expect(raw).not.toContain(b64(welcome))
+    expect(raw).not.toContain(key)
+  })
+})

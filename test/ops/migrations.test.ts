@@ -1,0 +1,61 @@
+import { execFile } from 'node:child_process'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createDatabase, type Database } from '../../src/db/index.js'
+import { MigrationError, migrateDown, migrateToLatest } from '../../src/db/migrator.js'
+import { projectRoot } from '../../src/paths.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+
+const run = promisify(execFile)
+let testDb: TestDatabase
+let database: Database
+
+beforeAll(async () => {
+  testDb = await createTestDatabase()
+  database = createDatabase({ url: testDb.url, poolSize: 2 })
+})
+afterAll(async () => {
+  await database?.close()
+  await testDb?.drop()
+})
+
+const tables = async () =>
+  (
+    await sql<{ name: string }>`SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'kysely%' ORDER BY 1`.execute(database.db)
+  ).rows.map((r) => r.name)
+
+const migrateCli = (command: string) =>
+  run(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src/db/migrate-cli.ts'), command], {
+    cwd: projectRoot,
+    env: { PATH: process.env.PATH ?? '', DATABASE_URL: testDb.url },
+  })
+
+describe('migrations', () => {
+  it('go down and up again, leaving the same schema', async () => {
+    const before = await tables()
+    expect(before).toContain('message')
+    const down = await migrateDown(database.db)
+    expect(down.length).toBe(1)
+    await migrateToLatest(database.db)
+    expect(await tables()).toEqual(before)
+  })
+
+  it('are run and reported by `npm run migrate`', async () => {
+    const status = await migrateCli('status')
+    expect(status.stdout).toMatch(/applied .* 001_init/)
+    expect((await migrateCli('up')).stdout).toContain('already up to date')
+    await expect(migrateCli('sideways')).rejects.toMatchObject({ stderr: expect.stringContaining('usage') })
+  })
+
+  it('refuse a database that a newer version of the server has migrated', async () => {
+    await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('999_from_the_future', now()::text)`.execute(database.db)
+    try {
+      await expect(migrateToLatest(database.db)).rejects.toThrow(MigrationError)
+      await expect(migrateToLatest(database.db)).rejects.toThrow(/999_from_the_future/)
+    } finally {
+      await sql`DELETE FROM kysely_migration WHERE name = '999_from_the_future'`.execute(database.db)
+    }
+  })
+})
