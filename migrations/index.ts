@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely'
 import * as m001 from './001_init.js'
+import * as m002 from './002_message_events.js'
 
 /**
  * Every migration, by name, in order. Listed statically (not read from disk) so
@@ -7,4 +8,5 @@ import * as m001 from './001_init.js'
  */
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
+  '002_message_events': m002,
 }

@@ -101,6 +101,15 @@ export const configSchema = z.object({
   CONNECTION_TIMEOUT_MS: int(0)
     .default(120_000)
     .describe('A connection with no traffic for this long is closed (0 disables).'),
+  SSE_KEEPALIVE_SECONDS: int(1)
+    .default(15)
+    .describe('How often an idle event stream gets a keep-alive comment.'),
+  SSE_MAX_STREAMS_PER_CALLER: int(1)
+    .default(5)
+    .describe('Open event streams one caller may hold on an instance; more get 429.'),
+  SSE_MAX_BUFFER_BYTES: int(1024)
+    .default(1024 * 1024)
+    .describe('Unsent bytes an event stream may queue before a slow client is disconnected.'),
   METRICS_TOKEN: z
     .string()
     .min(16, 'must be at least 16 characters')

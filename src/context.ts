@@ -2,6 +2,7 @@ import type { Lexicons } from '@atproto/lexicon'
 import type pg from 'pg'
 import type { Config } from './config.js'
 import type { Db } from './db/index.js'
+import type { EventHub } from './events/hub.js'
 import type { Metrics } from './metrics.js'
 import type { AuthVerifier } from './xrpc/auth.js'
 
@@ -14,4 +15,6 @@ export interface AppContext {
   lexicons: Lexicons
   auth: AuthVerifier
   metrics: Metrics
+  /** Fans new messages out to this instance's event streams. */
+  events: EventHub
 }

@@ -7,6 +7,7 @@ import type { AppContext } from './context.js'
 import type { Database } from './db/index.js'
 import { idempotencyPlugin } from './idempotency/plugin.js'
 import { rateLimit, rateLimitOptions } from './xrpc/rate-limit.js'
+import { EventHub } from './events/hub.js'
 import { Metrics } from './metrics.js'
 import { metricsRoute } from './metrics-route.js'
 import { createAuthVerifier } from './xrpc/auth.js'
@@ -78,7 +79,16 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
       didCacheTtlMs: config.DID_CACHE_TTL_SECONDS * 1000,
     }),
     metrics,
+    events: new EventHub({
+      db: database.db,
+      connection: database.pool.options,
+      log: app.log,
+    }),
   }
+  // The hub listens while the server runs, and ends its streams before close
+  // waits for connections (a stream never ends on its own).
+  app.addHook('onReady', async () => ctx.events.start())
+  app.addHook('preClose', async () => ctx.events.stop())
 
   app.setErrorHandler((err, request, reply) => sendXrpcError(err, request, reply))
   app.setNotFoundHandler((request, reply) =>

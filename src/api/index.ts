@@ -12,6 +12,7 @@ import getWelcome from './getWelcome.js'
 import leaveConvo from './leaveConvo.js'
 import publishKeyPackage from './publishKeyPackage.js'
 import sendMessage from './sendMessage.js'
+import streamConvoEvents from './streamConvoEvents.js'
 
 /** The handler of each NSID; a lexicon method missing here answers 501. */
 export const handlers = {
@@ -28,4 +29,5 @@ export const handlers = {
   'blue.catbird.mls.leaveConvo': leaveConvo,
   'blue.catbird.mls.publishKeyPackage': publishKeyPackage,
   'blue.catbird.mls.sendMessage': sendMessage,
+  'blue.catbird.mls.streamConvoEvents': streamConvoEvents,
 } as XrpcHandlers

@@ -38,6 +38,8 @@ export interface MessageTable {
   embed_type: string | null
   embed_uri: string | null
   created_at: Defaulted<Date>
+  /** Global position of the message in event streams (identity column). */
+  event_id: ColumnType<number, never, never>
 }
 
 export interface CommitTable {

@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestApp, type TestApp } from '../helpers/app.js'
+import { createConvo, NS, sendMessage } from '../helpers/mls.js'
+import { messagesOf, openStream } from '../helpers/sse.js'
+import { TestUser } from '../helpers/users.js'
+
+// Two instances of the server on one database.
+let one: TestApp
+let two: TestApp
+
+beforeAll(async () => {
+  one = await startTestApp({ config: { SSE_KEEPALIVE_SECONDS: '1', SSE_MAX_STREAMS_PER_CALLER: '3' } })
+  two = await startTestApp({ testDb: one.testDb, config: { SSE_KEEPALIVE_SECONDS: '1' } })
+})
+afterAll(async () => {
+  await two?.close()
+  await one?.close()
+})
+
+describe('streamConvoEvents', () => {
+  it('delivers 200 messages sent through two instances to subscribers on both, in order, exactly once', async () => {
+    const alice = await TestUser.create()
+    const bob = await TestUser.create()
+    const convo = await createConvo(one, alice, [bob])
+    const streams = [await openStream(one.url, alice), await openStream(two.url, bob), await openStream(one.url, bob)]
+    expect(streams.map((s) => s.status)).toEqual([200, 200, 200])
+
+    const sends = []
+    for (let i = 0; i < 200; i++) sends.push(sendMessage(i % 2 ? one : two, i % 3 ? alice : bob, convo.id))
+    const results = await Promise.all(sends)
+    expect(results.every((r) => r.status === 200)).toBe(true)
+
+    for (const stream of streams) {
+      await stream.waitFor((events) => events.length >= 200)
+      const messages = messagesOf(stream.events)
+      expect(messages.map((m) => m.seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1))
+      expect(new Set(messages.map((m) => m.id)).size).toBe(200)
+      expect(stream.events[0]?.data).toMatchObject({
+        $type: `${NS}.streamConvoEvents#messageEvent`,
+        cursor: stream.events[0]?.id,
+        message: { convoId: convo.id, ciphertext: { $bytes: expect.any(String) } },
+      })
+      stream.close()
+    }
+  }, 60_000)
+
+  it('resumes from a cursor after a disconnect with nothing lost and nothing repeated', async () => {
+    const alice = await TestUser.create()
+    const convo = await createConvo(one, alice)
+    const first = await openStream(one.url, alice)
+    for (let i = 0; i < 5; i++) await sendMessage(one, alice, convo.id)
+    await first.waitFor((e) => e.length === 5)
+    first.close()
+    const cursor = first.events[2]!.id!
+    for (let i = 0; i < 5; i++) await sendMessage(two, alice, convo.id)
+
+    const resumed = await openStream(two.url, alice, { cursor })
+    await resumed.waitFor((e) => e.length >= 7)
+    for (let i = 0; i < 3; i++) await sendMessage(one, alice, convo.id)
+    await resumed.waitFor((e) => e.length >= 10)
+    expect(messagesOf(resumed.events).map((m) => m.seq)).toEqual([4, 5, 6, 7, 8, 9, 10, 11, 12, 13])
+    resumed.close()
+
+    const viaHeader = await openStream(one.url, alice, {}, { 'last-event-id': resumed.events[8]!.id! })
+    await viaHeader.waitFor((e) => e.length >= 1)
+    expect(messagesOf(viaHeader.events).map((m) => m.seq)).toEqual([13])
+    viaHeader.close()
+  })
+
+  it('shows non-members nothing, refuses a convo filter they are not in, and stops a member who leaves', async () => {
+    const alice = await TestUser.create()
+    const bob = await TestUser.create()
+    const eve = await TestUser.create()
+    const convo = await createConvo(one, alice, [bob])
+    const refused = await openStream(one.url, eve, { convoId: convo.id })
+    expect(refused.status).toBe(403)
+    expect(refused.body).toMatchObject({ error: 'NotMember' })
+    const eveStream = await openStream(one.url, eve)
+    const bobStream = await openStream(two.url, bob, { convoId: convo.id })
+    await sendMessage(one, alice, convo.id)
+    await bobStream.waitFor((e) => e.length === 1)
+    await one.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id } })
+    await sendMessage(one, alice, convo.id)
+    const other = await createConvo(one, eve)
+    await sendMessage(one, eve, other.id)
+    // Eve's own message arriving proves the earlier ones were not held back.
+    await eveStream.waitFor((e) => e.length === 1)
+    expect(messagesOf(eveStream.events).map((m) => m.convoId)).toEqual([other.id])
+    expect(bobStream.events).toHaveLength(1)
+    eveStream.close()
+    bobStream.close()
+  })
+
+  it('sends keep-alive comments, limits streams per caller, and refuses bad cursors', async () => {
+    const alice = await TestUser.create()
+    const streams = [await openStream(one.url, alice), await openStream(one.url, alice), await openStream(one.url, alice)]
+    const fourth = await openStream(one.url, alice)
+    expect(fourth.status).toBe(429)
+    await streams[0]!.waitFor(() => streams[0]!.comments.includes('keep-alive'), 5_000)
+    const bad = await openStream(one.url, alice, { cursor: 'abc' })
+    expect(bad.status).toBe(400)
+    expect(bad.body).toMatchObject({ error: 'InvalidCursor' })
+    streams.forEach((s) => s.close())
+  })
+
+  it('ends open streams when the server closes, without delaying shutdown', async () => {
+    const extra = await startTestApp({ testDb: one.testDb })
+    const alice = await TestUser.create()
+    const stream = await openStream(extra.url, alice)
+    // A stream left open would keep close() waiting until the test times out.
+    await extra.close()
+    await stream.closed
+    expect(stream.status).toBe(200)
+  }, 15_000)
+})

@@ -1,0 +1,114 @@
+import { queryString } from './app.js'
+import type { TestUser } from './users.js'
+
+export interface SseEvent {
+  id?: string
+  data: Record<string, unknown>
+}
+
+export interface SseStream {
+  status: number
+  events: SseEvent[]
+  /** Comment lines received (keep-alives). */
+  comments: string[]
+  body: Record<string, unknown> | undefined
+  /** Resolves once `predicate` holds for the events so far; rejects after `timeoutMs`. */
+  waitFor(predicate: (events: SseEvent[]) => boolean, timeoutMs?: number): Promise<void>
+  closed: Promise<void>
+  close(): void
+}
+
+const NSID = 'blue.catbird.mls.streamConvoEvents'
+
+/** Opens an event stream as `user` and parses it as it arrives. */
+export async function openStream(
+  baseUrl: string,
+  user: TestUser,
+  params: Record<string, string> = {},
+  headers: Record<string, string> = {},
+): Promise<SseStream> {
+  const abort = new AbortController()
+  const res = await fetch(`${baseUrl}/xrpc/${NSID}${queryString(params)}`, {
+    headers: { authorization: `Bearer ${await user.token(NSID)}`, ...headers },
+    signal: abort.signal,
+  })
+  const events: SseEvent[] = []
+  const comments: string[] = []
+  const waiters = new Set<() => void>()
+  const notify = () => waiters.forEach((w) => w())
+  if (res.headers.get('content-type')?.startsWith('application/json')) {
+    return {
+      status: res.status,
+      events,
+      comments,
+      body: (await res.json()) as Record<string, unknown>,
+      waitFor: () => Promise.reject(new Error('not a stream')),
+      closed: Promise.resolve(),
+      close() {},
+    }
+  }
+  const closed = (async () => {
+    const decoder = new TextDecoder()
+    let pending = ''
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        pending += decoder.decode(chunk, { stream: true })
+        let end: number
+        while ((end = pending.indexOf('\n\n')) !== -1) {
+          const block = pending.slice(0, end)
+          pending = pending.slice(end + 2)
+          let id: string | undefined
+          let data = ''
+          for (const line of block.split('\n')) {
+            if (line.startsWith(':')) comments.push(line.slice(1).trim())
+            else if (line.startsWith('id: ')) id = line.slice(4)
+            else if (line.startsWith('data: ')) data += line.slice(6)
+          }
+          if (data) events.push({ ...(id !== undefined ? { id } : {}), data: JSON.parse(data) as Record<string, unknown> })
+          notify()
+        }
+      }
+    } catch {
+      // aborted by close()
+    } finally {
+      notify()
+    }
+  })()
+  let ended = false
+  void closed.then(() => (ended = true))
+  return {
+    status: res.status,
+    events,
+    comments,
+    body: undefined,
+    closed,
+    close: () => abort.abort(),
+    waitFor(predicate, timeoutMs = 10_000) {
+      return new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (predicate(events)) {
+            cleanup()
+            resolve()
+          } else if (ended) {
+            cleanup()
+            reject(new Error(`stream ended after ${events.length} events`))
+          }
+        }
+        const timer = setTimeout(() => {
+          cleanup()
+          reject(new Error(`timed out with ${events.length} events`))
+        }, timeoutMs)
+        const cleanup = () => {
+          clearTimeout(timer)
+          waiters.delete(check)
+        }
+        waiters.add(check)
+        check()
+      })
+    },
+  }
+}
+
+/** The messages carried by a stream's events, in arrival order. */
+export const messagesOf = (events: SseEvent[]) =>
+  events.map((e) => e.data.message as { id: string; convoId: string; seq: number; sender: string })
