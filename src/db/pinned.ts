@@ -33,6 +33,18 @@ class PinnedDialect extends PostgresDialect {
  * service's writes and the owner's own statements commit or fail together.
  */
 export function kyselyInOpenTransaction(client: pg.PoolClient): Db {
+  // Pooled clients live long and are reused: so is the instance built on each.
+  let db = onClient.get(client)
+  if (!db) {
+    db = buildOn(client)
+    onClient.set(client, db)
+  }
+  return db
+}
+
+const onClient = new WeakMap<pg.PoolClient, Db>()
+
+function buildOn(client: pg.PoolClient): Db {
   const pinned: PostgresPoolClient = {
     query: client.query.bind(client) as PostgresPoolClient['query'],
     // Returning the client to the pool is the owner's job too.
