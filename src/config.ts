@@ -92,6 +92,9 @@ export const configSchema = z.object({
   WORKER_BATCH_SIZE: int(1, 100_000)
     .default(1_000)
     .describe('Rows one worker pass deletes or updates per statement.'),
+  WORKER_BATCH_PAUSE_MS: int(0, 10_000)
+    .default(25)
+    .describe('Pause between two batches of one worker pass, so a large backlog does not crowd out requests.'),
   SHUTDOWN_TIMEOUT_MS: int(0)
     .default(25_000)
     .describe('How long shutdown waits for in-flight requests before closing anyway.'),

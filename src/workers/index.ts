@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { AppContext } from '../context.js'
 import { deleteExpiredIdempotencyKeys } from '../idempotency/store.js'
@@ -24,6 +25,7 @@ export function startIdempotencyCleanup(ctx: AppContext, log: FastifyBaseLogger)
           deleted += n
           metrics.idempotencyCleanupDeleted.inc(n)
           if (n < config.WORKER_BATCH_SIZE) break
+          await sleep(config.WORKER_BATCH_PAUSE_MS)
         }
         return { deleted }
       },
