@@ -1,0 +1,254 @@
+import { randomUUID } from 'node:crypto'
+import { WelcomeAlreadyConsumedError, XrpcClientError } from './errors.js'
+import {
+  isKeyedProcedure,
+  type AddMembers,
+  type ConfirmWelcome,
+  type CreateConvo,
+  type GetCommits,
+  type GetConvos,
+  type GetEpoch,
+  type GetKeyPackages,
+  type GetKeyPackageStats,
+  type GetMessages,
+  type GetWelcome,
+  type LeaveConvo,
+  type ProcedureNsid,
+  type Procedures,
+  type PublishKeyPackage,
+  type Queries,
+  type QueryNsid,
+  type SendMessage,
+} from './methods.js'
+import { defaultRetryOptions, withRetry, type RetryOptions } from './retry.js'
+import {
+  MemoryPendingStore,
+  MemoryWelcomeStore,
+  type PendingOperation,
+  type PendingStore,
+  type WelcomeStore,
+} from './stores.js'
+import { inputToJson, XrpcClient, type XrpcClientOptions } from './xrpc.js'
+
+export interface MlsClientOptions extends XrpcClientOptions {
+  /** Where writes wait for a definitive answer. Default: in memory (lost on exit). */
+  pendingStore?: PendingStore
+  /** Where fetched Welcomes wait for a confirmed join. Default: in memory (lost on exit). */
+  welcomeStore?: WelcomeStore
+  retry?: Partial<RetryOptions>
+}
+
+/** What became of one resumed operation. */
+export type PendingOutcome = {
+  [N in ProcedureNsid]:
+    | { nsid: N; operation: PendingOperation; ok: true; output: Procedures[N]['output'] }
+    | { nsid: N; operation: PendingOperation; ok: false; error: unknown }
+}[ProcedureNsid]
+
+/** Turns a Welcome's bytes into group state (an MLS library's join); throws when it cannot. */
+export type WelcomeProcessor = (welcome: Uint8Array) => Promise<void>
+
+const CONFIRM_WELCOME = 'blue.catbird.mls.confirmWelcome'
+const MAX_ERROR_DETAILS = 1024
+
+/**
+ * The client side of the server's guarantees (SPEC.md, "Client-side recipe"):
+ *
+ * - every write is stored with its idempotency key before it is sent, resent
+ *   with the same key until the server answers definitively, and removed only
+ *   then; `retryPending()` resumes what a previous process left;
+ * - a Welcome is stored before it is processed, confirmed afterwards, and kept
+ *   until a successful join is confirmed, so a failed or interrupted join can
+ *   be retried from the stored copy.
+ *
+ * Reads are retried on transient failures too. getKeyPackages hands each key
+ * package out once, so a response lost in transit costs that key package.
+ */
+export class MlsClient {
+  readonly xrpc: XrpcClient
+  readonly pendingStore: PendingStore
+  readonly welcomeStore: WelcomeStore
+  private readonly retry: RetryOptions
+  /** Operations being sent by this process, which retryPending() leaves alone. */
+  private readonly inFlight = new Set<string>()
+
+  constructor(opts: MlsClientOptions) {
+    this.xrpc = new XrpcClient(opts)
+    this.pendingStore = opts.pendingStore ?? new MemoryPendingStore()
+    this.welcomeStore = opts.welcomeStore ?? new MemoryWelcomeStore()
+    this.retry = { ...defaultRetryOptions, ...opts.retry }
+  }
+
+  // Writes: stored, sent and retried with one idempotency key each.
+
+  createConvo(input: CreateConvo.Input): Promise<CreateConvo.Output> {
+    return this.write('blue.catbird.mls.createConvo', input)
+  }
+
+  addMembers(input: AddMembers.Input): Promise<AddMembers.Output> {
+    return this.write('blue.catbird.mls.addMembers', input)
+  }
+
+  leaveConvo(input: LeaveConvo.Input): Promise<LeaveConvo.Output> {
+    return this.write('blue.catbird.mls.leaveConvo', input)
+  }
+
+  sendMessage(input: SendMessage.Input): Promise<SendMessage.Output> {
+    return this.write('blue.catbird.mls.sendMessage', input)
+  }
+
+  publishKeyPackage(input: PublishKeyPackage.Input): Promise<PublishKeyPackage.Output> {
+    return this.write('blue.catbird.mls.publishKeyPackage', input)
+  }
+
+  confirmWelcome(input: ConfirmWelcome.Input): Promise<ConfirmWelcome.Output> {
+    return this.write(CONFIRM_WELCOME, input)
+  }
+
+  // Reads: retried on transient failures, nothing stored.
+
+  getConvos(params: GetConvos.Params = {}): Promise<GetConvos.Output> {
+    return this.read('blue.catbird.mls.getConvos', params)
+  }
+
+  getMessages(params: GetMessages.Params): Promise<GetMessages.Output> {
+    return this.read('blue.catbird.mls.getMessages', params)
+  }
+
+  getEpoch(params: GetEpoch.Params): Promise<GetEpoch.Output> {
+    return this.read('blue.catbird.mls.getEpoch', params)
+  }
+
+  getCommits(params: GetCommits.Params): Promise<GetCommits.Output> {
+    return this.read('blue.catbird.mls.getCommits', params)
+  }
+
+  getKeyPackages(params: GetKeyPackages.Params): Promise<GetKeyPackages.Output> {
+    return this.read('blue.catbird.mls.getKeyPackages', params)
+  }
+
+  getKeyPackageStats(params: GetKeyPackageStats.Params = {}): Promise<GetKeyPackageStats.Output> {
+    return this.read('blue.catbird.mls.getKeyPackageStats', params)
+  }
+
+  getWelcome(params: GetWelcome.Params): Promise<GetWelcome.Output> {
+    return this.read('blue.catbird.mls.getWelcome', params)
+  }
+
+  /**
+   * Joins a conversation: fetches the Welcome, stores it, hands it to
+   * `process`, then confirms the outcome. When `process` throws, the failure
+   * is reported (the server keeps the Welcome available), the stored copy is
+   * kept for retryFailedWelcome(), and the error is rethrown.
+   */
+  async joinFromWelcome(convoId: string, process: WelcomeProcessor): Promise<void> {
+    await this.processWelcome(convoId, await this.fetchWelcome(convoId), process)
+  }
+
+  /**
+   * Retries a join that failed or was interrupted: from the stored copy when
+   * there is one, else by fetching again (allowed within the grace period).
+   * Throws WelcomeAlreadyConsumedError when the server has no Welcome left
+   * to give and there is no stored copy.
+   */
+  async retryFailedWelcome(convoId: string, process: WelcomeProcessor): Promise<void> {
+    const stored = await this.welcomeStore.get(convoId)
+    const welcome = stored ? stored.welcome : await this.fetchWelcome(convoId)
+    await this.processWelcome(convoId, welcome, process)
+  }
+
+  /**
+   * Resends the stored operations this process is not already sending (after
+   * a restart), one at a time in the order they were made, so writes to one
+   * conversation keep their order.
+   */
+  async retryPending(): Promise<PendingOutcome[]> {
+    const operations = (await this.pendingStore.list())
+      .filter((op) => !this.inFlight.has(op.id))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+    const outcomes: PendingOutcome[] = []
+    for (const operation of operations) {
+      const { nsid } = operation
+      try {
+        outcomes.push({ nsid, operation, ok: true, output: await this.complete(operation) } as PendingOutcome)
+      } catch (error) {
+        outcomes.push({ nsid, operation, ok: false, error })
+      }
+    }
+    return outcomes
+  }
+
+  private read<N extends QueryNsid>(nsid: N, params: Queries[N]['params']): Promise<Queries[N]['output']> {
+    return withRetry(() => this.xrpc.query(nsid, params), this.retry)
+  }
+
+  private async write<N extends ProcedureNsid>(
+    nsid: N,
+    input: Procedures[N]['input'],
+  ): Promise<Procedures[N]['output']> {
+    const given = 'idempotencyKey' in input ? input.idempotencyKey : undefined
+    const id = given ?? randomUUID()
+    const operation: PendingOperation = {
+      id,
+      nsid,
+      // Procedures without a key in their input are idempotent by nature.
+      input: inputToJson(isKeyedProcedure(nsid) ? { ...input, idempotencyKey: id } : input),
+      createdAt: new Date().toISOString(),
+    }
+    await this.pendingStore.put(id, operation)
+    return this.complete<N>(operation)
+  }
+
+  /**
+   * Sends a stored operation until a definitive answer. Success and
+   * refusals remove it; anything else (attempts exhausted, no token) leaves
+   * it stored for retryPending().
+   */
+  private async complete<N extends ProcedureNsid>(operation: PendingOperation): Promise<Procedures[N]['output']> {
+    this.inFlight.add(operation.id)
+    try {
+      const output = await withRetry(
+        () => this.xrpc.procedureJson<N>(operation.nsid as N, operation.input),
+        this.retry,
+      )
+      await this.settled(operation)
+      return output
+    } catch (err) {
+      if (err instanceof XrpcClientError && err.permanent) await this.pendingStore.delete(operation.id)
+      throw err
+    } finally {
+      this.inFlight.delete(operation.id)
+    }
+  }
+
+  private async settled(operation: PendingOperation): Promise<void> {
+    const { nsid, input } = operation
+    // The join is on record: the stored Welcome is no longer needed.
+    if (nsid === CONFIRM_WELCOME && input.success === true) await this.welcomeStore.delete(String(input.convoId))
+    await this.pendingStore.delete(operation.id)
+  }
+
+  /** getWelcome, storing the result before anyone processes it. */
+  private async fetchWelcome(convoId: string): Promise<string> {
+    const { welcome } = await this.getWelcome({ convoId }).catch((err: unknown) => {
+      throw err instanceof XrpcClientError && err.status === 410 ? new WelcomeAlreadyConsumedError(convoId, err) : err
+    })
+    await this.welcomeStore.put(convoId, { convoId, welcome, storedAt: new Date().toISOString() })
+    return welcome
+  }
+
+  private async processWelcome(convoId: string, welcome: string, process: WelcomeProcessor): Promise<void> {
+    try {
+      await process(new Uint8Array(Buffer.from(welcome, 'base64')))
+    } catch (err) {
+      const details = err instanceof Error ? err.message : String(err)
+      // A report that cannot be delivered now stays pending; the stored copy
+      // allows a retry either way, so the processing error is what matters.
+      await this.confirmWelcome({ convoId, success: false, errorDetails: details.slice(0, MAX_ERROR_DETAILS) }).catch(
+        () => undefined,
+      )
+      throw err
+    }
+    await this.confirmWelcome({ convoId, success: true })
+  }
+}

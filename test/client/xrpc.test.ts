@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import ts from 'typescript'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { FilePendingStore, XrpcClient, XrpcClientError, type PendingOperation } from '../../src/client/index.js'
+import { projectRoot } from '../../src/paths.js'
+import { startTestApp, type TestApp } from '../helpers/app.js'
+import { refusingUrl } from '../helpers/fault-proxy.js'
+import { NS, randomGroupId, SUITE } from '../helpers/mls.js'
+import { TestUser } from '../helpers/users.js'
+
+let t: TestApp
+let alice: TestUser
+let xrpc: XrpcClient
+
+beforeAll(async () => {
+  t = await startTestApp()
+  alice = await TestUser.create()
+  xrpc = new XrpcClient({ serviceUrl: `${t.url}/`, token: (nsid) => alice.token(nsid) })
+})
+afterAll(async () => {
+  await t?.close()
+})
+
+describe('XrpcClient', () => {
+  it('calls queries and procedures typed by the lexicons, binary fields as Uint8Array', async () => {
+    const convo = await xrpc.procedure(`${NS}.createConvo`, { groupId: randomGroupId(), cipherSuite: SUITE })
+    const ciphertext = randomBytes(40)
+    const sent = await xrpc.procedure(`${NS}.sendMessage`, { convoId: convo.id, senderDid: alice.did, epoch: 0, ciphertext })
+    const { messages } = await xrpc.query(`${NS}.getMessages`, { convoId: convo.id })
+    expect(messages).toHaveLength(1)
+    expect(messages[0]).toMatchObject({ id: sent.messageId, sender: alice.did, seq: 1 })
+    expect(messages[0]!.ciphertext).toBeInstanceOf(Uint8Array)
+    expect(Buffer.from(messages[0]!.ciphertext)).toEqual(ciphertext)
+    // Array parameters go as repeated query parameters.
+    const { keyPackages, missing } = await xrpc.query(`${NS}.getKeyPackages`, { dids: [alice.did, 'did:plc:nobody'] })
+    expect(keyPackages).toEqual([])
+    expect(missing?.sort()).toEqual([alice.did, 'did:plc:nobody'].sort())
+  })
+
+  it('surfaces refusals as XrpcClientError with status, name, message and headers', async () => {
+    const err = await xrpc.query(`${NS}.getEpoch`, { convoId: 'nope' }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(XrpcClientError)
+    const refusal = err as XrpcClientError
+    expect(refusal).toMatchObject({ nsid: `${NS}.getEpoch`, status: 404, error: 'ConvoNotFound', retryable: false, permanent: true })
+    expect(refusal.message).toEqual(expect.any(String))
+    expect(refusal.headers.get('content-type')).toMatch(/application\/json/)
+
+    const unauthenticated = new XrpcClient({ serviceUrl: t.url, token: async () => 'not-a-jwt' })
+    await expect(unauthenticated.query(`${NS}.getConvos`, {})).rejects.toMatchObject({ status: 401, permanent: true })
+  })
+
+  it('reports a server that cannot be reached as a retryable NetworkError', async () => {
+    const offline = new XrpcClient({ serviceUrl: await refusingUrl(), token: (nsid) => alice.token(nsid) })
+    const err = await offline.query(`${NS}.getConvos`, {}).catch((e: unknown) => e)
+    expect(err).toMatchObject({ status: 0, error: 'NetworkError', retryable: true, permanent: false })
+    expect((err as Error).message).toMatch(/ECONNREFUSED/)
+  })
+
+  it('loads no server code: what it imports from outside src/client is types only', async () => {
+    const dir = path.join(projectRoot, 'src', 'client')
+    const files = (await readdir(dir)).filter((f) => f.endsWith('.ts'))
+    expect(files).toContain('index.ts')
+    const runtimeImports = new Set<string>()
+    for (const file of files) {
+      // What the compiler emits is what runs: type-only imports are gone from it.
+      const { outputText } = ts.transpileModule(await readFile(path.join(dir, file), 'utf8'), {
+        compilerOptions: { module: ts.ModuleKind.ESNext, verbatimModuleSyntax: true },
+        fileName: file,
+      })
+      for (const [, specifier] of outputText.matchAll(/\b(?:from|import)\s*'([^']+)'/g)) runtimeImports.add(specifier!)
+    }
+    const outside = [...runtimeImports].filter((s) => !s.startsWith('./'))
+    expect(outside.sort()).toEqual(['@atproto/lexicon', 'node:crypto', 'node:fs/promises', 'node:path'])
+  })
+})
+
+describe('FilePendingStore', () => {
+  it('keeps every change of concurrent writers, in a whole file, with no temporary file left', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'mls-client-store-'))
+    try {
+      const file = path.join(dir, 'nested', 'pending.json')
+      const store = new FilePendingStore(file)
+      const op = (i: number): PendingOperation => ({
+        id: `op-${i}`,
+        nsid: `${NS}.sendMessage`,
+        input: { convoId: 'c', ciphertext: { $bytes: 'AAEC' }, idempotencyKey: `op-${i}` },
+        createdAt: new Date(i).toISOString(),
+      })
+      await Promise.all(Array.from({ length: 50 }, (_, i) => store.put(`op-${i}`, op(i))))
+      await Promise.all(Array.from({ length: 25 }, (_, i) => store.delete(`op-${i * 2}`)))
+
+      const reopened = new FilePendingStore(file)
+      const expected = Array.from({ length: 25 }, (_, i) => op(i * 2 + 1))
+      expect(await reopened.list()).toEqual(expected)
+      expect(await reopened.get('op-1')).toEqual(op(1))
+      expect(await reopened.get('op-0')).toBeUndefined()
+      expect(await readdir(path.dirname(file))).toEqual(['pending.json'])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
