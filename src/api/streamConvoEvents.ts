@@ -19,6 +19,20 @@ function parseCursor(cursor: string | string[] | undefined): number | undefined 
   return Number(cursor)
 }
 
+// The hub hands every stream the same row objects: serialize each once.
+const frames = new WeakMap<Message, string>()
+
+/** A message as one SSE event: a messageEvent whose id is its resume cursor. */
+function frameOf(m: Message): string {
+  let frame = frames.get(m)
+  if (frame === undefined) {
+    const event = { $type: `${NSID}#messageEvent`, cursor: String(m.event_id), message: toMessageView(m) }
+    frame = `id: ${m.event_id}\ndata: ${JSON.stringify(lexToJson(event))}\n\n`
+    frames.set(m, frame)
+  }
+  return frame
+}
+
 /**
  * Server-Sent Events: each message the caller may see, as a messageEvent
  * whose SSE id is its resume cursor. With `cursor` (or Last-Event-ID) the
@@ -68,12 +82,7 @@ export default xrpcHandler<StreamConvoEvents.Params, undefined, undefined>(
     const send = (messages: Message[]) => {
       for (const m of messages) {
         if (closed || m.event_id <= lastSent) continue
-        const event = {
-          $type: `${NSID}#messageEvent`,
-          cursor: String(m.event_id),
-          message: toMessageView(m),
-        }
-        raw.write(`id: ${m.event_id}\ndata: ${JSON.stringify(lexToJson(event))}\n\n`)
+        raw.write(frameOf(m))
         lastSent = m.event_id
       }
       // A client that does not read is cut off rather than buffered without bound.
