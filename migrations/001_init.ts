@@ -118,7 +118,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       created_at   timestamptz NOT NULL DEFAULT now(),
       expires_at   timestamptz NOT NULL
     );
-    CREATE INDEX idempotency_key_expires_idx ON idempotency_key (expires_at);
+    -- Expiry times grow with insertion order, so a BRIN index serves the
+    -- cleanup at a fraction of a B-tree's cost on every keyed write.
+    CREATE INDEX idempotency_key_expires_idx ON idempotency_key USING brin (expires_at);
   `.execute(db)
 }
 

@@ -38,7 +38,9 @@ const LOCK_NOT_AVAILABLE = '55P03'
 const hex = (buf: Buffer) => `'\\x${buf.toString('hex')}'::bytea`
 
 /**
- * Claims a key with three database round trips for a new write:
+ * Claims a key with three database round trips for a new write (the stored
+ * response is read by a statement of its own: one that started before the
+ * lock was granted would not see what the previous holder committed):
  *   1. BEGIN, take a transaction-scoped advisory lock on the scope (waiting at
  *      most `waitMs` for a concurrent holder to commit or roll back), read
  *      any stored response;
@@ -65,9 +67,9 @@ export async function claimIdempotencyKey(
     open = true
     const results = (await client.query(`
       BEGIN;
-      SET LOCAL lock_timeout = ${Math.max(1, Math.floor(req.waitMs))};
-      SELECT pg_advisory_xact_lock(${lockId.toString()});
-      SET LOCAL lock_timeout = DEFAULT;
+      SELECT set_config('lock_timeout', '${Math.max(1, Math.floor(req.waitMs))}', true),
+             pg_advisory_xact_lock(${lockId.toString()}),
+             set_config('lock_timeout', '0', true);
       SELECT fingerprint, status, response FROM idempotency_key
         WHERE scope_hash = ${hex(req.scope)} AND expires_at > now();
     `)) as unknown as pg.QueryResult[]
