@@ -113,6 +113,11 @@ export const configSchema = z.object({
   SSE_MAX_BUFFER_BYTES: int(1024)
     .default(1024 * 1024)
     .describe('Unsent bytes an event stream may queue before a slow client is disconnected.'),
+  EVENT_POLL_INTERVAL_MS: int(10, 600_000)
+    .default(2_000)
+    .describe(
+      'How often each instance checks for new messages without being notified: the bound on event delay if an instance stopped before announcing its write.',
+    ),
   METRICS_TOKEN: z
     .string()
     .min(16, 'must be at least 16 characters')

@@ -83,12 +83,14 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
       db: database.db,
       connection: database.pool.options,
       log: app.log,
+      pollIntervalMs: config.EVENT_POLL_INTERVAL_MS,
     }),
   }
   // The hub listens while the server runs, and ends its streams before close
   // waits for connections (a stream never ends on its own).
   app.addHook('onReady', async () => ctx.events.start())
   app.addHook('preClose', async () => ctx.events.stop())
+  app.addHook('onClose', async () => ctx.events.flush())
 
   app.setErrorHandler((err, request, reply) => sendXrpcError(err, request, reply))
   app.setNotFoundHandler((request, reply) =>

@@ -4,7 +4,7 @@ import { forbidden, invalidRequest } from '../xrpc/errors.js'
 import { xrpcHandler } from '../xrpc/types.js'
 
 export default xrpcHandler<SendMessage.Params, SendMessage.Input, SendMessage.Output>(
-  async ({ input, caller, db, ctx }) => {
+  async ({ input, caller, db, afterCommit, ctx }) => {
     // The token says who is speaking; the body may only agree.
     if (input.senderDid !== caller) {
       throw forbidden(undefined, 'senderDid must be the DID of the authenticated caller')
@@ -24,6 +24,7 @@ export default xrpcHandler<SendMessage.Params, SendMessage.Input, SendMessage.Ou
       embedType: input.embedType,
       embedUri: input.embedUri,
     })
+    afterCommit(() => ctx.events.announce(sent.eventId))
     if (sent.settledWelcome) ctx.metrics.welcome.inc({ event: 'consumed_by_message' })
     return { messageId: sent.id, receivedAt: sent.createdAt.toISOString() }
   },

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { sql } from 'kysely'
+import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import type { Db } from '../db/index.js'
 import type { Message } from '../db/schema.js'
@@ -23,6 +24,8 @@ export interface EventHubOptions {
   gapTimeoutMs?: number
   /** Safety net: read new events this often even without notifications. */
   pollIntervalMs?: number
+  /** Least time between two notifications this instance sends; announcements in between share one. */
+  notifyIntervalMs?: number
   batchSize?: number
 }
 
@@ -30,6 +33,13 @@ export interface EventHubOptions {
  * Fans new messages out to this instance's event streams. One LISTEN
  * connection per instance hears about inserts from every instance; rows are
  * then read from the database (notifications carry ids only).
+ *
+ * Writers announce committed messages (`announce`), which serves this
+ * instance's streams at once and sends a NOTIFY of its own transaction,
+ * coalesced: at most one in flight and one per `notifyIntervalMs`. A NOTIFY
+ * inside every message's transaction would serialize all their commits on
+ * PostgreSQL's notification lock. An instance that dies between commit and
+ * announcement costs other instances at most one poll interval.
  *
  * Ordering: event ids are assigned at insert but transactions commit in any
  * order, so id 9 may become visible after id 10. The hub keeps a watermark
@@ -51,10 +61,16 @@ export class EventHub {
   private gapSince: { id: number; at: number } | undefined
   private readonly gapTimeoutMs: number
   private readonly batchSize: number
+  private readonly notifyIntervalMs: number
+  /** The highest event id announced by this instance, and the highest notified. */
+  private announced = 0
+  private notified = 0
+  private notifying: Promise<void> | undefined
 
   constructor(private readonly opts: EventHubOptions) {
     this.gapTimeoutMs = opts.gapTimeoutMs ?? 10_000
     this.batchSize = opts.batchSize ?? 500
+    this.notifyIntervalMs = opts.notifyIntervalMs ?? 5
   }
 
   /** The position every event up to which has been settled; a resume replays to here. */
@@ -105,6 +121,34 @@ export class EventHub {
       })
     }, 1_000)
     this.reconnectTimer.unref()
+  }
+
+  /** Messages up to `eventId` were committed by this instance: tell every instance. */
+  announce(eventId: number): void {
+    this.schedulePump()
+    this.announced = Math.max(this.announced, eventId)
+    this.notifying ??= this.notifyAll().finally(() => {
+      this.notifying = undefined
+    })
+  }
+
+  private async notifyAll(): Promise<void> {
+    while (this.announced > this.notified) {
+      const eventId = this.announced
+      try {
+        await sql`SELECT pg_notify(${MESSAGE_CHANNEL}, ${String(eventId)})`.execute(this.opts.db)
+      } catch (err) {
+        // Other instances find these messages on their next poll.
+        this.opts.log.warn({ err, eventId }, 'event notification failed')
+      }
+      this.notified = eventId
+      await sleep(this.notifyIntervalMs, undefined, { ref: false })
+    }
+  }
+
+  /** Waits for the last announcement to be sent: writes finishing during shutdown still reach other instances. */
+  async flush(): Promise<void> {
+    await this.notifying
   }
 
   subscribe(subscriber: Subscriber): () => void {

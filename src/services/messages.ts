@@ -20,6 +20,8 @@ export interface SendMessageArgs {
 export interface SentMessage {
   id: string
   seq: number
+  /** Position in the event stream of every conversation (see src/events/hub.ts). */
+  eventId: number
   createdAt: Date
   /** The sender's pending Welcome was settled by this message. */
   settledWelcome: boolean
@@ -32,7 +34,7 @@ export interface SentMessage {
  * numbers have no gaps), the insert, and settling the sender's Welcome.
  */
 export async function sendMessage(db: Db, args: SendMessageArgs): Promise<SentMessage> {
-  const { rows } = await sql<{ id: string; seq: number; created_at: Date; settled: number }>`
+  const { rows } = await sql<{ id: string; seq: number; event_id: number; created_at: Date; settled: number }>`
     WITH sender AS (
       SELECT 1 FROM member
       WHERE convo_id = ${args.convoId} AND did = ${args.sender} AND left_at IS NULL
@@ -46,17 +48,23 @@ export async function sendMessage(db: Db, args: SendMessageArgs): Promise<SentMe
       SELECT gen_random_uuid(), ${args.convoId}, last_seq, ${args.sender}, ${args.epoch},
              ${args.ciphertext}, ${args.embedType ?? null}, ${args.embedUri ?? null}
       FROM bumped
-      RETURNING id, seq, created_at
+      RETURNING id, seq, event_id, created_at
     ), settled AS (
       ${settleWelcomeByActivity(args.convoId, args.sender)}
         AND EXISTS (SELECT 1 FROM inserted)
       RETURNING 1
     )
-    SELECT id, seq, created_at, (SELECT count(*) FROM settled)::int AS settled FROM inserted
+    SELECT id, seq, event_id, created_at, (SELECT count(*) FROM settled)::int AS settled FROM inserted
   `.execute(db)
   const row = rows[0]
   if (row) {
-    return { id: row.id, seq: row.seq, createdAt: row.created_at, settledWelcome: row.settled > 0 }
+    return {
+      id: row.id,
+      seq: row.seq,
+      eventId: row.event_id,
+      createdAt: row.created_at,
+      settledWelcome: row.settled > 0,
+    }
   }
   // Nothing stored: say why (this path only runs for refused sends).
   const { convo } = await requireMember(db, args.convoId, args.sender)

@@ -85,12 +85,14 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
       handler: async (request, reply) => {
         if (!handler) throw new MethodNotImplementedError(`${nsid} is not implemented`)
         const claim = request.idempotencyClaim
+        const committed: Array<() => void> = []
         try {
           const output = await handler({
             params: request.xrpcParams,
             input: request.xrpcInput,
             caller: request.caller,
             db: claim?.db ?? ctx.db,
+            afterCommit: (fn) => committed.push(fn),
             ctx,
             log: request.log,
             request,
@@ -100,6 +102,7 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
           if (validateOutput) ctx.lexicons.assertValidXrpcOutput(nsid, output)
           const body = lexToJson(output as never) ?? {}
           await claim?.commit(200, body)
+          for (const fn of committed) fn()
           return reply.send(body)
         } catch (err) {
           await claim?.abort()

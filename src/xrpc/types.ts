@@ -14,6 +14,8 @@ export interface HandlerInput<P, I> {
    * transaction that will also store the response, so both commit together.
    */
   db: Db
+  /** Runs `fn` once the request's writes are committed (for an idempotent write, with its response). */
+  afterCommit(fn: () => void): void
   ctx: AppContext
   log: FastifyBaseLogger
   request: FastifyRequest

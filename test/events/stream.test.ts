@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { sendMessage as storeMessage } from '../../src/services/messages.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
 import { createConvo, NS, sendMessage } from '../helpers/mls.js'
 import { messagesOf, openStream } from '../helpers/sse.js'
@@ -8,9 +9,12 @@ import { TestUser } from '../helpers/users.js'
 let one: TestApp
 let two: TestApp
 
+// Polling so rare that events can only cross between instances by notification.
+const NO_POLL = { EVENT_POLL_INTERVAL_MS: '600000' }
+
 beforeAll(async () => {
-  one = await startTestApp({ config: { SSE_KEEPALIVE_SECONDS: '1', SSE_MAX_STREAMS_PER_CALLER: '3' } })
-  two = await startTestApp({ testDb: one.testDb, config: { SSE_KEEPALIVE_SECONDS: '1' } })
+  one = await startTestApp({ config: { ...NO_POLL, SSE_KEEPALIVE_SECONDS: '1', SSE_MAX_STREAMS_PER_CALLER: '3' } })
+  two = await startTestApp({ testDb: one.testDb, config: { ...NO_POLL, SSE_KEEPALIVE_SECONDS: '1' } })
 })
 afterAll(async () => {
   await two?.close()
@@ -101,6 +105,27 @@ describe('streamConvoEvents', () => {
     expect(bad.status).toBe(400)
     expect(bad.body).toMatchObject({ error: 'InvalidCursor' })
     streams.forEach((s) => s.close())
+  })
+
+  it('delivers a write that was never announced (its instance died after commit) by polling', async () => {
+    const polling = await startTestApp({ testDb: one.testDb, config: { EVENT_POLL_INTERVAL_MS: '100' } })
+    try {
+      const alice = await TestUser.create()
+      const convo = await createConvo(one, alice)
+      const stream = await openStream(polling.url, alice)
+      // The service call commits the message; no handler is there to announce it.
+      const sent = await storeMessage(one.ctx.db, {
+        convoId: convo.id,
+        sender: alice.did,
+        epoch: 0,
+        ciphertext: new Uint8Array([1, 2, 3]),
+      })
+      await stream.waitFor((e) => e.length >= 1)
+      expect(messagesOf(stream.events).map((m) => m.id)).toEqual([sent.id])
+      stream.close()
+    } finally {
+      await polling.close()
+    }
   })
 
   it('ends open streams when the server closes, without delaying shutdown', async () => {
