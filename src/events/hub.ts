@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { sql } from 'kysely'
+import { AsyncResource } from 'node:async_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import type { Db } from '../db/index.js'
@@ -66,6 +67,7 @@ export class EventHub {
   private announced = 0
   private notified = 0
   private notifying: Promise<void> | undefined
+  private readonly scope = new AsyncResource('EventHub')
 
   constructor(private readonly opts: EventHubOptions) {
     this.gapTimeoutMs = opts.gapTimeoutMs ?? 10_000
@@ -125,10 +127,14 @@ export class EventHub {
 
   /** Messages up to `eventId` were committed by this instance: tell every instance. */
   announce(eventId: number): void {
-    this.schedulePump()
     this.announced = Math.max(this.announced, eventId)
-    this.notifying ??= this.notifyAll().finally(() => {
-      this.notifying = undefined
+    // The hub's own work, not the announcing request's: it outlives the
+    // request and serves everyone (logs and traces should say so).
+    this.scope.runInAsyncScope(() => {
+      this.schedulePump()
+      this.notifying ??= this.notifyAll().finally(() => {
+        this.notifying = undefined
+      })
     })
   }
 
