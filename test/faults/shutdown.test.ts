@@ -1,7 +1,7 @@
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { xrpcClient } from '../helpers/app.js'
+import { xrpcClient } from '../helpers/xrpc.js'
 import { startChildServer } from '../helpers/child-server.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
 import { createConvo, sendMessage } from '../helpers/mls.js'

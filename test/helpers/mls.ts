@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { XrpcCall } from './app.js'
+import type { XrpcCall } from './xrpc.js'
 
 /** Anything that can call the server: a TestApp, or { call: xrpcClient(url) }. */
 type Caller = { call: XrpcCall }

@@ -1,4 +1,4 @@
-import { queryString } from './app.js'
+import { queryString } from './xrpc.js'
 import type { TestUser } from './users.js'
 
 export interface SseEvent {

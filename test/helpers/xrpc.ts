@@ -1,0 +1,63 @@
+import { loadLexicons } from '../../src/xrpc/lexicons.js'
+import type { TestUser } from './users.js'
+
+export interface CallOptions {
+  params?: Record<string, string | number | boolean | Array<string | number>>
+  input?: unknown
+  headers?: Record<string, string>
+  /** Replaces the caller's valid token (null: no Authorization header). */
+  token?: string | null
+  method?: 'GET' | 'POST'
+}
+
+export interface XrpcResponse<T = Record<string, unknown>> {
+  status: number
+  /** The output, or an XRPC error. */
+  body: T & { error?: string; message?: string }
+  headers: Headers
+}
+
+export function queryString(params: CallOptions['params'] = {}): string {
+  const search = new URLSearchParams()
+  for (const [name, value] of Object.entries(params)) {
+    for (const v of Array.isArray(value) ? value : [value]) search.append(name, String(v))
+  }
+  const text = search.toString()
+  return text ? `?${text}` : ''
+}
+
+export type XrpcCall = <T = Record<string, unknown>>(
+  user: TestUser | null,
+  nsid: string,
+  opts?: CallOptions,
+) => Promise<XrpcResponse<T>>
+
+const lexicons = loadLexicons()
+
+/** Calls XRPC methods of the server at `baseUrl` over real HTTP, as a given user. */
+export function xrpcClient(baseUrl: string): XrpcCall {
+  return async (user, nsid, callOpts = {}) => {
+    const lexMethod = lexicons.getDef(nsid)
+    const method = callOpts.method ?? (lexMethod?.type === 'procedure' ? 'POST' : 'GET')
+    const headers: Record<string, string> = { ...callOpts.headers }
+    const token = callOpts.token === undefined ? await user?.token(nsid) : callOpts.token
+    if (token) headers.authorization = `Bearer ${token}`
+    let body: string | undefined
+    if (callOpts.input !== undefined) {
+      body = typeof callOpts.input === 'string' ? callOpts.input : JSON.stringify(callOpts.input)
+      headers['content-type'] ??= 'application/json'
+    }
+    const res = await fetch(`${baseUrl}/xrpc/${nsid}${queryString(callOpts.params)}`, {
+      method,
+      headers,
+      body,
+    })
+    const text = await res.text()
+    return {
+      status: res.status,
+      body: (text ? JSON.parse(text) : undefined) as never,
+      headers: res.headers,
+    }
+  }
+}
+
