@@ -96,7 +96,10 @@ export class EventHub {
 
   private async listen(): Promise<void> {
     const client = new pg.Client(this.opts.connection)
-    client.on('notification', () => this.schedulePump())
+    client.on('notification', ({ payload }) => {
+      // Every id up to the announced one may be settled already (this instance's own announcements are).
+      if (!(Number(payload) <= this.watermark)) this.schedulePump()
+    })
     client.on('error', (err) => {
       this.opts.log.warn({ err }, 'event listener connection lost; reconnecting')
       this.reconnect(client)
