@@ -1,0 +1,47 @@
+import { execFile } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { promisify } from 'node:util'
+import type * as ConfigModule from '../src/config.js'
+import type * as DbModule from '../src/db/index.js'
+import type * as EmbeddedModule from '../src/db/embedded.js'
+import type * as MigratorModule from '../src/db/migrator.js'
+import type * as MessagesModule from '../src/services/messages.js'
+import type * as ServerModule from '../src/server.js'
+import type * as WorkersModule from '../src/workers/index.js'
+
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+
+/** `npm run build`: the bench measures the compiled code `npm start` runs. */
+export async function buildProduction(): Promise<void> {
+  await promisify(execFile)('npm', ['run', '--silent', 'build'], { cwd: projectRoot })
+}
+
+const load = <T>(module: string) =>
+  import(pathToFileURL(path.join(projectRoot, 'dist', module)).href) as Promise<T>
+
+/** The production build's modules (dist/), typed by the sources they were compiled from. */
+export async function loadDist() {
+  const [config, db, embedded, migrator, messages, server, workers] =
+    await Promise.all([
+      load<typeof ConfigModule>('src/config.js'),
+      load<typeof DbModule>('src/db/index.js'),
+      load<typeof EmbeddedModule>('src/db/embedded.js'),
+      load<typeof MigratorModule>('src/db/migrator.js'),
+      load<typeof MessagesModule>('src/services/messages.js'),
+      load<typeof ServerModule>('src/server.js'),
+      load<typeof WorkersModule>('src/workers/index.js'),
+    ])
+  return {
+    loadConfig: config.loadConfig,
+    createDatabase: db.createDatabase,
+    startEmbeddedPostgres: embedded.startEmbeddedPostgres,
+    migrateToLatest: migrator.migrateToLatest,
+    sendMessage: messages.sendMessage,
+    listMessages: messages.listMessages,
+    buildServer: server.buildServer,
+    startIdempotencyCleanup: workers.startIdempotencyCleanup,
+  }
+}
+
+export type Dist = Awaited<ReturnType<typeof loadDist>>

@@ -1,0 +1,83 @@
+/**
+ * SSE fan-out latency: N open event streams on one conversation; for each
+ * message, the time from the sendMessage reply to its event arriving on
+ * every stream.
+ */
+import { randomBytes } from 'node:crypto'
+import { xrpcClient } from '../test/helpers/xrpc.js'
+import { createConvo, sendMessage } from '../test/helpers/mls.js'
+import { openStream, type SseStream } from '../test/helpers/sse.js'
+import { TestUser } from '../test/helpers/users.js'
+import { percentile } from './load.js'
+
+/** Below the server's default per-caller stream limit (5). */
+const STREAMS_PER_USER = 4
+
+export interface FanoutResult {
+  streams: number
+  streamsPerUser: number
+  messages: number
+  /** Events expected (streams x messages) and received. */
+  expected: number
+  delivered: number
+  p50Ms: number
+  p99Ms: number
+  maxMs: number
+}
+
+export async function runFanoutBench(opts: { url: string; streams: number; messages: number }): Promise<FanoutResult> {
+  const call = { call: xrpcClient(opts.url) }
+  const users = await Promise.all(
+    Array.from({ length: Math.ceil(opts.streams / STREAMS_PER_USER) }, () => TestUser.create()),
+  )
+  const [sender, ...others] = users as [TestUser, ...TestUser[]]
+  const convo = await createConvo(call, sender)
+  // addMembers takes 50 DIDs at a time.
+  for (let i = 0; i < others.length; i += 50) {
+    const res = await call.call(sender, 'blue.catbird.mls.addMembers', {
+      input: { convoId: convo.id, didList: others.slice(i, i + 50).map((u) => u.did) },
+    })
+    if (res.status !== 200) throw new Error(`addMembers: ${res.status} ${JSON.stringify(res.body)}`)
+  }
+
+  const streams: SseStream[] = []
+  for (let i = 0; i < opts.streams; i++) {
+    const stream = await openStream(opts.url, users[Math.floor(i / STREAMS_PER_USER)] as TestUser, { convoId: convo.id })
+    if (stream.status !== 200) throw new Error(`stream ${i}: ${stream.status} ${JSON.stringify(stream.body)}`)
+    streams.push(stream)
+  }
+
+  const latencies: number[] = []
+  try {
+    for (let m = 0; m < opts.messages; m++) {
+      const res = await sendMessage(call, sender, convo.id, { ciphertext: randomBytes(64) })
+      const repliedAt = performance.now()
+      if (res.status !== 200) throw new Error(`sendMessage: ${res.status}`)
+      const id = res.body.messageId
+      const isLast = (events: SseStream['events']) => (events.at(-1)?.data.message as { id: string } | undefined)?.id === id
+      // One message at a time, so each latency is fan-out rather than queueing behind earlier messages.
+      const arrivals = await Promise.all(
+        streams.map((stream) =>
+          stream.waitFor(isLast, 10_000).then(
+            () => performance.now(),
+            () => undefined,
+          ),
+        ),
+      )
+      for (const at of arrivals) if (at !== undefined) latencies.push(Math.max(0, at - repliedAt))
+    }
+  } finally {
+    streams.forEach((s) => s.close())
+  }
+  latencies.sort((a, b) => a - b)
+  return {
+    streams: opts.streams,
+    streamsPerUser: STREAMS_PER_USER,
+    messages: opts.messages,
+    expected: opts.streams * opts.messages,
+    delivered: latencies.length,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    maxMs: latencies[latencies.length - 1] ?? NaN,
+  }
+}

@@ -1,0 +1,57 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { loadDist } from './dist.js'
+import { observeQueries } from './queries.js'
+import type { ServerCommands, ServerMessage, ServerRequest } from './server.js'
+
+/**
+ * The server process of the bench (see server.ts): the production build, as
+ * src/main.ts assembles it, plus counts of database round trips and a way
+ * to run the idempotency cleanup on demand. Migrations are the bench's job.
+ */
+const dist = await loadDist()
+const config = dist.loadConfig()
+if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required')
+const database = dist.createDatabase({ url: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE })
+// A statement counts for the request in whose async context it was sent;
+// the rest (event fan-out reading new messages, workers) is background.
+const inRequest = new AsyncLocalStorage<true>()
+const queries = { request: 0, background: 0 }
+observeQueries(database.pool, () => {
+  queries[inRequest.getStore() ? 'request' : 'background']++
+})
+const { app, ctx } = await dist.buildServer({ config, database })
+app.addHook('onRequest', (_request, _reply, done) => inRequest.run(true, done))
+const cleanup = dist.startIdempotencyCleanup(ctx, app.log)
+
+const deletedSoFar = async () =>
+  (await ctx.metrics.idempotencyCleanupDeleted.get()).values[0]?.value ?? 0
+
+const commands: { [K in keyof ServerCommands]: () => Promise<ServerCommands[K]> } = {
+  queries: async () => ({ ...queries }),
+  cpuMicros: async () => {
+    const usage = process.cpuUsage()
+    return usage.user + usage.system
+  },
+  cleanupPass: async () => {
+    const before = await deletedSoFar()
+    await cleanup.runOnce()
+    return (await deletedSoFar()) - before
+  },
+  stop: async () => {
+    await app.close()
+    await cleanup.stop()
+    await database.close()
+    return null
+  },
+}
+
+const send = (message: ServerMessage, then: () => void = () => {}) => process.send?.(message, then)
+
+process.on('message', ({ id, command }: ServerRequest) => {
+  commands[command]().then(
+    (result) => send({ id, result }, command === 'stop' ? () => process.exit(0) : undefined),
+    (err: unknown) => send({ id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
+  )
+})
+
+send({ ready: await app.listen({ host: '127.0.0.1', port: 0 }) })
