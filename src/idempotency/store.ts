@@ -130,8 +130,8 @@ export async function claimIdempotencyKey(
  * Deletes one bounded batch of expired records. SKIP LOCKED lets several
  * instances sweep at once without waiting on each other's rows. The rows are
  * deleted by the physical address (ctid) the locking read found them at,
- * which our lock keeps valid: a third of the CPU of looking each one up
- * again by key.
+ * which our lock keeps valid: about a quarter of the time of looking each
+ * one up again by key (see BENCHMARKS.md).
  */
 export async function deleteExpiredIdempotencyKeys(db: Db, batchSize: number): Promise<number> {
   const result = await sql`
