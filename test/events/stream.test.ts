@@ -22,7 +22,7 @@ afterAll(async () => {
 })
 
 describe('streamConvoEvents', () => {
-  it('delivers 200 messages sent through two instances to subscribers on both, in order, exactly once', async () => {
+  it('delivers 200 messages sent through two instances, with and without idempotency keys, to subscribers on both, in order, exactly once', async () => {
     const alice = await TestUser.create()
     const bob = await TestUser.create()
     const convo = await createConvo(one, alice, [bob])
@@ -30,7 +30,12 @@ describe('streamConvoEvents', () => {
     expect(streams.map((s) => s.status)).toEqual([200, 200, 200])
 
     const sends = []
-    for (let i = 0; i < 200; i++) sends.push(sendMessage(i % 2 ? one : two, i % 3 ? alice : bob, convo.id))
+    for (let i = 0; i < 200; i++) {
+      // A keyed write commits with its stored response, after the handler, and is announced
+      // then; the last ones are all keyed, so no unkeyed write announces them in passing.
+      const keyed = i >= 150 ? { idempotencyKey: `stream-${i}` } : {}
+      sends.push(sendMessage(i % 2 ? one : two, i % 3 ? alice : bob, convo.id, keyed))
+    }
     const results = await Promise.all(sends)
     expect(results.every((r) => r.status === 200)).toBe(true)
 
