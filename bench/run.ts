@@ -31,12 +31,12 @@ const settings = quick
       convos: 200,
       /** Messages every conversation starts with: more than a page. */
       seedMessages: PAGE + 10,
-      largeConvos: 1_000,
+      largeConvos: 500,
       messagesPerLargeConvo: 1_000,
       replayKeys: 2_000,
       keyPackages: 1_000,
       keyPackageRounds: 2,
-      expiredKeys: 100_000,
+      expiredKeys: 50_000,
       fanout: { streams: 100, messages: 20 },
       roundTripCalls: 5,
     }
