@@ -1,4 +1,5 @@
 import type { TestUser } from '../test/helpers/users.js'
+import { queryString } from '../test/helpers/xrpc.js'
 
 /** Long enough for any run: the server keeps a verified token until it expires. */
 const TOKEN_LIFETIME_SECONDS = 3600
@@ -48,11 +49,7 @@ export class Xrpc {
   ) {}
 
   request(user: TestUser, nsid: string, call: { params?: Params; input?: unknown }): HttpRequest {
-    const search = new URLSearchParams()
-    for (const [name, value] of Object.entries(call.params ?? {})) {
-      for (const v of Array.isArray(value) ? value : [value]) search.append(name, String(v))
-    }
-    const query = search.size ? `?${search}` : ''
+    const query = queryString(call.params)
     const authorization = this.tokens.bearer(user, nsid)
     return call.input === undefined
       ? { method: 'GET', path: `/xrpc/${nsid}${query}`, headers: { authorization } }

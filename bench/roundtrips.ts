@@ -24,7 +24,7 @@ const blob = (bytes = 64) => b64(randomBytes(bytes))
 export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: number): Promise<RoundTrips[]> {
   const [alice, bob, carol] = await Promise.all([TestUser.create(), TestUser.create(), TestUser.create()])
   const results: RoundTrips[] = []
-  // The event fan-out reads new messages shortly after each commit's notification.
+  // The event fan-out reads new messages, and notifies other instances, shortly after each commit.
   const settle = () => sleep(100)
   const count = async (endpoint: string, call: (i: number) => Promise<unknown>) => {
     // Tokens are minted and verified outside the count (they cost no queries anyway).
