@@ -1,24 +1,14 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { generate, typesDir } from '../../scripts/gen-lexicon-types.js'
-import { projectRoot } from '../../src/paths.js'
+import {
+  fixtureText,
+  referenceFixtureDir,
+  SOURCE_NOTE,
+  wireContract,
+} from '../../scripts/refresh-reference-lexicons.js'
 import { loadLexiconDocs } from '../../src/xrpc/lexicons.js'
-
-const referenceDir = path.join(projectRoot, '..', 'shared', 'reference', 'lexicons')
-
-/** The wire contract: everything but the prose. */
-function withoutDescriptions(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutDescriptions)
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([key]) => key !== 'description')
-        .map(([key, v]) => [key, withoutDescriptions(v)]),
-    )
-  }
-  return value
-}
 
 /** Asserts that everything `reference` says, `ours` says the same way (ours may add). */
 function expectContains(reference: unknown, ours: unknown, at: string): void {
@@ -43,21 +33,21 @@ function expectContains(reference: unknown, ours: unknown, at: string): void {
 describe('lexicons', () => {
   const ours = new Map(loadLexiconDocs().map((doc) => [doc.id, doc]))
 
+  const reference = loadLexiconDocs(referenceFixtureDir)
+
   it('stay wire-compatible with the reference lexicons real clients are generated from', () => {
-    expect(existsSync(referenceDir), `reference lexicons expected at ${referenceDir}`).toBe(true)
-    const reference = loadLexiconDocs(referenceDir)
     expect(reference.length).toBeGreaterThanOrEqual(14)
     for (const ref of reference) {
       const doc = ours.get(ref.id)
       expect(doc, ref.id).toBeDefined()
-      expectContains(withoutDescriptions(ref), withoutDescriptions(doc), ref.id)
+      expectContains(ref, wireContract(doc), ref.id)
     }
   })
 
   it('add only optional fields: nothing required that the reference does not require', () => {
-    const reference = new Map(loadLexiconDocs(referenceDir).map((doc) => [doc.id, doc]))
+    const referenceById = new Map(reference.map((doc) => [doc.id, doc]))
     for (const [id, doc] of ours) {
-      const ref = reference.get(id)
+      const ref = referenceById.get(id)
       if (!ref) continue
       for (const [name, def] of Object.entries(doc.defs)) {
         const refDef = (ref.defs as Record<string, unknown>)[name]
@@ -68,6 +58,18 @@ describe('lexicons', () => {
         expect(required(def), `${id}#${name}`).toEqual(required(refDef))
       }
     }
+  })
+
+  it('are checked against a fixture of the contract alone, with its origin noted', () => {
+    // As `npm run fixtures:lexicons` writes it: no prose, but fields named
+    // `description` (conversation metadata) are contract and stay.
+    for (const file of readdirSync(referenceFixtureDir).filter((f) => f.endsWith('.json'))) {
+      const text = readFileSync(path.join(referenceFixtureDir, file), 'utf8')
+      expect(text, file).toBe(fixtureText(JSON.parse(text)))
+    }
+    const defs = reference.find((doc) => doc.id === 'blue.catbird.mls.defs')?.defs as Record<string, { properties?: object }>
+    expect(Object.keys(defs.convoMetadata?.properties ?? {})).toEqual(['name', 'description'])
+    expect(readFileSync(path.join(referenceFixtureDir, SOURCE_NOTE), 'utf8')).toMatch(/commit [0-9a-f]{40}/)
   })
 
   it('match the generated TypeScript types (run `npm run gen:types` after editing lexicons/)', () => {

@@ -1,0 +1,78 @@
+/**
+ * Refreshes test/fixtures/reference-lexicons/ from a folder of upstream
+ * `blue.catbird.mls.*` lexicon documents:
+ *
+ *   npm run fixtures:lexicons -- <folder>
+ *
+ * The fixture keeps the wire contract real clients are generated from (ids,
+ * types, field names, constraints, required lists, error names) and drops the
+ * prose, so the project carries the facts without copying upstream wording.
+ * A SOURCE.txt in the folder (where the documents came from) is carried over.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { projectRoot } from '../src/paths.js'
+import { loadLexiconDocs } from '../src/xrpc/lexicons.js'
+
+export const referenceFixtureDir = path.join(projectRoot, 'test', 'fixtures', 'reference-lexicons')
+export const SOURCE_NOTE = 'SOURCE.md'
+
+/**
+ * A lexicon value without its prose: every string `description`. A field that
+ * is *named* description (an object schema under `properties`) is contract and stays.
+ */
+export function wireContract(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(wireContract)
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([key, v]) => !(key === 'description' && typeof v === 'string'))
+        .map(([key, v]) => [key, wireContract(v)]),
+    )
+  }
+  return value
+}
+
+export const fixtureText = (doc: unknown) => `${JSON.stringify(wireContract(doc), null, 2)}\n`
+
+function sourceNote(origin: string): string {
+  return [
+    '# Reference lexicons (wire contract)',
+    '',
+    'The upstream `blue.catbird.mls.*` lexicons that real clients are generated from, with their',
+    'description texts removed: ids, types, field names, constraints, required lists and error',
+    'names only. `test/xrpc/lexicons.test.ts` checks that `lexicons/` stays wire-compatible with them.',
+    '',
+    'Where they came from:',
+    '',
+    origin.trim(),
+    '',
+    'Refresh from a folder holding the upstream documents (and their SOURCE.txt):',
+    '`npm run fixtures:lexicons -- <folder>`.',
+    '',
+  ].join('\n')
+}
+
+function main(folder: string | undefined): void {
+  if (!folder) throw new Error('usage: npm run fixtures:lexicons -- <folder of upstream lexicon documents>')
+  const from = path.resolve(process.env.INIT_CWD ?? process.cwd(), folder)
+  const docs = loadLexiconDocs(from)
+  if (docs.length === 0) throw new Error(`no lexicon documents (*.json) in ${from}`)
+  const sourceFile = path.join(from, 'SOURCE.txt')
+  const origin = existsSync(sourceFile) ? readFileSync(sourceFile, 'utf8') : `a copy at ${from} (no SOURCE.txt given)`
+
+  mkdirSync(referenceFixtureDir, { recursive: true })
+  for (const file of readdirSync(referenceFixtureDir)) rmSync(path.join(referenceFixtureDir, file))
+  for (const doc of docs) writeFileSync(path.join(referenceFixtureDir, `${doc.id}.json`), fixtureText(doc))
+  writeFileSync(path.join(referenceFixtureDir, SOURCE_NOTE), sourceNote(origin))
+  console.log(`wrote ${docs.length} documents to ${path.relative(projectRoot, referenceFixtureDir)}`)
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    main(process.argv[2])
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err))
+    process.exit(1)
+  }
+}
