@@ -93,9 +93,14 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
   app.addHook('onClose', async () => ctx.events.flush())
 
   app.setErrorHandler((err, request, reply) => sendXrpcError(err, request, reply))
-  app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send({ error: 'NotFound', message: `No route for ${request.method} ${request.url.split('?')[0]}` }),
-  )
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? ''
+    // XRPC's answer for a method the server does not have (as @atproto/xrpc-server gives).
+    if (path.startsWith('/xrpc/')) {
+      return reply.status(501).send({ error: 'MethodNotImplemented', message: `${path.slice('/xrpc/'.length)} is not implemented by this server` })
+    }
+    return reply.status(404).send({ error: 'NotFound', message: `No route for ${request.method} ${path}` })
+  })
   // While closing, in-flight requests finish but their keep-alive
   // connections are let go, so close() does not wait for clients to hang up.
   let closing = false

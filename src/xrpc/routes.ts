@@ -61,6 +61,9 @@ export interface XrpcRoutesOptions {
  */
 export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions): Promise<void> {
   const { ctx, handlers, validateOutput } = opts
+  // XRPC bodies are JSON: JSON sent as text/plain gets the same 415 as any
+  // other content type, not a confusing "Input must be an object".
+  app.removeContentTypeParser('text/plain')
   app.decorateRequest('caller', '')
   app.decorateRequest('xrpcParams', null)
   app.decorateRequest('xrpcInput', null)

@@ -49,11 +49,18 @@ describe('routing', () => {
     expect(asPost.status).toBe(405)
   })
 
-  it('answers unknown routes with a 404 XRPC error', async () => {
-    const res = await fetch(`${t.url}/xrpc/blue.catbird.mls.noSuchMethod`)
-    expect(res.status).toBe(404)
-    expect(await res.json()).toMatchObject({ error: 'NotFound', message: expect.any(String) })
-    expect((await fetch(`${t.url}/elsewhere`)).status).toBe(404)
+  it('answers unknown XRPC methods with 501 MethodNotImplemented, other paths with 404', async () => {
+    for (const method of ['GET', 'POST']) {
+      const res = await fetch(`${t.url}/xrpc/blue.catbird.mls.noSuchMethod?x=1`, { method })
+      expect(res.status, method).toBe(501)
+      expect(await res.json()).toEqual({
+        error: 'MethodNotImplemented',
+        message: 'blue.catbird.mls.noSuchMethod is not implemented by this server',
+      })
+    }
+    const elsewhere = await fetch(`${t.url}/elsewhere`)
+    expect(elsewhere.status).toBe(404)
+    expect(await elsewhere.json()).toMatchObject({ error: 'NotFound', message: expect.any(String) })
   })
 
   it('answers 501 MethodNotImplemented for a lexicon method without a handler', async () => {
@@ -146,6 +153,13 @@ describe('params and input validation', () => {
       headers: { 'content-type': 'application/octet-stream' },
     })
     expect(wrongType.status).toBe(415)
+    // Valid JSON under another content type is refused the same way.
+    const asText = await t.call(alice, SEND_MESSAGE, {
+      input: { convoId: 'c', senderDid: alice.did, epoch: 0, ciphertext: { $bytes: 'AAAA' } },
+      headers: { 'content-type': 'text/plain' },
+    })
+    expect(asText.status).toBe(415)
+    expect(asText.body).toMatchObject({ message: expect.stringContaining('application/json') })
     const none = await t.call(alice, SEND_MESSAGE)
     expect(none.status).toBe(400)
     const proto = await t.call(alice, SEND_MESSAGE, { input: '{"__proto__": {"x": 1}}' })
