@@ -62,4 +62,17 @@ describe('logs', () => {
     expect(raw).not.toContain(b64(welcome))
     expect(raw).not.toContain(key)
   })
+
+  it('log health probes at debug, one line each', async () => {
+    lines.length = 0
+    expect((await fetch(`${t.url}/xrpc/_health`)).status).toBe(200)
+    expect(lines).toEqual([])
+    t.app.log.level = 'debug'
+    try {
+      expect((await fetch(`${t.url}/xrpc/_health`)).status).toBe(200)
+    } finally {
+      t.app.log.level = 'info'
+    }
+    expect(lines).toEqual([expect.objectContaining({ level: 20, msg: 'health probe', status: 200, reqId: expect.any(String) })])
+  })
 })
