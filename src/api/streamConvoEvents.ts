@@ -1,4 +1,3 @@
-import { lexToJson } from '@atproto/lexicon'
 import { sql } from 'kysely'
 import type { Message } from '../db/schema.js'
 import { replayMessages } from '../events/hub.js'
@@ -7,6 +6,7 @@ import { requireMember } from '../services/convos.js'
 import { toMessageView } from '../services/messages.js'
 import { invalidRequest, XRPCErrorWithHeaders } from '../xrpc/errors.js'
 import { xrpcHandler } from '../xrpc/types.js'
+import { toWireJson } from '../xrpc/wire.js'
 
 const NSID = 'blue.catbird.mls.streamConvoEvents'
 const REPLAY_BATCH = 500
@@ -27,7 +27,7 @@ function frameOf(m: Message): string {
   let frame = frames.get(m)
   if (frame === undefined) {
     const event = { $type: `${NSID}#messageEvent`, cursor: String(m.event_id), message: toMessageView(m) }
-    frame = `id: ${m.event_id}\ndata: ${JSON.stringify(lexToJson(event))}\n\n`
+    frame = `id: ${m.event_id}\ndata: ${JSON.stringify(toWireJson(event))}\n\n`
     frames.set(m, frame)
   }
   return frame

@@ -1,10 +1,11 @@
-import { jsonToLex, lexToJson, type Lexicons } from '@atproto/lexicon'
+import { jsonToLex, type Lexicons } from '@atproto/lexicon'
 import { MethodNotImplementedError } from '@atproto/xrpc-server'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { AppContext } from '../context.js'
 import { invalidRequest, XRPCErrorWithHeaders } from './errors.js'
 import { xrpcMethods, type XrpcMethod } from './lexicons.js'
 import { decodeQueryParams } from './params.js'
+import { toWireJson } from './wire.js'
 import type { XrpcHandler, XrpcHandlers } from './types.js'
 
 declare module 'fastify' {
@@ -103,7 +104,7 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
           })
           if (reply.sent) return reply
           if (validateOutput) ctx.lexicons.assertValidXrpcOutput(nsid, output)
-          const body = lexToJson(output as never) ?? {}
+          const body = toWireJson(output) ?? {}
           await claim?.commit(200, body)
           for (const fn of committed) fn()
           return reply.send(body)

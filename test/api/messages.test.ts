@@ -25,7 +25,8 @@ type Page = { messages: Array<{ id: string; seq: number; sender: string; ciphert
 describe('sendMessage', () => {
   it('stores opaque ciphertext byte for byte and returns its id and time', async () => {
     const convo = await createConvo(t, alice, [bob])
-    const ciphertext = randomBytes(300)
+    // Sent as unpadded base64 (as atproto encoders write it), returned padded.
+    const ciphertext = randomBytes(301)
     const sent = await sendMessage(t, alice, convo.id, { ciphertext })
     expect(sent.status).toBe(200)
     expect(sent.body).toEqual({ messageId: expect.any(String), receivedAt: expect.any(String) })
@@ -35,7 +36,7 @@ describe('sendMessage', () => {
         id: sent.body.messageId,
         convoId: convo.id,
         sender: alice.did,
-        ciphertext: bytesJson(ciphertext),
+        ciphertext: { $bytes: b64(ciphertext) },
         epoch: 0,
         seq: 1,
         createdAt: sent.body.receivedAt,
