@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { StartupError } from './startup-error.js'
 
 const MiB = 1024 * 1024
 
@@ -134,7 +135,7 @@ export const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>
 
-export class ConfigError extends Error {
+export class ConfigError extends StartupError {
   override name = 'ConfigError'
 }
 

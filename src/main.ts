@@ -1,52 +1,58 @@
 import path from 'node:path'
 import pg from 'pg'
-import { ConfigError, loadConfig, type Config } from './config.js'
+import { pino, type Logger } from 'pino'
+import { loadConfig, type Config } from './config.js'
 import { createDatabase } from './db/index.js'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js'
 import { migrateToLatest } from './db/migrator.js'
 import { projectRoot } from './paths.js'
-import { buildServer } from './server.js'
+import { assertPortFree, listenFailure } from './port.js'
+import { buildServer, loggerOptions } from './server.js'
+import { StartupError } from './startup-error.js'
+import { version } from './version.js'
 import { startWorkers } from './workers/index.js'
+import type { RunningWorker } from './workers/worker.js'
 
 const EMBEDDED_DATABASE = 'catbird'
 
 /** With no DATABASE_URL: a real PostgreSQL under ./data, and a database for us in it. */
-async function embeddedDatabaseUrl(config: Config, log: (msg: string) => void) {
+async function startEmbeddedDatabase(config: Config, log: Logger) {
   const embedded = await startEmbeddedPostgres({
     dataDir: path.resolve(projectRoot, config.EMBEDDED_PG_DATA_DIR),
     port: config.EMBEDDED_PG_PORT,
-    log,
+    log: (msg) => log.info(msg),
   })
-  const admin = new pg.Client(embedded.url)
-  await admin.connect()
   try {
-    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [EMBEDDED_DATABASE])
-    if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${EMBEDDED_DATABASE}`)
-  } finally {
-    await admin.end()
+    const admin = new pg.Client(embedded.url)
+    await admin.connect()
+    try {
+      const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [EMBEDDED_DATABASE])
+      if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${EMBEDDED_DATABASE}`)
+    } finally {
+      await admin.end()
+    }
+  } catch (err) {
+    await embedded.stop()
+    throw err
   }
   const url = new URL(embedded.url)
   url.pathname = `/${EMBEDDED_DATABASE}`
+  // The password is generated per cluster; see README "The embedded database" for psql.
+  log.debug({ url: url.href, dataDir: embedded.dataDir }, 'embedded PostgreSQL connection')
   return { embedded, url: url.href }
 }
 
 async function main(): Promise<void> {
-  let config: Config
-  try {
-    config = loadConfig()
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`)
-      process.exit(1)
-    }
-    throw err
-  }
+  const config = loadConfig()
+  // A logger before anything slow, so start-up says what it is doing.
+  const log = pino(loggerOptions(config))
+  await assertPortFree(config.HOST, config.PORT)
+  log.info({ version }, 'starting catbird-mls-ds')
 
   let embedded: EmbeddedPostgres | undefined
   let databaseUrl = config.DATABASE_URL
-  const bootLog: string[] = []
   if (!databaseUrl) {
-    const started = await embeddedDatabaseUrl(config, (msg) => bootLog.push(msg))
+    const started = await startEmbeddedDatabase(config, log)
     embedded = started.embedded
     databaseUrl = started.url
   }
@@ -57,14 +63,17 @@ async function main(): Promise<void> {
     poolSize: config.DATABASE_POOL_SIZE,
     onPoolError: (err) => onPoolError(err),
   })
-  const { app, ctx } = await buildServer({ config, database })
+  // Once, whether a failed start or a signal gets there first.
+  let released: Promise<void> | undefined
+  const release = () =>
+    (released ??= (async () => {
+      await database.close()
+      await embedded?.stop()
+    })())
+  const { app, ctx } = await buildServer({ config, database, logger: log })
   onPoolError = (err) => app.log.warn({ err }, 'database connection lost')
-  for (const msg of bootLog) app.log.info(msg)
 
-  const applied = await migrateToLatest(database.db)
-  app.log.info({ applied }, applied.length ? 'database migrated' : 'database schema is current')
-
-  const workers = startWorkers(ctx, app.log)
+  const workers: RunningWorker[] = []
   let shuttingDown = false
   const shutdown = async (signal: string) => {
     if (shuttingDown) return
@@ -78,8 +87,7 @@ async function main(): Promise<void> {
     try {
       await app.close()
       await Promise.all(workers.map((w) => w.stop()))
-      await database.close()
-      await embedded?.stop()
+      await release()
       app.log.info('shutdown complete')
       process.exit(0)
     } catch (err) {
@@ -90,11 +98,25 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
 
-  await app.listen({ port: config.PORT, host: config.HOST })
+  try {
+    const applied = await migrateToLatest(database.db)
+    app.log.info({ applied }, applied.length ? 'database migrated' : 'database schema is current')
+    await app.listen({ port: config.PORT, host: config.HOST }).catch((err: unknown) => {
+      throw listenFailure(err, config.PORT)
+    })
+  } catch (err) {
+    // Leave nothing running behind a failed start (the embedded cluster included).
+    await app.close()
+    await release()
+    throw err
+  }
+  workers.push(...startWorkers(ctx, app.log))
   for (const w of workers) void w.runOnce()
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+  // Causes people can fix are one sentence; anything else is a bug, with its stack.
+  const text = err instanceof StartupError ? err.message : `fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`
+  process.stderr.write(`${text}\n`)
   process.exit(1)
 })

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
+import type { LoggerOptions } from 'pino'
 import Fastify, {
   LogController,
   type FastifyInstance,
@@ -39,7 +40,7 @@ export interface Server {
 const HEALTH_PATH = '/xrpc/_health'
 
 /** Log options: JSON lines, or pino-pretty for people; never a token. */
-export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
+export function loggerOptions(config: Config): LoggerOptions {
   return {
     level: config.LOG_LEVEL,
     redact: ['req.headers.authorization', 'req.headers["idempotency-key"]'],

@@ -54,7 +54,8 @@ async function startPostgres(): Promise<{ url: string; stop: () => Promise<void>
     return { url: container.getConnectionUri(), stop: async () => void (await container.stop()) }
   }
   const dir = await mkdtemp(path.join(tmpdir(), 'catbird-test-pg-'))
-  // As root, PostgreSQL runs as another user, which must be able to reach its data directory.
+  // As root, PostgreSQL runs as another user: our own throwaway directory is
+  // opened to it, so that the cluster is not placed in a system directory.
   await chmod(dir, 0o755)
   const port = 20_000 + Math.floor(Math.random() * 20_000)
   const embedded = await startEmbeddedPostgres({
@@ -73,6 +74,8 @@ async function startPostgres(): Promise<{ url: string; stop: () => Promise<void>
     stop: async () => {
       await embedded.stop()
       await rm(dir, { recursive: true, force: true })
+      // Where it went if `dir` was unreachable all the same (TMPDIR under /root).
+      await rm(embedded.dataDir, { recursive: true, force: true })
     },
   }
 }
