@@ -8,7 +8,7 @@ import { migrateToLatest } from './db/migrator.js'
 import { projectRoot } from './paths.js'
 import { assertPortFree, listenFailure } from './port.js'
 import { buildServer, loggerOptions } from './server.js'
-import { StartupError } from './startup-error.js'
+import { exitOnStartupFailure } from './startup-error.js'
 import { version } from './version.js'
 import { startWorkers } from './workers/index.js'
 import type { RunningWorker } from './workers/worker.js'
@@ -114,9 +114,4 @@ async function main(): Promise<void> {
   for (const w of workers) void w.runOnce()
 }
 
-main().catch((err: unknown) => {
-  // Causes people can fix are one sentence; anything else is a bug, with its stack.
-  const text = err instanceof StartupError ? err.message : `fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`
-  process.stderr.write(`${text}\n`)
-  process.exit(1)
-})
+main().catch(exitOnStartupFailure)

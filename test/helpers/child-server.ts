@@ -13,33 +13,40 @@ export interface ChildServer {
 }
 
 /** The real server (src/main.ts) in a process of its own, on a free loopback port. */
-export async function startChildServer(env: Record<string, string>): Promise<ChildServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src/main.ts')], {
+export function startChildServer(env: Record<string, string>): Promise<ChildServer> {
+  return spawnServer([process.execPath, '--import', 'tsx', path.join(projectRoot, 'src/main.ts')], {
     cwd: projectRoot,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      SERVICE_DID,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...baseEnv(), SERVICE_DID, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
   })
+}
+
+/** What a child process needs of this one's environment, and nothing that configures the server. */
+export const baseEnv = () => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' })
+
+/** A server started by `command` (node, npm start...), once it says it listens on loopback. */
+export async function spawnServer(
+  command: [string, ...string[]],
+  opts: { cwd: string; env: Record<string, string> },
+): Promise<ChildServer> {
+  const [file, ...args] = command
+  const child = spawn(file, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   const exited = new Promise<number | NodeJS.Signals | null>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? signal)),
   )
   const url = await new Promise<string>((resolve, reject) => {
+    // Generous: a first `npm start` compiles the project on a busy machine.
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 90_000)
     const onData = (chunk: Buffer) => {
       output += chunk.toString()
       const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      if (match) resolve(match[1] as string)
+      if (match) {
+        clearTimeout(timer)
+        resolve(match[1] as string)
+      }
     }
     child.stdout.on('data', onData)
     child.stderr.on('data', onData)
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 30_000)
     void exited.then((code) => {
       clearTimeout(timer)
       reject(new Error(`server exited (${String(code)}) before listening:\n${output}`))
