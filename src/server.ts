@@ -14,6 +14,7 @@ import type { Database } from './db/index.js'
 import { idempotencyPlugin } from './idempotency/plugin.js'
 import { rateLimit, rateLimitOptions } from './xrpc/rate-limit.js'
 import { EventHub } from './events/hub.js'
+import { didDocumentRoute } from './did-document.js'
 import { Metrics } from './metrics.js'
 import { metricsRoute } from './metrics-route.js'
 import { createAuthVerifier } from './xrpc/auth.js'
@@ -147,6 +148,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
 
   if (config.RATE_LIMIT_PER_MINUTE > 0) await app.register(rateLimit, rateLimitOptions(config))
   await app.register(metricsRoute, { ctx })
+  await app.register(didDocumentRoute, { serviceDid: config.SERVICE_DID })
   await app.register(idempotencyPlugin, { ctx })
   await app.register(xrpcRoutes, {
     ctx,

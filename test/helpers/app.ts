@@ -33,6 +33,8 @@ export async function startTestApp(
     testDb?: TestDatabase
     logger?: unknown
     handlers?: XrpcHandlers
+    /** A loopback port to listen on; any free one by default. */
+    port?: number
   } = {},
 ): Promise<TestApp> {
   const testDb = opts.testDb ?? (await createTestDatabase())
@@ -45,7 +47,7 @@ export async function startTestApp(
     ...(opts.logger ? { logger: opts.logger as never } : {}),
     ...(opts.handlers ? { handlers: opts.handlers } : {}),
   })
-  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = await app.listen({ port: opts.port ?? 0, host: '127.0.0.1' })
 
   const call = xrpcClient(url)
 
