@@ -1,7 +1,7 @@
 /**
- * Writes the README's configuration table from the zod schema in
- * src/config.ts (`npm run docs:config`), so the docs cannot drift from the
- * code; a test fails when they do.
+ * Writes the README's configuration table and .env.example from the zod
+ * schema in src/config.ts (`npm run docs:config`), so the docs cannot drift
+ * from the code; a test fails when they do.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
@@ -10,6 +10,7 @@ import { configSchema } from '../src/config.js'
 import { projectRoot } from '../src/paths.js'
 
 export const readmePath = path.join(projectRoot, 'README.md')
+export const envExamplePath = path.join(projectRoot, '.env.example')
 const START = '<!-- config-table:start -->'
 const END = '<!-- config-table:end -->'
 
@@ -17,16 +18,23 @@ interface PropertySchema {
   default?: unknown
   description?: string
   enum?: unknown[]
+  examples?: unknown[]
 }
 
-export function configTable(): string {
+function properties(): Array<[string, PropertySchema]> {
   const { properties } = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as {
     properties: Record<string, PropertySchema>
   }
-  const rows = Object.entries(properties).map(([name, prop]) => {
+  return Object.entries(properties)
+}
+
+const choices = (prop: PropertySchema) =>
+  prop.enum ? ` One of: ${prop.enum.map((v) => `\`${String(v)}\``).join(', ')}.` : ''
+
+export function configTable(): string {
+  const rows = properties().map(([name, prop]) => {
     const fallback = prop.default === undefined ? '(unset)' : `\`${String(prop.default)}\``
-    const choices = prop.enum ? ` One of: ${prop.enum.map((v) => `\`${String(v)}\``).join(', ')}.` : ''
-    return `| \`${name}\` | ${fallback} | ${(prop.description ?? '').replace(/\|/g, '\\|')}${choices} |`
+    return `| \`${name}\` | ${fallback} | ${(prop.description ?? '').replace(/\|/g, '\\|')}${choices(prop)} |`
   })
   return ['| Variable | Default | Meaning |', '|---|---|---|', ...rows].join('\n')
 }
@@ -39,7 +47,39 @@ export function readmeWithConfigTable(readme: string): string {
   return `${readme.slice(0, start + START.length)}\n${configTable()}\n${readme.slice(end)}`
 }
 
+/** Variables docker-compose.yml refuses to run without (`${NAME:?message}`). */
+function requiredByCompose(): Set<string> {
+  const compose = readFileSync(path.join(projectRoot, 'docker-compose.yml'), 'utf8')
+  return new Set(Array.from(compose.matchAll(/\$\{(\w+):\?/g), (match) => match[1] as string))
+}
+
+/**
+ * Every setting with its meaning and default, commented out; those compose
+ * requires are set, to an example value, so that a copy is a working start.
+ */
+export function envExample(): string {
+  const required = requiredByCompose()
+  const blocks = properties().map(([name, prop]) => {
+    const example = prop.examples?.[0] ?? prop.default ?? ''
+    const line = required.has(name) ? `${name}=${String(example)}` : `#${name}=${String(example)}`
+    const note = required.has(name) ? ' Required by docker compose.' : ''
+    return `# ${prop.description ?? ''}${choices(prop)}${note}\n${line}\n`
+  })
+  return [
+    '# Settings of catbird-mls-ds: copy this file to .env and edit it. `npm start`,',
+    '# `npm run token` and `docker compose` read .env; variables set in the environment',
+    "# win. Quote a value with spaces or # in it: NAME='value'.",
+    '# Generated from src/config.ts by `npm run docs:config`; see README "Configuration".',
+    '',
+    '# Password of the PostgreSQL that docker compose runs (any characters). Required by docker compose.',
+    "POSTGRES_PASSWORD='change-me'",
+    '',
+    blocks.join('\n'),
+  ].join('\n')
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   writeFileSync(readmePath, readmeWithConfigTable(readFileSync(readmePath, 'utf8')))
-  console.log('README.md configuration table updated')
+  writeFileSync(envExamplePath, envExample())
+  console.log('README.md configuration table and .env.example updated')
 }

@@ -24,6 +24,13 @@ export const configSchema = z.object({
     .describe(
       'PostgreSQL connection string. When unset, `npm start` runs an embedded PostgreSQL with its data under `EMBEDDED_PG_DATA_DIR`.',
     ),
+  DATABASE_PASSWORD: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "Password of `DATABASE_URL`'s user, kept out of the URL so that any character works unescaped (docker compose passes `POSTGRES_PASSWORD` here).",
+    ),
   DATABASE_POOL_SIZE: int(1, 500).default(20).describe('Maximum connections in the pool.'),
   EMBEDDED_PG_DATA_DIR: z
     .string()
@@ -37,7 +44,10 @@ export const configSchema = z.object({
     .string()
     .regex(/^did:[a-z]+:[a-zA-Z0-9._:%-]+$/, 'must be a DID such as did:web:example.com')
     .default('did:web:localhost')
-    .describe('DID of this service; service-auth tokens must name it as their `aud`.'),
+    .meta({ examples: ['did:web:mls.example.com'] })
+    .describe(
+      'DID of this service; service-auth tokens must name it as their `aud`. A `did:web` of a host has its document served at `/.well-known/did.json`.',
+    ),
   PLC_URL: z
     .url()
     .default('https://plc.directory')
@@ -131,12 +141,29 @@ export const configSchema = z.object({
     .describe(
       'Requests one caller (DID) may make per minute before 429 `RateLimitExceeded`; 0 disables. Counted per instance.',
     ),
+}).superRefine((config, ctx) => {
+  if (config.DATABASE_PASSWORD === undefined) return
+  const issue = (message: string) => ctx.addIssue({ code: 'custom', path: ['DATABASE_PASSWORD'], message })
+  if (!config.DATABASE_URL) issue('is the password of DATABASE_URL, which is not set')
+  // (An unparsable DATABASE_URL has an issue of its own already.)
+  else if (URL.canParse(config.DATABASE_URL) && new URL(config.DATABASE_URL).password) {
+    issue('is set, and DATABASE_URL has a password too; keep one')
+  }
 })
 
 export type Config = z.infer<typeof configSchema>
 
 export class ConfigError extends StartupError {
   override name = 'ConfigError'
+}
+
+/** The PostgreSQL connection string, with DATABASE_PASSWORD put in, escaped; unset for the embedded database. */
+export function databaseUrl(config: Config): string | undefined {
+  if (!config.DATABASE_URL || config.DATABASE_PASSWORD === undefined) return config.DATABASE_URL
+  const url = new URL(config.DATABASE_URL)
+  // The URL setter leaves `%` alone: encode it all, the driver decodes it.
+  url.password = encodeURIComponent(config.DATABASE_PASSWORD)
+  return url.href
 }
 
 /** Parses settings from an environment; throws ConfigError naming every bad variable. */

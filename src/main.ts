@@ -1,7 +1,7 @@
 import path from 'node:path'
 import pg from 'pg'
 import { pino, type Logger } from 'pino'
-import { loadConfig, type Config } from './config.js'
+import { databaseUrl, loadConfig, type Config } from './config.js'
 import { createDatabase } from './db/index.js'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js'
 import { migrateToLatest } from './db/migrator.js'
@@ -50,16 +50,16 @@ async function main(): Promise<void> {
   log.info({ version }, 'starting catbird-mls-ds')
 
   let embedded: EmbeddedPostgres | undefined
-  let databaseUrl = config.DATABASE_URL
-  if (!databaseUrl) {
+  let url = databaseUrl(config)
+  if (!url) {
     const started = await startEmbeddedDatabase(config, log)
     embedded = started.embedded
-    databaseUrl = started.url
+    url = started.url
   }
 
   let onPoolError = (_err: Error) => {}
   const database = createDatabase({
-    url: databaseUrl,
+    url,
     poolSize: config.DATABASE_POOL_SIZE,
     onPoolError: (err) => onPoolError(err),
   })

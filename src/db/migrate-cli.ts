@@ -1,15 +1,17 @@
 /**
  * `npm run migrate -- up|down|status`: for operators who run migrations as a
- * separate step. Uses DATABASE_URL (the server runs `up` itself at start-up).
+ * separate step. Uses DATABASE_URL and DATABASE_PASSWORD (the server runs `up`
+ * itself at start-up). In the Docker image it is compiled: `npm run migrate` runs
+ * `node dist/src/db/migrate-cli.js`, with no dev dependencies.
  */
-import { loadConfig } from '../config.js'
+import { databaseUrl, loadConfig } from '../config.js'
 import { createDatabase } from './index.js'
 import { createMigrator, migrateDown, migrateToLatest } from './migrator.js'
 
 async function main(command: string | undefined): Promise<void> {
-  const { DATABASE_URL } = loadConfig()
-  if (!DATABASE_URL) throw new Error('DATABASE_URL is required (the embedded database migrates itself on npm start)')
-  const database = createDatabase({ url: DATABASE_URL, poolSize: 1 })
+  const url = databaseUrl(loadConfig())
+  if (!url) throw new Error('DATABASE_URL is required (the embedded database migrates itself on npm start)')
+  const database = createDatabase({ url, poolSize: 1 })
   try {
     switch (command) {
       case 'up': {

@@ -1,13 +1,18 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { parseEnv } from 'node:util'
+import { sql } from 'kysely'
+import pg from 'pg'
+import { describe, expect, inject, it } from 'vitest'
 import { parse } from 'yaml'
-import { configSchema } from '../../src/config.js'
+import { configSchema, databaseUrl, loadConfig } from '../../src/config.js'
+import { createDatabase } from '../../src/db/index.js'
 import { projectRoot } from '../../src/paths.js'
 
 interface ComposeService {
   image?: string
   build?: string
+  env_file?: Array<{ path: string; required: boolean }>
   environment?: Record<string, string>
   depends_on?: Record<string, { condition: string }>
   healthcheck?: { test: string[] }
@@ -19,9 +24,28 @@ const compose = parse(readFileSync(path.join(projectRoot, 'docker-compose.yml'),
   volumes: Record<string, unknown>
 }
 const dockerfile = readFileSync(path.join(projectRoot, 'Dockerfile'), 'utf8')
+const envExample = parseEnv(readFileSync(path.join(projectRoot, '.env.example'), 'utf8'))
+
+/**
+ * A service's environment as compose builds it from the operator's .env:
+ * its env_file (.env) first, then its `environment`, interpolated the way
+ * compose does for what this file uses: ${NAME}, ${NAME:-default}, ${NAME:?error}.
+ */
+function containerEnv(service: string, dotenv: Record<string, string | undefined>): Record<string, string | undefined> {
+  const { env_file: envFile = [], environment = {} } = compose.services[service] ?? {}
+  const interpolate = (value: string) =>
+    value.replace(/\$\{(\w+)(?::([-?])([^}]*))?\}/g, (_match, name: string, op?: string, arg = '') => {
+      const set = dotenv[name]
+      if (set) return set
+      if (op === '?') throw new Error(`${name}: ${arg}`)
+      return op === '-' ? arg : ''
+    })
+  const fromFile = envFile.some((file) => file.path === '.env') ? dotenv : {}
+  return { ...fromFile, ...Object.fromEntries(Object.entries(environment).map(([name, value]) => [name, interpolate(String(value))])) }
+}
 
 describe('docker compose', () => {
-  it('runs the server after a healthy PostgreSQL with a named volume, configured by environment', () => {
+  it('runs the server after a healthy PostgreSQL with a named volume', () => {
     const { postgres, server } = compose.services
     expect(postgres?.image).toMatch(/^postgres:\d+/)
     expect(postgres?.healthcheck?.test.join(' ')).toContain('pg_isready')
@@ -29,12 +53,64 @@ describe('docker compose', () => {
     expect(volume && volume in compose.volumes).toBe(true)
     expect(server?.build).toBe('.')
     expect(server?.depends_on?.postgres?.condition).toBe('service_healthy')
-    expect(server?.environment?.DATABASE_URL).toMatch(/^postgres:\/\/.+@postgres:5432\//)
   })
 
-  it('sets only variables the server knows', () => {
-    const known = Object.keys(configSchema.shape)
-    for (const name of Object.keys(compose.services.server?.environment ?? {})) expect(known).toContain(name)
+  it('gives the server every variable of .env; it overrides only where the database and port are', () => {
+    const dotenv = Object.fromEntries(Object.keys(configSchema.shape).map((name) => [name, `operator-${name}`]))
+    const env = containerEnv('server', { ...dotenv, POSTGRES_PASSWORD: 'secret' })
+    const overridden = Object.keys(dotenv).filter((name) => env[name] !== dotenv[name])
+    expect(overridden.sort()).toEqual(['DATABASE_PASSWORD', 'DATABASE_URL', 'HOST', 'PORT'])
+    for (const name of Object.keys(env)) expect(Object.keys({ ...dotenv, POSTGRES_PASSWORD: '' })).toContain(name)
+  })
+
+  it('builds a working configuration from .env.example, the password outside the URL whatever its characters', () => {
+    const password = 'p@ss/w#rd%:?&= x'
+    const config = loadConfig(containerEnv('server', { ...envExample, POSTGRES_PASSWORD: password }))
+    expect(config.SERVICE_DID).toBe(envExample.SERVICE_DID)
+    expect(containerEnv('postgres', { ...envExample, POSTGRES_PASSWORD: password }).POSTGRES_PASSWORD).toBe(password)
+    const url = new URL(databaseUrl(config) ?? '')
+    expect([url.hostname, url.port, url.username, url.pathname]).toEqual(['postgres', '5432', 'catbird', '/catbird'])
+    // As the driver reads it.
+    expect(decodeURIComponent(url.password)).toBe(password)
+  })
+
+  it('refuses to run without SERVICE_DID or POSTGRES_PASSWORD instead of guessing them', () => {
+    const { SERVICE_DID: _did, ...noDid } = envExample
+    const { POSTGRES_PASSWORD: _password, ...noPassword } = envExample
+    expect(() => containerEnv('server', noDid)).toThrow(/^SERVICE_DID: set SERVICE_DID in \.env/)
+    expect(() => containerEnv('server', noPassword)).toThrow(/^POSTGRES_PASSWORD: set POSTGRES_PASSWORD/)
+    expect(() => containerEnv('postgres', noPassword)).toThrow(/^POSTGRES_PASSWORD: set POSTGRES_PASSWORD/)
+  })
+})
+
+describe('DATABASE_PASSWORD', () => {
+  it('reaches PostgreSQL intact with @ / # % and spaces in it', async () => {
+    const admin = new pg.Client(inject('pgAdminUrl'))
+    await admin.connect()
+    const role = `pw_${Date.now()}`
+    const password = 'p@ss/w#rd% :?&=ü'
+    try {
+      await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD ${admin.escapeLiteral(password)}`)
+      const url = new URL(inject('pgAdminUrl'))
+      url.username = role
+      url.password = ''
+      const config = loadConfig({ DATABASE_URL: url.href, DATABASE_PASSWORD: password })
+      const database = createDatabase({ url: databaseUrl(config) ?? '', poolSize: 1 })
+      try {
+        const { rows } = await sql<{ user: string }>`SELECT current_user AS user`.execute(database.db)
+        expect(rows).toEqual([{ user: role }])
+      } finally {
+        await database.close()
+      }
+    } finally {
+      await admin.query(`DROP ROLE IF EXISTS ${role}`)
+      await admin.end()
+    }
+  })
+
+  it('is refused beside a password in DATABASE_URL, or without DATABASE_URL', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://a:b@h/db', DATABASE_PASSWORD: 'c' })).toThrow(/DATABASE_PASSWORD: .*keep one/)
+    expect(() => loadConfig({ DATABASE_PASSWORD: 'c' })).toThrow(/DATABASE_PASSWORD: .*DATABASE_URL/)
   })
 })
 
