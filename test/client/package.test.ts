@@ -1,0 +1,114 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { projectRoot } from '../../src/paths.js'
+import { baseEnv, spawnServer, type ChildServer } from '../helpers/child-server.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { NS, SUITE } from '../helpers/mls.js'
+import { copyProject, type ProjectCopy } from '../helpers/project-copy.js'
+import { SERVICE_DID, TestUser } from '../helpers/users.js'
+
+const run = promisify(execFile)
+let copy: ProjectCopy
+let consumer: string
+let testDb: TestDatabase
+let packed: string[]
+let server: ChildServer | undefined
+
+/** The package as someone installs it: packed from a checkout (building it), then installed into a project of their own. */
+beforeAll(async () => {
+  ;[copy, testDb, consumer] = await Promise.all([
+    copyProject(),
+    createTestDatabase(),
+    mkdtemp(path.join(tmpdir(), 'catbird-consumer-')),
+  ])
+  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', consumer], { cwd: copy.dir, env: baseEnv() })
+  const [tarball] = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>
+  if (!tarball) throw new Error(`npm pack gave no tarball:\n${stdout}`)
+  packed = tarball.files.map((file) => file.path)
+  await writeFile(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
+  // Without the optional PostgreSQL binaries: an SDK user has no use for them.
+  await run(
+    'npm',
+    ['install', `./${tarball.filename}`, '--omit=optional', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund'],
+    { cwd: consumer, env: baseEnv() },
+  )
+}, 240_000)
+afterAll(async () => {
+  server?.process.kill('SIGKILL')
+  await copy?.remove()
+  await testDb?.drop()
+  if (consumer) await rm(consumer, { recursive: true, force: true })
+})
+
+const installed = () => path.join(consumer, 'node_modules', 'catbird-mls-ds')
+
+describe('the npm package', () => {
+  it('holds the compiled SDK and server with their types, lexicons and licence, and no sources', () => {
+    for (const file of [
+      'package.json',
+      'LICENSE',
+      'README.md',
+      'dist/src/client/index.js',
+      'dist/src/client/index.d.ts',
+      'dist/src/lexicon/types/blue.catbird.mls.defs.d.ts',
+      'dist/src/main.js',
+      'dist/src/db/migrate-cli.js',
+      'dist/migrations/index.js',
+      'lexicons/blue.catbird.mls.sendMessage.json',
+    ]) {
+      expect(packed).toContain(file)
+    }
+    expect(packed.filter((file) => !/^(dist\/|lexicons\/|package\.json$|LICENSE$|README\.md$)/.test(file))).toEqual([])
+    expect(packed.filter((file) => file.endsWith('.map') || file.endsWith('.tsbuildinfo'))).toEqual([])
+  })
+
+  it('runs the compiled server and migrate command with production dependencies only (as the image does)', async () => {
+    const env = { ...baseEnv(), DATABASE_URL: testDb.url }
+    const status = await run('npm', ['run', 'migrate', '--', 'status'], { cwd: installed(), env })
+    expect(status.stdout).toMatch(/applied .* 001_init/)
+    server = await spawnServer([process.execPath, 'dist/src/main.js'], {
+      cwd: installed(),
+      env: { ...env, SERVICE_DID, HOST: '127.0.0.1', PORT: '0' },
+    })
+    expect((await fetch(`${server.url}/xrpc/_health`)).status).toBe(200)
+  }, 60_000)
+
+  it('lets another project import catbird-mls-ds/client, type-check against it and talk to the server', async () => {
+    if (!server) throw new Error('the packaged server did not start')
+    await writeFile(
+      path.join(consumer, 'probe.ts'),
+      `import { MlsClient, XrpcClientError, type MessageView } from 'catbird-mls-ds/client'
+
+const tokens = JSON.parse(process.env.TOKENS ?? '{}') as Record<string, string>
+const client = new MlsClient({ serviceUrl: process.env.SERVICE_URL ?? '', token: async (nsid) => tokens[nsid] ?? '' })
+const convo = await client.createConvo({ groupId: 'c0ffee', cipherSuite: '${SUITE}' })
+const sent = await client.sendMessage({ convoId: convo.id, senderDid: process.env.DID ?? '', epoch: 0, ciphertext: new Uint8Array([1, 2, 3]) })
+const { messages } = await client.getMessages({ convoId: convo.id })
+const first: MessageView | undefined = messages[0]
+const refused = await client.getEpoch({ convoId: 'nope' }).catch((err: unknown) => err instanceof XrpcClientError && err.error)
+console.log(JSON.stringify({ messageId: sent.messageId, id: first?.id, ciphertext: Array.from(first?.ciphertext ?? []), refused }))
+`,
+    )
+    // The consumer's own compiler settings, with this project's TypeScript.
+    const tsc = path.join(projectRoot, 'node_modules', 'typescript', 'bin', 'tsc')
+    await run(
+      process.execPath,
+      [tsc, '--strict', '--module', 'nodenext', '--target', 'es2022', '--types', 'node', '--typeRoots', path.join(projectRoot, 'node_modules', '@types'), '--outDir', '.', 'probe.ts'],
+      { cwd: consumer },
+    )
+
+    const alice = await TestUser.create()
+    const tokens: Record<string, string> = {}
+    for (const method of ['createConvo', 'sendMessage', 'getMessages', 'getEpoch']) tokens[`${NS}.${method}`] = await alice.token(`${NS}.${method}`)
+    const { stdout } = await run(process.execPath, ['probe.js'], {
+      cwd: consumer,
+      env: { ...baseEnv(), TOKENS: JSON.stringify(tokens), SERVICE_URL: server.url, DID: alice.did },
+    })
+    const result = JSON.parse(stdout) as { messageId: string; id: string; ciphertext: number[]; refused: string }
+    expect(result).toEqual({ messageId: expect.any(String), id: result.messageId, ciphertext: [1, 2, 3], refused: 'ConvoNotFound' })
+  }, 60_000)
+})
