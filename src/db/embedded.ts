@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { chmod, chown, cp, lstat, mkdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises'
+import { chmod, chown, cp, lstat, mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { userInfo } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -296,12 +296,17 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       .join(' ')
     log(`starting embedded PostgreSQL on 127.0.0.1:${opts.port} (data in ${dataDir})`)
     const logFile = path.join(dataDir, 'server.log')
+    // pg_ctl appends to the log: what this start wrote comes after this offset.
+    const logStart = await stat(logFile).then(
+      (s) => s.size,
+      () => 0,
+    )
     try {
       await pgCtl(['start', '-w', '-t', '60', '-l', logFile, '-o', serverOpts])
       return true
     } catch (err) {
       if ((await runningPort()) !== undefined) return false
-      const tail = await readFile(logFile, 'utf8').catch(() => '')
+      const tail = (await readFile(logFile).catch(() => Buffer.alloc(0))).subarray(logStart).toString()
       if (/could not bind|Address already in use/.test(tail)) {
         throw new StartupError(`The embedded PostgreSQL cannot listen on 127.0.0.1:${opts.port}: the port is in use; set EMBEDDED_PG_PORT to a free port.`)
       }

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { chmod, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
@@ -89,6 +90,21 @@ describe('embedded PostgreSQL in a private directory', () => {
     expect(message).not.toContain('\n')
     expect(message).toMatch(/; (set EMBEDDED_PG_DATA_DIR|put the project) .*DATABASE_URL\.$/)
   })
+})
+
+describe('embedded PostgreSQL on a port in use', () => {
+  it('says which setting to change', async () => {
+    const blocker = createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+    const { port } = blocker.address() as { port: number }
+    try {
+      await expect(startEmbeddedPostgres({ dataDir: path.join(base, 'blocked', 'postgres'), port })).rejects.toThrow(
+        `The embedded PostgreSQL cannot listen on 127.0.0.1:${port}: the port is in use; set EMBEDDED_PG_PORT to a free port.`,
+      )
+    } finally {
+      blocker.close()
+    }
+  }, 60_000)
 })
 
 describe('several local servers on one embedded PostgreSQL', () => {
