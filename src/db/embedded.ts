@@ -116,6 +116,9 @@ const canEnter = (dir: string, as: RunAs) =>
     () => false,
   )
 
+/** Cleans up a staging file or directory without hiding the error that may be under way; a leftover is harmless. */
+const removeLeftover = (file: string) => rm(file, { recursive: true, force: true }).catch(() => {})
+
 function nearestExisting(dir: string): string {
   while (!existsSync(dir)) dir = path.dirname(dir)
   return dir
@@ -177,7 +180,7 @@ async function reachableInstall(install: string, as: RunAs, cacheDir: string, lo
         `Could not copy the PostgreSQL binaries to ${copy} for the postgres user (${reason(err)}); free some space there, or set DATABASE_URL.`,
       )
     } finally {
-      await rm(staging, { recursive: true, force: true })
+      await removeLeftover(staging)
     }
   }
   if (!(await canRun(binariesIn(copy).initdb, as))) {
@@ -241,8 +244,8 @@ async function initCluster(dataDir: string, bin: Binaries, as: RunAs | undefined
       `Could not initialise the embedded PostgreSQL in ${dataDir} (${stderr || reason(err)}); set EMBEDDED_PG_DATA_DIR to a writable directory, or set DATABASE_URL.`,
     )
   } finally {
-    await rm(staging, { recursive: true, force: true })
-    await rm(pwFile, { force: true })
+    await removeLeftover(staging)
+    await removeLeftover(pwFile)
   }
 }
 

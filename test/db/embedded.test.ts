@@ -68,7 +68,7 @@ describe('embedded PostgreSQL in a private directory', () => {
       expect(data.uid).toBe(Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })))
       expect(data.mode & 0o777).toBe(0o700)
       expect(logs).toContain(`the postgres user cannot reach ${opts.dataDir}; the embedded PostgreSQL data lives in ${first.dataDir} instead`)
-      expect(await readdir(path.join(base, 'cache'))).toEqual([expect.stringMatching(/^postgres-17\.[\w.-]+-linux-x64$/)])
+      expect(await readdir(path.join(base, 'cache'))).toEqual([expect.stringMatching(new RegExp(`^postgres-17\\.[\\w.-]+-${process.platform}-${process.arch}$`))])
       // Nothing was created inside the private directory.
       expect(existsSync(path.join(home, 'project'))).toBe(false)
     } else {
