@@ -61,6 +61,7 @@ const PASSWORD_FILE = 'catbird-superuser-password'
 export const DEFAULT_SYSTEM_DIRS = { data: '/var/lib/catbird-mls-ds', cache: '/var/cache/catbird-mls-ds' }
 /** Advisory lock key pair ("catb", "lease") held shared by every process using the cluster. */
 const LEASE_KEY = [0x63617462, 0x6c656173]
+const LEASE_APPLICATION = 'catbird-mls-ds lease'
 const JOIN_TIMEOUT_MS = 60_000
 
 const reason = (err: unknown) => (err instanceof Error ? err.message.split('\n')[0] : String(err))
@@ -329,7 +330,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       port = (await runningPort()) ?? opts.port
     }
     try {
-      const { lease, users } = await takeLease(urlOf(port))
+      const { lease, users } = await ClusterLease.take(urlOf(port), log)
       if (!startedHere) {
         log(
           users > 1
@@ -337,7 +338,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
             : `adopting the embedded PostgreSQL left running on port ${port} by a process that has exited`,
         )
       }
-      return { url: urlOf(port), port, dataDir, stop: () => leave(lease, () => pgCtl(['stop', '-m', 'fast', '-w']), log) }
+      return { url: urlOf(port), port, dataDir, stop: () => lease.leave(() => pgCtl(['stop', '-m', 'fast', '-w'])) }
     } catch (err) {
       // A refused password is final; anything else may be a cluster stopping under us.
       const refused = String((err as { code?: unknown }).code).startsWith('28')
@@ -349,44 +350,99 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   }
 }
 
-/** A connection of our own holding the shared lease; ends (releasing it) when this process dies. */
-async function takeLease(url: string): Promise<{ lease: pg.Client; users: number }> {
-  const lease = new pg.Client({ connectionString: url, application_name: 'catbird-mls-ds lease', connectionTimeoutMillis: 5_000 })
+async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, application_name: LEASE_APPLICATION, connectionTimeoutMillis: 5_000 })
   // The cluster stopping ends this connection; that is expected, not a crash.
-  lease.on('error', () => {})
-  try {
-    await lease.connect()
-    await lease.query('SELECT pg_advisory_lock_shared($1, $2)', LEASE_KEY)
-    const { rows } = await lease.query<{ users: number }>(
-      `SELECT count(*)::int AS users FROM pg_locks
-        WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted`,
-      LEASE_KEY,
-    )
-    return { lease, users: rows[0]?.users ?? 1 }
-  } catch (err) {
-    await lease.end().catch(() => {})
-    throw err
-  }
+  client.on('error', () => {})
+  await client.connect()
+  return client
 }
 
 /**
- * Gives the lease back, and stops the cluster only when no other process
- * holds one: the exclusive lock is granted only then, and held while the
- * cluster stops, so that no process joins a cluster about to go away.
+ * This process's hold on the cluster: the shared advisory lock, on a
+ * connection of its own. It dies with the process. When the connection alone
+ * is lost (pg_terminate_backend, a crash restart of the cluster), the lease is
+ * taken again, so that another process leaving does not take this one for gone.
  */
-async function leave(lease: pg.Client, stopCluster: () => Promise<unknown>, log: (msg: string) => void): Promise<void> {
-  let last: boolean
-  try {
-    await lease.query('SELECT pg_advisory_unlock_shared($1, $2)', LEASE_KEY)
-    const { rows } = await lease.query<{ last: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS last', LEASE_KEY)
-    last = rows[0]?.last === true
-    log(last ? 'stopping embedded PostgreSQL: no other process uses it' : 'leaving embedded PostgreSQL running: other processes use it')
-  } catch {
-    // Our connection is gone (the cluster was stopped or restarted under
-    // us): whoever uses it now, it is not ours to stop.
-    last = false
-    log('embedded PostgreSQL connection lost; leaving the cluster as it is')
+class ClusterLease {
+  private client: pg.Client | undefined
+  private leaving = false
+  private retry: NodeJS.Timeout | undefined
+  private retaking: Promise<void> | undefined
+
+  private constructor(
+    private readonly url: string,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  /** Joins the cluster's users; also says how many there are now, this process included. */
+  static async take(url: string, log: (msg: string) => void): Promise<{ lease: ClusterLease; users: number }> {
+    const lease = new ClusterLease(url, log)
+    return { lease, users: await lease.hold() }
   }
-  if (last) await stopCluster()
-  await lease.end().catch(() => {})
+
+  private async hold(): Promise<number> {
+    const client = await connect(this.url)
+    try {
+      await client.query('SELECT pg_advisory_lock_shared($1, $2)', LEASE_KEY)
+      const { rows } = await client.query<{ users: number }>(
+        `SELECT count(*)::int AS users FROM pg_locks
+          WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted`,
+        LEASE_KEY,
+      )
+      if (this.leaving) throw new Error('left meanwhile')
+      this.client = client
+      client.once('end', () => this.lost(client))
+      return rows[0]?.users ?? 1
+    } catch (err) {
+      await client.end().catch(() => {})
+      throw err
+    }
+  }
+
+  private lost(client: pg.Client): void {
+    if (this.leaving || this.client !== client) return
+    this.client = undefined
+    this.log('embedded PostgreSQL lease connection lost; taking the lease again')
+    const again = () => {
+      if (this.leaving) return
+      this.retry = setTimeout(() => {
+        this.retaking = this.hold().then(() => undefined, again)
+      }, 1_000)
+      this.retry.unref()
+    }
+    again()
+  }
+
+  /**
+   * Gives the lease back, and stops the cluster only when no other process
+   * holds one: the exclusive lock is granted only then, and held while the
+   * cluster stops, so that no process joins a cluster about to go away.
+   */
+  async leave(stopCluster: () => Promise<unknown>): Promise<void> {
+    this.leaving = true
+    clearTimeout(this.retry)
+    // A lease being taken again right now settles first (it lets go, seeing us leave).
+    await this.retaking
+    // The lease's own connection, or, when it was lost, one for the check.
+    const held = this.client
+    const client = held ?? (await connect(this.url).catch(() => undefined))
+    const last = client && (await this.lastUser(client, held).catch(() => undefined))
+    this.log(
+      last === undefined
+        ? 'embedded PostgreSQL is gone already; nothing to stop'
+        : last
+          ? 'stopping embedded PostgreSQL: no other process uses it'
+          : 'leaving embedded PostgreSQL running: other processes use it',
+    )
+    if (last) await stopCluster()
+    await client?.end().catch(() => {})
+  }
+
+  /** Whether no other process holds a lease; if so, `client` keeps the exclusive lock. */
+  private async lastUser(client: pg.Client, held: pg.Client | undefined): Promise<boolean> {
+    if (held) await held.query('SELECT pg_advisory_unlock_shared($1, $2)', LEASE_KEY)
+    const { rows } = await client.query<{ last: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS last', LEASE_KEY)
+    return rows[0]?.last === true
+  }
 }

@@ -5,7 +5,7 @@ import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { embeddedInstallDir, startEmbeddedPostgres, type EmbeddedPostgresOptions } from '../../src/db/embedded.js'
 import { StartupError } from '../../src/startup-error.js'
 import { startChildServer, type ChildServer } from '../helpers/child-server.js'
@@ -90,6 +90,37 @@ describe('embedded PostgreSQL in a private directory', () => {
     expect(message).not.toContain('\n')
     expect(message).toMatch(/; (set EMBEDDED_PG_DATA_DIR|put the project) .*DATABASE_URL\.$/)
   })
+})
+
+describe('the lease of a process on its cluster', () => {
+  it('is taken again when its connection is terminated, so another process leaving does not stop the cluster', async () => {
+    const opts = { dataDir: path.join(base, 'terminated', 'postgres'), port: await freePort() }
+    const logs: string[] = []
+    const first = await startEmbeddedPostgres({ ...opts, log: (msg) => logs.push(msg) })
+    const leases = async () =>
+      (await query(first.url, `SELECT pid FROM pg_stat_activity WHERE application_name = 'catbird-mls-ds lease'`)).map((row) => row.pid)
+    try {
+      const [old] = await leases()
+      await query(first.url, `SELECT pg_terminate_backend(${Number(old)})`)
+      // A new lease connection replaces the terminated one.
+      await vi.waitFor(
+        async () => {
+          const now = await leases()
+          expect(now).toHaveLength(1)
+          expect(now).not.toContain(old)
+        },
+        { timeout: 10_000, interval: 200 },
+      )
+      expect(logs).toContain('embedded PostgreSQL lease connection lost; taking the lease again')
+
+      const second = await startEmbeddedPostgres(opts)
+      await second.stop()
+      expect(await query(first.url, 'SELECT 1 AS up')).toEqual([{ up: 1 }])
+    } finally {
+      await first.stop()
+    }
+    expect(await listens(opts.port)).toBe(false)
+  }, 60_000)
 })
 
 describe('embedded PostgreSQL on a port in use', () => {
