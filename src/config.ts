@@ -41,6 +41,14 @@ export const configSchema = z.object({
     .url()
     .default('https://plc.directory')
     .describe('PLC directory used to resolve `did:plc` callers.'),
+  MAX_TOKEN_LIFETIME_SECONDS: int(1)
+    .default(3600)
+    .describe(
+      'Service-auth tokens whose `exp` is further than this from now are refused (401 `BadJwt`): a leaked long-lived token would otherwise open every conversation of its issuer for its whole life.',
+    ),
+  REQUIRE_TOKEN_IAT: bool
+    .default(true)
+    .describe('Refuse service-auth tokens without an `iat` (issued-at) claim (401 `BadJwt`).'),
   DID_CACHE_TTL_SECONDS: int(1)
     .default(3600)
     .describe('How long resolved DID documents are cached before they are refreshed.'),

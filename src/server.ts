@@ -77,6 +77,8 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
       serviceDid: config.SERVICE_DID,
       plcUrl: config.PLC_URL,
       didCacheTtlMs: config.DID_CACHE_TTL_SECONDS * 1000,
+      maxLifetimeSeconds: config.MAX_TOKEN_LIFETIME_SECONDS,
+      requireIat: config.REQUIRE_TOKEN_IAT,
     }),
     metrics,
     events: new EventHub({
