@@ -33,6 +33,11 @@ export class XRPCErrorWithHeaders extends XRPCError {
   }
 }
 
+const sqlState = (err: unknown): string | undefined => {
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined
+  return typeof code === 'string' ? code : undefined
+}
+
 // SQLSTATE classes and node-level codes that mean "the database is not there".
 const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53300)/
 const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'])
@@ -41,18 +46,27 @@ const UNAVAILABLE_MESSAGES =
 
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false
-  const code = (err as { code?: unknown }).code
-  if (typeof code === 'string') {
-    if (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NODE_CODES.has(code)) return true
-  }
+  const code = sqlState(err)
+  if (code !== undefined && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NODE_CODES.has(code))) return true
   return UNAVAILABLE_MESSAGES.test(err.message)
 }
+
+/**
+ * SQLSTATE class 22 (data exception: a value PostgreSQL cannot take, such as
+ * a NUL in text or an out-of-range integer). Client values are checked before
+ * any query (src/xrpc/input-boundary.ts), so one reaching the database is a
+ * bug in that check; the client still only sent bad data.
+ */
+export const isDataException = (err: unknown): boolean => sqlState(err)?.startsWith('22') ?? false
 
 /** Maps anything thrown while serving a request to the XRPC error it answers with. */
 export function toXrpcError(err: unknown): XRPCError {
   if (err instanceof XRPCError) return err
   if (isDatabaseUnavailable(err)) {
     return serviceUnavailable('The database is unavailable; retry later')
+  }
+  if (isDataException(err)) {
+    return invalidRequest(undefined, 'The request holds a value the server cannot store')
   }
   const fastifyErr = err as Partial<FastifyError>
   switch (fastifyErr.code) {
@@ -61,12 +75,10 @@ export function toXrpcError(err: unknown): XRPCError {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new XRPCError(ResponseType.UnsupportedMediaType, 'Unsupported Content-Type; send application/json', 'InvalidRequest')
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return invalidRequest(undefined, fastifyErr.message ?? 'Invalid body')
   }
   const status = fastifyErr.statusCode
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    // Body parser failures (bad JSON, poisoned prototypes) and the like.
     return new XRPCError(status as ResponseType, fastifyErr.message, status === 400 ? 'InvalidRequest' : undefined)
   }
   return XRPCError.fromError(err)
@@ -81,6 +93,8 @@ export function sendXrpcError(
   const status = xrpcErr.statusCode
   if (status >= 500) {
     request.log.error({ err, status }, 'request failed')
+  } else if (isDataException(err)) {
+    request.log.error({ err, status }, 'client input reached the database unchecked (a bug in the input boundary)')
   } else {
     request.log.info({ status, error: xrpcErr.error, reason: xrpcErr.payload.message }, 'request refused')
   }
