@@ -11,7 +11,7 @@ import { EventHub } from './events/hub.js'
 import { Metrics } from './metrics.js'
 import { metricsRoute } from './metrics-route.js'
 import { createAuthVerifier } from './xrpc/auth.js'
-import { sendXrpcError } from './xrpc/errors.js'
+import { clientErrorHandler, sendXrpcError } from './xrpc/errors.js'
 import { loadLexicons } from './xrpc/lexicons.js'
 import { xrpcRoutes } from './xrpc/routes.js'
 import type { XrpcHandlers } from './xrpc/types.js'
@@ -63,6 +63,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
     genReqId: () => randomUUID(),
     // Fastify's own 404 for HEAD/OPTIONS etc. still goes through our handler.
     return503OnClosing: true,
+    clientErrorHandler,
   }) as unknown as FastifyInstance
 
   const metrics = new Metrics()

@@ -1,5 +1,7 @@
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import { ResponseType, XRPCError } from '@atproto/xrpc-server'
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 
 export { XRPCError }
 
@@ -31,6 +33,16 @@ export class XRPCErrorWithHeaders extends XRPCError {
   ) {
     super(status as ResponseType, message, name)
   }
+}
+
+/**
+ * The error name of a status without a more specific one: XRPC's own where it
+ * has one (400 InvalidRequest), else the HTTP reason phrase without spaces
+ * (431 RequestHeaderFieldsTooLarge), so that `error` is always a name.
+ */
+export function errorNameForStatus(status: number): string {
+  const xrpcName = (ResponseType as unknown as Record<number, string | undefined>)[status]
+  return xrpcName ?? (STATUS_CODES[status] ?? 'Error').replace(/[^A-Za-z]/g, '')
 }
 
 const sqlState = (err: unknown): string | undefined => {
@@ -79,7 +91,7 @@ export function toXrpcError(err: unknown): XRPCError {
   }
   const status = fastifyErr.statusCode
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return new XRPCError(status as ResponseType, fastifyErr.message, status === 400 ? 'InvalidRequest' : undefined)
+    return new XRPCError(status as ResponseType, fastifyErr.message, errorNameForStatus(status))
   }
   return XRPCError.fromError(err)
 }
@@ -100,4 +112,39 @@ export function sendXrpcError(
   }
   if (xrpcErr instanceof XRPCErrorWithHeaders) reply.headers(xrpcErr.headers)
   return reply.status(status).send(xrpcErr.payload)
+}
+
+const CLIENT_ERRORS: Record<string, { status: number; message: string }> = {
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time' },
+  HPE_HEADER_OVERFLOW: {
+    status: 431,
+    message: 'The request line and headers are larger than the server accepts (for many params, use fewer per request)',
+  },
+}
+
+/**
+ * Answers HTTP that Node's parser refused before any route ran (oversized or
+ * malformed headers, a request sent too slowly) with an XRPC error body, where
+ * Fastify's default answers `{"error":"Bad Request",...}`. The client's fault,
+ * so logged at debug. Fastify calls it with the instance as `this`.
+ */
+export function clientErrorHandler(
+  this: FastifyInstance,
+  err: Error & { code?: string; reason?: string },
+  socket: Socket,
+): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const { status, message } = CLIENT_ERRORS[err.code ?? ''] ?? {
+    status: 400,
+    message: err.reason ? `Malformed HTTP request: ${err.reason}` : 'Malformed HTTP request',
+  }
+  this.log.debug({ err, status }, 'malformed HTTP request refused')
+  if (socket.writable) {
+    const body = JSON.stringify({ error: errorNameForStatus(status), message })
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    )
+  }
+  socket.destroy(err)
 }

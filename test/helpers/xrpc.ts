@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import { loadLexicons } from '../../src/xrpc/lexicons.js'
 import type { TestUser } from './users.js'
 
@@ -61,3 +62,34 @@ export function xrpcClient(baseUrl: string): XrpcCall {
   }
 }
 
+
+export interface RawResponse {
+  status: number
+  head: string
+  body: string
+}
+
+/**
+ * Sends `request` byte for byte over a new connection (fetch refuses to send
+ * malformed HTTP) and reads the answer until the server closes it; requests
+ * should say `Connection: close`.
+ */
+export async function rawHttp(baseUrl: string, request: string | Buffer): Promise<RawResponse> {
+  const { hostname, port } = new URL(baseUrl)
+  const socket = connect(Number(port), hostname)
+  const chunks: Buffer[] = []
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+  await new Promise<void>((resolve, reject) => {
+    socket.on('error', (err) => (chunks.length ? resolve() : reject(err)))
+    socket.on('close', () => resolve())
+    socket.write(request)
+  })
+  const text = Buffer.concat(chunks).toString()
+  const split = text.indexOf('\r\n\r\n')
+  const head = split === -1 ? text : text.slice(0, split)
+  return {
+    status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0),
+    head,
+    body: split === -1 ? '' : text.slice(split + 4),
+  }
+}

@@ -7,6 +7,7 @@ import { startTestApp, type TestApp } from '../helpers/app.js'
 import { captureLogs } from '../helpers/logs.js'
 import { bytesJson, createConvo, NS, randomGroupId, SUITE } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
+import { rawHttp } from '../helpers/xrpc.js'
 
 // The cases of issue 16 ("hostile input never becomes a 500"), one test each.
 let t: TestApp
@@ -121,6 +122,24 @@ describe('JSON shapes', () => {
     const text = JSON.stringify(sendInput()).replace('{', '{"__proto__":{"epoch":1},')
     const body = await expectRefusedBeforeAnyQuery('__proto__', () => t.call(alice, `${NS}.sendMessage`, { input: text }))
     expect(body.message).not.toMatch(/not valid JSON/)
+  })
+})
+
+describe('malformed HTTP gets XRPC error bodies', () => {
+  const xrpcName = /^[A-Z][A-Za-z]+$/
+
+  it('10,000 repeated dids params: 431 with an XRPC error name', async () => {
+    const dids = Array.from({ length: 10_000 }, () => alice.did)
+    const res = await t.call(alice, `${NS}.getKeyPackages`, { params: { dids } })
+    expect(res.status).toBe(431)
+    expect(res.body).toMatchObject({ error: expect.stringMatching(xrpcName), message: expect.any(String) })
+    expect(res.body).not.toHaveProperty('statusCode')
+  })
+
+  it('a header with control bytes: 400 InvalidRequest', async () => {
+    const res = await rawHttp(t.url, `GET /xrpc/${NS}.getConvos HTTP/1.1\r\nHost: x\r\nX-Evil: a\u0001b\r\nConnection: close\r\n\r\n`)
+    expect(res.status).toBe(400)
+    expect(JSON.parse(res.body)).toEqual({ error: 'InvalidRequest', message: expect.any(String) })
   })
 })
 
