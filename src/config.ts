@@ -24,6 +24,24 @@ export const configSchema = z.object({
       'PostgreSQL connection string. When unset, `npm start` runs an embedded PostgreSQL with its data under `EMBEDDED_PG_DATA_DIR`.',
     ),
   DATABASE_POOL_SIZE: int(1, 500).default(20).describe('Maximum connections in the pool.'),
+  DATABASE_STATEMENT_TIMEOUT_MS: int(0)
+    .default(5_000)
+    .describe(
+      "PostgreSQL cancels any statement of this server running longer than this (`statement_timeout`, set on each connection); the request gets 503 `ServiceUnavailable`. 0 disables. Migrations run without it.",
+    ),
+  DATABASE_QUERY_TIMEOUT_MS: int(0)
+    .default(6_000)
+    .describe(
+      'How long the server waits for the database to answer a query, or to hand out a connection, before the request gets 503 `ServiceUnavailable` (a silent or frozen database). A connection whose query timed out is closed, not reused. Keep it above `DATABASE_STATEMENT_TIMEOUT_MS`, so that a slow statement is cancelled by PostgreSQL first. 0 disables.',
+    ),
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(0)
+    .default(10_000)
+    .describe(
+      "PostgreSQL ends a session of this server that sits idle inside a transaction this long (`idle_in_transaction_session_timeout`): a server cut off mid-transaction by a network partition does not keep its locks. 0 disables.",
+    ),
+  HEALTH_TIMEOUT_MS: int(1)
+    .default(1_000)
+    .describe('`/xrpc/_health` answers 503 when the database has not answered its check within this time.'),
   EMBEDDED_PG_DATA_DIR: z
     .string()
     .min(1)
@@ -138,6 +156,17 @@ export const configSchema = z.object({
     .describe(
       'Requests one caller (DID) may make per minute before 429 `RateLimitExceeded`; 0 disables. Counted per instance.',
     ),
+}).superRefine((config, ctx) => {
+  const { DATABASE_QUERY_TIMEOUT_MS: query, DATABASE_STATEMENT_TIMEOUT_MS: statement } = config
+  // Otherwise a slow statement gets its connection thrown away instead of
+  // being cancelled by PostgreSQL.
+  if (query > 0 && statement > 0 && query <= statement) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['DATABASE_QUERY_TIMEOUT_MS'],
+      message: `must be above DATABASE_STATEMENT_TIMEOUT_MS (${statement})`,
+    })
+  }
 })
 
 export type Config = z.infer<typeof configSchema>

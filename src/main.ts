@@ -1,7 +1,7 @@
 import path from 'node:path'
 import pg from 'pg'
 import { ConfigError, loadConfig, type Config } from './config.js'
-import { createDatabase } from './db/index.js'
+import { createDatabase, databaseOptions } from './db/index.js'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js'
 import { migrateToLatest } from './db/migrator.js'
 import { projectRoot } from './paths.js'
@@ -53,15 +53,17 @@ async function main(): Promise<void> {
 
   let onPoolError = (_err: Error) => {}
   const database = createDatabase({
-    url: databaseUrl,
-    poolSize: config.DATABASE_POOL_SIZE,
+    ...databaseOptions(config, databaseUrl),
     onPoolError: (err) => onPoolError(err),
   })
   const { app, ctx } = await buildServer({ config, database })
   onPoolError = (err) => app.log.warn({ err }, 'database connection lost')
   for (const msg of bootLog) app.log.info(msg)
 
-  const applied = await migrateToLatest(database.db)
+  // Migrations get a connection without the request timeouts: rewriting a
+  // large table may rightly take minutes.
+  const migration = createDatabase({ url: databaseUrl, poolSize: 1 })
+  const applied = await migrateToLatest(migration.db).finally(() => migration.close())
   app.log.info({ applied }, applied.length ? 'database migrated' : 'database schema is current')
 
   const workers = startWorkers(ctx, app.log)

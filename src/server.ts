@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import { sql } from 'kysely'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { handlers as defaultHandlers } from './api/index.js'
 import type { Config } from './config.js'
 import type { AppContext } from './context.js'
-import type { Database } from './db/index.js'
+import { pingDatabase, type Database } from './db/index.js'
 import { idempotencyPlugin } from './idempotency/plugin.js'
 import { rateLimit, rateLimitOptions } from './xrpc/rate-limit.js'
 import { EventHub } from './events/hub.js'
@@ -122,7 +121,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
 
   app.get('/xrpc/_health', async (_request, reply) => {
     try {
-      await sql`SELECT 1`.execute(database.db)
+      await pingDatabase(database.db, config.HEALTH_TIMEOUT_MS)
       return { version }
     } catch (err) {
       app.log.warn({ err }, 'health check: database unreachable')

@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import { ResponseType, XRPCError } from '@atproto/xrpc-server'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { isQueryTimeout } from '../db/index.js'
 
 export { XRPCError }
 
@@ -50,17 +51,18 @@ const sqlState = (err: unknown): string | undefined => {
   return typeof code === 'string' ? code : undefined
 }
 
-// SQLSTATE classes and node-level codes that mean "the database is not there".
-const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53300)/
+// SQLSTATE classes and node-level codes that mean "the database is not there"
+// or "did not answer in time" (57014: statement_timeout cancelled the query).
+const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|57014|53300)/
 const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'])
 const UNAVAILABLE_MESSAGES =
-  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly/
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly|Client was closed and is not queryable/
 
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false
   const code = sqlState(err)
   if (code !== undefined && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NODE_CODES.has(code))) return true
-  return UNAVAILABLE_MESSAGES.test(err.message)
+  return isQueryTimeout(err) || UNAVAILABLE_MESSAGES.test(err.message)
 }
 
 /**

@@ -240,4 +240,11 @@ describe('configuration', () => {
       expect(attempt).toThrow(name)
     }
   })
+
+  it('refuses a database query timeout that PostgreSQL statement timeouts cannot come before', () => {
+    expect(() => loadConfig({ DATABASE_STATEMENT_TIMEOUT_MS: '10000' })).toThrow(
+      'DATABASE_QUERY_TIMEOUT_MS: must be above DATABASE_STATEMENT_TIMEOUT_MS (10000)',
+    )
+    expect(loadConfig({ DATABASE_STATEMENT_TIMEOUT_MS: '0' }).DATABASE_STATEMENT_TIMEOUT_MS).toBe(0)
+  })
 })
