@@ -72,14 +72,20 @@ export interface RawResponse {
 /**
  * Sends `request` byte for byte over a new connection (fetch refuses to send
  * malformed HTTP) and reads the answer until the server closes it; requests
- * should say `Connection: close`.
+ * should say `Connection: close`. Of an event stream, which never ends, only
+ * the head is read.
  */
 export async function rawHttp(baseUrl: string, request: string | Buffer): Promise<RawResponse> {
   const { hostname, port } = new URL(baseUrl)
   const socket = connect(Number(port), hostname)
   const chunks: Buffer[] = []
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk))
   await new Promise<void>((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk)
+      const text = Buffer.concat(chunks).toString()
+      const headEnd = text.indexOf('\r\n\r\n')
+      if (headEnd !== -1 && /\r\ncontent-type: text\/event-stream/i.test(text.slice(0, headEnd))) socket.destroy()
+    })
     socket.on('error', (err) => (chunks.length ? resolve() : reject(err)))
     socket.on('close', () => resolve())
     socket.write(request)
