@@ -112,8 +112,9 @@ export function createDatabase(opts: DatabaseOptions): Database {
     statement_timeout: statementMs,
     idle_in_transaction_session_timeout: idleInTransactionMs,
     query_timeout: queryMs,
-    // Bounds both opening a connection and waiting for a free one.
-    connectionTimeoutMillis: queryMs || 5_000,
+    // Bounds both opening a connection and waiting for a free one; without
+    // configured timeouts (migrations), the 5 s it always was.
+    connectionTimeoutMillis: opts.timeouts ? queryMs : 5_000,
     idleTimeoutMillis: 30_000,
     // A host that vanished (no FIN, no RST) must not leave idle connections
     // that look alive: probe after 10 s of silence, not the kernel's 2 hours.

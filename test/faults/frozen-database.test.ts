@@ -2,9 +2,10 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { handlers } from '../../src/api/index.js'
+import { createDatabase } from '../../src/db/index.js'
 import type { HandlerInput, XrpcHandler } from '../../src/xrpc/types.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
-import { createTestDatabase } from '../helpers/database.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/fault-proxy.js'
 import { createConvo, NS, sendMessage } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
@@ -18,8 +19,9 @@ const IDLE_IN_TRANSACTION_TIMEOUT_MS = 2_000
 const HEALTH_TIMEOUT_MS = 300
 // A request may wait for a connection, then for one query (see
 // DATABASE_QUERY_TIMEOUT_MS); the rest is slack for a busy test machine.
-const BOUND_MS = 2 * QUERY_TIMEOUT_MS + 500
+const BOUND_MS = 2 * QUERY_TIMEOUT_MS + 1_000
 
+let testDb: TestDatabase
 let proxy: TcpProxy
 let t: TestApp
 let alice: TestUser
@@ -31,7 +33,7 @@ const sendHandler = handlers[`${NS}.sendMessage`] as XrpcHandler<unknown, unknow
 const epochHandler = handlers[`${NS}.getEpoch`] as XrpcHandler<unknown, unknown, unknown>
 
 beforeAll(async () => {
-  const testDb = await createTestDatabase()
+  testDb = await createTestDatabase()
   proxy = await startTcpProxy(testDb.url)
   t = await startTestApp({
     testDb: { url: proxy.url, drop: () => testDb.drop() },
@@ -98,7 +100,7 @@ describe('a frozen database', () => {
 
     const probe = await timed(health)
     expect(probe.result).toEqual({ status: 503, body: { version: expect.any(String), error: 'ServiceUnavailable', message: expect.any(String) } })
-    expect(probe.ms).toBeLessThan(HEALTH_TIMEOUT_MS + 300)
+    expect(probe.ms).toBeLessThan(HEALTH_TIMEOUT_MS + 500)
 
     // More requests than the pool has connections: some wait for one.
     const flood = Array.from({ length: 30 }, (_, i) =>
@@ -165,5 +167,21 @@ describe('a frozen database', () => {
     expect(slow.ms).toBeLessThan(QUERY_TIMEOUT_MS)
     // Cancelled by PostgreSQL, not abandoned by the client: nothing to discard.
     expect(t.database.pool.totalCount).toBe(connections)
+  })
+})
+
+describe('the pool', () => {
+  it('closes a connection whose query timed out instead of handing it out again', async () => {
+    // One connection, no statement timeout: reused, the next query would
+    // queue behind the abandoned sleep.
+    const database = createDatabase({ url: testDb.url, poolSize: 1, timeouts: { queryMs: 300 } })
+    try {
+      const started = performance.now()
+      await expect(sql`SELECT pg_sleep(5)`.execute(database.db)).rejects.toThrow('Query read timeout')
+      await sql`SELECT 1`.execute(database.db)
+      expect(performance.now() - started).toBeLessThan(2_000)
+    } finally {
+      await database.close()
+    }
   })
 })
