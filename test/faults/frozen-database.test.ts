@@ -93,6 +93,23 @@ async function retryUntilAnswered(send: () => ReturnType<typeof sendMessage>, ms
 const storedMessages = async () =>
   Number((await sql<{ n: string }>`SELECT count(*) AS n FROM message WHERE convo_id = ${convoId}`.execute(t.ctx.db)).rows[0]!.n)
 
+/**
+ * A keyed send whose database freezes once its statements have run, so its
+ * COMMIT is what goes unanswered: expects 503 within the bound, and returns
+ * the message count before and the identical retry.
+ */
+async function keyedWriteTimedOutAtCommit() {
+  const before = await storedMessages()
+  const send = { idempotencyKey: randomUUID(), ciphertext: randomBytes(32) }
+  const retry = () => sendMessage(t, alice, convoId, send)
+  freezeBeforeCommit = true
+  const first = await timed(retry)
+  expect(freezeBeforeCommit, 'the first attempt reached its COMMIT').toBe(false)
+  expect(first.result.status).toBe(503)
+  expect(first.ms).toBeLessThan(BOUND_MS)
+  return { before, retry }
+}
+
 describe('a frozen database', () => {
   it('gets requests a 503 within the bound and health a 503 within its own, and both recover when it answers again', async () => {
     expect((await sendMessage(t, alice, convoId)).status).toBe(200)
@@ -119,36 +136,22 @@ describe('a frozen database', () => {
   }, 30_000)
 
   it('keyed write whose COMMIT reached the database late: 503, and the retry replays it (stored once)', async () => {
-    const before = await storedMessages()
-    const send = { idempotencyKey: randomUUID(), ciphertext: randomBytes(32) }
-    freezeBeforeCommit = true
-    const first = await timed(() => sendMessage(t, alice, convoId, send))
-    expect(freezeBeforeCommit, 'the first attempt reached its COMMIT').toBe(false)
-    expect(first.result.status).toBe(503)
-    expect(first.ms).toBeLessThan(BOUND_MS)
-
+    const { before, retry } = await keyedWriteTimedOutAtCommit()
     // As after SIGCONT: the held COMMIT is delivered, and commits.
     proxy.thaw()
-    const { res } = await retryUntilAnswered(() => sendMessage(t, alice, convoId, send))
+    const { res } = await retryUntilAnswered(retry)
     expect(res.status).toBe(200)
     expect(res.headers.get('idempotent-replayed')).toBe('true')
     expect(await storedMessages()).toBe(before + 1)
   }, 30_000)
 
   it('keyed write whose COMMIT was lost in a partition: 503, the orphaned transaction ends, and the retry writes once', async () => {
-    const before = await storedMessages()
-    const send = { idempotencyKey: randomUUID(), ciphertext: randomBytes(32) }
-    freezeBeforeCommit = true
-    const first = await timed(() => sendMessage(t, alice, convoId, send))
-    expect(freezeBeforeCommit, 'the first attempt reached its COMMIT').toBe(false)
-    expect(first.result.status).toBe(503)
-    expect(first.ms).toBeLessThan(BOUND_MS)
-
+    const { before, retry } = await keyedWriteTimedOutAtCommit()
     // The COMMIT never arrives and PostgreSQL never hears the connection
     // close: its transaction holds the key's lock until
     // idle_in_transaction_session_timeout ends it.
     proxy.thaw({ lose: true })
-    const { res, seen } = await retryUntilAnswered(() => sendMessage(t, alice, convoId, send))
+    const { res, seen } = await retryUntilAnswered(retry)
     expect(seen).toContain(409)
     expect(res.status).toBe(200)
     expect(res.headers.get('idempotent-replayed')).toBeNull()
