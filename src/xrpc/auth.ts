@@ -26,8 +26,9 @@ export type AuthVerifier = (authorization: string | undefined, nsid: string) => 
 
 /**
  * ATProto service auth: `Authorization: Bearer <jwt>` signed by the caller's
- * DID key, for this service (`aud`) and this method (`lxm`), issued (`iat`)
- * and expiring (`exp`) within the configured lifetime. Returns the caller's DID. `did:key` callers are verified from the DID itself; `did:plc`
+ * DID key, for this service (`aud`) and this method (`lxm`), with an `iat`
+ * and an `exp` no further off than the configured lifetime. Returns the
+ * caller's DID. `did:key` callers are verified from the DID itself; `did:plc`
  * and `did:web` through their DID documents (cached).
  */
 export function createAuthVerifier(opts: AuthVerifierOptions): AuthVerifier {
