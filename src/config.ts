@@ -32,6 +32,24 @@ export const configSchema = z.object({
       "Password of `DATABASE_URL`'s user, kept out of the URL so that any character works unescaped (docker compose passes `POSTGRES_PASSWORD` here).",
     ),
   DATABASE_POOL_SIZE: int(1, 500).default(20).describe('Maximum connections in the pool.'),
+  DATABASE_STATEMENT_TIMEOUT_MS: int(0)
+    .default(5_000)
+    .describe(
+      "PostgreSQL cancels any statement of this server running longer than this (`statement_timeout`, set on each connection); the request gets 503 `ServiceUnavailable`. 0 disables. Migrations run without it.",
+    ),
+  DATABASE_QUERY_TIMEOUT_MS: int(0)
+    .default(6_000)
+    .describe(
+      'How long the server waits for the database to answer a query, or to hand out a connection, before the request gets 503 `ServiceUnavailable` (a silent or frozen database). A connection whose query timed out is closed, not reused. Keep it above `DATABASE_STATEMENT_TIMEOUT_MS`, so that a slow statement is cancelled by PostgreSQL first. 0 disables.',
+    ),
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(0)
+    .default(10_000)
+    .describe(
+      "PostgreSQL ends a session of this server that sits idle inside a transaction this long (`idle_in_transaction_session_timeout`): a server cut off mid-transaction by a network partition does not keep its locks. 0 disables.",
+    ),
+  HEALTH_TIMEOUT_MS: int(1)
+    .default(1_000)
+    .describe('`/xrpc/_health` answers 503 when the database has not answered its check within this time.'),
   EMBEDDED_PG_DATA_DIR: z
     .string()
     .min(1)
@@ -52,6 +70,14 @@ export const configSchema = z.object({
     .url()
     .default('https://plc.directory')
     .describe('PLC directory used to resolve `did:plc` callers.'),
+  MAX_TOKEN_LIFETIME_SECONDS: int(1)
+    .default(3600)
+    .describe(
+      'Service-auth tokens whose `exp` is further than this from now are refused (401 `BadJwt`): a leaked long-lived token would otherwise open every conversation of its issuer for its whole life.',
+    ),
+  REQUIRE_TOKEN_IAT: bool
+    .default(true)
+    .describe('Refuse service-auth tokens without an `iat` (issued-at) claim (401 `BadJwt`).'),
   DID_CACHE_TTL_SECONDS: int(1)
     .default(3600)
     .describe('How long resolved DID documents are cached before they are refreshed.'),
@@ -142,6 +168,16 @@ export const configSchema = z.object({
       'Requests one caller (DID) may make per minute before 429 `RateLimitExceeded`; 0 disables. Counted per instance.',
     ),
 }).superRefine((config, ctx) => {
+  const { DATABASE_QUERY_TIMEOUT_MS: query, DATABASE_STATEMENT_TIMEOUT_MS: statement } = config
+  // Otherwise a slow statement gets its connection thrown away instead of
+  // being cancelled by PostgreSQL.
+  if (query > 0 && statement > 0 && query <= statement) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['DATABASE_QUERY_TIMEOUT_MS'],
+      message: `must be above DATABASE_STATEMENT_TIMEOUT_MS (${statement})`,
+    })
+  }
   if (config.DATABASE_PASSWORD === undefined) return
   const issue = (message: string) => ctx.addIssue({ code: 'custom', path: ['DATABASE_PASSWORD'], message })
   if (!config.DATABASE_URL) issue('is the password of DATABASE_URL, which is not set')

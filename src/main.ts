@@ -2,7 +2,7 @@ import path from 'node:path'
 import pg from 'pg'
 import { pino, type Logger } from 'pino'
 import { databaseUrl, loadConfig, type Config } from './config.js'
-import { createDatabase } from './db/index.js'
+import { createDatabase, databaseOptions } from './db/index.js'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js'
 import { migrateToLatest } from './db/migrator.js'
 import { projectRoot } from './paths.js'
@@ -59,8 +59,7 @@ async function main(): Promise<void> {
 
   let onPoolError = (_err: Error) => {}
   const database = createDatabase({
-    url,
-    poolSize: config.DATABASE_POOL_SIZE,
+    ...databaseOptions(config, url),
     onPoolError: (err) => onPoolError(err),
   })
   // Once, whether a failed start or a signal gets there first.
@@ -99,7 +98,10 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'))
 
   try {
-    const applied = await migrateToLatest(database.db)
+    // Migrations get a connection without the request timeouts: rewriting a
+    // large table may rightly take minutes.
+    const migration = createDatabase({ url, poolSize: 1 })
+    const applied = await migrateToLatest(migration.db).finally(() => migration.close())
     app.log.info({ applied }, applied.length ? 'database migrated' : 'database schema is current')
     await app.listen({ port: config.PORT, host: config.HOST }).catch((err: unknown) => {
       throw listenFailure(err, config.PORT)

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto'
-import { sql } from 'kysely'
 import type { LoggerOptions } from 'pino'
 import Fastify, {
   LogController,
@@ -10,7 +9,7 @@ import Fastify, {
 import { handlers as defaultHandlers } from './api/index.js'
 import type { Config } from './config.js'
 import type { AppContext } from './context.js'
-import type { Database } from './db/index.js'
+import { pingDatabase, type Database } from './db/index.js'
 import { idempotencyPlugin } from './idempotency/plugin.js'
 import { rateLimit, rateLimitOptions } from './xrpc/rate-limit.js'
 import { EventHub } from './events/hub.js'
@@ -18,7 +17,7 @@ import { didDocumentRoute } from './did-document.js'
 import { Metrics } from './metrics.js'
 import { metricsRoute } from './metrics-route.js'
 import { createAuthVerifier } from './xrpc/auth.js'
-import { sendXrpcError } from './xrpc/errors.js'
+import { clientErrorHandler, sendXrpcError } from './xrpc/errors.js'
 import { loadLexicons } from './xrpc/lexicons.js'
 import { xrpcRoutes } from './xrpc/routes.js'
 import type { XrpcHandlers } from './xrpc/types.js'
@@ -75,6 +74,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
     logController: new LogController({ disableRequestLogging: (request) => request.url === HEALTH_PATH }),
     // Fastify's own 404 for HEAD/OPTIONS etc. still goes through our handler.
     return503OnClosing: true,
+    clientErrorHandler,
   }) as unknown as FastifyInstance
 
   const metrics = new Metrics()
@@ -89,6 +89,8 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
       serviceDid: config.SERVICE_DID,
       plcUrl: config.PLC_URL,
       didCacheTtlMs: config.DID_CACHE_TTL_SECONDS * 1000,
+      maxLifetimeSeconds: config.MAX_TOKEN_LIFETIME_SECONDS,
+      requireIat: config.REQUIRE_TOKEN_IAT,
     }),
     metrics,
     events: new EventHub({
@@ -138,7 +140,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
     request.log.debug({ status: reply.statusCode, responseTime: reply.elapsedTime }, 'health probe')
   app.get(HEALTH_PATH, { onResponse }, async (_request, reply) => {
     try {
-      await sql`SELECT 1`.execute(database.db)
+      await pingDatabase(database.db, config.HEALTH_TIMEOUT_MS)
       return { version }
     } catch (err) {
       app.log.warn({ err }, 'health check: database unreachable')

@@ -1,5 +1,6 @@
-import { Kysely, PostgresDialect } from 'kysely'
+import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
+import type { Config } from '../config.js'
 import type { DatabaseSchema } from './schema.js'
 
 export type Db = Kysely<DatabaseSchema>
@@ -17,9 +18,21 @@ const types = {
       : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 }
 
+/** Bounds on waiting for the database, in milliseconds; 0 or absent means none. */
+export interface DatabaseTimeouts {
+  /** PostgreSQL's `statement_timeout` on each connection. */
+  statementMs?: number
+  /** How long the client waits for a query's answer, or for a connection. */
+  queryMs?: number
+  /** PostgreSQL's `idle_in_transaction_session_timeout` on each connection. */
+  idleInTransactionMs?: number
+}
+
 export interface DatabaseOptions {
   url: string
   poolSize?: number
+  /** None by default: a migration may rightly run for minutes. */
+  timeouts?: DatabaseTimeouts
   /** Called when a pooled connection fails outside a query (the database went away). */
   onPoolError?: (err: Error) => void
 }
@@ -30,15 +43,83 @@ export interface Database {
   close(): Promise<void>
 }
 
+/** The server's database settings. */
+export function databaseOptions(config: Config, url: string): DatabaseOptions {
+  return {
+    url,
+    poolSize: config.DATABASE_POOL_SIZE,
+    timeouts: {
+      statementMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
+      queryMs: config.DATABASE_QUERY_TIMEOUT_MS,
+      idleInTransactionMs: config.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    },
+  }
+}
+
+/** What pg raises when `query_timeout` passes without an answer. */
+export const isQueryTimeout = (err: unknown): boolean => err instanceof Error && err.message === 'Query read timeout'
+
+/**
+ * pg's query_timeout only stops waiting: the query stays in flight on the
+ * connection, and the next query on it (a ROLLBACK, or the next request's)
+ * would queue behind it for as long as the server stays silent. So a client
+ * whose query timed out is ended at once (pg destroys the socket of a client
+ * ending mid-query): whoever holds it fails fast, and the pool discards it
+ * on release instead of handing it out again. The server side then rolls
+ * back, or commits if the COMMIT had already reached it; idempotent writes
+ * are safe either way (see src/idempotency/store.ts).
+ */
+function endOnQueryTimeout(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown
+  client.query = ((...args: unknown[]) => {
+    const result = query(...args)
+    if (result instanceof Promise) {
+      result.catch((err: unknown) => {
+        if (isQueryTimeout(err)) void client.end()
+      })
+    }
+    return result
+  }) as typeof client.query
+}
+
+/**
+ * Resolves when the database answers a trivial query, rejects when it has not
+ * within `timeoutMs` (a health check's own bound). The query left behind is
+ * bounded by the pool's query timeout and settles on its own.
+ */
+export async function pingDatabase(db: Db, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const ping = sql`SELECT 1`.execute(db)
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`the database did not answer within ${timeoutMs} ms`)), timeoutMs)
+  })
+  // The race's loser settles later; it must not be an unhandled rejection.
+  ping.catch(() => {})
+  try {
+    await Promise.race([ping, deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 export function createDatabase(opts: DatabaseOptions): Database {
+  const { statementMs = 0, queryMs = 0, idleInTransactionMs = 0 } = opts.timeouts ?? {}
   const pool = new pg.Pool({
     connectionString: opts.url,
     max: opts.poolSize ?? 20,
     types,
-    connectionTimeoutMillis: 5_000,
+    // pg reads 0 as "no timeout" for each of these.
+    statement_timeout: statementMs,
+    idle_in_transaction_session_timeout: idleInTransactionMs,
+    query_timeout: queryMs,
+    // Bounds both opening a connection and waiting for a free one; without
+    // configured timeouts (migrations), the 5 s it always was.
+    connectionTimeoutMillis: opts.timeouts ? queryMs : 5_000,
     idleTimeoutMillis: 30_000,
-    // A dead server must fail queries, not hang them.
+    // A host that vanished (no FIN, no RST) must not leave idle connections
+    // that look alive: probe after 10 s of silence, not the kernel's 2 hours.
     keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   })
   // A connection that dies (server restart, pg_terminate_backend) emits
   // 'error'; without a listener that is an uncaught exception that kills the
@@ -46,7 +127,10 @@ export function createDatabase(opts: DatabaseOptions): Database {
   // between two queries of a transaction need one of their own.
   const onError = (err: Error) => opts.onPoolError?.(err)
   pool.on('error', onError)
-  pool.on('connect', (client) => client.on('error', onError))
+  pool.on('connect', (client) => {
+    client.on('error', onError)
+    if (queryMs > 0) endOnQueryTimeout(client)
+  })
   const db = new Kysely<DatabaseSchema>({ dialect: new PostgresDialect({ pool }) })
   return {
     db,

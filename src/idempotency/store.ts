@@ -50,6 +50,13 @@ const hex = (buf: Buffer) => `'\\x${buf.toString('hex')}'::bytea`
  * Concurrent requests with one key queue on the lock, then see the first
  * one's committed response; a rolled-back first request leaves nothing, so
  * the next in line runs the write itself.
+ *
+ * A request whose database stops answering gets 503, and its connection is
+ * closed (src/db/index.ts). Its write then either committed (the COMMIT had
+ * reached the server: a retry replays the response) or never will: the
+ * server rolls back when it sees the connection gone, or, if a partition
+ * hides that, after idle_in_transaction_session_timeout. Until then the
+ * retry waits on the lock and gets 409, never a second write.
  */
 export async function claimIdempotencyKey(
   pool: pg.Pool,
@@ -64,15 +71,27 @@ export async function claimIdempotencyKey(
   try {
     // The scope's first 8 bytes make the lock id; a collision only serializes.
     const lockId = req.scope.readBigInt64BE(0)
+    const waitMs = Math.max(1, Math.floor(req.waitMs))
     open = true
-    const results = (await client.query(`
-      BEGIN;
-      SELECT set_config('lock_timeout', '${Math.max(1, Math.floor(req.waitMs))}', true),
-             pg_advisory_xact_lock(${lockId.toString()}),
-             set_config('lock_timeout', '0', true);
-      SELECT fingerprint, status, response FROM idempotency_key
-        WHERE scope_hash = ${hex(req.scope)} AND expires_at > now();
-    `)) as unknown as pg.QueryResult[]
+    // The wait for a concurrent holder is bounded by lock_timeout alone: the
+    // statement timeout is lifted around it (and restored, for the handler's
+    // statements), and the client waits that much longer for this answer.
+    const queryTimeout = pool.options.query_timeout
+    const claim = {
+      text: `
+        BEGIN;
+        SET LOCAL statement_timeout = 0;
+        SELECT set_config('lock_timeout', '${waitMs}', true),
+               pg_advisory_xact_lock(${lockId.toString()}),
+               set_config('lock_timeout', '0', true);
+        SET LOCAL statement_timeout TO DEFAULT;
+        SELECT fingerprint, status, response FROM idempotency_key
+          WHERE scope_hash = ${hex(req.scope)} AND expires_at > now();
+      `,
+      // Read by pg per query; @types/pg does not declare it.
+      ...(queryTimeout ? { query_timeout: queryTimeout + waitMs } : {}),
+    }
+    const results = (await client.query(claim)) as unknown as pg.QueryResult[]
     const row = results[results.length - 1]?.rows[0] as StoredResponse | undefined
     if (row) {
       await client.query('ROLLBACK')
@@ -81,6 +100,8 @@ export async function claimIdempotencyKey(
     }
   } catch (err) {
     if (open) {
+      // After a timeout the client is already ended (src/db/index.ts), and
+      // this ROLLBACK fails at once.
       await client.query('ROLLBACK').then(
         () => release(),
         (rollbackErr: Error) => release(rollbackErr),

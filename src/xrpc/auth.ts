@@ -5,7 +5,11 @@ export interface AuthVerifierOptions {
   serviceDid: string
   plcUrl: string
   didCacheTtlMs: number
-  /** Allowed clock difference for `iat`/`nbf` in the future, in seconds. */
+  /** Latest accepted `exp`, in seconds from now (plus the clock skew). */
+  maxLifetimeSeconds: number
+  /** Refuse tokens without `iat`. */
+  requireIat: boolean
+  /** Allowed clock difference for `iat`/`nbf` in the future, and for `exp`, in seconds. */
   clockSkewSeconds?: number
   /** Tokens remembered as verified (clients reuse a token until it expires). */
   cacheSize?: number
@@ -22,7 +26,8 @@ export type AuthVerifier = (authorization: string | undefined, nsid: string) => 
 
 /**
  * ATProto service auth: `Authorization: Bearer <jwt>` signed by the caller's
- * DID key, for this service (`aud`) and this method (`lxm`). Returns the
+ * DID key, for this service (`aud`) and this method (`lxm`), with an `iat`
+ * and an `exp` no further off than the configured lifetime. Returns the
  * caller's DID. `did:key` callers are verified from the DID itself; `did:plc`
  * and `did:web` through their DID documents (cached).
  */
@@ -73,6 +78,17 @@ export function createAuthVerifier(opts: AuthVerifierOptions): AuthVerifier {
       if (value !== undefined && (typeof value !== 'number' || value > now + skew)) {
         throw new AuthRequiredError(`jwt is not valid yet (${claim})`, 'BadJwt')
       }
+    }
+    if (opts.requireIat && payload.iat === undefined) {
+      throw new AuthRequiredError('jwt has no issued-at time (iat)', 'BadJwt')
+    }
+    // atproto sets no upper bound; a leaked long-lived token would be a
+    // standing key to every conversation of its issuer.
+    if (payload.exp > now + opts.maxLifetimeSeconds + skew) {
+      throw new AuthRequiredError(
+        `jwt expires too far in the future: tokens may live at most ${opts.maxLifetimeSeconds} seconds (exp)`,
+        'BadJwt',
+      )
     }
     if (payload.iss.includes('#')) {
       throw new AuthRequiredError('jwt iss must be a user DID, not a service', 'BadJwtIss')

@@ -1,5 +1,8 @@
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import { ResponseType, XRPCError } from '@atproto/xrpc-server'
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { isQueryTimeout } from '../db/index.js'
 
 export { XRPCError }
 
@@ -33,26 +36,51 @@ export class XRPCErrorWithHeaders extends XRPCError {
   }
 }
 
-// SQLSTATE classes and node-level codes that mean "the database is not there".
-const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53300)/
+/**
+ * The error name of a status without a more specific one: XRPC's own where it
+ * has one (400 InvalidRequest), else the HTTP reason phrase without spaces
+ * (431 RequestHeaderFieldsTooLarge), so that `error` is always a name.
+ */
+export function errorNameForStatus(status: number): string {
+  const xrpcName = (ResponseType as unknown as Record<number, string | undefined>)[status]
+  return xrpcName ?? (STATUS_CODES[status] ?? 'Error').replace(/[^A-Za-z]/g, '')
+}
+
+const sqlState = (err: unknown): string | undefined => {
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined
+  return typeof code === 'string' ? code : undefined
+}
+
+// SQLSTATE classes and node-level codes that mean "the database is not there"
+// or "did not answer in time" (57014: statement_timeout cancelled the query).
+const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|57014|53300)/
 const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'])
 const UNAVAILABLE_MESSAGES =
-  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly/
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly|Client was closed and is not queryable/
 
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false
-  const code = (err as { code?: unknown }).code
-  if (typeof code === 'string') {
-    if (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NODE_CODES.has(code)) return true
-  }
-  return UNAVAILABLE_MESSAGES.test(err.message)
+  const code = sqlState(err)
+  if (code !== undefined && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NODE_CODES.has(code))) return true
+  return isQueryTimeout(err) || UNAVAILABLE_MESSAGES.test(err.message)
 }
+
+/**
+ * SQLSTATE class 22 (data exception: a value PostgreSQL cannot take, such as
+ * a NUL in text or an out-of-range integer). Client values are checked before
+ * any query (src/xrpc/input-boundary.ts), so one reaching the database is a
+ * bug in that check; the client still only sent bad data.
+ */
+export const isDataException = (err: unknown): boolean => sqlState(err)?.startsWith('22') ?? false
 
 /** Maps anything thrown while serving a request to the XRPC error it answers with. */
 export function toXrpcError(err: unknown): XRPCError {
   if (err instanceof XRPCError) return err
   if (isDatabaseUnavailable(err)) {
     return serviceUnavailable('The database is unavailable; retry later')
+  }
+  if (isDataException(err)) {
+    return invalidRequest(undefined, 'The request holds a value the server cannot store')
   }
   const fastifyErr = err as Partial<FastifyError>
   switch (fastifyErr.code) {
@@ -61,13 +89,11 @@ export function toXrpcError(err: unknown): XRPCError {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new XRPCError(ResponseType.UnsupportedMediaType, 'Unsupported Content-Type; send application/json', 'InvalidRequest')
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return invalidRequest(undefined, fastifyErr.message ?? 'Invalid body')
   }
   const status = fastifyErr.statusCode
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    // Body parser failures (bad JSON, poisoned prototypes) and the like.
-    return new XRPCError(status as ResponseType, fastifyErr.message, status === 400 ? 'InvalidRequest' : undefined)
+    return new XRPCError(status as ResponseType, fastifyErr.message, errorNameForStatus(status))
   }
   return XRPCError.fromError(err)
 }
@@ -81,9 +107,46 @@ export function sendXrpcError(
   const status = xrpcErr.statusCode
   if (status >= 500) {
     request.log.error({ err, status }, 'request failed')
+  } else if (isDataException(err)) {
+    request.log.error({ err, status }, 'client input reached the database unchecked (a bug in the input boundary)')
   } else {
     request.log.info({ status, error: xrpcErr.error, reason: xrpcErr.payload.message }, 'request refused')
   }
   if (xrpcErr instanceof XRPCErrorWithHeaders) reply.headers(xrpcErr.headers)
   return reply.status(status).send(xrpcErr.payload)
+}
+
+const CLIENT_ERRORS: Record<string, { status: number; message: string }> = {
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time' },
+  HPE_HEADER_OVERFLOW: {
+    status: 431,
+    message: 'The request line and headers are larger than the server accepts (for many params, use fewer per request)',
+  },
+}
+
+/**
+ * Answers HTTP that Node's parser refused before any route ran (oversized or
+ * malformed headers, a request sent too slowly) with an XRPC error body, where
+ * Fastify's default answers `{"error":"Bad Request",...}`. The client's fault,
+ * so logged at debug. Fastify calls it with the instance as `this`.
+ */
+export function clientErrorHandler(
+  this: FastifyInstance,
+  err: Error & { code?: string; reason?: string },
+  socket: Socket,
+): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const { status, message } = CLIENT_ERRORS[err.code ?? ''] ?? {
+    status: 400,
+    message: err.reason ? `Malformed HTTP request: ${err.reason}` : 'Malformed HTTP request',
+  }
+  this.log.debug({ err, status }, 'malformed HTTP request refused')
+  if (socket.writable) {
+    const body = JSON.stringify({ error: errorNameForStatus(status), message })
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    )
+  }
+  socket.destroy(err)
 }

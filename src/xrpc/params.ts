@@ -7,8 +7,9 @@ type Primitive = 'string' | 'integer' | 'boolean'
 function decodeOne(name: string, type: Primitive, raw: string): ParamValue {
   switch (type) {
     case 'integer':
-      // Strict: "12abc" or "" is an error, not a silent 12 or 0.
-      if (!/^-?\d{1,15}$/.test(raw)) {
+      // Strict: "12abc" or "" is an error, not a silent 12 or 0. The range
+      // is the input boundary's to check (src/xrpc/input-boundary.ts).
+      if (!/^-?\d+$/.test(raw)) {
         throw new InvalidRequestError(`Parameter "${name}" must be an integer`)
       }
       return Number(raw)

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { AppContext } from '../context.js'
 import { invalidRequest, XRPCErrorWithHeaders } from './errors.js'
 import { xrpcMethods, type XrpcMethod } from './lexicons.js'
+import { assertAcceptableInput, parseJsonBody } from './input-boundary.js'
 import { decodeQueryParams } from './params.js'
 import { toWireJson } from './wire.js'
 import type { XrpcHandler, XrpcHandlers } from './types.js'
@@ -29,6 +30,7 @@ function parseParams(lexicons: Lexicons, method: XrpcMethod, request: FastifyReq
   const queryStart = request.url.indexOf('?')
   const query = new URLSearchParams(queryStart === -1 ? '' : request.url.slice(queryStart + 1))
   const decoded = decodeQueryParams(method.def.parameters, query)
+  assertAcceptableInput(decoded)
   try {
     return lexicons.assertValidXrpcParams(method.nsid, decoded) ?? {}
   } catch (err) {
@@ -41,6 +43,7 @@ function parseInput(lexicons: Lexicons, method: XrpcMethod, body: unknown) {
   if (body === undefined || body === null) {
     throw invalidRequest(undefined, 'A JSON request body (Content-Type: application/json) is required')
   }
+  assertAcceptableInput(body)
   try {
     return lexicons.assertValidXrpcInput(method.nsid, jsonToLex(body as never))
   } catch (err) {
@@ -68,6 +71,8 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
   app.decorateRequest('caller', '')
   app.decorateRequest('xrpcParams', null)
   app.decorateRequest('xrpcInput', null)
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody)
 
   for (const method of xrpcMethods(ctx.lexicons)) {
     const { nsid } = method

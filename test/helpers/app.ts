@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { loadConfig, type Config } from '../../src/config.js'
 import type { AppContext } from '../../src/context.js'
-import { createDatabase, type Database } from '../../src/db/index.js'
+import { createDatabase, databaseOptions, type Database } from '../../src/db/index.js'
 import { buildServer } from '../../src/server.js'
 import type { XrpcHandlers } from '../../src/xrpc/types.js'
 import { createTestDatabase, type TestDatabase } from './database.js'
@@ -39,7 +39,7 @@ export async function startTestApp(
 ): Promise<TestApp> {
   const testDb = opts.testDb ?? (await createTestDatabase())
   const config = testConfig({ DATABASE_URL: testDb.url, ...opts.config })
-  const database = createDatabase({ url: testDb.url, poolSize: 20 })
+  const database = createDatabase(databaseOptions(config, testDb.url))
   const { app, ctx } = await buildServer({
     config,
     database,

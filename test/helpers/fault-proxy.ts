@@ -146,3 +146,110 @@ export async function refusingUrl(): Promise<string> {
   await new Promise((resolve) => server.close(resolve))
   return `http://127.0.0.1:${port}`
 }
+
+/** One direction of a proxied TCP connection: bytes, then maybe the end. */
+class Relay {
+  private held: Array<Buffer | 'end'> = []
+
+  constructor(
+    private readonly to: net.Socket,
+    private readonly holding: () => boolean,
+  ) {}
+
+  get holdsBytes(): boolean {
+    return this.held.length > 0
+  }
+
+  push(item: Buffer | 'end'): void {
+    if (this.holding()) this.held.push(item)
+    else this.deliver(item)
+  }
+
+  flush(): void {
+    for (const item of this.held.splice(0)) this.deliver(item)
+  }
+
+  private deliver(item: Buffer | 'end'): void {
+    if (this.to.destroyed) return
+    if (item === 'end') this.to.end()
+    else this.to.write(item)
+  }
+}
+
+export interface TcpProxy {
+  /** The target URL with the proxy's host and port. */
+  url: string
+  /**
+   * Stops forwarding in both directions, connections kept open, as a
+   * SIGSTOPped server looks from outside: new connections are accepted and
+   * nothing is answered. Bytes sent meanwhile are held.
+   */
+  freeze(): void
+  /**
+   * Forwards again. By default the held bytes are delivered (as after
+   * SIGCONT). With `lose`, they are lost, as in a network partition: the
+   * clients' side of every connection that held some is cut, and the
+   * server's side stays open without a word, so the server never learns.
+   */
+  thaw(opts?: { lose?: boolean }): void
+  close(): Promise<void>
+}
+
+/** A TCP proxy in front of `targetUrl` (any URL with a host and port) that can freeze. */
+export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
+  const target = new URL(targetUrl)
+  let frozen = false
+  const holding = () => frozen
+  const connections = new Set<{ client: net.Socket; up: Relay; down: Relay }>()
+  const sockets = new Set<net.Socket>()
+  const track = (socket: net.Socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  }
+
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname)
+    track(client)
+    track(upstream)
+    const connection = { client, up: new Relay(upstream, holding), down: new Relay(client, holding) }
+    connections.add(connection)
+    client.on('data', (chunk: Buffer) => connection.up.push(chunk))
+    client.on('end', () => connection.up.push('end'))
+    upstream.on('data', (chunk: Buffer) => connection.down.push(chunk))
+    upstream.on('end', () => connection.down.push('end'))
+    // A reset reaches the other side as an end, in order after held bytes.
+    client.on('error', () => connection.up.push('end'))
+    upstream.on('error', () => connection.down.push('end'))
+    let open = 2
+    const closed = () => --open === 0 && connections.delete(connection)
+    client.on('close', closed)
+    upstream.on('close', closed)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const url = new URL(targetUrl)
+  url.hostname = '127.0.0.1'
+  url.port = String((server.address() as AddressInfo).port)
+
+  return {
+    url: url.href,
+    freeze() {
+      frozen = true
+    },
+    thaw(opts = {}) {
+      frozen = false
+      for (const connection of connections) {
+        if (opts.lose && (connection.up.holdsBytes || connection.down.holdsBytes)) {
+          connection.client.destroy()
+          connections.delete(connection)
+          continue
+        }
+        connection.up.flush()
+        connection.down.flush()
+      }
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy()
+      await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())))
+    },
+  }
+}

@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import { loadLexicons } from '../../src/xrpc/lexicons.js'
 import type { TestUser } from './users.js'
 
@@ -61,3 +62,40 @@ export function xrpcClient(baseUrl: string): XrpcCall {
   }
 }
 
+
+export interface RawResponse {
+  status: number
+  head: string
+  body: string
+}
+
+/**
+ * Sends `request` byte for byte over a new connection (fetch refuses to send
+ * malformed HTTP) and reads the answer until the server closes it; requests
+ * should say `Connection: close`. Of an event stream, which never ends, only
+ * the head is read.
+ */
+export async function rawHttp(baseUrl: string, request: string | Buffer): Promise<RawResponse> {
+  const { hostname, port } = new URL(baseUrl)
+  const socket = connect(Number(port), hostname)
+  const chunks: Buffer[] = []
+  await new Promise<void>((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk)
+      const text = Buffer.concat(chunks).toString()
+      const headEnd = text.indexOf('\r\n\r\n')
+      if (headEnd !== -1 && /\r\ncontent-type: text\/event-stream/i.test(text.slice(0, headEnd))) socket.destroy()
+    })
+    socket.on('error', (err) => (chunks.length ? resolve() : reject(err)))
+    socket.on('close', () => resolve())
+    socket.write(request)
+  })
+  const text = Buffer.concat(chunks).toString()
+  const split = text.indexOf('\r\n\r\n')
+  const head = split === -1 ? text : text.slice(0, split)
+  return {
+    status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0),
+    head,
+    body: split === -1 ? '' : text.slice(split + 4),
+  }
+}

@@ -1,24 +1,16 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import { Writable } from 'node:stream'
-import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestApp, type TestApp } from '../helpers/app.js'
+import { captureLogs } from '../helpers/logs.js'
 import { b64, createConvo, NS } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
-const lines: Array<Record<string, unknown>> = []
-let raw = ''
+const logs = captureLogs('info')
+const { lines } = logs
 let t: TestApp
 
 beforeAll(async () => {
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      raw += String(chunk)
-      lines.push(JSON.parse(String(chunk)) as Record<string, unknown>)
-      done()
-    },
-  })
-  t = await startTestApp({ logger: pino({ level: 'info' }, sink) })
+  t = await startTestApp({ logger: logs.logger })
 })
 afterAll(async () => {
   await t?.close()
@@ -34,8 +26,7 @@ describe('logs', () => {
     const key = `key-${randomUUID()}`
     const token = await alice.token(`${NS}.sendMessage`)
     const input = { convoId: convo.id, senderDid: alice.did, epoch: 0, ciphertext: { $bytes: b64(ciphertext) }, idempotencyKey: key }
-    lines.length = 0
-    raw = ''
+    logs.clear()
     await t.call(alice, `${NS}.sendMessage`, { input, token, headers: { 'idempotency-key': key } })
     await t.call(alice, `${NS}.sendMessage`, { input, token })
     await t.call(bob, `${NS}.getWelcome`, { params: { convoId: convo.id } })
@@ -56,6 +47,7 @@ describe('logs', () => {
       msg: `Welcome already consumed for user ${bob.did} in convo ${convo.id} (expected on retry)`,
     })
     // No token, no ciphertext or Welcome bytes, no raw idempotency key.
+    const raw = logs.text()
     expect(raw).not.toContain(token)
     expect(raw).not.toContain(token.split('.')[2])
     expect(raw).not.toContain(b64(ciphertext))

@@ -201,6 +201,21 @@ describe('service auth', () => {
     expect(res.body).toMatchObject({ error, message: expect.any(String) })
   })
 
+  it('refuses a token that lives longer than MAX_TOKEN_LIFETIME_SECONDS from now, naming the limit (401 BadJwt)', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const tenYears = await t.call(alice, GET_CONVOS, { token: await alice.token(GET_CONVOS, { exp: now + 10 * 365 * 86400 }) })
+    expect(tenYears.status).toBe(401)
+    expect(tenYears.body).toMatchObject({ error: 'BadJwt', message: expect.stringContaining('3600 seconds') })
+    // Within the limit (and the clock skew allowed on top of it) is fine.
+    expect((await t.call(alice, GET_CONVOS, { token: await alice.token(GET_CONVOS, { exp: now + 3600 }) })).status).toBe(200)
+  })
+
+  it('refuses a token without iat (401 BadJwt)', async () => {
+    const res = await t.call(alice, GET_CONVOS, { token: await alice.token(GET_CONVOS, { iat: null }) })
+    expect(res.status).toBe(401)
+    expect(res.body).toMatchObject({ error: 'BadJwt', message: expect.stringContaining('iat') })
+  })
+
   it('refuses a token signed by a key that is not the issuer DID', async () => {
     const mallory = await P256Keypair.create()
     const forged = await createServiceJwt({ iss: alice.did, aud: SERVICE_DID, lxm: GET_CONVOS, keypair: mallory })
@@ -238,5 +253,12 @@ describe('configuration', () => {
     for (const name of ['PORT', 'SERVICE_DID', 'DATABASE_URL', 'LOG_LEVEL']) {
       expect(attempt).toThrow(name)
     }
+  })
+
+  it('refuses a database query timeout that PostgreSQL statement timeouts cannot come before', () => {
+    expect(() => loadConfig({ DATABASE_STATEMENT_TIMEOUT_MS: '10000' })).toThrow(
+      'DATABASE_QUERY_TIMEOUT_MS: must be above DATABASE_STATEMENT_TIMEOUT_MS (10000)',
+    )
+    expect(loadConfig({ DATABASE_STATEMENT_TIMEOUT_MS: '0' }).DATABASE_STATEMENT_TIMEOUT_MS).toBe(0)
   })
 })

@@ -1,0 +1,190 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { handlers } from '../../src/api/index.js'
+import { createDatabase } from '../../src/db/index.js'
+import type { HandlerInput, XrpcHandler } from '../../src/xrpc/types.js'
+import { startTestApp, type TestApp } from '../helpers/app.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { startTcpProxy, type TcpProxy } from '../helpers/fault-proxy.js'
+import { createConvo, NS, sendMessage } from '../helpers/mls.js'
+import { TestUser } from '../helpers/users.js'
+
+// The database sits behind a proxy that can stop forwarding, which to the
+// server looks like SIGSTOPped PostgreSQL processes (or a partition); only
+// this file's connections freeze, not the cluster other files share.
+const STATEMENT_TIMEOUT_MS = 800
+const QUERY_TIMEOUT_MS = 1_000
+const IDLE_IN_TRANSACTION_TIMEOUT_MS = 2_000
+const HEALTH_TIMEOUT_MS = 300
+// A request may wait for a connection, then for one query (see
+// DATABASE_QUERY_TIMEOUT_MS); the rest is slack for a busy test machine.
+const BOUND_MS = 2 * QUERY_TIMEOUT_MS + 1_000
+
+let testDb: TestDatabase
+let proxy: TcpProxy
+let t: TestApp
+let alice: TestUser
+let convoId: string
+/** Freeze the database right after the next sendMessage handler: its COMMIT is what hangs. */
+let freezeBeforeCommit = false
+
+const sendHandler = handlers[`${NS}.sendMessage`] as XrpcHandler<unknown, unknown, unknown>
+const epochHandler = handlers[`${NS}.getEpoch`] as XrpcHandler<unknown, unknown, unknown>
+
+beforeAll(async () => {
+  testDb = await createTestDatabase()
+  proxy = await startTcpProxy(testDb.url)
+  t = await startTestApp({
+    testDb: { url: proxy.url, drop: () => testDb.drop() },
+    config: {
+      DATABASE_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
+      DATABASE_QUERY_TIMEOUT_MS: String(QUERY_TIMEOUT_MS),
+      DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: String(IDLE_IN_TRANSACTION_TIMEOUT_MS),
+      HEALTH_TIMEOUT_MS: String(HEALTH_TIMEOUT_MS),
+      IDEMPOTENCY_WAIT_MS: '300',
+    },
+    handlers: {
+      ...handlers,
+      [`${NS}.sendMessage`]: async (req: HandlerInput<unknown, unknown>) => {
+        const output = await sendHandler(req)
+        if (freezeBeforeCommit) {
+          freezeBeforeCommit = false
+          proxy.freeze()
+        }
+        return output
+      },
+      // A statement PostgreSQL has to cancel itself.
+      [`${NS}.getEpoch`]: async (req: HandlerInput<unknown, unknown>) => {
+        await sql`SELECT pg_sleep(10)`.execute(req.db)
+        return epochHandler(req)
+      },
+    },
+  })
+  alice = await TestUser.create()
+  convoId = (await createConvo(t, alice)).id
+})
+afterEach(() => proxy.thaw())
+afterAll(async () => {
+  await t?.close()
+  await proxy?.close()
+})
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ result: T; ms: number }> {
+  const started = performance.now()
+  const result = await fn()
+  return { result, ms: performance.now() - started }
+}
+
+const health = () => fetch(`${t.url}/xrpc/_health`).then(async (res) => ({ status: res.status, body: await res.json() }))
+
+/** Retries as a client would on 503 and 409 until an answer, or gives up after `ms`. */
+async function retryUntilAnswered(send: () => ReturnType<typeof sendMessage>, ms = 10_000) {
+  const seen: number[] = []
+  const deadline = Date.now() + ms
+  for (;;) {
+    const res = await send()
+    if ((res.status !== 503 && res.status !== 409) || Date.now() > deadline) return { res, seen }
+    seen.push(res.status)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+const storedMessages = async () =>
+  Number((await sql<{ n: string }>`SELECT count(*) AS n FROM message WHERE convo_id = ${convoId}`.execute(t.ctx.db)).rows[0]!.n)
+
+/**
+ * A keyed send whose database freezes once its statements have run, so its
+ * COMMIT is what goes unanswered: expects 503 within the bound, and returns
+ * the message count before and the identical retry.
+ */
+async function keyedWriteTimedOutAtCommit() {
+  const before = await storedMessages()
+  const send = { idempotencyKey: randomUUID(), ciphertext: randomBytes(32) }
+  const retry = () => sendMessage(t, alice, convoId, send)
+  freezeBeforeCommit = true
+  const first = await timed(retry)
+  expect(freezeBeforeCommit, 'the first attempt reached its COMMIT').toBe(false)
+  expect(first.result.status).toBe(503)
+  expect(first.ms).toBeLessThan(BOUND_MS)
+  return { before, retry }
+}
+
+describe('a frozen database', () => {
+  it('gets requests a 503 within the bound and health a 503 within its own, and both recover when it answers again', async () => {
+    expect((await sendMessage(t, alice, convoId)).status).toBe(200)
+    proxy.freeze()
+
+    const probe = await timed(health)
+    expect(probe.result).toEqual({ status: 503, body: { version: expect.any(String), error: 'ServiceUnavailable', message: expect.any(String) } })
+    expect(probe.ms).toBeLessThan(HEALTH_TIMEOUT_MS + 500)
+
+    // More requests than the pool has connections: some wait for one.
+    const flood = Array.from({ length: 30 }, (_, i) =>
+      timed(() => (i % 2 ? sendMessage(t, alice, convoId) : t.call(alice, `${NS}.getMessages`, { params: { convoId } }))),
+    )
+    for (const { result, ms } of await Promise.all(flood)) {
+      expect(result.status).toBe(503)
+      expect(result.body).toEqual({ error: 'ServiceUnavailable', message: expect.any(String) })
+      expect(ms).toBeLessThan(BOUND_MS)
+    }
+
+    proxy.thaw()
+    const recovered = await retryUntilAnswered(() => sendMessage(t, alice, convoId), 5_000)
+    expect(recovered.res.status).toBe(200)
+    expect((await health()).status).toBe(200)
+  }, 30_000)
+
+  it('keyed write whose COMMIT reached the database late: 503, and the retry replays it (stored once)', async () => {
+    const { before, retry } = await keyedWriteTimedOutAtCommit()
+    // As after SIGCONT: the held COMMIT is delivered, and commits.
+    proxy.thaw()
+    const { res } = await retryUntilAnswered(retry)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('idempotent-replayed')).toBe('true')
+    expect(await storedMessages()).toBe(before + 1)
+  }, 30_000)
+
+  it('keyed write whose COMMIT was lost in a partition: 503, the orphaned transaction ends, and the retry writes once', async () => {
+    const { before, retry } = await keyedWriteTimedOutAtCommit()
+    // The COMMIT never arrives and PostgreSQL never hears the connection
+    // close: its transaction holds the key's lock until
+    // idle_in_transaction_session_timeout ends it.
+    proxy.thaw({ lose: true })
+    const { res, seen } = await retryUntilAnswered(retry)
+    expect(seen).toContain(409)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('idempotent-replayed')).toBeNull()
+    expect(await storedMessages()).toBe(before + 1)
+  }, 30_000)
+
+  it('statement_timeout is set on every connection: a statement running past it is cancelled (503), the connection kept', async () => {
+    const { rows } = await sql<{ statement: string; idle: string }>`
+      SELECT current_setting('statement_timeout') AS statement,
+             current_setting('idle_in_transaction_session_timeout') AS idle`.execute(t.ctx.db)
+    expect(rows[0]).toEqual({ statement: `${STATEMENT_TIMEOUT_MS}ms`, idle: `${IDLE_IN_TRANSACTION_TIMEOUT_MS / 1000}s` })
+
+    const connections = t.database.pool.totalCount
+    const slow = await timed(() => t.call(alice, `${NS}.getEpoch`, { params: { convoId } }))
+    expect(slow.result.status).toBe(503)
+    expect(slow.ms).toBeLessThan(QUERY_TIMEOUT_MS)
+    // Cancelled by PostgreSQL, not abandoned by the client: nothing to discard.
+    expect(t.database.pool.totalCount).toBe(connections)
+  })
+})
+
+describe('the pool', () => {
+  it('closes a connection whose query timed out instead of handing it out again', async () => {
+    // One connection, no statement timeout: reused, the next query would
+    // queue behind the abandoned sleep.
+    const database = createDatabase({ url: testDb.url, poolSize: 1, timeouts: { queryMs: 300 } })
+    try {
+      const started = performance.now()
+      await expect(sql`SELECT pg_sleep(5)`.execute(database.db)).rejects.toThrow('Query read timeout')
+      await sql`SELECT 1`.execute(database.db)
+      expect(performance.now() - started).toBeLessThan(2_000)
+    } finally {
+      await database.close()
+    }
+  })
+})
