@@ -1,18 +1,9 @@
 import { invalidRequest } from '../xrpc/errors.js'
+import { isCipherSuite } from '../mls/index.js'
 import { decodeBase64 } from '../services/util.js'
 
-/** The cipher suites the lexicons name; MLS clients must agree on one of these. */
-export const CIPHER_SUITES: ReadonlySet<string> = new Set([
-  'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519',
-  'MLS_128_DHKEMP256_AES128GCM_SHA256_P256',
-  'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519',
-  'MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448',
-  'MLS_256_DHKEMP521_AES256GCM_SHA512_P521',
-  'MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448',
-])
-
 export function requireCipherSuite(suite: string): void {
-  if (!CIPHER_SUITES.has(suite)) {
+  if (!isCipherSuite(suite)) {
     throw invalidRequest('InvalidCipherSuite', `Unsupported cipher suite: ${suite.slice(0, 100)}`)
   }
 }
