@@ -15,7 +15,7 @@ import { idempotencyScope } from '../../src/idempotency/key.js'
 import { claimIdempotencyKey } from '../../src/idempotency/store.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
 import { refusingUrl, startFaultProxy } from '../helpers/fault-proxy.js'
-import { createConvo, NS, SUITE } from '../helpers/mls.js'
+import { b64, createConvo, keyPackage, NS, SUITE } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 let t: TestApp
@@ -216,9 +216,11 @@ describe('pending operations', () => {
       pendingStore: new FilePendingStore(file),
       retry: { maxAttempts: 1 },
     })
+    // Made before the writes start: each must have its rejection handler before the next await.
+    const ownKeyPackage = b64(await keyPackage(alice))
     const writes = [
       offline.addMembers({ convoId: convo.id, didList: [bob.did] }),
-      offline.publishKeyPackage({ keyPackage: randomBytes(64).toString('base64'), cipherSuite: SUITE }),
+      offline.publishKeyPackage({ keyPackage: ownKeyPackage, cipherSuite: SUITE }),
       offline.leaveConvo({ convoId: convo.id, targetDid: bob.did }),
     ]
     for (const write of writes) await expect(write).rejects.toMatchObject({ status: 0, retryable: true })

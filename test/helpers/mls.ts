@@ -140,8 +140,9 @@ export function sendMessage(
   })
 }
 
-export function publishKeyPackage(t: Caller, user: TestUser, data: Uint8Array = randomBytes(200), extra: Record<string, unknown> = {}) {
+/** Publishes a key package of `user`'s: a new real one unless `data` is given. */
+export async function publishKeyPackage(t: Caller, user: TestUser, data?: Uint8Array, extra: Record<string, unknown> = {}) {
   return t.call<{ available: number }>(user, `${NS}.publishKeyPackage`, {
-    input: { keyPackage: b64(data), cipherSuite: SUITE, ...extra },
+    input: { keyPackage: b64(data ?? (await keyPackage(user))), cipherSuite: SUITE, ...extra },
   })
 }

@@ -5,7 +5,7 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startIdempotencyCleanup } from '../../src/workers/index.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, bytesJson, createConvo, NS, publishKeyPackage, randomGroupId, sendMessage, SUITE } from '../helpers/mls.js'
+import { b64, bytesJson, createConvo, keyPackage, NS, publishKeyPackage, randomGroupId, sendMessage, SUITE } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 const logLines: string[] = []
@@ -38,16 +38,15 @@ const countKeys = async () =>
   (await sql<{ n: number }>`SELECT count(*)::int AS n FROM idempotency_key`.execute(t.ctx.db)).rows[0]!.n
 
 /** Each keyed write, as a function of a key, replayable for every check below. */
-function writes(convoId: string) {
+async function writes(convoId: string) {
   const ciphertext = bytesJson(randomBytes(16))
   const groupId = randomGroupId()
-  const keyPackage = b64(randomBytes(50))
   const newMember = `did:plc:${randomBytes(12).toString('hex').slice(0, 24)}`
   return {
     sendMessage: { convoId, senderDid: alice.did, epoch: 0, ciphertext },
     createConvo: { groupId, cipherSuite: SUITE },
     addMembers: { convoId, didList: [newMember] },
-    publishKeyPackage: { keyPackage, cipherSuite: SUITE },
+    publishKeyPackage: { keyPackage: b64(await keyPackage(alice)), cipherSuite: SUITE },
   } as Record<string, Record<string, unknown>>
 }
 
@@ -56,7 +55,7 @@ describe('idempotent writes', () => {
     '%s: a retry with the same key replays the first response and creates nothing',
     async (name) => {
       const convo = await createConvo(t, alice)
-      const input = writes(convo.id)[name]!
+      const input = (await writes(convo.id))[name]!
       const key = randomUUID()
       const first = await t.call(alice, `${NS}.${name}`, { input: { ...input, idempotencyKey: key } })
       expect(first.status).toBe(200)
@@ -68,7 +67,7 @@ describe('idempotent writes', () => {
       expect(retry.headers.get('idempotent-replayed')).toBe('true')
       expect(await countKeys()).toBe(rowsBefore)
       // The same key with a different request is refused and changes nothing.
-      const changed = { ...writes(convo.id)[name]!, idempotencyKey: key }
+      const changed = { ...(await writes(convo.id))[name]!, idempotencyKey: key }
       const mismatch = await t.call(alice, `${NS}.${name}`, { input: changed })
       expect(mismatch.status).toBe(422)
       expect(mismatch.body.error).toBe('IdempotencyKeyReused')
@@ -108,7 +107,7 @@ describe('idempotent writes', () => {
     expect(byBob.status).toBe(200)
     expect(byBob.headers.get('idempotent-replayed')).toBeNull()
     expect(byBob.body.messageId).not.toBe(byAlice.body.messageId)
-    const otherMethod = await publishKeyPackage(t, alice, randomBytes(30), { idempotencyKey: key })
+    const otherMethod = await publishKeyPackage(t, alice, await keyPackage(alice), { idempotencyKey: key })
     expect(otherMethod.status).toBe(200)
     expect(otherMethod.body).toHaveProperty('available')
     expect(await countMessages(convo.id)).toBe(2)
