@@ -1,5 +1,5 @@
 import { invalidRequest } from '../xrpc/errors.js'
-import { isCipherSuite } from '../mls/index.js'
+import { isCipherSuite, MlsDecodeError } from '../mls/index.js'
 import { decodeBase64 } from '../services/util.js'
 
 export function requireCipherSuite(suite: string): void {
@@ -29,4 +29,9 @@ export function decodeBinaryField(
     throw invalidRequest(errorName, `${field} is larger than the ${maxBytes} bytes allowed`)
   }
   return bytes
+}
+
+/** What went wrong reading MLS bytes, as the named error of the field they came in. */
+export function mlsInputError(err: unknown, name: string, field: string): unknown {
+  return err instanceof MlsDecodeError ? invalidRequest(name, `${field}: ${err.message}`) : err
 }

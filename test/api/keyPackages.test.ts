@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, keyPackage, NS, publishKeyPackage, SUITE } from '../helpers/mls.js'
+import { b64, keyPackage, keyPackageRef, lifetimeFromNow, NS, publishKeyPackage, SUITE } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 let t: TestApp
@@ -52,6 +52,26 @@ describe('publishKeyPackage', () => {
     const full = await publishKeyPackage(t, owner)
     expect(full.status).toBe(400)
     expect(full.body.error).toBe('TooManyKeyPackages')
+  })
+
+  it("stores its KeyPackageRef, ends with its lifetime, and knows it again when it comes bare", async () => {
+    const owner = await TestUser.create()
+    const lifetime = lifetimeFromNow(-60n, 3600n)
+    const data = await keyPackage(owner, { lifetime })
+    expect((await publishKeyPackage(t, owner, data)).status).toBe(200)
+    const stored = () =>
+      t.ctx.db.selectFrom('key_package').select(['ref', 'expires_at']).where('owner_did', '=', owner.did).orderBy('id').execute()
+    const [row] = await stored()
+    expect(Buffer.from(row!.ref!)).toEqual(Buffer.from(await keyPackageRef(data)))
+    expect(row!.expires_at.getTime()).toBe(Number(lifetime.notAfter) * 1000)
+    // The bare KeyPackage inside the MLSMessage: the same package, the same ref.
+    const bare = await publishKeyPackage(t, owner, data.subarray(4))
+    expect(bare.status).toBe(409)
+    expect(bare.body.error).toBe('DuplicateKeyPackage')
+    // An earlier `expires` than the lifetime's end wins.
+    const expires = new Date(Date.now() + 600_000)
+    expect((await publishKeyPackage(t, owner, await keyPackage(owner), { expires: expires.toISOString() })).status).toBe(200)
+    expect((await stored())[1]!.expires_at.getTime()).toBe(expires.getTime())
   })
 })
 

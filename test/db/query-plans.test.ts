@@ -33,8 +33,9 @@ beforeAll(async () => {
       SELECT gen_random_uuid(), 'c' || i, s, 'did:plc:u' || (i % 500), 0, '\\x00' FROM generate_series(1, 20000) i, generate_series(1, 10) s;
     INSERT INTO commit (convo_id, epoch, sender_did, data)
       SELECT 'c' || i, e, 'did:plc:u1', '\\x00' FROM generate_series(1, 2000) i, generate_series(0, 9) e;
-    INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, expires_at)
-      SELECT 'did:plc:u' || (i % 500), 's', int4send(i), sha256(int4send(i)), now() + interval '1 day' FROM generate_series(1, 50000) i;
+    INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at)
+      SELECT 'did:plc:u' || (i % 500), 's', int4send(i), sha256(int4send(i)), sha256(int4send(-i)), now() + interval '1 day'
+      FROM generate_series(1, 50000) i;
     INSERT INTO welcome (convo_id, data) SELECT 'c' || i, '\\x00' FROM generate_series(1, 2000) i;
     INSERT INTO welcome_delivery (convo_id, recipient_did, welcome_id, expires_at)
       SELECT w.convo_id, 'did:plc:r' || k, w.id, now() + interval '1 day' FROM welcome w, generate_series(1, 10) k;
@@ -82,7 +83,7 @@ describe('query plans', () => {
       () => listCommits(traced, { convoId, currentEpoch: 10, fromEpoch: 2, limit: 100 }),
       () => claimKeyPackages(traced, { dids: ['did:plc:u3', 'did:plc:u4'], claimedBy: did }),
       () => keyPackageStats(traced, { owner: did }),
-      () => publishKeyPackage(traced, { owner: did, cipherSuite: 's', data: new Uint8Array([9, 9]), expiresAt: new Date(Date.now() + 1e6), maxPerUser: 1000 }),
+      () => publishKeyPackage(traced, { owner: did, cipherSuite: 's', data: new Uint8Array([9, 9]), ref: new Uint8Array([8]), expiresAt: new Date(Date.now() + 1e6), maxPerUser: 1000 }),
       () => fetchWelcome(traced, { convoId, did: 'did:plc:r1', graceSeconds: 300 }),
       () => confirmWelcome(traced, { convoId, did: 'did:plc:r1', success: true }),
       () => sweepWelcomes(traced, { graceSeconds: 300, retentionDays: 14, batchSize: 100 }),
