@@ -17,7 +17,7 @@ import { renderResults, VARIANT, writeBenchmarksFile, type Explained, type Resul
 import { interleave, type RoundsOptions } from './rounds.js'
 import { countRoundTrips } from './roundtrips.js'
 import { startBenchServer, type BenchServer } from './server.js'
-import { createConvos, PAGE, Workload } from './workload.js'
+import { createConvos, PAGE, Workload, type Convo } from './workload.js'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
@@ -141,11 +141,10 @@ async function main() {
     log(`setting up: ${settings.users} users, ${settings.convos} conversations in each database`)
     const users = await Promise.all(Array.from({ length: settings.users }, () => TestUser.create()))
     const tokens = new Tokens()
-    await tokens.mint(users, [`${NS}.createConvo`])
     const createWorkingSet = async (db: { url: string }) => {
       const setup = await startBenchServer({ databaseUrl: db.url, logFile: path.join(work, 'setup.log') })
       try {
-        return await createConvos(new Xrpc(setup.url, tokens), users, settings.convos, MEMBERS_PER_CONVO)
+        return await createConvos(setup.url, users, settings.convos, MEMBERS_PER_CONVO)
       } finally {
         await setup.stop()
       }
@@ -386,7 +385,7 @@ async function explainStatements(dist: Dist, url: string, load: Workload): Promi
   const database = dist.createDatabase({ url, poolSize: 1 })
   const sent: SentQuery[] = []
   observeQueries(database.pool, (query) => sent.push(query))
-  const convo = load.convos[0] as { id: string; members: TestUser[] }
+  const convo = load.convos[0] as Convo
   const did = (convo.members[0] as TestUser).did
   try {
     await dist.listMessages(database.db, { convoId: convo.id, did, limit: PAGE })

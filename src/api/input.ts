@@ -1,6 +1,8 @@
 import { invalidRequest } from '../xrpc/errors.js'
-import { isCipherSuite, MlsDecodeError } from '../mls/index.js'
+import { isCipherSuite, MlsDecodeError, readMessageHeader, readWelcome, type MessageHeader } from '../mls/index.js'
+import type { Commit } from '../services/commits.js'
 import { decodeBase64 } from '../services/util.js'
+import type { Welcome } from '../services/welcomes.js'
 
 export function requireCipherSuite(suite: string): void {
   if (!isCipherSuite(suite)) {
@@ -34,4 +36,40 @@ export function decodeBinaryField(
 /** What went wrong reading MLS bytes, as the named error of the field they came in. */
 export function mlsInputError(err: unknown, name: string, field: string): unknown {
   return err instanceof MlsDecodeError ? invalidRequest(name, `${field}: ${err.message}`) : err
+}
+
+/** The header of an MLSMessage field; the epoch declared with it must be the header's. */
+export function readMessage(bytes: Uint8Array, field: string, declaredEpoch: number | undefined): MessageHeader {
+  let header: MessageHeader
+  try {
+    header = readMessageHeader(bytes)
+  } catch (err) {
+    throw mlsInputError(err, 'InvalidMessage', field)
+  }
+  if (declaredEpoch !== undefined && declaredEpoch !== header.epoch) {
+    throw invalidRequest('EpochMismatch', `${field} is an MLS message of epoch ${header.epoch}, not ${declaredEpoch}`)
+  }
+  return header
+}
+
+/** A commit field (base64 of an MLSMessage whose content is a commit), with the epoch declared with it. */
+export function readCommit(value: string | undefined, maxBytes: number, declaredEpoch: number | undefined): Commit | undefined {
+  const data = decodeBinaryField(value, 'commit', maxBytes)
+  if (!data) return undefined
+  const header = readMessage(data, 'commit', declaredEpoch)
+  if (header.contentType !== 'commit') {
+    throw invalidRequest('InvalidMessage', `commit: an MLS ${header.contentType} message, not a commit`)
+  }
+  return { data, groupId: header.groupId, epoch: header.epoch }
+}
+
+/** The welcomeMessage field: base64 of an MLS Welcome. */
+export function readWelcomeField(value: string | undefined, maxBytes: number): Welcome | undefined {
+  const data = decodeBinaryField(value, 'welcomeMessage', maxBytes)
+  if (!data) return undefined
+  try {
+    return { data, ...readWelcome(data) }
+  } catch (err) {
+    throw mlsInputError(err, 'InvalidMessage', 'welcomeMessage')
+  }
 }

@@ -3,14 +3,17 @@ import type { Db } from '../db/index.js'
 import type { Message } from '../db/schema.js'
 import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { invalidRequest } from '../xrpc/errors.js'
-import { epochMismatch } from './errors.js'
-import { requireMember } from './convos.js'
-import { iso } from './util.js'
+import { checkCommit, requireGroup, storeCommit, type Commit, type StoredCommit } from './commits.js'
+import { epochMismatch, notMember } from './errors.js'
+import { lockConvoForMember, requireMember } from './convos.js'
+import { iso, transact } from './util.js'
 import { settleWelcomeByActivity } from './welcomes.js'
 
 export interface SendMessageArgs {
   convoId: string
   sender: string
+  /** The MLS group id in the message's header, lowercase hex. */
+  groupId: string
   epoch: number
   ciphertext: Uint8Array
   embedType?: string
@@ -28,10 +31,11 @@ export interface SentMessage {
 }
 
 /**
- * Stores a message in one statement: the membership and epoch checks, the
- * next per-conversation sequence number (the conversation row's lock orders
- * concurrent senders, and a rolled-back send gives its number back, so
- * numbers have no gaps), the insert, and settling the sender's Welcome.
+ * Stores an application message or a proposal in one statement: the
+ * membership, group and epoch checks, the next per-conversation sequence
+ * number (the conversation row's lock orders concurrent senders, and a
+ * rolled-back send gives its number back, so numbers have no gaps), the
+ * insert, and settling the sender's Welcome.
  */
 export async function sendMessage(db: Db, args: SendMessageArgs): Promise<SentMessage> {
   const { rows } = await sql<{ id: string; seq: number; event_id: number; created_at: Date; settled: number }>`
@@ -41,7 +45,8 @@ export async function sendMessage(db: Db, args: SendMessageArgs): Promise<SentMe
     ), bumped AS (
       UPDATE convo
       SET last_seq = last_seq + 1, last_message_at = now(), last_activity_at = now()
-      WHERE id = ${args.convoId} AND epoch = ${args.epoch} AND EXISTS (SELECT 1 FROM sender)
+      WHERE id = ${args.convoId} AND epoch = ${args.epoch} AND lower(group_id) = ${args.groupId}
+        AND EXISTS (SELECT 1 FROM sender)
       RETURNING last_seq
     ), inserted AS (
       INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext, embed_type, embed_uri)
@@ -68,7 +73,24 @@ export async function sendMessage(db: Db, args: SendMessageArgs): Promise<SentMe
   }
   // Nothing stored: say why (this path only runs for refused sends).
   const { convo } = await requireMember(db, args.convoId, args.sender)
+  requireGroup(convo.group_id, args.groupId)
   throw epochMismatch(convo.epoch, args.epoch)
+}
+
+/**
+ * Stores a commit sent as a message: one commit wins each epoch (the
+ * conversation's row lock orders the contenders), and the same commit sent
+ * again by its sender is answered with what was stored the first time.
+ */
+export async function sendCommit(
+  db: Db,
+  args: { convoId: string; sender: string; commit: Commit },
+): Promise<StoredCommit> {
+  return transact(db, async (trx) => {
+    const { convo, isMember } = await lockConvoForMember(trx, args.convoId, args.sender)
+    if (!isMember) throw notMember()
+    return (await checkCommit(trx, convo, args.sender, args.commit)) ?? storeCommit(trx, args)
+  })
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
