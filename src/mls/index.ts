@@ -65,7 +65,7 @@ export interface WelcomeFacts {
 
 // MLSMessage framing (RFC 9420 §6): uint16 version, uint16 wire_format.
 const MLS10 = 1
-const WIRE_FORMAT = { welcome: 3, keyPackage: 5 } as const
+const WIRE_FORMAT = { privateMessage: 2, welcome: 3, keyPackage: 5 } as const
 
 /** The value when `decode` reads all of `bytes`; undefined when it cannot. */
 function decodeExactly<T>(decode: Decoder<T>, bytes: Uint8Array): T | undefined {
@@ -147,22 +147,69 @@ export async function readKeyPackage(bytes: Uint8Array): Promise<KeyPackageFacts
   }
 }
 
+const CONTENT_TYPES: Record<number, ContentType> = { 1: 'application', 2: 'proposal', 3: 'commit' }
+const malformedPrivateMessage = () => new MlsDecodeError('not a well-formed MLS PrivateMessage')
+
+/** The length prefix of the variable-length vector at `offset` (RFC 9420 §2.1.2): its bytes, by the top two bits (0b11 is invalid). */
+function prefixBytes(bytes: Uint8Array, offset: number): number {
+  const first = bytes[offset]
+  const prefix = first === undefined ? 0 : [1, 2, 4, 0][first >> 6]
+  if (!prefix || offset + prefix > bytes.length) throw malformedPrivateMessage()
+  return prefix
+}
+
+/** The end of the variable-length vector at `offset`. */
+function vectorEnd(bytes: Uint8Array, offset: number): number {
+  const prefix = prefixBytes(bytes, offset)
+  let length = (bytes[offset] as number) & 0x3f
+  for (let i = 1; i < prefix; i++) length = length * 256 + (bytes[offset + i] as number)
+  const end = offset + prefix + length
+  if (end > bytes.length) throw malformedPrivateMessage()
+  return end
+}
+
+/**
+ * The header of an MLSMessage carrying a PrivateMessage, read straight from
+ * its TLS encoding (RFC 9420 §6.3: group_id, epoch and content_type come
+ * first), checking that the rest is exactly the three length-prefixed
+ * fields that follow. Every message sent is read, and ts-mls's full decode
+ * costs several times as much (BENCHMARKS.md); the tests hold this reader
+ * to ts-mls's answers. Undefined for anything but a PrivateMessage.
+ */
+function readPrivateMessageHeader(bytes: Uint8Array): MessageHeader | undefined {
+  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== MLS10 || bytes[2] !== 0 || bytes[3] !== WIRE_FORMAT.privateMessage) {
+    return undefined
+  }
+  const groupEnd = vectorEnd(bytes, 4)
+  const groupId = hex(bytes.subarray(4 + prefixBytes(bytes, 4), groupEnd))
+  // uint64 epoch, then uint8 content_type.
+  if (groupEnd + 9 > bytes.length) throw malformedPrivateMessage()
+  let high = 0
+  let low = 0
+  for (let i = 0; i < 4; i++) {
+    high = high * 256 + (bytes[groupEnd + i] as number)
+    low = low * 256 + (bytes[groupEnd + 4 + i] as number)
+  }
+  if (high > 0x1fffff) throw new MlsDecodeError('epoch is out of range')
+  const contentType = CONTENT_TYPES[bytes[groupEnd + 8] as number]
+  if (!contentType) throw malformedPrivateMessage()
+  // authenticated_data, encrypted_sender_data, ciphertext, and nothing after.
+  const end = vectorEnd(bytes, vectorEnd(bytes, vectorEnd(bytes, groupEnd + 9)))
+  if (end !== bytes.length) throw malformedPrivateMessage()
+  return { wireFormat: 'PrivateMessage', groupId, epoch: high * 2 ** 32 + low, contentType }
+}
+
 /** The header of an MLSMessage carrying a PublicMessage or a PrivateMessage. */
 export function readMessageHeader(bytes: Uint8Array): MessageHeader {
+  const privateHeader = readPrivateMessageHeader(bytes)
+  if (privateHeader) return privateHeader
   const message = decodeExactly(decodeMlsMessage, bytes)
   if (!message || message.version !== 'mls10') throw new MlsDecodeError('not an MLS 1.0 MLSMessage')
-  switch (message.wireformat) {
-    case 'mls_private_message': {
-      const { groupId, epoch, contentType } = message.privateMessage
-      return { wireFormat: 'PrivateMessage', groupId: hex(groupId), epoch: toEpoch(epoch), contentType }
-    }
-    case 'mls_public_message': {
-      const { groupId, epoch, contentType } = message.publicMessage.content
-      return { wireFormat: 'PublicMessage', groupId: hex(groupId), epoch: toEpoch(epoch), contentType }
-    }
-    default:
-      throw new MlsDecodeError(`an MLSMessage of wire format ${message.wireformat}, not a PublicMessage or PrivateMessage`)
+  if (message.wireformat !== 'mls_public_message') {
+    throw new MlsDecodeError(`an MLSMessage of wire format ${message.wireformat}, not a PublicMessage or PrivateMessage`)
   }
+  const { groupId, epoch, contentType } = message.publicMessage.content
+  return { wireFormat: 'PublicMessage', groupId: hex(groupId), epoch: toEpoch(epoch), contentType }
 }
 
 export function readWelcome(bytes: Uint8Array): WelcomeFacts {

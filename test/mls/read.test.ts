@@ -15,7 +15,7 @@ import {
 import { encodeKeyPackage } from 'ts-mls/keyPackage.js'
 import { encodeWelcome } from 'ts-mls/welcome.js'
 import { describe, expect, it } from 'vitest'
-import { CIPHER_SUITES, MlsDecodeError, readKeyPackage, readMessageHeader, readWelcome } from '../../src/mls/index.js'
+import { CIPHER_SUITES, MlsDecodeError, readKeyPackage, readMessageHeader, readWelcome, type MessageHeader } from '../../src/mls/index.js'
 import { hex, keyPackage, keyPackageRef, lifetimeFromNow, suiteImpl } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
@@ -110,6 +110,64 @@ describe('readMessageHeader', () => {
       encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: bob }),
     ]
     for (const bad of others) expect(() => readMessageHeader(bad)).toThrow(MlsDecodeError)
+  })
+})
+
+/** What ts-mls's full decoder reads of a message: the reference the server's own PrivateMessage reader is held to. */
+function decodedHeader(bytes: Uint8Array): MessageHeader | 'refused' {
+  try {
+    const [message, length] = decodeMlsMessage(bytes, 0) ?? []
+    if (!message || length !== bytes.length || message.wireformat !== 'mls_private_message') return 'refused'
+    const { groupId, epoch, contentType } = message.privateMessage
+    // The server's own rule: epochs beyond 2^53 - 1 are refused.
+    if (epoch > BigInt(Number.MAX_SAFE_INTEGER)) return 'refused'
+    return { wireFormat: 'PrivateMessage', groupId: hex(groupId), epoch: Number(epoch), contentType }
+  } catch {
+    return 'refused'
+  }
+}
+
+function serverHeader(bytes: Uint8Array): MessageHeader | 'refused' {
+  try {
+    return readMessageHeader(bytes)
+  } catch (err) {
+    if (err instanceof MlsDecodeError) return 'refused'
+    throw err
+  }
+}
+
+describe('the PrivateMessage header reader', () => {
+  it('reads what ts-mls reads, of whole messages and of every damaged one', async () => {
+    const { cs, state, commit: added } = await groupWithOther()
+    const made = (text: Uint8Array) => createApplicationMessage(state, text, cs)
+    const privateOf = (pm: Awaited<ReturnType<typeof made>>['privateMessage']) =>
+      encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage: pm })
+    const proposal = await createProposal(state, false, { proposalType: 'remove', remove: { removed: 1 } }, cs)
+    const samples = [
+      privateOf((await made(randomBytes(100))).privateMessage),
+      // Lengths past 16383 take the 4-byte form.
+      privateOf((await made(randomBytes(20_000))).privateMessage),
+      encodeMlsMessage(added),
+      encodeMlsMessage(proposal.message),
+    ]
+    let compared = 0
+    for (const sample of samples) {
+      const damaged: Uint8Array[] = [sample, Buffer.concat([sample, Buffer.from([0])])]
+      for (let end = 0; end < Math.min(sample.length, 600); end++) damaged.push(sample.subarray(0, end))
+      // The header and the length prefixes, each byte set to the values that change their meaning.
+      for (let at = 0; at < 64; at++) {
+        for (const value of [0x00, 0xff, sample[at]! ^ 0x40, sample[at]! ^ 0x80, sample[at]! ^ 0x01]) {
+          const copy = Uint8Array.from(sample)
+          copy[at] = value
+          damaged.push(copy)
+        }
+      }
+      for (const bytes of damaged) {
+        expect(serverHeader(bytes), `${hex(bytes.subarray(0, 40))}... (${bytes.length} bytes)`).toEqual(decodedHeader(bytes))
+        compared++
+      }
+    }
+    expect(compared).toBeGreaterThan(2000)
   })
 })
 
