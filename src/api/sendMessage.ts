@@ -1,5 +1,6 @@
 import type * as SendMessage from '../lexicon/types/blue.catbird.mls.sendMessage.js'
-import { sendCommit, sendMessage } from '../services/messages.js'
+import { sendCommit } from '../services/commits.js'
+import { sendMessage } from '../services/messages.js'
 import { forbidden, invalidRequest } from '../xrpc/errors.js'
 import { xrpcHandler } from '../xrpc/types.js'
 import { announce } from './announce.js'

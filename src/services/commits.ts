@@ -1,12 +1,31 @@
 import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
+import type { Convo } from '../db/schema.js'
 import type { CommitMessage } from '../lexicon/types/blue.catbird.mls.getCommits.js'
 import { invalidRequest } from '../xrpc/errors.js'
-import { epochMismatch, groupMismatch } from './errors.js'
-import type { LockedConvo } from './convos.js'
-import type { SentMessage } from './messages.js'
-import { iso } from './util.js'
+import { convoNotFound, epochMismatch, notMember, requireGroup } from './errors.js'
+import { iso, transact } from './util.js'
 import { settleWelcomeByActivity } from './welcomes.js'
+
+/** What a sender is told of a stored message (commits too: they are delivered as messages). */
+export interface SentMessage {
+  id: string
+  seq: number
+  /** Position in the event stream of every conversation (see src/events/hub.ts). */
+  eventId: number
+  createdAt: Date
+  /** The sender's pending Welcome was settled by this message. */
+  settledWelcome: boolean
+}
+
+/** A stored message's row as its sender is answered: `settled` counts the Welcomes its sending settled. */
+export const sentMessage = (row: { id: string; seq: number; event_id: number; created_at: Date; settled: number }): SentMessage => ({
+  id: row.id,
+  seq: row.seq,
+  eventId: row.event_id,
+  createdAt: row.created_at,
+  settledWelcome: row.settled > 0,
+})
 
 /** A commit as the API read it: its bytes and what its MLS header says. */
 export interface Commit {
@@ -22,9 +41,28 @@ export interface StoredCommit extends SentMessage {
   newEpoch: number
 }
 
-/** A conversation's group id against a message's (lowercase hex); ids are stored as clients sent them. */
-export function requireGroup(convoGroupId: string, messageGroupId: string): void {
-  if (convoGroupId.toLowerCase() !== messageGroupId) throw groupMismatch(convoGroupId, messageGroupId)
+export type LockedConvo = Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch' | 'last_seq'>
+
+/** Like requireMember, but locks the conversation row for an epoch or membership change. */
+export async function lockConvoForMember(
+  db: Db,
+  convoId: string,
+  did: string,
+): Promise<{ convo: LockedConvo; isMember: boolean; wasMember: boolean }> {
+  const row = await db
+    .selectFrom('convo')
+    .select(['id', 'group_id', 'cipher_suite', 'epoch', 'last_seq'])
+    .where('id', '=', convoId)
+    .forUpdate()
+    .executeTakeFirst()
+  if (!row) throw convoNotFound()
+  const member = await db
+    .selectFrom('member')
+    .select(['left_at'])
+    .where('convo_id', '=', convoId)
+    .where('did', '=', did)
+    .executeTakeFirst()
+  return { convo: row, isMember: member !== undefined && member.left_at === null, wasMember: member !== undefined }
 }
 
 /**
@@ -48,7 +86,7 @@ export async function checkCommit(
           .innerJoin('message', (join) =>
             join.onRef('message.convo_id', '=', 'commit.convo_id').onRef('message.seq', '=', 'commit.seq'),
           )
-          .select(['message.id', 'message.seq', 'message.event_id', 'message.created_at'])
+          .select(['message.id', 'message.seq', 'message.event_id', 'message.created_at', sql<number>`0`.as('settled')])
           .where('commit.convo_id', '=', convo.id)
           .where('commit.epoch', '=', commit.epoch)
           .where('commit.sender_did', '=', sender)
@@ -56,14 +94,7 @@ export async function checkCommit(
           .executeTakeFirst()
       : undefined
   if (!stored) throw epochMismatch(convo.epoch, commit.epoch)
-  return {
-    id: stored.id,
-    seq: stored.seq,
-    eventId: stored.event_id,
-    createdAt: stored.created_at,
-    settledWelcome: false,
-    newEpoch: commit.epoch + 1,
-  }
+  return { ...sentMessage(stored), newEpoch: commit.epoch + 1 }
 }
 
 /**
@@ -100,14 +131,23 @@ export async function storeCommit(
   `.execute(trx)
   const row = rows[0]
   if (!row) throw new Error(`conversation ${convoId} vanished under its row lock`)
-  return {
-    id: row.id,
-    seq: row.seq,
-    eventId: row.event_id,
-    createdAt: row.created_at,
-    settledWelcome: row.settled > 0,
-    newEpoch: commit.epoch + 1,
-  }
+  return { ...sentMessage(row), newEpoch: commit.epoch + 1 }
+}
+
+/**
+ * Stores a commit sent as a message: one commit wins each epoch (the
+ * conversation's row lock orders the contenders), and the same commit sent
+ * again by its sender is answered with what was stored the first time.
+ */
+export async function sendCommit(
+  db: Db,
+  args: { convoId: string; sender: string; commit: Commit },
+): Promise<StoredCommit> {
+  return transact(db, async (trx) => {
+    const { convo, isMember } = await lockConvoForMember(trx, args.convoId, args.sender)
+    if (!isMember) throw notMember()
+    return (await checkCommit(trx, convo, args.sender, args.commit)) ?? storeCommit(trx, args)
+  })
 }
 
 /**

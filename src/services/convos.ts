@@ -4,8 +4,8 @@ import type { Db } from '../db/index.js'
 import type { Convo } from '../db/schema.js'
 import type { ConvoView, MemberView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { conflict, invalidRequest } from '../xrpc/errors.js'
-import { requireGroup, storeCommit, type Commit, type StoredCommit } from './commits.js'
-import { convoNotFound, notMember } from './errors.js'
+import { storeCommit, type Commit, type StoredCommit } from './commits.js'
+import { convoNotFound, notMember, requireGroup } from './errors.js'
 import { iso, transact } from './util.js'
 import { admitWelcome, type Welcome } from './welcomes.js'
 
@@ -31,30 +31,6 @@ export async function requireMember(db: Db, convoId: string, did: string): Promi
   if (!row) throw convoNotFound()
   if (row.joined_seq === null || row.left_at !== null) throw notMember()
   return { convo: row, joinedSeq: row.joined_seq }
-}
-
-export type LockedConvo = Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch' | 'last_seq'>
-
-/** Like requireMember, but locks the conversation row for a membership or epoch change. */
-export async function lockConvoForMember(
-  db: Db,
-  convoId: string,
-  did: string,
-): Promise<{ convo: LockedConvo; isMember: boolean; wasMember: boolean }> {
-  const row = await db
-    .selectFrom('convo')
-    .select(['id', 'group_id', 'cipher_suite', 'epoch', 'last_seq'])
-    .where('id', '=', convoId)
-    .forUpdate()
-    .executeTakeFirst()
-  if (!row) throw convoNotFound()
-  const member = await db
-    .selectFrom('member')
-    .select(['left_at'])
-    .where('convo_id', '=', convoId)
-    .where('did', '=', did)
-    .executeTakeFirst()
-  return { convo: row, isMember: member !== undefined && member.left_at === null, wasMember: member !== undefined }
 }
 
 export async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {

@@ -1,9 +1,8 @@
 import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
 import { invalidRequest } from '../xrpc/errors.js'
-import { checkCommit, storeCommit, type Commit, type StoredCommit } from './commits.js'
+import { checkCommit, lockConvoForMember, storeCommit, type Commit, type StoredCommit } from './commits.js'
 import { notMember } from './errors.js'
-import { lockConvoForMember } from './convos.js'
 import { transact } from './util.js'
 import { admitWelcome, type Welcome } from './welcomes.js'
 

@@ -3,10 +3,10 @@ import type { Db } from '../db/index.js'
 import type { Message } from '../db/schema.js'
 import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { invalidRequest } from '../xrpc/errors.js'
-import { checkCommit, requireGroup, storeCommit, type Commit, type StoredCommit } from './commits.js'
-import { epochMismatch, notMember } from './errors.js'
-import { lockConvoForMember, requireMember } from './convos.js'
-import { iso, transact } from './util.js'
+import { sentMessage, type SentMessage } from './commits.js'
+import { epochMismatch, requireGroup } from './errors.js'
+import { requireMember } from './convos.js'
+import { iso } from './util.js'
 import { settleWelcomeByActivity } from './welcomes.js'
 
 export interface SendMessageArgs {
@@ -18,16 +18,6 @@ export interface SendMessageArgs {
   ciphertext: Uint8Array
   embedType?: string
   embedUri?: string
-}
-
-export interface SentMessage {
-  id: string
-  seq: number
-  /** Position in the event stream of every conversation (see src/events/hub.ts). */
-  eventId: number
-  createdAt: Date
-  /** The sender's pending Welcome was settled by this message. */
-  settledWelcome: boolean
 }
 
 /**
@@ -62,35 +52,11 @@ export async function sendMessage(db: Db, args: SendMessageArgs): Promise<SentMe
     SELECT id, seq, event_id, created_at, (SELECT count(*) FROM settled)::int AS settled FROM inserted
   `.execute(db)
   const row = rows[0]
-  if (row) {
-    return {
-      id: row.id,
-      seq: row.seq,
-      eventId: row.event_id,
-      createdAt: row.created_at,
-      settledWelcome: row.settled > 0,
-    }
-  }
+  if (row) return sentMessage(row)
   // Nothing stored: say why (this path only runs for refused sends).
   const { convo } = await requireMember(db, args.convoId, args.sender)
   requireGroup(convo.group_id, args.groupId)
   throw epochMismatch(convo.epoch, args.epoch)
-}
-
-/**
- * Stores a commit sent as a message: one commit wins each epoch (the
- * conversation's row lock orders the contenders), and the same commit sent
- * again by its sender is answered with what was stored the first time.
- */
-export async function sendCommit(
-  db: Db,
-  args: { convoId: string; sender: string; commit: Commit },
-): Promise<StoredCommit> {
-  return transact(db, async (trx) => {
-    const { convo, isMember } = await lockConvoForMember(trx, args.convoId, args.sender)
-    if (!isMember) throw notMember()
-    return (await checkCommit(trx, convo, args.sender, args.commit)) ?? storeCommit(trx, args)
-  })
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
