@@ -411,7 +411,7 @@ async function explainStatements(dist: Dist, url: string, load: Workload): Promi
   try {
     await dist.listMessages(database.db, { convoId: convo.id, did, limit: PAGE })
     const [membership, page] = sent.splice(0)
-    await dist.sendMessage(database.db, { ...load.sendArgs(), convoId: convo.id, sender: did })
+    await dist.sendMessage(database.db, { ...load.sendArgs(convo), sender: did })
     const [send] = sent.splice(0)
     const statements: Array<[string, SentQuery | undefined]> = [
       ['getMessages, statement 1 (membership)', membership],
