@@ -190,6 +190,7 @@ function readPrivateMessageHeader(bytes: Uint8Array): MessageHeader | undefined 
     high = high * 256 + (bytes[groupEnd + i] as number)
     low = low * 256 + (bytes[groupEnd + 4 + i] as number)
   }
+  // Past 2^53 - 1 an epoch is no JS number (and no real group gets there): refused, as toEpoch does.
   if (high > 0x1fffff) throw new MlsDecodeError('epoch is out of range')
   const contentType = CONTENT_TYPES[bytes[groupEnd + 8] as number]
   if (!contentType) throw malformedPrivateMessage()
