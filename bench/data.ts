@@ -99,7 +99,12 @@ export async function insertExpiredIdempotencyKeys(pool: pg.Pool, count: number,
   )
 }
 
-/** `count` key packages for one owner (more than one user may publish, to make the contention last). */
+/**
+ * `count` key packages for one owner (more than one user may publish, to make
+ * the contention last). Stand-ins, not MLS: getKeyPackages hands packages out
+ * without reading them, and making thousands of real ones would take longer
+ * than the measure.
+ */
 export async function insertKeyPackages(
   pool: pg.Pool,
   owner: string,
@@ -108,8 +113,8 @@ export async function insertKeyPackages(
   tag: string,
 ): Promise<void> {
   await pool.query(
-    `INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, created_at, expires_at)
-     SELECT $1, $2, data, sha256(data), now() - make_interval(secs => ${int(count)} - i), now() + interval '30 days'
+    `INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, created_at, expires_at)
+     SELECT $1, $2, data, sha256(data), sha256(data), now() - make_interval(secs => ${int(count)} - i), now() + interval '30 days'
      FROM (SELECT i, convert_to($3 || i || repeat('k', 200), 'UTF8') AS data
            FROM generate_series(1, ${int(count)}) AS i) AS generated`,
     [owner, cipherSuite, `key package ${tag} `],

@@ -6,6 +6,7 @@ import type * as ConfigModule from '../src/config.js'
 import type * as DbModule from '../src/db/index.js'
 import type * as EmbeddedModule from '../src/db/embedded.js'
 import type * as MigratorModule from '../src/db/migrator.js'
+import type * as MlsModule from '../src/mls/index.js'
 import type * as MessagesModule from '../src/services/messages.js'
 import type * as ServerModule from '../src/server.js'
 import type * as WorkersModule from '../src/workers/index.js'
@@ -22,12 +23,13 @@ const load = <T>(module: string) =>
 
 /** The production build's modules (dist/), typed by the sources they were compiled from. */
 export async function loadDist() {
-  const [config, db, embedded, migrator, messages, server, workers] =
+  const [config, db, embedded, migrator, mls, messages, server, workers] =
     await Promise.all([
       load<typeof ConfigModule>('src/config.js'),
       load<typeof DbModule>('src/db/index.js'),
       load<typeof EmbeddedModule>('src/db/embedded.js'),
       load<typeof MigratorModule>('src/db/migrator.js'),
+      load<typeof MlsModule>('src/mls/index.js'),
       load<typeof MessagesModule>('src/services/messages.js'),
       load<typeof ServerModule>('src/server.js'),
       load<typeof WorkersModule>('src/workers/index.js'),
@@ -37,6 +39,7 @@ export async function loadDist() {
     createDatabase: db.createDatabase,
     startEmbeddedPostgres: embedded.startEmbeddedPostgres,
     migrateToLatest: migrator.migrateToLatest,
+    readMessageHeader: mls.readMessageHeader,
     sendMessage: messages.sendMessage,
     listMessages: messages.listMessages,
     buildServer: server.buildServer,

@@ -3,9 +3,8 @@
  * message, the time from the sendMessage reply to its event arriving on
  * every stream.
  */
-import { randomBytes } from 'node:crypto'
 import { xrpcClient } from '../test/helpers/xrpc.js'
-import { createConvo, sendMessage } from '../test/helpers/mls.js'
+import { addMembers, createConvo, sendMessage } from '../test/helpers/mls.js'
 import { openStream, type SseStream } from '../test/helpers/sse.js'
 import { TestUser } from '../test/helpers/users.js'
 import { percentile } from './load.js'
@@ -32,11 +31,9 @@ export async function runFanoutBench(opts: { url: string; streams: number; messa
   )
   const [sender, ...others] = users as [TestUser, ...TestUser[]]
   const convo = await createConvo(call, sender)
-  // addMembers takes 50 DIDs at a time.
+  // addMembers takes 50 DIDs at a time, each batch with its commit and Welcome.
   for (let i = 0; i < others.length; i += 50) {
-    const res = await call.call(sender, 'blue.catbird.mls.addMembers', {
-      input: { convoId: convo.id, didList: others.slice(i, i + 50).map((u) => u.did) },
-    })
+    const res = await addMembers(call, sender, convo.id, others.slice(i, i + 50))
     if (res.status !== 200) throw new Error(`addMembers: ${res.status} ${JSON.stringify(res.body)}`)
   }
 
@@ -50,7 +47,7 @@ export async function runFanoutBench(opts: { url: string; streams: number; messa
   const latencies: number[] = []
   try {
     for (let m = 0; m < opts.messages; m++) {
-      const res = await sendMessage(call, sender, convo.id, { ciphertext: randomBytes(64) })
+      const res = await sendMessage(call, sender, convo.id)
       const repliedAt = performance.now()
       if (res.status !== 200) throw new Error(`sendMessage: ${res.status}`)
       const id = res.body.messageId

@@ -1,7 +1,19 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { b64, bytesJson, NS, randomGroupId, SUITE } from '../test/helpers/mls.js'
+import {
+  b64,
+  bytesJson,
+  claimKeyPackages,
+  keyPackage,
+  message,
+  NS,
+  prepareCommit,
+  prepareConvo,
+  SUITE,
+  type PreparedConvo,
+} from '../test/helpers/mls.js'
 import { TestUser } from '../test/helpers/users.js'
+import { xrpcClient } from '../test/helpers/xrpc.js'
 import type { Xrpc } from './client.js'
 import type { BenchServer } from './server.js'
 
@@ -13,8 +25,16 @@ export interface RoundTrips {
   background: number
 }
 
-const fakeDid = () => `did:plc:${randomBytes(15).toString('hex').slice(0, 24)}`
-const blob = (bytes = 64) => b64(randomBytes(bytes))
+/** `n` of something made ahead of the counted calls (MLS work, and requests of its own), handed out in order. */
+async function madeAhead<T>(n: number, make: () => Promise<T>): Promise<() => T> {
+  const made: T[] = []
+  for (let i = 0; i < n; i++) made.push(await make())
+  return () => {
+    const next = made.shift()
+    if (next === undefined) throw new Error('made too few ahead')
+    return next
+  }
+}
 
 /**
  * Database round trips per request of every blue.catbird.mls method (except
@@ -23,6 +43,9 @@ const blob = (bytes = 64) => b64(randomBytes(bytes))
  */
 export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: number): Promise<RoundTrips[]> {
   const [alice, bob, carol] = await Promise.all([TestUser.create(), TestUser.create(), TestUser.create()])
+  const kit = { call: xrpcClient(api.url) }
+  /** Calls of one counted method: plain, keyed, replayed (each once more to warm up). */
+  const perMethod = 3 * (calls + 1)
   const results: RoundTrips[] = []
   // The event fan-out reads new messages, and notifies other instances, shortly after each commit.
   const settle = () => sleep(100)
@@ -42,10 +65,10 @@ export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: num
   }
   type Input = Record<string, unknown>
   /** Each write with a fresh key, then each again: the second time it is replayed. */
-  const keyed = async (nsid: string, user: TestUser, makeInput: () => Input, write: (input: Input) => Promise<unknown>) => {
+  const keyed = async (nsid: string, user: TestUser, makeInput: () => Input | Promise<Input>, write: (input: Input) => Promise<unknown>) => {
     const inputs: Input[] = []
-    await count(`${nsid} (key)`, () => {
-      const input = { ...makeInput(), idempotencyKey: randomUUID() }
+    await count(`${nsid} (key)`, async () => {
+      const input = { ...(await makeInput()), idempotencyKey: randomUUID() }
       inputs.push(input)
       return write(input)
     })
@@ -56,23 +79,31 @@ export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: num
   }
 
   const welcomed: string[] = []
-  const newConvo = () => ({
-    groupId: randomGroupId(),
-    cipherSuite: SUITE,
-    initialMembers: [bob.did],
-    welcomeMessage: blob(),
-  })
+  // Prepared MLS groups (bob's key packages claimed ahead), by group id.
+  const convos = new Map<unknown, PreparedConvo>()
+  const nextConvo = await madeAhead(perMethod, () => prepareConvo(kit, alice, [bob]))
+  const newConvo = (): Input => {
+    const prepared = nextConvo()
+    convos.set(prepared.input.groupId, prepared)
+    return { ...prepared.input }
+  }
   const createConvo = async (input: Input) => {
-    welcomed.push((await api.ok<{ id: string }>(alice, `${NS}.createConvo`, { input })).id)
+    const created = await api.ok<{ id: string }>(alice, `${NS}.createConvo`, { input })
+    convos.get(input.groupId)?.created(created)
+    welcomed.push(created.id)
   }
   await count('createConvo', () => createConvo(newConvo()))
   await keyed('createConvo', alice, newConvo, createConvo)
 
   const convoId = welcomed[0] as string
-  const message = () => ({ convoId, senderDid: alice.did, epoch: 0, ciphertext: bytesJson(randomBytes(128)) })
+  const nextMessage = await madeAhead(perMethod, () => message(alice, convoId))
+  const newMessage = () => {
+    const ciphertext = nextMessage()
+    return { convoId, senderDid: alice.did, epoch: 1, ciphertext: bytesJson(ciphertext) }
+  }
   const send = (input: Input) => api.ok(alice, `${NS}.sendMessage`, { input })
-  await count('sendMessage', () => send(message()))
-  await keyed('sendMessage', alice, message, send)
+  await count('sendMessage', () => send(newMessage()))
+  await keyed('sendMessage', alice, newMessage, send)
   const firstMessage = (
     await api.ok<{ messages: Array<{ id: string }> }>(alice, `${NS}.getMessages`, { params: { convoId, limit: 1 } })
   ).messages[0]?.id as string
@@ -83,29 +114,43 @@ export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: num
   await count('getEpoch', () => api.ok(alice, `${NS}.getEpoch`, { params: { convoId } }))
   await count('getConvos', () => api.ok(alice, `${NS}.getConvos`, { params: { limit: 50 } }))
 
-  // Membership changes with a commit each, so the epoch advances every time.
-  let epoch = 0
-  const added: string[] = []
-  const addOne = () => {
-    const did = fakeDid()
-    added.push(did)
-    return { convoId, didList: [did], commit: blob(), welcomeMessage: blob(), epoch }
+  // Membership changes with a real commit each, so the epoch advances every
+  // time; each commit is built on the last (no requests: key packages were
+  // claimed ahead), and taken for the next once the server accepted it.
+  const newcomers = await Promise.all(Array.from({ length: perMethod }, () => TestUser.create()))
+  const claimed = await claimKeyPackages(kit, alice, newcomers)
+  const added: TestUser[] = []
+  let accept = () => {}
+  const addOne = async () => {
+    const i = added.length
+    const user = newcomers[i] as TestUser
+    const prepared = await prepareCommit(kit, alice, convoId, { add: [user], keyPackages: [claimed[i] as Uint8Array] })
+    accept = () => {
+      prepared.accepted()
+      added.push(user)
+    }
+    return { convoId, didList: [user.did], commit: b64(prepared.commit), welcomeMessage: b64(prepared.welcome as Uint8Array), epoch: prepared.epoch }
   }
-  const advance = async (nsid: string, input: Input) => {
-    epoch = (await api.ok<{ newEpoch: number }>(alice, `${NS}.${nsid}`, { input })).newEpoch
+  const addMembers = async (input: Input) => {
+    await api.ok(alice, `${NS}.addMembers`, { input })
+    accept()
   }
-  const addMembers = (input: Input) => advance('addMembers', input)
-  await count('addMembers', () => addMembers(addOne()))
+  await count('addMembers', async () => addMembers(await addOne()))
   await keyed('addMembers', alice, addOne, addMembers)
   await count('getCommits', () => api.ok(alice, `${NS}.getCommits`, { params: { convoId, fromEpoch: 0 } }))
-  await count('leaveConvo', (i) =>
-    advance('leaveConvo', { convoId, targetDid: added[i], commit: blob(), epoch }),
-  )
+  await count('leaveConvo', async (i) => {
+    const removal = await prepareCommit(kit, alice, convoId, { remove: [added[i] as TestUser] })
+    await api.ok(alice, `${NS}.leaveConvo`, {
+      input: { convoId, targetDid: (added[i] as TestUser).did, commit: b64(removal.commit), epoch: removal.epoch },
+    })
+    removal.accepted()
+  })
 
-  const keyPackage = () => ({ keyPackage: blob(200), cipherSuite: SUITE })
+  const nextKeyPackage = await madeAhead(perMethod, async () => b64(await keyPackage(carol)))
+  const newKeyPackage = () => ({ keyPackage: nextKeyPackage(), cipherSuite: SUITE })
   const publish = (input: Input) => api.ok(carol, `${NS}.publishKeyPackage`, { input })
-  await count('publishKeyPackage', () => publish(keyPackage()))
-  await keyed('publishKeyPackage', carol, keyPackage, publish)
+  await count('publishKeyPackage', () => publish(newKeyPackage()))
+  await keyed('publishKeyPackage', carol, newKeyPackage, publish)
   await count('getKeyPackages', () =>
     api.ok(alice, `${NS}.getKeyPackages`, { params: { dids: [carol.did], cipherSuite: SUITE } }),
   )

@@ -4,20 +4,22 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
-import { NS, SUITE } from '../test/helpers/mls.js'
+import { message, NS, prepareCommit, SUITE } from '../test/helpers/mls.js'
 import { TestUser } from '../test/helpers/users.js'
+import { xrpcClient } from '../test/helpers/xrpc.js'
 import { Tokens, Xrpc, type HttpRequest } from './client.js'
 import { addBackgroundConvos, count, fillMessages, insertExpiredIdempotencyKeys, insertKeyPackages } from './data.js'
 import { runFanoutBench } from './fanout.js'
 import { buildProduction, loadDist, type Dist } from './dist.js'
 import { thisProcessCpu, postgresCpu } from './cpu.js'
 import { callLoad, httpLoad, measure, type CpuMeters, type Run } from './load.js'
+import { measureHeaderReads } from './parse.js'
 import { observeQueries, type SentQuery } from './queries.js'
 import { renderResults, VARIANT, writeBenchmarksFile, type Explained, type Results } from './report.js'
 import { interleave, type RoundsOptions } from './rounds.js'
 import { countRoundTrips } from './roundtrips.js'
 import { startBenchServer, type BenchServer } from './server.js'
-import { createConvos, PAGE, Workload } from './workload.js'
+import { createConvos, PAGE, PLAINTEXT_BYTES, Workload, type Convo } from './workload.js'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
@@ -141,11 +143,10 @@ async function main() {
     log(`setting up: ${settings.users} users, ${settings.convos} conversations in each database`)
     const users = await Promise.all(Array.from({ length: settings.users }, () => TestUser.create()))
     const tokens = new Tokens()
-    await tokens.mint(users, [`${NS}.createConvo`])
     const createWorkingSet = async (db: { url: string }) => {
       const setup = await startBenchServer({ databaseUrl: db.url, logFile: path.join(work, 'setup.log') })
       try {
-        return await createConvos(new Xrpc(setup.url, tokens), users, settings.convos, MEMBERS_PER_CONVO)
+        return await createConvos(setup.url, users, settings.convos, MEMBERS_PER_CONVO)
       } finally {
         await setup.stop()
       }
@@ -166,6 +167,9 @@ async function main() {
     const smallLoad = new Workload(new Xrpc(smallServer.url, tokens), smallConvos)
     const largeLoad = new Workload(new Xrpc(largeServer.url, tokens), largeConvos)
     await smallLoad.mintTokens()
+
+    log('reading MLS message headers')
+    const parse = await headerReads(dist, smallLoad)
 
     log('round trips per request')
     const roundTrips = await countRoundTrips(smallLoad.api, smallServer, settings.roundTripCalls)
@@ -265,6 +269,7 @@ async function main() {
       scale: { runs: scaleRuns, smallRows, largeRows: largeCount, largeConvos: settings.largeConvos, loadSeconds },
       explain,
       fanout,
+      parse,
     }
     const markdown = renderResults(results)
     console.log(`\n${markdown}`)
@@ -274,6 +279,21 @@ async function main() {
     await rm(work, { recursive: true, force: true })
     if (profileDir) console.log(`CPU profiles of the server processes: ${profileDir}`)
   }
+}
+
+/**
+ * The header read of every sendMessage, on real messages: a typical one of
+ * the load, a large one (64 KiB of text), and a commit.
+ */
+async function headerReads(dist: Dist, load: Workload): Promise<Results['parse']> {
+  const convo = load.convos[0] as Convo
+  const member = convo.members[0] as TestUser
+  const update = await prepareCommit({ call: xrpcClient(load.api.url) }, member, convo.id)
+  return measureHeaderReads(dist.readMessageHeader, [
+    { message: `application message, ${PLAINTEXT_BYTES} bytes of text (the load's)`, bytes: load.sample() },
+    { message: 'application message, 64 KiB of text', bytes: await message(member, convo.id, new Uint8Array(65536)) },
+    { message: 'commit (a key update), PrivateMessage', bytes: update.commit },
+  ])
 }
 
 /**
@@ -386,12 +406,12 @@ async function explainStatements(dist: Dist, url: string, load: Workload): Promi
   const database = dist.createDatabase({ url, poolSize: 1 })
   const sent: SentQuery[] = []
   observeQueries(database.pool, (query) => sent.push(query))
-  const convo = load.convos[0] as { id: string; members: TestUser[] }
+  const convo = load.convos[0] as Convo
   const did = (convo.members[0] as TestUser).did
   try {
     await dist.listMessages(database.db, { convoId: convo.id, did, limit: PAGE })
     const [membership, page] = sent.splice(0)
-    await dist.sendMessage(database.db, { ...load.sendArgs(), convoId: convo.id, sender: did })
+    await dist.sendMessage(database.db, { ...load.sendArgs(convo), sender: did })
     const [send] = sent.splice(0)
     const statements: Array<[string, SentQuery | undefined]> = [
       ['getMessages, statement 1 (membership)', membership],

@@ -1,17 +1,26 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import { bytesJson, NS, randomGroupId, SUITE } from '../test/helpers/mls.js'
+import { bytesJson, createConvo, message, NS } from '../test/helpers/mls.js'
 import type { TestUser } from '../test/helpers/users.js'
+import { xrpcClient } from '../test/helpers/xrpc.js'
 import type { HttpRequest, Xrpc } from './client.js'
 
 export const SEND = `${NS}.sendMessage`
 export const GET_MESSAGES = `${NS}.getMessages`
 export const PAGE = 50
-/** A short MLS application message. */
-const CIPHERTEXT_BYTES = 128
+/** The text of a short chat message, before MLS encrypts it. */
+export const PLAINTEXT_BYTES = 128
+/** Application messages made beforehand for each conversation. */
+const MESSAGES_PER_CONVO = 16
+/** The epoch of a conversation created with members (the commit that added them made it 1). */
+const EPOCH = 1
 
 export interface Convo {
   id: string
+  /** MLS group id, hex. */
+  groupId: string
   members: TestUser[]
+  /** Real MLS application messages of the group: the bytes, and as they travel in JSON. */
+  messages: Array<{ bytes: Uint8Array; json: { $bytes: string } }>
 }
 
 const pick = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)] as T
@@ -36,27 +45,32 @@ export async function forEachConcurrently<T>(
 /**
  * `count` conversations through the API, each created by one user with the
  * next `size - 1` users (round the list) as members, so load spread over the
- * conversations is spread over the users too.
+ * conversations is spread over the users too. They are real MLS groups (key
+ * packages, the commit adding the members, their Welcome), each with real
+ * application messages ready for the load to send. The creator's MLS state
+ * makes them all (members joining from the Welcome would cost setup time for
+ * nothing): any member sends them, and the server cannot tell.
  */
-export async function createConvos(api: Xrpc, users: TestUser[], count: number, size: number): Promise<Convo[]> {
+export async function createConvos(url: string, users: TestUser[], count: number, size: number): Promise<Convo[]> {
+  const api = { call: xrpcClient(url) }
   const convos: Convo[] = []
   const slots = Array.from({ length: count }, (_, i) => i)
   await forEachConcurrently(slots, 8, async (i) => {
     const members = Array.from({ length: size }, (_, k) => users[(i + k) % users.length] as TestUser)
     const [creator, ...invited] = members as [TestUser, ...TestUser[]]
-    const created = await api.ok<{ id: string }>(creator, `${NS}.createConvo`, {
-      input: { groupId: randomGroupId(), cipherSuite: SUITE, initialMembers: invited.map((m) => m.did) },
-    })
-    convos[i] = { id: created.id, members }
+    const created = await createConvo(api, creator, invited)
+    const messages: Convo['messages'] = []
+    for (let m = 0; m < MESSAGES_PER_CONVO; m++) {
+      const bytes = await message(creator, created.id, randomBytes(PLAINTEXT_BYTES))
+      messages.push({ bytes, json: bytesJson(bytes) })
+    }
+    convos[i] = { id: created.id, groupId: created.groupId, members, messages }
   })
   return convos
 }
 
-/** Requests of the load: a random member of a random conversation each time. */
+/** Requests of the load: a random member of a random conversation each time, sending one of its messages. */
 export class Workload {
-  private readonly ciphertexts = Array.from({ length: 256 }, () => randomBytes(CIPHERTEXT_BYTES))
-  private readonly ciphertextsJson = this.ciphertexts.map(bytesJson)
-
   constructor(
     readonly api: Xrpc,
     readonly convos: Convo[],
@@ -70,21 +84,30 @@ export class Workload {
     return this.api.tokens.mint(this.users, [SEND, GET_MESSAGES])
   }
 
-  /** Arguments of the sendMessage service call, for the bench's own pool (no HTTP). */
-  sendArgs() {
-    const convo = pick(this.convos)
-    return { convoId: convo.id, sender: pick(convo.members).did, epoch: 0, ciphertext: pick(this.ciphertexts) }
+  private pickMessage(convo = pick(this.convos)) {
+    const sender = pick(convo.members)
+    return { convo, sender, ...pick(convo.messages) }
+  }
+
+  /** A typical message the load sends. */
+  sample(): Uint8Array {
+    return this.pickMessage().bytes
+  }
+
+  /** Arguments of the sendMessage service call, for the bench's own pool (no HTTP: what the server would have read of its header). */
+  sendArgs(convo?: Convo) {
+    const picked = this.pickMessage(convo)
+    return { convoId: picked.convo.id, sender: picked.sender.did, groupId: picked.convo.groupId, epoch: EPOCH, ciphertext: picked.bytes }
   }
 
   sendMessage(withKey: boolean): HttpRequest {
-    const convo = pick(this.convos)
-    const sender = pick(convo.members)
+    const { convo, sender, json } = this.pickMessage()
     return this.api.request(sender, SEND, {
       input: {
         convoId: convo.id,
         senderDid: sender.did,
-        epoch: 0,
-        ciphertext: pick(this.ciphertextsJson),
+        epoch: EPOCH,
+        ciphertext: json,
         ...(withKey ? { idempotencyKey: randomUUID() } : {}),
       },
     })

@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely'
 import * as m001 from './001_init.js'
 import * as m002 from './002_message_events.js'
+import * as m003 from './003_mls_facts.js'
 
 /**
  * Every migration, by name, in order. Listed statically (not read from disk) so
@@ -9,4 +10,5 @@ import * as m002 from './002_message_events.js'
 export const migrations: Record<string, Migration> = {
   '001_init': m001,
   '002_message_events': m002,
+  '003_mls_facts': m003,
 }

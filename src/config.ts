@@ -108,7 +108,7 @@ export const configSchema = z.object({
     .describe('Largest number of current members in one conversation.'),
   KEY_PACKAGE_MAX_LIFETIME_DAYS: int(1)
     .default(90)
-    .describe('Latest allowed `expires` of a published key package, in days from now.'),
+    .describe('Latest allowed end of a published key package: of its MLS lifetime and of `expires`, in days from now.'),
   IDEMPOTENCY_TTL_SECONDS: int(60)
     .default(24 * 3600)
     .describe('How long a stored idempotent response can be replayed.'),

@@ -1,18 +1,11 @@
 import { invalidRequest } from '../xrpc/errors.js'
+import { isCipherSuite, MlsDecodeError, readMessageHeader, readWelcome, type MessageHeader } from '../mls/index.js'
+import type { Commit } from '../services/commits.js'
 import { decodeBase64 } from '../services/util.js'
-
-/** The cipher suites the lexicons name; MLS clients must agree on one of these. */
-export const CIPHER_SUITES: ReadonlySet<string> = new Set([
-  'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519',
-  'MLS_128_DHKEMP256_AES128GCM_SHA256_P256',
-  'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519',
-  'MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448',
-  'MLS_256_DHKEMP521_AES256GCM_SHA512_P521',
-  'MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448',
-])
+import type { Welcome } from '../services/welcomes.js'
 
 export function requireCipherSuite(suite: string): void {
-  if (!CIPHER_SUITES.has(suite)) {
+  if (!isCipherSuite(suite)) {
     throw invalidRequest('InvalidCipherSuite', `Unsupported cipher suite: ${suite.slice(0, 100)}`)
   }
 }
@@ -38,4 +31,45 @@ export function decodeBinaryField(
     throw invalidRequest(errorName, `${field} is larger than the ${maxBytes} bytes allowed`)
   }
   return bytes
+}
+
+/** What went wrong reading MLS bytes, as the named error of the field they came in. */
+export function mlsInputError(err: unknown, name: string, field: string): unknown {
+  return err instanceof MlsDecodeError ? invalidRequest(name, `${field}: ${err.message}`) : err
+}
+
+/** The header of an MLSMessage field; the epoch declared with it must be the header's. */
+export function readMessage(bytes: Uint8Array, field: string, declaredEpoch: number | undefined): MessageHeader {
+  let header: MessageHeader
+  try {
+    header = readMessageHeader(bytes)
+  } catch (err) {
+    throw mlsInputError(err, 'InvalidMessage', field)
+  }
+  if (declaredEpoch !== undefined && declaredEpoch !== header.epoch) {
+    throw invalidRequest('EpochMismatch', `${field} is an MLS message of epoch ${header.epoch}, not ${declaredEpoch}`)
+  }
+  return header
+}
+
+/** A commit field (base64 of an MLSMessage whose content is a commit), with the epoch declared with it. */
+export function readCommit(value: string | undefined, maxBytes: number, declaredEpoch: number | undefined): Commit | undefined {
+  const data = decodeBinaryField(value, 'commit', maxBytes)
+  if (!data) return undefined
+  const header = readMessage(data, 'commit', declaredEpoch)
+  if (header.contentType !== 'commit') {
+    throw invalidRequest('InvalidMessage', `commit: an MLS ${header.contentType} message, not a commit`)
+  }
+  return { data, groupId: header.groupId, epoch: header.epoch }
+}
+
+/** The welcomeMessage field: base64 of an MLS Welcome. */
+export function readWelcomeField(value: string | undefined, maxBytes: number): Welcome | undefined {
+  const data = decodeBinaryField(value, 'welcomeMessage', maxBytes)
+  if (!data) return undefined
+  try {
+    return { data, ...readWelcome(data) }
+  } catch (err) {
+    throw mlsInputError(err, 'InvalidMessage', 'welcomeMessage')
+  }
 }

@@ -1,35 +1,61 @@
 import type * as PublishKeyPackage from '../lexicon/types/blue.catbird.mls.publishKeyPackage.js'
+import { readKeyPackage, type KeyPackageFacts } from '../mls/index.js'
 import { publishKeyPackage } from '../services/keyPackages.js'
 import { invalidRequest } from '../xrpc/errors.js'
 import { xrpcHandler } from '../xrpc/types.js'
-import { decodeBinaryField, requireCipherSuite } from './input.js'
+import { decodeBinaryField, mlsInputError, requireCipherSuite } from './input.js'
 
 const DAY_MS = 24 * 3600 * 1000
 /** Client clocks run a little fast; don't refuse an expiry for that. */
 const CLOCK_SKEW_MS = 5 * 60 * 1000
 const MAX_KEY_PACKAGE_BYTES = 65536
 
+const invalidKeyPackage = (why: string) => invalidRequest('InvalidKeyPackage', `keyPackage: ${why}`)
+
+/** The checks RFC 9420 §10.1 asks of a key package, plus ours: the caller's own, and not kept too long. */
+function checkKeyPackage(kp: KeyPackageFacts, args: { owner: string; cipherSuite: string; now: number; maxLifetimeMs: number }): void {
+  if (kp.cipherSuite !== args.cipherSuite) {
+    throw invalidKeyPackage(`its cipher suite is ${kp.cipherSuite}, not the declared ${args.cipherSuite}`)
+  }
+  if (kp.identity !== args.owner) {
+    throw invalidKeyPackage('its credential must be a basic credential whose identity is your DID')
+  }
+  if (!kp.signatureValid) throw invalidKeyPackage('its signature does not verify')
+  if (kp.notBefore * 1000 > args.now + CLOCK_SKEW_MS) throw invalidKeyPackage('its lifetime has not begun')
+  if (kp.notAfter * 1000 <= args.now) throw invalidKeyPackage('its lifetime has ended')
+  if (kp.notAfter * 1000 > args.now + args.maxLifetimeMs + CLOCK_SKEW_MS) {
+    throw invalidKeyPackage(`its lifetime ends more than ${args.maxLifetimeMs / DAY_MS} days from now`)
+  }
+}
+
 export default xrpcHandler<PublishKeyPackage.Params, PublishKeyPackage.Input, PublishKeyPackage.Output>(
   async ({ input, caller, db, ctx }) => {
     requireCipherSuite(input.cipherSuite)
-    const data = decodeBinaryField(input.keyPackage, 'keyPackage', MAX_KEY_PACKAGE_BYTES, 'InvalidKeyPackage')
+    const data = decodeBinaryField(input.keyPackage, 'keyPackage', MAX_KEY_PACKAGE_BYTES, 'InvalidKeyPackage') as Uint8Array
     const maxLifetimeMs = ctx.config.KEY_PACKAGE_MAX_LIFETIME_DAYS * DAY_MS
     const now = Date.now()
-    const expiresAt = input.expires ? new Date(input.expires) : new Date(now + maxLifetimeMs)
-    if (expiresAt.getTime() <= now) {
+    const expires = input.expires ? new Date(input.expires) : undefined
+    if (expires && expires.getTime() <= now) {
       throw invalidRequest(undefined, 'expires is in the past')
     }
-    if (expiresAt.getTime() > now + maxLifetimeMs + CLOCK_SKEW_MS) {
+    if (expires && expires.getTime() > now + maxLifetimeMs + CLOCK_SKEW_MS) {
       throw invalidRequest(
         'ExpirationTooFar',
         `expires may be at most ${ctx.config.KEY_PACKAGE_MAX_LIFETIME_DAYS} days from now`,
       )
     }
+    const kp = await readKeyPackage(data).catch((err: unknown) => {
+      throw mlsInputError(err, 'InvalidKeyPackage', 'keyPackage')
+    })
+    checkKeyPackage(kp, { owner: caller, cipherSuite: input.cipherSuite, now, maxLifetimeMs })
+    const notAfter = new Date(kp.notAfter * 1000)
     const available = await publishKeyPackage(db, {
       owner: caller,
       cipherSuite: input.cipherSuite,
-      data: data as Uint8Array,
-      expiresAt,
+      data,
+      ref: kp.ref,
+      // Never handed out after the package's own lifetime.
+      expiresAt: expires && expires < notAfter ? expires : notAfter,
       maxPerUser: ctx.config.MAX_KEY_PACKAGES_PER_USER,
     })
     return { available }

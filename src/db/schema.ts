@@ -48,6 +48,8 @@ export interface CommitTable {
   sender_did: string
   data: Uint8Array
   created_at: Defaulted<Date>
+  /** Its message's seq: where members receive it (null for commits stored before migration 003). */
+  seq: ColumnType<number | null, number | bigint | null, number | bigint | null>
 }
 
 export interface KeyPackageTable {
@@ -60,6 +62,11 @@ export interface KeyPackageTable {
   expires_at: Date
   consumed_at: Date | null
   consumed_by: string | null
+  /** KeyPackageRef (RFC 9420 §5.2); null only for packages consumed before migration 003. */
+  ref: Uint8Array | null
+  /** The commit (conversation, epoch) whose Welcome used the package. */
+  used_convo_id: string | null
+  used_epoch: ColumnType<number | null, number | bigint | null, number | bigint | null>
 }
 
 export interface WelcomeTable {

@@ -4,12 +4,13 @@ import type { Db } from '../db/index.js'
 import type { Convo } from '../db/schema.js'
 import type { ConvoView, MemberView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { conflict, invalidRequest } from '../xrpc/errors.js'
-import { convoNotFound, notMember } from './errors.js'
+import { storeCommit, type Commit, type StoredCommit } from './commits.js'
+import { convoNotFound, notMember, requireGroup } from './errors.js'
 import { iso, transact } from './util.js'
-import { storeWelcome } from './welcomes.js'
+import { admitWelcome, type Welcome } from './welcomes.js'
 
 export interface Membership {
-  convo: Pick<Convo, 'id' | 'epoch' | 'last_seq'>
+  convo: Pick<Convo, 'id' | 'group_id' | 'epoch' | 'last_seq'>
   /** Messages up to this sequence number were sent before the caller joined. */
   joinedSeq: number
 }
@@ -24,30 +25,12 @@ export async function requireMember(db: Db, convoId: string, did: string): Promi
     .leftJoin('member', (join) =>
       join.onRef('member.convo_id', '=', 'convo.id').on('member.did', '=', did),
     )
-    .select(['convo.id', 'convo.epoch', 'convo.last_seq', 'member.joined_seq', 'member.left_at'])
+    .select(['convo.id', 'convo.group_id', 'convo.epoch', 'convo.last_seq', 'member.joined_seq', 'member.left_at'])
     .where('convo.id', '=', convoId)
     .executeTakeFirst()
   if (!row) throw convoNotFound()
   if (row.joined_seq === null || row.left_at !== null) throw notMember()
   return { convo: row, joinedSeq: row.joined_seq }
-}
-
-/** Like requireMember, but locks the conversation row for a membership or epoch change. */
-export async function lockConvoForMember(db: Db, convoId: string, did: string) {
-  const row = await db
-    .selectFrom('convo')
-    .select(['id', 'epoch', 'last_seq'])
-    .where('id', '=', convoId)
-    .forUpdate()
-    .executeTakeFirst()
-  if (!row) throw convoNotFound()
-  const member = await db
-    .selectFrom('member')
-    .select(['left_at'])
-    .where('convo_id', '=', convoId)
-    .where('did', '=', did)
-    .executeTakeFirst()
-  return { convo: row, isMember: member !== undefined && member.left_at === null, wasMember: member !== undefined }
 }
 
 export async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
@@ -92,18 +75,46 @@ export async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> 
 
 export interface CreateConvoArgs {
   creator: string
+  /** Hex, as the client sent it. */
   groupId: string
   cipherSuite: string
   initialMembers: string[]
-  welcome?: Uint8Array
+  welcome?: Welcome
+  /** The commit that added the initial members. */
+  commit?: Commit
+  /** The creator's MLS epoch after creating the group (the later upstream field). */
+  currentEpoch?: number
   name?: string
   description?: string
   welcomeRetentionDays: number
 }
 
-export async function createConvo(db: Db, args: CreateConvoArgs): Promise<ConvoView> {
+/**
+ * The epoch a new conversation starts at: its MLS group's. After `commit`
+ * when there is one (currentEpoch, if given, must agree); else currentEpoch;
+ * else 1 with a Welcome (RFC 9420: the Welcome follows the commit that added
+ * its members, which moved the new group from epoch 0 to 1), and 0 without.
+ */
+function creationEpoch(args: CreateConvoArgs): number {
+  if (args.commit) {
+    const after = args.commit.epoch + 1
+    if (args.currentEpoch !== undefined && args.currentEpoch !== after) {
+      throw invalidRequest('EpochMismatch', `currentEpoch ${args.currentEpoch} is not the epoch after the commit (${after})`)
+    }
+    return after
+  }
+  if (args.currentEpoch === undefined) return args.welcome ? 1 : 0
+  if (args.welcome && args.currentEpoch === 0) {
+    throw invalidRequest('EpochMismatch', 'A Welcome follows the commit that added its members: currentEpoch must be at least 1')
+  }
+  return args.currentEpoch
+}
+
+export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ convo: ConvoView; stored?: StoredCommit }> {
   const id = TID.nextStr()
   const invited = [...new Set(args.initialMembers)].filter((did) => did !== args.creator)
+  const epoch = creationEpoch(args)
+  if (args.commit) requireGroup(args.groupId, args.commit.groupId)
   return transact(db, async (trx) => {
     const convo = await trx
       .insertInto('convo')
@@ -112,6 +123,8 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<ConvoV
         group_id: args.groupId,
         creator_did: args.creator,
         cipher_suite: args.cipherSuite,
+        // A commit moves it on by one when it is stored.
+        epoch: args.commit ? args.commit.epoch : epoch,
         name: args.name ?? null,
         description: args.description ?? null,
       })
@@ -122,6 +135,7 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<ConvoV
     if (!convo) {
       throw conflict('ConvoAlreadyExists', `A conversation for group ${args.groupId} already exists`)
     }
+    const stored = args.commit && (await storeCommit(trx, { convoId: id, sender: args.creator, commit: args.commit }))
     await trx
       .insertInto('member')
       .values(
@@ -129,19 +143,22 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<ConvoV
           convo_id: id,
           did,
           added_by: did === args.creator ? null : args.creator,
+          // The invited read from after the commit that added them.
+          joined_seq: did === args.creator ? 0 : (stored?.seq ?? 0),
         })),
       )
       .execute()
-    if (args.welcome && invited.length > 0) {
-      await storeWelcome(trx, {
-        convoId: id,
-        recipients: invited,
-        data: args.welcome,
-        retentionDays: args.welcomeRetentionDays,
-      })
-    }
-    const [view] = await convoViews(trx, [convo])
-    return view as ConvoView
+    await admitWelcome(trx, {
+      convoId: id,
+      cipherSuite: args.cipherSuite,
+      caller: args.creator,
+      added: invited,
+      epoch: epoch - 1,
+      welcome: args.welcome,
+      retentionDays: args.welcomeRetentionDays,
+    })
+    const [view] = await convoViews(trx, [{ ...convo, epoch }])
+    return { convo: view as ConvoView, ...(stored ? { stored } : {}) }
   })
 }
 

@@ -7,6 +7,8 @@ export interface PublishKeyPackageArgs {
   owner: string
   cipherSuite: string
   data: Uint8Array
+  /** Its KeyPackageRef (RFC 9420 §5.2): how Welcomes name it. */
+  ref: Uint8Array
   expiresAt: Date
   maxPerUser: number
 }
@@ -36,9 +38,11 @@ export async function publishKeyPackage(db: Db, args: PublishKeyPackageArgs): Pr
       cipher_suite: args.cipherSuite,
       data: args.data,
       data_sha256: createHash('sha256').update(args.data).digest(),
+      ref: args.ref,
       expires_at: args.expiresAt,
     })
-    .onConflict((oc) => oc.column('data_sha256').doNothing())
+    // The same bytes, or the same package framed another way (the same ref).
+    .onConflict((oc) => oc.doNothing())
     .returning('id')
     .executeTakeFirst()
   if (!inserted) {
@@ -47,7 +51,7 @@ export async function publishKeyPackage(db: Db, args: PublishKeyPackageArgs): Pr
   return Number(count) + 1
 }
 
-export interface KeyPackageRef {
+export interface ClaimedKeyPackage {
   did: string
   keyPackage: Uint8Array
   cipherSuite: string
@@ -61,7 +65,7 @@ export interface KeyPackageRef {
 export async function claimKeyPackages(
   db: Db,
   args: { dids: string[]; cipherSuite?: string; claimedBy: string },
-): Promise<{ keyPackages: KeyPackageRef[]; missing: string[] }> {
+): Promise<{ keyPackages: ClaimedKeyPackage[]; missing: string[] }> {
   const dids = [...new Set(args.dids)]
   const suite = args.cipherSuite ?? null
   const { rows } = await sql<{ owner_did: string; cipher_suite: string; data: Uint8Array }>`

@@ -3,7 +3,8 @@ import type { Db } from '../db/index.js'
 import type { Message } from '../db/schema.js'
 import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { invalidRequest } from '../xrpc/errors.js'
-import { epochMismatch } from './errors.js'
+import { sentMessage, type SentMessage } from './commits.js'
+import { epochMismatch, requireGroup } from './errors.js'
 import { requireMember } from './convos.js'
 import { iso } from './util.js'
 import { settleWelcomeByActivity } from './welcomes.js'
@@ -11,27 +12,20 @@ import { settleWelcomeByActivity } from './welcomes.js'
 export interface SendMessageArgs {
   convoId: string
   sender: string
+  /** The MLS group id in the message's header, lowercase hex. */
+  groupId: string
   epoch: number
   ciphertext: Uint8Array
   embedType?: string
   embedUri?: string
 }
 
-export interface SentMessage {
-  id: string
-  seq: number
-  /** Position in the event stream of every conversation (see src/events/hub.ts). */
-  eventId: number
-  createdAt: Date
-  /** The sender's pending Welcome was settled by this message. */
-  settledWelcome: boolean
-}
-
 /**
- * Stores a message in one statement: the membership and epoch checks, the
- * next per-conversation sequence number (the conversation row's lock orders
- * concurrent senders, and a rolled-back send gives its number back, so
- * numbers have no gaps), the insert, and settling the sender's Welcome.
+ * Stores an application message or a proposal in one statement: the
+ * membership, group and epoch checks, the next per-conversation sequence
+ * number (the conversation row's lock orders concurrent senders, and a
+ * rolled-back send gives its number back, so numbers have no gaps), the
+ * insert, and settling the sender's Welcome.
  */
 export async function sendMessage(db: Db, args: SendMessageArgs): Promise<SentMessage> {
   const { rows } = await sql<{ id: string; seq: number; event_id: number; created_at: Date; settled: number }>`
@@ -41,7 +35,8 @@ export async function sendMessage(db: Db, args: SendMessageArgs): Promise<SentMe
     ), bumped AS (
       UPDATE convo
       SET last_seq = last_seq + 1, last_message_at = now(), last_activity_at = now()
-      WHERE id = ${args.convoId} AND epoch = ${args.epoch} AND EXISTS (SELECT 1 FROM sender)
+      WHERE id = ${args.convoId} AND epoch = ${args.epoch} AND lower(group_id) = ${args.groupId}
+        AND EXISTS (SELECT 1 FROM sender)
       RETURNING last_seq
     ), inserted AS (
       INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext, embed_type, embed_uri)
@@ -57,17 +52,10 @@ export async function sendMessage(db: Db, args: SendMessageArgs): Promise<SentMe
     SELECT id, seq, event_id, created_at, (SELECT count(*) FROM settled)::int AS settled FROM inserted
   `.execute(db)
   const row = rows[0]
-  if (row) {
-    return {
-      id: row.id,
-      seq: row.seq,
-      eventId: row.event_id,
-      createdAt: row.created_at,
-      settledWelcome: row.settled > 0,
-    }
-  }
+  if (row) return sentMessage(row)
   // Nothing stored: say why (this path only runs for refused sends).
   const { convo } = await requireMember(db, args.convoId, args.sender)
+  requireGroup(convo.group_id, args.groupId)
   throw epochMismatch(convo.epoch, args.epoch)
 }
 

@@ -3,6 +3,14 @@ import type { Db } from '../db/index.js'
 import type { WelcomeState } from '../db/schema.js'
 import { gone, invalidRequest, notFound } from '../xrpc/errors.js'
 
+/** A Welcome as the API read it: its bytes and what RFC 9420 leaves in the clear. */
+export interface Welcome {
+  data: Uint8Array
+  cipherSuite: string
+  /** The KeyPackageRefs its encrypted group secrets are for. */
+  keyPackageRefs: Uint8Array[]
+}
+
 /**
  * Two-phase Welcome delivery. Per (conversation, recipient):
  *
@@ -15,7 +23,7 @@ import { gone, invalidRequest, notFound } from '../xrpc/errors.js'
  * database clock, so concurrent calls and several instances agree.
  */
 
-export async function storeWelcome(
+async function storeWelcome(
   db: Db,
   args: { convoId: string; recipients: string[]; data: Uint8Array; retentionDays: number },
 ): Promise<void> {
@@ -51,6 +59,77 @@ export async function storeWelcome(
       }),
     )
     .execute()
+}
+
+const welcomeMismatch = (why: string) => invalidRequest('WelcomeMismatch', `The Welcome ${why}`)
+const refHex = (ref: Uint8Array) => Buffer.from(ref).toString('hex')
+
+/**
+ * Admits `added` to a conversation by `welcome`, the Welcome that follows
+ * the commit built on `epoch`: it must be of the conversation's cipher
+ * suite, and each of its encrypted group secrets must be for a key package
+ * of one of the added DIDs that getKeyPackages handed out to `caller` and
+ * no Welcome used yet; every added DID must be named. Those key packages are
+ * bound to the commit, and the Welcome is stored for its recipients. So a
+ * Welcome nobody could open is never stored, and no one is added without one.
+ */
+export async function admitWelcome(
+  trx: Db,
+  args: {
+    convoId: string
+    cipherSuite: string
+    caller: string
+    added: string[]
+    epoch: number
+    welcome: Welcome | undefined
+    retentionDays: number
+  },
+): Promise<void> {
+  const { welcome, added } = args
+  if (!welcome) {
+    if (added.length === 0) return
+    throw invalidRequest(
+      'KeyPackageNotFound',
+      `No Welcome names a key package of ${added[0]}: get its key packages with getKeyPackages and send the Welcome that adds it`,
+    )
+  }
+  if (welcome.cipherSuite !== args.cipherSuite) {
+    throw welcomeMismatch(`is of cipher suite ${welcome.cipherSuite}, not the conversation's ${args.cipherSuite}`)
+  }
+  if (added.length === 0) throw welcomeMismatch('comes with no member to add')
+  const refs = [...new Map(welcome.keyPackageRefs.map((ref) => [refHex(ref), ref])).values()]
+  const bound = refs.length === 0 ? [] : await trx
+    .updateTable('key_package')
+    .set({ used_convo_id: args.convoId, used_epoch: args.epoch })
+    .where('owner_did', 'in', added)
+    .where('ref', 'in', refs)
+    .where('consumed_by', '=', args.caller)
+    .where('used_convo_id', 'is', null)
+    .returning(['owner_did', 'ref'])
+    .execute()
+  if (bound.length < refs.length) {
+    const boundRefs = new Set(bound.map((kp) => refHex(kp.ref as Uint8Array)))
+    const missing = refs.find((ref) => !boundRefs.has(refHex(ref))) as Uint8Array
+    throw welcomeMismatch(await whyNotBound(trx, args.caller, added, missing))
+  }
+  const named = new Set(bound.map((kp) => kp.owner_did))
+  const unnamed = added.find((did) => !named.has(did))
+  if (unnamed) throw welcomeMismatch(`names no key package of ${unnamed}, which is being added`)
+  await storeWelcome(trx, { convoId: args.convoId, recipients: added, data: welcome.data, retentionDays: args.retentionDays })
+}
+
+/** Why a key package the Welcome names could not be bound (only runs for refused Welcomes). */
+async function whyNotBound(trx: Db, caller: string, added: string[], ref: Uint8Array): Promise<string> {
+  const kp = await trx
+    .selectFrom('key_package')
+    .select('consumed_by')
+    .where('owner_did', 'in', added)
+    .where('ref', '=', ref)
+    .executeTakeFirst()
+  const named = `names key package ${refHex(ref)}`
+  if (!kp) return `${named}, which is not a key package of a member being added`
+  if (kp.consumed_by !== caller) return `${named}, which getKeyPackages did not hand out to you`
+  return `${named}, which another Welcome already used`
 }
 
 /**

@@ -1,7 +1,18 @@
-import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, createConvo, NS, randomGroupId, sendMessage, SUITE } from '../helpers/mls.js'
+import {
+  addMembers,
+  b64,
+  commitUpdate,
+  createConvo,
+  NS,
+  prepareCommit,
+  prepareConvo,
+  randomGroupId,
+  sendMessage,
+  SUITE,
+  type ConvoBody,
+} from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 let t: TestApp
@@ -24,23 +35,19 @@ afterAll(async () => {
 const memberDids = (convo: { members: Array<{ did: string }> }) => convo.members.map((m) => m.did).sort()
 
 describe('createConvo', () => {
-  it('makes the caller creator and member, adds initial members, keeps metadata', async () => {
-    const groupId = randomGroupId()
-    const res = await t.call(alice, `${NS}.createConvo`, {
-      input: {
-        groupId,
-        cipherSuite: SUITE,
-        initialMembers: [bob.did, alice.did, bob.did],
-        welcomeMessage: b64(randomBytes(40)),
-        metadata: { name: 'Team', description: 'Plans' },
-      },
+  it('makes the caller creator and member, adds initial members at epoch 1, keeps metadata', async () => {
+    const prepared = await prepareConvo(t, alice, [bob], {
+      initialMembers: [bob.did, alice.did, bob.did],
+      metadata: { name: 'Team', description: 'Plans' },
     })
+    const res = await t.call<ConvoBody>(alice, `${NS}.createConvo`, { input: prepared.input })
     expect(res.status).toBe(200)
     expect(res.body).toMatchObject({
       id: expect.stringMatching(/^[a-z2-7]{13}$/),
-      groupId,
+      groupId: prepared.input.groupId,
       creator: alice.did,
-      epoch: 0,
+      // The Welcome follows the commit that added bob: MLS epoch 0 -> 1.
+      epoch: 1,
       cipherSuite: SUITE,
       createdAt: expect.any(String),
       metadata: { name: 'Team', description: 'Plans' },
@@ -75,6 +82,49 @@ describe('createConvo', () => {
     })
     expect(res.status).toBe(400)
     expect(String(res.body.message)).toContain('welcomeMessage')
+  })
+})
+
+describe('createConvo: the epoch it starts at', () => {
+  const create = (input: object) => t.call<ConvoBody>(alice, `${NS}.createConvo`, { input })
+  const commitsOf = (convoId: string) =>
+    t.call<{ commits: Array<{ epoch: number; sender: string }> }>(alice, `${NS}.getCommits`, { params: { convoId, fromEpoch: 0 } })
+
+  it('is 0 without members, 1 with members and their Welcome, and currentEpoch when the client says so', async () => {
+    expect((await create({ groupId: randomGroupId(), cipherSuite: SUITE })).body.epoch).toBe(0)
+    const withBob = await prepareConvo(t, alice, [bob])
+    expect((await create(withBob.input)).body.epoch).toBe(1)
+    // A group that went through more epochs before it was registered.
+    const later = await prepareConvo(t, alice, [carol], { currentEpoch: 4 })
+    expect((await create(later.input)).body.epoch).toBe(4)
+    const zero = await prepareConvo(t, alice, [eve], { currentEpoch: 0 })
+    const refused = await create(zero.input)
+    expect(refused.status).toBe(400)
+    expect(refused.body.error).toBe('EpochMismatch')
+  })
+
+  it('with the commit that added the members: the epoch after it, and getCommits lists it', async () => {
+    const prepared = await prepareConvo(t, alice, [bob])
+    const commit = b64(prepared.commit!)
+    const disagreeing = await create({ ...prepared.input, commit, currentEpoch: 3 })
+    expect(disagreeing.status).toBe(400)
+    expect(disagreeing.body.error).toBe('EpochMismatch')
+    const otherGroup = await create({ ...prepared.input, commit, groupId: randomGroupId() })
+    expect(otherGroup.status).toBe(400)
+    expect(otherGroup.body.error).toBe('GroupMismatch')
+    const res = await create({ ...prepared.input, commit, currentEpoch: 1 })
+    expect(res.status).toBe(200)
+    expect(res.body.epoch).toBe(1)
+    expect((await commitsOf(res.body.id)).body.commits.map((c) => [c.epoch, c.sender])).toEqual([[0, alice.did]])
+  })
+
+  it('refuses members without a Welcome naming their key packages, and stores nothing', async () => {
+    const stranger = await TestUser.create()
+    const groupId = randomGroupId()
+    const res = await create({ groupId, cipherSuite: SUITE, initialMembers: [stranger.did] })
+    expect(res.status).toBe(400)
+    expect(res.body.error).toBe('KeyPackageNotFound')
+    expect((await create({ groupId, cipherSuite: SUITE })).status).toBe(200)
   })
 })
 
@@ -116,11 +166,12 @@ describe('getConvos', () => {
 describe('addMembers', () => {
   it('adds new members, advances the epoch with a commit and stores the commit', async () => {
     const convo = await createConvo(t, alice)
-    const commit = randomBytes(49)
+    const prepared = await prepareCommit(t, alice, convo.id, { add: [bob] })
     const res = await t.call(alice, `${NS}.addMembers`, {
-      input: { convoId: convo.id, didList: [bob.did], commit: b64(commit), welcomeMessage: b64(randomBytes(30)) },
+      input: { convoId: convo.id, didList: [bob.did], commit: b64(prepared.commit), welcomeMessage: b64(prepared.welcome!) },
     })
     expect(res).toMatchObject({ status: 200, body: { success: true, newEpoch: 1 } })
+    prepared.accepted()
     const epoch = await t.call(bob, `${NS}.getEpoch`, { params: { convoId: convo.id } })
     expect(epoch.body).toEqual({ convoId: convo.id, currentEpoch: 1 })
     const commits = await t.call<{ commits: Array<Record<string, unknown>> }>(bob, `${NS}.getCommits`, {
@@ -128,20 +179,39 @@ describe('addMembers', () => {
     })
     expect(commits.status).toBe(200)
     expect(commits.body.commits).toEqual([
-      { epoch: 0, sender: alice.did, commitData: { $bytes: b64(commit) }, createdAt: expect.any(String) },
+      { epoch: 0, sender: alice.did, commitData: { $bytes: b64(prepared.commit) }, createdAt: expect.any(String) },
     ])
   })
 
-  it('is naturally idempotent: all already members succeeds, changes nothing, keeps the epoch', async () => {
+  it('is naturally idempotent: the same commit again, or DIDs that are all members, change nothing', async () => {
     const convo = await createConvo(t, alice, [bob])
-    const again = await t.call(alice, `${NS}.addMembers`, {
-      input: { convoId: convo.id, didList: [bob.did, alice.did], commit: b64(randomBytes(16)) },
-    })
-    expect(again).toMatchObject({ status: 200, body: { success: true, newEpoch: 0 } })
-    const commits = await t.call<{ commits: unknown[] }>(alice, `${NS}.getCommits`, {
+    const prepared = await prepareCommit(t, alice, convo.id, { add: [carol] })
+    const input = {
+      convoId: convo.id,
+      didList: [carol.did],
+      commit: b64(prepared.commit),
+      welcomeMessage: b64(prepared.welcome!),
+      epoch: prepared.epoch,
+    }
+    expect((await t.call(alice, `${NS}.addMembers`, { input })).body).toEqual({ success: true, newEpoch: 2 })
+    prepared.accepted()
+    await commitUpdate(t, bob, convo.id)
+    // A retry after the group moved on: the answer of the first time, nothing stored twice.
+    const again = await t.call(alice, `${NS}.addMembers`, { input })
+    expect(again).toMatchObject({ status: 200, body: { success: true, newEpoch: 2 } })
+    const already = await t.call(alice, `${NS}.addMembers`, { input: { convoId: convo.id, didList: [bob.did, alice.did] } })
+    expect(already).toMatchObject({ status: 200, body: { success: true, newEpoch: 3 } })
+    const commits = await t.call<{ commits: Array<{ epoch: number }> }>(alice, `${NS}.getCommits`, {
       params: { convoId: convo.id, fromEpoch: 0 },
     })
-    expect(commits.body.commits).toEqual([])
+    expect(commits.body.commits.map((c) => c.epoch)).toEqual([1, 2])
+    // A new commit that adds no one does not belong here.
+    const update = await prepareCommit(t, alice, convo.id)
+    const noOne = await t.call(alice, `${NS}.addMembers`, {
+      input: { convoId: convo.id, didList: [bob.did], commit: b64(update.commit) },
+    })
+    expect(noOne.status).toBe(400)
+    expect(noOne.body.error).toBe('AlreadyMember')
   })
 
   it('refuses non-members (403), unknown conversations (404) and too many members', async () => {
@@ -162,22 +232,31 @@ describe('addMembers', () => {
 
   it('lets exactly one of two commits racing for the same epoch win', async () => {
     const convo = await createConvo(t, alice, [bob])
-    const [one, two] = await Promise.all([
-      t.call(alice, `${NS}.addMembers`, { input: { convoId: convo.id, didList: [carol.did], commit: b64(randomBytes(8)), epoch: 0 } }),
-      t.call(bob, `${NS}.addMembers`, { input: { convoId: convo.id, didList: [eve.did], commit: b64(randomBytes(8)), epoch: 0 } }),
+    const [byAlice, byBob] = await Promise.all([
+      prepareCommit(t, alice, convo.id, { add: [carol] }),
+      prepareCommit(t, bob, convo.id, { add: [eve] }),
     ])
+    const send = (user: TestUser, added: TestUser, prepared: typeof byAlice) =>
+      t.call(user, `${NS}.addMembers`, {
+        input: { convoId: convo.id, didList: [added.did], commit: b64(prepared.commit), welcomeMessage: b64(prepared.welcome!), epoch: 1 },
+      })
+    const [one, two] = await Promise.all([send(alice, carol, byAlice), send(bob, eve, byBob)])
     const statuses = [one.status, two.status].sort()
     expect(statuses).toEqual([200, 409])
     expect([one, two].find((r) => r.status === 409)?.body.error).toBe('EpochMismatch')
     const epoch = await t.call(alice, `${NS}.getEpoch`, { params: { convoId: convo.id } })
-    expect(epoch.body.currentEpoch).toBe(1)
+    expect(epoch.body.currentEpoch).toBe(2)
   })
 })
 
 describe('leaveConvo', () => {
   it('leaves, is naturally idempotent, and a former member loses access', async () => {
     const convo = await createConvo(t, alice, [bob])
-    const first = await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id, commit: b64(randomBytes(8)) } })
+    // A member cannot commit its own removal (RFC 9420): it leaves without a commit.
+    const update = await prepareCommit(t, bob, convo.id)
+    const withCommit = await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id, commit: b64(update.commit) } })
+    expect(withCommit.status).toBe(400)
+    const first = await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id } })
     expect(first).toMatchObject({ status: 200, body: { success: true, newEpoch: 1 } })
     const second = await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id } })
     expect(second).toMatchObject({ status: 200, body: { success: true, newEpoch: 1 } })
@@ -185,6 +264,26 @@ describe('leaveConvo', () => {
     expect(read.status).toBe(403)
     const convos = await t.call<{ conversations: Array<{ id: string }> }>(bob, `${NS}.getConvos`)
     expect(convos.body.conversations.map((c) => c.id)).not.toContain(convo.id)
+  })
+
+  it('stores the commit removing a member who already left: the epoch advances, and a retry changes nothing', async () => {
+    const convo = await createConvo(t, alice, [bob, carol])
+    expect((await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id } })).body.newEpoch).toBe(1)
+    const removal = await prepareCommit(t, alice, convo.id, { remove: [bob] })
+    const input = { convoId: convo.id, targetDid: bob.did, commit: b64(removal.commit), epoch: removal.epoch }
+    expect((await t.call(alice, `${NS}.leaveConvo`, { input })).body).toEqual({ success: true, newEpoch: 2 })
+    removal.accepted()
+    await commitUpdate(t, carol, convo.id)
+    expect((await t.call(alice, `${NS}.leaveConvo`, { input })).body).toEqual({ success: true, newEpoch: 2 })
+    const commits = await t.call<{ commits: Array<{ epoch: number; sender: string }> }>(alice, `${NS}.getCommits`, {
+      params: { convoId: convo.id, fromEpoch: 0 },
+    })
+    expect(commits.body.commits.map((c) => [c.epoch, c.sender])).toEqual([[1, alice.did], [2, carol.did]])
+    // Removing again without a commit is harmless.
+    expect((await t.call(alice, `${NS}.leaveConvo`, { input: { convoId: convo.id, targetDid: bob.did } })).body).toEqual({
+      success: true,
+      newEpoch: 3,
+    })
   })
 
   it('removes another member with targetDid, refuses the last member and strangers', async () => {
@@ -201,10 +300,17 @@ describe('leaveConvo', () => {
     expect(notThere.body.error).toBe('NotMember')
   })
 
-  it('refuses a commit built on a past epoch', async () => {
+  it('refuses a commit built on a past epoch, and an epoch its header does not say', async () => {
     const convo = await createConvo(t, alice, [bob, carol])
+    const stale = await prepareCommit(t, alice, convo.id, { remove: [carol] })
+    const wrongEpoch = await t.call(alice, `${NS}.leaveConvo`, {
+      input: { convoId: convo.id, targetDid: carol.did, commit: b64(stale.commit), epoch: 3 },
+    })
+    expect(wrongEpoch.status).toBe(400)
+    expect(wrongEpoch.body.error).toBe('EpochMismatch')
+    expect((await commitUpdate(t, bob, convo.id)).status).toBe(200)
     const res = await t.call(alice, `${NS}.leaveConvo`, {
-      input: { convoId: convo.id, targetDid: carol.did, commit: b64(randomBytes(8)), epoch: 3 },
+      input: { convoId: convo.id, targetDid: carol.did, commit: b64(stale.commit), epoch: stale.epoch },
     })
     expect(res.status).toBe(409)
     expect(res.body.error).toBe('EpochMismatch')
@@ -216,9 +322,7 @@ describe('getEpoch and getCommits', () => {
     const convo = await createConvo(t, alice)
     const members = await Promise.all([1, 2, 3].map(() => TestUser.create()))
     for (const [i, m] of members.entries()) {
-      const r = await t.call(alice, `${NS}.addMembers`, {
-        input: { convoId: convo.id, didList: [m.did], commit: b64(Buffer.from([i])), epoch: i },
-      })
+      const r = await addMembers(t, alice, convo.id, [m])
       expect(r.body.newEpoch).toBe(i + 1)
     }
     const range = await t.call<{ commits: Array<{ epoch: number }> }>(alice, `${NS}.getCommits`, {

@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, NS, publishKeyPackage, SUITE } from '../helpers/mls.js'
+import { b64, keyPackage, keyPackageRef, lifetimeFromNow, NS, publishKeyPackage, SUITE } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 let t: TestApp
@@ -22,7 +21,7 @@ type KeyPackages = { keyPackages: Array<{ did: string; keyPackage: string; ciphe
 describe('publishKeyPackage', () => {
   it('stores packages, reports how many are left, and hands each out once', async () => {
     const owner = await TestUser.create()
-    const first = randomBytes(100)
+    const first = await keyPackage(owner)
     expect((await publishKeyPackage(t, owner, first)).body).toEqual({ available: 1 })
     expect((await publishKeyPackage(t, owner)).body).toEqual({ available: 2 })
     const got = await t.call<KeyPackages>(alice, `${NS}.getKeyPackages`, { params: { dids: [owner.did] } })
@@ -33,18 +32,18 @@ describe('publishKeyPackage', () => {
 
   it('refuses duplicates, bad base64, unknown suites, past and far expiries, and too many', async () => {
     const owner = await TestUser.create()
-    const data = randomBytes(64)
+    const data = await keyPackage(owner)
     expect((await publishKeyPackage(t, owner, data)).status).toBe(200)
     const dup = await publishKeyPackage(t, owner, data)
     expect(dup.status).toBe(409)
     expect(dup.body.error).toBe('DuplicateKeyPackage')
     const bad = await t.call(owner, `${NS}.publishKeyPackage`, { input: { keyPackage: '!!!', cipherSuite: SUITE } })
     expect(bad.body.error).toBe('InvalidKeyPackage')
-    const suite = await publishKeyPackage(t, owner, randomBytes(8), { cipherSuite: 'X' })
+    const suite = await publishKeyPackage(t, owner, await keyPackage(owner), { cipherSuite: 'X' })
     expect(suite.body.error).toBe('InvalidCipherSuite')
-    const past = await publishKeyPackage(t, owner, randomBytes(8), { expires: new Date(Date.now() - 1000).toISOString() })
+    const past = await publishKeyPackage(t, owner, await keyPackage(owner), { expires: new Date(Date.now() - 1000).toISOString() })
     expect(past.status).toBe(400)
-    const far = await publishKeyPackage(t, owner, randomBytes(8), {
+    const far = await publishKeyPackage(t, owner, await keyPackage(owner), {
       expires: new Date(Date.now() + 91 * 24 * 3600 * 1000).toISOString(),
     })
     expect(far.body.error).toBe('ExpirationTooFar')
@@ -53,6 +52,26 @@ describe('publishKeyPackage', () => {
     const full = await publishKeyPackage(t, owner)
     expect(full.status).toBe(400)
     expect(full.body.error).toBe('TooManyKeyPackages')
+  })
+
+  it("stores its KeyPackageRef, ends with its lifetime, and knows it again when it comes bare", async () => {
+    const owner = await TestUser.create()
+    const lifetime = lifetimeFromNow(-60n, 3600n)
+    const data = await keyPackage(owner, { lifetime })
+    expect((await publishKeyPackage(t, owner, data)).status).toBe(200)
+    const stored = () =>
+      t.ctx.db.selectFrom('key_package').select(['ref', 'expires_at']).where('owner_did', '=', owner.did).orderBy('id').execute()
+    const [row] = await stored()
+    expect(Buffer.from(row!.ref!)).toEqual(Buffer.from(await keyPackageRef(data)))
+    expect(row!.expires_at.getTime()).toBe(Number(lifetime.notAfter) * 1000)
+    // The bare KeyPackage inside the MLSMessage: the same package, the same ref.
+    const bare = await publishKeyPackage(t, owner, data.subarray(4))
+    expect(bare.status).toBe(409)
+    expect(bare.body.error).toBe('DuplicateKeyPackage')
+    // An earlier `expires` than the lifetime's end wins.
+    const expires = new Date(Date.now() + 600_000)
+    expect((await publishKeyPackage(t, owner, await keyPackage(owner), { expires: expires.toISOString() })).status).toBe(200)
+    expect((await stored())[1]!.expires_at.getTime()).toBe(expires.getTime())
   })
 })
 

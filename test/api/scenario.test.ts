@@ -1,7 +1,18 @@
-import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, bytesJson, NS, publishKeyPackage, randomGroupId, SUITE } from '../helpers/mls.js'
+import {
+  b64,
+  bytesJson,
+  message,
+  NS,
+  prepareCommit,
+  prepareConvo,
+  publishKeyPackage,
+  removeMember,
+  sendMessage,
+  welcomeOf,
+  type ConvoBody,
+} from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 let t: TestApp
@@ -16,7 +27,7 @@ afterAll(async () => {
 type Messages = { messages: Array<{ sender: string; ciphertext: { $bytes: string }; seq: number }> }
 
 describe('a whole group life', () => {
-  it('A publishes key packages, B creates a convo with A, A joins by Welcome, they talk, A leaves, B adds C', async () => {
+  it('A publishes key packages, B creates a convo with A, A joins by Welcome, they talk, A leaves, B removes A, B adds C', async () => {
     const a = await TestUser.create()
     const b = await TestUser.create()
     const c = await TestUser.create()
@@ -30,36 +41,33 @@ describe('a whole group life', () => {
     expect(kp.body.keyPackages.map((k) => k.did)).toEqual([a.did])
     expect((await t.call(a, `${NS}.getKeyPackageStats`)).body).toEqual({ available: 2, consumed: 1 })
 
-    // B creates the conversation with A and the Welcome for A.
-    const welcome = randomBytes(120)
-    const created = await t.call<{ id: string; members: Array<{ did: string }> }>(b, `${NS}.createConvo`, {
-      input: {
-        groupId: randomGroupId(),
-        cipherSuite: SUITE,
-        initialMembers: [a.did],
-        welcomeMessage: b64(welcome),
-        metadata: { name: 'a & b' },
-      },
+    // B creates the conversation with A, with that key package, and the Welcome for A.
+    const prepared = await prepareConvo(t, b, [a], { metadata: { name: 'a & b' } }, {
+      keyPackages: kp.body.keyPackages.map((k) => Buffer.from(k.keyPackage, 'base64')),
     })
+    const created = await t.call<ConvoBody>(b, `${NS}.createConvo`, { input: prepared.input })
     expect(created.status).toBe(200)
+    prepared.created(created.body)
     const convoId = created.body.id
+    const welcome = welcomeOf(convoId)
+    expect(created.body.epoch).toBe(1)
 
     // A sees it, fetches and confirms the Welcome.
     const aConvos = await t.call<{ conversations: Array<{ id: string }> }>(a, `${NS}.getConvos`)
     expect(aConvos.body.conversations.map((x) => x.id)).toEqual([convoId])
     const fetched = await t.call<{ welcome: string }>(a, `${NS}.getWelcome`, { params: { convoId } })
-    expect(Buffer.from(fetched.body.welcome, 'base64')).toEqual(welcome)
+    expect(Buffer.from(fetched.body.welcome, 'base64')).toEqual(Buffer.from(welcome))
     expect((await t.call(a, `${NS}.confirmWelcome`, { input: { convoId, success: true } })).body).toEqual({ confirmed: true })
     expect((await t.call(a, `${NS}.getWelcome`, { params: { convoId } })).status).toBe(410)
 
-    // They exchange messages at epoch 0.
-    const said: Array<[TestUser, Buffer]> = []
+    // They exchange messages at epoch 1.
+    const said: Array<[TestUser, Uint8Array]> = []
     for (let i = 0; i < 4; i++) {
       const who = i % 2 ? a : b
-      const ciphertext = randomBytes(20 + i)
+      const ciphertext = await message(who, convoId)
       said.push([who, ciphertext])
       const sent = await t.call(who, `${NS}.sendMessage`, {
-        input: { convoId, senderDid: who.did, epoch: 0, ciphertext: bytesJson(ciphertext) },
+        input: { convoId, senderDid: who.did, epoch: 1, ciphertext: bytesJson(ciphertext) },
       })
       expect(sent.status).toBe(200)
     }
@@ -68,34 +76,42 @@ describe('a whole group life', () => {
       said.map(([who, ct], i) => [who.did, b64(ct), i + 1]),
     )
 
-    // A leaves with a commit: epoch 1.
-    const left = await t.call(a, `${NS}.leaveConvo`, { input: { convoId, commit: b64(randomBytes(16)), epoch: 0 } })
+    // A leaves (it cannot commit its own removal); B commits the removal: epoch 2.
+    const left = await t.call(a, `${NS}.leaveConvo`, { input: { convoId } })
     expect(left.body).toEqual({ success: true, newEpoch: 1 })
     expect((await t.call(a, `${NS}.getMessages`, { params: { convoId } })).status).toBe(403)
+    expect((await removeMember(t, b, convoId, a)).body).toEqual({ success: true, newEpoch: 2 })
+    const staleMessage = await message(b, convoId)
 
-    // B adds C with C's key package and a commit: epoch 2; C joins.
-    const cKp = await t.call<{ keyPackages: unknown[] }>(b, `${NS}.getKeyPackages`, { params: { dids: [c.did] } })
+    // B adds C with C's key package, a commit and the Welcome: epoch 3; C joins.
+    const cKp = await t.call<{ keyPackages: Array<{ keyPackage: string }> }>(b, `${NS}.getKeyPackages`, { params: { dids: [c.did] } })
     expect(cKp.body.keyPackages).toHaveLength(1)
-    const added = await t.call(b, `${NS}.addMembers`, {
-      input: { convoId, didList: [c.did], commit: b64(randomBytes(16)), welcomeMessage: b64(randomBytes(50)), epoch: 1 },
+    const adding = await prepareCommit(t, b, convoId, {
+      add: [c],
+      keyPackages: cKp.body.keyPackages.map((k) => Buffer.from(k.keyPackage, 'base64')),
     })
-    expect(added.body).toEqual({ success: true, newEpoch: 2 })
+    const added = await t.call(b, `${NS}.addMembers`, {
+      input: { convoId, didList: [c.did], commit: b64(adding.commit), welcomeMessage: b64(adding.welcome!), epoch: 2 },
+    })
+    expect(added.body).toEqual({ success: true, newEpoch: 3 })
+    adding.accepted()
     expect((await t.call(c, `${NS}.getWelcome`, { params: { convoId } })).status).toBe(200)
     expect((await t.call(c, `${NS}.confirmWelcome`, { input: { convoId, success: true } })).status).toBe(200)
 
     const commits = await t.call<{ commits: Array<{ epoch: number; sender: string }> }>(c, `${NS}.getCommits`, {
       params: { convoId, fromEpoch: 0 },
     })
-    expect(commits.body.commits.map((x) => [x.epoch, x.sender])).toEqual([[0, a.did], [1, b.did]])
+    expect(commits.body.commits.map((x) => [x.epoch, x.sender])).toEqual([[1, b.did], [2, b.did]])
     // A message at the stale epoch is refused; at the current one it lands, and C sees only it.
-    const stale = await t.call(b, `${NS}.sendMessage`, { input: { convoId, senderDid: b.did, epoch: 1, ciphertext: bytesJson(randomBytes(8)) } })
+    const stale = await sendMessage(t, b, convoId, { ciphertext: staleMessage })
     expect(stale.body.error).toBe('EpochMismatch')
-    const fresh = await t.call(c, `${NS}.sendMessage`, { input: { convoId, senderDid: c.did, epoch: 2, ciphertext: bytesJson(randomBytes(8)) } })
+    const fresh = await sendMessage(t, c, convoId)
     expect(fresh.status).toBe(200)
     const cRead = await t.call<Messages>(c, `${NS}.getMessages`, { params: { convoId } })
-    expect(cRead.body.messages.map((m) => [m.sender, m.seq])).toEqual([[c.did, 5]])
+    // Seqs 5 and 6 are B's two commits, which C joined after.
+    expect(cRead.body.messages.map((m) => [m.sender, m.seq])).toEqual([[c.did, 7]])
     const members = await t.call<{ conversations: Array<{ members: Array<{ did: string }>; epoch: number }> }>(b, `${NS}.getConvos`)
     expect(members.body.conversations[0]!.members.map((m) => m.did).sort()).toEqual([b.did, c.did].sort())
-    expect(members.body.conversations[0]!.epoch).toBe(2)
+    expect(members.body.conversations[0]!.epoch).toBe(3)
   })
 })

@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startWelcomeSweep } from '../../src/workers/index.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, createConvo, NS, sendMessage } from '../helpers/mls.js'
+import { b64, createConvo, NS, sendMessage, welcomeOf } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 let t: TestApp
@@ -17,12 +16,11 @@ afterAll(async () => {
   await t?.close()
 })
 
-/** A conversation created by alice with `bob` invited, and the Welcome bytes. */
+/** A conversation created by alice with `bob` invited, and the Welcome (base64). */
 async function invite() {
   const bob = await TestUser.create()
-  const welcome = randomBytes(80)
-  const convo = await createConvo(t, alice, [bob], { welcomeMessage: b64(welcome) })
-  return { bob, convo, welcome: b64(welcome) }
+  const convo = await createConvo(t, alice, [bob])
+  return { bob, convo, welcome: b64(welcomeOf(convo.id)) }
 }
 
 const getWelcome = (user: TestUser, convoId: string) =>

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -7,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FilePendingStore, MlsClient, type MessageView } from '../../src/client/index.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js'
-import { randomGroupId, SUITE } from '../helpers/mls.js'
+import { message, prepareConvo, welcomeOf } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 const SENDS = 500
@@ -58,18 +57,15 @@ describe('the SDK over a network that drops, delays and cuts 20% of exchanges', 
     const users = await Promise.all(Array.from({ length: 5 }, () => TestUser.create()))
     const clients = users.map((user, i) => faultyClient(user, `user${i}`))
 
-    // Three conversations, each created by one user with the four others invited.
+    // Three conversations, each created by one user with the four others invited
+    // (their MLS groups made, and key packages claimed, directly; the creation goes through the faults).
     const welcomes = new Map<string, Uint8Array>()
     const convos = await Promise.all(
       [0, 1, 2].map(async (creator) => {
-        const welcome = randomBytes(96)
-        const convo = await clients[creator]!.createConvo({
-          groupId: randomGroupId(),
-          cipherSuite: SUITE,
-          initialMembers: users.filter((_, i) => i !== creator).map((u) => u.did),
-          welcomeMessage: welcome.toString('base64'),
-        })
-        welcomes.set(convo.id, welcome)
+        const prepared = await prepareConvo(t, users[creator]!, users.filter((_, i) => i !== creator))
+        const convo = await clients[creator]!.createConvo(prepared.input)
+        prepared.created(convo)
+        welcomes.set(convo.id, welcomeOf(convo.id))
         return { id: convo.id, creator }
       }),
     )
@@ -91,11 +87,12 @@ describe('the SDK over a network that drops, delays and cuts 20% of exchanges', 
 
     // 500 sends spread over the conversations and their members, 16 at a time.
     const sent = new Map<string, { convoId: string; sender: string; messageId?: string }>()
-    const plan = Array.from({ length: SENDS }, (_, i) => ({
-      convo: convos[i % convos.length]!,
-      sender: (i * 7 + Math.floor(i / 3)) % users.length,
-      ciphertext: randomBytes(24),
-    }))
+    const plan: Array<{ convo: (typeof convos)[number]; sender: number; ciphertext: Uint8Array }> = []
+    for (let i = 0; i < SENDS; i++) {
+      const convo = convos[i % convos.length]!
+      const sender = (i * 7 + Math.floor(i / 3)) % users.length
+      plan.push({ convo, sender, ciphertext: await message(users[sender]!, convo.id) })
+    }
     let next = 0
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
@@ -109,7 +106,7 @@ describe('the SDK over a network that drops, delays and cuts 20% of exchanges', 
           const output = await clients[sender]!.sendMessage({
             convoId: convo.id,
             senderDid: users[sender]!.did,
-            epoch: 0,
+            epoch: 1,
             ciphertext,
           })
           record.messageId = output.messageId

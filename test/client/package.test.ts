@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -7,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { projectRoot } from '../../src/paths.js'
 import { baseEnv, spawnServer, type ChildServer } from '../helpers/child-server.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { NS, SUITE } from '../helpers/mls.js'
+import { b64, encrypt, hex, NS, newGroup, SUITE } from '../helpers/mls.js'
 import { copyProject, type ProjectCopy } from '../helpers/project-copy.js'
 import { SERVICE_DID, TestUser } from '../helpers/users.js'
 
@@ -85,8 +86,9 @@ describe('the npm package', () => {
 
 const tokens = JSON.parse(process.env.TOKENS ?? '{}') as Record<string, string>
 const client = new MlsClient({ serviceUrl: process.env.SERVICE_URL ?? '', token: async (nsid) => tokens[nsid] ?? '' })
-const convo = await client.createConvo({ groupId: 'c0ffee', cipherSuite: '${SUITE}' })
-const sent = await client.sendMessage({ convoId: convo.id, senderDid: process.env.DID ?? '', epoch: 0, ciphertext: new Uint8Array([1, 2, 3]) })
+const convo = await client.createConvo({ groupId: process.env.GROUP_ID ?? '', cipherSuite: '${SUITE}' })
+const ciphertext = new Uint8Array(Buffer.from(process.env.MESSAGE ?? '', 'base64'))
+const sent = await client.sendMessage({ convoId: convo.id, senderDid: process.env.DID ?? '', epoch: 0, ciphertext })
 const { messages } = await client.getMessages({ convoId: convo.id })
 const first: MessageView | undefined = messages[0]
 const refused = await client.getEpoch({ convoId: 'nope' }).catch((err: unknown) => err instanceof XrpcClientError && err.error)
@@ -102,13 +104,16 @@ console.log(JSON.stringify({ messageId: sent.messageId, id: first?.id, ciphertex
     )
 
     const alice = await TestUser.create()
+    // A real MLS group of one at epoch 0, and a message of it: the server reads its header.
+    const groupId = new Uint8Array(randomBytes(16))
+    const { data: mlsMessage } = await encrypt(await newGroup(alice, groupId), new TextEncoder().encode('hello'))
     const tokens: Record<string, string> = {}
     for (const method of ['createConvo', 'sendMessage', 'getMessages', 'getEpoch']) tokens[`${NS}.${method}`] = await alice.token(`${NS}.${method}`)
     const { stdout } = await run(process.execPath, ['probe.js'], {
       cwd: consumer,
-      env: { ...baseEnv(), TOKENS: JSON.stringify(tokens), SERVICE_URL: server.url, DID: alice.did },
+      env: { ...baseEnv(), TOKENS: JSON.stringify(tokens), SERVICE_URL: server.url, DID: alice.did, GROUP_ID: hex(groupId), MESSAGE: b64(mlsMessage) },
     })
     const result = JSON.parse(stdout) as { messageId: string; id: string; ciphertext: number[]; refused: string }
-    expect(result).toEqual({ messageId: expect.any(String), id: result.messageId, ciphertext: [1, 2, 3], refused: 'ConvoNotFound' })
+    expect(result).toEqual({ messageId: expect.any(String), id: result.messageId, ciphertext: Array.from(mlsMessage), refused: 'ConvoNotFound' })
   }, 60_000)
 })

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -15,7 +15,7 @@ import { idempotencyScope } from '../../src/idempotency/key.js'
 import { claimIdempotencyKey } from '../../src/idempotency/store.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
 import { refusingUrl, startFaultProxy } from '../helpers/fault-proxy.js'
-import { createConvo, NS, SUITE } from '../helpers/mls.js'
+import { b64, createConvo, epochOf, keyPackage, message, NS, prepareCommit, staleMessage, SUITE } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 let t: TestApp
@@ -49,13 +49,11 @@ function client(user: TestUser, opts: Partial<MlsClientOptions> = {}) {
 const messagesIn = async (convoId: string) =>
   t.ctx.db.selectFrom('message').select(['id', 'ciphertext']).where('convo_id', '=', convoId).execute()
 
-const sendInput = (user: TestUser, convoId: string, extra: { epoch?: number; idempotencyKey?: string } = {}) => ({
-  convoId,
-  senderDid: user.did,
-  epoch: 0,
-  ciphertext: randomBytes(16),
-  ...extra,
-})
+/** A sendMessage input: a new application message of `user`'s, or the one given. */
+const sendInput = async (user: TestUser, convoId: string, extra: { ciphertext?: Uint8Array; idempotencyKey?: string } = {}) => {
+  const ciphertext = extra.ciphertext ?? (await message(user, convoId))
+  return { convoId, senderDid: user.did, epoch: epochOf(ciphertext), ...extra, ciphertext }
+}
 
 describe('pending operations', () => {
   it('a permanent refusal removes the operation and throws it, without retrying', async () => {
@@ -64,19 +62,21 @@ describe('pending operations', () => {
     const pendingStore = new MemoryPendingStore()
     const sdk = client(alice, { pendingStore, retry: { sleep } })
 
-    const mismatch = await sdk.sendMessage(sendInput(alice, convo.id, { epoch: 5 })).catch((err: unknown) => err)
+    const stale = await staleMessage(t, alice, convo.id)
+    const stored = await messagesIn(convo.id)
+    const mismatch = await sdk.sendMessage(await sendInput(alice, convo.id, { ciphertext: stale })).catch((err: unknown) => err)
     expect(mismatch).toBeInstanceOf(XrpcClientError)
     expect(mismatch).toMatchObject({ status: 409, error: 'EpochMismatch', nsid: `${NS}.sendMessage`, permanent: true })
 
     const stranger = await TestUser.create()
     const notMember = await client(stranger, { pendingStore, retry: { sleep } })
-      .sendMessage(sendInput(stranger, convo.id))
+      .sendMessage({ ...(await sendInput(alice, convo.id)), senderDid: stranger.did })
       .catch((err: unknown) => err)
     expect(notMember).toMatchObject({ status: 403, error: 'NotMember', message: expect.any(String) })
 
     expect(sleeps).toEqual([])
     expect(await pendingStore.list()).toEqual([])
-    expect(await messagesIn(convo.id)).toEqual([])
+    expect(await messagesIn(convo.id)).toEqual(stored)
   })
 
   it('resends with the same key after a 409 IdempotencyRequestInProgress, waiting the Retry-After asked', async () => {
@@ -103,7 +103,7 @@ describe('pending operations', () => {
         retry: { sleep, baseDelayMs: 1, maxDelayMs: 1 },
       })
 
-      const output = await sdk.sendMessage(sendInput(alice, convo.id, { idempotencyKey: key }))
+      const output = await sdk.sendMessage(await sendInput(alice, convo.id, { idempotencyKey: key }))
       // Retry-After: 1 (seconds), not the 1 ms backoff.
       expect(sleeps).toEqual([1000])
       expect((await messagesIn(convo.id)).map((m) => m.id)).toEqual([output.messageId])
@@ -126,7 +126,7 @@ describe('pending operations', () => {
         retry: { sleep, maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1 },
       })
 
-      const input = sendInput(alice, convo.id)
+      const input = await sendInput(alice, convo.id)
       const err = await sdk.sendMessage(input).catch((e: unknown) => e)
       expect(err).toMatchObject({ status: 429, error: 'RateLimitExceeded', retryable: true })
       const retryAfter = Number((err as XrpcClientError).headers.get('retry-after'))
@@ -159,7 +159,7 @@ describe('pending operations', () => {
         token: (nsid) => alice.token(nsid),
         retry: { sleep, random: () => 0.5, baseDelayMs: 100, maxDelayMs: 300, maxAttempts: 5 },
       })
-      const err = await sdk.sendMessage(sendInput(alice, convo.id)).catch((e: unknown) => e)
+      const err = await sdk.sendMessage(await sendInput(alice, convo.id)).catch((e: unknown) => e)
       expect(err).toMatchObject({ status: 0, error: 'NetworkError', retryable: true })
       // Half (the jitter) of 100, 200, 400 -> 300 (the cap), 800 -> 300.
       expect(sleeps).toEqual([50, 100, 150, 150])
@@ -175,7 +175,7 @@ describe('pending operations', () => {
     const file = path.join(dir, 'restart', 'pending.json')
     // Every response is lost after the server has stored the message.
     const proxy = await startFaultProxy({ target: t.url, faultRate: 1, faults: ['dropResponse'], seed: 2 })
-    const input = sendInput(alice, convo.id)
+    const input = await sendInput(alice, convo.id)
     try {
       const before = new MlsClient({
         serviceUrl: proxy.url,
@@ -216,9 +216,18 @@ describe('pending operations', () => {
       pendingStore: new FilePendingStore(file),
       retry: { maxAttempts: 1 },
     })
+    const adding = await prepareCommit(t, alice, convo.id, { add: [bob] })
+    // Made before the writes start: each must have its rejection handler before the next await.
+    const ownKeyPackage = b64(await keyPackage(alice))
     const writes = [
-      offline.addMembers({ convoId: convo.id, didList: [bob.did] }),
-      offline.publishKeyPackage({ keyPackage: randomBytes(64).toString('base64'), cipherSuite: SUITE }),
+      offline.addMembers({
+        convoId: convo.id,
+        didList: [bob.did],
+        commit: b64(adding.commit),
+        welcomeMessage: b64(adding.welcome!),
+        epoch: adding.epoch,
+      }),
+      offline.publishKeyPackage({ keyPackage: ownKeyPackage, cipherSuite: SUITE }),
       offline.leaveConvo({ convoId: convo.id, targetDid: bob.did }),
     ]
     for (const write of writes) await expect(write).rejects.toMatchObject({ status: 0, retryable: true })

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -12,7 +11,7 @@ import {
   type WelcomeStore,
 } from '../../src/client/index.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, createConvo } from '../helpers/mls.js'
+import { b64, createConvo, welcomeOf } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 let t: TestApp
@@ -32,9 +31,8 @@ afterAll(async () => {
 /** A conversation created by alice with a new member invited, and the Welcome's bytes. */
 async function invite() {
   const bob = await TestUser.create()
-  const welcome = randomBytes(80)
-  const convo = await createConvo(t, alice, [bob], { welcomeMessage: b64(welcome) })
-  return { bob, convoId: convo.id, welcome }
+  const convo = await createConvo(t, alice, [bob])
+  return { bob, convoId: convo.id, welcome: Buffer.from(welcomeOf(convo.id)) }
 }
 
 const clientOf = (user: TestUser, welcomeStore?: WelcomeStore) =>

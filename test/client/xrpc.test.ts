@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -8,7 +7,7 @@ import { FilePendingStore, XrpcClient, XrpcClientError, type PendingOperation } 
 import { projectRoot } from '../../src/paths.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
 import { refusingUrl } from '../helpers/fault-proxy.js'
-import { NS, randomGroupId, SUITE } from '../helpers/mls.js'
+import { message, NS, prepareConvo } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 let t: TestApp
@@ -26,14 +25,16 @@ afterAll(async () => {
 
 describe('XrpcClient', () => {
   it('calls queries and procedures typed by the lexicons, binary fields as Uint8Array', async () => {
-    const convo = await xrpc.procedure(`${NS}.createConvo`, { groupId: randomGroupId(), cipherSuite: SUITE })
-    const ciphertext = randomBytes(40)
+    const prepared = await prepareConvo(t, alice)
+    const convo = await xrpc.procedure(`${NS}.createConvo`, { groupId: String(prepared.input.groupId), cipherSuite: String(prepared.input.cipherSuite) })
+    prepared.created(convo)
+    const ciphertext = await message(alice, convo.id)
     const sent = await xrpc.procedure(`${NS}.sendMessage`, { convoId: convo.id, senderDid: alice.did, epoch: 0, ciphertext })
     const { messages } = await xrpc.query(`${NS}.getMessages`, { convoId: convo.id })
     expect(messages).toHaveLength(1)
     expect(messages[0]).toMatchObject({ id: sent.messageId, sender: alice.did, seq: 1 })
     expect(messages[0]!.ciphertext).toBeInstanceOf(Uint8Array)
-    expect(Buffer.from(messages[0]!.ciphertext)).toEqual(ciphertext)
+    expect(Buffer.from(messages[0]!.ciphertext)).toEqual(Buffer.from(ciphertext))
     // Array parameters go as repeated query parameters.
     const { keyPackages, missing } = await xrpc.query(`${NS}.getKeyPackages`, { dids: [alice.did, 'did:plc:nobody'] })
     expect(keyPackages).toEqual([])

@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { Kysely, PostgresDialect, sql, type CompiledQuery } from 'kysely'
-import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDatabase, type Database } from '../../src/db/index.js'
 import type { DatabaseSchema } from '../../src/db/schema.js'
 import { deleteExpiredIdempotencyKeys } from '../../src/idempotency/store.js'
-import { listCommits } from '../../src/services/commits.js'
+import { listCommits, sendCommit } from '../../src/services/commits.js'
 import { createConvo, listConvos, requireMember } from '../../src/services/convos.js'
 import { addMembers, removeMember } from '../../src/services/members.js'
 import { claimKeyPackages, keyPackageStats, publishKeyPackage } from '../../src/services/keyPackages.js'
@@ -24,17 +23,20 @@ beforeAll(async () => {
   database = createDatabase({ url: testDb.url, poolSize: 4 })
   const db = database.db
   await sql`
-    INSERT INTO convo (id, group_id, creator_did, cipher_suite, last_seq)
-      SELECT 'c' || i, md5(i::text), 'did:plc:u' || (i % 500), 's', 100 FROM generate_series(1, 20000) i;
+    INSERT INTO convo (id, group_id, creator_did, cipher_suite, last_seq, epoch)
+      SELECT 'c' || i, md5(i::text), 'did:plc:u' || (i % 500), 's', 100, CASE WHEN i <= 2000 THEN 10 ELSE 0 END
+      FROM generate_series(1, 20000) i;
     INSERT INTO member (convo_id, did, joined_seq)
       SELECT 'c' || i, 'did:plc:u' || ((i + k) % 5000), 0 FROM generate_series(1, 20000) i, generate_series(0, 4) k
       ON CONFLICT DO NOTHING;
     INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext)
       SELECT gen_random_uuid(), 'c' || i, s, 'did:plc:u' || (i % 500), 0, '\\x00' FROM generate_series(1, 20000) i, generate_series(1, 10) s;
-    INSERT INTO commit (convo_id, epoch, sender_did, data)
-      SELECT 'c' || i, e, 'did:plc:u1', '\\x00' FROM generate_series(1, 2000) i, generate_series(0, 9) e;
-    INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, expires_at)
-      SELECT 'did:plc:u' || (i % 500), 's', int4send(i), sha256(int4send(i)), now() + interval '1 day' FROM generate_series(1, 50000) i;
+    INSERT INTO commit (convo_id, epoch, sender_did, data, seq)
+      SELECT 'c' || i, e, 'did:plc:u1', '\\x00', e + 1 FROM generate_series(1, 2000) i, generate_series(0, 9) e;
+    INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, consumed_at, consumed_by, expires_at)
+      SELECT 'did:plc:u' || (i % 500), 's', int4send(i), sha256(int4send(i)), sha256(int4send(-i)),
+             CASE WHEN i % 2 = 0 THEN now() END, CASE WHEN i % 2 = 0 THEN 'did:plc:u7' END, now() + interval '1 day'
+      FROM generate_series(1, 50000) i;
     INSERT INTO welcome (convo_id, data) SELECT 'c' || i, '\\x00' FROM generate_series(1, 2000) i;
     INSERT INTO welcome_delivery (convo_id, recipient_did, welcome_id, expires_at)
       SELECT w.convo_id, 'did:plc:r' || k, w.id, now() + interval '1 day' FROM welcome w, generate_series(1, 10) k;
@@ -43,7 +45,8 @@ beforeAll(async () => {
     ANALYZE;
   `.execute(db)
   traced = new Kysely<DatabaseSchema>({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: testDb.url, max: 2 }) }),
+    // A pool of the server's making: bigint columns are numbers, as the services expect.
+    dialect: new PostgresDialect({ pool: createDatabase({ url: testDb.url, poolSize: 2 }).pool }),
     log: (event) => {
       if (event.level === 'query') captured.push(event.query)
     },
@@ -73,23 +76,39 @@ describe('query plans', () => {
   it('every statement the services run uses an index on the large tables', async () => {
     const did = 'did:plc:u7'
     const convoId = 'c7'
+    const groupId = (await sql<{ id: string }>`SELECT group_id AS id FROM convo WHERE id = ${convoId}`.execute(database.db)).rows[0]!.id
+    /** A Welcome naming the key packages seeded with these numbers. */
+    const welcomeFor = (...seeds: number[]) => ({
+      data: new Uint8Array([5]),
+      cipherSuite: 's',
+      // The seeded refs: sha256(int4send(-i)).
+      keyPackageRefs: seeds.map((i) => {
+        const int4 = Buffer.alloc(4)
+        int4.writeInt32BE(-i)
+        return createHash('sha256').update(int4).digest()
+      }),
+    })
     // Run each service once (errors are fine: the statements were still captured).
     const calls: Array<() => Promise<unknown>> = [
       () => requireMember(traced, convoId, did),
       () => listMessages(traced, { convoId, did, limit: 50 }),
-      () => sendMessage(traced, { convoId, sender: did, epoch: 0, ciphertext: new Uint8Array([1]) }),
+      () => sendMessage(traced, { convoId, sender: did, groupId, epoch: 10, ciphertext: new Uint8Array([1]) }),
+      // A commit on the current epoch (10), then the same again: a retry, looked up.
+      () => sendCommit(traced, { convoId, sender: did, commit: { data: new Uint8Array([2]), groupId, epoch: 10 } }),
+      () => sendCommit(traced, { convoId, sender: did, commit: { data: new Uint8Array([2]), groupId, epoch: 10 } }),
       () => listConvos(traced, { did, limit: 50 }),
       () => listCommits(traced, { convoId, currentEpoch: 10, fromEpoch: 2, limit: 100 }),
       () => claimKeyPackages(traced, { dids: ['did:plc:u3', 'did:plc:u4'], claimedBy: did }),
       () => keyPackageStats(traced, { owner: did }),
-      () => publishKeyPackage(traced, { owner: did, cipherSuite: 's', data: new Uint8Array([9, 9]), expiresAt: new Date(Date.now() + 1e6), maxPerUser: 1000 }),
+      () => publishKeyPackage(traced, { owner: did, cipherSuite: 's', data: new Uint8Array([9, 9]), ref: new Uint8Array([8]), expiresAt: new Date(Date.now() + 1e6), maxPerUser: 1000 }),
       () => fetchWelcome(traced, { convoId, did: 'did:plc:r1', graceSeconds: 300 }),
       () => confirmWelcome(traced, { convoId, did: 'did:plc:r1', success: true }),
       () => sweepWelcomes(traced, { graceSeconds: 300, retentionDays: 14, batchSize: 100 }),
       () => deleteExpiredIdempotencyKeys(traced, 100),
-      () => createConvo(traced, { creator: did, groupId: 'ff01', cipherSuite: 's', initialMembers: ['did:plc:x'], welcome: new Uint8Array([1]), welcomeRetentionDays: 14 }),
-      () => addMembers(traced, { convoId, caller: did, dids: ['did:plc:new'], commit: new Uint8Array([1]), expectedEpoch: 0, welcome: new Uint8Array([2]), maxMembers: 100, welcomeRetentionDays: 14 }),
-      () => removeMember(traced, { convoId, caller: did, target: 'did:plc:u8' }),
+      // The Welcome binds a package handed out to the creator, then names one that was not (the refusal's diagnosis).
+      () => createConvo(traced, { creator: did, groupId: 'ff01', cipherSuite: 's', initialMembers: ['did:plc:u2'], welcome: welcomeFor(2, 4), commit: { data: new Uint8Array([1]), groupId: 'ff01', epoch: 0 }, welcomeRetentionDays: 14 }),
+      () => addMembers(traced, { convoId, caller: did, dids: ['did:plc:new'], commit: { data: new Uint8Array([3]), groupId, epoch: 11 }, welcome: welcomeFor(6), maxMembers: 100, welcomeRetentionDays: 14 }),
+      () => removeMember(traced, { convoId, caller: did, target: 'did:plc:u8', commit: { data: new Uint8Array([4]), groupId, epoch: 11 } }),
     ]
     for (const call of calls) await call().catch(() => {})
     await listMessages(traced, { convoId, did, sinceMessage: randomUUID(), limit: 50 }).catch(() => {})

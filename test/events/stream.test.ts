@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sendMessage as storeMessage } from '../../src/services/messages.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
-import { createConvo, NS, sendMessage } from '../helpers/mls.js'
+import { addMembers, commitUpdate, createConvo, message, NS, removeMember, sendMessage } from '../helpers/mls.js'
 import { messagesOf, openStream } from '../helpers/sse.js'
 import { TestUser } from '../helpers/users.js'
 
@@ -47,12 +47,42 @@ describe('streamConvoEvents', () => {
       expect(stream.events[0]?.data).toMatchObject({
         $type: `${NS}.streamConvoEvents#messageEvent`,
         cursor: stream.events[0]?.id,
-        // 32 random bytes, as padded base64.
-        message: { convoId: convo.id, ciphertext: { $bytes: expect.stringMatching(/^[A-Za-z0-9+/]{43}=$/) } },
+        // The MLS message, as padded base64 (whole groups of four characters).
+        message: {
+          convoId: convo.id,
+          ciphertext: { $bytes: expect.stringMatching(/^(?:[A-Za-z0-9+/]{4})+$|^(?:[A-Za-z0-9+/]{4})*[A-Za-z0-9+/]{2}(?:==|[A-Za-z0-9+/]=)$/) },
+        },
       })
       stream.close()
     }
   }, 60_000)
+
+  it('announces commits in sequence with the messages, whichever method carried them', async () => {
+    const [alice, bob, carol] = await Promise.all([TestUser.create(), TestUser.create(), TestUser.create()])
+    const convo = await createConvo(one, alice, [bob])
+    const stream = await openStream(two.url, bob, { convoId: convo.id })
+    // Without polling, each write reaches the other instance only if it was announced.
+    const writes = [
+      () => sendMessage(one, alice, convo.id),
+      () => commitUpdate(one, alice, convo.id),
+      () => addMembers(one, alice, convo.id, [carol], { idempotencyKey: `add-${carol.did}` }),
+      () => sendMessage(one, carol, convo.id),
+      () => one.call(carol, `${NS}.leaveConvo`, { input: { convoId: convo.id } }).then(() => removeMember(one, bob, convo.id, carol)),
+    ]
+    for (const [i, write] of writes.entries()) {
+      expect((await write()).status).toBe(200)
+      await stream.waitFor((events) => events.length === i + 1, 3_000)
+    }
+    const messages = stream.events.map((e) => e.data.message as { seq: number; epoch: number; sender: string })
+    expect(messages.map((m) => [m.seq, m.epoch, m.sender])).toEqual([
+      [1, 1, alice.did],
+      [2, 1, alice.did],
+      [3, 2, alice.did],
+      [4, 3, carol.did],
+      [5, 3, bob.did],
+    ])
+    stream.close()
+  })
 
   it('resumes from a cursor after a disconnect with nothing lost and nothing repeated', async () => {
     const alice = await TestUser.create()
@@ -123,8 +153,9 @@ describe('streamConvoEvents', () => {
       const sent = await storeMessage(one.ctx.db, {
         convoId: convo.id,
         sender: alice.did,
+        groupId: convo.groupId,
         epoch: 0,
-        ciphertext: new Uint8Array([1, 2, 3]),
+        ciphertext: await message(alice, convo.id),
       })
       await stream.waitFor((e) => e.length >= 1)
       expect(messagesOf(stream.events).map((m) => m.id)).toEqual([sent.id])

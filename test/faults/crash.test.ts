@@ -1,11 +1,11 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { xrpcClient } from '../helpers/xrpc.js'
 import { startChildServer, type ChildServer } from '../helpers/child-server.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { bytesJson, createConvo, NS } from '../helpers/mls.js'
+import { bytesJson, createConvo, message, NS } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 let testDb: TestDatabase
@@ -35,18 +35,18 @@ describe('process crash mid-load', () => {
     const bob = await TestUser.create()
     const convo = await createConvo({ call: xrpcClient(server.url) }, alice, [bob])
 
-    const sends: Send[] = Array.from({ length: 300 }, () => ({
-      key: randomUUID(),
-      ciphertext: bytesJson(randomBytes(24)).$bytes,
-    }))
+    const sender = (i: number) => (i % 2 ? alice : bob)
+    const sends: Send[] = []
+    for (let i = 0; i < 300; i++) {
+      sends.push({ key: randomUUID(), ciphertext: bytesJson(await message(sender(i), convo.id)).$bytes })
+    }
     const send = async (url: string, s: Send, user: TestUser) => {
       const res = await xrpcClient(url)<{ messageId: string }>(user, `${NS}.sendMessage`, {
-        input: { convoId: convo.id, senderDid: user.did, epoch: 0, ciphertext: { $bytes: s.ciphertext }, idempotencyKey: s.key },
+        input: { convoId: convo.id, senderDid: user.did, epoch: 1, ciphertext: { $bytes: s.ciphertext }, idempotencyKey: s.key },
       })
       if (res.status !== 200) throw new Error(`sendMessage ${res.status}: ${JSON.stringify(res.body)}`)
       return res.body.messageId
     }
-    const sender = (i: number) => (i % 2 ? alice : bob)
 
     // 16 workers send until the server dies; it is killed after 60 acknowledgements.
     const firstUrl = server.url

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { handlers } from '../../src/api/index.js'
@@ -7,7 +7,7 @@ import type { HandlerInput, XrpcHandler } from '../../src/xrpc/types.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/fault-proxy.js'
-import { createConvo, NS, sendMessage } from '../helpers/mls.js'
+import { createConvo, message, NS, sendMessage } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 // The database sits behind a proxy that can stop forwarding, which to the
@@ -100,7 +100,7 @@ const storedMessages = async () =>
  */
 async function keyedWriteTimedOutAtCommit() {
   const before = await storedMessages()
-  const send = { idempotencyKey: randomUUID(), ciphertext: randomBytes(32) }
+  const send = { idempotencyKey: randomUUID(), ciphertext: await message(alice, convoId) }
   const retry = () => sendMessage(t, alice, convoId, send)
   freezeBeforeCommit = true
   const first = await timed(retry)

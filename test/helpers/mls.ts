@@ -1,64 +1,529 @@
+/**
+ * The test kit's MLS clients: real RFC 9420 objects made with ts-mls (key
+ * packages, groups, Welcomes, commits, application messages), for every test
+ * and benchmark that sends the server MLS bytes.
+ *
+ * Each TestUser gets a device that keeps the private keys of the key packages
+ * it made, and each conversation a group that keeps every member's state, the
+ * commits the server accepted and the latest Welcome. A member's state catches
+ * up on those commits before it is used (as a client fetching them would), and
+ * an invited member joins from its Welcome on first use, so tests that are not
+ * about MLS can stay short. Tests about the protocol itself fetch and process
+ * the server's bytes explicitly (test/mls/).
+ */
 import { randomBytes } from 'node:crypto'
-import type { XrpcCall } from './xrpc.js'
+import {
+  acceptAll,
+  createApplicationMessage,
+  createCommit,
+  createGroup,
+  createProposal,
+  decodeMlsMessage,
+  defaultCapabilities,
+  emptyPskIndex,
+  encodeMlsMessage,
+  generateKeyPackage,
+  getCiphersuiteFromName,
+  getCiphersuiteImpl,
+  joinGroup,
+  processMessage,
+  type CiphersuiteImpl,
+  type CiphersuiteName,
+  type ClientState,
+  type KeyPackage,
+  type Lifetime,
+  type PrivateKeyPackage,
+  type Proposal,
+} from 'ts-mls'
+import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
+import type { Input as CreateConvoInput } from '../../src/lexicon/types/blue.catbird.mls.createConvo.js'
+import type { TestUser } from './users.js'
+import type { XrpcCall, XrpcResponse } from './xrpc.js'
 
 /** Anything that can call the server: a TestApp, or { call: xrpcClient(url) }. */
 type Caller = { call: XrpcCall }
-import type { TestUser } from './users.js'
 
 export const NS = 'blue.catbird.mls'
 export const SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
 
 export const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
 export const bytesJson = (bytes: Uint8Array) => ({ $bytes: Buffer.from(bytes).toString('base64').replace(/=+$/, '') })
+export const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex')
 export const randomGroupId = () => randomBytes(16).toString('hex')
+
+const DAY_SECONDS = 24n * 3600n
+const nowSeconds = () => BigInt(Math.floor(Date.now() / 1000))
+
+const suites = new Map<string, Promise<CiphersuiteImpl>>()
+export function suiteImpl(name: CiphersuiteName = SUITE): Promise<CiphersuiteImpl> {
+  let impl = suites.get(name)
+  if (!impl) suites.set(name, (impl = getCiphersuiteImpl(getCiphersuiteFromName(name))))
+  return impl
+}
+
+// ---------------------------------------------------------------- key packages
+
+interface OwnKeyPackage {
+  publicPackage: KeyPackage
+  privatePackage: PrivateKeyPackage
+}
+
+/** The key packages a user's device made, by KeyPackageRef (hex): it can join with any of them. */
+const devices = new WeakMap<TestUser, Map<string, OwnKeyPackage>>()
+const deviceOf = (user: TestUser) => {
+  let device = devices.get(user)
+  if (!device) devices.set(user, (device = new Map()))
+  return device
+}
+
+export interface KeyPackageOptions {
+  suite?: CiphersuiteName
+  /** The basic credential's identity: the user's DID unless a test forges another. */
+  identity?: string
+  /** Default: valid from a minute ago for 30 days. */
+  lifetime?: Lifetime
+}
+
+export const lifetimeFromNow = (fromSeconds: bigint, toSeconds: bigint): Lifetime => ({
+  notBefore: nowSeconds() + fromSeconds,
+  notAfter: nowSeconds() + toSeconds,
+})
+
+async function makeKeyPackage(user: TestUser, opts: KeyPackageOptions = {}): Promise<OwnKeyPackage & { ref: Uint8Array }> {
+  const cs = await suiteImpl(opts.suite)
+  const made = await generateKeyPackage(
+    { credentialType: 'basic', identity: new TextEncoder().encode(opts.identity ?? user.did) },
+    defaultCapabilities(),
+    opts.lifetime ?? lifetimeFromNow(-60n, 30n * DAY_SECONDS),
+    [],
+    cs,
+  )
+  const ref = await makeKeyPackageRef(made.publicPackage, cs.hash)
+  deviceOf(user).set(hex(ref), made)
+  return { ...made, ref }
+}
+
+const encodeKeyPackage = (keyPackage: KeyPackage) =>
+  encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage })
+
+/** A new key package of `user`'s device, as an MLSMessage. */
+export async function keyPackage(user: TestUser, opts: KeyPackageOptions = {}): Promise<Uint8Array> {
+  return encodeKeyPackage((await makeKeyPackage(user, opts)).publicPackage)
+}
+
+/** Its KeyPackageRef (RFC 9420 §5.2), as the server stores it. */
+export async function keyPackageRef(data: Uint8Array, suite: CiphersuiteName = SUITE): Promise<Uint8Array> {
+  return makeKeyPackageRef(decodeKeyPackage(data), (await suiteImpl(suite)).hash)
+}
+
+export async function publishKeyPackage(
+  t: Caller,
+  user: TestUser,
+  data?: Uint8Array,
+  extra: Record<string, unknown> = {},
+): Promise<XrpcResponse<{ available: number }>> {
+  return t.call<{ available: number }>(user, `${NS}.publishKeyPackage`, {
+    input: { keyPackage: b64(data ?? (await keyPackage(user))), cipherSuite: SUITE, ...extra },
+  })
+}
+
+const decodeKeyPackage = (data: Uint8Array): KeyPackage => {
+  const message = decodeMlsMessage(data, 0)?.[0]
+  if (message?.wireformat !== 'mls_key_package') throw new Error('not a key package')
+  return message.keyPackage
+}
+
+/**
+ * One key package per user, as `caller` gets them to add those users: each
+ * user publishes a fresh one, then the caller claims them (getKeyPackages
+ * hands out the oldest available, which need not be that one).
+ */
+export async function claimKeyPackages(t: Caller, caller: TestUser, users: TestUser[], suite: CiphersuiteName = SUITE): Promise<Uint8Array[]> {
+  for (const user of users) {
+    const published = await publishKeyPackage(t, user, await keyPackage(user, { suite }), { cipherSuite: suite })
+    if (published.status !== 200) throw new Error(`publishKeyPackage: ${published.status} ${JSON.stringify(published.body)}`)
+  }
+  const claimed = await t.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>(caller, `${NS}.getKeyPackages`, {
+    params: { dids: users.map((u) => u.did), cipherSuite: suite },
+  })
+  if (claimed.status !== 200 || claimed.body.keyPackages.length !== users.length) {
+    throw new Error(`getKeyPackages: ${claimed.status} ${JSON.stringify(claimed.body)}`)
+  }
+  const byDid = new Map(claimed.body.keyPackages.map((kp) => [kp.did, Buffer.from(kp.keyPackage, 'base64')]))
+  return users.map((user) => byDid.get(user.did) as Uint8Array)
+}
+
+// ---------------------------------------------------------------- a client's MLS operations
+
+/** A new group of one: `user`, at epoch 0. */
+export async function newGroup(user: TestUser, groupId: Uint8Array, suite: CiphersuiteName = SUITE): Promise<ClientState> {
+  const own = await makeKeyPackage(user, { suite })
+  return createGroup(groupId, own.publicPackage, own.privatePackage, [], await suiteImpl(suite))
+}
+
+/** Joins a group from a Welcome's bytes, with the key package of `user`'s device that it names. */
+export async function joinFromWelcome(user: TestUser, data: Uint8Array, suite: CiphersuiteName = SUITE): Promise<ClientState> {
+  const decoded = decodeMlsMessage(data, 0)?.[0]
+  if (decoded?.wireformat !== 'mls_welcome') throw new Error('not a Welcome')
+  const device = deviceOf(user)
+  const own = decoded.welcome.secrets.map((s) => device.get(hex(s.newMember))).find((kp) => kp !== undefined)
+  if (!own) throw new Error(`the Welcome names no key package of ${user.did}`)
+  return joinGroup(decoded.welcome, own.publicPackage, own.privatePackage, emptyPskIndex, await suiteImpl(suite))
+}
+
+/** A member reads MLS bytes it received: a commit or proposal changes its state, an application message is decrypted. */
+export async function receive(
+  state: ClientState,
+  data: Uint8Array,
+  suite: CiphersuiteName = SUITE,
+): Promise<{ state: ClientState; text?: Uint8Array }> {
+  const decoded = decodeMlsMessage(data, 0)?.[0]
+  if (decoded?.wireformat !== 'mls_private_message' && decoded?.wireformat !== 'mls_public_message') {
+    throw new Error('not a PublicMessage or PrivateMessage')
+  }
+  const result = await processMessage(decoded, state, emptyPskIndex, acceptAll, await suiteImpl(suite))
+  return result.kind === 'applicationMessage' ? { state: result.newState, text: result.message } : { state: result.newState }
+}
+
+/** An application message (a PrivateMessage in an MLSMessage) from `state`. */
+export async function encrypt(state: ClientState, text: Uint8Array, suite: CiphersuiteName = SUITE): Promise<{ state: ClientState; data: Uint8Array }> {
+  const made = await createApplicationMessage(state, text, await suiteImpl(suite))
+  return {
+    state: made.newState,
+    data: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage: made.privateMessage }),
+  }
+}
+
+/** A proposal (a PrivateMessage in an MLSMessage) from `state`. */
+export async function propose(state: ClientState, proposal: Proposal, suite: CiphersuiteName = SUITE): Promise<{ state: ClientState; data: Uint8Array }> {
+  const made = await createProposal(state, false, proposal, await suiteImpl(suite))
+  return { state: made.newState, data: encodeMlsMessage(made.message) }
+}
+
+export interface Commit {
+  /** The state after it, once the server accepted it. */
+  state: ClientState
+  data: Uint8Array
+  welcome: Uint8Array | undefined
+  /** The epoch it was built on. */
+  epoch: number
+}
+
+/** A commit from `state` of its pending proposals plus `proposals` (none: an update of its own keys). */
+export async function commit(
+  state: ClientState,
+  proposals: Proposal[] = [],
+  opts: { publicMessage?: boolean; suite?: CiphersuiteName } = {},
+): Promise<Commit> {
+  const made = await createCommit(
+    { state, cipherSuite: await suiteImpl(opts.suite) },
+    { extraProposals: proposals, ratchetTreeExtension: true, wireAsPublicMessage: opts.publicMessage ?? false },
+  )
+  return {
+    state: made.newState,
+    data: encodeMlsMessage(made.commit),
+    welcome: made.welcome && encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: made.welcome }),
+    epoch: Number(state.groupContext.epoch),
+  }
+}
+
+export const addProposal = (keyPackage: Uint8Array): Proposal => ({ proposalType: 'add', add: { keyPackage: decodeKeyPackage(keyPackage) } })
+export const removeProposal = (state: ClientState, user: TestUser): Proposal => ({ proposalType: 'remove', remove: { removed: leafOf(state, user) } })
+
+/** The clear header of an MLSMessage carrying a PublicMessage or PrivateMessage. */
+export function headerOf(data: Uint8Array): { epoch: number; contentType: string } {
+  const decoded = decodeMlsMessage(data, 0)?.[0]
+  if (decoded?.wireformat === 'mls_private_message') {
+    return { epoch: Number(decoded.privateMessage.epoch), contentType: decoded.privateMessage.contentType }
+  }
+  if (decoded?.wireformat === 'mls_public_message') {
+    return { epoch: Number(decoded.publicMessage.content.epoch), contentType: decoded.publicMessage.content.contentType }
+  }
+  throw new Error('not a PublicMessage or PrivateMessage')
+}
+
+/** The epoch in an MLSMessage's header (what a sender declares with it). */
+export const epochOf = (data: Uint8Array): number => headerOf(data).epoch
+
+/** The leaf index of `user` in a member's view of the tree. */
+export function leafOf(state: ClientState, user: TestUser): number {
+  const identity = new TextEncoder().encode(user.did)
+  const index = state.ratchetTree.findIndex(
+    (node) =>
+      node?.nodeType === 'leaf' &&
+      node.leaf.credential.credentialType === 'basic' &&
+      Buffer.from(node.leaf.credential.identity).equals(identity),
+  )
+  if (index < 0) throw new Error(`${user.did} is not in the tree`)
+  return index / 2
+}
+
+// ---------------------------------------------------------------- the kit's groups, by conversation
+
+interface Member {
+  user: TestUser
+  state?: ClientState
+  /** Until the first use: the Welcome it was invited with. */
+  welcome?: Uint8Array
+  /** One operation on the state at a time (sends may be started concurrently). */
+  queue: Promise<unknown>
+}
+
+class Group {
+  readonly members = new Map<string, Member>()
+  /** Commits the server accepted, by the epoch they were built on. */
+  readonly commits = new Map<number, Uint8Array>()
+  /** The latest Welcome sent to the server. */
+  welcome: Uint8Array | undefined
+
+  constructor(readonly suite: CiphersuiteName) {}
+
+  member(user: TestUser): Member {
+    const member = this.members.get(user.did)
+    if (!member) throw new Error(`${user.did} has no MLS state in this group`)
+    return member
+  }
+
+  add(user: TestUser, member: Omit<Member, 'user' | 'queue'>): void {
+    this.members.set(user.did, { user, queue: Promise.resolve(), ...member })
+  }
+
+  /** The server took `made`: the committer moves on, the others will read it, the added join by the Welcome. */
+  accept(committer: Member, made: Commit, added: TestUser[]): void {
+    committer.state = made.state
+    this.commits.set(made.epoch, made.data)
+    if (!made.welcome) return
+    this.welcome = made.welcome
+    for (const user of added) this.add(user, { welcome: made.welcome })
+  }
+}
+
+const groups = new Map<string, Group>()
+
+export function groupOf(convoId: string): Group {
+  const group = groups.get(convoId)
+  if (!group) throw new Error(`no MLS group for conversation ${convoId}`)
+  return group
+}
+
+/** The latest Welcome the kit sent for a conversation. */
+export function welcomeOf(convoId: string): Uint8Array {
+  const welcome = groupOf(convoId).welcome
+  if (!welcome) throw new Error('no Welcome was sent for this conversation')
+  return welcome
+}
+
+function exclusive<T>(member: Member, fn: () => Promise<T>): Promise<T> {
+  const run = member.queue.then(fn)
+  member.queue = run.catch(() => {})
+  return run
+}
+
+/** A member's state: joined from its Welcome if need be, caught up on the accepted commits. */
+async function current(group: Group, member: Member): Promise<ClientState> {
+  if (!member.state) {
+    if (!member.welcome) throw new Error(`${member.user.did} was never invited`)
+    member.state = await joinFromWelcome(member.user, member.welcome, group.suite)
+  }
+  for (let next = group.commits.get(Number(member.state.groupContext.epoch)); next; next = group.commits.get(Number(member.state.groupContext.epoch))) {
+    const { state } = await receive(member.state, next, group.suite)
+    // A member the commit removed stays where it was: what it sends is stale, as it should be.
+    if (state.groupActiveState.kind !== 'active') break
+    member.state = state
+  }
+  return member.state
+}
+
+/** `user`'s MLS state in a conversation, up to date with the commits the server accepted. */
+export function stateOf(user: TestUser, convoId: string): Promise<ClientState> {
+  const group = groupOf(convoId)
+  const member = group.member(user)
+  return exclusive(member, () => current(group, member))
+}
+
+/** A real application message (a PrivateMessage) from `sender`, as an MLSMessage. */
+export function message(sender: TestUser, convoId: string, text: Uint8Array = randomBytes(32)): Promise<Uint8Array> {
+  const group = groupOf(convoId)
+  const member = group.member(sender)
+  return exclusive(member, async () => {
+    const made = await encrypt(await current(group, member), text, group.suite)
+    member.state = made.state
+    return made.data
+  })
+}
+
+export interface PreparedCommit {
+  commit: Uint8Array
+  welcome: Uint8Array | undefined
+  /** The epoch the commit was built on (its header's). */
+  epoch: number
+  /** The server took it: the committer moves on, the others will process it, the added join by the Welcome. */
+  accepted(): void
+}
+
+export interface CommitOptions {
+  add?: TestUser[]
+  /** Key packages of `add` (in its order) the caller already claimed; default: claimed now. */
+  keyPackages?: Uint8Array[]
+  remove?: TestUser[]
+  /** A PublicMessage instead of a PrivateMessage. */
+  publicMessage?: boolean
+}
+
+/**
+ * A commit by `caller` on its current epoch: adding users (whose key packages
+ * it claims from the server), removing members, or neither (an update of its
+ * own keys). Nothing changes locally until `accepted()`.
+ */
+export async function prepareCommit(t: Caller, caller: TestUser, convoId: string, opts: CommitOptions = {}): Promise<PreparedCommit> {
+  const group = groupOf(convoId)
+  const committer = group.member(caller)
+  const add = opts.add ?? []
+  const keyPackages = opts.keyPackages ?? (add.length ? await claimKeyPackages(t, caller, add, group.suite) : [])
+  return exclusive(committer, async () => {
+    const state = await current(group, committer)
+    const proposals = [...keyPackages.map(addProposal), ...(opts.remove ?? []).map((user) => removeProposal(state, user))]
+    const made = await commit(state, proposals, { publicMessage: opts.publicMessage, suite: group.suite })
+    return { commit: made.data, welcome: made.welcome, epoch: made.epoch, accepted: () => group.accept(committer, made, add) }
+  })
+}
+
+/** Sends a prepared commit; records it when the server took it. */
+async function sendCommit<T>(prepared: PreparedCommit, send: () => Promise<XrpcResponse<T>>): Promise<XrpcResponse<T>> {
+  const res = await send()
+  if (res.status === 200) prepared.accepted()
+  return res
+}
+
+/** addMembers with a real commit and Welcome for `users`. */
+export async function addMembers(t: Caller, caller: TestUser, convoId: string, users: TestUser[], extra: Record<string, unknown> = {}) {
+  const prepared = await prepareCommit(t, caller, convoId, { add: users })
+  return sendCommit(prepared, () =>
+    t.call<{ success: boolean; newEpoch: number }>(caller, `${NS}.addMembers`, {
+      input: {
+        convoId,
+        didList: users.map((u) => u.did),
+        commit: b64(prepared.commit),
+        welcomeMessage: b64(prepared.welcome as Uint8Array),
+        epoch: prepared.epoch,
+        ...extra,
+      },
+    }),
+  )
+}
+
+/** leaveConvo removing `target` with `caller`'s commit of the removal. */
+export async function removeMember(t: Caller, caller: TestUser, convoId: string, target: TestUser) {
+  const prepared = await prepareCommit(t, caller, convoId, { remove: [target] })
+  return sendCommit(prepared, () =>
+    t.call<{ success: boolean; newEpoch: number }>(caller, `${NS}.leaveConvo`, {
+      input: { convoId, targetDid: target.did, commit: b64(prepared.commit), epoch: prepared.epoch },
+    }),
+  )
+}
+
+/** A commit of `caller`'s own key update (no membership change), sent with sendMessage. */
+export async function commitUpdate(t: Caller, caller: TestUser, convoId: string) {
+  const prepared = await prepareCommit(t, caller, convoId)
+  return sendCommit(prepared, () => sendMessage(t, caller, convoId, { ciphertext: prepared.commit }))
+}
 
 export interface ConvoBody {
   id: string
+  groupId: string
   epoch: number
   members: Array<{ did: string; joinedAt: string }>
   [key: string]: unknown
 }
 
-/** Creates a conversation and fails the test unless it worked. */
+export interface PreparedConvo {
+  /** The createConvo input: group id, cipher suite, members and their Welcome. */
+  input: CreateConvoInput
+  /** The commit that added the members, for a test that sends it too. */
+  commit: Uint8Array | undefined
+  /** The server created it: the kit keeps the group under the conversation's id. */
+  created(convo: { id: string }): void
+}
+
+/**
+ * A new MLS group of `creator` with `members` added by one commit (their key
+ * packages published and claimed through the server), and the createConvo
+ * input for it; `extra` is merged into the input.
+ */
+export async function prepareConvo(
+  t: Caller,
+  creator: TestUser,
+  members: TestUser[] = [],
+  extra: Partial<CreateConvoInput> = {},
+  opts: { suite?: CiphersuiteName; keyPackages?: Uint8Array[] } = {},
+): Promise<PreparedConvo> {
+  const suite = opts.suite ?? SUITE
+  const group = new Group(suite)
+  const groupId = randomBytes(16)
+  const state = await newGroup(creator, groupId, suite)
+  group.add(creator, { state })
+  const keyPackages = opts.keyPackages ?? (members.length ? await claimKeyPackages(t, creator, members, suite) : [])
+  const adding = members.length ? await commit(state, keyPackages.map(addProposal), { suite }) : undefined
+  return {
+    input: {
+      groupId: hex(groupId),
+      cipherSuite: suite,
+      ...(adding ? { initialMembers: members.map((m) => m.did), welcomeMessage: b64(adding.welcome as Uint8Array) } : {}),
+      ...extra,
+    },
+    commit: adding?.data,
+    created(convo) {
+      if (adding) group.accept(group.member(creator), adding, members)
+      groups.set(convo.id, group)
+    },
+  }
+}
+
+/** Creates a conversation with a real MLS group and fails the test unless it worked. */
 export async function createConvo(
   t: Caller,
   creator: TestUser,
   members: TestUser[] = [],
-  extra: Record<string, unknown> = {},
+  extra: Partial<CreateConvoInput> = {},
 ): Promise<ConvoBody> {
-  const res = await t.call<ConvoBody>(creator, `${NS}.createConvo`, {
-    input: {
-      groupId: randomGroupId(),
-      cipherSuite: SUITE,
-      initialMembers: members.map((m) => m.did),
-      ...(members.length ? { welcomeMessage: b64(randomBytes(64)) } : {}),
-      ...extra,
-    },
-  })
+  const prepared = await prepareConvo(t, creator, members, extra)
+  const res = await t.call<ConvoBody>(creator, `${NS}.createConvo`, { input: prepared.input })
   if (res.status !== 200) throw new Error(`createConvo: ${res.status} ${JSON.stringify(res.body)}`)
+  prepared.created(res.body)
   return res.body
 }
 
-export function sendMessage(
-  t: Caller,
-  sender: TestUser,
-  convoId: string,
-  opts: { epoch?: number; ciphertext?: Uint8Array; idempotencyKey?: string; headers?: Record<string, string> } = {},
-) {
+export interface SendOptions {
+  /** MLS bytes to send as they are; default: a new application message from the sender. */
+  ciphertext?: Uint8Array
+  /** The declared epoch; default: the one in the message's header. */
+  epoch?: number
+  idempotencyKey?: string
+  headers?: Record<string, string>
+}
+
+export async function sendMessage(t: Caller, sender: TestUser, convoId: string, opts: SendOptions = {}) {
+  const ciphertext = opts.ciphertext ?? (await message(sender, convoId))
   return t.call<{ messageId: string; receivedAt: string }>(sender, `${NS}.sendMessage`, {
     input: {
       convoId,
       senderDid: sender.did,
-      epoch: opts.epoch ?? 0,
-      ciphertext: bytesJson(opts.ciphertext ?? randomBytes(32)),
+      epoch: opts.epoch ?? epochOf(ciphertext),
+      ciphertext: bytesJson(ciphertext),
       ...(opts.idempotencyKey !== undefined ? { idempotencyKey: opts.idempotencyKey } : {}),
     },
     ...(opts.headers ? { headers: opts.headers } : {}),
   })
 }
 
-export function publishKeyPackage(t: Caller, user: TestUser, data: Uint8Array = randomBytes(200), extra: Record<string, unknown> = {}) {
-  return t.call<{ available: number }>(user, `${NS}.publishKeyPackage`, {
-    input: { keyPackage: b64(data), cipherSuite: SUITE, ...extra },
-  })
+/**
+ * A real message of `sender` from an epoch the conversation has left: made,
+ * then overtaken by a commit of `sender`'s through the server. Sending it
+ * gets 409 EpochMismatch.
+ */
+export async function staleMessage(t: Caller, sender: TestUser, convoId: string): Promise<Uint8Array> {
+  const stale = await message(sender, convoId)
+  const committed = await commitUpdate(t, sender, convoId)
+  if (committed.status !== 200) throw new Error(`commit: ${committed.status} ${JSON.stringify(committed.body)}`)
+  return stale
 }

@@ -1,11 +1,25 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { Writable } from 'node:stream'
 import { sql } from 'kysely'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startIdempotencyCleanup } from '../../src/workers/index.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, bytesJson, createConvo, NS, publishKeyPackage, randomGroupId, sendMessage, SUITE } from '../helpers/mls.js'
+import {
+  b64,
+  bytesJson,
+  createConvo,
+  epochOf,
+  keyPackage,
+  message,
+  NS,
+  prepareCommit,
+  publishKeyPackage,
+  randomGroupId,
+  sendMessage,
+  staleMessage,
+  SUITE,
+} from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 const logLines: string[] = []
@@ -37,18 +51,19 @@ const countMessages = async (convoId: string) =>
 const countKeys = async () =>
   (await sql<{ n: number }>`SELECT count(*)::int AS n FROM idempotency_key`.execute(t.ctx.db)).rows[0]!.n
 
-/** Each keyed write, as a function of a key, replayable for every check below. */
-function writes(convoId: string) {
-  const ciphertext = bytesJson(randomBytes(16))
-  const groupId = randomGroupId()
-  const keyPackage = b64(randomBytes(50))
-  const newMember = `did:plc:${randomBytes(12).toString('hex').slice(0, 24)}`
-  return {
-    sendMessage: { convoId, senderDid: alice.did, epoch: 0, ciphertext },
-    createConvo: { groupId, cipherSuite: SUITE },
-    addMembers: { convoId, didList: [newMember] },
-    publishKeyPackage: { keyPackage, cipherSuite: SUITE },
-  } as Record<string, Record<string, unknown>>
+/** A new input of each keyed write in `convoId`, with real MLS bytes. */
+const writes: Record<string, (convoId: string) => Promise<Record<string, unknown>>> = {
+  sendMessage: async (convoId) => {
+    const ciphertext = await message(alice, convoId)
+    return { convoId, senderDid: alice.did, epoch: epochOf(ciphertext), ciphertext: bytesJson(ciphertext) }
+  },
+  createConvo: async () => ({ groupId: randomGroupId(), cipherSuite: SUITE }),
+  addMembers: async (convoId) => {
+    const newMember = await TestUser.create()
+    const prepared = await prepareCommit(t, alice, convoId, { add: [newMember] })
+    return { convoId, didList: [newMember.did], commit: b64(prepared.commit), welcomeMessage: b64(prepared.welcome!), epoch: prepared.epoch }
+  },
+  publishKeyPackage: async () => ({ keyPackage: b64(await keyPackage(alice)), cipherSuite: SUITE }),
 }
 
 describe('idempotent writes', () => {
@@ -56,7 +71,7 @@ describe('idempotent writes', () => {
     '%s: a retry with the same key replays the first response and creates nothing',
     async (name) => {
       const convo = await createConvo(t, alice)
-      const input = writes(convo.id)[name]!
+      const input = await writes[name]!(convo.id)
       const key = randomUUID()
       const first = await t.call(alice, `${NS}.${name}`, { input: { ...input, idempotencyKey: key } })
       expect(first.status).toBe(200)
@@ -68,7 +83,7 @@ describe('idempotent writes', () => {
       expect(retry.headers.get('idempotent-replayed')).toBe('true')
       expect(await countKeys()).toBe(rowsBefore)
       // The same key with a different request is refused and changes nothing.
-      const changed = { ...writes(convo.id)[name]!, idempotencyKey: key }
+      const changed = { ...(await writes[name]!(convo.id)), idempotencyKey: key }
       const mismatch = await t.call(alice, `${NS}.${name}`, { input: changed })
       expect(mismatch.status).toBe(422)
       expect(mismatch.body.error).toBe('IdempotencyKeyReused')
@@ -78,11 +93,12 @@ describe('idempotent writes', () => {
   it('sendMessage: the retry creates no second message', async () => {
     const convo = await createConvo(t, alice)
     const key = randomUUID()
-    const a = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: Buffer.from('hi') })
-    const b = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: Buffer.from('hi') })
+    const hi = await message(alice, convo.id)
+    const a = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: hi })
+    const b = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: hi })
     expect(b.body.messageId).toBe(a.body.messageId)
     expect(await countMessages(convo.id)).toBe(1)
-    const c = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: Buffer.from('other') })
+    const c = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: await message(alice, convo.id) })
     expect(c.status).toBe(422)
     expect(await countMessages(convo.id)).toBe(1)
   })
@@ -90,7 +106,7 @@ describe('idempotent writes', () => {
   it('50 concurrent sends with one key make one message and 50 identical ids', async () => {
     const convo = await createConvo(t, alice)
     const key = randomUUID()
-    const ciphertext = randomBytes(24)
+    const ciphertext = await message(alice, convo.id)
     const results = await Promise.all(
       Array.from({ length: 50 }, () => sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext })),
     )
@@ -108,7 +124,7 @@ describe('idempotent writes', () => {
     expect(byBob.status).toBe(200)
     expect(byBob.headers.get('idempotent-replayed')).toBeNull()
     expect(byBob.body.messageId).not.toBe(byAlice.body.messageId)
-    const otherMethod = await publishKeyPackage(t, alice, randomBytes(30), { idempotencyKey: key })
+    const otherMethod = await publishKeyPackage(t, alice, await keyPackage(alice), { idempotencyKey: key })
     expect(otherMethod.status).toBe(200)
     expect(otherMethod.body).toHaveProperty('available')
     expect(await countMessages(convo.id)).toBe(2)
@@ -117,11 +133,12 @@ describe('idempotent writes', () => {
   it('accepts the Idempotency-Key header (quoted or bare); the body wins when equal, 400 when they differ', async () => {
     const convo = await createConvo(t, alice)
     const key = randomUUID()
-    const viaHeader = await sendMessage(t, alice, convo.id, { headers: { 'idempotency-key': `"${key}"` }, ciphertext: Buffer.from('x') })
-    const viaBody = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: Buffer.from('x') })
+    const x = await message(alice, convo.id)
+    const viaHeader = await sendMessage(t, alice, convo.id, { headers: { 'idempotency-key': `"${key}"` }, ciphertext: x })
+    const viaBody = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: x })
     expect(viaBody.headers.get('idempotent-replayed')).toBe('true')
     expect(viaBody.body.messageId).toBe(viaHeader.body.messageId)
-    const both = await sendMessage(t, alice, convo.id, { idempotencyKey: key, headers: { 'idempotency-key': key }, ciphertext: Buffer.from('x') })
+    const both = await sendMessage(t, alice, convo.id, { idempotencyKey: key, headers: { 'idempotency-key': key }, ciphertext: x })
     expect(both.body.messageId).toBe(viaHeader.body.messageId)
     const differ = await sendMessage(t, alice, convo.id, { idempotencyKey: key, headers: { 'idempotency-key': 'other' } })
     expect(differ.status).toBe(400)
@@ -144,9 +161,10 @@ describe('idempotent writes', () => {
   it('a failed request leaves no record, so the retry runs again', async () => {
     const convo = await createConvo(t, alice)
     const key = randomUUID()
-    const failed = await sendMessage(t, alice, convo.id, { idempotencyKey: key, epoch: 7 })
+    const stale = await staleMessage(t, alice, convo.id)
+    const failed = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: stale })
     expect(failed.status).toBe(409)
-    const retried = await sendMessage(t, alice, convo.id, { idempotencyKey: key, epoch: 7 })
+    const retried = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: stale })
     expect(retried.status).toBe(409)
     expect(retried.headers.get('idempotent-replayed')).toBeNull()
     const rows = await sql<{ n: number }>`SELECT count(*)::int AS n FROM idempotency_key WHERE caller_did = ${alice.did} AND status <> 200`.execute(t.ctx.db)
@@ -159,7 +177,8 @@ describe('idempotent writes', () => {
     // Hold the key's lock from outside, then kill the server's backend that waits on it.
     const { claimIdempotencyKey } = await import('../../src/idempotency/store.js')
     const { idempotencyScope, requestFingerprint } = await import('../../src/idempotency/key.js')
-    const input = { convoId: convo.id, senderDid: alice.did, epoch: 0, ciphertext: bytesJson(Buffer.from('z')) }
+    const z = await message(alice, convo.id)
+    const input = { convoId: convo.id, senderDid: alice.did, epoch: 0, ciphertext: bytesJson(z) }
     const held = await claimIdempotencyKey(t.ctx.pool, {
       scope: idempotencyScope(alice.did, `${NS}.sendMessage`, key),
       fingerprint: requestFingerprint(input),
@@ -172,7 +191,7 @@ describe('idempotent writes', () => {
     if (held.kind !== 'claimed') return
     // The "first request" writes its message, then its process dies before commit.
     await held.claim.db.insertInto('message').values({
-      id: randomUUID(), convo_id: convo.id, seq: 1, sender_did: alice.did, epoch: 0, ciphertext: Buffer.from('z'),
+      id: randomUUID(), convo_id: convo.id, seq: 1, sender_did: alice.did, epoch: 0, ciphertext: z,
     }).execute()
     await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
               WHERE datname = current_database() AND state = 'idle in transaction'`.execute(t.ctx.db)
@@ -211,7 +230,7 @@ describe('idempotent writes', () => {
 
   it('requests without a key behave as before: every call creates', async () => {
     const convo = await createConvo(t, alice)
-    const ciphertext = randomBytes(8)
+    const ciphertext = await message(alice, convo.id)
     await sendMessage(t, alice, convo.id, { ciphertext })
     await sendMessage(t, alice, convo.id, { ciphertext })
     expect(await countMessages(convo.id)).toBe(2)

@@ -1,8 +1,8 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestApp, type TestApp } from '../helpers/app.js'
 import { captureLogs } from '../helpers/logs.js'
-import { b64, createConvo, NS } from '../helpers/mls.js'
+import { b64, createConvo, message, NS, welcomeOf } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 const logs = captureLogs('info')
@@ -20,12 +20,12 @@ describe('logs', () => {
   it('carry a request id and the caller, show the operator lines, and never secrets', async () => {
     const alice = await TestUser.create()
     const bob = await TestUser.create()
-    const welcome = randomBytes(40)
-    const convo = await createConvo(t, alice, [bob], { welcomeMessage: b64(welcome) })
-    const ciphertext = randomBytes(48)
+    const convo = await createConvo(t, alice, [bob])
+    const welcome = welcomeOf(convo.id)
+    const ciphertext = await message(alice, convo.id)
     const key = `key-${randomUUID()}`
     const token = await alice.token(`${NS}.sendMessage`)
-    const input = { convoId: convo.id, senderDid: alice.did, epoch: 0, ciphertext: { $bytes: b64(ciphertext) }, idempotencyKey: key }
+    const input = { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: { $bytes: b64(ciphertext) }, idempotencyKey: key }
     logs.clear()
     await t.call(alice, `${NS}.sendMessage`, { input, token, headers: { 'idempotency-key': key } })
     await t.call(alice, `${NS}.sendMessage`, { input, token })

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestApp, type TestApp } from '../helpers/app.js'
-import { createConvo, NS, publishKeyPackage, sendMessage } from '../helpers/mls.js'
+import { createConvo, message, NS, publishKeyPackage, removeMember, sendMessage } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 const TOKEN = 'metrics-token-0123456789'
@@ -34,12 +34,17 @@ describe('/metrics', () => {
   it('counts requests, idempotency outcomes, Welcome events and key packages left', async () => {
     const alice = await TestUser.create()
     const bob = await TestUser.create()
-    const convo = await createConvo(t, alice, [bob])
+    const carol = await TestUser.create()
+    const convo = await createConvo(t, alice, [bob, carol])
     const key = randomUUID()
-    await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: Buffer.from('a') })
-    await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: Buffer.from('a') })
-    await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: Buffer.from('b') })
-    await sendMessage(t, alice, convo.id, { epoch: 9 })
+    const a = await message(alice, convo.id)
+    await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: a })
+    await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: a })
+    await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: await message(alice, convo.id) })
+    // A message of an epoch the group has left (carol's removal moved it on): 409.
+    const stale = await message(alice, convo.id)
+    await removeMember(t, alice, convo.id, carol)
+    await sendMessage(t, alice, convo.id, { ciphertext: stale })
     await t.call(bob, `${NS}.getWelcome`, { params: { convoId: convo.id } })
     await t.call(bob, `${NS}.getWelcome`, { params: { convoId: convo.id } })
     await t.call(bob, `${NS}.confirmWelcome`, { input: { convoId: convo.id, success: true } })

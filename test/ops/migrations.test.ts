@@ -42,6 +42,20 @@ describe('migrations', () => {
     expect(await tables()).toEqual(before)
   })
 
+  it('003 drops the key packages no Welcome could name, keeps the consumed ones, and requires a ref from then on', async () => {
+    expect(await migrateDown(database.db)).toEqual(['003_mls_facts'])
+    await sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, expires_at, consumed_at, consumed_by)
+      VALUES ('did:plc:old', 's', '\\x01', sha256('\\x01'), now() + interval '1 day', NULL, NULL),
+             ('did:plc:old', 's', '\\x02', sha256('\\x02'), now() + interval '1 day', now(), 'did:plc:adder')`.execute(database.db)
+    await migrateToLatest(database.db)
+    const { rows } = await sql<{ consumed_by: string }>`SELECT consumed_by FROM key_package WHERE owner_did = 'did:plc:old'`.execute(database.db)
+    expect(rows).toEqual([{ consumed_by: 'did:plc:adder' }])
+    await expect(
+      sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, expires_at)
+          VALUES ('did:plc:old', 's', '\\x03', sha256('\\x03'), now() + interval '1 day')`.execute(database.db),
+    ).rejects.toThrow(/key_package_ref_check/)
+  })
+
   it('are run and reported by `npm run migrate`', async () => {
     const status = await migrateCli('status')
     expect(status.stdout).toMatch(/applied .* 001_init/)

@@ -1,10 +1,10 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { Secp256k1Keypair } from '@atproto/crypto'
 import { createServiceJwt } from '@atproto/xrpc-server'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestApp, type TestApp } from '../helpers/app.js'
-import { bytesJson, createConvo, NS, sendMessage } from '../helpers/mls.js'
+import { bytesJson, createConvo, message, NS, prepareConvo, sendMessage } from '../helpers/mls.js'
 import { SERVICE_DID, TestUser } from '../helpers/users.js'
 
 let t: TestApp
@@ -39,10 +39,12 @@ describe('a non-member', () => {
   it('cannot read, send, add members, leave, read epochs or commits, or see the conversation', async () => {
     const convo = await createConvo(t, alice, [bob])
     await sendMessage(t, alice, convo.id)
+    // Eve got hold of a member's message and sends it as her own.
+    const replayed = await message(alice, convo.id)
     const before = await snapshot()
     const attempts = [
       t.call(eve, `${NS}.getMessages`, { params: { convoId: convo.id } }),
-      sendMessage(t, eve, convo.id),
+      sendMessage(t, eve, convo.id, { ciphertext: replayed }),
       t.call(eve, `${NS}.addMembers`, { input: { convoId: convo.id, didList: [eve.did] } }),
       t.call(eve, `${NS}.leaveConvo`, { input: { convoId: convo.id, targetDid: bob.did } }),
       t.call(eve, `${NS}.getEpoch`, { params: { convoId: convo.id } }),
@@ -82,17 +84,18 @@ describe('a non-member', () => {
 describe('impersonation', () => {
   it('a token of DID A cannot act as DID B: forged issuer is 401, a body naming B is 403', async () => {
     const convo = await createConvo(t, bob)
+    const ciphertext = bytesJson(await message(bob, convo.id))
     const before = await snapshot()
     // Eve signs a token claiming to be bob.
     const forged = await createServiceJwt({ iss: bob.did, aud: SERVICE_DID, lxm: `${NS}.sendMessage`, keypair: eve.keypair })
     const asBob = await t.call(null, `${NS}.sendMessage`, {
       token: forged,
-      input: { convoId: convo.id, senderDid: bob.did, epoch: 0, ciphertext: bytesJson(randomBytes(8)) },
+      input: { convoId: convo.id, senderDid: bob.did, epoch: 0, ciphertext },
     })
     expect(asBob.status).toBe(401)
     // Eve's own valid token with bob named as sender.
     const body = await t.call(eve, `${NS}.sendMessage`, {
-      input: { convoId: convo.id, senderDid: bob.did, epoch: 0, ciphertext: bytesJson(randomBytes(8)) },
+      input: { convoId: convo.id, senderDid: bob.did, epoch: 0, ciphertext },
     })
     expect(body.status).toBe(403)
     expect(await snapshot()).toEqual(before)
@@ -109,18 +112,18 @@ describe('idempotency records', () => {
   it("never replay another caller's response, even with the same key and body shape", async () => {
     const convo = await createConvo(t, alice, [bob])
     const key = randomUUID()
-    const ciphertext = bytesJson(randomBytes(8))
+    const ciphertext = bytesJson(await message(alice, convo.id))
     const a = await t.call<{ messageId: string }>(alice, `${NS}.sendMessage`, {
-      input: { convoId: convo.id, senderDid: alice.did, epoch: 0, ciphertext, idempotencyKey: key },
+      input: { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext, idempotencyKey: key },
     })
     const b = await t.call<{ messageId: string }>(bob, `${NS}.sendMessage`, {
-      input: { convoId: convo.id, senderDid: bob.did, epoch: 0, ciphertext, idempotencyKey: key },
+      input: { convoId: convo.id, senderDid: bob.did, epoch: 1, ciphertext, idempotencyKey: key },
     })
     expect(b.headers.get('idempotent-replayed')).toBeNull()
     expect(b.body.messageId).not.toBe(a.body.messageId)
     // Eve, a non-member, with alice's key and alice's exact body: refused, not replayed.
     const e = await t.call(eve, `${NS}.sendMessage`, {
-      input: { convoId: convo.id, senderDid: alice.did, epoch: 0, ciphertext, idempotencyKey: key },
+      input: { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext, idempotencyKey: key },
     })
     expect(e.status).toBe(403)
     expect(e.body).not.toHaveProperty('messageId')
@@ -138,13 +141,13 @@ describe('SQL injection strings', () => {
 
   it('are stored verbatim in free-text fields or refused, never executed', async () => {
     for (const text of payloads) {
-      const created = await t.call(alice, `${NS}.createConvo`, {
-        input: { groupId: randomBytes(8).toString('hex'), cipherSuite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519', metadata: { name: text, description: text } },
-      })
+      const prepared = await prepareConvo(t, alice, [], { metadata: { name: text, description: text } })
+      const created = await t.call<{ id: string }>(alice, `${NS}.createConvo`, { input: prepared.input })
       expect(created.status).toBe(200)
       expect(created.body).toMatchObject({ metadata: { name: text, description: text } })
+      prepared.created(created.body)
       const sent = await t.call(alice, `${NS}.sendMessage`, {
-        input: { convoId: String(created.body.id), senderDid: alice.did, epoch: 0, ciphertext: bytesJson(randomBytes(4)), embedType: text },
+        input: { convoId: created.body.id, senderDid: alice.did, epoch: 0, ciphertext: bytesJson(await message(alice, created.body.id)), embedType: text },
       })
       expect(sent.status).toBe(200)
       // In identifiers and cursors they are simply not found / invalid.

@@ -9,17 +9,17 @@ export interface Input {
   idempotencyKey?: string
   /** DIDs to add to the conversation. */
   didList: Array<string>
-  /** MLS Commit message for this change, base64-encoded. */
+  /** MLS commit (an MLSMessage) adding the new members, base64-encoded; required when a DID is new. */
   commit?: string
-  /** MLS Welcome message, base64-encoded; one message carries the secrets for every member being added. */
+  /** MLS Welcome for the new members, base64-encoded; one Welcome names a key package of every member being added. */
   welcomeMessage?: string
-  /** The conversation epoch the commit was built on. When given with a commit, the server refuses the commit with EpochMismatch if the conversation has moved on, so two racing commits cannot both advance the epoch. */
+  /** The conversation epoch the commit was built on; when given, it must be the epoch in the commit's header. A commit built on another epoch than the conversation's is refused with EpochMismatch (unless it is the very commit already stored for that epoch: a retry), so two racing commits cannot both advance the epoch. */
   epoch?: number
 }
 
 export interface Output {
   /** True when the request was applied (also when every DID was already a member). */
   success: boolean
-  /** The conversation epoch after the change. */
+  /** The conversation epoch after the change (after the commit, for a retried commit). */
   newEpoch: number
 }

@@ -12,8 +12,12 @@ export interface Input {
   cipherSuite: "MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519" | "MLS_128_DHKEMP256_AES128GCM_SHA256_P256" | "MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519" | "MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448" | "MLS_256_DHKEMP521_AES256GCM_SHA512_P521" | "MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448" | (string & {})
   /** DIDs to add as members besides the creator. */
   initialMembers?: Array<string>
-  /** MLS Welcome message, base64-encoded; one message carries the secrets for every member being added. */
+  /** MLS Welcome message, base64-encoded; one message carries the secrets for every initial member. Required with initialMembers. */
   welcomeMessage?: string
+  /** The MLS commit (an MLSMessage, base64-encoded) that added the initial members. It is stored for getCommits, and the conversation starts at the epoch after it; its group id must be groupId. */
+  commit?: string
+  /** The creator's MLS epoch once the group is created and the initial members added (the later upstream field). With `commit` it must be the commit's epoch + 1; with a Welcome it is at least 1. Without it: see the method's description. */
+  currentEpoch?: number
   /** Optional name and description. */
   metadata?: MetadataInput
 }

@@ -42,7 +42,7 @@ export interface MemberView {
   credential?: Uint8Array
 }
 
-/** A stored MLS message; the server holds only its ciphertext. */
+/** A stored MLS message (application message, proposal or commit); the server holds its bytes and reads only its header. */
 export interface MessageView {
   /** Message identifier. */
   id: string
@@ -50,7 +50,7 @@ export interface MessageView {
   convoId: string
   /** DID of the member that sent it. */
   sender: string
-  /** The MLS message as the sender encrypted it. */
+  /** The MLSMessage as the sender made it. */
   ciphertext: Uint8Array
   /** MLS epoch the message was encrypted in. */
   epoch: number

@@ -7,15 +7,15 @@ export interface Input {
   convoId: string
   /** Member to remove; the caller when omitted. */
   targetDid?: string
-  /** MLS Commit message for this change, base64-encoded. */
+  /** MLS commit (an MLSMessage) of the removal, base64-encoded; it advances the epoch. */
   commit?: string
-  /** The conversation epoch the commit was built on. When given with a commit, the server refuses the commit with EpochMismatch if the conversation has moved on, so two racing commits cannot both advance the epoch. */
+  /** The conversation epoch the commit was built on; when given, it must be the epoch in the commit's header. A commit built on another epoch than the conversation's is refused with EpochMismatch (unless it is the very commit already stored for that epoch: a retry), so two racing commits cannot both advance the epoch. */
   epoch?: number
 }
 
 export interface Output {
   /** True when the request was applied (also when the member had already left). */
   success: boolean
-  /** The conversation epoch after the change. */
+  /** The conversation epoch after the change (after the commit, for a retried commit). */
   newEpoch: number
 }

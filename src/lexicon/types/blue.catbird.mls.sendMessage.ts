@@ -7,9 +7,9 @@ export interface Input {
   convoId: string
   /** Client-chosen key, generated once per logical write and reused on every retry, so a retried request returns the original result instead of writing twice. */
   idempotencyKey?: string
-  /** The MLS message, encrypted by the sender; the server never reads it. */
+  /** The MLSMessage (RFC 9420 §6) as the sender made it: a PrivateMessage, or a PublicMessage carrying a proposal or commit. Commits may be at most MAX_COMMIT_BYTES. */
   ciphertext: Uint8Array
-  /** MLS epoch the message was encrypted in; must be the conversation's current epoch. */
+  /** The epoch in the message's MLS header; it must be the conversation's current epoch. */
   epoch: number
   /** DID of the sender; must be the authenticated caller. */
   senderDid: string

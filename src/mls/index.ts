@@ -1,0 +1,221 @@
+/**
+ * What the server reads of MLS (RFC 9420): the facts the protocol leaves in
+ * the clear, decoded with ts-mls and handed out as plain values. No ts-mls
+ * type leaves this module, so the rest of the server neither knows nor cares
+ * which library reads the bytes.
+ *
+ * Bytes that are not what they claim to be throw MlsDecodeError; the API
+ * turns it into the named XRPC error of the field they came in.
+ */
+import { decodeMlsMessage, getCiphersuiteFromName, type CiphersuiteName } from 'ts-mls'
+import type { Decoder } from 'ts-mls/codec/tlsDecoder.js'
+import { refhash, type Hash } from 'ts-mls/crypto/hash.js'
+import { makeHashImpl } from 'ts-mls/crypto/implementation/default/makeHashImpl.js'
+import { makeNobleSignatureImpl } from 'ts-mls/crypto/implementation/default/makeNobleSignatureImpl.js'
+import type { Signature } from 'ts-mls/crypto/signature.js'
+import { decodeKeyPackage, verifyKeyPackage } from 'ts-mls/keyPackage.js'
+import { decodeWelcome } from 'ts-mls/welcome.js'
+
+/** The cipher suites the lexicons name (RFC 9420 §17.1); the server verifies key packages of each. */
+export const CIPHER_SUITES = [
+  'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519',
+  'MLS_128_DHKEMP256_AES128GCM_SHA256_P256',
+  'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519',
+  'MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448',
+  'MLS_256_DHKEMP521_AES256GCM_SHA512_P521',
+  'MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448',
+] as const satisfies readonly CiphersuiteName[]
+
+export type CipherSuite = (typeof CIPHER_SUITES)[number]
+
+export const isCipherSuite = (name: string): name is CipherSuite =>
+  (CIPHER_SUITES as readonly string[]).includes(name)
+
+export class MlsDecodeError extends Error {}
+
+export interface KeyPackageFacts {
+  cipherSuite: string
+  /** The identity of a basic credential, as UTF-8; undefined for any other credential. */
+  identity: string | undefined
+  /** Lifetime, in seconds since the Unix epoch. */
+  notBefore: number
+  notAfter: number
+  /** The KeyPackageRef (RFC 9420 §5.2): how a Welcome names the package. */
+  ref: Uint8Array
+  /** The package is signed by the signature key of its own leaf node. */
+  signatureValid: boolean
+}
+
+export type ContentType = 'application' | 'proposal' | 'commit'
+
+/** The clear part of a PublicMessage or PrivateMessage (RFC 9420 §6). */
+export interface MessageHeader {
+  wireFormat: 'PublicMessage' | 'PrivateMessage'
+  /** The MLS group id, lowercase hex (as the lexicons carry it). */
+  groupId: string
+  epoch: number
+  contentType: ContentType
+}
+
+export interface WelcomeFacts {
+  cipherSuite: string
+  /** The KeyPackageRef of every EncryptedGroupSecrets: the packages of the members it admits. */
+  keyPackageRefs: Uint8Array[]
+}
+
+// MLSMessage framing (RFC 9420 §6): uint16 version, uint16 wire_format.
+const MLS10 = 1
+const WIRE_FORMAT = { privateMessage: 2, welcome: 3, keyPackage: 5 } as const
+
+/** The value when `decode` reads all of `bytes`; undefined when it cannot. */
+function decodeExactly<T>(decode: Decoder<T>, bytes: Uint8Array): T | undefined {
+  try {
+    const decoded = decode(bytes, 0)
+    return decoded && decoded[1] === bytes.length ? decoded[0] : undefined
+  } catch {
+    // ts-mls throws on some truncated inputs and answers undefined on others: both mean "not this".
+    return undefined
+  }
+}
+
+/**
+ * Key packages and Welcomes travel inside an MLSMessage (RFC 9420 §6) or
+ * bare, as clients do both (OpenMLS serializes key packages bare). The one
+ * that decodes completely wins, with the bytes it was read from.
+ */
+function decodeFramed<T>(
+  decode: Decoder<T>,
+  bytes: Uint8Array,
+  wireFormat: number,
+): { value: T; encoded: Uint8Array } | undefined {
+  const framed = bytes.length > 4 && bytes[0] === 0 && bytes[1] === MLS10 && bytes[2] === 0 && bytes[3] === wireFormat
+  for (const encoded of framed ? [bytes.subarray(4), bytes] : [bytes]) {
+    const value = decodeExactly(decode, encoded)
+    if (value !== undefined) return { value, encoded }
+  }
+  return undefined
+}
+
+const hex = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
+
+function toEpoch(epoch: bigint): number {
+  if (epoch > BigInt(Number.MAX_SAFE_INTEGER)) throw new MlsDecodeError(`epoch ${epoch} is out of range`)
+  return Number(epoch)
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+function utf8OrUndefined(bytes: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(bytes)
+  } catch {
+    return undefined
+  }
+}
+
+// A suite's hash and signature, built once: all the crypto the server does.
+const suiteCrypto = new Map<CipherSuite, Promise<{ hash: Hash; signature: Signature }>>()
+
+function cryptoOf(suite: CipherSuite): Promise<{ hash: Hash; signature: Signature }> {
+  let found = suiteCrypto.get(suite)
+  if (!found) {
+    const cs = getCiphersuiteFromName(suite)
+    found = makeNobleSignatureImpl(cs.signature).then((signature) => ({
+      hash: makeHashImpl(crypto.subtle, cs.hash),
+      signature,
+    }))
+    suiteCrypto.set(suite, found)
+  }
+  return found
+}
+
+export async function readKeyPackage(bytes: Uint8Array): Promise<KeyPackageFacts> {
+  const decoded = decodeFramed(decodeKeyPackage, bytes, WIRE_FORMAT.keyPackage)
+  if (!decoded) throw new MlsDecodeError('not an MLS KeyPackage')
+  const { value: kp, encoded } = decoded
+  if (!isCipherSuite(kp.cipherSuite)) throw new MlsDecodeError(`unsupported cipher suite ${kp.cipherSuite}`)
+  const { hash, signature } = await cryptoOf(kp.cipherSuite)
+  const { credential, lifetime } = kp.leafNode
+  return {
+    cipherSuite: kp.cipherSuite,
+    identity: credential.credentialType === 'basic' ? utf8OrUndefined(credential.identity) : undefined,
+    notBefore: Number(lifetime.notBefore),
+    notAfter: Number(lifetime.notAfter),
+    // Over the bytes as sent, not a re-encoding: the ref is what the client computed.
+    ref: await refhash('MLS 1.0 KeyPackage Reference', encoded, hash),
+    signatureValid: await verifyKeyPackage(kp, signature).catch(() => false),
+  }
+}
+
+const CONTENT_TYPES: Record<number, ContentType> = { 1: 'application', 2: 'proposal', 3: 'commit' }
+const malformedPrivateMessage = () => new MlsDecodeError('not a well-formed MLS PrivateMessage')
+
+/** The length prefix of the variable-length vector at `offset` (RFC 9420 §2.1.2): its bytes, by the top two bits (0b11 is invalid). */
+function prefixBytes(bytes: Uint8Array, offset: number): number {
+  const first = bytes[offset]
+  const prefix = first === undefined ? 0 : [1, 2, 4, 0][first >> 6]
+  if (!prefix || offset + prefix > bytes.length) throw malformedPrivateMessage()
+  return prefix
+}
+
+/** The end of the variable-length vector at `offset`. */
+function vectorEnd(bytes: Uint8Array, offset: number): number {
+  const prefix = prefixBytes(bytes, offset)
+  let length = (bytes[offset] as number) & 0x3f
+  for (let i = 1; i < prefix; i++) length = length * 256 + (bytes[offset + i] as number)
+  const end = offset + prefix + length
+  if (end > bytes.length) throw malformedPrivateMessage()
+  return end
+}
+
+/**
+ * The header of an MLSMessage carrying a PrivateMessage, read straight from
+ * its TLS encoding (RFC 9420 §6.3: group_id, epoch and content_type come
+ * first), checking that the rest is exactly the three length-prefixed
+ * fields that follow. Every message sent is read, and ts-mls's full decode
+ * costs several times as much (BENCHMARKS.md); the tests hold this reader
+ * to ts-mls's answers. Undefined for anything but a PrivateMessage.
+ */
+function readPrivateMessageHeader(bytes: Uint8Array): MessageHeader | undefined {
+  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== MLS10 || bytes[2] !== 0 || bytes[3] !== WIRE_FORMAT.privateMessage) {
+    return undefined
+  }
+  const groupEnd = vectorEnd(bytes, 4)
+  const groupId = hex(bytes.subarray(4 + prefixBytes(bytes, 4), groupEnd))
+  // uint64 epoch, then uint8 content_type.
+  if (groupEnd + 9 > bytes.length) throw malformedPrivateMessage()
+  let high = 0
+  let low = 0
+  for (let i = 0; i < 4; i++) {
+    high = high * 256 + (bytes[groupEnd + i] as number)
+    low = low * 256 + (bytes[groupEnd + 4 + i] as number)
+  }
+  // Past 2^53 - 1 an epoch is no JS number (and no real group gets there): refused, as toEpoch does.
+  if (high > 0x1fffff) throw new MlsDecodeError('epoch is out of range')
+  const contentType = CONTENT_TYPES[bytes[groupEnd + 8] as number]
+  if (!contentType) throw malformedPrivateMessage()
+  // authenticated_data, encrypted_sender_data, ciphertext, and nothing after.
+  const end = vectorEnd(bytes, vectorEnd(bytes, vectorEnd(bytes, groupEnd + 9)))
+  if (end !== bytes.length) throw malformedPrivateMessage()
+  return { wireFormat: 'PrivateMessage', groupId, epoch: high * 2 ** 32 + low, contentType }
+}
+
+/** The header of an MLSMessage carrying a PublicMessage or a PrivateMessage. */
+export function readMessageHeader(bytes: Uint8Array): MessageHeader {
+  const privateHeader = readPrivateMessageHeader(bytes)
+  if (privateHeader) return privateHeader
+  const message = decodeExactly(decodeMlsMessage, bytes)
+  if (!message || message.version !== 'mls10') throw new MlsDecodeError('not an MLS 1.0 MLSMessage')
+  if (message.wireformat !== 'mls_public_message') {
+    throw new MlsDecodeError(`an MLSMessage of wire format ${message.wireformat}, not a PublicMessage or PrivateMessage`)
+  }
+  const { groupId, epoch, contentType } = message.publicMessage.content
+  return { wireFormat: 'PublicMessage', groupId: hex(groupId), epoch: toEpoch(epoch), contentType }
+}
+
+export function readWelcome(bytes: Uint8Array): WelcomeFacts {
+  const decoded = decodeFramed(decodeWelcome, bytes, WIRE_FORMAT.welcome)
+  if (!decoded) throw new MlsDecodeError('not an MLS Welcome')
+  const welcome = decoded.value
+  return { cipherSuite: welcome.cipherSuite, keyPackageRefs: welcome.secrets.map((s) => s.newMember) }
+}

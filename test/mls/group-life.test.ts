@@ -1,0 +1,271 @@
+import type { ClientState } from 'ts-mls'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestApp, type TestApp } from '../helpers/app.js'
+import {
+  addProposal,
+  b64,
+  bytesJson,
+  commit,
+  encrypt,
+  headerOf,
+  hex,
+  joinFromWelcome,
+  keyPackage,
+  newGroup,
+  NS,
+  propose,
+  publishKeyPackage,
+  receive,
+  removeProposal,
+  SUITE,
+  type Commit,
+} from '../helpers/mls.js'
+import { TestUser } from '../helpers/users.js'
+import type { CallOptions } from '../helpers/xrpc.js'
+
+let t: TestApp
+
+beforeAll(async () => {
+  t = await startTestApp()
+})
+afterAll(async () => {
+  await t?.close()
+})
+
+const text = (s: string) => new TextEncoder().encode(s)
+const read = (bytes: Uint8Array | undefined) => (bytes ? new TextDecoder().decode(bytes) : undefined)
+const fromJson = (bytes: { $bytes: string }) => new Uint8Array(Buffer.from(bytes.$bytes, 'base64'))
+
+interface MessageView {
+  id: string
+  sender: string
+  epoch: number
+  seq: number
+  ciphertext: { $bytes: string }
+}
+
+/**
+ * One user's MLS client, talking to the server as a real one does: it keeps
+ * its own group state and reads what the server delivers, in order.
+ */
+class Client {
+  state!: ClientState
+  private readSince: string | undefined
+
+  constructor(readonly user: TestUser) {}
+
+  call<T = Record<string, unknown>>(method: string, opts: CallOptions = {}) {
+    return t.call<T>(this.user, `${NS}.${method}`, opts)
+  }
+
+  async publishKeyPackage(): Promise<void> {
+    expect((await publishKeyPackage(t, this.user, await keyPackage(this.user))).status).toBe(200)
+  }
+
+  /** The key packages the server hands out for `users`, as bytes. */
+  async keyPackagesOf(...users: Client[]): Promise<Uint8Array[]> {
+    const res = await this.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>('getKeyPackages', {
+      params: { dids: users.map((u) => u.user.did) },
+    })
+    expect(res.status).toBe(200)
+    return users.map((u) => Buffer.from(res.body.keyPackages.find((kp) => kp.did === u.user.did)!.keyPackage, 'base64'))
+  }
+
+  /** Fetches its Welcome, joins with it, confirms. */
+  async join(convoId: string): Promise<void> {
+    const res = await this.call<{ welcome: string }>('getWelcome', { params: { convoId } })
+    expect(res.status).toBe(200)
+    this.state = await joinFromWelcome(this.user, Buffer.from(res.body.welcome, 'base64'))
+    expect((await this.call('confirmWelcome', { input: { convoId, success: true } })).body).toEqual({ confirmed: true })
+  }
+
+  /** Everything the server has for it since last time, in order: it applies commits and proposals, and decrypts messages. */
+  async sync(convoId: string): Promise<Array<string | undefined>> {
+    const page = await this.call<{ messages: MessageView[] }>('getMessages', {
+      params: { convoId, limit: 100, ...(this.readSince ? { sinceMessage: this.readSince } : {}) },
+    })
+    expect(page.status).toBe(200)
+    const texts: Array<string | undefined> = []
+    for (const m of page.body.messages) {
+      this.readSince = m.id
+      // Its own messages it applied when it sent them.
+      if (m.sender === this.user.did) continue
+      const data = fromJson(m.ciphertext)
+      // A commit it applied already (fetched with getCommits) comes again in its place.
+      if (m.epoch < this.epoch && headerOf(data).contentType === 'commit') continue
+      const received = await receive(this.state, data)
+      this.state = received.state
+      if (received.text) texts.push(read(received.text))
+    }
+    return texts
+  }
+
+  async say(convoId: string, words: string) {
+    const made = await encrypt(this.state, text(words))
+    this.state = made.state
+    return this.send(convoId, made.data)
+  }
+
+  send(convoId: string, data: Uint8Array) {
+    return this.call<{ messageId: string; error?: string }>('sendMessage', {
+      input: { convoId, senderDid: this.user.did, epoch: Number(this.state.groupContext.epoch), ciphertext: bytesJson(data) },
+    })
+  }
+
+  get epoch(): number {
+    return Number(this.state.groupContext.epoch)
+  }
+}
+
+const epochOf = async (client: Client, convoId: string) =>
+  (await client.call<{ currentEpoch: number }>('getEpoch', { params: { convoId } })).body.currentEpoch
+const commitsOf = async (client: Client, convoId: string, fromEpoch = 0) =>
+  (
+    await client.call<{ commits: Array<{ epoch: number; sender: string; commitData: { $bytes: string } }> }>('getCommits', {
+      params: { convoId, fromEpoch },
+    })
+  ).body.commits
+
+describe('a real MLS group lives its whole life through the server', () => {
+  it('creates, joins, talks, adds, updates, loses a member for good, and resolves racing commits', async () => {
+    const alice = new Client(await TestUser.create())
+    const bob = new Client(await TestUser.create())
+    const carol = new Client(await TestUser.create())
+    const dave = new Client(await TestUser.create())
+
+    // Bob and carol publish key packages; alice gets bob's and creates the group with him.
+    await bob.publishKeyPackage()
+    await carol.publishKeyPackage()
+    const groupId = new Uint8Array(Buffer.from('catbird-life-test'))
+    alice.state = await newGroup(alice.user, groupId)
+    const [bobKp] = await alice.keyPackagesOf(bob)
+    const creation = await commit(alice.state, [addProposal(bobKp!)])
+    const created = await alice.call<{ id: string; epoch: number }>('createConvo', {
+      input: {
+        groupId: hex(groupId),
+        cipherSuite: SUITE,
+        initialMembers: [bob.user.did],
+        welcomeMessage: b64(creation.welcome!),
+        commit: b64(creation.data),
+        currentEpoch: 1,
+      },
+    })
+    expect(created.status).toBe(200)
+    const convoId = created.body.id
+    // The server's epoch is MLS's: the commit that added bob moved the group to 1.
+    expect(created.body.epoch).toBe(1)
+    alice.state = creation.state
+    expect(alice.epoch).toBe(1)
+
+    // Bob joins by the Welcome; they talk, and each decrypts the other.
+    await bob.join(convoId)
+    expect(bob.epoch).toBe(1)
+    expect((await alice.say(convoId, 'hello bob')).status).toBe(200)
+    expect(await bob.sync(convoId)).toEqual(['hello bob'])
+    expect((await bob.say(convoId, 'hi alice')).status).toBe(200)
+    expect(await alice.sync(convoId)).toEqual(['hi alice'])
+
+    // Alice adds carol: the commit reaches bob among the messages, carol joins at epoch 2.
+    const [carolKp] = await alice.keyPackagesOf(carol)
+    const addCarol = await commit(alice.state, [addProposal(carolKp!)])
+    const added = await alice.call('addMembers', {
+      input: { convoId, didList: [carol.user.did], commit: b64(addCarol.data), welcomeMessage: b64(addCarol.welcome!), epoch: 1 },
+    })
+    expect(added.body).toEqual({ success: true, newEpoch: 2 })
+    alice.state = addCarol.state
+    expect(await bob.sync(convoId)).toEqual([])
+    expect(bob.epoch).toBe(2)
+    await carol.join(convoId)
+    expect(carol.epoch).toBe(2)
+    expect((await alice.say(convoId, 'three of us')).status).toBe(200)
+    expect(await bob.sync(convoId)).toEqual(['three of us'])
+    // Carol reads from after the commit that added her: nothing of epoch 1, which she cannot open.
+    const carolSees = await carol.call<{ messages: MessageView[] }>('getMessages', { params: { convoId } })
+    expect(carolSees.body.messages.map((m) => [m.sender, m.epoch])).toEqual([[alice.user.did, 2]])
+    expect(await carol.sync(convoId)).toEqual(['three of us'])
+
+    // Carol updates her keys with a commit through sendMessage: epoch 3, listed by getCommits.
+    const update = await commit(carol.state)
+    expect((await carol.send(convoId, update.data)).status).toBe(200)
+    carol.state = update.state
+    expect(await epochOf(alice, convoId)).toBe(3)
+    expect((await commitsOf(alice, convoId, 2)).map((c) => [c.epoch, c.sender])).toEqual([[2, carol.user.did]])
+    expect(await alice.sync(convoId)).toEqual([])
+    expect(await bob.sync(convoId)).toEqual([])
+    expect((await carol.say(convoId, 'fresh keys')).status).toBe(200)
+    expect(await alice.sync(convoId)).toEqual(['fresh keys'])
+    expect(await bob.sync(convoId)).toEqual(['fresh keys'])
+
+    // Bob proposes his own removal and leaves; he cannot commit it, alice does.
+    const proposal = await propose(bob.state, removeProposal(bob.state, bob.user))
+    expect((await bob.send(convoId, proposal.data)).status).toBe(200)
+    bob.state = proposal.state
+    expect((await bob.call('leaveConvo', { input: { convoId } })).body).toEqual({ success: true, newEpoch: 3 })
+    const bobAfterLeaving = bob.state
+    expect(await alice.sync(convoId)).toEqual([])
+    const removal = await commit(alice.state)
+    const removeInput = { convoId, targetDid: bob.user.did, commit: b64(removal.data), epoch: 3 }
+    expect((await alice.call('leaveConvo', { input: removeInput })).body).toEqual({ success: true, newEpoch: 4 })
+    alice.state = removal.state
+    // The same commit again (a retry): the same answer, nothing stored twice.
+    expect((await alice.call('leaveConvo', { input: removeInput })).body).toEqual({ success: true, newEpoch: 4 })
+    expect((await commitsOf(alice, convoId)).map((c) => c.epoch)).toEqual([0, 1, 2, 3])
+
+    // What follows, the leaver can neither fetch nor decrypt.
+    expect(await carol.sync(convoId)).toEqual([])
+    expect(carol.epoch).toBe(4)
+    const secret = await encrypt(alice.state, text('bob is gone'))
+    alice.state = secret.state
+    expect((await alice.send(convoId, secret.data)).status).toBe(200)
+    expect(await carol.sync(convoId)).toEqual(['bob is gone'])
+    expect((await bob.call('getMessages', { params: { convoId } })).status).toBe(403)
+    await expect(receive(bobAfterLeaving, secret.data)).rejects.toThrow()
+    // Even with the commit that removed him, his state ends there.
+    const removedBob = await receive(bobAfterLeaving, removal.data)
+    expect(removedBob.state.groupActiveState.kind).toBe('removedFromGroup')
+    await expect(receive(removedBob.state, secret.data)).rejects.toThrow()
+
+    // Alice and carol commit on epoch 4 at once: one wins, the other gets EpochMismatch,
+    // fetches the winner's commit, builds again on epoch 5 and gets through.
+    const racing: Array<[Client, Commit]> = [
+      [alice, await commit(alice.state)],
+      [carol, await commit(carol.state)],
+    ]
+    const replies = await Promise.all(racing.map(([client, made]) => client.send(convoId, made.data)))
+    expect(replies.map((r) => r.status).sort()).toEqual([200, 409])
+    const loserAt = replies.findIndex((r) => r.status === 409)
+    expect(replies[loserAt]!.body.error).toBe('EpochMismatch')
+    const [winner, won] = racing[1 - loserAt]!
+    const [loser] = racing[loserAt]!
+    winner.state = won.state
+    const [winning] = await commitsOf(loser, convoId, 4)
+    expect(winning).toMatchObject({ epoch: 4, sender: winner.user.did })
+    loser.state = (await receive(loser.state, fromJson(winning!.commitData))).state
+    expect(loser.epoch).toBe(5)
+    await loser.sync(convoId)
+    const rebuilt = await commit(loser.state)
+    expect((await loser.send(convoId, rebuilt.data)).status).toBe(200)
+    loser.state = rebuilt.state
+    expect(await winner.sync(convoId)).toEqual([])
+    expect(winner.epoch).toBe(6)
+
+    // Dave comes in last and reads what is said after.
+    await dave.publishKeyPackage()
+    const [daveKp] = await winner.keyPackagesOf(dave)
+    const addDave = await commit(winner.state, [addProposal(daveKp!)])
+    expect(
+      (
+        await winner.call('addMembers', {
+          input: { convoId, didList: [dave.user.did], commit: b64(addDave.data), welcomeMessage: b64(addDave.welcome!), epoch: 6 },
+        })
+      ).body,
+    ).toEqual({ success: true, newEpoch: 7 })
+    winner.state = addDave.state
+    await dave.join(convoId)
+    expect((await loser.sync(convoId)).length).toBe(0)
+    expect((await loser.say(convoId, 'welcome dave')).status).toBe(200)
+    expect(await dave.sync(convoId)).toEqual(['welcome dave'])
+    expect(await winner.sync(convoId)).toEqual(['welcome dave'])
+    expect(await epochOf(dave, convoId)).toBe(dave.epoch)
+  })
+})
