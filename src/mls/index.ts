@@ -7,12 +7,13 @@
  * Bytes that are not what they claim to be throw MlsDecodeError; the API
  * turns it into the named XRPC error of the field they came in.
  */
-import { decodeMlsMessage, getCiphersuiteFromName, type CiphersuiteName } from 'ts-mls'
+import { decodeMlsMessage, getCiphersuiteFromName, type CiphersuiteName, type Credential } from 'ts-mls'
 import type { Decoder } from 'ts-mls/codec/tlsDecoder.js'
 import { refhash, type Hash } from 'ts-mls/crypto/hash.js'
 import { makeHashImpl } from 'ts-mls/crypto/implementation/default/makeHashImpl.js'
 import { makeNobleSignatureImpl } from 'ts-mls/crypto/implementation/default/makeNobleSignatureImpl.js'
 import type { Signature } from 'ts-mls/crypto/signature.js'
+import { decodeGroupInfo } from 'ts-mls/groupInfo.js'
 import { decodeKeyPackage, verifyKeyPackage } from 'ts-mls/keyPackage.js'
 import { decodeWelcome } from 'ts-mls/welcome.js'
 
@@ -44,6 +45,12 @@ export interface KeyPackageFacts {
   ref: Uint8Array
   /** The package is signed by the signature key of its own leaf node. */
   signatureValid: boolean
+  /**
+   * It carries the last_resort extension (type 0x000A, from the MLS
+   * extensions draft): its owner allows it to be used by more than one
+   * Welcome, for when no other key package is left.
+   */
+  lastResort: boolean
 }
 
 export type ContentType = 'application' | 'proposal' | 'commit'
@@ -57,6 +64,30 @@ export interface MessageHeader {
   contentType: ContentType
 }
 
+/** The clear facts of a GroupInfo (RFC 9420 §12.4.3): what an external joiner builds its commit on. */
+export interface GroupInfoFacts {
+  /** The MLS group id, lowercase hex. */
+  groupId: string
+  /** The epoch it describes: an external commit built on it is of this epoch. */
+  epoch: number
+  cipherSuite: string
+  /** It carries the external_pub extension, without which no one can join by external commit. */
+  externalPub: boolean
+}
+
+/** What an external commit (RFC 9420 §12.4.3.2) shows in the clear. */
+export interface ExternalCommitFacts {
+  /** The MLS group id, lowercase hex. */
+  groupId: string
+  /** The epoch it was built on; it moves the group to epoch + 1. */
+  epoch: number
+  /**
+   * The identity of the basic credential of the joiner's new leaf (the leaf
+   * node of the commit's UpdatePath), as UTF-8; undefined for any other credential.
+   */
+  joinerIdentity: string | undefined
+}
+
 export interface WelcomeFacts {
   cipherSuite: string
   /** The KeyPackageRef of every EncryptedGroupSecrets: the packages of the members it admits. */
@@ -65,7 +96,9 @@ export interface WelcomeFacts {
 
 // MLSMessage framing (RFC 9420 §6): uint16 version, uint16 wire_format.
 const MLS10 = 1
-const WIRE_FORMAT = { privateMessage: 2, welcome: 3, keyPackage: 5 } as const
+const WIRE_FORMAT = { privateMessage: 2, welcome: 3, groupInfo: 4, keyPackage: 5 } as const
+/** The last_resort key package extension (draft-ietf-mls-extensions); ts-mls knows it by number only. */
+const LAST_RESORT_EXTENSION = 0x000a
 
 /** The value when `decode` reads all of `bytes`; undefined when it cannot. */
 function decodeExactly<T>(decode: Decoder<T>, bytes: Uint8Array): T | undefined {
@@ -113,6 +146,10 @@ function utf8OrUndefined(bytes: Uint8Array): string | undefined {
   }
 }
 
+/** A basic credential's identity as UTF-8 (how the server's users name themselves: their DID). */
+const basicIdentity = (credential: Credential): string | undefined =>
+  credential.credentialType === 'basic' ? utf8OrUndefined(credential.identity) : undefined
+
 // A suite's hash and signature, built once: all the crypto the server does.
 const suiteCrypto = new Map<CipherSuite, Promise<{ hash: Hash; signature: Signature }>>()
 
@@ -138,12 +175,13 @@ export async function readKeyPackage(bytes: Uint8Array): Promise<KeyPackageFacts
   const { credential, lifetime } = kp.leafNode
   return {
     cipherSuite: kp.cipherSuite,
-    identity: credential.credentialType === 'basic' ? utf8OrUndefined(credential.identity) : undefined,
+    identity: basicIdentity(credential),
     notBefore: Number(lifetime.notBefore),
     notAfter: Number(lifetime.notAfter),
     // Over the bytes as sent, not a re-encoding: the ref is what the client computed.
     ref: await refhash('MLS 1.0 KeyPackage Reference', encoded, hash),
     signatureValid: await verifyKeyPackage(kp, signature).catch(() => false),
+    lastResort: kp.extensions.some((ext) => ext.extensionType === LAST_RESORT_EXTENSION),
   }
 }
 
@@ -200,17 +238,65 @@ function readPrivateMessageHeader(bytes: Uint8Array): MessageHeader | undefined 
   return { wireFormat: 'PrivateMessage', groupId, epoch: high * 2 ** 32 + low, contentType }
 }
 
+/** The PublicMessage an MLSMessage carries; `what` names the other kinds it could have been, for the error. */
+function decodePublicMessage(bytes: Uint8Array, what: string) {
+  const message = decodeExactly(decodeMlsMessage, bytes)
+  if (!message || message.version !== 'mls10') throw new MlsDecodeError('not an MLS 1.0 MLSMessage')
+  if (message.wireformat !== 'mls_public_message') {
+    throw new MlsDecodeError(`an MLSMessage of wire format ${message.wireformat}, not ${what}`)
+  }
+  return message.publicMessage
+}
+
 /** The header of an MLSMessage carrying a PublicMessage or a PrivateMessage. */
 export function readMessageHeader(bytes: Uint8Array): MessageHeader {
   const privateHeader = readPrivateMessageHeader(bytes)
   if (privateHeader) return privateHeader
-  const message = decodeExactly(decodeMlsMessage, bytes)
-  if (!message || message.version !== 'mls10') throw new MlsDecodeError('not an MLS 1.0 MLSMessage')
-  if (message.wireformat !== 'mls_public_message') {
-    throw new MlsDecodeError(`an MLSMessage of wire format ${message.wireformat}, not a PublicMessage or PrivateMessage`)
-  }
-  const { groupId, epoch, contentType } = message.publicMessage.content
+  const { groupId, epoch, contentType } = decodePublicMessage(bytes, 'a PublicMessage or PrivateMessage').content
   return { wireFormat: 'PublicMessage', groupId: hex(groupId), epoch: toEpoch(epoch), contentType }
+}
+
+/**
+ * An MLSMessage carrying an external commit: a PublicMessage (a joiner has
+ * no keys to encrypt with) whose sender is `new_member_commit`, with an
+ * UpdatePath (the joiner's new leaf) and its proposals by value, exactly one
+ * ExternalInit among them (RFC 9420 §12.4.3.2). Stricter than the RFC where
+ * the server's membership list must stay true: besides the ExternalInit only
+ * one Remove (the joiner's old leaf, when it resyncs) and PreSharedKeys, so
+ * an external commit adds no one but its sender.
+ */
+export function readExternalCommit(bytes: Uint8Array): ExternalCommitFacts {
+  const { content } = decodePublicMessage(bytes, 'a PublicMessage')
+  if (content.contentType !== 'commit') throw new MlsDecodeError(`a PublicMessage of content type ${content.contentType}, not a commit`)
+  if (content.sender.senderType !== 'new_member_commit') {
+    throw new MlsDecodeError(`a commit sent by a ${content.sender.senderType}, not by a new member (an external commit)`)
+  }
+  const { proposals, path } = content.commit
+  if (!path) throw new MlsDecodeError('an external commit without an UpdatePath: it has no leaf for its sender')
+  const count = new Map<string, number>()
+  for (const p of proposals) {
+    if (p.proposalOrRefType !== 'proposal') throw new MlsDecodeError('an external commit carries proposals by value only')
+    const type = String(p.proposal.proposalType)
+    count.set(type, (count.get(type) ?? 0) + 1)
+  }
+  if (count.get('external_init') !== 1) throw new MlsDecodeError('an external commit carries exactly one ExternalInit proposal')
+  if ((count.get('remove') ?? 0) > 1) throw new MlsDecodeError('an external commit removes at most one leaf: its sender\'s old one')
+  const other = [...count.keys()].find((type) => !['external_init', 'remove', 'psk'].includes(type))
+  if (other) throw new MlsDecodeError(`an external commit may not carry a proposal of type ${other}`)
+  return { groupId: hex(content.groupId), epoch: toEpoch(content.epoch), joinerIdentity: basicIdentity(path.leafNode.credential) }
+}
+
+/** A GroupInfo, in an MLSMessage or bare (as clients send both). */
+export function readGroupInfo(bytes: Uint8Array): GroupInfoFacts {
+  const decoded = decodeFramed(decodeGroupInfo, bytes, WIRE_FORMAT.groupInfo)
+  if (!decoded) throw new MlsDecodeError('not an MLS GroupInfo')
+  const { groupContext, extensions } = decoded.value
+  return {
+    groupId: hex(groupContext.groupId),
+    epoch: toEpoch(groupContext.epoch),
+    cipherSuite: groupContext.cipherSuite,
+    externalPub: extensions.some((ext) => ext.extensionType === 'external_pub'),
+  }
 }
 
 export function readWelcome(bytes: Uint8Array): WelcomeFacts {

@@ -17,24 +17,30 @@ import {
   createApplicationMessage,
   createCommit,
   createGroup,
+  createGroupInfoWithExternalPubAndRatchetTree,
   createProposal,
   decodeMlsMessage,
   defaultCapabilities,
+  defaultKeyPackageEqualityConfig,
   emptyPskIndex,
   encodeMlsMessage,
   generateKeyPackage,
   getCiphersuiteFromName,
   getCiphersuiteImpl,
   joinGroup,
+  joinGroupExternal,
   processMessage,
   type CiphersuiteImpl,
   type CiphersuiteName,
   type ClientState,
   type KeyPackage,
+  type LeafNode,
   type Lifetime,
   type PrivateKeyPackage,
   type Proposal,
 } from 'ts-mls'
+import { defaultClientConfig } from 'ts-mls/clientConfig.js'
+import { ratchetTreeFromExtension } from 'ts-mls/groupInfo.js'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
 import type { Input as CreateConvoInput } from '../../src/lexicon/types/blue.catbird.mls.createConvo.js'
 import type { TestUser } from './users.js'
@@ -82,7 +88,11 @@ export interface KeyPackageOptions {
   identity?: string
   /** Default: valid from a minute ago for 30 days. */
   lifetime?: Lifetime
+  /** Carry the last_resort extension (type 0x000A), which its leaf node lists among its capabilities. */
+  lastResort?: boolean
 }
+
+const LAST_RESORT = 0x000a
 
 export const lifetimeFromNow = (fromSeconds: bigint, toSeconds: bigint): Lifetime => ({
   notBefore: nowSeconds() + fromSeconds,
@@ -91,11 +101,13 @@ export const lifetimeFromNow = (fromSeconds: bigint, toSeconds: bigint): Lifetim
 
 async function makeKeyPackage(user: TestUser, opts: KeyPackageOptions = {}): Promise<OwnKeyPackage & { ref: Uint8Array }> {
   const cs = await suiteImpl(opts.suite)
+  const capabilities = defaultCapabilities()
+  if (opts.lastResort) capabilities.extensions.push(LAST_RESORT)
   const made = await generateKeyPackage(
     { credentialType: 'basic', identity: new TextEncoder().encode(opts.identity ?? user.did) },
-    defaultCapabilities(),
+    capabilities,
     opts.lifetime ?? lifetimeFromNow(-60n, 30n * DAY_SECONDS),
-    [],
+    opts.lastResort ? [{ extensionType: LAST_RESORT, extensionData: new Uint8Array() }] : [],
     cs,
   )
   const ref = await makeKeyPackageRef(made.publicPackage, cs.hash)
@@ -224,6 +236,69 @@ export async function commit(
     data: encodeMlsMessage(made.commit),
     welcome: made.welcome && encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: made.welcome }),
     epoch: Number(state.groupContext.epoch),
+  }
+}
+
+/**
+ * The GroupInfo of `state`'s epoch as an MLSMessage, with what an external
+ * joiner needs: the external_pub extension and the ratchet tree.
+ */
+export async function groupInfoOf(state: ClientState, suite: CiphersuiteName = SUITE): Promise<Uint8Array> {
+  const groupInfo = await createGroupInfoWithExternalPubAndRatchetTree(state, [], await suiteImpl(suite))
+  return encodeMlsMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo })
+}
+
+/**
+ * A device that holds none of the group's state finds its old leaf by its
+ * identity (the DID), not by a signature key it no longer has (ts-mls's default).
+ */
+const sameIdentity = (a: LeafNode, b: LeafNode) =>
+  a.credential.credentialType === 'basic' && b.credential.credentialType === 'basic' && Buffer.from(a.credential.identity).equals(b.credential.identity)
+const resyncByIdentity = {
+  ...defaultClientConfig,
+  keyPackageEqualityConfig: {
+    ...defaultKeyPackageEqualityConfig,
+    compareKeyPackageToLeafNode: (kp: KeyPackage, leaf: LeafNode) => sameIdentity(kp.leafNode, leaf),
+  },
+}
+
+export interface ExternalJoin {
+  /** The external commit, an MLSMessage with a PublicMessage. */
+  commit: Uint8Array
+  /** The joiner's state once the server took it. */
+  state: ClientState
+  /** The GroupInfo of the epoch the commit leads to. */
+  groupInfo: Uint8Array
+  /** The epoch it was built on. */
+  epoch: number
+}
+
+/**
+ * `user` joins the group of `groupInfo` (an MLSMessage, with the ratchet
+ * tree) by an external commit from a new key package of its device,
+ * replacing its old leaf if it has one (RFC 9420 §12.4.3.2, resync): what a
+ * member whose device lost its state does.
+ */
+export async function joinExternally(
+  user: TestUser,
+  groupInfo: Uint8Array,
+  opts: { suite?: CiphersuiteName; identity?: string } = {},
+): Promise<ExternalJoin> {
+  const decoded = decodeMlsMessage(groupInfo, 0)?.[0]
+  if (decoded?.wireformat !== 'mls_group_info') throw new Error('not a GroupInfo')
+  const suite = opts.suite ?? SUITE
+  const own = await makeKeyPackage(user, { suite, identity: opts.identity })
+  const cs = await suiteImpl(suite)
+  // Resync (remove the old leaf) only when there is one: ts-mls does not check that there is.
+  const resync = (ratchetTreeFromExtension(decoded.groupInfo) ?? []).some(
+    (node) => node?.nodeType === 'leaf' && sameIdentity(node.leaf, own.publicPackage.leafNode),
+  )
+  const made = await joinGroupExternal(decoded.groupInfo, own.publicPackage, own.privatePackage, resync, cs, undefined, resyncByIdentity)
+  return {
+    commit: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_public_message', publicMessage: made.publicMessage }),
+    state: made.newState,
+    groupInfo: await groupInfoOf(made.newState, suite),
+    epoch: Number(decoded.groupInfo.groupContext.epoch),
   }
 }
 

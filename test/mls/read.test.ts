@@ -10,13 +10,24 @@ import {
   defaultCapabilities,
   type CiphersuiteName,
   type ClientState,
+  type Commit,
   type KeyPackage,
 } from 'ts-mls'
+import { encodeGroupInfo } from 'ts-mls/groupInfo.js'
 import { encodeKeyPackage } from 'ts-mls/keyPackage.js'
 import { encodeWelcome } from 'ts-mls/welcome.js'
 import { describe, expect, it } from 'vitest'
-import { CIPHER_SUITES, MlsDecodeError, readKeyPackage, readMessageHeader, readWelcome, type MessageHeader } from '../../src/mls/index.js'
-import { hex, keyPackage, keyPackageRef, lifetimeFromNow, suiteImpl } from '../helpers/mls.js'
+import {
+  CIPHER_SUITES,
+  MlsDecodeError,
+  readExternalCommit,
+  readGroupInfo,
+  readKeyPackage,
+  readMessageHeader,
+  readWelcome,
+  type MessageHeader,
+} from '../../src/mls/index.js'
+import { groupInfoOf, hex, joinExternally, keyPackage, keyPackageRef, lifetimeFromNow, suiteImpl } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 const unwrapKeyPackage = (data: Uint8Array): KeyPackage => {
@@ -51,6 +62,7 @@ describe('readKeyPackage', () => {
       notAfter: Number(lifetime.notAfter),
       ref: await keyPackageRef(data, suite),
       signatureValid: true,
+      lastResort: false,
     })
     // The bare struct (as OpenMLS sends key packages) reads the same.
     expect(await readKeyPackage(encodeKeyPackage(unwrapKeyPackage(data)))).toEqual(facts)
@@ -65,6 +77,11 @@ describe('readKeyPackage', () => {
     const kp = unwrapKeyPackage(data)
     const x509 = { ...kp, leafNode: { ...kp.leafNode, credential: { credentialType: 'x509' as const, certificates: [randomBytes(20)] } } }
     expect((await readKeyPackage(encodeKeyPackage(x509))).identity).toBeUndefined()
+  })
+
+  it('sees the last_resort extension', async () => {
+    const user = await TestUser.create()
+    expect(await readKeyPackage(await keyPackage(user, { lastResort: true }))).toMatchObject({ identity: user.did, lastResort: true, signatureValid: true })
   })
 
   it('refuses bytes that are not exactly one key package', async () => {
@@ -179,5 +196,72 @@ describe('readWelcome', () => {
     expect(readWelcome(encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome }))).toEqual(facts)
     expect(readWelcome(encodeWelcome(welcome))).toEqual(facts)
     expect(() => readWelcome(randomBytes(64))).toThrow(MlsDecodeError)
+  })
+})
+
+describe('readGroupInfo', () => {
+  it('reads group id, epoch, cipher suite and whether external_pub is there, framed or bare', async () => {
+    const { groupId, state } = await groupWithOther()
+    const data = await groupInfoOf(state)
+    const facts = { groupId: hex(groupId), epoch: 1, cipherSuite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519', externalPub: true }
+    expect(readGroupInfo(data)).toEqual(facts)
+    const message = decodeMlsMessage(data, 0)?.[0]
+    if (message?.wireformat !== 'mls_group_info') throw new Error('not a GroupInfo')
+    expect(readGroupInfo(encodeGroupInfo(message.groupInfo))).toEqual(facts)
+    const withoutExternalPub = { ...message.groupInfo, extensions: message.groupInfo.extensions.filter((e) => e.extensionType !== 'external_pub') }
+    expect(readGroupInfo(encodeGroupInfo(withoutExternalPub))).toEqual({ ...facts, externalPub: false })
+  })
+
+  it('refuses anything but one whole GroupInfo', async () => {
+    const { state, welcome } = await groupWithOther()
+    const data = await groupInfoOf(state)
+    const others = [randomBytes(100), data.subarray(0, data.length - 1), Buffer.concat([data, Buffer.from([0])]), encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome })]
+    for (const bad of others) expect(() => readGroupInfo(bad)).toThrow(MlsDecodeError)
+  })
+})
+
+describe('readExternalCommit', () => {
+  /** An external commit of bob's, who lost his state, and its commit to tamper with. */
+  async function externalCommit() {
+    const { groupId, state } = await groupWithOther()
+    const made = await joinExternally(await TestUser.create(), await groupInfoOf(state), { identity: 'bob' })
+    const message = decodeMlsMessage(made.commit, 0)?.[0]
+    if (message?.wireformat !== 'mls_public_message') throw new Error('not a PublicMessage')
+    const { publicMessage } = message
+    const content = publicMessage.content
+    if (content.contentType !== 'commit') throw new Error('not a commit')
+    /** The same message with its commit changed (the signature no longer verifies; the server does not check it). */
+    const withCommit = (commit: Partial<Commit>) =>
+      encodeMlsMessage({ ...message, publicMessage: { ...publicMessage, content: { ...content, commit: { ...content.commit, ...commit } } } })
+    return { groupId, made, commit: content.commit, withCommit }
+  }
+
+  it('reads group id, epoch and the identity of the joiner\'s new leaf', async () => {
+    const { groupId, made, commit } = await externalCommit()
+    // Bob's old leaf goes (resync), his new one comes with the path.
+    expect(commit.proposals.map((p) => p.proposalOrRefType === 'proposal' && p.proposal.proposalType)).toEqual(['remove', 'external_init'])
+    expect(readExternalCommit(made.commit)).toEqual({ groupId: hex(groupId), epoch: 1, joinerIdentity: 'bob' })
+    // It is a commit like any other to the header reader.
+    expect(readMessageHeader(made.commit)).toEqual({ wireFormat: 'PublicMessage', groupId: hex(groupId), epoch: 1, contentType: 'commit' })
+  })
+
+  it('refuses commits that are not external, and external commits that do more than bring in their sender', async () => {
+    const { cs, state } = await groupWithOther()
+    const { commit, withCommit } = await externalCommit()
+    const [remove, externalInit] = commit.proposals
+    const add = { proposalOrRefType: 'proposal' as const, proposal: { proposalType: 'add' as const, add: { keyPackage: (await groupWithOther()).bob } } }
+    const cases: Array<[string, Uint8Array, RegExp]> = [
+      ['a member\'s commit', encodeMlsMessage((await createCommit({ state, cipherSuite: cs }, { wireAsPublicMessage: true })).commit), /not by a new member/],
+      ['a PrivateMessage', encodeMlsMessage((await createCommit({ state, cipherSuite: cs })).commit), /not a PublicMessage/],
+      ['no UpdatePath', withCommit({ path: undefined }), /without an UpdatePath/],
+      ['no ExternalInit', withCommit({ proposals: [remove!] }), /exactly one ExternalInit/],
+      ['two ExternalInits', withCommit({ proposals: [externalInit!, externalInit!] }), /exactly one ExternalInit/],
+      ['two Removes', withCommit({ proposals: [remove!, remove!, externalInit!] }), /at most one leaf/],
+      ['an Add', withCommit({ proposals: [externalInit!, add] }), /type add/],
+      ['a proposal by reference', withCommit({ proposals: [externalInit!, { proposalOrRefType: 'reference', reference: randomBytes(32) }] }), /by value only/],
+    ]
+    for (const [what, bytes, reason] of cases) expect(() => readExternalCommit(bytes), what).toThrow(reason)
+    // Each refusal is about the one change: the untouched commit reads.
+    expect(readExternalCommit(withCommit({}))).toMatchObject({ epoch: 1 })
   })
 })
