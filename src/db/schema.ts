@@ -67,6 +67,27 @@ export interface KeyPackageTable {
   /** The commit (conversation, epoch) whose Welcome used the package. */
   used_convo_id: string | null
   used_epoch: ColumnType<number | null, number | bigint | null, number | bigint | null>
+  /** Handed out only when no regular package is left, and never consumed. */
+  last_resort: Defaulted<boolean>
+  /** A last-resort package's hand-outs since its owner last published a regular one of its suite. */
+  handed_out: Defaulted<number>
+}
+
+/** Who got which last-resort key package: a Welcome naming it must come from one of them. */
+export interface LastResortHandoutTable {
+  owner_did: string
+  ref: Uint8Array
+  claimed_by: string
+  claimed_at: Defaulted<Date>
+}
+
+/** The GroupInfo of a conversation's current epoch, for rejoining by external commit. */
+export interface GroupInfoTable {
+  convo_id: string
+  epoch: Int8
+  data: Uint8Array
+  stored_by: string
+  created_at: Defaulted<Date>
 }
 
 export interface WelcomeTable {
@@ -110,6 +131,8 @@ export interface DatabaseSchema {
   message: MessageTable
   commit: CommitTable
   key_package: KeyPackageTable
+  last_resort_handout: LastResortHandoutTable
+  group_info: GroupInfoTable
   welcome: WelcomeTable
   welcome_delivery: WelcomeDeliveryTable
   idempotency_key: IdempotencyKeyTable

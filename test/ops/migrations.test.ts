@@ -42,7 +42,25 @@ describe('migrations', () => {
     expect(await tables()).toEqual(before)
   })
 
+  it('004 keeps key packages regular, and going down drops last-resort ones rather than make them regular', async () => {
+    await sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort)
+      VALUES ('did:plc:lr', 's', '\\x11', sha256('\\x11'), '\\x21', now() + interval '1 day', true),
+             ('did:plc:lr', 's', '\\x12', sha256('\\x12'), '\\x22', now() + interval '1 day', false)`.execute(database.db)
+    // One last-resort package per owner and cipher suite.
+    await expect(
+      sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort)
+          VALUES ('did:plc:lr', 's', '\\x13', sha256('\\x13'), '\\x23', now() + interval '1 day', true)`.execute(database.db),
+    ).rejects.toThrow(/key_package_last_resort_key/)
+    expect(await migrateDown(database.db)).toEqual(['004_recovery'])
+    const { rows } = await sql<{ data: Buffer }>`SELECT data FROM key_package WHERE owner_did = 'did:plc:lr'`.execute(database.db)
+    expect(rows.map((r) => r.data.toString('hex'))).toEqual(['12'])
+    await migrateToLatest(database.db)
+    const after = await sql<{ last_resort: boolean }>`SELECT last_resort FROM key_package WHERE owner_did = 'did:plc:lr'`.execute(database.db)
+    expect(after.rows).toEqual([{ last_resort: false }])
+  })
+
   it('003 drops the key packages no Welcome could name, keeps the consumed ones, and requires a ref from then on', async () => {
+    expect(await migrateDown(database.db)).toEqual(['004_recovery'])
     expect(await migrateDown(database.db)).toEqual(['003_mls_facts'])
     await sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, expires_at, consumed_at, consumed_by)
       VALUES ('did:plc:old', 's', '\\x01', sha256('\\x01'), now() + interval '1 day', NULL, NULL),
