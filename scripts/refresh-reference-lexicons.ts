@@ -1,8 +1,9 @@
 /**
  * Refreshes test/fixtures/reference-lexicons/ from a folder of upstream
- * `blue.catbird.mls.*` lexicon documents:
+ * `blue.catbird.mls.*` lexicon documents, or another fixture folder (the
+ * later upstream methods go to reference-lexicons-later/):
  *
- *   npm run fixtures:lexicons -- <folder>
+ *   npm run fixtures:lexicons -- <folder> [reference-lexicons-later]
  *
  * The fixture keeps the wire contract real clients are generated from (ids,
  * types, field names, constraints, required lists, error names) and drops the
@@ -14,7 +15,10 @@ import path from 'node:path'
 import { projectRoot } from '../src/paths.js'
 import { loadLexiconDocs } from '../src/xrpc/lexicons.js'
 
-export const referenceFixtureDir = path.join(projectRoot, 'test', 'fixtures', 'reference-lexicons')
+const fixturesDir = path.join(projectRoot, 'test', 'fixtures')
+export const referenceFixtureDir = path.join(fixturesDir, 'reference-lexicons')
+/** Later upstream versions, of the methods the first set lacks (GroupInfo, external commits). */
+export const laterReferenceFixtureDir = path.join(fixturesDir, 'reference-lexicons-later')
 export const SOURCE_NOTE = 'SOURCE.md'
 
 /**
@@ -35,7 +39,7 @@ export function wireContract(value: unknown): unknown {
 
 export const fixtureText = (doc: unknown) => `${JSON.stringify(wireContract(doc), null, 2)}\n`
 
-function sourceNote(origin: string): string {
+function sourceNote(origin: string, command: string): string {
   return [
     '# Reference lexicons (wire contract)',
     '',
@@ -48,29 +52,31 @@ function sourceNote(origin: string): string {
     origin.trim(),
     '',
     'Refresh from a folder holding the upstream documents (and their SOURCE.txt):',
-    '`npm run fixtures:lexicons -- <folder>`.',
+    `\`${command}\`.`,
     '',
   ].join('\n')
 }
 
-function main(folder: string | undefined): void {
-  if (!folder) throw new Error('usage: npm run fixtures:lexicons -- <folder of upstream lexicon documents>')
+function main(folder: string | undefined, fixture = path.basename(referenceFixtureDir)): void {
+  if (!folder) throw new Error('usage: npm run fixtures:lexicons -- <folder of upstream lexicon documents> [fixture folder]')
+  const into = path.join(fixturesDir, fixture)
   const from = path.resolve(process.env.INIT_CWD ?? process.cwd(), folder)
   const docs = loadLexiconDocs(from)
   if (docs.length === 0) throw new Error(`no lexicon documents (*.json) in ${from}`)
   const sourceFile = path.join(from, 'SOURCE.txt')
   const origin = existsSync(sourceFile) ? readFileSync(sourceFile, 'utf8') : `a copy at ${from} (no SOURCE.txt given)`
 
-  mkdirSync(referenceFixtureDir, { recursive: true })
-  for (const file of readdirSync(referenceFixtureDir)) rmSync(path.join(referenceFixtureDir, file))
-  for (const doc of docs) writeFileSync(path.join(referenceFixtureDir, `${doc.id}.json`), fixtureText(doc))
-  writeFileSync(path.join(referenceFixtureDir, SOURCE_NOTE), sourceNote(origin))
-  console.log(`wrote ${docs.length} documents to ${path.relative(projectRoot, referenceFixtureDir)}`)
+  mkdirSync(into, { recursive: true })
+  for (const file of readdirSync(into)) rmSync(path.join(into, file))
+  for (const doc of docs) writeFileSync(path.join(into, `${doc.id}.json`), fixtureText(doc))
+  const command = `npm run fixtures:lexicons -- <folder>${into === referenceFixtureDir ? '' : ` ${fixture}`}`
+  writeFileSync(path.join(into, SOURCE_NOTE), sourceNote(origin, command))
+  console.log(`wrote ${docs.length} documents to ${path.relative(projectRoot, into)}`)
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   try {
-    main(process.argv[2])
+    main(process.argv[2], process.argv[3])
   } catch (err) {
     console.error(err instanceof Error ? err.message : String(err))
     process.exit(1)

@@ -100,6 +100,9 @@ export const configSchema = z.object({
   MAX_COMMIT_BYTES: int(1)
     .default(1 * MiB)
     .describe('Largest MLS commit accepted, decoded.'),
+  MAX_GROUP_INFO_BYTES: int(1)
+    .default(1 * MiB)
+    .describe('Largest MLS GroupInfo accepted, decoded (it carries the ratchet tree: a few hundred bytes per member).'),
   MAX_KEY_PACKAGES_PER_USER: int(1)
     .default(200)
     .describe('Unconsumed key packages one user may keep on the server.'),

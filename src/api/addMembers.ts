@@ -2,7 +2,7 @@ import type * as AddMembers from '../lexicon/types/blue.catbird.mls.addMembers.j
 import { addMembers } from '../services/members.js'
 import { xrpcHandler } from '../xrpc/types.js'
 import { announce } from './announce.js'
-import { readCommit, readWelcomeField } from './input.js'
+import { readCommit, readGroupInfoField, readWelcomeField, withGroupInfo } from './input.js'
 
 export default xrpcHandler<AddMembers.Params, AddMembers.Input, AddMembers.Output>(async (req) => {
   const { input, caller, db, ctx } = req
@@ -11,7 +11,10 @@ export default xrpcHandler<AddMembers.Params, AddMembers.Input, AddMembers.Outpu
     convoId: input.convoId,
     caller,
     dids: input.didList,
-    commit: readCommit(input.commit, config.MAX_COMMIT_BYTES, input.epoch),
+    commit: withGroupInfo(
+      readCommit(input.commit, config.MAX_COMMIT_BYTES, input.epoch),
+      readGroupInfoField(input.groupInfo, config.MAX_GROUP_INFO_BYTES),
+    ),
     welcome: readWelcomeField(input.welcomeMessage, config.MAX_WELCOME_BYTES),
     maxMembers: config.MAX_MEMBERS_PER_CONVO,
     welcomeRetentionDays: config.WELCOME_RETENTION_DAYS,

@@ -3,7 +3,7 @@ import { createConvo } from '../services/convos.js'
 import { invalidRequest } from '../xrpc/errors.js'
 import { xrpcHandler } from '../xrpc/types.js'
 import { announce } from './announce.js'
-import { readCommit, readWelcomeField, requireCipherSuite } from './input.js'
+import { readCommit, readGroupInfoField, readWelcomeField, requireCipherSuite } from './input.js'
 
 export default xrpcHandler<CreateConvo.Params, CreateConvo.Input, CreateConvo.Output>(async (req) => {
   const { input, caller, db, ctx } = req
@@ -20,6 +20,7 @@ export default xrpcHandler<CreateConvo.Params, CreateConvo.Input, CreateConvo.Ou
     welcome: readWelcomeField(input.welcomeMessage, config.MAX_WELCOME_BYTES),
     // Its header's epoch is the one it was built on; currentEpoch is the one after it.
     commit: readCommit(input.commit, config.MAX_COMMIT_BYTES, undefined),
+    groupInfo: readGroupInfoField(input.groupInfo, config.MAX_GROUP_INFO_BYTES),
     currentEpoch: input.currentEpoch,
     name: input.metadata?.name,
     description: input.metadata?.description,

@@ -1,6 +1,15 @@
 import { invalidRequest } from '../xrpc/errors.js'
-import { isCipherSuite, MlsDecodeError, readMessageHeader, readWelcome, type MessageHeader } from '../mls/index.js'
+import {
+  isCipherSuite,
+  MlsDecodeError,
+  readExternalCommit,
+  readGroupInfo,
+  readMessageHeader,
+  readWelcome,
+  type MessageHeader,
+} from '../mls/index.js'
 import type { Commit } from '../services/commits.js'
+import type { GroupInfo } from '../services/groupInfo.js'
 import { decodeBase64 } from '../services/util.js'
 import type { Welcome } from '../services/welcomes.js'
 
@@ -71,5 +80,38 @@ export function readWelcomeField(value: string | undefined, maxBytes: number): W
     return { data, ...readWelcome(data) }
   } catch (err) {
     throw mlsInputError(err, 'InvalidMessage', 'welcomeMessage')
+  }
+}
+
+/** The groupInfo field: base64 of an MLS GroupInfo (in an MLSMessage, or bare). */
+export function readGroupInfoField(value: string | undefined, maxBytes: number): GroupInfo | undefined {
+  const data = decodeBinaryField(value, 'groupInfo', maxBytes, 'InvalidGroupInfo')
+  if (!data) return undefined
+  try {
+    return { data, ...readGroupInfo(data) }
+  } catch (err) {
+    throw mlsInputError(err, 'InvalidGroupInfo', 'groupInfo')
+  }
+}
+
+/** A GroupInfo describes the epoch a commit leads to, so it comes only with a commit. */
+export const groupInfoWithoutCommit = () =>
+  invalidRequest(undefined, 'groupInfo describes the epoch a commit leads to: send it with the commit, or alone with updateGroupInfo')
+
+/** A commit with the GroupInfo sent along (a commit, when there is one). */
+export function withGroupInfo<C extends Commit | undefined>(commit: C, groupInfo: GroupInfo | undefined): C {
+  if (!groupInfo) return commit
+  if (!commit) throw groupInfoWithoutCommit()
+  return { ...commit, groupInfo } as C
+}
+
+/** The externalCommit field: base64 of an MLSMessage carrying an external commit, and the identity its new leaf names. */
+export function readExternalCommitField(value: string, maxBytes: number): { commit: Commit; joinerIdentity: string | undefined } {
+  const data = decodeBinaryField(value, 'externalCommit', maxBytes, 'InvalidCommit') as Uint8Array
+  try {
+    const { groupId, epoch, joinerIdentity } = readExternalCommit(data)
+    return { commit: { data, groupId, epoch }, joinerIdentity }
+  } catch (err) {
+    throw mlsInputError(err, 'InvalidCommit', 'externalCommit')
   }
 }

@@ -2,15 +2,19 @@ import type * as LeaveConvo from '../lexicon/types/blue.catbird.mls.leaveConvo.j
 import { removeMember } from '../services/members.js'
 import { xrpcHandler } from '../xrpc/types.js'
 import { announce } from './announce.js'
-import { readCommit } from './input.js'
+import { readCommit, readGroupInfoField, withGroupInfo } from './input.js'
 
 export default xrpcHandler<LeaveConvo.Params, LeaveConvo.Input, LeaveConvo.Output>(async (req) => {
   const { input, caller, db, ctx } = req
+  const { config } = ctx
   const { newEpoch, stored } = await removeMember(db, {
     convoId: input.convoId,
     caller,
     target: input.targetDid ?? caller,
-    commit: readCommit(input.commit, ctx.config.MAX_COMMIT_BYTES, input.epoch),
+    commit: withGroupInfo(
+      readCommit(input.commit, config.MAX_COMMIT_BYTES, input.epoch),
+      readGroupInfoField(input.groupInfo, config.MAX_GROUP_INFO_BYTES),
+    ),
   })
   announce(req, stored)
   return { success: true, newEpoch }

@@ -4,7 +4,7 @@ import { sendMessage } from '../services/messages.js'
 import { forbidden, invalidRequest } from '../xrpc/errors.js'
 import { xrpcHandler } from '../xrpc/types.js'
 import { announce } from './announce.js'
-import { readMessage } from './input.js'
+import { groupInfoWithoutCommit, readGroupInfoField, readMessage, withGroupInfo } from './input.js'
 
 export default xrpcHandler<SendMessage.Params, SendMessage.Input, SendMessage.Output>(async (req) => {
   const { input, caller, db, ctx } = req
@@ -21,6 +21,7 @@ export default xrpcHandler<SendMessage.Params, SendMessage.Input, SendMessage.Ou
     throw invalidRequest(undefined, 'ciphertext must not be empty')
   }
   const header = readMessage(ciphertext, 'ciphertext', input.epoch)
+  const groupInfo = readGroupInfoField(input.groupInfo, ctx.config.MAX_GROUP_INFO_BYTES)
   let sent
   if (header.contentType === 'commit') {
     const maxCommit = ctx.config.MAX_COMMIT_BYTES
@@ -30,9 +31,10 @@ export default xrpcHandler<SendMessage.Params, SendMessage.Input, SendMessage.Ou
     sent = await sendCommit(db, {
       convoId: input.convoId,
       sender: caller,
-      commit: { data: ciphertext, groupId: header.groupId, epoch: header.epoch },
+      commit: withGroupInfo({ data: ciphertext, groupId: header.groupId, epoch: header.epoch }, groupInfo),
     })
   } else {
+    if (groupInfo) throw groupInfoWithoutCommit()
     // RFC 9420 §6: application data is only ever sent encrypted.
     if (header.contentType === 'application' && header.wireFormat !== 'PrivateMessage') {
       throw invalidRequest('InvalidMessage', 'ciphertext: application data must be a PrivateMessage')

@@ -4,6 +4,7 @@ import type { Convo } from '../db/schema.js'
 import type { CommitMessage } from '../lexicon/types/blue.catbird.mls.getCommits.js'
 import { invalidRequest } from '../xrpc/errors.js'
 import { convoNotFound, epochMismatch, notMember, requireGroup } from './errors.js'
+import { requireGroupInfoOf, storeGroupInfoWithCommit, type GroupInfo } from './groupInfo.js'
 import { iso, transact } from './util.js'
 import { settleWelcomeByActivity } from './welcomes.js'
 
@@ -34,6 +35,8 @@ export interface Commit {
   groupId: string
   /** The epoch it was built on; it moves the group to epoch + 1. */
   epoch: number
+  /** The GroupInfo of epoch + 1 sent along, stored with the commit (for rejoining by external commit). */
+  groupInfo?: GroupInfo
 }
 
 export interface StoredCommit extends SentMessage {
@@ -78,7 +81,13 @@ export async function checkCommit(
   commit: Commit,
 ): Promise<StoredCommit | undefined> {
   requireGroup(convo.group_id, commit.groupId)
-  if (commit.epoch === convo.epoch) return undefined
+  if (commit.epoch === convo.epoch) {
+    if (commit.groupInfo) {
+      const next = { groupId: convo.group_id, cipherSuite: convo.cipher_suite, epoch: commit.epoch + 1 }
+      requireGroupInfoOf(next, commit.groupInfo, 'the epoch the commit leads to')
+    }
+    return undefined
+  }
   const stored =
     commit.epoch < convo.epoch
       ? await trx
@@ -104,7 +113,9 @@ export async function checkCommit(
  * messages after it are of the next epoch) and its entry in getCommits. The
  * caller holds the conversation's row lock; the commit table's (convo,
  * epoch) key backs it up: one commit per epoch. Committing proves the
- * sender has joined, so its pending Welcome is settled.
+ * sender has joined, so its pending Welcome is settled. The conversation's
+ * GroupInfo becomes the one sent with the commit (checked by checkCommit,
+ * or by createConvo), or none.
  */
 export async function storeCommit(
   trx: Db,
@@ -126,6 +137,8 @@ export async function storeCommit(
     ), settled AS (
       ${settleWelcomeByActivity(convoId, sender)}
       RETURNING 1
+    ), group_info_kept AS (
+      ${storeGroupInfoWithCommit(convoId, sender, commit.groupInfo)}
     )
     SELECT id, seq, event_id, created_at, (SELECT count(*) FROM settled)::int AS settled FROM delivered
   `.execute(trx)

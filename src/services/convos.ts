@@ -6,11 +6,12 @@ import type { ConvoView, MemberView } from '../lexicon/types/blue.catbird.mls.de
 import { conflict, invalidRequest } from '../xrpc/errors.js'
 import { storeCommit, type Commit, type StoredCommit } from './commits.js'
 import { convoNotFound, notMember, requireGroup } from './errors.js'
+import { putGroupInfo, requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
 import { iso, transact } from './util.js'
 import { admitWelcome, type Welcome } from './welcomes.js'
 
 export interface Membership {
-  convo: Pick<Convo, 'id' | 'group_id' | 'epoch' | 'last_seq'>
+  convo: Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch' | 'last_seq'>
   /** Messages up to this sequence number were sent before the caller joined. */
   joinedSeq: number
 }
@@ -25,7 +26,7 @@ export async function requireMember(db: Db, convoId: string, did: string): Promi
     .leftJoin('member', (join) =>
       join.onRef('member.convo_id', '=', 'convo.id').on('member.did', '=', did),
     )
-    .select(['convo.id', 'convo.group_id', 'convo.epoch', 'convo.last_seq', 'member.joined_seq', 'member.left_at'])
+    .select(['convo.id', 'convo.group_id', 'convo.cipher_suite', 'convo.epoch', 'convo.last_seq', 'member.joined_seq', 'member.left_at'])
     .where('convo.id', '=', convoId)
     .executeTakeFirst()
   if (!row) throw convoNotFound()
@@ -82,6 +83,8 @@ export interface CreateConvoArgs {
   welcome?: Welcome
   /** The commit that added the initial members. */
   commit?: Commit
+  /** The GroupInfo of the epoch the conversation starts at (after `commit`, with which it is stored). */
+  groupInfo?: GroupInfo
   /** The creator's MLS epoch after creating the group (the later upstream field). */
   currentEpoch?: number
   name?: string
@@ -115,6 +118,11 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
   const invited = [...new Set(args.initialMembers)].filter((did) => did !== args.creator)
   const epoch = creationEpoch(args)
   if (args.commit) requireGroup(args.groupId, args.commit.groupId)
+  const { groupInfo } = args
+  if (groupInfo) {
+    const start = { groupId: args.groupId, cipherSuite: args.cipherSuite, epoch }
+    requireGroupInfoOf(start, groupInfo, 'the epoch the conversation starts at')
+  }
   return transact(db, async (trx) => {
     const convo = await trx
       .insertInto('convo')
@@ -135,7 +143,7 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
     if (!convo) {
       throw conflict('ConvoAlreadyExists', `A conversation for group ${args.groupId} already exists`)
     }
-    const stored = args.commit && (await storeCommit(trx, { convoId: id, sender: args.creator, commit: args.commit }))
+    const stored = args.commit && (await storeCommit(trx, { convoId: id, sender: args.creator, commit: { ...args.commit, groupInfo } }))
     await trx
       .insertInto('member')
       .values(
@@ -157,6 +165,7 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
       welcome: args.welcome,
       retentionDays: args.welcomeRetentionDays,
     })
+    if (groupInfo && !args.commit) await putGroupInfo(trx, { convoId: id, caller: args.creator, info: groupInfo })
     const [view] = await convoViews(trx, [{ ...convo, epoch }])
     return { convo: view as ConvoView, ...(stored ? { stored } : {}) }
   })

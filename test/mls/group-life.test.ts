@@ -1,27 +1,7 @@
-import type { ClientState } from 'ts-mls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestApp, type TestApp } from '../helpers/app.js'
-import {
-  addProposal,
-  b64,
-  bytesJson,
-  commit,
-  encrypt,
-  headerOf,
-  hex,
-  joinFromWelcome,
-  keyPackage,
-  newGroup,
-  NS,
-  propose,
-  publishKeyPackage,
-  receive,
-  removeProposal,
-  SUITE,
-  type Commit,
-} from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
-import type { CallOptions } from '../helpers/xrpc.js'
+import { addProposal, b64, commit, encrypt, hex, newGroup, propose, receive, removeProposal, SUITE, type Commit } from '../helpers/mls.js'
+import { Client, fromJson, type MessageView } from '../helpers/mls-client.js'
 
 let t: TestApp
 
@@ -33,105 +13,16 @@ afterAll(async () => {
 })
 
 const text = (s: string) => new TextEncoder().encode(s)
-const read = (bytes: Uint8Array | undefined) => (bytes ? new TextDecoder().decode(bytes) : undefined)
-const fromJson = (bytes: { $bytes: string }) => new Uint8Array(Buffer.from(bytes.$bytes, 'base64'))
-
-interface MessageView {
-  id: string
-  sender: string
-  epoch: number
-  seq: number
-  ciphertext: { $bytes: string }
-}
-
-/**
- * One user's MLS client, talking to the server as a real one does: it keeps
- * its own group state and reads what the server delivers, in order.
- */
-class Client {
-  state!: ClientState
-  private readSince: string | undefined
-
-  constructor(readonly user: TestUser) {}
-
-  call<T = Record<string, unknown>>(method: string, opts: CallOptions = {}) {
-    return t.call<T>(this.user, `${NS}.${method}`, opts)
-  }
-
-  async publishKeyPackage(): Promise<void> {
-    expect((await publishKeyPackage(t, this.user, await keyPackage(this.user))).status).toBe(200)
-  }
-
-  /** The key packages the server hands out for `users`, as bytes. */
-  async keyPackagesOf(...users: Client[]): Promise<Uint8Array[]> {
-    const res = await this.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>('getKeyPackages', {
-      params: { dids: users.map((u) => u.user.did) },
-    })
-    expect(res.status).toBe(200)
-    return users.map((u) => Buffer.from(res.body.keyPackages.find((kp) => kp.did === u.user.did)!.keyPackage, 'base64'))
-  }
-
-  /** Fetches its Welcome, joins with it, confirms. */
-  async join(convoId: string): Promise<void> {
-    const res = await this.call<{ welcome: string }>('getWelcome', { params: { convoId } })
-    expect(res.status).toBe(200)
-    this.state = await joinFromWelcome(this.user, Buffer.from(res.body.welcome, 'base64'))
-    expect((await this.call('confirmWelcome', { input: { convoId, success: true } })).body).toEqual({ confirmed: true })
-  }
-
-  /** Everything the server has for it since last time, in order: it applies commits and proposals, and decrypts messages. */
-  async sync(convoId: string): Promise<Array<string | undefined>> {
-    const page = await this.call<{ messages: MessageView[] }>('getMessages', {
-      params: { convoId, limit: 100, ...(this.readSince ? { sinceMessage: this.readSince } : {}) },
-    })
-    expect(page.status).toBe(200)
-    const texts: Array<string | undefined> = []
-    for (const m of page.body.messages) {
-      this.readSince = m.id
-      // Its own messages it applied when it sent them.
-      if (m.sender === this.user.did) continue
-      const data = fromJson(m.ciphertext)
-      // A commit it applied already (fetched with getCommits) comes again in its place.
-      if (m.epoch < this.epoch && headerOf(data).contentType === 'commit') continue
-      const received = await receive(this.state, data)
-      this.state = received.state
-      if (received.text) texts.push(read(received.text))
-    }
-    return texts
-  }
-
-  async say(convoId: string, words: string) {
-    const made = await encrypt(this.state, text(words))
-    this.state = made.state
-    return this.send(convoId, made.data)
-  }
-
-  send(convoId: string, data: Uint8Array) {
-    return this.call<{ messageId: string; error?: string }>('sendMessage', {
-      input: { convoId, senderDid: this.user.did, epoch: Number(this.state.groupContext.epoch), ciphertext: bytesJson(data) },
-    })
-  }
-
-  get epoch(): number {
-    return Number(this.state.groupContext.epoch)
-  }
-}
 
 const epochOf = async (client: Client, convoId: string) =>
   (await client.call<{ currentEpoch: number }>('getEpoch', { params: { convoId } })).body.currentEpoch
-const commitsOf = async (client: Client, convoId: string, fromEpoch = 0) =>
-  (
-    await client.call<{ commits: Array<{ epoch: number; sender: string; commitData: { $bytes: string } }> }>('getCommits', {
-      params: { convoId, fromEpoch },
-    })
-  ).body.commits
 
 describe('a real MLS group lives its whole life through the server', () => {
   it('creates, joins, talks, adds, updates, loses a member for good, and resolves racing commits', async () => {
-    const alice = new Client(await TestUser.create())
-    const bob = new Client(await TestUser.create())
-    const carol = new Client(await TestUser.create())
-    const dave = new Client(await TestUser.create())
+    const alice = await Client.create(t)
+    const bob = await Client.create(t)
+    const carol = await Client.create(t)
+    const dave = await Client.create(t)
 
     // Bob and carol publish key packages; alice gets bob's and creates the group with him.
     await bob.publishKeyPackage()
@@ -189,7 +80,7 @@ describe('a real MLS group lives its whole life through the server', () => {
     expect((await carol.send(convoId, update.data)).status).toBe(200)
     carol.state = update.state
     expect(await epochOf(alice, convoId)).toBe(3)
-    expect((await commitsOf(alice, convoId, 2)).map((c) => [c.epoch, c.sender])).toEqual([[2, carol.user.did]])
+    expect((await alice.commits(convoId, 2)).map((c) => [c.epoch, c.sender])).toEqual([[2, carol.user.did]])
     expect(await alice.sync(convoId)).toEqual([])
     expect(await bob.sync(convoId)).toEqual([])
     expect((await carol.say(convoId, 'fresh keys')).status).toBe(200)
@@ -209,7 +100,7 @@ describe('a real MLS group lives its whole life through the server', () => {
     alice.state = removal.state
     // The same commit again (a retry): the same answer, nothing stored twice.
     expect((await alice.call('leaveConvo', { input: removeInput })).body).toEqual({ success: true, newEpoch: 4 })
-    expect((await commitsOf(alice, convoId)).map((c) => c.epoch)).toEqual([0, 1, 2, 3])
+    expect((await alice.commits(convoId)).map((c) => c.epoch)).toEqual([0, 1, 2, 3])
 
     // What follows, the leaver can neither fetch nor decrypt.
     expect(await carol.sync(convoId)).toEqual([])
@@ -238,7 +129,7 @@ describe('a real MLS group lives its whole life through the server', () => {
     const [winner, won] = racing[1 - loserAt]!
     const [loser] = racing[loserAt]!
     winner.state = won.state
-    const [winning] = await commitsOf(loser, convoId, 4)
+    const [winning] = await loser.commits(convoId, 4)
     expect(winning).toMatchObject({ epoch: 4, sender: winner.user.did })
     loser.state = (await receive(loser.state, fromJson(winning!.commitData))).state
     expect(loser.epoch).toBe(5)

@@ -15,6 +15,8 @@ export interface Input {
   welcomeMessage?: string
   /** The conversation epoch the commit was built on; when given, it must be the epoch in the commit's header. A commit built on another epoch than the conversation's is refused with EpochMismatch (unless it is the very commit already stored for that epoch: a retry), so two racing commits cannot both advance the epoch. */
   epoch?: number
+  /** GroupInfo (RFC 9420 §12.4.3) of the epoch this commit leads to, base64-encoded: an MLSMessage carrying one, or the bare struct. It must carry the external_pub extension; it is stored with the commit, so that a member whose device lost its state can rejoin by external commit (getGroupInfo, processExternalCommit). */
+  groupInfo?: string
 }
 
 export interface Output {

@@ -20,6 +20,8 @@ export interface Input {
   currentEpoch?: number
   /** Optional name and description. */
   metadata?: MetadataInput
+  /** GroupInfo (RFC 9420 §12.4.3) of the epoch the conversation starts at (after commit, when there is one), base64-encoded: an MLSMessage carrying one, or the bare struct. It must carry the external_pub extension; stored so that a member whose device lost its state can rejoin by external commit (getGroupInfo, processExternalCommit). */
+  groupInfo?: string
 }
 
 export type Output = BlueCatbirdMlsDefs.ConvoView

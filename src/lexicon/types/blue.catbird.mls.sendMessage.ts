@@ -17,6 +17,8 @@ export interface Input {
   embedType?: string
   /** URI the embed points to (a web URL or an AT-URI). */
   embedUri?: string
+  /** Only with a commit: the GroupInfo (RFC 9420 §12.4.3) of the epoch the commit leads to, base64-encoded (an MLSMessage carrying one, or the bare struct), with the external_pub extension. It is stored with the commit, so that a member whose device lost its state can rejoin by external commit (getGroupInfo, processExternalCommit). */
+  groupInfo?: string
 }
 
 export interface Output {

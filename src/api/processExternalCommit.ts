@@ -1,0 +1,22 @@
+import type * as ProcessExternalCommit from '../lexicon/types/blue.catbird.mls.processExternalCommit.js'
+import { rejoin } from '../services/rejoin.js'
+import { iso } from '../services/util.js'
+import { xrpcHandler } from '../xrpc/types.js'
+import { announce } from './announce.js'
+import { readExternalCommitField, readGroupInfoField, withGroupInfo } from './input.js'
+
+export default xrpcHandler<ProcessExternalCommit.Params, ProcessExternalCommit.Input, ProcessExternalCommit.Output>(
+  async (req) => {
+    const { input, caller, db, ctx } = req
+    const { config } = ctx
+    const { commit, joinerIdentity } = readExternalCommitField(input.externalCommit, config.MAX_COMMIT_BYTES)
+    const stored = await rejoin(db, {
+      convoId: input.convoId,
+      caller,
+      commit: withGroupInfo(commit, readGroupInfoField(input.groupInfo, config.MAX_GROUP_INFO_BYTES)),
+      joinerIdentity,
+    })
+    announce(req, stored)
+    return { epoch: stored.newEpoch, rejoinedAt: iso(stored.createdAt) }
+  },
+)

@@ -1,0 +1,16 @@
+import type * as UpdateGroupInfo from '../lexicon/types/blue.catbird.mls.updateGroupInfo.js'
+import { putGroupInfo, type GroupInfo } from '../services/groupInfo.js'
+import { invalidRequest } from '../xrpc/errors.js'
+import { xrpcHandler } from '../xrpc/types.js'
+import { readGroupInfoField } from './input.js'
+
+export default xrpcHandler<UpdateGroupInfo.Params, UpdateGroupInfo.Input, UpdateGroupInfo.Output>(
+  async ({ input, caller, db, ctx }) => {
+    // The lexicon requires the field.
+    const info = readGroupInfoField(input.groupInfo, ctx.config.MAX_GROUP_INFO_BYTES) as GroupInfo
+    if (info.epoch !== input.epoch) {
+      throw invalidRequest('EpochMismatch', `groupInfo describes epoch ${info.epoch}, not ${input.epoch}`)
+    }
+    return { updated: await putGroupInfo(db, { convoId: input.convoId, caller, info }) }
+  },
+)

@@ -1,0 +1,213 @@
+/**
+ * One user's MLS client for tests about the protocol itself: it keeps its
+ * own ts-mls group state and talks to the server as a real client does,
+ * reading what the server delivers in order (test/mls/).
+ */
+import { randomBytes } from 'node:crypto'
+import type { ClientState } from 'ts-mls'
+import { expect } from 'vitest'
+import {
+  addProposal,
+  b64,
+  bytesJson,
+  commit,
+  encrypt,
+  groupInfoOf,
+  headerOf,
+  hex,
+  joinExternally,
+  joinFromWelcome,
+  keyPackage,
+  newGroup,
+  NS,
+  publishKeyPackage,
+  receive,
+  SUITE,
+  type ExternalJoin,
+} from './mls.js'
+import { TestUser } from './users.js'
+import type { CallOptions, XrpcCall, XrpcResponse } from './xrpc.js'
+
+const text = (s: string) => new TextEncoder().encode(s)
+const read = (bytes: Uint8Array | undefined) => (bytes ? new TextDecoder().decode(bytes) : undefined)
+export const fromJson = (bytes: { $bytes: string }) => new Uint8Array(Buffer.from(bytes.$bytes, 'base64'))
+
+export interface MessageView {
+  id: string
+  sender: string
+  epoch: number
+  seq: number
+  ciphertext: { $bytes: string }
+}
+
+export interface CommitView {
+  epoch: number
+  sender: string
+  commitData: { $bytes: string }
+}
+
+export interface Rejoined {
+  epoch: number
+  rejoinedAt: string
+}
+
+export interface PreparedRejoin {
+  made: ExternalJoin
+  send(): Promise<XrpcResponse<Rejoined>>
+}
+
+export class Client {
+  state!: ClientState
+  private readSince: string | undefined
+  /** Messages of earlier epochs were sent before this device (re)joined: it cannot read them. */
+  private readFromEpoch = 0
+
+  constructor(
+    readonly t: { call: XrpcCall },
+    readonly user: TestUser,
+  ) {}
+
+  static async create(t: { call: XrpcCall }): Promise<Client> {
+    return new Client(t, await TestUser.create())
+  }
+
+  call<T = Record<string, unknown>>(method: string, opts: CallOptions = {}): Promise<XrpcResponse<T>> {
+    return this.t.call<T>(this.user, `${NS}.${method}`, opts)
+  }
+
+  async publishKeyPackage(opts: { lastResort?: boolean } = {}): Promise<void> {
+    expect((await publishKeyPackage(this.t, this.user, await keyPackage(this.user, opts))).status).toBe(200)
+  }
+
+  /** The key packages the server hands out for `users`, as bytes. */
+  async keyPackagesOf(...users: Client[]): Promise<Uint8Array[]> {
+    const res = await this.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>('getKeyPackages', {
+      params: { dids: users.map((u) => u.user.did) },
+    })
+    expect(res.status).toBe(200)
+    return users.map((u) => Buffer.from(res.body.keyPackages.find((kp) => kp.did === u.user.did)!.keyPackage, 'base64'))
+  }
+
+  /**
+   * Creates a conversation with `members`, added by one commit and their
+   * Welcome, and the GroupInfo of the epoch it starts at (unless told not
+   * to); the members join. Answers the conversation's id.
+   */
+  async createConvo(members: Client[], opts: { groupInfo?: boolean } = {}): Promise<string> {
+    for (const member of members) await member.publishKeyPackage()
+    const groupId = randomBytes(16)
+    const state = await newGroup(this.user, groupId)
+    const creation = await commit(state, (await this.keyPackagesOf(...members)).map(addProposal))
+    const created = await this.call<{ id: string }>('createConvo', {
+      input: {
+        groupId: hex(groupId),
+        cipherSuite: SUITE,
+        initialMembers: members.map((m) => m.user.did),
+        welcomeMessage: b64(creation.welcome!),
+        commit: b64(creation.data),
+        ...(opts.groupInfo === false ? {} : { groupInfo: b64(await groupInfoOf(creation.state)) }),
+      },
+    })
+    expect(created.status, JSON.stringify(created.body)).toBe(200)
+    this.state = creation.state
+    for (const member of members) await member.join(created.body.id)
+    return created.body.id
+  }
+
+  /** Fetches its Welcome, joins with it, confirms. */
+  async join(convoId: string): Promise<void> {
+    const res = await this.call<{ welcome: string }>('getWelcome', { params: { convoId } })
+    expect(res.status).toBe(200)
+    this.state = await joinFromWelcome(this.user, Buffer.from(res.body.welcome, 'base64'))
+    expect((await this.call('confirmWelcome', { input: { convoId, success: true } })).body).toEqual({ confirmed: true })
+  }
+
+  /** Everything the server has for it since last time, in order: it applies commits and proposals, and decrypts messages. */
+  async sync(convoId: string): Promise<Array<string | undefined>> {
+    const page = await this.call<{ messages: MessageView[] }>('getMessages', {
+      params: { convoId, limit: 100, ...(this.readSince ? { sinceMessage: this.readSince } : {}) },
+    })
+    expect(page.status).toBe(200)
+    const texts: Array<string | undefined> = []
+    for (const m of page.body.messages) {
+      this.readSince = m.id
+      // Its own messages it applied when it sent them.
+      if (m.sender === this.user.did || m.epoch < this.readFromEpoch) continue
+      const data = fromJson(m.ciphertext)
+      // A commit it applied already (fetched with getCommits) comes again in its place.
+      if (m.epoch < this.epoch && headerOf(data).contentType === 'commit') continue
+      const received = await receive(this.state, data)
+      this.state = received.state
+      if (received.text) texts.push(read(received.text))
+    }
+    return texts
+  }
+
+  /** Applies the commits of epochs from its own on, fetched with getCommits. */
+  async catchUp(convoId: string): Promise<void> {
+    for (const c of await this.commits(convoId, this.epoch)) {
+      if (c.epoch === this.epoch) this.state = (await receive(this.state, fromJson(c.commitData))).state
+    }
+  }
+
+  async commits(convoId: string, fromEpoch = 0): Promise<CommitView[]> {
+    const res = await this.call<{ commits: CommitView[] }>('getCommits', { params: { convoId, fromEpoch } })
+    expect(res.status).toBe(200)
+    return res.body.commits
+  }
+
+  async say(convoId: string, words: string) {
+    const made = await encrypt(this.state, text(words))
+    this.state = made.state
+    return this.send(convoId, made.data)
+  }
+
+  send(convoId: string, data: Uint8Array, extra: Record<string, unknown> = {}) {
+    return this.call<{ messageId: string; error?: string }>('sendMessage', {
+      input: { convoId, senderDid: this.user.did, epoch: Number(this.state.groupContext.epoch), ciphertext: bytesJson(data), ...extra },
+    })
+  }
+
+  /** The GroupInfo of its current epoch, as an MLSMessage. */
+  groupInfo(): Promise<Uint8Array> {
+    return groupInfoOf(this.state)
+  }
+
+  /** The device loses everything it knew of its groups (a reinstall). */
+  forget(): void {
+    this.state = undefined as unknown as ClientState
+    this.readSince = undefined
+  }
+
+  /**
+   * Rejoins by external commit, as a device that lost its state does:
+   * fetches the GroupInfo and builds the commit on it; `send` sends it with
+   * the GroupInfo of the epoch it leads to, and adopts the new state when
+   * the server took it.
+   */
+  async prepareRejoin(convoId: string, opts: { identity?: string } = {}): Promise<PreparedRejoin> {
+    const info = await this.call<{ groupInfo: string; epoch: number }>('getGroupInfo', { params: { convoId } })
+    expect(info.status, JSON.stringify(info.body)).toBe(200)
+    const made = await joinExternally(this.user, Buffer.from(info.body.groupInfo, 'base64'), opts)
+    const input = { convoId, externalCommit: b64(made.commit), groupInfo: b64(made.groupInfo) }
+    return {
+      made,
+      send: async () => {
+        const res = await this.call<Rejoined>('processExternalCommit', { input })
+        if (res.status === 200) {
+          this.state = made.state
+          this.readFromEpoch = res.body.epoch
+        }
+        return res
+      },
+    }
+  }
+
+  async rejoin(convoId: string): Promise<XrpcResponse<Rejoined>> {
+    return (await this.prepareRejoin(convoId)).send()
+  }
+
+  get epoch(): number {
+    return Number(this.state.groupContext.epoch)
+  }
+}
