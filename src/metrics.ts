@@ -53,6 +53,12 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly lastResortHandouts = new Counter({
+    name: 'key_package_last_resort_handouts_total',
+    help: 'Last-resort key packages handed out: their owners had no other left and should publish fresh ones.',
+    registers: [this.registry],
+  })
+
   readonly workerRuns = new Counter({
     name: 'worker_runs_total',
     help: 'Background worker passes, by worker and outcome.',
@@ -84,14 +90,14 @@ export class Metrics {
   observeKeyPackages(db: Db): void {
     new Gauge({
       name: 'key_packages_available_callers',
-      help: 'Callers by the number of unused key packages they have left.',
+      help: 'Callers by the number of unused key packages they have left (last-resort ones not counted).',
       labelNames: ['available'] as const,
       registers: [this.registry],
       async collect() {
         const { rows } = await sql<{ bucket: string; callers: number }>`
           SELECT CASE WHEN n = 0 THEN '0' WHEN n < 5 THEN '1-4' WHEN n < 20 THEN '5-19' ELSE '20+' END AS bucket,
                  count(*)::int AS callers
-          FROM (SELECT count(*) FILTER (WHERE consumed_at IS NULL AND expires_at > now()) AS n
+          FROM (SELECT count(*) FILTER (WHERE consumed_at IS NULL AND NOT last_resort AND expires_at > now()) AS n
                 FROM key_package GROUP BY owner_did) AS per_owner
           GROUP BY bucket`.execute(db)
         for (const bucket of ['0', '1-4', '5-19', '20+']) {

@@ -4,12 +4,13 @@ import { encodeBase64 } from '../services/util.js'
 import { xrpcHandler } from '../xrpc/types.js'
 
 export default xrpcHandler<GetKeyPackages.Params, undefined, GetKeyPackages.Output>(
-  async ({ params, caller, db }) => {
+  async ({ params, caller, db, ctx }) => {
     const { keyPackages, missing } = await claimKeyPackages(db, {
       dids: params.dids,
       cipherSuite: params.cipherSuite,
       claimedBy: caller,
     })
+    ctx.metrics.lastResortHandouts.inc(keyPackages.filter((kp) => kp.lastResort).length)
     return {
       keyPackages: keyPackages.map((kp) => ({
         did: kp.did,

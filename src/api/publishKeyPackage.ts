@@ -57,6 +57,8 @@ export default xrpcHandler<PublishKeyPackage.Params, PublishKeyPackage.Input, Pu
       // Never handed out after the package's own lifetime.
       expiresAt: expires && expires < notAfter ? expires : notAfter,
       maxPerUser: ctx.config.MAX_KEY_PACKAGES_PER_USER,
+      // The package's own extension says so, or its owner does (for MLS libraries that cannot write it).
+      lastResort: kp.lastResort || input.lastResort === true,
     })
     return { available }
   },

@@ -2,6 +2,7 @@ import { sql, type RawBuilder } from 'kysely'
 import type { Db } from '../db/index.js'
 import type { WelcomeState } from '../db/schema.js'
 import { gone, invalidRequest, notFound } from '../xrpc/errors.js'
+import { lastResortHandedOut } from './keyPackages.js'
 
 /** A Welcome as the API read it: its bytes and what RFC 9420 leaves in the clear. */
 export interface Welcome {
@@ -69,9 +70,11 @@ const refHex = (ref: Uint8Array) => Buffer.from(ref).toString('hex')
  * the commit built on `epoch`: it must be of the conversation's cipher
  * suite, and each of its encrypted group secrets must be for a key package
  * of one of the added DIDs that getKeyPackages handed out to `caller` and
- * no Welcome used yet; every added DID must be named. Those key packages are
- * bound to the commit, and the Welcome is stored for its recipients. So a
- * Welcome nobody could open is never stored, and no one is added without one.
+ * no Welcome used yet (or for a last-resort package handed out to `caller`,
+ * which any number of Welcomes may use); every added DID must be named.
+ * Those key packages are bound to the commit, and the Welcome is stored for
+ * its recipients. So a Welcome nobody could open is never stored, and no
+ * one is added without one.
  */
 export async function admitWelcome(
   trx: Db,
@@ -107,12 +110,14 @@ export async function admitWelcome(
     .where('used_convo_id', 'is', null)
     .returning(['owner_did', 'ref'])
     .execute()
-  if (bound.length < refs.length) {
-    const boundRefs = new Set(bound.map((kp) => refHex(kp.ref as Uint8Array)))
-    const missing = refs.find((ref) => !boundRefs.has(refHex(ref))) as Uint8Array
-    throw welcomeMismatch(await whyNotBound(trx, args.caller, added, missing))
-  }
-  const named = new Set(bound.map((kp) => kp.owner_did))
+  const boundRefs = new Set(bound.map((kp) => refHex(kp.ref as Uint8Array)))
+  const unbound = refs.filter((ref) => !boundRefs.has(refHex(ref)))
+  // Last-resort packages are not bound: they serve any Welcome of whoever was handed them.
+  const reused = unbound.length === 0 ? [] : await lastResortHandedOut(trx, { owners: added, refs: unbound, claimedBy: args.caller })
+  const reusedRefs = new Set(reused.map((kp) => refHex(kp.ref)))
+  const missing = unbound.find((ref) => !reusedRefs.has(refHex(ref)))
+  if (missing) throw welcomeMismatch(await whyNotBound(trx, args.caller, added, missing))
+  const named = new Set([...bound, ...reused].map((kp) => kp.owner_did))
   const unnamed = added.find((did) => !named.has(did))
   if (unnamed) throw welcomeMismatch(`names no key package of ${unnamed}, which is being added`)
   await storeWelcome(trx, { convoId: args.convoId, recipients: added, data: welcome.data, retentionDays: args.retentionDays })

@@ -27,7 +27,7 @@ describe('publishKeyPackage', () => {
     const got = await t.call<KeyPackages>(alice, `${NS}.getKeyPackages`, { params: { dids: [owner.did] } })
     expect(got.body).toEqual({ keyPackages: [{ did: owner.did, keyPackage: b64(first), cipherSuite: SUITE }] })
     const stats = await t.call(owner, `${NS}.getKeyPackageStats`)
-    expect(stats.body).toEqual({ available: 1, consumed: 1 })
+    expect(stats.body).toEqual({ available: 1, consumed: 1, lastResort: false, lastResortHandouts: 0 })
   })
 
   it('refuses duplicates, bad base64, unknown suites, past and far expiries, and too many', async () => {

@@ -39,7 +39,7 @@ describe('a whole group life', () => {
       params: { dids: [a.did] },
     })
     expect(kp.body.keyPackages.map((k) => k.did)).toEqual([a.did])
-    expect((await t.call(a, `${NS}.getKeyPackageStats`)).body).toEqual({ available: 2, consumed: 1 })
+    expect((await t.call(a, `${NS}.getKeyPackageStats`)).body).toEqual({ available: 2, consumed: 1, lastResort: false, lastResortHandouts: 0 })
 
     // B creates the conversation with A, with that key package, and the Welcome for A.
     const prepared = await prepareConvo(t, b, [a], { metadata: { name: 'a & b' } }, {

@@ -6,8 +6,12 @@ export interface Params {
 }
 
 export interface Output {
-  /** Unused, unexpired key packages the caller has left. */
+  /** Unused, unexpired regular key packages the caller has left (the last-resort one not counted). */
   available: number
   /** Key packages of the caller handed out so far. */
   consumed?: number
+  /** The caller has an unexpired last-resort key package (of cipherSuite, when given). */
+  lastResort?: boolean
+  /** How often the last-resort key package was handed out since the caller last published a regular key package of its cipher suite: while it grows, others add the caller with a reused key package, and the client should publish fresh ones. */
+  lastResortHandouts?: number
 }

@@ -1,0 +1,117 @@
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestApp, type TestApp } from '../helpers/app.js'
+import { addProposal, b64, commit, keyPackage, keyPackageRef, publishKeyPackage } from '../helpers/mls.js'
+import { Client } from '../helpers/mls-client.js'
+
+const METRICS_TOKEN = 'metrics-token-0123456789'
+let t: TestApp
+
+beforeAll(async () => {
+  t = await startTestApp({ config: { METRICS_TOKEN } })
+})
+afterAll(async () => {
+  await t?.close()
+})
+
+interface Stats {
+  available: number
+  consumed: number
+  lastResort: boolean
+  lastResortHandouts: number
+}
+
+const statsOf = async (client: Client) => (await client.call<Stats>('getKeyPackageStats')).body
+
+async function lastResortHandoutsMetric(): Promise<number> {
+  const res = await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
+  const line = (await res.text()).split('\n').find((l) => l.startsWith('key_package_last_resort_handouts_total '))
+  return Number(line?.split(' ').pop())
+}
+
+/** `adder` adds `member` to its conversation with the key package the server hands out; answers addMembers' reply. */
+async function add(adder: Client, convoId: string, member: Client, keyPackage?: Uint8Array) {
+  await adder.sync(convoId)
+  const [kp] = keyPackage ? [keyPackage] : await adder.keyPackagesOf(member)
+  const made = await commit(adder.state, [addProposal(kp!)])
+  const res = await adder.call('addMembers', {
+    input: { convoId, didList: [member.user.did], commit: b64(made.data), welcomeMessage: b64(made.welcome!), epoch: adder.epoch },
+  })
+  if (res.status === 200) adder.state = made.state
+  return res
+}
+
+describe('a last-resort key package', () => {
+  it('keeps a user with no other key package addable, by several groups, each of which it then joins', async () => {
+    const [alice, carol, bob] = [await Client.create(t), await Client.create(t), await Client.create(t)]
+    await bob.publishKeyPackage({ lastResort: true })
+    expect(await statsOf(bob)).toEqual({ available: 0, consumed: 0, lastResort: true, lastResortHandouts: 0 })
+    const before = await lastResortHandoutsMetric()
+
+    // Alice and carol each get the same package and add bob with it, to two groups.
+    const [fromAlice] = await alice.keyPackagesOf(bob)
+    const [fromCarol] = await carol.keyPackagesOf(bob)
+    expect(b64(fromCarol!)).toBe(b64(fromAlice!))
+    const convos = [await alice.createConvo([await Client.create(t)]), await carol.createConvo([await Client.create(t)])]
+    expect((await add(alice, convos[0]!, bob, fromAlice)).status).toBe(200)
+    expect((await add(carol, convos[1]!, bob, fromCarol)).status).toBe(200)
+    // Bob's device joins both with the one private key it keeps for the package (a client state per group).
+    const bobIn = convos.map(() => new Client(t, bob.user))
+    for (const [i, convoId] of convos.entries()) await bobIn[i]!.join(convoId)
+    expect((await alice.say(convos[0]!, 'hi from alice')).status).toBe(200)
+    expect((await carol.say(convos[1]!, 'hi from carol')).status).toBe(200)
+    expect(await bobIn[0]!.sync(convos[0]!)).toEqual(['hi from alice'])
+    expect(await bobIn[1]!.sync(convos[1]!)).toEqual(['hi from carol'])
+
+    // Never consumed: still there, and counted, for bob and for the operator.
+    expect(await statsOf(bob)).toEqual({ available: 0, consumed: 0, lastResort: true, lastResortHandouts: 2 })
+    expect(await lastResortHandoutsMetric()).toBe(before + 2)
+  })
+
+  it('stands aside as soon as a regular one is published, and comes back when that one is gone', async () => {
+    const [alice, bob] = [await Client.create(t), await Client.create(t)]
+    await bob.publishKeyPackage({ lastResort: true })
+    const lastResort = await alice.keyPackagesOf(bob)
+    const regular = await keyPackage(bob.user)
+    expect((await publishKeyPackage(t, bob.user, regular)).body).toEqual({ available: 1 })
+    // Counted afresh from the regular publish.
+    expect(await statsOf(bob)).toEqual({ available: 1, consumed: 0, lastResort: true, lastResortHandouts: 0 })
+    expect(b64((await alice.keyPackagesOf(bob))[0]!)).toBe(b64(regular))
+    expect(b64((await alice.keyPackagesOf(bob))[0]!)).toBe(b64(lastResort[0]!))
+    expect(await statsOf(bob)).toEqual({ available: 0, consumed: 1, lastResort: true, lastResortHandouts: 1 })
+  })
+
+  it('is one per user and cipher suite, declared by flag or extension; a Welcome may name only the current one, handed out to its sender', async () => {
+    const [alice, carol, bob] = [await Client.create(t), await Client.create(t), await Client.create(t)]
+    const lastResortRows = async () =>
+      (await sql<{ n: number }>`SELECT count(*)::int AS n FROM key_package WHERE owner_did = ${bob.user.did} AND last_resort`.execute(t.ctx.db)).rows[0]!.n
+    // By flag: a package without the extension, for MLS libraries that cannot write it.
+    const first = await keyPackage(bob.user)
+    expect((await publishKeyPackage(t, bob.user, first, { lastResort: true })).body).toEqual({ available: 0 })
+    const duplicate = await publishKeyPackage(t, bob.user, first, { lastResort: true })
+    expect([duplicate.status, duplicate.body.error]).toEqual([409, 'DuplicateKeyPackage'])
+    const convoId = await alice.createConvo([await Client.create(t)])
+    const [handedToAlice] = await alice.keyPackagesOf(bob)
+    expect(b64(handedToAlice!)).toBe(b64(first))
+
+    // A new one replaces it: the Welcome alice builds from the old one is refused.
+    const second = await keyPackage(bob.user, { lastResort: true })
+    expect((await publishKeyPackage(t, bob.user, second)).status).toBe(200)
+    expect(await lastResortRows()).toBe(1)
+    const replaced = await add(alice, convoId, bob, handedToAlice)
+    expect([replaced.status, replaced.body.error]).toEqual([400, 'WelcomeMismatch'])
+
+    // Carol is handed the new one; alice, who was not, cannot use its bytes.
+    const [handedToCarol] = await carol.keyPackagesOf(bob)
+    expect(b64(handedToCarol!)).toBe(b64(second))
+    const notHanded = await add(alice, convoId, bob, handedToCarol)
+    expect([notHanded.status, notHanded.body.message]).toEqual([400, expect.stringMatching(/did not hand out to you/)])
+    expect(await keyPackageRef(handedToCarol!)).toEqual(await keyPackageRef(second))
+    expect(await statsOf(bob)).toMatchObject({ lastResort: true, lastResortHandouts: 1 })
+
+    // Two published at once: the later replaces the earlier, still one.
+    const racing = await Promise.all([1, 2].map(async () => publishKeyPackage(t, bob.user, await keyPackage(bob.user, { lastResort: true }))))
+    expect(racing.map((r) => r.status)).toEqual([200, 200])
+    expect(await lastResortRows()).toBe(1)
+  })
+})
