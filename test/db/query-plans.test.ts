@@ -7,6 +7,7 @@ import { deleteExpiredIdempotencyKeys } from '../../src/idempotency/store.js'
 import { listCommits, sendCommit } from '../../src/services/commits.js'
 import { createConvo, listConvos, requireMember } from '../../src/services/convos.js'
 import { addMembers, removeMember } from '../../src/services/members.js'
+import { fetchGroupInfo, putGroupInfo } from '../../src/services/groupInfo.js'
 import { claimKeyPackages, keyPackageStats, publishKeyPackage } from '../../src/services/keyPackages.js'
 import { listMessages, sendMessage } from '../../src/services/messages.js'
 import { confirmWelcome, fetchWelcome, sweepWelcomes } from '../../src/services/welcomes.js'
@@ -40,6 +41,13 @@ beforeAll(async () => {
     INSERT INTO welcome (convo_id, data) SELECT 'c' || i, '\\x00' FROM generate_series(1, 2000) i;
     INSERT INTO welcome_delivery (convo_id, recipient_did, welcome_id, expires_at)
       SELECT w.convo_id, 'did:plc:r' || k, w.id, now() + interval '1 day' FROM welcome w, generate_series(1, 10) k;
+    INSERT INTO group_info (convo_id, epoch, data, stored_by) SELECT 'c' || i, 10, '\\x00', 'did:plc:u1' FROM generate_series(1, 2000) i;
+    -- Last-resort packages (refs sha256(int4send(-100000 - j))), each handed out to a few callers.
+    INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort)
+      SELECT 'did:plc:lr' || j, 's', int4send(100000 + j), sha256(int4send(100000 + j)), sha256(int4send(-100000 - j)), now() + interval '1 day', true
+      FROM generate_series(1, 5000) j;
+    INSERT INTO last_resort_handout (owner_did, ref, claimed_by)
+      SELECT 'did:plc:lr' || j, sha256(int4send(-100000 - j)), 'did:plc:u' || k FROM generate_series(1, 5000) j, generate_series(1, 5) k;
     INSERT INTO idempotency_key (scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
       SELECT sha256(int4send(i)), 'did:plc:u1', 'n', '\\x00', 200, '{}', now() + interval '1 day' FROM generate_series(1, 50000) i;
     ANALYZE;
@@ -58,7 +66,7 @@ afterAll(async () => {
   await testDb?.drop()
 })
 
-const BIG_TABLES = ['message', 'member', 'key_package', 'commit', 'welcome_delivery', 'idempotency_key', 'convo']
+const BIG_TABLES = ['message', 'member', 'key_package', 'commit', 'welcome_delivery', 'idempotency_key', 'convo', 'group_info', 'last_resort_handout']
 
 function seqScans(plan: unknown, found: string[] = []): string[] {
   if (Array.isArray(plan)) plan.forEach((p) => seqScans(p, found))
@@ -88,14 +96,24 @@ describe('query plans', () => {
         return createHash('sha256').update(int4).digest()
       }),
     })
+    const groupInfoOf = (convoGroupId: string, epoch: number) => ({ data: new Uint8Array([6]), groupId: convoGroupId, epoch, cipherSuite: 's', externalPub: true })
+    const groupOf = async (id: string) => (await sql<{ id: string }>`SELECT group_id AS id FROM convo WHERE id = ${id}`.execute(database.db)).rows[0]!.id
     // Run each service once (errors are fine: the statements were still captured).
     const calls: Array<() => Promise<unknown>> = [
       () => requireMember(traced, convoId, did),
       () => listMessages(traced, { convoId, did, limit: 50 }),
       () => sendMessage(traced, { convoId, sender: did, groupId, epoch: 10, ciphertext: new Uint8Array([1]) }),
       // A commit on the current epoch (10), then the same again: a retry, looked up.
+      // It brings the GroupInfo of epoch 11 (stored with it); the next commit (addMembers) brings none (deleted).
+      () => sendCommit(traced, { convoId, sender: did, commit: { data: new Uint8Array([2]), groupId, epoch: 10, groupInfo: groupInfoOf(groupId, 11) } }),
       () => sendCommit(traced, { convoId, sender: did, commit: { data: new Uint8Array([2]), groupId, epoch: 10 } }),
-      () => sendCommit(traced, { convoId, sender: did, commit: { data: new Uint8Array([2]), groupId, epoch: 10 } }),
+      // Stored, then the same again (not stored: why?), then read.
+      async () => putGroupInfo(traced, { convoId: 'c9', caller: 'did:plc:u9', info: groupInfoOf(await groupOf('c9'), 10) }),
+      async () => putGroupInfo(traced, { convoId: 'c9', caller: 'did:plc:u9', info: groupInfoOf(await groupOf('c9'), 10) }),
+      () => fetchGroupInfo(traced, { convoId: 'c9', caller: 'did:plc:u9' }),
+      // did:plc:lr5 has only a last-resort package.
+      () => claimKeyPackages(traced, { dids: ['did:plc:lr5', 'did:plc:u3'], claimedBy: did }),
+      () => publishKeyPackage(traced, { owner: 'did:plc:lr7', cipherSuite: 's', data: new Uint8Array([7, 7]), ref: new Uint8Array([7]), expiresAt: new Date(Date.now() + 1e6), maxPerUser: 1000, lastResort: true }),
       () => listConvos(traced, { did, limit: 50 }),
       () => listCommits(traced, { convoId, currentEpoch: 10, fromEpoch: 2, limit: 100 }),
       () => claimKeyPackages(traced, { dids: ['did:plc:u3', 'did:plc:u4'], claimedBy: did }),
@@ -108,12 +126,18 @@ describe('query plans', () => {
       // The Welcome binds a package handed out to the creator, then names one that was not (the refusal's diagnosis).
       () => createConvo(traced, { creator: did, groupId: 'ff01', cipherSuite: 's', initialMembers: ['did:plc:u2'], welcome: welcomeFor(2, 4), commit: { data: new Uint8Array([1]), groupId: 'ff01', epoch: 0 }, welcomeRetentionDays: 14 }),
       () => addMembers(traced, { convoId, caller: did, dids: ['did:plc:new'], commit: { data: new Uint8Array([3]), groupId, epoch: 11 }, welcome: welcomeFor(6), maxMembers: 100, welcomeRetentionDays: 14 }),
+      // A Welcome naming a last-resort package handed out to the caller (did:plc:u2 got lr9's).
+      async () => addMembers(traced, { convoId: 'c2', caller: 'did:plc:u2', dids: ['did:plc:lr9'], commit: { data: new Uint8Array([3]), groupId: await groupOf('c2'), epoch: 10 }, welcome: welcomeFor(100009), maxMembers: 100, welcomeRetentionDays: 14 }),
       () => removeMember(traced, { convoId, caller: did, target: 'did:plc:u8', commit: { data: new Uint8Array([4]), groupId, epoch: 11 } }),
     ]
     for (const call of calls) await call().catch(() => {})
     await listMessages(traced, { convoId, did, sinceMessage: randomUUID(), limit: 50 }).catch(() => {})
 
     expect(captured.length).toBeGreaterThanOrEqual(25)
+    // The statements of GroupInfo and last-resort hand-outs ran (a refusal before them would hide them from this test).
+    for (const statement of ['INSERT INTO group_info', 'DELETE FROM group_info', 'from "group_info"', 'INSERT INTO last_resort_handout', 'from "last_resort_handout"', 'DELETE FROM last_resort_handout']) {
+      expect(captured.some((q) => q.sql.includes(statement)), statement).toBe(true)
+    }
     const offenders: string[] = []
     // Transaction control (begin/commit/rollback) has no plan.
     for (const query of captured.filter((q) => !/^(begin|commit|rollback)\b/i.test(q.sql.trim()))) {
