@@ -8,17 +8,20 @@ import {
   type GetCommits,
   type GetConvos,
   type GetEpoch,
+  type GetGroupInfo,
   type GetKeyPackages,
   type GetKeyPackageStats,
   type GetMessages,
   type GetWelcome,
   type LeaveConvo,
   type ProcedureNsid,
+  type ProcessExternalCommit,
   type Procedures,
   type PublishKeyPackage,
   type Queries,
   type QueryNsid,
   type SendMessage,
+  type UpdateGroupInfo,
 } from './methods.js'
 import { defaultRetryOptions, withRetry, type RetryOptions } from './retry.js'
 import {
@@ -48,7 +51,32 @@ export type PendingOutcome = {
 /** Turns a Welcome's bytes into group state (an MLS library's join); throws when it cannot. */
 export type WelcomeProcessor = (welcome: Uint8Array) => Promise<void>
 
+/** What an MLS library makes to rejoin a group by external commit (RFC 9420 §12.4.3.2). */
+export interface ExternalJoin {
+  /** The external commit: an MLSMessage carrying a PublicMessage, whose new leaf names the caller's DID. */
+  commit: Uint8Array
+  /**
+   * The GroupInfo of the epoch the commit leads to (with the external_pub
+   * extension): sent along, so the next member to recover finds one.
+   */
+  groupInfo?: Uint8Array
+  /** The server took the commit: adopt the group state it leads to (not before: it may be refused). */
+  accepted?: () => void | Promise<void>
+}
+
+/**
+ * Builds an external commit on a GroupInfo (the bytes getGroupInfo
+ * returned, of `epoch`), replacing the caller's old leaf (resync). The MLS
+ * library is the app's: the SDK only carries bytes.
+ */
+export type ExternalCommitBuilder = (groupInfo: Uint8Array, epoch: number) => Promise<ExternalJoin>
+
+/** How a join got the device into its group. */
+export type JoinedBy = 'welcome' | 'externalCommit'
+
 const CONFIRM_WELCOME = 'blue.catbird.mls.confirmWelcome'
+const fromBase64 = (text: string) => new Uint8Array(Buffer.from(text, 'base64'))
+const toBase64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
 const MAX_ERROR_DETAILS = 1024
 
 /**
@@ -105,6 +133,14 @@ export class MlsClient {
     return this.write(CONFIRM_WELCOME, input)
   }
 
+  processExternalCommit(input: ProcessExternalCommit.Input): Promise<ProcessExternalCommit.Output> {
+    return this.write('blue.catbird.mls.processExternalCommit', input)
+  }
+
+  updateGroupInfo(input: UpdateGroupInfo.Input): Promise<UpdateGroupInfo.Output> {
+    return this.write('blue.catbird.mls.updateGroupInfo', input)
+  }
+
   // Reads: retried on transient failures, nothing stored.
 
   getConvos(params: GetConvos.Params = {}): Promise<GetConvos.Output> {
@@ -135,26 +171,64 @@ export class MlsClient {
     return this.read('blue.catbird.mls.getWelcome', params)
   }
 
+  getGroupInfo(params: GetGroupInfo.Params): Promise<GetGroupInfo.Output> {
+    return this.read('blue.catbird.mls.getGroupInfo', params)
+  }
+
+  /**
+   * Gets a device that lost its MLS state (or never processed its Welcome)
+   * back into a conversation it is still a member of: fetches the GroupInfo,
+   * has `build` make the external commit on it, and sends the commit with
+   * the GroupInfo of the epoch it leads to (stored with its idempotency key
+   * like every write). When another commit came first (409 EpochMismatch),
+   * it starts again on the new epoch's GroupInfo, up to `retry.maxAttempts`
+   * times. `accepted` of the join the server took is called before this
+   * resolves. Refusals are thrown: NotMember (a former member has to be
+   * added again), GroupInfoUnavailable (no member stored one for the
+   * current epoch yet).
+   */
+  async recoverConversation(convoId: string, build: ExternalCommitBuilder): Promise<ProcessExternalCommit.Output> {
+    for (let attempt = 1; ; attempt++) {
+      const { groupInfo, epoch } = await this.getGroupInfo({ convoId })
+      const join = await build(fromBase64(groupInfo), epoch)
+      try {
+        const output = await this.processExternalCommit({
+          convoId,
+          externalCommit: toBase64(join.commit),
+          ...(join.groupInfo ? { groupInfo: toBase64(join.groupInfo) } : {}),
+        })
+        await join.accepted?.()
+        return output
+      } catch (err) {
+        const overtaken = err instanceof XrpcClientError && err.error === 'EpochMismatch'
+        if (!overtaken || attempt >= this.retry.maxAttempts) throw err
+      }
+    }
+  }
+
   /**
    * Joins a conversation: fetches the Welcome, stores it, hands it to
    * `process`, then confirms the outcome. When `process` throws, the failure
    * is reported (the server keeps the Welcome available), the stored copy is
-   * kept for retryFailedWelcome(), and the error is rethrown.
+   * kept for retryFailedWelcome(), and the error is rethrown. When the
+   * Welcome is gone for good (consumed, and no copy on this device) and
+   * `recover` is given, the device rejoins by external commit instead
+   * (recoverConversation).
    */
-  async joinFromWelcome(convoId: string, process: WelcomeProcessor): Promise<void> {
-    await this.processWelcome(convoId, await this.fetchWelcome(convoId), process)
+  async joinFromWelcome(convoId: string, process: WelcomeProcessor, recover?: ExternalCommitBuilder): Promise<JoinedBy> {
+    return this.join(convoId, () => this.fetchWelcome(convoId), process, recover)
   }
 
   /**
    * Retries a join that failed or was interrupted: from the stored copy when
    * there is one, else by fetching again (allowed within the grace period).
-   * Throws WelcomeAlreadyConsumedError when the server has no Welcome left
-   * to give and there is no stored copy.
+   * When the server has no Welcome left to give and there is no stored copy:
+   * rejoins by external commit with `recover`, or throws
+   * WelcomeAlreadyConsumedError without it.
    */
-  async retryFailedWelcome(convoId: string, process: WelcomeProcessor): Promise<void> {
+  async retryFailedWelcome(convoId: string, process: WelcomeProcessor, recover?: ExternalCommitBuilder): Promise<JoinedBy> {
     const stored = await this.welcomeStore.get(convoId)
-    const welcome = stored ? stored.welcome : await this.fetchWelcome(convoId)
-    await this.processWelcome(convoId, welcome, process)
+    return this.join(convoId, async () => stored?.welcome ?? this.fetchWelcome(convoId), process, recover)
   }
 
   /**
@@ -237,9 +311,27 @@ export class MlsClient {
     return welcome
   }
 
+  private async join(
+    convoId: string,
+    welcomeOf: () => Promise<string>,
+    process: WelcomeProcessor,
+    recover: ExternalCommitBuilder | undefined,
+  ): Promise<JoinedBy> {
+    let welcome: string
+    try {
+      welcome = await welcomeOf()
+    } catch (err) {
+      if (!(err instanceof WelcomeAlreadyConsumedError) || !recover) throw err
+      await this.recoverConversation(convoId, recover)
+      return 'externalCommit'
+    }
+    await this.processWelcome(convoId, welcome, process)
+    return 'welcome'
+  }
+
   private async processWelcome(convoId: string, welcome: string, process: WelcomeProcessor): Promise<void> {
     try {
-      await process(new Uint8Array(Buffer.from(welcome, 'base64')))
+      await process(fromBase64(welcome))
     } catch (err) {
       const details = err instanceof Error ? err.message : String(err)
       // A report that cannot be delivered now stays pending; the stored copy

@@ -1,4 +1,12 @@
-export { MlsClient, type MlsClientOptions, type PendingOutcome, type WelcomeProcessor } from './client.js'
+export {
+  MlsClient,
+  type ExternalCommitBuilder,
+  type ExternalJoin,
+  type JoinedBy,
+  type MlsClientOptions,
+  type PendingOutcome,
+  type WelcomeProcessor,
+} from './client.js'
 export { WelcomeAlreadyConsumedError, XrpcClientError, type XrpcClientErrorInit } from './errors.js'
 export type * from './methods.js'
 export { defaultRetryOptions, retryAfterMs, retryDelayMs, withRetry, type RetryOptions } from './retry.js'

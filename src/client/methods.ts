@@ -4,13 +4,16 @@ import type * as CreateConvo from '../lexicon/types/blue.catbird.mls.createConvo
 import type * as GetCommits from '../lexicon/types/blue.catbird.mls.getCommits.js'
 import type * as GetConvos from '../lexicon/types/blue.catbird.mls.getConvos.js'
 import type * as GetEpoch from '../lexicon/types/blue.catbird.mls.getEpoch.js'
+import type * as GetGroupInfo from '../lexicon/types/blue.catbird.mls.getGroupInfo.js'
 import type * as GetKeyPackageStats from '../lexicon/types/blue.catbird.mls.getKeyPackageStats.js'
 import type * as GetKeyPackages from '../lexicon/types/blue.catbird.mls.getKeyPackages.js'
 import type * as GetMessages from '../lexicon/types/blue.catbird.mls.getMessages.js'
 import type * as GetWelcome from '../lexicon/types/blue.catbird.mls.getWelcome.js'
 import type * as LeaveConvo from '../lexicon/types/blue.catbird.mls.leaveConvo.js'
+import type * as ProcessExternalCommit from '../lexicon/types/blue.catbird.mls.processExternalCommit.js'
 import type * as PublishKeyPackage from '../lexicon/types/blue.catbird.mls.publishKeyPackage.js'
 import type * as SendMessage from '../lexicon/types/blue.catbird.mls.sendMessage.js'
+import type * as UpdateGroupInfo from '../lexicon/types/blue.catbird.mls.updateGroupInfo.js'
 
 export type {
   AddMembers,
@@ -19,13 +22,16 @@ export type {
   GetCommits,
   GetConvos,
   GetEpoch,
+  GetGroupInfo,
   GetKeyPackageStats,
   GetKeyPackages,
   GetMessages,
   GetWelcome,
   LeaveConvo,
+  ProcessExternalCommit,
   PublishKeyPackage,
   SendMessage,
+  UpdateGroupInfo,
 }
 
 /** The lexicon queries (GET), by NSID. streamConvoEvents is a subscription and not here. */
@@ -33,6 +39,7 @@ export interface Queries {
   'blue.catbird.mls.getCommits': { params: GetCommits.Params; output: GetCommits.Output }
   'blue.catbird.mls.getConvos': { params: GetConvos.Params; output: GetConvos.Output }
   'blue.catbird.mls.getEpoch': { params: GetEpoch.Params; output: GetEpoch.Output }
+  'blue.catbird.mls.getGroupInfo': { params: GetGroupInfo.Params; output: GetGroupInfo.Output }
   'blue.catbird.mls.getKeyPackageStats': {
     params: GetKeyPackageStats.Params
     output: GetKeyPackageStats.Output
@@ -48,11 +55,16 @@ export interface Procedures {
   'blue.catbird.mls.confirmWelcome': { input: ConfirmWelcome.Input; output: ConfirmWelcome.Output }
   'blue.catbird.mls.createConvo': { input: CreateConvo.Input; output: CreateConvo.Output }
   'blue.catbird.mls.leaveConvo': { input: LeaveConvo.Input; output: LeaveConvo.Output }
+  'blue.catbird.mls.processExternalCommit': {
+    input: ProcessExternalCommit.Input
+    output: ProcessExternalCommit.Output
+  }
   'blue.catbird.mls.publishKeyPackage': {
     input: PublishKeyPackage.Input
     output: PublishKeyPackage.Output
   }
   'blue.catbird.mls.sendMessage': { input: SendMessage.Input; output: SendMessage.Output }
+  'blue.catbird.mls.updateGroupInfo': { input: UpdateGroupInfo.Input; output: UpdateGroupInfo.Output }
 }
 
 export type QueryNsid = keyof Queries
@@ -67,6 +79,7 @@ export type KeyedProcedureNsid = {
 const keyedProcedures: Record<KeyedProcedureNsid, true> = {
   'blue.catbird.mls.addMembers': true,
   'blue.catbird.mls.createConvo': true,
+  'blue.catbird.mls.processExternalCommit': true,
   'blue.catbird.mls.publishKeyPackage': true,
   'blue.catbird.mls.sendMessage': true,
 }

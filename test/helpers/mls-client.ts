@@ -91,10 +91,11 @@ export class Client {
   /**
    * Creates a conversation with `members`, added by one commit and their
    * Welcome, and the GroupInfo of the epoch it starts at (unless told not
-   * to); the members join. They publish a key package for it first, unless
-   * told not to (they have some on the server). Answers the conversation's id.
+   * to); the members join (unless told not to). They publish a key package
+   * for it first, unless told not to (they have some on the server).
+   * Answers the conversation's id.
    */
-  async createConvo(members: Client[], opts: { groupInfo?: boolean; publish?: boolean } = {}): Promise<string> {
+  async createConvo(members: Client[], opts: { groupInfo?: boolean; publish?: boolean; join?: boolean } = {}): Promise<string> {
     if (opts.publish !== false) for (const member of members) await member.publishKeyPackage()
     const groupId = randomBytes(16)
     const state = await newGroup(this.user, groupId)
@@ -111,7 +112,7 @@ export class Client {
     })
     expect(created.status, JSON.stringify(created.body)).toBe(200)
     this.state = creation.state
-    for (const member of members) await member.join(created.body.id)
+    if (opts.join !== false) for (const member of members) await member.join(created.body.id)
     return created.body.id
   }
 
