@@ -49,10 +49,12 @@ const base64Bytes = (base64: string | undefined) => Buffer.from(base64 ?? '', 'b
 const keptState = async (file: string) => JSON.parse(await readFile(stateFile(file), 'utf8')) as StoredState
 
 describe('README quickstart', () => {
-  it('works as pasted: a did:key token, publishKeyPackage, createConvo, sendMessage and its retry, getMessages', async () => {
-    const { stdout, stderr } = await bash(quickstart())
-    const [published, conversation, sent, resent, read, ...rest] = stdout.trim().split('\n')
+  it('works as pasted, with real MLS: publishKeyPackage, createConvo, sendMessage and its retry, getMessages', async () => {
+    // The block as pasted, then what it sent, from the same shell.
+    const { stdout, stderr } = await bash(`${quickstart()}echo "$GROUP $CIPHERTEXT"\n`)
+    const [published, conversation, sent, resent, read, sentBytes, ...rest] = stdout.trim().split('\n')
     expect(rest).toEqual([])
+    const [groupId, ciphertext] = (sentBytes ?? '').split(' ')
     expect(JSON.parse(published ?? '')).toEqual({ available: 1 })
     const convoId = /^conversation (\w+)$/.exec(conversation ?? '')?.[1]
     expect(convoId).toBeDefined()
@@ -62,21 +64,27 @@ describe('README quickstart', () => {
     expect(resent).toBe(sent)
     const identityFile = path.join(copy.dir, 'data', 'alice.json')
     const { did } = JSON.parse(await readFile(identityFile, 'utf8')) as { did: string }
-    expect(JSON.parse(read ?? '')).toEqual({
+    const body = JSON.parse(read ?? '') as { messages: Array<{ ciphertext: { $bytes: string } }> }
+    expect(body).toEqual({
       messages: [
         {
           id: message.messageId,
           convoId,
           sender: did,
-          ciphertext: { $bytes: expect.stringMatching(/^[A-Za-z0-9+/]{43}=$/) },
+          ciphertext: { $bytes: expect.any(String) },
           epoch: 0,
           seq: 1,
           createdAt: message.receivedAt,
         },
       ],
     })
+    // Read back byte for byte: the application message of the group made in step 2, at epoch 0.
+    const stored = base64Bytes(body.messages[0]?.ciphertext.$bytes)
+    expect(stored).toEqual(base64Bytes(ciphertext))
+    expect(readMessageHeader(stored)).toEqual({ wireFormat: 'PrivateMessage', groupId, epoch: 0, contentType: 'application' })
     expect(stderr).toContain(`created a did:key identity in ${identityFile}`)
-    expect((await stat(identityFile)).mode & 0o777).toBe(0o600)
+    expect(stderr).toContain(`keeping MLS private keys and group state in ${stateFile(identityFile)}`)
+    for (const file of [identityFile, stateFile(identityFile)]) expect((await stat(file)).mode & 0o777).toBe(0o600)
   }, 120_000)
 
   it('npm run token refuses an identity file other users can read', async () => {
