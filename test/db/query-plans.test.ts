@@ -40,8 +40,8 @@ beforeAll(async () => {
     INSERT INTO welcome (convo_id, data) SELECT 'c' || i, '\\x00' FROM generate_series(1, 2000) i;
     INSERT INTO welcome_delivery (convo_id, recipient_did, welcome_id, expires_at)
       SELECT w.convo_id, 'did:plc:r' || k, w.id, now() + interval '1 day' FROM welcome w, generate_series(1, 10) k;
-    INSERT INTO idempotency_key (scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
-      SELECT sha256(int4send(i)), 'did:plc:u1', 'n', '\\x00', 200, '{}', now() + interval '1 day' FROM generate_series(1, 50000) i;
+    INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
+      SELECT 'c' || (i % 20000), sha256(int4send(i)), 'did:plc:u1', 'n', '\\x00', 200, '{}', now() + interval '1 day' FROM generate_series(1, 50000) i;
     ANALYZE;
   `.execute(db)
   traced = new Kysely<DatabaseSchema>({
