@@ -4,18 +4,22 @@ import { xrpcHandler } from '../xrpc/types.js'
 import { announce } from './announce.js'
 import { readCommit, readWelcomeField } from './input.js'
 
-export default xrpcHandler<AddMembers.Params, AddMembers.Input, AddMembers.Output>(async (req) => {
-  const { input, caller, db, ctx } = req
-  const { config } = ctx
-  const { newEpoch, stored } = await addMembers(db, {
-    convoId: input.convoId,
-    caller,
-    dids: input.didList,
-    commit: readCommit(input.commit, config.MAX_COMMIT_BYTES, input.epoch),
-    welcome: readWelcomeField(input.welcomeMessage, config.MAX_WELCOME_BYTES),
-    maxMembers: config.MAX_MEMBERS_PER_CONVO,
-    welcomeRetentionDays: config.WELCOME_RETENTION_DAYS,
-  })
-  announce(req, stored)
-  return { success: true, newEpoch }
-})
+export default xrpcHandler<AddMembers.Params, AddMembers.Input, AddMembers.Output>(
+  async (req) => {
+    const { input, caller, db, ctx } = req
+    const { config } = ctx
+    const { newEpoch, stored } = await addMembers(db, {
+      convoId: input.convoId,
+      caller,
+      dids: input.didList,
+      commit: readCommit(input.commit, config.MAX_COMMIT_BYTES, input.epoch),
+      welcome: readWelcomeField(input.welcomeMessage, config.MAX_WELCOME_BYTES),
+      maxMembers: config.MAX_MEMBERS_PER_CONVO,
+      welcomeRetentionDays: config.WELCOME_RETENTION_DAYS,
+    })
+    announce(req, stored)
+    return { success: true, newEpoch }
+  },
+  // The record lives with the conversation.
+  { recordedIn: 'transaction', shardKey: (input) => input.convoId },
+)

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
+import { executePrepared } from '../db/prepared.js'
+import { recordCte, type RecordedWrite } from '../idempotency/store.js'
 import { conflict, invalidRequest } from '../xrpc/errors.js'
 
 export interface PublishKeyPackageArgs {
@@ -13,42 +15,38 @@ export interface PublishKeyPackageArgs {
   maxPerUser: number
 }
 
-const available = (db: Db, owner: string) =>
-  db
-    .selectFrom('key_package')
-    .where('owner_did', '=', owner)
-    .where('consumed_at', 'is', null)
-    .where('expires_at', '>', sql<Date>`now()`)
-
-/** Stores a key package; returns how many the owner now has available. */
-export async function publishKeyPackage(db: Db, args: PublishKeyPackageArgs): Promise<number> {
-  const { count } = await available(db, args.owner)
-    .select((eb) => eb.fn.countAll<number>().as('count'))
-    .executeTakeFirstOrThrow()
-  if (Number(count) >= args.maxPerUser) {
-    throw invalidRequest(
-      'TooManyKeyPackages',
-      `You already have ${args.maxPerUser} unused key packages on this server`,
-    )
+/**
+ * Stores a key package and returns how many the owner now has available, in
+ * one statement: the count, the insert (not past the owner's limit; the
+ * same bytes, or the same package framed another way, are stored once),
+ * and a keyed write's record (see src/idempotency/store.ts).
+ */
+export async function publishKeyPackage(db: Db, args: PublishKeyPackageArgs, record?: RecordedWrite): Promise<number> {
+  const { rows } = await executePrepared(
+    db,
+    `publish_key_package${record ? '_keyed' : ''}`,
+    sql<{ available: number; inserted: boolean }>`
+      WITH counted AS (
+        SELECT count(*)::int AS available FROM key_package
+        WHERE owner_did = ${args.owner} AND consumed_at IS NULL AND expires_at > now()
+      ), inserted AS (
+        INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at)
+        SELECT ${args.owner}, ${args.cipherSuite}, ${args.data}, ${createHash('sha256').update(args.data).digest()},
+               ${args.ref}, ${args.expiresAt}
+        FROM counted WHERE available < ${args.maxPerUser}
+        ON CONFLICT DO NOTHING
+        RETURNING id
+      ), published AS (
+        SELECT available + 1 AS available FROM counted, inserted
+      )${record ? sql`, recorded AS (${recordCte(record, 'published')})` : sql``}
+      SELECT available, EXISTS (SELECT 1 FROM inserted) AS inserted FROM counted`,
+  )
+  const { available, inserted } = rows[0] as { available: number; inserted: boolean }
+  if (inserted) return available + 1
+  if (available >= args.maxPerUser) {
+    throw invalidRequest('TooManyKeyPackages', `You already have ${args.maxPerUser} unused key packages on this server`)
   }
-  const inserted = await db
-    .insertInto('key_package')
-    .values({
-      owner_did: args.owner,
-      cipher_suite: args.cipherSuite,
-      data: args.data,
-      data_sha256: createHash('sha256').update(args.data).digest(),
-      ref: args.ref,
-      expires_at: args.expiresAt,
-    })
-    // The same bytes, or the same package framed another way (the same ref).
-    .onConflict((oc) => oc.doNothing())
-    .returning('id')
-    .executeTakeFirst()
-  if (!inserted) {
-    throw conflict('DuplicateKeyPackage', 'This key package was already published')
-  }
-  return Number(count) + 1
+  throw conflict('DuplicateKeyPackage', 'This key package was already published')
 }
 
 export interface ClaimedKeyPackage {
@@ -68,7 +66,7 @@ export async function claimKeyPackages(
 ): Promise<{ keyPackages: ClaimedKeyPackage[]; missing: string[] }> {
   const dids = [...new Set(args.dids)]
   const suite = args.cipherSuite ?? null
-  const { rows } = await sql<{ owner_did: string; cipher_suite: string; data: Uint8Array }>`
+  const { rows } = await executePrepared(db, 'claim_key_packages', sql<{ owner_did: string; cipher_suite: string; data: Uint8Array }>`
     WITH picked AS (
       SELECT kp.id
       FROM unnest(${dids}::text[]) AS wanted(did)
@@ -84,7 +82,7 @@ export async function claimKeyPackages(
     UPDATE key_package SET consumed_at = now(), consumed_by = ${args.claimedBy}
     FROM picked WHERE key_package.id = picked.id
     RETURNING key_package.owner_did, key_package.cipher_suite, key_package.data
-  `.execute(db)
+  `)
   const found = new Set(rows.map((r) => r.owner_did))
   return {
     keyPackages: rows.map((r) => ({ did: r.owner_did, keyPackage: r.data, cipherSuite: r.cipher_suite })),
