@@ -89,10 +89,10 @@ export async function fillMessages(pool: pg.Pool, perConvo: number): Promise<voi
 /** A backlog of `count` idempotency records that expired a day ago. */
 export async function insertExpiredIdempotencyKeys(pool: pg.Pool, count: number, tag: string): Promise<void> {
   await pool.query(
-    `INSERT INTO idempotency_key (scope_hash, caller_did, nsid, fingerprint, status, response, created_at, expires_at)
-     SELECT sha256(convert_to($1 || i, 'UTF8')), 'did:plc:benchexpired', 'blue.catbird.mls.sendMessage',
+    `INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, created_at, expires_at)
+     SELECT 'convo' || (i % 1000), sha256(convert_to($1 || i, 'UTF8')), 'did:plc:benchexpired', 'blue.catbird.mls.sendMessage',
             sha256(convert_to(i::text, 'UTF8')), 200,
-            jsonb_build_object('messageId', gen_random_uuid(), 'receivedAt', now() - interval '2 days'),
+            json_build_object('messageId', gen_random_uuid(), 'receivedAt', now() - interval '2 days'),
             now() - interval '2 days', now() - interval '1 day'
      FROM generate_series(1, ${int(count)}) AS i`,
     [`expired ${tag} `],

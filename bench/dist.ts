@@ -41,6 +41,7 @@ export async function loadDist() {
     migrateToLatest: migrator.migrateToLatest,
     readMessageHeader: mls.readMessageHeader,
     sendMessage: messages.sendMessage,
+    storeMessageStatement: messages.storeMessageStatement,
     listMessages: messages.listMessages,
     buildServer: server.buildServer,
     startIdempotencyCleanup: workers.startIdempotencyCleanup,

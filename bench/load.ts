@@ -40,21 +40,23 @@ const readAll = async (meters: CpuMeters) => ({
 export interface Sample {
   latencies: number[]
   seconds: number
+  /** Requests done, when the generator reports no latencies (pgbench). */
+  count?: number
 }
 
 /** Runs `work` and measures it. */
 export async function measure(meters: CpuMeters, work: () => Promise<Sample>): Promise<Run> {
   const machineBefore = machineCpu()
   const before = await readAll(meters)
-  const { latencies, seconds } = await work()
+  const { latencies, seconds, count = latencies.length } = await work()
   const after = await readAll(meters)
   const machineAfter = machineCpu()
   latencies.sort((a, b) => a - b)
-  const perRequest = (key: keyof CpuMeters) => (after[key] - before[key]) / Math.max(1, latencies.length)
+  const perRequest = (key: keyof CpuMeters) => (after[key] - before[key]) / Math.max(1, count)
   return {
-    requests: latencies.length,
+    requests: count,
     seconds,
-    rps: latencies.length / seconds,
+    rps: count / seconds,
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     machineBusy: (machineAfter.busy - machineBefore.busy) / Math.max(1, machineAfter.total - machineBefore.total),
@@ -132,25 +134,4 @@ export function httpLoad(load: HttpLoad): Promise<Sample> {
       instance.stop()
     })
   })
-}
-
-/** `concurrency` callers, each calling `call` back to back for `seconds`. */
-export async function callLoad(
-  concurrency: number,
-  seconds: number,
-  call: () => Promise<unknown>,
-): Promise<Sample> {
-  const latencies: number[] = []
-  const started = performance.now()
-  const deadline = started + seconds * 1000
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline) {
-        const started = performance.now()
-        await call()
-        latencies.push(performance.now() - started)
-      }
-    }),
-  )
-  return { latencies, seconds: (performance.now() - started) / 1000 }
 }

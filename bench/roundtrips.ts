@@ -21,6 +21,8 @@ export interface RoundTrips {
   endpoint: string
   /** Statements sent on the request's own path, per request. */
   request: number
+  /** Transactions the request's path began (a statement that begins with BEGIN), per request. */
+  transactions: number
   /** Statements the request caused in the background (event fan-out), per request. */
   background: number
 }
@@ -60,6 +62,7 @@ export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: num
     results.push({
       endpoint,
       request: (after.request - before.request) / calls,
+      transactions: (after.transactions - before.transactions) / calls,
       background: (after.background - before.background) / calls,
     })
   }

@@ -12,7 +12,9 @@ import { addBackgroundConvos, count, fillMessages, insertExpiredIdempotencyKeys,
 import { runFanoutBench } from './fanout.js'
 import { buildProduction, loadDist, type Dist } from './dist.js'
 import { thisProcessCpu, postgresCpu } from './cpu.js'
-import { callLoad, httpLoad, measure, type CpuMeters, type Run } from './load.js'
+import { httpLoad, measure, type CpuMeters, type Run } from './load.js'
+import { sendStatement } from './peer.js'
+import { findPgbench, pgbenchSends } from './pgbench.js'
 import { measureHeaderReads } from './parse.js'
 import { observeQueries, type SentQuery } from './queries.js'
 import { renderResults, VARIANT, writeBenchmarksFile, type Explained, type Results } from './report.js'
@@ -103,7 +105,7 @@ async function createBenchDatabase(dist: Dist, adminUrl: string, role: string) {
     await client.connect()
     await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).finally(() => client.end())
   }
-  return { url: url.href, pool: database.pool, drop }
+  return { url: url.href, pool: database.pool, db: database.db, drop }
 }
 
 /** CHECKPOINT needs a superuser or pg_checkpoint; without, the next automatic one comes later. */
@@ -181,27 +183,48 @@ async function main() {
           httpLoad({ url: server.url, connections: CONNECTIONS, seconds, next, ...(check ? { check } : {}) }),
         )
 
-    log('sendMessage: service calls without HTTP, without key, with a fresh key, replayed')
-    const serviceDb = dist.createDatabase({ url: small.url, poolSize: config.DATABASE_POOL_SIZE })
-    teardown.push(() => serviceDb.close())
-    const replays = Array.from({ length: settings.replayKeys }, () => smallLoad.sendMessage(true))
-    // First use of every key (a write); the variant below retries them.
-    await httpLoad({ url: smallServer.url, connections: CONNECTIONS, seconds: 120, amount: replays.length, next: cycle(replays) })
-    const serviceCalls = (seconds: number) =>
-      measure({ app: thisProcessCpu, ...(postgres ? { postgres } : {}) }, () =>
-        callLoad(CONNECTIONS, seconds, () => dist.sendMessage(serviceDb.db, smallLoad.sendArgs())),
-      )
+    const peer = await startBenchServer({ databaseUrl: small.url, logFile: path.join(work, 'peer.log'), peer: true })
+    teardown.push(() => peer.stop())
+    const pgbenchBinary = findPgbench()
+    const pgbench = pgbenchBinary
+      ? await pgbenchSends({
+          binary: pgbenchBinary,
+          url: small.url,
+          pool: small.pool,
+          statement: sendStatement(dist, { db: small.db }),
+          picks: smallLoad.everySend(),
+          dir: work,
+          connections: CONNECTIONS,
+        })
+      : undefined
+    if (!pgbench) log('no pgbench binary on PATH (nor in /usr/lib/postgresql/*/bin): the database-limit variant is skipped')
+    // pgbench is its own client: no server process takes part.
+    const databaseOnly: CpuMeters = { app: async () => Number.NaN, ...(postgres ? { postgres } : {}) }
+    const hotLoad = new Workload(smallLoad.api, [smallConvos[0] as Convo])
+    log(
+      `sendMessage: ${pgbench ? 'pgbench -M prepared, ' : ''}the bare peer, the server without key, with a fresh key, replayed; ` +
+        'then the same three with every sender in one conversation',
+    )
+    // First use of every key (a write); the replay variants retry them.
+    const keyedAhead = async (load: Workload) => {
+      const requests = Array.from({ length: settings.replayKeys }, () => load.sendMessage(true))
+      await httpLoad({ url: smallServer.url, connections: CONNECTIONS, seconds: 120, amount: requests.length, next: cycle(requests) })
+      return cycle(requests)
+    }
+    const replayed = (_body: string, headers: Record<string, unknown>) => {
+      if (headers['idempotent-replayed'] !== 'true') throw new Error('a retried sendMessage was not replayed')
+    }
+    const [replays, hotReplays] = [await keyedAhead(smallLoad), await keyedAhead(hotLoad)]
     const throughput = await interleave(
       [
-        { name: VARIANT.raw, run: serviceCalls },
+        ...(pgbench ? [{ name: VARIANT.pgbench, run: (seconds: number) => measure(databaseOnly, async () => ({ latencies: [], ...(await pgbench(seconds)) })) }] : []),
+        { name: VARIANT.peer, run: http(peer, () => smallLoad.peerSend()) },
         { name: VARIANT.unkeyed, run: http(smallServer, () => smallLoad.sendMessage(false)) },
         { name: VARIANT.keyed, run: http(smallServer, () => smallLoad.sendMessage(true)) },
-        {
-          name: VARIANT.replay,
-          run: http(smallServer, cycle(replays), (_body, headers) => {
-            if (headers['idempotent-replayed'] !== 'true') throw new Error('a retried sendMessage was not replayed')
-          }),
-        },
+        { name: VARIANT.replay, run: http(smallServer, replays, replayed) },
+        { name: VARIANT.hotUnkeyed, run: http(smallServer, () => hotLoad.sendMessage(false)) },
+        { name: VARIANT.hotKeyed, run: http(smallServer, () => hotLoad.sendMessage(true)) },
+        { name: VARIANT.hotReplay, run: http(smallServer, hotReplays, replayed) },
       ],
       settings.rounds,
     )

@@ -15,9 +15,11 @@ const database = dist.createDatabase({ url: config.DATABASE_URL, poolSize: confi
 // A statement counts for the request in whose async context it was sent;
 // the rest (event fan-out reading new messages, workers) is background.
 const inRequest = new AsyncLocalStorage<true>()
-const queries = { request: 0, background: 0 }
-observeQueries(database.pool, () => {
-  queries[inRequest.getStore() ? 'request' : 'background']++
+const queries = { request: 0, background: 0, transactions: 0 }
+observeQueries(database.pool, (query) => {
+  const request = inRequest.getStore() ?? false
+  queries[request ? 'request' : 'background']++
+  if (request && /^\s*begin\b/i.test(query.text)) queries.transactions++
 })
 const { app, ctx } = await dist.buildServer({ config, database })
 app.addHook('onRequest', (_request, _reply, done) => inRequest.run(true, done))

@@ -5,8 +5,8 @@ import { SERVICE_DID } from '../test/helpers/users.js'
 
 /** What the bench can ask a server process, and what each command answers. */
 export interface ServerCommands {
-  /** Statements sent to PostgreSQL so far (one per round trip): by requests, and in the background. */
-  queries: { request: number; background: number }
+  /** Statements sent to PostgreSQL so far (one per round trip): by requests, and in the background; and transactions requests began. */
+  queries: { request: number; background: number; transactions: number }
   /** CPU time the server process has used so far, in microseconds. */
   cpuMicros: number
   /** Runs one pass of the idempotency cleanup worker; answers how many records it deleted. */
@@ -33,9 +33,11 @@ export interface BenchServerOptions {
   logFile: string
   /** Write a V8 CPU profile (`node --cpu-prof`) here when the server stops. */
   cpuProfDir?: string
+  /** The bare-Fastify peer (bench/peer-child.ts) instead of the server. */
+  peer?: boolean
 }
 
-const childEntry = fileURLToPath(new URL('./server-child.ts', import.meta.url))
+const childEntry = (peer: boolean) => fileURLToPath(new URL(peer ? './peer-child.ts' : './server-child.ts', import.meta.url))
 
 /**
  * The production build of the server in a process of its own, as `npm start`
@@ -43,7 +45,7 @@ const childEntry = fileURLToPath(new URL('./server-child.ts', import.meta.url))
  */
 export async function startBenchServer(opts: BenchServerOptions): Promise<BenchServer> {
   const log = openSync(opts.logFile, 'a')
-  const child = fork(childEntry, [], {
+  const child = fork(childEntry(opts.peer ?? false), [], {
     execArgv: [
       '--import',
       'tsx',

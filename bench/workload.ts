@@ -100,6 +100,26 @@ export class Workload {
     return { convoId: picked.convo.id, sender: picked.sender.did, groupId: picked.convo.groupId, epoch: EPOCH, ciphertext: picked.bytes }
   }
 
+  /** Every (conversation, member, message) the load may send, as service arguments. */
+  everySend() {
+    return this.convos.flatMap((convo) =>
+      convo.members.flatMap((sender) =>
+        convo.messages.map((m) => ({ convoId: convo.id, sender: sender.did, groupId: convo.groupId, epoch: EPOCH, ciphertext: m.bytes })),
+      ),
+    )
+  }
+
+  /** A send to the bare peer (bench/peer-child.ts): what the server would have read from the token and the MLS header, in the body. */
+  peerSend(): HttpRequest {
+    const { convo, sender, json } = this.pickMessage()
+    return {
+      method: 'POST',
+      path: '/send',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ convoId: convo.id, sender: sender.did, groupId: convo.groupId, epoch: EPOCH, ciphertext: json }),
+    }
+  }
+
   sendMessage(withKey: boolean): HttpRequest {
     const { convo, sender, json } = this.pickMessage()
     return this.api.request(sender, SEND, {

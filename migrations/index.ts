@@ -2,7 +2,8 @@ import type { Migration } from 'kysely'
 import * as m001 from './001_init.js'
 import * as m002 from './002_message_events.js'
 import * as m003 from './003_mls_facts.js'
-import * as m004 from './004_recovery.js'
+import * as m004 from './004_idempotency_shard_key.js'
+import * as m005 from './005_recovery.js'
 
 /**
  * Every migration, by name, in order. Listed statically (not read from disk) so
@@ -12,5 +13,6 @@ export const migrations: Record<string, Migration> = {
   '001_init': m001,
   '002_message_events': m002,
   '003_mls_facts': m003,
-  '004_recovery': m004,
+  '004_idempotency_shard_key': m004,
+  '005_recovery': m005,
 }

@@ -29,15 +29,27 @@ interface StoredIdentity {
   privateKey: string
 }
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
-/** The identity in `file`, created there (mode 600) on first use. */
-async function identity(file: string): Promise<Secp256k1Keypair> {
+/** The `--did-key-file` option's file: relative to where npm was run, not to the project root npm moves to. */
+export const didKeyFile = (option: string | undefined): string =>
+  option ? path.resolve(process.env.INIT_CWD ?? process.cwd(), option) : DEFAULT_KEY_FILE
+
+/** The text of `file`, which holds private keys; undefined when there is none. Refused when other users can read it. */
+export async function readPrivateFile(file: string): Promise<string | undefined> {
   const mode = await stat(file).then(
     (s) => s.mode & 0o777,
     () => undefined,
   )
-  if (mode === undefined) {
+  if (mode === undefined) return undefined
+  if (mode & 0o077) throw new UsageError(`${file} holds private keys but other users can read it; run chmod 600 ${file}`)
+  return readFile(file, 'utf8')
+}
+
+/** The identity in `file`, created there (mode 600) on first use. */
+export async function identity(file: string): Promise<Secp256k1Keypair> {
+  const text = await readPrivateFile(file)
+  if (text === undefined) {
     const keypair = await Secp256k1Keypair.create({ exportable: true })
     const stored: StoredIdentity = { did: keypair.did(), privateKey: Buffer.from(await keypair.export()).toString('hex') }
     await mkdir(path.dirname(file), { recursive: true })
@@ -46,9 +58,17 @@ async function identity(file: string): Promise<Secp256k1Keypair> {
     process.stderr.write(`created a did:key identity in ${file}\n`)
     return keypair
   }
-  if (mode & 0o077) throw new UsageError(`${file} holds a private key but other users can read it; run chmod 600 ${file}`)
-  const stored = JSON.parse(await readFile(file, 'utf8')) as StoredIdentity
+  const stored = JSON.parse(text) as StoredIdentity
   return Secp256k1Keypair.import(stored.privateKey)
+}
+
+/** Runs a command: a usage or configuration error is one line on stderr, anything else its stack; exit status 1. */
+export function runCommand(main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    const known = err instanceof UsageError || err instanceof ConfigError
+    process.stderr.write(`${known ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    process.exit(1)
+  })
 }
 
 type FieldSchemas = { required?: string[]; properties?: Record<string, { type: string }> }
@@ -77,11 +97,7 @@ async function main(): Promise<void> {
   })
   loadProjectEnv()
   const config = loadConfig()
-  // Paths are relative to where npm was run, not to the project root npm moves to.
-  const keyFile = values['did-key-file']
-    ? path.resolve(process.env.INIT_CWD ?? process.cwd(), values['did-key-file'])
-    : DEFAULT_KEY_FILE
-  const keypair = await identity(keyFile)
+  const keypair = await identity(didKeyFile(values['did-key-file']))
   if (values.did) {
     process.stdout.write(`${keypair.did()}\n`)
     return
@@ -110,10 +126,4 @@ async function main(): Promise<void> {
   )
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((err: unknown) => {
-    const known = err instanceof UsageError || err instanceof ConfigError
-    process.stderr.write(`${known ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-    process.exit(1)
-  })
-}
+if (import.meta.url === `file://${process.argv[1]}`) runCommand(main)

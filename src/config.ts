@@ -32,6 +32,11 @@ export const configSchema = z.object({
       "Password of `DATABASE_URL`'s user, kept out of the URL so that any character works unescaped (docker compose passes `POSTGRES_PASSWORD` here).",
     ),
   DATABASE_POOL_SIZE: int(1, 500).default(20).describe('Maximum connections in the pool.'),
+  DATABASE_PREPARED_STATEMENTS: bool
+    .default(true)
+    .describe(
+      'Send the hot statements (sendMessage, getMessages, getEpoch, the key-package claim, the idempotency lookup) as named prepared statements, parsed and planned once per connection. Turn off behind a connection pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21, or without `max_prepared_statements`).',
+    ),
   DATABASE_STATEMENT_TIMEOUT_MS: int(0)
     .default(5_000)
     .describe(

@@ -1,4 +1,4 @@
-import type { SentMessage } from '../services/commits.js'
+import type { SentMessage } from '../services/messages.js'
 import type { HandlerInput } from '../xrpc/types.js'
 
 /**

@@ -5,27 +5,31 @@ import { xrpcHandler } from '../xrpc/types.js'
 import { announce } from './announce.js'
 import { readCommit, readGroupInfoField, readWelcomeField, requireCipherSuite } from './input.js'
 
-export default xrpcHandler<CreateConvo.Params, CreateConvo.Input, CreateConvo.Output>(async (req) => {
-  const { input, caller, db, ctx } = req
-  requireCipherSuite(input.cipherSuite)
-  if (!/^[0-9a-fA-F]+$/.test(input.groupId)) {
-    throw invalidRequest(undefined, 'groupId must be a hex-encoded MLS group id')
-  }
-  const { config } = ctx
-  const { convo, stored } = await createConvo(db, {
-    creator: caller,
-    groupId: input.groupId,
-    cipherSuite: input.cipherSuite,
-    initialMembers: input.initialMembers ?? [],
-    welcome: readWelcomeField(input.welcomeMessage, config.MAX_WELCOME_BYTES),
-    // Its header's epoch is the one it was built on; currentEpoch is the one after it.
-    commit: readCommit(input.commit, config.MAX_COMMIT_BYTES, undefined),
-    groupInfo: readGroupInfoField(input.groupInfo, config.MAX_GROUP_INFO_BYTES),
-    currentEpoch: input.currentEpoch,
-    name: input.metadata?.name,
-    description: input.metadata?.description,
-    welcomeRetentionDays: config.WELCOME_RETENTION_DAYS,
-  })
-  announce(req, stored)
-  return convo
-})
+export default xrpcHandler<CreateConvo.Params, CreateConvo.Input, CreateConvo.Output>(
+  async (req) => {
+    const { input, caller, db, ctx } = req
+    requireCipherSuite(input.cipherSuite)
+    if (!/^[0-9a-fA-F]+$/.test(input.groupId)) {
+      throw invalidRequest(undefined, 'groupId must be a hex-encoded MLS group id')
+    }
+    const { config } = ctx
+    const { convo, stored } = await createConvo(db, {
+      creator: caller,
+      groupId: input.groupId,
+      cipherSuite: input.cipherSuite,
+      initialMembers: input.initialMembers ?? [],
+      welcome: readWelcomeField(input.welcomeMessage, config.MAX_WELCOME_BYTES),
+      // Its header's epoch is the one it was built on; currentEpoch is the one after it.
+      commit: readCommit(input.commit, config.MAX_COMMIT_BYTES, undefined),
+      groupInfo: readGroupInfoField(input.groupInfo, config.MAX_GROUP_INFO_BYTES),
+      currentEpoch: input.currentEpoch,
+      name: input.metadata?.name,
+      description: input.metadata?.description,
+      welcomeRetentionDays: config.WELCOME_RETENTION_DAYS,
+    })
+    announce(req, stored)
+    return convo
+  },
+  // The record lives with the conversation; for a new one, with its group id (what the conversation is known by before it has an id).
+  { recordedIn: 'transaction', shardKey: (input) => input.groupId.toLowerCase() },
+)

@@ -19,4 +19,6 @@ export default xrpcHandler<ProcessExternalCommit.Params, ProcessExternalCommit.I
     announce(req, stored)
     return { epoch: stored.newEpoch, rejoinedAt: iso(stored.createdAt) }
   },
+  // Rare, so the plain way: the record lives with the conversation, stored in the transaction the commit joins.
+  { recordedIn: 'transaction', shardKey: (input) => input.convoId },
 )

@@ -1,3 +1,5 @@
+import { sql } from 'kysely'
+import type { ResponseSql } from '../idempotency/store.js'
 import type * as PublishKeyPackage from '../lexicon/types/blue.catbird.mls.publishKeyPackage.js'
 import { readKeyPackage, type KeyPackageFacts } from '../mls/index.js'
 import { publishKeyPackage } from '../services/keyPackages.js'
@@ -28,8 +30,11 @@ function checkKeyPackage(kp: KeyPackageFacts, args: { owner: string; cipherSuite
   }
 }
 
+/** The same answer as the handler's, built in SQL for the record a keyed publish stores with the package. */
+const publishedSql: ResponseSql = (row) => sql`json_build_object('available', ${row}.available)`
+
 export default xrpcHandler<PublishKeyPackage.Params, PublishKeyPackage.Input, PublishKeyPackage.Output>(
-  async ({ input, caller, db, ctx }) => {
+  async ({ input, caller, db, ctx, keyed }) => {
     requireCipherSuite(input.cipherSuite)
     const data = decodeBinaryField(input.keyPackage, 'keyPackage', MAX_KEY_PACKAGE_BYTES, 'InvalidKeyPackage') as Uint8Array
     const maxLifetimeMs = ctx.config.KEY_PACKAGE_MAX_LIFETIME_DAYS * DAY_MS
@@ -59,7 +64,9 @@ export default xrpcHandler<PublishKeyPackage.Params, PublishKeyPackage.Input, Pu
       maxPerUser: ctx.config.MAX_KEY_PACKAGES_PER_USER,
       // The package's own extension says so, or its owner does (for MLS libraries that cannot write it).
       lastResort: kp.lastResort || input.lastResort === true,
-    })
+    }, keyed && { keyed, response: publishedSql })
     return { available }
   },
+  // One statement stores the package and the record; key packages, and so the record, live with their owner.
+  { recordedIn: 'statement', shardKey: (_input, caller) => caller },
 )

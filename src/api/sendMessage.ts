@@ -1,54 +1,77 @@
+import { sql } from 'kysely'
+import type { ResponseSql } from '../idempotency/store.js'
 import type * as SendMessage from '../lexicon/types/blue.catbird.mls.sendMessage.js'
 import { sendCommit } from '../services/commits.js'
-import { sendMessage } from '../services/messages.js'
+import { sendMessage, type SentMessage } from '../services/messages.js'
+import { iso, isoSql } from '../services/util.js'
 import { forbidden, invalidRequest } from '../xrpc/errors.js'
 import { xrpcHandler } from '../xrpc/types.js'
 import { announce } from './announce.js'
 import { groupInfoWithoutCommit, readGroupInfoField, readMessage, withGroupInfo } from './input.js'
 
-export default xrpcHandler<SendMessage.Params, SendMessage.Input, SendMessage.Output>(async (req) => {
-  const { input, caller, db, ctx } = req
-  // The token says who is speaking; the body may only agree.
-  if (input.senderDid !== caller) {
-    throw forbidden(undefined, 'senderDid must be the DID of the authenticated caller')
-  }
-  const { ciphertext } = input
-  const max = ctx.config.MAX_MESSAGE_BYTES
-  if (ciphertext.length > max) {
-    throw invalidRequest('MessageTooLarge', `ciphertext is larger than the ${max} bytes allowed`)
-  }
-  if (ciphertext.length === 0) {
-    throw invalidRequest(undefined, 'ciphertext must not be empty')
-  }
-  const header = readMessage(ciphertext, 'ciphertext', input.epoch)
-  const groupInfo = readGroupInfoField(input.groupInfo, ctx.config.MAX_GROUP_INFO_BYTES)
-  let sent
-  if (header.contentType === 'commit') {
-    const maxCommit = ctx.config.MAX_COMMIT_BYTES
-    if (ciphertext.length > maxCommit) {
-      throw invalidRequest('MessageTooLarge', `a commit may be at most ${maxCommit} bytes`)
+/** The answer, from the stored message. */
+export const sentOutput = (sent: SentMessage): SendMessage.Output => ({ messageId: sent.id, receivedAt: iso(sent.createdAt) })
+
+/** The same answer built in SQL from the stored message's row, for the record a keyed send stores with it. */
+export const sentOutputSql: ResponseSql = (row) =>
+  sql`json_build_object('messageId', ${row}.id, 'receivedAt', ${isoSql(sql`${row}.created_at`)})`
+
+export default xrpcHandler<SendMessage.Params, SendMessage.Input, SendMessage.Output>(
+  async (req) => {
+    const { input, caller, db, ctx } = req
+    // The token says who is speaking; the body may only agree.
+    if (input.senderDid !== caller) {
+      throw forbidden(undefined, 'senderDid must be the DID of the authenticated caller')
     }
-    sent = await sendCommit(db, {
-      convoId: input.convoId,
-      sender: caller,
-      commit: withGroupInfo({ data: ciphertext, groupId: header.groupId, epoch: header.epoch }, groupInfo),
-    })
-  } else {
-    if (groupInfo) throw groupInfoWithoutCommit()
-    // RFC 9420 §6: application data is only ever sent encrypted.
-    if (header.contentType === 'application' && header.wireFormat !== 'PrivateMessage') {
-      throw invalidRequest('InvalidMessage', 'ciphertext: application data must be a PrivateMessage')
+    const { ciphertext } = input
+    const max = ctx.config.MAX_MESSAGE_BYTES
+    if (ciphertext.length > max) {
+      throw invalidRequest('MessageTooLarge', `ciphertext is larger than the ${max} bytes allowed`)
     }
-    sent = await sendMessage(db, {
-      convoId: input.convoId,
-      sender: caller,
-      groupId: header.groupId,
-      epoch: header.epoch,
-      ciphertext,
-      embedType: input.embedType,
-      embedUri: input.embedUri,
-    })
-  }
-  announce(req, sent)
-  return { messageId: sent.id, receivedAt: sent.createdAt.toISOString() }
-})
+    if (ciphertext.length === 0) {
+      throw invalidRequest(undefined, 'ciphertext must not be empty')
+    }
+    const header = readMessage(ciphertext, 'ciphertext', input.epoch)
+    const groupInfo = readGroupInfoField(input.groupInfo, ctx.config.MAX_GROUP_INFO_BYTES)
+    const record = req.keyed && { keyed: req.keyed, response: sentOutputSql }
+    let sent
+    if (header.contentType === 'commit') {
+      const maxCommit = ctx.config.MAX_COMMIT_BYTES
+      if (ciphertext.length > maxCommit) {
+        throw invalidRequest('MessageTooLarge', `a commit may be at most ${maxCommit} bytes`)
+      }
+      sent = await sendCommit(
+        db,
+        {
+          convoId: input.convoId,
+          sender: caller,
+          commit: withGroupInfo({ data: ciphertext, groupId: header.groupId, epoch: header.epoch }, groupInfo),
+        },
+        record,
+      )
+    } else {
+      if (groupInfo) throw groupInfoWithoutCommit()
+      // RFC 9420 §6: application data is only ever sent encrypted.
+      if (header.contentType === 'application' && header.wireFormat !== 'PrivateMessage') {
+        throw invalidRequest('InvalidMessage', 'ciphertext: application data must be a PrivateMessage')
+      }
+      sent = await sendMessage(
+        db,
+        {
+          convoId: input.convoId,
+          sender: caller,
+          groupId: header.groupId,
+          epoch: header.epoch,
+          ciphertext,
+          embedType: input.embedType,
+          embedUri: input.embedUri,
+        },
+        record,
+      )
+    }
+    announce(req, sent)
+    return sentOutput(sent)
+  },
+  // One statement stores the message and the record; the record lives with the conversation.
+  { recordedIn: 'statement', shardKey: (input) => input.convoId },
+)

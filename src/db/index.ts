@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import type { Config } from '../config.js'
+import { prepareByName } from './prepared.js'
 import type { DatabaseSchema } from './schema.js'
 
 export type Db = Kysely<DatabaseSchema>
@@ -33,6 +34,8 @@ export interface DatabaseOptions {
   poolSize?: number
   /** None by default: a migration may rightly run for minutes. */
   timeouts?: DatabaseTimeouts
+  /** Send the statements named in the code as named prepared statements (src/db/prepared.ts); on by default. */
+  preparedStatements?: boolean
   /** Called when a pooled connection fails outside a query (the database went away). */
   onPoolError?: (err: Error) => void
 }
@@ -48,6 +51,7 @@ export function databaseOptions(config: Config, url: string): DatabaseOptions {
   return {
     url,
     poolSize: config.DATABASE_POOL_SIZE,
+    preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
     timeouts: {
       statementMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
       queryMs: config.DATABASE_QUERY_TIMEOUT_MS,
@@ -130,6 +134,7 @@ export function createDatabase(opts: DatabaseOptions): Database {
   pool.on('connect', (client) => {
     client.on('error', onError)
     if (queryMs > 0) endOnQueryTimeout(client)
+    if (opts.preparedStatements ?? true) prepareByName(client)
   })
   const db = new Kysely<DatabaseSchema>({ dialect: new PostgresDialect({ pool }) })
   return {

@@ -115,11 +115,15 @@ export interface WelcomeDeliveryTable {
 }
 
 export interface IdempotencyKeyTable {
+  /** Where the record lives: the conversation (conversation methods) or the caller (publishKeyPackage). */
+  shard_key: string
   scope_hash: Uint8Array
   caller_did: string
   nsid: string
   fingerprint: Uint8Array
+  /** The answer's HTTP status; 0 marks a claim, which only its own transaction ever sees. */
   status: number
+  /** The answer's JSON, as sent. */
   response: unknown
   created_at: Defaulted<Date>
   expires_at: Date

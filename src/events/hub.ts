@@ -1,10 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { sql } from 'kysely'
+import { sql, type SelectQueryBuilder } from 'kysely'
 import { AsyncResource } from 'node:async_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import type { Db } from '../db/index.js'
-import type { Message } from '../db/schema.js'
+import { executePrepared } from '../db/prepared.js'
+import type { DatabaseSchema, Message } from '../db/schema.js'
 
 export const MESSAGE_CHANNEL = 'catbird_message'
 
@@ -196,16 +197,25 @@ export class EventHub {
       })
   }
 
+  /**
+   * The next batch after the watermark: whole messages when a stream is
+   * open; else only their ids, which is all that moves the settled position
+   * (no message is read back for nobody).
+   */
+  private async nextBatch(): Promise<{ rows: Array<Pick<Message, 'event_id'>>; whole: boolean }> {
+    const after = (query: SelectQueryBuilder<DatabaseSchema, 'message', object>) =>
+      query.where('event_id', '>', this.watermark).orderBy('event_id').limit(this.batchSize)
+    if (this.subscribers.size > 0) return { rows: await after(this.opts.db.selectFrom('message')).selectAll().execute(), whole: true }
+    const ids = after(this.opts.db.selectFrom('message')).select('event_id')
+    return { rows: (await executePrepared(this.opts.db, 'next_event_ids', ids)).rows, whole: false }
+  }
+
   private async pump(): Promise<void> {
     for (;;) {
-      const rows = await this.opts.db
-        .selectFrom('message')
-        .selectAll()
-        .where('event_id', '>', this.watermark)
-        .orderBy('event_id')
-        .limit(this.batchSize)
-        .execute()
-      const ready: Message[] = []
+      const { rows, whole } = await this.nextBatch()
+      // A stream opened while only ids were read starts from the settled position: it needs these messages.
+      if (!whole && this.subscribers.size > 0) continue
+      const ready: Array<Pick<Message, 'event_id'>> = []
       let next = this.watermark + 1
       for (const row of rows) {
         if (row.event_id !== next && !this.gapExpired(next)) break
@@ -214,7 +224,7 @@ export class EventHub {
       }
       if (ready.length === 0) return
       this.watermark = (ready[ready.length - 1] as Message).event_id
-      await this.fanOut(ready)
+      if (whole) await this.fanOut(ready as Message[])
       if (ready.length < rows.length || rows.length < this.batchSize) {
         // Stopped at a gap: look again soon, without waiting for a notification.
         if (ready.length < rows.length) setTimeout(() => this.schedulePump(), 50).unref()

@@ -1,90 +1,159 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { AppContext } from '../context.js'
-import { unprocessable, XRPCErrorWithHeaders } from '../xrpc/errors.js'
+import { unprocessable, XRPCError, XRPCErrorWithHeaders } from '../xrpc/errors.js'
+import { idempotencyScope, keyForLogs, requestFingerprint, requestIdempotencyKey } from './key.js'
 import {
-  idempotencyScope,
-  keyForLogs,
-  requestFingerprint,
-  requestIdempotencyKey,
-} from './key.js'
-import { claimIdempotencyKey, type IdempotencyClaim } from './store.js'
+  claimKey,
+  findRecord,
+  isRecordTaken,
+  type KeyedTransaction,
+  type KeyedWrite,
+  type StoredResponse,
+} from './store.js'
+
+/** How the writes of a method that accepts an idempotency key are made exactly-once. */
+export interface KeyedWrites<I = unknown> {
+  /**
+   * `statement`: the service stores the record in the write's own statement
+   * (one round trip after the check, no transaction held open);
+   * `transaction`: this plugin claims the key in a transaction that the
+   * handler's statements join, and commits it with the answer.
+   */
+  recordedIn: 'statement' | 'transaction'
+  /** The record's shard (see KeyedWrite): the conversation, or the caller. */
+  shardKey(input: I, caller: string): string
+}
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Set on the routes of methods whose input accepts `idempotencyKey`. */
+    keyedWrites?: KeyedWrites
+  }
   interface FastifyRequest {
-    /** Set for a keyed write: the transaction the handler must write in. */
-    idempotencyClaim: IdempotencyClaim | null
+    /** A keyed write recorded by its own statement: what the record holds. */
+    keyedWrite: KeyedWrite | null
+    /** A keyed write's transaction, held from the claim to the answer. */
+    keyedTransaction: KeyedTransaction | null
   }
 }
 
 export const REPLAYED_HEADER = 'idempotent-replayed'
 
+const hooks = <T>(existing: T | T[] | undefined): T[] => (existing === undefined ? [] : Array.isArray(existing) ? existing : [existing])
+
 /**
  * Exactly-once writes for the procedures whose lexicon input declares
- * `idempotencyKey`. Runs after auth and validation, before the handler:
- * a stored response for (caller, method, key) is replayed; otherwise the
- * request proceeds holding the key, and the route stores its response in
- * the same transaction as the write (see routes.ts and store.ts).
+ * `idempotencyKey`; the hooks are attached to those routes only. After auth
+ * and validation, a stored answer for (caller, method, key) on the write's
+ * shard is replayed, the same key with another request is refused (422),
+ * and otherwise the write goes ahead holding the key:
+ *
+ * - recorded in the statement (sendMessage, publishKeyPackage): the check is
+ *   one lookup; the service's statement stores the record from the write's
+ *   own RETURNING. A concurrent request with the same key that also passed
+ *   the check loses on the record's primary key: its whole statement rolls
+ *   back, and it replays the winner's answer.
+ * - recorded in a transaction (createConvo, addMembers): the claim opens the
+ *   transaction the handler writes in (one owner: this plugin begins it,
+ *   commits it with the answer, aborts it, and runs the after-commit
+ *   callbacks). A concurrent request with the same key waits for it.
  */
 async function idempotency(app: FastifyInstance, opts: { ctx: AppContext }): Promise<void> {
-  const { config, pool, metrics } = opts.ctx
-  app.decorateRequest('idempotencyClaim', null)
+  const { config, db, pool, metrics } = opts.ctx
+  app.decorateRequest('keyedWrite', null)
+  app.decorateRequest('keyedTransaction', null)
 
-  app.addHook('preHandler', async (request, reply) => {
-    const { nsid, acceptsIdempotencyKey } = request.routeOptions.config
-    if (!acceptsIdempotencyKey || !nsid) return
+  const inProgress = () => {
+    metrics.idempotency.inc({ outcome: 'in_progress' })
+    const retryAfter = String(Math.max(1, Math.ceil(config.IDEMPOTENCY_WAIT_MS / 1000)))
+    return new XRPCErrorWithHeaders(
+      409,
+      'A request with this idempotency key is still in progress; retry later',
+      'IdempotencyRequestInProgress',
+      { 'retry-after': retryAfter },
+    )
+  }
+
+  /** Answers with the stored response, or refuses a different request under the same key. */
+  const replay = (request: FastifyRequest, reply: FastifyReply, keyed: KeyedWrite, stored: StoredResponse) => {
+    const log = { keyHash: keyForLogs(keyed.scope), nsid: keyed.nsid }
+    if (!stored.fingerprint.equals(keyed.fingerprint)) {
+      metrics.idempotency.inc({ outcome: 'mismatch' })
+      request.log.warn(log, 'Idempotency key reused with a different request')
+      throw unprocessable('IdempotencyKeyReused', 'This idempotency key was already used with a different request')
+    }
+    metrics.idempotency.inc({ outcome: 'hit' })
+    request.log.info({ ...log, status: stored.status }, `Idempotency cache HIT for key=${log.keyHash} status=${stored.status}`)
+    return reply.status(stored.status).header(REPLAYED_HEADER, 'true').send(stored.response)
+  }
+
+  const check = async (request: FastifyRequest, reply: FastifyReply) => {
+    const { nsid, keyedWrites } = request.routeOptions.config
+    if (!keyedWrites || !nsid) return
     const body = request.body as Record<string, unknown> | undefined
     const key = requestIdempotencyKey(body?.idempotencyKey, request.headers['idempotency-key'])
     if (key === undefined) return
-
-    const scope = idempotencyScope(request.caller, nsid, key)
-    const fingerprint = requestFingerprint(body)
-    const keyHash = keyForLogs(scope)
-    const result = await claimIdempotencyKey(pool, {
-      scope,
-      fingerprint,
+    const keyed: KeyedWrite = {
+      shardKey: keyedWrites.shardKey(request.xrpcInput, request.caller),
+      scope: idempotencyScope(request.caller, nsid, key),
       callerDid: request.caller,
       nsid,
-      waitMs: config.IDEMPOTENCY_WAIT_MS,
+      fingerprint: requestFingerprint(body),
       ttlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-    })
-
-    if (result.kind === 'busy') {
-      metrics.idempotency.inc({ outcome: 'in_progress' })
-      request.log.info({ keyHash, nsid }, 'Idempotency key in use by a request still in progress')
-      const retryAfter = String(Math.max(1, Math.ceil(config.IDEMPOTENCY_WAIT_MS / 1000)))
-      throw new XRPCErrorWithHeaders(
-        409,
-        'A request with this idempotency key is still in progress; retry later',
-        'IdempotencyRequestInProgress',
-        { 'retry-after': retryAfter },
-      )
     }
-    if (result.kind === 'stored') {
-      const { stored } = result
-      if (!stored.fingerprint.equals(fingerprint)) {
-        metrics.idempotency.inc({ outcome: 'mismatch' })
-        request.log.warn({ keyHash, nsid }, 'Idempotency key reused with a different request')
-        throw unprocessable(
-          'IdempotencyKeyReused',
-          'This idempotency key was already used with a different request',
-        )
+    if (keyedWrites.recordedIn === 'statement') {
+      const stored = await findRecord(db, keyed)
+      if (stored) return replay(request, reply, keyed, stored)
+      request.keyedWrite = keyed
+    } else {
+      const claim = await claimKey(pool, keyed, config.IDEMPOTENCY_WAIT_MS)
+      if (claim.kind === 'busy') {
+        request.log.info({ keyHash: keyForLogs(keyed.scope), nsid }, 'Idempotency key in use by a request still in progress')
+        throw inProgress()
       }
-      metrics.idempotency.inc({ outcome: 'hit' })
-      request.log.info(
-        { keyHash, nsid, status: stored.status },
-        `Idempotency cache HIT for key=${keyHash} status=${stored.status}`,
-      )
-      return reply.status(stored.status).header(REPLAYED_HEADER, 'true').send(stored.response)
+      if (claim.kind === 'stored') return replay(request, reply, keyed, claim.stored)
+      request.keyedTransaction = claim.transaction
     }
     metrics.idempotency.inc({ outcome: 'miss' })
-    request.idempotencyClaim = result.claim
-  })
+  }
 
-  // Safety net: a request that ended without the route committing or
-  // aborting (the client went away mid-handler) must not keep the key.
-  app.addHook('onResponse', async (request) => {
-    await request.idempotencyClaim?.abort()
+  /**
+   * A keyed write refused by the database's state, or beaten to its record,
+   * may have lost to a concurrent request with the same key (a commit it
+   * duplicated moved the epoch on, the same key package got stored): the
+   * record that request stored is the answer.
+   */
+  const mayHaveLostRace = (err: unknown) =>
+    isRecordTaken(err) || (err instanceof XRPCError && err.statusCode >= 400 && err.statusCode < 500)
+
+  const wrap = (handler: RouteOptions['handler']): RouteOptions['handler'] =>
+    async function keyedHandler(this: FastifyInstance, request, reply) {
+      const transaction = request.keyedTransaction
+      try {
+        // Routes answer with the serialized JSON (src/xrpc/routes.ts): the record stores those bytes.
+        const payload: unknown = await handler.call(this, request, reply)
+        await transaction?.commit(reply.statusCode, payload as string)
+        return payload
+      } catch (err) {
+        // The original error says more than a failed rollback would.
+        await transaction?.abort().catch(() => {})
+        const keyed = request.keyedWrite
+        if (!keyed || !mayHaveLostRace(err)) throw err
+        const stored = await findRecord(db, keyed)
+        if (stored) return replay(request, reply, keyed, stored)
+        // The winner's record went (expired and swept) between its commit and this look: rare; the client retries.
+        if (isRecordTaken(err)) throw inProgress()
+        throw err
+      }
+    }
+
+  app.addHook('onRoute', (route) => {
+    if (!route.config?.keyedWrites) return
+    route.preHandler = [...hooks(route.preHandler), check]
+    route.handler = wrap(route.handler)
+    // Safety net: a claim whose handler never ran (an error between the hooks) must not keep the key.
+    route.onResponse = [...hooks(route.onResponse), async (request: FastifyRequest) => request.keyedTransaction?.abort()]
   })
 }
 

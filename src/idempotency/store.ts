@@ -1,36 +1,110 @@
-import { sql } from 'kysely'
+import { sql, type RawBuilder } from 'kysely'
 import type pg from 'pg'
 import type { Db } from '../db/index.js'
 import { kyselyInOpenTransaction } from '../db/pinned.js'
+import { executePrepared } from '../db/prepared.js'
 
-export interface StoredResponse {
-  fingerprint: Buffer
-  status: number
-  response: unknown
-}
-
-/** An open transaction that holds the key: the write and its response commit together. */
-export interface IdempotencyClaim {
-  db: Db
-  commit(status: number, response: unknown): Promise<void>
-  abort(): Promise<void>
-}
-
-export type ClaimResult =
-  | { kind: 'stored'; stored: StoredResponse }
-  | { kind: 'claimed'; claim: IdempotencyClaim }
-  | { kind: 'busy' }
-
-export interface ClaimRequest {
+/** A write that carries an idempotency key: where its record lives and what it must match. */
+export interface KeyedWrite {
+  /**
+   * The record's shard (issue 19): the conversation for conversation
+   * methods, the caller for publishKeyPackage. A record is found only on
+   * its shard, so a key is scoped to it.
+   */
+  shardKey: string
+  /** sha256(caller DID, NSID, key): the raw key is never stored. */
   scope: Buffer
   callerDid: string
   nsid: string
   /** SHA-256 of the request without its key: the same key with another request is refused. */
   fingerprint: Buffer
-  /** How long to wait for a concurrent request holding the same key. */
-  waitMs: number
   ttlSeconds: number
 }
+
+export interface StoredResponse {
+  fingerprint: Buffer
+  status: number
+  /** The answer's JSON, parsed. */
+  response: unknown
+}
+
+const UNIQUE_VIOLATION = '23505'
+const RECORD_KEY = 'idempotency_key_pkey'
+
+/** The write lost a race for its key: another request stored the record first (its statement rolled back whole). */
+export const isRecordTaken = (err: unknown): boolean =>
+  err instanceof Error &&
+  (err as { code?: unknown }).code === UNIQUE_VIOLATION &&
+  (err as { constraint?: unknown }).constraint === RECORD_KEY
+
+/**
+ * The live record of a keyed write, one round trip. An expired record still
+ * holds its primary key until the cleanup worker deletes it: it is deleted
+ * here (a second round trip, once a day at most per key), so the key starts
+ * over and the write's own record can take its place.
+ */
+export async function findRecord(db: Db, keyed: Pick<KeyedWrite, 'shardKey' | 'scope'>): Promise<StoredResponse | undefined> {
+  const { rows } = await executePrepared(
+    db,
+    'idempotency_lookup',
+    sql<StoredResponse & { live: boolean }>`
+      SELECT fingerprint, status, response, expires_at > now() AS live FROM idempotency_key
+      WHERE shard_key = ${keyed.shardKey} AND scope_hash = ${keyed.scope}`,
+  )
+  const row = rows[0]
+  if (!row) return undefined
+  if (row.live) return row
+  await sql`
+    DELETE FROM idempotency_key
+    WHERE shard_key = ${keyed.shardKey} AND scope_hash = ${keyed.scope} AND expires_at <= now()`.execute(db)
+  return undefined
+}
+
+/**
+ * The answer of a keyed write as SQL, built from the row its statement
+ * returned (`row` names the CTE that holds it). The JSON must be the very
+ * answer the handler gives from the same row.
+ */
+export type ResponseSql = (row: RawBuilder<unknown>) => RawBuilder<unknown>
+
+/** A keyed write whose record its own statement stores. */
+export interface RecordedWrite {
+  keyed: KeyedWrite
+  response: ResponseSql
+}
+
+/**
+ * The CTE that stores a keyed write's record in the write's own statement,
+ * one record per row of `row` (the write's RETURNING). A plain INSERT: if a
+ * concurrent request with the same key stored its record first, the unique
+ * index refuses this one and the whole statement rolls back, its write
+ * included (see `isRecordTaken`).
+ */
+export function recordCte(recorded: RecordedWrite, row: string): RawBuilder<unknown> {
+  const { keyed, response } = recorded
+  const source = sql.table(row)
+  return sql`
+    INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
+    SELECT ${keyed.shardKey}, ${keyed.scope}, ${keyed.callerDid}, ${keyed.nsid}, ${keyed.fingerprint}, 200,
+           ${response(source)}, now() + make_interval(secs => ${keyed.ttlSeconds})
+    FROM ${source}`
+}
+
+/** A transaction that holds a keyed write's claim: the write, its answer and the record commit together. */
+export interface KeyedTransaction {
+  db: Db
+  /** Runs `fn` once the transaction committed. */
+  afterCommit(fn: () => void): void
+  /** Stores the answer in the record, commits, then runs the after-commit callbacks. */
+  commit(status: number, responseJson: string): Promise<void>
+  /** Rolls back (the claim goes with it); nothing once committed or aborted. */
+  abort(): Promise<void>
+}
+
+export type ClaimResult =
+  | { kind: 'stored'; stored: StoredResponse }
+  | { kind: 'claimed'; transaction: KeyedTransaction }
+  | { kind: 'busy' }
 
 const LOCK_NOT_AVAILABLE = '55P03'
 
@@ -38,41 +112,32 @@ const LOCK_NOT_AVAILABLE = '55P03'
 const hex = (buf: Buffer) => `'\\x${buf.toString('hex')}'::bytea`
 
 /**
- * Claims a key with three database round trips for a new write (the stored
- * response is read by a statement of its own: one that started before the
- * lock was granted would not see what the previous holder committed):
- *   1. BEGIN, take a transaction-scoped advisory lock on the scope (waiting at
- *      most `waitMs` for a concurrent holder to commit or roll back), read
- *      any stored response;
- *   2. the handler's own statements, on the same transaction;
- *   3. store the response and COMMIT.
- * A stored response ends the transaction instead (two round trips).
- * Concurrent requests with one key queue on the lock, then see the first
- * one's committed response; a rolled-back first request leaves nothing, so
- * the next in line runs the write itself.
+ * Claims a key for a write that runs in a transaction of its own (createConvo,
+ * addMembers): one round trip opens the transaction and inserts the record
+ * with status 0 (a speculative insert), or finds the record another request
+ * committed. A concurrent request holding the same key (its insert not yet
+ * committed) is waited for at most `waitMs` (`lock_timeout`), then the answer
+ * is `busy`; a rolled-back holder leaves nothing, so the next in line claims.
+ * An expired record is taken over. Then the handler's statements run on the
+ * transaction, and `commit` stores the answer and commits (one round trip).
  *
  * A request whose database stops answering gets 503, and its connection is
  * closed (src/db/index.ts). Its write then either committed (the COMMIT had
- * reached the server: a retry replays the response) or never will: the
- * server rolls back when it sees the connection gone, or, if a partition
- * hides that, after idle_in_transaction_session_timeout. Until then the
- * retry waits on the lock and gets 409, never a second write.
+ * reached the server: a retry replays the answer) or never will: the server
+ * rolls back when it sees the connection gone, or, if a partition hides
+ * that, after idle_in_transaction_session_timeout. Until then the retry
+ * waits on the claim and gets 409, never a second write.
  */
-export async function claimIdempotencyKey(
-  pool: pg.Pool,
-  req: ClaimRequest,
-): Promise<ClaimResult> {
+export async function claimKey(pool: pg.Pool, keyed: KeyedWrite, waitMs: number): Promise<ClaimResult> {
   const client = await pool.connect()
-  let open = false
+  let open = true
   const release = (err?: Error) => {
     open = false
     client.release(err)
   }
+  const key = `shard_key = ${client.escapeLiteral(keyed.shardKey)} AND scope_hash = ${hex(keyed.scope)}`
   try {
-    // The scope's first 8 bytes make the lock id; a collision only serializes.
-    const lockId = req.scope.readBigInt64BE(0)
-    const waitMs = Math.max(1, Math.floor(req.waitMs))
-    open = true
+    const wait = Math.max(1, Math.floor(waitMs))
     // The wait for a concurrent holder is bounded by lock_timeout alone: the
     // statement timeout is lifted around it (and restored, for the handler's
     // statements), and the client waits that much longer for this answer.
@@ -81,68 +146,70 @@ export async function claimIdempotencyKey(
       text: `
         BEGIN;
         SET LOCAL statement_timeout = 0;
-        SELECT set_config('lock_timeout', '${waitMs}', true),
-               pg_advisory_xact_lock(${lockId.toString()}),
-               set_config('lock_timeout', '0', true);
+        SET LOCAL lock_timeout = ${wait};
+        INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
+          VALUES (${client.escapeLiteral(keyed.shardKey)}, ${hex(keyed.scope)}, ${client.escapeLiteral(keyed.callerDid)},
+                  ${client.escapeLiteral(keyed.nsid)}, ${hex(keyed.fingerprint)}, 0, 'null',
+                  now() + make_interval(secs => ${Math.floor(keyed.ttlSeconds)}))
+          ON CONFLICT (shard_key, scope_hash) DO UPDATE SET
+            caller_did = EXCLUDED.caller_did, nsid = EXCLUDED.nsid, fingerprint = EXCLUDED.fingerprint,
+            status = EXCLUDED.status, response = EXCLUDED.response,
+            created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+          WHERE idempotency_key.expires_at <= EXCLUDED.created_at
+          RETURNING status;
+        SET LOCAL lock_timeout TO DEFAULT;
         SET LOCAL statement_timeout TO DEFAULT;
-        SELECT fingerprint, status, response FROM idempotency_key
-          WHERE scope_hash = ${hex(req.scope)} AND expires_at > now();
+        SELECT fingerprint, status, response FROM idempotency_key WHERE ${key};
       `,
       // Read by pg per query; @types/pg does not declare it.
-      ...(queryTimeout ? { query_timeout: queryTimeout + waitMs } : {}),
+      ...(queryTimeout ? { query_timeout: queryTimeout + wait } : {}),
     }
     const results = (await client.query(claim)) as unknown as pg.QueryResult[]
-    const row = results[results.length - 1]?.rows[0] as StoredResponse | undefined
-    if (row) {
+    // The INSERT returned nothing: a live record was there (committed, or waited for until it was).
+    if (results.find((r) => r.command === 'INSERT')?.rowCount === 0) {
+      const stored = results[results.length - 1]?.rows[0] as StoredResponse
       await client.query('ROLLBACK')
       release()
-      return { kind: 'stored', stored: row }
+      return { kind: 'stored', stored }
     }
   } catch (err) {
-    if (open) {
-      // After a timeout the client is already ended (src/db/index.ts), and
-      // this ROLLBACK fails at once.
-      await client.query('ROLLBACK').then(
-        () => release(),
-        (rollbackErr: Error) => release(rollbackErr),
-      )
-    }
+    // After a timeout the client is already ended (src/db/index.ts), and
+    // this ROLLBACK fails at once.
+    await client.query('ROLLBACK').then(
+      () => release(),
+      (rollbackErr: Error) => release(rollbackErr),
+    )
     if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return { kind: 'busy' }
     throw err
   }
 
   const finish = async (statement: string) => {
-    if (!open) return
+    if (!open) return false
     try {
       await client.query(statement)
       release()
+      return true
     } catch (err) {
       // A connection that failed mid-transaction is not fit for reuse.
       release(err as Error)
       throw err
     }
   }
+  const committed: Array<() => void> = []
   return {
     kind: 'claimed',
-    claim: {
+    transaction: {
       db: kyselyInOpenTransaction(client),
-      commit: (status, response) =>
-        finish(`
-          INSERT INTO idempotency_key
-            (scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
-          VALUES (
-            ${hex(req.scope)}, ${client.escapeLiteral(req.callerDid)}, ${client.escapeLiteral(req.nsid)},
-            ${hex(req.fingerprint)}, ${Math.floor(status)},
-            ${client.escapeLiteral(JSON.stringify(response))}::jsonb,
-            now() + make_interval(secs => ${Math.floor(req.ttlSeconds)})
-          )
-          ON CONFLICT (scope_hash) DO UPDATE SET
-            caller_did = EXCLUDED.caller_did, nsid = EXCLUDED.nsid,
-            fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,
-            response = EXCLUDED.response, created_at = now(), expires_at = EXCLUDED.expires_at;
+      afterCommit: (fn) => void committed.push(fn),
+      async commit(status, responseJson) {
+        const done = await finish(`
+          UPDATE idempotency_key SET status = ${Math.floor(status)}, response = ${client.escapeLiteral(responseJson)}::json
+            WHERE ${key};
           COMMIT;
-        `),
-      abort: () => finish('ROLLBACK'),
+        `)
+        if (done) for (const fn of committed) fn()
+      },
+      abort: async () => void (await finish('ROLLBACK')),
     },
   }
 }

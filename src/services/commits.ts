@@ -1,32 +1,14 @@
 import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
 import type { Convo } from '../db/schema.js'
+import type { RecordedWrite } from '../idempotency/store.js'
 import type { CommitMessage } from '../lexicon/types/blue.catbird.mls.getCommits.js'
 import { invalidRequest } from '../xrpc/errors.js'
-import { convoNotFound, epochMismatch, notMember, requireGroup } from './errors.js'
-import { requireGroupInfoOf, storeGroupInfoWithCommit, type GroupInfo } from './groupInfo.js'
-import { iso, transact } from './util.js'
-import { settleWelcomeByActivity } from './welcomes.js'
-
-/** What a sender is told of a stored message (commits too: they are delivered as messages). */
-export interface SentMessage {
-  id: string
-  seq: number
-  /** Position in the event stream of every conversation (see src/events/hub.ts). */
-  eventId: number
-  createdAt: Date
-  /** The sender's pending Welcome was settled by this message. */
-  settledWelcome: boolean
-}
-
-/** A stored message's row as its sender is answered: `settled` counts the Welcomes its sending settled. */
-export const sentMessage = (row: { id: string; seq: number; event_id: number; created_at: Date; settled: number }): SentMessage => ({
-  id: row.id,
-  seq: row.seq,
-  eventId: row.event_id,
-  createdAt: row.created_at,
-  settledWelcome: row.settled > 0,
-})
+import { requireMember } from './convos.js'
+import { epochMismatch, requireGroup } from './errors.js'
+import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
+import { sentMessage, storeMessage, type SentMessage } from './messages.js'
+import { iso } from './util.js'
 
 /** A commit as the API read it: its bytes and what its MLS header says. */
 export interface Commit {
@@ -46,37 +28,17 @@ export interface StoredCommit extends SentMessage {
 
 export type LockedConvo = Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch' | 'last_seq'>
 
-/** Like requireMember, but locks the conversation row for an epoch or membership change. */
-export async function lockConvoForMember(
-  db: Db,
-  convoId: string,
-  did: string,
-): Promise<{ convo: LockedConvo; isMember: boolean; wasMember: boolean }> {
-  const row = await db
-    .selectFrom('convo')
-    .select(['id', 'group_id', 'cipher_suite', 'epoch', 'last_seq'])
-    .where('id', '=', convoId)
-    .forUpdate()
-    .executeTakeFirst()
-  if (!row) throw convoNotFound()
-  const member = await db
-    .selectFrom('member')
-    .select(['left_at'])
-    .where('convo_id', '=', convoId)
-    .where('did', '=', did)
-    .executeTakeFirst()
-  return { convo: row, isMember: member !== undefined && member.left_at === null, wasMember: member !== undefined }
-}
-
 /**
- * Where a commit stands against the locked conversation. Built on the
- * current epoch: undefined, go ahead. The very commit `sender` already got
- * stored for its epoch (a retry): what was stored then, so the retry is
- * answered as the first time and changes nothing. Anything else: refused.
+ * Where a commit stands against the conversation (locked, for a membership
+ * change). Built on the current epoch: undefined, go ahead. The very commit
+ * `sender` already got stored for its epoch (a retry): what was stored then,
+ * so the retry is answered as the first time and changes nothing. Anything
+ * else: refused. A GroupInfo sent with a commit on the current epoch must
+ * describe the epoch it leads to.
  */
 export async function checkCommit(
-  trx: Db,
-  convo: LockedConvo,
+  db: Db,
+  convo: Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch'>,
   sender: string,
   commit: Commit,
 ): Promise<StoredCommit | undefined> {
@@ -90,7 +52,7 @@ export async function checkCommit(
   }
   const stored =
     commit.epoch < convo.epoch
-      ? await trx
+      ? await db
           .selectFrom('commit')
           .innerJoin('message', (join) =>
             join.onRef('message.convo_id', '=', 'commit.convo_id').onRef('message.seq', '=', 'commit.seq'),
@@ -107,60 +69,65 @@ export async function checkCommit(
 }
 
 /**
- * Stores a commit `checkCommit` let through, in one statement: the
- * conversation moves to the next epoch; the commit gets the next sequence
- * number as a message (members receive it in order with the others: the
- * messages after it are of the next epoch) and its entry in getCommits. The
- * caller holds the conversation's row lock; the commit table's (convo,
- * epoch) key backs it up: one commit per epoch. Committing proves the
- * sender has joined, so its pending Welcome is settled. The conversation's
- * GroupInfo becomes the one sent with the commit (checked by checkCommit,
- * or by createConvo), or none.
+ * Stores a commit in one statement (see storeMessage): the conversation
+ * moves to the next epoch only from the commit's own epoch, so one commit
+ * wins each epoch (the conversation's row lock orders the contenders, and
+ * the commit table's (convo, epoch) key backs it up); the commit gets the
+ * next sequence number as a message (members receive it in order with the
+ * others: the messages after it are of the next epoch) and its entry in
+ * getCommits. Committing proves the sender has joined, so its pending
+ * Welcome is settled. The conversation's GroupInfo becomes the one sent
+ * with the commit (which checkCommit or createConvo checked), or none.
+ * Undefined when the sender is not a current member or the commit is not
+ * for the conversation's group and epoch.
  */
 export async function storeCommit(
-  trx: Db,
+  db: Db,
   args: { convoId: string; sender: string; commit: Commit },
-): Promise<StoredCommit> {
-  const { convoId, sender, commit } = args
-  const { rows } = await sql<{ id: string; seq: number; event_id: number; created_at: Date; settled: number }>`
-    WITH bumped AS (
-      UPDATE convo SET epoch = epoch + 1, last_seq = last_seq + 1, last_activity_at = now()
-      WHERE id = ${convoId}
-      RETURNING last_seq
-    ), delivered AS (
-      INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext)
-      SELECT gen_random_uuid(), ${convoId}, last_seq, ${sender}, ${commit.epoch}, ${commit.data} FROM bumped
-      RETURNING id, seq, event_id, created_at, ciphertext
-    ), listed AS (
-      INSERT INTO commit (convo_id, epoch, sender_did, data, seq)
-      SELECT ${convoId}, ${commit.epoch}, ${sender}, ciphertext, seq FROM delivered
-    ), settled AS (
-      ${settleWelcomeByActivity(convoId, sender)}
-      RETURNING 1
-    ), group_info_kept AS (
-      ${storeGroupInfoWithCommit(convoId, sender, commit.groupInfo)}
-    )
-    SELECT id, seq, event_id, created_at, (SELECT count(*) FROM settled)::int AS settled FROM delivered
-  `.execute(trx)
-  const row = rows[0]
-  if (!row) throw new Error(`conversation ${convoId} vanished under its row lock`)
-  return { ...sentMessage(row), newEpoch: commit.epoch + 1 }
+  record?: RecordedWrite,
+): Promise<StoredCommit | undefined> {
+  const { commit } = args
+  const sent = await storeMessage(
+    db,
+    {
+      kind: 'commit',
+      convoId: args.convoId,
+      sender: args.sender,
+      groupId: commit.groupId,
+      epoch: commit.epoch,
+      ciphertext: commit.data,
+      groupInfo: commit.groupInfo,
+    },
+    record,
+  )
+  return sent && { ...sent, newEpoch: commit.epoch + 1 }
 }
 
 /**
- * Stores a commit sent as a message: one commit wins each epoch (the
- * conversation's row lock orders the contenders), and the same commit sent
- * again by its sender is answered with what was stored the first time.
+ * Stores a commit sent as a message (or as an external commit), in one
+ * statement: one commit wins each epoch, and the same commit sent again by its sender is answered with what
+ * was stored the first time (looked up only when the statement stored
+ * nothing, as are the reasons for a refusal).
  */
 export async function sendCommit(
   db: Db,
   args: { convoId: string; sender: string; commit: Commit },
+  record?: RecordedWrite,
 ): Promise<StoredCommit> {
-  return transact(db, async (trx) => {
-    const { convo, isMember } = await lockConvoForMember(trx, args.convoId, args.sender)
-    if (!isMember) throw notMember()
-    return (await checkCommit(trx, convo, args.sender, args.commit)) ?? storeCommit(trx, args)
-  })
+  // A GroupInfo sent along is checked against the conversation (its cipher
+  // suite) before anything is stored; a retry is answered then and there.
+  if (args.commit.groupInfo) {
+    const { convo } = await requireMember(db, args.convoId, args.sender)
+    const retried = await checkCommit(db, convo, args.sender, args.commit)
+    if (retried) return retried
+  }
+  const stored = await storeCommit(db, args, record)
+  if (stored) return stored
+  const { convo } = await requireMember(db, args.convoId, args.sender)
+  const retried = await checkCommit(db, convo, args.sender, args.commit)
+  // Built on the epoch the conversation is at now: it moved while this was looked up.
+  if (!retried) throw epochMismatch(convo.epoch, args.commit.epoch)
+  return retried
 }
 
 /**

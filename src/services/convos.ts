@@ -4,11 +4,13 @@ import type { Db } from '../db/index.js'
 import type { Convo } from '../db/schema.js'
 import type { ConvoView, MemberView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { conflict, invalidRequest } from '../xrpc/errors.js'
-import { storeCommit, type Commit, type StoredCommit } from './commits.js'
+import { executePrepared } from '../db/prepared.js'
+import type { Commit, StoredCommit } from './commits.js'
 import { convoNotFound, notMember, requireGroup } from './errors.js'
-import { putGroupInfo, requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
+import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
+import { applyChange } from './members.js'
 import { iso, transact } from './util.js'
-import { admitWelcome, type Welcome } from './welcomes.js'
+import { checkAdmission, type Welcome } from './welcomes.js'
 
 export interface Membership {
   convo: Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch' | 'last_seq'>
@@ -19,16 +21,17 @@ export interface Membership {
 /**
  * The caller's standing in a conversation: 404 when it does not exist, 403
  * when the caller is not a current member (a former member included).
+ * getEpoch, getMessages and getCommits start here: a prepared statement.
  */
 export async function requireMember(db: Db, convoId: string, did: string): Promise<Membership> {
-  const row = await db
+  const query = db
     .selectFrom('convo')
     .leftJoin('member', (join) =>
       join.onRef('member.convo_id', '=', 'convo.id').on('member.did', '=', did),
     )
     .select(['convo.id', 'convo.group_id', 'convo.cipher_suite', 'convo.epoch', 'convo.last_seq', 'member.joined_seq', 'member.left_at'])
     .where('convo.id', '=', convoId)
-    .executeTakeFirst()
+  const [row] = (await executePrepared(db, 'require_member', query)).rows
   if (!row) throw convoNotFound()
   if (row.joined_seq === null || row.left_at !== null) throw notMember()
   return { convo: row, joinedSeq: row.joined_seq }
@@ -55,23 +58,25 @@ export async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> 
     list.push({ did: m.did, joinedAt: iso(m.joined_at) })
     byConvo.set(m.convo_id, list)
   }
-  return convos.map((c) => {
-    const metadata = {
-      ...(c.name !== null ? { name: c.name } : {}),
-      ...(c.description !== null ? { description: c.description } : {}),
-    }
-    return {
-      id: c.id,
-      groupId: c.group_id,
-      creator: c.creator_did,
-      members: byConvo.get(c.id) ?? [],
-      epoch: c.epoch,
-      cipherSuite: c.cipher_suite,
-      createdAt: iso(c.created_at),
-      ...(c.last_message_at ? { lastMessageAt: iso(c.last_message_at) } : {}),
-      ...(Object.keys(metadata).length ? { metadata } : {}),
-    }
-  })
+  return convos.map((c) => convoView(c, byConvo.get(c.id) ?? []))
+}
+
+function convoView(c: Convo, members: MemberView[]): ConvoView {
+  const metadata = {
+    ...(c.name !== null ? { name: c.name } : {}),
+    ...(c.description !== null ? { description: c.description } : {}),
+  }
+  return {
+    id: c.id,
+    groupId: c.group_id,
+    creator: c.creator_did,
+    members,
+    epoch: c.epoch,
+    cipherSuite: c.cipher_suite,
+    createdAt: iso(c.created_at),
+    ...(c.last_message_at ? { lastMessageAt: iso(c.last_message_at) } : {}),
+    ...(Object.keys(metadata).length ? { metadata } : {}),
+  }
 }
 
 export interface CreateConvoArgs {
@@ -113,6 +118,13 @@ function creationEpoch(args: CreateConvoArgs): number {
   return args.currentEpoch
 }
 
+/**
+ * Creates a conversation with its members, and with the commit that added
+ * them and the Welcome that admits them when there is one: two statements
+ * in one transaction (the conversation and its members; then the commit and
+ * the Welcome, as any membership change stores them). Its GroupInfo, if one
+ * came, is stored by whichever statement makes its epoch.
+ */
 export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ convo: ConvoView; stored?: StoredCommit }> {
   const id = TID.nextStr()
   const invited = [...new Set(args.initialMembers)].filter((did) => did !== args.creator)
@@ -123,51 +135,56 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
     const start = { groupId: args.groupId, cipherSuite: args.cipherSuite, epoch }
     requireGroupInfoOf(start, groupInfo, 'the epoch the conversation starts at')
   }
+  const admission = checkAdmission({
+    convoId: id,
+    cipherSuite: args.cipherSuite,
+    caller: args.creator,
+    added: invited,
+    epoch: epoch - 1,
+    welcome: args.welcome,
+    retentionDays: args.welcomeRetentionDays,
+  })
+  const dids = [args.creator, ...invited]
   return transact(db, async (trx) => {
-    const convo = await trx
-      .insertInto('convo')
-      .values({
-        id,
-        group_id: args.groupId,
-        creator_did: args.creator,
-        cipher_suite: args.cipherSuite,
-        // A commit moves it on by one when it is stored.
-        epoch: args.commit ? args.commit.epoch : epoch,
-        name: args.name ?? null,
-        description: args.description ?? null,
-      })
-      .onConflict((oc) => oc.column('group_id').doNothing())
-      .returningAll()
-      .executeTakeFirst()
+    const { rows } = await sql<Convo & { member_dids: string[] }>`
+      WITH created AS (
+        INSERT INTO convo (id, group_id, creator_did, cipher_suite, epoch, name, description)
+        -- A commit moves it on by one when it is stored.
+        VALUES (${id}, ${args.groupId}, ${args.creator}, ${args.cipherSuite}, ${args.commit ? args.commit.epoch : epoch},
+                ${args.name ?? null}, ${args.description ?? null})
+        ON CONFLICT (group_id) DO NOTHING
+        RETURNING *
+      ), joined AS (
+        INSERT INTO member (convo_id, did, added_by, joined_seq)
+        -- The invited read from after the commit that added them: the conversation's first message.
+        SELECT created.id, m.did, m.added_by, m.joined_seq
+        FROM created, unnest(${dids}::text[], ${dids.map((did) => (did === args.creator ? null : args.creator))}::text[],
+                             ${dids.map((did) => (did !== args.creator && args.commit ? 1 : 0))}::bigint[]) AS m(did, added_by, joined_seq)
+        RETURNING did
+      )${groupInfo && !args.commit ? sql`, described AS (
+        -- Its GroupInfo, when no commit comes to bring it (the commit's statement stores it otherwise).
+        INSERT INTO group_info (convo_id, epoch, data, stored_by)
+        SELECT created.id, ${epoch}, ${groupInfo.data}, ${args.creator} FROM created
+      )` : sql``}
+      SELECT created.*, ARRAY(SELECT did FROM joined ORDER BY did) AS member_dids FROM created`.execute(trx)
+    const row = rows[0]
     // Also the loser of two creates racing on one group id: its insert waits, then yields.
-    if (!convo) {
+    if (!row) {
       throw conflict('ConvoAlreadyExists', `A conversation for group ${args.groupId} already exists`)
     }
-    const stored = args.commit && (await storeCommit(trx, { convoId: id, sender: args.creator, commit: { ...args.commit, groupInfo } }))
-    await trx
-      .insertInto('member')
-      .values(
-        [args.creator, ...invited].map((did) => ({
-          convo_id: id,
-          did,
-          added_by: did === args.creator ? null : args.creator,
-          // The invited read from after the commit that added them.
-          joined_seq: did === args.creator ? 0 : (stored?.seq ?? 0),
-        })),
-      )
-      .execute()
-    await admitWelcome(trx, {
-      convoId: id,
-      cipherSuite: args.cipherSuite,
-      caller: args.creator,
-      added: invited,
-      epoch: epoch - 1,
-      welcome: args.welcome,
-      retentionDays: args.welcomeRetentionDays,
-    })
-    if (groupInfo && !args.commit) await putGroupInfo(trx, { convoId: id, caller: args.creator, info: groupInfo })
-    const [view] = await convoViews(trx, [{ ...convo, epoch }])
-    return { convo: view as ConvoView, ...(stored ? { stored } : {}) }
+    const { member_dids: memberDids, ...convo } = row
+    const stored =
+      args.commit || admission
+        ? await applyChange(trx, {
+            convoId: id,
+            caller: args.creator,
+            ...(args.commit ? { commit: { ...args.commit, groupInfo } } : {}),
+            ...(admission ? { admission } : {}),
+          })
+        : undefined
+    // Everyone joined with the conversation (the same transaction time).
+    const members = memberDids.map((did) => ({ did, joinedAt: iso(convo.created_at) }))
+    return { convo: convoView({ ...convo, epoch }, members), ...(stored ? { stored } : {}) }
   })
 }
 

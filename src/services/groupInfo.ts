@@ -52,15 +52,16 @@ export function requireGroupInfoOf(
 
 /**
  * The CTE body that keeps a conversation's GroupInfo in step with a commit
- * stored in the same statement: the commit's GroupInfo (checked by
- * requireGroupInfoOf) replaces the stored one; without one the stored one
- * goes, since no external commit can be built on an epoch the conversation
- * has left.
+ * stored in the same statement (`inserted`: the commit's message, when it
+ * was stored): the commit's GroupInfo (checked by requireGroupInfoOf)
+ * replaces the stored one; without one the stored one goes, since no
+ * external commit can be built on an epoch the conversation has left.
  */
 export function storeGroupInfoWithCommit(convoId: string, sender: string, info: GroupInfo | undefined): RawBuilder<unknown> {
-  if (!info) return sql`DELETE FROM group_info WHERE convo_id = ${convoId}`
+  if (!info) return sql`DELETE FROM group_info WHERE convo_id = ${convoId} AND EXISTS (SELECT 1 FROM inserted)`
   return sql`
-    INSERT INTO group_info (convo_id, epoch, data, stored_by) VALUES (${convoId}, ${info.epoch}, ${info.data}, ${sender})
+    INSERT INTO group_info (convo_id, epoch, data, stored_by)
+    SELECT ${convoId}, ${info.epoch}, ${info.data}, ${sender} FROM inserted
     ON CONFLICT (convo_id) DO UPDATE
       SET epoch = EXCLUDED.epoch, data = EXCLUDED.data, stored_by = EXCLUDED.stored_by, created_at = EXCLUDED.created_at`
 }

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
+import { executePrepared } from '../db/prepared.js'
+import { recordCte, type RecordedWrite } from '../idempotency/store.js'
 import { conflict, invalidRequest } from '../xrpc/errors.js'
 
 export interface PublishKeyPackageArgs {
@@ -15,85 +17,85 @@ export interface PublishKeyPackageArgs {
   lastResort: boolean
 }
 
-/** An owner's regular packages that can still be handed out (the last-resort one stands in only when none is left). */
-const available = (db: Db, owner: string) =>
-  db
-    .selectFrom('key_package')
-    .where('owner_did', '=', owner)
-    .where('consumed_at', 'is', null)
-    .where('last_resort', '=', false)
-    .where('expires_at', '>', sql<Date>`now()`)
-
-const duplicate = () => conflict('DuplicateKeyPackage', 'This key package was already published')
-const UNIQUE_VIOLATION = '23505'
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest()
+const duplicate = () => conflict('DuplicateKeyPackage', 'This key package was already published')
 
-/** Stores a key package; returns how many regular ones the owner now has available. */
-export async function publishKeyPackage(db: Db, args: PublishKeyPackageArgs): Promise<number> {
-  const { count } = await available(db, args.owner)
-    .select((eb) => eb.fn.countAll<number>().as('count'))
-    .executeTakeFirstOrThrow()
-  if (args.lastResort) {
-    await publishLastResort(db, args)
-    return Number(count)
-  }
-  if (Number(count) >= args.maxPerUser) {
-    throw invalidRequest(
-      'TooManyKeyPackages',
-      `You already have ${args.maxPerUser} unused key packages on this server`,
-    )
-  }
-  const { rows } = await sql`
-    WITH inserted AS (
-      INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at)
-      VALUES (${args.owner}, ${args.cipherSuite}, ${args.data}, ${sha256(args.data)}, ${args.ref}, ${args.expiresAt})
-      -- The same bytes, or the same package framed another way (the same ref).
-      ON CONFLICT DO NOTHING
-      RETURNING id
-    ), restarted AS (
-      -- A regular package again: the last-resort one's hand-outs are counted afresh.
-      UPDATE key_package SET handed_out = 0
-      WHERE owner_did = ${args.owner} AND cipher_suite = ${args.cipherSuite} AND last_resort AND handed_out > 0
-        AND EXISTS (SELECT 1 FROM inserted)
-    )
-    SELECT id FROM inserted
-  `.execute(db)
-  if (rows.length === 0) throw duplicate()
-  return Number(count) + 1
+/** A key package's unique index refused the bytes: the duplicate check raced the same package published at once. */
+const isDuplicatePackage = (err: unknown): boolean => {
+  const { code, constraint } = err as { code?: unknown; constraint?: unknown }
+  return code === '23505' && typeof constraint === 'string' && constraint.startsWith('key_package_')
 }
 
 /**
- * Stores the owner's last-resort package of its cipher suite, replacing the
- * previous one in place (one per owner and suite, by a unique index), in one
- * statement. The record of who was handed the replaced one goes with it: no
- * Welcome may name that package now.
+ * Stores a regular key package (not past the owner's limit; the same bytes,
+ * or the same package framed another way, are stored once); the
+ * last-resort one of its suite counts its hand-outs afresh.
  */
-async function publishLastResort(db: Db, args: PublishKeyPackageArgs): Promise<void> {
-  const { owner, cipherSuite } = args
-  const sha = sha256(args.data)
-  try {
-    const { rows } = await sql`
-      WITH duplicate AS (
-        SELECT 1 FROM key_package WHERE owner_did = ${owner} AND (data_sha256 = ${sha} OR ref = ${args.ref})
-      ), replaced AS (
-        SELECT ref FROM key_package WHERE owner_did = ${owner} AND cipher_suite = ${cipherSuite} AND last_resort
-      ), forgotten AS (
-        DELETE FROM last_resort_handout
-        WHERE owner_did = ${owner} AND ref IN (SELECT ref FROM replaced) AND NOT EXISTS (SELECT 1 FROM duplicate)
-      )
-      INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort)
-      SELECT ${owner}, ${cipherSuite}, ${args.data}, ${sha}, ${args.ref}, ${args.expiresAt}, true
-      WHERE NOT EXISTS (SELECT 1 FROM duplicate)
-      ON CONFLICT (owner_did, cipher_suite) WHERE last_resort DO UPDATE
-        SET data = EXCLUDED.data, data_sha256 = EXCLUDED.data_sha256, ref = EXCLUDED.ref,
-            created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, handed_out = 0
-      RETURNING id
-    `.execute(db)
-    if (rows.length === 0) throw duplicate()
-  } catch (err) {
-    // The same bytes published at the same moment as a regular package: the duplicate check raced it.
-    throw (err as { code?: string }).code === UNIQUE_VIOLATION ? duplicate() : err
+const regularInsert = (args: PublishKeyPackageArgs) => sql`
+  inserted AS (
+    INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at)
+    SELECT ${args.owner}, ${args.cipherSuite}, ${args.data}, ${sha256(args.data)}, ${args.ref}, ${args.expiresAt}
+    FROM counted WHERE available < ${args.maxPerUser}
+    ON CONFLICT DO NOTHING
+    RETURNING id
+  ), restarted AS (
+    UPDATE key_package SET handed_out = 0
+    WHERE owner_did = ${args.owner} AND cipher_suite = ${args.cipherSuite} AND last_resort AND handed_out > 0
+      AND EXISTS (SELECT 1 FROM inserted)
+  )`
+
+/**
+ * Stores the owner's last-resort package of its suite, replacing the
+ * previous one in place (one per owner and suite, by a unique index: of two
+ * published at once, the later wins). Who was handed the replaced one is
+ * forgotten: no Welcome may name it now.
+ */
+const lastResortInsert = (args: PublishKeyPackageArgs) => sql`
+  duplicate AS (
+    SELECT 1 FROM key_package WHERE owner_did = ${args.owner} AND (data_sha256 = ${sha256(args.data)} OR ref = ${args.ref})
+  ), replaced AS (
+    SELECT ref FROM key_package WHERE owner_did = ${args.owner} AND cipher_suite = ${args.cipherSuite} AND last_resort
+  ), forgotten AS (
+    DELETE FROM last_resort_handout
+    WHERE owner_did = ${args.owner} AND ref IN (SELECT ref FROM replaced) AND NOT EXISTS (SELECT 1 FROM duplicate)
+  ), inserted AS (
+    INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort)
+    SELECT ${args.owner}, ${args.cipherSuite}, ${args.data}, ${sha256(args.data)}, ${args.ref}, ${args.expiresAt}, true
+    WHERE NOT EXISTS (SELECT 1 FROM duplicate)
+    ON CONFLICT (owner_did, cipher_suite) WHERE last_resort DO UPDATE
+      SET data = EXCLUDED.data, data_sha256 = EXCLUDED.data_sha256, ref = EXCLUDED.ref,
+          created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, handed_out = 0
+    RETURNING id
+  )`
+
+/**
+ * Stores a key package and returns how many regular ones the owner now has
+ * available (a last-resort one is neither counted nor limited), in one
+ * statement: the count, the insert, and a keyed write's record (see
+ * src/idempotency/store.ts).
+ */
+export async function publishKeyPackage(db: Db, args: PublishKeyPackageArgs, record?: RecordedWrite): Promise<number> {
+  const added = args.lastResort ? 0 : 1
+  const { rows } = await executePrepared(
+    db,
+    `publish_${args.lastResort ? 'last_resort' : 'key_package'}${record ? '_keyed' : ''}`,
+    sql<{ available: number; inserted: boolean }>`
+      WITH counted AS (
+        SELECT count(*)::int AS available FROM key_package
+        WHERE owner_did = ${args.owner} AND consumed_at IS NULL AND NOT last_resort AND expires_at > now()
+      ), ${args.lastResort ? lastResortInsert(args) : regularInsert(args)}, published AS (
+        SELECT available + ${sql.lit(added)} AS available FROM counted, inserted
+      )${record ? sql`, recorded AS (${recordCte(record, 'published')})` : sql``}
+      SELECT available, EXISTS (SELECT 1 FROM inserted) AS inserted FROM counted`,
+  ).catch((err: unknown) => {
+    throw isDuplicatePackage(err) ? duplicate() : err
+  })
+  const { available, inserted } = rows[0] as { available: number; inserted: boolean }
+  if (inserted) return available + added
+  if (!args.lastResort && available >= args.maxPerUser) {
+    throw invalidRequest('TooManyKeyPackages', `You already have ${args.maxPerUser} unused key packages on this server`)
   }
+  throw duplicate()
 }
 
 export interface ClaimedKeyPackage {
@@ -116,7 +118,7 @@ export async function claimKeyPackages(
 ): Promise<{ keyPackages: ClaimedKeyPackage[]; missing: string[] }> {
   const dids = [...new Set(args.dids)]
   const suite = args.cipherSuite ?? null
-  const { rows } = await sql<{ owner_did: string; cipher_suite: string; data: Uint8Array }>`
+  const { rows } = await executePrepared(db, 'claim_key_packages', sql<{ owner_did: string; cipher_suite: string; data: Uint8Array }>`
     WITH picked AS (
       SELECT kp.id
       FROM unnest(${dids}::text[]) AS wanted(did)
@@ -132,7 +134,7 @@ export async function claimKeyPackages(
     UPDATE key_package SET consumed_at = now(), consumed_by = ${args.claimedBy}
     FROM picked WHERE key_package.id = picked.id
     RETURNING key_package.owner_did, key_package.cipher_suite, key_package.data
-  `.execute(db)
+  `)
   const found = new Set(rows.map((r) => r.owner_did))
   const left = dids.filter((did) => !found.has(did))
   const lastResort = left.length === 0 ? [] : await claimLastResort(db, { dids: left, suite, claimedBy: args.claimedBy })
@@ -169,26 +171,6 @@ async function claimLastResort(db: Db, args: { dids: string[]; suite: string | n
     SELECT owner_did, cipher_suite, data FROM picked
   `.execute(db)
   return rows
-}
-
-/**
- * Of `refs`, the last-resort packages of `owners` that were handed out to
- * `claimedBy` and are still their owners' (a replaced one is not): a
- * Welcome of `claimedBy` may name them, as often as it likes.
- */
-export async function lastResortHandedOut(
-  db: Db,
-  args: { owners: string[]; refs: Uint8Array[]; claimedBy: string },
-): Promise<Array<{ owner_did: string; ref: Uint8Array }>> {
-  return db
-    .selectFrom('last_resort_handout as h')
-    .innerJoin('key_package as kp', (join) => join.onRef('kp.owner_did', '=', 'h.owner_did').onRef('kp.ref', '=', 'h.ref'))
-    .select(['h.owner_did', 'h.ref'])
-    .where('h.owner_did', 'in', args.owners)
-    .where('h.ref', 'in', args.refs)
-    .where('h.claimed_by', '=', args.claimedBy)
-    .where('kp.last_resort', '=', true)
-    .execute()
 }
 
 export interface KeyPackageStats {

@@ -1,15 +1,122 @@
 import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
+import type { Convo } from '../db/schema.js'
 import { invalidRequest } from '../xrpc/errors.js'
-import { checkCommit, lockConvoForMember, storeCommit, type Commit, type StoredCommit } from './commits.js'
-import { notMember } from './errors.js'
+import { checkCommit, type Commit, type StoredCommit } from './commits.js'
+import { convoNotFound, notMember } from './errors.js'
+import { messageCtes, sentColumns, sentMessage, type SentRow } from './messages.js'
 import { transact } from './util.js'
-import { admitWelcome, type Welcome } from './welcomes.js'
+import { admissionCtes, boundColumn, checkAdmission, checkAdmitted, type BoundKeyPackage, type CheckedAdmission, type Welcome } from './welcomes.js'
 
 /** What a membership change did: the epoch after it, and the commit it stored (to announce). */
 export interface ChangeResult {
   newEpoch: number
   stored?: StoredCommit
+}
+
+/** Where a DID stands in a conversation. */
+export type Standing = 'member' | 'left' | 'stranger'
+
+/** A conversation locked for a membership change, with its current members. */
+export interface LockedConvo extends Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch'> {
+  /** The current members' DIDs. */
+  members: string[]
+  standing(did: string): Standing
+}
+
+/**
+ * Locks the conversation row for an epoch or membership change and reads its
+ * members, in one statement. Every membership change holds this lock and
+ * updates the row, so the members this statement read (from its snapshot,
+ * taken before it waited for the lock) are current unless the row changed
+ * in the meantime: then they are read again, under the lock now held.
+ */
+export async function lockForChange(trx: Db, convoId: string, dids: string[]): Promise<LockedConvo> {
+  for (;;) {
+    const { rows } = await sql<Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch'> & { fresh: boolean; members: string[]; departed: string[] }>`
+      SELECT c.id, c.group_id, c.cipher_suite, c.epoch,
+             c.xmin = (SELECT xmin FROM convo WHERE id = ${convoId}) AS fresh,
+             ARRAY(SELECT did FROM member WHERE convo_id = c.id AND left_at IS NULL) AS members,
+             ARRAY(SELECT did FROM member WHERE convo_id = c.id AND left_at IS NOT NULL AND did = ANY(${dids}::text[])) AS departed
+      FROM convo c WHERE c.id = ${convoId}
+      FOR UPDATE`.execute(trx)
+    const row = rows[0]
+    if (!row) throw convoNotFound()
+    if (!row.fresh) continue
+    const { fresh: _fresh, departed, ...convo } = row
+    const members = new Set(convo.members)
+    return {
+      ...convo,
+      standing: (did) => (members.has(did) ? 'member' : departed.includes(did) ? 'left' : 'stranger'),
+    }
+  }
+}
+
+/** One membership change: what its single statement stores. */
+export interface Change {
+  convoId: string
+  caller: string
+  /** The commit of the change, stored as storeCommit does (the caller is its sender). */
+  commit?: Commit
+  /** DIDs who become members with the commit, reading from the messages after it. */
+  join?: string[]
+  /** The DID who leaves (no longer a member; a Welcome it never used goes). */
+  leave?: string
+  admission?: CheckedAdmission
+}
+
+/**
+ * Stores a membership change in one statement, inside the transaction that
+ * locked the conversation (lockForChange) and checked the change: the
+ * commit, the members who join or leave, the Welcome admitting the joiners.
+ * The admission is checked after (checkAdmitted); a refusal throws, and the
+ * transaction rolls back.
+ */
+export async function applyChange(trx: Db, change: Change): Promise<StoredCommit | undefined> {
+  const { convoId, caller, commit, join, leave, admission } = change
+  const parts = [
+    commit
+      ? messageCtes({
+          kind: 'commit',
+          convoId,
+          sender: caller,
+          groupId: commit.groupId,
+          epoch: commit.epoch,
+          ciphertext: commit.data,
+          groupInfo: commit.groupInfo,
+        })
+      : // A change without a commit still counts as activity.
+        sql`touched AS (UPDATE convo SET last_activity_at = now() WHERE id = ${convoId})`,
+  ]
+  if (join) {
+    if (!commit) throw new Error('members join by a commit')
+    parts.push(sql`
+      joined AS (
+        INSERT INTO member (convo_id, did, added_by, joined_seq)
+        SELECT ${convoId}, did, ${caller}, inserted.seq FROM unnest(${join}::text[]) AS did, inserted
+        -- Someone who left and is added again starts over from now.
+        ON CONFLICT (convo_id, did) DO UPDATE SET
+          joined_at = EXCLUDED.joined_at, joined_seq = EXCLUDED.joined_seq, left_at = NULL, added_by = EXCLUDED.added_by
+      )`)
+  }
+  if (leave) {
+    parts.push(sql`
+      departed AS (
+        UPDATE member SET left_at = now() WHERE convo_id = ${convoId} AND did = ${leave} AND left_at IS NULL
+      ), unwelcomed AS (
+        -- A Welcome the removed member never used is of no use to anyone now.
+        DELETE FROM welcome_delivery WHERE convo_id = ${convoId} AND recipient_did = ${leave} AND state <> 'consumed'
+      )`)
+  }
+  if (admission) parts.push(admissionCtes(admission))
+  const { rows } = await sql<Partial<SentRow> & { bound: BoundKeyPackage[] | null }>`
+    WITH ${sql.join(parts)}
+    SELECT ${commit ? sentColumns : sql`NULL AS id`}, ${admission ? boundColumn : sql`NULL AS bound`}
+    ${commit ? sql`FROM inserted` : sql``}`.execute(trx)
+  const row = rows[0]
+  if (!row) throw new Error(`conversation ${convoId} changed under its row lock`)
+  if (admission) await checkAdmitted(trx, admission, row.bound ?? [])
+  return commit && { ...sentMessage(row as SentRow), newEpoch: commit.epoch + 1 }
 }
 
 export interface AddMembersArgs {
@@ -31,28 +138,21 @@ export interface AddMembersArgs {
  */
 export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeResult & { added: string[] }> {
   return transact(db, async (trx) => {
-    const { convo, isMember } = await lockConvoForMember(trx, args.convoId, args.caller)
-    if (!isMember) throw notMember()
+    const convo = await lockForChange(trx, args.convoId, [args.caller])
+    if (convo.standing(args.caller) !== 'member') throw notMember()
     const retried = args.commit && (await checkCommit(trx, convo, args.caller, args.commit))
     if (retried) return { newEpoch: retried.newEpoch, added: [] }
-    const current = await trx
-      .selectFrom('member')
-      .select('did')
-      .where('convo_id', '=', args.convoId)
-      .where('left_at', 'is', null)
-      .execute()
-    const currentDids = new Set(current.map((m) => m.did))
-    const added = [...new Set(args.dids)].filter((did) => !currentDids.has(did))
+    const added = [...new Set(args.dids)].filter((did) => convo.standing(did) !== 'member')
     if (added.length === 0) {
       if (args.commit) {
         throw invalidRequest('AlreadyMember', 'Every DID is already a member; a commit that adds no one goes through sendMessage')
       }
       return { newEpoch: convo.epoch, added }
     }
-    if (currentDids.size + added.length > args.maxMembers) {
+    if (convo.members.length + added.length > args.maxMembers) {
       throw invalidRequest('TooManyMembers', `A conversation can have at most ${args.maxMembers} members`)
     }
-    await admitWelcome(trx, {
+    const admission = checkAdmission({
       convoId: args.convoId,
       cipherSuite: convo.cipher_suite,
       caller: args.caller,
@@ -64,21 +164,7 @@ export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeRe
     if (!args.commit) {
       throw invalidRequest(undefined, 'commit is required: a Welcome follows the commit that adds its members')
     }
-    const stored = await storeCommit(trx, { convoId: args.convoId, sender: args.caller, commit: args.commit })
-    await trx
-      .insertInto('member')
-      // They see the messages after the commit that added them: the first they can read.
-      .values(added.map((did) => ({ convo_id: args.convoId, did, added_by: args.caller, joined_seq: stored.seq })))
-      // Someone who left and is added again starts over from now.
-      .onConflict((oc) =>
-        oc.columns(['convo_id', 'did']).doUpdateSet({
-          joined_at: sql`now()`,
-          joined_seq: stored.seq,
-          left_at: null,
-          added_by: args.caller,
-        }),
-      )
-      .execute()
+    const stored = (await applyChange(trx, { convoId: args.convoId, caller: args.caller, commit: args.commit, join: added, admission })) as StoredCommit
     return { newEpoch: stored.newEpoch, added, stored }
   })
 }
@@ -97,70 +183,41 @@ export interface RemoveMemberArgs {
  * member commits the removal afterwards: that commit is stored and advances
  * the epoch although the target has already left. Naturally idempotent:
  * leaving again, or removing someone who left without a commit, changes
- * nothing; the same commit sent again is answered as the first time.
+ * nothing; the same commit sent again is answered as the first time. The
+ * last member cannot leave.
  */
 export async function removeMember(db: Db, args: RemoveMemberArgs): Promise<ChangeResult & { removed: boolean }> {
+  const self = args.target === args.caller
+  if (self && args.commit) {
+    throw invalidRequest(
+      undefined,
+      'A member cannot commit its own removal: leave without a commit, and a remaining member commits the removal',
+    )
+  }
   return transact(db, async (trx) => {
-    const self = args.target === args.caller
-    if (self && args.commit) {
-      throw invalidRequest(
-        undefined,
-        'A member cannot commit its own removal: leave without a commit, and a remaining member commits the removal',
-      )
-    }
-    const { convo, isMember, wasMember } = await lockConvoForMember(trx, args.convoId, args.caller)
+    const convo = await lockForChange(trx, args.convoId, [args.caller, args.target])
+    const caller = convo.standing(args.caller)
     // A repeated leave comes from someone who is no longer a member.
-    if (self && !isMember && wasMember) return { newEpoch: convo.epoch, removed: false }
-    if (!isMember) throw notMember()
+    if (self && caller === 'left') return { newEpoch: convo.epoch, removed: false }
+    if (caller !== 'member') throw notMember()
     const retried = args.commit && (await checkCommit(trx, convo, args.caller, args.commit))
     if (retried) return { newEpoch: retried.newEpoch, removed: false }
-
-    const target = self
-      ? { left_at: null }
-      : await trx
-          .selectFrom('member')
-          .select('left_at')
-          .where('convo_id', '=', args.convoId)
-          .where('did', '=', args.target)
-          .executeTakeFirst()
-    if (!target) {
+    const target = convo.standing(args.target)
+    if (target === 'stranger') {
       throw invalidRequest('NotMember', `${args.target} is not a member of this conversation`)
     }
-    const removed = target.left_at === null
+    const removed = target === 'member'
     // Gone already and nothing to commit: a harmless repeat.
     if (!removed && !args.commit) return { newEpoch: convo.epoch, removed }
-    if (removed) await markLeft(trx, args.convoId, args.target)
-    if (!args.commit) {
-      await trx.updateTable('convo').set({ last_activity_at: sql`now()` }).where('id', '=', args.convoId).execute()
-      return { newEpoch: convo.epoch, removed }
+    if (removed && convo.members.length <= 1) {
+      throw invalidRequest('LastMember', 'The last member cannot leave the conversation')
     }
-    const stored = await storeCommit(trx, { convoId: args.convoId, sender: args.caller, commit: args.commit })
-    return { newEpoch: stored.newEpoch, removed, stored }
+    const stored = await applyChange(trx, {
+      convoId: args.convoId,
+      caller: args.caller,
+      ...(args.commit ? { commit: args.commit } : {}),
+      ...(removed ? { leave: args.target } : {}),
+    })
+    return { newEpoch: stored?.newEpoch ?? convo.epoch, removed, ...(stored ? { stored } : {}) }
   })
-}
-
-/** `did` leaves: no longer a member, unless it is the last one; a Welcome it never used goes. */
-async function markLeft(trx: Db, convoId: string, did: string): Promise<void> {
-  const { count } = await trx
-    .selectFrom('member')
-    .select((eb) => eb.fn.countAll<number>().as('count'))
-    .where('convo_id', '=', convoId)
-    .where('left_at', 'is', null)
-    .executeTakeFirstOrThrow()
-  if (Number(count) <= 1) {
-    throw invalidRequest('LastMember', 'The last member cannot leave the conversation')
-  }
-  await trx
-    .updateTable('member')
-    .set({ left_at: sql`now()` })
-    .where('convo_id', '=', convoId)
-    .where('did', '=', did)
-    .execute()
-  // A Welcome the removed member never used is of no use to anyone now.
-  await trx
-    .deleteFrom('welcome_delivery')
-    .where('convo_id', '=', convoId)
-    .where('recipient_did', '=', did)
-    .where('state', '<>', 'consumed')
-    .execute()
 }

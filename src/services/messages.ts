@@ -1,13 +1,43 @@
-import { sql } from 'kysely'
+import { sql, type RawBuilder } from 'kysely'
 import type { Db } from '../db/index.js'
+import { executePrepared } from '../db/prepared.js'
 import type { Message } from '../db/schema.js'
+import { recordCte, type RecordedWrite } from '../idempotency/store.js'
 import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { invalidRequest } from '../xrpc/errors.js'
-import { sentMessage, type SentMessage } from './commits.js'
 import { epochMismatch, requireGroup } from './errors.js'
+import { storeGroupInfoWithCommit, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './convos.js'
 import { iso } from './util.js'
 import { settleWelcomeByActivity } from './welcomes.js'
+
+/** What a sender is told of a stored message (commits too: they are delivered as messages). */
+export interface SentMessage {
+  id: string
+  seq: number
+  /** Position in the event stream of every conversation (see src/events/hub.ts). */
+  eventId: number
+  createdAt: Date
+  /** The sender's pending Welcome was settled by this message. */
+  settledWelcome: boolean
+}
+
+export interface SentRow {
+  id: string
+  seq: number
+  event_id: number
+  created_at: Date
+  /** How many Welcomes the sending settled. */
+  settled: number
+}
+
+export const sentMessage = (row: SentRow): SentMessage => ({
+  id: row.id,
+  seq: row.seq,
+  eventId: row.event_id,
+  createdAt: row.created_at,
+  settledWelcome: row.settled > 0,
+})
 
 export interface SendMessageArgs {
   convoId: string
@@ -20,21 +50,30 @@ export interface SendMessageArgs {
   embedUri?: string
 }
 
+/** What storeMessage stores: a message, or a commit with the GroupInfo of the epoch it leads to, if one came. */
+export type StoredMessageArgs = SendMessageArgs & ({ kind: 'message' } | { kind: 'commit'; groupInfo?: GroupInfo | undefined })
+
 /**
- * Stores an application message or a proposal in one statement: the
- * membership, group and epoch checks, the next per-conversation sequence
- * number (the conversation row's lock orders concurrent senders, and a
- * rolled-back send gives its number back, so numbers have no gaps), the
- * insert, and settling the sender's Welcome.
+ * The CTEs that store a message: the checks, the next per-conversation
+ * sequence number (the conversation row's lock orders concurrent senders, and
+ * a rolled-back send gives its number back, so numbers have no gaps), the
+ * insert (`inserted`: id, seq, event_id, created_at), and settling the
+ * sender's Welcome (`settled`). Nothing is stored when the sender is not a
+ * current member or the group or epoch is not the conversation's. A commit
+ * also moves the conversation to the next epoch, is listed for getCommits,
+ * and replaces the conversation's GroupInfo (see storeGroupInfoWithCommit).
+ * Used inside larger statements.
  */
-export async function sendMessage(db: Db, args: SendMessageArgs): Promise<SentMessage> {
-  const { rows } = await sql<{ id: string; seq: number; event_id: number; created_at: Date; settled: number }>`
-    WITH sender AS (
+export function messageCtes(args: StoredMessageArgs): RawBuilder<unknown> {
+  const commit = args.kind === 'commit'
+  return sql`
+    sender AS (
       SELECT 1 FROM member
       WHERE convo_id = ${args.convoId} AND did = ${args.sender} AND left_at IS NULL
     ), bumped AS (
       UPDATE convo
-      SET last_seq = last_seq + 1, last_message_at = now(), last_activity_at = now()
+      SET last_seq = last_seq + 1, last_activity_at = now(),
+          ${commit ? sql`epoch = epoch + 1` : sql`last_message_at = now()`}
       WHERE id = ${args.convoId} AND epoch = ${args.epoch} AND lower(group_id) = ${args.groupId}
         AND EXISTS (SELECT 1 FROM sender)
       RETURNING last_seq
@@ -43,16 +82,54 @@ export async function sendMessage(db: Db, args: SendMessageArgs): Promise<SentMe
       SELECT gen_random_uuid(), ${args.convoId}, last_seq, ${args.sender}, ${args.epoch},
              ${args.ciphertext}, ${args.embedType ?? null}, ${args.embedUri ?? null}
       FROM bumped
-      RETURNING id, seq, event_id, created_at
-    ), settled AS (
+      RETURNING id, seq, event_id, created_at${commit ? sql`, ciphertext` : sql``}
+    ), ${args.kind === 'commit' ? sql`listed AS (
+      INSERT INTO commit (convo_id, epoch, sender_did, data, seq)
+      SELECT ${args.convoId}, ${args.epoch}, ${args.sender}, ciphertext, seq FROM inserted
+    ), group_info_kept AS (
+      ${storeGroupInfoWithCommit(args.convoId, args.sender, args.groupInfo)}
+    ), ` : sql``}settled AS (
       ${settleWelcomeByActivity(args.convoId, args.sender)}
         AND EXISTS (SELECT 1 FROM inserted)
       RETURNING 1
-    )
-    SELECT id, seq, event_id, created_at, (SELECT count(*) FROM settled)::int AS settled FROM inserted
-  `.execute(db)
+    )`
+}
+
+/** The stored message's row, after messageCtes. */
+export const sentColumns = sql`id, seq, event_id, created_at, (SELECT count(*) FROM settled)::int AS settled`
+
+/** The statement storeMessage sends, and its prepared statement's name (the bench's bare peer sends the same). */
+export function storeMessageStatement(args: StoredMessageArgs, record?: RecordedWrite): { name: string; statement: RawBuilder<SentRow> } {
+  const withGroupInfo = args.kind === 'commit' && args.groupInfo !== undefined
+  return {
+    // One name per text: a commit that brings a GroupInfo stores it, one that does not deletes the stored one.
+    name: `store_${args.kind}${withGroupInfo ? '_with_group_info' : ''}${record ? '_keyed' : ''}`,
+    statement: sql<SentRow>`
+      WITH ${messageCtes(args)}${record ? sql`, recorded AS (${recordCte(record, 'inserted')})` : sql``}
+      SELECT ${sentColumns} FROM inserted`,
+  }
+}
+
+/**
+ * Stores a message in one statement (see messageCtes), or nothing
+ * (undefined). A keyed write's record is stored by the same statement (see
+ * src/idempotency/store.ts). Sent as a prepared statement.
+ */
+export async function storeMessage(
+  db: Db,
+  args: StoredMessageArgs,
+  record?: RecordedWrite,
+): Promise<SentMessage | undefined> {
+  const { name, statement } = storeMessageStatement(args, record)
+  const { rows } = await executePrepared(db, name, statement)
   const row = rows[0]
-  if (row) return sentMessage(row)
+  return row && sentMessage(row)
+}
+
+/** Stores an application message or a proposal (one statement; see storeMessage). */
+export async function sendMessage(db: Db, args: SendMessageArgs, record?: RecordedWrite): Promise<SentMessage> {
+  const sent = await storeMessage(db, { ...args, kind: 'message' }, record)
+  if (sent) return sent
   // Nothing stored: say why (this path only runs for refused sends).
   const { convo } = await requireMember(db, args.convoId, args.sender)
   requireGroup(convo.group_id, args.groupId)
@@ -99,18 +176,18 @@ export async function listMessages(
     }
     afterSeq = Math.max(afterSeq, cursorRow.seq)
   }
-  const rows = await db
+  const page = db
     .selectFrom('message')
     .selectAll()
     .where('convo_id', '=', args.convoId)
     .where('seq', '>', afterSeq)
     .orderBy('seq')
     .limit(args.limit + 1)
-    .execute()
-  const page = rows.slice(0, args.limit)
-  const last = page[page.length - 1]
+  const { rows } = await executePrepared(db, 'message_page', page)
+  const shown = rows.slice(0, args.limit)
+  const last = shown[shown.length - 1]
   return {
-    messages: page.map(toMessageView),
+    messages: shown.map(toMessageView),
     ...(rows.length > args.limit && last ? { cursor: last.id } : {}),
   }
 }

@@ -1,3 +1,4 @@
+import { sql, type RawBuilder } from 'kysely'
 import type { Db } from '../db/index.js'
 
 /**
@@ -9,6 +10,13 @@ export function transact<T>(db: Db, fn: (trx: Db) => Promise<T>): Promise<T> {
 }
 
 export const iso = (date: Date): string => date.toISOString()
+
+/**
+ * `iso` in SQL, for answers built by a statement: the same text for the same
+ * timestamptz (milliseconds truncated, as node-postgres reads them into a Date).
+ */
+export const isoSql = (timestamp: RawBuilder<unknown>): RawBuilder<string> =>
+  sql<string>`to_char(${timestamp} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
 
 /**
  * Binary fields the lexicons type as `string` (key packages, Welcomes,

@@ -2,7 +2,6 @@ import { sql, type RawBuilder } from 'kysely'
 import type { Db } from '../db/index.js'
 import type { WelcomeState } from '../db/schema.js'
 import { gone, invalidRequest, notFound } from '../xrpc/errors.js'
-import { lastResortHandedOut } from './keyPackages.js'
 
 /** A Welcome as the API read it: its bytes and what RFC 9420 leaves in the clear. */
 export interface Welcome {
@@ -24,49 +23,11 @@ export interface Welcome {
  * database clock, so concurrent calls and several instances agree.
  */
 
-async function storeWelcome(
-  db: Db,
-  args: { convoId: string; recipients: string[]; data: Uint8Array; retentionDays: number },
-): Promise<void> {
-  const welcome = await db
-    .insertInto('welcome')
-    .values({ convo_id: args.convoId, data: args.data })
-    .returning('id')
-    .executeTakeFirstOrThrow()
-  const expiresAt = sql<Date>`now() + make_interval(days => ${args.retentionDays})`
-  await db
-    .insertInto('welcome_delivery')
-    .values(
-      args.recipients.map((did) => ({
-        convo_id: args.convoId,
-        recipient_did: did,
-        welcome_id: welcome.id,
-        expires_at: expiresAt,
-      })),
-    )
-    // A member added again (after leaving) gets the new Welcome from scratch.
-    .onConflict((oc) =>
-      oc.columns(['convo_id', 'recipient_did']).doUpdateSet({
-        welcome_id: welcome.id,
-        state: 'available',
-        created_at: sql`now()`,
-        expires_at: expiresAt,
-        fetched_at: null,
-        fetch_count: 0,
-        consumed_at: null,
-        consumed_via: null,
-        failure_count: 0,
-        last_error: null,
-      }),
-    )
-    .execute()
-}
-
 const welcomeMismatch = (why: string) => invalidRequest('WelcomeMismatch', `The Welcome ${why}`)
 const refHex = (ref: Uint8Array) => Buffer.from(ref).toString('hex')
 
 /**
- * Admits `added` to a conversation by `welcome`, the Welcome that follows
+ * Admitting `added` to a conversation by `welcome`, the Welcome that follows
  * the commit built on `epoch`: it must be of the conversation's cipher
  * suite, and each of its encrypted group secrets must be for a key package
  * of one of the added DIDs that getKeyPackages handed out to `caller` and
@@ -76,21 +37,27 @@ const refHex = (ref: Uint8Array) => Buffer.from(ref).toString('hex')
  * its recipients. So a Welcome nobody could open is never stored, and no
  * one is added without one.
  */
-export async function admitWelcome(
-  trx: Db,
-  args: {
-    convoId: string
-    cipherSuite: string
-    caller: string
-    added: string[]
-    epoch: number
-    welcome: Welcome | undefined
-    retentionDays: number
-  },
-): Promise<void> {
+export interface Admission {
+  convoId: string
+  cipherSuite: string
+  caller: string
+  added: string[]
+  epoch: number
+  welcome: Welcome | undefined
+  retentionDays: number
+}
+
+/** An admission the checks that need no database let through: its Welcome, and the key package refs it names. */
+export interface CheckedAdmission extends Admission {
+  welcome: Welcome
+  refs: Uint8Array[]
+}
+
+/** What can be checked of an admission before any statement; undefined when there is no one to admit and no Welcome. */
+export function checkAdmission(args: Admission): CheckedAdmission | undefined {
   const { welcome, added } = args
   if (!welcome) {
-    if (added.length === 0) return
+    if (added.length === 0) return undefined
     throw invalidRequest(
       'KeyPackageNotFound',
       `No Welcome names a key package of ${added[0]}: get its key packages with getKeyPackages and send the Welcome that adds it`,
@@ -100,27 +67,68 @@ export async function admitWelcome(
     throw welcomeMismatch(`is of cipher suite ${welcome.cipherSuite}, not the conversation's ${args.cipherSuite}`)
   }
   if (added.length === 0) throw welcomeMismatch('comes with no member to add')
-  const refs = [...new Map(welcome.keyPackageRefs.map((ref) => [refHex(ref), ref])).values()]
-  const bound = refs.length === 0 ? [] : await trx
-    .updateTable('key_package')
-    .set({ used_convo_id: args.convoId, used_epoch: args.epoch })
-    .where('owner_did', 'in', added)
-    .where('ref', 'in', refs)
-    .where('consumed_by', '=', args.caller)
-    .where('used_convo_id', 'is', null)
-    .returning(['owner_did', 'ref'])
-    .execute()
-  const boundRefs = new Set(bound.map((kp) => refHex(kp.ref as Uint8Array)))
-  const unbound = refs.filter((ref) => !boundRefs.has(refHex(ref)))
-  // Last-resort packages are not bound: they serve any Welcome of whoever was handed them.
-  const reused = unbound.length === 0 ? [] : await lastResortHandedOut(trx, { owners: added, refs: unbound, claimedBy: args.caller })
-  const reusedRefs = new Set(reused.map((kp) => refHex(kp.ref)))
-  const missing = unbound.find((ref) => !reusedRefs.has(refHex(ref)))
-  if (missing) throw welcomeMismatch(await whyNotBound(trx, args.caller, added, missing))
-  const named = new Set([...bound, ...reused].map((kp) => kp.owner_did))
-  const unnamed = added.find((did) => !named.has(did))
+  return { ...args, welcome, refs: [...new Map(welcome.keyPackageRefs.map((ref) => [refHex(ref), ref])).values()] }
+}
+
+/**
+ * The CTEs of an admission, used inside a membership change's statement:
+ * `bound` binds the key packages the Welcome names to the commit; `reused`
+ * finds the last-resort ones it names that were handed out to the caller
+ * (still their owners': a replaced one is not), which are not bound, as any
+ * number of Welcomes may use them; the Welcome is stored once and delivered
+ * to each added DID (a member added again, after leaving, gets the new
+ * Welcome from scratch). Whether every package was admitted is
+ * `checkAdmitted`'s to say, from `boundColumn`.
+ */
+export function admissionCtes(args: CheckedAdmission): RawBuilder<unknown> {
+  return sql`
+    bound AS (
+      UPDATE key_package SET used_convo_id = ${args.convoId}, used_epoch = ${args.epoch}
+      WHERE owner_did = ANY(${args.added}::text[]) AND ref = ANY(${args.refs}::bytea[])
+        AND consumed_by = ${args.caller} AND used_convo_id IS NULL
+      RETURNING owner_did, ref
+    ), reused AS (
+      SELECT h.owner_did, h.ref FROM last_resort_handout h
+      JOIN key_package kp ON kp.owner_did = h.owner_did AND kp.ref = h.ref AND kp.last_resort
+      WHERE h.owner_did = ANY(${args.added}::text[]) AND h.ref = ANY(${args.refs}::bytea[]) AND h.claimed_by = ${args.caller}
+    ), welcomed AS (
+      INSERT INTO welcome (convo_id, data) VALUES (${args.convoId}, ${args.welcome.data}) RETURNING id
+    ), delivered AS (
+      INSERT INTO welcome_delivery (convo_id, recipient_did, welcome_id, expires_at)
+      SELECT ${args.convoId}, did, welcomed.id, now() + make_interval(days => ${args.retentionDays})
+      FROM unnest(${args.added}::text[]) AS did, welcomed
+      ON CONFLICT (convo_id, recipient_did) DO UPDATE SET
+        welcome_id = EXCLUDED.welcome_id, state = 'available', created_at = EXCLUDED.created_at,
+        expires_at = EXCLUDED.expires_at, fetched_at = NULL, fetch_count = 0, consumed_at = NULL,
+        consumed_via = NULL, failure_count = 0, last_error = NULL
+    )`
+}
+
+/** A key package `admissionCtes` admitted (bound, or a last-resort one reused): its owner and ref (hex). */
+export interface BoundKeyPackage {
+  did: string
+  ref: string
+}
+
+/** The statement's result column `bound`: the key packages `admissionCtes` admitted. */
+export const boundColumn = sql`ARRAY(
+  SELECT json_build_object('did', owner_did, 'ref', encode(ref, 'hex')) FROM (SELECT * FROM bound UNION ALL SELECT * FROM reused) admitted
+) AS bound`
+
+/**
+ * After the statement: every key package the Welcome names was admitted, and
+ * every added DID named. Throws otherwise; the statement's transaction then
+ * rolls back.
+ */
+export async function checkAdmitted(trx: Db, args: CheckedAdmission, bound: BoundKeyPackage[]): Promise<void> {
+  if (bound.length < args.refs.length) {
+    const boundRefs = new Set(bound.map((kp) => kp.ref))
+    const missing = args.refs.find((ref) => !boundRefs.has(refHex(ref))) as Uint8Array
+    throw welcomeMismatch(await whyNotBound(trx, args.caller, args.added, missing))
+  }
+  const named = new Set(bound.map((kp) => kp.did))
+  const unnamed = args.added.find((did) => !named.has(did))
   if (unnamed) throw welcomeMismatch(`names no key package of ${unnamed}, which is being added`)
-  await storeWelcome(trx, { convoId: args.convoId, recipients: added, data: welcome.data, retentionDays: args.retentionDays })
 }
 
 /** Why a key package the Welcome names could not be bound (only runs for refused Welcomes). */

@@ -7,12 +7,11 @@ import { xrpcMethods, type XrpcMethod } from './lexicons.js'
 import { assertAcceptableInput, parseJsonBody } from './input-boundary.js'
 import { decodeQueryParams } from './params.js'
 import { toWireJson } from './wire.js'
-import type { XrpcHandler, XrpcHandlers } from './types.js'
+import type { HandlerContext, XrpcHandler, XrpcHandlers } from './types.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     nsid?: string
-    acceptsIdempotencyKey?: boolean
   }
   interface FastifyRequest {
     /** Caller DID, set by the auth hook of every XRPC route. */
@@ -21,6 +20,8 @@ declare module 'fastify' {
     xrpcInput: unknown
   }
 }
+
+const JSON_TYPE = 'application/json; charset=utf-8'
 
 function validationError(err: unknown): Error {
   return invalidRequest(undefined, err instanceof Error ? err.message : String(err))
@@ -65,6 +66,9 @@ export interface XrpcRoutesOptions {
  */
 export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions): Promise<void> {
   const { ctx, handlers, validateOutput } = opts
+  const { db } = ctx
+  // Handlers reach the database through their `db` alone (a keyed write's transaction, or the pool).
+  const handlerCtx: HandlerContext = { config: ctx.config, lexicons: ctx.lexicons, auth: ctx.auth, metrics: ctx.metrics, events: ctx.events }
   // XRPC bodies are JSON: JSON sent as text/plain gets the same 415 as any
   // other content type, not a confusing "Input must be an object".
   app.removeContentTypeParser('text/plain')
@@ -79,11 +83,14 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
     const url = `/xrpc/${nsid}`
     const httpMethod = method.def.type === 'query' ? 'GET' : 'POST'
     const handler = handlers[nsid] as XrpcHandler | undefined
+    if (handler && method.acceptsIdempotencyKey && !handler.keyedWrites) {
+      throw new Error(`${nsid} accepts an idempotency key: its handler must say how keyed writes are recorded`)
+    }
 
     app.route({
       method: httpMethod,
       url,
-      config: { nsid, acceptsIdempotencyKey: method.acceptsIdempotencyKey },
+      config: { nsid, ...(method.acceptsIdempotencyKey && handler ? { keyedWrites: handler.keyedWrites } : {}) },
       onRequest: async (request) => {
         request.caller = await ctx.auth(request.headers.authorization, nsid)
       },
@@ -91,32 +98,27 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
         request.xrpcParams = parseParams(ctx.lexicons, method, request)
         request.xrpcInput = parseInput(ctx.lexicons, method, request.body)
       },
+      // The answer goes out as the JSON text returned here: a keyed write's record stores those bytes.
       handler: async (request, reply) => {
         if (!handler) throw new MethodNotImplementedError(`${nsid} is not implemented`)
-        const claim = request.idempotencyClaim
-        const committed: Array<() => void> = []
-        try {
-          const output = await handler({
-            params: request.xrpcParams,
-            input: request.xrpcInput,
-            caller: request.caller,
-            db: claim?.db ?? ctx.db,
-            afterCommit: (fn) => committed.push(fn),
-            ctx,
-            log: request.log,
-            request,
-            reply,
-          })
-          if (reply.sent) return reply
-          if (validateOutput) ctx.lexicons.assertValidXrpcOutput(nsid, output)
-          const body = toWireJson(output) ?? {}
-          await claim?.commit(200, body)
-          for (const fn of committed) fn()
-          return reply.send(body)
-        } catch (err) {
-          await claim?.abort()
-          throw err
-        }
+        const transaction = request.keyedTransaction
+        const output = await handler({
+          params: request.xrpcParams,
+          input: request.xrpcInput,
+          caller: request.caller,
+          db: transaction?.db ?? db,
+          keyed: request.keyedWrite ?? undefined,
+          // Without a transaction held open, the writes are committed once the service returns.
+          afterCommit: transaction ? transaction.afterCommit : (fn) => fn(),
+          ctx: handlerCtx,
+          log: request.log,
+          request,
+          reply,
+        })
+        if (reply.sent) return reply
+        if (validateOutput) ctx.lexicons.assertValidXrpcOutput(nsid, output)
+        reply.type(JSON_TYPE)
+        return JSON.stringify(toWireJson(output) ?? {})
       },
     })
 

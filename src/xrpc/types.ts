@@ -1,6 +1,11 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { AppContext } from '../context.js'
 import type { Db } from '../db/index.js'
+import type { KeyedWrites } from '../idempotency/plugin.js'
+import type { KeyedWrite } from '../idempotency/store.js'
+
+/** What handlers share; the database is theirs only through `db`. */
+export type HandlerContext = Omit<AppContext, 'db' | 'pool'>
 
 export interface HandlerInput<P, I> {
   /** Query parameters, decoded and validated against the lexicon (defaults applied). */
@@ -10,13 +15,19 @@ export interface HandlerInput<P, I> {
   /** DID of the caller, from a verified service-auth token. */
   caller: string
   /**
-   * Where this request reads and writes. For an idempotent write it is the
-   * transaction that will also store the response, so both commit together.
+   * Where this request reads and writes: the only database handle a handler
+   * gets. For a keyed write recorded in a transaction it is that
+   * transaction, which the idempotency plugin commits with the answer.
    */
   db: Db
-  /** Runs `fn` once the request's writes are committed (for an idempotent write, with its response). */
+  /**
+   * A keyed write recorded in its own statement (`recordedIn: 'statement'`):
+   * the handler has the service store this record with the write.
+   */
+  keyed: KeyedWrite | undefined
+  /** Runs `fn` once the request's writes are committed (for a keyed write, with its answer). */
   afterCommit(fn: () => void): void
-  ctx: AppContext
+  ctx: HandlerContext
   log: FastifyBaseLogger
   request: FastifyRequest
   reply: FastifyReply
@@ -26,11 +37,15 @@ export interface HandlerInput<P, I> {
  * One XRPC method. Returns the output (lexicon values: Uint8Array for bytes),
  * or nothing after taking over the reply itself (event streams).
  */
-export type XrpcHandler<P = unknown, I = unknown, O = unknown> = (
-  req: HandlerInput<P, I>,
-) => Promise<O>
+export type XrpcHandler<P = unknown, I = unknown, O = unknown> = ((req: HandlerInput<P, I>) => Promise<O>) & {
+  /** Required of methods whose input accepts `idempotencyKey`. */
+  keyedWrites?: KeyedWrites<I>
+}
 
 export type XrpcHandlers = Record<string, XrpcHandler<never, never, unknown>>
 
-/** Types a handler against its generated lexicon types. */
-export const xrpcHandler = <P, I, O>(fn: XrpcHandler<P, I, O>): XrpcHandler<P, I, O> => fn
+/** Types a handler against its generated lexicon types; a keyed method says how its writes are recorded. */
+export const xrpcHandler = <P, I, O>(
+  fn: (req: HandlerInput<P, I>) => Promise<O>,
+  keyedWrites?: KeyedWrites<I>,
+): XrpcHandler<P, I, O> => Object.assign(fn, keyedWrites ? { keyedWrites } : {})

@@ -33,8 +33,8 @@ describe('a whole group life', () => {
     const c = await TestUser.create()
 
     // A and C publish key packages; B fetches A's to build the group.
-    for (let i = 0; i < 3; i++) expect((await publishKeyPackage(t, a)).status).toBe(200)
-    await publishKeyPackage(t, c)
+    for (let i = 1; i <= 3; i++) expect(await publishKeyPackage(t, a)).toMatchObject({ status: 200, body: { available: i } })
+    expect(await publishKeyPackage(t, c)).toMatchObject({ status: 200, body: { available: 1 } })
     const kp = await t.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>(b, `${NS}.getKeyPackages`, {
       params: { dids: [a.did] },
     })

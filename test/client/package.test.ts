@@ -106,7 +106,7 @@ console.log(JSON.stringify({ messageId: sent.messageId, id: first?.id, ciphertex
     const alice = await TestUser.create()
     // A real MLS group of one at epoch 0, and a message of it: the server reads its header.
     const groupId = new Uint8Array(randomBytes(16))
-    const { data: mlsMessage } = await encrypt(await newGroup(alice, groupId), new TextEncoder().encode('hello'))
+    const { data: mlsMessage } = await encrypt(await newGroup(alice.did, groupId), new TextEncoder().encode('hello'))
     const tokens: Record<string, string> = {}
     for (const method of ['createConvo', 'sendMessage', 'getMessages', 'getEpoch']) tokens[`${NS}.${method}`] = await alice.token(`${NS}.${method}`)
     const { stdout } = await run(process.execPath, ['probe.js'], {

@@ -11,11 +11,10 @@ import {
   XrpcClientError,
   type MlsClientOptions,
 } from '../../src/client/index.js'
-import { idempotencyScope } from '../../src/idempotency/key.js'
-import { claimIdempotencyKey } from '../../src/idempotency/store.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
+import { holdKey } from '../helpers/keys.js'
 import { refusingUrl, startFaultProxy } from '../helpers/fault-proxy.js'
-import { b64, createConvo, epochOf, keyPackage, message, NS, prepareCommit, staleMessage, SUITE } from '../helpers/mls.js'
+import { b64, createConvo, epochOf, keyPackage, message, NS, prepareCommit, randomGroupId, staleMessage, SUITE } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 let t: TestApp
@@ -82,19 +81,11 @@ describe('pending operations', () => {
   it('resends with the same key after a 409 IdempotencyRequestInProgress, waiting the Retry-After asked', async () => {
     const slow = await startTestApp({ testDb: t.testDb, config: { IDEMPOTENCY_WAIT_MS: '50' } })
     try {
-      const convo = await createConvo(slow, alice)
       const key = randomUUID()
+      const groupId = randomGroupId()
       // Another request holds the key: its transaction is open until we abort it.
-      const held = await claimIdempotencyKey(slow.ctx.pool, {
-        scope: idempotencyScope(alice.did, `${NS}.sendMessage`, key),
-        fingerprint: Buffer.alloc(32),
-        callerDid: alice.did,
-        nsid: `${NS}.sendMessage`,
-        waitMs: 1000,
-        ttlSeconds: 60,
-      })
-      if (held.kind !== 'claimed') throw new Error(`expected to claim the key, got ${held.kind}`)
-      const { sleeps, sleep } = recordingSleep(() => held.claim.abort())
+      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: `${NS}.createConvo`, key, shardKey: groupId })
+      const { sleeps, sleep } = recordingSleep(() => held.abort())
       const pendingStore = new MemoryPendingStore()
       const sdk = new MlsClient({
         serviceUrl: slow.url,
@@ -103,10 +94,11 @@ describe('pending operations', () => {
         retry: { sleep, baseDelayMs: 1, maxDelayMs: 1 },
       })
 
-      const output = await sdk.sendMessage(await sendInput(alice, convo.id, { idempotencyKey: key }))
+      const output = await sdk.createConvo({ groupId, cipherSuite: SUITE, idempotencyKey: key })
       // Retry-After: 1 (seconds), not the 1 ms backoff.
       expect(sleeps).toEqual([1000])
-      expect((await messagesIn(convo.id)).map((m) => m.id)).toEqual([output.messageId])
+      const created = await t.ctx.db.selectFrom('convo').select('id').where('group_id', '=', groupId).execute()
+      expect(created).toEqual([{ id: output.id }])
       expect(await pendingStore.list()).toEqual([])
     } finally {
       await slow.close()

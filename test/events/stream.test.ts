@@ -169,9 +169,15 @@ describe('streamConvoEvents', () => {
     const extra = await startTestApp({ testDb: one.testDb })
     const alice = await TestUser.create()
     const stream = await openStream(extra.url, alice)
-    // A stream left open would keep close() waiting until the test times out.
-    await extra.close()
-    await stream.closed
     expect(stream.status).toBe(200)
+    await stream.waitFor(() => stream.comments.includes('stream open'))
+    // The test never aborts the stream: only the server can end it, and
+    // close() must not wait for the client to hang up.
+    const closing = extra.close()
+    const outcome = await Promise.race([
+      Promise.all([stream.closed, closing]).then(() => 'stream ended, server closed'),
+      new Promise((resolve) => setTimeout(resolve, 5_000, 'still open after 5 s')),
+    ])
+    expect(outcome).toBe('stream ended, server closed')
   }, 15_000)
 })

@@ -3,12 +3,13 @@ import { sql } from 'kysely'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { handlers } from '../../src/api/index.js'
 import { createDatabase } from '../../src/db/index.js'
-import type { HandlerInput, XrpcHandler } from '../../src/xrpc/types.js'
+import { xrpcHandler, type HandlerInput, type XrpcHandler } from '../../src/xrpc/types.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/fault-proxy.js'
-import { createConvo, message, NS, sendMessage } from '../helpers/mls.js'
+import { createConvo, message, NS, randomGroupId, sendMessage, SUITE } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
+import type { XrpcResponse } from '../helpers/xrpc.js'
 
 // The database sits behind a proxy that can stop forwarding, which to the
 // server looks like SIGSTOPped PostgreSQL processes (or a partition); only
@@ -26,10 +27,13 @@ let proxy: TcpProxy
 let t: TestApp
 let alice: TestUser
 let convoId: string
-/** Freeze the database right after the next sendMessage handler: its COMMIT is what hangs. */
+/** Freeze the database at the start of the next sendMessage handler: its one statement is what hangs. */
+let freezeBeforeWrite = false
+/** Freeze the database right after the next createConvo handler: its COMMIT is what hangs. */
 let freezeBeforeCommit = false
 
 const sendHandler = handlers[`${NS}.sendMessage`] as XrpcHandler<unknown, unknown, unknown>
+const createHandler = handlers[`${NS}.createConvo`] as XrpcHandler<unknown, unknown, unknown>
 const epochHandler = handlers[`${NS}.getEpoch`] as XrpcHandler<unknown, unknown, unknown>
 
 beforeAll(async () => {
@@ -46,14 +50,21 @@ beforeAll(async () => {
     },
     handlers: {
       ...handlers,
-      [`${NS}.sendMessage`]: async (req: HandlerInput<unknown, unknown>) => {
-        const output = await sendHandler(req)
+      [`${NS}.sendMessage`]: xrpcHandler(async (req: HandlerInput<unknown, unknown>) => {
+        if (freezeBeforeWrite) {
+          freezeBeforeWrite = false
+          proxy.freeze()
+        }
+        return sendHandler(req)
+      }, sendHandler.keyedWrites),
+      [`${NS}.createConvo`]: xrpcHandler(async (req: HandlerInput<unknown, unknown>) => {
+        const output = await createHandler(req)
         if (freezeBeforeCommit) {
           freezeBeforeCommit = false
           proxy.freeze()
         }
         return output
-      },
+      }, createHandler.keyedWrites),
       // A statement PostgreSQL has to cancel itself.
       [`${NS}.getEpoch`]: async (req: HandlerInput<unknown, unknown>) => {
         await sql`SELECT pg_sleep(10)`.execute(req.db)
@@ -79,7 +90,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ result: T; ms: number }
 const health = () => fetch(`${t.url}/xrpc/_health`).then(async (res) => ({ status: res.status, body: await res.json() }))
 
 /** Retries as a client would on 503 and 409 until an answer, or gives up after `ms`. */
-async function retryUntilAnswered(send: () => ReturnType<typeof sendMessage>, ms = 10_000) {
+async function retryUntilAnswered<T>(send: () => Promise<XrpcResponse<T>>, ms = 10_000) {
   const seen: number[] = []
   const deadline = Date.now() + ms
   for (;;) {
@@ -94,20 +105,38 @@ const storedMessages = async () =>
   Number((await sql<{ n: string }>`SELECT count(*) AS n FROM message WHERE convo_id = ${convoId}`.execute(t.ctx.db)).rows[0]!.n)
 
 /**
- * A keyed send whose database freezes once its statements have run, so its
- * COMMIT is what goes unanswered: expects 503 within the bound, and returns
- * the message count before and the identical retry.
+ * A keyed sendMessage whose database freezes when its one statement is
+ * sent: expects 503 within the bound, and returns the message count before
+ * and the identical retry.
  */
-async function keyedWriteTimedOutAtCommit() {
+async function keyedSendTimedOut() {
   const before = await storedMessages()
   const send = { idempotencyKey: randomUUID(), ciphertext: await message(alice, convoId) }
   const retry = () => sendMessage(t, alice, convoId, send)
+  freezeBeforeWrite = true
+  const first = await timed(retry)
+  expect(freezeBeforeWrite, 'the first attempt reached its statement').toBe(false)
+  expect(first.result.status).toBe(503)
+  expect(first.ms).toBeLessThan(BOUND_MS)
+  return { stored: async () => (await storedMessages()) - before, retry }
+}
+
+/**
+ * A keyed createConvo (a write in a transaction) whose database freezes once
+ * its statements have run, so its COMMIT is what goes unanswered: expects
+ * 503 within the bound, and returns the identical retry.
+ */
+async function keyedCreateTimedOutAtCommit() {
+  const input = { groupId: randomGroupId(), cipherSuite: SUITE, idempotencyKey: randomUUID() }
+  const retry = () => t.call(alice, `${NS}.createConvo`, { input })
   freezeBeforeCommit = true
   const first = await timed(retry)
   expect(freezeBeforeCommit, 'the first attempt reached its COMMIT').toBe(false)
   expect(first.result.status).toBe(503)
   expect(first.ms).toBeLessThan(BOUND_MS)
-  return { before, retry }
+  const stored = async () =>
+    Number((await sql<{ n: string }>`SELECT count(*) AS n FROM convo WHERE group_id = ${input.groupId}`.execute(t.ctx.db)).rows[0]!.n)
+  return { stored, retry }
 }
 
 describe('a frozen database', () => {
@@ -135,27 +164,40 @@ describe('a frozen database', () => {
     expect((await health()).status).toBe(200)
   }, 30_000)
 
-  it('keyed write whose COMMIT reached the database late: 503, and the retry replays it (stored once)', async () => {
-    const { before, retry } = await keyedWriteTimedOutAtCommit()
-    // As after SIGCONT: the held COMMIT is delivered, and commits.
+  it.each([
+    ['one-statement write (sendMessage) whose statement', () => keyedSendTimedOut()],
+    ['transactional write (createConvo) whose COMMIT', () => keyedCreateTimedOutAtCommit()],
+  ])('keyed %s reached the database late: 503, and the retry replays it (stored once)', async (_kind, timedOut) => {
+    const { stored, retry } = await timedOut()
+    // As after SIGCONT: what was held is delivered, runs and commits.
     proxy.thaw()
-    const { res } = await retryUntilAnswered(retry)
+    const { res } = await retryUntilAnswered<unknown>(retry)
     expect(res.status).toBe(200)
     expect(res.headers.get('idempotent-replayed')).toBe('true')
-    expect(await storedMessages()).toBe(before + 1)
+    expect(await stored()).toBe(1)
   }, 30_000)
 
-  it('keyed write whose COMMIT was lost in a partition: 503, the orphaned transaction ends, and the retry writes once', async () => {
-    const { before, retry } = await keyedWriteTimedOutAtCommit()
+  it('keyed one-statement write lost in a partition: 503, and the retry writes once', async () => {
+    const { stored, retry } = await keyedSendTimedOut()
+    // The statement never arrives: nothing was written, nothing holds the key.
+    proxy.thaw({ lose: true })
+    const { res } = await retryUntilAnswered(retry)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('idempotent-replayed')).toBeNull()
+    expect(await stored()).toBe(1)
+  }, 30_000)
+
+  it('keyed transactional write whose COMMIT was lost in a partition: 503, the orphaned transaction ends, and the retry writes once', async () => {
+    const { stored, retry } = await keyedCreateTimedOutAtCommit()
     // The COMMIT never arrives and PostgreSQL never hears the connection
-    // close: its transaction holds the key's lock until
+    // close: its transaction holds the key's claim until
     // idle_in_transaction_session_timeout ends it.
     proxy.thaw({ lose: true })
     const { res, seen } = await retryUntilAnswered(retry)
     expect(seen).toContain(409)
     expect(res.status).toBe(200)
     expect(res.headers.get('idempotent-replayed')).toBeNull()
-    expect(await storedMessages()).toBe(before + 1)
+    expect(await stored()).toBe(1)
   }, 30_000)
 
   it('statement_timeout is set on every connection: a statement running past it is cancelled (503), the connection kept', async () => {

@@ -75,16 +75,30 @@ describe('database outage', () => {
     const alice = await TestUser.create()
     const convo = await createConvo(t, alice)
     const admin = new pg.Client(cluster.url)
-    await admin.connect()
+    const watcher = new pg.Client(cluster.url)
+    await Promise.all([admin.connect(), watcher.connect()])
     try {
+      // Hold the conversation's row lock, so every send is in flight on its
+      // own connection, waiting inside its statement, when the connections go.
+      await admin.query('BEGIN')
+      await admin.query('SELECT 1 FROM convo WHERE id = $1 FOR UPDATE', [convo.id])
       const sends = Array.from({ length: 20 }, () => sendMessage(t, alice, convo.id))
-      await admin.query(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`,
-      )
-      const statuses = (await Promise.all(sends)).map((r) => r.status)
-      expect(statuses.every((s) => s === 200 || s === 503)).toBe(true)
+      // Outside the transaction: inside one, pg_stat_activity is a snapshot.
+      const waiting = async () => {
+        const { rows } = await watcher.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'`,
+        )
+        return rows[0]?.n
+      }
+      // The pool has 20 connections: all sends reach the lock.
+      await expect.poll(waiting, { timeout: 20_000, interval: 100 }).toBe(20)
+      await watcher.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock'`)
+      const answers = await Promise.all(sends)
+      expect(answers.map((r) => r.status)).toEqual(Array.from({ length: 20 }, () => 503))
+      expect(answers[0]?.body).toMatchObject({ error: 'ServiceUnavailable', message: expect.any(String) })
+      await admin.query('ROLLBACK')
     } finally {
-      await admin.end()
+      await Promise.all([admin.end(), watcher.end()])
     }
     expect((await sendMessage(t, alice, convo.id)).status).toBe(200)
   })

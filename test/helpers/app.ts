@@ -20,7 +20,13 @@ export interface TestApp {
 }
 
 export function testConfig(overrides: Record<string, string> = {}): Config {
-  return loadConfig({ SERVICE_DID, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...overrides })
+  return loadConfig({
+    SERVICE_DID,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // `DATABASE_PREPARED_STATEMENTS=false npm test` runs the suite as behind a pooler that cannot keep them.
+    DATABASE_PREPARED_STATEMENTS: process.env.DATABASE_PREPARED_STATEMENTS,
+    ...overrides,
+  })
 }
 
 /**

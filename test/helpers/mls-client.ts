@@ -98,7 +98,7 @@ export class Client {
   async createConvo(members: Client[], opts: { groupInfo?: boolean; publish?: boolean; join?: boolean } = {}): Promise<string> {
     if (opts.publish !== false) for (const member of members) await member.publishKeyPackage()
     const groupId = randomBytes(16)
-    const state = await newGroup(this.user, groupId)
+    const state = await newGroup(this.user.did, groupId)
     const creation = await commit(state, (await this.keyPackagesOf(...members)).map(addProposal))
     const created = await this.call<{ id: string }>('createConvo', {
       input: {

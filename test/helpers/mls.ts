@@ -10,69 +10,60 @@
  * an invited member joins from its Welcome on first use, so tests that are not
  * about MLS can stay short. Tests about the protocol itself fetch and process
  * the server's bytes explicitly (test/mls/).
+ *
+ * What one client makes for itself (key packages, a group of one, application
+ * messages) comes from scripts/mls-client.ts, which `npm run mls` uses too.
  */
 import { randomBytes } from 'node:crypto'
 import {
   acceptAll,
-  createApplicationMessage,
   createCommit,
-  createGroup,
   createGroupInfoWithExternalPubAndRatchetTree,
   createProposal,
   decodeMlsMessage,
-  defaultCapabilities,
   defaultKeyPackageEqualityConfig,
   emptyPskIndex,
   encodeMlsMessage,
-  generateKeyPackage,
-  getCiphersuiteFromName,
-  getCiphersuiteImpl,
   joinGroup,
   joinGroupExternal,
   processMessage,
-  type CiphersuiteImpl,
   type CiphersuiteName,
   type ClientState,
   type KeyPackage,
   type LeafNode,
-  type Lifetime,
-  type PrivateKeyPackage,
   type Proposal,
 } from 'ts-mls'
 import { defaultClientConfig } from 'ts-mls/clientConfig.js'
 import { ratchetTreeFromExtension } from 'ts-mls/groupInfo.js'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
+import {
+  encodeKeyPackage,
+  encrypt,
+  lifetimeFromNow,
+  newGroup,
+  newKeyPackage,
+  suiteImpl,
+  SUITE,
+  type KeyPackageOptions as OwnKeyPackageOptions,
+  type OwnKeyPackage,
+} from '../../scripts/mls-client.js'
 import type { Input as CreateConvoInput } from '../../src/lexicon/types/blue.catbird.mls.createConvo.js'
 import type { TestUser } from './users.js'
 import type { XrpcCall, XrpcResponse } from './xrpc.js'
+
+export { encrypt, lifetimeFromNow, newGroup, suiteImpl, SUITE }
 
 /** Anything that can call the server: a TestApp, or { call: xrpcClient(url) }. */
 type Caller = { call: XrpcCall }
 
 export const NS = 'blue.catbird.mls'
-export const SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
 
 export const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
 export const bytesJson = (bytes: Uint8Array) => ({ $bytes: Buffer.from(bytes).toString('base64').replace(/=+$/, '') })
 export const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex')
 export const randomGroupId = () => randomBytes(16).toString('hex')
 
-const DAY_SECONDS = 24n * 3600n
-const nowSeconds = () => BigInt(Math.floor(Date.now() / 1000))
-
-const suites = new Map<string, Promise<CiphersuiteImpl>>()
-export function suiteImpl(name: CiphersuiteName = SUITE): Promise<CiphersuiteImpl> {
-  let impl = suites.get(name)
-  if (!impl) suites.set(name, (impl = getCiphersuiteImpl(getCiphersuiteFromName(name))))
-  return impl
-}
-
 // ---------------------------------------------------------------- key packages
-
-interface OwnKeyPackage {
-  publicPackage: KeyPackage
-  privatePackage: PrivateKeyPackage
-}
 
 /** The key packages a user's device made, by KeyPackageRef (hex): it can join with any of them. */
 const devices = new WeakMap<TestUser, Map<string, OwnKeyPackage>>()
@@ -82,45 +73,16 @@ const deviceOf = (user: TestUser) => {
   return device
 }
 
-export interface KeyPackageOptions {
-  suite?: CiphersuiteName
+export interface KeyPackageOptions extends OwnKeyPackageOptions {
   /** The basic credential's identity: the user's DID unless a test forges another. */
   identity?: string
-  /** Default: valid from a minute ago for 30 days. */
-  lifetime?: Lifetime
-  /** Carry the last_resort extension (type 0x000A), which its leaf node lists among its capabilities. */
-  lastResort?: boolean
 }
-
-const LAST_RESORT = 0x000a
-
-export const lifetimeFromNow = (fromSeconds: bigint, toSeconds: bigint): Lifetime => ({
-  notBefore: nowSeconds() + fromSeconds,
-  notAfter: nowSeconds() + toSeconds,
-})
-
-async function makeKeyPackage(user: TestUser, opts: KeyPackageOptions = {}): Promise<OwnKeyPackage & { ref: Uint8Array }> {
-  const cs = await suiteImpl(opts.suite)
-  const capabilities = defaultCapabilities()
-  if (opts.lastResort) capabilities.extensions.push(LAST_RESORT)
-  const made = await generateKeyPackage(
-    { credentialType: 'basic', identity: new TextEncoder().encode(opts.identity ?? user.did) },
-    capabilities,
-    opts.lifetime ?? lifetimeFromNow(-60n, 30n * DAY_SECONDS),
-    opts.lastResort ? [{ extensionType: LAST_RESORT, extensionData: new Uint8Array() }] : [],
-    cs,
-  )
-  const ref = await makeKeyPackageRef(made.publicPackage, cs.hash)
-  deviceOf(user).set(hex(ref), made)
-  return { ...made, ref }
-}
-
-const encodeKeyPackage = (keyPackage: KeyPackage) =>
-  encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage })
 
 /** A new key package of `user`'s device, as an MLSMessage. */
 export async function keyPackage(user: TestUser, opts: KeyPackageOptions = {}): Promise<Uint8Array> {
-  return encodeKeyPackage((await makeKeyPackage(user, opts)).publicPackage)
+  const made = await newKeyPackage(opts.identity ?? user.did, opts)
+  deviceOf(user).set(hex(made.ref), made)
+  return encodeKeyPackage(made.publicPackage)
 }
 
 /** Its KeyPackageRef (RFC 9420 §5.2), as the server stores it. */
@@ -167,12 +129,6 @@ export async function claimKeyPackages(t: Caller, caller: TestUser, users: TestU
 
 // ---------------------------------------------------------------- a client's MLS operations
 
-/** A new group of one: `user`, at epoch 0. */
-export async function newGroup(user: TestUser, groupId: Uint8Array, suite: CiphersuiteName = SUITE): Promise<ClientState> {
-  const own = await makeKeyPackage(user, { suite })
-  return createGroup(groupId, own.publicPackage, own.privatePackage, [], await suiteImpl(suite))
-}
-
 /** Joins a group from a Welcome's bytes, with the key package of `user`'s device that it names. */
 export async function joinFromWelcome(user: TestUser, data: Uint8Array, suite: CiphersuiteName = SUITE): Promise<ClientState> {
   const decoded = decodeMlsMessage(data, 0)?.[0]
@@ -195,15 +151,6 @@ export async function receive(
   }
   const result = await processMessage(decoded, state, emptyPskIndex, acceptAll, await suiteImpl(suite))
   return result.kind === 'applicationMessage' ? { state: result.newState, text: result.message } : { state: result.newState }
-}
-
-/** An application message (a PrivateMessage in an MLSMessage) from `state`. */
-export async function encrypt(state: ClientState, text: Uint8Array, suite: CiphersuiteName = SUITE): Promise<{ state: ClientState; data: Uint8Array }> {
-  const made = await createApplicationMessage(state, text, await suiteImpl(suite))
-  return {
-    state: made.newState,
-    data: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage: made.privateMessage }),
-  }
 }
 
 /** A proposal (a PrivateMessage in an MLSMessage) from `state`. */
@@ -287,7 +234,7 @@ export async function joinExternally(
   const decoded = decodeMlsMessage(groupInfo, 0)?.[0]
   if (decoded?.wireformat !== 'mls_group_info') throw new Error('not a GroupInfo')
   const suite = opts.suite ?? SUITE
-  const own = await makeKeyPackage(user, { suite, identity: opts.identity })
+  const own = await newKeyPackage(opts.identity ?? user.did, { suite })
   const cs = await suiteImpl(suite)
   // Resync (remove the old leaf) only when there is one: ts-mls does not check that there is.
   const resync = (ratchetTreeFromExtension(decoded.groupInfo) ?? []).some(
@@ -421,7 +368,7 @@ export function message(sender: TestUser, convoId: string, text: Uint8Array = ra
   const group = groupOf(convoId)
   const member = group.member(sender)
   return exclusive(member, async () => {
-    const made = await encrypt(await current(group, member), text, group.suite)
+    const made = await encrypt(await current(group, member), text)
     member.state = made.state
     return made.data
   })
@@ -535,7 +482,7 @@ export async function prepareConvo(
   const suite = opts.suite ?? SUITE
   const group = new Group(suite)
   const groupId = randomBytes(16)
-  const state = await newGroup(creator, groupId, suite)
+  const state = await newGroup(creator.did, groupId, suite)
   group.add(creator, { state })
   const keyPackages = opts.keyPackages ?? (members.length ? await claimKeyPackages(t, creator, members, suite) : [])
   const adding = members.length ? await commit(state, keyPackages.map(addProposal), { suite }) : undefined

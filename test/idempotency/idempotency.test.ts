@@ -4,10 +4,13 @@ import { sql } from 'kysely'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startIdempotencyCleanup } from '../../src/workers/index.js'
+import { requestFingerprint } from '../../src/idempotency/key.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
+import { holdKey } from '../helpers/keys.js'
 import {
   b64,
   bytesJson,
+  commitUpdate,
   createConvo,
   epochOf,
   groupInfoOf,
@@ -91,8 +94,10 @@ describe('idempotent writes', () => {
       expect(retry.body).toEqual(first.body)
       expect(retry.headers.get('idempotent-replayed')).toBe('true')
       expect(await countKeys()).toBe(rowsBefore)
-      // The same key with a different request is refused and changes nothing.
-      const changed = { ...(await writes[name]!(convo.id)), idempotencyKey: key }
+      // The same key with a different request is refused and changes nothing (for createConvo, one
+      // of the same group: a key's record lives with its conversation, see below).
+      const other = name === 'createConvo' ? { ...input, metadata: { name: 'another' } } : await writes[name]!(convo.id)
+      const changed = { ...other, idempotencyKey: key }
       const mismatch = await t.call(alice, `${NS}.${name}`, { input: changed })
       expect(mismatch.status).toBe(422)
       expect(mismatch.body.error).toBe('IdempotencyKeyReused')
@@ -180,58 +185,45 @@ describe('idempotent writes', () => {
     expect(rows.rows[0]!.n).toBe(0)
   })
 
-  it('a request killed mid-transaction leaves no record and no message', async () => {
-    const convo = await createConvo(t, alice)
+  it('a request killed mid-transaction leaves no record and no write, so the retry writes once', async () => {
     const key = randomUUID()
-    // Hold the key's lock from outside, then kill the server's backend that waits on it.
-    const { claimIdempotencyKey } = await import('../../src/idempotency/store.js')
-    const { idempotencyScope, requestFingerprint } = await import('../../src/idempotency/key.js')
-    const z = await message(alice, convo.id)
-    const input = { convoId: convo.id, senderDid: alice.did, epoch: 0, ciphertext: bytesJson(z) }
-    const held = await claimIdempotencyKey(t.ctx.pool, {
-      scope: idempotencyScope(alice.did, `${NS}.sendMessage`, key),
+    const groupId = randomGroupId()
+    const input = { groupId, cipherSuite: SUITE }
+    // The "first request" holds the key and writes its conversation; then its backend dies before COMMIT.
+    const held = await holdKey(t.ctx.pool, {
+      caller: alice.did,
+      nsid: `${NS}.createConvo`,
+      key,
+      shardKey: groupId,
       fingerprint: requestFingerprint(input),
-      callerDid: alice.did,
-      nsid: `${NS}.sendMessage`,
-      waitMs: 1000,
-      ttlSeconds: 60,
     })
-    expect(held.kind).toBe('claimed')
-    if (held.kind !== 'claimed') return
-    // The "first request" writes its message, then its process dies before commit.
-    await held.claim.db.insertInto('message').values({
-      id: randomUUID(), convo_id: convo.id, seq: 1, sender_did: alice.did, epoch: 0, ciphertext: z,
-    }).execute()
+    await held.db
+      .insertInto('convo')
+      .values({ id: 'killed', group_id: groupId, creator_did: alice.did, cipher_suite: SUITE })
+      .execute()
     await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
               WHERE datname = current_database() AND state = 'idle in transaction'`.execute(t.ctx.db)
-    await held.claim.abort().catch(() => {})
-    const retry = await t.call(alice, `${NS}.sendMessage`, { input: { ...input, idempotencyKey: key } })
+    await held.abort().catch(() => {})
+    const retry = await t.call(alice, `${NS}.createConvo`, { input: { ...input, idempotencyKey: key } })
     expect(retry.status).toBe(200)
     expect(retry.headers.get('idempotent-replayed')).toBeNull()
-    expect(await countMessages(convo.id)).toBe(1)
+    const { rows } = await sql<{ id: string }>`SELECT id FROM convo WHERE group_id = ${groupId}`.execute(t.ctx.db)
+    expect(rows).toEqual([{ id: (retry.body as { id: string }).id }])
   })
 
   it('answers 409 IdempotencyRequestInProgress with Retry-After when the holder does not finish in time', async () => {
     const slow = await startTestApp({ testDb: t.testDb, config: { IDEMPOTENCY_WAIT_MS: '200' } })
     try {
-      const convo = await createConvo(slow, alice)
       const key = randomUUID()
-      const { claimIdempotencyKey } = await import('../../src/idempotency/store.js')
-      const { idempotencyScope } = await import('../../src/idempotency/key.js')
-      const held = await claimIdempotencyKey(slow.ctx.pool, {
-        scope: idempotencyScope(alice.did, `${NS}.sendMessage`, key),
-        fingerprint: Buffer.alloc(32),
-        callerDid: alice.did,
-        nsid: `${NS}.sendMessage`,
-        waitMs: 1000,
-        ttlSeconds: 60,
-      })
-      const res = await sendMessage(slow, alice, convo.id, { idempotencyKey: key })
+      const groupId = randomGroupId()
+      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: `${NS}.createConvo`, key, shardKey: groupId })
+      const create = () => slow.call(alice, `${NS}.createConvo`, { input: { groupId, cipherSuite: SUITE, idempotencyKey: key } })
+      const res = await create()
       expect(res.status).toBe(409)
       expect(res.body.error).toBe('IdempotencyRequestInProgress')
       expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
-      if (held.kind === 'claimed') await held.claim.abort()
-      expect((await sendMessage(slow, alice, convo.id, { idempotencyKey: key })).status).toBe(200)
+      await held.abort()
+      expect((await create()).status).toBe(200)
     } finally {
       await slow.close()
     }
@@ -256,6 +248,104 @@ describe('idempotent writes', () => {
   })
 })
 
+/** A call whose answer is read as the bytes that came, not parsed. */
+async function rawCall(app: TestApp, user: TestUser, nsid: string, input: unknown) {
+  const res = await fetch(`${app.url}/xrpc/${nsid}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await user.token(nsid)}`, 'content-type': 'application/json' },
+    body: JSON.stringify(input),
+  })
+  return { status: res.status, text: await res.text(), replayed: res.headers.get('idempotent-replayed') }
+}
+
+describe('answers and races of keyed writes', () => {
+  it.each(['sendMessage', 'createConvo', 'addMembers', 'publishKeyPackage'])(
+    '%s: a replay is the first answer byte for byte (for a one-statement write, the answer built in SQL is the handler\'s)',
+    async (name) => {
+      const convo = await createConvo(t, alice)
+      const input = { ...(await writes[name]!(convo.id)), idempotencyKey: randomUUID() }
+      const first = await rawCall(t, alice, `${NS}.${name}`, input)
+      expect(first.status).toBe(200)
+      const replay = await rawCall(t, alice, `${NS}.${name}`, input)
+      expect(replay.replayed).toBe('true')
+      expect(replay.text).toBe(first.text)
+    },
+  )
+
+  it('sendMessage: the answer the statement stores is what the handler answers, at every millisecond digit', async () => {
+    const convo = await createConvo(t, alice)
+    // Sends a few milliseconds apart land on timestamps of all kinds (trailing zeros, .999...).
+    for (let i = 0; i < 40; i++) {
+      const input = { ...(await writes.sendMessage!(convo.id)), idempotencyKey: randomUUID() }
+      const first = await rawCall(t, alice, `${NS}.sendMessage`, input)
+      const { rows } = await sql<{ response: unknown }>`
+        SELECT response FROM idempotency_key WHERE shard_key = ${convo.id} AND response->>'messageId' = ${JSON.parse(first.text).messageId}`.execute(t.ctx.db)
+      expect(JSON.stringify(rows[0]?.response)).toBe(first.text)
+    }
+  })
+
+  it('a retry after the epoch moved on, or after the sender left, still replays the original answer', async () => {
+    const convo = await createConvo(t, alice, [bob])
+    const byAlice = { ...(await writes.sendMessage!(convo.id)), idempotencyKey: randomUUID() }
+    const first = await rawCall(t, alice, `${NS}.sendMessage`, byAlice)
+    expect(first.status).toBe(200)
+    expect((await commitUpdate(t, bob, convo.id)).status).toBe(200)
+    // Sent now, the same message would be refused: its epoch is gone.
+    const stale = await rawCall(t, alice, `${NS}.sendMessage`, { ...byAlice, idempotencyKey: randomUUID() })
+    expect(stale.status).toBe(409)
+    const retry = await rawCall(t, alice, `${NS}.sendMessage`, byAlice)
+    expect(retry).toEqual({ status: 200, text: first.text, replayed: 'true' })
+
+    const ciphertext = await message(bob, convo.id)
+    const byBob = { convoId: convo.id, senderDid: bob.did, epoch: epochOf(ciphertext), ciphertext: bytesJson(ciphertext), idempotencyKey: randomUUID() }
+    const sent = await rawCall(t, bob, `${NS}.sendMessage`, byBob)
+    expect(sent.status).toBe(200)
+    expect((await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id } })).status).toBe(200)
+    expect(await rawCall(t, bob, `${NS}.sendMessage`, byBob)).toEqual({ status: 200, text: sent.text, replayed: 'true' })
+  })
+
+  it('two instances race one key through the one-statement path: one message, the loser replays the winner, no gap', async () => {
+    const other = await startTestApp({ testDb: t.testDb })
+    try {
+      const convo = await createConvo(t, alice)
+      const input = { ...(await writes.sendMessage!(convo.id)), idempotencyKey: randomUUID() }
+      // Hold the conversation's row lock, so both requests pass the check and queue on it.
+      const blocker = await t.ctx.pool.connect()
+      try {
+        await blocker.query('BEGIN')
+        await blocker.query('SELECT 1 FROM convo WHERE id = $1 FOR UPDATE', [convo.id])
+        const racing = [rawCall(t, alice, `${NS}.sendMessage`, input), rawCall(other, alice, `${NS}.sendMessage`, input)]
+        const waiting = async () =>
+          Number((await blocker.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0].n)
+        await expect.poll(waiting, { timeout: 10_000 }).toBe(2)
+        await blocker.query('COMMIT')
+        const answers = await Promise.all(racing)
+        expect(answers.map((a) => a.status)).toEqual([200, 200])
+        expect(answers.map((a) => a.replayed).sort()).toEqual(['true', null].sort())
+        expect(answers[0]!.text).toBe(answers[1]!.text)
+      } finally {
+        // A failed check leaves the lock held: the client goes, not back to the pool.
+        blocker.release(new Error('done'))
+      }
+      // The loser's statement rolled back whole: its sequence number too.
+      expect((await sendMessage(t, alice, convo.id)).status).toBe(200)
+      const { rows } = await sql<{ seq: number }>`SELECT seq FROM message WHERE convo_id = ${convo.id} ORDER BY seq`.execute(t.ctx.db)
+      expect(rows.map((r) => r.seq)).toEqual([1, 2])
+    } finally {
+      await other.close()
+    }
+  })
+
+  it('a key is scoped to its conversation: the same key and caller in another conversation is another write', async () => {
+    const [one, two] = [await createConvo(t, alice), await createConvo(t, alice)]
+    const key = randomUUID()
+    const inOne = await rawCall(t, alice, `${NS}.sendMessage`, { ...(await writes.sendMessage!(one.id)), idempotencyKey: key })
+    const inTwo = await rawCall(t, alice, `${NS}.sendMessage`, { ...(await writes.sendMessage!(two.id)), idempotencyKey: key })
+    expect([inOne.status, inTwo.status, inTwo.replayed]).toEqual([200, 200, null])
+    expect(await countMessages(two.id)).toBe(1)
+  })
+})
+
 describe('expiry', () => {
   it('an expired record no longer replays; the worker deletes expired rows in batches', async () => {
     const convo = await createConvo(t, alice)
@@ -267,8 +357,8 @@ describe('expiry', () => {
     expect(second.body.messageId).not.toBe(first.body.messageId)
 
     await sql`
-      INSERT INTO idempotency_key (scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
-      SELECT sha256(i::text::bytea), 'did:example:x', 'n', '\\x00', 200, '{}', now() - interval '1 hour'
+      INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
+      SELECT 'c' || (i % 100), sha256(i::text::bytea), 'did:example:x', 'n', '\\x00', 200, '{}', now() - interval '1 hour'
       FROM generate_series(1, 2500) AS i`.execute(t.ctx.db)
     const count = async (expired: boolean) =>
       (await sql<{ n: number }>`SELECT count(*)::int AS n FROM idempotency_key

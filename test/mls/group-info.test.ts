@@ -42,7 +42,7 @@ describe('the GroupInfo sent with a commit', () => {
 
     // createConvo: the GroupInfo is of epoch 1, after the commit that added bob. One of epoch 0 is refused, and nothing is created.
     const groupId = randomBytes(16)
-    alice.state = await newGroup(alice.user, groupId)
+    alice.state = await newGroup(alice.user.did, groupId)
     const creation = await commit(alice.state, (await alice.keyPackagesOf(bob)).map(addProposal))
     const input = { groupId: hex(groupId), cipherSuite: SUITE, initialMembers: [bob.user.did], welcomeMessage: b64(creation.welcome!), commit: b64(creation.data) }
     const early = await alice.call('createConvo', { input: { ...input, groupInfo: b64(await alice.groupInfo()) } })
@@ -104,7 +104,7 @@ describe('the GroupInfo sent with a commit', () => {
   it('comes with a conversation created without a commit, of its first epoch', async () => {
     const alice = await Client.create(t)
     const groupId = randomBytes(16)
-    alice.state = await newGroup(alice.user, groupId)
+    alice.state = await newGroup(alice.user.did, groupId)
     const atStart = b64(await alice.groupInfo())
     const created = await alice.call<{ id: string; epoch: number }>('createConvo', {
       input: { groupId: hex(groupId), cipherSuite: SUITE, groupInfo: atStart },
@@ -177,7 +177,7 @@ describe('updateGroupInfo', () => {
     // The same group id and epoch in another cipher suite.
     const groupId = decodeMlsMessage(await alice.groupInfo(), 0)?.[0]
     if (groupId?.wireformat !== 'mls_group_info') throw new Error('not a GroupInfo')
-    const p256 = await newGroup(alice.user, groupId.groupInfo.groupContext.groupId, P256)
+    const p256 = await newGroup(alice.user.did, groupId.groupInfo.groupContext.groupId, P256)
     const p256Info = await groupInfoOf((await commit((await commit(p256, [], { suite: P256 })).state, [], { suite: P256 })).state, P256)
     expect(await refused(p256Info, 2)).toEqual([400, 'InvalidGroupInfo'])
 

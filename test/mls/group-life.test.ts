@@ -28,7 +28,7 @@ describe('a real MLS group lives its whole life through the server', () => {
     await bob.publishKeyPackage()
     await carol.publishKeyPackage()
     const groupId = new Uint8Array(Buffer.from('catbird-life-test'))
-    alice.state = await newGroup(alice.user, groupId)
+    alice.state = await newGroup(alice.user.did, groupId)
     const [bobKp] = await alice.keyPackagesOf(bob)
     const creation = await commit(alice.state, [addProposal(bobKp!)])
     const created = await alice.call<{ id: string; epoch: number }>('createConvo', {

@@ -42,7 +42,7 @@ describe('migrations', () => {
     expect(await tables()).toEqual(before)
   })
 
-  it('004 keeps key packages regular, and going down drops last-resort ones rather than make them regular', async () => {
+  it('005 keeps key packages regular, and going down drops last-resort ones rather than make them regular', async () => {
     await sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort)
       VALUES ('did:plc:lr', 's', '\\x11', sha256('\\x11'), '\\x21', now() + interval '1 day', true),
              ('did:plc:lr', 's', '\\x12', sha256('\\x12'), '\\x22', now() + interval '1 day', false)`.execute(database.db)
@@ -51,7 +51,7 @@ describe('migrations', () => {
       sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort)
           VALUES ('did:plc:lr', 's', '\\x13', sha256('\\x13'), '\\x23', now() + interval '1 day', true)`.execute(database.db),
     ).rejects.toThrow(/key_package_last_resort_key/)
-    expect(await migrateDown(database.db)).toEqual(['004_recovery'])
+    expect(await migrateDown(database.db)).toEqual(['005_recovery'])
     const { rows } = await sql<{ data: Buffer }>`SELECT data FROM key_package WHERE owner_did = 'did:plc:lr'`.execute(database.db)
     expect(rows.map((r) => r.data.toString('hex'))).toEqual(['12'])
     await migrateToLatest(database.db)
@@ -60,7 +60,8 @@ describe('migrations', () => {
   })
 
   it('003 drops the key packages no Welcome could name, keeps the consumed ones, and requires a ref from then on', async () => {
-    expect(await migrateDown(database.db)).toEqual(['004_recovery'])
+    expect(await migrateDown(database.db)).toEqual(['005_recovery'])
+    expect(await migrateDown(database.db)).toEqual(['004_idempotency_shard_key'])
     expect(await migrateDown(database.db)).toEqual(['003_mls_facts'])
     await sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, expires_at, consumed_at, consumed_by)
       VALUES ('did:plc:old', 's', '\\x01', sha256('\\x01'), now() + interval '1 day', NULL, NULL),
@@ -72,6 +73,31 @@ describe('migrations', () => {
       sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, expires_at)
           VALUES ('did:plc:old', 's', '\\x03', sha256('\\x03'), now() + interval '1 day')`.execute(database.db),
     ).rejects.toThrow(/key_package_ref_check/)
+  })
+
+  it('004 files each idempotency record under its shard: the conversation, the group of a created one, or the publisher', async () => {
+    expect(await migrateDown(database.db)).toEqual(['005_recovery'])
+    expect(await migrateDown(database.db)).toEqual(['004_idempotency_shard_key'])
+    await sql`
+      INSERT INTO convo (id, group_id, creator_did, cipher_suite) VALUES ('m4convo', 'ab01', 'did:plc:a', 's');
+      INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext)
+        VALUES ('00000000-0000-4000-8000-000000000004', 'm4convo', 1, 'did:plc:a', 0, '\\x01');
+      INSERT INTO idempotency_key (scope_hash, caller_did, nsid, fingerprint, status, response, expires_at) VALUES
+        ('\\x01', 'did:plc:a', 'blue.catbird.mls.sendMessage', '\\x00', 200,
+         '{"messageId": "00000000-0000-4000-8000-000000000004", "receivedAt": "2026-01-01T00:00:00.000Z"}', now() + interval '1 day'),
+        ('\\x02', 'did:plc:a', 'blue.catbird.mls.createConvo', '\\x00', 200, '{"id": "m4convo", "groupId": "AB01"}', now() + interval '1 day'),
+        ('\\x03', 'did:plc:a', 'blue.catbird.mls.publishKeyPackage', '\\x00', 200, '{"available": 3}', now() + interval '1 day'),
+        ('\\x04', 'did:plc:a', 'blue.catbird.mls.addMembers', '\\x00', 200, '{"success": true, "newEpoch": 2}', now() + interval '1 day');
+    `.execute(database.db)
+    await migrateToLatest(database.db)
+    const { rows } = await sql<{ scope: string; shard_key: string; response: unknown }>`
+      SELECT encode(scope_hash, 'hex') AS scope, shard_key, response FROM idempotency_key ORDER BY scope_hash`.execute(database.db)
+    expect(rows).toEqual([
+      { scope: '01', shard_key: 'm4convo', response: { messageId: '00000000-0000-4000-8000-000000000004', receivedAt: '2026-01-01T00:00:00.000Z' } },
+      { scope: '02', shard_key: 'ab01', response: { id: 'm4convo', groupId: 'AB01' } },
+      { scope: '03', shard_key: 'did:plc:a', response: { available: 3 } },
+    ])
+    await sql`DELETE FROM idempotency_key; DELETE FROM convo WHERE id = 'm4convo'`.execute(database.db)
   })
 
   it('are run and reported by `npm run migrate`', async () => {

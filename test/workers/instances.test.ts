@@ -22,8 +22,8 @@ const deleted = async (app: TestApp) =>
 describe('workers on several instances', () => {
   it('idempotency cleanup on two instances at once deletes every expired row exactly once', async () => {
     await sql`
-      INSERT INTO idempotency_key (scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
-      SELECT sha256(('k' || i)::bytea), 'did:example:x', 'n', '\\x00', 200, '{}',
+      INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
+      SELECT 'c' || (i % 100), sha256(('k' || i)::bytea), 'did:example:x', 'n', '\\x00', 200, '{}',
              now() - interval '1 minute' + CASE WHEN i % 10 = 0 THEN interval '1 day' ELSE interval '0' END
       FROM generate_series(1, 6000) AS i`.execute(one.ctx.db)
     const workers = [startIdempotencyCleanup(one.ctx, one.app.log), startIdempotencyCleanup(two.ctx, two.app.log)]

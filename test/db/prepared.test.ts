@@ -1,0 +1,77 @@
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createDatabase } from '../../src/db/index.js'
+import { executePrepared } from '../../src/db/prepared.js'
+import { requireMember } from '../../src/services/convos.js'
+import { startTestApp, type TestApp } from '../helpers/app.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { bytesJson, createConvo, keyPackage, message, NS, publishKeyPackage, sendMessage, SUITE } from '../helpers/mls.js'
+import { TestUser } from '../helpers/users.js'
+
+let testDb: TestDatabase
+beforeAll(async () => {
+  testDb = await createTestDatabase()
+})
+afterAll(async () => {
+  await testDb?.drop()
+})
+
+/** The prepared statements of the pool's one connection. */
+const preparedOn = async (pool: { query: (text: string) => Promise<{ rows: Array<{ name: string }> }> }) =>
+  (await pool.query('SELECT name FROM pg_prepared_statements ORDER BY name')).rows.map((r) => r.name)
+
+describe('prepared statements', () => {
+  it.each([
+    [true, ['require_member']],
+    [false, []],
+  ])('with DATABASE_PREPARED_STATEMENTS %s, a named statement is prepared on the connection: %j', async (on, names) => {
+    const database = createDatabase({ url: testDb.url, poolSize: 1, preparedStatements: on })
+    try {
+      await requireMember(database.db, 'nothing', 'did:plc:nobody').catch(() => {})
+      await requireMember(database.db, 'nothing', 'did:plc:nobody').catch(() => {})
+      expect(await preparedOn(database.pool)).toEqual(names)
+    } finally {
+      await database.close()
+    }
+  })
+
+  it('one name is one text: a name reused for another statement is a bug, refused before it reaches PostgreSQL', async () => {
+    const database = createDatabase({ url: testDb.url, poolSize: 1 })
+    try {
+      await executePrepared(database.db, 'test_one_text', sql`SELECT 1 AS n`)
+      expect(() => executePrepared(database.db, 'test_one_text', sql`SELECT 2 AS n`)).toThrow(/two different texts/)
+    } finally {
+      await database.close()
+    }
+  })
+})
+
+describe('the server with prepared statements off (PgBouncer before 1.21)', () => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await startTestApp({ testDb, config: { DATABASE_PREPARED_STATEMENTS: 'false', DATABASE_POOL_SIZE: '1' } })
+  })
+  afterAll(async () => {
+    await t?.close()
+  })
+
+  it('sends, replays, reads and hands out key packages, and prepares nothing', async () => {
+    const [alice, bob] = [await TestUser.create(), await TestUser.create()]
+    expect((await publishKeyPackage(t, bob, await keyPackage(bob), { idempotencyKey: 'kp-1' })).status).toBe(200)
+    const convo = await createConvo(t, alice, [bob])
+    const ciphertext = await message(alice, convo.id)
+    const input = { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: bytesJson(ciphertext), idempotencyKey: 'send-1' }
+    const first = await t.call(alice, `${NS}.sendMessage`, { input })
+    const replay = await t.call(alice, `${NS}.sendMessage`, { input })
+    expect([first.status, replay.status, replay.headers.get('idempotent-replayed')]).toEqual([200, 200, 'true'])
+    expect(replay.body).toEqual(first.body)
+    expect((await sendMessage(t, bob, convo.id)).status).toBe(200)
+    const page = await t.call<{ messages: unknown[] }>(alice, `${NS}.getMessages`, { params: { convoId: convo.id } })
+    expect(page.body.messages).toHaveLength(2)
+    expect((await t.call(alice, `${NS}.getEpoch`, { params: { convoId: convo.id } })).body).toEqual({ convoId: convo.id, currentEpoch: 1 })
+    expect((await publishKeyPackage(t, bob, await keyPackage(bob))).status).toBe(200)
+    const claimed = await t.call<{ keyPackages: unknown[] }>(alice, `${NS}.getKeyPackages`, { params: { dids: [bob.did], cipherSuite: SUITE } })
+    expect(claimed.body.keyPackages).toHaveLength(1)
+    expect(await preparedOn(t.database.pool)).toEqual([])
+  })
+})
