@@ -7,7 +7,7 @@ import { invalidRequest } from '../xrpc/errors.js'
 import { requireMember } from './convos.js'
 import { epochMismatch, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
-import { sentMessage, storeMessage, type SentMessage } from './messages.js'
+import { sentMessage, storeMessage, type SentMessage, type StoredMessageArgs } from './messages.js'
 import { iso } from './util.js'
 
 /** A commit as the API read it: its bytes and what its MLS header says. */
@@ -20,6 +20,17 @@ export interface Commit {
   /** The GroupInfo of epoch + 1 sent along, stored with the commit (for rejoining by external commit). */
   groupInfo?: GroupInfo
 }
+
+/** A commit as messageCtes stores it: a message that also moves the epoch, with its GroupInfo. */
+export const commitMessage = (convoId: string, sender: string, commit: Commit): StoredMessageArgs => ({
+  kind: 'commit',
+  convoId,
+  sender,
+  groupId: commit.groupId,
+  epoch: commit.epoch,
+  ciphertext: commit.data,
+  groupInfo: commit.groupInfo,
+})
 
 export interface StoredCommit extends SentMessage {
   /** The conversation's epoch after the commit. */
@@ -89,15 +100,7 @@ export async function storeCommit(
   const { commit } = args
   const sent = await storeMessage(
     db,
-    {
-      kind: 'commit',
-      convoId: args.convoId,
-      sender: args.sender,
-      groupId: commit.groupId,
-      epoch: commit.epoch,
-      ciphertext: commit.data,
-      groupInfo: commit.groupInfo,
-    },
+    commitMessage(args.convoId, args.sender, commit),
     record,
   )
   return sent && { ...sent, newEpoch: commit.epoch + 1 }
@@ -105,9 +108,9 @@ export async function storeCommit(
 
 /**
  * Stores a commit sent as a message (or as an external commit), in one
- * statement: one commit wins each epoch, and the same commit sent again by its sender is answered with what
- * was stored the first time (looked up only when the statement stored
- * nothing, as are the reasons for a refusal).
+ * statement: one commit wins each epoch, and the same commit sent again by
+ * its sender is answered with what was stored the first time (looked up
+ * only when the statement stored nothing, as are the reasons for a refusal).
  */
 export async function sendCommit(
   db: Db,

@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
 import type { Convo } from '../db/schema.js'
 import { invalidRequest } from '../xrpc/errors.js'
-import { checkCommit, type Commit, type StoredCommit } from './commits.js'
+import { checkCommit, commitMessage, type Commit, type StoredCommit } from './commits.js'
 import { convoNotFound, notMember } from './errors.js'
 import { messageCtes, sentColumns, sentMessage, type SentRow } from './messages.js'
 import { transact } from './util.js'
@@ -76,15 +76,7 @@ export async function applyChange(trx: Db, change: Change): Promise<StoredCommit
   const { convoId, caller, commit, join, leave, admission } = change
   const parts = [
     commit
-      ? messageCtes({
-          kind: 'commit',
-          convoId,
-          sender: caller,
-          groupId: commit.groupId,
-          epoch: commit.epoch,
-          ciphertext: commit.data,
-          groupInfo: commit.groupInfo,
-        })
+      ? messageCtes(commitMessage(convoId, caller, commit))
       : // A change without a commit still counts as activity.
         sql`touched AS (UPDATE convo SET last_activity_at = now() WHERE id = ${convoId})`,
   ]
