@@ -80,7 +80,7 @@ const toBase64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
 const MAX_ERROR_DETAILS = 1024
 
 /**
- * The client side of the server's guarantees (SPEC.md, "Client-side recipe"):
+ * The client side of the server's guarantees (the README's "Client SDK"):
  *
  * - every write is stored with its idempotency key before it is sent, resent
  *   with the same key until the server answers definitively, and removed only
