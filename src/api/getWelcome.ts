@@ -1,10 +1,11 @@
-import type * as GetWelcome from '../lexicon/types/blue.catbird.mls.getWelcome.js'
+import { NSID } from '../lexicon/types/index.js'
 import { fetchWelcome } from '../services/welcomes.js'
 import { encodeBase64 } from '../services/util.js'
 import { XRPCError } from '../xrpc/errors.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { handler } from '../xrpc/types.js'
 
-export default xrpcHandler<GetWelcome.Params, undefined, GetWelcome.Output>(
+export default handler(
+  NSID.getWelcome,
   async ({ params, caller, db, ctx, log }) => {
     try {
       const { data, event } = await fetchWelcome(db, {

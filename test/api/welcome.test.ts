@@ -1,8 +1,9 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { NSID } from '../../src/lexicon/types/index.js'
 import { startWelcomeSweep } from '../../src/workers/index.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, createConvo, NS, sendMessage, welcomeOf } from '../helpers/mls.js'
+import { b64, createConvo, sendMessage, welcomeOf } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 let t: TestApp
@@ -24,9 +25,9 @@ async function invite() {
 }
 
 const getWelcome = (user: TestUser, convoId: string) =>
-  t.call<{ convoId: string; welcome: string }>(user, `${NS}.getWelcome`, { params: { convoId } })
+  t.call<{ convoId: string; welcome: string }>(user, NSID.getWelcome, { params: { convoId } })
 const confirm = (user: TestUser, convoId: string, success: boolean, errorDetails?: string) =>
-  t.call<{ confirmed: boolean }>(user, `${NS}.confirmWelcome`, {
+  t.call<{ confirmed: boolean }>(user, NSID.confirmWelcome, {
     input: { convoId, success, ...(errorDetails ? { errorDetails } : {}) },
   })
 

@@ -10,6 +10,7 @@ import {
   XrpcClientError,
   type WelcomeStore,
 } from '../../src/client/index.js'
+import { NSID } from '../../src/lexicon/types/index.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
 import { b64, createConvo, welcomeOf } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
@@ -125,7 +126,7 @@ describe('joining from a Welcome', () => {
     })
     expect(await secondRun.welcomeStore.list()).toHaveLength(1)
     const outcomes = await secondRun.retryPending()
-    expect(outcomes).toMatchObject([{ nsid: 'blue.catbird.mls.confirmWelcome', ok: true, output: { confirmed: true } }])
+    expect(outcomes).toMatchObject([{ nsid: NSID.confirmWelcome, ok: true, output: { confirmed: true } }])
     expect(await delivery(convoId, bob.did)).toMatchObject({ state: 'consumed', consumed_via: 'confirm' })
     expect(await secondRun.welcomeStore.list()).toEqual([])
     expect(await secondRun.pendingStore.list()).toEqual([])

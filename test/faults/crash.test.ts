@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { NSID } from '../../src/lexicon/types/index.js'
 import { xrpcClient } from '../helpers/xrpc.js'
 import { startChildServer, type ChildServer } from '../helpers/child-server.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { bytesJson, createConvo, message, NS } from '../helpers/mls.js'
+import { bytesJson, createConvo, message } from '../helpers/mls.js'
 import { TestUser } from '../helpers/users.js'
 
 let testDb: TestDatabase
@@ -41,7 +42,7 @@ describe('process crash mid-load', () => {
       sends.push({ key: randomUUID(), ciphertext: bytesJson(await message(sender(i), convo.id)).$bytes })
     }
     const send = async (url: string, s: Send, user: TestUser) => {
-      const res = await xrpcClient(url)<{ messageId: string }>(user, `${NS}.sendMessage`, {
+      const res = await xrpcClient(url)<{ messageId: string }>(user, NSID.sendMessage, {
         input: { convoId: convo.id, senderDid: user.did, epoch: 1, ciphertext: { $bytes: s.ciphertext }, idempotencyKey: s.key },
       })
       if (res.status !== 200) throw new Error(`sendMessage ${res.status}: ${JSON.stringify(res.body)}`)

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import type { ClientState } from 'ts-mls'
 import { expect } from 'vitest'
+import { NSID } from '../../src/lexicon/types/index.js'
 import {
   addProposal,
   b64,
@@ -19,7 +20,6 @@ import {
   joinFromWelcome,
   keyPackage,
   newGroup,
-  NS,
   publishKeyPackage,
   receive,
   SUITE,
@@ -71,8 +71,8 @@ export class Client {
     return new Client(t, await TestUser.create())
   }
 
-  call<T = Record<string, unknown>>(method: string, opts: CallOptions = {}): Promise<XrpcResponse<T>> {
-    return this.t.call<T>(this.user, `${NS}.${method}`, opts)
+  call<T = Record<string, unknown>>(method: keyof typeof NSID, opts: CallOptions = {}): Promise<XrpcResponse<T>> {
+    return this.t.call<T>(this.user, NSID[method], opts)
   }
 
   async publishKeyPackage(opts: { lastResort?: boolean } = {}): Promise<void> {

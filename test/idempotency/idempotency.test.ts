@@ -3,6 +3,7 @@ import { Writable } from 'node:stream'
 import { sql } from 'kysely'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { NSID } from '../../src/lexicon/types/index.js'
 import { startIdempotencyCleanup } from '../../src/workers/index.js'
 import { requestFingerprint } from '../../src/idempotency/key.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
@@ -17,7 +18,6 @@ import {
   joinExternally,
   keyPackage,
   message,
-  NS,
   prepareCommit,
   publishKeyPackage,
   randomGroupId,
@@ -78,18 +78,18 @@ const writes: Record<string, (convoId: string) => Promise<Record<string, unknown
 }
 
 describe('idempotent writes', () => {
-  it.each(['sendMessage', 'createConvo', 'addMembers', 'publishKeyPackage', 'processExternalCommit'])(
+  it.each(['sendMessage', 'createConvo', 'addMembers', 'publishKeyPackage', 'processExternalCommit'] as const)(
     '%s: a retry with the same key replays the first response and creates nothing',
     async (name) => {
       // With bob: ts-mls cannot replace the only leaf of a group of one by external commit.
       const convo = await createConvo(t, alice, name === 'processExternalCommit' ? [bob] : [])
       const input = await writes[name]!(convo.id)
       const key = randomUUID()
-      const first = await t.call(alice, `${NS}.${name}`, { input: { ...input, idempotencyKey: key } })
+      const first = await t.call(alice, NSID[name], { input: { ...input, idempotencyKey: key } })
       expect(first.status).toBe(200)
       expect(first.headers.get('idempotent-replayed')).toBeNull()
       const rowsBefore = await countKeys()
-      const retry = await t.call(alice, `${NS}.${name}`, { input: { ...input, idempotencyKey: key } })
+      const retry = await t.call(alice, NSID[name], { input: { ...input, idempotencyKey: key } })
       expect(retry.status).toBe(200)
       expect(retry.body).toEqual(first.body)
       expect(retry.headers.get('idempotent-replayed')).toBe('true')
@@ -98,7 +98,7 @@ describe('idempotent writes', () => {
       // of the same group: a key's record lives with its conversation, see below).
       const other = name === 'createConvo' ? { ...input, metadata: { name: 'another' } } : await writes[name]!(convo.id)
       const changed = { ...other, idempotencyKey: key }
-      const mismatch = await t.call(alice, `${NS}.${name}`, { input: changed })
+      const mismatch = await t.call(alice, NSID[name], { input: changed })
       expect(mismatch.status).toBe(422)
       expect(mismatch.body.error).toBe('IdempotencyKeyReused')
     },
@@ -192,7 +192,7 @@ describe('idempotent writes', () => {
     // The "first request" holds the key and writes its conversation; then its backend dies before COMMIT.
     const held = await holdKey(t.ctx.pool, {
       caller: alice.did,
-      nsid: `${NS}.createConvo`,
+      nsid: NSID.createConvo,
       key,
       shardKey: groupId,
       fingerprint: requestFingerprint(input),
@@ -204,7 +204,7 @@ describe('idempotent writes', () => {
     await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
               WHERE datname = current_database() AND state = 'idle in transaction'`.execute(t.ctx.db)
     await held.abort().catch(() => {})
-    const retry = await t.call(alice, `${NS}.createConvo`, { input: { ...input, idempotencyKey: key } })
+    const retry = await t.call(alice, NSID.createConvo, { input: { ...input, idempotencyKey: key } })
     expect(retry.status).toBe(200)
     expect(retry.headers.get('idempotent-replayed')).toBeNull()
     const { rows } = await sql<{ id: string }>`SELECT id FROM convo WHERE group_id = ${groupId}`.execute(t.ctx.db)
@@ -216,8 +216,8 @@ describe('idempotent writes', () => {
     try {
       const key = randomUUID()
       const groupId = randomGroupId()
-      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: `${NS}.createConvo`, key, shardKey: groupId })
-      const create = () => slow.call(alice, `${NS}.createConvo`, { input: { groupId, cipherSuite: SUITE, idempotencyKey: key } })
+      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: NSID.createConvo, key, shardKey: groupId })
+      const create = () => slow.call(alice, NSID.createConvo, { input: { groupId, cipherSuite: SUITE, idempotencyKey: key } })
       const res = await create()
       expect(res.status).toBe(409)
       expect(res.body.error).toBe('IdempotencyRequestInProgress')
@@ -259,14 +259,14 @@ async function rawCall(app: TestApp, user: TestUser, nsid: string, input: unknow
 }
 
 describe('answers and races of keyed writes', () => {
-  it.each(['sendMessage', 'createConvo', 'addMembers', 'publishKeyPackage'])(
+  it.each(['sendMessage', 'createConvo', 'addMembers', 'publishKeyPackage'] as const)(
     '%s: a replay is the first answer byte for byte (for a one-statement write, the answer built in SQL is the handler\'s)',
     async (name) => {
       const convo = await createConvo(t, alice)
       const input = { ...(await writes[name]!(convo.id)), idempotencyKey: randomUUID() }
-      const first = await rawCall(t, alice, `${NS}.${name}`, input)
+      const first = await rawCall(t, alice, NSID[name], input)
       expect(first.status).toBe(200)
-      const replay = await rawCall(t, alice, `${NS}.${name}`, input)
+      const replay = await rawCall(t, alice, NSID[name], input)
       expect(replay.replayed).toBe('true')
       expect(replay.text).toBe(first.text)
     },
@@ -277,7 +277,7 @@ describe('answers and races of keyed writes', () => {
     // Sends a few milliseconds apart land on timestamps of all kinds (trailing zeros, .999...).
     for (let i = 0; i < 40; i++) {
       const input = { ...(await writes.sendMessage!(convo.id)), idempotencyKey: randomUUID() }
-      const first = await rawCall(t, alice, `${NS}.sendMessage`, input)
+      const first = await rawCall(t, alice, NSID.sendMessage, input)
       const { rows } = await sql<{ response: unknown }>`
         SELECT response FROM idempotency_key WHERE shard_key = ${convo.id} AND response->>'messageId' = ${JSON.parse(first.text).messageId}`.execute(t.ctx.db)
       expect(JSON.stringify(rows[0]?.response)).toBe(first.text)
@@ -287,21 +287,21 @@ describe('answers and races of keyed writes', () => {
   it('a retry after the epoch moved on, or after the sender left, still replays the original answer', async () => {
     const convo = await createConvo(t, alice, [bob])
     const byAlice = { ...(await writes.sendMessage!(convo.id)), idempotencyKey: randomUUID() }
-    const first = await rawCall(t, alice, `${NS}.sendMessage`, byAlice)
+    const first = await rawCall(t, alice, NSID.sendMessage, byAlice)
     expect(first.status).toBe(200)
     expect((await commitUpdate(t, bob, convo.id)).status).toBe(200)
     // Sent now, the same message would be refused: its epoch is gone.
-    const stale = await rawCall(t, alice, `${NS}.sendMessage`, { ...byAlice, idempotencyKey: randomUUID() })
+    const stale = await rawCall(t, alice, NSID.sendMessage, { ...byAlice, idempotencyKey: randomUUID() })
     expect(stale.status).toBe(409)
-    const retry = await rawCall(t, alice, `${NS}.sendMessage`, byAlice)
+    const retry = await rawCall(t, alice, NSID.sendMessage, byAlice)
     expect(retry).toEqual({ status: 200, text: first.text, replayed: 'true' })
 
     const ciphertext = await message(bob, convo.id)
     const byBob = { convoId: convo.id, senderDid: bob.did, epoch: epochOf(ciphertext), ciphertext: bytesJson(ciphertext), idempotencyKey: randomUUID() }
-    const sent = await rawCall(t, bob, `${NS}.sendMessage`, byBob)
+    const sent = await rawCall(t, bob, NSID.sendMessage, byBob)
     expect(sent.status).toBe(200)
-    expect((await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id } })).status).toBe(200)
-    expect(await rawCall(t, bob, `${NS}.sendMessage`, byBob)).toEqual({ status: 200, text: sent.text, replayed: 'true' })
+    expect((await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })).status).toBe(200)
+    expect(await rawCall(t, bob, NSID.sendMessage, byBob)).toEqual({ status: 200, text: sent.text, replayed: 'true' })
   })
 
   it('two instances race one key through the one-statement path: one message, the loser replays the winner, no gap', async () => {
@@ -314,7 +314,7 @@ describe('answers and races of keyed writes', () => {
       try {
         await blocker.query('BEGIN')
         await blocker.query('SELECT 1 FROM convo WHERE id = $1 FOR UPDATE', [convo.id])
-        const racing = [rawCall(t, alice, `${NS}.sendMessage`, input), rawCall(other, alice, `${NS}.sendMessage`, input)]
+        const racing = [rawCall(t, alice, NSID.sendMessage, input), rawCall(other, alice, NSID.sendMessage, input)]
         const waiting = async () =>
           Number((await blocker.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0].n)
         await expect.poll(waiting, { timeout: 10_000 }).toBe(2)
@@ -339,8 +339,8 @@ describe('answers and races of keyed writes', () => {
   it('a key is scoped to its conversation: the same key and caller in another conversation is another write', async () => {
     const [one, two] = [await createConvo(t, alice), await createConvo(t, alice)]
     const key = randomUUID()
-    const inOne = await rawCall(t, alice, `${NS}.sendMessage`, { ...(await writes.sendMessage!(one.id)), idempotencyKey: key })
-    const inTwo = await rawCall(t, alice, `${NS}.sendMessage`, { ...(await writes.sendMessage!(two.id)), idempotencyKey: key })
+    const inOne = await rawCall(t, alice, NSID.sendMessage, { ...(await writes.sendMessage!(one.id)), idempotencyKey: key })
+    const inTwo = await rawCall(t, alice, NSID.sendMessage, { ...(await writes.sendMessage!(two.id)), idempotencyKey: key })
     expect([inOne.status, inTwo.status, inTwo.replayed]).toEqual([200, 200, null])
     expect(await countMessages(two.id)).toBe(1)
   })

@@ -7,6 +7,7 @@ import { decodeMlsMessage, emptyPskIndex, joinGroup } from 'ts-mls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decodeClientState, stateFile, type StoredState } from '../../scripts/mls.js'
 import { curlLine } from '../../scripts/token.js'
+import { NSID } from '../../src/lexicon/types/index.js'
 import { readMessageHeader } from '../../src/mls/index.js'
 import { projectRoot } from '../../src/paths.js'
 import { xrpcMethods } from '../../src/xrpc/lexicons.js'
@@ -98,7 +99,7 @@ describe('README quickstart', () => {
 
   it('the curl line npm run token prints for people runs as printed', async () => {
     const alice = await TestUser.create()
-    const getConvos = xrpcMethods(t.ctx.lexicons).find((m) => m.nsid === 'blue.catbird.mls.getConvos')
+    const getConvos = xrpcMethods(t.ctx.lexicons).find((m) => m.nsid === NSID.getConvos)
     if (!getConvos) throw new Error('no getConvos method')
     const line = curlLine(getConvos, await alice.token(getConvos.nsid), t.url)
     expect(JSON.parse((await bash(line)).stdout)).toEqual({ conversations: [] })
