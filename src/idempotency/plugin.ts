@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { AppContext } from '../context.js'
-import { unprocessable, XRPCError, XRPCErrorWithHeaders } from '../xrpc/errors.js'
+import { isRefusal, unprocessable, XRPCErrorWithHeaders } from '../xrpc/errors.js'
 import { idempotencyScope, keyForLogs, requestFingerprint, requestIdempotencyKey } from './key.js'
 import {
   claimKey,
@@ -124,8 +124,7 @@ async function idempotency(app: FastifyInstance, opts: { ctx: AppContext }): Pro
    * duplicated moved the epoch on, the same key package got stored): the
    * record that request stored is the answer.
    */
-  const mayHaveLostRace = (err: unknown) =>
-    isRecordTaken(err) || (err instanceof XRPCError && err.statusCode >= 400 && err.statusCode < 500)
+  const mayHaveLostRace = (err: unknown) => isRecordTaken(err) || isRefusal(err)
 
   const wrap = (handler: RouteOptions['handler']): RouteOptions['handler'] =>
     async function keyedHandler(this: FastifyInstance, request, reply) {
