@@ -1,19 +1,19 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { NSID } from '../src/lexicon/types/index.js'
 import {
-  b64,
   bytesJson,
   claimKeyPackages,
+  encodeBase64,
   keyPackage,
   message,
+  NSID,
   prepareCommit,
   prepareConvo,
-  SUITE,
   type PreparedConvo,
-} from '../test/helpers/mls.js'
-import { TestUser } from '../test/helpers/users.js'
-import { xrpcClient } from '../test/helpers/xrpc.js'
+  SUITE,
+  TestUser,
+  xrpcClient,
+} from '../test/helpers/index.js'
 import type { Xrpc } from './client.js'
 import type { BenchServer } from './server.js'
 
@@ -132,7 +132,7 @@ export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: num
       prepared.accepted()
       added.push(user)
     }
-    return { convoId, didList: [user.did], commit: b64(prepared.commit), welcomeMessage: b64(prepared.welcome as Uint8Array), epoch: prepared.epoch }
+    return { convoId, didList: [user.did], commit: encodeBase64(prepared.commit), welcomeMessage: encodeBase64(prepared.welcome as Uint8Array), epoch: prepared.epoch }
   }
   const addMembers = async (input: Input) => {
     await api.ok(alice, NSID.addMembers, { input })
@@ -144,12 +144,12 @@ export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: num
   await count('leaveConvo', async (i) => {
     const removal = await prepareCommit(kit, alice, convoId, { remove: [added[i] as TestUser] })
     await api.ok(alice, NSID.leaveConvo, {
-      input: { convoId, targetDid: (added[i] as TestUser).did, commit: b64(removal.commit), epoch: removal.epoch },
+      input: { convoId, targetDid: (added[i] as TestUser).did, commit: encodeBase64(removal.commit), epoch: removal.epoch },
     })
     removal.accepted()
   })
 
-  const nextKeyPackage = await madeAhead(perMethod, async () => b64(await keyPackage(carol)))
+  const nextKeyPackage = await madeAhead(perMethod, async () => encodeBase64(await keyPackage(carol)))
   const newKeyPackage = () => ({ keyPackage: nextKeyPackage(), cipherSuite: SUITE })
   const publish = (input: Input) => api.ok(carol, NSID.publishKeyPackage, { input })
   await count('publishKeyPackage', () => publish(newKeyPackage()))

@@ -1,8 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import { NSID } from '../src/lexicon/types/index.js'
-import { bytesJson, createConvo, message } from '../test/helpers/mls.js'
-import type { TestUser } from '../test/helpers/users.js'
-import { xrpcClient } from '../test/helpers/xrpc.js'
+import { bytesJson, createConvo, message, NSID, type TestUser, xrpcClient } from '../test/helpers/index.js'
 import type { HttpRequest, Xrpc } from './client.js'
 
 export const PAGE = 50

@@ -1,6 +1,6 @@
 import { NSID } from '../lexicon/types/index.js'
+import { encodeBase64 } from '../lexicon/wire.js'
 import { fetchGroupInfo } from '../services/groupInfo.js'
-import { encodeBase64 } from '../services/util.js'
 import { handler } from '../xrpc/types.js'
 
 // No expiresAt: a GroupInfo is good until the next commit, not for a time.

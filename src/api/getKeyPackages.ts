@@ -1,6 +1,6 @@
 import { NSID } from '../lexicon/types/index.js'
+import { encodeBase64 } from '../lexicon/wire.js'
 import { claimKeyPackages } from '../services/keyPackages.js'
-import { encodeBase64 } from '../services/util.js'
 import { handler } from '../xrpc/types.js'
 
 export default handler(

@@ -1,6 +1,6 @@
 import { NSID } from '../lexicon/types/index.js'
+import { encodeBase64 } from '../lexicon/wire.js'
 import { fetchWelcome } from '../services/welcomes.js'
-import { encodeBase64 } from '../services/util.js'
 import { gone } from '../xrpc/errors.js'
 import { handler } from '../xrpc/types.js'
 

@@ -1,6 +1,6 @@
 import { NSID } from '../lexicon/types/index.js'
 import { rejoin } from '../services/rejoin.js'
-import { iso } from '../services/util.js'
+import { iso } from '../services/timestamps.js'
 import { handler } from '../xrpc/types.js'
 import { announce } from './announce.js'
 import { readExternalCommitField, readGroupInfoField, withGroupInfo } from './input.js'

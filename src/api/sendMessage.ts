@@ -4,7 +4,7 @@ import type * as SendMessage from '../lexicon/types/blue.catbird.mls.sendMessage
 import { NSID } from '../lexicon/types/index.js'
 import { sendCommit } from '../services/commits.js'
 import { sendMessage, type SentMessage } from '../services/messages.js'
-import { iso, isoSql } from '../services/util.js'
+import { iso, isoSql } from '../services/timestamps.js'
 import { forbidden, invalidRequest } from '../xrpc/errors.js'
 import { handler } from '../xrpc/types.js'
 import { announce } from './announce.js'

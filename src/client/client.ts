@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { NSID } from '../lexicon/types/index.js'
+import { base64Bytes, encodeBase64 } from '../lexicon/wire.js'
 import { WelcomeAlreadyConsumedError, XrpcClientError } from './errors.js'
 import {
   isKeyedProcedure,
@@ -75,8 +76,6 @@ export type ExternalCommitBuilder = (groupInfo: Uint8Array, epoch: number) => Pr
 /** How a join got the device into its group. */
 export type JoinedBy = 'welcome' | 'externalCommit'
 
-const fromBase64 = (text: string) => new Uint8Array(Buffer.from(text, 'base64'))
-const toBase64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
 const MAX_ERROR_DETAILS = 1024
 
 /**
@@ -190,12 +189,12 @@ export class MlsClient {
   async recoverConversation(convoId: string, build: ExternalCommitBuilder): Promise<ProcessExternalCommit.Output> {
     for (let attempt = 1; ; attempt++) {
       const { groupInfo, epoch } = await this.getGroupInfo({ convoId })
-      const join = await build(fromBase64(groupInfo), epoch)
+      const join = await build(base64Bytes(groupInfo), epoch)
       try {
         const output = await this.processExternalCommit({
           convoId,
-          externalCommit: toBase64(join.commit),
-          ...(join.groupInfo ? { groupInfo: toBase64(join.groupInfo) } : {}),
+          externalCommit: encodeBase64(join.commit),
+          ...(join.groupInfo ? { groupInfo: encodeBase64(join.groupInfo) } : {}),
         })
         await join.accepted?.()
         return output
@@ -331,7 +330,7 @@ export class MlsClient {
 
   private async processWelcome(convoId: string, welcome: string, process: WelcomeProcessor): Promise<void> {
     try {
-      await process(fromBase64(welcome))
+      await process(base64Bytes(welcome))
     } catch (err) {
       const details = err instanceof Error ? err.message : String(err)
       // A report that cannot be delivered now stays pending; the stored copy

@@ -7,7 +7,7 @@ import { requireMember } from './convos.js'
 import { epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
 import { sentMessage, storeMessage, type SentMessage, type StoredMessageArgs } from './messages.js'
-import { iso } from './util.js'
+import { iso } from './timestamps.js'
 
 /** A commit as the API read it: its bytes and what its MLS header says. */
 export interface Commit {

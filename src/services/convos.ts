@@ -4,11 +4,12 @@ import type { Db } from '../db/index.js'
 import type { Convo } from '../db/schema.js'
 import type { ConvoView, MemberView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { executePrepared } from '../db/prepared.js'
+import { transact } from '../db/transact.js'
 import type { Commit, StoredCommit } from './commits.js'
 import { conflict, convoNotFound, invalidRequest, notMember, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
 import { applyChange } from './members.js'
-import { iso, transact } from './util.js'
+import { iso } from './timestamps.js'
 import { checkAdmission, type Welcome } from './welcomes.js'
 
 export interface Membership {

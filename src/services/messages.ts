@@ -7,7 +7,7 @@ import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { storeGroupInfoWithCommit, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './convos.js'
-import { iso } from './util.js'
+import { iso } from './timestamps.js'
 import { settleWelcomeByActivity } from './welcomes.js'
 
 /** What a sender is told of a stored message (commits too: they are delivered as messages). */

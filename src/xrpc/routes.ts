@@ -3,11 +3,11 @@ import { MethodNotImplementedError } from '@atproto/xrpc-server'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { AppContext } from '../context.js'
 import type { Nsid } from '../lexicon/types/index.js'
+import { toWireJson } from '../lexicon/wire.js'
 import { invalidRequest, XRPCErrorWithHeaders } from './errors.js'
 import { xrpcMethods, type XrpcMethod } from './lexicons.js'
 import { assertAcceptableInput, parseJsonBody } from './input-boundary.js'
 import { decodeQueryParams } from './params.js'
-import { toWireJson } from './wire.js'
 import type { HandlerContext, XrpcHandler, XrpcHandlers } from './types.js'
 
 declare module 'fastify' {

@@ -1,20 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
 import {
   addMembers,
-  b64,
   commitUpdate,
+  type ConvoBody,
   createConvo,
-  
+  encodeBase64,
+  NSID,
   prepareCommit,
   prepareConvo,
   randomGroupId,
   sendMessage,
+  startTestApp,
   SUITE,
-  type ConvoBody,
-} from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -106,7 +106,7 @@ describe('createConvo: the epoch it starts at', () => {
 
   it('with the commit that added the members: the epoch after it, and getCommits lists it', async () => {
     const prepared = await prepareConvo(t, alice, [bob])
-    const commit = b64(prepared.commit!)
+    const commit = encodeBase64(prepared.commit!)
     const disagreeing = await create({ ...prepared.input, commit, currentEpoch: 3 })
     expect(disagreeing.status).toBe(400)
     expect(disagreeing.body.error).toBe('EpochMismatch')
@@ -169,7 +169,7 @@ describe('addMembers', () => {
     const convo = await createConvo(t, alice)
     const prepared = await prepareCommit(t, alice, convo.id, { add: [bob] })
     const res = await t.call(alice, NSID.addMembers, {
-      input: { convoId: convo.id, didList: [bob.did], commit: b64(prepared.commit), welcomeMessage: b64(prepared.welcome!) },
+      input: { convoId: convo.id, didList: [bob.did], commit: encodeBase64(prepared.commit), welcomeMessage: encodeBase64(prepared.welcome!) },
     })
     expect(res).toMatchObject({ status: 200, body: { success: true, newEpoch: 1 } })
     prepared.accepted()
@@ -180,7 +180,7 @@ describe('addMembers', () => {
     })
     expect(commits.status).toBe(200)
     expect(commits.body.commits).toEqual([
-      { epoch: 0, sender: alice.did, commitData: { $bytes: b64(prepared.commit) }, createdAt: expect.any(String) },
+      { epoch: 0, sender: alice.did, commitData: { $bytes: encodeBase64(prepared.commit) }, createdAt: expect.any(String) },
     ])
   })
 
@@ -190,8 +190,8 @@ describe('addMembers', () => {
     const input = {
       convoId: convo.id,
       didList: [carol.did],
-      commit: b64(prepared.commit),
-      welcomeMessage: b64(prepared.welcome!),
+      commit: encodeBase64(prepared.commit),
+      welcomeMessage: encodeBase64(prepared.welcome!),
       epoch: prepared.epoch,
     }
     expect((await t.call(alice, NSID.addMembers, { input })).body).toEqual({ success: true, newEpoch: 2 })
@@ -209,7 +209,7 @@ describe('addMembers', () => {
     // A new commit that adds no one does not belong here.
     const update = await prepareCommit(t, alice, convo.id)
     const noOne = await t.call(alice, NSID.addMembers, {
-      input: { convoId: convo.id, didList: [bob.did], commit: b64(update.commit) },
+      input: { convoId: convo.id, didList: [bob.did], commit: encodeBase64(update.commit) },
     })
     expect(noOne.status).toBe(400)
     expect(noOne.body.error).toBe('AlreadyMember')
@@ -239,7 +239,7 @@ describe('addMembers', () => {
     ])
     const send = (user: TestUser, added: TestUser, prepared: typeof byAlice) =>
       t.call(user, NSID.addMembers, {
-        input: { convoId: convo.id, didList: [added.did], commit: b64(prepared.commit), welcomeMessage: b64(prepared.welcome!), epoch: 1 },
+        input: { convoId: convo.id, didList: [added.did], commit: encodeBase64(prepared.commit), welcomeMessage: encodeBase64(prepared.welcome!), epoch: 1 },
       })
     const [one, two] = await Promise.all([send(alice, carol, byAlice), send(bob, eve, byBob)])
     const statuses = [one.status, two.status].sort()
@@ -255,7 +255,7 @@ describe('leaveConvo', () => {
     const convo = await createConvo(t, alice, [bob])
     // A member cannot commit its own removal (RFC 9420): it leaves without a commit.
     const update = await prepareCommit(t, bob, convo.id)
-    const withCommit = await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id, commit: b64(update.commit) } })
+    const withCommit = await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id, commit: encodeBase64(update.commit) } })
     expect(withCommit.status).toBe(400)
     const first = await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })
     expect(first).toMatchObject({ status: 200, body: { success: true, newEpoch: 1 } })
@@ -271,7 +271,7 @@ describe('leaveConvo', () => {
     const convo = await createConvo(t, alice, [bob, carol])
     expect((await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })).body.newEpoch).toBe(1)
     const removal = await prepareCommit(t, alice, convo.id, { remove: [bob] })
-    const input = { convoId: convo.id, targetDid: bob.did, commit: b64(removal.commit), epoch: removal.epoch }
+    const input = { convoId: convo.id, targetDid: bob.did, commit: encodeBase64(removal.commit), epoch: removal.epoch }
     expect((await t.call(alice, NSID.leaveConvo, { input })).body).toEqual({ success: true, newEpoch: 2 })
     removal.accepted()
     await commitUpdate(t, carol, convo.id)
@@ -305,13 +305,13 @@ describe('leaveConvo', () => {
     const convo = await createConvo(t, alice, [bob, carol])
     const stale = await prepareCommit(t, alice, convo.id, { remove: [carol] })
     const wrongEpoch = await t.call(alice, NSID.leaveConvo, {
-      input: { convoId: convo.id, targetDid: carol.did, commit: b64(stale.commit), epoch: 3 },
+      input: { convoId: convo.id, targetDid: carol.did, commit: encodeBase64(stale.commit), epoch: 3 },
     })
     expect(wrongEpoch.status).toBe(400)
     expect(wrongEpoch.body.error).toBe('EpochMismatch')
     expect((await commitUpdate(t, bob, convo.id)).status).toBe(200)
     const res = await t.call(alice, NSID.leaveConvo, {
-      input: { convoId: convo.id, targetDid: carol.did, commit: b64(stale.commit), epoch: stale.epoch },
+      input: { convoId: convo.id, targetDid: carol.did, commit: encodeBase64(stale.commit), epoch: stale.epoch },
     })
     expect(res.status).toBe(409)
     expect(res.body.error).toBe('EpochMismatch')

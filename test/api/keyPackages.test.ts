@@ -1,8 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, keyPackage, keyPackageRef, lifetimeFromNow, publishKeyPackage, SUITE } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import {
+  encodeBase64,
+  keyPackage,
+  keyPackageRef,
+  lifetimeFromNow,
+  NSID,
+  publishKeyPackage,
+  startTestApp,
+  SUITE,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -26,7 +34,7 @@ describe('publishKeyPackage', () => {
     expect((await publishKeyPackage(t, owner, first)).body).toEqual({ available: 1 })
     expect((await publishKeyPackage(t, owner)).body).toEqual({ available: 2 })
     const got = await t.call<KeyPackages>(alice, NSID.getKeyPackages, { params: { dids: [owner.did] } })
-    expect(got.body).toEqual({ keyPackages: [{ did: owner.did, keyPackage: b64(first), cipherSuite: SUITE }] })
+    expect(got.body).toEqual({ keyPackages: [{ did: owner.did, keyPackage: encodeBase64(first), cipherSuite: SUITE }] })
     const stats = await t.call(owner, NSID.getKeyPackageStats)
     expect(stats.body).toEqual({ available: 1, consumed: 1, lastResort: false, lastResortHandouts: 0 })
   })

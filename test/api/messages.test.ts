@@ -1,10 +1,21 @@
 import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { addMembers, b64, bytesJson, createConvo, message, removeMember, sendMessage, staleMessage } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import {
+  addMembers,
+  bytesJson,
+  countRows,
+  createConvo,
+  encodeBase64,
+  message,
+  NSID,
+  removeMember,
+  sendMessage,
+  staleMessage,
+  startTestApp,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -37,7 +48,7 @@ describe('sendMessage', () => {
         id: sent.body.messageId,
         convoId: convo.id,
         sender: alice.did,
-        ciphertext: { $bytes: b64(ciphertext) },
+        ciphertext: { $bytes: encodeBase64(ciphertext) },
         epoch: 1,
         seq: 1,
         createdAt: sent.body.receivedAt,
@@ -59,7 +70,7 @@ describe('sendMessage', () => {
     const convo = await createConvo(t, alice)
     const stale = await staleMessage(t, alice, convo.id)
     const count = async () =>
-      (await sql<{ n: number }>`SELECT count(*)::int AS n FROM message WHERE convo_id = ${convo.id}`.execute(t.ctx.db)).rows[0]?.n
+      countRows(t.ctx.db, 'message', sql`convo_id = ${convo.id}`)
     const stored = await count()
     // Eve replays a member's message as her own.
     expect((await sendMessage(t, eve, convo.id, { ciphertext: await message(alice, convo.id) })).body.error).toBe('NotMember')

@@ -1,20 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
 import {
-  b64,
   bytesJson,
+  type ConvoBody,
+  encodeBase64,
   message,
-  
+  NSID,
   prepareCommit,
   prepareConvo,
   publishKeyPackage,
   removeMember,
   sendMessage,
+  startTestApp,
+  type TestApp,
+  TestUser,
   welcomeOf,
-  type ConvoBody,
-} from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+} from '../helpers/index.js'
 
 let t: TestApp
 
@@ -74,7 +74,7 @@ describe('a whole group life', () => {
     }
     const read = await t.call<Messages>(a, NSID.getMessages, { params: { convoId } })
     expect(read.body.messages.map((m) => [m.sender, m.ciphertext.$bytes, m.seq])).toEqual(
-      said.map(([who, ct], i) => [who.did, b64(ct), i + 1]),
+      said.map(([who, ct], i) => [who.did, encodeBase64(ct), i + 1]),
     )
 
     // A leaves (it cannot commit its own removal); B commits the removal: epoch 2.
@@ -92,7 +92,7 @@ describe('a whole group life', () => {
       keyPackages: cKp.body.keyPackages.map((k) => Buffer.from(k.keyPackage, 'base64')),
     })
     const added = await t.call(b, NSID.addMembers, {
-      input: { convoId, didList: [c.did], commit: b64(adding.commit), welcomeMessage: b64(adding.welcome!), epoch: 2 },
+      input: { convoId, didList: [c.did], commit: encodeBase64(adding.commit), welcomeMessage: encodeBase64(adding.welcome!), epoch: 2 },
     })
     expect(added.body).toEqual({ success: true, newEpoch: 3 })
     adding.accepted()

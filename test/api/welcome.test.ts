@@ -1,10 +1,16 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
+import {
+  createConvo,
+  encodeBase64,
+  NSID,
+  sendMessage,
+  startTestApp,
+  type TestApp,
+  TestUser,
+  welcomeOf,
+} from '../helpers/index.js'
 import { startWelcomeSweep } from '../../src/workers/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, createConvo, sendMessage, welcomeOf } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
 
 let t: TestApp
 let alice: TestUser
@@ -21,7 +27,7 @@ afterAll(async () => {
 async function invite() {
   const bob = await TestUser.create()
   const convo = await createConvo(t, alice, [bob])
-  return { bob, convo, welcome: b64(welcomeOf(convo.id)) }
+  return { bob, convo, welcome: encodeBase64(welcomeOf(convo.id)) }
 }
 
 const getWelcome = (user: TestUser, convoId: string) =>

@@ -5,13 +5,24 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
+import {
+  baseEnv,
+  type ChildServer,
+  copyProject,
+  createTestDatabase,
+  encodeBase64,
+  encrypt,
+  hex,
+  newGroup,
+  NSID,
+  type ProjectCopy,
+  SERVICE_DID,
+  spawnServer,
+  SUITE,
+  type TestDatabase,
+  TestUser,
+} from '../helpers/index.js'
 import { projectRoot } from '../../src/paths.js'
-import { baseEnv, spawnServer, type ChildServer } from '../helpers/child-server.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { b64, encrypt, hex, newGroup, SUITE } from '../helpers/mls.js'
-import { copyProject, type ProjectCopy } from '../helpers/project-copy.js'
-import { SERVICE_DID, TestUser } from '../helpers/users.js'
 
 const run = promisify(execFile)
 let copy: ProjectCopy
@@ -112,7 +123,7 @@ console.log(JSON.stringify({ messageId: sent.messageId, id: first?.id, ciphertex
     for (const nsid of [NSID.createConvo, NSID.sendMessage, NSID.getMessages, NSID.getEpoch]) tokens[nsid] = await alice.token(nsid)
     const { stdout } = await run(process.execPath, ['probe.js'], {
       cwd: consumer,
-      env: { ...baseEnv(), TOKENS: JSON.stringify(tokens), SERVICE_URL: server.url, DID: alice.did, GROUP_ID: hex(groupId), MESSAGE: b64(mlsMessage) },
+      env: { ...baseEnv(), TOKENS: JSON.stringify(tokens), SERVICE_URL: server.url, DID: alice.did, GROUP_ID: hex(groupId), MESSAGE: encodeBase64(mlsMessage) },
     })
     const result = JSON.parse(stdout) as { messageId: string; id: string; ciphertext: number[]; refused: string }
     expect(result).toEqual({ messageId: expect.any(String), id: result.messageId, ciphertext: Array.from(mlsMessage), refused: 'ConvoNotFound' })

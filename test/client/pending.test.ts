@@ -11,12 +11,25 @@ import {
   XrpcClientError,
   type MlsClientOptions,
 } from '../../src/client/index.js'
-import { NSID } from '../../src/lexicon/types/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { holdKey } from '../helpers/keys.js'
-import { refusingUrl, startFaultProxy } from '../helpers/fault-proxy.js'
-import { b64, createConvo, epochOf, keyPackage, message, prepareCommit, randomGroupId, staleMessage, SUITE } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import {
+  countRows,
+  createConvo,
+  encodeBase64,
+  epochOf,
+  holdKey,
+  keyPackage,
+  message,
+  NSID,
+  prepareCommit,
+  randomGroupId,
+  refusingUrl,
+  staleMessage,
+  startFaultProxy,
+  startTestApp,
+  SUITE,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -211,13 +224,13 @@ describe('pending operations', () => {
     })
     const adding = await prepareCommit(t, alice, convo.id, { add: [bob] })
     // Made before the writes start: each must have its rejection handler before the next await.
-    const ownKeyPackage = b64(await keyPackage(alice))
+    const ownKeyPackage = encodeBase64(await keyPackage(alice))
     const writes = [
       offline.addMembers({
         convoId: convo.id,
         didList: [bob.did],
-        commit: b64(adding.commit),
-        welcomeMessage: b64(adding.welcome!),
+        commit: encodeBase64(adding.commit),
+        welcomeMessage: encodeBase64(adding.welcome!),
         epoch: adding.epoch,
       }),
       offline.publishKeyPackage({ keyPackage: ownKeyPackage, cipherSuite: SUITE }),
@@ -237,8 +250,6 @@ describe('pending operations', () => {
     for (const { operation } of keyed) expect(operation.input.idempotencyKey).toBe(operation.id)
     expect(outcomes.find((o) => o.nsid === NSID.leaveConvo)?.operation.input).not.toHaveProperty('idempotencyKey')
     expect(await online.pendingStore.list()).toEqual([])
-    const { rows } = await sql<{ n: number }>`
-      SELECT count(*)::int AS n FROM key_package WHERE owner_did = ${alice.did}`.execute(t.ctx.db)
-    expect(rows[0]?.n).toBe(1)
+    expect(await countRows(t.ctx.db, 'key_package', sql`owner_did = ${alice.did}`)).toBe(1)
   })
 })

@@ -4,12 +4,8 @@ import path from 'node:path'
 import ts from 'typescript'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FilePendingStore, XrpcClient, XrpcClientError, type PendingOperation } from '../../src/client/index.js'
-import { NSID } from '../../src/lexicon/types/index.js'
+import { message, NSID, prepareConvo, refusingUrl, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 import { projectRoot } from '../../src/paths.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { refusingUrl } from '../helpers/fault-proxy.js'
-import { message, prepareConvo } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
 
 let t: TestApp
 let alice: TestUser
@@ -61,7 +57,7 @@ describe('XrpcClient', () => {
     expect((err as Error).message).toMatch(/ECONNREFUSED/)
   })
 
-  it('loads no server code: of src/ outside src/client it runs only the generated NSIDs', async () => {
+  it('loads no server code: of src/ outside src/client it runs only the generated NSIDs and the wire module', async () => {
     const src = path.join(projectRoot, 'src')
     const clientDir = path.join(src, 'client')
     const files = (await readdir(clientDir)).filter((f) => f.endsWith('.ts')).map((f) => path.join(clientDir, f))
@@ -80,7 +76,7 @@ describe('XrpcClient', () => {
       }
     }
     const outside = [...reached].filter((file) => !file.startsWith(`${clientDir}${path.sep}`)).map((file) => path.relative(src, file))
-    expect(outside.sort()).toEqual([path.join('lexicon', 'types', 'index.ts')])
+    expect(outside.sort()).toEqual([path.join('lexicon', 'types', 'index.ts'), path.join('lexicon', 'wire.ts')])
     expect([...packages].sort()).toEqual(['@atproto/lexicon', 'node:crypto', 'node:fs/promises', 'node:path'])
   })
 })

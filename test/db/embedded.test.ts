@@ -7,12 +7,8 @@ import path from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { embeddedInstallDir, startEmbeddedPostgres, type EmbeddedPostgresOptions } from '../../src/db/embedded.js'
-import { NSID } from '../../src/lexicon/types/index.js'
+import { type ChildServer, freePort, listens, NSID, startChildServer, TestUser, xrpcClient } from '../helpers/index.js'
 import { StartupError } from '../../src/startup-error.js'
-import { startChildServer, type ChildServer } from '../helpers/child-server.js'
-import { freePort, listens } from '../helpers/net.js'
-import { TestUser } from '../helpers/users.js'
-import { xrpcClient } from '../helpers/xrpc.js'
 
 const asRoot = userInfo().uid === 0
 let base: string

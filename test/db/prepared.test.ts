@@ -2,12 +2,22 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDatabase } from '../../src/db/index.js'
 import { executePrepared } from '../../src/db/prepared.js'
-import { NSID } from '../../src/lexicon/types/index.js'
+import {
+  bytesJson,
+  createConvo,
+  createTestDatabase,
+  keyPackage,
+  message,
+  NSID,
+  publishKeyPackage,
+  sendMessage,
+  startTestApp,
+  SUITE,
+  type TestApp,
+  type TestDatabase,
+  TestUser,
+} from '../helpers/index.js'
 import { requireMember } from '../../src/services/convos.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { bytesJson, createConvo, keyPackage, message, publishKeyPackage, sendMessage, SUITE } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
 
 let testDb: TestDatabase
 beforeAll(async () => {

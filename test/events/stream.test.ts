@@ -1,10 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
+import {
+  addMembers,
+  commitUpdate,
+  createConvo,
+  message,
+  messagesOf,
+  NSID,
+  openStream,
+  removeMember,
+  sendMessage,
+  startTestApp,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 import { sendMessage as storeMessage } from '../../src/services/messages.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { addMembers, commitUpdate, createConvo, message, removeMember, sendMessage } from '../helpers/mls.js'
-import { messagesOf, openStream } from '../helpers/sse.js'
-import { TestUser } from '../helpers/users.js'
 
 // Two instances of the server on one database.
 let one: TestApp

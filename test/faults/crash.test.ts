@@ -1,21 +1,28 @@
 import { randomUUID } from 'node:crypto'
-import { Kysely, PostgresDialect, sql } from 'kysely'
-import pg from 'pg'
+import { sql, type Kysely } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
-import { xrpcClient } from '../helpers/xrpc.js'
-import { startChildServer, type ChildServer } from '../helpers/child-server.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { bytesJson, createConvo, message } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import type { DatabaseSchema } from '../../src/db/schema.js'
+import {
+  bytesJson,
+  type ChildServer,
+  createConvo,
+  createTestDatabase,
+  message,
+  NSID,
+  openKysely,
+  startChildServer,
+  type TestDatabase,
+  TestUser,
+  xrpcClient,
+} from '../helpers/index.js'
 
 let testDb: TestDatabase
-let db: Kysely<unknown>
+let db: Kysely<DatabaseSchema>
 let server: ChildServer | undefined
 
 beforeAll(async () => {
   testDb = await createTestDatabase()
-  db = new Kysely({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: testDb.url, max: 2 }) }) })
+  db = openKysely(testDb.url)
 })
 afterAll(async () => {
   server?.process.kill('SIGKILL')

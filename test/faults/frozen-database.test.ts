@@ -3,14 +3,24 @@ import { sql } from 'kysely'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { handlers } from '../../src/api/index.js'
 import { createDatabase } from '../../src/db/index.js'
-import { NSID } from '../../src/lexicon/types/index.js'
+import {
+  countRows,
+  createConvo,
+  createTestDatabase,
+  message,
+  NSID,
+  randomGroupId,
+  sendMessage,
+  startTcpProxy,
+  startTestApp,
+  SUITE,
+  type TcpProxy,
+  type TestApp,
+  type TestDatabase,
+  TestUser,
+  type XrpcResponse,
+} from '../helpers/index.js'
 import { handler } from '../../src/xrpc/types.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { startTcpProxy, type TcpProxy } from '../helpers/fault-proxy.js'
-import { createConvo, message, randomGroupId, sendMessage, SUITE } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
-import type { XrpcResponse } from '../helpers/xrpc.js'
 
 // The database sits behind a proxy that can stop forwarding, which to the
 // server looks like SIGSTOPped PostgreSQL processes (or a partition); only
@@ -103,7 +113,7 @@ async function retryUntilAnswered<T>(send: () => Promise<XrpcResponse<T>>, ms = 
 }
 
 const storedMessages = async () =>
-  Number((await sql<{ n: string }>`SELECT count(*) AS n FROM message WHERE convo_id = ${convoId}`.execute(t.ctx.db)).rows[0]!.n)
+  countRows(t.ctx.db, 'message', sql`convo_id = ${convoId}`)
 
 /**
  * A keyed sendMessage whose database freezes when its one statement is
@@ -136,7 +146,7 @@ async function keyedCreateTimedOutAtCommit() {
   expect(first.result.status).toBe(503)
   expect(first.ms).toBeLessThan(BOUND_MS)
   const stored = async () =>
-    Number((await sql<{ n: string }>`SELECT count(*) AS n FROM convo WHERE group_id = ${input.groupId}`.execute(t.ctx.db)).rows[0]!.n)
+    countRows(t.ctx.db, 'convo', sql`group_id = ${input.groupId}`)
   return { stored, retry }
 }
 

@@ -1,8 +1,6 @@
 import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { TestUser } from '../helpers/users.js'
+import { NSID, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 
 let t: TestApp
 

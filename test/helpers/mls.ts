@@ -49,6 +49,7 @@ import {
 } from '../../scripts/mls-client.js'
 import type { Input as CreateConvoInput } from '../../src/lexicon/types/blue.catbird.mls.createConvo.js'
 import { NSID } from '../../src/lexicon/types/index.js'
+import { encodeBase64, type BytesJson } from '../../src/lexicon/wire.js'
 import type { TestUser } from './users.js'
 import type { XrpcCall, XrpcResponse } from './xrpc.js'
 
@@ -57,9 +58,8 @@ export { encrypt, lifetimeFromNow, newGroup, suiteImpl, SUITE }
 /** Anything that can call the server: a TestApp, or { call: xrpcClient(url) }. */
 type Caller = { call: XrpcCall }
 
-
-export const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
-export const bytesJson = (bytes: Uint8Array) => ({ $bytes: Buffer.from(bytes).toString('base64').replace(/=+$/, '') })
+/** Bytes as JSON the way atproto's encoders write them: without base64 padding (the server must take both). */
+export const bytesJson = (bytes: Uint8Array): BytesJson => ({ $bytes: encodeBase64(bytes).replace(/=+$/, '') })
 export const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex')
 export const randomGroupId = () => randomBytes(16).toString('hex')
 
@@ -97,7 +97,7 @@ export async function publishKeyPackage(
   extra: Record<string, unknown> = {},
 ): Promise<XrpcResponse<{ available: number }>> {
   return t.call<{ available: number }>(user, NSID.publishKeyPackage, {
-    input: { keyPackage: b64(data ?? (await keyPackage(user))), cipherSuite: SUITE, ...extra },
+    input: { keyPackage: encodeBase64(data ?? (await keyPackage(user))), cipherSuite: SUITE, ...extra },
   })
 }
 
@@ -425,8 +425,8 @@ export async function addMembers(t: Caller, caller: TestUser, convoId: string, u
       input: {
         convoId,
         didList: users.map((u) => u.did),
-        commit: b64(prepared.commit),
-        welcomeMessage: b64(prepared.welcome as Uint8Array),
+        commit: encodeBase64(prepared.commit),
+        welcomeMessage: encodeBase64(prepared.welcome as Uint8Array),
         epoch: prepared.epoch,
         ...extra,
       },
@@ -439,7 +439,7 @@ export async function removeMember(t: Caller, caller: TestUser, convoId: string,
   const prepared = await prepareCommit(t, caller, convoId, { remove: [target] })
   return sendCommit(prepared, () =>
     t.call<{ success: boolean; newEpoch: number }>(caller, NSID.leaveConvo, {
-      input: { convoId, targetDid: target.did, commit: b64(prepared.commit), epoch: prepared.epoch },
+      input: { convoId, targetDid: target.did, commit: encodeBase64(prepared.commit), epoch: prepared.epoch },
     }),
   )
 }
@@ -490,7 +490,7 @@ export async function prepareConvo(
     input: {
       groupId: hex(groupId),
       cipherSuite: suite,
-      ...(adding ? { initialMembers: members.map((m) => m.did), welcomeMessage: b64(adding.welcome as Uint8Array) } : {}),
+      ...(adding ? { initialMembers: members.map((m) => m.did), welcomeMessage: encodeBase64(adding.welcome as Uint8Array) } : {}),
       ...extra,
     },
     commit: adding?.data,

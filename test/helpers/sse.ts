@@ -1,5 +1,5 @@
 import { NSID } from '../../src/lexicon/types/index.js'
-import { queryString } from './xrpc.js'
+import { queryString } from '../../src/lexicon/wire.js'
 import type { TestUser } from './users.js'
 
 export interface SseEvent {

@@ -1,40 +1,35 @@
 import { randomUUID } from 'node:crypto'
-import { Writable } from 'node:stream'
 import { sql } from 'kysely'
-import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
-import { startIdempotencyCleanup } from '../../src/workers/index.js'
-import { requestFingerprint } from '../../src/idempotency/key.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { holdKey } from '../helpers/keys.js'
 import {
-  b64,
   bytesJson,
+  captureLogs,
   commitUpdate,
+  countRows,
   createConvo,
+  encodeBase64,
   epochOf,
   groupInfoOf,
+  holdKey,
   joinExternally,
   keyPackage,
   message,
+  NSID,
   prepareCommit,
   publishKeyPackage,
   randomGroupId,
   sendMessage,
   staleMessage,
+  startTestApp,
   stateOf,
   SUITE,
-} from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
+import { startIdempotencyCleanup } from '../../src/workers/index.js'
+import { requestFingerprint } from '../../src/idempotency/key.js'
 
-const logLines: string[] = []
-const logSink = new Writable({
-  write(chunk, _enc, done) {
-    logLines.push(String(chunk))
-    done()
-  },
-})
+const logs = captureLogs()
 
 let t: TestApp
 let alice: TestUser
@@ -43,7 +38,7 @@ let bob: TestUser
 beforeAll(async () => {
   t = await startTestApp({
     config: { IDEMPOTENCY_WAIT_MS: '5000' },
-    logger: pino({ level: 'info' }, logSink),
+    logger: logs.logger,
   })
   alice = await TestUser.create()
   bob = await TestUser.create()
@@ -53,9 +48,8 @@ afterAll(async () => {
 })
 
 const countMessages = async (convoId: string) =>
-  (await sql<{ n: number }>`SELECT count(*)::int AS n FROM message WHERE convo_id = ${convoId}`.execute(t.ctx.db)).rows[0]!.n
-const countKeys = async () =>
-  (await sql<{ n: number }>`SELECT count(*)::int AS n FROM idempotency_key`.execute(t.ctx.db)).rows[0]!.n
+  countRows(t.ctx.db, 'message', sql`convo_id = ${convoId}`)
+const countKeys = async () => countRows(t.ctx.db, 'idempotency_key')
 
 /** A new input of each keyed write in `convoId`, with real MLS bytes. */
 const writes: Record<string, (convoId: string) => Promise<Record<string, unknown>>> = {
@@ -67,13 +61,13 @@ const writes: Record<string, (convoId: string) => Promise<Record<string, unknown
   addMembers: async (convoId) => {
     const newMember = await TestUser.create()
     const prepared = await prepareCommit(t, alice, convoId, { add: [newMember] })
-    return { convoId, didList: [newMember.did], commit: b64(prepared.commit), welcomeMessage: b64(prepared.welcome!), epoch: prepared.epoch }
+    return { convoId, didList: [newMember.did], commit: encodeBase64(prepared.commit), welcomeMessage: encodeBase64(prepared.welcome!), epoch: prepared.epoch }
   },
-  publishKeyPackage: async () => ({ keyPackage: b64(await keyPackage(alice)), cipherSuite: SUITE }),
+  publishKeyPackage: async () => ({ keyPackage: encodeBase64(await keyPackage(alice)), cipherSuite: SUITE }),
   // Alice replaces her own leaf, as a device that lost its state does.
   processExternalCommit: async (convoId) => {
     const made = await joinExternally(alice, await groupInfoOf(await stateOf(alice, convoId)))
-    return { convoId, externalCommit: b64(made.commit) }
+    return { convoId, externalCommit: encodeBase64(made.commit) }
   },
 }
 
@@ -181,8 +175,7 @@ describe('idempotent writes', () => {
     const retried = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: stale })
     expect(retried.status).toBe(409)
     expect(retried.headers.get('idempotent-replayed')).toBeNull()
-    const rows = await sql<{ n: number }>`SELECT count(*)::int AS n FROM idempotency_key WHERE caller_did = ${alice.did} AND status <> 200`.execute(t.ctx.db)
-    expect(rows.rows[0]!.n).toBe(0)
+    expect(await countRows(t.ctx.db, 'idempotency_key', sql`caller_did = ${alice.did} AND status <> 200`)).toBe(0)
   })
 
   it('a request killed mid-transaction leaves no record and no write, so the retry writes once', async () => {
@@ -242,7 +235,7 @@ describe('idempotent writes', () => {
     const key = `secret-key-${randomUUID()}`
     await sendMessage(t, alice, convo.id, { idempotencyKey: key, headers: { 'idempotency-key': key } })
     await sendMessage(t, alice, convo.id, { idempotencyKey: key, headers: { 'idempotency-key': key } })
-    const text = logLines.join('')
+    const text = logs.text()
     expect(text).toMatch(/Idempotency cache HIT for key=[0-9a-f]{16} status=200/)
     expect(text).not.toContain(key)
   })
@@ -361,21 +354,20 @@ describe('expiry', () => {
       SELECT 'c' || (i % 100), sha256(i::text::bytea), 'did:example:x', 'n', '\\x00', 200, '{}', now() - interval '1 hour'
       FROM generate_series(1, 2500) AS i`.execute(t.ctx.db)
     const count = async (expired: boolean) =>
-      (await sql<{ n: number }>`SELECT count(*)::int AS n FROM idempotency_key
-        WHERE (expires_at <= now()) = ${expired}`.execute(t.ctx.db)).rows[0]!.n
+      countRows(t.ctx.db, 'idempotency_key', sql`(expires_at <= now()) = ${expired}`)
     const [live, expired] = [await count(false), await count(true)]
     expect(expired).toBeGreaterThanOrEqual(2500)
-    logLines.length = 0
+    logs.clear()
     const worker = startIdempotencyCleanup(
       { ...t.ctx, config: { ...t.ctx.config, WORKER_BATCH_SIZE: 1000 } },
       t.app.log,
     )
-    expect(logLines.join('')).toContain('Idempotency cache cleanup worker started')
+    expect(logs.text()).toContain('Idempotency cache cleanup worker started')
     await worker.runOnce()
     await worker.stop()
     expect(await count(true)).toBe(0)
     expect(await count(false)).toBe(live)
-    expect(logLines.join('')).toContain(`"deleted":${expired}`)
+    expect(logs.text()).toContain(`"deleted":${expired}`)
     expect(Number((await t.ctx.metrics.idempotencyCleanupDeleted.get()).values[0]?.value)).toBe(expired)
   })
 })

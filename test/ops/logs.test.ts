@@ -1,10 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { captureLogs } from '../helpers/logs.js'
-import { b64, createConvo, message, welcomeOf } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import {
+  captureLogs,
+  createConvo,
+  encodeBase64,
+  message,
+  NSID,
+  startTestApp,
+  type TestApp,
+  TestUser,
+  welcomeOf,
+} from '../helpers/index.js'
 
 const logs = captureLogs('info')
 const { lines } = logs
@@ -26,7 +32,7 @@ describe('logs', () => {
     const ciphertext = await message(alice, convo.id)
     const key = `key-${randomUUID()}`
     const token = await alice.token(NSID.sendMessage)
-    const input = { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: { $bytes: b64(ciphertext) }, idempotencyKey: key }
+    const input = { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: { $bytes: encodeBase64(ciphertext) }, idempotencyKey: key }
     logs.clear()
     await t.call(alice, NSID.sendMessage, { input, token, headers: { 'idempotency-key': key } })
     await t.call(alice, NSID.sendMessage, { input, token })
@@ -51,8 +57,8 @@ describe('logs', () => {
     const raw = logs.text()
     expect(raw).not.toContain(token)
     expect(raw).not.toContain(token.split('.')[2])
-    expect(raw).not.toContain(b64(ciphertext))
-    expect(raw).not.toContain(b64(welcome))
+    expect(raw).not.toContain(encodeBase64(ciphertext))
+    expect(raw).not.toContain(encodeBase64(welcome))
     expect(raw).not.toContain(key)
   })
 

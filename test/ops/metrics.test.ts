@@ -1,9 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { createConvo, message, publishKeyPackage, removeMember, sendMessage } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import {
+  createConvo,
+  message,
+  NSID,
+  publishKeyPackage,
+  removeMember,
+  sendMessage,
+  startTestApp,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 
 const TOKEN = 'metrics-token-0123456789'
 let t: TestApp

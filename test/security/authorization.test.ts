@@ -3,10 +3,19 @@ import { Secp256k1Keypair } from '@atproto/crypto'
 import { createServiceJwt } from '@atproto/xrpc-server'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { bytesJson, createConvo, message, prepareConvo, sendMessage } from '../helpers/mls.js'
-import { SERVICE_DID, TestUser } from '../helpers/users.js'
+import {
+  bytesJson,
+  countRows,
+  createConvo,
+  message,
+  NSID,
+  prepareConvo,
+  sendMessage,
+  SERVICE_DID,
+  startTestApp,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -166,7 +175,6 @@ describe('SQL injection strings', () => {
       const kp = await t.call(alice, NSID.publishKeyPackage, { input: { keyPackage: text, cipherSuite: text } })
       expect(kp.status).toBe(400)
     }
-    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM message WHERE embed_type = ANY(${payloads})`.execute(t.ctx.db)
-    expect(rows[0]!.n).toBe(payloads.length)
+    expect(await countRows(t.ctx.db, 'message', sql`embed_type = ANY(${payloads})`)).toBe(payloads.length)
   })
 })

@@ -3,13 +3,19 @@ import { jsonToLex, type LexObject } from '@atproto/lexicon'
 import fc from 'fast-check'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
+import {
+  captureLogs,
+  createConvo,
+  NSID,
+  publishKeyPackage,
+  rawHttp,
+  sendMessage,
+  startTestApp,
+  SUITE,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 import { xrpcMethods, type XrpcMethod } from '../../src/xrpc/lexicons.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { captureLogs } from '../helpers/logs.js'
-import { createConvo, publishKeyPackage, sendMessage, SUITE } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
-import { rawHttp } from '../helpers/xrpc.js'
 
 // Property-based: FUZZ_SEED=<n> replays a run (the seed is printed on
 // failure), FUZZ_RUNS=<n> runs longer.

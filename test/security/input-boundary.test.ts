@@ -2,13 +2,20 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { handlers } from '../../src/api/index.js'
-import { NSID } from '../../src/lexicon/types/index.js'
+import {
+  bytesJson,
+  captureLogs,
+  countRows,
+  createConvo,
+  NSID,
+  randomGroupId,
+  rawHttp,
+  startTestApp,
+  SUITE,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 import { handler } from '../../src/xrpc/types.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { captureLogs } from '../helpers/logs.js'
-import { bytesJson, createConvo, randomGroupId, SUITE } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
-import { rawHttp } from '../helpers/xrpc.js'
 
 // The cases of issue 16 ("hostile input never becomes a 500"), one test each.
 let t: TestApp
@@ -41,7 +48,7 @@ async function poolCheckouts(fn: () => Promise<void>): Promise<number> {
 }
 
 const messageCount = async () =>
-  Number((await sql<{ n: string }>`SELECT count(*) AS n FROM message`.execute(t.ctx.db)).rows[0]!.n)
+  countRows(t.ctx.db, 'message')
 
 function sendInput(extra: Record<string, unknown> = {}) {
   return { convoId, senderDid: alice.did, epoch: 0, ciphertext: bytesJson(new Uint8Array([1, 2, 3])), ...extra }

@@ -3,9 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { Secp256k1Keypair, type Keypair } from '@atproto/crypto'
 import { createServiceJwt } from '@atproto/xrpc-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID } from '../../src/lexicon/types/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { SERVICE_DID } from '../helpers/users.js'
+import { NSID, SERVICE_DID, startTestApp, type TestApp } from '../helpers/index.js'
 
 // A PLC directory on loopback: did:plc callers are resolved through PLC_URL.
 const DID = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz'

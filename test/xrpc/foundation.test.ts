@@ -3,10 +3,8 @@ import { createServiceJwt } from '@atproto/xrpc-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { handlers } from '../../src/api/index.js'
-import { NSID } from '../../src/lexicon/types/index.js'
+import { NSID, SERVICE_DID, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 import { xrpcMethods } from '../../src/xrpc/lexicons.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { SERVICE_DID, TestUser } from '../helpers/users.js'
 
 
 let t: TestApp
