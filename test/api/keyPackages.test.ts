@@ -1,16 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  encodeBase64,
-  keyPackage,
-  keyPackageRef,
-  lifetimeFromNow,
-  NSID,
-  publishKeyPackage,
-  startTestApp,
-  SUITE,
-  type TestApp,
-  TestUser,
-} from '../helpers/index.js'
+import { encodeBase64, keyPackage, keyPackageRef, lifetimeFromNow, NSID, publishKeyPackage, startTestApp, SUITE, type TestApp, TestUser } from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser

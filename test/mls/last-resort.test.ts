@@ -1,17 +1,6 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  addProposal,
-  Client,
-  commit,
-  countRows,
-  encodeBase64,
-  keyPackage,
-  keyPackageRef,
-  publishKeyPackage,
-  startTestApp,
-  type TestApp,
-} from '../helpers/index.js'
+import { addProposal, Client, commit, countRows, encodeBase64, keyPackage, keyPackageRef, publishKeyPackage, startTestApp, type TestApp } from '../helpers/index.js'
 
 const METRICS_TOKEN = 'metrics-token-0123456789'
 let t: TestApp

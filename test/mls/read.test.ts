@@ -27,16 +27,7 @@ import {
   readWelcome,
   type MessageHeader,
 } from '../../src/mls/index.js'
-import {
-  groupInfoOf,
-  hex,
-  joinExternally,
-  keyPackage,
-  keyPackageRef,
-  lifetimeFromNow,
-  suiteImpl,
-  TestUser,
-} from '../helpers/index.js'
+import { groupInfoOf, hex, joinExternally, keyPackage, keyPackageRef, lifetimeFromNow, suiteImpl, TestUser } from '../helpers/index.js'
 
 const unwrapKeyPackage = (data: Uint8Array): KeyPackage => {
   const message = decodeMlsMessage(data, 0)?.[0]

@@ -1,18 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  addProposal,
-  Client,
-  commit,
-  encodeBase64,
-  joinExternally,
-  messagesOf,
-  openStream,
-  type Rejoined,
-  startTestApp,
-  type TestApp,
-} from '../helpers/index.js'
+import { addProposal, Client, commit, encodeBase64, joinExternally, messagesOf, openStream, type Rejoined, startTestApp, type TestApp } from '../helpers/index.js'
 
 let t: TestApp
 

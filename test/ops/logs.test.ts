@@ -1,16 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  captureLogs,
-  createConvo,
-  encodeBase64,
-  message,
-  NSID,
-  startTestApp,
-  type TestApp,
-  TestUser,
-  welcomeOf,
-} from '../helpers/index.js'
+import { captureLogs, createConvo, encodeBase64, message, NSID, startTestApp, type TestApp, TestUser, welcomeOf } from '../helpers/index.js'
 
 const logs = captureLogs('info')
 const { lines } = logs

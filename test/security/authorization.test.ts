@@ -3,19 +3,7 @@ import { Secp256k1Keypair } from '@atproto/crypto'
 import { createServiceJwt } from '@atproto/xrpc-server'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  bytesJson,
-  countRows,
-  createConvo,
-  message,
-  NSID,
-  prepareConvo,
-  sendMessage,
-  SERVICE_DID,
-  startTestApp,
-  type TestApp,
-  TestUser,
-} from '../helpers/index.js'
+import { bytesJson, countRows, createConvo, message, NSID, prepareConvo, sendMessage, SERVICE_DID, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser

@@ -3,18 +3,7 @@ import { jsonToLex, type LexObject } from '@atproto/lexicon'
 import fc from 'fast-check'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  captureLogs,
-  createConvo,
-  NSID,
-  publishKeyPackage,
-  rawHttp,
-  sendMessage,
-  startTestApp,
-  SUITE,
-  type TestApp,
-  TestUser,
-} from '../helpers/index.js'
+import { captureLogs, createConvo, NSID, publishKeyPackage, rawHttp, sendMessage, startTestApp, SUITE, type TestApp, TestUser } from '../helpers/index.js'
 import { xrpcMethods, type XrpcMethod } from '../../src/xrpc/lexicons.js'
 
 // Property-based: FUZZ_SEED=<n> replays a run (the seed is printed on

@@ -2,19 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { handlers } from '../../src/api/index.js'
-import {
-  bytesJson,
-  captureLogs,
-  countRows,
-  createConvo,
-  NSID,
-  randomGroupId,
-  rawHttp,
-  startTestApp,
-  SUITE,
-  type TestApp,
-  TestUser,
-} from '../helpers/index.js'
+import { bytesJson, captureLogs, countRows, createConvo, NSID, randomGroupId, rawHttp, startTestApp, SUITE, type TestApp, TestUser } from '../helpers/index.js'
 import { handler } from '../../src/xrpc/types.js'
 
 // The cases of issue 16 ("hostile input never becomes a 500"), one test each.
