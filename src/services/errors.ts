@@ -17,7 +17,7 @@ export class Refusal extends Error {
 }
 
 export const invalidRequest = (error: string | undefined, message: string) => new Refusal('invalid', error, message)
-export const forbidden = (error: string, message: string) => new Refusal('forbidden', error, message)
+const forbidden = (error: string, message: string) => new Refusal('forbidden', error, message)
 export const notFound = (error: string, message: string) => new Refusal('notFound', error, message)
 export const conflict = (error: string, message: string) => new Refusal('conflict', error, message)
 

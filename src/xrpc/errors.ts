@@ -16,8 +16,6 @@ export const invalidRequest = (name: string | undefined, message: string) =>
   new XRPCError(ResponseType.InvalidRequest, message, name)
 export const forbidden = (name: string | undefined, message: string) =>
   new XRPCError(ResponseType.Forbidden, message, name)
-export const notFound = (name: string, message: string) => new XRPCError(ResponseType.XRPCNotSupported, message, name)
-export const conflict = (name: string, message: string) => new XRPCError(409 as ResponseType, message, name)
 export const gone = (name: string, message: string) => new XRPCError(410 as ResponseType, message, name)
 export const payloadTooLarge = (name: string, message: string) =>
   new XRPCError(ResponseType.PayloadTooLarge, message, name)

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   addMembers,
+  bytesToJson,
   commitUpdate,
   type ConvoBody,
   createConvo,
@@ -180,7 +181,7 @@ describe('addMembers', () => {
     })
     expect(commits.status).toBe(200)
     expect(commits.body.commits).toEqual([
-      { epoch: 0, sender: alice.did, commitData: { $bytes: encodeBase64(prepared.commit) }, createdAt: expect.any(String) },
+      { epoch: 0, sender: alice.did, commitData: bytesToJson(prepared.commit), createdAt: expect.any(String) },
     ])
   })
 

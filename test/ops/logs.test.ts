@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { captureLogs, createConvo, encodeBase64, message, NSID, startTestApp, type TestApp, TestUser, welcomeOf } from '../helpers/index.js'
+import { bytesToJson, captureLogs, createConvo, encodeBase64, message, NSID, startTestApp, type TestApp, TestUser, welcomeOf } from '../helpers/index.js'
 
 const logs = captureLogs('info')
 const { lines } = logs
@@ -22,7 +22,7 @@ describe('logs', () => {
     const ciphertext = await message(alice, convo.id)
     const key = `key-${randomUUID()}`
     const token = await alice.token(NSID.sendMessage)
-    const input = { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: { $bytes: encodeBase64(ciphertext) }, idempotencyKey: key }
+    const input = { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: bytesToJson(ciphertext), idempotencyKey: key }
     logs.clear()
     await t.call(alice, NSID.sendMessage, { input, token, headers: { 'idempotency-key': key } })
     await t.call(alice, NSID.sendMessage, { input, token })
