@@ -48,8 +48,8 @@ export interface EventHubOptions {
  *
  * Ordering: event ids are drawn at insert but transactions commit in any
  * order, so id 9 may become visible after id 10. The hub keeps a watermark
- * per range of ids (see watermark.ts) below which every id is settled, and
- * only advances it over contiguous ids; a missing id waits for its commit,
+ * per range of ids (see watermark.ts), at or below which every id has been
+ * delivered or given up on, and only advances it over contiguous ids; a missing id waits for its commit,
  * and is skipped once it is older than `gapTimeoutMs` (its transaction
  * rolled back). Streams resume from any position the watermark passed
  * without gaps or duplicates, and see each conversation's events in order.
@@ -80,7 +80,7 @@ export class EventHub {
     this.notifyIntervalMs = opts.notifyIntervalMs ?? 5
   }
 
-  /** Where every stream stands that has seen all that was settled; a copy. */
+  /** Where a stream stands that has been given everything so far (a copy): where new streams start, and replay ends. */
   get watermark(): Watermark {
     return new Map(this.#watermark)
   }
@@ -98,7 +98,7 @@ export class EventHub {
         connection: this.opts.listen,
         channel: MESSAGE_CHANNEL,
         log: this.opts.log,
-        // Every id up to the announced ones may be settled already (this instance's own announcements are).
+        // The announced ids may be behind the watermark already (this instance's own announcements are).
         onNotification: (payload) => {
           const announced = parseCursor(payload)
           if (!announced || [...announced.values()].some((id) => !covers(this.#watermark, id))) this.schedulePump()

@@ -154,6 +154,11 @@ describe('streamConvoEvents', () => {
     const bad = await openStream(one.url, alice, { cursor: 'abc' })
     expect(bad.status).toBe(400)
     expect(bad.body).toMatchObject({ error: 'InvalidCursor' })
+    // One position per range of event ids: two in one range name no position.
+    for (const cursor of ['5,6', '1,', '99999999999999999']) {
+      const refused = await openStream(one.url, alice, { cursor })
+      expect([cursor, refused.status, refused.body?.error]).toEqual([cursor, 400, 'InvalidCursor'])
+    }
     streams.forEach((s) => s.close())
   })
 
