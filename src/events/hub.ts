@@ -4,9 +4,9 @@ import { AsyncResource } from 'node:async_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type pg from 'pg'
 import type { Db } from '../db/index.js'
-import { memberships, rangeTops, readEventRefs, readEvents, type MessageEvent } from '../services/events.js'
+import { highestEventId, memberships, readEventRefs, readEvents, type EventRef, type MessageEvent } from '../services/events.js'
 import { Listener } from './listener.js'
-import { advance, covers, encodeCursor, parseCursor, rangeOf, rangeStart, takeInOrder, type EventRef, type Watermark } from './watermark.js'
+import { advance, covers, encodeCursor, parseCursor, rangeOf, rangeStart, takeInOrder, type Watermark } from './watermark.js'
 
 export const MESSAGE_CHANNEL = 'catbird_message'
 
@@ -92,7 +92,11 @@ export class EventHub {
   }
 
   async start(): Promise<void> {
-    for (const [range, top] of await rangeTops(this.opts.db)) this.#watermark.set(range, top)
+    // Each range's highest id, from the top down: one index probe per range.
+    for (let top = await highestEventId(this.opts.db, Number.MAX_SAFE_INTEGER); top !== undefined; ) {
+      this.#watermark.set(rangeOf(top), top)
+      top = rangeOf(top) > 0 ? await highestEventId(this.opts.db, rangeStart(rangeOf(top))) : undefined
+    }
     if (this.opts.listen) {
       this.listener = new Listener({
         connection: this.opts.listen,

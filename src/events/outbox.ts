@@ -1,7 +1,7 @@
 import type { Db } from '../db/index.js'
-import { replayEvents, type MessageEvent } from '../services/events.js'
+import { lowestEventId, replayEvents, type MessageEvent } from '../services/events.js'
 import type { EventHub } from './hub.js'
-import { advance, covers, encodeCursor, takeInOrder, type Watermark } from './watermark.js'
+import { advance, covers, encodeCursor, rangeSegment, segmentsBetween, takeInOrder, type Watermark } from './watermark.js'
 
 const REPLAY_BATCH = 500
 
@@ -16,6 +16,18 @@ export class StreamEnded extends Error {
   constructor(readonly reason: string) {
     super(`event stream ended: ${reason}`)
   }
+}
+
+/**
+ * Whether events after `from` are gone: in some range it names, the oldest
+ * event kept is more than one past it.
+ */
+export async function cursorTooOld(db: Db, from: Watermark): Promise<boolean> {
+  for (const [range, id] of from) {
+    const oldest = await lowestEventId(db, rangeSegment(range))
+    if (oldest !== undefined && id < oldest - 1) return true
+  }
+  return false
 }
 
 /**
@@ -77,7 +89,9 @@ export class Outbox {
   private async *replay(position: Watermark, stopped: () => boolean): AsyncGenerator<OutboxEvent> {
     while (!stopped()) {
       const upTo = this.hub.watermark
-      const { events, full } = await replayEvents(this.db, { ...this.opts, from: position, upTo, limit: REPLAY_BATCH })
+      const segments = segmentsBetween(position, upTo)
+      // With several ranges, each event says which one it follows in its conversation.
+      const { events, full } = await replayEvents(this.db, { ...this.opts, segments, withPrev: segments.length > 1, limit: REPLAY_BATCH })
       const before = new Map(position)
       const taken = takeInOrder(events, position, {
         // Ids this member may not see are missing on purpose.

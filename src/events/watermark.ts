@@ -1,3 +1,5 @@
+import type { EventRef, Segment } from '../services/events.js'
+
 /**
  * Positions in the event stream. Event ids (`message.event_id`, an identity
  * column) are dense on one PostgreSQL, but a Citus node numbers the rows it
@@ -12,6 +14,9 @@ export type Watermark = Map<number, number>
 const RANGE_SIZE = 2 ** 48
 /** More ranges than any cluster has nodes: bounds what a cursor may name. */
 const MAX_RANGES = 32
+
+/** The segment of ids of one range. */
+export const rangeSegment = (range: number): Segment => ({ after: rangeStart(range), upTo: rangeStart(range + 1) })
 
 export const rangeOf = (id: number): number => Math.floor((id - 1) / RANGE_SIZE)
 
@@ -58,11 +63,12 @@ export function parseCursor(cursor: string): Watermark | undefined {
   return watermark
 }
 
-/** What orders events: its id and, when it comes from one of several ranges, its conversation's previous event's id. */
-export interface EventRef {
-  event_id: number
-  /** The event before it in its conversation (seq - 1), when that one may be in another range. */
-  prev_event_id?: number | null
+/** Segments of ids after `from` up to `upTo`, one per range where upTo is ahead. */
+export function segmentsBetween(from: Watermark, upTo: Watermark): Segment[] {
+  return [...upTo].flatMap(([range, to]) => {
+    const after = from.get(range) ?? rangeStart(range)
+    return to > after ? [{ after, upTo: to }] : []
+  })
 }
 
 /**

@@ -2,12 +2,17 @@ import { sql, type ExpressionBuilder } from 'kysely'
 import type { Db } from '../db/index.js'
 import { executePrepared } from '../db/prepared.js'
 import type { DatabaseSchema, Message } from '../db/schema.js'
-import { rangeOf, rangeStart, type EventRef, type Watermark } from '../events/watermark.js'
 
 /**
  * The reads behind event streams (see src/events/): new events in a segment
  * of ids, what one member may see of them, and where each range of ids stands.
  */
+
+/** What orders events: its id and, when asked for, its conversation's previous event's id (seq - 1). */
+export interface EventRef {
+  event_id: number
+  prev_event_id?: number | null
+}
 
 /** A message, with its conversation's previous event's id when that was asked for. */
 export type MessageEvent = Message & EventRef
@@ -20,16 +25,16 @@ export interface Segment {
 
 /**
  * The event id of the message before this one in its conversation (an index
- * lookup on (convo_id, seq)), or null; with `joinedSeq`, only one its
+ * lookup on (convo_id, seq)), or null; `ofMember`: only one the joined
  * member may see.
  */
-const prevEventId = (eb: ExpressionBuilder<DatabaseSchema, 'message'>, joinedSeq?: number | 'member') =>
+const prevEventId = (eb: ExpressionBuilder<DatabaseSchema, 'message'>, ofMember = false) =>
   eb
     .selectFrom('message as prev')
     .select('prev.event_id')
     .whereRef('prev.convo_id', '=', 'message.convo_id')
     .where(sql<boolean>`prev.seq = message.seq - 1`)
-    .$if(joinedSeq === 'member', (qb) => qb.where(sql<boolean>`prev.seq > member.joined_seq`))
+    .$if(ofMember, (qb) => qb.where(sql<boolean>`prev.seq > member.joined_seq`))
     .as('prev_event_id')
 
 function segmentOf(db: Db, segment: Segment, limit: number) {
@@ -61,45 +66,29 @@ export async function readEventRefs(db: Db, segment: Segment, opts: { limit: num
   return (await executePrepared(db, opts.withPrev ? 'next_event_refs' : 'next_event_ids', query)).rows
 }
 
-/**
- * Where each range of event ids stands: its highest id, for every range that
- * has one (an index scan down from the top, one step per range).
- */
-export async function rangeTops(db: Db): Promise<Watermark> {
-  const tops: Watermark = new Map()
-  for (let below = Number.MAX_SAFE_INTEGER; below > 0; ) {
-    const row = await db
-      .selectFrom('message')
-      .select('event_id')
-      .where('event_id', '<=', below)
-      .orderBy('event_id', 'desc')
-      .limit(1)
-      .executeTakeFirst()
-    if (!row) break
-    tops.set(rangeOf(row.event_id), row.event_id)
-    below = rangeStart(rangeOf(row.event_id))
-  }
-  return tops
+/** The highest event id at or below `below`, if any (an index scan down from it). */
+export async function highestEventId(db: Db, below: number): Promise<number | undefined> {
+  const row = await db
+    .selectFrom('message')
+    .select('event_id')
+    .where('event_id', '<=', below)
+    .orderBy('event_id', 'desc')
+    .limit(1)
+    .executeTakeFirst()
+  return row?.event_id
 }
 
-/**
- * The oldest event still kept in each range `from` names, when it is more
- * than one past `from`'s watermark there: events after the cursor are gone.
- */
-export async function cursorTooOld(db: Db, from: Watermark): Promise<boolean> {
-  for (const [range, id] of from) {
-    if (id <= rangeStart(range)) continue
-    const oldest = await db
-      .selectFrom('message')
-      .select('event_id')
-      .where('event_id', '>', rangeStart(range))
-      .where('event_id', '<=', rangeStart(range + 1))
-      .orderBy('event_id')
-      .limit(1)
-      .executeTakeFirst()
-    if (oldest && id < oldest.event_id - 1) return true
-  }
-  return false
+/** The lowest event id of a segment, if any. */
+export async function lowestEventId(db: Db, segment: Segment): Promise<number | undefined> {
+  const row = await db
+    .selectFrom('message')
+    .select('event_id')
+    .where('event_id', '>', segment.after)
+    .where('event_id', '<=', segment.upTo)
+    .orderBy('event_id')
+    .limit(1)
+    .executeTakeFirst()
+  return row?.event_id
 }
 
 /** (convo, did) -> joined_seq, for the current members among the given ones. */
@@ -115,21 +104,17 @@ export async function memberships(db: Db, dids: string[], convoIds: string[]): P
 }
 
 /**
- * Messages a member may see that are after `from` and up to `upTo`, at most
- * `limit` per range, each range's in id order: the replay part of a resumed
- * stream. With several ranges each carries its previous event's id, if
- * the member may see it.
+ * Messages a member may see in some segments, at most `limit` per segment,
+ * each segment's in id order: the replay part of a resumed stream.
+ * `withPrev` adds each one's previous event in its conversation, when the
+ * member may see that one.
  */
 export async function replayEvents(
   db: Db,
-  args: { did: string; convoId?: string | undefined; from: Watermark; upTo: Watermark; limit: number },
+  args: { did: string; convoId?: string | undefined; segments: Segment[]; withPrev: boolean; limit: number },
 ): Promise<{ events: MessageEvent[]; full: boolean }> {
-  const segments = [...args.upTo].flatMap(([range, upTo]) => {
-    const after = args.from.get(range) ?? rangeStart(range)
-    return upTo > after ? [{ after, upTo }] : []
-  })
   const pages = await Promise.all(
-    segments.map((segment) =>
+    args.segments.map((segment) =>
       db
         .selectFrom('message')
         .innerJoin('member', (join) =>
@@ -139,7 +124,7 @@ export async function replayEvents(
             .on('member.left_at', 'is', null),
         )
         .selectAll('message')
-        .$if(segments.length > 1, (qb) => qb.select((eb) => prevEventId(eb, 'member')))
+        .$if(args.withPrev, (qb) => qb.select((eb) => prevEventId(eb, true)))
         .whereRef('message.seq', '>', 'member.joined_seq')
         .where('message.event_id', '>', segment.after)
         .where('message.event_id', '<=', segment.upTo)

@@ -6,7 +6,7 @@ import type { DatabaseSchema } from '../../src/db/schema.js'
 import { deleteExpiredIdempotencyKeys } from '../../src/idempotency/store.js'
 import { listCommits, sendCommit } from '../../src/services/commits.js'
 import { createConvo, listConvos, requireMember } from '../../src/services/convos.js'
-import { cursorTooOld, memberships, rangeTops, readEventRefs, readEvents, replayEvents } from '../../src/services/events.js'
+import { highestEventId, lowestEventId, memberships, readEventRefs, readEvents, replayEvents } from '../../src/services/events.js'
 import { addMembers, removeMember } from '../../src/services/members.js'
 import { fetchGroupInfo, putGroupInfo } from '../../src/services/groupInfo.js'
 import { claimKeyPackages, keyPackageStats, publishKeyPackage } from '../../src/services/keyPackages.js'
@@ -139,15 +139,15 @@ describe('query plans', () => {
       async () => addMembers(traced, { convoId: 'c2', caller: 'did:plc:u2', dids: ['did:plc:lr9'], commit: { data: new Uint8Array([3]), groupId: await groupOf('c2'), epoch: 10 }, welcome: welcomeFor(200009), maxMembers: 100, welcomeRetentionDays: 14 }),
       () => removeMember(traced, { convoId, caller: did, target: 'did:plc:u8', commit: { data: new Uint8Array([4]), groupId, epoch: 11 } }),
       // Event streams: the hub's reads (one range, and several: with each event's predecessor), a resume's.
-      () => rangeTops(traced),
+      () => highestEventId(traced, 2 ** 48),
       ...[false, true].flatMap((withPrev) => [
         () => readEvents(traced, { after: 1000, upTo: Number.MAX_SAFE_INTEGER }, { limit: 500, withPrev }),
         () => readEventRefs(traced, { after: 1000, upTo: Number.MAX_SAFE_INTEGER }, { limit: 500, withPrev }),
       ]),
       () => memberships(traced, [did, 'did:plc:u8'], [convoId, 'c8']),
-      () => cursorTooOld(traced, new Map([[0, 1000]])),
-      () => replayEvents(traced, { did, from: new Map([[0, 1000]]), upTo: new Map([[0, 200_000]]), limit: 500 }),
-      () => replayEvents(traced, { did, convoId, from: new Map([[0, 1000]]), upTo: new Map([[0, 200_000], [1, 2 ** 48 + 10]]), limit: 500 }),
+      () => lowestEventId(traced, { after: 0, upTo: 2 ** 48 }),
+      () => replayEvents(traced, { did, segments: [{ after: 1000, upTo: 200_000 }], withPrev: false, limit: 500 }),
+      () => replayEvents(traced, { did, convoId, segments: [{ after: 1000, upTo: 200_000 }, { after: 2 ** 48, upTo: 2 ** 48 + 10 }], withPrev: true, limit: 500 }),
     ]
     for (const call of calls) await call().catch(() => {})
     await listMessages(traced, { convoId, did, sinceMessage: randomUUID(), limit: 50 }).catch(() => {})
