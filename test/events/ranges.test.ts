@@ -130,4 +130,22 @@ describe('event streams over event ids from several ranges', () => {
       await three.close()
     }
   }, 60_000)
+
+  it('refuses a cursor, of one range or several, whose next events are no longer kept', async () => {
+    const alice = await TestUser.create()
+    const convo = await createConvo(one, alice)
+    for (let i = 0; i < 3; i++) await storeIn('low', alice, convo)
+    const { rows } = await sql<{ event_id: number }>`SELECT event_id FROM message WHERE event_id < ${HIGH} ORDER BY event_id LIMIT 2`.execute(one.ctx.db)
+    const [oldest, second] = rows.map((r) => Number(r.event_id)) as [number, number]
+    // As a retention sweep would: the two oldest messages are gone.
+    await sql`DELETE FROM message WHERE event_id <= ${second}`.execute(one.ctx.db)
+    for (const cursor of [String(oldest), `${oldest},${HIGH + 1}`]) {
+      const refused = await openStream(one.url, alice, { cursor })
+      expect([cursor, refused.status, refused.body?.error]).toEqual([cursor, 400, 'CursorTooOld'])
+    }
+    // Right after what is gone, nothing is missing.
+    const resumed = await openStream(one.url, alice, { cursor: `${second},${HIGH + 1}` })
+    expect(resumed.status).toBe(200)
+    resumed.close()
+  })
 })
