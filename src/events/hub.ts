@@ -220,12 +220,11 @@ export class EventHub {
       })
       for (const id of this.gaps.keys()) if (covers(this.#watermark, id)) this.gaps.delete(id)
       if (whole && ready.length > 0) await this.fanOut(ready as MessageEvent[])
-      if (ready.length < rows.length) {
-        // Stopped at a gap: look again soon, without waiting for a notification.
-        setTimeout(() => this.schedulePump(), 50).unref()
-        return
-      }
-      if (!full) return
+      // A full read may have more behind it, unless nothing moved.
+      if (full && ready.length > 0) continue
+      // Stopped at a gap: look again soon, without waiting for a notification.
+      if (ready.length < rows.length) setTimeout(() => this.schedulePump(), 50).unref()
+      return
     }
   }
 

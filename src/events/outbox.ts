@@ -70,15 +70,16 @@ export class Outbox {
       const position = from ? new Map(from) : this.hub.watermark
       const stopped = () => signal.aborted || ended !== undefined
       if (from) yield* this.replay(position, stopped)
-      while (!signal.aborted) {
+      while (!stopped()) {
         for (const message of live.splice(0)) {
           if (covers(position, message.event_id)) continue
           advance(position, message.event_id)
           yield { message, cursor: encodeCursor(position) }
+          if (stopped()) break
         }
-        if (ended !== undefined) throw new StreamEnded(ended)
-        if (live.length === 0 && !signal.aborted) await new Promise<void>((resolve) => (wake = resolve))
+        if (live.length === 0 && !stopped()) await new Promise<void>((resolve) => (wake = resolve))
       }
+      if (ended !== undefined) throw new StreamEnded(ended)
     } finally {
       unsubscribe()
       signal.removeEventListener('abort', onAbort)

@@ -8,6 +8,7 @@ import type { EventRef, Segment } from '../services/events.js'
  * per range: in range r, every id up to `watermark.get(r)` is behind it. A
  * range it does not name is behind it up to the range's start (nothing of
  * it). On one PostgreSQL there is one range, and a position is one id.
+ * Ids are JS numbers, exact up to 2^53: node groups up to 31.
  */
 export type Watermark = Map<number, number>
 
