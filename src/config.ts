@@ -170,7 +170,8 @@ export const configSchema = z.object({
       'How often each instance checks for new messages without being notified: the bound on event delay if an instance stopped before announcing its write.',
     ),
   EVENT_LISTEN: bool
-    .default(true)
+    // An input default (not `.default(true)`), so that the generated docs show it.
+    .prefault('true')
     .describe(
       "Hear of other instances' messages at once through a LISTEN connection (`DATABASE_LISTEN_URL`), and tell them of this instance's with NOTIFY. Off: no LISTEN and no NOTIFY at all; event streams get other instances' messages by polling, within `EVENT_POLL_INTERVAL_MS` (lower it), and this instance's at once.",
     ),

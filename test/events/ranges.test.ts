@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { EventHub } from '../../src/events/hub.js'
 import { sendMessage as storeMessage } from '../../src/services/messages.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
 import { createConvo, epochOf, message, sendMessage } from '../helpers/mls.js'
@@ -147,5 +148,28 @@ describe('event streams over event ids from several ranges', () => {
     const resumed = await openStream(one.url, alice, { cursor: `${second},${HIGH + 1}` })
     expect(resumed.status).toBe(200)
     resumed.close()
+  })
+
+  it('passes an id of each range that never commits once it is older than the gap timeout, and delivers what follows once', async () => {
+    const alice = await TestUser.create()
+    const convo = await createConvo(one, alice)
+    const hub = new EventHub({ db: one.ctx.db, listen: undefined, log: one.app.log, gapTimeoutMs: 300, pollIntervalMs: 50 })
+    await hub.start()
+    const delivered: string[] = []
+    hub.subscribe({ did: alice.did, deliver: (messages) => delivered.push(...messages.map((m) => m.id)), close() {} })
+    try {
+      // In each range an id is drawn and never stored (its transaction rolled back), and a message follows it.
+      const sent: string[] = []
+      for (const range of ['low', 'high'] as const) {
+        await drawFrom(range)
+        await sql`SELECT nextval(pg_get_serial_sequence('message', 'event_id'))`.execute(one.ctx.db)
+        sent.push(await storeIn(range, alice, convo))
+      }
+      await vi.waitFor(() => expect(delivered).toEqual(sent), { timeout: 5_000, interval: 50 })
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      expect(delivered).toEqual(sent)
+    } finally {
+      await hub.stop()
+    }
   })
 })
