@@ -87,6 +87,8 @@ export async function pgbenchSends(opts: {
     )
     const tps = /tps = ([\d.]+)/.exec(stdout)
     const processed = /number of transactions actually processed: (\d+)/.exec(stdout)
+    // A run that got nothing done (its connections still opening on a saturated machine) prints no tps.
+    if (processed?.[1] === '0') return { count: 0, seconds }
     if (!tps || !processed) throw new Error(`pgbench said:\n${stdout}`)
     const count = Number(processed[1])
     return { count, seconds: count / Number(tps[1]) }

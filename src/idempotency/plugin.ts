@@ -7,6 +7,7 @@ import {
   claimKey,
   findRecord,
   isRecordTaken,
+  RecordFound,
   type KeyedTransaction,
   type KeyedWrite,
   type StoredResponse,
@@ -15,8 +16,8 @@ import {
 /** How the writes of a method that accepts an idempotency key are made exactly-once. */
 export interface KeyedWrites<I = unknown> {
   /**
-   * `statement`: the service stores the record in the write's own statement
-   * (one round trip after the check, no transaction held open);
+   * `statement`: the service's write statement checks the key and stores the
+   * record (one round trip, no transaction held open);
    * `transaction`: this plugin claims the key in a transaction that the
    * handler's statements join, and commits it with the answer.
    */
@@ -31,7 +32,7 @@ declare module 'fastify' {
     keyedWrites?: KeyedWrites
   }
   interface FastifyRequest {
-    /** A keyed write recorded by its own statement: what the record holds. */
+    /** A keyed write checked and recorded by its own statement: what the record holds. */
     keyedWrite: KeyedWrite | null
     /** A keyed write's transaction, held from the claim to the answer. */
     keyedTransaction: KeyedTransaction | null
@@ -45,15 +46,17 @@ const hooks = <T>(existing: T | T[] | undefined): T[] => (existing === undefined
 /**
  * Exactly-once writes for the procedures whose lexicon input declares
  * `idempotencyKey`; the hooks are attached to those routes only. After auth
- * and validation, a stored answer for (caller, method, key) on the write's
- * shard is replayed, the same key with another request is refused (422),
- * and otherwise the write goes ahead holding the key:
+ * and validation, the preHandler reads the key and arranges the check: a
+ * stored answer for (caller, method, key) on the write's shard is replayed,
+ * the same key with another request is refused (422), and otherwise the
+ * write goes ahead holding the key:
  *
- * - recorded in the statement (sendMessage, publishKeyPackage): the check is
- *   one lookup; the service's statement stores the record from the write's
- *   own RETURNING. A concurrent request with the same key that also passed
- *   the check loses on the record's primary key: its whole statement rolls
- *   back, and it replays the winner's answer.
+ * - recorded in the statement (sendMessage, publishKeyPackage): the check
+ *   is part of the service's write statement, which writes nothing when it
+ *   finds a record (RecordFound: replayed here), and otherwise stores the
+ *   record from the write's own RETURNING. A concurrent request with the
+ *   same key that also found nothing loses on the record's primary key: its
+ *   whole statement rolls back, and it replays the winner's answer.
  * - recorded in a transaction (createConvo, addMembers): the claim opens the
  *   transaction the handler writes in (one owner: this plugin begins it,
  *   commits it with the answer, aborts it, and runs the after-commit
@@ -103,19 +106,17 @@ async function idempotency(app: FastifyInstance, opts: { ctx: AppContext }): Pro
       ttlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
     }
     if (keyedWrites.recordedIn === 'statement') {
-      const stored = await findRecord(db, keyed)
-      if (stored) return replay(request, reply, keyed, stored)
       request.keyedWrite = keyed
-    } else {
-      const claim = await claimKey(pool, keyed, config.IDEMPOTENCY_WAIT_MS)
-      if (claim.kind === 'busy') {
-        request.log.info({ keyHash: keyForLogs(keyed.scope), nsid }, 'Idempotency key in use by a request still in progress')
-        throw inProgress()
-      }
-      if (claim.kind === 'stored') return replay(request, reply, keyed, claim.stored)
-      request.keyedTransaction = claim.transaction
+      return
     }
+    const claim = await claimKey(pool, keyed, config.IDEMPOTENCY_WAIT_MS)
+    if (claim.kind === 'busy') {
+      request.log.info({ keyHash: keyForLogs(keyed.scope), nsid }, 'Idempotency key in use by a request still in progress')
+      throw inProgress()
+    }
+    if (claim.kind === 'stored') return replay(request, reply, keyed, claim.stored)
     metrics.idempotency.inc({ outcome: 'miss' })
+    request.keyedTransaction = claim.transaction
   }
 
   /**
@@ -126,25 +127,34 @@ async function idempotency(app: FastifyInstance, opts: { ctx: AppContext }): Pro
    */
   const mayHaveLostRace = (err: unknown) => isRecordTaken(err) || isRefusal(err)
 
+  /** A statement-recorded write: answered by a record (found, or stored by a concurrent winner), or a miss. */
+  const settleStatementWrite = async (request: FastifyRequest, reply: FastifyReply, keyed: KeyedWrite, err: unknown) => {
+    if (err instanceof RecordFound) return replay(request, reply, keyed, err.stored)
+    const stored = mayHaveLostRace(err) ? await findRecord(db, keyed) : undefined
+    if (stored) return replay(request, reply, keyed, stored)
+    metrics.idempotency.inc({ outcome: 'miss' })
+    // The winner's record went (expired and swept) between its commit and this look: rare; the client retries.
+    if (isRecordTaken(err)) throw inProgress()
+    throw err
+  }
+
   const wrap = (handler: RouteOptions['handler']): RouteOptions['handler'] =>
     async function keyedHandler(this: FastifyInstance, request, reply) {
       const transaction = request.keyedTransaction
+      const keyed = request.keyedWrite
+      let payload: unknown
       try {
         // Routes answer with the serialized JSON (src/xrpc/routes.ts): the record stores those bytes.
-        const payload: unknown = await handler.call(this, request, reply)
+        payload = await handler.call(this, request, reply)
         await transaction?.commit(reply.statusCode, payload as string)
-        return payload
       } catch (err) {
         // The original error says more than a failed rollback would.
         await transaction?.abort().catch(() => {})
-        const keyed = request.keyedWrite
-        if (!keyed || !mayHaveLostRace(err)) throw err
-        const stored = await findRecord(db, keyed)
-        if (stored) return replay(request, reply, keyed, stored)
-        // The winner's record went (expired and swept) between its commit and this look: rare; the client retries.
-        if (isRecordTaken(err)) throw inProgress()
-        throw err
+        if (!keyed) throw err
+        return settleStatementWrite(request, reply, keyed, err)
       }
+      if (keyed) metrics.idempotency.inc({ outcome: 'miss' })
+      return payload
     }
 
   app.addHook('onRoute', (route) => {

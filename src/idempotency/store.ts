@@ -38,26 +38,19 @@ export const isRecordTaken = (err: unknown): boolean =>
   (err as { constraint?: unknown }).constraint === RECORD_KEY
 
 /**
- * The live record of a keyed write, one round trip. An expired record still
- * holds its primary key until the cleanup worker deletes it: it is deleted
- * here (a second round trip, once a day at most per key), so the key starts
- * over and the write's own record can take its place.
+ * The live record of a keyed write, one round trip: how a keyed write that
+ * failed learns whether a concurrent request with its key answered instead
+ * (see the plugin). An expired record is no answer.
  */
 export async function findRecord(db: Db, keyed: Pick<KeyedWrite, 'shardKey' | 'scope'>): Promise<StoredResponse | undefined> {
   const { rows } = await executePrepared(
     db,
     'idempotency_lookup',
-    sql<StoredResponse & { live: boolean }>`
-      SELECT fingerprint, status, response, expires_at > now() AS live FROM idempotency_key
-      WHERE shard_key = ${keyed.shardKey} AND scope_hash = ${keyed.scope}`,
+    sql<StoredResponse>`
+      SELECT fingerprint, status, response FROM idempotency_key
+      WHERE shard_key = ${keyed.shardKey} AND scope_hash = ${keyed.scope} AND expires_at > now()`,
   )
-  const row = rows[0]
-  if (!row) return undefined
-  if (row.live) return row
-  await sql`
-    DELETE FROM idempotency_key
-    WHERE shard_key = ${keyed.shardKey} AND scope_hash = ${keyed.scope} AND expires_at <= now()`.execute(db)
-  return undefined
+  return rows[0]
 }
 
 /**
@@ -74,20 +67,97 @@ export interface RecordedWrite {
 }
 
 /**
- * The CTE that stores a keyed write's record in the write's own statement,
- * one record per row of `row` (the write's RETURNING). A plain INSERT: if a
- * concurrent request with the same key stored its record first, the unique
- * index refuses this one and the whole statement rolls back, its write
- * included (see `isRecordTaken`).
+ * Thrown by a keyed write's statement that found a record under its key:
+ * nothing was written, and the record answers (the plugin replays it, or
+ * refuses a different request with the same key).
  */
-export function recordCte(recorded: RecordedWrite, row: string): RawBuilder<unknown> {
-  const { keyed, response } = recorded
-  const source = sql.table(row)
-  return sql`
-    INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
-    SELECT ${keyed.shardKey}, ${keyed.scope}, ${keyed.callerDid}, ${keyed.nsid}, ${keyed.fingerprint}, 200,
-           ${response(source)}, now() + make_interval(secs => ${keyed.ttlSeconds})
-    FROM ${source}`
+export class RecordFound extends Error {
+  constructor(readonly stored: StoredResponse) {
+    super('a record is stored under this idempotency key')
+  }
+}
+
+/** What a keyed write's statement returns besides the write's own columns: the record found, if any. */
+interface FoundColumns {
+  found_fingerprint: Buffer | null
+  found_status: number | null
+  found_response: unknown
+  found_live: boolean | null
+}
+
+/**
+ * The condition a keyed write's statement puts on its first write (nothing
+ * without a key): no record under the key, live or expired. So a retry
+ * whose write would now fail (the epoch moved on, the sender left) still
+ * finds its answer, and writes nothing.
+ */
+export const unrecorded = (record: RecordedWrite | undefined): RawBuilder<unknown> =>
+  record ? sql` AND NOT EXISTS (SELECT FROM idempotency_found)` : sql``
+
+/** A write statement's parts: its CTEs, the CTE holding the written row, and its final SELECT. */
+export interface WriteStatement<R> {
+  ctes: RawBuilder<unknown>
+  /** The CTE whose rows (one per write) the answer is built from. */
+  written: string
+  select: RawBuilder<R>
+}
+
+/**
+ * A write as one statement; with a key, the check, the write and its record
+ * all in it (one round trip, no transaction held open):
+ *
+ * - `idempotency_found` looks the key up; the write is gated on finding
+ *   nothing (see `unrecorded`), and what it found is returned beside the
+ *   write's columns (`executeRecorded` answers with it).
+ * - `idempotency_recorded` inserts the record from the written row, in the
+ *   same statement. A plain INSERT: a concurrent request with the same key
+ *   that also found nothing (its snapshot was taken before this one
+ *   committed) loses on the record's primary key, and its whole statement
+ *   rolls back, its write included (see `isRecordTaken`).
+ */
+export function writeStatement<R>(record: RecordedWrite | undefined, write: WriteStatement<R>): RawBuilder<R> {
+  if (!record) return sql<R>`WITH ${write.ctes} ${write.select}`
+  const { keyed, response } = record
+  const written = sql.table(write.written)
+  return sql<R>`
+    WITH idempotency_found AS (
+      SELECT fingerprint AS found_fingerprint, status AS found_status, response AS found_response,
+             expires_at > now() AS found_live
+      FROM idempotency_key WHERE shard_key = ${keyed.shardKey} AND scope_hash = ${keyed.scope}
+    ), ${write.ctes}, idempotency_recorded AS (
+      INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
+      SELECT ${keyed.shardKey}, ${keyed.scope}, ${keyed.callerDid}, ${keyed.nsid}, ${keyed.fingerprint}, 200,
+             ${response(written)}, now() + make_interval(secs => ${keyed.ttlSeconds})
+      FROM ${written}
+    ), written AS (${write.select})
+    SELECT * FROM written FULL JOIN idempotency_found ON true`
+}
+
+/**
+ * Runs a statement built by `writeStatement` as the prepared statement
+ * `name`: the write's rows, or, when a record was found under the key,
+ * RecordFound (nothing was written). An expired record still holds its
+ * primary key until the cleanup worker deletes it: it is deleted here and
+ * the statement runs again (two more round trips, once a day at most per
+ * key), so the key starts over.
+ */
+export async function executeRecorded<R>(
+  db: Db,
+  name: string,
+  statement: RawBuilder<R>,
+  record: RecordedWrite | undefined,
+): Promise<R[]> {
+  for (;;) {
+    const { rows } = await executePrepared(db, name, statement as RawBuilder<R & Partial<FoundColumns>>)
+    const found = rows[0]
+    if (!record || found?.found_status == null) return rows
+    if (found.found_live) {
+      throw new RecordFound({ fingerprint: found.found_fingerprint as Buffer, status: found.found_status, response: found.found_response })
+    }
+    await sql`
+      DELETE FROM idempotency_key
+      WHERE shard_key = ${record.keyed.shardKey} AND scope_hash = ${record.keyed.scope} AND expires_at <= now()`.execute(db)
+  }
 }
 
 /** A transaction that holds a keyed write's claim: the write, its answer and the record commit together. */

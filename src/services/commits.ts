@@ -117,11 +117,12 @@ export async function sendCommit(
   record?: RecordedWrite,
 ): Promise<StoredCommit> {
   // A GroupInfo sent along is checked against the conversation (its cipher
-  // suite) before anything is stored; a retry is answered then and there.
+  // suite) before anything is stored; a retry is answered then and there,
+  // unless it has a key: its statement finds the record and replays it.
   if (args.commit.groupInfo) {
     const { convo } = await requireMember(db, args.convoId, args.sender)
     const retried = await checkCommit(db, convo, args.sender, args.commit)
-    if (retried) return retried
+    if (retried && !record) return retried
   }
   const stored = await storeCommit(db, args, record)
   if (stored) return stored

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
 import { executePrepared } from '../db/prepared.js'
-import { recordCte, type RecordedWrite } from '../idempotency/store.js'
+import { executeRecorded, unrecorded, writeStatement, type RecordedWrite } from '../idempotency/store.js'
 import { conflict, invalidRequest } from './errors.js'
 
 export interface PublishKeyPackageArgs {
@@ -31,11 +31,11 @@ const isDuplicatePackage = (err: unknown): boolean => {
  * or the same package framed another way, are stored once); the
  * last-resort one of its suite counts its hand-outs afresh.
  */
-const regularInsert = (args: PublishKeyPackageArgs) => sql`
+const regularInsert = (args: PublishKeyPackageArgs, record: RecordedWrite | undefined) => sql`
   inserted AS (
     INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at)
     SELECT ${args.owner}, ${args.cipherSuite}, ${args.data}, ${sha256(args.data)}, ${args.ref}, ${args.expiresAt}
-    FROM counted WHERE available < ${args.maxPerUser}
+    FROM counted WHERE available < ${args.maxPerUser}${unrecorded(record)}
     ON CONFLICT DO NOTHING
     RETURNING id
   ), restarted AS (
@@ -50,18 +50,18 @@ const regularInsert = (args: PublishKeyPackageArgs) => sql`
  * published at once, the later wins). Who was handed the replaced one is
  * forgotten: no Welcome may name it now.
  */
-const lastResortInsert = (args: PublishKeyPackageArgs) => sql`
+const lastResortInsert = (args: PublishKeyPackageArgs, record: RecordedWrite | undefined) => sql`
   duplicate AS (
     SELECT 1 FROM key_package WHERE owner_did = ${args.owner} AND (data_sha256 = ${sha256(args.data)} OR ref = ${args.ref})
   ), replaced AS (
     SELECT ref FROM key_package WHERE owner_did = ${args.owner} AND cipher_suite = ${args.cipherSuite} AND last_resort
   ), forgotten AS (
     DELETE FROM last_resort_handout
-    WHERE owner_did = ${args.owner} AND ref IN (SELECT ref FROM replaced) AND NOT EXISTS (SELECT 1 FROM duplicate)
+    WHERE owner_did = ${args.owner} AND ref IN (SELECT ref FROM replaced) AND NOT EXISTS (SELECT 1 FROM duplicate)${unrecorded(record)}
   ), inserted AS (
     INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort)
     SELECT ${args.owner}, ${args.cipherSuite}, ${args.data}, ${sha256(args.data)}, ${args.ref}, ${args.expiresAt}, true
-    WHERE NOT EXISTS (SELECT 1 FROM duplicate)
+    WHERE NOT EXISTS (SELECT 1 FROM duplicate)${unrecorded(record)}
     ON CONFLICT (owner_did, cipher_suite) WHERE last_resort DO UPDATE
       SET data = EXCLUDED.data, data_sha256 = EXCLUDED.data_sha256, ref = EXCLUDED.ref,
           created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, handed_out = 0
@@ -71,23 +71,24 @@ const lastResortInsert = (args: PublishKeyPackageArgs) => sql`
 /**
  * Stores a key package and returns how many regular ones the owner now has
  * available (a last-resort one is neither counted nor limited), in one
- * statement: the count, the insert, and a keyed write's record (see
- * src/idempotency/store.ts).
+ * statement: the count, the insert, and a keyed write's check and record
+ * (see src/idempotency/store.ts).
  */
 export async function publishKeyPackage(db: Db, args: PublishKeyPackageArgs, record?: RecordedWrite): Promise<number> {
   const added = args.lastResort ? 0 : 1
-  const { rows } = await executePrepared(
-    db,
-    `publish_${args.lastResort ? 'last_resort' : 'key_package'}${record ? '_keyed' : ''}`,
-    sql<{ available: number; inserted: boolean }>`
-      WITH counted AS (
+  const statement = writeStatement(record, {
+    ctes: sql`
+      counted AS (
         SELECT count(*)::int AS available FROM key_package
         WHERE owner_did = ${args.owner} AND consumed_at IS NULL AND NOT last_resort AND expires_at > now()
-      ), ${args.lastResort ? lastResortInsert(args) : regularInsert(args)}, published AS (
+      ), ${args.lastResort ? lastResortInsert(args, record) : regularInsert(args, record)}, published AS (
         SELECT available + ${sql.lit(added)} AS available FROM counted, inserted
-      )${record ? sql`, recorded AS (${recordCte(record, 'published')})` : sql``}
-      SELECT available, EXISTS (SELECT 1 FROM inserted) AS inserted FROM counted`,
-  ).catch((err: unknown) => {
+      )`,
+    written: 'published',
+    select: sql<{ available: number; inserted: boolean }>`SELECT available, EXISTS (SELECT 1 FROM inserted) AS inserted FROM counted`,
+  })
+  const name = `publish_${args.lastResort ? 'last_resort' : 'key_package'}${record ? '_keyed' : ''}`
+  const rows = await executeRecorded(db, name, statement, record).catch((err: unknown) => {
     throw isDuplicatePackage(err) ? duplicate() : err
   })
   const { available, inserted } = rows[0] as { available: number; inserted: boolean }

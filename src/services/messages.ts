@@ -2,7 +2,7 @@ import { sql, type RawBuilder } from 'kysely'
 import type { Db } from '../db/index.js'
 import { executePrepared } from '../db/prepared.js'
 import type { Message } from '../db/schema.js'
-import { recordCte, type RecordedWrite } from '../idempotency/store.js'
+import { executeRecorded, unrecorded, writeStatement, type RecordedWrite } from '../idempotency/store.js'
 import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { storeGroupInfoWithCommit, type GroupInfo } from './groupInfo.js'
@@ -58,12 +58,13 @@ export type StoredMessageArgs = SendMessageArgs & ({ kind: 'message' } | { kind:
  * a rolled-back send gives its number back, so numbers have no gaps), the
  * insert (`inserted`: id, seq, event_id, created_at), and settling the
  * sender's Welcome (`settled`). Nothing is stored when the sender is not a
- * current member or the group or epoch is not the conversation's. A commit
- * also moves the conversation to the next epoch, is listed for getCommits,
- * and replaces the conversation's GroupInfo (see storeGroupInfoWithCommit).
- * Used inside larger statements.
+ * current member, the group or epoch is not the conversation's, or a keyed
+ * write's record is already there (see writeStatement). A commit also moves
+ * the conversation to the next epoch, is listed for getCommits, and replaces
+ * the conversation's GroupInfo (see storeGroupInfoWithCommit). Used inside
+ * larger statements.
  */
-export function messageCtes(args: StoredMessageArgs): RawBuilder<unknown> {
+export function messageCtes(args: StoredMessageArgs, record?: RecordedWrite): RawBuilder<unknown> {
   const commit = args.kind === 'commit'
   return sql`
     sender AS (
@@ -74,7 +75,7 @@ export function messageCtes(args: StoredMessageArgs): RawBuilder<unknown> {
       SET last_seq = last_seq + 1, last_activity_at = now(),
           ${commit ? sql`epoch = epoch + 1` : sql`last_message_at = now()`}
       WHERE id = ${args.convoId} AND epoch = ${args.epoch} AND lower(group_id) = ${args.groupId}
-        AND EXISTS (SELECT 1 FROM sender)
+        AND EXISTS (SELECT 1 FROM sender)${unrecorded(record)}
       RETURNING last_seq
     ), inserted AS (
       INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext, embed_type, embed_uri)
@@ -103,16 +104,18 @@ export function storeMessageStatement(args: StoredMessageArgs, record?: Recorded
   return {
     // One name per text: a commit that brings a GroupInfo stores it, one that does not deletes the stored one.
     name: `store_${args.kind}${withGroupInfo ? '_with_group_info' : ''}${record ? '_keyed' : ''}`,
-    statement: sql<SentRow>`
-      WITH ${messageCtes(args)}${record ? sql`, recorded AS (${recordCte(record, 'inserted')})` : sql``}
-      SELECT ${sentColumns} FROM inserted`,
+    statement: writeStatement(record, {
+      ctes: messageCtes(args, record),
+      written: 'inserted',
+      select: sql<SentRow>`SELECT ${sentColumns} FROM inserted`,
+    }),
   }
 }
 
 /**
  * Stores a message in one statement (see messageCtes), or nothing
- * (undefined). A keyed write's record is stored by the same statement (see
- * src/idempotency/store.ts). Sent as a prepared statement.
+ * (undefined). A keyed write is checked and recorded by the same statement
+ * (see src/idempotency/store.ts). Sent as a prepared statement.
  */
 export async function storeMessage(
   db: Db,
@@ -120,8 +123,7 @@ export async function storeMessage(
   record?: RecordedWrite,
 ): Promise<SentMessage | undefined> {
   const { name, statement } = storeMessageStatement(args, record)
-  const { rows } = await executePrepared(db, name, statement)
-  const row = rows[0]
+  const row = (await executeRecorded(db, name, statement, record))[0]
   return row && sentMessage(row)
 }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { addProposal, Client, commit, countRows, encodeBase64, keyPackage, keyPackageRef, publishKeyPackage, startTestApp, type TestApp } from '../helpers/index.js'
@@ -111,5 +112,23 @@ describe('a last-resort key package', () => {
     const racing = await Promise.all([1, 2].map(async () => publishKeyPackage(t, bob.user, await keyPackage(bob.user, { lastResort: true }))))
     expect(racing.map((r) => r.status)).toEqual([200, 200])
     expect(await lastResortRows()).toBe(1)
+  })
+
+  it('published with a key, then replaced: the retry replays its first answer and replaces nothing back', async () => {
+    const [alice, carol, bob] = [await Client.create(t), await Client.create(t), await Client.create(t)]
+    const first = await keyPackage(bob.user, { lastResort: true })
+    const keyed = { idempotencyKey: randomUUID() }
+    const answer = await publishKeyPackage(t, bob.user, first, keyed)
+    expect(answer.status).toBe(200)
+    const second = await keyPackage(bob.user, { lastResort: true })
+    expect((await publishKeyPackage(t, bob.user, second)).status).toBe(200)
+    const [handed] = await alice.keyPackagesOf(bob)
+    expect(encodeBase64(handed!)).toBe(encodeBase64(second))
+
+    const retry = await publishKeyPackage(t, bob.user, first, keyed)
+    expect([retry.status, retry.body, retry.headers.get('idempotent-replayed')]).toEqual([200, answer.body, 'true'])
+    // The current one and who was handed it stand.
+    expect(encodeBase64((await carol.keyPackagesOf(bob))[0]!)).toBe(encodeBase64(second))
+    expect(await statsOf(bob)).toMatchObject({ lastResort: true, lastResortHandouts: 2 })
   })
 })
