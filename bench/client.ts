@@ -1,5 +1,4 @@
-import type { TestUser } from '../test/helpers/users.js'
-import { queryString } from '../test/helpers/xrpc.js'
+import { queryString, type TestUser } from '../test/helpers/index.js'
 
 /** Long enough for any run: the server keeps a verified token until it expires. */
 const TOKEN_LIFETIME_SECONDS = 3600

@@ -3,10 +3,7 @@
  * message, the time from the sendMessage reply to its event arriving on
  * every stream.
  */
-import { xrpcClient } from '../test/helpers/xrpc.js'
-import { addMembers, createConvo, sendMessage } from '../test/helpers/mls.js'
-import { openStream, type SseStream } from '../test/helpers/sse.js'
-import { TestUser } from '../test/helpers/users.js'
+import { addMembers, createConvo, openStream, sendMessage, type SseStream, TestUser, xrpcClient } from '../test/helpers/index.js'
 import { percentile } from './load.js'
 
 /** Below the server's default per-caller stream limit (5). */

@@ -1,19 +1,19 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  b64,
   bytesJson,
   claimKeyPackages,
+  encodeBase64,
   keyPackage,
   message,
-  NS,
+  NSID,
   prepareCommit,
   prepareConvo,
-  SUITE,
   type PreparedConvo,
-} from '../test/helpers/mls.js'
-import { TestUser } from '../test/helpers/users.js'
-import { xrpcClient } from '../test/helpers/xrpc.js'
+  SUITE,
+  TestUser,
+  xrpcClient,
+} from '../test/helpers/index.js'
 import type { Xrpc } from './client.js'
 import type { BenchServer } from './server.js'
 
@@ -68,7 +68,7 @@ export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: num
   }
   type Input = Record<string, unknown>
   /** Each write with a fresh key, then each again: the second time it is replayed. */
-  const keyed = async (nsid: string, user: TestUser, makeInput: () => Input | Promise<Input>, write: (input: Input) => Promise<unknown>) => {
+  const keyed = async (nsid: keyof typeof NSID, user: TestUser, makeInput: () => Input | Promise<Input>, write: (input: Input) => Promise<unknown>) => {
     const inputs: Input[] = []
     await count(`${nsid} (key)`, async () => {
       const input = { ...(await makeInput()), idempotencyKey: randomUUID() }
@@ -76,7 +76,7 @@ export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: num
       return write(input)
     })
     await count(`${nsid} (replay)`, async (i) => {
-      const reply = await api.call(user, `${NS}.${nsid}`, { input: inputs[i] })
+      const reply = await api.call(user, NSID[nsid], { input: inputs[i] })
       if (reply.headers.get('idempotent-replayed') !== 'true') throw new Error(`${nsid}: not replayed`)
     })
   }
@@ -91,7 +91,7 @@ export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: num
     return { ...prepared.input }
   }
   const createConvo = async (input: Input) => {
-    const created = await api.ok<{ id: string }>(alice, `${NS}.createConvo`, { input })
+    const created = await api.ok<{ id: string }>(alice, NSID.createConvo, { input })
     convos.get(input.groupId)?.created(created)
     welcomed.push(created.id)
   }
@@ -104,18 +104,18 @@ export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: num
     const ciphertext = nextMessage()
     return { convoId, senderDid: alice.did, epoch: 1, ciphertext: bytesJson(ciphertext) }
   }
-  const send = (input: Input) => api.ok(alice, `${NS}.sendMessage`, { input })
+  const send = (input: Input) => api.ok(alice, NSID.sendMessage, { input })
   await count('sendMessage', () => send(newMessage()))
   await keyed('sendMessage', alice, newMessage, send)
   const firstMessage = (
-    await api.ok<{ messages: Array<{ id: string }> }>(alice, `${NS}.getMessages`, { params: { convoId, limit: 1 } })
+    await api.ok<{ messages: Array<{ id: string }> }>(alice, NSID.getMessages, { params: { convoId, limit: 1 } })
   ).messages[0]?.id as string
-  await count('getMessages', () => api.ok(alice, `${NS}.getMessages`, { params: { convoId, limit: 50 } }))
+  await count('getMessages', () => api.ok(alice, NSID.getMessages, { params: { convoId, limit: 50 } }))
   await count('getMessages (sinceMessage)', () =>
-    api.ok(alice, `${NS}.getMessages`, { params: { convoId, limit: 50, sinceMessage: firstMessage } }),
+    api.ok(alice, NSID.getMessages, { params: { convoId, limit: 50, sinceMessage: firstMessage } }),
   )
-  await count('getEpoch', () => api.ok(alice, `${NS}.getEpoch`, { params: { convoId } }))
-  await count('getConvos', () => api.ok(alice, `${NS}.getConvos`, { params: { limit: 50 } }))
+  await count('getEpoch', () => api.ok(alice, NSID.getEpoch, { params: { convoId } }))
+  await count('getConvos', () => api.ok(alice, NSID.getConvos, { params: { limit: 50 } }))
 
   // Membership changes with a real commit each, so the epoch advances every
   // time; each commit is built on the last (no requests: key packages were
@@ -132,36 +132,36 @@ export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: num
       prepared.accepted()
       added.push(user)
     }
-    return { convoId, didList: [user.did], commit: b64(prepared.commit), welcomeMessage: b64(prepared.welcome as Uint8Array), epoch: prepared.epoch }
+    return { convoId, didList: [user.did], commit: encodeBase64(prepared.commit), welcomeMessage: encodeBase64(prepared.welcome as Uint8Array), epoch: prepared.epoch }
   }
   const addMembers = async (input: Input) => {
-    await api.ok(alice, `${NS}.addMembers`, { input })
+    await api.ok(alice, NSID.addMembers, { input })
     accept()
   }
   await count('addMembers', async () => addMembers(await addOne()))
   await keyed('addMembers', alice, addOne, addMembers)
-  await count('getCommits', () => api.ok(alice, `${NS}.getCommits`, { params: { convoId, fromEpoch: 0 } }))
+  await count('getCommits', () => api.ok(alice, NSID.getCommits, { params: { convoId, fromEpoch: 0 } }))
   await count('leaveConvo', async (i) => {
     const removal = await prepareCommit(kit, alice, convoId, { remove: [added[i] as TestUser] })
-    await api.ok(alice, `${NS}.leaveConvo`, {
-      input: { convoId, targetDid: (added[i] as TestUser).did, commit: b64(removal.commit), epoch: removal.epoch },
+    await api.ok(alice, NSID.leaveConvo, {
+      input: { convoId, targetDid: (added[i] as TestUser).did, commit: encodeBase64(removal.commit), epoch: removal.epoch },
     })
     removal.accepted()
   })
 
-  const nextKeyPackage = await madeAhead(perMethod, async () => b64(await keyPackage(carol)))
+  const nextKeyPackage = await madeAhead(perMethod, async () => encodeBase64(await keyPackage(carol)))
   const newKeyPackage = () => ({ keyPackage: nextKeyPackage(), cipherSuite: SUITE })
-  const publish = (input: Input) => api.ok(carol, `${NS}.publishKeyPackage`, { input })
+  const publish = (input: Input) => api.ok(carol, NSID.publishKeyPackage, { input })
   await count('publishKeyPackage', () => publish(newKeyPackage()))
   await keyed('publishKeyPackage', carol, newKeyPackage, publish)
   await count('getKeyPackages', () =>
-    api.ok(alice, `${NS}.getKeyPackages`, { params: { dids: [carol.did], cipherSuite: SUITE } }),
+    api.ok(alice, NSID.getKeyPackages, { params: { dids: [carol.did], cipherSuite: SUITE } }),
   )
-  await count('getKeyPackageStats', () => api.ok(carol, `${NS}.getKeyPackageStats`))
+  await count('getKeyPackageStats', () => api.ok(carol, NSID.getKeyPackageStats))
 
-  await count('getWelcome', (i) => api.ok(bob, `${NS}.getWelcome`, { params: { convoId: welcomed[i] as string } }))
+  await count('getWelcome', (i) => api.ok(bob, NSID.getWelcome, { params: { convoId: welcomed[i] as string } }))
   await count('confirmWelcome', (i) =>
-    api.ok(bob, `${NS}.confirmWelcome`, { input: { convoId: welcomed[i], success: true } }),
+    api.ok(bob, NSID.confirmWelcome, { input: { convoId: welcomed[i], success: true } }),
   )
   return results
 }

@@ -4,9 +4,7 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
-import { message, NS, prepareCommit, SUITE } from '../test/helpers/mls.js'
-import { TestUser } from '../test/helpers/users.js'
-import { xrpcClient } from '../test/helpers/xrpc.js'
+import { message, NSID, prepareCommit, SUITE, TestUser, xrpcClient } from '../test/helpers/index.js'
 import { Tokens, Xrpc, type HttpRequest } from './client.js'
 import { addBackgroundConvos, count, fillMessages, insertExpiredIdempotencyKeys, insertKeyPackages } from './data.js'
 import { runFanoutBench } from './fanout.js'
@@ -237,7 +235,7 @@ async function main() {
 
     log('scale: the small database and the large one, side by side')
     for (const workload of [smallLoad, largeLoad]) {
-      const page = await workload.api.ok<{ messages: unknown[] }>(workload.convos[0]?.members[0] as TestUser, `${NS}.getMessages`, {
+      const page = await workload.api.ok<{ messages: unknown[] }>(workload.convos[0]?.members[0] as TestUser, NSID.getMessages, {
         params: { convoId: workload.convos[0]?.id as string, limit: PAGE },
       })
       if (page.messages.length !== PAGE) throw new Error(`getMessages gave ${page.messages.length} messages, not a page`)
@@ -331,7 +329,7 @@ async function keyPackageContention(
 ): Promise<Results['keyPackages']> {
   const owner = await TestUser.create()
   const callers = load.users.slice(0, KEY_PACKAGE_CALLERS)
-  const nsid = `${NS}.getKeyPackages`
+  const nsid = NSID.getKeyPackages
   await load.api.tokens.mint(callers, [nsid])
   const requests = callers.map((caller) => load.api.request(caller, nsid, { params: { dids: [owner.did], cipherSuite: SUITE } }))
   const handed = new Set<string>()

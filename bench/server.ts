@@ -1,7 +1,7 @@
 import { fork } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { SERVICE_DID } from '../test/helpers/users.js'
+import { SERVICE_DID } from '../test/helpers/index.js'
 
 /** What the bench can ask a server process, and what each command answers. */
 export interface ServerCommands {

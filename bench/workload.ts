@@ -1,11 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import { bytesJson, createConvo, message, NS } from '../test/helpers/mls.js'
-import type { TestUser } from '../test/helpers/users.js'
-import { xrpcClient } from '../test/helpers/xrpc.js'
+import { bytesJson, createConvo, message, NSID, type TestUser, xrpcClient } from '../test/helpers/index.js'
 import type { HttpRequest, Xrpc } from './client.js'
 
-export const SEND = `${NS}.sendMessage`
-export const GET_MESSAGES = `${NS}.getMessages`
 export const PAGE = 50
 /** The text of a short chat message, before MLS encrypts it. */
 export const PLAINTEXT_BYTES = 128
@@ -81,7 +77,7 @@ export class Workload {
   }
 
   mintTokens(): Promise<void> {
-    return this.api.tokens.mint(this.users, [SEND, GET_MESSAGES])
+    return this.api.tokens.mint(this.users, [NSID.sendMessage, NSID.getMessages])
   }
 
   private pickMessage(convo = pick(this.convos)) {
@@ -122,7 +118,7 @@ export class Workload {
 
   sendMessage(withKey: boolean): HttpRequest {
     const { convo, sender, json } = this.pickMessage()
-    return this.api.request(sender, SEND, {
+    return this.api.request(sender, NSID.sendMessage, {
       input: {
         convoId: convo.id,
         senderDid: sender.did,
@@ -135,6 +131,6 @@ export class Workload {
 
   getMessages(): HttpRequest {
     const convo = pick(this.convos)
-    return this.api.request(pick(convo.members), GET_MESSAGES, { params: { convoId: convo.id, limit: PAGE } })
+    return this.api.request(pick(convo.members), NSID.getMessages, { params: { convoId: convo.id, limit: PAGE } })
   }
 }

@@ -101,7 +101,48 @@ export function generate(docs: LexiconDoc[]): Map<string, string> {
     ].join('\n')
     files.set(`${doc.id}.ts`, `${header}\n\n${parts.join('\n')}`)
   }
+  files.set('index.ts', methodMap(docs))
   return files
+}
+
+/**
+ * index.ts: the NSID of each XRPC method, by its name, and what each one
+ * takes and gives, so that handlers, the client and tests are typed by NSID.
+ */
+function methodMap(docs: LexiconDoc[]): string {
+  const methods = docs.flatMap((doc) => {
+    const def = doc.defs.main
+    if (def?.type !== 'query' && def?.type !== 'procedure') return []
+    const name = doc.id.split('.').at(-1) as string
+    return [{ nsid: doc.id, name, alias: moduleAlias(doc.id), type: def.type, encoding: def.output?.encoding }]
+  })
+  const names = methods.map((m) => m.name)
+  const repeated = names.find((name, i) => names.indexOf(name) !== i)
+  if (repeated) throw new Error(`two methods are named ${repeated}: NSID constants need distinct names`)
+  const lines = [
+    '// Generated from lexicons/ by scripts/gen-lexicon-types.ts. Do not edit.',
+    ...methods.map((m) => `import type * as ${m.alias} from './${m.nsid}.js'`),
+    '',
+    '/** The NSID of each XRPC method, by its name. */',
+    'export const NSID = {',
+    ...methods.map((m) => `  ${m.name}: ${JSON.stringify(m.nsid)},`),
+    '} as const',
+    '',
+    'export type Nsid = (typeof NSID)[keyof typeof NSID]',
+    '',
+    '/**',
+    ' * What each method takes and gives. `encoding` is its output\'s: an event',
+    ' * stream\'s (`text/event-stream`) `output` is one event.',
+    ' */',
+    'export interface Methods {',
+    ...methods.map(
+      (m) =>
+        `  ${JSON.stringify(m.nsid)}: { type: ${JSON.stringify(m.type)}; encoding: ${JSON.stringify(m.encoding ?? null)}; ` +
+        `params: ${m.alias}.Params; input: ${m.type === 'procedure' ? `${m.alias}.Input` : 'undefined'}; output: ${m.alias}.Output }`,
+    ),
+    '}',
+  ]
+  return `${lines.join('\n')}\n`
 }
 
 function main() {

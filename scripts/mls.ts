@@ -18,6 +18,7 @@ import { rename, writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { decodeGroupState, encodeGroupState, type ClientState } from 'ts-mls'
 import { defaultClientConfig } from 'ts-mls/clientConfig.js'
+import { encodeBase64 } from '../src/lexicon/wire.js'
 import { encodeKeyPackage, encrypt, newGroup, newKeyPackage } from './mls-client.js'
 import { didKeyFile, identity, readPrivateFile, runCommand, UsageError } from './token.js'
 
@@ -35,7 +36,6 @@ export interface StoredState {
   groups: Record<string, string>
 }
 
-const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex')
 
 /** Where the client state of the identity in `identityFile` is kept. */
@@ -48,7 +48,7 @@ async function writeState(file: string, state: StoredState): Promise<void> {
   await rename(temporary, file)
 }
 
-const encodeClientState = (state: ClientState): string => b64(encodeGroupState(state))
+const encodeClientState = (state: ClientState): string => encodeBase64(encodeGroupState(state))
 
 export function decodeClientState(encoded: string): ClientState {
   const decoded = decodeGroupState(Buffer.from(encoded, 'base64'), 0)
@@ -70,13 +70,13 @@ async function main(): Promise<void> {
   let output: string
   if (command === 'key-package') {
     const made = await newKeyPackage(did)
-    output = b64(encodeKeyPackage(made.publicPackage))
+    output = encodeBase64(encodeKeyPackage(made.publicPackage))
     const { initPrivateKey, hpkePrivateKey, signaturePrivateKey } = made.privatePackage
     state.keyPackages[hex(made.ref)] = {
       keyPackage: output,
-      initPrivateKey: b64(initPrivateKey),
-      hpkePrivateKey: b64(hpkePrivateKey),
-      signaturePrivateKey: b64(signaturePrivateKey),
+      initPrivateKey: encodeBase64(initPrivateKey),
+      hpkePrivateKey: encodeBase64(hpkePrivateKey),
+      signaturePrivateKey: encodeBase64(signaturePrivateKey),
     }
   } else if (command === 'group') {
     const groupId = crypto.getRandomValues(new Uint8Array(GROUP_ID_BYTES))
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
     // The state after the message: its key is used up, the next message takes the next one.
     const made = await encrypt(decodeClientState(stored), new TextEncoder().encode(text))
     state.groups[groupId] = encodeClientState(made.state)
-    output = b64(made.data)
+    output = encodeBase64(made.data)
   }
   // Kept before it is printed: a key package or message is never out without the state that goes with it.
   await writeState(file, state)

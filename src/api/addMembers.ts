@@ -1,10 +1,11 @@
-import type * as AddMembers from '../lexicon/types/blue.catbird.mls.addMembers.js'
+import { NSID } from '../lexicon/types/index.js'
 import { addMembers } from '../services/members.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { handler } from '../xrpc/types.js'
 import { announce } from './announce.js'
 import { readCommit, readGroupInfoField, readWelcomeField, withGroupInfo } from './input.js'
 
-export default xrpcHandler<AddMembers.Params, AddMembers.Input, AddMembers.Output>(
+export default handler(
+  NSID.addMembers,
   async (req) => {
     const { input, caller, db, ctx } = req
     const { config } = ctx

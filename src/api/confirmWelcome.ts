@@ -1,8 +1,9 @@
-import type * as ConfirmWelcome from '../lexicon/types/blue.catbird.mls.confirmWelcome.js'
+import { NSID } from '../lexicon/types/index.js'
 import { confirmWelcome } from '../services/welcomes.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { handler } from '../xrpc/types.js'
 
-export default xrpcHandler<ConfirmWelcome.Params, ConfirmWelcome.Input, ConfirmWelcome.Output>(
+export default handler(
+  NSID.confirmWelcome,
   async ({ input, caller, db, ctx, log }) => {
     const outcome = await confirmWelcome(db, {
       convoId: input.convoId,

@@ -1,11 +1,12 @@
-import type * as CreateConvo from '../lexicon/types/blue.catbird.mls.createConvo.js'
+import { NSID } from '../lexicon/types/index.js'
 import { createConvo } from '../services/convos.js'
 import { invalidRequest } from '../xrpc/errors.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { handler } from '../xrpc/types.js'
 import { announce } from './announce.js'
 import { readCommit, readGroupInfoField, readWelcomeField, requireCipherSuite } from './input.js'
 
-export default xrpcHandler<CreateConvo.Params, CreateConvo.Input, CreateConvo.Output>(
+export default handler(
+  NSID.createConvo,
   async (req) => {
     const { input, caller, db, ctx } = req
     requireCipherSuite(input.cipherSuite)

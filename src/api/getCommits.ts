@@ -1,12 +1,13 @@
-import type * as GetCommits from '../lexicon/types/blue.catbird.mls.getCommits.js'
+import { NSID } from '../lexicon/types/index.js'
 import { listCommits } from '../services/commits.js'
 import { requireMember } from '../services/convos.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { handler } from '../xrpc/types.js'
 
 /** Commits are bounded per response; a client asks again from the next epoch. */
 const MAX_COMMITS = 100
 
-export default xrpcHandler<GetCommits.Params, undefined, GetCommits.Output>(
+export default handler(
+  NSID.getCommits,
   async ({ params, caller, db }) => {
     const { convo } = await requireMember(db, params.convoId, caller)
     const commits = await listCommits(db, {

@@ -1,8 +1,9 @@
-import type * as GetConvos from '../lexicon/types/blue.catbird.mls.getConvos.js'
+import { NSID } from '../lexicon/types/index.js'
 import { listConvos } from '../services/convos.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { handler } from '../xrpc/types.js'
 
-export default xrpcHandler<GetConvos.Params, undefined, GetConvos.Output>(
+export default handler(
+  NSID.getConvos,
   async ({ params, caller, db }) => {
     const { convos, cursor } = await listConvos(db, {
       did: caller,

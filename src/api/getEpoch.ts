@@ -1,8 +1,9 @@
-import type * as GetEpoch from '../lexicon/types/blue.catbird.mls.getEpoch.js'
+import { NSID } from '../lexicon/types/index.js'
 import { requireMember } from '../services/convos.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { handler } from '../xrpc/types.js'
 
-export default xrpcHandler<GetEpoch.Params, undefined, GetEpoch.Output>(
+export default handler(
+  NSID.getEpoch,
   async ({ params, caller, db }) => {
     const { convo } = await requireMember(db, params.convoId, caller)
     return { convoId: convo.id, currentEpoch: convo.epoch }

@@ -1,8 +1,9 @@
-import type * as GetKeyPackageStats from '../lexicon/types/blue.catbird.mls.getKeyPackageStats.js'
+import { NSID } from '../lexicon/types/index.js'
 import { keyPackageStats } from '../services/keyPackages.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { handler } from '../xrpc/types.js'
 
-export default xrpcHandler<GetKeyPackageStats.Params, undefined, GetKeyPackageStats.Output>(
+export default handler(
+  NSID.getKeyPackageStats,
   async ({ params, caller, db }) =>
     keyPackageStats(db, { owner: caller, cipherSuite: params.cipherSuite }),
 )

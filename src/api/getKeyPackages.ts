@@ -1,9 +1,10 @@
-import type * as GetKeyPackages from '../lexicon/types/blue.catbird.mls.getKeyPackages.js'
+import { NSID } from '../lexicon/types/index.js'
+import { encodeBase64 } from '../lexicon/wire.js'
 import { claimKeyPackages } from '../services/keyPackages.js'
-import { encodeBase64 } from '../services/util.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { handler } from '../xrpc/types.js'
 
-export default xrpcHandler<GetKeyPackages.Params, undefined, GetKeyPackages.Output>(
+export default handler(
+  NSID.getKeyPackages,
   async ({ params, caller, db, ctx }) => {
     const { keyPackages, missing } = await claimKeyPackages(db, {
       dids: params.dids,

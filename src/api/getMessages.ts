@@ -1,8 +1,9 @@
-import type * as GetMessages from '../lexicon/types/blue.catbird.mls.getMessages.js'
+import { NSID } from '../lexicon/types/index.js'
 import { listMessages } from '../services/messages.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { handler } from '../xrpc/types.js'
 
-export default xrpcHandler<GetMessages.Params, undefined, GetMessages.Output>(
+export default handler(
+  NSID.getMessages,
   async ({ params, caller, db }) =>
     listMessages(db, {
       convoId: params.convoId,

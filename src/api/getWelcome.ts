@@ -1,30 +1,29 @@
-import type * as GetWelcome from '../lexicon/types/blue.catbird.mls.getWelcome.js'
+import { NSID } from '../lexicon/types/index.js'
+import { encodeBase64 } from '../lexicon/wire.js'
 import { fetchWelcome } from '../services/welcomes.js'
-import { encodeBase64 } from '../services/util.js'
-import { XRPCError } from '../xrpc/errors.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { gone } from '../xrpc/errors.js'
+import { handler } from '../xrpc/types.js'
 
-export default xrpcHandler<GetWelcome.Params, undefined, GetWelcome.Output>(
+export default handler(
+  NSID.getWelcome,
   async ({ params, caller, db, ctx, log }) => {
-    try {
-      const { data, event } = await fetchWelcome(db, {
-        convoId: params.convoId,
-        did: caller,
-        graceSeconds: ctx.config.WELCOME_GRACE_SECONDS,
-      })
-      if (event === 'claim_lapsed') ctx.metrics.welcome.inc({ event: 'claim_lapsed' })
-      ctx.metrics.welcome.inc({ event: event === 'refetched_in_grace' ? event : 'fetched' })
-      log.info({ convoId: params.convoId, event }, 'Welcome delivered')
-      return { convoId: params.convoId, welcome: encodeBase64(data) }
-    } catch (err) {
-      if (err instanceof XRPCError && err.error === 'WelcomeAlreadyConsumed') {
-        ctx.metrics.welcome.inc({ event: 'already_consumed' })
-        log.info(
-          { convoId: params.convoId },
-          `Welcome already consumed for user ${caller} in convo ${params.convoId} (expected on retry)`,
-        )
-      }
-      throw err
+    const fetched = await fetchWelcome(db, {
+      convoId: params.convoId,
+      did: caller,
+      graceSeconds: ctx.config.WELCOME_GRACE_SECONDS,
+    })
+    if (fetched.event === 'already_consumed') {
+      ctx.metrics.welcome.inc({ event: 'already_consumed' })
+      log.info(
+        { convoId: params.convoId },
+        `Welcome already consumed for user ${caller} in convo ${params.convoId} (expected on retry)`,
+      )
+      throw gone('WelcomeAlreadyConsumed', 'This Welcome was already processed; use the copy stored on your device')
     }
+    const { data, event } = fetched
+    if (event === 'claim_lapsed') ctx.metrics.welcome.inc({ event: 'claim_lapsed' })
+    ctx.metrics.welcome.inc({ event: event === 'refetched_in_grace' ? event : 'fetched' })
+    log.info({ convoId: params.convoId, event }, 'Welcome delivered')
+    return { convoId: params.convoId, welcome: encodeBase64(data) }
   },
 )

@@ -1,4 +1,5 @@
-import type { XrpcHandlers } from '../xrpc/types.js'
+import { NSID, type Nsid } from '../lexicon/types/index.js'
+import type { Handler } from '../xrpc/types.js'
 import addMembers from './addMembers.js'
 import confirmWelcome from './confirmWelcome.js'
 import createConvo from './createConvo.js'
@@ -17,23 +18,23 @@ import sendMessage from './sendMessage.js'
 import streamConvoEvents from './streamConvoEvents.js'
 import updateGroupInfo from './updateGroupInfo.js'
 
-/** The handler of each NSID; a lexicon method missing here answers 501. */
+/** The handler of each NSID (all of them: a method added to the lexicons must be handled). */
 export const handlers = {
-  'blue.catbird.mls.addMembers': addMembers,
-  'blue.catbird.mls.confirmWelcome': confirmWelcome,
-  'blue.catbird.mls.createConvo': createConvo,
-  'blue.catbird.mls.getCommits': getCommits,
-  'blue.catbird.mls.getConvos': getConvos,
-  'blue.catbird.mls.getEpoch': getEpoch,
-  'blue.catbird.mls.getGroupInfo': getGroupInfo,
-  'blue.catbird.mls.getKeyPackages': getKeyPackages,
-  'blue.catbird.mls.getKeyPackageStats': getKeyPackageStats,
-  'blue.catbird.mls.getMessages': getMessages,
-  'blue.catbird.mls.getWelcome': getWelcome,
-  'blue.catbird.mls.leaveConvo': leaveConvo,
-  'blue.catbird.mls.processExternalCommit': processExternalCommit,
-  'blue.catbird.mls.publishKeyPackage': publishKeyPackage,
-  'blue.catbird.mls.sendMessage': sendMessage,
-  'blue.catbird.mls.streamConvoEvents': streamConvoEvents,
-  'blue.catbird.mls.updateGroupInfo': updateGroupInfo,
-} as XrpcHandlers
+  [NSID.addMembers]: addMembers,
+  [NSID.confirmWelcome]: confirmWelcome,
+  [NSID.createConvo]: createConvo,
+  [NSID.getCommits]: getCommits,
+  [NSID.getConvos]: getConvos,
+  [NSID.getEpoch]: getEpoch,
+  [NSID.getGroupInfo]: getGroupInfo,
+  [NSID.getKeyPackages]: getKeyPackages,
+  [NSID.getKeyPackageStats]: getKeyPackageStats,
+  [NSID.getMessages]: getMessages,
+  [NSID.getWelcome]: getWelcome,
+  [NSID.leaveConvo]: leaveConvo,
+  [NSID.processExternalCommit]: processExternalCommit,
+  [NSID.publishKeyPackage]: publishKeyPackage,
+  [NSID.sendMessage]: sendMessage,
+  [NSID.streamConvoEvents]: streamConvoEvents,
+  [NSID.updateGroupInfo]: updateGroupInfo,
+} satisfies { [N in Nsid]: Handler<N> }

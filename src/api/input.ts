@@ -1,4 +1,5 @@
 import { invalidRequest } from '../xrpc/errors.js'
+import { decodeBase64 } from '../lexicon/wire.js'
 import {
   isCipherSuite,
   MlsDecodeError,
@@ -10,7 +11,6 @@ import {
 } from '../mls/index.js'
 import type { Commit } from '../services/commits.js'
 import type { GroupInfo } from '../services/groupInfo.js'
-import { decodeBase64 } from '../services/util.js'
 import type { Welcome } from '../services/welcomes.js'
 
 export function requireCipherSuite(suite: string): void {

@@ -1,10 +1,10 @@
-import type * as LeaveConvo from '../lexicon/types/blue.catbird.mls.leaveConvo.js'
+import { NSID } from '../lexicon/types/index.js'
 import { removeMember } from '../services/members.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { handler } from '../xrpc/types.js'
 import { announce } from './announce.js'
 import { readCommit, readGroupInfoField, withGroupInfo } from './input.js'
 
-export default xrpcHandler<LeaveConvo.Params, LeaveConvo.Input, LeaveConvo.Output>(async (req) => {
+export default handler(NSID.leaveConvo, async (req) => {
   const { input, caller, db, ctx } = req
   const { config } = ctx
   const { newEpoch, stored } = await removeMember(db, {

@@ -1,11 +1,12 @@
-import type * as ProcessExternalCommit from '../lexicon/types/blue.catbird.mls.processExternalCommit.js'
+import { NSID } from '../lexicon/types/index.js'
 import { rejoin } from '../services/rejoin.js'
-import { iso } from '../services/util.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { iso } from '../services/timestamps.js'
+import { handler } from '../xrpc/types.js'
 import { announce } from './announce.js'
 import { readExternalCommitField, readGroupInfoField, withGroupInfo } from './input.js'
 
-export default xrpcHandler<ProcessExternalCommit.Params, ProcessExternalCommit.Input, ProcessExternalCommit.Output>(
+export default handler(
+  NSID.processExternalCommit,
   async (req) => {
     const { input, caller, db, ctx } = req
     const { config } = ctx

@@ -1,10 +1,10 @@
 import { sql } from 'kysely'
 import type { ResponseSql } from '../idempotency/store.js'
-import type * as PublishKeyPackage from '../lexicon/types/blue.catbird.mls.publishKeyPackage.js'
+import { NSID } from '../lexicon/types/index.js'
 import { readKeyPackage, type KeyPackageFacts } from '../mls/index.js'
 import { publishKeyPackage } from '../services/keyPackages.js'
 import { invalidRequest } from '../xrpc/errors.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { handler } from '../xrpc/types.js'
 import { decodeBinaryField, mlsInputError, requireCipherSuite } from './input.js'
 
 const DAY_MS = 24 * 3600 * 1000
@@ -33,7 +33,8 @@ function checkKeyPackage(kp: KeyPackageFacts, args: { owner: string; cipherSuite
 /** The same answer as the handler's, built in SQL for the record a keyed publish stores with the package. */
 const publishedSql: ResponseSql = (row) => sql`json_build_object('available', ${row}.available)`
 
-export default xrpcHandler<PublishKeyPackage.Params, PublishKeyPackage.Input, PublishKeyPackage.Output>(
+export default handler(
+  NSID.publishKeyPackage,
   async ({ input, caller, db, ctx, keyed }) => {
     requireCipherSuite(input.cipherSuite)
     const data = decodeBinaryField(input.keyPackage, 'keyPackage', MAX_KEY_PACKAGE_BYTES, 'InvalidKeyPackage') as Uint8Array

@@ -1,11 +1,12 @@
 import { sql } from 'kysely'
 import type { ResponseSql } from '../idempotency/store.js'
 import type * as SendMessage from '../lexicon/types/blue.catbird.mls.sendMessage.js'
+import { NSID } from '../lexicon/types/index.js'
 import { sendCommit } from '../services/commits.js'
 import { sendMessage, type SentMessage } from '../services/messages.js'
-import { iso, isoSql } from '../services/util.js'
+import { iso, isoSql } from '../services/timestamps.js'
 import { forbidden, invalidRequest } from '../xrpc/errors.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { handler } from '../xrpc/types.js'
 import { announce } from './announce.js'
 import { groupInfoWithoutCommit, readGroupInfoField, readMessage, withGroupInfo } from './input.js'
 
@@ -16,7 +17,8 @@ export const sentOutput = (sent: SentMessage): SendMessage.Output => ({ messageI
 export const sentOutputSql: ResponseSql = (row) =>
   sql`json_build_object('messageId', ${row}.id, 'receivedAt', ${isoSql(sql`${row}.created_at`)})`
 
-export default xrpcHandler<SendMessage.Params, SendMessage.Input, SendMessage.Output>(
+export default handler(
+  NSID.sendMessage,
   async (req) => {
     const { input, caller, db, ctx } = req
     // The token says who is speaking; the body may only agree.

@@ -1,10 +1,11 @@
-import type * as UpdateGroupInfo from '../lexicon/types/blue.catbird.mls.updateGroupInfo.js'
+import { NSID } from '../lexicon/types/index.js'
 import { putGroupInfo, type GroupInfo } from '../services/groupInfo.js'
 import { invalidRequest } from '../xrpc/errors.js'
-import { xrpcHandler } from '../xrpc/types.js'
+import { handler } from '../xrpc/types.js'
 import { readGroupInfoField } from './input.js'
 
-export default xrpcHandler<UpdateGroupInfo.Params, UpdateGroupInfo.Input, UpdateGroupInfo.Output>(
+export default handler(
+  NSID.updateGroupInfo,
   async ({ input, caller, db, ctx }) => {
     // The lexicon requires the field.
     const info = readGroupInfoField(input.groupInfo, ctx.config.MAX_GROUP_INFO_BYTES) as GroupInfo

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto'
+import { NSID } from '../lexicon/types/index.js'
+import { base64Bytes, encodeBase64 } from '../lexicon/wire.js'
 import { WelcomeAlreadyConsumedError, XrpcClientError } from './errors.js'
 import {
   isKeyedProcedure,
@@ -74,13 +76,10 @@ export type ExternalCommitBuilder = (groupInfo: Uint8Array, epoch: number) => Pr
 /** How a join got the device into its group. */
 export type JoinedBy = 'welcome' | 'externalCommit'
 
-const CONFIRM_WELCOME = 'blue.catbird.mls.confirmWelcome'
-const fromBase64 = (text: string) => new Uint8Array(Buffer.from(text, 'base64'))
-const toBase64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
 const MAX_ERROR_DETAILS = 1024
 
 /**
- * The client side of the server's guarantees (SPEC.md, "Client-side recipe"):
+ * The client side of the server's guarantees (the README's "Client SDK"):
  *
  * - every write is stored with its idempotency key before it is sent, resent
  *   with the same key until the server answers definitively, and removed only
@@ -110,69 +109,69 @@ export class MlsClient {
   // Writes: stored, sent and retried with one idempotency key each.
 
   createConvo(input: CreateConvo.Input): Promise<CreateConvo.Output> {
-    return this.write('blue.catbird.mls.createConvo', input)
+    return this.write(NSID.createConvo, input)
   }
 
   addMembers(input: AddMembers.Input): Promise<AddMembers.Output> {
-    return this.write('blue.catbird.mls.addMembers', input)
+    return this.write(NSID.addMembers, input)
   }
 
   leaveConvo(input: LeaveConvo.Input): Promise<LeaveConvo.Output> {
-    return this.write('blue.catbird.mls.leaveConvo', input)
+    return this.write(NSID.leaveConvo, input)
   }
 
   sendMessage(input: SendMessage.Input): Promise<SendMessage.Output> {
-    return this.write('blue.catbird.mls.sendMessage', input)
+    return this.write(NSID.sendMessage, input)
   }
 
   publishKeyPackage(input: PublishKeyPackage.Input): Promise<PublishKeyPackage.Output> {
-    return this.write('blue.catbird.mls.publishKeyPackage', input)
+    return this.write(NSID.publishKeyPackage, input)
   }
 
   confirmWelcome(input: ConfirmWelcome.Input): Promise<ConfirmWelcome.Output> {
-    return this.write(CONFIRM_WELCOME, input)
+    return this.write(NSID.confirmWelcome, input)
   }
 
   processExternalCommit(input: ProcessExternalCommit.Input): Promise<ProcessExternalCommit.Output> {
-    return this.write('blue.catbird.mls.processExternalCommit', input)
+    return this.write(NSID.processExternalCommit, input)
   }
 
   updateGroupInfo(input: UpdateGroupInfo.Input): Promise<UpdateGroupInfo.Output> {
-    return this.write('blue.catbird.mls.updateGroupInfo', input)
+    return this.write(NSID.updateGroupInfo, input)
   }
 
   // Reads: retried on transient failures, nothing stored.
 
   getConvos(params: GetConvos.Params = {}): Promise<GetConvos.Output> {
-    return this.read('blue.catbird.mls.getConvos', params)
+    return this.read(NSID.getConvos, params)
   }
 
   getMessages(params: GetMessages.Params): Promise<GetMessages.Output> {
-    return this.read('blue.catbird.mls.getMessages', params)
+    return this.read(NSID.getMessages, params)
   }
 
   getEpoch(params: GetEpoch.Params): Promise<GetEpoch.Output> {
-    return this.read('blue.catbird.mls.getEpoch', params)
+    return this.read(NSID.getEpoch, params)
   }
 
   getCommits(params: GetCommits.Params): Promise<GetCommits.Output> {
-    return this.read('blue.catbird.mls.getCommits', params)
+    return this.read(NSID.getCommits, params)
   }
 
   getKeyPackages(params: GetKeyPackages.Params): Promise<GetKeyPackages.Output> {
-    return this.read('blue.catbird.mls.getKeyPackages', params)
+    return this.read(NSID.getKeyPackages, params)
   }
 
   getKeyPackageStats(params: GetKeyPackageStats.Params = {}): Promise<GetKeyPackageStats.Output> {
-    return this.read('blue.catbird.mls.getKeyPackageStats', params)
+    return this.read(NSID.getKeyPackageStats, params)
   }
 
   getWelcome(params: GetWelcome.Params): Promise<GetWelcome.Output> {
-    return this.read('blue.catbird.mls.getWelcome', params)
+    return this.read(NSID.getWelcome, params)
   }
 
   getGroupInfo(params: GetGroupInfo.Params): Promise<GetGroupInfo.Output> {
-    return this.read('blue.catbird.mls.getGroupInfo', params)
+    return this.read(NSID.getGroupInfo, params)
   }
 
   /**
@@ -190,12 +189,12 @@ export class MlsClient {
   async recoverConversation(convoId: string, build: ExternalCommitBuilder): Promise<ProcessExternalCommit.Output> {
     for (let attempt = 1; ; attempt++) {
       const { groupInfo, epoch } = await this.getGroupInfo({ convoId })
-      const join = await build(fromBase64(groupInfo), epoch)
+      const join = await build(base64Bytes(groupInfo), epoch)
       try {
         const output = await this.processExternalCommit({
           convoId,
-          externalCommit: toBase64(join.commit),
-          ...(join.groupInfo ? { groupInfo: toBase64(join.groupInfo) } : {}),
+          externalCommit: encodeBase64(join.commit),
+          ...(join.groupInfo ? { groupInfo: encodeBase64(join.groupInfo) } : {}),
         })
         await join.accepted?.()
         return output
@@ -298,7 +297,7 @@ export class MlsClient {
   private async settled(operation: PendingOperation): Promise<void> {
     const { nsid, input } = operation
     // The join is on record: the stored Welcome is no longer needed.
-    if (nsid === CONFIRM_WELCOME && input.success === true) await this.welcomeStore.delete(String(input.convoId))
+    if (nsid === NSID.confirmWelcome && input.success === true) await this.welcomeStore.delete(String(input.convoId))
     await this.pendingStore.delete(operation.id)
   }
 
@@ -331,7 +330,7 @@ export class MlsClient {
 
   private async processWelcome(convoId: string, welcome: string, process: WelcomeProcessor): Promise<void> {
     try {
-      await process(fromBase64(welcome))
+      await process(base64Bytes(welcome))
     } catch (err) {
       const details = err instanceof Error ? err.message : String(err)
       // A report that cannot be delivered now stays pending; the stored copy

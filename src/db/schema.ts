@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Insertable, Selectable } from 'kysely'
+import type { ColumnType, Generated, Selectable } from 'kysely'
 
 /** A column PostgreSQL fills in on insert (a default), readable as T. */
 type Defaulted<T> = ColumnType<T, T | undefined, T>
@@ -143,6 +143,4 @@ export interface DatabaseSchema {
 }
 
 export type Convo = Selectable<ConvoTable>
-export type Member = Selectable<MemberTable>
 export type Message = Selectable<MessageTable>
-export type NewMessage = Insertable<MessageTable>

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { AppContext } from '../context.js'
-import { unprocessable, XRPCError, XRPCErrorWithHeaders } from '../xrpc/errors.js'
+import { isRefusal, unprocessable, XRPCErrorWithHeaders } from '../xrpc/errors.js'
 import { idempotencyScope, keyForLogs, requestFingerprint, requestIdempotencyKey } from './key.js'
 import {
   claimKey,
@@ -39,7 +39,7 @@ declare module 'fastify' {
   }
 }
 
-export const REPLAYED_HEADER = 'idempotent-replayed'
+const REPLAYED_HEADER = 'idempotent-replayed'
 
 const hooks = <T>(existing: T | T[] | undefined): T[] => (existing === undefined ? [] : Array.isArray(existing) ? existing : [existing])
 
@@ -125,8 +125,7 @@ async function idempotency(app: FastifyInstance, opts: { ctx: AppContext }): Pro
    * duplicated moved the epoch on, the same key package got stored): the
    * record that request stored is the answer.
    */
-  const mayHaveLostRace = (err: unknown) =>
-    isRecordTaken(err) || (err instanceof XRPCError && err.statusCode >= 400 && err.statusCode < 500)
+  const mayHaveLostRace = (err: unknown) => isRecordTaken(err) || isRefusal(err)
 
   /** A statement-recorded write: answered by a record (found, or stored by a concurrent winner), or a miss. */
   const settleStatementWrite = async (request: FastifyRequest, reply: FastifyReply, keyed: KeyedWrite, err: unknown) => {

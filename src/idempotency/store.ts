@@ -288,8 +288,8 @@ export async function claimKey(pool: pg.Pool, keyed: KeyedWrite, waitMs: number)
  * Deletes one bounded batch of expired records. SKIP LOCKED lets several
  * instances sweep at once without waiting on each other's rows. The rows are
  * deleted by the physical address (ctid) the locking read found them at,
- * which our lock keeps valid: about a quarter of the time of looking each
- * one up again by key (see BENCHMARKS.md).
+ * which our lock keeps valid, rather than looked up again by key (the
+ * measured difference is in BENCHMARKS.md, "Cleanup under load").
  */
 export async function deleteExpiredIdempotencyKeys(db: Db, batchSize: number): Promise<number> {
   const result = await sql`

@@ -3,12 +3,11 @@ import type { Db } from '../db/index.js'
 import type { Convo } from '../db/schema.js'
 import type { RecordedWrite } from '../idempotency/store.js'
 import type { CommitMessage } from '../lexicon/types/blue.catbird.mls.getCommits.js'
-import { invalidRequest } from '../xrpc/errors.js'
 import { requireMember } from './convos.js'
-import { epochMismatch, requireGroup } from './errors.js'
+import { epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
 import { sentMessage, storeMessage, type SentMessage, type StoredMessageArgs } from './messages.js'
-import { iso } from './util.js'
+import { iso } from './timestamps.js'
 
 /** A commit as the API read it: its bytes and what its MLS header says. */
 export interface Commit {

@@ -1,4 +1,25 @@
-import { conflict, forbidden, invalidRequest, notFound } from '../xrpc/errors.js'
+/**
+ * What a service refuses, and why. Services know nothing of HTTP: the one
+ * mapping in src/xrpc/errors.ts (`toXrpcError`) gives each kind its status.
+ */
+export type RefusalKind = 'invalid' | 'forbidden' | 'notFound' | 'conflict'
+
+/** A request the domain refuses, named as the lexicons declare (no name: a plain invalid request). */
+export class Refusal extends Error {
+  constructor(
+    readonly kind: RefusalKind,
+    readonly error: string | undefined,
+    message: string,
+  ) {
+    super(message)
+    this.name = 'Refusal'
+  }
+}
+
+export const invalidRequest = (error: string | undefined, message: string) => new Refusal('invalid', error, message)
+const forbidden = (error: string, message: string) => new Refusal('forbidden', error, message)
+export const notFound = (error: string, message: string) => new Refusal('notFound', error, message)
+export const conflict = (error: string, message: string) => new Refusal('conflict', error, message)
 
 /** Errors several services raise, with the names the lexicons declare. */
 export const convoNotFound = () => notFound('ConvoNotFound', 'Conversation not found')
@@ -19,5 +40,3 @@ export function requireGroup(convoGroupId: string, messageGroupId: string): void
     )
   }
 }
-export const tooLarge = (what: string, max: number) =>
-  invalidRequest(undefined, `${what} is larger than the ${max} bytes allowed`)

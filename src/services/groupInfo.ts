@@ -1,8 +1,7 @@
 import { sql, type RawBuilder } from 'kysely'
 import type { Db } from '../db/index.js'
-import { conflict, invalidRequest, notFound } from '../xrpc/errors.js'
 import { requireMember } from './convos.js'
-import { epochMismatch, requireGroup } from './errors.js'
+import { conflict, epochMismatch, invalidRequest, notFound, requireGroup } from './errors.js'
 
 /**
  * A GroupInfo as the API read it: its bytes and what RFC 9420 leaves in the

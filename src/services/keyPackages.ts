@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
 import { executePrepared } from '../db/prepared.js'
 import { executeRecorded, unrecorded, writeStatement, type RecordedWrite } from '../idempotency/store.js'
-import { conflict, invalidRequest } from '../xrpc/errors.js'
+import { conflict, invalidRequest } from './errors.js'
 
 export interface PublishKeyPackageArgs {
   owner: string

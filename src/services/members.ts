@@ -1,11 +1,10 @@
 import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
 import type { Convo } from '../db/schema.js'
-import { invalidRequest } from '../xrpc/errors.js'
+import { transact } from '../db/transact.js'
 import { checkCommit, commitMessage, type Commit, type StoredCommit } from './commits.js'
-import { convoNotFound, notMember } from './errors.js'
+import { convoNotFound, invalidRequest, notMember } from './errors.js'
 import { messageCtes, sentColumns, sentMessage, type SentRow } from './messages.js'
-import { transact } from './util.js'
 import { admissionCtes, boundColumn, checkAdmission, checkAdmitted, type BoundKeyPackage, type CheckedAdmission, type Welcome } from './welcomes.js'
 
 /** What a membership change did: the epoch after it, and the commit it stored (to announce). */

@@ -4,11 +4,10 @@ import { executePrepared } from '../db/prepared.js'
 import type { Message } from '../db/schema.js'
 import { executeRecorded, unrecorded, writeStatement, type RecordedWrite } from '../idempotency/store.js'
 import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
-import { invalidRequest } from '../xrpc/errors.js'
-import { epochMismatch, requireGroup } from './errors.js'
+import { epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { storeGroupInfoWithCommit, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './convos.js'
-import { iso } from './util.js'
+import { iso } from './timestamps.js'
 import { settleWelcomeByActivity } from './welcomes.js'
 
 /** What a sender is told of a stored message (commits too: they are delivered as messages). */

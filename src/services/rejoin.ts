@@ -1,6 +1,6 @@
 import type { Db } from '../db/index.js'
-import { invalidRequest } from '../xrpc/errors.js'
 import { sendCommit, type Commit, type StoredCommit } from './commits.js'
+import { invalidRequest } from './errors.js'
 
 /**
  * A member whose device lost its MLS state rejoins by external commit

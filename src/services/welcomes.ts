@@ -1,7 +1,7 @@
 import { sql, type RawBuilder } from 'kysely'
 import type { Db } from '../db/index.js'
 import type { WelcomeState } from '../db/schema.js'
-import { gone, invalidRequest, notFound } from '../xrpc/errors.js'
+import { invalidRequest, notFound } from './errors.js'
 
 /** A Welcome as the API read it: its bytes and what RFC 9420 leaves in the clear. */
 export interface Welcome {
@@ -159,12 +159,19 @@ export function settleWelcomeByActivity(convoId: string, did: string): RawBuilde
 const welcomeNotFound = () =>
   notFound('WelcomeNotFound', 'No Welcome message is waiting for you in this conversation')
 
-export type FetchEvent = 'fetched' | 'refetched_in_grace' | 'claim_lapsed'
+/**
+ * A fetch hands the Welcome out (first time, again within grace, or again
+ * after the claim lapsed), or finds it already consumed: an answer the caller
+ * expects on a retry, not a failure.
+ */
+export type FetchOutcome =
+  | { event: 'fetched' | 'refetched_in_grace' | 'claim_lapsed'; data: Uint8Array }
+  | { event: 'already_consumed' }
 
 export async function fetchWelcome(
   db: Db,
   args: { convoId: string; did: string; graceSeconds: number },
-): Promise<{ data: Uint8Array; event: FetchEvent }> {
+): Promise<FetchOutcome> {
   const grace = sql`make_interval(secs => ${args.graceSeconds})`
   const { rows } = await sql<{ data: Uint8Array; previous: WelcomeState; in_grace: boolean }>`
     WITH current AS (
@@ -187,8 +194,7 @@ export async function fetchWelcome(
   `.execute(db)
   const row = rows[0]
   if (row) {
-    const event: FetchEvent =
-      row.previous === 'available' ? 'fetched' : row.in_grace ? 'refetched_in_grace' : 'claim_lapsed'
+    const event = row.previous === 'available' ? 'fetched' : row.in_grace ? 'refetched_in_grace' : 'claim_lapsed'
     return { data: row.data, event }
   }
   const consumed = await db
@@ -198,12 +204,7 @@ export async function fetchWelcome(
     .where('recipient_did', '=', args.did)
     .where('state', '=', 'consumed')
     .executeTakeFirst()
-  if (consumed) {
-    throw gone(
-      'WelcomeAlreadyConsumed',
-      'This Welcome was already processed; use the copy stored on your device',
-    )
-  }
+  if (consumed) return { event: 'already_consumed' }
   throw welcomeNotFound()
 }
 

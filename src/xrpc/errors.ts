@@ -3,20 +3,19 @@ import type { Socket } from 'node:net'
 import { ResponseType, XRPCError } from '@atproto/xrpc-server'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isQueryTimeout } from '../db/index.js'
+import { Refusal, type RefusalKind } from '../services/errors.js'
 
 export { XRPCError }
 
 /**
  * Errors the lexicons declare keep their declared name; the HTTP status says
- * what kind of failure it is. These helpers are the only way services and
- * handlers raise client-visible errors.
+ * what kind of failure it is. Handlers raise client-visible errors with these
+ * helpers; services raise a Refusal, which `toXrpcError` maps.
  */
 export const invalidRequest = (name: string | undefined, message: string) =>
   new XRPCError(ResponseType.InvalidRequest, message, name)
 export const forbidden = (name: string | undefined, message: string) =>
   new XRPCError(ResponseType.Forbidden, message, name)
-export const notFound = (name: string, message: string) => new XRPCError(ResponseType.XRPCNotSupported, message, name)
-export const conflict = (name: string, message: string) => new XRPCError(409 as ResponseType, message, name)
 export const gone = (name: string, message: string) => new XRPCError(410 as ResponseType, message, name)
 export const payloadTooLarge = (name: string, message: string) =>
   new XRPCError(ResponseType.PayloadTooLarge, message, name)
@@ -73,9 +72,21 @@ export function isDatabaseUnavailable(err: unknown): boolean {
  */
 export const isDataException = (err: unknown): boolean => sqlState(err)?.startsWith('22') ?? false
 
+const REFUSAL_STATUS: Record<RefusalKind, ResponseType> = {
+  invalid: ResponseType.InvalidRequest,
+  forbidden: ResponseType.Forbidden,
+  notFound: ResponseType.XRPCNotSupported,
+  conflict: 409 as ResponseType,
+}
+
+/** A refusal on purpose (not a failure): a service's, or a 4xx the routing or a handler raised. */
+export const isRefusal = (err: unknown): boolean =>
+  err instanceof Refusal || (err instanceof XRPCError && err.statusCode >= 400 && err.statusCode < 500)
+
 /** Maps anything thrown while serving a request to the XRPC error it answers with. */
 export function toXrpcError(err: unknown): XRPCError {
   if (err instanceof XRPCError) return err
+  if (err instanceof Refusal) return new XRPCError(REFUSAL_STATUS[err.kind], err.message, err.error)
   if (isDatabaseUnavailable(err)) {
     return serviceUnavailable('The database is unavailable; retry later')
   }

@@ -2,11 +2,12 @@ import { jsonToLex, type Lexicons } from '@atproto/lexicon'
 import { MethodNotImplementedError } from '@atproto/xrpc-server'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { AppContext } from '../context.js'
+import type { Nsid } from '../lexicon/types/index.js'
+import { toWireJson } from '../lexicon/wire.js'
 import { invalidRequest, XRPCErrorWithHeaders } from './errors.js'
 import { xrpcMethods, type XrpcMethod } from './lexicons.js'
 import { assertAcceptableInput, parseJsonBody } from './input-boundary.js'
 import { decodeQueryParams } from './params.js'
-import { toWireJson } from './wire.js'
 import type { HandlerContext, XrpcHandler, XrpcHandlers } from './types.js'
 
 declare module 'fastify' {
@@ -82,7 +83,8 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
     const { nsid } = method
     const url = `/xrpc/${nsid}`
     const httpMethod = method.def.type === 'query' ? 'GET' : 'POST'
-    const handler = handlers[nsid] as XrpcHandler | undefined
+    // The lexicons loaded are the ones the method map was generated from (a drift test holds them together).
+    const handler = handlers[nsid as Nsid] as XrpcHandler | undefined
     if (handler && method.acceptsIdempotencyKey && !handler.keyedWrites) {
       throw new Error(`${nsid} accepts an idempotency key: its handler must say how keyed writes are recorded`)
     }

@@ -3,6 +3,7 @@ import type { AppContext } from '../context.js'
 import type { Db } from '../db/index.js'
 import type { KeyedWrites } from '../idempotency/plugin.js'
 import type { KeyedWrite } from '../idempotency/store.js'
+import type { Methods, Nsid } from '../lexicon/types/index.js'
 
 /** What handlers share; the database is theirs only through `db`. */
 export type HandlerContext = Omit<AppContext, 'db' | 'pool'>
@@ -42,9 +43,23 @@ export type XrpcHandler<P = unknown, I = unknown, O = unknown> = ((req: HandlerI
   keyedWrites?: KeyedWrites<I>
 }
 
-export type XrpcHandlers = Record<string, XrpcHandler<never, never, unknown>>
+/** What the handler of `N` returns: its output, or nothing for an event stream, whose reply it writes itself. */
+type Returns<N extends Nsid> = Methods[N]['encoding'] extends 'application/json' ? Methods[N]['output'] : undefined
 
-/** Types a handler against its generated lexicon types; a keyed method says how its writes are recorded. */
+/** The handler of method `N`, typed by the generated method map. */
+export type Handler<N extends Nsid> = XrpcHandler<Methods[N]['params'], Methods[N]['input'], Returns<N>>
+
+/** Handlers by NSID; a lexicon method without one answers 501. */
+export type XrpcHandlers = { [N in Nsid]?: Handler<N> }
+
+/** The handler of method `nsid`, typed by it; a keyed method says how its writes are recorded. */
+export const handler = <N extends Nsid>(
+  _nsid: N,
+  fn: (req: HandlerInput<Methods[N]['params'], Methods[N]['input']>) => Promise<Returns<N>>,
+  keyedWrites?: KeyedWrites<Methods[N]['input']>,
+): Handler<N> => Object.assign(fn, keyedWrites ? { keyedWrites } : {})
+
+/** Types a handler by hand-picked lexicon types (the event stream's, until it moves to `handler`). */
 export const xrpcHandler = <P, I, O>(
   fn: (req: HandlerInput<P, I>) => Promise<O>,
   keyedWrites?: KeyedWrites<I>,

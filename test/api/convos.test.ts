@@ -1,19 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from '../helpers/app.js'
 import {
   addMembers,
-  b64,
+  bytesToJson,
   commitUpdate,
+  type ConvoBody,
   createConvo,
-  NS,
+  encodeBase64,
+  NSID,
   prepareCommit,
   prepareConvo,
   randomGroupId,
   sendMessage,
+  startTestApp,
   SUITE,
-  type ConvoBody,
-} from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -40,7 +42,7 @@ describe('createConvo', () => {
       initialMembers: [bob.did, alice.did, bob.did],
       metadata: { name: 'Team', description: 'Plans' },
     })
-    const res = await t.call<ConvoBody>(alice, `${NS}.createConvo`, { input: prepared.input })
+    const res = await t.call<ConvoBody>(alice, NSID.createConvo, { input: prepared.input })
     expect(res.status).toBe(200)
     expect(res.body).toMatchObject({
       id: expect.stringMatching(/^[a-z2-7]{13}$/),
@@ -54,30 +56,30 @@ describe('createConvo', () => {
     })
     expect(memberDids(res.body as never)).toEqual([alice.did, bob.did].sort())
     // One Welcome, for bob only.
-    const welcome = await t.call(bob, `${NS}.getWelcome`, { params: { convoId: String(res.body.id) } })
+    const welcome = await t.call(bob, NSID.getWelcome, { params: { convoId: String(res.body.id) } })
     expect(welcome.status).toBe(200)
-    const none = await t.call(alice, `${NS}.getWelcome`, { params: { convoId: String(res.body.id) } })
+    const none = await t.call(alice, NSID.getWelcome, { params: { convoId: String(res.body.id) } })
     expect(none.status).toBe(404)
     expect(none.body.error).toBe('WelcomeNotFound')
   })
 
   it('refuses an unknown cipher suite, a non-hex group id and a taken group id', async () => {
-    const badSuite = await t.call(alice, `${NS}.createConvo`, {
+    const badSuite = await t.call(alice, NSID.createConvo, {
       input: { groupId: randomGroupId(), cipherSuite: 'MLS_NOPE' },
     })
     expect(badSuite.status).toBe(400)
     expect(badSuite.body.error).toBe('InvalidCipherSuite')
-    const badGroup = await t.call(alice, `${NS}.createConvo`, { input: { groupId: 'not hex!', cipherSuite: SUITE } })
+    const badGroup = await t.call(alice, NSID.createConvo, { input: { groupId: 'not hex!', cipherSuite: SUITE } })
     expect(badGroup.status).toBe(400)
     const groupId = randomGroupId()
-    expect((await t.call(alice, `${NS}.createConvo`, { input: { groupId, cipherSuite: SUITE } })).status).toBe(200)
-    const taken = await t.call(bob, `${NS}.createConvo`, { input: { groupId, cipherSuite: SUITE } })
+    expect((await t.call(alice, NSID.createConvo, { input: { groupId, cipherSuite: SUITE } })).status).toBe(200)
+    const taken = await t.call(bob, NSID.createConvo, { input: { groupId, cipherSuite: SUITE } })
     expect(taken.status).toBe(409)
     expect(taken.body.error).toBe('ConvoAlreadyExists')
   })
 
   it('refuses a Welcome that is not base64', async () => {
-    const res = await t.call(alice, `${NS}.createConvo`, {
+    const res = await t.call(alice, NSID.createConvo, {
       input: { groupId: randomGroupId(), cipherSuite: SUITE, initialMembers: [bob.did], welcomeMessage: '***' },
     })
     expect(res.status).toBe(400)
@@ -86,9 +88,9 @@ describe('createConvo', () => {
 })
 
 describe('createConvo: the epoch it starts at', () => {
-  const create = (input: object) => t.call<ConvoBody>(alice, `${NS}.createConvo`, { input })
+  const create = (input: object) => t.call<ConvoBody>(alice, NSID.createConvo, { input })
   const commitsOf = (convoId: string) =>
-    t.call<{ commits: Array<{ epoch: number; sender: string }> }>(alice, `${NS}.getCommits`, { params: { convoId, fromEpoch: 0 } })
+    t.call<{ commits: Array<{ epoch: number; sender: string }> }>(alice, NSID.getCommits, { params: { convoId, fromEpoch: 0 } })
 
   it('is 0 without members, 1 with members and their Welcome, and currentEpoch when the client says so', async () => {
     expect((await create({ groupId: randomGroupId(), cipherSuite: SUITE })).body.epoch).toBe(0)
@@ -105,7 +107,7 @@ describe('createConvo: the epoch it starts at', () => {
 
   it('with the commit that added the members: the epoch after it, and getCommits lists it', async () => {
     const prepared = await prepareConvo(t, alice, [bob])
-    const commit = b64(prepared.commit!)
+    const commit = encodeBase64(prepared.commit!)
     const disagreeing = await create({ ...prepared.input, commit, currentEpoch: 3 })
     expect(disagreeing.status).toBe(400)
     expect(disagreeing.body.error).toBe('EpochMismatch')
@@ -141,7 +143,7 @@ describe('getConvos', () => {
     const seen: string[] = []
     let cursor: string | undefined
     do {
-      const page = await t.call<{ conversations: Array<{ id: string }>; cursor?: string }>(dave, `${NS}.getConvos`, {
+      const page = await t.call<{ conversations: Array<{ id: string }>; cursor?: string }>(dave, NSID.getConvos, {
         params: { limit: 2, ...(cursor ? { cursor } : {}) },
       })
       expect(page.status).toBe(200)
@@ -154,10 +156,10 @@ describe('getConvos', () => {
 
   it('returns an empty list for a caller with none, and refuses a malformed cursor', async () => {
     const stranger = await TestUser.create()
-    const empty = await t.call(stranger, `${NS}.getConvos`)
+    const empty = await t.call(stranger, NSID.getConvos)
     expect(empty).toMatchObject({ status: 200, body: { conversations: [] } })
     expect(empty.body.cursor).toBeUndefined()
-    const bad = await t.call(stranger, `${NS}.getConvos`, { params: { cursor: "1'; DROP TABLE convo;--" } })
+    const bad = await t.call(stranger, NSID.getConvos, { params: { cursor: "1'; DROP TABLE convo;--" } })
     expect(bad.status).toBe(400)
     expect(bad.body.error).toBe('InvalidCursor')
   })
@@ -167,19 +169,19 @@ describe('addMembers', () => {
   it('adds new members, advances the epoch with a commit and stores the commit', async () => {
     const convo = await createConvo(t, alice)
     const prepared = await prepareCommit(t, alice, convo.id, { add: [bob] })
-    const res = await t.call(alice, `${NS}.addMembers`, {
-      input: { convoId: convo.id, didList: [bob.did], commit: b64(prepared.commit), welcomeMessage: b64(prepared.welcome!) },
+    const res = await t.call(alice, NSID.addMembers, {
+      input: { convoId: convo.id, didList: [bob.did], commit: encodeBase64(prepared.commit), welcomeMessage: encodeBase64(prepared.welcome!) },
     })
     expect(res).toMatchObject({ status: 200, body: { success: true, newEpoch: 1 } })
     prepared.accepted()
-    const epoch = await t.call(bob, `${NS}.getEpoch`, { params: { convoId: convo.id } })
+    const epoch = await t.call(bob, NSID.getEpoch, { params: { convoId: convo.id } })
     expect(epoch.body).toEqual({ convoId: convo.id, currentEpoch: 1 })
-    const commits = await t.call<{ commits: Array<Record<string, unknown>> }>(bob, `${NS}.getCommits`, {
+    const commits = await t.call<{ commits: Array<Record<string, unknown>> }>(bob, NSID.getCommits, {
       params: { convoId: convo.id, fromEpoch: 0 },
     })
     expect(commits.status).toBe(200)
     expect(commits.body.commits).toEqual([
-      { epoch: 0, sender: alice.did, commitData: { $bytes: b64(prepared.commit) }, createdAt: expect.any(String) },
+      { epoch: 0, sender: alice.did, commitData: bytesToJson(prepared.commit), createdAt: expect.any(String) },
     ])
   })
 
@@ -189,26 +191,26 @@ describe('addMembers', () => {
     const input = {
       convoId: convo.id,
       didList: [carol.did],
-      commit: b64(prepared.commit),
-      welcomeMessage: b64(prepared.welcome!),
+      commit: encodeBase64(prepared.commit),
+      welcomeMessage: encodeBase64(prepared.welcome!),
       epoch: prepared.epoch,
     }
-    expect((await t.call(alice, `${NS}.addMembers`, { input })).body).toEqual({ success: true, newEpoch: 2 })
+    expect((await t.call(alice, NSID.addMembers, { input })).body).toEqual({ success: true, newEpoch: 2 })
     prepared.accepted()
     await commitUpdate(t, bob, convo.id)
     // A retry after the group moved on: the answer of the first time, nothing stored twice.
-    const again = await t.call(alice, `${NS}.addMembers`, { input })
+    const again = await t.call(alice, NSID.addMembers, { input })
     expect(again).toMatchObject({ status: 200, body: { success: true, newEpoch: 2 } })
-    const already = await t.call(alice, `${NS}.addMembers`, { input: { convoId: convo.id, didList: [bob.did, alice.did] } })
+    const already = await t.call(alice, NSID.addMembers, { input: { convoId: convo.id, didList: [bob.did, alice.did] } })
     expect(already).toMatchObject({ status: 200, body: { success: true, newEpoch: 3 } })
-    const commits = await t.call<{ commits: Array<{ epoch: number }> }>(alice, `${NS}.getCommits`, {
+    const commits = await t.call<{ commits: Array<{ epoch: number }> }>(alice, NSID.getCommits, {
       params: { convoId: convo.id, fromEpoch: 0 },
     })
     expect(commits.body.commits.map((c) => c.epoch)).toEqual([1, 2])
     // A new commit that adds no one does not belong here.
     const update = await prepareCommit(t, alice, convo.id)
-    const noOne = await t.call(alice, `${NS}.addMembers`, {
-      input: { convoId: convo.id, didList: [bob.did], commit: b64(update.commit) },
+    const noOne = await t.call(alice, NSID.addMembers, {
+      input: { convoId: convo.id, didList: [bob.did], commit: encodeBase64(update.commit) },
     })
     expect(noOne.status).toBe(400)
     expect(noOne.body.error).toBe('AlreadyMember')
@@ -216,14 +218,14 @@ describe('addMembers', () => {
 
   it('refuses non-members (403), unknown conversations (404) and too many members', async () => {
     const convo = await createConvo(t, alice, [bob])
-    const byEve = await t.call(eve, `${NS}.addMembers`, { input: { convoId: convo.id, didList: [eve.did] } })
+    const byEve = await t.call(eve, NSID.addMembers, { input: { convoId: convo.id, didList: [eve.did] } })
     expect(byEve.status).toBe(403)
     expect(byEve.body.error).toBe('NotMember')
-    const missing = await t.call(alice, `${NS}.addMembers`, { input: { convoId: 'nope', didList: [eve.did] } })
+    const missing = await t.call(alice, NSID.addMembers, { input: { convoId: 'nope', didList: [eve.did] } })
     expect(missing.status).toBe(404)
     expect(missing.body.error).toBe('ConvoNotFound')
     const extra = await Promise.all([1, 2, 3].map(() => TestUser.create()))
-    const tooMany = await t.call(alice, `${NS}.addMembers`, {
+    const tooMany = await t.call(alice, NSID.addMembers, {
       input: { convoId: convo.id, didList: extra.map((u) => u.did) },
     })
     expect(tooMany.status).toBe(400)
@@ -237,14 +239,14 @@ describe('addMembers', () => {
       prepareCommit(t, bob, convo.id, { add: [eve] }),
     ])
     const send = (user: TestUser, added: TestUser, prepared: typeof byAlice) =>
-      t.call(user, `${NS}.addMembers`, {
-        input: { convoId: convo.id, didList: [added.did], commit: b64(prepared.commit), welcomeMessage: b64(prepared.welcome!), epoch: 1 },
+      t.call(user, NSID.addMembers, {
+        input: { convoId: convo.id, didList: [added.did], commit: encodeBase64(prepared.commit), welcomeMessage: encodeBase64(prepared.welcome!), epoch: 1 },
       })
     const [one, two] = await Promise.all([send(alice, carol, byAlice), send(bob, eve, byBob)])
     const statuses = [one.status, two.status].sort()
     expect(statuses).toEqual([200, 409])
     expect([one, two].find((r) => r.status === 409)?.body.error).toBe('EpochMismatch')
-    const epoch = await t.call(alice, `${NS}.getEpoch`, { params: { convoId: convo.id } })
+    const epoch = await t.call(alice, NSID.getEpoch, { params: { convoId: convo.id } })
     expect(epoch.body.currentEpoch).toBe(2)
   })
 })
@@ -254,33 +256,33 @@ describe('leaveConvo', () => {
     const convo = await createConvo(t, alice, [bob])
     // A member cannot commit its own removal (RFC 9420): it leaves without a commit.
     const update = await prepareCommit(t, bob, convo.id)
-    const withCommit = await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id, commit: b64(update.commit) } })
+    const withCommit = await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id, commit: encodeBase64(update.commit) } })
     expect(withCommit.status).toBe(400)
-    const first = await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id } })
+    const first = await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })
     expect(first).toMatchObject({ status: 200, body: { success: true, newEpoch: 1 } })
-    const second = await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id } })
+    const second = await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })
     expect(second).toMatchObject({ status: 200, body: { success: true, newEpoch: 1 } })
-    const read = await t.call(bob, `${NS}.getMessages`, { params: { convoId: convo.id } })
+    const read = await t.call(bob, NSID.getMessages, { params: { convoId: convo.id } })
     expect(read.status).toBe(403)
-    const convos = await t.call<{ conversations: Array<{ id: string }> }>(bob, `${NS}.getConvos`)
+    const convos = await t.call<{ conversations: Array<{ id: string }> }>(bob, NSID.getConvos)
     expect(convos.body.conversations.map((c) => c.id)).not.toContain(convo.id)
   })
 
   it('stores the commit removing a member who already left: the epoch advances, and a retry changes nothing', async () => {
     const convo = await createConvo(t, alice, [bob, carol])
-    expect((await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id } })).body.newEpoch).toBe(1)
+    expect((await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })).body.newEpoch).toBe(1)
     const removal = await prepareCommit(t, alice, convo.id, { remove: [bob] })
-    const input = { convoId: convo.id, targetDid: bob.did, commit: b64(removal.commit), epoch: removal.epoch }
-    expect((await t.call(alice, `${NS}.leaveConvo`, { input })).body).toEqual({ success: true, newEpoch: 2 })
+    const input = { convoId: convo.id, targetDid: bob.did, commit: encodeBase64(removal.commit), epoch: removal.epoch }
+    expect((await t.call(alice, NSID.leaveConvo, { input })).body).toEqual({ success: true, newEpoch: 2 })
     removal.accepted()
     await commitUpdate(t, carol, convo.id)
-    expect((await t.call(alice, `${NS}.leaveConvo`, { input })).body).toEqual({ success: true, newEpoch: 2 })
-    const commits = await t.call<{ commits: Array<{ epoch: number; sender: string }> }>(alice, `${NS}.getCommits`, {
+    expect((await t.call(alice, NSID.leaveConvo, { input })).body).toEqual({ success: true, newEpoch: 2 })
+    const commits = await t.call<{ commits: Array<{ epoch: number; sender: string }> }>(alice, NSID.getCommits, {
       params: { convoId: convo.id, fromEpoch: 0 },
     })
     expect(commits.body.commits.map((c) => [c.epoch, c.sender])).toEqual([[1, alice.did], [2, carol.did]])
     // Removing again without a commit is harmless.
-    expect((await t.call(alice, `${NS}.leaveConvo`, { input: { convoId: convo.id, targetDid: bob.did } })).body).toEqual({
+    expect((await t.call(alice, NSID.leaveConvo, { input: { convoId: convo.id, targetDid: bob.did } })).body).toEqual({
       success: true,
       newEpoch: 3,
     })
@@ -288,14 +290,14 @@ describe('leaveConvo', () => {
 
   it('removes another member with targetDid, refuses the last member and strangers', async () => {
     const convo = await createConvo(t, alice, [bob])
-    const removed = await t.call(alice, `${NS}.leaveConvo`, { input: { convoId: convo.id, targetDid: bob.did } })
+    const removed = await t.call(alice, NSID.leaveConvo, { input: { convoId: convo.id, targetDid: bob.did } })
     expect(removed.status).toBe(200)
-    const last = await t.call(alice, `${NS}.leaveConvo`, { input: { convoId: convo.id } })
+    const last = await t.call(alice, NSID.leaveConvo, { input: { convoId: convo.id } })
     expect(last.status).toBe(400)
     expect(last.body.error).toBe('LastMember')
-    const stranger = await t.call(eve, `${NS}.leaveConvo`, { input: { convoId: convo.id } })
+    const stranger = await t.call(eve, NSID.leaveConvo, { input: { convoId: convo.id } })
     expect(stranger.status).toBe(403)
-    const notThere = await t.call(alice, `${NS}.leaveConvo`, { input: { convoId: convo.id, targetDid: eve.did } })
+    const notThere = await t.call(alice, NSID.leaveConvo, { input: { convoId: convo.id, targetDid: eve.did } })
     expect(notThere.status).toBe(400)
     expect(notThere.body.error).toBe('NotMember')
   })
@@ -303,14 +305,14 @@ describe('leaveConvo', () => {
   it('refuses a commit built on a past epoch, and an epoch its header does not say', async () => {
     const convo = await createConvo(t, alice, [bob, carol])
     const stale = await prepareCommit(t, alice, convo.id, { remove: [carol] })
-    const wrongEpoch = await t.call(alice, `${NS}.leaveConvo`, {
-      input: { convoId: convo.id, targetDid: carol.did, commit: b64(stale.commit), epoch: 3 },
+    const wrongEpoch = await t.call(alice, NSID.leaveConvo, {
+      input: { convoId: convo.id, targetDid: carol.did, commit: encodeBase64(stale.commit), epoch: 3 },
     })
     expect(wrongEpoch.status).toBe(400)
     expect(wrongEpoch.body.error).toBe('EpochMismatch')
     expect((await commitUpdate(t, bob, convo.id)).status).toBe(200)
-    const res = await t.call(alice, `${NS}.leaveConvo`, {
-      input: { convoId: convo.id, targetDid: carol.did, commit: b64(stale.commit), epoch: stale.epoch },
+    const res = await t.call(alice, NSID.leaveConvo, {
+      input: { convoId: convo.id, targetDid: carol.did, commit: encodeBase64(stale.commit), epoch: stale.epoch },
     })
     expect(res.status).toBe(409)
     expect(res.body.error).toBe('EpochMismatch')
@@ -325,18 +327,18 @@ describe('getEpoch and getCommits', () => {
       const r = await addMembers(t, alice, convo.id, [m])
       expect(r.body.newEpoch).toBe(i + 1)
     }
-    const range = await t.call<{ commits: Array<{ epoch: number }> }>(alice, `${NS}.getCommits`, {
+    const range = await t.call<{ commits: Array<{ epoch: number }> }>(alice, NSID.getCommits, {
       params: { convoId: convo.id, fromEpoch: 1, toEpoch: 2 },
     })
     expect(range.body.commits.map((c) => c.epoch)).toEqual([1, 2])
-    const reversed = await t.call(alice, `${NS}.getCommits`, { params: { convoId: convo.id, fromEpoch: 2, toEpoch: 1 } })
+    const reversed = await t.call(alice, NSID.getCommits, { params: { convoId: convo.id, fromEpoch: 2, toEpoch: 1 } })
     expect(reversed.status).toBe(400)
     expect(reversed.body.error).toBe('InvalidEpochRange')
-    const future = await t.call(alice, `${NS}.getCommits`, { params: { convoId: convo.id, fromEpoch: 9 } })
+    const future = await t.call(alice, NSID.getCommits, { params: { convoId: convo.id, fromEpoch: 9 } })
     expect(future.body.error).toBe('InvalidEpochRange')
-    const stranger = await t.call(eve, `${NS}.getEpoch`, { params: { convoId: convo.id } })
+    const stranger = await t.call(eve, NSID.getEpoch, { params: { convoId: convo.id } })
     expect(stranger.status).toBe(403)
-    const unknown = await t.call(alice, `${NS}.getCommits`, { params: { convoId: 'missing', fromEpoch: 0 } })
+    const unknown = await t.call(alice, NSID.getCommits, { params: { convoId: 'missing', fromEpoch: 0 } })
     expect(unknown.status).toBe(404)
   })
 })

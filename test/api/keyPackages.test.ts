@@ -1,7 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, keyPackage, keyPackageRef, lifetimeFromNow, NS, publishKeyPackage, SUITE } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import { encodeBase64, keyPackage, keyPackageRef, lifetimeFromNow, NSID, publishKeyPackage, startTestApp, SUITE, type TestApp, TestUser } from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -24,9 +22,9 @@ describe('publishKeyPackage', () => {
     const first = await keyPackage(owner)
     expect((await publishKeyPackage(t, owner, first)).body).toEqual({ available: 1 })
     expect((await publishKeyPackage(t, owner)).body).toEqual({ available: 2 })
-    const got = await t.call<KeyPackages>(alice, `${NS}.getKeyPackages`, { params: { dids: [owner.did] } })
-    expect(got.body).toEqual({ keyPackages: [{ did: owner.did, keyPackage: b64(first), cipherSuite: SUITE }] })
-    const stats = await t.call(owner, `${NS}.getKeyPackageStats`)
+    const got = await t.call<KeyPackages>(alice, NSID.getKeyPackages, { params: { dids: [owner.did] } })
+    expect(got.body).toEqual({ keyPackages: [{ did: owner.did, keyPackage: encodeBase64(first), cipherSuite: SUITE }] })
+    const stats = await t.call(owner, NSID.getKeyPackageStats)
     expect(stats.body).toEqual({ available: 1, consumed: 1, lastResort: false, lastResortHandouts: 0 })
   })
 
@@ -37,7 +35,7 @@ describe('publishKeyPackage', () => {
     const dup = await publishKeyPackage(t, owner, data)
     expect(dup.status).toBe(409)
     expect(dup.body.error).toBe('DuplicateKeyPackage')
-    const bad = await t.call(owner, `${NS}.publishKeyPackage`, { input: { keyPackage: '!!!', cipherSuite: SUITE } })
+    const bad = await t.call(owner, NSID.publishKeyPackage, { input: { keyPackage: '!!!', cipherSuite: SUITE } })
     expect(bad.body.error).toBe('InvalidKeyPackage')
     const suite = await publishKeyPackage(t, owner, await keyPackage(owner), { cipherSuite: 'X' })
     expect(suite.body.error).toBe('InvalidCipherSuite')
@@ -79,11 +77,11 @@ describe('getKeyPackages', () => {
   it('reports DIDs without packages as missing and filters by cipher suite', async () => {
     const owner = await TestUser.create()
     await publishKeyPackage(t, owner)
-    const other = await t.call<KeyPackages>(alice, `${NS}.getKeyPackages`, {
+    const other = await t.call<KeyPackages>(alice, NSID.getKeyPackages, {
       params: { dids: [owner.did], cipherSuite: 'MLS_128_DHKEMP256_AES128GCM_SHA256_P256' },
     })
     expect(other.body).toEqual({ keyPackages: [], missing: [owner.did] })
-    const both = await t.call<KeyPackages>(alice, `${NS}.getKeyPackages`, { params: { dids: [owner.did, bob.did] } })
+    const both = await t.call<KeyPackages>(alice, NSID.getKeyPackages, { params: { dids: [owner.did, bob.did] } })
     expect(both.body.keyPackages.map((k) => k.did)).toEqual([owner.did])
     expect(both.body.missing).toEqual([bob.did])
   })
@@ -93,7 +91,7 @@ describe('getKeyPackages', () => {
     for (let i = 0; i < 3; i++) await publishKeyPackage(t, owner)
     const callers = await Promise.all(Array.from({ length: 20 }, () => TestUser.create()))
     const results = await Promise.all(
-      callers.map((c) => t.call<KeyPackages>(c, `${NS}.getKeyPackages`, { params: { dids: [owner.did] } })),
+      callers.map((c) => t.call<KeyPackages>(c, NSID.getKeyPackages, { params: { dids: [owner.did] } })),
     )
     expect(results.every((r) => r.status === 200)).toBe(true)
     const handed = results.flatMap((r) => r.body.keyPackages.map((k) => k.keyPackage))
@@ -103,7 +101,7 @@ describe('getKeyPackages', () => {
   })
 
   it('refuses malformed DIDs', async () => {
-    const res = await t.call(alice, `${NS}.getKeyPackages`, { params: { dids: ['not-a-did'] } })
+    const res = await t.call(alice, NSID.getKeyPackages, { params: { dids: ['not-a-did'] } })
     expect(res).toMatchObject({ status: 400, body: { error: 'InvalidRequest', message: expect.stringContaining('dids') } })
   })
 })

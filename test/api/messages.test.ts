@@ -1,9 +1,21 @@
 import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { addMembers, b64, bytesJson, createConvo, message, NS, removeMember, sendMessage, staleMessage } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import {
+  addMembers,
+  bytesJson,
+  bytesToJson,
+  countRows,
+  createConvo,
+  message,
+  NSID,
+  removeMember,
+  sendMessage,
+  staleMessage,
+  startTestApp,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -30,13 +42,13 @@ describe('sendMessage', () => {
     const sent = await sendMessage(t, alice, convo.id, { ciphertext })
     expect(sent.status).toBe(200)
     expect(sent.body).toEqual({ messageId: expect.any(String), receivedAt: expect.any(String) })
-    const page = await t.call<Page>(bob, `${NS}.getMessages`, { params: { convoId: convo.id } })
+    const page = await t.call<Page>(bob, NSID.getMessages, { params: { convoId: convo.id } })
     expect(page.body.messages).toEqual([
       {
         id: sent.body.messageId,
         convoId: convo.id,
         sender: alice.did,
-        ciphertext: { $bytes: b64(ciphertext) },
+        ciphertext: bytesToJson(ciphertext),
         epoch: 1,
         seq: 1,
         createdAt: sent.body.receivedAt,
@@ -46,11 +58,11 @@ describe('sendMessage', () => {
 
   it('refuses a senderDid that is not the caller (403), and changes nothing', async () => {
     const convo = await createConvo(t, alice, [bob])
-    const res = await t.call(alice, `${NS}.sendMessage`, {
+    const res = await t.call(alice, NSID.sendMessage, {
       input: { convoId: convo.id, senderDid: bob.did, epoch: 1, ciphertext: bytesJson(await message(bob, convo.id)) },
     })
     expect(res.status).toBe(403)
-    const page = await t.call<Page>(alice, `${NS}.getMessages`, { params: { convoId: convo.id } })
+    const page = await t.call<Page>(alice, NSID.getMessages, { params: { convoId: convo.id } })
     expect(page.body.messages).toEqual([])
   })
 
@@ -58,7 +70,7 @@ describe('sendMessage', () => {
     const convo = await createConvo(t, alice)
     const stale = await staleMessage(t, alice, convo.id)
     const count = async () =>
-      (await sql<{ n: number }>`SELECT count(*)::int AS n FROM message WHERE convo_id = ${convo.id}`.execute(t.ctx.db)).rows[0]?.n
+      countRows(t.ctx.db, 'message', sql`convo_id = ${convo.id}`)
     const stored = await count()
     // Eve replays a member's message as her own.
     expect((await sendMessage(t, eve, convo.id, { ciphertext: await message(alice, convo.id) })).body.error).toBe('NotMember')
@@ -95,7 +107,7 @@ describe('getMessages', () => {
     let since: string | undefined
     let pages = 0
     for (;;) {
-      const page = await t.call<Page>(bob, `${NS}.getMessages`, {
+      const page = await t.call<Page>(bob, NSID.getMessages, {
         params: { convoId: convo.id, limit: 3, ...(since ? { sinceMessage: since } : {}) },
       })
       expect(page.status).toBe(200)
@@ -106,7 +118,7 @@ describe('getMessages', () => {
     }
     expect(seen).toEqual(ids)
     expect(pages).toBe(3)
-    const after = await t.call<Page>(bob, `${NS}.getMessages`, { params: { convoId: convo.id, sinceMessage: ids[6]! } })
+    const after = await t.call<Page>(bob, NSID.getMessages, { params: { convoId: convo.id, sinceMessage: ids[6]! } })
     expect(after.body.messages).toEqual([])
   })
 
@@ -115,24 +127,24 @@ describe('getMessages', () => {
     const other = await createConvo(t, alice)
     const foreign = (await sendMessage(t, alice, other.id)).body.messageId
     for (const sinceMessage of ['garbage', foreign, '00000000-0000-0000-0000-000000000000']) {
-      const res = await t.call(alice, `${NS}.getMessages`, { params: { convoId: convo.id, sinceMessage } })
+      const res = await t.call(alice, NSID.getMessages, { params: { convoId: convo.id, sinceMessage } })
       expect(res.status, sinceMessage).toBe(400)
       expect(res.body.error).toBe('InvalidCursor')
     }
-    expect((await t.call(eve, `${NS}.getMessages`, { params: { convoId: convo.id } })).status).toBe(403)
-    expect((await t.call(alice, `${NS}.getMessages`, { params: { convoId: convo.id, limit: 101 } })).status).toBe(400)
+    expect((await t.call(eve, NSID.getMessages, { params: { convoId: convo.id } })).status).toBe(403)
+    expect((await t.call(alice, NSID.getMessages, { params: { convoId: convo.id, limit: 101 } })).status).toBe(400)
   })
 
   it('shows a re-added member only what was sent while it was a member', async () => {
     const convo = await createConvo(t, alice, [bob])
     await sendMessage(t, alice, convo.id)
-    await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id } })
+    await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })
     await sendMessage(t, alice, convo.id)
     expect((await removeMember(t, alice, convo.id, bob)).status).toBe(200)
     const readd = await addMembers(t, alice, convo.id, [bob])
     expect(readd.status).toBe(200)
     const later = (await sendMessage(t, alice, convo.id)).body.messageId
-    const page = await t.call<Page>(bob, `${NS}.getMessages`, { params: { convoId: convo.id } })
+    const page = await t.call<Page>(bob, NSID.getMessages, { params: { convoId: convo.id } })
     expect(page.body.messages.map((m) => m.id)).toEqual([later])
   })
 })

@@ -1,19 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from '../helpers/app.js'
 import {
-  b64,
   bytesJson,
+  type ConvoBody,
+  encodeBase64,
   message,
-  NS,
+  NSID,
   prepareCommit,
   prepareConvo,
   publishKeyPackage,
   removeMember,
   sendMessage,
+  startTestApp,
+  type TestApp,
+  TestUser,
   welcomeOf,
-  type ConvoBody,
-} from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+} from '../helpers/index.js'
 
 let t: TestApp
 
@@ -35,17 +36,17 @@ describe('a whole group life', () => {
     // A and C publish key packages; B fetches A's to build the group.
     for (let i = 1; i <= 3; i++) expect(await publishKeyPackage(t, a)).toMatchObject({ status: 200, body: { available: i } })
     expect(await publishKeyPackage(t, c)).toMatchObject({ status: 200, body: { available: 1 } })
-    const kp = await t.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>(b, `${NS}.getKeyPackages`, {
+    const kp = await t.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>(b, NSID.getKeyPackages, {
       params: { dids: [a.did] },
     })
     expect(kp.body.keyPackages.map((k) => k.did)).toEqual([a.did])
-    expect((await t.call(a, `${NS}.getKeyPackageStats`)).body).toEqual({ available: 2, consumed: 1, lastResort: false, lastResortHandouts: 0 })
+    expect((await t.call(a, NSID.getKeyPackageStats)).body).toEqual({ available: 2, consumed: 1, lastResort: false, lastResortHandouts: 0 })
 
     // B creates the conversation with A, with that key package, and the Welcome for A.
     const prepared = await prepareConvo(t, b, [a], { metadata: { name: 'a & b' } }, {
       keyPackages: kp.body.keyPackages.map((k) => Buffer.from(k.keyPackage, 'base64')),
     })
-    const created = await t.call<ConvoBody>(b, `${NS}.createConvo`, { input: prepared.input })
+    const created = await t.call<ConvoBody>(b, NSID.createConvo, { input: prepared.input })
     expect(created.status).toBe(200)
     prepared.created(created.body)
     const convoId = created.body.id
@@ -53,12 +54,12 @@ describe('a whole group life', () => {
     expect(created.body.epoch).toBe(1)
 
     // A sees it, fetches and confirms the Welcome.
-    const aConvos = await t.call<{ conversations: Array<{ id: string }> }>(a, `${NS}.getConvos`)
+    const aConvos = await t.call<{ conversations: Array<{ id: string }> }>(a, NSID.getConvos)
     expect(aConvos.body.conversations.map((x) => x.id)).toEqual([convoId])
-    const fetched = await t.call<{ welcome: string }>(a, `${NS}.getWelcome`, { params: { convoId } })
+    const fetched = await t.call<{ welcome: string }>(a, NSID.getWelcome, { params: { convoId } })
     expect(Buffer.from(fetched.body.welcome, 'base64')).toEqual(Buffer.from(welcome))
-    expect((await t.call(a, `${NS}.confirmWelcome`, { input: { convoId, success: true } })).body).toEqual({ confirmed: true })
-    expect((await t.call(a, `${NS}.getWelcome`, { params: { convoId } })).status).toBe(410)
+    expect((await t.call(a, NSID.confirmWelcome, { input: { convoId, success: true } })).body).toEqual({ confirmed: true })
+    expect((await t.call(a, NSID.getWelcome, { params: { convoId } })).status).toBe(410)
 
     // They exchange messages at epoch 1.
     const said: Array<[TestUser, Uint8Array]> = []
@@ -66,39 +67,39 @@ describe('a whole group life', () => {
       const who = i % 2 ? a : b
       const ciphertext = await message(who, convoId)
       said.push([who, ciphertext])
-      const sent = await t.call(who, `${NS}.sendMessage`, {
+      const sent = await t.call(who, NSID.sendMessage, {
         input: { convoId, senderDid: who.did, epoch: 1, ciphertext: bytesJson(ciphertext) },
       })
       expect(sent.status).toBe(200)
     }
-    const read = await t.call<Messages>(a, `${NS}.getMessages`, { params: { convoId } })
+    const read = await t.call<Messages>(a, NSID.getMessages, { params: { convoId } })
     expect(read.body.messages.map((m) => [m.sender, m.ciphertext.$bytes, m.seq])).toEqual(
-      said.map(([who, ct], i) => [who.did, b64(ct), i + 1]),
+      said.map(([who, ct], i) => [who.did, encodeBase64(ct), i + 1]),
     )
 
     // A leaves (it cannot commit its own removal); B commits the removal: epoch 2.
-    const left = await t.call(a, `${NS}.leaveConvo`, { input: { convoId } })
+    const left = await t.call(a, NSID.leaveConvo, { input: { convoId } })
     expect(left.body).toEqual({ success: true, newEpoch: 1 })
-    expect((await t.call(a, `${NS}.getMessages`, { params: { convoId } })).status).toBe(403)
+    expect((await t.call(a, NSID.getMessages, { params: { convoId } })).status).toBe(403)
     expect((await removeMember(t, b, convoId, a)).body).toEqual({ success: true, newEpoch: 2 })
     const staleMessage = await message(b, convoId)
 
     // B adds C with C's key package, a commit and the Welcome: epoch 3; C joins.
-    const cKp = await t.call<{ keyPackages: Array<{ keyPackage: string }> }>(b, `${NS}.getKeyPackages`, { params: { dids: [c.did] } })
+    const cKp = await t.call<{ keyPackages: Array<{ keyPackage: string }> }>(b, NSID.getKeyPackages, { params: { dids: [c.did] } })
     expect(cKp.body.keyPackages).toHaveLength(1)
     const adding = await prepareCommit(t, b, convoId, {
       add: [c],
       keyPackages: cKp.body.keyPackages.map((k) => Buffer.from(k.keyPackage, 'base64')),
     })
-    const added = await t.call(b, `${NS}.addMembers`, {
-      input: { convoId, didList: [c.did], commit: b64(adding.commit), welcomeMessage: b64(adding.welcome!), epoch: 2 },
+    const added = await t.call(b, NSID.addMembers, {
+      input: { convoId, didList: [c.did], commit: encodeBase64(adding.commit), welcomeMessage: encodeBase64(adding.welcome!), epoch: 2 },
     })
     expect(added.body).toEqual({ success: true, newEpoch: 3 })
     adding.accepted()
-    expect((await t.call(c, `${NS}.getWelcome`, { params: { convoId } })).status).toBe(200)
-    expect((await t.call(c, `${NS}.confirmWelcome`, { input: { convoId, success: true } })).status).toBe(200)
+    expect((await t.call(c, NSID.getWelcome, { params: { convoId } })).status).toBe(200)
+    expect((await t.call(c, NSID.confirmWelcome, { input: { convoId, success: true } })).status).toBe(200)
 
-    const commits = await t.call<{ commits: Array<{ epoch: number; sender: string }> }>(c, `${NS}.getCommits`, {
+    const commits = await t.call<{ commits: Array<{ epoch: number; sender: string }> }>(c, NSID.getCommits, {
       params: { convoId, fromEpoch: 0 },
     })
     expect(commits.body.commits.map((x) => [x.epoch, x.sender])).toEqual([[1, b.did], [2, b.did]])
@@ -107,10 +108,10 @@ describe('a whole group life', () => {
     expect(stale.body.error).toBe('EpochMismatch')
     const fresh = await sendMessage(t, c, convoId)
     expect(fresh.status).toBe(200)
-    const cRead = await t.call<Messages>(c, `${NS}.getMessages`, { params: { convoId } })
+    const cRead = await t.call<Messages>(c, NSID.getMessages, { params: { convoId } })
     // Seqs 5 and 6 are B's two commits, which C joined after.
     expect(cRead.body.messages.map((m) => [m.sender, m.seq])).toEqual([[c.did, 7]])
-    const members = await t.call<{ conversations: Array<{ members: Array<{ did: string }>; epoch: number }> }>(b, `${NS}.getConvos`)
+    const members = await t.call<{ conversations: Array<{ members: Array<{ did: string }>; epoch: number }> }>(b, NSID.getConvos)
     expect(members.body.conversations[0]!.members.map((m) => m.did).sort()).toEqual([b.did, c.did].sort())
     expect(members.body.conversations[0]!.epoch).toBe(3)
   })

@@ -1,9 +1,7 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createConvo, encodeBase64, NSID, sendMessage, startTestApp, type TestApp, TestUser, welcomeOf } from '../helpers/index.js'
 import { startWelcomeSweep } from '../../src/workers/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, createConvo, NS, sendMessage, welcomeOf } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
 
 let t: TestApp
 let alice: TestUser
@@ -20,13 +18,13 @@ afterAll(async () => {
 async function invite() {
   const bob = await TestUser.create()
   const convo = await createConvo(t, alice, [bob])
-  return { bob, convo, welcome: b64(welcomeOf(convo.id)) }
+  return { bob, convo, welcome: encodeBase64(welcomeOf(convo.id)) }
 }
 
 const getWelcome = (user: TestUser, convoId: string) =>
-  t.call<{ convoId: string; welcome: string }>(user, `${NS}.getWelcome`, { params: { convoId } })
+  t.call<{ convoId: string; welcome: string }>(user, NSID.getWelcome, { params: { convoId } })
 const confirm = (user: TestUser, convoId: string, success: boolean, errorDetails?: string) =>
-  t.call<{ confirmed: boolean }>(user, `${NS}.confirmWelcome`, {
+  t.call<{ confirmed: boolean }>(user, NSID.confirmWelcome, {
     input: { convoId, success, ...(errorDetails ? { errorDetails } : {}) },
   })
 

@@ -4,10 +4,7 @@ import path from 'node:path'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FilePendingStore, MlsClient, type MessageView } from '../../src/client/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js'
-import { message, prepareConvo, welcomeOf } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import { type FaultProxy, message, prepareConvo, startFaultProxy, startTestApp, type TestApp, TestUser, welcomeOf } from '../helpers/index.js'
 
 const SENDS = 500
 const CONCURRENCY = 16

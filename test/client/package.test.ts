@@ -5,12 +5,24 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  baseEnv,
+  type ChildServer,
+  copyProject,
+  createTestDatabase,
+  encodeBase64,
+  encrypt,
+  hex,
+  newGroup,
+  NSID,
+  type ProjectCopy,
+  SERVICE_DID,
+  spawnServer,
+  SUITE,
+  type TestDatabase,
+  TestUser,
+} from '../helpers/index.js'
 import { projectRoot } from '../../src/paths.js'
-import { baseEnv, spawnServer, type ChildServer } from '../helpers/child-server.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { b64, encrypt, hex, NS, newGroup, SUITE } from '../helpers/mls.js'
-import { copyProject, type ProjectCopy } from '../helpers/project-copy.js'
-import { SERVICE_DID, TestUser } from '../helpers/users.js'
 
 const run = promisify(execFile)
 let copy: ProjectCopy
@@ -108,10 +120,10 @@ console.log(JSON.stringify({ messageId: sent.messageId, id: first?.id, ciphertex
     const groupId = new Uint8Array(randomBytes(16))
     const { data: mlsMessage } = await encrypt(await newGroup(alice.did, groupId), new TextEncoder().encode('hello'))
     const tokens: Record<string, string> = {}
-    for (const method of ['createConvo', 'sendMessage', 'getMessages', 'getEpoch']) tokens[`${NS}.${method}`] = await alice.token(`${NS}.${method}`)
+    for (const nsid of [NSID.createConvo, NSID.sendMessage, NSID.getMessages, NSID.getEpoch]) tokens[nsid] = await alice.token(nsid)
     const { stdout } = await run(process.execPath, ['probe.js'], {
       cwd: consumer,
-      env: { ...baseEnv(), TOKENS: JSON.stringify(tokens), SERVICE_URL: server.url, DID: alice.did, GROUP_ID: hex(groupId), MESSAGE: b64(mlsMessage) },
+      env: { ...baseEnv(), TOKENS: JSON.stringify(tokens), SERVICE_URL: server.url, DID: alice.did, GROUP_ID: hex(groupId), MESSAGE: encodeBase64(mlsMessage) },
     })
     const result = JSON.parse(stdout) as { messageId: string; id: string; ciphertext: number[]; refused: string }
     expect(result).toEqual({ messageId: expect.any(String), id: result.messageId, ciphertext: Array.from(mlsMessage), refused: 'ConvoNotFound' })

@@ -11,11 +11,25 @@ import {
   XrpcClientError,
   type MlsClientOptions,
 } from '../../src/client/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { holdKey } from '../helpers/keys.js'
-import { refusingUrl, startFaultProxy } from '../helpers/fault-proxy.js'
-import { b64, createConvo, epochOf, keyPackage, message, NS, prepareCommit, randomGroupId, staleMessage, SUITE } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import {
+  countRows,
+  createConvo,
+  encodeBase64,
+  epochOf,
+  holdKey,
+  keyPackage,
+  message,
+  NSID,
+  prepareCommit,
+  randomGroupId,
+  refusingUrl,
+  staleMessage,
+  startFaultProxy,
+  startTestApp,
+  SUITE,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -65,7 +79,7 @@ describe('pending operations', () => {
     const stored = await messagesIn(convo.id)
     const mismatch = await sdk.sendMessage(await sendInput(alice, convo.id, { ciphertext: stale })).catch((err: unknown) => err)
     expect(mismatch).toBeInstanceOf(XrpcClientError)
-    expect(mismatch).toMatchObject({ status: 409, error: 'EpochMismatch', nsid: `${NS}.sendMessage`, permanent: true })
+    expect(mismatch).toMatchObject({ status: 409, error: 'EpochMismatch', nsid: NSID.sendMessage, permanent: true })
 
     const stranger = await TestUser.create()
     const notMember = await client(stranger, { pendingStore, retry: { sleep } })
@@ -84,7 +98,7 @@ describe('pending operations', () => {
       const key = randomUUID()
       const groupId = randomGroupId()
       // Another request holds the key: its transaction is open until we abort it.
-      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: `${NS}.createConvo`, key, shardKey: groupId })
+      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: NSID.createConvo, key, shardKey: groupId })
       const { sleeps, sleep } = recordingSleep(() => held.abort())
       const pendingStore = new MemoryPendingStore()
       const sdk = new MlsClient({
@@ -134,7 +148,7 @@ describe('pending operations', () => {
       // Not a refusal: the write stays pending, with its key, for retryPending().
       const [pending, ...more] = await pendingStore.list()
       expect(more).toEqual([])
-      expect(pending).toMatchObject({ nsid: `${NS}.sendMessage`, input: { idempotencyKey: pending!.id } })
+      expect(pending).toMatchObject({ nsid: NSID.sendMessage, input: { idempotencyKey: pending!.id } })
       expect(await messagesIn(convo.id)).toEqual([])
     } finally {
       await limited.close()
@@ -186,10 +200,10 @@ describe('pending operations', () => {
 
     const after = client(alice, { pendingStore: new FilePendingStore(file) })
     const [pending] = await after.pendingStore.list()
-    expect(pending).toMatchObject({ nsid: `${NS}.sendMessage`, input: { convoId: convo.id, senderDid: alice.did } })
+    expect(pending).toMatchObject({ nsid: NSID.sendMessage, input: { convoId: convo.id, senderDid: alice.did } })
     const outcomes = await after.retryPending()
     expect(outcomes).toEqual([
-      { nsid: `${NS}.sendMessage`, operation: pending, ok: true, output: { messageId: stored!.id, receivedAt: expect.any(String) } },
+      { nsid: NSID.sendMessage, operation: pending, ok: true, output: { messageId: stored!.id, receivedAt: expect.any(String) } },
     ])
     const messages = await messagesIn(convo.id)
     expect(messages).toHaveLength(1)
@@ -210,13 +224,13 @@ describe('pending operations', () => {
     })
     const adding = await prepareCommit(t, alice, convo.id, { add: [bob] })
     // Made before the writes start: each must have its rejection handler before the next await.
-    const ownKeyPackage = b64(await keyPackage(alice))
+    const ownKeyPackage = encodeBase64(await keyPackage(alice))
     const writes = [
       offline.addMembers({
         convoId: convo.id,
         didList: [bob.did],
-        commit: b64(adding.commit),
-        welcomeMessage: b64(adding.welcome!),
+        commit: encodeBase64(adding.commit),
+        welcomeMessage: encodeBase64(adding.welcome!),
         epoch: adding.epoch,
       }),
       offline.publishKeyPackage({ keyPackage: ownKeyPackage, cipherSuite: SUITE }),
@@ -227,17 +241,15 @@ describe('pending operations', () => {
     const online = client(alice, { pendingStore: new FilePendingStore(file) })
     const outcomes = await online.retryPending()
     expect(outcomes.map((o) => [o.nsid, o.ok]).sort()).toEqual([
-      [`${NS}.addMembers`, true],
-      [`${NS}.leaveConvo`, true],
-      [`${NS}.publishKeyPackage`, true],
+      [NSID.addMembers, true],
+      [NSID.leaveConvo, true],
+      [NSID.publishKeyPackage, true],
     ])
     // Keyed writes carry their key; the others go as they are.
-    const keyed = outcomes.filter((o) => o.nsid !== `${NS}.leaveConvo`)
+    const keyed = outcomes.filter((o) => o.nsid !== NSID.leaveConvo)
     for (const { operation } of keyed) expect(operation.input.idempotencyKey).toBe(operation.id)
-    expect(outcomes.find((o) => o.nsid === `${NS}.leaveConvo`)?.operation.input).not.toHaveProperty('idempotencyKey')
+    expect(outcomes.find((o) => o.nsid === NSID.leaveConvo)?.operation.input).not.toHaveProperty('idempotencyKey')
     expect(await online.pendingStore.list()).toEqual([])
-    const { rows } = await sql<{ n: number }>`
-      SELECT count(*)::int AS n FROM key_package WHERE owner_did = ${alice.did}`.execute(t.ctx.db)
-    expect(rows[0]?.n).toBe(1)
+    expect(await countRows(t.ctx.db, 'key_package', sql`owner_did = ${alice.did}`)).toBe(1)
   })
 })

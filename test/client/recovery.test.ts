@@ -1,10 +1,19 @@
 import type { ClientState } from 'ts-mls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MlsClient, XrpcClientError, type ExternalCommitBuilder } from '../../src/client/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, commit, encrypt, groupInfoOf, joinExternally, joinFromWelcome, receive } from '../helpers/mls.js'
-import { Client } from '../helpers/mls-client.js'
-import type { TestUser } from '../helpers/users.js'
+import {
+  Client,
+  commit,
+  encodeBase64,
+  encrypt,
+  groupInfoOf,
+  joinExternally,
+  joinFromWelcome,
+  receive,
+  startTestApp,
+  type TestApp,
+  type TestUser,
+} from '../helpers/index.js'
 
 let t: TestApp
 
@@ -103,7 +112,7 @@ describe('recovering a conversation through the SDK', () => {
     const overtaken: ExternalCommitBuilder = async (groupInfo, epoch) => {
       if (bob.builds === 0) {
         const update = await commit(alice.state)
-        expect((await alice.send(convo, update.data, { groupInfo: b64(await groupInfoOf(update.state)) })).status).toBe(200)
+        expect((await alice.send(convo, update.data, { groupInfo: encodeBase64(await groupInfoOf(update.state)) })).status).toBe(200)
         alice.state = update.state
       }
       expect(epoch).toBe(bob.builds + 1)

@@ -10,9 +10,7 @@ import {
   XrpcClientError,
   type WelcomeStore,
 } from '../../src/client/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { b64, createConvo, welcomeOf } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import { createConvo, encodeBase64, NSID, startTestApp, type TestApp, TestUser, welcomeOf } from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -59,7 +57,7 @@ describe('joining from a Welcome', () => {
     await sdk.joinFromWelcome(convoId, async (bytes) => {
       received.push(Buffer.from(bytes))
       // Persisted before processing, while the server holds it in flight.
-      expect(await sdk.welcomeStore.get(convoId)).toMatchObject({ convoId, welcome: b64(welcome) })
+      expect(await sdk.welcomeStore.get(convoId)).toMatchObject({ convoId, welcome: encodeBase64(welcome) })
       expect((await delivery(convoId, bob.did)).state).toBe('in_flight')
     })
     expect(received).toEqual([welcome])
@@ -125,7 +123,7 @@ describe('joining from a Welcome', () => {
     })
     expect(await secondRun.welcomeStore.list()).toHaveLength(1)
     const outcomes = await secondRun.retryPending()
-    expect(outcomes).toMatchObject([{ nsid: 'blue.catbird.mls.confirmWelcome', ok: true, output: { confirmed: true } }])
+    expect(outcomes).toMatchObject([{ nsid: NSID.confirmWelcome, ok: true, output: { confirmed: true } }])
     expect(await delivery(convoId, bob.did)).toMatchObject({ state: 'consumed', consumed_via: 'confirm' })
     expect(await secondRun.welcomeStore.list()).toEqual([])
     expect(await secondRun.pendingStore.list()).toEqual([])

@@ -7,12 +7,8 @@ import path from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { embeddedInstallDir, startEmbeddedPostgres, type EmbeddedPostgresOptions } from '../../src/db/embedded.js'
+import { type ChildServer, freePort, listens, NSID, startChildServer, TestUser, xrpcClient } from '../helpers/index.js'
 import { StartupError } from '../../src/startup-error.js'
-import { startChildServer, type ChildServer } from '../helpers/child-server.js'
-import { NS } from '../helpers/mls.js'
-import { freePort, listens } from '../helpers/net.js'
-import { TestUser } from '../helpers/users.js'
-import { xrpcClient } from '../helpers/xrpc.js'
 
 const asRoot = userInfo().uid === 0
 let base: string
@@ -170,7 +166,7 @@ describe('several local servers on one embedded PostgreSQL', () => {
     expect(second.output()).toContain('leaving embedded PostgreSQL running')
     expect(await healthy(first)).toBe(200)
     const alice = await TestUser.create()
-    const created = await xrpcClient(first.url)(alice, `${NS}.createConvo`, {
+    const created = await xrpcClient(first.url)(alice, NSID.createConvo, {
       input: { groupId: 'ab', cipherSuite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' },
     })
     expect(created.status).toBe(200)
@@ -179,7 +175,7 @@ describe('several local servers on one embedded PostgreSQL', () => {
     const third = await start()
     expect(await stop(first)).toBe(0)
     expect(await healthy(third)).toBe(200)
-    const convos = await xrpcClient(third.url)(alice, `${NS}.getConvos`)
+    const convos = await xrpcClient(third.url)(alice, NSID.getConvos)
     expect(convos.body).toMatchObject({ conversations: [{ groupId: 'ab' }] })
 
     expect(await stop(third)).toBe(0)

@@ -2,11 +2,22 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDatabase } from '../../src/db/index.js'
 import { executePrepared } from '../../src/db/prepared.js'
+import {
+  bytesJson,
+  createConvo,
+  createTestDatabase,
+  keyPackage,
+  message,
+  NSID,
+  publishKeyPackage,
+  sendMessage,
+  startTestApp,
+  SUITE,
+  type TestApp,
+  type TestDatabase,
+  TestUser,
+} from '../helpers/index.js'
 import { requireMember } from '../../src/services/convos.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { bytesJson, createConvo, keyPackage, message, NS, publishKeyPackage, sendMessage, SUITE } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
 
 let testDb: TestDatabase
 beforeAll(async () => {
@@ -61,16 +72,16 @@ describe('the server with prepared statements off (PgBouncer before 1.21)', () =
     const convo = await createConvo(t, alice, [bob])
     const ciphertext = await message(alice, convo.id)
     const input = { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: bytesJson(ciphertext), idempotencyKey: 'send-1' }
-    const first = await t.call(alice, `${NS}.sendMessage`, { input })
-    const replay = await t.call(alice, `${NS}.sendMessage`, { input })
+    const first = await t.call(alice, NSID.sendMessage, { input })
+    const replay = await t.call(alice, NSID.sendMessage, { input })
     expect([first.status, replay.status, replay.headers.get('idempotent-replayed')]).toEqual([200, 200, 'true'])
     expect(replay.body).toEqual(first.body)
     expect((await sendMessage(t, bob, convo.id)).status).toBe(200)
-    const page = await t.call<{ messages: unknown[] }>(alice, `${NS}.getMessages`, { params: { convoId: convo.id } })
+    const page = await t.call<{ messages: unknown[] }>(alice, NSID.getMessages, { params: { convoId: convo.id } })
     expect(page.body.messages).toHaveLength(2)
-    expect((await t.call(alice, `${NS}.getEpoch`, { params: { convoId: convo.id } })).body).toEqual({ convoId: convo.id, currentEpoch: 1 })
+    expect((await t.call(alice, NSID.getEpoch, { params: { convoId: convo.id } })).body).toEqual({ convoId: convo.id, currentEpoch: 1 })
     expect((await publishKeyPackage(t, bob, await keyPackage(bob))).status).toBe(200)
-    const claimed = await t.call<{ keyPackages: unknown[] }>(alice, `${NS}.getKeyPackages`, { params: { dids: [bob.did], cipherSuite: SUITE } })
+    const claimed = await t.call<{ keyPackages: unknown[] }>(alice, NSID.getKeyPackages, { params: { dids: [bob.did], cipherSuite: SUITE } })
     expect(claimed.body.keyPackages).toHaveLength(1)
     expect(await preparedOn(t.database.pool)).toEqual([])
   })

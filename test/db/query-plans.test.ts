@@ -12,7 +12,7 @@ import { fetchGroupInfo, putGroupInfo } from '../../src/services/groupInfo.js'
 import { claimKeyPackages, keyPackageStats, publishKeyPackage } from '../../src/services/keyPackages.js'
 import { listMessages, sendMessage } from '../../src/services/messages.js'
 import { confirmWelcome, fetchWelcome, sweepWelcomes } from '../../src/services/welcomes.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/index.js'
 
 let testDb: TestDatabase
 let database: Database

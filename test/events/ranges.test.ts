@@ -2,10 +2,7 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { EventHub } from '../../src/events/hub.js'
 import { sendMessage as storeMessage } from '../../src/services/messages.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { createConvo, epochOf, message, sendMessage } from '../helpers/mls.js'
-import { messagesOf, openStream, type SseStream } from '../helpers/sse.js'
-import { TestUser } from '../helpers/users.js'
+import { createConvo, epochOf, message, messagesOf, openStream, sendMessage, type SseStream, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 
 /**
  * Event ids from several ranges, as a Citus cluster draws them (each node

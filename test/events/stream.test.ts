@@ -1,10 +1,20 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  addMembers,
+  commitUpdate,
+  createConvo,
+  message,
+  messagesOf,
+  NSID,
+  openStream,
+  removeMember,
+  sendMessage,
+  startTestApp,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 import { sendMessage as storeMessage } from '../../src/services/messages.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { addMembers, commitUpdate, createConvo, message, NS, removeMember, sendMessage } from '../helpers/mls.js'
-import { messagesOf, openStream } from '../helpers/sse.js'
-import { TestUser } from '../helpers/users.js'
 
 // Two instances of the server on one database.
 let one: TestApp
@@ -59,7 +69,7 @@ describe('streamConvoEvents', () => {
       expect(messages.map((m) => m.seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1))
       expect(new Set(messages.map((m) => m.id)).size).toBe(200)
       expect(stream.events[0]?.data).toMatchObject({
-        $type: `${NS}.streamConvoEvents#messageEvent`,
+        $type: `${NSID.streamConvoEvents}#messageEvent`,
         cursor: stream.events[0]?.id,
         // The MLS message, as padded base64 (whole groups of four characters).
         message: {
@@ -81,7 +91,7 @@ describe('streamConvoEvents', () => {
       () => commitUpdate(one, alice, convo.id),
       () => addMembers(one, alice, convo.id, [carol], { idempotencyKey: `add-${carol.did}` }),
       () => sendMessage(one, carol, convo.id),
-      () => one.call(carol, `${NS}.leaveConvo`, { input: { convoId: convo.id } }).then(() => removeMember(one, bob, convo.id, carol)),
+      () => one.call(carol, NSID.leaveConvo, { input: { convoId: convo.id } }).then(() => removeMember(one, bob, convo.id, carol)),
     ]
     for (const [i, write] of writes.entries()) {
       expect((await write()).status).toBe(200)
@@ -133,7 +143,7 @@ describe('streamConvoEvents', () => {
     const bobStream = await openStream(two.url, bob, { convoId: convo.id })
     await sendMessage(one, alice, convo.id)
     await bobStream.waitFor((e) => e.length === 1)
-    await one.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id } })
+    await one.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })
     await sendMessage(one, alice, convo.id)
     const other = await createConvo(one, eve)
     await sendMessage(one, eve, other.id)

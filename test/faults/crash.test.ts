@@ -1,20 +1,28 @@
 import { randomUUID } from 'node:crypto'
-import { Kysely, PostgresDialect, sql } from 'kysely'
-import pg from 'pg'
+import { sql, type Kysely } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { xrpcClient } from '../helpers/xrpc.js'
-import { startChildServer, type ChildServer } from '../helpers/child-server.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { bytesJson, createConvo, message, NS } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import type { DatabaseSchema } from '../../src/db/schema.js'
+import {
+  bytesJson,
+  type ChildServer,
+  createConvo,
+  createTestDatabase,
+  message,
+  NSID,
+  openKysely,
+  startChildServer,
+  type TestDatabase,
+  TestUser,
+  xrpcClient,
+} from '../helpers/index.js'
 
 let testDb: TestDatabase
-let db: Kysely<unknown>
+let db: Kysely<DatabaseSchema>
 let server: ChildServer | undefined
 
 beforeAll(async () => {
   testDb = await createTestDatabase()
-  db = new Kysely({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: testDb.url, max: 2 }) }) })
+  db = openKysely(testDb.url)
 })
 afterAll(async () => {
   server?.process.kill('SIGKILL')
@@ -41,7 +49,7 @@ describe('process crash mid-load', () => {
       sends.push({ key: randomUUID(), ciphertext: bytesJson(await message(sender(i), convo.id)).$bytes })
     }
     const send = async (url: string, s: Send, user: TestUser) => {
-      const res = await xrpcClient(url)<{ messageId: string }>(user, `${NS}.sendMessage`, {
+      const res = await xrpcClient(url)<{ messageId: string }>(user, NSID.sendMessage, {
         input: { convoId: convo.id, senderDid: user.did, epoch: 1, ciphertext: { $bytes: s.ciphertext }, idempotencyKey: s.key },
       })
       if (res.status !== 200) throw new Error(`sendMessage ${res.status}: ${JSON.stringify(res.body)}`)

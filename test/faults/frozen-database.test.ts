@@ -3,13 +3,24 @@ import { sql } from 'kysely'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { handlers } from '../../src/api/index.js'
 import { createDatabase } from '../../src/db/index.js'
-import { xrpcHandler, type HandlerInput, type XrpcHandler } from '../../src/xrpc/types.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { startTcpProxy, type TcpProxy } from '../helpers/fault-proxy.js'
-import { createConvo, message, NS, randomGroupId, sendMessage, SUITE } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
-import type { XrpcResponse } from '../helpers/xrpc.js'
+import {
+  countRows,
+  createConvo,
+  createTestDatabase,
+  message,
+  NSID,
+  randomGroupId,
+  sendMessage,
+  startTcpProxy,
+  startTestApp,
+  SUITE,
+  type TcpProxy,
+  type TestApp,
+  type TestDatabase,
+  TestUser,
+  type XrpcResponse,
+} from '../helpers/index.js'
+import { handler } from '../../src/xrpc/types.js'
 
 // The database sits behind a proxy that can stop forwarding, which to the
 // server looks like SIGSTOPped PostgreSQL processes (or a partition); only
@@ -32,9 +43,9 @@ let freezeBeforeWrite = false
 /** Freeze the database right after the next createConvo handler: its COMMIT is what hangs. */
 let freezeBeforeCommit = false
 
-const sendHandler = handlers[`${NS}.sendMessage`] as XrpcHandler<unknown, unknown, unknown>
-const createHandler = handlers[`${NS}.createConvo`] as XrpcHandler<unknown, unknown, unknown>
-const epochHandler = handlers[`${NS}.getEpoch`] as XrpcHandler<unknown, unknown, unknown>
+const sendHandler = handlers[NSID.sendMessage]
+const createHandler = handlers[NSID.createConvo]
+const epochHandler = handlers[NSID.getEpoch]
 
 beforeAll(async () => {
   testDb = await createTestDatabase()
@@ -50,14 +61,14 @@ beforeAll(async () => {
     },
     handlers: {
       ...handlers,
-      [`${NS}.sendMessage`]: xrpcHandler(async (req: HandlerInput<unknown, unknown>) => {
+      [NSID.sendMessage]: handler(NSID.sendMessage, async (req) => {
         if (freezeBeforeWrite) {
           freezeBeforeWrite = false
           proxy.freeze()
         }
         return sendHandler(req)
       }, sendHandler.keyedWrites),
-      [`${NS}.createConvo`]: xrpcHandler(async (req: HandlerInput<unknown, unknown>) => {
+      [NSID.createConvo]: handler(NSID.createConvo, async (req) => {
         const output = await createHandler(req)
         if (freezeBeforeCommit) {
           freezeBeforeCommit = false
@@ -66,10 +77,10 @@ beforeAll(async () => {
         return output
       }, createHandler.keyedWrites),
       // A statement PostgreSQL has to cancel itself.
-      [`${NS}.getEpoch`]: async (req: HandlerInput<unknown, unknown>) => {
+      [NSID.getEpoch]: handler(NSID.getEpoch, async (req) => {
         await sql`SELECT pg_sleep(10)`.execute(req.db)
         return epochHandler(req)
-      },
+      }),
     },
   })
   alice = await TestUser.create()
@@ -102,7 +113,7 @@ async function retryUntilAnswered<T>(send: () => Promise<XrpcResponse<T>>, ms = 
 }
 
 const storedMessages = async () =>
-  Number((await sql<{ n: string }>`SELECT count(*) AS n FROM message WHERE convo_id = ${convoId}`.execute(t.ctx.db)).rows[0]!.n)
+  countRows(t.ctx.db, 'message', sql`convo_id = ${convoId}`)
 
 /**
  * A keyed sendMessage whose database freezes when its one statement is
@@ -128,14 +139,14 @@ async function keyedSendTimedOut() {
  */
 async function keyedCreateTimedOutAtCommit() {
   const input = { groupId: randomGroupId(), cipherSuite: SUITE, idempotencyKey: randomUUID() }
-  const retry = () => t.call(alice, `${NS}.createConvo`, { input })
+  const retry = () => t.call(alice, NSID.createConvo, { input })
   freezeBeforeCommit = true
   const first = await timed(retry)
   expect(freezeBeforeCommit, 'the first attempt reached its COMMIT').toBe(false)
   expect(first.result.status).toBe(503)
   expect(first.ms).toBeLessThan(BOUND_MS)
   const stored = async () =>
-    Number((await sql<{ n: string }>`SELECT count(*) AS n FROM convo WHERE group_id = ${input.groupId}`.execute(t.ctx.db)).rows[0]!.n)
+    countRows(t.ctx.db, 'convo', sql`group_id = ${input.groupId}`)
   return { stored, retry }
 }
 
@@ -150,7 +161,7 @@ describe('a frozen database', () => {
 
     // More requests than the pool has connections: some wait for one.
     const flood = Array.from({ length: 30 }, (_, i) =>
-      timed(() => (i % 2 ? sendMessage(t, alice, convoId) : t.call(alice, `${NS}.getMessages`, { params: { convoId } }))),
+      timed(() => (i % 2 ? sendMessage(t, alice, convoId) : t.call(alice, NSID.getMessages, { params: { convoId } }))),
     )
     for (const { result, ms } of await Promise.all(flood)) {
       expect(result.status).toBe(503)
@@ -207,7 +218,7 @@ describe('a frozen database', () => {
     expect(rows[0]).toEqual({ statement: `${STATEMENT_TIMEOUT_MS}ms`, idle: `${IDLE_IN_TRANSACTION_TIMEOUT_MS / 1000}s` })
 
     const connections = t.database.pool.totalCount
-    const slow = await timed(() => t.call(alice, `${NS}.getEpoch`, { params: { convoId } }))
+    const slow = await timed(() => t.call(alice, NSID.getEpoch, { params: { convoId } }))
     expect(slow.result.status).toBe(503)
     expect(slow.ms).toBeLessThan(QUERY_TIMEOUT_MS)
     // Cancelled by PostgreSQL, not abandoned by the client: nothing to discard.

@@ -6,9 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded.js'
 import { createDatabase } from '../../src/db/index.js'
 import { migrateToLatest } from '../../src/db/migrator.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { createConvo, sendMessage } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import { createConvo, sendMessage, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 
 // A cluster of this file's own, so it can be stopped without touching other test files.
 let dir: string

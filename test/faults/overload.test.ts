@@ -1,8 +1,6 @@
 import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { NS } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import { NSID, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 
 let t: TestApp
 
@@ -18,23 +16,23 @@ describe('overload and slow clients', () => {
     const alice = await TestUser.create()
     const bob = await TestUser.create()
     const statuses = []
-    for (let i = 0; i < 4; i++) statuses.push((await t.call(alice, `${NS}.getConvos`)).status)
+    for (let i = 0; i < 4; i++) statuses.push((await t.call(alice, NSID.getConvos)).status)
     expect(statuses).toEqual([200, 200, 200, 429])
-    const limited = await t.call(alice, `${NS}.getConvos`)
+    const limited = await t.call(alice, NSID.getConvos)
     expect(limited.body).toMatchObject({ error: 'RateLimitExceeded', message: expect.any(String) })
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
     // Another caller has a budget of its own; health checks are not limited.
-    expect((await t.call(bob, `${NS}.getConvos`)).status).toBe(200)
+    expect((await t.call(bob, NSID.getConvos)).status).toBe(200)
     for (let i = 0; i < 5; i++) expect((await fetch(`${t.url}/xrpc/_health`)).status).toBe(200)
   })
 
   it('closes a connection that sends its request too slowly', async () => {
     const { port } = new URL(t.url)
-    const token = await (await TestUser.create()).token(`${NS}.sendMessage`)
+    const token = await (await TestUser.create()).token(NSID.sendMessage)
     const socket = connect(Number(port), '127.0.0.1')
     const received: Buffer[] = []
     socket.on('data', (chunk) => received.push(chunk))
-    socket.write(`POST /xrpc/${NS}.sendMessage HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"convo`)
+    socket.write(`POST /xrpc/${NSID.sendMessage} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"convo`)
     const closedWithin = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), 5_000)
       socket.on('close', () => {

@@ -1,11 +1,6 @@
-import { Kysely, PostgresDialect, sql } from 'kysely'
-import pg from 'pg'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { xrpcClient } from '../helpers/xrpc.js'
-import { startChildServer } from '../helpers/child-server.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { createConvo, sendMessage } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import { countRows, createConvo, createTestDatabase, openKysely, sendMessage, startChildServer, type TestDatabase, TestUser, xrpcClient } from '../helpers/index.js'
 
 let testDb: TestDatabase
 
@@ -24,7 +19,7 @@ describe('graceful shutdown', () => {
     const convo = await createConvo(client, alice)
 
     // Hold the conversation row so 30 sends are provably inside the server when SIGTERM lands.
-    const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: testDb.url, max: 2 }) }) })
+    const db = openKysely(testDb.url)
     const holder = await db.connection().execute(async (conn) => {
       await sql`BEGIN`.execute(conn)
       await sql`SELECT 1 FROM convo WHERE id = ${convo.id} FOR UPDATE`.execute(conn)
@@ -48,8 +43,7 @@ describe('graceful shutdown', () => {
     expect(holder.map((r) => r.status)).toEqual(Array(30).fill(200))
     expect(await server.exited).toBe(0)
     expect(server.output()).toContain('shutdown complete')
-    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM message`.execute(db)
-    expect(rows[0]!.n).toBe(30)
+    expect(await countRows(db, 'message')).toBe(30)
     await db.destroy()
   }, 60_000)
 })

@@ -3,7 +3,7 @@ import { loadConfig, type Config } from '../../src/config.js'
 import type { AppContext } from '../../src/context.js'
 import { createDatabase, databaseOptions, type Database } from '../../src/db/index.js'
 import { buildServer } from '../../src/server.js'
-import type { XrpcHandlers } from '../../src/xrpc/types.js'
+import type { XrpcHandler, XrpcHandlers } from '../../src/xrpc/types.js'
 import { createTestDatabase, type TestDatabase } from './database.js'
 import { SERVICE_DID } from './users.js'
 import { xrpcClient, type XrpcCall } from './xrpc.js'
@@ -38,7 +38,8 @@ export async function startTestApp(
     config?: Record<string, string>
     testDb?: TestDatabase
     logger?: unknown
-    handlers?: XrpcHandlers
+    /** Handlers by NSID; a test may install one that breaks its lexicon on purpose. */
+    handlers?: Record<string, XrpcHandler<never, never, unknown>>
     /** A loopback port to listen on; any free one by default. */
     port?: number
   } = {},
@@ -51,7 +52,7 @@ export async function startTestApp(
     database,
     validateOutput: true,
     ...(opts.logger ? { logger: opts.logger as never } : {}),
-    ...(opts.handlers ? { handlers: opts.handlers } : {}),
+    ...(opts.handlers ? { handlers: opts.handlers as XrpcHandlers } : {}),
   })
   const url = await app.listen({ port: opts.port ?? 0, host: '127.0.0.1' })
 

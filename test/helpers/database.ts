@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
+import { Kysely, PostgresDialect, sql, type QueryExecutorProvider, type RawBuilder } from 'kysely'
 import pg from 'pg'
-import { inject } from 'vitest'
+import type { DatabaseSchema } from '../../src/db/schema.js'
 
 export interface TestDatabase {
   url: string
@@ -9,6 +10,8 @@ export interface TestDatabase {
 
 /** A fresh, migrated database of this test file's own, copied from the suite's template. */
 export async function createTestDatabase(): Promise<TestDatabase> {
+  // Loaded here, not at the top: benchmarks import this kit outside vitest.
+  const { inject } = await import('vitest')
   const adminUrl = inject('pgAdminUrl')
   const name = `t_${randomBytes(6).toString('hex')}`
   const admin = new pg.Client(adminUrl)
@@ -32,4 +35,15 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       }
     },
   }
+}
+
+/** A Kysely of the test's own on `url`, beside the server's pool: to look at or hold rows as another client would. */
+export const openKysely = (url: string, max = 2): Kysely<DatabaseSchema> =>
+  new Kysely({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max }) }) })
+
+/** How many rows of `table` there are (that match `where`). */
+export async function countRows(db: QueryExecutorProvider, table: string, where?: RawBuilder<unknown>): Promise<number> {
+  const filter = where ? sql` WHERE ${where}` : sql``
+  const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql.table(table)}${filter}`.execute(db)
+  return rows[0]!.n
 }

@@ -3,12 +3,13 @@
  * own ts-mls group state and talks to the server as a real client does,
  * reading what the server delivers in order (test/mls/).
  */
+import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { ClientState } from 'ts-mls'
-import { expect } from 'vitest'
+import { NSID } from '../../src/lexicon/types/index.js'
+import { base64Bytes, bytesFromJson, encodeBase64 } from '../../src/lexicon/wire.js'
 import {
   addProposal,
-  b64,
   bytesJson,
   commit,
   encrypt,
@@ -19,7 +20,6 @@ import {
   joinFromWelcome,
   keyPackage,
   newGroup,
-  NS,
   publishKeyPackage,
   receive,
   SUITE,
@@ -30,7 +30,6 @@ import type { CallOptions, XrpcCall, XrpcResponse } from './xrpc.js'
 
 const text = (s: string) => new TextEncoder().encode(s)
 const read = (bytes: Uint8Array | undefined) => (bytes ? new TextDecoder().decode(bytes) : undefined)
-export const fromJson = (bytes: { $bytes: string }) => new Uint8Array(Buffer.from(bytes.$bytes, 'base64'))
 
 export interface MessageView {
   id: string
@@ -71,12 +70,12 @@ export class Client {
     return new Client(t, await TestUser.create())
   }
 
-  call<T = Record<string, unknown>>(method: string, opts: CallOptions = {}): Promise<XrpcResponse<T>> {
-    return this.t.call<T>(this.user, `${NS}.${method}`, opts)
+  call<T = Record<string, unknown>>(method: keyof typeof NSID, opts: CallOptions = {}): Promise<XrpcResponse<T>> {
+    return this.t.call<T>(this.user, NSID[method], opts)
   }
 
   async publishKeyPackage(opts: { lastResort?: boolean } = {}): Promise<void> {
-    expect((await publishKeyPackage(this.t, this.user, await keyPackage(this.user, opts))).status).toBe(200)
+    assert.equal((await publishKeyPackage(this.t, this.user, await keyPackage(this.user, opts))).status, 200)
   }
 
   /** The key packages the server hands out for `users`, as bytes. */
@@ -84,8 +83,8 @@ export class Client {
     const res = await this.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>('getKeyPackages', {
       params: { dids: users.map((u) => u.user.did) },
     })
-    expect(res.status).toBe(200)
-    return users.map((u) => Buffer.from(res.body.keyPackages.find((kp) => kp.did === u.user.did)!.keyPackage, 'base64'))
+    assert.equal(res.status, 200)
+    return users.map((u) => base64Bytes(res.body.keyPackages.find((kp) => kp.did === u.user.did)!.keyPackage))
   }
 
   /**
@@ -105,12 +104,12 @@ export class Client {
         groupId: hex(groupId),
         cipherSuite: SUITE,
         initialMembers: members.map((m) => m.user.did),
-        welcomeMessage: b64(creation.welcome!),
-        commit: b64(creation.data),
-        ...(opts.groupInfo === false ? {} : { groupInfo: b64(await groupInfoOf(creation.state)) }),
+        welcomeMessage: encodeBase64(creation.welcome!),
+        commit: encodeBase64(creation.data),
+        ...(opts.groupInfo === false ? {} : { groupInfo: encodeBase64(await groupInfoOf(creation.state)) }),
       },
     })
-    expect(created.status, JSON.stringify(created.body)).toBe(200)
+    assert.equal(created.status, 200, JSON.stringify(created.body))
     this.state = creation.state
     if (opts.join !== false) for (const member of members) await member.join(created.body.id)
     return created.body.id
@@ -119,9 +118,9 @@ export class Client {
   /** Fetches its Welcome, joins with it, confirms. */
   async join(convoId: string): Promise<void> {
     const res = await this.call<{ welcome: string }>('getWelcome', { params: { convoId } })
-    expect(res.status).toBe(200)
-    this.state = await joinFromWelcome(this.user, Buffer.from(res.body.welcome, 'base64'))
-    expect((await this.call('confirmWelcome', { input: { convoId, success: true } })).body).toEqual({ confirmed: true })
+    assert.equal(res.status, 200)
+    this.state = await joinFromWelcome(this.user, base64Bytes(res.body.welcome))
+    assert.deepEqual((await this.call('confirmWelcome', { input: { convoId, success: true } })).body, { confirmed: true })
   }
 
   /** Everything the server has for it since last time, in order: it applies commits and proposals, and decrypts messages. */
@@ -129,13 +128,13 @@ export class Client {
     const page = await this.call<{ messages: MessageView[] }>('getMessages', {
       params: { convoId, limit: 100, ...(this.readSince ? { sinceMessage: this.readSince } : {}) },
     })
-    expect(page.status).toBe(200)
+    assert.equal(page.status, 200)
     const texts: Array<string | undefined> = []
     for (const m of page.body.messages) {
       this.readSince = m.id
       // Its own messages it applied when it sent them.
       if (m.sender === this.user.did || m.epoch < this.readFromEpoch) continue
-      const data = fromJson(m.ciphertext)
+      const data = bytesFromJson(m.ciphertext)
       // A commit it applied already (fetched with getCommits) comes again in its place.
       if (m.epoch < this.epoch && headerOf(data).contentType === 'commit') continue
       const received = await receive(this.state, data)
@@ -148,13 +147,13 @@ export class Client {
   /** Applies the commits of epochs from its own on, fetched with getCommits. */
   async catchUp(convoId: string): Promise<void> {
     for (const c of await this.commits(convoId, this.epoch)) {
-      if (c.epoch === this.epoch) this.state = (await receive(this.state, fromJson(c.commitData))).state
+      if (c.epoch === this.epoch) this.state = (await receive(this.state, bytesFromJson(c.commitData))).state
     }
   }
 
   async commits(convoId: string, fromEpoch = 0): Promise<CommitView[]> {
     const res = await this.call<{ commits: CommitView[] }>('getCommits', { params: { convoId, fromEpoch } })
-    expect(res.status).toBe(200)
+    assert.equal(res.status, 200)
     return res.body.commits
   }
 
@@ -189,9 +188,9 @@ export class Client {
    */
   async prepareRejoin(convoId: string, opts: { identity?: string } = {}): Promise<PreparedRejoin> {
     const info = await this.call<{ groupInfo: string; epoch: number }>('getGroupInfo', { params: { convoId } })
-    expect(info.status, JSON.stringify(info.body)).toBe(200)
-    const made = await joinExternally(this.user, Buffer.from(info.body.groupInfo, 'base64'), opts)
-    const input = { convoId, externalCommit: b64(made.commit), groupInfo: b64(made.groupInfo) }
+    assert.equal(info.status, 200, JSON.stringify(info.body))
+    const made = await joinExternally(this.user, base64Bytes(info.body.groupInfo), opts)
+    const input = { convoId, externalCommit: encodeBase64(made.commit), groupInfo: encodeBase64(made.groupInfo) }
     return {
       made,
       send: async () => {

@@ -48,6 +48,8 @@ import {
   type OwnKeyPackage,
 } from '../../scripts/mls-client.js'
 import type { Input as CreateConvoInput } from '../../src/lexicon/types/blue.catbird.mls.createConvo.js'
+import { NSID } from '../../src/lexicon/types/index.js'
+import { encodeBase64, type BytesJson } from '../../src/lexicon/wire.js'
 import type { TestUser } from './users.js'
 import type { XrpcCall, XrpcResponse } from './xrpc.js'
 
@@ -56,10 +58,8 @@ export { encrypt, lifetimeFromNow, newGroup, suiteImpl, SUITE }
 /** Anything that can call the server: a TestApp, or { call: xrpcClient(url) }. */
 type Caller = { call: XrpcCall }
 
-export const NS = 'blue.catbird.mls'
-
-export const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
-export const bytesJson = (bytes: Uint8Array) => ({ $bytes: Buffer.from(bytes).toString('base64').replace(/=+$/, '') })
+/** Bytes as JSON the way atproto's encoders write them: without base64 padding (the server must take both). */
+export const bytesJson = (bytes: Uint8Array): BytesJson => ({ $bytes: encodeBase64(bytes).replace(/=+$/, '') })
 export const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex')
 export const randomGroupId = () => randomBytes(16).toString('hex')
 
@@ -96,8 +96,8 @@ export async function publishKeyPackage(
   data?: Uint8Array,
   extra: Record<string, unknown> = {},
 ): Promise<XrpcResponse<{ available: number }>> {
-  return t.call<{ available: number }>(user, `${NS}.publishKeyPackage`, {
-    input: { keyPackage: b64(data ?? (await keyPackage(user))), cipherSuite: SUITE, ...extra },
+  return t.call<{ available: number }>(user, NSID.publishKeyPackage, {
+    input: { keyPackage: encodeBase64(data ?? (await keyPackage(user))), cipherSuite: SUITE, ...extra },
   })
 }
 
@@ -117,7 +117,7 @@ export async function claimKeyPackages(t: Caller, caller: TestUser, users: TestU
     const published = await publishKeyPackage(t, user, await keyPackage(user, { suite }), { cipherSuite: suite })
     if (published.status !== 200) throw new Error(`publishKeyPackage: ${published.status} ${JSON.stringify(published.body)}`)
   }
-  const claimed = await t.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>(caller, `${NS}.getKeyPackages`, {
+  const claimed = await t.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>(caller, NSID.getKeyPackages, {
     params: { dids: users.map((u) => u.did), cipherSuite: suite },
   })
   if (claimed.status !== 200 || claimed.body.keyPackages.length !== users.length) {
@@ -421,12 +421,12 @@ async function sendCommit<T>(prepared: PreparedCommit, send: () => Promise<XrpcR
 export async function addMembers(t: Caller, caller: TestUser, convoId: string, users: TestUser[], extra: Record<string, unknown> = {}) {
   const prepared = await prepareCommit(t, caller, convoId, { add: users })
   return sendCommit(prepared, () =>
-    t.call<{ success: boolean; newEpoch: number }>(caller, `${NS}.addMembers`, {
+    t.call<{ success: boolean; newEpoch: number }>(caller, NSID.addMembers, {
       input: {
         convoId,
         didList: users.map((u) => u.did),
-        commit: b64(prepared.commit),
-        welcomeMessage: b64(prepared.welcome as Uint8Array),
+        commit: encodeBase64(prepared.commit),
+        welcomeMessage: encodeBase64(prepared.welcome as Uint8Array),
         epoch: prepared.epoch,
         ...extra,
       },
@@ -438,8 +438,8 @@ export async function addMembers(t: Caller, caller: TestUser, convoId: string, u
 export async function removeMember(t: Caller, caller: TestUser, convoId: string, target: TestUser) {
   const prepared = await prepareCommit(t, caller, convoId, { remove: [target] })
   return sendCommit(prepared, () =>
-    t.call<{ success: boolean; newEpoch: number }>(caller, `${NS}.leaveConvo`, {
-      input: { convoId, targetDid: target.did, commit: b64(prepared.commit), epoch: prepared.epoch },
+    t.call<{ success: boolean; newEpoch: number }>(caller, NSID.leaveConvo, {
+      input: { convoId, targetDid: target.did, commit: encodeBase64(prepared.commit), epoch: prepared.epoch },
     }),
   )
 }
@@ -490,7 +490,7 @@ export async function prepareConvo(
     input: {
       groupId: hex(groupId),
       cipherSuite: suite,
-      ...(adding ? { initialMembers: members.map((m) => m.did), welcomeMessage: b64(adding.welcome as Uint8Array) } : {}),
+      ...(adding ? { initialMembers: members.map((m) => m.did), welcomeMessage: encodeBase64(adding.welcome as Uint8Array) } : {}),
       ...extra,
     },
     commit: adding?.data,
@@ -509,7 +509,7 @@ export async function createConvo(
   extra: Partial<CreateConvoInput> = {},
 ): Promise<ConvoBody> {
   const prepared = await prepareConvo(t, creator, members, extra)
-  const res = await t.call<ConvoBody>(creator, `${NS}.createConvo`, { input: prepared.input })
+  const res = await t.call<ConvoBody>(creator, NSID.createConvo, { input: prepared.input })
   if (res.status !== 200) throw new Error(`createConvo: ${res.status} ${JSON.stringify(res.body)}`)
   prepared.created(res.body)
   return res.body
@@ -526,7 +526,7 @@ export interface SendOptions {
 
 export async function sendMessage(t: Caller, sender: TestUser, convoId: string, opts: SendOptions = {}) {
   const ciphertext = opts.ciphertext ?? (await message(sender, convoId))
-  return t.call<{ messageId: string; receivedAt: string }>(sender, `${NS}.sendMessage`, {
+  return t.call<{ messageId: string; receivedAt: string }>(sender, NSID.sendMessage, {
     input: {
       convoId,
       senderDid: sender.did,

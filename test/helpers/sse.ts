@@ -1,4 +1,5 @@
-import { queryString } from './xrpc.js'
+import { NSID } from '../../src/lexicon/types/index.js'
+import { queryString } from '../../src/lexicon/wire.js'
 import type { TestUser } from './users.js'
 
 export interface SseEvent {
@@ -18,8 +19,6 @@ export interface SseStream {
   close(): void
 }
 
-const NSID = 'blue.catbird.mls.streamConvoEvents'
-
 /** Opens an event stream as `user` and parses it as it arrives. */
 export async function openStream(
   baseUrl: string,
@@ -28,8 +27,8 @@ export async function openStream(
   headers: Record<string, string> = {},
 ): Promise<SseStream> {
   const abort = new AbortController()
-  const res = await fetch(`${baseUrl}/xrpc/${NSID}${queryString(params)}`, {
-    headers: { authorization: `Bearer ${await user.token(NSID)}`, ...headers },
+  const res = await fetch(`${baseUrl}/xrpc/${NSID.streamConvoEvents}${queryString(params)}`, {
+    headers: { authorization: `Bearer ${await user.token(NSID.streamConvoEvents)}`, ...headers },
     signal: abort.signal,
   })
   const events: SseEvent[] = []

@@ -1,4 +1,5 @@
 import { connect } from 'node:net'
+import { queryString } from '../../src/lexicon/wire.js'
 import { loadLexicons } from '../../src/xrpc/lexicons.js'
 import type { TestUser } from './users.js'
 
@@ -16,15 +17,6 @@ export interface XrpcResponse<T = Record<string, unknown>> {
   /** The output, or an XRPC error. */
   body: T & { error?: string; message?: string }
   headers: Headers
-}
-
-export function queryString(params: CallOptions['params'] = {}): string {
-  const search = new URLSearchParams()
-  for (const [name, value] of Object.entries(params)) {
-    for (const v of Array.isArray(value) ? value : [value]) search.append(name, String(v))
-  }
-  const text = search.toString()
-  return text ? `?${text}` : ''
 }
 
 export type XrpcCall = <T = Record<string, unknown>>(

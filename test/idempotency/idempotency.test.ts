@@ -1,40 +1,35 @@
 import { randomUUID } from 'node:crypto'
-import { Writable } from 'node:stream'
 import { sql } from 'kysely'
-import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startIdempotencyCleanup } from '../../src/workers/index.js'
-import { requestFingerprint } from '../../src/idempotency/key.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { holdKey } from '../helpers/keys.js'
 import {
-  b64,
   bytesJson,
+  captureLogs,
   commitUpdate,
+  countRows,
   createConvo,
+  encodeBase64,
   epochOf,
   groupInfoOf,
+  holdKey,
   joinExternally,
   keyPackage,
   message,
-  NS,
+  NSID,
   prepareCommit,
   publishKeyPackage,
   randomGroupId,
   sendMessage,
   staleMessage,
+  startTestApp,
   stateOf,
   SUITE,
-} from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
+import { startIdempotencyCleanup } from '../../src/workers/index.js'
+import { requestFingerprint } from '../../src/idempotency/key.js'
 
-const logLines: string[] = []
-const logSink = new Writable({
-  write(chunk, _enc, done) {
-    logLines.push(String(chunk))
-    done()
-  },
-})
+const logs = captureLogs()
 
 let t: TestApp
 let alice: TestUser
@@ -43,7 +38,7 @@ let bob: TestUser
 beforeAll(async () => {
   t = await startTestApp({
     config: { IDEMPOTENCY_WAIT_MS: '5000' },
-    logger: pino({ level: 'info' }, logSink),
+    logger: logs.logger,
   })
   alice = await TestUser.create()
   bob = await TestUser.create()
@@ -53,9 +48,8 @@ afterAll(async () => {
 })
 
 const countMessages = async (convoId: string) =>
-  (await sql<{ n: number }>`SELECT count(*)::int AS n FROM message WHERE convo_id = ${convoId}`.execute(t.ctx.db)).rows[0]!.n
-const countKeys = async () =>
-  (await sql<{ n: number }>`SELECT count(*)::int AS n FROM idempotency_key`.execute(t.ctx.db)).rows[0]!.n
+  countRows(t.ctx.db, 'message', sql`convo_id = ${convoId}`)
+const countKeys = async () => countRows(t.ctx.db, 'idempotency_key')
 
 /** A new input of each keyed write in `convoId`, with real MLS bytes. */
 const writes: Record<string, (convoId: string) => Promise<Record<string, unknown>>> = {
@@ -67,29 +61,29 @@ const writes: Record<string, (convoId: string) => Promise<Record<string, unknown
   addMembers: async (convoId) => {
     const newMember = await TestUser.create()
     const prepared = await prepareCommit(t, alice, convoId, { add: [newMember] })
-    return { convoId, didList: [newMember.did], commit: b64(prepared.commit), welcomeMessage: b64(prepared.welcome!), epoch: prepared.epoch }
+    return { convoId, didList: [newMember.did], commit: encodeBase64(prepared.commit), welcomeMessage: encodeBase64(prepared.welcome!), epoch: prepared.epoch }
   },
-  publishKeyPackage: async () => ({ keyPackage: b64(await keyPackage(alice)), cipherSuite: SUITE }),
+  publishKeyPackage: async () => ({ keyPackage: encodeBase64(await keyPackage(alice)), cipherSuite: SUITE }),
   // Alice replaces her own leaf, as a device that lost its state does.
   processExternalCommit: async (convoId) => {
     const made = await joinExternally(alice, await groupInfoOf(await stateOf(alice, convoId)))
-    return { convoId, externalCommit: b64(made.commit) }
+    return { convoId, externalCommit: encodeBase64(made.commit) }
   },
 }
 
 describe('idempotent writes', () => {
-  it.each(['sendMessage', 'createConvo', 'addMembers', 'publishKeyPackage', 'processExternalCommit'])(
+  it.each(['sendMessage', 'createConvo', 'addMembers', 'publishKeyPackage', 'processExternalCommit'] as const)(
     '%s: a retry with the same key replays the first response and creates nothing',
     async (name) => {
       // With bob: ts-mls cannot replace the only leaf of a group of one by external commit.
       const convo = await createConvo(t, alice, name === 'processExternalCommit' ? [bob] : [])
       const input = await writes[name]!(convo.id)
       const key = randomUUID()
-      const first = await t.call(alice, `${NS}.${name}`, { input: { ...input, idempotencyKey: key } })
+      const first = await t.call(alice, NSID[name], { input: { ...input, idempotencyKey: key } })
       expect(first.status).toBe(200)
       expect(first.headers.get('idempotent-replayed')).toBeNull()
       const rowsBefore = await countKeys()
-      const retry = await t.call(alice, `${NS}.${name}`, { input: { ...input, idempotencyKey: key } })
+      const retry = await t.call(alice, NSID[name], { input: { ...input, idempotencyKey: key } })
       expect(retry.status).toBe(200)
       expect(retry.body).toEqual(first.body)
       expect(retry.headers.get('idempotent-replayed')).toBe('true')
@@ -98,7 +92,7 @@ describe('idempotent writes', () => {
       // of the same group: a key's record lives with its conversation, see below).
       const other = name === 'createConvo' ? { ...input, metadata: { name: 'another' } } : await writes[name]!(convo.id)
       const changed = { ...other, idempotencyKey: key }
-      const mismatch = await t.call(alice, `${NS}.${name}`, { input: changed })
+      const mismatch = await t.call(alice, NSID[name], { input: changed })
       expect(mismatch.status).toBe(422)
       expect(mismatch.body.error).toBe('IdempotencyKeyReused')
     },
@@ -181,8 +175,7 @@ describe('idempotent writes', () => {
     const retried = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: stale })
     expect(retried.status).toBe(409)
     expect(retried.headers.get('idempotent-replayed')).toBeNull()
-    const rows = await sql<{ n: number }>`SELECT count(*)::int AS n FROM idempotency_key WHERE caller_did = ${alice.did} AND status <> 200`.execute(t.ctx.db)
-    expect(rows.rows[0]!.n).toBe(0)
+    expect(await countRows(t.ctx.db, 'idempotency_key', sql`caller_did = ${alice.did} AND status <> 200`)).toBe(0)
   })
 
   it('a request killed mid-transaction leaves no record and no write, so the retry writes once', async () => {
@@ -192,7 +185,7 @@ describe('idempotent writes', () => {
     // The "first request" holds the key and writes its conversation; then its backend dies before COMMIT.
     const held = await holdKey(t.ctx.pool, {
       caller: alice.did,
-      nsid: `${NS}.createConvo`,
+      nsid: NSID.createConvo,
       key,
       shardKey: groupId,
       fingerprint: requestFingerprint(input),
@@ -204,7 +197,7 @@ describe('idempotent writes', () => {
     await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
               WHERE datname = current_database() AND state = 'idle in transaction'`.execute(t.ctx.db)
     await held.abort().catch(() => {})
-    const retry = await t.call(alice, `${NS}.createConvo`, { input: { ...input, idempotencyKey: key } })
+    const retry = await t.call(alice, NSID.createConvo, { input: { ...input, idempotencyKey: key } })
     expect(retry.status).toBe(200)
     expect(retry.headers.get('idempotent-replayed')).toBeNull()
     const { rows } = await sql<{ id: string }>`SELECT id FROM convo WHERE group_id = ${groupId}`.execute(t.ctx.db)
@@ -216,8 +209,8 @@ describe('idempotent writes', () => {
     try {
       const key = randomUUID()
       const groupId = randomGroupId()
-      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: `${NS}.createConvo`, key, shardKey: groupId })
-      const create = () => slow.call(alice, `${NS}.createConvo`, { input: { groupId, cipherSuite: SUITE, idempotencyKey: key } })
+      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: NSID.createConvo, key, shardKey: groupId })
+      const create = () => slow.call(alice, NSID.createConvo, { input: { groupId, cipherSuite: SUITE, idempotencyKey: key } })
       const res = await create()
       expect(res.status).toBe(409)
       expect(res.body.error).toBe('IdempotencyRequestInProgress')
@@ -242,7 +235,7 @@ describe('idempotent writes', () => {
     const key = `secret-key-${randomUUID()}`
     await sendMessage(t, alice, convo.id, { idempotencyKey: key, headers: { 'idempotency-key': key } })
     await sendMessage(t, alice, convo.id, { idempotencyKey: key, headers: { 'idempotency-key': key } })
-    const text = logLines.join('')
+    const text = logs.text()
     expect(text).toMatch(/Idempotency cache HIT for key=[0-9a-f]{16} status=200/)
     expect(text).not.toContain(key)
   })
@@ -259,14 +252,14 @@ async function rawCall(app: TestApp, user: TestUser, nsid: string, input: unknow
 }
 
 describe('answers and races of keyed writes', () => {
-  it.each(['sendMessage', 'createConvo', 'addMembers', 'publishKeyPackage'])(
+  it.each(['sendMessage', 'createConvo', 'addMembers', 'publishKeyPackage'] as const)(
     '%s: a replay is the first answer byte for byte (for a one-statement write, the answer built in SQL is the handler\'s)',
     async (name) => {
       const convo = await createConvo(t, alice)
       const input = { ...(await writes[name]!(convo.id)), idempotencyKey: randomUUID() }
-      const first = await rawCall(t, alice, `${NS}.${name}`, input)
+      const first = await rawCall(t, alice, NSID[name], input)
       expect(first.status).toBe(200)
-      const replay = await rawCall(t, alice, `${NS}.${name}`, input)
+      const replay = await rawCall(t, alice, NSID[name], input)
       expect(replay.replayed).toBe('true')
       expect(replay.text).toBe(first.text)
     },
@@ -277,7 +270,7 @@ describe('answers and races of keyed writes', () => {
     // Sends a few milliseconds apart land on timestamps of all kinds (trailing zeros, .999...).
     for (let i = 0; i < 40; i++) {
       const input = { ...(await writes.sendMessage!(convo.id)), idempotencyKey: randomUUID() }
-      const first = await rawCall(t, alice, `${NS}.sendMessage`, input)
+      const first = await rawCall(t, alice, NSID.sendMessage, input)
       const { rows } = await sql<{ response: unknown }>`
         SELECT response FROM idempotency_key WHERE shard_key = ${convo.id} AND response->>'messageId' = ${JSON.parse(first.text).messageId}`.execute(t.ctx.db)
       expect(JSON.stringify(rows[0]?.response)).toBe(first.text)
@@ -287,21 +280,21 @@ describe('answers and races of keyed writes', () => {
   it('a retry after the epoch moved on, or after the sender left, still replays the original answer', async () => {
     const convo = await createConvo(t, alice, [bob])
     const byAlice = { ...(await writes.sendMessage!(convo.id)), idempotencyKey: randomUUID() }
-    const first = await rawCall(t, alice, `${NS}.sendMessage`, byAlice)
+    const first = await rawCall(t, alice, NSID.sendMessage, byAlice)
     expect(first.status).toBe(200)
     expect((await commitUpdate(t, bob, convo.id)).status).toBe(200)
     // Sent now, the same message would be refused: its epoch is gone.
-    const stale = await rawCall(t, alice, `${NS}.sendMessage`, { ...byAlice, idempotencyKey: randomUUID() })
+    const stale = await rawCall(t, alice, NSID.sendMessage, { ...byAlice, idempotencyKey: randomUUID() })
     expect(stale.status).toBe(409)
-    const retry = await rawCall(t, alice, `${NS}.sendMessage`, byAlice)
+    const retry = await rawCall(t, alice, NSID.sendMessage, byAlice)
     expect(retry).toEqual({ status: 200, text: first.text, replayed: 'true' })
 
     const ciphertext = await message(bob, convo.id)
     const byBob = { convoId: convo.id, senderDid: bob.did, epoch: epochOf(ciphertext), ciphertext: bytesJson(ciphertext), idempotencyKey: randomUUID() }
-    const sent = await rawCall(t, bob, `${NS}.sendMessage`, byBob)
+    const sent = await rawCall(t, bob, NSID.sendMessage, byBob)
     expect(sent.status).toBe(200)
-    expect((await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id } })).status).toBe(200)
-    expect(await rawCall(t, bob, `${NS}.sendMessage`, byBob)).toEqual({ status: 200, text: sent.text, replayed: 'true' })
+    expect((await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })).status).toBe(200)
+    expect(await rawCall(t, bob, NSID.sendMessage, byBob)).toEqual({ status: 200, text: sent.text, replayed: 'true' })
   })
 
   it('two instances race one key through the one-statement path: one message, the loser replays the winner, no gap', async () => {
@@ -314,7 +307,7 @@ describe('answers and races of keyed writes', () => {
       try {
         await blocker.query('BEGIN')
         await blocker.query('SELECT 1 FROM convo WHERE id = $1 FOR UPDATE', [convo.id])
-        const racing = [rawCall(t, alice, `${NS}.sendMessage`, input), rawCall(other, alice, `${NS}.sendMessage`, input)]
+        const racing = [rawCall(t, alice, NSID.sendMessage, input), rawCall(other, alice, NSID.sendMessage, input)]
         const waiting = async () =>
           Number((await blocker.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0].n)
         await expect.poll(waiting, { timeout: 10_000 }).toBe(2)
@@ -339,8 +332,8 @@ describe('answers and races of keyed writes', () => {
   it('a key is scoped to its conversation: the same key and caller in another conversation is another write', async () => {
     const [one, two] = [await createConvo(t, alice), await createConvo(t, alice)]
     const key = randomUUID()
-    const inOne = await rawCall(t, alice, `${NS}.sendMessage`, { ...(await writes.sendMessage!(one.id)), idempotencyKey: key })
-    const inTwo = await rawCall(t, alice, `${NS}.sendMessage`, { ...(await writes.sendMessage!(two.id)), idempotencyKey: key })
+    const inOne = await rawCall(t, alice, NSID.sendMessage, { ...(await writes.sendMessage!(one.id)), idempotencyKey: key })
+    const inTwo = await rawCall(t, alice, NSID.sendMessage, { ...(await writes.sendMessage!(two.id)), idempotencyKey: key })
     expect([inOne.status, inTwo.status, inTwo.replayed]).toEqual([200, 200, null])
     expect(await countMessages(two.id)).toBe(1)
   })
@@ -361,21 +354,20 @@ describe('expiry', () => {
       SELECT 'c' || (i % 100), sha256(i::text::bytea), 'did:example:x', 'n', '\\x00', 200, '{}', now() - interval '1 hour'
       FROM generate_series(1, 2500) AS i`.execute(t.ctx.db)
     const count = async (expired: boolean) =>
-      (await sql<{ n: number }>`SELECT count(*)::int AS n FROM idempotency_key
-        WHERE (expires_at <= now()) = ${expired}`.execute(t.ctx.db)).rows[0]!.n
+      countRows(t.ctx.db, 'idempotency_key', sql`(expires_at <= now()) = ${expired}`)
     const [live, expired] = [await count(false), await count(true)]
     expect(expired).toBeGreaterThanOrEqual(2500)
-    logLines.length = 0
+    logs.clear()
     const worker = startIdempotencyCleanup(
       { ...t.ctx, config: { ...t.ctx.config, WORKER_BATCH_SIZE: 1000 } },
       t.app.log,
     )
-    expect(logLines.join('')).toContain('Idempotency cache cleanup worker started')
+    expect(logs.text()).toContain('Idempotency cache cleanup worker started')
     await worker.runOnce()
     await worker.stop()
     expect(await count(true)).toBe(0)
     expect(await count(false)).toBe(live)
-    expect(logLines.join('')).toContain(`"deleted":${expired}`)
+    expect(logs.text()).toContain(`"deleted":${expired}`)
     expect(Number((await t.ctx.metrics.idempotencyCleanupDeleted.get()).values[0]?.value)).toBe(expired)
   })
 })

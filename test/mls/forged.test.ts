@@ -2,26 +2,27 @@ import { randomBytes } from 'node:crypto'
 import { decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from '../helpers/app.js'
 import {
   addProposal,
-  b64,
   bytesJson,
   claimKeyPackages,
   commit,
   createConvo,
+  encodeBase64,
   keyPackage,
   lifetimeFromNow,
   message,
-  NS,
+  NSID,
   prepareCommit,
   prepareConvo,
   publishKeyPackage,
   removeMember,
+  startTestApp,
   stateOf,
   SUITE,
-} from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -63,7 +64,7 @@ async function expectRefused(
 
 describe('forged key packages are refused with InvalidKeyPackage', () => {
   const publish = (user: TestUser, data: Uint8Array, cipherSuite = SUITE) =>
-    t.call(user, `${NS}.publishKeyPackage`, { input: { keyPackage: b64(data), cipherSuite } })
+    t.call(user, NSID.publishKeyPackage, { input: { keyPackage: encodeBase64(data), cipherSuite } })
 
   it.each([
     ['of another DID', async (user: TestUser) => keyPackage(user, { identity: bob.did }), /basic credential whose identity is your DID/],
@@ -105,7 +106,7 @@ describe('forged messages are refused with their named error', () => {
     const convo = await createConvo(t, alice, [bob])
     const other = await createConvo(t, alice)
     const send = (ciphertext: Uint8Array, epoch: number) => () =>
-      t.call(alice, `${NS}.sendMessage`, { input: { convoId: convo.id, senderDid: alice.did, epoch, ciphertext: bytesJson(ciphertext) } })
+      t.call(alice, NSID.sendMessage, { input: { convoId: convo.id, senderDid: alice.did, epoch, ciphertext: bytesJson(ciphertext) } })
 
     // The other group is at epoch 0: only the group id is wrong.
     expect(await expectRefused(send(await message(alice, other.id), 0), 400, 'GroupMismatch')).toContain(other.groupId)
@@ -113,7 +114,7 @@ describe('forged messages are refused with their named error', () => {
     const otherUpdate = await prepareCommit(t, alice, other.id)
     await expectRefused(send(otherUpdate.commit, 0), 400, 'GroupMismatch')
     await expectRefused(
-      () => t.call(alice, `${NS}.leaveConvo`, { input: { convoId: convo.id, targetDid: bob.did, commit: b64(otherUpdate.commit) } }),
+      () => t.call(alice, NSID.leaveConvo, { input: { convoId: convo.id, targetDid: bob.did, commit: encodeBase64(otherUpdate.commit) } }),
       400,
       'GroupMismatch',
     )
@@ -139,12 +140,12 @@ describe('forged messages are refused with their named error', () => {
       },
     })
     const sent = () =>
-      t.call(alice, `${NS}.sendMessage`, { input: { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: bytesJson(applicationInTheClear) } })
+      t.call(alice, NSID.sendMessage, { input: { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: bytesJson(applicationInTheClear) } })
     expect(await expectRefused(sent, 400, 'InvalidMessage')).toMatch(/must be a PrivateMessage/)
 
     const carol = await TestUser.create()
     const notACommit = () =>
-      t.call(alice, `${NS}.addMembers`, { input: { convoId: convo.id, didList: [carol.did], commit: b64(applicationInTheClear), epoch: 1 } })
+      t.call(alice, NSID.addMembers, { input: { convoId: convo.id, didList: [carol.did], commit: encodeBase64(applicationInTheClear), epoch: 1 } })
     expect(await expectRefused(notACommit, 400, 'InvalidMessage')).toMatch(/application message, not a commit/)
   })
 })
@@ -154,8 +155,8 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
   async function addWith(convoId: string, dids: string[], keyPackages: Uint8Array[], welcome?: Uint8Array) {
     const made = await commit(await stateOf(alice, convoId), keyPackages.map(addProposal))
     return () =>
-      t.call(alice, `${NS}.addMembers`, {
-        input: { convoId, didList: dids, commit: b64(made.data), welcomeMessage: b64(welcome ?? made.welcome!), epoch: made.epoch },
+      t.call(alice, NSID.addMembers, {
+        input: { convoId, didList: dids, commit: encodeBase64(made.data), welcomeMessage: encodeBase64(welcome ?? made.welcome!), epoch: made.epoch },
       })
   }
 
@@ -181,8 +182,8 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
 
     // Used once for carol, a package cannot admit her again.
     const adding = await prepareCommit(t, alice, convo.id, { add: [carol], keyPackages: [carols!] })
-    const added = await t.call(alice, `${NS}.addMembers`, {
-      input: { convoId: convo.id, didList: [carol.did], commit: b64(adding.commit), welcomeMessage: b64(adding.welcome!), epoch: 1 },
+    const added = await t.call(alice, NSID.addMembers, {
+      input: { convoId: convo.id, didList: [carol.did], commit: encodeBase64(adding.commit), welcomeMessage: encodeBase64(adding.welcome!), epoch: 1 },
     })
     expect(added.status).toBe(200)
     adding.accepted()
@@ -200,10 +201,10 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
 
     const adding = await commit(await stateOf(alice, convo.id), [addProposal(carols!)])
     const noWelcome = () =>
-      t.call(alice, `${NS}.addMembers`, { input: { convoId: convo.id, didList: [carol.did], commit: b64(adding.data), epoch: 1 } })
+      t.call(alice, NSID.addMembers, { input: { convoId: convo.id, didList: [carol.did], commit: encodeBase64(adding.data), epoch: 1 } })
     await expectRefused(noWelcome, 400, 'KeyPackageNotFound')
     const noCommit = () =>
-      t.call(alice, `${NS}.addMembers`, { input: { convoId: convo.id, didList: [carol.did], welcomeMessage: b64(adding.welcome!) } })
+      t.call(alice, NSID.addMembers, { input: { convoId: convo.id, didList: [carol.did], welcomeMessage: encodeBase64(adding.welcome!) } })
     expect(await expectRefused(noCommit, 400, 'InvalidRequest')).toMatch(/commit is required/)
   })
 
@@ -212,14 +213,14 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
     const published = await keyPackage(carol)
     expect((await publishKeyPackage(t, carol, published)).status).toBe(200)
     const unclaimed = await prepareConvo(t, alice, [carol], {}, { keyPackages: [published] })
-    const create = () => t.call(alice, `${NS}.createConvo`, { input: unclaimed.input })
+    const create = () => t.call(alice, NSID.createConvo, { input: unclaimed.input })
     expect(await expectRefused(create, 400, 'WelcomeMismatch')).toMatch(/did not hand out to you/)
     const withoutWelcome = () =>
-      t.call(alice, `${NS}.createConvo`, { input: { ...unclaimed.input, welcomeMessage: undefined } })
+      t.call(alice, NSID.createConvo, { input: { ...unclaimed.input, welcomeMessage: undefined } })
     await expectRefused(withoutWelcome, 400, 'KeyPackageNotFound')
     // Once the server handed it to alice, the very same group is created.
-    const claimed = await t.call<{ keyPackages: Array<{ keyPackage: string }> }>(alice, `${NS}.getKeyPackages`, { params: { dids: [carol.did] } })
-    expect(claimed.body.keyPackages.map((kp) => kp.keyPackage)).toEqual([b64(published)])
+    const claimed = await t.call<{ keyPackages: Array<{ keyPackage: string }> }>(alice, NSID.getKeyPackages, { params: { dids: [carol.did] } })
+    expect(claimed.body.keyPackages.map((kp) => kp.keyPackage)).toEqual([encodeBase64(published)])
     expect((await create()).status).toBe(200)
   })
 })

@@ -2,9 +2,21 @@ import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import { decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { addProposal, b64, commit, encrypt, groupInfoOf, hex, newGroup, removeProposal, SUITE } from '../helpers/mls.js'
-import { Client } from '../helpers/mls-client.js'
+import {
+  addProposal,
+  Client,
+  commit,
+  countRows,
+  encodeBase64,
+  encrypt,
+  groupInfoOf,
+  hex,
+  newGroup,
+  removeProposal,
+  startTestApp,
+  SUITE,
+  type TestApp,
+} from '../helpers/index.js'
 
 let t: TestApp
 
@@ -24,7 +36,7 @@ interface GroupInfoBody {
 
 const getGroupInfo = (client: Client, convoId: string) => client.call<GroupInfoBody>('getGroupInfo', { params: { convoId } })
 const storedGroupInfos = async (convoId: string) =>
-  (await sql<{ n: number }>`SELECT count(*)::int AS n FROM group_info WHERE convo_id = ${convoId}`.execute(t.ctx.db)).rows[0]!.n
+  countRows(t.ctx.db, 'group_info', sql`convo_id = ${convoId}`)
 
 /** The same GroupInfo without its external_pub extension (its signature no longer verifies; the server does not check it). */
 function withoutExternalPub(data: Uint8Array): Uint8Array {
@@ -44,10 +56,10 @@ describe('the GroupInfo sent with a commit', () => {
     const groupId = randomBytes(16)
     alice.state = await newGroup(alice.user.did, groupId)
     const creation = await commit(alice.state, (await alice.keyPackagesOf(bob)).map(addProposal))
-    const input = { groupId: hex(groupId), cipherSuite: SUITE, initialMembers: [bob.user.did], welcomeMessage: b64(creation.welcome!), commit: b64(creation.data) }
-    const early = await alice.call('createConvo', { input: { ...input, groupInfo: b64(await alice.groupInfo()) } })
+    const input = { groupId: hex(groupId), cipherSuite: SUITE, initialMembers: [bob.user.did], welcomeMessage: encodeBase64(creation.welcome!), commit: encodeBase64(creation.data) }
+    const early = await alice.call('createConvo', { input: { ...input, groupInfo: encodeBase64(await alice.groupInfo()) } })
     expect([early.status, early.body.error, early.body.message]).toEqual([400, 'InvalidGroupInfo', 'groupInfo describes epoch 0, not 1, the epoch the conversation starts at'])
-    const atCreation = b64(await groupInfoOf(creation.state))
+    const atCreation = encodeBase64(await groupInfoOf(creation.state))
     const created = await alice.call<{ id: string; epoch: number }>('createConvo', { input: { ...input, groupInfo: atCreation } })
     expect(created.status).toBe(200)
     const convoId = created.body.id
@@ -57,11 +69,11 @@ describe('the GroupInfo sent with a commit', () => {
 
     // addMembers: a GroupInfo of the epoch the commit was built on is refused with the commit; the one after it is stored.
     const addCarol = await commit(alice.state, (await alice.keyPackagesOf(carol)).map(addProposal))
-    const addInput = { convoId, didList: [carol.user.did], commit: b64(addCarol.data), welcomeMessage: b64(addCarol.welcome!), epoch: 1 }
+    const addInput = { convoId, didList: [carol.user.did], commit: encodeBase64(addCarol.data), welcomeMessage: encodeBase64(addCarol.welcome!), epoch: 1 }
     const stale = await alice.call('addMembers', { input: { ...addInput, groupInfo: atCreation } })
     expect([stale.status, stale.body.error, stale.body.message]).toEqual([400, 'InvalidGroupInfo', 'groupInfo describes epoch 1, not 2, the epoch the commit leads to'])
     expect((await getGroupInfo(bob, convoId)).body.epoch).toBe(1)
-    const afterAdd = b64(await groupInfoOf(addCarol.state))
+    const afterAdd = encodeBase64(await groupInfoOf(addCarol.state))
     expect((await alice.call('addMembers', { input: { ...addInput, groupInfo: afterAdd } })).body).toEqual({ success: true, newEpoch: 2 })
     alice.state = addCarol.state
     await carol.join(convoId)
@@ -70,7 +82,7 @@ describe('the GroupInfo sent with a commit', () => {
     // sendMessage: with a commit (bob updates his keys), not with an application message.
     await bob.sync(convoId)
     const update = await commit(bob.state)
-    const afterUpdate = b64(await groupInfoOf(update.state))
+    const afterUpdate = encodeBase64(await groupInfoOf(update.state))
     expect((await bob.send(convoId, update.data, { groupInfo: afterUpdate })).status).toBe(200)
     bob.state = update.state
     expect((await getGroupInfo(alice, convoId)).body).toEqual({ groupInfo: afterUpdate, epoch: 3 })
@@ -81,9 +93,9 @@ describe('the GroupInfo sent with a commit', () => {
     // leaveConvo: the commit of a removal carries it; leaving without a commit cannot.
     await alice.sync(convoId)
     const removal = await commit(alice.state, [removeProposal(alice.state, carol.user)])
-    const afterRemoval = b64(await groupInfoOf(removal.state))
+    const afterRemoval = encodeBase64(await groupInfoOf(removal.state))
     const removed = await alice.call('leaveConvo', {
-      input: { convoId, targetDid: carol.user.did, commit: b64(removal.data), epoch: 3, groupInfo: afterRemoval },
+      input: { convoId, targetDid: carol.user.did, commit: encodeBase64(removal.data), epoch: 3, groupInfo: afterRemoval },
     })
     expect(removed.body).toEqual({ success: true, newEpoch: 4 })
     alice.state = removal.state
@@ -105,7 +117,7 @@ describe('the GroupInfo sent with a commit', () => {
     const alice = await Client.create(t)
     const groupId = randomBytes(16)
     alice.state = await newGroup(alice.user.did, groupId)
-    const atStart = b64(await alice.groupInfo())
+    const atStart = encodeBase64(await alice.groupInfo())
     const created = await alice.call<{ id: string; epoch: number }>('createConvo', {
       input: { groupId: hex(groupId), cipherSuite: SUITE, groupInfo: atStart },
     })
@@ -124,14 +136,14 @@ describe('updateGroupInfo', () => {
     const none = await getGroupInfo(bob, convoId)
     expect([none.status, none.body.error]).toEqual([404, 'GroupInfoUnavailable'])
 
-    const alices = b64(await alice.groupInfo())
+    const alices = encodeBase64(await alice.groupInfo())
     const update = (client: Client, groupInfo: string, epoch = 1) =>
       client.call<{ updated: boolean }>('updateGroupInfo', { input: { convoId, groupInfo, epoch } })
     expect((await update(alice, alices)).body).toEqual({ updated: true })
     expect((await update(alice, alices)).body).toEqual({ updated: false })
     expect((await getGroupInfo(bob, convoId)).body).toEqual({ groupInfo: alices, epoch: 1 })
     // Another member's replaces it: one GroupInfo per conversation.
-    const bobs = b64(await bob.groupInfo())
+    const bobs = encodeBase64(await bob.groupInfo())
     expect((await update(bob, bobs)).body).toEqual({ updated: true })
     expect((await getGroupInfo(alice, convoId)).body).toEqual({ groupInfo: bobs, epoch: 1 })
     expect(await storedGroupInfos(convoId)).toBe(1)
@@ -150,7 +162,7 @@ describe('updateGroupInfo', () => {
     const convoId = await alice.createConvo([bob])
     const stored = (await getGroupInfo(alice, convoId)).body.groupInfo
     const update = (groupInfo: Uint8Array, epoch: number) =>
-      alice.call<{ updated: boolean }>('updateGroupInfo', { input: { convoId, groupInfo: b64(groupInfo), epoch } })
+      alice.call<{ updated: boolean }>('updateGroupInfo', { input: { convoId, groupInfo: encodeBase64(groupInfo), epoch } })
     const refused = async (groupInfo: Uint8Array, epoch: number) => {
       const res = await update(groupInfo, epoch)
       return [res.status, res.body.error]
@@ -159,7 +171,7 @@ describe('updateGroupInfo', () => {
     // Alice's own commit moves the conversation to epoch 2 and stores its GroupInfo.
     const epochOne = await alice.groupInfo()
     const next = await commit(alice.state)
-    expect((await alice.send(convoId, next.data, { groupInfo: b64(await groupInfoOf(next.state)) })).status).toBe(200)
+    expect((await alice.send(convoId, next.data, { groupInfo: encodeBase64(await groupInfoOf(next.state)) })).status).toBe(200)
     alice.state = next.state
     const current = (await getGroupInfo(bob, convoId)).body.groupInfo
     expect(current).not.toBe(stored)

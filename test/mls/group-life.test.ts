@@ -1,7 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { addProposal, b64, commit, encrypt, hex, newGroup, propose, receive, removeProposal, SUITE, type Commit } from '../helpers/mls.js'
-import { Client, fromJson, type MessageView } from '../helpers/mls-client.js'
+import {
+  addProposal,
+  Client,
+  commit,
+  type Commit,
+  encodeBase64,
+  encrypt,
+  bytesFromJson,
+  hex,
+  type MessageView,
+  newGroup,
+  propose,
+  receive,
+  removeProposal,
+  startTestApp,
+  SUITE,
+  type TestApp,
+} from '../helpers/index.js'
 
 let t: TestApp
 
@@ -36,8 +51,8 @@ describe('a real MLS group lives its whole life through the server', () => {
         groupId: hex(groupId),
         cipherSuite: SUITE,
         initialMembers: [bob.user.did],
-        welcomeMessage: b64(creation.welcome!),
-        commit: b64(creation.data),
+        welcomeMessage: encodeBase64(creation.welcome!),
+        commit: encodeBase64(creation.data),
         currentEpoch: 1,
       },
     })
@@ -60,7 +75,7 @@ describe('a real MLS group lives its whole life through the server', () => {
     const [carolKp] = await alice.keyPackagesOf(carol)
     const addCarol = await commit(alice.state, [addProposal(carolKp!)])
     const added = await alice.call('addMembers', {
-      input: { convoId, didList: [carol.user.did], commit: b64(addCarol.data), welcomeMessage: b64(addCarol.welcome!), epoch: 1 },
+      input: { convoId, didList: [carol.user.did], commit: encodeBase64(addCarol.data), welcomeMessage: encodeBase64(addCarol.welcome!), epoch: 1 },
     })
     expect(added.body).toEqual({ success: true, newEpoch: 2 })
     alice.state = addCarol.state
@@ -95,7 +110,7 @@ describe('a real MLS group lives its whole life through the server', () => {
     const bobAfterLeaving = bob.state
     expect(await alice.sync(convoId)).toEqual([])
     const removal = await commit(alice.state)
-    const removeInput = { convoId, targetDid: bob.user.did, commit: b64(removal.data), epoch: 3 }
+    const removeInput = { convoId, targetDid: bob.user.did, commit: encodeBase64(removal.data), epoch: 3 }
     expect((await alice.call('leaveConvo', { input: removeInput })).body).toEqual({ success: true, newEpoch: 4 })
     alice.state = removal.state
     // The same commit again (a retry): the same answer, nothing stored twice.
@@ -131,7 +146,7 @@ describe('a real MLS group lives its whole life through the server', () => {
     winner.state = won.state
     const [winning] = await loser.commits(convoId, 4)
     expect(winning).toMatchObject({ epoch: 4, sender: winner.user.did })
-    loser.state = (await receive(loser.state, fromJson(winning!.commitData))).state
+    loser.state = (await receive(loser.state, bytesFromJson(winning!.commitData))).state
     expect(loser.epoch).toBe(5)
     await loser.sync(convoId)
     const rebuilt = await commit(loser.state)
@@ -147,7 +162,7 @@ describe('a real MLS group lives its whole life through the server', () => {
     expect(
       (
         await winner.call('addMembers', {
-          input: { convoId, didList: [dave.user.did], commit: b64(addDave.data), welcomeMessage: b64(addDave.welcome!), epoch: 6 },
+          input: { convoId, didList: [dave.user.did], commit: encodeBase64(addDave.data), welcomeMessage: encodeBase64(addDave.welcome!), epoch: 6 },
         })
       ).body,
     ).toEqual({ success: true, newEpoch: 7 })

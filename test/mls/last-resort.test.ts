@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { addProposal, b64, commit, keyPackage, keyPackageRef, publishKeyPackage } from '../helpers/mls.js'
-import { Client } from '../helpers/mls-client.js'
+import { addProposal, Client, commit, countRows, encodeBase64, keyPackage, keyPackageRef, publishKeyPackage, startTestApp, type TestApp } from '../helpers/index.js'
 
 const METRICS_TOKEN = 'metrics-token-0123456789'
 let t: TestApp
@@ -36,7 +34,7 @@ async function add(adder: Client, convoId: string, member: Client, keyPackage?: 
   const [kp] = keyPackage ? [keyPackage] : await adder.keyPackagesOf(member)
   const made = await commit(adder.state, [addProposal(kp!)])
   const res = await adder.call('addMembers', {
-    input: { convoId, didList: [member.user.did], commit: b64(made.data), welcomeMessage: b64(made.welcome!), epoch: adder.epoch },
+    input: { convoId, didList: [member.user.did], commit: encodeBase64(made.data), welcomeMessage: encodeBase64(made.welcome!), epoch: adder.epoch },
   })
   if (res.status === 200) adder.state = made.state
   return res
@@ -52,7 +50,7 @@ describe('a last-resort key package', () => {
     // Alice and carol each get the same package and add bob with it, to two groups.
     const [fromAlice] = await alice.keyPackagesOf(bob)
     const [fromCarol] = await carol.keyPackagesOf(bob)
-    expect(b64(fromCarol!)).toBe(b64(fromAlice!))
+    expect(encodeBase64(fromCarol!)).toBe(encodeBase64(fromAlice!))
     const convos = [await alice.createConvo([await Client.create(t)]), await carol.createConvo([await Client.create(t)])]
     expect((await add(alice, convos[0]!, bob, fromAlice)).status).toBe(200)
     expect((await add(carol, convos[1]!, bob, fromCarol)).status).toBe(200)
@@ -77,15 +75,15 @@ describe('a last-resort key package', () => {
     expect((await publishKeyPackage(t, bob.user, regular)).body).toEqual({ available: 1 })
     // Counted afresh from the regular publish.
     expect(await statsOf(bob)).toEqual({ available: 1, consumed: 0, lastResort: true, lastResortHandouts: 0 })
-    expect(b64((await alice.keyPackagesOf(bob))[0]!)).toBe(b64(regular))
-    expect(b64((await alice.keyPackagesOf(bob))[0]!)).toBe(b64(lastResort[0]!))
+    expect(encodeBase64((await alice.keyPackagesOf(bob))[0]!)).toBe(encodeBase64(regular))
+    expect(encodeBase64((await alice.keyPackagesOf(bob))[0]!)).toBe(encodeBase64(lastResort[0]!))
     expect(await statsOf(bob)).toEqual({ available: 0, consumed: 1, lastResort: true, lastResortHandouts: 1 })
   })
 
   it('is one per user and cipher suite, declared by flag or extension; a Welcome may name only the current one, handed out to its sender', async () => {
     const [alice, carol, bob] = [await Client.create(t), await Client.create(t), await Client.create(t)]
     const lastResortRows = async () =>
-      (await sql<{ n: number }>`SELECT count(*)::int AS n FROM key_package WHERE owner_did = ${bob.user.did} AND last_resort`.execute(t.ctx.db)).rows[0]!.n
+      countRows(t.ctx.db, 'key_package', sql`owner_did = ${bob.user.did} AND last_resort`)
     // By flag: a package without the extension, for MLS libraries that cannot write it.
     const first = await keyPackage(bob.user)
     expect((await publishKeyPackage(t, bob.user, first, { lastResort: true })).body).toEqual({ available: 0 })
@@ -93,7 +91,7 @@ describe('a last-resort key package', () => {
     expect([duplicate.status, duplicate.body.error]).toEqual([409, 'DuplicateKeyPackage'])
     const convoId = await alice.createConvo([await Client.create(t)])
     const [handedToAlice] = await alice.keyPackagesOf(bob)
-    expect(b64(handedToAlice!)).toBe(b64(first))
+    expect(encodeBase64(handedToAlice!)).toBe(encodeBase64(first))
 
     // A new one replaces it: the Welcome alice builds from the old one is refused.
     const second = await keyPackage(bob.user, { lastResort: true })
@@ -104,7 +102,7 @@ describe('a last-resort key package', () => {
 
     // Carol is handed the new one; alice, who was not, cannot use its bytes.
     const [handedToCarol] = await carol.keyPackagesOf(bob)
-    expect(b64(handedToCarol!)).toBe(b64(second))
+    expect(encodeBase64(handedToCarol!)).toBe(encodeBase64(second))
     const notHanded = await add(alice, convoId, bob, handedToCarol)
     expect([notHanded.status, notHanded.body.message]).toEqual([400, expect.stringMatching(/did not hand out to you/)])
     expect(await keyPackageRef(handedToCarol!)).toEqual(await keyPackageRef(second))
@@ -125,12 +123,12 @@ describe('a last-resort key package', () => {
     const second = await keyPackage(bob.user, { lastResort: true })
     expect((await publishKeyPackage(t, bob.user, second)).status).toBe(200)
     const [handed] = await alice.keyPackagesOf(bob)
-    expect(b64(handed!)).toBe(b64(second))
+    expect(encodeBase64(handed!)).toBe(encodeBase64(second))
 
     const retry = await publishKeyPackage(t, bob.user, first, keyed)
     expect([retry.status, retry.body, retry.headers.get('idempotent-replayed')]).toEqual([200, answer.body, 'true'])
     // The current one and who was handed it stand.
-    expect(b64((await carol.keyPackagesOf(bob))[0]!)).toBe(b64(second))
+    expect(encodeBase64((await carol.keyPackagesOf(bob))[0]!)).toBe(encodeBase64(second))
     expect(await statsOf(bob)).toMatchObject({ lastResort: true, lastResortHandouts: 2 })
   })
 })

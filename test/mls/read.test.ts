@@ -27,8 +27,7 @@ import {
   readWelcome,
   type MessageHeader,
 } from '../../src/mls/index.js'
-import { groupInfoOf, hex, joinExternally, keyPackage, keyPackageRef, lifetimeFromNow, suiteImpl } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import { groupInfoOf, hex, joinExternally, keyPackage, keyPackageRef, lifetimeFromNow, suiteImpl, TestUser } from '../helpers/index.js'
 
 const unwrapKeyPackage = (data: Uint8Array): KeyPackage => {
   const message = decodeMlsMessage(data, 0)?.[0]

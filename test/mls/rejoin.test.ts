@@ -1,10 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { addProposal, b64, commit, joinExternally } from '../helpers/mls.js'
-import { Client, type Rejoined } from '../helpers/mls-client.js'
-import { messagesOf, openStream } from '../helpers/sse.js'
+import { addProposal, Client, commit, encodeBase64, joinExternally, messagesOf, openStream, type Rejoined, startTestApp, type TestApp } from '../helpers/index.js'
 
 let t: TestApp
 
@@ -25,7 +22,7 @@ async function snapshot(convoId: string) {
 }
 
 const sendExternalCommit = (client: Client, convoId: string, externalCommit: Uint8Array, extra: Record<string, unknown> = {}) =>
-  client.call<Rejoined>('processExternalCommit', { input: { convoId, externalCommit: b64(externalCommit), ...extra } })
+  client.call<Rejoined>('processExternalCommit', { input: { convoId, externalCommit: encodeBase64(externalCommit), ...extra } })
 
 describe('a member whose device lost its MLS state', () => {
   it('rejoins by external commit; the others follow it from getCommits and the stream; it reads what is said next', async () => {
@@ -68,11 +65,11 @@ describe('a member whose device lost its MLS state', () => {
     await dave.publishKeyPackage()
     const addDave = await commit(alice.state, (await alice.keyPackagesOf(dave)).map(addProposal))
     const added = await alice.call('addMembers', {
-      input: { convoId, didList: [dave.user.did], commit: b64(addDave.data), welcomeMessage: b64(addDave.welcome!), epoch: 1 },
+      input: { convoId, didList: [dave.user.did], commit: encodeBase64(addDave.data), welcomeMessage: encodeBase64(addDave.welcome!), epoch: 1 },
     })
     expect(added.status).toBe(200)
     alice.state = addDave.state
-    await alice.call('updateGroupInfo', { input: { convoId, groupInfo: b64(await alice.groupInfo()), epoch: 2 } })
+    await alice.call('updateGroupInfo', { input: { convoId, groupInfo: encodeBase64(await alice.groupInfo()), epoch: 2 } })
 
     // Dave fetched the Welcome, and his device died before it was processed and stored.
     expect((await dave.call('getWelcome', { params: { convoId } })).status).toBe(200)
@@ -121,7 +118,7 @@ describe('an external commit', () => {
       const info = await outsider.call('getGroupInfo', { params: { convoId } })
       expect([info.status, info.body.error]).toEqual([403, 'NotMember'])
       const made = await joinExternally(outsider.user, leaked)
-      const res = await sendExternalCommit(outsider, convoId, made.commit, { groupInfo: b64(made.groupInfo) })
+      const res = await sendExternalCommit(outsider, convoId, made.commit, { groupInfo: encodeBase64(made.groupInfo) })
       expect([res.status, res.body.error]).toEqual([403, 'NotMember'])
     }
     const unknown = await sendExternalCommit(eve, 'nosuchconvo22', (await joinExternally(eve.user, leaked)).commit)
@@ -164,7 +161,7 @@ describe('an external commit', () => {
     // Its GroupInfo must describe the epoch it leads to.
     bob.state = made.state
     const onTwo = await joinExternally(bob.user, await bob.groupInfo())
-    const wrongInfo = await sendExternalCommit(bob, convoId, onTwo.commit, { groupInfo: b64(await bob.groupInfo()) })
+    const wrongInfo = await sendExternalCommit(bob, convoId, onTwo.commit, { groupInfo: encodeBase64(await bob.groupInfo()) })
     expect([wrongInfo.status, wrongInfo.body.error]).toEqual([400, 'InvalidGroupInfo'])
   })
 })

@@ -10,8 +10,7 @@ import { parse } from 'yaml'
 import { configSchema, databaseUrl, listenUrl, loadConfig } from '../../src/config.js'
 import { createDatabase } from '../../src/db/index.js'
 import { projectRoot } from '../../src/paths.js'
-import { startTestApp } from '../helpers/app.js'
-import { freePort } from '../helpers/net.js'
+import { freePort, startTestApp } from '../helpers/index.js'
 
 const run = promisify(execFile)
 

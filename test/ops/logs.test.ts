@@ -1,9 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { captureLogs } from '../helpers/logs.js'
-import { b64, createConvo, message, NS, welcomeOf } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import { bytesToJson, captureLogs, createConvo, encodeBase64, message, NSID, startTestApp, type TestApp, TestUser, welcomeOf } from '../helpers/index.js'
 
 const logs = captureLogs('info')
 const { lines } = logs
@@ -24,16 +21,16 @@ describe('logs', () => {
     const welcome = welcomeOf(convo.id)
     const ciphertext = await message(alice, convo.id)
     const key = `key-${randomUUID()}`
-    const token = await alice.token(`${NS}.sendMessage`)
-    const input = { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: { $bytes: b64(ciphertext) }, idempotencyKey: key }
+    const token = await alice.token(NSID.sendMessage)
+    const input = { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: bytesToJson(ciphertext), idempotencyKey: key }
     logs.clear()
-    await t.call(alice, `${NS}.sendMessage`, { input, token, headers: { 'idempotency-key': key } })
-    await t.call(alice, `${NS}.sendMessage`, { input, token })
-    await t.call(bob, `${NS}.getWelcome`, { params: { convoId: convo.id } })
-    await t.call(bob, `${NS}.confirmWelcome`, { input: { convoId: convo.id, success: false, errorDetails: 'bad epoch secret' } })
-    await t.call(bob, `${NS}.getWelcome`, { params: { convoId: convo.id } })
-    await t.call(bob, `${NS}.confirmWelcome`, { input: { convoId: convo.id, success: true } })
-    await t.call(bob, `${NS}.getWelcome`, { params: { convoId: convo.id } })
+    await t.call(alice, NSID.sendMessage, { input, token, headers: { 'idempotency-key': key } })
+    await t.call(alice, NSID.sendMessage, { input, token })
+    await t.call(bob, NSID.getWelcome, { params: { convoId: convo.id } })
+    await t.call(bob, NSID.confirmWelcome, { input: { convoId: convo.id, success: false, errorDetails: 'bad epoch secret' } })
+    await t.call(bob, NSID.getWelcome, { params: { convoId: convo.id } })
+    await t.call(bob, NSID.confirmWelcome, { input: { convoId: convo.id, success: true } })
+    await t.call(bob, NSID.getWelcome, { params: { convoId: convo.id } })
 
     const requestLines = lines.filter((l) => l.req || l.res || l.reqId)
     expect(requestLines.length).toBeGreaterThan(10)
@@ -50,8 +47,8 @@ describe('logs', () => {
     const raw = logs.text()
     expect(raw).not.toContain(token)
     expect(raw).not.toContain(token.split('.')[2])
-    expect(raw).not.toContain(b64(ciphertext))
-    expect(raw).not.toContain(b64(welcome))
+    expect(raw).not.toContain(encodeBase64(ciphertext))
+    expect(raw).not.toContain(encodeBase64(welcome))
     expect(raw).not.toContain(key)
   })
 

@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { createConvo, message, NS, publishKeyPackage, removeMember, sendMessage } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
+import { createConvo, message, NSID, publishKeyPackage, removeMember, sendMessage, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 
 const TOKEN = 'metrics-token-0123456789'
 let t: TestApp
@@ -45,15 +43,15 @@ describe('/metrics', () => {
     const stale = await message(alice, convo.id)
     await removeMember(t, alice, convo.id, carol)
     await sendMessage(t, alice, convo.id, { ciphertext: stale })
-    await t.call(bob, `${NS}.getWelcome`, { params: { convoId: convo.id } })
-    await t.call(bob, `${NS}.getWelcome`, { params: { convoId: convo.id } })
-    await t.call(bob, `${NS}.confirmWelcome`, { input: { convoId: convo.id, success: true } })
-    await t.call(bob, `${NS}.getWelcome`, { params: { convoId: convo.id } })
+    await t.call(bob, NSID.getWelcome, { params: { convoId: convo.id } })
+    await t.call(bob, NSID.getWelcome, { params: { convoId: convo.id } })
+    await t.call(bob, NSID.confirmWelcome, { input: { convoId: convo.id, success: true } })
+    await t.call(bob, NSID.getWelcome, { params: { convoId: convo.id } })
     for (let i = 0; i < 6; i++) await publishKeyPackage(t, alice)
     await publishKeyPackage(t, bob)
 
     const text = await scrape()
-    const send = `nsid="${NS}.sendMessage"`
+    const send = `nsid="${NSID.sendMessage}"`
     expect(sample(text, 'xrpc_requests_total', `${send},status="200"`)).toBe(2)
     expect(sample(text, 'xrpc_requests_total', `${send},status="422"`)).toBe(1)
     expect(sample(text, 'xrpc_requests_total', `${send},status="409"`)).toBe(1)

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDatabase, type Database } from '../../src/db/index.js'
 import { MigrationError, migrateDown, migrateToLatest } from '../../src/db/migrator.js'
 import { projectRoot } from '../../src/paths.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/index.js'
 
 const run = promisify(execFile)
 let testDb: TestDatabase

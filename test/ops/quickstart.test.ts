@@ -7,14 +7,26 @@ import { decodeMlsMessage, emptyPskIndex, joinGroup } from 'ts-mls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decodeClientState, stateFile, type StoredState } from '../../scripts/mls.js'
 import { curlLine } from '../../scripts/token.js'
+import {
+  addProposal,
+  base64Bytes,
+  baseEnv,
+  commit,
+  copyProject,
+  hex,
+  newGroup,
+  NSID,
+  type ProjectCopy,
+  receive,
+  SERVICE_DID,
+  startTestApp,
+  suiteImpl,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 import { readMessageHeader } from '../../src/mls/index.js'
 import { projectRoot } from '../../src/paths.js'
 import { xrpcMethods } from '../../src/xrpc/lexicons.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { baseEnv } from '../helpers/child-server.js'
-import { addProposal, commit, hex, newGroup, receive, suiteImpl } from '../helpers/mls.js'
-import { copyProject, type ProjectCopy } from '../helpers/project-copy.js'
-import { SERVICE_DID, TestUser } from '../helpers/users.js'
 
 const run = promisify(execFile)
 let t: TestApp
@@ -43,7 +55,6 @@ const bash = (script: string) =>
     env: { ...baseEnv(), SERVICE_DID },
   })
 
-const base64Bytes = (base64: string | undefined) => Buffer.from(base64 ?? '', 'base64')
 
 /** What `npm run mls` keeps for the identity in `file`. */
 const keptState = async (file: string) => JSON.parse(await readFile(stateFile(file), 'utf8')) as StoredState
@@ -79,8 +90,8 @@ describe('README quickstart', () => {
       ],
     })
     // Read back byte for byte: the application message of the group made in step 2, at epoch 0.
-    const stored = base64Bytes(body.messages[0]?.ciphertext.$bytes)
-    expect(stored).toEqual(base64Bytes(ciphertext))
+    const stored = base64Bytes(body.messages[0]?.ciphertext.$bytes ?? '')
+    expect(stored).toEqual(base64Bytes(ciphertext ?? ''))
     expect(readMessageHeader(stored)).toEqual({ wireFormat: 'PrivateMessage', groupId, epoch: 0, contentType: 'application' })
     expect(stderr).toContain(`created a did:key identity in ${identityFile}`)
     expect(stderr).toContain(`keeping MLS private keys and group state in ${stateFile(identityFile)}`)
@@ -98,7 +109,7 @@ describe('README quickstart', () => {
 
   it('the curl line npm run token prints for people runs as printed', async () => {
     const alice = await TestUser.create()
-    const getConvos = xrpcMethods(t.ctx.lexicons).find((m) => m.nsid === 'blue.catbird.mls.getConvos')
+    const getConvos = xrpcMethods(t.ctx.lexicons).find((m) => m.nsid === NSID.getConvos)
     if (!getConvos) throw new Error('no getConvos method')
     const line = curlLine(getConvos, await alice.token(getConvos.nsid), t.url)
     expect(JSON.parse((await bash(line)).stdout)).toEqual({ conversations: [] })

@@ -5,11 +5,7 @@ import { createServer, type Server } from 'node:net'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { baseEnv, spawnServer } from '../helpers/child-server.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js'
-import { freePort, listens } from '../helpers/net.js'
-import { copyProject, type ProjectCopy } from '../helpers/project-copy.js'
-import { SERVICE_DID } from '../helpers/users.js'
+import { baseEnv, copyProject, createTestDatabase, freePort, listens, type ProjectCopy, SERVICE_DID, spawnServer, type TestDatabase } from '../helpers/index.js'
 
 const run = promisify(execFile)
 let copy: ProjectCopy

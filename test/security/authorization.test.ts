@@ -3,9 +3,7 @@ import { Secp256k1Keypair } from '@atproto/crypto'
 import { createServiceJwt } from '@atproto/xrpc-server'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { bytesJson, createConvo, message, NS, prepareConvo, sendMessage } from '../helpers/mls.js'
-import { SERVICE_DID, TestUser } from '../helpers/users.js'
+import { bytesJson, countRows, createConvo, message, NSID, prepareConvo, sendMessage, SERVICE_DID, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -43,18 +41,18 @@ describe('a non-member', () => {
     const replayed = await message(alice, convo.id)
     const before = await snapshot()
     const attempts = [
-      t.call(eve, `${NS}.getMessages`, { params: { convoId: convo.id } }),
+      t.call(eve, NSID.getMessages, { params: { convoId: convo.id } }),
       sendMessage(t, eve, convo.id, { ciphertext: replayed }),
-      t.call(eve, `${NS}.addMembers`, { input: { convoId: convo.id, didList: [eve.did] } }),
-      t.call(eve, `${NS}.leaveConvo`, { input: { convoId: convo.id, targetDid: bob.did } }),
-      t.call(eve, `${NS}.getEpoch`, { params: { convoId: convo.id } }),
-      t.call(eve, `${NS}.getCommits`, { params: { convoId: convo.id, fromEpoch: 0 } }),
+      t.call(eve, NSID.addMembers, { input: { convoId: convo.id, didList: [eve.did] } }),
+      t.call(eve, NSID.leaveConvo, { input: { convoId: convo.id, targetDid: bob.did } }),
+      t.call(eve, NSID.getEpoch, { params: { convoId: convo.id } }),
+      t.call(eve, NSID.getCommits, { params: { convoId: convo.id, fromEpoch: 0 } }),
     ]
     for (const res of await Promise.all(attempts)) {
       expect(res.status).toBe(403)
       expect(res.body.error).toBe('NotMember')
     }
-    const convos = await t.call<{ conversations: unknown[] }>(eve, `${NS}.getConvos`)
+    const convos = await t.call<{ conversations: unknown[] }>(eve, NSID.getConvos)
     expect(convos.body.conversations).toEqual([])
     expect(await snapshot()).toEqual(before)
   })
@@ -62,20 +60,20 @@ describe('a non-member', () => {
   it("cannot fetch or confirm another member's Welcome", async () => {
     const convo = await createConvo(t, alice, [bob])
     const before = await snapshot()
-    const fetch = await t.call(eve, `${NS}.getWelcome`, { params: { convoId: convo.id } })
+    const fetch = await t.call(eve, NSID.getWelcome, { params: { convoId: convo.id } })
     expect(fetch.status).toBe(404)
-    const confirm = await t.call(eve, `${NS}.confirmWelcome`, { input: { convoId: convo.id, success: true } })
+    const confirm = await t.call(eve, NSID.confirmWelcome, { input: { convoId: convo.id, success: true } })
     expect(confirm.status).toBe(404)
     expect(await snapshot()).toEqual(before)
     // Bob's Welcome is untouched: still fetchable as new.
-    expect((await t.call(bob, `${NS}.getWelcome`, { params: { convoId: convo.id } })).status).toBe(200)
+    expect((await t.call(bob, NSID.getWelcome, { params: { convoId: convo.id } })).status).toBe(200)
   })
 
   it('a former member cannot read messages sent after it left', async () => {
     const convo = await createConvo(t, alice, [bob])
-    await t.call(bob, `${NS}.leaveConvo`, { input: { convoId: convo.id } })
+    await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })
     await sendMessage(t, alice, convo.id)
-    const res = await t.call(bob, `${NS}.getMessages`, { params: { convoId: convo.id } })
+    const res = await t.call(bob, NSID.getMessages, { params: { convoId: convo.id } })
     expect(res.status).toBe(403)
     expect((await sendMessage(t, bob, convo.id)).status).toBe(403)
   })
@@ -87,14 +85,14 @@ describe('impersonation', () => {
     const ciphertext = bytesJson(await message(bob, convo.id))
     const before = await snapshot()
     // Eve signs a token claiming to be bob.
-    const forged = await createServiceJwt({ iss: bob.did, aud: SERVICE_DID, lxm: `${NS}.sendMessage`, keypair: eve.keypair })
-    const asBob = await t.call(null, `${NS}.sendMessage`, {
+    const forged = await createServiceJwt({ iss: bob.did, aud: SERVICE_DID, lxm: NSID.sendMessage, keypair: eve.keypair })
+    const asBob = await t.call(null, NSID.sendMessage, {
       token: forged,
       input: { convoId: convo.id, senderDid: bob.did, epoch: 0, ciphertext },
     })
     expect(asBob).toMatchObject({ status: 401, body: { error: 'BadJwtSignature' } })
     // Eve's own valid token with bob named as sender.
-    const body = await t.call(eve, `${NS}.sendMessage`, {
+    const body = await t.call(eve, NSID.sendMessage, {
       input: { convoId: convo.id, senderDid: bob.did, epoch: 0, ciphertext },
     })
     expect(body).toMatchObject({ status: 403, body: { error: 'Forbidden', message: expect.stringContaining('senderDid') } })
@@ -103,8 +101,8 @@ describe('impersonation', () => {
 
   it('a token for another user key type or a did:key with a wrong key fails verification', async () => {
     const other = await Secp256k1Keypair.create()
-    const forged = await createServiceJwt({ iss: alice.did, aud: SERVICE_DID, lxm: `${NS}.getConvos`, keypair: other })
-    expect(await t.call(null, `${NS}.getConvos`, { token: forged })).toMatchObject({ status: 401, body: { error: 'BadJwtSignature' } })
+    const forged = await createServiceJwt({ iss: alice.did, aud: SERVICE_DID, lxm: NSID.getConvos, keypair: other })
+    expect(await t.call(null, NSID.getConvos, { token: forged })).toMatchObject({ status: 401, body: { error: 'BadJwtSignature' } })
   })
 })
 
@@ -113,16 +111,16 @@ describe('idempotency records', () => {
     const convo = await createConvo(t, alice, [bob])
     const key = randomUUID()
     const ciphertext = bytesJson(await message(alice, convo.id))
-    const a = await t.call<{ messageId: string }>(alice, `${NS}.sendMessage`, {
+    const a = await t.call<{ messageId: string }>(alice, NSID.sendMessage, {
       input: { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext, idempotencyKey: key },
     })
-    const b = await t.call<{ messageId: string }>(bob, `${NS}.sendMessage`, {
+    const b = await t.call<{ messageId: string }>(bob, NSID.sendMessage, {
       input: { convoId: convo.id, senderDid: bob.did, epoch: 1, ciphertext, idempotencyKey: key },
     })
     expect(b.headers.get('idempotent-replayed')).toBeNull()
     expect(b.body.messageId).not.toBe(a.body.messageId)
     // Eve, a non-member, with alice's key and alice's exact body: refused, not replayed.
-    const e = await t.call(eve, `${NS}.sendMessage`, {
+    const e = await t.call(eve, NSID.sendMessage, {
       input: { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext, idempotencyKey: key },
     })
     expect(e.status).toBe(403)
@@ -142,30 +140,29 @@ describe('SQL injection strings', () => {
   it('are stored verbatim in free-text fields or refused, never executed', async () => {
     for (const text of payloads) {
       const prepared = await prepareConvo(t, alice, [], { metadata: { name: text, description: text } })
-      const created = await t.call<{ id: string }>(alice, `${NS}.createConvo`, { input: prepared.input })
+      const created = await t.call<{ id: string }>(alice, NSID.createConvo, { input: prepared.input })
       expect(created.status).toBe(200)
       expect(created.body).toMatchObject({ metadata: { name: text, description: text } })
       prepared.created(created.body)
-      const sent = await t.call(alice, `${NS}.sendMessage`, {
+      const sent = await t.call(alice, NSID.sendMessage, {
         input: { convoId: created.body.id, senderDid: alice.did, epoch: 0, ciphertext: bytesJson(await message(alice, created.body.id)), embedType: text },
       })
       expect(sent.status).toBe(200)
       // In identifiers and cursors they are simply not found / invalid.
       for (const [nsid, params] of [
-        [`${NS}.getMessages`, { convoId: text }],
-        [`${NS}.getEpoch`, { convoId: text }],
-        [`${NS}.getConvos`, { cursor: text }],
-        [`${NS}.getMessages`, { convoId: String(created.body.id), sinceMessage: text }],
+        [NSID.getMessages, { convoId: text }],
+        [NSID.getEpoch, { convoId: text }],
+        [NSID.getConvos, { cursor: text }],
+        [NSID.getMessages, { convoId: String(created.body.id), sinceMessage: text }],
       ] as const) {
         const res = await t.call(alice, nsid, { params })
         expect([400, 404], `${nsid} ${text}`).toContain(res.status)
       }
-      const welcome = await t.call(alice, `${NS}.getWelcome`, { params: { convoId: text } })
+      const welcome = await t.call(alice, NSID.getWelcome, { params: { convoId: text } })
       expect(welcome.status).toBe(404)
-      const kp = await t.call(alice, `${NS}.publishKeyPackage`, { input: { keyPackage: text, cipherSuite: text } })
+      const kp = await t.call(alice, NSID.publishKeyPackage, { input: { keyPackage: text, cipherSuite: text } })
       expect(kp.status).toBe(400)
     }
-    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM message WHERE embed_type = ANY(${payloads})`.execute(t.ctx.db)
-    expect(rows[0]!.n).toBe(payloads.length)
+    expect(await countRows(t.ctx.db, 'message', sql`embed_type = ANY(${payloads})`)).toBe(payloads.length)
   })
 })

@@ -3,12 +3,8 @@ import { jsonToLex, type LexObject } from '@atproto/lexicon'
 import fc from 'fast-check'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { captureLogs, createConvo, NSID, publishKeyPackage, rawHttp, sendMessage, startTestApp, SUITE, type TestApp, TestUser } from '../helpers/index.js'
 import { xrpcMethods, type XrpcMethod } from '../../src/xrpc/lexicons.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { captureLogs } from '../helpers/logs.js'
-import { createConvo, publishKeyPackage, sendMessage, SUITE } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
-import { rawHttp } from '../helpers/xrpc.js'
 
 // Property-based: FUZZ_SEED=<n> replays a run (the seed is printed on
 // failure), FUZZ_RUNS=<n> runs longer.
@@ -248,7 +244,7 @@ async function makeToken(user: TestUser, method: XrpcMethod, auth: Auth): Promis
     case 'garbage':
       return 'x.y.z'
     case 'other-method':
-      return user.token(method.def.type === 'query' ? 'blue.catbird.mls.sendMessage' : 'blue.catbird.mls.getEpoch', { exp: now + 1800 })
+      return user.token(method.def.type === 'query' ? NSID.sendMessage : NSID.getEpoch, { exp: now + 1800 })
     case 'ten-years':
       return user.token(method.nsid, { exp: now + 10 * 365 * 86_400 })
     case 'no-iat':
@@ -322,7 +318,7 @@ async function sendAndCheck(method: XrpcMethod, user: TestUser, values: Record<s
     // Tokens for another method, or breaking the lifetime policy, are refused before anything else.
     expect(res.status, context).toBe(401)
   }
-  if (method.nsid === 'blue.catbird.mls.streamConvoEvents' && res.status === 200) return
+  if (method.nsid === NSID.streamConvoEvents && res.status === 200) return
   const json = JSON.parse(res.body) as Record<string, unknown>
   if (res.status >= 400) {
     expect(json, context).toEqual({ error: expect.stringMatching(XRPC_NAME), message: expect.any(String) })

@@ -2,12 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { handlers } from '../../src/api/index.js'
-import type { HandlerInput } from '../../src/xrpc/types.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { captureLogs } from '../helpers/logs.js'
-import { bytesJson, createConvo, NS, randomGroupId, SUITE } from '../helpers/mls.js'
-import { TestUser } from '../helpers/users.js'
-import { rawHttp } from '../helpers/xrpc.js'
+import { bytesJson, captureLogs, countRows, createConvo, NSID, randomGroupId, rawHttp, startTestApp, SUITE, type TestApp, TestUser } from '../helpers/index.js'
+import { handler } from '../../src/xrpc/types.js'
 
 // The cases of issue 16 ("hostile input never becomes a 500"), one test each.
 let t: TestApp
@@ -40,7 +36,7 @@ async function poolCheckouts(fn: () => Promise<void>): Promise<number> {
 }
 
 const messageCount = async () =>
-  Number((await sql<{ n: string }>`SELECT count(*) AS n FROM message`.execute(t.ctx.db)).rows[0]!.n)
+  countRows(t.ctx.db, 'message')
 
 function sendInput(extra: Record<string, unknown> = {}) {
   return { convoId, senderDid: alice.did, epoch: 0, ciphertext: bytesJson(new Uint8Array([1, 2, 3])), ...extra }
@@ -60,19 +56,19 @@ async function expectRefusedBeforeAnyQuery(field: string, send: () => Promise<{ 
 
 describe('strings PostgreSQL cannot store', () => {
   it.each([
-    ['sendMessage convoId', 'convoId', () => t.call(alice, `${NS}.sendMessage`, { input: sendInput({ convoId: `${convoId}\u0000` }) })],
-    ['sendMessage embedType', 'embedType', () => t.call(alice, `${NS}.sendMessage`, { input: sendInput({ embedType: 'link\u0000' }) })],
+    ['sendMessage convoId', 'convoId', () => t.call(alice, NSID.sendMessage, { input: sendInput({ convoId: `${convoId}\u0000` }) })],
+    ['sendMessage embedType', 'embedType', () => t.call(alice, NSID.sendMessage, { input: sendInput({ embedType: 'link\u0000' }) })],
     [
       'createConvo metadata.name',
       'metadata.name',
-      () => t.call(alice, `${NS}.createConvo`, { input: { groupId: randomGroupId(), cipherSuite: SUITE, metadata: { name: 'a\u0000b' } } }),
+      () => t.call(alice, NSID.createConvo, { input: { groupId: randomGroupId(), cipherSuite: SUITE, metadata: { name: 'a\u0000b' } } }),
     ],
     [
       'confirmWelcome errorDetails',
       'errorDetails',
-      () => t.call(bob, `${NS}.confirmWelcome`, { input: { convoId, success: false, errorDetails: 'bad\u0000' } }),
+      () => t.call(bob, NSID.confirmWelcome, { input: { convoId, success: false, errorDetails: 'bad\u0000' } }),
     ],
-    ['getMessages ?convoId=<id>%00', 'convoId', () => t.call(alice, `${NS}.getMessages`, { params: { convoId: `${convoId}\u0000` } })],
+    ['getMessages ?convoId=<id>%00', 'convoId', () => t.call(alice, NSID.getMessages, { params: { convoId: `${convoId}\u0000` } })],
   ])('a NUL in %s is refused with 400 naming the field, before any query', async (_case, field, send) => {
     const body = await expectRefusedBeforeAnyQuery(field, send)
     expect(body.message).toMatch(/NUL/)
@@ -81,7 +77,7 @@ describe('strings PostgreSQL cannot store', () => {
   it('an unpaired surrogate (not Unicode; pg would store U+FFFD instead) is refused naming the field', async () => {
     const key = randomUUID()
     const createWithName = (name: string) =>
-      t.call(alice, `${NS}.createConvo`, {
+      t.call(alice, NSID.createConvo, {
         input: { groupId: randomGroupId(), cipherSuite: SUITE, metadata: { name }, idempotencyKey: key },
       })
     const body = await expectRefusedBeforeAnyQuery('metadata.name', () => createWithName('chat \ud83d'))
@@ -98,13 +94,13 @@ describe('integers beyond what the columns and JavaScript hold', () => {
     ['9007199254740993', 'silently rounded to 2^53'],
   ])('epoch %s (was: %s) is refused with 400 naming the field', async (epoch) => {
     const text = JSON.stringify(sendInput({ epoch: 0 })).replace('"epoch":0', `"epoch":${epoch}`)
-    const body = await expectRefusedBeforeAnyQuery('epoch', () => t.call(alice, `${NS}.sendMessage`, { input: text }))
+    const body = await expectRefusedBeforeAnyQuery('epoch', () => t.call(alice, NSID.sendMessage, { input: text }))
     expect(body.message).toContain('9007199254740991')
   })
 
   it('a query param past the safe range is refused naming the param and the range', async () => {
     const body = await expectRefusedBeforeAnyQuery('fromEpoch', () =>
-      t.call(alice, `${NS}.getCommits`, { params: { convoId, fromEpoch: '9223372036854775808' } }),
+      t.call(alice, NSID.getCommits, { params: { convoId, fromEpoch: '9223372036854775808' } }),
     )
     expect(body.message).toContain('9007199254740991')
   })
@@ -114,13 +110,13 @@ describe('JSON shapes', () => {
   it('deep nesting is refused before validation with a clear message, not a stack overflow', async () => {
     const depth = 100_000
     const text = JSON.stringify(sendInput()).replace(`"${convoId}"`, `${'['.repeat(depth)}${']'.repeat(depth)}`)
-    const body = await expectRefusedBeforeAnyQuery('nested', () => t.call(alice, `${NS}.sendMessage`, { input: text }))
+    const body = await expectRefusedBeforeAnyQuery('nested', () => t.call(alice, NSID.sendMessage, { input: text }))
     expect(body.message).not.toMatch(/call stack/i)
   })
 
   it('a body with __proto__ is refused, saying so (not "not valid JSON")', async () => {
     const text = JSON.stringify(sendInput()).replace('{', '{"__proto__":{"epoch":1},')
-    const body = await expectRefusedBeforeAnyQuery('__proto__', () => t.call(alice, `${NS}.sendMessage`, { input: text }))
+    const body = await expectRefusedBeforeAnyQuery('__proto__', () => t.call(alice, NSID.sendMessage, { input: text }))
     expect(body.message).not.toMatch(/not valid JSON/)
   })
 })
@@ -130,14 +126,14 @@ describe('malformed HTTP gets XRPC error bodies', () => {
 
   it('10,000 repeated dids params: 431 with an XRPC error name', async () => {
     const dids = Array.from({ length: 10_000 }, () => alice.did)
-    const res = await t.call(alice, `${NS}.getKeyPackages`, { params: { dids } })
+    const res = await t.call(alice, NSID.getKeyPackages, { params: { dids } })
     expect(res.status).toBe(431)
     expect(res.body).toMatchObject({ error: expect.stringMatching(xrpcName), message: expect.any(String) })
     expect(res.body).not.toHaveProperty('statusCode')
   })
 
   it('a header with control bytes: 400 InvalidRequest', async () => {
-    const res = await rawHttp(t.url, `GET /xrpc/${NS}.getConvos HTTP/1.1\r\nHost: x\r\nX-Evil: a\u0001b\r\nConnection: close\r\n\r\n`)
+    const res = await rawHttp(t.url, `GET /xrpc/${NSID.getConvos} HTTP/1.1\r\nHost: x\r\nX-Evil: a\u0001b\r\nConnection: close\r\n\r\n`)
     expect(res.status).toBe(400)
     expect(JSON.parse(res.body)).toEqual({ error: 'InvalidRequest', message: expect.any(String) })
   })
@@ -151,14 +147,14 @@ describe('a data error that still escapes the boundary', () => {
       logger: logs.logger,
       handlers: {
         ...handlers,
-        [`${NS}.getEpoch`]: async ({ params, db }: HandlerInput<{ convoId: string }, undefined>) => {
+        [NSID.getEpoch]: handler(NSID.getEpoch, async ({ params, db }) => {
           await sql`SELECT ${params.convoId}::integer`.execute(db)
-          return { convoId: params.convoId, epoch: 0 }
-        },
+          return { convoId: params.convoId, currentEpoch: 0 }
+        }),
       },
     })
     try {
-      const res = await leaky.call(alice, `${NS}.getEpoch`, { params: { convoId: 'not-a-number' } })
+      const res = await leaky.call(alice, NSID.getEpoch, { params: { convoId: 'not-a-number' } })
       expect(res.status).toBe(400)
       expect(res.body).toEqual({ error: 'InvalidRequest', message: expect.any(String) })
       expect(logs.lines.filter((l) => l.level === 50)).toEqual([

@@ -3,11 +3,11 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import type { TestProject } from 'vitest/node'
 import { startEmbeddedPostgres } from '../../src/db/embedded.js'
 import { migrateToLatest } from '../../src/db/migrator.js'
+import { openKysely } from '../helpers/database.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -90,9 +90,7 @@ export default async function setup(project: TestProject) {
 
   const templateUrl = new URL(pgServer.url)
   templateUrl.pathname = `/${TEMPLATE}`
-  const db = new Kysely<unknown>({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: templateUrl.href, max: 1 }) }),
-  })
+  const db = openKysely(templateUrl.href, 1)
   await migrateToLatest(db)
   await db.destroy()
 

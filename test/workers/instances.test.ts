@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startIdempotencyCleanup, startWelcomeSweep } from '../../src/workers/index.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
+import { countRows, startTestApp, type TestApp } from '../helpers/index.js'
 
 // Two server instances on one database, as in a scaled-out deployment.
 let one: TestApp
@@ -29,8 +29,7 @@ describe('workers on several instances', () => {
     const workers = [startIdempotencyCleanup(one.ctx, one.app.log), startIdempotencyCleanup(two.ctx, two.app.log)]
     await Promise.all(workers.map((w) => w.runOnce()))
     await Promise.all(workers.map((w) => w.stop()))
-    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM idempotency_key`.execute(one.ctx.db)
-    expect(rows[0]!.n).toBe(600)
+    expect(await countRows(one.ctx.db, 'idempotency_key')).toBe(600)
     expect((await deleted(one)) + (await deleted(two))).toBe(5400)
   })
 
@@ -47,9 +46,9 @@ describe('workers on several instances', () => {
     await Promise.all(workers.map((w) => w.stop()))
     const lapsed = async (app: TestApp) =>
       (await app.ctx.metrics.welcome.get()).values.find((v) => v.labels.event === 'claim_lapsed')?.value ?? 0
-    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM welcome_delivery WHERE state = 'in_flight'`.execute(one.ctx.db)
+    const inFlight = await countRows(one.ctx.db, 'welcome_delivery', sql`state = 'in_flight'`)
     // Each pass handles one bounded batch: 500 per instance here.
     expect((await lapsed(one)) + (await lapsed(two))).toBe(1000)
-    expect(rows[0]!.n).toBe(200)
+    expect(inFlight).toBe(200)
   })
 })

@@ -1,29 +1,14 @@
-import { Writable } from 'node:stream'
-import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { Metrics } from '../../src/metrics.js'
 import { startWorker } from '../../src/workers/worker.js'
-
-function captureLog() {
-  const lines: Array<Record<string, unknown>> = []
-  const log = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk, _enc, done) {
-        lines.push(JSON.parse(String(chunk)) as Record<string, unknown>)
-        done()
-      },
-    }),
-  )
-  return { log, lines }
-}
+import { captureLogs } from '../helpers/index.js'
 
 const outcomes = async (metrics: Metrics) =>
   Object.fromEntries((await metrics.workerRuns.get()).values.map((v) => [v.labels.outcome, v.value]))
 
 describe('worker framework', () => {
   it('never overlaps passes: a pass requested while one runs joins it', async () => {
-    const { log } = captureLog()
+    const { logger: log } = captureLogs()
     let running = 0
     let maxRunning = 0
     let passes = 0
@@ -57,7 +42,7 @@ describe('worker framework', () => {
   })
 
   it('logs and counts a failing pass without throwing, and keeps running', async () => {
-    const { log, lines } = captureLog()
+    const { logger: log, lines } = captureLogs()
     const metrics = new Metrics()
     let fail = true
     const worker = startWorker(
@@ -81,7 +66,7 @@ describe('worker framework', () => {
   })
 
   it('runs on its interval without keeping the process alive, and stop() waits for the pass in progress', async () => {
-    const { log } = captureLog()
+    const { logger: log } = captureLogs()
     let passes = 0
     let finished = false
     const worker = startWorker(

@@ -2,8 +2,7 @@ import { getServiceEndpoint, isValidDidDoc } from '@atproto/common-web'
 import { IdResolver } from '@atproto/identity'
 import { describe, expect, it } from 'vitest'
 import { MLS_SERVICE, serviceDidDocument } from '../../src/did-document.js'
-import { startTestApp } from '../helpers/app.js'
-import { freePort } from '../helpers/net.js'
+import { freePort, startTestApp } from '../helpers/index.js'
 
 describe('the service DID document', () => {
   it('is served for a did:web SERVICE_DID, and an atproto resolver finds this service in it', async () => {

@@ -3,9 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { Secp256k1Keypair, type Keypair } from '@atproto/crypto'
 import { createServiceJwt } from '@atproto/xrpc-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { NS } from '../helpers/mls.js'
-import { SERVICE_DID } from '../helpers/users.js'
+import { NSID, SERVICE_DID, startTestApp, type TestApp } from '../helpers/index.js'
 
 // A PLC directory on loopback: did:plc callers are resolved through PLC_URL.
 const DID = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz'
@@ -49,30 +47,30 @@ afterAll(async () => {
 })
 
 const tokenFor = (keypair: Keypair, iss = DID) =>
-  createServiceJwt({ iss, aud: SERVICE_DID, lxm: `${NS}.getConvos`, keypair })
+  createServiceJwt({ iss, aud: SERVICE_DID, lxm: NSID.getConvos, keypair })
 
 describe('did:plc callers', () => {
   it('are verified with the key of their DID document, resolved once and cached', async () => {
-    const first = await t.call(null, `${NS}.getConvos`, { token: await tokenFor(signingKey) })
+    const first = await t.call(null, NSID.getConvos, { token: await tokenFor(signingKey) })
     expect(first.status).toBe(200)
     const resolved = lookups
     expect(resolved).toBeGreaterThanOrEqual(1)
-    expect((await t.call(null, `${NS}.getConvos`, { token: await tokenFor(signingKey) })).status).toBe(200)
+    expect((await t.call(null, NSID.getConvos, { token: await tokenFor(signingKey) })).status).toBe(200)
     expect(lookups).toBe(resolved)
   })
 
   it('are refused when signed by another key, and a rotated key is picked up', async () => {
     const other = await Secp256k1Keypair.create()
-    const forged = await t.call(null, `${NS}.getConvos`, { token: await tokenFor(other) })
+    const forged = await t.call(null, NSID.getConvos, { token: await tokenFor(other) })
     expect(forged.status).toBe(401)
     expect(forged.body.error).toBe('BadJwtSignature')
     // The account rotates to the new key: the cached document is refreshed on the signature failure.
     signingKey = other
-    expect((await t.call(null, `${NS}.getConvos`, { token: await tokenFor(other) })).status).toBe(200)
+    expect((await t.call(null, NSID.getConvos, { token: await tokenFor(other) })).status).toBe(200)
   })
 
   it('that cannot be resolved get 401, not 500', async () => {
-    const res = await t.call(null, `${NS}.getConvos`, {
+    const res = await t.call(null, NSID.getConvos, {
       token: await tokenFor(signingKey, 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa'),
     })
     expect(res.status).toBe(401)

@@ -3,13 +3,9 @@ import { createServiceJwt } from '@atproto/xrpc-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { handlers } from '../../src/api/index.js'
+import { NSID, SERVICE_DID, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 import { xrpcMethods } from '../../src/xrpc/lexicons.js'
-import { startTestApp, type TestApp } from '../helpers/app.js'
-import { SERVICE_DID, TestUser } from '../helpers/users.js'
 
-const GET_CONVOS = 'blue.catbird.mls.getConvos'
-const GET_MESSAGES = 'blue.catbird.mls.getMessages'
-const SEND_MESSAGE = 'blue.catbird.mls.sendMessage'
 
 let t: TestApp
 let alice: TestUser
@@ -41,11 +37,11 @@ describe('routing', () => {
   })
 
   it('answers the wrong HTTP method with 405 and Allow', async () => {
-    const asGet = await fetch(`${t.url}/xrpc/${SEND_MESSAGE}`)
+    const asGet = await fetch(`${t.url}/xrpc/${NSID.sendMessage}`)
     expect(asGet.status).toBe(405)
     expect(asGet.headers.get('allow')).toBe('POST')
     expect(await asGet.json()).toMatchObject({ error: 'InvalidRequest', message: expect.stringContaining('POST') })
-    const asPost = await t.call(alice, GET_CONVOS, { method: 'POST', input: {} })
+    const asPost = await t.call(alice, NSID.getConvos, { method: 'POST', input: {} })
     expect(asPost.status).toBe(405)
   })
 
@@ -64,10 +60,10 @@ describe('routing', () => {
   })
 
   it('answers 501 MethodNotImplemented for a lexicon method without a handler', async () => {
-    const { [GET_CONVOS]: _omitted, ...rest } = handlers as Record<string, never>
+    const { [NSID.getConvos]: _omitted, ...rest } = handlers
     const partial = await startTestApp({ testDb: t.testDb, handlers: rest })
     try {
-      const res = await partial.call(alice, GET_CONVOS)
+      const res = await partial.call(alice, NSID.getConvos)
       expect(res.status).toBe(501)
       expect(res.body).toMatchObject({ error: 'MethodNotImplemented' })
     } finally {
@@ -78,10 +74,10 @@ describe('routing', () => {
   it('refuses an output that breaks the lexicon (output validation) with a 500', async () => {
     const broken = await startTestApp({
       testDb: t.testDb,
-      handlers: { ...handlers, [GET_CONVOS]: async () => ({ conversations: 'not an array' }) },
+      handlers: { ...handlers, [NSID.getConvos]: async () => ({ conversations: 'not an array' }) },
     })
     try {
-      const res = await broken.call(alice, GET_CONVOS)
+      const res = await broken.call(alice, NSID.getConvos)
       expect(res.status).toBe(500)
       expect(res.body).toEqual({ error: 'InternalServerError', message: 'Internal Server Error' })
     } finally {
@@ -92,31 +88,31 @@ describe('routing', () => {
 
 describe('params and input validation', () => {
   it('coerces integer params and refuses malformed ones, naming the param', async () => {
-    const ok = await t.call(alice, GET_CONVOS, { params: { limit: 5 } })
+    const ok = await t.call(alice, NSID.getConvos, { params: { limit: 5 } })
     expect(ok.status).toBe(200)
     for (const limit of ['abc', '5x', '', '1.5']) {
-      const res = await t.call(alice, GET_CONVOS, { params: { limit } })
+      const res = await t.call(alice, NSID.getConvos, { params: { limit } })
       expect(res.status, limit).toBe(400)
       expect(res.body.error).toBe('InvalidRequest')
       expect(String(res.body.message)).toContain('limit')
     }
-    const tooBig = await t.call(alice, GET_CONVOS, { params: { limit: 101 } })
+    const tooBig = await t.call(alice, NSID.getConvos, { params: { limit: 101 } })
     expect(tooBig.status).toBe(400)
     expect(String(tooBig.body.message)).toContain('limit')
   })
 
   it('refuses a scalar param given twice and a missing required param', async () => {
-    const twice = await t.call(alice, GET_MESSAGES, { params: { convoId: ['a', 'b'] } })
+    const twice = await t.call(alice, NSID.getMessages, { params: { convoId: ['a', 'b'] } })
     expect(twice.status).toBe(400)
     expect(String(twice.body.message)).toContain('convoId')
-    const missing = await t.call(alice, GET_MESSAGES)
+    const missing = await t.call(alice, NSID.getMessages)
     expect(missing.status).toBe(400)
     expect(String(missing.body.message)).toContain('convoId')
   })
 
   it('decodes repeated keys as array params', async () => {
     const bob = await TestUser.create()
-    const res = await t.call(alice, 'blue.catbird.mls.getKeyPackages', {
+    const res = await t.call(alice, NSID.getKeyPackages, {
       params: { dids: [bob.did, alice.did] },
     })
     expect(res.status).toBe(200)
@@ -132,12 +128,12 @@ describe('params and input validation', () => {
   })
 
   it('refuses an invalid body with 400 naming the field', async () => {
-    const noEpoch = await t.call(alice, SEND_MESSAGE, {
+    const noEpoch = await t.call(alice, NSID.sendMessage, {
       input: { convoId: 'c', senderDid: alice.did, ciphertext: { $bytes: 'AAAA' } },
     })
     expect(noEpoch.status).toBe(400)
     expect(noEpoch.body).toMatchObject({ error: 'InvalidRequest', message: expect.stringContaining('epoch') })
-    const badBytes = await t.call(alice, SEND_MESSAGE, {
+    const badBytes = await t.call(alice, NSID.sendMessage, {
       input: { convoId: 'c', senderDid: alice.did, ciphertext: 'plain', epoch: 0 },
     })
     expect(badBytes.status).toBe(400)
@@ -145,29 +141,29 @@ describe('params and input validation', () => {
   })
 
   it('refuses bodies that are not JSON, or not JSON at all', async () => {
-    const notJson = await t.call(alice, SEND_MESSAGE, { input: '{"convoId": ' })
+    const notJson = await t.call(alice, NSID.sendMessage, { input: '{"convoId": ' })
     expect(notJson.status).toBe(400)
     expect(notJson.body.error).toBe('InvalidRequest')
-    const wrongType = await t.call(alice, SEND_MESSAGE, {
+    const wrongType = await t.call(alice, NSID.sendMessage, {
       input: 'hello',
       headers: { 'content-type': 'application/octet-stream' },
     })
     expect(wrongType.status).toBe(415)
     // Valid JSON under another content type is refused the same way.
-    const asText = await t.call(alice, SEND_MESSAGE, {
+    const asText = await t.call(alice, NSID.sendMessage, {
       input: { convoId: 'c', senderDid: alice.did, epoch: 0, ciphertext: { $bytes: 'AAAA' } },
       headers: { 'content-type': 'text/plain' },
     })
     expect(asText.status).toBe(415)
     expect(asText.body).toMatchObject({ message: expect.stringContaining('application/json') })
-    const none = await t.call(alice, SEND_MESSAGE)
+    const none = await t.call(alice, NSID.sendMessage)
     expect(none.status).toBe(400)
-    const proto = await t.call(alice, SEND_MESSAGE, { input: '{"__proto__": {"x": 1}}' })
+    const proto = await t.call(alice, NSID.sendMessage, { input: '{"__proto__": {"x": 1}}' })
     expect(proto.status).toBe(400)
   })
 
   it('answers 413 PayloadTooLarge past the body limit', async () => {
-    const res = await t.call(alice, SEND_MESSAGE, {
+    const res = await t.call(alice, NSID.sendMessage, {
       input: { convoId: 'c', senderDid: alice.did, epoch: 0, ciphertext: { $bytes: 'A'.repeat(8000) } },
     })
     expect(res.status).toBe(413)
@@ -177,49 +173,49 @@ describe('params and input validation', () => {
 
 describe('service auth', () => {
   it('accepts a token for this service and method (k256 and p256 keys)', async () => {
-    expect((await t.call(alice, GET_CONVOS)).status).toBe(200)
+    expect((await t.call(alice, NSID.getConvos)).status).toBe(200)
     const p256 = await TestUser.create('p256')
-    expect((await t.call(p256, GET_CONVOS)).status).toBe(200)
+    expect((await t.call(p256, NSID.getConvos)).status).toBe(200)
   })
 
   it.each([
     ['missing header', async () => null, 'AuthMissing'],
-    ['another audience', () => alice.token(GET_CONVOS, { aud: 'did:web:elsewhere.example' }), 'BadJwtAudience'],
-    ['another method', () => alice.token(SEND_MESSAGE), 'BadJwtLexiconMethod'],
+    ['another audience', () => alice.token(NSID.getConvos, { aud: 'did:web:elsewhere.example' }), 'BadJwtAudience'],
+    ['another method', () => alice.token(NSID.sendMessage), 'BadJwtLexiconMethod'],
     ['no method', () => alice.token(null), 'BadJwtLexiconMethod'],
-    ['expired', () => alice.token(GET_CONVOS, { iat: 1_000, exp: 1_060 }), 'JwtExpired'],
+    ['expired', () => alice.token(NSID.getConvos, { iat: 1_000, exp: 1_060 }), 'JwtExpired'],
     [
       'not valid yet',
-      () => alice.token(GET_CONVOS, { iat: Math.floor(Date.now() / 1000) + 3600, exp: Math.floor(Date.now() / 1000) + 7200 }),
+      () => alice.token(NSID.getConvos, { iat: Math.floor(Date.now() / 1000) + 3600, exp: Math.floor(Date.now() / 1000) + 7200 }),
       'BadJwt',
     ],
     ['garbage', async () => 'not.a.jwt', 'BadJwt'],
     ['two parts', async () => 'abc.def', 'BadJwt'],
   ])('refuses a request with %s (401 %s)', async (_name, makeToken, error) => {
-    const res = await t.call(alice, GET_CONVOS, { token: await makeToken() })
+    const res = await t.call(alice, NSID.getConvos, { token: await makeToken() })
     expect(res.status).toBe(401)
     expect(res.body).toMatchObject({ error, message: expect.any(String) })
   })
 
   it('refuses a token that lives longer than MAX_TOKEN_LIFETIME_SECONDS from now, naming the limit (401 BadJwt)', async () => {
     const now = Math.floor(Date.now() / 1000)
-    const tenYears = await t.call(alice, GET_CONVOS, { token: await alice.token(GET_CONVOS, { exp: now + 10 * 365 * 86400 }) })
+    const tenYears = await t.call(alice, NSID.getConvos, { token: await alice.token(NSID.getConvos, { exp: now + 10 * 365 * 86400 }) })
     expect(tenYears.status).toBe(401)
     expect(tenYears.body).toMatchObject({ error: 'BadJwt', message: expect.stringContaining('3600 seconds') })
     // Within the limit (and the clock skew allowed on top of it) is fine.
-    expect((await t.call(alice, GET_CONVOS, { token: await alice.token(GET_CONVOS, { exp: now + 3600 }) })).status).toBe(200)
+    expect((await t.call(alice, NSID.getConvos, { token: await alice.token(NSID.getConvos, { exp: now + 3600 }) })).status).toBe(200)
   })
 
   it('refuses a token without iat (401 BadJwt)', async () => {
-    const res = await t.call(alice, GET_CONVOS, { token: await alice.token(GET_CONVOS, { iat: null }) })
+    const res = await t.call(alice, NSID.getConvos, { token: await alice.token(NSID.getConvos, { iat: null }) })
     expect(res.status).toBe(401)
     expect(res.body).toMatchObject({ error: 'BadJwt', message: expect.stringContaining('iat') })
   })
 
   it('refuses a token signed by a key that is not the issuer DID', async () => {
     const mallory = await P256Keypair.create()
-    const forged = await createServiceJwt({ iss: alice.did, aud: SERVICE_DID, lxm: GET_CONVOS, keypair: mallory })
-    const res = await t.call(null, GET_CONVOS, { token: forged })
+    const forged = await createServiceJwt({ iss: alice.did, aud: SERVICE_DID, lxm: NSID.getConvos, keypair: mallory })
+    const res = await t.call(null, NSID.getConvos, { token: forged })
     expect(res.status).toBe(401)
     expect(res.body.error).toBe('BadJwtSignature')
   })
@@ -227,10 +223,10 @@ describe('service auth', () => {
   it('refuses alg "none" and a non-Bearer scheme', async () => {
     const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
     const exp = Math.floor(Date.now() / 1000) + 60
-    const unsigned = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ iss: alice.did, aud: SERVICE_DID, lxm: GET_CONVOS, exp })}.`
-    const res = await t.call(null, GET_CONVOS, { token: unsigned })
+    const unsigned = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ iss: alice.did, aud: SERVICE_DID, lxm: NSID.getConvos, exp })}.`
+    const res = await t.call(null, NSID.getConvos, { token: unsigned })
     expect(res.status).toBe(401)
-    const basic = await t.call(null, GET_CONVOS, { headers: { authorization: 'Basic abc' } })
+    const basic = await t.call(null, NSID.getConvos, { headers: { authorization: 'Basic abc' } })
     expect(basic.status).toBe(401)
   })
 })
