@@ -1,14 +1,12 @@
 import { cursorTooOld, Outbox, StreamEnded, type OutboxEvent } from '../events/outbox.js'
 import { parseCursor, type Watermark } from '../events/watermark.js'
-import type * as StreamConvoEvents from '../lexicon/types/blue.catbird.mls.streamConvoEvents.js'
+import { NSID } from '../lexicon/types/index.js'
+import { toWireJson } from '../lexicon/wire.js'
 import { requireMember } from '../services/convos.js'
 import { toMessageView } from '../services/messages.js'
 import { invalidRequest, XRPCErrorWithHeaders } from '../xrpc/errors.js'
 import { sseEvent, SseStream } from '../xrpc/sse.js'
-import { xrpcHandler } from '../xrpc/types.js'
-import { toWireJson } from '../xrpc/wire.js'
-
-const NSID = 'blue.catbird.mls.streamConvoEvents'
+import { handler } from '../xrpc/types.js'
 
 function resumeFrom(cursor: string | string[] | undefined): Watermark | undefined {
   if (cursor === undefined) return undefined
@@ -24,7 +22,7 @@ const frames = new WeakMap<OutboxEvent['message'], { cursor: string; frame: stri
 function frameOf({ message, cursor }: OutboxEvent): string {
   let cached = frames.get(message)
   if (cached?.cursor !== cursor) {
-    const event = { $type: `${NSID}#messageEvent`, cursor, message: toMessageView(message) }
+    const event = { $type: `${NSID.streamConvoEvents}#messageEvent`, cursor, message: toMessageView(message) }
     cached = { cursor, frame: sseEvent(cursor, toWireJson(event)) }
     frames.set(message, cached)
   }
@@ -37,7 +35,8 @@ function frameOf({ message, cursor }: OutboxEvent): string {
  * stream first replays what came after it, then continues live (see
  * src/events/outbox.ts).
  */
-export default xrpcHandler<StreamConvoEvents.Params, undefined, undefined>(
+export default handler(
+  NSID.streamConvoEvents,
   async ({ params, caller, db, ctx, request, reply, log }) => {
     const { config, events } = ctx
     const from = resumeFrom(params.cursor ?? request.headers['last-event-id'])

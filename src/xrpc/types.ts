@@ -44,7 +44,7 @@ export type XrpcHandler<P = unknown, I = unknown, O = unknown> = ((req: HandlerI
 }
 
 /** What the handler of `N` returns: its output, or nothing for an event stream, whose reply it writes itself. */
-type Returns<N extends Nsid> = Methods[N]['encoding'] extends 'application/json' ? Methods[N]['output'] : undefined
+type Returns<N extends Nsid> = Methods[N]['encoding'] extends 'application/json' ? Methods[N]['output'] : void
 
 /** The handler of method `N`, typed by the generated method map. */
 export type Handler<N extends Nsid> = XrpcHandler<Methods[N]['params'], Methods[N]['input'], Returns<N>>
@@ -58,9 +58,3 @@ export const handler = <N extends Nsid>(
   fn: (req: HandlerInput<Methods[N]['params'], Methods[N]['input']>) => Promise<Returns<N>>,
   keyedWrites?: KeyedWrites<Methods[N]['input']>,
 ): Handler<N> => Object.assign(fn, keyedWrites ? { keyedWrites } : {})
-
-/** Types a handler by hand-picked lexicon types (the event stream's, until it moves to `handler`). */
-export const xrpcHandler = <P, I, O>(
-  fn: (req: HandlerInput<P, I>) => Promise<O>,
-  keyedWrites?: KeyedWrites<I>,
-): XrpcHandler<P, I, O> => Object.assign(fn, keyedWrites ? { keyedWrites } : {})
