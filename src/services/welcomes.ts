@@ -168,7 +168,7 @@ export async function fetchWelcome(
   const grace = sql`make_interval(secs => ${args.graceSeconds})`
   const { rows } = await sql<{ data: Uint8Array; previous: WelcomeState; in_grace: boolean }>`
     WITH current AS (
-      -- The clock is read here, not inside CASE (Citus evaluates no volatile function there).
+      -- The clock is read here: Citus evaluates no volatile function inside a conditional.
       SELECT convo_id, recipient_did, state, fetched_at > now() - ${grace} AS in_grace, now() AS now
       FROM welcome_delivery
       WHERE convo_id = ${args.convoId} AND recipient_did = ${args.did}
@@ -182,7 +182,7 @@ export async function fetchWelcome(
                           THEN d.fetched_at ELSE current.now END,
         fetch_count = d.fetch_count + 1
     FROM current, welcome w
-    WHERE d.convo_id = current.convo_id AND d.recipient_did = current.recipient_did
+    WHERE d.convo_id = ${args.convoId} AND d.recipient_did = current.recipient_did
       AND w.convo_id = ${args.convoId} AND w.id = d.welcome_id
     RETURNING w.data, current.state AS previous, coalesce(current.in_grace, false) AS in_grace
   `.execute(db)
@@ -227,7 +227,7 @@ export async function confirmWelcome(
         failure_count = d.failure_count + CASE WHEN ${args.success} THEN 0 ELSE 1 END,
         last_error = CASE WHEN ${args.success} THEN d.last_error ELSE ${args.errorDetails ?? null} END
     FROM current
-    WHERE d.convo_id = current.convo_id AND d.recipient_did = current.recipient_did
+    WHERE d.convo_id = ${args.convoId} AND d.recipient_did = current.recipient_did
       -- Fetched at least once: in flight, or lapsed/failed back to available.
       AND current.state <> 'consumed' AND d.fetched_at IS NOT NULL
     RETURNING current.state AS previous
