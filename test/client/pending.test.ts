@@ -11,6 +11,7 @@ import {
   XrpcClientError,
   type MlsClientOptions,
 } from '../../src/client/index.js'
+import { convoIdOf } from '../../src/services/convos.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
 import { holdKey } from '../helpers/keys.js'
 import { refusingUrl, startFaultProxy } from '../helpers/fault-proxy.js'
@@ -84,7 +85,7 @@ describe('pending operations', () => {
       const key = randomUUID()
       const groupId = randomGroupId()
       // Another request holds the key: its transaction is open until we abort it.
-      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: `${NS}.createConvo`, key, shardKey: groupId })
+      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: `${NS}.createConvo`, key, shardKey: convoIdOf(groupId) })
       const { sleeps, sleep } = recordingSleep(() => held.abort())
       const pendingStore = new MemoryPendingStore()
       const sdk = new MlsClient({

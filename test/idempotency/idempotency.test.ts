@@ -3,6 +3,7 @@ import { Writable } from 'node:stream'
 import { sql } from 'kysely'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { convoIdOf } from '../../src/services/convos.js'
 import { startIdempotencyCleanup } from '../../src/workers/index.js'
 import { requestFingerprint } from '../../src/idempotency/key.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
@@ -194,7 +195,7 @@ describe('idempotent writes', () => {
       caller: alice.did,
       nsid: `${NS}.createConvo`,
       key,
-      shardKey: groupId,
+      shardKey: convoIdOf(groupId),
       fingerprint: requestFingerprint(input),
     })
     await held.db
@@ -216,7 +217,7 @@ describe('idempotent writes', () => {
     try {
       const key = randomUUID()
       const groupId = randomGroupId()
-      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: `${NS}.createConvo`, key, shardKey: groupId })
+      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: `${NS}.createConvo`, key, shardKey: convoIdOf(groupId) })
       const create = () => slow.call(alice, `${NS}.createConvo`, { input: { groupId, cipherSuite: SUITE, idempotencyKey: key } })
       const res = await create()
       expect(res.status).toBe(409)
