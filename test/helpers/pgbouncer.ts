@@ -34,8 +34,8 @@ export interface RunningPgBouncer {
 export async function startPgBouncer(binary: string, target: string, poolSize = 40): Promise<RunningPgBouncer> {
   const server = new URL(target)
   const dir = await mkdtemp(path.join(tmpdir(), 'catbird-pgbouncer-'))
-  // As root, PgBouncer runs as postgres (it refuses root), which must read its files.
-  await chmod(dir, 0o755)
+  // As root, PgBouncer runs as postgres (it refuses root), which must read its files and write its log.
+  await chmod(dir, 0o777)
   const port = await freePort()
   const password = decodeURIComponent(server.password)
   await writeFile(

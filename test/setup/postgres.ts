@@ -105,7 +105,10 @@ export default async function setup(project: TestProject) {
   if (process.env.TEST_PGBOUNCER) {
     const binary = findPgBouncer()
     if (!binary) throw new Error(`TEST_PGBOUNCER is set, but there is ${NO_PGBOUNCER}`)
-    bouncer = await startPgBouncer(binary, pgServer.url)
+    bouncer = await startPgBouncer(binary, pgServer.url).catch(async (err: unknown) => {
+      await pgServer.stop()
+      throw err
+    })
   }
 
   project.provide('pgAdminUrl', pgServer.url)
