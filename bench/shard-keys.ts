@@ -45,8 +45,8 @@ try {
         SELECT 'c' || i, md5(i::text), 'did:plc:m' || i || '_0', 's', ${SEED_MESSAGES} FROM generate_series(1, ${CONVOS}) i;
       INSERT INTO member (convo_id, did) SELECT 'c' || i, 'did:plc:m' || i || '_' || k FROM generate_series(1, ${CONVOS}) i, generate_series(0, ${MEMBERS - 1}) k;
       INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext)
-        SELECT gen_random_uuid(), 'c' || i, s, 'did:plc:m' || i || '_0', 0, '\\x00' FROM generate_series(1, ${CONVOS}) i, generate_series(1, ${SEED_MESSAGES}) s;
-      VACUUM ANALYZE;`)
+        SELECT gen_random_uuid(), 'c' || i, s, 'did:plc:m' || i || '_0', 0, '\\x00' FROM generate_series(1, ${CONVOS}) i, generate_series(1, ${SEED_MESSAGES}) s;`)
+    await database.pool.query('VACUUM ANALYZE')
     const picks: SendArgs[] = []
     for (let i = 1; i <= CONVOS; i++) {
       for (let k = 0; k < MEMBERS; k++) {
