@@ -31,6 +31,12 @@ export const configSchema = z.object({
     .describe(
       "Password of `DATABASE_URL`'s user, kept out of the URL so that any character works unescaped (docker compose passes `POSTGRES_PASSWORD` here).",
     ),
+  DATABASE_LISTEN_URL: z
+    .url({ protocol: /^postgres(ql)?$/ })
+    .optional()
+    .describe(
+      "Connection string of the one session connection per instance that LISTENs for other instances' messages (see `EVENT_LISTEN`); `DATABASE_PASSWORD` applies when it has no password. Behind a pooler in transaction mode (PgBouncer), point it at PostgreSQL itself or at a session-mode pool: LISTEN needs a session. Defaults to `DATABASE_URL`.",
+    ),
   DATABASE_POOL_SIZE: int(1, 500).default(20).describe('Maximum connections in the pool.'),
   DATABASE_PREPARED_STATEMENTS: bool
     .default(true)
@@ -163,6 +169,12 @@ export const configSchema = z.object({
     .describe(
       'How often each instance checks for new messages without being notified: the bound on event delay if an instance stopped before announcing its write.',
     ),
+  EVENT_LISTEN: bool
+    // An input default (not `.default(true)`), so that the generated docs show it.
+    .prefault('true')
+    .describe(
+      "Hear of other instances' messages at once through a LISTEN connection (`DATABASE_LISTEN_URL`), and tell them of this instance's with NOTIFY. Off: no LISTEN and no NOTIFY at all; event streams get other instances' messages by polling, within `EVENT_POLL_INTERVAL_MS` (lower it), and this instance's at once.",
+    ),
   METRICS_TOKEN: z
     .string()
     .min(16, 'must be at least 16 characters')
@@ -186,6 +198,9 @@ export const configSchema = z.object({
       message: `must be above DATABASE_STATEMENT_TIMEOUT_MS (${statement})`,
     })
   }
+  if (config.DATABASE_LISTEN_URL && !config.DATABASE_URL) {
+    ctx.addIssue({ code: 'custom', path: ['DATABASE_LISTEN_URL'], message: 'is a second way to DATABASE_URL, which is not set' })
+  }
   if (config.DATABASE_PASSWORD === undefined) return
   const issue = (message: string) => ctx.addIssue({ code: 'custom', path: ['DATABASE_PASSWORD'], message })
   if (!config.DATABASE_URL) issue('is the password of DATABASE_URL, which is not set')
@@ -201,14 +216,21 @@ export class ConfigError extends StartupError {
   override name = 'ConfigError'
 }
 
-/** The PostgreSQL connection string, with DATABASE_PASSWORD put in, escaped; unset for the embedded database. */
-export function databaseUrl(config: Config): string | undefined {
-  if (!config.DATABASE_URL || config.DATABASE_PASSWORD === undefined) return config.DATABASE_URL
-  const url = new URL(config.DATABASE_URL)
+/** A connection string with DATABASE_PASSWORD put in, escaped, unless it has a password of its own. */
+function withPassword(connectionString: string | undefined, password: string | undefined): string | undefined {
+  if (!connectionString || password === undefined) return connectionString
+  const url = new URL(connectionString)
+  if (url.password) return connectionString
   // The URL setter leaves `%` alone: encode it all, the driver decodes it.
-  url.password = encodeURIComponent(config.DATABASE_PASSWORD)
+  url.password = encodeURIComponent(password)
   return url.href
 }
+
+/** The PostgreSQL connection string, with DATABASE_PASSWORD put in; unset for the embedded database. */
+export const databaseUrl = (config: Config): string | undefined => withPassword(config.DATABASE_URL, config.DATABASE_PASSWORD)
+
+/** Where event streams LISTEN, when not on DATABASE_URL's database. */
+export const listenUrl = (config: Config): string | undefined => withPassword(config.DATABASE_LISTEN_URL, config.DATABASE_PASSWORD)
 
 /** Parses settings from an environment; throws ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {

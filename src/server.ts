@@ -7,7 +7,7 @@ import Fastify, {
   type onResponseHookHandler,
 } from 'fastify'
 import { handlers as defaultHandlers } from './api/index.js'
-import type { Config } from './config.js'
+import { listenUrl, type Config } from './config.js'
 import type { AppContext } from './context.js'
 import { pingDatabase, type Database } from './db/index.js'
 import { idempotencyPlugin } from './idempotency/plugin.js'
@@ -95,7 +95,8 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
     metrics,
     events: new EventHub({
       db: database.db,
-      connection: database.pool.options,
+      // The pool's settings (keep-alive probes), on the listen URL when there is one.
+      listen: config.EVENT_LISTEN ? { ...database.pool.options, connectionString: listenUrl(config) ?? database.pool.options.connectionString } : undefined,
       log: app.log,
       pollIntervalMs: config.EVENT_POLL_INTERVAL_MS,
     }),

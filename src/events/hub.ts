@@ -1,30 +1,31 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { sql, type SelectQueryBuilder } from 'kysely'
+import { sql } from 'kysely'
 import { AsyncResource } from 'node:async_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import pg from 'pg'
+import type pg from 'pg'
 import type { Db } from '../db/index.js'
-import { executePrepared } from '../db/prepared.js'
-import type { DatabaseSchema, Message } from '../db/schema.js'
+import { highestEventId, memberships, readEventRefs, readEvents, type EventRef, type MessageEvent } from '../services/events.js'
+import { Listener } from './listener.js'
+import { advance, covers, encodeCursor, parseCursor, rangeOf, rangeStart, takeInOrder, type Watermark } from './watermark.js'
 
 export const MESSAGE_CHANNEL = 'catbird_message'
 
 /** One open event stream: who it is for and where its events go. */
 export interface Subscriber {
   did: string
-  convoId?: string
-  deliver(messages: Message[]): void
+  convoId?: string | undefined
+  deliver(messages: MessageEvent[]): void
   close(reason: string): void
 }
 
 export interface EventHubOptions {
   db: Db
-  /** Connection settings for the dedicated LISTEN connection. */
-  connection: pg.ClientConfig
+  /** The session connection to LISTEN on; none: poll only (and send no NOTIFY). */
+  listen: pg.ClientConfig | undefined
   log: FastifyBaseLogger
   /** A missing event id older than this is a rolled-back insert, not a late commit. */
   gapTimeoutMs?: number
-  /** Safety net: read new events this often even without notifications. */
+  /** Read new events this often even without notifications (a safety net, or the only way when not listening). */
   pollIntervalMs?: number
   /** Least time between two notifications this instance sends; announcements in between share one. */
   notifyIntervalMs?: number
@@ -41,32 +42,35 @@ export interface EventHubOptions {
  * coalesced: at most one in flight and one per `notifyIntervalMs`. A NOTIFY
  * inside every message's transaction would serialize all their commits on
  * PostgreSQL's notification lock. An instance that dies between commit and
- * announcement costs other instances at most one poll interval.
+ * announcement costs other instances at most one poll interval. Without a
+ * LISTEN connection (behind a pooler that has no sessions), polling is how
+ * other instances' messages arrive.
  *
- * Ordering: event ids are assigned at insert but transactions commit in any
+ * Ordering: event ids are drawn at insert but transactions commit in any
  * order, so id 9 may become visible after id 10. The hub keeps a watermark
- * below which every id is settled and only advances it over contiguous ids;
- * a missing id waits for its commit, and is skipped once it is older than
- * `gapTimeoutMs` (its transaction rolled back). Streams resume from any
- * settled position without gaps or duplicates.
+ * per range of ids (see watermark.ts), at or below which every id has been
+ * delivered or given up on, and only advances it over contiguous ids; a missing id waits for its commit,
+ * and is skipped once it is older than `gapTimeoutMs` (its transaction
+ * rolled back). Streams resume from any position the watermark passed
+ * without gaps or duplicates, and see each conversation's events in order.
  */
 export class EventHub {
   private readonly subscribers = new Set<Subscriber>()
-  private listener: pg.Client | undefined
+  private listener: Listener | undefined
   private pollTimer: NodeJS.Timeout | undefined
-  private reconnectTimer: NodeJS.Timeout | undefined
   private pumping: Promise<void> | undefined
   private pumpAgain = false
   private stopped = false
-  /** Every event id <= watermark has been delivered or given up on. */
-  private watermark = 0
-  private gapSince: { id: number; at: number } | undefined
+  /** In each range, every event id up to its watermark has been delivered or given up on. */
+  readonly #watermark: Watermark = new Map([[0, 0]])
+  /** Missing event ids, by when they were first found missing. */
+  private readonly gaps = new Map<number, number>()
   private readonly gapTimeoutMs: number
   private readonly batchSize: number
   private readonly notifyIntervalMs: number
-  /** The highest event id announced by this instance, and the highest notified. */
-  private announced = 0
-  private notified = 0
+  /** The highest event ids (per range) announced by this instance, and whether some are not notified yet. */
+  private readonly announced: Watermark = new Map()
+  private unnotified = false
   private notifying: Promise<void> | undefined
   private readonly scope = new AsyncResource('EventHub')
 
@@ -76,9 +80,9 @@ export class EventHub {
     this.notifyIntervalMs = opts.notifyIntervalMs ?? 5
   }
 
-  /** The position every event up to which has been settled; a resume replays to here. */
-  get settled(): number {
-    return this.watermark
+  /** Where a stream stands that has been given everything so far (a copy): where new streams start, and replay ends. */
+  get watermark(): Watermark {
+    return new Map(this.#watermark)
   }
 
   streamsOf(did: string): number {
@@ -88,54 +92,39 @@ export class EventHub {
   }
 
   async start(): Promise<void> {
-    const { rows } = await sql<{ max: number | null }>`SELECT max(event_id) AS max FROM message`.execute(this.opts.db)
-    this.watermark = Number(rows[0]?.max ?? 0)
-    await this.listen()
+    // Each range's highest id, from the top down: one index probe per range.
+    for (let top = await highestEventId(this.opts.db, Number.MAX_SAFE_INTEGER); top !== undefined; ) {
+      this.#watermark.set(rangeOf(top), top)
+      top = rangeOf(top) > 0 ? await highestEventId(this.opts.db, rangeStart(rangeOf(top))) : undefined
+    }
+    if (this.opts.listen) {
+      this.listener = new Listener({
+        connection: this.opts.listen,
+        channel: MESSAGE_CHANNEL,
+        log: this.opts.log,
+        // The announced ids may be behind the watermark already (this instance's own announcements are).
+        onNotification: (payload) => {
+          const announced = parseCursor(payload)
+          if (!announced || [...announced.values()].some((id) => !covers(this.#watermark, id))) this.schedulePump()
+        },
+        // Anything committed while not listening is caught up from the database.
+        onListening: () => this.schedulePump(),
+      })
+      await this.listener.start()
+    }
     this.pollTimer = setInterval(() => this.schedulePump(), this.opts.pollIntervalMs ?? 5_000)
     this.pollTimer.unref()
   }
 
-  private async listen(): Promise<void> {
-    const client = new pg.Client(this.opts.connection)
-    client.on('notification', ({ payload }) => {
-      // Every id up to the announced one may be settled already (this instance's own announcements are).
-      if (!(Number(payload) <= this.watermark)) this.schedulePump()
-    })
-    client.on('error', (err) => {
-      this.opts.log.warn({ err }, 'event listener connection lost; reconnecting')
-      this.reconnect(client)
-    })
-    client.on('end', () => this.reconnect(client))
-    await client.connect()
-    await client.query(`LISTEN ${MESSAGE_CHANNEL}`)
-    this.listener = client
-    // Anything committed while not listening is caught up from the database.
-    this.schedulePump()
-  }
-
-  private reconnect(dead: pg.Client): void {
-    if (this.stopped || this.listener !== dead || this.reconnectTimer) return
-    this.listener = undefined
-    dead.removeAllListeners('end')
-    void dead.end().catch(() => {})
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = undefined
-      this.listen().catch((err: unknown) => {
-        this.opts.log.warn({ err }, 'event listener reconnect failed')
-        this.listener = dead
-        this.reconnect(dead)
-      })
-    }, 1_000)
-    this.reconnectTimer.unref()
-  }
-
-  /** Messages up to `eventId` were committed by this instance: tell every instance. */
+  /** A message with this event id was committed by this instance: tell every instance. */
   announce(eventId: number): void {
-    this.announced = Math.max(this.announced, eventId)
+    advance(this.announced, eventId)
     // The hub's own work, not the announcing request's: it outlives the
     // request and serves everyone (logs and traces should say so).
     this.scope.runInAsyncScope(() => {
       this.schedulePump()
+      if (!this.listener) return
+      this.unnotified = true
       this.notifying ??= this.notifyAll().finally(() => {
         this.notifying = undefined
       })
@@ -143,15 +132,15 @@ export class EventHub {
   }
 
   private async notifyAll(): Promise<void> {
-    while (this.announced > this.notified) {
-      const eventId = this.announced
+    while (this.unnotified) {
+      this.unnotified = false
+      const announced = encodeCursor(this.announced)
       try {
-        await sql`SELECT pg_notify(${MESSAGE_CHANNEL}, ${String(eventId)})`.execute(this.opts.db)
+        await sql`SELECT pg_notify(${MESSAGE_CHANNEL}, ${announced})`.execute(this.opts.db)
       } catch (err) {
         // Other instances find these messages on their next poll.
-        this.opts.log.warn({ err, eventId }, 'event notification failed')
+        this.opts.log.warn({ err, announced }, 'event notification failed')
       }
-      this.notified = eventId
       await sleep(this.notifyIntervalMs, undefined, { ref: false })
     }
   }
@@ -170,13 +159,9 @@ export class EventHub {
   async stop(): Promise<void> {
     this.stopped = true
     clearInterval(this.pollTimer)
-    clearTimeout(this.reconnectTimer)
     for (const s of this.subscribers) s.close('server shutting down')
     this.subscribers.clear()
-    const listener = this.listener
-    this.listener = undefined
-    listener?.removeAllListeners('end')
-    await listener?.end().catch(() => {})
+    await this.listener?.stop()
     await this.pumping
   }
 
@@ -198,53 +183,63 @@ export class EventHub {
   }
 
   /**
-   * The next batch after the watermark: whole messages when a stream is
-   * open; else only their ids, which is all that moves the settled position
-   * (no message is read back for nobody).
+   * The next batch above the watermark, in segments: each range known from
+   * its watermark up to the next known range, the last one unbounded (so a
+   * range seen for the first time is found). Whole messages when a stream is
+   * open; else only their ids, which is all that moves the watermark (no
+   * message is read back for nobody).
    */
-  private async nextBatch(): Promise<{ rows: Array<Pick<Message, 'event_id'>>; whole: boolean }> {
-    const after = (query: SelectQueryBuilder<DatabaseSchema, 'message', object>) =>
-      query.where('event_id', '>', this.watermark).orderBy('event_id').limit(this.batchSize)
-    if (this.subscribers.size > 0) return { rows: await after(this.opts.db.selectFrom('message')).selectAll().execute(), whole: true }
-    const ids = after(this.opts.db.selectFrom('message')).select('event_id')
-    return { rows: (await executePrepared(this.opts.db, 'next_event_ids', ids)).rows, whole: false }
+  private async nextBatch(): Promise<{ rows: Array<MessageEvent | EventRef>; full: boolean; whole: boolean }> {
+    const ranges = [...this.#watermark.keys()].sort((a, b) => a - b)
+    const whole = this.subscribers.size > 0
+    const opts = { limit: this.batchSize, withPrev: ranges.length > 1 }
+    const reads = await Promise.all(
+      ranges.map((range, i) => {
+        const next = ranges[i + 1]
+        const segment = { after: this.#watermark.get(range) as number, upTo: next === undefined ? Number.MAX_SAFE_INTEGER : rangeStart(next) }
+        return whole ? readEvents(this.opts.db, segment, opts) : readEventRefs(this.opts.db, segment, opts)
+      }),
+    )
+    return { rows: reads.flat(), full: reads.some((rows) => rows.length === this.batchSize), whole }
   }
 
   private async pump(): Promise<void> {
     for (;;) {
-      const { rows, whole } = await this.nextBatch()
-      // A stream opened while only ids were read starts from the settled position: it needs these messages.
+      const { rows, full, whole } = await this.nextBatch()
+      // A stream opened while only ids were read starts from the watermark: it needs these messages.
       if (!whole && this.subscribers.size > 0) continue
-      const ready: Array<Pick<Message, 'event_id'>> = []
-      let next = this.watermark + 1
-      for (const row of rows) {
-        if (row.event_id !== next && !this.gapExpired(next)) break
-        ready.push(row)
-        next = row.event_id + 1
+      // A range seen for the first time: read again with it known, and events ordered across ranges.
+      const fresh = rows.filter((row) => !this.#watermark.has(rangeOf(row.event_id)))
+      if (fresh.length > 0) {
+        for (const row of fresh) this.#watermark.set(rangeOf(row.event_id), rangeStart(rangeOf(row.event_id)))
+        continue
       }
-      if (ready.length === 0) return
-      this.watermark = (ready[ready.length - 1] as Message).event_id
-      if (whole) await this.fanOut(ready as Message[])
-      if (ready.length < rows.length || rows.length < this.batchSize) {
-        // Stopped at a gap: look again soon, without waiting for a notification.
-        if (ready.length < rows.length) setTimeout(() => this.schedulePump(), 50).unref()
-        return
-      }
+      const ready = takeInOrder(rows, this.#watermark, {
+        skipMissing: (id) => this.gapExpired(id),
+        pending: (prevId) => !covers(this.#watermark, prevId),
+      })
+      for (const id of this.gaps.keys()) if (covers(this.#watermark, id)) this.gaps.delete(id)
+      if (whole && ready.length > 0) await this.fanOut(ready as MessageEvent[])
+      // A full read may have more behind it, unless nothing moved.
+      if (full && ready.length > 0) continue
+      // Stopped at a gap: look again soon, without waiting for a notification.
+      if (ready.length < rows.length) setTimeout(() => this.schedulePump(), 50).unref()
+      return
     }
   }
 
   /** Whether a missing id has been missing long enough to be a rollback. */
   private gapExpired(id: number): boolean {
-    const now = Date.now()
-    if (this.gapSince?.id !== id) this.gapSince = { id, at: now }
-    if (now - this.gapSince.at < this.gapTimeoutMs) return false
+    const since = this.gaps.get(id)
+    if (since === undefined) this.gaps.set(id, Date.now())
+    if (since === undefined || Date.now() - since < this.gapTimeoutMs) return false
     this.opts.log.warn({ eventId: id }, 'event id never committed; skipping it')
     return true
   }
 
-  private async fanOut(messages: Message[]): Promise<void> {
+  private async fanOut(messages: MessageEvent[]): Promise<void> {
     if (this.subscribers.size === 0) return
-    const memberships = await visibleTo(
+    const joined = await memberships(
       this.opts.db,
       [...new Set([...this.subscribers].map((s) => s.did))],
       [...new Set(messages.map((m) => m.convo_id))],
@@ -253,47 +248,9 @@ export class EventHub {
       const visible = messages.filter(
         (m) =>
           (subscriber.convoId === undefined || subscriber.convoId === m.convo_id) &&
-          m.seq > (memberships.get(`${m.convo_id} ${subscriber.did}`) ?? Infinity),
+          m.seq > (joined.get(`${m.convo_id} ${subscriber.did}`) ?? Infinity),
       )
       if (visible.length) subscriber.deliver(visible)
     }
   }
-}
-
-/** (convo, did) -> joined_seq, for the current members among the given ones. */
-async function visibleTo(db: Db, dids: string[], convoIds: string[]): Promise<Map<string, number>> {
-  const rows = await db
-    .selectFrom('member')
-    .select(['convo_id', 'did', 'joined_seq'])
-    .where('convo_id', 'in', convoIds)
-    .where('did', 'in', dids)
-    .where('left_at', 'is', null)
-    .execute()
-  return new Map(rows.map((r) => [`${r.convo_id} ${r.did}`, r.joined_seq]))
-}
-
-/**
- * Messages a member may see with event ids in (after, upTo], oldest first:
- * the replay part of a resumed stream.
- */
-export async function replayMessages(
-  db: Db,
-  args: { did: string; convoId?: string; after: number; upTo: number; limit: number },
-): Promise<Message[]> {
-  return db
-    .selectFrom('message')
-    .innerJoin('member', (join) =>
-      join
-        .onRef('member.convo_id', '=', 'message.convo_id')
-        .on('member.did', '=', args.did)
-        .on('member.left_at', 'is', null),
-    )
-    .selectAll('message')
-    .whereRef('message.seq', '>', 'member.joined_seq')
-    .where('message.event_id', '>', args.after)
-    .where('message.event_id', '<=', args.upTo)
-    .$if(args.convoId !== undefined, (qb) => qb.where('message.convo_id', '=', args.convoId as string))
-    .orderBy('message.event_id')
-    .limit(args.limit)
-    .execute()
 }

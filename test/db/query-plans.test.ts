@@ -6,6 +6,7 @@ import type { DatabaseSchema } from '../../src/db/schema.js'
 import { deleteExpiredIdempotencyKeys } from '../../src/idempotency/store.js'
 import { listCommits, sendCommit } from '../../src/services/commits.js'
 import { createConvo, listConvos, requireMember } from '../../src/services/convos.js'
+import { highestEventId, lowestEventId, memberships, readEventRefs, readEvents, replayEvents } from '../../src/services/events.js'
 import { addMembers, removeMember } from '../../src/services/members.js'
 import { fetchGroupInfo, putGroupInfo } from '../../src/services/groupInfo.js'
 import { claimKeyPackages, keyPackageStats, publishKeyPackage } from '../../src/services/keyPackages.js'
@@ -138,13 +139,23 @@ describe('query plans', () => {
       // A Welcome naming a last-resort package handed out to the caller (did:plc:u2 got lr9's).
       async () => addMembers(traced, { convoId: 'c2', caller: 'did:plc:u2', dids: ['did:plc:lr9'], commit: { data: new Uint8Array([3]), groupId: await groupOf('c2'), epoch: 10 }, welcome: welcomeFor(200009), maxMembers: 100, welcomeRetentionDays: 14 }),
       () => removeMember(traced, { convoId, caller: did, target: 'did:plc:u8', commit: { data: new Uint8Array([4]), groupId, epoch: 11 } }),
+      // Event streams: the hub's reads (one range, and several: with each event's predecessor), a resume's.
+      () => highestEventId(traced, 2 ** 48),
+      ...[false, true].flatMap((withPrev) => [
+        () => readEvents(traced, { after: 1000, upTo: Number.MAX_SAFE_INTEGER }, { limit: 500, withPrev }),
+        () => readEventRefs(traced, { after: 1000, upTo: Number.MAX_SAFE_INTEGER }, { limit: 500, withPrev }),
+      ]),
+      () => memberships(traced, [did, 'did:plc:u8'], [convoId, 'c8']),
+      () => lowestEventId(traced, { after: 0, upTo: 2 ** 48 }),
+      () => replayEvents(traced, { did, segments: [{ after: 1000, upTo: 200_000 }], withPrev: false, limit: 500 }),
+      () => replayEvents(traced, { did, convoId, segments: [{ after: 1000, upTo: 200_000 }, { after: 2 ** 48, upTo: 2 ** 48 + 10 }], withPrev: true, limit: 500 }),
     ]
     for (const call of calls) await call().catch(() => {})
     await listMessages(traced, { convoId, did, sinceMessage: randomUUID(), limit: 50 }).catch(() => {})
 
     expect(captured.length).toBeGreaterThanOrEqual(25)
-    // The statements of GroupInfo and last-resort hand-outs ran (a refusal before them would hide them from this test).
-    for (const statement of ['INSERT INTO group_info', 'DELETE FROM group_info', 'from "group_info"', 'INSERT INTO last_resort_handout', 'FROM last_resort_handout h', 'DELETE FROM last_resort_handout']) {
+    // The statements of GroupInfo, last-resort hand-outs and event streams ran (a refusal before them would hide them from this test).
+    for (const statement of ['INSERT INTO group_info', 'DELETE FROM group_info', 'from "group_info"', 'INSERT INTO last_resort_handout', 'FROM last_resort_handout h', 'DELETE FROM last_resort_handout', 'as "prev_event_id"', 'inner join "member"']) {
       expect(captured.some((q) => q.sql.includes(statement)), statement).toBe(true)
     }
     const offenders: string[] = []

@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sendMessage as storeMessage } from '../../src/services/messages.js'
 import { startTestApp, type TestApp } from '../helpers/app.js'
@@ -20,6 +21,19 @@ afterAll(async () => {
   await two?.close()
   await one?.close()
 })
+
+/** `url` with an application_name, which tells its sessions apart in pg_stat_activity. */
+function withApplicationName(url: string, name: string): string {
+  const named = new URL(url)
+  named.searchParams.set('application_name', name)
+  return named.href
+}
+
+/** The last statement of each session named `name`. */
+async function sessionsOf(name: string): Promise<string[]> {
+  const { rows } = await sql<{ query: string }>`SELECT query FROM pg_stat_activity WHERE application_name = ${name}`.execute(one.ctx.db)
+  return rows.map((r) => r.query)
+}
 
 describe('streamConvoEvents', () => {
   it('delivers 200 messages sent through two instances, with and without idempotency keys, to subscribers on both, in order, exactly once', async () => {
@@ -140,6 +154,11 @@ describe('streamConvoEvents', () => {
     const bad = await openStream(one.url, alice, { cursor: 'abc' })
     expect(bad.status).toBe(400)
     expect(bad.body).toMatchObject({ error: 'InvalidCursor' })
+    // One position per range of event ids: two in one range name no position.
+    for (const cursor of ['5,6', '1,', '99999999999999999']) {
+      const refused = await openStream(one.url, alice, { cursor })
+      expect([cursor, refused.status, refused.body?.error]).toEqual([cursor, 400, 'InvalidCursor'])
+    }
     streams.forEach((s) => s.close())
   })
 
@@ -160,6 +179,53 @@ describe('streamConvoEvents', () => {
       await stream.waitFor((e) => e.length >= 1)
       expect(messagesOf(stream.events).map((m) => m.id)).toEqual([sent.id])
       stream.close()
+    } finally {
+      await polling.close()
+    }
+  })
+
+  it('listens on its own session connection when DATABASE_LISTEN_URL names one', async () => {
+    const listenUrl = withApplicationName(one.testDb.url, 'catbird-listen-test')
+    const listening = await startTestApp({ testDb: one.testDb, config: { ...NO_POLL, DATABASE_LISTEN_URL: listenUrl } })
+    try {
+      expect(await sessionsOf('catbird-listen-test')).toEqual(['LISTEN catbird_message'])
+      const alice = await TestUser.create()
+      const convo = await createConvo(one, alice)
+      const stream = await openStream(listening.url, alice)
+      // Without polling, only a notification on that connection brings it.
+      const sent = await sendMessage(one, alice, convo.id)
+      await stream.waitFor((e) => e.length === 1, 3_000)
+      expect(messagesOf(stream.events).map((m) => m.id)).toEqual([sent.body.messageId])
+      stream.close()
+    } finally {
+      await listening.close()
+    }
+  })
+
+  it('polls only, with no LISTEN and no NOTIFY, when EVENT_LISTEN is off', async () => {
+    const polling = await startTestApp({
+      testDb: { ...one.testDb, url: withApplicationName(one.testDb.url, 'catbird-poll-only') },
+      config: { EVENT_LISTEN: 'false', EVENT_POLL_INTERVAL_MS: '100' },
+    })
+    try {
+      const alice = await TestUser.create()
+      const convo = await createConvo(one, alice)
+      const here = await openStream(polling.url, alice)
+      const elsewhere = await openStream(two.url, alice)
+      // Another instance's write, found by polling; this instance's own, at once, and told to no one.
+      const fromOne = await sendMessage(one, alice, convo.id)
+      await here.waitFor((e) => e.length === 1)
+      const fromPolling = await sendMessage(polling, alice, convo.id)
+      await here.waitFor((e) => e.length === 2)
+      expect(messagesOf(here.events).map((m) => m.id)).toEqual([fromOne.body.messageId, fromPolling.body.messageId])
+      await elsewhere.waitFor((e) => e.length === 1)
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      expect(messagesOf(elsewhere.events).map((m) => m.id)).toEqual([fromOne.body.messageId])
+      const sessions = await sessionsOf('catbird-poll-only')
+      expect(sessions.length).toBeGreaterThan(0)
+      expect(sessions.filter((query) => /^(LISTEN|SELECT pg_notify)/.test(query))).toEqual([])
+      here.close()
+      elsewhere.close()
     } finally {
       await polling.close()
     }

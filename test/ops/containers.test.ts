@@ -7,7 +7,7 @@ import { sql } from 'kysely'
 import pg from 'pg'
 import { describe, expect, inject, it } from 'vitest'
 import { parse } from 'yaml'
-import { configSchema, databaseUrl, loadConfig } from '../../src/config.js'
+import { configSchema, databaseUrl, listenUrl, loadConfig } from '../../src/config.js'
 import { createDatabase } from '../../src/db/index.js'
 import { projectRoot } from '../../src/paths.js'
 import { startTestApp } from '../helpers/app.js'
@@ -116,6 +116,16 @@ describe('DATABASE_PASSWORD', () => {
   it('is refused beside a password in DATABASE_URL, or without DATABASE_URL', () => {
     expect(() => loadConfig({ DATABASE_URL: 'postgres://a:b@h/db', DATABASE_PASSWORD: 'c' })).toThrow(/DATABASE_PASSWORD: .*keep one/)
     expect(() => loadConfig({ DATABASE_PASSWORD: 'c' })).toThrow(/DATABASE_PASSWORD: .*DATABASE_URL/)
+  })
+})
+
+describe('DATABASE_LISTEN_URL', () => {
+  it('takes DATABASE_PASSWORD unless it has a password of its own, and needs DATABASE_URL', () => {
+    const base = { DATABASE_URL: 'postgres://a@pooler:6432/db', DATABASE_PASSWORD: 'p@ss' }
+    expect(new URL(listenUrl(loadConfig({ ...base, DATABASE_LISTEN_URL: 'postgres://a@db:5432/db' })) ?? '').password).toBe('p%40ss')
+    expect(listenUrl(loadConfig({ ...base, DATABASE_LISTEN_URL: 'postgres://b:own@db:5432/db' }))).toBe('postgres://b:own@db:5432/db')
+    expect(listenUrl(loadConfig(base))).toBeUndefined()
+    expect(() => loadConfig({ DATABASE_LISTEN_URL: 'postgres://a@db/db' })).toThrow(/DATABASE_LISTEN_URL: .*DATABASE_URL/)
   })
 })
 
