@@ -39,6 +39,7 @@ export async function loadDist() {
     createDatabase: db.createDatabase,
     startEmbeddedPostgres: embedded.startEmbeddedPostgres,
     migrateToLatest: migrator.migrateToLatest,
+    migrateDown: migrator.migrateDown,
     readMessageHeader: mls.readMessageHeader,
     sendMessage: messages.sendMessage,
     storeMessageStatement: messages.storeMessageStatement,

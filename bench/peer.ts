@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type pg from 'pg'
 import type { Dist } from './dist.js'
 
@@ -12,6 +13,8 @@ export interface SendArgs {
 
 const ARG_NAMES = ['convoId', 'sender', 'groupId', 'epoch', 'ciphertext', 'embedType', 'embedUri'] as const
 type ArgName = (typeof ARG_NAMES)[number]
+/** The message id the server generates for each send (a UUID parameter). */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /**
  * The statement the server's sendMessage sends (without a key), compiled
@@ -39,7 +42,8 @@ export function sendStatement(dist: Dist, database: { db: Parameters<Dist['listM
     embedUri: standIns.embedUri as string,
   })
   const compiled = statement.compile(database.db)
-  const order = compiled.parameters.map((value) => {
+  const order = compiled.parameters.map((value): ArgName | 'messageId' => {
+    if (typeof value === 'string' && UUID.test(value)) return 'messageId'
     const arg = ARG_NAMES.find((n) => standIns[n] === value)
     if (!arg) throw new Error(`sendMessage's statement has a parameter the bench does not know: ${String(value)}`)
     return arg
@@ -48,8 +52,9 @@ export function sendStatement(dist: Dist, database: { db: Parameters<Dist['listM
     name,
     text: compiled.sql,
     order,
-    /** The parameter values for `args` (no embed: the load sends none). */
-    values: (args: SendArgs): unknown[] => order.map((arg) => (arg === 'embedType' || arg === 'embedUri' ? null : args[arg])),
+    /** The parameter values for `args` (no embed: the load sends none), with a new message id. */
+    values: (args: SendArgs): unknown[] =>
+      order.map((arg) => (arg === 'messageId' ? randomUUID() : arg === 'embedType' || arg === 'embedUri' ? null : args[arg])),
   }
 }
 

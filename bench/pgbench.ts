@@ -57,6 +57,8 @@ export async function pgbenchSends(opts: {
   )
   const text = opts.statement.text.replace(/\$(\d+)/g, (_match, n: string) => {
     const arg = opts.statement.order[Number(n) - 1] as string
+    // The server makes a new message id for each send; pgbench has the database make it.
+    if (arg === 'messageId') return 'gen_random_uuid()'
     return COLUMN[arg] ? `:${COLUMN[arg]}` : 'NULL'
   })
   const script = path.join(opts.dir, 'send.sql')

@@ -4,6 +4,7 @@ import * as m002 from './002_message_events.js'
 import * as m003 from './003_mls_facts.js'
 import * as m004 from './004_idempotency_shard_key.js'
 import * as m005 from './005_recovery.js'
+import * as m006 from './006_shard_keys.js'
 
 /**
  * Every migration, by name, in order. Listed statically (not read from disk) so
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   '003_mls_facts': m003,
   '004_idempotency_shard_key': m004,
   '005_recovery': m005,
+  '006_shard_keys': m006,
 }

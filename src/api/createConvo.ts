@@ -1,5 +1,5 @@
 import { NSID } from '../lexicon/types/index.js'
-import { createConvo } from '../services/convos.js'
+import { convoIdOf, createConvo } from '../services/convos.js'
 import { invalidRequest } from '../xrpc/errors.js'
 import { handler } from '../xrpc/types.js'
 import { announce } from './announce.js'
@@ -31,6 +31,6 @@ export default handler(
     announce(req, stored)
     return convo
   },
-  // The record lives with the conversation; for a new one, with its group id (what the conversation is known by before it has an id).
-  { recordedIn: 'transaction', shardKey: (input) => input.groupId.toLowerCase() },
+  // The record lives with the conversation, whose id its group id gives.
+  { recordedIn: 'transaction', shardKey: (input) => convoIdOf(input.groupId) },
 )

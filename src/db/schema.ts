@@ -129,8 +129,16 @@ export interface IdempotencyKeyTable {
   expires_at: Date
 }
 
+/** The group ids of conversations created before migration 006, whose ids are not derived from them. */
+export interface ConvoGroupBefore006Table {
+  /** Lowercase hex. */
+  group_id: string
+  convo_id: string
+}
+
 export interface DatabaseSchema {
   convo: ConvoTable
+  convo_group_before_006: ConvoGroupBefore006Table
   member: MemberTable
   message: MessageTable
   commit: CommitTable

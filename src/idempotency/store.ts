@@ -285,20 +285,18 @@ export async function claimKey(pool: pg.Pool, keyed: KeyedWrite, waitMs: number)
 }
 
 /**
- * Deletes one bounded batch of expired records. SKIP LOCKED lets several
- * instances sweep at once without waiting on each other's rows. The rows are
- * deleted by the physical address (ctid) the locking read found them at,
- * which our lock keeps valid, rather than looked up again by key (the
- * measured difference is in BENCHMARKS.md, "Cleanup under load").
+ * Deletes one bounded batch of expired records, by key (no row locks, no
+ * physical addresses: both are local to one node of a distributed table).
+ * A record taken over meanwhile (claimKey) is not expired any more when the
+ * delete gets to it, and stays; instances sweeping at once wait for a row,
+ * then pass it by.
  */
 export async function deleteExpiredIdempotencyKeys(db: Db, batchSize: number): Promise<number> {
   const result = await sql`
-    DELETE FROM idempotency_key WHERE ctid = ANY (ARRAY(
-      SELECT ctid FROM idempotency_key
-      WHERE expires_at <= now()
-      LIMIT ${batchSize}
-      FOR UPDATE SKIP LOCKED
-    ))
+    DELETE FROM idempotency_key
+    WHERE expires_at <= now() AND (shard_key, scope_hash) IN (
+      SELECT shard_key, scope_hash FROM idempotency_key WHERE expires_at <= now() LIMIT ${batchSize}
+    )
   `.execute(db)
   return Number(result.numAffectedRows ?? 0)
 }

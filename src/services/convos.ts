@@ -1,4 +1,4 @@
-import { TID } from '@atproto/common-web'
+import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
 import type { Convo } from '../db/schema.js'
@@ -79,6 +79,16 @@ function convoView(c: Convo, members: MemberView[]): ConvoView {
   }
 }
 
+/**
+ * A conversation's id, derived from its MLS group id (hex, any case): the
+ * first 128 bits of sha256 of the lowercase hex, as hex. So a group is
+ * created once by a primary-key conflict, on its conversation's shard
+ * (issue 19). Conversations created before migration 006 keep the ids they
+ * had (13 characters of base32).
+ */
+export const convoIdOf = (groupId: string): string =>
+  createHash('sha256').update(groupId.toLowerCase()).digest('hex').slice(0, 32)
+
 export interface CreateConvoArgs {
   creator: string
   /** Hex, as the client sent it. */
@@ -126,7 +136,7 @@ function creationEpoch(args: CreateConvoArgs): number {
  * came, is stored by whichever statement makes its epoch.
  */
 export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ convo: ConvoView; stored?: StoredCommit }> {
-  const id = TID.nextStr()
+  const id = convoIdOf(args.groupId)
   const invited = [...new Set(args.initialMembers)].filter((did) => did !== args.creator)
   const epoch = creationEpoch(args)
   if (args.commit) requireGroup(args.groupId, args.commit.groupId)
@@ -149,10 +159,12 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
     const { rows } = await sql<Convo & { member_dids: string[] }>`
       WITH created AS (
         INSERT INTO convo (id, group_id, creator_did, cipher_suite, epoch, name, description)
-        -- A commit moves it on by one when it is stored.
-        VALUES (${id}, ${args.groupId}, ${args.creator}, ${args.cipherSuite}, ${args.commit ? args.commit.epoch : epoch},
-                ${args.name ?? null}, ${args.description ?? null})
-        ON CONFLICT (group_id) DO NOTHING
+        -- A commit moves it on by one when it is stored. The same group again
+        -- (or one whose conversation predates derived ids) stores nothing.
+        SELECT ${id}, ${args.groupId}, ${args.creator}, ${args.cipherSuite}, ${args.commit ? args.commit.epoch : epoch},
+               ${args.name ?? null}, ${args.description ?? null}
+        WHERE NOT EXISTS (SELECT 1 FROM convo_group_before_006 WHERE group_id = ${args.groupId.toLowerCase()})
+        ON CONFLICT (id) DO NOTHING
         RETURNING *
       ), joined AS (
         INSERT INTO member (convo_id, did, added_by, joined_seq)
@@ -190,7 +202,7 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
 
 /** Cursor: last_activity_at in microseconds and the id, of the last conversation returned. */
 function parseConvoCursor(cursor: string): { activityUs: number; id: string } {
-  const match = /^(\d{1,17})_([a-z2-7]{13})$/.exec(cursor)
+  const match = /^(\d{1,17})_([a-z2-7]{13}|[0-9a-f]{32})$/.exec(cursor)
   if (!match) throw invalidRequest('InvalidCursor', 'Malformed pagination cursor')
   return { activityUs: Number(match[1]), id: match[2] as string }
 }

@@ -108,10 +108,13 @@ export interface ClaimedKeyPackage {
 }
 
 /**
- * Hands out one key package per DID: the oldest available regular one,
- * marked consumed, in one statement (SKIP LOCKED makes concurrent callers
- * take different packages instead of waiting for, or sharing, the same
- * one). A DID with none left gets its last-resort package, if it has one.
+ * Hands out one key package per DID, one statement per DID (each on its
+ * owner's shard; they run side by side): the oldest available regular one,
+ * marked consumed (SKIP LOCKED makes concurrent callers take different
+ * packages instead of waiting for, or sharing, the same one); with none
+ * left, the DID's last-resort package, if it has one (the newest, when no
+ * suite is asked for), which is not consumed: its hand-outs are counted for
+ * its owner, and recorded for the caller, whose Welcome may then name it.
  */
 export async function claimKeyPackages(
   db: Db,
@@ -119,59 +122,46 @@ export async function claimKeyPackages(
 ): Promise<{ keyPackages: ClaimedKeyPackage[]; missing: string[] }> {
   const dids = [...new Set(args.dids)]
   const suite = args.cipherSuite ?? null
-  const { rows } = await executePrepared(db, 'claim_key_packages', sql<{ owner_did: string; cipher_suite: string; data: Uint8Array }>`
-    WITH picked AS (
-      SELECT kp.id
-      FROM unnest(${dids}::text[]) AS wanted(did)
-      CROSS JOIN LATERAL (
+  const claims = await Promise.all(dids.map(async (did) => {
+    const { rows } = await executePrepared(db, 'claim_key_package', sql<{ cipher_suite: string; data: Uint8Array; last_resort: boolean }>`
+      WITH regular AS (
         SELECT id FROM key_package
-        WHERE owner_did = wanted.did AND consumed_at IS NULL AND NOT last_resort AND expires_at > now()
+        WHERE owner_did = ${did} AND consumed_at IS NULL AND NOT last_resort AND expires_at > now()
           AND (${suite}::text IS NULL OR cipher_suite = ${suite}::text)
         ORDER BY created_at, id
         LIMIT 1
         FOR UPDATE SKIP LOCKED
-      ) kp
-    )
-    UPDATE key_package SET consumed_at = now(), consumed_by = ${args.claimedBy}
-    FROM picked WHERE key_package.id = picked.id
-    RETURNING key_package.owner_did, key_package.cipher_suite, key_package.data
-  `)
-  const found = new Set(rows.map((r) => r.owner_did))
-  const left = dids.filter((did) => !found.has(did))
-  const lastResort = left.length === 0 ? [] : await claimLastResort(db, { dids: left, suite, claimedBy: args.claimedBy })
-  for (const r of lastResort) found.add(r.owner_did)
-  const claimed = (list: typeof rows, isLastResort: boolean) =>
-    list.map((r) => ({ did: r.owner_did, keyPackage: r.data, cipherSuite: r.cipher_suite, lastResort: isLastResort }))
+      ), claimed AS (
+        UPDATE key_package SET consumed_at = now(), consumed_by = ${args.claimedBy}
+        FROM regular WHERE key_package.owner_did = ${did} AND key_package.id = regular.id
+        RETURNING key_package.cipher_suite, key_package.data
+      ), fallback AS (
+        SELECT id, cipher_suite, data, ref FROM key_package
+        WHERE owner_did = ${did} AND last_resort AND expires_at > now()
+          AND (${suite}::text IS NULL OR cipher_suite = ${suite}::text)
+          AND NOT EXISTS (SELECT 1 FROM claimed)
+        ORDER BY created_at DESC
+        LIMIT 1
+      ), counted AS (
+        UPDATE key_package SET handed_out = handed_out + 1
+        FROM fallback WHERE key_package.owner_did = ${did} AND key_package.id = fallback.id
+      ), recorded AS (
+        INSERT INTO last_resort_handout (owner_did, ref, claimed_by)
+        SELECT ${did}, ref, ${args.claimedBy} FROM fallback
+        ON CONFLICT (owner_did, ref, claimed_by) DO UPDATE SET claimed_at = EXCLUDED.claimed_at
+      )
+      SELECT cipher_suite, data, false AS last_resort FROM claimed
+      UNION ALL SELECT cipher_suite, data, true FROM fallback
+    `)
+    return rows.map((r) => ({ did, keyPackage: r.data, cipherSuite: r.cipher_suite, lastResort: r.last_resort }))
+  }))
+  const keyPackages = claims.flat()
+  const found = new Set(keyPackages.map((kp) => kp.did))
   return {
-    keyPackages: [...claimed(rows, false), ...claimed(lastResort, true)],
+    // Regular packages first, as clients have always got them.
+    keyPackages: [...keyPackages.filter((kp) => !kp.lastResort), ...keyPackages.filter((kp) => kp.lastResort)],
     missing: dids.filter((did) => !found.has(did)),
   }
-}
-
-/**
- * Hands out the last-resort package of each DID (the newest, when no suite
- * is asked for), without consuming it: its hand-outs are counted for its
- * owner, and recorded for the caller, whose Welcome may then name it.
- */
-async function claimLastResort(db: Db, args: { dids: string[]; suite: string | null; claimedBy: string }) {
-  const { rows } = await sql<{ owner_did: string; cipher_suite: string; data: Uint8Array }>`
-    WITH picked AS (
-      SELECT DISTINCT ON (owner_did) id, owner_did, cipher_suite, data, ref
-      FROM key_package
-      WHERE owner_did = ANY(${args.dids}::text[]) AND last_resort AND expires_at > now()
-        AND (${args.suite}::text IS NULL OR cipher_suite = ${args.suite}::text)
-      ORDER BY owner_did, created_at DESC
-    ), counted AS (
-      UPDATE key_package SET handed_out = handed_out + 1
-      FROM picked WHERE key_package.owner_did = picked.owner_did AND key_package.id = picked.id
-    ), recorded AS (
-      INSERT INTO last_resort_handout (owner_did, ref, claimed_by)
-      SELECT owner_did, ref, ${args.claimedBy} FROM picked
-      ON CONFLICT (owner_did, ref, claimed_by) DO UPDATE SET claimed_at = EXCLUDED.claimed_at
-    )
-    SELECT owner_did, cipher_suite, data FROM picked
-  `.execute(db)
-  return rows
 }
 
 export interface KeyPackageStats {

@@ -35,8 +35,8 @@ export async function lockForChange(trx: Db, convoId: string, dids: string[]): P
     const { rows } = await sql<Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch'> & { fresh: boolean; members: string[]; departed: string[] }>`
       SELECT c.id, c.group_id, c.cipher_suite, c.epoch,
              c.xmin = (SELECT xmin FROM convo WHERE id = ${convoId}) AS fresh,
-             ARRAY(SELECT did FROM member WHERE convo_id = c.id AND left_at IS NULL) AS members,
-             ARRAY(SELECT did FROM member WHERE convo_id = c.id AND left_at IS NOT NULL AND did = ANY(${dids}::text[])) AS departed
+             ARRAY(SELECT did FROM member WHERE convo_id = ${convoId} AND left_at IS NULL) AS members,
+             ARRAY(SELECT did FROM member WHERE convo_id = ${convoId} AND left_at IS NOT NULL AND did = ANY(${dids}::text[])) AS departed
       FROM convo c WHERE c.id = ${convoId}
       FOR UPDATE`.execute(trx)
     const row = rows[0]

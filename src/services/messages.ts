@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { sql, type RawBuilder } from 'kysely'
 import type { Db } from '../db/index.js'
 import { executePrepared } from '../db/prepared.js'
@@ -79,7 +80,7 @@ export function messageCtes(args: StoredMessageArgs, record?: RecordedWrite): Ra
       RETURNING last_seq
     ), inserted AS (
       INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext, embed_type, embed_uri)
-      SELECT gen_random_uuid(), ${args.convoId}, last_seq, ${args.sender}, ${args.epoch},
+      SELECT ${randomUUID()}::uuid, ${args.convoId}, last_seq, ${args.sender}, ${args.epoch},
              ${args.ciphertext}, ${args.embedType ?? null}, ${args.embedUri ?? null}
       FROM bumped
       RETURNING id, seq, event_id, created_at${commit ? sql`, ciphertext` : sql``}

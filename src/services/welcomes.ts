@@ -175,7 +175,8 @@ export async function fetchWelcome(
   const grace = sql`make_interval(secs => ${args.graceSeconds})`
   const { rows } = await sql<{ data: Uint8Array; previous: WelcomeState; in_grace: boolean }>`
     WITH current AS (
-      SELECT convo_id, recipient_did, state, fetched_at > now() - ${grace} AS in_grace
+      -- The clock is read here: Citus evaluates no volatile function inside a conditional.
+      SELECT convo_id, recipient_did, state, fetched_at > now() - ${grace} AS in_grace, now() AS now
       FROM welcome_delivery
       WHERE convo_id = ${args.convoId} AND recipient_did = ${args.did}
         AND state <> 'consumed' AND expires_at > now()
@@ -185,11 +186,11 @@ export async function fetchWelcome(
     SET state = 'in_flight',
         -- A retry within grace keeps the first fetch time: grace is not extended.
         fetched_at = CASE WHEN current.state = 'in_flight' AND current.in_grace
-                          THEN d.fetched_at ELSE now() END,
+                          THEN d.fetched_at ELSE current.now END,
         fetch_count = d.fetch_count + 1
     FROM current, welcome w
-    WHERE d.convo_id = current.convo_id AND d.recipient_did = current.recipient_did
-      AND w.id = d.welcome_id
+    WHERE d.convo_id = ${args.convoId} AND d.recipient_did = current.recipient_did
+      AND w.convo_id = ${args.convoId} AND w.id = d.welcome_id
     RETURNING w.data, current.state AS previous, coalesce(current.in_grace, false) AS in_grace
   `.execute(db)
   const row = rows[0]
@@ -216,18 +217,18 @@ export async function confirmWelcome(
 ): Promise<ConfirmOutcome> {
   const { rows } = await sql<{ previous: WelcomeState }>`
     WITH current AS (
-      SELECT convo_id, recipient_did, state FROM welcome_delivery
+      SELECT convo_id, recipient_did, state, now() AS now FROM welcome_delivery
       WHERE convo_id = ${args.convoId} AND recipient_did = ${args.did}
       FOR UPDATE
     )
     UPDATE welcome_delivery d
     SET state = CASE WHEN ${args.success} THEN 'consumed' ELSE 'available' END,
-        consumed_at = CASE WHEN ${args.success} THEN now() END,
+        consumed_at = CASE WHEN ${args.success} THEN current.now END,
         consumed_via = CASE WHEN ${args.success} THEN 'confirm' END,
         failure_count = d.failure_count + CASE WHEN ${args.success} THEN 0 ELSE 1 END,
         last_error = CASE WHEN ${args.success} THEN d.last_error ELSE ${args.errorDetails ?? null} END
     FROM current
-    WHERE d.convo_id = current.convo_id AND d.recipient_did = current.recipient_did
+    WHERE d.convo_id = ${args.convoId} AND d.recipient_did = current.recipient_did
       -- Fetched at least once: in flight, or lapsed/failed back to available.
       AND current.state <> 'consumed' AND d.fetched_at IS NOT NULL
     RETURNING current.state AS previous
@@ -254,35 +255,36 @@ export interface SweepResult {
   welcomesDeleted: number
 }
 
-/** One bounded pass of the Welcome sweep; SKIP LOCKED keeps instances out of each other's way. */
+/**
+ * One bounded pass of the Welcome sweep. Each statement picks a batch (no
+ * row locks: a distributed table takes none across shards) and acts on the
+ * rows that still qualify when it gets them: a delivery confirmed meanwhile
+ * is left alone, and an instance sweeping at once waits for a row, then
+ * passes it by.
+ */
 export async function sweepWelcomes(
   db: Db,
   args: { graceSeconds: number; retentionDays: number; batchSize: number },
 ): Promise<SweepResult> {
+  const lapsedClaim = sql`state = 'in_flight' AND fetched_at <= now() - make_interval(secs => ${args.graceSeconds})`
   const lapsed = await sql`
     UPDATE welcome_delivery SET state = 'available'
-    WHERE (convo_id, recipient_did) IN (
-      SELECT convo_id, recipient_did FROM welcome_delivery
-      WHERE state = 'in_flight' AND fetched_at <= now() - make_interval(secs => ${args.graceSeconds})
-      LIMIT ${args.batchSize}
-      FOR UPDATE SKIP LOCKED
+    WHERE ${lapsedClaim} AND (convo_id, recipient_did) IN (
+      SELECT convo_id, recipient_did FROM welcome_delivery WHERE ${lapsedClaim} LIMIT ${args.batchSize}
     )`.execute(db)
+  const ended = sql`state <> 'consumed' AND expires_at <= now()`
   const expired = await sql`
     DELETE FROM welcome_delivery
-    WHERE (convo_id, recipient_did) IN (
-      SELECT convo_id, recipient_did FROM welcome_delivery
-      WHERE state <> 'consumed' AND expires_at <= now()
-      LIMIT ${args.batchSize}
-      FOR UPDATE SKIP LOCKED
+    WHERE ${ended} AND (convo_id, recipient_did) IN (
+      SELECT convo_id, recipient_did FROM welcome_delivery WHERE ${ended} LIMIT ${args.batchSize}
     )`.execute(db)
   // Welcome bytes past retention go too, with the consumed deliveries that
   // pointed at them (so a very late fetch answers 404, not 410).
   const deleted = await sql`
-    DELETE FROM welcome WHERE id IN (
-      SELECT id FROM welcome
+    DELETE FROM welcome WHERE (convo_id, id) IN (
+      SELECT convo_id, id FROM welcome
       WHERE created_at <= now() - make_interval(days => ${args.retentionDays})
       LIMIT ${args.batchSize}
-      FOR UPDATE SKIP LOCKED
     )`.execute(db)
   return {
     lapsed: Number(lapsed.numAffectedRows ?? 0),

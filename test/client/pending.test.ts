@@ -11,6 +11,7 @@ import {
   XrpcClientError,
   type MlsClientOptions,
 } from '../../src/client/index.js'
+import { convoIdOf } from '../../src/services/convos.js'
 import {
   countRows,
   createConvo,
@@ -98,7 +99,7 @@ describe('pending operations', () => {
       const key = randomUUID()
       const groupId = randomGroupId()
       // Another request holds the key: its transaction is open until we abort it.
-      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: NSID.createConvo, key, shardKey: groupId })
+      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: NSID.createConvo, key, shardKey: convoIdOf(groupId) })
       const { sleeps, sleep } = recordingSleep(() => held.abort())
       const pendingStore = new MemoryPendingStore()
       const sdk = new MlsClient({

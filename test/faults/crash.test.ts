@@ -38,7 +38,7 @@ interface Send {
 
 describe('process crash mid-load', () => {
   it('loses no acknowledged message and duplicates none after SIGKILL and keyed retries', async () => {
-    server = await startChildServer({ DATABASE_URL: testDb.url })
+    server = await startChildServer({ DATABASE_URL: testDb.url, DATABASE_LISTEN_URL: testDb.directUrl })
     const alice = await TestUser.create()
     const bob = await TestUser.create()
     const convo = await createConvo({ call: xrpcClient(server.url) }, alice, [bob])
@@ -84,7 +84,7 @@ describe('process crash mid-load', () => {
     expect(acknowledged).toBeGreaterThanOrEqual(60)
 
     // Restart on the same database and retry every unanswered request with its key.
-    server = await startChildServer({ DATABASE_URL: testDb.url })
+    server = await startChildServer({ DATABASE_URL: testDb.url, DATABASE_LISTEN_URL: testDb.directUrl })
     for (const s of unanswered) {
       s.messageId = await send(server.url, s, sender(sends.indexOf(s)))
     }

@@ -51,7 +51,7 @@ beforeAll(async () => {
   testDb = await createTestDatabase()
   proxy = await startTcpProxy(testDb.url)
   t = await startTestApp({
-    testDb: { url: proxy.url, drop: () => testDb.drop() },
+    testDb: { url: proxy.url, directUrl: testDb.directUrl, drop: () => testDb.drop() },
     config: {
       DATABASE_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
       DATABASE_QUERY_TIMEOUT_MS: String(QUERY_TIMEOUT_MS),

@@ -25,7 +25,7 @@ beforeAll(async () => {
   const database = createDatabase({ url: cluster.url, poolSize: 4 })
   await migrateToLatest(database.db)
   await database.close()
-  t = await startTestApp({ testDb: { url: cluster.url, drop: async () => {} } })
+  t = await startTestApp({ testDb: { url: cluster.url, directUrl: cluster.url, drop: async () => {} } })
 })
 afterAll(async () => {
   await t?.close()

@@ -45,7 +45,8 @@ export async function startTestApp(
   } = {},
 ): Promise<TestApp> {
   const testDb = opts.testDb ?? (await createTestDatabase())
-  const config = testConfig({ DATABASE_URL: testDb.url, ...opts.config })
+  // LISTEN needs a session of its own: straight to PostgreSQL when the suite runs behind PgBouncer.
+  const config = testConfig({ DATABASE_URL: testDb.url, DATABASE_LISTEN_URL: testDb.directUrl, ...opts.config })
   const database = createDatabase(databaseOptions(config, testDb.url))
   const { app, ctx } = await buildServer({
     config,

@@ -4,7 +4,10 @@ import pg from 'pg'
 import type { DatabaseSchema } from '../../src/db/schema.js'
 
 export interface TestDatabase {
+  /** As the server reaches it (through PgBouncer when the suite runs behind it). */
   url: string
+  /** Straight to PostgreSQL: what LISTEN needs behind a pooler in transaction mode. */
+  directUrl: string
   drop(): Promise<void>
 }
 
@@ -21,10 +24,14 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   } finally {
     await admin.end()
   }
-  const url = new URL(adminUrl)
-  url.pathname = `/${name}`
+  const at = (base: string) => {
+    const url = new URL(base)
+    url.pathname = `/${name}`
+    return url.href
+  }
   return {
-    url: url.href,
+    url: at(inject('pgClientUrl')),
+    directUrl: at(adminUrl),
     async drop() {
       const client = new pg.Client(adminUrl)
       await client.connect()

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { convoIdOf } from '../../src/services/convos.js'
 import {
   bytesJson,
   captureLogs,
@@ -187,7 +188,7 @@ describe('idempotent writes', () => {
       caller: alice.did,
       nsid: NSID.createConvo,
       key,
-      shardKey: groupId,
+      shardKey: convoIdOf(groupId),
       fingerprint: requestFingerprint(input),
     })
     await held.db
@@ -209,7 +210,7 @@ describe('idempotent writes', () => {
     try {
       const key = randomUUID()
       const groupId = randomGroupId()
-      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: NSID.createConvo, key, shardKey: groupId })
+      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: NSID.createConvo, key, shardKey: convoIdOf(groupId) })
       const create = () => slow.call(alice, NSID.createConvo, { input: { groupId, cipherSuite: SUITE, idempotencyKey: key } })
       const res = await create()
       expect(res.status).toBe(409)

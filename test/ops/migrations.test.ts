@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDatabase, type Database } from '../../src/db/index.js'
 import { MigrationError, migrateDown, migrateToLatest } from '../../src/db/migrator.js'
 import { projectRoot } from '../../src/paths.js'
+import { convoIdOf, createConvo } from '../../src/services/convos.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/index.js'
 
 const run = promisify(execFile)
@@ -51,6 +52,7 @@ describe('migrations', () => {
       sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort)
           VALUES ('did:plc:lr', 's', '\\x13', sha256('\\x13'), '\\x23', now() + interval '1 day', true)`.execute(database.db),
     ).rejects.toThrow(/key_package_last_resort_key/)
+    expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
     expect(await migrateDown(database.db)).toEqual(['005_recovery'])
     const { rows } = await sql<{ data: Buffer }>`SELECT data FROM key_package WHERE owner_did = 'did:plc:lr'`.execute(database.db)
     expect(rows.map((r) => r.data.toString('hex'))).toEqual(['12'])
@@ -60,6 +62,7 @@ describe('migrations', () => {
   })
 
   it('003 drops the key packages no Welcome could name, keeps the consumed ones, and requires a ref from then on', async () => {
+    expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
     expect(await migrateDown(database.db)).toEqual(['005_recovery'])
     expect(await migrateDown(database.db)).toEqual(['004_idempotency_shard_key'])
     expect(await migrateDown(database.db)).toEqual(['003_mls_facts'])
@@ -76,6 +79,7 @@ describe('migrations', () => {
   })
 
   it('004 files each idempotency record under its shard: the conversation, the group of a created one, or the publisher', async () => {
+    expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
     expect(await migrateDown(database.db)).toEqual(['005_recovery'])
     expect(await migrateDown(database.db)).toEqual(['004_idempotency_shard_key'])
     await sql`
@@ -94,10 +98,29 @@ describe('migrations', () => {
       SELECT encode(scope_hash, 'hex') AS scope, shard_key, response FROM idempotency_key ORDER BY scope_hash`.execute(database.db)
     expect(rows).toEqual([
       { scope: '01', shard_key: 'm4convo', response: { messageId: '00000000-0000-4000-8000-000000000004', receivedAt: '2026-01-01T00:00:00.000Z' } },
-      { scope: '02', shard_key: 'ab01', response: { id: 'm4convo', groupId: 'AB01' } },
+      // Then 006 moves it to the shard of the id derived from the group id.
+      { scope: '02', shard_key: convoIdOf('ab01'), response: { id: 'm4convo', groupId: 'AB01' } },
       { scope: '03', shard_key: 'did:plc:a', response: { available: 3 } },
     ])
     await sql`DELETE FROM idempotency_key; DELETE FROM convo WHERE id = 'm4convo'`.execute(database.db)
+  })
+
+  it('006 keeps the group id of a conversation created before it taken, and files its createConvo record under the derived id', async () => {
+    expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
+    await sql`
+      INSERT INTO convo (id, group_id, creator_did, cipher_suite) VALUES ('m6convoabcdef', 'AbCd', 'did:plc:a', 's');
+      INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at) VALUES
+        ('abcd', '\\x06', 'did:plc:a', 'blue.catbird.mls.createConvo', '\\x00', 200, '{"id": "m6convoabcdef"}', now() + interval '1 day');
+    `.execute(database.db)
+    await migrateToLatest(database.db)
+    const { rows } = await sql<{ shard_key: string }>`SELECT shard_key FROM idempotency_key WHERE scope_hash = '\\x06'`.execute(database.db)
+    expect(rows).toEqual([{ shard_key: convoIdOf('abcd') }])
+    const create = { creator: 'did:plc:b', cipherSuite: 's', initialMembers: [], welcomeRetentionDays: 1 }
+    await expect(createConvo(database.db, { ...create, groupId: 'ABCD' })).rejects.toThrow(/already exists/)
+    // A new group's conversation has the derived id, and creating it again is a primary-key conflict.
+    expect((await createConvo(database.db, { ...create, groupId: 'ef01' })).convo.id).toBe(convoIdOf('ef01'))
+    await expect(createConvo(database.db, { ...create, groupId: 'EF01' })).rejects.toThrow(/already exists/)
+    await sql`DELETE FROM idempotency_key; DELETE FROM convo`.execute(database.db)
   })
 
   it('are run and reported by `npm run migrate`', async () => {

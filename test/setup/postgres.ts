@@ -8,6 +8,7 @@ import type { TestProject } from 'vitest/node'
 import { startEmbeddedPostgres } from '../../src/db/embedded.js'
 import { migrateToLatest } from '../../src/db/migrator.js'
 import { openKysely } from '../helpers/database.js'
+import { findPgBouncer, NO_PGBOUNCER, startPgBouncer } from '../helpers/pgbouncer.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,6 +16,8 @@ declare module 'vitest' {
     pgAdminUrl: string
     /** Database, already migrated, that each test file copies. */
     pgTemplate: string
+    /** The cluster as the server reaches it: pgAdminUrl, or PgBouncer in front of it (TEST_PGBOUNCER=1). */
+    pgClientUrl: string
   }
 }
 
@@ -94,9 +97,23 @@ export default async function setup(project: TestProject) {
   await migrateToLatest(db)
   await db.destroy()
 
+  // `npm run test:pgbouncer`: the whole suite with the server behind PgBouncer
+  // in transaction mode (LISTEN goes direct, DATABASE_LISTEN_URL).
+  let bouncer: Awaited<ReturnType<typeof startPgBouncer>> | undefined
+  if (process.env.TEST_PGBOUNCER) {
+    const binary = findPgBouncer()
+    if (!binary) throw new Error(`TEST_PGBOUNCER is set, but there is ${NO_PGBOUNCER}`)
+    bouncer = await startPgBouncer(binary, pgServer.url).catch(async (err: unknown) => {
+      await pgServer.stop()
+      throw err
+    })
+  }
+
   project.provide('pgAdminUrl', pgServer.url)
   project.provide('pgTemplate', TEMPLATE)
+  project.provide('pgClientUrl', bouncer?.url ?? pgServer.url)
   return async () => {
+    await bouncer?.stop()
     await pgServer.stop()
   }
 }

@@ -47,8 +47,12 @@ describe('workers on several instances', () => {
     const lapsed = async (app: TestApp) =>
       (await app.ctx.metrics.welcome.get()).values.find((v) => v.labels.event === 'claim_lapsed')?.value ?? 0
     const inFlight = await countRows(one.ctx.db, 'welcome_delivery', sql`state = 'in_flight'`)
-    // Each pass handles one bounded batch: 500 per instance here.
-    expect((await lapsed(one)) + (await lapsed(two))).toBe(1000)
-    expect(inFlight).toBe(200)
+    // Each claim is lapsed once (counted by one instance), and each pass handles
+    // one bounded batch: 500 per instance here. Two instances that pick the same
+    // batch at once (no row locks: see sweepWelcomes) share it.
+    const total = (await lapsed(one)) + (await lapsed(two))
+    expect(total + inFlight).toBe(1200)
+    expect(total).toBeGreaterThanOrEqual(500)
+    expect(total).toBeLessThanOrEqual(1000)
   })
 })

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# A local Citus cluster (one coordinator, two workers) with this server's
+# schema distributed by conversation, and EXPLAIN of the write paths on it.
+#
+#   scripts/citus.sh start     # cluster up, migrations, tables distributed; prints DATABASE_URL
+#   scripts/citus.sh explain   # the send, add-members and Welcome statements: one task each
+#   scripts/citus.sh stop
+#
+# From the citusdata/citus image when a Docker engine answers, else from a
+# Citus installed into PostgreSQL (CITUS_PG_BIN, default /usr/lib/postgresql/15/bin,
+# with citus.so in its lib directory). Ports 9700 (coordinator), 9701, 9702;
+# data under CITUS_DIR (default /tmp/catbird-citus). Nothing here builds Citus.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PG_BIN=${CITUS_PG_BIN:-/usr/lib/postgresql/15/bin}
+DIR=${CITUS_DIR:-/tmp/catbird-citus}
+PORTS=(9700 9701 9702)
+URL=postgres://postgres@127.0.0.1:9700/catbird
+
+docker_engine() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+# PostgreSQL refuses to run as root: as root, as the postgres user.
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+psql_at() { local port=$1; shift; "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
+
+start_nodes() {
+  if docker_engine; then
+    docker network create catbird-citus >/dev/null 2>&1 || true
+    for i in 0 1 2; do
+      docker run -d --rm --name "catbird-citus-$i" --network catbird-citus -p "${PORTS[$i]}:5432" \
+        -e POSTGRES_HOST_AUTH_METHOD=trust citusdata/citus:13.2 >/dev/null
+    done
+    WORKER_HOSTS=(catbird-citus-1 catbird-citus-2); WORKER_PORT=5432
+  else
+    [ -f "$PG_BIN/../lib/citus.so" ] || [ -f "$("$PG_BIN/pg_config" --pkglibdir 2>/dev/null)/citus.so" ] || {
+      echo "error: no Docker engine and no Citus in $PG_BIN (install Citus, or set CITUS_PG_BIN)" >&2; exit 1; }
+    mkdir -p "$DIR"; [ "$(id -u)" = 0 ] && chown postgres "$DIR"
+    for i in 0 1 2; do
+      local data="$DIR/node$i"
+      if [ ! -d "$data" ]; then
+        as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust >/dev/null
+        cat >>"$data/postgresql.conf" <<CONF
+shared_preload_libraries = 'citus'
+listen_addresses = '127.0.0.1'
+port = ${PORTS[$i]}
+unix_socket_directories = ''
+max_connections = 300
+max_prepared_transactions = 100
+fsync = off
+CONF
+      fi
+      as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$data/log" -w start >/dev/null
+    done
+    WORKER_HOSTS=(127.0.0.1 127.0.0.1); WORKER_PORT=
+  fi
+  for i in 0 1 2; do
+    until psql_at "${PORTS[$i]}" -c 'SELECT 1' postgres >/dev/null 2>&1; do sleep 0.5; done
+    psql_at "${PORTS[$i]}" postgres -c 'CREATE DATABASE catbird' 2>/dev/null || true
+    psql_at "${PORTS[$i]}" catbird -c 'CREATE EXTENSION IF NOT EXISTS citus'
+  done
+  psql_at 9700 catbird <<SQL
+SELECT citus_set_coordinator_host('127.0.0.1', 9700);
+SELECT citus_add_node('${WORKER_HOSTS[0]}', ${WORKER_PORT:-9701});
+SELECT citus_add_node('${WORKER_HOSTS[1]}', ${WORKER_PORT:-9702});
+-- SET LOCAL (the idempotency claim's lock_timeout) reaches the workers too.
+ALTER SYSTEM SET citus.propagate_set_commands = 'local';
+SELECT pg_reload_conf();
+SQL
+}
+
+# The schema as the server's migrations make it, then each table distributed
+# by its shard key, all co-located with the conversations (the same hash of
+# the same text lands on the same node): see README, "Scaling".
+distribute() {
+  DATABASE_URL=$URL node --import tsx src/db/migrate-cli.ts up
+  psql_at 9700 catbird <<'SQL'
+SELECT create_distributed_table('convo', 'id');
+SELECT create_distributed_table(t, 'convo_id', colocate_with => 'convo')
+  FROM unnest(ARRAY['member', 'message', 'commit', 'group_info', 'welcome', 'welcome_delivery']) AS t;
+SELECT create_distributed_table('key_package', 'owner_did', colocate_with => 'convo');
+SELECT create_distributed_table('last_resort_handout', 'owner_did', colocate_with => 'convo');
+SELECT create_distributed_table('idempotency_key', 'shard_key', colocate_with => 'convo');
+SELECT create_reference_table('convo_group_before_006');
+SQL
+}
+
+case "${1:-}" in
+  start) start_nodes; distribute; echo "DATABASE_URL=$URL" ;;
+  explain) DATABASE_URL=$URL node --import tsx scripts/citus-explain.ts ;;
+  stop)
+    if docker_engine && docker ps --format '{{.Names}}' | grep -q catbird-citus; then
+      docker rm -f catbird-citus-0 catbird-citus-1 catbird-citus-2 >/dev/null; docker network rm catbird-citus >/dev/null
+    else
+      for i in 0 1 2; do as_pg "$PG_BIN/pg_ctl" -D "$DIR/node$i" -m fast stop >/dev/null || true; done
+    fi ;;
+  *) echo "usage: scripts/citus.sh start|explain|stop" >&2; exit 2 ;;
+esac

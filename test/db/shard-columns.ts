@@ -1,0 +1,17 @@
+/**
+ * The shard key of each distributed table (issue 19): the column Citus
+ * distributes it by (scripts/citus.sh), which every key of the table holds
+ * and every write names with a parameter.
+ */
+export const SHARD_COLUMNS: Record<string, string> = {
+  convo: 'id',
+  member: 'convo_id',
+  message: 'convo_id',
+  commit: 'convo_id',
+  group_info: 'convo_id',
+  welcome: 'convo_id',
+  welcome_delivery: 'convo_id',
+  key_package: 'owner_did',
+  last_resort_handout: 'owner_did',
+  idempotency_key: 'shard_key',
+}
