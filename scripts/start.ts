@@ -1,9 +1,9 @@
 /**
  * `npm start`: settings from `.env`, the port checked first, TypeScript
  * compiled only when dist/ is older than the sources, then the compiled
- * server (dist/src/main.js) run in this same process. The npm script `exec`s
+ * server (dist/main.js) run in this same process. The npm script `exec`s
  * node, so the SIGINT/SIGTERM npm forwards reach the server itself.
- * Supervisors (systemd, Docker) run `node dist/src/main.js` directly.
+ * Supervisors (systemd, Docker) run `node dist/main.js` directly.
  */
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -35,7 +35,7 @@ async function start(): Promise<void> {
   const config = loadConfig()
   await assertPortFree(config.HOST, config.PORT)
   buildIfStale()
-  await import(pathToFileURL(path.join(projectRoot, 'dist', 'src', 'main.js')).href)
+  await import(pathToFileURL(path.join(projectRoot, 'dist', 'main.js')).href)
 }
 
 start().catch(exitOnStartupFailure)

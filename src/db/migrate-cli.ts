@@ -2,7 +2,7 @@
  * `npm run migrate -- up|down|status`: for operators who run migrations as a
  * separate step. Uses DATABASE_URL and DATABASE_PASSWORD (the server runs `up`
  * itself at start-up). In the Docker image it is compiled: `npm run migrate` runs
- * `node dist/src/db/migrate-cli.js`, with no dev dependencies.
+ * `node dist/db/migrate-cli.js`, with no dev dependencies.
  */
 import { databaseUrl, loadConfig } from '../config.js'
 import { createDatabase } from './index.js'

@@ -1,5 +1,5 @@
 import { Migrator, type Kysely, type MigrationResultSet } from 'kysely'
-import { migrations } from '../../migrations/index.js'
+import { migrations } from './migrations/index.js'
 
 export function createMigrator<T>(db: Kysely<T>): Migrator {
   return new Migrator({

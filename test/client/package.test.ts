@@ -65,12 +65,12 @@ describe('the npm package', () => {
       'package.json',
       'LICENSE',
       'README.md',
-      'dist/src/client/index.js',
-      'dist/src/client/index.d.ts',
-      'dist/src/lexicon/types/blue.catbird.mls.defs.d.ts',
-      'dist/src/main.js',
-      'dist/src/db/migrate-cli.js',
-      'dist/migrations/index.js',
+      'dist/client/index.js',
+      'dist/client/index.d.ts',
+      'dist/lexicon/types/blue.catbird.mls.defs.d.ts',
+      'dist/main.js',
+      'dist/db/migrate-cli.js',
+      'dist/db/migrations/index.js',
       'lexicons/blue.catbird.mls.sendMessage.json',
     ]) {
       expect(packed).toContain(file)
@@ -83,7 +83,7 @@ describe('the npm package', () => {
     const env = { ...baseEnv(), DATABASE_URL: testDb.url }
     const status = await run('npm', ['run', 'migrate', '--', 'status'], { cwd: installed(), env })
     expect(status.stdout).toMatch(/applied .* 001_init/)
-    server = await spawnServer([process.execPath, 'dist/src/main.js'], {
+    server = await spawnServer([process.execPath, 'dist/main.js'], {
       cwd: installed(),
       env: { ...env, SERVICE_DID, HOST: '127.0.0.1', PORT: '0' },
     })

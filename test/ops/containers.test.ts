@@ -148,10 +148,11 @@ describe('Dockerfile', () => {
     expect(one('USER').getArgumentsContent()).not.toMatch(/^(root|0)(:|$)/)
     const [program, entry] = execForm(one('CMD'))
     expect(program).toBe('node')
-    // Where the build (tsconfig outDir, rootDir) puts src/main.ts.
-    const { outDir, rootDir } = (JSON.parse(readFileSync(path.join(projectRoot, 'tsconfig.json'), 'utf8')) as {
-      compilerOptions: { outDir: string; rootDir: string }
-    }).compilerOptions
+    // Where the build (tsconfig.build.json over tsconfig.json: outDir, rootDir) puts src/main.ts.
+    const options = (file: string) =>
+      (JSON.parse(readFileSync(path.join(projectRoot, file), 'utf8')) as { compilerOptions: { outDir?: string; rootDir?: string } })
+        .compilerOptions
+    const { outDir, rootDir } = { ...options('tsconfig.json'), ...options('tsconfig.build.json') } as { outDir: string; rootDir: string }
     expect(entry).toBe(path.join(outDir, path.relative(rootDir, 'src/main.ts')).replace(/\.ts$/, '.js'))
     // What the server reads at run time from its root.
     const copied = runtime.filter((i) => i.getKeyword() === 'COPY').map((i) => i.getArguments().at(-1)?.getValue())

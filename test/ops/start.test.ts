@@ -81,7 +81,7 @@ describe('npm start', () => {
     expect(await second.exited).toBe(0)
 
     // The compiled server run directly (as under a supervisor) checks the port first too.
-    const direct = await runToEnd(process.execPath, ['dist/src/main.js'], {
+    const direct = await runToEnd(process.execPath, ['dist/main.js'], {
       ...baseEnv(),
       HOST: '127.0.0.1',
       PORT: String(busyPort),
