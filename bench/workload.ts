@@ -22,7 +22,7 @@ export interface Convo {
 const pick = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)] as T
 
 /** Runs `fn` over `items` with at most `concurrency` calls in flight. */
-export async function forEachConcurrently<T>(
+async function forEachConcurrently<T>(
   items: T[],
   concurrency: number,
   fn: (item: T, index: number) => Promise<void>,

@@ -4,7 +4,7 @@ import type { Db } from './db/index.js'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 export type IdempotencyOutcome = 'hit' | 'miss' | 'mismatch' | 'in_progress'
-export type WelcomeEvent =
+type WelcomeEvent =
   | 'fetched'
   | 'refetched_in_grace'
   | 'confirmed_success'

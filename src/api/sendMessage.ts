@@ -11,10 +11,10 @@ import { announce } from './announce.js'
 import { groupInfoWithoutCommit, readGroupInfoField, readMessage, withGroupInfo } from './input.js'
 
 /** The answer, from the stored message. */
-export const sentOutput = (sent: SentMessage): SendMessage.Output => ({ messageId: sent.id, receivedAt: iso(sent.createdAt) })
+const sentOutput = (sent: SentMessage): SendMessage.Output => ({ messageId: sent.id, receivedAt: iso(sent.createdAt) })
 
 /** The same answer built in SQL from the stored message's row, for the record a keyed send stores with it. */
-export const sentOutputSql: ResponseSql = (row) =>
+const sentOutputSql: ResponseSql = (row) =>
   sql`json_build_object('messageId', ${row}.id, 'receivedAt', ${isoSql(sql`${row}.created_at`)})`
 
 export default handler(

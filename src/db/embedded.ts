@@ -59,7 +59,7 @@ interface RunAs {
 
 const SYSTEM_USER = 'postgres'
 const PASSWORD_FILE = 'catbird-superuser-password'
-export const DEFAULT_SYSTEM_DIRS = { data: '/var/lib/catbird-mls-ds', cache: '/var/cache/catbird-mls-ds' }
+const DEFAULT_SYSTEM_DIRS = { data: '/var/lib/catbird-mls-ds', cache: '/var/cache/catbird-mls-ds' }
 /** Advisory lock key pair ("catb", "lease") held shared by every process using the cluster. */
 const LEASE_KEY = [0x63617462, 0x6c656173]
 const LEASE_APPLICATION = 'catbird-mls-ds lease'

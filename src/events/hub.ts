@@ -8,7 +8,7 @@ import { highestEventId, memberships, readEventRefs, readEvents, type EventRef, 
 import { Listener } from './listener.js'
 import { advance, covers, encodeCursor, parseCursor, rangeOf, rangeStart, takeInOrder, type Watermark } from './watermark.js'
 
-export const MESSAGE_CHANNEL = 'catbird_message'
+const MESSAGE_CHANNEL = 'catbird_message'
 
 /** One open event stream: who it is for and where its events go. */
 export interface Subscriber {

@@ -25,7 +25,7 @@ export const rangeOf = (id: number): number => Math.floor((id - 1) / RANGE_SIZE)
 export const rangeStart = (range: number): number => range * RANGE_SIZE
 
 /** The watermark of `id`'s range. */
-export const watermarkOf = (watermark: Watermark, id: number): number =>
+const watermarkOf = (watermark: Watermark, id: number): number =>
   watermark.get(rangeOf(id)) ?? rangeStart(rangeOf(id))
 
 /** Whether `id` is at or behind the watermark of its range. */

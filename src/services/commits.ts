@@ -36,7 +36,7 @@ export interface StoredCommit extends SentMessage {
   newEpoch: number
 }
 
-export type LockedConvo = Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch' | 'last_seq'>
+type LockedConvo = Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch' | 'last_seq'>
 
 /**
  * Where a commit stands against the conversation (locked, for a membership
@@ -91,7 +91,7 @@ export async function checkCommit(
  * Undefined when the sender is not a current member or the commit is not
  * for the conversation's group and epoch.
  */
-export async function storeCommit(
+async function storeCommit(
   db: Db,
   args: { convoId: string; sender: string; commit: Commit },
   record?: RecordedWrite,

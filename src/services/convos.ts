@@ -37,7 +37,7 @@ export async function requireMember(db: Db, convoId: string, did: string): Promi
   return { convo: row, joinedSeq: row.joined_seq }
 }
 
-export async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
+async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
   if (convos.length === 0) return []
   const members = await db
     .selectFrom('member')

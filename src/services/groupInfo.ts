@@ -18,7 +18,7 @@ export interface GroupInfo {
   externalPub: boolean
 }
 
-export const invalidGroupInfo = (why: string) => invalidRequest('InvalidGroupInfo', `groupInfo ${why}`)
+const invalidGroupInfo = (why: string) => invalidRequest('InvalidGroupInfo', `groupInfo ${why}`)
 
 function requireExternalPub(info: GroupInfo): void {
   if (!info.externalPub) {

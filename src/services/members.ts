@@ -30,7 +30,7 @@ export interface LockedConvo extends Pick<Convo, 'id' | 'group_id' | 'cipher_sui
  * taken before it waited for the lock) are current unless the row changed
  * in the meantime: then they are read again, under the lock now held.
  */
-export async function lockForChange(trx: Db, convoId: string, dids: string[]): Promise<LockedConvo> {
+async function lockForChange(trx: Db, convoId: string, dids: string[]): Promise<LockedConvo> {
   for (;;) {
     const { rows } = await sql<Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch'> & { fresh: boolean; members: string[]; departed: string[] }>`
       SELECT c.id, c.group_id, c.cipher_suite, c.epoch,

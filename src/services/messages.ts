@@ -99,7 +99,10 @@ export function messageCtes(args: StoredMessageArgs, record?: RecordedWrite): Ra
 /** The stored message's row, after messageCtes. */
 export const sentColumns = sql`id, seq, event_id, created_at, (SELECT count(*) FROM settled)::int AS settled`
 
-/** The statement storeMessage sends, and its prepared statement's name (the bench's bare peer sends the same). */
+/**
+ * The statement storeMessage sends, and its prepared statement's name (the bench's bare peer sends the same).
+ * @public
+ */
 export function storeMessageStatement(args: StoredMessageArgs, record?: RecordedWrite): { name: string; statement: RawBuilder<SentRow> } {
   const withGroupInfo = args.kind === 'commit' && args.groupInfo !== undefined
   return {

@@ -5,7 +5,6 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { isQueryTimeout } from '../db/index.js'
 import { Refusal, type RefusalKind } from '../services/errors.js'
 
-export { XRPCError }
 
 /**
  * Errors the lexicons declare keep their declared name; the HTTP status says
@@ -17,10 +16,10 @@ export const invalidRequest = (name: string | undefined, message: string) =>
 export const forbidden = (name: string | undefined, message: string) =>
   new XRPCError(ResponseType.Forbidden, message, name)
 export const gone = (name: string, message: string) => new XRPCError(410 as ResponseType, message, name)
-export const payloadTooLarge = (name: string, message: string) =>
+const payloadTooLarge = (name: string, message: string) =>
   new XRPCError(ResponseType.PayloadTooLarge, message, name)
 export const unprocessable = (name: string, message: string) => new XRPCError(422 as ResponseType, message, name)
-export const serviceUnavailable = (message: string) =>
+const serviceUnavailable = (message: string) =>
   new XRPCError(ResponseType.NotEnoughResources, message, 'ServiceUnavailable')
 
 /** XRPCError plus response headers (Retry-After, Allow). */
@@ -40,7 +39,7 @@ export class XRPCErrorWithHeaders extends XRPCError {
  * has one (400 InvalidRequest), else the HTTP reason phrase without spaces
  * (431 RequestHeaderFieldsTooLarge), so that `error` is always a name.
  */
-export function errorNameForStatus(status: number): string {
+function errorNameForStatus(status: number): string {
   const xrpcName = (ResponseType as unknown as Record<number, string | undefined>)[status]
   return xrpcName ?? (STATUS_CODES[status] ?? 'Error').replace(/[^A-Za-z]/g, '')
 }
@@ -57,7 +56,7 @@ const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT
 const UNAVAILABLE_MESSAGES =
   /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly|Client was closed and is not queryable/
 
-export function isDatabaseUnavailable(err: unknown): boolean {
+function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false
   const code = sqlState(err)
   if (code !== undefined && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NODE_CODES.has(code))) return true
@@ -70,7 +69,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
  * any query (src/xrpc/input-boundary.ts), so one reaching the database is a
  * bug in that check; the client still only sent bad data.
  */
-export const isDataException = (err: unknown): boolean => sqlState(err)?.startsWith('22') ?? false
+const isDataException = (err: unknown): boolean => sqlState(err)?.startsWith('22') ?? false
 
 const REFUSAL_STATUS: Record<RefusalKind, ResponseType> = {
   invalid: ResponseType.InvalidRequest,
@@ -84,7 +83,7 @@ export const isRefusal = (err: unknown): boolean =>
   err instanceof Refusal || (err instanceof XRPCError && err.statusCode >= 400 && err.statusCode < 500)
 
 /** Maps anything thrown while serving a request to the XRPC error it answers with. */
-export function toXrpcError(err: unknown): XRPCError {
+function toXrpcError(err: unknown): XRPCError {
   if (err instanceof XRPCError) return err
   if (err instanceof Refusal) return new XRPCError(REFUSAL_STATUS[err.kind], err.message, err.error)
   if (isDatabaseUnavailable(err)) {

@@ -6,7 +6,7 @@ import { invalidRequest } from './errors.js'
  * every recursive walk after this check (lexicon validation, jsonToLex, the
  * idempotency fingerprint) is safe from stack overflow.
  */
-export const MAX_JSON_DEPTH = 32
+const MAX_JSON_DEPTH = 32
 
 type Trail = Array<string | number>
 

@@ -19,7 +19,7 @@ export interface TestApp {
   close(): Promise<void>
 }
 
-export function testConfig(overrides: Record<string, string> = {}): Config {
+function testConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({
     SERVICE_DID,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',

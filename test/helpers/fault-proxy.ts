@@ -10,7 +10,7 @@ import net, { type AddressInfo } from 'node:net'
  */
 export type Fault = 'dropRequest' | 'dropResponse' | 'delay' | 'resetMidResponse'
 
-export const ALL_FAULTS: readonly Fault[] = ['dropRequest', 'dropResponse', 'delay', 'resetMidResponse']
+const ALL_FAULTS: readonly Fault[] = ['dropRequest', 'dropResponse', 'delay', 'resetMidResponse']
 
 export interface FaultProxyOptions {
   /** The server's base URL. */

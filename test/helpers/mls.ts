@@ -268,7 +268,7 @@ export function headerOf(data: Uint8Array): { epoch: number; contentType: string
 export const epochOf = (data: Uint8Array): number => headerOf(data).epoch
 
 /** The leaf index of `user` in a member's view of the tree. */
-export function leafOf(state: ClientState, user: TestUser): number {
+function leafOf(state: ClientState, user: TestUser): number {
   const identity = new TextEncoder().encode(user.did)
   const index = state.ratchetTree.findIndex(
     (node) =>
@@ -322,7 +322,7 @@ class Group {
 
 const groups = new Map<string, Group>()
 
-export function groupOf(convoId: string): Group {
+function groupOf(convoId: string): Group {
   const group = groups.get(convoId)
   if (!group) throw new Error(`no MLS group for conversation ${convoId}`)
   return group
