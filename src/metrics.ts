@@ -4,15 +4,6 @@ import type { Db } from './db/index.js'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 export type IdempotencyOutcome = 'hit' | 'miss' | 'mismatch' | 'in_progress'
-type WelcomeEvent =
-  | 'fetched'
-  | 'refetched_in_grace'
-  | 'confirmed_success'
-  | 'confirmed_failure'
-  | 'already_consumed'
-  | 'claim_lapsed'
-  | 'consumed_by_message'
-  | 'expired'
 
 /** Everything the service exports on /metrics, in a registry of its own per app. */
 export class Metrics {

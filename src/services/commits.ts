@@ -36,8 +36,6 @@ export interface StoredCommit extends SentMessage {
   newEpoch: number
 }
 
-type LockedConvo = Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch' | 'last_seq'>
-
 /**
  * Where a commit stands against the conversation (locked, for a membership
  * change). Built on the current epoch: undefined, go ahead. The very commit
