@@ -51,9 +51,7 @@ export async function fillMessages(pool: pg.Pool, perConvo: number): Promise<voi
     const quote = (name: string) => client.escapeIdentifier(name)
     for (const index of indexes) await client.query(`DROP INDEX ${quote(index.name)}`)
     if (constraints.length) {
-      await client.query(
-        `ALTER TABLE message ${constraints.map((c) => `DROP CONSTRAINT ${quote(c.name)}`).join(', ')}`,
-      )
+      await client.query(`ALTER TABLE message ${constraints.map((c) => `DROP CONSTRAINT ${quote(c.name)}`).join(', ')}`)
     }
     await client.query(`
       CREATE TEMP TABLE fill ON COMMIT DROP AS

@@ -18,22 +18,20 @@ export async function buildProduction(): Promise<void> {
   await promisify(execFile)('npm', ['run', '--silent', 'build'], { cwd: projectRoot })
 }
 
-const load = <T>(module: string) =>
-  import(pathToFileURL(path.join(projectRoot, 'dist', module)).href) as Promise<T>
+const load = <T>(module: string) => import(pathToFileURL(path.join(projectRoot, 'dist', module)).href) as Promise<T>
 
 /** The production build's modules (dist/), typed by the sources they were compiled from. */
 export async function loadDist() {
-  const [config, db, embedded, migrator, mls, messages, server, workers] =
-    await Promise.all([
-      load<typeof ConfigModule>('src/config.js'),
-      load<typeof DbModule>('src/db/index.js'),
-      load<typeof EmbeddedModule>('src/db/embedded.js'),
-      load<typeof MigratorModule>('src/db/migrator.js'),
-      load<typeof MlsModule>('src/mls/index.js'),
-      load<typeof MessagesModule>('src/services/messages.js'),
-      load<typeof ServerModule>('src/server.js'),
-      load<typeof WorkersModule>('src/workers/index.js'),
-    ])
+  const [config, db, embedded, migrator, mls, messages, server, workers] = await Promise.all([
+    load<typeof ConfigModule>('src/config.js'),
+    load<typeof DbModule>('src/db/index.js'),
+    load<typeof EmbeddedModule>('src/db/embedded.js'),
+    load<typeof MigratorModule>('src/db/migrator.js'),
+    load<typeof MlsModule>('src/mls/index.js'),
+    load<typeof MessagesModule>('src/services/messages.js'),
+    load<typeof ServerModule>('src/server.js'),
+    load<typeof WorkersModule>('src/workers/index.js'),
+  ])
   return {
     loadConfig: config.loadConfig,
     createDatabase: db.createDatabase,

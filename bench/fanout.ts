@@ -3,7 +3,15 @@
  * message, the time from the sendMessage reply to its event arriving on
  * every stream.
  */
-import { addMembers, createConvo, openStream, sendMessage, type SseStream, TestUser, xrpcClient } from '../test/helpers/index.js'
+import {
+  addMembers,
+  createConvo,
+  openStream,
+  sendMessage,
+  type SseStream,
+  TestUser,
+  xrpcClient,
+} from '../test/helpers/index.js'
 import { percentile } from './load.js'
 
 /** Below the server's default per-caller stream limit (5). */
@@ -36,7 +44,9 @@ export async function runFanoutBench(opts: { url: string; streams: number; messa
 
   const streams: SseStream[] = []
   for (let i = 0; i < opts.streams; i++) {
-    const stream = await openStream(opts.url, users[Math.floor(i / STREAMS_PER_USER)] as TestUser, { convoId: convo.id })
+    const stream = await openStream(opts.url, users[Math.floor(i / STREAMS_PER_USER)] as TestUser, {
+      convoId: convo.id,
+    })
     if (stream.status !== 200) throw new Error(`stream ${i}: ${stream.status} ${JSON.stringify(stream.body)}`)
     streams.push(stream)
   }
@@ -48,7 +58,8 @@ export async function runFanoutBench(opts: { url: string; streams: number; messa
       const repliedAt = performance.now()
       if (res.status !== 200) throw new Error(`sendMessage: ${res.status}`)
       const id = res.body.messageId
-      const isLast = (events: SseStream['events']) => (events.at(-1)?.data.message as { id: string } | undefined)?.id === id
+      const isLast = (events: SseStream['events']) =>
+        (events.at(-1)?.data.message as { id: string } | undefined)?.id === id
       // One message at a time, so each latency is fan-out rather than queueing behind earlier messages.
       const arrivals = await Promise.all(
         streams.map((stream) =>

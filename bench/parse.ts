@@ -15,7 +15,10 @@ const REPEATS = 5
  * production build's reader on real messages, timed in this process over
  * many calls after a warm-up (the median of a few repeats).
  */
-export function measureHeaderReads(read: (bytes: Uint8Array) => unknown, samples: Array<{ message: string; bytes: Uint8Array }>): ParseCost[] {
+export function measureHeaderReads(
+  read: (bytes: Uint8Array) => unknown,
+  samples: Array<{ message: string; bytes: Uint8Array }>,
+): ParseCost[] {
   return samples.map(({ message, bytes }) => {
     for (let i = 0; i < CALLS; i++) read(bytes)
     const runs = Array.from({ length: REPEATS }, () => {

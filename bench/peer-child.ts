@@ -29,7 +29,13 @@ interface Body {
 const app = Fastify()
 app.post<{ Body: Body }>('/send', async (request) => {
   const { convoId, sender, groupId, epoch, ciphertext } = request.body
-  return sendPrepared(pool, statement, { convoId, sender, groupId, epoch, ciphertext: Buffer.from(ciphertext.$bytes, 'base64') })
+  return sendPrepared(pool, statement, {
+    convoId,
+    sender,
+    groupId,
+    epoch,
+    ciphertext: Buffer.from(ciphertext.$bytes, 'base64'),
+  })
 })
 
 const commands: Partial<Record<ServerRequest['command'], () => Promise<unknown>>> = {

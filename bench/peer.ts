@@ -54,7 +54,9 @@ export function sendStatement(dist: Dist, database: { db: Parameters<Dist['listM
     order,
     /** The parameter values for `args` (no embed: the load sends none), with a new message id. */
     values: (args: SendArgs): unknown[] =>
-      order.map((arg) => (arg === 'messageId' ? randomUUID() : arg === 'embedType' || arg === 'embedUri' ? null : args[arg])),
+      order.map((arg) =>
+        arg === 'messageId' ? randomUUID() : arg === 'embedType' || arg === 'embedUri' ? null : args[arg],
+      ),
   }
 }
 
@@ -62,7 +64,11 @@ export type SendStatement = ReturnType<typeof sendStatement>
 
 /** Runs the statement as the named prepared statement, straight on a pg pool. */
 export async function sendPrepared(pool: pg.Pool, statement: SendStatement, args: SendArgs) {
-  const { rows } = await pool.query<{ id: string; created_at: Date }>({ name: statement.name, text: statement.text, values: statement.values(args) })
+  const { rows } = await pool.query<{ id: string; created_at: Date }>({
+    name: statement.name,
+    text: statement.text,
+    values: statement.values(args),
+  })
   const row = rows[0]
   if (!row) throw new Error(`the statement stored nothing for ${args.sender} in ${args.convoId}`)
   return { messageId: row.id, receivedAt: row.created_at.toISOString() }

@@ -24,7 +24,13 @@ export function findPgbench(): string | undefined {
 }
 
 /** Columns of the pick table, by the argument each holds. */
-const COLUMN: Record<string, string> = { convoId: 'convo_id', sender: 'sender', groupId: 'group_id', epoch: 'epoch', ciphertext: 'ct' }
+const COLUMN: Record<string, string> = {
+  convoId: 'convo_id',
+  sender: 'sender',
+  groupId: 'group_id',
+  epoch: 'epoch',
+  ciphertext: 'ct',
+}
 
 /**
  * pgbench running sendMessage's own statement, prepared (`-M prepared`), on
@@ -43,7 +49,9 @@ export async function pgbenchSends(opts: {
   connections: number
 }) {
   await opts.pool.query('DROP TABLE IF EXISTS bench_pick')
-  await opts.pool.query('CREATE TABLE bench_pick (i int PRIMARY KEY, convo_id text, sender text, group_id text, epoch bigint, ct bytea)')
+  await opts.pool.query(
+    'CREATE TABLE bench_pick (i int PRIMARY KEY, convo_id text, sender text, group_id text, epoch bigint, ct bytea)',
+  )
   await opts.pool.query(
     `INSERT INTO bench_pick SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[])`,
     [
@@ -84,7 +92,19 @@ export async function pgbenchSends(opts: {
   return async (seconds: number): Promise<{ count: number; seconds: number }> => {
     const { stdout } = await promisify(execFile)(
       opts.binary,
-      ['-n', '-M', 'prepared', '-c', String(opts.connections), '-j', '2', '-T', String(Math.max(1, Math.round(seconds))), '-f', script],
+      [
+        '-n',
+        '-M',
+        'prepared',
+        '-c',
+        String(opts.connections),
+        '-j',
+        '2',
+        '-T',
+        String(Math.max(1, Math.round(seconds))),
+        '-f',
+        script,
+      ],
       { env },
     )
     const tps = /tps = ([\d.]+)/.exec(stdout)

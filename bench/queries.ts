@@ -19,7 +19,10 @@ export function observeQueries(pool: pg.Pool, onQuery: (query: SentQuery) => voi
       onQuery(
         typeof first === 'string'
           ? { text: first, values: Array.isArray(second) ? second : [] }
-          : { text: String((first as { text?: unknown }).text), values: (first as { values?: unknown[] }).values ?? [] },
+          : {
+              text: String((first as { text?: unknown }).text),
+              values: (first as { values?: unknown[] }).values ?? [],
+            },
       )
       return send(...args)
     }) as typeof client.query

@@ -38,7 +38,15 @@ export interface Results {
   /** The sendMessage variants, by name (see VARIANT in run.ts). */
   throughput: Map<string, Run[]>
   roundTrips: RoundTrips[]
-  keyPackages: { runs: Run[]; callers: number; perRound: number; handedOut: number; distinct: number; missing: number; consumed: number }
+  keyPackages: {
+    runs: Run[]
+    callers: number
+    perRound: number
+    handedOut: number
+    distinct: number
+    missing: number
+    consumed: number
+  }
   cleanup: {
     /** One run per slice: while a pass of the worker ran, and as long without (pairs in order). */
     with: Run[]
@@ -73,7 +81,9 @@ export const VARIANT = {
 const fixed = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a')
 const count = (n: number) => fixed(n, Number.isInteger(n) ? 0 : 1)
 const table = (head: string[], rows: Array<Array<string | number>>) =>
-  [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n')
+  [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join(
+    '\n',
+  )
 
 const cpuCell = (runs: Run[], process: keyof Run['cpu']) => {
   const value = median(runs.map((r) => r.cpu[process]))
@@ -109,8 +119,19 @@ function targets(r: Results): Target[] {
   const t = r.throughput
   const runs = (name: string, from = t) => from.get(name) ?? []
   const ratio = (a: string, b: string, metric: Metric, from = t) => ratioOf(runs(a, from), runs(b, from), metric)
-  const atLeast = (measure: string, figure: number, min: number): Target => ({ measure, figure, target: `≥ ${min}`, met: figure >= min })
-  const atMost = (measure: string, figure: number, max: number, digits = 2): Target => ({ measure, figure, digits, target: `≤ ${max}`, met: figure <= max })
+  const atLeast = (measure: string, figure: number, min: number): Target => ({
+    measure,
+    figure,
+    target: `≥ ${min}`,
+    met: figure >= min,
+  })
+  const atMost = (measure: string, figure: number, max: number, digits = 2): Target => ({
+    measure,
+    figure,
+    digits,
+    target: `≤ ${max}`,
+    met: figure <= max,
+  })
   const trips = (endpoint: string, what: 'request' | 'transactions' = 'request') =>
     r.roundTrips.find((x) => x.endpoint === endpoint)?.[what] ?? Number.NaN
   const c = r.cleanup
@@ -118,16 +139,23 @@ function targets(r: Results): Target[] {
   const changes = ['createConvo', 'createConvo (key)', 'addMembers', 'addMembers (key)', 'leaveConvo']
   return [
     atLeast('1. sendMessage without key / the bare peer, req/s', ratio(VARIANT.unkeyed, VARIANT.peer, 'rps'), 0.85),
-    atLeast('2. sendMessage with a fresh key / without a key, req/s', ratio(VARIANT.keyed, VARIANT.unkeyed, 'rps'), 0.9),
+    atLeast(
+      '2. sendMessage with a fresh key / without a key, req/s',
+      ratio(VARIANT.keyed, VARIANT.unkeyed, 'rps'),
+      0.9,
+    ),
     atLeast('2. the same, every sender in one conversation', ratio(VARIANT.hotKeyed, VARIANT.hotUnkeyed, 'rps'), 0.9),
     atLeast('3. replayed / fresh-key sendMessage, req/s', ratio(VARIANT.replay, VARIANT.keyed, 'rps'), 2),
-    { measure: '3. (for comparison) the same, one conversation', figure: ratio(VARIANT.hotReplay, VARIANT.hotKeyed, 'rps') },
+    {
+      measure: '3. (for comparison) the same, one conversation',
+      figure: ratio(VARIANT.hotReplay, VARIANT.hotKeyed, 'rps'),
+    },
     atMost('4. round trips, sendMessage with a fresh key', trips('sendMessage (key)'), 2, 1),
     atMost('4. transactions it holds open across round trips', trips('sendMessage (key)', 'transactions'), 0, 0),
     atMost('4. round trips, sendMessage replayed', trips('sendMessage (replay)'), 1, 1),
     atMost(`4. round trips, the most of ${changes.join(', ')}`, Math.max(...changes.map((e) => trips(e))), 4, 1),
     {
-      measure: '5. (distance to the machine\'s limit) sendMessage without key / pgbench -M prepared, req/s',
+      measure: "5. (distance to the machine's limit) sendMessage without key / pgbench -M prepared, req/s",
       figure: ratio(VARIANT.unkeyed, VARIANT.pgbench, 'rps'),
     },
     atMost('6. getKeyPackages: packages handed out twice', r.keyPackages.handedOut - r.keyPackages.distinct, 0, 0),
@@ -137,7 +165,12 @@ function targets(r: Results): Target[] {
     atMost('8. getMessages p99, large / small table', ratio(VARIANT.largeGet, VARIANT.smallGet, 'p99', s), 1.5),
     atMost('8. sendMessage p50, large / small table', ratio(VARIANT.largeSend, VARIANT.smallSend, 'p50', s), 1.5),
     atMost('8. sendMessage p99, large / small table', ratio(VARIANT.largeSend, VARIANT.smallSend, 'p99', s), 1.5),
-    atMost('8. sequential scans in the EXPLAIN plans below', r.explain.filter((e) => /Seq Scan/.test(e.plan)).length, 0, 0),
+    atMost(
+      '8. sequential scans in the EXPLAIN plans below',
+      r.explain.filter((e) => /Seq Scan/.test(e.plan)).length,
+      0,
+      0,
+    ),
     atMost('9. MLS header read of a typical message / server CPU per sendMessage without key', headerShare(r), 0.05, 3),
   ]
 }
@@ -162,10 +195,21 @@ export function renderResults(r: Results): string {
       [
         ['machine', `${e.nproc} cores (\`nproc\`), ${e.cpuModel}, ${fixed(e.memoryGiB, 1)} GiB memory`],
         ['Node', e.node],
-        ['PostgreSQL', `${e.postgres}, ${e.database}; ${Object.entries(e.postgresSettings).map(([n, v]) => `${n}=${v}`).join(', ')}`],
+        [
+          'PostgreSQL',
+          `${e.postgres}, ${e.database}; ${Object.entries(e.postgresSettings)
+            .map(([n, v]) => `${n}=${v}`)
+            .join(', ')}`,
+        ],
         ['server', `production build (dist/) in its own process; LOG_LEVEL=${e.logLevel}, pool of ${e.poolSize}`],
-        ['load', `autocannon 9 in the bench process, ${e.connections} connections; ${e.users} users in ${e.convos} conversations, a random member of a random conversation per request`],
-        ['method', `variants interleaved A, B, A, B: a warm-up pass, then ${e.rounds} rounds of ${e.seconds} s each; figures are medians over rounds, ratios the median of the per-round ratios`],
+        [
+          'load',
+          `autocannon 9 in the bench process, ${e.connections} connections; ${e.users} users in ${e.convos} conversations, a random member of a random conversation per request`,
+        ],
+        [
+          'method',
+          `variants interleaved A, B, A, B: a warm-up pass, then ${e.rounds} rounds of ${e.seconds} s each; figures are medians over rounds, ratios the median of the per-round ratios`,
+        ],
       ],
     ),
     '',
@@ -173,7 +217,12 @@ export function renderResults(r: Results): string {
     '',
     table(
       ['measure', 'figure', 'target', 'met'],
-      targets(r).map((t) => [t.measure, fixed(t.figure, t.digits ?? 2), t.target ?? '', t.met === undefined ? '' : t.met ? 'yes' : '**no**']),
+      targets(r).map((t) => [
+        t.measure,
+        fixed(t.figure, t.digits ?? 2),
+        t.target ?? '',
+        t.met === undefined ? '' : t.met ? 'yes' : '**no**',
+      ]),
     ),
     '',
     '### sendMessage, 32 connections',
@@ -185,7 +234,7 @@ export function renderResults(r: Results): string {
     runsTable([...r.throughput]),
     '',
     'Machine CPU busy: all processes on all cores (the server, PostgreSQL, the load generator, and whatever else runs). ' +
-      'CPU per request of each process taking part: app is the server process (the peer\'s for the bare peer; none for pgbench, its own client), ' +
+      "CPU per request of each process taking part: app is the server process (the peer's for the bare peer; none for pgbench, its own client), " +
       'PostgreSQL all its processes, load generator the bench process running autocannon.',
     '',
     '### Reading the MLS header',
@@ -221,7 +270,10 @@ export function renderResults(r: Results): string {
     `${millions(c.backlog)} expired records bulk-loaded; then, under sendMessage with fresh keys (32 connections), slices while one pass of the cleanup worker runs ` +
       `(up to 100 statements deleting 1,000 records each, with the worker's pause between them) alternate with equally long slices without a pass ` +
       `(A B, B A, ...; \`VACUUM\` after each pair, outside the slices) until the backlog is gone: ${c.with.length} passes, ` +
-      `${fixed(c.with.reduce((sum, r) => sum + r.seconds, 0), 1)} s, ${c.deleted} records deleted. ` +
+      `${fixed(
+        c.with.reduce((sum, r) => sum + r.seconds, 0),
+        1,
+      )} s, ${c.deleted} records deleted. ` +
       `Afterwards: ${c.expiredLeft} expired records left; ${c.liveLeft} live ones (written by the load, not yet expired). ` +
       'Figures are medians over slices; the target ratio is the median of the per-pair ratios.',
     '',
@@ -274,7 +326,10 @@ export function writeBenchmarksFile(results: string): string {
   }
   const start = text.indexOf(START)
   const end = text.indexOf(END)
-  text = start >= 0 && end > start ? text.slice(0, start) + block + text.slice(end + END.length) : `${text.trimEnd()}\n\n${block}\n`
+  text =
+    start >= 0 && end > start
+      ? text.slice(0, start) + block + text.slice(end + END.length)
+      : `${text.trimEnd()}\n\n${block}\n`
   writeFileSync(file, text)
   return file
 }

@@ -68,7 +68,12 @@ export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: num
   }
   type Input = Record<string, unknown>
   /** Each write with a fresh key, then each again: the second time it is replayed. */
-  const keyed = async (nsid: keyof typeof NSID, user: TestUser, makeInput: () => Input | Promise<Input>, write: (input: Input) => Promise<unknown>) => {
+  const keyed = async (
+    nsid: keyof typeof NSID,
+    user: TestUser,
+    makeInput: () => Input | Promise<Input>,
+    write: (input: Input) => Promise<unknown>,
+  ) => {
     const inputs: Input[] = []
     await count(`${nsid} (key)`, async () => {
       const input = { ...(await makeInput()), idempotencyKey: randomUUID() }
@@ -132,7 +137,13 @@ export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: num
       prepared.accepted()
       added.push(user)
     }
-    return { convoId, didList: [user.did], commit: encodeBase64(prepared.commit), welcomeMessage: encodeBase64(prepared.welcome as Uint8Array), epoch: prepared.epoch }
+    return {
+      convoId,
+      didList: [user.did],
+      commit: encodeBase64(prepared.commit),
+      welcomeMessage: encodeBase64(prepared.welcome as Uint8Array),
+      epoch: prepared.epoch,
+    }
   }
   const addMembers = async (input: Input) => {
     await api.ok(alice, NSID.addMembers, { input })
@@ -144,7 +155,12 @@ export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: num
   await count('leaveConvo', async (i) => {
     const removal = await prepareCommit(kit, alice, convoId, { remove: [added[i] as TestUser] })
     await api.ok(alice, NSID.leaveConvo, {
-      input: { convoId, targetDid: (added[i] as TestUser).did, commit: encodeBase64(removal.commit), epoch: removal.epoch },
+      input: {
+        convoId,
+        targetDid: (added[i] as TestUser).did,
+        commit: encodeBase64(removal.commit),
+        epoch: removal.epoch,
+      },
     })
     removal.accepted()
   })

@@ -84,7 +84,11 @@ async function startCluster(dist: Dist, dir: string): Promise<Cluster> {
     dataDir: path.join(dir, 'postgres'),
     port: 20_000 + Math.floor(Math.random() * 20_000),
   })
-  return { adminUrl: embedded.url, description: 'embedded, fresh cluster in a temporary directory', stop: embedded.stop }
+  return {
+    adminUrl: embedded.url,
+    description: 'embedded, fresh cluster in a temporary directory',
+    stop: embedded.stop,
+  }
 }
 
 /** A new database on the cluster (dropped by the returned function), migrated. */
@@ -128,7 +132,11 @@ async function main() {
     const large = await createBenchDatabase(dist, cluster.adminUrl, 'large')
     teardown.push(large.drop)
     const start = async (db: { url: string }, name: string) => {
-      const server = await startBenchServer({ databaseUrl: db.url, logFile: path.join(work, `${name}.log`), cpuProfDir: profileDir })
+      const server = await startBenchServer({
+        databaseUrl: db.url,
+        logFile: path.join(work, `${name}.log`),
+        cpuProfDir: profileDir,
+      })
       teardown.push(() => server.stop())
       return server
     }
@@ -175,7 +183,12 @@ async function main() {
     const roundTrips = await countRoundTrips(smallLoad.api, smallServer, settings.roundTripCalls)
     for (const r of roundTrips) console.log(`  ${r.endpoint.padEnd(34)} ${r.request} (background ${r.background})`)
 
-    const http = (server: BenchServer, next: () => HttpRequest, check?: (body: string, headers: Record<string, unknown>) => void) =>
+    const http =
+      (
+        server: BenchServer,
+        next: () => HttpRequest,
+        check?: (body: string, headers: Record<string, unknown>) => void,
+      ) =>
       (seconds: number) =>
         measure(meters(server), () =>
           httpLoad({ url: server.url, connections: CONNECTIONS, seconds, next, ...(check ? { check } : {}) }),
@@ -195,7 +208,8 @@ async function main() {
           connections: CONNECTIONS,
         })
       : undefined
-    if (!pgbench) log('no pgbench binary on PATH (nor in /usr/lib/postgresql/*/bin): the database-limit variant is skipped')
+    if (!pgbench)
+      log('no pgbench binary on PATH (nor in /usr/lib/postgresql/*/bin): the database-limit variant is skipped')
     // pgbench is its own client: no server process takes part.
     const databaseOnly: CpuMeters = { app: async () => Number.NaN, ...(postgres ? { postgres } : {}) }
     const hotLoad = new Workload(smallLoad.api, [smallConvos[0] as Convo])
@@ -206,7 +220,13 @@ async function main() {
     // First use of every key (a write); the replay variants retry them.
     const keyedAhead = async (load: Workload) => {
       const requests = Array.from({ length: settings.replayKeys }, () => load.sendMessage(true))
-      await httpLoad({ url: smallServer.url, connections: CONNECTIONS, seconds: 120, amount: requests.length, next: cycle(requests) })
+      await httpLoad({
+        url: smallServer.url,
+        connections: CONNECTIONS,
+        seconds: 120,
+        amount: requests.length,
+        next: cycle(requests),
+      })
       return cycle(requests)
     }
     const replayed = (_body: string, headers: Record<string, unknown>) => {
@@ -215,7 +235,15 @@ async function main() {
     const [replays, hotReplays] = [await keyedAhead(smallLoad), await keyedAhead(hotLoad)]
     const throughput = await interleave(
       [
-        ...(pgbench ? [{ name: VARIANT.pgbench, run: (seconds: number) => measure(databaseOnly, async () => ({ latencies: [], ...(await pgbench(seconds)) })) }] : []),
+        ...(pgbench
+          ? [
+              {
+                name: VARIANT.pgbench,
+                run: (seconds: number) =>
+                  measure(databaseOnly, async () => ({ latencies: [], ...(await pgbench(seconds)) })),
+              },
+            ]
+          : []),
         { name: VARIANT.peer, run: http(peer, () => smallLoad.peerSend()) },
         { name: VARIANT.unkeyed, run: http(smallServer, () => smallLoad.sendMessage(false)) },
         { name: VARIANT.keyed, run: http(smallServer, () => smallLoad.sendMessage(true)) },
@@ -235,10 +263,15 @@ async function main() {
 
     log('scale: the small database and the large one, side by side')
     for (const workload of [smallLoad, largeLoad]) {
-      const page = await workload.api.ok<{ messages: unknown[] }>(workload.convos[0]?.members[0] as TestUser, NSID.getMessages, {
-        params: { convoId: workload.convos[0]?.id as string, limit: PAGE },
-      })
-      if (page.messages.length !== PAGE) throw new Error(`getMessages gave ${page.messages.length} messages, not a page`)
+      const page = await workload.api.ok<{ messages: unknown[] }>(
+        workload.convos[0]?.members[0] as TestUser,
+        NSID.getMessages,
+        {
+          params: { convoId: workload.convos[0]?.id as string, limit: PAGE },
+        },
+      )
+      if (page.messages.length !== PAGE)
+        throw new Error(`getMessages gave ${page.messages.length} messages, not a page`)
     }
     await largeLoad.mintTokens()
     const smallRows = await count(small.pool, 'SELECT count(*) AS n FROM message')
@@ -331,7 +364,9 @@ async function keyPackageContention(
   const callers = load.users.slice(0, KEY_PACKAGE_CALLERS)
   const nsid = NSID.getKeyPackages
   await load.api.tokens.mint(callers, [nsid])
-  const requests = callers.map((caller) => load.api.request(caller, nsid, { params: { dids: [owner.did], cipherSuite: SUITE } }))
+  const requests = callers.map((caller) =>
+    load.api.request(caller, nsid, { params: { dids: [owner.did], cipherSuite: SUITE } }),
+  )
   const handed = new Set<string>()
   let handedOut = 0
   let missing = 0
@@ -357,13 +392,27 @@ async function keyPackageContention(
     )
     // Round 0 warms up; all rounds count towards the double hand-out check.
     if (round > 0) runs.push(run)
-    console.log(`  round ${round} ${run.rps.toFixed(0)} req/s  p50 ${run.p50.toFixed(2)} ms  p99 ${run.p99.toFixed(2)} ms`)
+    console.log(
+      `  round ${round} ${run.rps.toFixed(0)} req/s  p50 ${run.p50.toFixed(2)} ms  p99 ${run.p99.toFixed(2)} ms`,
+    )
   }
   if (handed.size !== handedOut) {
     throw new Error(`getKeyPackages handed out ${handedOut} packages but only ${handed.size} distinct ones`)
   }
-  const consumed = await count(pool, 'SELECT count(*) AS n FROM key_package WHERE owner_did = $1 AND consumed_at IS NOT NULL', [owner.did])
-  return { runs, callers: callers.length, perRound: settings.keyPackages, handedOut, distinct: handed.size, missing, consumed }
+  const consumed = await count(
+    pool,
+    'SELECT count(*) AS n FROM key_package WHERE owner_did = $1 AND consumed_at IS NOT NULL',
+    [owner.did],
+  )
+  return {
+    runs,
+    callers: callers.length,
+    perRound: settings.keyPackages,
+    handedOut,
+    distinct: handed.size,
+    missing,
+    consumed,
+  }
 }
 
 /**
@@ -381,12 +430,26 @@ async function cleanupUnderLoad(
   rounds: RoundsOptions,
 ): Promise<Results['cleanup']> {
   const keyed = (seconds: number, until?: Promise<unknown>) => () =>
-    httpLoad({ url: server.url, connections: CONNECTIONS, seconds, next: () => load.sendMessage(true), ...(until ? { until } : {}) })
+    httpLoad({
+      url: server.url,
+      connections: CONNECTIONS,
+      seconds,
+      next: () => load.sendMessage(true),
+      ...(until ? { until } : {}),
+    })
   await measure(meters, keyed(rounds.warmupSeconds))
   await insertExpiredIdempotencyKeys(pool, settings.expiredKeys, 'cleanup')
   await checkpoint(pool)
-  const backlogLeft = () => count(pool, 'SELECT count(*) AS n FROM (SELECT FROM idempotency_key WHERE expires_at <= now() LIMIT 1) AS expired')
-  const result: Results['cleanup'] = { with: [], without: [], deleted: 0, expiredLeft: 0, liveLeft: 0, backlog: settings.expiredKeys }
+  const backlogLeft = () =>
+    count(pool, 'SELECT count(*) AS n FROM (SELECT FROM idempotency_key WHERE expires_at <= now() LIMIT 1) AS expired')
+  const result: Results['cleanup'] = {
+    with: [],
+    without: [],
+    deleted: 0,
+    expiredLeft: 0,
+    liveLeft: 0,
+    backlog: settings.expiredKeys,
+  }
   let sliceSeconds = rounds.seconds
   const withPass = async () => {
     const pass = server.run('cleanupPass')
@@ -446,7 +509,10 @@ async function explainStatements(dist: Dist, url: string, load: Workload): Promi
       for (const [statement, query] of statements) {
         if (!query) throw new Error(`no statement captured for ${statement}`)
         await client.query('BEGIN')
-        const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${query.text}`, query.values)
+        const { rows } = await client.query<{ 'QUERY PLAN': string }>(
+          `EXPLAIN (ANALYZE, BUFFERS) ${query.text}`,
+          query.values,
+        )
         await client.query('ROLLBACK')
         explained.push({ statement, sql: query.text, plan: rows.map((r) => r['QUERY PLAN']).join('\n') })
       }

@@ -25,8 +25,7 @@ const { app, ctx } = await dist.buildServer({ config, database })
 app.addHook('onRequest', (_request, _reply, done) => inRequest.run(true, done))
 const cleanup = dist.startIdempotencyCleanup(ctx, app.log)
 
-const deletedSoFar = async () =>
-  (await ctx.metrics.idempotencyCleanupDeleted.get()).values[0]?.value ?? 0
+const deletedSoFar = async () => (await ctx.metrics.idempotencyCleanupDeleted.get()).values[0]?.value ?? 0
 
 const commands: { [K in keyof ServerCommands]: () => Promise<ServerCommands[K]> } = {
   queries: async () => ({ ...queries }),

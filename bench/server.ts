@@ -16,10 +16,7 @@ export interface ServerCommands {
 }
 
 export type ServerRequest = { id: number; command: keyof ServerCommands }
-export type ServerMessage =
-  | { ready: string }
-  | { id: number; result: unknown }
-  | { id: number; error: string }
+export type ServerMessage = { ready: string } | { id: number; result: unknown } | { id: number; error: string }
 
 export interface BenchServer {
   url: string
@@ -37,7 +34,8 @@ export interface BenchServerOptions {
   peer?: boolean
 }
 
-const childEntry = (peer: boolean) => fileURLToPath(new URL(peer ? './peer-child.ts' : './server-child.ts', import.meta.url))
+const childEntry = (peer: boolean) =>
+  fileURLToPath(new URL(peer ? './peer-child.ts' : './server-child.ts', import.meta.url))
 
 /**
  * The production build of the server in a process of its own, as `npm start`
@@ -46,11 +44,7 @@ const childEntry = (peer: boolean) => fileURLToPath(new URL(peer ? './peer-child
 export async function startBenchServer(opts: BenchServerOptions): Promise<BenchServer> {
   const log = openSync(opts.logFile, 'a')
   const child = fork(childEntry(opts.peer ?? false), [], {
-    execArgv: [
-      '--import',
-      'tsx',
-      ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []),
-    ],
+    execArgv: ['--import', 'tsx', ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [])],
     env: {
       ...process.env,
       DATABASE_URL: opts.databaseUrl,

@@ -26,7 +26,10 @@ if (!pgbench) throw new Error('pgbench is needed (Debian: apt-get install postgr
 await buildProduction()
 const dist = await loadDist()
 const dir = await mkdtemp(path.join(tmpdir(), 'catbird-bench-shard-keys-'))
-const cluster = await dist.startEmbeddedPostgres({ dataDir: path.join(dir, 'postgres'), port: 20_000 + Math.floor(Math.random() * 20_000) })
+const cluster = await dist.startEmbeddedPostgres({
+  dataDir: path.join(dir, 'postgres'),
+  port: 20_000 + Math.floor(Math.random() * 20_000),
+})
 try {
   const variants: Record<string, { url: string; run: (s: number) => Promise<{ count: number; seconds: number }> }> = {}
   for (const schema of ['005', '006']) {
@@ -54,7 +57,15 @@ try {
         picks.push({ convoId: `c${i}`, sender: `did:plc:m${i}_${k}`, groupId, epoch: 0, ciphertext: randomBytes(256) })
       }
     }
-    const run = await pgbenchSends({ binary: pgbench, url: url.href, pool: database.pool, statement: sendStatement(dist, database), picks, dir, connections: 16 })
+    const run = await pgbenchSends({
+      binary: pgbench,
+      url: url.href,
+      pool: database.pool,
+      statement: sendStatement(dist, database),
+      picks,
+      dir,
+      connections: 16,
+    })
     variants[schema] = { url: url.href, run }
     await database.close()
   }
@@ -70,7 +81,9 @@ try {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
   const before = median(tps['005']!)
   const after = median(tps['006']!)
-  console.log(`median sends/s: before (005) ${before.toFixed(0)}, after (006) ${after.toFixed(0)}, after/before ${(after / before).toFixed(3)}`)
+  console.log(
+    `median sends/s: before (005) ${before.toFixed(0)}, after (006) ${after.toFixed(0)}, after/before ${(after / before).toFixed(3)}`,
+  )
 } finally {
   await cluster.stop()
   await rm(dir, { recursive: true, force: true })

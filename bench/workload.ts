@@ -93,14 +93,26 @@ export class Workload {
   /** Arguments of the sendMessage service call, for the bench's own pool (no HTTP: what the server would have read of its header). */
   sendArgs(convo?: Convo) {
     const picked = this.pickMessage(convo)
-    return { convoId: picked.convo.id, sender: picked.sender.did, groupId: picked.convo.groupId, epoch: EPOCH, ciphertext: picked.bytes }
+    return {
+      convoId: picked.convo.id,
+      sender: picked.sender.did,
+      groupId: picked.convo.groupId,
+      epoch: EPOCH,
+      ciphertext: picked.bytes,
+    }
   }
 
   /** Every (conversation, member, message) the load may send, as service arguments. */
   everySend() {
     return this.convos.flatMap((convo) =>
       convo.members.flatMap((sender) =>
-        convo.messages.map((m) => ({ convoId: convo.id, sender: sender.did, groupId: convo.groupId, epoch: EPOCH, ciphertext: m.bytes })),
+        convo.messages.map((m) => ({
+          convoId: convo.id,
+          sender: sender.did,
+          groupId: convo.groupId,
+          epoch: EPOCH,
+          ciphertext: m.bytes,
+        })),
       ),
     )
   }
@@ -112,7 +124,13 @@ export class Workload {
       method: 'POST',
       path: '/send',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ convoId: convo.id, sender: sender.did, groupId: convo.groupId, epoch: EPOCH, ciphertext: json }),
+      body: JSON.stringify({
+        convoId: convo.id,
+        sender: sender.did,
+        groupId: convo.groupId,
+        epoch: EPOCH,
+        ciphertext: json,
+      }),
     }
   }
 

@@ -27,20 +27,27 @@ const db = new Kysely<DatabaseSchema>({
   log: (event) => void (event.level === 'query' && captured.push(event.query)),
 })
 
-const twoPhase = async () => Number((await database.pool.query<{ n: string }>('SELECT count(*) AS n FROM pg_dist_transaction')).rows[0]?.n)
+const twoPhase = async () =>
+  Number((await database.pool.query<{ n: string }>('SELECT count(*) AS n FROM pg_dist_transaction')).rows[0]?.n)
 
 async function step(name: string, run: () => Promise<unknown>): Promise<void> {
   captured.length = 0
   const before = await twoPhase()
   await run()
   const prepared = (await twoPhase()) - before
-  console.log(`\n## ${name}: ${prepared === 0 ? 'no PREPARE TRANSACTION' : `${prepared} transaction(s) committed in two phases`}`)
+  console.log(
+    `\n## ${name}: ${prepared === 0 ? 'no PREPARE TRANSACTION' : `${prepared} transaction(s) committed in two phases`}`,
+  )
   for (const query of captured) {
     const text = query.sql.replace(/\s+/g, ' ').trim()
     if (/^(begin|commit|rollback)/i.test(text)) continue
     const { rows } = await database.pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${query.sql}`, [...query.parameters])
     const plan = rows.map((r) => r['QUERY PLAN'])
-    const tasks = plan.filter((line) => /Task Count:/.test(line)).map((line) => line.trim()).join(', ') || 'no distributed table'
+    const tasks =
+      plan
+        .filter((line) => /Task Count:/.test(line))
+        .map((line) => line.trim())
+        .join(', ') || 'no distributed table'
     console.log(`- ${tasks} | ${text.slice(0, 110)}`)
   }
 }
@@ -53,13 +60,23 @@ const bobsPackage = randomBytes(64)
 const ref = createHash('sha256').update(bobsPackage).digest()
 
 await step('publishKeyPackage (bob)', () =>
-  publishKeyPackage(db, { owner: bob, cipherSuite: suite, data: bobsPackage, ref, expiresAt: new Date(Date.now() + 864e5), maxPerUser: 100, lastResort: false }),
+  publishKeyPackage(db, {
+    owner: bob,
+    cipherSuite: suite,
+    data: bobsPackage,
+    ref,
+    expiresAt: new Date(Date.now() + 864e5),
+    maxPerUser: 100,
+    lastResort: false,
+  }),
 )
 let convoId = ''
 await step('createConvo (alice)', async () => {
-  convoId = (await createConvo(db, { creator: alice, groupId, cipherSuite: suite, initialMembers: [], welcomeRetentionDays: 14 })).convo.id
+  convoId = (
+    await createConvo(db, { creator: alice, groupId, cipherSuite: suite, initialMembers: [], welcomeRetentionDays: 14 })
+  ).convo.id
 })
-await step('getKeyPackages (alice claims bob\'s)', () => claimKeyPackages(db, { dids: [bob], claimedBy: alice }))
+await step("getKeyPackages (alice claims bob's)", () => claimKeyPackages(db, { dids: [bob], claimedBy: alice }))
 await step('addMembers (alice adds bob, commit and Welcome)', () =>
   addMembers(db, {
     convoId,
@@ -71,7 +88,9 @@ await step('addMembers (alice adds bob, commit and Welcome)', () =>
     welcomeRetentionDays: 14,
   }),
 )
-await step('sendMessage (alice)', () => sendMessage(db, { convoId, sender: alice, groupId, epoch: 1, ciphertext: randomBytes(48) }))
+await step('sendMessage (alice)', () =>
+  sendMessage(db, { convoId, sender: alice, groupId, epoch: 1, ciphertext: randomBytes(48) }),
+)
 await step('getWelcome (bob)', () => fetchWelcome(db, { convoId, did: bob, graceSeconds: 300 }))
 await step('confirmWelcome (bob)', () => confirmWelcome(db, { convoId, did: bob, success: true }))
 await step('sweeps (set-based, every shard)', async () => {

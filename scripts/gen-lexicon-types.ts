@@ -131,8 +131,8 @@ function methodMap(docs: LexiconDoc[]): string {
     'export type Nsid = (typeof NSID)[keyof typeof NSID]',
     '',
     '/**',
-    ' * What each method takes and gives. `encoding` is its output\'s: an event',
-    ' * stream\'s (`text/event-stream`) `output` is one event.',
+    " * What each method takes and gives. `encoding` is its output's: an event",
+    " * stream's (`text/event-stream`) `output` is one event.",
     ' */',
     'export interface Methods {',
     ...methods.map(
@@ -150,7 +150,9 @@ function main() {
   rmSync(typesDir, { recursive: true, force: true })
   mkdirSync(typesDir, { recursive: true })
   for (const [name, text] of files) writeFileSync(path.join(typesDir, name), text)
-  console.log(`wrote ${files.size} files to ${path.relative(projectRoot, typesDir)}: ${readdirSync(typesDir).join(', ')}`)
+  console.log(
+    `wrote ${files.size} files to ${path.relative(projectRoot, typesDir)}: ${readdirSync(typesDir).join(', ')}`,
+  )
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) main()

@@ -87,7 +87,11 @@ export const encodeKeyPackage = (keyPackage: KeyPackage): Uint8Array =>
   encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage })
 
 /** A new group of one, `identity`, at epoch 0. */
-export async function newGroup(identity: string, groupId: Uint8Array, suite: CiphersuiteName = SUITE): Promise<ClientState> {
+export async function newGroup(
+  identity: string,
+  groupId: Uint8Array,
+  suite: CiphersuiteName = SUITE,
+): Promise<ClientState> {
   const own = await newKeyPackage(identity, { suite })
   return createGroup(groupId, own.publicPackage, own.privatePackage, [], await suiteImpl(suite))
 }
@@ -97,6 +101,10 @@ export async function encrypt(state: ClientState, text: Uint8Array): Promise<{ s
   const made = await createApplicationMessage(state, text, await suiteImpl(state.groupContext.cipherSuite))
   return {
     state: made.newState,
-    data: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage: made.privateMessage }),
+    data: encodeMlsMessage({
+      version: 'mls10',
+      wireformat: 'mls_private_message',
+      privateMessage: made.privateMessage,
+    }),
   }
 }

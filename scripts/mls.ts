@@ -31,7 +31,10 @@ const GROUP_ID_BYTES = 16
 /** The client's private state, as kept on disk: bytes in base64. */
 export interface StoredState {
   /** By KeyPackageRef (hex): the published key package and the private keys that join with it. */
-  keyPackages: Record<string, { keyPackage: string; initPrivateKey: string; hpkePrivateKey: string; signaturePrivateKey: string }>
+  keyPackages: Record<
+    string,
+    { keyPackage: string; initPrivateKey: string; hpkePrivateKey: string; signaturePrivateKey: string }
+  >
   /** By group id (hex): the encoded GroupState (ts-mls). */
   groups: Record<string, string>
 }

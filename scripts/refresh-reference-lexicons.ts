@@ -58,7 +58,8 @@ function sourceNote(origin: string, command: string): string {
 }
 
 function main(folder: string | undefined, fixture = path.basename(referenceFixtureDir)): void {
-  if (!folder) throw new Error('usage: npm run fixtures:lexicons -- <folder of upstream lexicon documents> [fixture folder]')
+  if (!folder)
+    throw new Error('usage: npm run fixtures:lexicons -- <folder of upstream lexicon documents> [fixture folder]')
   const into = path.join(fixturesDir, fixture)
   const from = path.resolve(process.env.INIT_CWD ?? process.cwd(), folder)
   const docs = loadLexiconDocs(from)

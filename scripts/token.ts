@@ -42,7 +42,8 @@ export async function readPrivateFile(file: string): Promise<string | undefined>
     () => undefined,
   )
   if (mode === undefined) return undefined
-  if (mode & 0o077) throw new UsageError(`${file} holds private keys but other users can read it; run chmod 600 ${file}`)
+  if (mode & 0o077)
+    throw new UsageError(`${file} holds private keys but other users can read it; run chmod 600 ${file}`)
   return readFile(file, 'utf8')
 }
 
@@ -51,7 +52,10 @@ export async function identity(file: string): Promise<Secp256k1Keypair> {
   const text = await readPrivateFile(file)
   if (text === undefined) {
     const keypair = await Secp256k1Keypair.create({ exportable: true })
-    const stored: StoredIdentity = { did: keypair.did(), privateKey: Buffer.from(await keypair.export()).toString('hex') }
+    const stored: StoredIdentity = {
+      did: keypair.did(),
+      privateKey: Buffer.from(await keypair.export()).toString('hex'),
+    }
     await mkdir(path.dirname(file), { recursive: true })
     // 'wx': never overwrite an identity another run created meanwhile.
     await writeFile(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600, flag: 'wx' })
@@ -77,7 +81,9 @@ type FieldSchemas = { required?: string[]; properties?: Record<string, { type: s
 function requiredFields(schema: FieldSchemas | undefined): Record<string, unknown> {
   const placeholder = (name: string, type: string | undefined): unknown =>
     ({ integer: 0, boolean: false, bytes: { $bytes: '<base64>' }, array: [] })[type ?? ''] ?? `<${name}>`
-  return Object.fromEntries((schema?.required ?? []).map((name) => [name, placeholder(name, schema?.properties?.[name]?.type)]))
+  return Object.fromEntries(
+    (schema?.required ?? []).map((name) => [name, placeholder(name, schema?.properties?.[name]?.type)]),
+  )
 }
 
 export function curlLine(method: XrpcMethod, token: string, baseUrl: string): string {

@@ -3,212 +3,206 @@ import { StartupError } from './startup-error.js'
 
 const MiB = 1024 * 1024
 
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int().min(min).max(max)
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max)
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes')
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes')
 
 /**
  * Every setting the server reads, with its environment variable name, default
  * and meaning. The README's configuration table is generated from this schema
  * (`npm run docs:config`), so descriptions here are the documentation.
  */
-export const configSchema = z.object({
-  PORT: int(0, 65535).default(3000).describe('TCP port the XRPC server listens on.'),
-  HOST: z.string().min(1).default('0.0.0.0').describe('Interface the server binds to.'),
-  DATABASE_URL: z
-    .url({ protocol: /^postgres(ql)?$/ })
-    .optional()
-    .describe(
-      'PostgreSQL connection string. When unset, `npm start` runs an embedded PostgreSQL with its data under `EMBEDDED_PG_DATA_DIR`.',
-    ),
-  DATABASE_PASSWORD: z
-    .string()
-    .min(1)
-    .optional()
-    .describe(
-      "Password of `DATABASE_URL`'s user, kept out of the URL so that any character works unescaped (docker compose passes `POSTGRES_PASSWORD` here).",
-    ),
-  DATABASE_LISTEN_URL: z
-    .url({ protocol: /^postgres(ql)?$/ })
-    .optional()
-    .describe(
-      "Connection string of the one session connection per instance that LISTENs for other instances' messages (see `EVENT_LISTEN`); `DATABASE_PASSWORD` applies when it has no password. Behind a pooler in transaction mode (PgBouncer), point it at PostgreSQL itself or at a session-mode pool: LISTEN needs a session. Defaults to `DATABASE_URL`.",
-    ),
-  DATABASE_POOL_SIZE: int(1, 500).default(20).describe('Maximum connections in the pool.'),
-  DATABASE_PREPARED_STATEMENTS: bool
-    .default(true)
-    .describe(
-      'Send the hot statements (sendMessage, getMessages, getEpoch, the key-package claim, the idempotency lookup) as named prepared statements, parsed and planned once per connection. Turn off behind a connection pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21, or without `max_prepared_statements`).',
-    ),
-  DATABASE_STATEMENT_TIMEOUT_MS: int(0)
-    .default(5_000)
-    .describe(
-      "PostgreSQL cancels any statement of this server running longer than this (`statement_timeout`, set on each connection); the request gets 503 `ServiceUnavailable`. 0 disables. Migrations run without it.",
-    ),
-  DATABASE_QUERY_TIMEOUT_MS: int(0)
-    .default(6_000)
-    .describe(
-      'How long the server waits for the database to answer a query, or to hand out a connection, before the request gets 503 `ServiceUnavailable` (a silent or frozen database). A connection whose query timed out is closed, not reused. Keep it above `DATABASE_STATEMENT_TIMEOUT_MS`, so that a slow statement is cancelled by PostgreSQL first. 0 disables.',
-    ),
-  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(0)
-    .default(10_000)
-    .describe(
-      "PostgreSQL ends a session of this server that sits idle inside a transaction this long (`idle_in_transaction_session_timeout`): a server cut off mid-transaction by a network partition does not keep its locks. 0 disables.",
-    ),
-  HEALTH_TIMEOUT_MS: int(1)
-    .default(1_000)
-    .describe('`/xrpc/_health` answers 503 when the database has not answered its check within this time.'),
-  EMBEDDED_PG_DATA_DIR: z
-    .string()
-    .min(1)
-    .default('./data/postgres')
-    .describe('Where the embedded PostgreSQL keeps its data (only without `DATABASE_URL`).'),
-  EMBEDDED_PG_PORT: int(1, 65535)
-    .default(54329)
-    .describe('Loopback port of the embedded PostgreSQL (only without `DATABASE_URL`).'),
-  SERVICE_DID: z
-    .string()
-    .regex(/^did:[a-z]+:[a-zA-Z0-9._:%-]+$/, 'must be a DID such as did:web:example.com')
-    .default('did:web:localhost')
-    .meta({ examples: ['did:web:mls.example.com'] })
-    .describe(
-      'DID of this service; service-auth tokens must name it as their `aud`. A `did:web` of a host has its document served at `/.well-known/did.json`.',
-    ),
-  PLC_URL: z
-    .url()
-    .default('https://plc.directory')
-    .describe('PLC directory used to resolve `did:plc` callers.'),
-  MAX_TOKEN_LIFETIME_SECONDS: int(1)
-    .default(3600)
-    .describe(
-      'Service-auth tokens whose `exp` is further than this from now are refused (401 `BadJwt`): a leaked long-lived token would otherwise open every conversation of its issuer for its whole life.',
-    ),
-  REQUIRE_TOKEN_IAT: bool
-    .default(true)
-    .describe('Refuse service-auth tokens without an `iat` (issued-at) claim (401 `BadJwt`).'),
-  DID_CACHE_TTL_SECONDS: int(1)
-    .default(3600)
-    .describe('How long resolved DID documents are cached before they are refreshed.'),
-  LOG_LEVEL: z
-    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-    .default('info')
-    .describe('Minimum level of log lines written.'),
-  LOG_PRETTY: bool.default(false).describe('Human-readable logs (pino-pretty) instead of JSON.'),
-  BODY_LIMIT_BYTES: int(1024)
-    .default(16 * MiB)
-    .describe(
-      'Largest accepted request body; larger requests get 413 `PayloadTooLarge`. Base64 makes JSON bodies about 4/3 of the raw bytes.',
-    ),
-  MAX_MESSAGE_BYTES: int(1)
-    .default(10 * MiB)
-    .describe('Largest MLS ciphertext `sendMessage` accepts (the lexicon allows 10 MiB).'),
-  MAX_WELCOME_BYTES: int(1)
-    .default(1 * MiB)
-    .describe('Largest MLS Welcome message accepted, decoded.'),
-  MAX_COMMIT_BYTES: int(1)
-    .default(1 * MiB)
-    .describe('Largest MLS commit accepted, decoded.'),
-  MAX_GROUP_INFO_BYTES: int(1)
-    .default(1 * MiB)
-    .describe('Largest MLS GroupInfo accepted, decoded (it carries the ratchet tree: a few hundred bytes per member).'),
-  MAX_KEY_PACKAGES_PER_USER: int(1)
-    .default(200)
-    .describe('Unconsumed key packages one user may keep on the server.'),
-  MAX_MEMBERS_PER_CONVO: int(2)
-    .default(1000)
-    .describe('Largest number of current members in one conversation.'),
-  KEY_PACKAGE_MAX_LIFETIME_DAYS: int(1)
-    .default(90)
-    .describe('Latest allowed end of a published key package: of its MLS lifetime and of `expires`, in days from now.'),
-  IDEMPOTENCY_TTL_SECONDS: int(60)
-    .default(24 * 3600)
-    .describe('How long a stored idempotent response can be replayed.'),
-  IDEMPOTENCY_WAIT_MS: int(0, 60_000)
-    .default(5_000)
-    .describe(
-      'How long a request waits for a concurrent request with the same key before answering 409 `IdempotencyRequestInProgress`.',
-    ),
-  WELCOME_GRACE_SECONDS: int(1)
-    .default(300)
-    .describe('How long a fetched but unconfirmed Welcome can be fetched again.'),
-  WELCOME_RETENTION_DAYS: int(1)
-    .default(14)
-    .describe('How long an unconsumed Welcome is kept before the sweep deletes it.'),
-  WORKER_INTERVAL_SECONDS: int(1)
-    .default(60)
-    .describe('How often the background workers (idempotency cleanup, Welcome sweep) run.'),
-  WORKER_BATCH_SIZE: int(1, 100_000)
-    .default(1_000)
-    .describe('Rows one worker pass deletes or updates per statement.'),
-  WORKER_BATCH_PAUSE_MS: int(0, 10_000)
-    .default(25)
-    .describe('Pause between two batches of one worker pass, so a large backlog does not crowd out requests.'),
-  SHUTDOWN_TIMEOUT_MS: int(0)
-    .default(25_000)
-    .describe('How long shutdown waits for in-flight requests before closing anyway.'),
-  REQUEST_TIMEOUT_MS: int(0)
-    .default(30_000)
-    .describe('Time a client has to send a whole request (0 disables).'),
-  CONNECTION_TIMEOUT_MS: int(0)
-    .default(120_000)
-    .describe('A connection with no traffic for this long is closed (0 disables).'),
-  SSE_KEEPALIVE_SECONDS: int(1)
-    .default(15)
-    .describe('How often an idle event stream gets a keep-alive comment.'),
-  SSE_MAX_STREAMS_PER_CALLER: int(1)
-    .default(5)
-    .describe('Open event streams one caller may hold on an instance; more get 429.'),
-  SSE_MAX_BUFFER_BYTES: int(1024)
-    .default(1024 * 1024)
-    .describe('Unsent bytes an event stream may queue before a slow client is disconnected.'),
-  EVENT_POLL_INTERVAL_MS: int(10, 600_000)
-    .default(2_000)
-    .describe(
-      'How often each instance checks for new messages without being notified: the bound on event delay if an instance stopped before announcing its write.',
-    ),
-  EVENT_LISTEN: bool
-    // An input default (not `.default(true)`), so that the generated docs show it.
-    .prefault('true')
-    .describe(
-      "Hear of other instances' messages at once through a LISTEN connection (`DATABASE_LISTEN_URL`), and tell them of this instance's with NOTIFY. Off: no LISTEN and no NOTIFY at all; event streams get other instances' messages by polling, within `EVENT_POLL_INTERVAL_MS` (lower it), and this instance's at once.",
-    ),
-  METRICS_TOKEN: z
-    .string()
-    .min(16, 'must be at least 16 characters')
-    .optional()
-    .describe(
-      'Bearer token required by `GET /metrics`. When unset, /metrics answers loopback clients only.',
-    ),
-  RATE_LIMIT_PER_MINUTE: int(0)
-    .default(0)
-    .describe(
-      'Requests one caller (DID) may make per minute before 429 `RateLimitExceeded`; 0 disables. Counted per instance.',
-    ),
-}).superRefine((config, ctx) => {
-  const { DATABASE_QUERY_TIMEOUT_MS: query, DATABASE_STATEMENT_TIMEOUT_MS: statement } = config
-  // Otherwise a slow statement gets its connection thrown away instead of
-  // being cancelled by PostgreSQL.
-  if (query > 0 && statement > 0 && query <= statement) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['DATABASE_QUERY_TIMEOUT_MS'],
-      message: `must be above DATABASE_STATEMENT_TIMEOUT_MS (${statement})`,
-    })
-  }
-  if (config.DATABASE_LISTEN_URL && !config.DATABASE_URL) {
-    ctx.addIssue({ code: 'custom', path: ['DATABASE_LISTEN_URL'], message: 'is a second way to DATABASE_URL, which is not set' })
-  }
-  if (config.DATABASE_PASSWORD === undefined) return
-  const issue = (message: string) => ctx.addIssue({ code: 'custom', path: ['DATABASE_PASSWORD'], message })
-  if (!config.DATABASE_URL) issue('is the password of DATABASE_URL, which is not set')
-  // (An unparsable DATABASE_URL has an issue of its own already.)
-  else if (URL.canParse(config.DATABASE_URL) && new URL(config.DATABASE_URL).password) {
-    issue('is set, and DATABASE_URL has a password too; keep one')
-  }
-})
+export const configSchema = z
+  .object({
+    PORT: int(0, 65535).default(3000).describe('TCP port the XRPC server listens on.'),
+    HOST: z.string().min(1).default('0.0.0.0').describe('Interface the server binds to.'),
+    DATABASE_URL: z
+      .url({ protocol: /^postgres(ql)?$/ })
+      .optional()
+      .describe(
+        'PostgreSQL connection string. When unset, `npm start` runs an embedded PostgreSQL with its data under `EMBEDDED_PG_DATA_DIR`.',
+      ),
+    DATABASE_PASSWORD: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Password of `DATABASE_URL`'s user, kept out of the URL so that any character works unescaped (docker compose passes `POSTGRES_PASSWORD` here).",
+      ),
+    DATABASE_LISTEN_URL: z
+      .url({ protocol: /^postgres(ql)?$/ })
+      .optional()
+      .describe(
+        "Connection string of the one session connection per instance that LISTENs for other instances' messages (see `EVENT_LISTEN`); `DATABASE_PASSWORD` applies when it has no password. Behind a pooler in transaction mode (PgBouncer), point it at PostgreSQL itself or at a session-mode pool: LISTEN needs a session. Defaults to `DATABASE_URL`.",
+      ),
+    DATABASE_POOL_SIZE: int(1, 500).default(20).describe('Maximum connections in the pool.'),
+    DATABASE_PREPARED_STATEMENTS: bool
+      .default(true)
+      .describe(
+        'Send the hot statements (sendMessage, getMessages, getEpoch, the key-package claim, the idempotency lookup) as named prepared statements, parsed and planned once per connection. Turn off behind a connection pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21, or without `max_prepared_statements`).',
+      ),
+    DATABASE_STATEMENT_TIMEOUT_MS: int(0)
+      .default(5_000)
+      .describe(
+        'PostgreSQL cancels any statement of this server running longer than this (`statement_timeout`, set on each connection); the request gets 503 `ServiceUnavailable`. 0 disables. Migrations run without it.',
+      ),
+    DATABASE_QUERY_TIMEOUT_MS: int(0)
+      .default(6_000)
+      .describe(
+        'How long the server waits for the database to answer a query, or to hand out a connection, before the request gets 503 `ServiceUnavailable` (a silent or frozen database). A connection whose query timed out is closed, not reused. Keep it above `DATABASE_STATEMENT_TIMEOUT_MS`, so that a slow statement is cancelled by PostgreSQL first. 0 disables.',
+      ),
+    DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(0)
+      .default(10_000)
+      .describe(
+        'PostgreSQL ends a session of this server that sits idle inside a transaction this long (`idle_in_transaction_session_timeout`): a server cut off mid-transaction by a network partition does not keep its locks. 0 disables.',
+      ),
+    HEALTH_TIMEOUT_MS: int(1)
+      .default(1_000)
+      .describe('`/xrpc/_health` answers 503 when the database has not answered its check within this time.'),
+    EMBEDDED_PG_DATA_DIR: z
+      .string()
+      .min(1)
+      .default('./data/postgres')
+      .describe('Where the embedded PostgreSQL keeps its data (only without `DATABASE_URL`).'),
+    EMBEDDED_PG_PORT: int(1, 65535)
+      .default(54329)
+      .describe('Loopback port of the embedded PostgreSQL (only without `DATABASE_URL`).'),
+    SERVICE_DID: z
+      .string()
+      .regex(/^did:[a-z]+:[a-zA-Z0-9._:%-]+$/, 'must be a DID such as did:web:example.com')
+      .default('did:web:localhost')
+      .meta({ examples: ['did:web:mls.example.com'] })
+      .describe(
+        'DID of this service; service-auth tokens must name it as their `aud`. A `did:web` of a host has its document served at `/.well-known/did.json`.',
+      ),
+    PLC_URL: z.url().default('https://plc.directory').describe('PLC directory used to resolve `did:plc` callers.'),
+    MAX_TOKEN_LIFETIME_SECONDS: int(1)
+      .default(3600)
+      .describe(
+        'Service-auth tokens whose `exp` is further than this from now are refused (401 `BadJwt`): a leaked long-lived token would otherwise open every conversation of its issuer for its whole life.',
+      ),
+    REQUIRE_TOKEN_IAT: bool
+      .default(true)
+      .describe('Refuse service-auth tokens without an `iat` (issued-at) claim (401 `BadJwt`).'),
+    DID_CACHE_TTL_SECONDS: int(1)
+      .default(3600)
+      .describe('How long resolved DID documents are cached before they are refreshed.'),
+    LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info')
+      .describe('Minimum level of log lines written.'),
+    LOG_PRETTY: bool.default(false).describe('Human-readable logs (pino-pretty) instead of JSON.'),
+    BODY_LIMIT_BYTES: int(1024)
+      .default(16 * MiB)
+      .describe(
+        'Largest accepted request body; larger requests get 413 `PayloadTooLarge`. Base64 makes JSON bodies about 4/3 of the raw bytes.',
+      ),
+    MAX_MESSAGE_BYTES: int(1)
+      .default(10 * MiB)
+      .describe('Largest MLS ciphertext `sendMessage` accepts (the lexicon allows 10 MiB).'),
+    MAX_WELCOME_BYTES: int(1)
+      .default(1 * MiB)
+      .describe('Largest MLS Welcome message accepted, decoded.'),
+    MAX_COMMIT_BYTES: int(1)
+      .default(1 * MiB)
+      .describe('Largest MLS commit accepted, decoded.'),
+    MAX_GROUP_INFO_BYTES: int(1)
+      .default(1 * MiB)
+      .describe(
+        'Largest MLS GroupInfo accepted, decoded (it carries the ratchet tree: a few hundred bytes per member).',
+      ),
+    MAX_KEY_PACKAGES_PER_USER: int(1).default(200).describe('Unconsumed key packages one user may keep on the server.'),
+    MAX_MEMBERS_PER_CONVO: int(2).default(1000).describe('Largest number of current members in one conversation.'),
+    KEY_PACKAGE_MAX_LIFETIME_DAYS: int(1)
+      .default(90)
+      .describe(
+        'Latest allowed end of a published key package: of its MLS lifetime and of `expires`, in days from now.',
+      ),
+    IDEMPOTENCY_TTL_SECONDS: int(60)
+      .default(24 * 3600)
+      .describe('How long a stored idempotent response can be replayed.'),
+    IDEMPOTENCY_WAIT_MS: int(0, 60_000)
+      .default(5_000)
+      .describe(
+        'How long a request waits for a concurrent request with the same key before answering 409 `IdempotencyRequestInProgress`.',
+      ),
+    WELCOME_GRACE_SECONDS: int(1)
+      .default(300)
+      .describe('How long a fetched but unconfirmed Welcome can be fetched again.'),
+    WELCOME_RETENTION_DAYS: int(1)
+      .default(14)
+      .describe('How long an unconsumed Welcome is kept before the sweep deletes it.'),
+    WORKER_INTERVAL_SECONDS: int(1)
+      .default(60)
+      .describe('How often the background workers (idempotency cleanup, Welcome sweep) run.'),
+    WORKER_BATCH_SIZE: int(1, 100_000)
+      .default(1_000)
+      .describe('Rows one worker pass deletes or updates per statement.'),
+    WORKER_BATCH_PAUSE_MS: int(0, 10_000)
+      .default(25)
+      .describe('Pause between two batches of one worker pass, so a large backlog does not crowd out requests.'),
+    SHUTDOWN_TIMEOUT_MS: int(0)
+      .default(25_000)
+      .describe('How long shutdown waits for in-flight requests before closing anyway.'),
+    REQUEST_TIMEOUT_MS: int(0).default(30_000).describe('Time a client has to send a whole request (0 disables).'),
+    CONNECTION_TIMEOUT_MS: int(0)
+      .default(120_000)
+      .describe('A connection with no traffic for this long is closed (0 disables).'),
+    SSE_KEEPALIVE_SECONDS: int(1).default(15).describe('How often an idle event stream gets a keep-alive comment.'),
+    SSE_MAX_STREAMS_PER_CALLER: int(1)
+      .default(5)
+      .describe('Open event streams one caller may hold on an instance; more get 429.'),
+    SSE_MAX_BUFFER_BYTES: int(1024)
+      .default(1024 * 1024)
+      .describe('Unsent bytes an event stream may queue before a slow client is disconnected.'),
+    EVENT_POLL_INTERVAL_MS: int(10, 600_000)
+      .default(2_000)
+      .describe(
+        'How often each instance checks for new messages without being notified: the bound on event delay if an instance stopped before announcing its write.',
+      ),
+    EVENT_LISTEN: bool
+      // An input default (not `.default(true)`), so that the generated docs show it.
+      .prefault('true')
+      .describe(
+        "Hear of other instances' messages at once through a LISTEN connection (`DATABASE_LISTEN_URL`), and tell them of this instance's with NOTIFY. Off: no LISTEN and no NOTIFY at all; event streams get other instances' messages by polling, within `EVENT_POLL_INTERVAL_MS` (lower it), and this instance's at once.",
+      ),
+    METRICS_TOKEN: z
+      .string()
+      .min(16, 'must be at least 16 characters')
+      .optional()
+      .describe('Bearer token required by `GET /metrics`. When unset, /metrics answers loopback clients only.'),
+    RATE_LIMIT_PER_MINUTE: int(0)
+      .default(0)
+      .describe(
+        'Requests one caller (DID) may make per minute before 429 `RateLimitExceeded`; 0 disables. Counted per instance.',
+      ),
+  })
+  .superRefine((config, ctx) => {
+    const { DATABASE_QUERY_TIMEOUT_MS: query, DATABASE_STATEMENT_TIMEOUT_MS: statement } = config
+    // Otherwise a slow statement gets its connection thrown away instead of
+    // being cancelled by PostgreSQL.
+    if (query > 0 && statement > 0 && query <= statement) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DATABASE_QUERY_TIMEOUT_MS'],
+        message: `must be above DATABASE_STATEMENT_TIMEOUT_MS (${statement})`,
+      })
+    }
+    if (config.DATABASE_LISTEN_URL && !config.DATABASE_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DATABASE_LISTEN_URL'],
+        message: 'is a second way to DATABASE_URL, which is not set',
+      })
+    }
+    if (config.DATABASE_PASSWORD === undefined) return
+    const issue = (message: string) => ctx.addIssue({ code: 'custom', path: ['DATABASE_PASSWORD'], message })
+    if (!config.DATABASE_URL) issue('is the password of DATABASE_URL, which is not set')
+    // (An unparsable DATABASE_URL has an issue of its own already.)
+    else if (URL.canParse(config.DATABASE_URL) && new URL(config.DATABASE_URL).password) {
+      issue('is set, and DATABASE_URL has a password too; keep one')
+    }
+  })
 
 export type Config = z.infer<typeof configSchema>
 
@@ -227,10 +221,12 @@ function withPassword(connectionString: string | undefined, password: string | u
 }
 
 /** The PostgreSQL connection string, with DATABASE_PASSWORD put in; unset for the embedded database. */
-export const databaseUrl = (config: Config): string | undefined => withPassword(config.DATABASE_URL, config.DATABASE_PASSWORD)
+export const databaseUrl = (config: Config): string | undefined =>
+  withPassword(config.DATABASE_URL, config.DATABASE_PASSWORD)
 
 /** Where event streams LISTEN, when not on DATABASE_URL's database. */
-export const listenUrl = (config: Config): string | undefined => withPassword(config.DATABASE_LISTEN_URL, config.DATABASE_PASSWORD)
+export const listenUrl = (config: Config): string | undefined =>
+  withPassword(config.DATABASE_LISTEN_URL, config.DATABASE_PASSWORD)
 
 /** Parses settings from an environment; throws ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -240,9 +236,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   )
   const result = configSchema.safeParse(present)
   if (!result.success) {
-    const problems = result.error.issues
-      .map((issue) => `  ${issue.path.join('.')}: ${issue.message}`)
-      .join('\n')
+    const problems = result.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`).join('\n')
     throw new ConfigError(`Invalid configuration:\n${problems}`)
   }
   return result.data

@@ -65,8 +65,7 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         const values = (await idempotency.get()).values
-        const count = (outcome: IdempotencyOutcome) =>
-          values.find((v) => v.labels.outcome === outcome)?.value ?? 0
+        const count = (outcome: IdempotencyOutcome) => values.find((v) => v.labels.outcome === outcome)?.value ?? 0
         const total = count('hit') + count('miss')
         this.set(total === 0 ? 0 : count('hit') / total)
       },

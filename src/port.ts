@@ -5,7 +5,8 @@ import { StartupError } from './startup-error.js'
 export function listenFailure(err: unknown, port: number): unknown {
   const code = (err as NodeJS.ErrnoException).code
   if (code === 'EADDRINUSE') return new StartupError(`port ${port} is in use; set PORT to a free port.`)
-  if (code === 'EACCES') return new StartupError(`port ${port} needs privileges this process lacks; set PORT to a port above 1023.`)
+  if (code === 'EACCES')
+    return new StartupError(`port ${port} needs privileges this process lacks; set PORT to a port above 1023.`)
   return err
 }
 

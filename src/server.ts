@@ -96,7 +96,9 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
     events: new EventHub({
       db: database.db,
       // The pool's settings (keep-alive probes), on the listen URL when there is one.
-      listen: config.EVENT_LISTEN ? { ...database.pool.options, connectionString: listenUrl(config) ?? database.pool.options.connectionString } : undefined,
+      listen: config.EVENT_LISTEN
+        ? { ...database.pool.options, connectionString: listenUrl(config) ?? database.pool.options.connectionString }
+        : undefined,
       log: app.log,
       pollIntervalMs: config.EVENT_POLL_INTERVAL_MS,
     }),
@@ -112,7 +114,12 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
     const path = request.url.split('?')[0] ?? ''
     // XRPC's answer for a method the server does not have (as @atproto/xrpc-server gives).
     if (path.startsWith('/xrpc/')) {
-      return reply.status(501).send({ error: 'MethodNotImplemented', message: `${path.slice('/xrpc/'.length)} is not implemented by this server` })
+      return reply
+        .status(501)
+        .send({
+          error: 'MethodNotImplemented',
+          message: `${path.slice('/xrpc/'.length)} is not implemented by this server`,
+        })
     }
     return reply.status(404).send({ error: 'NotFound', message: `No route for ${request.method} ${path}` })
   })

@@ -9,7 +9,10 @@ export class StartupError extends Error {
 
 /** Ends a failed start: a StartupError as its sentence, anything else (a bug) with its stack. */
 export function exitOnStartupFailure(err: unknown): never {
-  const text = err instanceof StartupError ? err.message : `fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`
+  const text =
+    err instanceof StartupError
+      ? err.message
+      : `fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`
   process.stderr.write(`${text}\n`)
   process.exit(1)
 }

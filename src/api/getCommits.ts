@@ -6,17 +6,14 @@ import { handler } from '../xrpc/types.js'
 /** Commits are bounded per response; a client asks again from the next epoch. */
 const MAX_COMMITS = 100
 
-export default handler(
-  NSID.getCommits,
-  async ({ params, caller, db }) => {
-    const { convo } = await requireMember(db, params.convoId, caller)
-    const commits = await listCommits(db, {
-      convoId: convo.id,
-      currentEpoch: convo.epoch,
-      fromEpoch: params.fromEpoch,
-      toEpoch: params.toEpoch,
-      limit: MAX_COMMITS,
-    })
-    return { convoId: convo.id, commits }
-  },
-)
+export default handler(NSID.getCommits, async ({ params, caller, db }) => {
+  const { convo } = await requireMember(db, params.convoId, caller)
+  const commits = await listCommits(db, {
+    convoId: convo.id,
+    currentEpoch: convo.epoch,
+    fromEpoch: params.fromEpoch,
+    toEpoch: params.toEpoch,
+    limit: MAX_COMMITS,
+  })
+  return { convoId: convo.id, commits }
+})

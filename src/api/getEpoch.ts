@@ -2,10 +2,7 @@ import { NSID } from '../lexicon/types/index.js'
 import { requireMember } from '../services/convos.js'
 import { handler } from '../xrpc/types.js'
 
-export default handler(
-  NSID.getEpoch,
-  async ({ params, caller, db }) => {
-    const { convo } = await requireMember(db, params.convoId, caller)
-    return { convoId: convo.id, currentEpoch: convo.epoch }
-  },
-)
+export default handler(NSID.getEpoch, async ({ params, caller, db }) => {
+  const { convo } = await requireMember(db, params.convoId, caller)
+  return { convoId: convo.id, currentEpoch: convo.epoch }
+})

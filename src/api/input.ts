@@ -62,7 +62,11 @@ export function readMessage(bytes: Uint8Array, field: string, declaredEpoch: num
 }
 
 /** A commit field (base64 of an MLSMessage whose content is a commit), with the epoch declared with it. */
-export function readCommit(value: string | undefined, maxBytes: number, declaredEpoch: number | undefined): Commit | undefined {
+export function readCommit(
+  value: string | undefined,
+  maxBytes: number,
+  declaredEpoch: number | undefined,
+): Commit | undefined {
   const data = decodeBinaryField(value, 'commit', maxBytes)
   if (!data) return undefined
   const header = readMessage(data, 'commit', declaredEpoch)
@@ -96,7 +100,10 @@ export function readGroupInfoField(value: string | undefined, maxBytes: number):
 
 /** A GroupInfo describes the epoch a commit leads to, so it comes only with a commit. */
 export const groupInfoWithoutCommit = () =>
-  invalidRequest(undefined, 'groupInfo describes the epoch a commit leads to: send it with the commit, or alone with updateGroupInfo')
+  invalidRequest(
+    undefined,
+    'groupInfo describes the epoch a commit leads to: send it with the commit, or alone with updateGroupInfo',
+  )
 
 /** A commit with the GroupInfo sent along (a commit, when there is one). */
 export function withGroupInfo<C extends Commit | undefined>(commit: C, groupInfo: GroupInfo | undefined): C {
@@ -106,7 +113,10 @@ export function withGroupInfo<C extends Commit | undefined>(commit: C, groupInfo
 }
 
 /** The externalCommit field: base64 of an MLSMessage carrying an external commit, and the identity its new leaf names. */
-export function readExternalCommitField(value: string, maxBytes: number): { commit: Commit; joinerIdentity: string | undefined } {
+export function readExternalCommitField(
+  value: string,
+  maxBytes: number,
+): { commit: Commit; joinerIdentity: string | undefined } {
   const data = decodeBinaryField(value, 'externalCommit', maxBytes, 'InvalidCommit') as Uint8Array
   try {
     const { groupId, epoch, joinerIdentity } = readExternalCommit(data)

@@ -15,7 +15,10 @@ const MAX_KEY_PACKAGE_BYTES = 65536
 const invalidKeyPackage = (why: string) => invalidRequest('InvalidKeyPackage', `keyPackage: ${why}`)
 
 /** The checks RFC 9420 §10.1 asks of a key package, plus ours: the caller's own, and not kept too long. */
-function checkKeyPackage(kp: KeyPackageFacts, args: { owner: string; cipherSuite: string; now: number; maxLifetimeMs: number }): void {
+function checkKeyPackage(
+  kp: KeyPackageFacts,
+  args: { owner: string; cipherSuite: string; now: number; maxLifetimeMs: number },
+): void {
   if (kp.cipherSuite !== args.cipherSuite) {
     throw invalidKeyPackage(`its cipher suite is ${kp.cipherSuite}, not the declared ${args.cipherSuite}`)
   }
@@ -37,7 +40,12 @@ export default handler(
   NSID.publishKeyPackage,
   async ({ input, caller, db, ctx, keyed }) => {
     requireCipherSuite(input.cipherSuite)
-    const data = decodeBinaryField(input.keyPackage, 'keyPackage', MAX_KEY_PACKAGE_BYTES, 'InvalidKeyPackage') as Uint8Array
+    const data = decodeBinaryField(
+      input.keyPackage,
+      'keyPackage',
+      MAX_KEY_PACKAGE_BYTES,
+      'InvalidKeyPackage',
+    ) as Uint8Array
     const maxLifetimeMs = ctx.config.KEY_PACKAGE_MAX_LIFETIME_DAYS * DAY_MS
     const now = Date.now()
     const expires = input.expires ? new Date(input.expires) : undefined
@@ -55,17 +63,21 @@ export default handler(
     })
     checkKeyPackage(kp, { owner: caller, cipherSuite: input.cipherSuite, now, maxLifetimeMs })
     const notAfter = new Date(kp.notAfter * 1000)
-    const available = await publishKeyPackage(db, {
-      owner: caller,
-      cipherSuite: input.cipherSuite,
-      data,
-      ref: kp.ref,
-      // Never handed out after the package's own lifetime.
-      expiresAt: expires && expires < notAfter ? expires : notAfter,
-      maxPerUser: ctx.config.MAX_KEY_PACKAGES_PER_USER,
-      // The package's own extension says so, or its owner does (for MLS libraries that cannot write it).
-      lastResort: kp.lastResort || input.lastResort === true,
-    }, keyed && { keyed, response: publishedSql })
+    const available = await publishKeyPackage(
+      db,
+      {
+        owner: caller,
+        cipherSuite: input.cipherSuite,
+        data,
+        ref: kp.ref,
+        // Never handed out after the package's own lifetime.
+        expiresAt: expires && expires < notAfter ? expires : notAfter,
+        maxPerUser: ctx.config.MAX_KEY_PACKAGES_PER_USER,
+        // The package's own extension says so, or its owner does (for MLS libraries that cannot write it).
+        lastResort: kp.lastResort || input.lastResort === true,
+      },
+      keyed && { keyed, response: publishedSql },
+    )
     return { available }
   },
   // One statement stores the package and the record; key packages, and so the record, live with their owner.

@@ -35,35 +35,32 @@ function frameOf({ message, cursor }: OutboxEvent): string {
  * stream first replays what came after it, then continues live (see
  * src/events/outbox.ts).
  */
-export default handler(
-  NSID.streamConvoEvents,
-  async ({ params, caller, db, ctx, request, reply, log }) => {
-    const { config, events } = ctx
-    const from = resumeFrom(params.cursor ?? request.headers['last-event-id'])
-    if (params.convoId !== undefined) await requireMember(db, params.convoId, caller)
-    if (from && (await cursorTooOld(db, from))) {
-      throw invalidRequest('CursorTooOld', 'Events after this cursor are no longer kept; resync with getMessages')
-    }
-    if (events.streamsOf(caller) >= config.SSE_MAX_STREAMS_PER_CALLER) {
-      throw new XRPCErrorWithHeaders(
-        429,
-        `At most ${config.SSE_MAX_STREAMS_PER_CALLER} event streams per caller`,
-        'RateLimitExceeded',
-        { 'retry-after': '5' },
-      )
-    }
+export default handler(NSID.streamConvoEvents, async ({ params, caller, db, ctx, request, reply, log }) => {
+  const { config, events } = ctx
+  const from = resumeFrom(params.cursor ?? request.headers['last-event-id'])
+  if (params.convoId !== undefined) await requireMember(db, params.convoId, caller)
+  if (from && (await cursorTooOld(db, from))) {
+    throw invalidRequest('CursorTooOld', 'Events after this cursor are no longer kept; resync with getMessages')
+  }
+  if (events.streamsOf(caller) >= config.SSE_MAX_STREAMS_PER_CALLER) {
+    throw new XRPCErrorWithHeaders(
+      429,
+      `At most ${config.SSE_MAX_STREAMS_PER_CALLER} event streams per caller`,
+      'RateLimitExceeded',
+      { 'retry-after': '5' },
+    )
+  }
 
-    const stream = new SseStream(reply, {
-      keepAliveMs: config.SSE_KEEPALIVE_SECONDS * 1000,
-      maxBufferBytes: config.SSE_MAX_BUFFER_BYTES,
-      log,
-    })
-    const outbox = new Outbox(events, db, { did: caller, convoId: params.convoId })
-    try {
-      for await (const event of outbox.events(from, stream.signal)) stream.send(event.cursor, frameOf(event))
-    } catch (err) {
-      if (!(err instanceof StreamEnded)) log.warn({ err }, 'event stream replay failed')
-      stream.close(err instanceof StreamEnded ? err.reason : 'replay failed')
-    }
-  },
-)
+  const stream = new SseStream(reply, {
+    keepAliveMs: config.SSE_KEEPALIVE_SECONDS * 1000,
+    maxBufferBytes: config.SSE_MAX_BUFFER_BYTES,
+    log,
+  })
+  const outbox = new Outbox(events, db, { did: caller, convoId: params.convoId })
+  try {
+    for await (const event of outbox.events(from, stream.signal)) stream.send(event.cursor, frameOf(event))
+  } catch (err) {
+    if (!(err instanceof StreamEnded)) log.warn({ err }, 'event stream replay failed')
+    stream.close(err instanceof StreamEnded ? err.reason : 'replay failed')
+  }
+})

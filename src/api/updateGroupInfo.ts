@@ -4,14 +4,11 @@ import { invalidRequest } from '../xrpc/errors.js'
 import { handler } from '../xrpc/types.js'
 import { readGroupInfoField } from './input.js'
 
-export default handler(
-  NSID.updateGroupInfo,
-  async ({ input, caller, db, ctx }) => {
-    // The lexicon requires the field.
-    const info = readGroupInfoField(input.groupInfo, ctx.config.MAX_GROUP_INFO_BYTES) as GroupInfo
-    if (info.epoch !== input.epoch) {
-      throw invalidRequest('EpochMismatch', `groupInfo describes epoch ${info.epoch}, not ${input.epoch}`)
-    }
-    return { updated: await putGroupInfo(db, { convoId: input.convoId, caller, info }) }
-  },
-)
+export default handler(NSID.updateGroupInfo, async ({ input, caller, db, ctx }) => {
+  // The lexicon requires the field.
+  const info = readGroupInfoField(input.groupInfo, ctx.config.MAX_GROUP_INFO_BYTES) as GroupInfo
+  if (info.epoch !== input.epoch) {
+    throw invalidRequest('EpochMismatch', `groupInfo describes epoch ${info.epoch}, not ${input.epoch}`)
+  }
+  return { updated: await putGroupInfo(db, { convoId: input.convoId, caller, info }) }
+})

@@ -214,7 +214,11 @@ export class MlsClient {
    * `recover` is given, the device rejoins by external commit instead
    * (recoverConversation).
    */
-  async joinFromWelcome(convoId: string, process: WelcomeProcessor, recover?: ExternalCommitBuilder): Promise<JoinedBy> {
+  async joinFromWelcome(
+    convoId: string,
+    process: WelcomeProcessor,
+    recover?: ExternalCommitBuilder,
+  ): Promise<JoinedBy> {
     return this.join(convoId, () => this.fetchWelcome(convoId), process, recover)
   }
 
@@ -225,7 +229,11 @@ export class MlsClient {
    * rejoins by external commit with `recover`, or throws
    * WelcomeAlreadyConsumedError without it.
    */
-  async retryFailedWelcome(convoId: string, process: WelcomeProcessor, recover?: ExternalCommitBuilder): Promise<JoinedBy> {
+  async retryFailedWelcome(
+    convoId: string,
+    process: WelcomeProcessor,
+    recover?: ExternalCommitBuilder,
+  ): Promise<JoinedBy> {
     const stored = await this.welcomeStore.get(convoId)
     return this.join(convoId, async () => stored?.welcome ?? this.fetchWelcome(convoId), process, recover)
   }
@@ -280,10 +288,7 @@ export class MlsClient {
   private async complete<N extends ProcedureNsid>(operation: PendingOperation): Promise<Procedures[N]['output']> {
     this.inFlight.add(operation.id)
     try {
-      const output = await withRetry(
-        () => this.xrpc.procedureJson<N>(operation.nsid as N, operation.input),
-        this.retry,
-      )
+      const output = await withRetry(() => this.xrpc.procedureJson<N>(operation.nsid as N, operation.input), this.retry)
       await this.settled(operation)
       return output
     } catch (err) {

@@ -25,4 +25,10 @@ export {
   type WelcomeStore,
 } from './stores.js'
 export { XrpcClient, type JsonObject, type JsonValue, type TokenMinter, type XrpcClientOptions } from './xrpc.js'
-export type { ConvoMetadata, ConvoView, KeyPackageRef, MemberView, MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
+export type {
+  ConvoMetadata,
+  ConvoView,
+  KeyPackageRef,
+  MemberView,
+  MessageView,
+} from '../lexicon/types/blue.catbird.mls.defs.js'

@@ -68,10 +68,7 @@ export class XrpcClient {
     return jsonToLex(output) as Queries[N]['output']
   }
 
-  async procedure<N extends ProcedureNsid>(
-    nsid: N,
-    input: Procedures[N]['input'],
-  ): Promise<Procedures[N]['output']> {
+  async procedure<N extends ProcedureNsid>(nsid: N, input: Procedures[N]['input']): Promise<Procedures[N]['output']> {
     return this.procedureJson(nsid, inputToJson(input))
   }
 
@@ -98,7 +95,13 @@ export class XrpcClient {
       // Reading the body can fail too: the connection may drop mid-response.
       text = await response.text()
     } catch (cause) {
-      throw new XrpcClientError({ nsid, status: 0, error: 'NetworkError', message: `${nsid}: ${describeError(cause)}`, cause })
+      throw new XrpcClientError({
+        nsid,
+        status: 0,
+        error: 'NetworkError',
+        message: `${nsid}: ${describeError(cause)}`,
+        cause,
+      })
     }
     if (!response.ok) throw httpError(nsid, response, text)
     try {

@@ -186,7 +186,9 @@ async function reachableInstall(install: string, as: RunAs, cacheDir: string, lo
     }
   }
   if (!(await canRun(binariesIn(copy).initdb, as))) {
-    throw new StartupError(`The postgres user cannot run the PostgreSQL binaries copied to ${copy}; remove that directory and retry, or set DATABASE_URL.`)
+    throw new StartupError(
+      `The postgres user cannot run the PostgreSQL binaries copied to ${copy}; remove that directory and retry, or set DATABASE_URL.`,
+    )
   }
   return copy
 }
@@ -203,7 +205,10 @@ async function reachableDataDir(requested: string, as: RunAs, systemDataDir: str
       `The embedded PostgreSQL data in ${requested} is not accessible to the postgres user that PostgreSQL runs as under root; start the server as the user who owns it, or set EMBEDDED_PG_DATA_DIR to another directory.`,
     )
   }
-  const slug = requested.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+/, '').slice(-60)
+  const slug = requested
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/^-+/, '')
+    .slice(-60)
   const hash = createHash('sha256').update(requested).digest('hex').slice(0, 8)
   const relocated = path.join(systemDataDir, `${slug}-${hash}`)
   if (!existsSync(path.join(relocated, 'PG_VERSION')) && (await canEnter(nearestExisting(requested), as))) {
@@ -232,7 +237,14 @@ async function initCluster(dataDir: string, bin: Binaries, as: RunAs | undefined
     }
     await run(
       bin.initdb,
-      [`--pgdata=${staging}`, '--username=postgres', `--pwfile=${pwFile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--no-locale'],
+      [
+        `--pgdata=${staging}`,
+        '--username=postgres',
+        `--pwfile=${pwFile}`,
+        '--auth=scram-sha-256',
+        '--encoding=UTF8',
+        '--no-locale',
+      ],
       { ...as, env: { ...process.env, LC_ALL: 'C' } },
     )
     await writeFile(path.join(staging, PASSWORD_FILE), password, { mode: 0o600 })
@@ -262,7 +274,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     dataDir = await reachableDataDir(dataDir, as, systemDirs.data, log)
   }
   const bin = binariesIn(install)
-  const pgCtl = (args: string[]) => run(bin.pg_ctl, [...args, '-D', dataDir], { ...as, env: { ...process.env, LC_ALL: 'C' } })
+  const pgCtl = (args: string[]) =>
+    run(bin.pg_ctl, [...args, '-D', dataDir], { ...as, env: { ...process.env, LC_ALL: 'C' } })
 
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await initCluster(dataDir, bin, as, log)
   const password = await readFile(path.join(dataDir, PASSWORD_FILE), 'utf8').then(
@@ -313,7 +326,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       if ((await runningPort()) !== undefined) return false
       const tail = (await readFile(logFile).catch(() => Buffer.alloc(0))).subarray(logStart).toString()
       if (/could not bind|Address already in use/.test(tail)) {
-        throw new StartupError(`The embedded PostgreSQL cannot listen on 127.0.0.1:${opts.port}: the port is in use; set EMBEDDED_PG_PORT to a free port.`)
+        throw new StartupError(
+          `The embedded PostgreSQL cannot listen on 127.0.0.1:${opts.port}: the port is in use; set EMBEDDED_PG_PORT to a free port.`,
+        )
       }
       const last = tail.trim().split('\n').pop() || reason(err)
       throw new StartupError(`The embedded PostgreSQL did not start (${last}); see ${logFile}.`)
@@ -344,7 +359,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       // A refused password is final; anything else may be a cluster stopping under us.
       const refused = String((err as { code?: unknown }).code).startsWith('28')
       if (refused || Date.now() > deadline) {
-        throw new StartupError(`Could not connect to the embedded PostgreSQL in ${dataDir} on port ${port} (${reason(err)}); stop whatever else uses that data directory, or set DATABASE_URL.`)
+        throw new StartupError(
+          `Could not connect to the embedded PostgreSQL in ${dataDir} on port ${port} (${reason(err)}); stop whatever else uses that data directory, or set DATABASE_URL.`,
+        )
       }
       await sleep(250)
     }
@@ -352,7 +369,11 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
 }
 
 async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: LEASE_APPLICATION, connectionTimeoutMillis: 5_000 })
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: LEASE_APPLICATION,
+    connectionTimeoutMillis: 5_000,
+  })
   // The cluster stopping ends this connection; that is expected, not a crash.
   client.on('error', () => {})
   await client.connect()

@@ -16,10 +16,9 @@ function unwrap({ error, results }: MigrationResultSet): string[] {
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName
     const reason = error instanceof Error ? error.message : String(error)
-    throw new MigrationError(
-      failed ? `migration ${failed} failed: ${reason}` : `migrations failed: ${reason}`,
-      { cause: error },
-    )
+    throw new MigrationError(failed ? `migration ${failed} failed: ${reason}` : `migrations failed: ${reason}`, {
+      cause: error,
+    })
   }
   return (results ?? []).map((r) => r.migrationName)
 }

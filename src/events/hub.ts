@@ -4,9 +4,25 @@ import { AsyncResource } from 'node:async_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type pg from 'pg'
 import type { Db } from '../db/index.js'
-import { highestEventId, memberships, readEventRefs, readEvents, type EventRef, type MessageEvent } from '../services/events.js'
+import {
+  highestEventId,
+  memberships,
+  readEventRefs,
+  readEvents,
+  type EventRef,
+  type MessageEvent,
+} from '../services/events.js'
 import { Listener } from './listener.js'
-import { advance, covers, encodeCursor, parseCursor, rangeOf, rangeStart, takeInOrder, type Watermark } from './watermark.js'
+import {
+  advance,
+  covers,
+  encodeCursor,
+  parseCursor,
+  rangeOf,
+  rangeStart,
+  takeInOrder,
+  type Watermark,
+} from './watermark.js'
 
 const MESSAGE_CHANNEL = 'catbird_message'
 
@@ -93,7 +109,7 @@ export class EventHub {
 
   async start(): Promise<void> {
     // Each range's highest id, from the top down: one index probe per range.
-    for (let top = await highestEventId(this.opts.db, Number.MAX_SAFE_INTEGER); top !== undefined; ) {
+    for (let top = await highestEventId(this.opts.db, Number.MAX_SAFE_INTEGER); top !== undefined;) {
       this.#watermark.set(rangeOf(top), top)
       top = rangeOf(top) > 0 ? await highestEventId(this.opts.db, rangeStart(rangeOf(top))) : undefined
     }
@@ -196,7 +212,10 @@ export class EventHub {
     const reads = await Promise.all(
       ranges.map((range, i) => {
         const next = ranges[i + 1]
-        const segment = { after: this.#watermark.get(range) as number, upTo: next === undefined ? Number.MAX_SAFE_INTEGER : rangeStart(next) }
+        const segment = {
+          after: this.#watermark.get(range) as number,
+          upTo: next === undefined ? Number.MAX_SAFE_INTEGER : rangeStart(next),
+        }
         return whole ? readEvents(this.opts.db, segment, opts) : readEventRefs(this.opts.db, segment, opts)
       }),
     )

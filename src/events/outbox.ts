@@ -1,7 +1,15 @@
 import type { Db } from '../db/index.js'
 import { lowestEventId, replayEvents, type MessageEvent } from '../services/events.js'
 import type { EventHub } from './hub.js'
-import { advance, covers, encodeCursor, rangeSegment, segmentsBetween, takeInOrder, type Watermark } from './watermark.js'
+import {
+  advance,
+  covers,
+  encodeCursor,
+  rangeSegment,
+  segmentsBetween,
+  takeInOrder,
+  type Watermark,
+} from './watermark.js'
 
 const REPLAY_BATCH = 500
 
@@ -92,7 +100,12 @@ export class Outbox {
       const upTo = this.hub.watermark
       const segments = segmentsBetween(position, upTo)
       // With several ranges, each event says which one it follows in its conversation.
-      const { events, full } = await replayEvents(this.db, { ...this.opts, segments, withPrev: segments.length > 1, limit: REPLAY_BATCH })
+      const { events, full } = await replayEvents(this.db, {
+        ...this.opts,
+        segments,
+        withPrev: segments.length > 1,
+        limit: REPLAY_BATCH,
+      })
       const before = new Map(position)
       const taken = takeInOrder(events, position, {
         // Ids this member may not see are missing on purpose.

@@ -25,8 +25,7 @@ export const rangeOf = (id: number): number => Math.floor((id - 1) / RANGE_SIZE)
 export const rangeStart = (range: number): number => range * RANGE_SIZE
 
 /** The watermark of `id`'s range. */
-const watermarkOf = (watermark: Watermark, id: number): number =>
-  watermark.get(rangeOf(id)) ?? rangeStart(rangeOf(id))
+const watermarkOf = (watermark: Watermark, id: number): number => watermark.get(rangeOf(id)) ?? rangeStart(rangeOf(id))
 
 /** Whether `id` is at or behind the watermark of its range. */
 export const covers = (watermark: Watermark, id: number): boolean => id <= watermarkOf(watermark, id)
@@ -98,7 +97,7 @@ export function takeInOrder<T extends EventRef>(
   // Each pass takes what it can from every range; a range held by another's
   // event goes on once that one is taken. Some range can always go on: ids of
   // a range and a conversation's seqs both follow the order ids were drawn in.
-  for (let progress = true; progress; ) {
+  for (let progress = true; progress;) {
     progress = false
     for (const queue of queues.values()) {
       let next = 0

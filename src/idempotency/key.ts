@@ -5,10 +5,7 @@ const KEY_FORMAT = /^[\x20-\x7e]{1,255}$/
 
 function checkFormat(key: string, source: string): string {
   if (!KEY_FORMAT.test(key)) {
-    throw invalidRequest(
-      'InvalidIdempotencyKey',
-      `${source} must be 1 to 255 printable ASCII characters`,
-    )
+    throw invalidRequest('InvalidIdempotencyKey', `${source} must be 1 to 255 printable ASCII characters`)
   }
   return key
 }
@@ -23,22 +20,14 @@ function fromHeader(header: string): string {
 }
 
 /** The key of a request, from the body field or the Idempotency-Key header. */
-export function requestIdempotencyKey(
-  bodyKey: unknown,
-  header: string | string[] | undefined,
-): string | undefined {
+export function requestIdempotencyKey(bodyKey: unknown, header: string | string[] | undefined): string | undefined {
   if (Array.isArray(header)) {
     throw invalidRequest('InvalidIdempotencyKey', 'Idempotency-Key header must be given once')
   }
-  const fromBody =
-    bodyKey === undefined ? undefined : checkFormat(String(bodyKey), 'idempotencyKey')
-  const fromHead =
-    header === undefined ? undefined : checkFormat(fromHeader(header), 'Idempotency-Key header')
+  const fromBody = bodyKey === undefined ? undefined : checkFormat(String(bodyKey), 'idempotencyKey')
+  const fromHead = header === undefined ? undefined : checkFormat(fromHeader(header), 'Idempotency-Key header')
   if (fromBody !== undefined && fromHead !== undefined && fromBody !== fromHead) {
-    throw invalidRequest(
-      'InvalidIdempotencyKey',
-      'idempotencyKey in the body and the Idempotency-Key header differ',
-    )
+    throw invalidRequest('InvalidIdempotencyKey', 'idempotencyKey in the body and the Idempotency-Key header differ')
   }
   return fromBody ?? fromHead
 }

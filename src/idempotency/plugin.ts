@@ -41,7 +41,8 @@ declare module 'fastify' {
 
 const REPLAYED_HEADER = 'idempotent-replayed'
 
-const hooks = <T>(existing: T | T[] | undefined): T[] => (existing === undefined ? [] : Array.isArray(existing) ? existing : [existing])
+const hooks = <T>(existing: T | T[] | undefined): T[] =>
+  existing === undefined ? [] : Array.isArray(existing) ? existing : [existing]
 
 /**
  * Exactly-once writes for the procedures whose lexicon input declares
@@ -87,7 +88,10 @@ async function idempotency(app: FastifyInstance, opts: { ctx: AppContext }): Pro
       throw unprocessable('IdempotencyKeyReused', 'This idempotency key was already used with a different request')
     }
     metrics.idempotency.inc({ outcome: 'hit' })
-    request.log.info({ ...log, status: stored.status }, `Idempotency cache HIT for key=${log.keyHash} status=${stored.status}`)
+    request.log.info(
+      { ...log, status: stored.status },
+      `Idempotency cache HIT for key=${log.keyHash} status=${stored.status}`,
+    )
     return reply.status(stored.status).header(REPLAYED_HEADER, 'true').send(stored.response)
   }
 
@@ -111,7 +115,10 @@ async function idempotency(app: FastifyInstance, opts: { ctx: AppContext }): Pro
     }
     const claim = await claimKey(pool, keyed, config.IDEMPOTENCY_WAIT_MS)
     if (claim.kind === 'busy') {
-      request.log.info({ keyHash: keyForLogs(keyed.scope), nsid }, 'Idempotency key in use by a request still in progress')
+      request.log.info(
+        { keyHash: keyForLogs(keyed.scope), nsid },
+        'Idempotency key in use by a request still in progress',
+      )
       throw inProgress()
     }
     if (claim.kind === 'stored') return replay(request, reply, keyed, claim.stored)
@@ -128,7 +135,12 @@ async function idempotency(app: FastifyInstance, opts: { ctx: AppContext }): Pro
   const mayHaveLostRace = (err: unknown) => isRecordTaken(err) || isRefusal(err)
 
   /** A statement-recorded write: answered by a record (found, or stored by a concurrent winner), or a miss. */
-  const settleStatementWrite = async (request: FastifyRequest, reply: FastifyReply, keyed: KeyedWrite, err: unknown) => {
+  const settleStatementWrite = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    keyed: KeyedWrite,
+    err: unknown,
+  ) => {
     if (err instanceof RecordFound) return replay(request, reply, keyed, err.stored)
     const stored = mayHaveLostRace(err) ? await findRecord(db, keyed) : undefined
     if (stored) return replay(request, reply, keyed, stored)
@@ -162,7 +174,10 @@ async function idempotency(app: FastifyInstance, opts: { ctx: AppContext }): Pro
     route.preHandler = [...hooks(route.preHandler), check]
     route.handler = wrap(route.handler)
     // Safety net: a claim whose handler never ran (an error between the hooks) must not keep the key.
-    route.onResponse = [...hooks(route.onResponse), async (request: FastifyRequest) => request.keyedTransaction?.abort()]
+    route.onResponse = [
+      ...hooks(route.onResponse),
+      async (request: FastifyRequest) => request.keyedTransaction?.abort(),
+    ]
   })
 }
 

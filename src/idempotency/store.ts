@@ -42,7 +42,10 @@ export const isRecordTaken = (err: unknown): boolean =>
  * failed learns whether a concurrent request with its key answered instead
  * (see the plugin). An expired record is no answer.
  */
-export async function findRecord(db: Db, keyed: Pick<KeyedWrite, 'shardKey' | 'scope'>): Promise<StoredResponse | undefined> {
+export async function findRecord(
+  db: Db,
+  keyed: Pick<KeyedWrite, 'shardKey' | 'scope'>,
+): Promise<StoredResponse | undefined> {
   const { rows } = await executePrepared(
     db,
     'idempotency_lookup',
@@ -152,11 +155,17 @@ export async function executeRecorded<R>(
     const found = rows[0]
     if (!record || found?.found_status == null) return rows
     if (found.found_live) {
-      throw new RecordFound({ fingerprint: found.found_fingerprint as Buffer, status: found.found_status, response: found.found_response })
+      throw new RecordFound({
+        fingerprint: found.found_fingerprint as Buffer,
+        status: found.found_status,
+        response: found.found_response,
+      })
     }
     await sql`
       DELETE FROM idempotency_key
-      WHERE shard_key = ${record.keyed.shardKey} AND scope_hash = ${record.keyed.scope} AND expires_at <= now()`.execute(db)
+      WHERE shard_key = ${record.keyed.shardKey} AND scope_hash = ${record.keyed.scope} AND expires_at <= now()`.execute(
+      db,
+    )
   }
 }
 
@@ -172,9 +181,7 @@ export interface KeyedTransaction {
 }
 
 export type ClaimResult =
-  | { kind: 'stored'; stored: StoredResponse }
-  | { kind: 'claimed'; transaction: KeyedTransaction }
-  | { kind: 'busy' }
+  { kind: 'stored'; stored: StoredResponse } | { kind: 'claimed'; transaction: KeyedTransaction } | { kind: 'busy' }
 
 const LOCK_NOT_AVAILABLE = '55P03'
 

@@ -29,8 +29,7 @@ export const CIPHER_SUITES = [
 
 export type CipherSuite = (typeof CIPHER_SUITES)[number]
 
-export const isCipherSuite = (name: string): name is CipherSuite =>
-  (CIPHER_SUITES as readonly string[]).includes(name)
+export const isCipherSuite = (name: string): name is CipherSuite => (CIPHER_SUITES as readonly string[]).includes(name)
 
 export class MlsDecodeError extends Error {}
 
@@ -215,7 +214,13 @@ function vectorEnd(bytes: Uint8Array, offset: number): number {
  * to ts-mls's answers. Undefined for anything but a PrivateMessage.
  */
 function readPrivateMessageHeader(bytes: Uint8Array): MessageHeader | undefined {
-  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== MLS10 || bytes[2] !== 0 || bytes[3] !== WIRE_FORMAT.privateMessage) {
+  if (
+    bytes.length < 4 ||
+    bytes[0] !== 0 ||
+    bytes[1] !== MLS10 ||
+    bytes[2] !== 0 ||
+    bytes[3] !== WIRE_FORMAT.privateMessage
+  ) {
     return undefined
   }
   const groupEnd = vectorEnd(bytes, 4)
@@ -267,23 +272,33 @@ export function readMessageHeader(bytes: Uint8Array): MessageHeader {
  */
 export function readExternalCommit(bytes: Uint8Array): ExternalCommitFacts {
   const { content } = decodePublicMessage(bytes, 'a PublicMessage')
-  if (content.contentType !== 'commit') throw new MlsDecodeError(`a PublicMessage of content type ${content.contentType}, not a commit`)
+  if (content.contentType !== 'commit')
+    throw new MlsDecodeError(`a PublicMessage of content type ${content.contentType}, not a commit`)
   if (content.sender.senderType !== 'new_member_commit') {
-    throw new MlsDecodeError(`a commit sent by a ${content.sender.senderType}, not by a new member (an external commit)`)
+    throw new MlsDecodeError(
+      `a commit sent by a ${content.sender.senderType}, not by a new member (an external commit)`,
+    )
   }
   const { proposals, path } = content.commit
   if (!path) throw new MlsDecodeError('an external commit without an UpdatePath: it has no leaf for its sender')
   const count = new Map<string, number>()
   for (const p of proposals) {
-    if (p.proposalOrRefType !== 'proposal') throw new MlsDecodeError('an external commit carries proposals by value only')
+    if (p.proposalOrRefType !== 'proposal')
+      throw new MlsDecodeError('an external commit carries proposals by value only')
     const type = String(p.proposal.proposalType)
     count.set(type, (count.get(type) ?? 0) + 1)
   }
-  if (count.get('external_init') !== 1) throw new MlsDecodeError('an external commit carries exactly one ExternalInit proposal')
-  if ((count.get('remove') ?? 0) > 1) throw new MlsDecodeError('an external commit removes at most one leaf: its sender\'s old one')
+  if (count.get('external_init') !== 1)
+    throw new MlsDecodeError('an external commit carries exactly one ExternalInit proposal')
+  if ((count.get('remove') ?? 0) > 1)
+    throw new MlsDecodeError("an external commit removes at most one leaf: its sender's old one")
   const other = [...count.keys()].find((type) => !['external_init', 'remove', 'psk'].includes(type))
   if (other) throw new MlsDecodeError(`an external commit may not carry a proposal of type ${other}`)
-  return { groupId: hex(content.groupId), epoch: toEpoch(content.epoch), joinerIdentity: basicIdentity(path.leafNode.credential) }
+  return {
+    groupId: hex(content.groupId),
+    epoch: toEpoch(content.epoch),
+    joinerIdentity: basicIdentity(path.leafNode.credential),
+  }
 }
 
 /** A GroupInfo, in an MLSMessage or bare (as clients send both). */

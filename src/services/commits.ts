@@ -95,11 +95,7 @@ async function storeCommit(
   record?: RecordedWrite,
 ): Promise<StoredCommit | undefined> {
   const { commit } = args
-  const sent = await storeMessage(
-    db,
-    commitMessage(args.convoId, args.sender, commit),
-    record,
-  )
+  const sent = await storeMessage(db, commitMessage(args.convoId, args.sender, commit), record)
   return sent && { ...sent, newEpoch: commit.epoch + 1 }
 }
 

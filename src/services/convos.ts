@@ -26,10 +26,16 @@ export interface Membership {
 export async function requireMember(db: Db, convoId: string, did: string): Promise<Membership> {
   const query = db
     .selectFrom('convo')
-    .leftJoin('member', (join) =>
-      join.onRef('member.convo_id', '=', 'convo.id').on('member.did', '=', did),
-    )
-    .select(['convo.id', 'convo.group_id', 'convo.cipher_suite', 'convo.epoch', 'convo.last_seq', 'member.joined_seq', 'member.left_at'])
+    .leftJoin('member', (join) => join.onRef('member.convo_id', '=', 'convo.id').on('member.did', '=', did))
+    .select([
+      'convo.id',
+      'convo.group_id',
+      'convo.cipher_suite',
+      'convo.epoch',
+      'convo.last_seq',
+      'member.joined_seq',
+      'member.left_at',
+    ])
     .where('convo.id', '=', convoId)
   const [row] = (await executePrepared(db, 'require_member', query)).rows
   if (!row) throw convoNotFound()
@@ -117,13 +123,19 @@ function creationEpoch(args: CreateConvoArgs): number {
   if (args.commit) {
     const after = args.commit.epoch + 1
     if (args.currentEpoch !== undefined && args.currentEpoch !== after) {
-      throw invalidRequest('EpochMismatch', `currentEpoch ${args.currentEpoch} is not the epoch after the commit (${after})`)
+      throw invalidRequest(
+        'EpochMismatch',
+        `currentEpoch ${args.currentEpoch} is not the epoch after the commit (${after})`,
+      )
     }
     return after
   }
   if (args.currentEpoch === undefined) return args.welcome ? 1 : 0
   if (args.welcome && args.currentEpoch === 0) {
-    throw invalidRequest('EpochMismatch', 'A Welcome follows the commit that added its members: currentEpoch must be at least 1')
+    throw invalidRequest(
+      'EpochMismatch',
+      'A Welcome follows the commit that added its members: currentEpoch must be at least 1',
+    )
   }
   return args.currentEpoch
 }
@@ -173,11 +185,15 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
         FROM created, unnest(${dids}::text[], ${dids.map((did) => (did === args.creator ? null : args.creator))}::text[],
                              ${dids.map((did) => (did !== args.creator && args.commit ? 1 : 0))}::bigint[]) AS m(did, added_by, joined_seq)
         RETURNING did
-      )${groupInfo && !args.commit ? sql`, described AS (
+      )${
+        groupInfo && !args.commit
+          ? sql`, described AS (
         -- Its GroupInfo, when no commit comes to bring it (the commit's statement stores it otherwise).
         INSERT INTO group_info (convo_id, epoch, data, stored_by)
         SELECT created.id, ${epoch}, ${groupInfo.data}, ${args.creator} FROM created
-      )` : sql``}
+      )`
+          : sql``
+      }
       SELECT created.*, ARRAY(SELECT did FROM joined ORDER BY did) AS member_dids FROM created`.execute(trx)
     const row = rows[0]
     // Also the loser of two creates racing on one group id: its insert waits, then yields.
@@ -221,9 +237,7 @@ export async function listConvos(
     .where('member.did', '=', args.did)
     .where('member.left_at', 'is', null)
   if (after) {
-    query = query.where(
-      sql<boolean>`(${activityUs}, convo.id) < (${after.activityUs}, ${after.id})`,
-    )
+    query = query.where(sql<boolean>`(${activityUs}, convo.id) < (${after.activityUs}, ${after.id})`)
   }
   const rows = await query
     .orderBy(activityUs, 'desc')

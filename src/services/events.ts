@@ -51,7 +51,11 @@ function segmentOf(db: Db, segment: Segment, limit: number) {
  * one's previous event in its conversation, which orders events drawn from
  * several ranges.
  */
-export async function readEvents(db: Db, segment: Segment, opts: { limit: number; withPrev: boolean }): Promise<MessageEvent[]> {
+export async function readEvents(
+  db: Db,
+  segment: Segment,
+  opts: { limit: number; withPrev: boolean },
+): Promise<MessageEvent[]> {
   return segmentOf(db, segment, opts.limit)
     .selectAll('message')
     .$if(opts.withPrev, (qb) => qb.select((eb) => prevEventId(eb)))
@@ -59,7 +63,11 @@ export async function readEvents(db: Db, segment: Segment, opts: { limit: number
 }
 
 /** As readEvents, ids only: all that moves a watermark when no stream reads the messages. */
-export async function readEventRefs(db: Db, segment: Segment, opts: { limit: number; withPrev: boolean }): Promise<EventRef[]> {
+export async function readEventRefs(
+  db: Db,
+  segment: Segment,
+  opts: { limit: number; withPrev: boolean },
+): Promise<EventRef[]> {
   const query = segmentOf(db, segment, opts.limit)
     .select('message.event_id')
     .$if(opts.withPrev, (qb) => qb.select((eb) => prevEventId(eb)))

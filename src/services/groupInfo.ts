@@ -46,7 +46,8 @@ export function requireGroupInfoOf(
   requireGroup(target.groupId, info.groupId)
   requireSuite(target.cipherSuite, info)
   requireExternalPub(info)
-  if (info.epoch !== target.epoch) throw invalidGroupInfo(`describes epoch ${info.epoch}, not ${target.epoch}, ${which}`)
+  if (info.epoch !== target.epoch)
+    throw invalidGroupInfo(`describes epoch ${info.epoch}, not ${target.epoch}, ${which}`)
 }
 
 /**
@@ -56,7 +57,11 @@ export function requireGroupInfoOf(
  * replaces the stored one; without one the stored one goes, since no
  * external commit can be built on an epoch the conversation has left.
  */
-export function storeGroupInfoWithCommit(convoId: string, sender: string, info: GroupInfo | undefined): RawBuilder<unknown> {
+export function storeGroupInfoWithCommit(
+  convoId: string,
+  sender: string,
+  info: GroupInfo | undefined,
+): RawBuilder<unknown> {
   if (!info) return sql`DELETE FROM group_info WHERE convo_id = ${convoId} AND EXISTS (SELECT 1 FROM inserted)`
   return sql`
     INSERT INTO group_info (convo_id, epoch, data, stored_by)
@@ -73,7 +78,10 @@ export function storeGroupInfoWithCommit(convoId: string, sender: string, info: 
  * member (403), another group or suite, no external_pub (400), an epoch the
  * conversation left (409 StaleGroupInfo) or has not reached (409 EpochMismatch).
  */
-export async function putGroupInfo(db: Db, args: { convoId: string; caller: string; info: GroupInfo }): Promise<boolean> {
+export async function putGroupInfo(
+  db: Db,
+  args: { convoId: string; caller: string; info: GroupInfo },
+): Promise<boolean> {
   const { convoId, caller, info } = args
   requireExternalPub(info)
   const { rows } = await sql<{ stored: number }>`
@@ -97,7 +105,10 @@ export async function putGroupInfo(db: Db, args: { convoId: string; caller: stri
   requireGroup(convo.group_id, info.groupId)
   requireSuite(convo.cipher_suite, info)
   if (info.epoch < convo.epoch) {
-    throw conflict('StaleGroupInfo', `The GroupInfo is of epoch ${info.epoch}; the conversation is at epoch ${convo.epoch}`)
+    throw conflict(
+      'StaleGroupInfo',
+      `The GroupInfo is of epoch ${info.epoch}; the conversation is at epoch ${convo.epoch}`,
+    )
   }
   if (info.epoch > convo.epoch) throw epochMismatch(convo.epoch, info.epoch)
   return false
@@ -110,7 +121,10 @@ const unavailable = () =>
   )
 
 /** The GroupInfo of the conversation's current epoch, for a current member. */
-export async function fetchGroupInfo(db: Db, args: { convoId: string; caller: string }): Promise<{ data: Uint8Array; epoch: number }> {
+export async function fetchGroupInfo(
+  db: Db,
+  args: { convoId: string; caller: string },
+): Promise<{ data: Uint8Array; epoch: number }> {
   const { convo } = await requireMember(db, args.convoId, args.caller)
   const row = await db
     .selectFrom('group_info')

@@ -85,7 +85,10 @@ export async function publishKeyPackage(db: Db, args: PublishKeyPackageArgs, rec
         SELECT available + ${sql.lit(added)} AS available FROM counted, inserted
       )`,
     written: 'published',
-    select: sql<{ available: number; inserted: boolean }>`SELECT available, EXISTS (SELECT 1 FROM inserted) AS inserted FROM counted`,
+    select: sql<{
+      available: number
+      inserted: boolean
+    }>`SELECT available, EXISTS (SELECT 1 FROM inserted) AS inserted FROM counted`,
   })
   const name = `publish_${args.lastResort ? 'last_resort' : 'key_package'}${record ? '_keyed' : ''}`
   const rows = await executeRecorded(db, name, statement, record).catch((err: unknown) => {
@@ -122,8 +125,12 @@ export async function claimKeyPackages(
 ): Promise<{ keyPackages: ClaimedKeyPackage[]; missing: string[] }> {
   const dids = [...new Set(args.dids)]
   const suite = args.cipherSuite ?? null
-  const claims = await Promise.all(dids.map(async (did) => {
-    const { rows } = await executePrepared(db, 'claim_key_package', sql<{ cipher_suite: string; data: Uint8Array; last_resort: boolean }>`
+  const claims = await Promise.all(
+    dids.map(async (did) => {
+      const { rows } = await executePrepared(
+        db,
+        'claim_key_package',
+        sql<{ cipher_suite: string; data: Uint8Array; last_resort: boolean }>`
       WITH regular AS (
         SELECT id FROM key_package
         WHERE owner_did = ${did} AND consumed_at IS NULL AND NOT last_resort AND expires_at > now()
@@ -152,9 +159,11 @@ export async function claimKeyPackages(
       )
       SELECT cipher_suite, data, false AS last_resort FROM claimed
       UNION ALL SELECT cipher_suite, data, true FROM fallback
-    `)
-    return rows.map((r) => ({ did, keyPackage: r.data, cipherSuite: r.cipher_suite, lastResort: r.last_resort }))
-  }))
+    `,
+      )
+      return rows.map((r) => ({ did, keyPackage: r.data, cipherSuite: r.cipher_suite, lastResort: r.last_resort }))
+    }),
+  )
   const keyPackages = claims.flat()
   const found = new Set(keyPackages.map((kp) => kp.did))
   return {
@@ -177,7 +186,9 @@ export async function keyPackageStats(db: Db, args: { owner: string; cipherSuite
   const row = await db
     .selectFrom('key_package')
     .select([
-      sql<number>`count(*) FILTER (WHERE consumed_at IS NULL AND NOT last_resort AND expires_at > now())`.as('available'),
+      sql<number>`count(*) FILTER (WHERE consumed_at IS NULL AND NOT last_resort AND expires_at > now())`.as(
+        'available',
+      ),
       sql<number>`count(*) FILTER (WHERE consumed_at IS NOT NULL)`.as('consumed'),
       sql<number>`count(*) FILTER (WHERE last_resort AND expires_at > now())`.as('last_resort'),
       sql<number | null>`sum(handed_out) FILTER (WHERE last_resort AND expires_at > now())`.as('handouts'),

@@ -5,7 +5,15 @@ import { transact } from '../db/transact.js'
 import { checkCommit, commitMessage, type Commit, type StoredCommit } from './commits.js'
 import { convoNotFound, invalidRequest, notMember } from './errors.js'
 import { messageCtes, sentColumns, sentMessage, type SentRow } from './messages.js'
-import { admissionCtes, boundColumn, checkAdmission, checkAdmitted, type BoundKeyPackage, type CheckedAdmission, type Welcome } from './welcomes.js'
+import {
+  admissionCtes,
+  boundColumn,
+  checkAdmission,
+  checkAdmitted,
+  type BoundKeyPackage,
+  type CheckedAdmission,
+  type Welcome,
+} from './welcomes.js'
 
 /** What a membership change did: the epoch after it, and the commit it stored (to announce). */
 export interface ChangeResult {
@@ -32,7 +40,13 @@ export interface LockedConvo extends Pick<Convo, 'id' | 'group_id' | 'cipher_sui
  */
 async function lockForChange(trx: Db, convoId: string, dids: string[]): Promise<LockedConvo> {
   for (;;) {
-    const { rows } = await sql<Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch'> & { fresh: boolean; members: string[]; departed: string[] }>`
+    const { rows } = await sql<
+      Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch'> & {
+        fresh: boolean
+        members: string[]
+        departed: string[]
+      }
+    >`
       SELECT c.id, c.group_id, c.cipher_suite, c.epoch,
              c.xmin = (SELECT xmin FROM convo WHERE id = ${convoId}) AS fresh,
              ARRAY(SELECT did FROM member WHERE convo_id = ${convoId} AND left_at IS NULL) AS members,
@@ -136,7 +150,10 @@ export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeRe
     const added = [...new Set(args.dids)].filter((did) => convo.standing(did) !== 'member')
     if (added.length === 0) {
       if (args.commit) {
-        throw invalidRequest('AlreadyMember', 'Every DID is already a member; a commit that adds no one goes through sendMessage')
+        throw invalidRequest(
+          'AlreadyMember',
+          'Every DID is already a member; a commit that adds no one goes through sendMessage',
+        )
       }
       return { newEpoch: convo.epoch, added }
     }
@@ -155,7 +172,13 @@ export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeRe
     if (!args.commit) {
       throw invalidRequest(undefined, 'commit is required: a Welcome follows the commit that adds its members')
     }
-    const stored = (await applyChange(trx, { convoId: args.convoId, caller: args.caller, commit: args.commit, join: added, admission })) as StoredCommit
+    const stored = (await applyChange(trx, {
+      convoId: args.convoId,
+      caller: args.caller,
+      commit: args.commit,
+      join: added,
+      admission,
+    })) as StoredCommit
     return { newEpoch: stored.newEpoch, added, stored }
   })
 }

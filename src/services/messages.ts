@@ -51,7 +51,8 @@ export interface SendMessageArgs {
 }
 
 /** What storeMessage stores: a message, or a commit with the GroupInfo of the epoch it leads to, if one came. */
-export type StoredMessageArgs = SendMessageArgs & ({ kind: 'message' } | { kind: 'commit'; groupInfo?: GroupInfo | undefined })
+export type StoredMessageArgs = SendMessageArgs &
+  ({ kind: 'message' } | { kind: 'commit'; groupInfo?: GroupInfo | undefined })
 
 /**
  * The CTEs that store a message: the checks, the next per-conversation
@@ -84,12 +85,16 @@ export function messageCtes(args: StoredMessageArgs, record?: RecordedWrite): Ra
              ${args.ciphertext}, ${args.embedType ?? null}, ${args.embedUri ?? null}
       FROM bumped
       RETURNING id, seq, event_id, created_at${commit ? sql`, ciphertext` : sql``}
-    ), ${args.kind === 'commit' ? sql`listed AS (
+    ), ${
+      args.kind === 'commit'
+        ? sql`listed AS (
       INSERT INTO commit (convo_id, epoch, sender_did, data, seq)
       SELECT ${args.convoId}, ${args.epoch}, ${args.sender}, ciphertext, seq FROM inserted
     ), group_info_kept AS (
       ${storeGroupInfoWithCommit(args.convoId, args.sender, args.groupInfo)}
-    ), ` : sql``}settled AS (
+    ), `
+        : sql``
+    }settled AS (
       ${settleWelcomeByActivity(args.convoId, args.sender)}
         AND EXISTS (SELECT 1 FROM inserted)
       RETURNING 1
@@ -103,7 +108,10 @@ export const sentColumns = sql`id, seq, event_id, created_at, (SELECT count(*) F
  * The statement storeMessage sends, and its prepared statement's name (the bench's bare peer sends the same).
  * @public
  */
-export function storeMessageStatement(args: StoredMessageArgs, record?: RecordedWrite): { name: string; statement: RawBuilder<SentRow> } {
+export function storeMessageStatement(
+  args: StoredMessageArgs,
+  record?: RecordedWrite,
+): { name: string; statement: RawBuilder<SentRow> } {
   const withGroupInfo = args.kind === 'commit' && args.groupInfo !== undefined
   return {
     // One name per text: a commit that brings a GroupInfo stores it, one that does not deletes the stored one.

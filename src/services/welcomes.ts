@@ -156,8 +156,7 @@ export function settleWelcomeByActivity(convoId: string, did: string): RawBuilde
     WHERE convo_id = ${convoId} AND recipient_did = ${did} AND state <> 'consumed'`
 }
 
-const welcomeNotFound = () =>
-  notFound('WelcomeNotFound', 'No Welcome message is waiting for you in this conversation')
+const welcomeNotFound = () => notFound('WelcomeNotFound', 'No Welcome message is waiting for you in this conversation')
 
 /**
  * A fetch hands the Welcome out (first time, again within grace, or again
@@ -165,8 +164,7 @@ const welcomeNotFound = () =>
  * expects on a retry, not a failure.
  */
 export type FetchOutcome =
-  | { event: 'fetched' | 'refetched_in_grace' | 'claim_lapsed'; data: Uint8Array }
-  | { event: 'already_consumed' }
+  { event: 'fetched' | 'refetched_in_grace' | 'claim_lapsed'; data: Uint8Array } | { event: 'already_consumed' }
 
 export async function fetchWelcome(
   db: Db,
@@ -243,10 +241,7 @@ export async function confirmWelcome(
     .executeTakeFirst()
   if (!delivery) throw welcomeNotFound()
   if (delivery.state === 'consumed') return 'already_consumed'
-  throw invalidRequest(
-    'WelcomeNotFetched',
-    'This Welcome was never fetched; call getWelcome before confirming it',
-  )
+  throw invalidRequest('WelcomeNotFetched', 'This Welcome was never fetched; call getWelcome before confirming it')
 }
 
 export interface SweepResult {

@@ -21,10 +21,7 @@ export interface RunningWorker {
  * rather than overlapping it), errors logged and counted but never thrown,
  * and a timer that does not keep the process alive.
  */
-export function startWorker(
-  spec: WorkerSpec,
-  deps: { log: FastifyBaseLogger; metrics: Metrics },
-): RunningWorker {
+export function startWorker(spec: WorkerSpec, deps: { log: FastifyBaseLogger; metrics: Metrics }): RunningWorker {
   const log = deps.log.child({ worker: spec.name })
   let current: Promise<void> | undefined
   let stopped = false

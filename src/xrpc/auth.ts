@@ -58,10 +58,7 @@ export function createAuthVerifier(opts: AuthVerifierOptions): AuthVerifier {
     const cached = verified.get(token)
     if (cached && cached.exp > now) {
       if (cached.lxm !== nsid) {
-        throw new AuthRequiredError(
-          `bad jwt lexicon method ("lxm"). must match: ${nsid}`,
-          'BadJwtLexiconMethod',
-        )
+        throw new AuthRequiredError(`bad jwt lexicon method ("lxm"). must match: ${nsid}`, 'BadJwtLexiconMethod')
       }
       return cached
     }

@@ -5,7 +5,6 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { isQueryTimeout } from '../db/index.js'
 import { Refusal, type RefusalKind } from '../services/errors.js'
 
-
 /**
  * Errors the lexicons declare keep their declared name; the HTTP status says
  * what kind of failure it is. Handlers raise client-visible errors with these
@@ -16,8 +15,7 @@ export const invalidRequest = (name: string | undefined, message: string) =>
 export const forbidden = (name: string | undefined, message: string) =>
   new XRPCError(ResponseType.Forbidden, message, name)
 export const gone = (name: string, message: string) => new XRPCError(410 as ResponseType, message, name)
-const payloadTooLarge = (name: string, message: string) =>
-  new XRPCError(ResponseType.PayloadTooLarge, message, name)
+const payloadTooLarge = (name: string, message: string) => new XRPCError(ResponseType.PayloadTooLarge, message, name)
 export const unprocessable = (name: string, message: string) => new XRPCError(422 as ResponseType, message, name)
 const serviceUnavailable = (message: string) =>
   new XRPCError(ResponseType.NotEnoughResources, message, 'ServiceUnavailable')
@@ -97,7 +95,11 @@ function toXrpcError(err: unknown): XRPCError {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return payloadTooLarge('PayloadTooLarge', 'Request body is larger than the server accepts')
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new XRPCError(ResponseType.UnsupportedMediaType, 'Unsupported Content-Type; send application/json', 'InvalidRequest')
+      return new XRPCError(
+        ResponseType.UnsupportedMediaType,
+        'Unsupported Content-Type; send application/json',
+        'InvalidRequest',
+      )
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return invalidRequest(undefined, fastifyErr.message ?? 'Invalid body')
   }
@@ -108,11 +110,7 @@ function toXrpcError(err: unknown): XRPCError {
   return XRPCError.fromError(err)
 }
 
-export function sendXrpcError(
-  err: unknown,
-  request: FastifyRequest,
-  reply: FastifyReply,
-): FastifyReply {
+export function sendXrpcError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const xrpcErr = toXrpcError(err)
   const status = xrpcErr.statusCode
   if (status >= 500) {

@@ -49,7 +49,10 @@ function check(value: unknown, trail: Trail): void {
   }
   if (value === null || typeof value !== 'object') return
   if (trail.length >= MAX_JSON_DEPTH) {
-    throw invalidRequest(undefined, `The request is nested more than ${MAX_JSON_DEPTH} levels deep (at ${fieldName(trail)})`)
+    throw invalidRequest(
+      undefined,
+      `The request is nested more than ${MAX_JSON_DEPTH} levels deep (at ${fieldName(trail)})`,
+    )
   }
   if (Array.isArray(value)) {
     for (let index = 0; index < value.length; index++) {

@@ -1,11 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
-import {
-  Lexicons,
-  type LexiconDoc,
-  type LexXrpcProcedure,
-  type LexXrpcQuery,
-} from '@atproto/lexicon'
+import { Lexicons, type LexiconDoc, type LexXrpcProcedure, type LexXrpcQuery } from '@atproto/lexicon'
 import { lexiconsDir } from '../paths.js'
 
 export type XrpcMethodDef = LexXrpcQuery | LexXrpcProcedure
@@ -35,8 +30,7 @@ export function xrpcMethods(lexicons: Lexicons): XrpcMethod[] {
     const def = doc.defs.main
     if (def?.type !== 'query' && def?.type !== 'procedure') continue
     const inputSchema = def.type === 'procedure' ? def.input?.schema : undefined
-    const acceptsIdempotencyKey =
-      inputSchema?.type === 'object' && 'idempotencyKey' in (inputSchema.properties ?? {})
+    const acceptsIdempotencyKey = inputSchema?.type === 'object' && 'idempotencyKey' in (inputSchema.properties ?? {})
     methods.push({ nsid: doc.id, def, acceptsIdempotencyKey })
   }
   return methods

@@ -69,7 +69,13 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
   const { ctx, handlers, validateOutput } = opts
   const { db } = ctx
   // Handlers reach the database through their `db` alone (a keyed write's transaction, or the pool).
-  const handlerCtx: HandlerContext = { config: ctx.config, lexicons: ctx.lexicons, auth: ctx.auth, metrics: ctx.metrics, events: ctx.events }
+  const handlerCtx: HandlerContext = {
+    config: ctx.config,
+    lexicons: ctx.lexicons,
+    auth: ctx.auth,
+    metrics: ctx.metrics,
+    events: ctx.events,
+  }
   // XRPC bodies are JSON: JSON sent as text/plain gets the same 415 as any
   // other content type, not a confusing "Input must be an object".
   app.removeContentTypeParser('text/plain')
@@ -128,12 +134,9 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
       method: httpMethod === 'GET' ? 'POST' : 'GET',
       url,
       handler: async () => {
-        throw new XRPCErrorWithHeaders(
-          405,
-          `${nsid} is a ${method.def.type}; use ${httpMethod}`,
-          'InvalidRequest',
-          { allow: httpMethod },
-        )
+        throw new XRPCErrorWithHeaders(405, `${nsid} is a ${method.def.type}; use ${httpMethod}`, 'InvalidRequest', {
+          allow: httpMethod,
+        })
       },
     })
   }

@@ -92,7 +92,9 @@ describe('createConvo', () => {
 describe('createConvo: the epoch it starts at', () => {
   const create = (input: object) => t.call<ConvoBody>(alice, NSID.createConvo, { input })
   const commitsOf = (convoId: string) =>
-    t.call<{ commits: Array<{ epoch: number; sender: string }> }>(alice, NSID.getCommits, { params: { convoId, fromEpoch: 0 } })
+    t.call<{ commits: Array<{ epoch: number; sender: string }> }>(alice, NSID.getCommits, {
+      params: { convoId, fromEpoch: 0 },
+    })
 
   it('is 0 without members, 1 with members and their Welcome, and currentEpoch when the client says so', async () => {
     expect((await create({ groupId: randomGroupId(), cipherSuite: SUITE })).body.epoch).toBe(0)
@@ -172,7 +174,12 @@ describe('addMembers', () => {
     const convo = await createConvo(t, alice)
     const prepared = await prepareCommit(t, alice, convo.id, { add: [bob] })
     const res = await t.call(alice, NSID.addMembers, {
-      input: { convoId: convo.id, didList: [bob.did], commit: encodeBase64(prepared.commit), welcomeMessage: encodeBase64(prepared.welcome!) },
+      input: {
+        convoId: convo.id,
+        didList: [bob.did],
+        commit: encodeBase64(prepared.commit),
+        welcomeMessage: encodeBase64(prepared.welcome!),
+      },
     })
     expect(res).toMatchObject({ status: 200, body: { success: true, newEpoch: 1 } })
     prepared.accepted()
@@ -203,7 +210,9 @@ describe('addMembers', () => {
     // A retry after the group moved on: the answer of the first time, nothing stored twice.
     const again = await t.call(alice, NSID.addMembers, { input })
     expect(again).toMatchObject({ status: 200, body: { success: true, newEpoch: 2 } })
-    const already = await t.call(alice, NSID.addMembers, { input: { convoId: convo.id, didList: [bob.did, alice.did] } })
+    const already = await t.call(alice, NSID.addMembers, {
+      input: { convoId: convo.id, didList: [bob.did, alice.did] },
+    })
     expect(already).toMatchObject({ status: 200, body: { success: true, newEpoch: 3 } })
     const commits = await t.call<{ commits: Array<{ epoch: number }> }>(alice, NSID.getCommits, {
       params: { convoId: convo.id, fromEpoch: 0 },
@@ -242,7 +251,13 @@ describe('addMembers', () => {
     ])
     const send = (user: TestUser, added: TestUser, prepared: typeof byAlice) =>
       t.call(user, NSID.addMembers, {
-        input: { convoId: convo.id, didList: [added.did], commit: encodeBase64(prepared.commit), welcomeMessage: encodeBase64(prepared.welcome!), epoch: 1 },
+        input: {
+          convoId: convo.id,
+          didList: [added.did],
+          commit: encodeBase64(prepared.commit),
+          welcomeMessage: encodeBase64(prepared.welcome!),
+          epoch: 1,
+        },
       })
     const [one, two] = await Promise.all([send(alice, carol, byAlice), send(bob, eve, byBob)])
     const statuses = [one.status, two.status].sort()
@@ -258,7 +273,9 @@ describe('leaveConvo', () => {
     const convo = await createConvo(t, alice, [bob])
     // A member cannot commit its own removal (RFC 9420): it leaves without a commit.
     const update = await prepareCommit(t, bob, convo.id)
-    const withCommit = await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id, commit: encodeBase64(update.commit) } })
+    const withCommit = await t.call(bob, NSID.leaveConvo, {
+      input: { convoId: convo.id, commit: encodeBase64(update.commit) },
+    })
     expect(withCommit.status).toBe(400)
     const first = await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })
     expect(first).toMatchObject({ status: 200, body: { success: true, newEpoch: 1 } })
@@ -282,7 +299,10 @@ describe('leaveConvo', () => {
     const commits = await t.call<{ commits: Array<{ epoch: number; sender: string }> }>(alice, NSID.getCommits, {
       params: { convoId: convo.id, fromEpoch: 0 },
     })
-    expect(commits.body.commits.map((c) => [c.epoch, c.sender])).toEqual([[1, alice.did], [2, carol.did]])
+    expect(commits.body.commits.map((c) => [c.epoch, c.sender])).toEqual([
+      [1, alice.did],
+      [2, carol.did],
+    ])
     // Removing again without a commit is harmless.
     expect((await t.call(alice, NSID.leaveConvo, { input: { convoId: convo.id, targetDid: bob.did } })).body).toEqual({
       success: true,

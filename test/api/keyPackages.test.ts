@@ -1,5 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { encodeBase64, keyPackage, keyPackageRef, lifetimeFromNow, NSID, publishKeyPackage, startTestApp, SUITE, type TestApp, TestUser } from '../helpers/index.js'
+import {
+  encodeBase64,
+  keyPackage,
+  keyPackageRef,
+  lifetimeFromNow,
+  NSID,
+  publishKeyPackage,
+  startTestApp,
+  SUITE,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -39,8 +50,13 @@ describe('publishKeyPackage', () => {
     expect(bad.body.error).toBe('InvalidKeyPackage')
     const suite = await publishKeyPackage(t, owner, await keyPackage(owner), { cipherSuite: 'X' })
     expect(suite.body.error).toBe('InvalidCipherSuite')
-    const past = await publishKeyPackage(t, owner, await keyPackage(owner), { expires: new Date(Date.now() - 1000).toISOString() })
-    expect(past).toMatchObject({ status: 400, body: { error: 'InvalidRequest', message: expect.stringContaining('expires') } })
+    const past = await publishKeyPackage(t, owner, await keyPackage(owner), {
+      expires: new Date(Date.now() - 1000).toISOString(),
+    })
+    expect(past).toMatchObject({
+      status: 400,
+      body: { error: 'InvalidRequest', message: expect.stringContaining('expires') },
+    })
     const far = await publishKeyPackage(t, owner, await keyPackage(owner), {
       expires: new Date(Date.now() + 91 * 24 * 3600 * 1000).toISOString(),
     })
@@ -52,13 +68,18 @@ describe('publishKeyPackage', () => {
     expect(full.body.error).toBe('TooManyKeyPackages')
   })
 
-  it("stores its KeyPackageRef, ends with its lifetime, and knows it again when it comes bare", async () => {
+  it('stores its KeyPackageRef, ends with its lifetime, and knows it again when it comes bare', async () => {
     const owner = await TestUser.create()
     const lifetime = lifetimeFromNow(-60n, 3600n)
     const data = await keyPackage(owner, { lifetime })
     expect((await publishKeyPackage(t, owner, data)).status).toBe(200)
     const stored = () =>
-      t.ctx.db.selectFrom('key_package').select(['ref', 'expires_at']).where('owner_did', '=', owner.did).orderBy('id').execute()
+      t.ctx.db
+        .selectFrom('key_package')
+        .select(['ref', 'expires_at'])
+        .where('owner_did', '=', owner.did)
+        .orderBy('id')
+        .execute()
     const [row] = await stored()
     expect(Buffer.from(row!.ref!)).toEqual(Buffer.from(await keyPackageRef(data)))
     expect(row!.expires_at.getTime()).toBe(Number(lifetime.notAfter) * 1000)
@@ -68,7 +89,9 @@ describe('publishKeyPackage', () => {
     expect(bare.body.error).toBe('DuplicateKeyPackage')
     // An earlier `expires` than the lifetime's end wins.
     const expires = new Date(Date.now() + 600_000)
-    expect((await publishKeyPackage(t, owner, await keyPackage(owner), { expires: expires.toISOString() })).status).toBe(200)
+    expect(
+      (await publishKeyPackage(t, owner, await keyPackage(owner), { expires: expires.toISOString() })).status,
+    ).toBe(200)
     expect((await stored())[1]!.expires_at.getTime()).toBe(expires.getTime())
   })
 })
@@ -102,6 +125,9 @@ describe('getKeyPackages', () => {
 
   it('refuses malformed DIDs', async () => {
     const res = await t.call(alice, NSID.getKeyPackages, { params: { dids: ['not-a-did'] } })
-    expect(res).toMatchObject({ status: 400, body: { error: 'InvalidRequest', message: expect.stringContaining('dids') } })
+    expect(res).toMatchObject({
+      status: 400,
+      body: { error: 'InvalidRequest', message: expect.stringContaining('dids') },
+    })
   })
 })

@@ -32,7 +32,10 @@ afterAll(async () => {
   await t?.close()
 })
 
-type Page = { messages: Array<{ id: string; seq: number; sender: string; ciphertext: { $bytes: string } }>; cursor?: string }
+type Page = {
+  messages: Array<{ id: string; seq: number; sender: string; ciphertext: { $bytes: string } }>
+  cursor?: string
+}
 
 describe('sendMessage', () => {
   it('stores the MLS message byte for byte and returns its id and time', async () => {
@@ -69,11 +72,12 @@ describe('sendMessage', () => {
   it('refuses non-members, unknown conversations, a stale epoch, empty and oversized ciphertext', async () => {
     const convo = await createConvo(t, alice)
     const stale = await staleMessage(t, alice, convo.id)
-    const count = async () =>
-      countRows(t.ctx.db, 'message', sql`convo_id = ${convo.id}`)
+    const count = async () => countRows(t.ctx.db, 'message', sql`convo_id = ${convo.id}`)
     const stored = await count()
     // Eve replays a member's message as her own.
-    expect((await sendMessage(t, eve, convo.id, { ciphertext: await message(alice, convo.id) })).body.error).toBe('NotMember')
+    expect((await sendMessage(t, eve, convo.id, { ciphertext: await message(alice, convo.id) })).body.error).toBe(
+      'NotMember',
+    )
     const unknown = await sendMessage(t, alice, 'nope', { ciphertext: await message(alice, convo.id) })
     expect(unknown.status).toBe(404)
     expect(unknown.body.error).toBe('ConvoNotFound')
@@ -93,7 +97,9 @@ describe('sendMessage', () => {
       Array.from({ length: 50 }, (_, i) => sendMessage(t, i % 2 ? alice : bob, convo.id)),
     )
     expect(results.every((r) => r.status === 200)).toBe(true)
-    const { rows } = await sql<{ seq: number }>`SELECT seq FROM message WHERE convo_id = ${convo.id} ORDER BY seq`.execute(t.ctx.db)
+    const { rows } = await sql<{
+      seq: number
+    }>`SELECT seq FROM message WHERE convo_id = ${convo.id} ORDER BY seq`.execute(t.ctx.db)
     expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1))
   })
 })

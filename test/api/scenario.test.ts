@@ -34,18 +34,30 @@ describe('a whole group life', () => {
     const c = await TestUser.create()
 
     // A and C publish key packages; B fetches A's to build the group.
-    for (let i = 1; i <= 3; i++) expect(await publishKeyPackage(t, a)).toMatchObject({ status: 200, body: { available: i } })
+    for (let i = 1; i <= 3; i++)
+      expect(await publishKeyPackage(t, a)).toMatchObject({ status: 200, body: { available: i } })
     expect(await publishKeyPackage(t, c)).toMatchObject({ status: 200, body: { available: 1 } })
     const kp = await t.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>(b, NSID.getKeyPackages, {
       params: { dids: [a.did] },
     })
     expect(kp.body.keyPackages.map((k) => k.did)).toEqual([a.did])
-    expect((await t.call(a, NSID.getKeyPackageStats)).body).toEqual({ available: 2, consumed: 1, lastResort: false, lastResortHandouts: 0 })
+    expect((await t.call(a, NSID.getKeyPackageStats)).body).toEqual({
+      available: 2,
+      consumed: 1,
+      lastResort: false,
+      lastResortHandouts: 0,
+    })
 
     // B creates the conversation with A, with that key package, and the Welcome for A.
-    const prepared = await prepareConvo(t, b, [a], { metadata: { name: 'a & b' } }, {
-      keyPackages: kp.body.keyPackages.map((k) => Buffer.from(k.keyPackage, 'base64')),
-    })
+    const prepared = await prepareConvo(
+      t,
+      b,
+      [a],
+      { metadata: { name: 'a & b' } },
+      {
+        keyPackages: kp.body.keyPackages.map((k) => Buffer.from(k.keyPackage, 'base64')),
+      },
+    )
     const created = await t.call<ConvoBody>(b, NSID.createConvo, { input: prepared.input })
     expect(created.status).toBe(200)
     prepared.created(created.body)
@@ -58,7 +70,9 @@ describe('a whole group life', () => {
     expect(aConvos.body.conversations.map((x) => x.id)).toEqual([convoId])
     const fetched = await t.call<{ welcome: string }>(a, NSID.getWelcome, { params: { convoId } })
     expect(Buffer.from(fetched.body.welcome, 'base64')).toEqual(Buffer.from(welcome))
-    expect((await t.call(a, NSID.confirmWelcome, { input: { convoId, success: true } })).body).toEqual({ confirmed: true })
+    expect((await t.call(a, NSID.confirmWelcome, { input: { convoId, success: true } })).body).toEqual({
+      confirmed: true,
+    })
     expect((await t.call(a, NSID.getWelcome, { params: { convoId } })).status).toBe(410)
 
     // They exchange messages at epoch 1.
@@ -85,14 +99,22 @@ describe('a whole group life', () => {
     const staleMessage = await message(b, convoId)
 
     // B adds C with C's key package, a commit and the Welcome: epoch 3; C joins.
-    const cKp = await t.call<{ keyPackages: Array<{ keyPackage: string }> }>(b, NSID.getKeyPackages, { params: { dids: [c.did] } })
+    const cKp = await t.call<{ keyPackages: Array<{ keyPackage: string }> }>(b, NSID.getKeyPackages, {
+      params: { dids: [c.did] },
+    })
     expect(cKp.body.keyPackages).toHaveLength(1)
     const adding = await prepareCommit(t, b, convoId, {
       add: [c],
       keyPackages: cKp.body.keyPackages.map((k) => Buffer.from(k.keyPackage, 'base64')),
     })
     const added = await t.call(b, NSID.addMembers, {
-      input: { convoId, didList: [c.did], commit: encodeBase64(adding.commit), welcomeMessage: encodeBase64(adding.welcome!), epoch: 2 },
+      input: {
+        convoId,
+        didList: [c.did],
+        commit: encodeBase64(adding.commit),
+        welcomeMessage: encodeBase64(adding.welcome!),
+        epoch: 2,
+      },
     })
     expect(added.body).toEqual({ success: true, newEpoch: 3 })
     adding.accepted()
@@ -102,7 +124,10 @@ describe('a whole group life', () => {
     const commits = await t.call<{ commits: Array<{ epoch: number; sender: string }> }>(c, NSID.getCommits, {
       params: { convoId, fromEpoch: 0 },
     })
-    expect(commits.body.commits.map((x) => [x.epoch, x.sender])).toEqual([[1, b.did], [2, b.did]])
+    expect(commits.body.commits.map((x) => [x.epoch, x.sender])).toEqual([
+      [1, b.did],
+      [2, b.did],
+    ])
     // A message at the stale epoch is refused; at the current one it lands, and C sees only it.
     const stale = await sendMessage(t, b, convoId, { ciphertext: staleMessage })
     expect(stale.body.error).toBe('EpochMismatch')
@@ -111,7 +136,10 @@ describe('a whole group life', () => {
     const cRead = await t.call<Messages>(c, NSID.getMessages, { params: { convoId } })
     // Seqs 5 and 6 are B's two commits, which C joined after.
     expect(cRead.body.messages.map((m) => [m.sender, m.seq])).toEqual([[c.did, 7]])
-    const members = await t.call<{ conversations: Array<{ members: Array<{ did: string }>; epoch: number }> }>(b, NSID.getConvos)
+    const members = await t.call<{ conversations: Array<{ members: Array<{ did: string }>; epoch: number }> }>(
+      b,
+      NSID.getConvos,
+    )
     expect(members.body.conversations[0]!.members.map((m) => m.did).sort()).toEqual([b.did, c.did].sort())
     expect(members.body.conversations[0]!.epoch).toBe(3)
   })

@@ -1,6 +1,15 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createConvo, encodeBase64, NSID, sendMessage, startTestApp, type TestApp, TestUser, welcomeOf } from '../helpers/index.js'
+import {
+  createConvo,
+  encodeBase64,
+  NSID,
+  sendMessage,
+  startTestApp,
+  type TestApp,
+  TestUser,
+  welcomeOf,
+} from '../helpers/index.js'
 import { startWelcomeSweep } from '../../src/workers/index.js'
 
 let t: TestApp

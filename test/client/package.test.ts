@@ -38,15 +38,32 @@ beforeAll(async () => {
     createTestDatabase(),
     mkdtemp(path.join(tmpdir(), 'catbird-consumer-')),
   ])
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', consumer], { cwd: copy.dir, env: baseEnv() })
-  const [tarball] = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>
+  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', consumer], {
+    cwd: copy.dir,
+    env: baseEnv(),
+  })
+  const [tarball] = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{
+    filename: string
+    files: Array<{ path: string }>
+  }>
   if (!tarball) throw new Error(`npm pack gave no tarball:\n${stdout}`)
   packed = tarball.files.map((file) => file.path)
-  await writeFile(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
+  await writeFile(
+    path.join(consumer, 'package.json'),
+    JSON.stringify({ name: 'consumer', private: true, type: 'module' }),
+  )
   // Without the optional PostgreSQL binaries: an SDK user has no use for them.
   await run(
     'npm',
-    ['install', `./${tarball.filename}`, '--omit=optional', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund'],
+    [
+      'install',
+      `./${tarball.filename}`,
+      '--omit=optional',
+      '--ignore-scripts',
+      '--prefer-offline',
+      '--no-audit',
+      '--no-fund',
+    ],
     { cwd: consumer, env: baseEnv() },
   )
 }, 240_000)
@@ -111,7 +128,21 @@ console.log(JSON.stringify({ messageId: sent.messageId, id: first?.id, ciphertex
     const tsc = path.join(projectRoot, 'node_modules', 'typescript', 'bin', 'tsc')
     await run(
       process.execPath,
-      [tsc, '--strict', '--module', 'nodenext', '--target', 'es2022', '--types', 'node', '--typeRoots', path.join(projectRoot, 'node_modules', '@types'), '--outDir', '.', 'probe.ts'],
+      [
+        tsc,
+        '--strict',
+        '--module',
+        'nodenext',
+        '--target',
+        'es2022',
+        '--types',
+        'node',
+        '--typeRoots',
+        path.join(projectRoot, 'node_modules', '@types'),
+        '--outDir',
+        '.',
+        'probe.ts',
+      ],
       { cwd: consumer },
     )
 
@@ -120,12 +151,25 @@ console.log(JSON.stringify({ messageId: sent.messageId, id: first?.id, ciphertex
     const groupId = new Uint8Array(randomBytes(16))
     const { data: mlsMessage } = await encrypt(await newGroup(alice.did, groupId), new TextEncoder().encode('hello'))
     const tokens: Record<string, string> = {}
-    for (const nsid of [NSID.createConvo, NSID.sendMessage, NSID.getMessages, NSID.getEpoch]) tokens[nsid] = await alice.token(nsid)
+    for (const nsid of [NSID.createConvo, NSID.sendMessage, NSID.getMessages, NSID.getEpoch])
+      tokens[nsid] = await alice.token(nsid)
     const { stdout } = await run(process.execPath, ['probe.js'], {
       cwd: consumer,
-      env: { ...baseEnv(), TOKENS: JSON.stringify(tokens), SERVICE_URL: server.url, DID: alice.did, GROUP_ID: hex(groupId), MESSAGE: encodeBase64(mlsMessage) },
+      env: {
+        ...baseEnv(),
+        TOKENS: JSON.stringify(tokens),
+        SERVICE_URL: server.url,
+        DID: alice.did,
+        GROUP_ID: hex(groupId),
+        MESSAGE: encodeBase64(mlsMessage),
+      },
     })
     const result = JSON.parse(stdout) as { messageId: string; id: string; ciphertext: number[]; refused: string }
-    expect(result).toEqual({ messageId: expect.any(String), id: result.messageId, ciphertext: Array.from(mlsMessage), refused: 'ConvoNotFound' })
+    expect(result).toEqual({
+      messageId: expect.any(String),
+      id: result.messageId,
+      ciphertext: Array.from(mlsMessage),
+      refused: 'ConvoNotFound',
+    })
   }, 60_000)
 })

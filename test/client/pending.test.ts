@@ -64,7 +64,11 @@ const messagesIn = async (convoId: string) =>
   t.ctx.db.selectFrom('message').select(['id', 'ciphertext']).where('convo_id', '=', convoId).execute()
 
 /** A sendMessage input: a new application message of `user`'s, or the one given. */
-const sendInput = async (user: TestUser, convoId: string, extra: { ciphertext?: Uint8Array; idempotencyKey?: string } = {}) => {
+const sendInput = async (
+  user: TestUser,
+  convoId: string,
+  extra: { ciphertext?: Uint8Array; idempotencyKey?: string } = {},
+) => {
   const ciphertext = extra.ciphertext ?? (await message(user, convoId))
   return { convoId, senderDid: user.did, epoch: epochOf(ciphertext), ...extra, ciphertext }
 }
@@ -78,7 +82,9 @@ describe('pending operations', () => {
 
     const stale = await staleMessage(t, alice, convo.id)
     const stored = await messagesIn(convo.id)
-    const mismatch = await sdk.sendMessage(await sendInput(alice, convo.id, { ciphertext: stale })).catch((err: unknown) => err)
+    const mismatch = await sdk
+      .sendMessage(await sendInput(alice, convo.id, { ciphertext: stale }))
+      .catch((err: unknown) => err)
     expect(mismatch).toBeInstanceOf(XrpcClientError)
     expect(mismatch).toMatchObject({ status: 409, error: 'EpochMismatch', nsid: NSID.sendMessage, permanent: true })
 
@@ -99,7 +105,12 @@ describe('pending operations', () => {
       const key = randomUUID()
       const groupId = randomGroupId()
       // Another request holds the key: its transaction is open until we abort it.
-      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: NSID.createConvo, key, shardKey: convoIdOf(groupId) })
+      const held = await holdKey(slow.ctx.pool, {
+        caller: alice.did,
+        nsid: NSID.createConvo,
+        key,
+        shardKey: convoIdOf(groupId),
+      })
       const { sleeps, sleep } = recordingSleep(() => held.abort())
       const pendingStore = new MemoryPendingStore()
       const sdk = new MlsClient({
@@ -204,7 +215,12 @@ describe('pending operations', () => {
     expect(pending).toMatchObject({ nsid: NSID.sendMessage, input: { convoId: convo.id, senderDid: alice.did } })
     const outcomes = await after.retryPending()
     expect(outcomes).toEqual([
-      { nsid: NSID.sendMessage, operation: pending, ok: true, output: { messageId: stored!.id, receivedAt: expect.any(String) } },
+      {
+        nsid: NSID.sendMessage,
+        operation: pending,
+        ok: true,
+        output: { messageId: stored!.id, receivedAt: expect.any(String) },
+      },
     ])
     const messages = await messagesIn(convo.id)
     expect(messages).toHaveLength(1)

@@ -24,7 +24,12 @@ afterAll(async () => {
   await t?.close()
 })
 
-const sdkOf = (user: TestUser) => new MlsClient({ serviceUrl: t.url, token: (nsid) => user.token(nsid), retry: { maxAttempts: 3, sleep: async () => {} } })
+const sdkOf = (user: TestUser) =>
+  new MlsClient({
+    serviceUrl: t.url,
+    token: (nsid) => user.token(nsid),
+    retry: { maxAttempts: 3, sleep: async () => {} },
+  })
 const text = (s: string) => new TextEncoder().encode(s)
 
 /**
@@ -71,7 +76,12 @@ class App {
   async say(convoId: string, words: string): Promise<void> {
     const made = await encrypt(this.state as ClientState, text(words))
     this.state = made.state
-    await this.sdk.sendMessage({ convoId, senderDid: this.user.did, epoch: Number(made.state.groupContext.epoch), ciphertext: made.data })
+    await this.sdk.sendMessage({
+      convoId,
+      senderDid: this.user.did,
+      epoch: Number(made.state.groupContext.epoch),
+      ciphertext: made.data,
+    })
   }
 }
 
@@ -112,7 +122,9 @@ describe('recovering a conversation through the SDK', () => {
     const overtaken: ExternalCommitBuilder = async (groupInfo, epoch) => {
       if (bob.builds === 0) {
         const update = await commit(alice.state)
-        expect((await alice.send(convo, update.data, { groupInfo: encodeBase64(await groupInfoOf(update.state)) })).status).toBe(200)
+        expect(
+          (await alice.send(convo, update.data, { groupInfo: encodeBase64(await groupInfoOf(update.state)) })).status,
+        ).toBe(200)
         alice.state = update.state
       }
       expect(epoch).toBe(bob.builds + 1)

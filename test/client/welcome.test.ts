@@ -90,7 +90,11 @@ describe('joining from a Welcome', () => {
       received.push(Buffer.from(bytes))
     })
     expect(received).toEqual([welcome])
-    expect(await delivery(convoId, bob.did)).toMatchObject({ state: 'consumed', consumed_via: 'confirm', fetch_count: 1 })
+    expect(await delivery(convoId, bob.did)).toMatchObject({
+      state: 'consumed',
+      consumed_via: 'confirm',
+      fetch_count: 1,
+    })
     expect(await new FileWelcomeStore(file).list()).toEqual([])
   })
 

@@ -23,10 +23,18 @@ afterAll(async () => {
 describe('XrpcClient', () => {
   it('calls queries and procedures typed by the lexicons, binary fields as Uint8Array', async () => {
     const prepared = await prepareConvo(t, alice)
-    const convo = await xrpc.procedure(NSID.createConvo, { groupId: String(prepared.input.groupId), cipherSuite: String(prepared.input.cipherSuite) })
+    const convo = await xrpc.procedure(NSID.createConvo, {
+      groupId: String(prepared.input.groupId),
+      cipherSuite: String(prepared.input.cipherSuite),
+    })
     prepared.created(convo)
     const ciphertext = await message(alice, convo.id)
-    const sent = await xrpc.procedure(NSID.sendMessage, { convoId: convo.id, senderDid: alice.did, epoch: 0, ciphertext })
+    const sent = await xrpc.procedure(NSID.sendMessage, {
+      convoId: convo.id,
+      senderDid: alice.did,
+      epoch: 0,
+      ciphertext,
+    })
     const { messages } = await xrpc.query(NSID.getMessages, { convoId: convo.id })
     expect(messages).toHaveLength(1)
     expect(messages[0]).toMatchObject({ id: sent.messageId, sender: alice.did, seq: 1 })
@@ -42,7 +50,13 @@ describe('XrpcClient', () => {
     const err = await xrpc.query(NSID.getEpoch, { convoId: 'nope' }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(XrpcClientError)
     const refusal = err as XrpcClientError
-    expect(refusal).toMatchObject({ nsid: NSID.getEpoch, status: 404, error: 'ConvoNotFound', retryable: false, permanent: true })
+    expect(refusal).toMatchObject({
+      nsid: NSID.getEpoch,
+      status: 404,
+      error: 'ConvoNotFound',
+      retryable: false,
+      permanent: true,
+    })
     expect(refusal.message).toEqual(expect.any(String))
     expect(refusal.headers.get('content-type')).toMatch(/application\/json/)
 
@@ -71,11 +85,14 @@ describe('XrpcClient', () => {
         fileName: file,
       })
       for (const [, specifier] of outputText.matchAll(/\b(?:from|import)\s*'([^']+)'/g)) {
-        if (specifier!.startsWith('.')) reached.add(path.resolve(path.dirname(file), specifier!.replace(/\.js$/, '.ts')))
+        if (specifier!.startsWith('.'))
+          reached.add(path.resolve(path.dirname(file), specifier!.replace(/\.js$/, '.ts')))
         else packages.add(specifier!)
       }
     }
-    const outside = [...reached].filter((file) => !file.startsWith(`${clientDir}${path.sep}`)).map((file) => path.relative(src, file))
+    const outside = [...reached]
+      .filter((file) => !file.startsWith(`${clientDir}${path.sep}`))
+      .map((file) => path.relative(src, file))
     expect(outside.sort()).toEqual([path.join('lexicon', 'types', 'index.ts'), path.join('lexicon', 'wire.ts')])
     expect([...packages].sort()).toEqual(['@atproto/lexicon', 'node:crypto', 'node:fs/promises', 'node:path'])
   })

@@ -63,8 +63,12 @@ describe('embedded PostgreSQL in a private directory', () => {
       const data = await stat(first.dataDir)
       expect(data.uid).toBe(Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })))
       expect(data.mode & 0o777).toBe(0o700)
-      expect(logs).toContain(`the postgres user cannot reach ${opts.dataDir}; the embedded PostgreSQL data lives in ${first.dataDir} instead`)
-      expect(await readdir(path.join(base, 'cache'))).toEqual([expect.stringMatching(new RegExp(`^postgres-17\\.[\\w.-]+-${process.platform}-${process.arch}$`))])
+      expect(logs).toContain(
+        `the postgres user cannot reach ${opts.dataDir}; the embedded PostgreSQL data lives in ${first.dataDir} instead`,
+      )
+      expect(await readdir(path.join(base, 'cache'))).toEqual([
+        expect.stringMatching(new RegExp(`^postgres-17\\.[\\w.-]+-${process.platform}-${process.arch}$`)),
+      ])
       // Nothing was created inside the private directory.
       expect(existsSync(path.join(home, 'project'))).toBe(false)
     } else {
@@ -94,7 +98,9 @@ describe('the lease of a process on its cluster', () => {
     const logs: string[] = []
     const first = await startEmbeddedPostgres({ ...opts, log: (msg) => logs.push(msg) })
     const leases = async () =>
-      (await query(first.url, `SELECT pid FROM pg_stat_activity WHERE application_name = 'catbird-mls-ds lease'`)).map((row) => row.pid)
+      (await query(first.url, `SELECT pid FROM pg_stat_activity WHERE application_name = 'catbird-mls-ds lease'`)).map(
+        (row) => row.pid,
+      )
     try {
       const [old] = await leases()
       await query(first.url, `SELECT pg_terminate_backend(${Number(old)})`)

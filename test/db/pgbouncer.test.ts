@@ -57,7 +57,9 @@ describe.skipIf(!binary)(`behind PgBouncer in transaction mode${binary ? '' : ` 
     // Its retry: the same answer, no second message.
     const retried = await sendMessage(t, alice, convo.id, keyed)
     expect(retried.body.messageId).toBe(sends[10]!.body.messageId)
-    const page = await t.call<{ messages: Array<{ seq: number }> }>(alice, NSID.getMessages, { params: { convoId: convo.id } })
+    const page = await t.call<{ messages: Array<{ seq: number }> }>(alice, NSID.getMessages, {
+      params: { convoId: convo.id },
+    })
     // The commit adding carol, then the 11 messages, numbered without gaps.
     expect(page.body.messages.map((m) => m.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1))
 

@@ -71,7 +71,13 @@ describe('the server with prepared statements off (PgBouncer before 1.21)', () =
     expect((await publishKeyPackage(t, bob, await keyPackage(bob), { idempotencyKey: 'kp-1' })).status).toBe(200)
     const convo = await createConvo(t, alice, [bob])
     const ciphertext = await message(alice, convo.id)
-    const input = { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: bytesJson(ciphertext), idempotencyKey: 'send-1' }
+    const input = {
+      convoId: convo.id,
+      senderDid: alice.did,
+      epoch: 1,
+      ciphertext: bytesJson(ciphertext),
+      idempotencyKey: 'send-1',
+    }
     const first = await t.call(alice, NSID.sendMessage, { input })
     const replay = await t.call(alice, NSID.sendMessage, { input })
     expect([first.status, replay.status, replay.headers.get('idempotent-replayed')]).toEqual([200, 200, 'true'])
@@ -79,9 +85,14 @@ describe('the server with prepared statements off (PgBouncer before 1.21)', () =
     expect((await sendMessage(t, bob, convo.id)).status).toBe(200)
     const page = await t.call<{ messages: unknown[] }>(alice, NSID.getMessages, { params: { convoId: convo.id } })
     expect(page.body.messages).toHaveLength(2)
-    expect((await t.call(alice, NSID.getEpoch, { params: { convoId: convo.id } })).body).toEqual({ convoId: convo.id, currentEpoch: 1 })
+    expect((await t.call(alice, NSID.getEpoch, { params: { convoId: convo.id } })).body).toEqual({
+      convoId: convo.id,
+      currentEpoch: 1,
+    })
     expect((await publishKeyPackage(t, bob, await keyPackage(bob))).status).toBe(200)
-    const claimed = await t.call<{ keyPackages: unknown[] }>(alice, NSID.getKeyPackages, { params: { dids: [bob.did], cipherSuite: SUITE } })
+    const claimed = await t.call<{ keyPackages: unknown[] }>(alice, NSID.getKeyPackages, {
+      params: { dids: [bob.did], cipherSuite: SUITE },
+    })
     expect(claimed.body.keyPackages).toHaveLength(1)
     expect(await preparedOn(t.database.pool)).toEqual([])
   })

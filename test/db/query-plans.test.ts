@@ -6,7 +6,14 @@ import type { DatabaseSchema } from '../../src/db/schema.js'
 import { deleteExpiredIdempotencyKeys } from '../../src/idempotency/store.js'
 import { listCommits, sendCommit } from '../../src/services/commits.js'
 import { createConvo, listConvos, requireMember } from '../../src/services/convos.js'
-import { highestEventId, lowestEventId, memberships, readEventRefs, readEvents, replayEvents } from '../../src/services/events.js'
+import {
+  highestEventId,
+  lowestEventId,
+  memberships,
+  readEventRefs,
+  readEvents,
+  replayEvents,
+} from '../../src/services/events.js'
 import { addMembers, removeMember } from '../../src/services/members.js'
 import { fetchGroupInfo, putGroupInfo } from '../../src/services/groupInfo.js'
 import { claimKeyPackages, keyPackageStats, publishKeyPackage } from '../../src/services/keyPackages.js'
@@ -75,7 +82,17 @@ afterAll(async () => {
   await testDb?.drop()
 })
 
-const BIG_TABLES = ['message', 'member', 'key_package', 'commit', 'welcome_delivery', 'idempotency_key', 'convo', 'group_info', 'last_resort_handout']
+const BIG_TABLES = [
+  'message',
+  'member',
+  'key_package',
+  'commit',
+  'welcome_delivery',
+  'idempotency_key',
+  'convo',
+  'group_info',
+  'last_resort_handout',
+]
 
 function seqScans(plan: unknown, found: string[] = []): string[] {
   if (Array.isArray(plan)) plan.forEach((p) => seqScans(p, found))
@@ -93,7 +110,9 @@ describe('query plans', () => {
   it('every statement the services run uses an index on the large tables', async () => {
     const did = 'did:plc:u7'
     const convoId = 'c7'
-    const groupId = (await sql<{ id: string }>`SELECT group_id AS id FROM convo WHERE id = ${convoId}`.execute(database.db)).rows[0]!.id
+    const groupId = (
+      await sql<{ id: string }>`SELECT group_id AS id FROM convo WHERE id = ${convoId}`.execute(database.db)
+    ).rows[0]!.id
     /** A Welcome naming the key packages seeded with these numbers. */
     const welcomeFor = (...seeds: number[]) => ({
       data: new Uint8Array([5]),
@@ -105,8 +124,15 @@ describe('query plans', () => {
         return createHash('sha256').update(int4).digest()
       }),
     })
-    const groupInfoOf = (convoGroupId: string, epoch: number) => ({ data: new Uint8Array([6]), groupId: convoGroupId, epoch, cipherSuite: 's', externalPub: true })
-    const groupOf = async (id: string) => (await sql<{ id: string }>`SELECT group_id AS id FROM convo WHERE id = ${id}`.execute(database.db)).rows[0]!.id
+    const groupInfoOf = (convoGroupId: string, epoch: number) => ({
+      data: new Uint8Array([6]),
+      groupId: convoGroupId,
+      epoch,
+      cipherSuite: 's',
+      externalPub: true,
+    })
+    const groupOf = async (id: string) =>
+      (await sql<{ id: string }>`SELECT group_id AS id FROM convo WHERE id = ${id}`.execute(database.db)).rows[0]!.id
     // Run each service once (errors are fine: the statements were still captured).
     const calls: Array<() => Promise<unknown>> = [
       () => requireMember(traced, convoId, did),
@@ -114,31 +140,89 @@ describe('query plans', () => {
       () => sendMessage(traced, { convoId, sender: did, groupId, epoch: 10, ciphertext: new Uint8Array([1]) }),
       // A commit on the current epoch (10), then the same again: a retry, looked up.
       // It brings the GroupInfo of epoch 11 (stored with it); the next commit (addMembers) brings none (deleted).
-      () => sendCommit(traced, { convoId, sender: did, commit: { data: new Uint8Array([2]), groupId, epoch: 10, groupInfo: groupInfoOf(groupId, 11) } }),
+      () =>
+        sendCommit(traced, {
+          convoId,
+          sender: did,
+          commit: { data: new Uint8Array([2]), groupId, epoch: 10, groupInfo: groupInfoOf(groupId, 11) },
+        }),
       () => sendCommit(traced, { convoId, sender: did, commit: { data: new Uint8Array([2]), groupId, epoch: 10 } }),
       // Stored, then the same again (not stored: why?), then read.
-      async () => putGroupInfo(traced, { convoId: 'c9', caller: 'did:plc:u9', info: groupInfoOf(await groupOf('c9'), 10) }),
-      async () => putGroupInfo(traced, { convoId: 'c9', caller: 'did:plc:u9', info: groupInfoOf(await groupOf('c9'), 10) }),
+      async () =>
+        putGroupInfo(traced, { convoId: 'c9', caller: 'did:plc:u9', info: groupInfoOf(await groupOf('c9'), 10) }),
+      async () =>
+        putGroupInfo(traced, { convoId: 'c9', caller: 'did:plc:u9', info: groupInfoOf(await groupOf('c9'), 10) }),
       () => fetchGroupInfo(traced, { convoId: 'c9', caller: 'did:plc:u9' }),
       // did:plc:lr5 has only a last-resort package.
       () => claimKeyPackages(traced, { dids: ['did:plc:lr5', 'did:plc:u3'], claimedBy: did }),
-      () => publishKeyPackage(traced, { owner: 'did:plc:lr7', cipherSuite: 's', data: new Uint8Array([7, 7]), ref: new Uint8Array([7]), expiresAt: new Date(Date.now() + 1e6), maxPerUser: 1000, lastResort: true }),
+      () =>
+        publishKeyPackage(traced, {
+          owner: 'did:plc:lr7',
+          cipherSuite: 's',
+          data: new Uint8Array([7, 7]),
+          ref: new Uint8Array([7]),
+          expiresAt: new Date(Date.now() + 1e6),
+          maxPerUser: 1000,
+          lastResort: true,
+        }),
       () => listConvos(traced, { did, limit: 50 }),
       () => listCommits(traced, { convoId, currentEpoch: 10, fromEpoch: 2, limit: 100 }),
       () => claimKeyPackages(traced, { dids: ['did:plc:hot', 'did:plc:u4'], claimedBy: did }),
       () => claimKeyPackages(traced, { dids: ['did:plc:hot'], cipherSuite: 's', claimedBy: did }),
       () => keyPackageStats(traced, { owner: did }),
-      () => publishKeyPackage(traced, { owner: did, cipherSuite: 's', data: new Uint8Array([9, 9]), ref: new Uint8Array([8]), expiresAt: new Date(Date.now() + 1e6), maxPerUser: 1000, lastResort: false }),
+      () =>
+        publishKeyPackage(traced, {
+          owner: did,
+          cipherSuite: 's',
+          data: new Uint8Array([9, 9]),
+          ref: new Uint8Array([8]),
+          expiresAt: new Date(Date.now() + 1e6),
+          maxPerUser: 1000,
+          lastResort: false,
+        }),
       () => fetchWelcome(traced, { convoId, did: 'did:plc:r1', graceSeconds: 300 }),
       () => confirmWelcome(traced, { convoId, did: 'did:plc:r1', success: true }),
       () => sweepWelcomes(traced, { graceSeconds: 300, retentionDays: 14, batchSize: 100 }),
       () => deleteExpiredIdempotencyKeys(traced, 100),
       // The Welcome binds a package handed out to the creator, then names one that was not (the refusal's diagnosis).
-      () => createConvo(traced, { creator: did, groupId: 'ff01', cipherSuite: 's', initialMembers: ['did:plc:u2'], welcome: welcomeFor(2, 4), commit: { data: new Uint8Array([1]), groupId: 'ff01', epoch: 0 }, welcomeRetentionDays: 14 }),
-      () => addMembers(traced, { convoId, caller: did, dids: ['did:plc:new'], commit: { data: new Uint8Array([3]), groupId, epoch: 11 }, welcome: welcomeFor(6), maxMembers: 100, welcomeRetentionDays: 14 }),
+      () =>
+        createConvo(traced, {
+          creator: did,
+          groupId: 'ff01',
+          cipherSuite: 's',
+          initialMembers: ['did:plc:u2'],
+          welcome: welcomeFor(2, 4),
+          commit: { data: new Uint8Array([1]), groupId: 'ff01', epoch: 0 },
+          welcomeRetentionDays: 14,
+        }),
+      () =>
+        addMembers(traced, {
+          convoId,
+          caller: did,
+          dids: ['did:plc:new'],
+          commit: { data: new Uint8Array([3]), groupId, epoch: 11 },
+          welcome: welcomeFor(6),
+          maxMembers: 100,
+          welcomeRetentionDays: 14,
+        }),
       // A Welcome naming a last-resort package handed out to the caller (did:plc:u2 got lr9's).
-      async () => addMembers(traced, { convoId: 'c2', caller: 'did:plc:u2', dids: ['did:plc:lr9'], commit: { data: new Uint8Array([3]), groupId: await groupOf('c2'), epoch: 10 }, welcome: welcomeFor(200009), maxMembers: 100, welcomeRetentionDays: 14 }),
-      () => removeMember(traced, { convoId, caller: did, target: 'did:plc:u8', commit: { data: new Uint8Array([4]), groupId, epoch: 11 } }),
+      async () =>
+        addMembers(traced, {
+          convoId: 'c2',
+          caller: 'did:plc:u2',
+          dids: ['did:plc:lr9'],
+          commit: { data: new Uint8Array([3]), groupId: await groupOf('c2'), epoch: 10 },
+          welcome: welcomeFor(200009),
+          maxMembers: 100,
+          welcomeRetentionDays: 14,
+        }),
+      () =>
+        removeMember(traced, {
+          convoId,
+          caller: did,
+          target: 'did:plc:u8',
+          commit: { data: new Uint8Array([4]), groupId, epoch: 11 },
+        }),
       // Event streams: the hub's reads (one range, and several: with each event's predecessor), a resume's.
       () => highestEventId(traced, 2 ** 48),
       ...[false, true].flatMap((withPrev) => [
@@ -148,15 +232,37 @@ describe('query plans', () => {
       () => memberships(traced, [did, 'did:plc:u8'], [convoId, 'c8']),
       () => lowestEventId(traced, { after: 0, upTo: 2 ** 48 }),
       () => replayEvents(traced, { did, segments: [{ after: 1000, upTo: 200_000 }], withPrev: false, limit: 500 }),
-      () => replayEvents(traced, { did, convoId, segments: [{ after: 1000, upTo: 200_000 }, { after: 2 ** 48, upTo: 2 ** 48 + 10 }], withPrev: true, limit: 500 }),
+      () =>
+        replayEvents(traced, {
+          did,
+          convoId,
+          segments: [
+            { after: 1000, upTo: 200_000 },
+            { after: 2 ** 48, upTo: 2 ** 48 + 10 },
+          ],
+          withPrev: true,
+          limit: 500,
+        }),
     ]
     for (const call of calls) await call().catch(() => {})
     await listMessages(traced, { convoId, did, sinceMessage: randomUUID(), limit: 50 }).catch(() => {})
 
     expect(captured.length).toBeGreaterThanOrEqual(25)
     // The statements of GroupInfo, last-resort hand-outs and event streams ran (a refusal before them would hide them from this test).
-    for (const statement of ['INSERT INTO group_info', 'DELETE FROM group_info', 'from "group_info"', 'INSERT INTO last_resort_handout', 'FROM last_resort_handout h', 'DELETE FROM last_resort_handout', 'as "prev_event_id"', 'inner join "member"']) {
-      expect(captured.some((q) => q.sql.includes(statement)), statement).toBe(true)
+    for (const statement of [
+      'INSERT INTO group_info',
+      'DELETE FROM group_info',
+      'from "group_info"',
+      'INSERT INTO last_resort_handout',
+      'FROM last_resort_handout h',
+      'DELETE FROM last_resort_handout',
+      'as "prev_event_id"',
+      'inner join "member"',
+    ]) {
+      expect(
+        captured.some((q) => q.sql.includes(statement)),
+        statement,
+      ).toBe(true)
     }
     const offenders: string[] = []
     // Transaction control (begin/commit/rollback) has no plan.
@@ -174,7 +280,9 @@ describe('query plans', () => {
     // for the skewed owner and conversation too.
     const generic: string[] = []
     for (const query of captured.filter((q) => !/^(begin|commit|rollback)\b/i.test(q.sql.trim()))) {
-      const { rows } = await database.pool.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (GENERIC_PLAN, FORMAT JSON) ${query.sql}`)
+      const { rows } = await database.pool.query<{ 'QUERY PLAN': unknown }>(
+        `EXPLAIN (GENERIC_PLAN, FORMAT JSON) ${query.sql}`,
+      )
       const scans = seqScans(rows[0]!['QUERY PLAN'])
       if (scans.length) generic.push(`${scans.join(',')}: ${query.sql.replace(/\s+/g, ' ').slice(0, 160)}`)
     }
@@ -189,7 +297,10 @@ describe('query plans', () => {
       const table = String(node['Relation Name'])
       // A row an INSERT adds goes to the shard of its own values; an UPDATE's or DELETE's rows are found by the scan under it.
       if (table in SHARD_COLUMNS && node['Node Type'] !== 'ModifyTable') {
-        found.push({ table, conditions: ['Index Cond', 'Recheck Cond', 'Filter'].map((k) => String(node[k] ?? '')).join(' ') })
+        found.push({
+          table,
+          conditions: ['Index Cond', 'Recheck Cond', 'Filter'].map((k) => String(node[k] ?? '')).join(' '),
+        })
       }
       Object.values(node).forEach((v) => shardScans(v, found))
     }
@@ -214,14 +325,19 @@ describe('query plans', () => {
     for (const query of statements) {
       const text = query.sql.replace(/--[^\n]*/g, '')
       // Rule 3: the clock is read outside CASE, COALESCE and ON CONFLICT DO UPDATE; ids come from the app.
-      if (/gen_random_uuid|uuid_generate|\brandom\(|clock_timestamp/i.test(text)) offenders.push(`volatile function: ${oneLine(text)}`)
-      if (/\bCASE\b(?:(?!\bEND\b)[\s\S])*\bnow\(\)/i.test(text) || /coalesce\([^)]*now\(\)/i.test(text)) offenders.push(`now() in CASE/COALESCE: ${oneLine(text)}`)
+      if (/gen_random_uuid|uuid_generate|\brandom\(|clock_timestamp/i.test(text))
+        offenders.push(`volatile function: ${oneLine(text)}`)
+      if (/\bCASE\b(?:(?!\bEND\b)[\s\S])*\bnow\(\)/i.test(text) || /coalesce\([^)]*now\(\)/i.test(text))
+        offenders.push(`now() in CASE/COALESCE: ${oneLine(text)}`)
       for (const set of text.split(/DO UPDATE\s+SET/i).slice(1)) {
-        if (/now\(\)/i.test(set.split(/\bWHERE\b|\bRETURNING\b|\n\s*\)/i)[0] as string)) offenders.push(`now() in ON CONFLICT DO UPDATE: ${oneLine(text)}`)
+        if (/now\(\)/i.test(set.split(/\bWHERE\b|\bRETURNING\b|\n\s*\)/i)[0] as string))
+          offenders.push(`now() in ON CONFLICT DO UPDATE: ${oneLine(text)}`)
       }
       // Rule 6: no physical addresses, which differ between shards.
       if (/\bctid\b/i.test(text)) offenders.push(`ctid: ${oneLine(text)}`)
-      const { rows } = await database.pool.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (GENERIC_PLAN, FORMAT JSON) ${text}`)
+      const { rows } = await database.pool.query<{ 'QUERY PLAN': unknown }>(
+        `EXPLAIN (GENERIC_PLAN, FORMAT JSON) ${text}`,
+      )
       const plan = rows[0]!['QUERY PLAN']
       if (sweeps.has(query.sql)) {
         if (JSON.stringify(plan).includes('"LockRows"')) offenders.push(`sweep locks rows: ${oneLine(text)}`)

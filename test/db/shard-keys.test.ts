@@ -22,12 +22,21 @@ const REFERENCE_TABLES = ['convo_group_before_006']
 describe('shard keys (issue 19, rule 2)', () => {
   it('every table is distributed by a shard key or is a reference table', async () => {
     const { rows } = await sql<{ name: string }>`
-      SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'kysely%' ORDER BY 1`.execute(database.db)
+      SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'kysely%' ORDER BY 1`.execute(
+      database.db,
+    )
     expect(rows.map((r) => r.name)).toEqual([...Object.keys(SHARD_COLUMNS), ...REFERENCE_TABLES].sort())
   })
 
   it('every primary key, unique constraint, unique index and foreign key of a distributed table holds its shard key', async () => {
-    const { rows } = await sql<{ table: string; name: string; kind: string; columns: string[]; referenced: string | null; referenced_columns: string[] | null }>`
+    const { rows } = await sql<{
+      table: string
+      name: string
+      kind: string
+      columns: string[]
+      referenced: string | null
+      referenced_columns: string[] | null
+    }>`
       SELECT c.relname AS table, k.conname AS name, k.contype AS kind,
              ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY AS n(num, pos) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = n.num ORDER BY n.pos) AS columns,
              r.relname AS referenced,
@@ -50,7 +59,9 @@ describe('shard keys (issue 19, rule 2)', () => {
       // A foreign key stays on one shard when it maps the shard key onto the referenced table's.
       const target = SHARD_COLUMNS[r.referenced as string]
       const at = r.columns.indexOf(shard)
-      return r.referenced_columns?.[at] === target ? [] : [`${r.table}.${r.name} does not map ${shard} onto ${r.referenced}.${target}`]
+      return r.referenced_columns?.[at] === target
+        ? []
+        : [`${r.table}.${r.name} does not map ${shard} onto ${r.referenced}.${target}`]
     })
     expect(offenders).toEqual([])
   })

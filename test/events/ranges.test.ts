@@ -2,7 +2,18 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { EventHub } from '../../src/events/hub.js'
 import { sendMessage as storeMessage } from '../../src/services/messages.js'
-import { createConvo, epochOf, message, messagesOf, openStream, sendMessage, type SseStream, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
+import {
+  createConvo,
+  epochOf,
+  message,
+  messagesOf,
+  openStream,
+  sendMessage,
+  type SseStream,
+  startTestApp,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 
 /**
  * Event ids from several ranges, as a Citus cluster draws them (each node
@@ -38,10 +49,20 @@ async function drawFrom(range: 'low' | 'high'): Promise<void> {
 }
 
 /** Stores a message with its event id from `range`, unannounced (as by an instance that died after commit). */
-async function storeIn(range: 'low' | 'high', sender: TestUser, convo: { id: string; groupId: string }): Promise<string> {
+async function storeIn(
+  range: 'low' | 'high',
+  sender: TestUser,
+  convo: { id: string; groupId: string },
+): Promise<string> {
   const ciphertext = await message(sender, convo.id)
   await drawFrom(range)
-  const sent = await storeMessage(one.ctx.db, { convoId: convo.id, sender: sender.did, groupId: convo.groupId, epoch: epochOf(ciphertext), ciphertext })
+  const sent = await storeMessage(one.ctx.db, {
+    convoId: convo.id,
+    sender: sender.did,
+    groupId: convo.groupId,
+    epoch: epochOf(ciphertext),
+    ciphertext,
+  })
   return sent.id
 }
 
@@ -57,7 +78,10 @@ function expectInOrderOnce(stream: SseStream): void {
   }
 }
 
-const idsOf = (stream: SseStream) => messagesOf(stream.events).map((m) => m.id).sort()
+const idsOf = (stream: SseStream) =>
+  messagesOf(stream.events)
+    .map((m) => m.id)
+    .sort()
 
 describe('event streams over event ids from several ranges', () => {
   it('deliver live and resume every message exactly once, each conversation in order', async () => {
@@ -79,7 +103,10 @@ describe('event streams over event ids from several ranges', () => {
     const stored: Array<{ convo: string; id: string }> = []
     for (let i = 0; i < 12; i++) {
       const convo = i % 3 === 2 ? own : shared
-      stored.push({ convo: convo.id, id: await storeIn(i % 2 ? 'high' : 'low', convo === shared && i % 4 === 1 ? bob : alice, convo) })
+      stored.push({
+        convo: convo.id,
+        id: await storeIn(i % 2 ? 'high' : 'low', convo === shared && i % 4 === 1 ? bob : alice, convo),
+      })
     }
     await drawFrom('high')
     expect((await sendMessage(one, alice, shared.id)).status).toBe(200)
@@ -133,7 +160,9 @@ describe('event streams over event ids from several ranges', () => {
     const alice = await TestUser.create()
     const convo = await createConvo(one, alice)
     for (let i = 0; i < 3; i++) await storeIn('low', alice, convo)
-    const { rows } = await sql<{ event_id: number }>`SELECT event_id FROM message WHERE event_id < ${HIGH} ORDER BY event_id LIMIT 2`.execute(one.ctx.db)
+    const { rows } = await sql<{
+      event_id: number
+    }>`SELECT event_id FROM message WHERE event_id < ${HIGH} ORDER BY event_id LIMIT 2`.execute(one.ctx.db)
     const [oldest, second] = rows.map((r) => Number(r.event_id)) as [number, number]
     // As a retention sweep would: the two oldest messages are gone.
     await sql`DELETE FROM message WHERE event_id <= ${second}`.execute(one.ctx.db)
@@ -150,7 +179,13 @@ describe('event streams over event ids from several ranges', () => {
   it('passes an id of each range that never commits once it is older than the gap timeout, and delivers what follows once', async () => {
     const alice = await TestUser.create()
     const convo = await createConvo(one, alice)
-    const hub = new EventHub({ db: one.ctx.db, listen: undefined, log: one.app.log, gapTimeoutMs: 300, pollIntervalMs: 50 })
+    const hub = new EventHub({
+      db: one.ctx.db,
+      listen: undefined,
+      log: one.app.log,
+      gapTimeoutMs: 300,
+      pollIntervalMs: 50,
+    })
     await hub.start()
     const delivered: string[] = []
     hub.subscribe({ did: alice.did, deliver: (messages) => delivered.push(...messages.map((m) => m.id)), close() {} })

@@ -41,7 +41,9 @@ function withApplicationName(url: string, name: string): string {
 
 /** The last statement of each session named `name`. */
 async function sessionsOf(name: string): Promise<string[]> {
-  const { rows } = await sql<{ query: string }>`SELECT query FROM pg_stat_activity WHERE application_name = ${name}`.execute(one.ctx.db)
+  const { rows } = await sql<{
+    query: string
+  }>`SELECT query FROM pg_stat_activity WHERE application_name = ${name}`.execute(one.ctx.db)
   return rows.map((r) => r.query)
 }
 
@@ -74,7 +76,11 @@ describe('streamConvoEvents', () => {
         // The MLS message, as padded base64 (whole groups of four characters).
         message: {
           convoId: convo.id,
-          ciphertext: { $bytes: expect.stringMatching(/^(?:[A-Za-z0-9+/]{4})+$|^(?:[A-Za-z0-9+/]{4})*[A-Za-z0-9+/]{2}(?:==|[A-Za-z0-9+/]=)$/) },
+          ciphertext: {
+            $bytes: expect.stringMatching(
+              /^(?:[A-Za-z0-9+/]{4})+$|^(?:[A-Za-z0-9+/]{4})*[A-Za-z0-9+/]{2}(?:==|[A-Za-z0-9+/]=)$/,
+            ),
+          },
         },
       })
       stream.close()
@@ -91,7 +97,10 @@ describe('streamConvoEvents', () => {
       () => commitUpdate(one, alice, convo.id),
       () => addMembers(one, alice, convo.id, [carol], { idempotencyKey: `add-${carol.did}` }),
       () => sendMessage(one, carol, convo.id),
-      () => one.call(carol, NSID.leaveConvo, { input: { convoId: convo.id } }).then(() => removeMember(one, bob, convo.id, carol)),
+      () =>
+        one
+          .call(carol, NSID.leaveConvo, { input: { convoId: convo.id } })
+          .then(() => removeMember(one, bob, convo.id, carol)),
     ]
     for (const [i, write] of writes.entries()) {
       expect((await write()).status).toBe(200)
@@ -157,7 +166,11 @@ describe('streamConvoEvents', () => {
 
   it('sends keep-alive comments, limits streams per caller, and refuses bad cursors', async () => {
     const alice = await TestUser.create()
-    const streams = [await openStream(one.url, alice), await openStream(one.url, alice), await openStream(one.url, alice)]
+    const streams = [
+      await openStream(one.url, alice),
+      await openStream(one.url, alice),
+      await openStream(one.url, alice),
+    ]
     const fourth = await openStream(one.url, alice)
     expect(fourth.status).toBe(429)
     await streams[0]!.waitFor(() => streams[0]!.comments.includes('keep-alive'), 5_000)

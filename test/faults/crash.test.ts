@@ -50,7 +50,13 @@ describe('process crash mid-load', () => {
     }
     const send = async (url: string, s: Send, user: TestUser) => {
       const res = await xrpcClient(url)<{ messageId: string }>(user, NSID.sendMessage, {
-        input: { convoId: convo.id, senderDid: user.did, epoch: 1, ciphertext: { $bytes: s.ciphertext }, idempotencyKey: s.key },
+        input: {
+          convoId: convo.id,
+          senderDid: user.did,
+          epoch: 1,
+          ciphertext: { $bytes: s.ciphertext },
+          idempotencyKey: s.key,
+        },
       })
       if (res.status !== 200) throw new Error(`sendMessage ${res.status}: ${JSON.stringify(res.body)}`)
       return res.body.messageId

@@ -61,21 +61,29 @@ beforeAll(async () => {
     },
     handlers: {
       ...handlers,
-      [NSID.sendMessage]: handler(NSID.sendMessage, async (req) => {
-        if (freezeBeforeWrite) {
-          freezeBeforeWrite = false
-          proxy.freeze()
-        }
-        return sendHandler(req)
-      }, sendHandler.keyedWrites),
-      [NSID.createConvo]: handler(NSID.createConvo, async (req) => {
-        const output = await createHandler(req)
-        if (freezeBeforeCommit) {
-          freezeBeforeCommit = false
-          proxy.freeze()
-        }
-        return output
-      }, createHandler.keyedWrites),
+      [NSID.sendMessage]: handler(
+        NSID.sendMessage,
+        async (req) => {
+          if (freezeBeforeWrite) {
+            freezeBeforeWrite = false
+            proxy.freeze()
+          }
+          return sendHandler(req)
+        },
+        sendHandler.keyedWrites,
+      ),
+      [NSID.createConvo]: handler(
+        NSID.createConvo,
+        async (req) => {
+          const output = await createHandler(req)
+          if (freezeBeforeCommit) {
+            freezeBeforeCommit = false
+            proxy.freeze()
+          }
+          return output
+        },
+        createHandler.keyedWrites,
+      ),
       // A statement PostgreSQL has to cancel itself.
       [NSID.getEpoch]: handler(NSID.getEpoch, async (req) => {
         await sql`SELECT pg_sleep(10)`.execute(req.db)
@@ -98,7 +106,8 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ result: T; ms: number }
   return { result, ms: performance.now() - started }
 }
 
-const health = () => fetch(`${t.url}/xrpc/_health`).then(async (res) => ({ status: res.status, body: await res.json() }))
+const health = () =>
+  fetch(`${t.url}/xrpc/_health`).then(async (res) => ({ status: res.status, body: await res.json() }))
 
 /** Retries as a client would on 503 and 409 until an answer, or gives up after `ms`. */
 async function retryUntilAnswered<T>(send: () => Promise<XrpcResponse<T>>, ms = 10_000) {
@@ -112,8 +121,7 @@ async function retryUntilAnswered<T>(send: () => Promise<XrpcResponse<T>>, ms = 
   }
 }
 
-const storedMessages = async () =>
-  countRows(t.ctx.db, 'message', sql`convo_id = ${convoId}`)
+const storedMessages = async () => countRows(t.ctx.db, 'message', sql`convo_id = ${convoId}`)
 
 /**
  * A keyed sendMessage whose database freezes when its one statement is
@@ -145,8 +153,7 @@ async function keyedCreateTimedOutAtCommit() {
   expect(freezeBeforeCommit, 'the first attempt reached its COMMIT').toBe(false)
   expect(first.result.status).toBe(503)
   expect(first.ms).toBeLessThan(BOUND_MS)
-  const stored = async () =>
-    countRows(t.ctx.db, 'convo', sql`group_id = ${input.groupId}`)
+  const stored = async () => countRows(t.ctx.db, 'convo', sql`group_id = ${input.groupId}`)
   return { stored, retry }
 }
 
@@ -156,7 +163,10 @@ describe('a frozen database', () => {
     proxy.freeze()
 
     const probe = await timed(health)
-    expect(probe.result).toEqual({ status: 503, body: { version: expect.any(String), error: 'ServiceUnavailable', message: expect.any(String) } })
+    expect(probe.result).toEqual({
+      status: 503,
+      body: { version: expect.any(String), error: 'ServiceUnavailable', message: expect.any(String) },
+    })
     expect(probe.ms).toBeLessThan(HEALTH_TIMEOUT_MS + 500)
 
     // More requests than the pool has connections: some wait for one.
@@ -178,15 +188,19 @@ describe('a frozen database', () => {
   it.each([
     ['one-statement write (sendMessage) whose statement', () => keyedSendTimedOut()],
     ['transactional write (createConvo) whose COMMIT', () => keyedCreateTimedOutAtCommit()],
-  ])('keyed %s reached the database late: 503, and the retry replays it (stored once)', async (_kind, timedOut) => {
-    const { stored, retry } = await timedOut()
-    // As after SIGCONT: what was held is delivered, runs and commits.
-    proxy.thaw()
-    const { res } = await retryUntilAnswered<unknown>(retry)
-    expect(res.status).toBe(200)
-    expect(res.headers.get('idempotent-replayed')).toBe('true')
-    expect(await stored()).toBe(1)
-  }, 30_000)
+  ])(
+    'keyed %s reached the database late: 503, and the retry replays it (stored once)',
+    async (_kind, timedOut) => {
+      const { stored, retry } = await timedOut()
+      // As after SIGCONT: what was held is delivered, runs and commits.
+      proxy.thaw()
+      const { res } = await retryUntilAnswered<unknown>(retry)
+      expect(res.status).toBe(200)
+      expect(res.headers.get('idempotent-replayed')).toBe('true')
+      expect(await stored()).toBe(1)
+    },
+    30_000,
+  )
 
   it('keyed one-statement write lost in a partition: 503, and the retry writes once', async () => {
     const { stored, retry } = await keyedSendTimedOut()
@@ -215,7 +229,10 @@ describe('a frozen database', () => {
     const { rows } = await sql<{ statement: string; idle: string }>`
       SELECT current_setting('statement_timeout') AS statement,
              current_setting('idle_in_transaction_session_timeout') AS idle`.execute(t.ctx.db)
-    expect(rows[0]).toEqual({ statement: `${STATEMENT_TIMEOUT_MS}ms`, idle: `${IDLE_IN_TRANSACTION_TIMEOUT_MS / 1000}s` })
+    expect(rows[0]).toEqual({
+      statement: `${STATEMENT_TIMEOUT_MS}ms`,
+      idle: `${IDLE_IN_TRANSACTION_TIMEOUT_MS / 1000}s`,
+    })
 
     const connections = t.database.pool.totalCount
     const slow = await timed(() => t.call(alice, NSID.getEpoch, { params: { convoId } }))

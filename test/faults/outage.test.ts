@@ -14,8 +14,7 @@ let port: number
 let cluster: EmbeddedPostgres
 let t: TestApp
 
-const startCluster = () =>
-  startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port, settings: { fsync: 'off' } })
+const startCluster = () => startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), port, settings: { fsync: 'off' } })
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'catbird-outage-'))

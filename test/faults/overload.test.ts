@@ -32,7 +32,9 @@ describe('overload and slow clients', () => {
     const socket = connect(Number(port), '127.0.0.1')
     const received: Buffer[] = []
     socket.on('data', (chunk) => received.push(chunk))
-    socket.write(`POST /xrpc/${NSID.sendMessage} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"convo`)
+    socket.write(
+      `POST /xrpc/${NSID.sendMessage} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"convo`,
+    )
     const closedWithin = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), 5_000)
       socket.on('close', () => {
@@ -43,6 +45,9 @@ describe('overload and slow clients', () => {
     expect(closedWithin).toBe(true)
     const answer = Buffer.concat(received).toString()
     expect(answer).toMatch(/^HTTP\/1\.1 408/)
-    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({ error: 'RequestTimeout', message: expect.any(String) })
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
+      error: 'RequestTimeout',
+      message: expect.any(String),
+    })
   })
 })

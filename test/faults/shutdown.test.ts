@@ -1,6 +1,16 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { countRows, createConvo, createTestDatabase, openKysely, sendMessage, startChildServer, type TestDatabase, TestUser, xrpcClient } from '../helpers/index.js'
+import {
+  countRows,
+  createConvo,
+  createTestDatabase,
+  openKysely,
+  sendMessage,
+  startChildServer,
+  type TestDatabase,
+  TestUser,
+  xrpcClient,
+} from '../helpers/index.js'
 
 let testDb: TestDatabase
 

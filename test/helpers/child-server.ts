@@ -23,7 +23,9 @@ export function startChildServer(env: Record<string, string>): Promise<ChildServ
       PORT: '0',
       LOG_LEVEL: 'info',
       // As testConfig: the suite may run as behind a pooler that keeps no prepared statements.
-      ...(process.env.DATABASE_PREPARED_STATEMENTS ? { DATABASE_PREPARED_STATEMENTS: process.env.DATABASE_PREPARED_STATEMENTS } : {}),
+      ...(process.env.DATABASE_PREPARED_STATEMENTS
+        ? { DATABASE_PREPARED_STATEMENTS: process.env.DATABASE_PREPARED_STATEMENTS }
+        : {}),
       ...env,
     },
   })

@@ -49,7 +49,11 @@ export const openKysely = (url: string, max = 2): Kysely<DatabaseSchema> =>
   new Kysely({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max }) }) })
 
 /** How many rows of `table` there are (that match `where`). */
-export async function countRows(db: QueryExecutorProvider, table: string, where?: RawBuilder<unknown>): Promise<number> {
+export async function countRows(
+  db: QueryExecutorProvider,
+  table: string,
+  where?: RawBuilder<unknown>,
+): Promise<number> {
   const filter = where ? sql` WHERE ${where}` : sql``
   const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql.table(table)}${filter}`.execute(db)
   return rows[0]!.n

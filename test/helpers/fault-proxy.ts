@@ -80,9 +80,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
           res.on('data', (chunk: Buffer) => chunks.push(chunk))
           res.on('error', reject)
           res.on('end', () => {
-            const headers = Object.fromEntries(
-              Object.entries(res.headers).filter(([name]) => !HOP_BY_HOP.has(name)),
-            )
+            const headers = Object.fromEntries(Object.entries(res.headers).filter(([name]) => !HOP_BY_HOP.has(name)))
             resolve({ status: res.statusCode ?? 502, headers, body: Buffer.concat(chunks) })
           })
         },

@@ -94,7 +94,10 @@ export class Client {
    * for it first, unless told not to (they have some on the server).
    * Answers the conversation's id.
    */
-  async createConvo(members: Client[], opts: { groupInfo?: boolean; publish?: boolean; join?: boolean } = {}): Promise<string> {
+  async createConvo(
+    members: Client[],
+    opts: { groupInfo?: boolean; publish?: boolean; join?: boolean } = {},
+  ): Promise<string> {
     if (opts.publish !== false) for (const member of members) await member.publishKeyPackage()
     const groupId = randomBytes(16)
     const state = await newGroup(this.user.did, groupId)
@@ -120,7 +123,9 @@ export class Client {
     const res = await this.call<{ welcome: string }>('getWelcome', { params: { convoId } })
     assert.equal(res.status, 200)
     this.state = await joinFromWelcome(this.user, base64Bytes(res.body.welcome))
-    assert.deepEqual((await this.call('confirmWelcome', { input: { convoId, success: true } })).body, { confirmed: true })
+    assert.deepEqual((await this.call('confirmWelcome', { input: { convoId, success: true } })).body, {
+      confirmed: true,
+    })
   }
 
   /** Everything the server has for it since last time, in order: it applies commits and proposals, and decrypts messages. */
@@ -165,7 +170,13 @@ export class Client {
 
   send(convoId: string, data: Uint8Array, extra: Record<string, unknown> = {}) {
     return this.call<{ messageId: string; error?: string }>('sendMessage', {
-      input: { convoId, senderDid: this.user.did, epoch: Number(this.state.groupContext.epoch), ciphertext: bytesJson(data), ...extra },
+      input: {
+        convoId,
+        senderDid: this.user.did,
+        epoch: Number(this.state.groupContext.epoch),
+        ciphertext: bytesJson(data),
+        ...extra,
+      },
     })
   }
 

@@ -112,14 +112,24 @@ const decodeKeyPackage = (data: Uint8Array): KeyPackage => {
  * user publishes a fresh one, then the caller claims them (getKeyPackages
  * hands out the oldest available, which need not be that one).
  */
-export async function claimKeyPackages(t: Caller, caller: TestUser, users: TestUser[], suite: CiphersuiteName = SUITE): Promise<Uint8Array[]> {
+export async function claimKeyPackages(
+  t: Caller,
+  caller: TestUser,
+  users: TestUser[],
+  suite: CiphersuiteName = SUITE,
+): Promise<Uint8Array[]> {
   for (const user of users) {
     const published = await publishKeyPackage(t, user, await keyPackage(user, { suite }), { cipherSuite: suite })
-    if (published.status !== 200) throw new Error(`publishKeyPackage: ${published.status} ${JSON.stringify(published.body)}`)
+    if (published.status !== 200)
+      throw new Error(`publishKeyPackage: ${published.status} ${JSON.stringify(published.body)}`)
   }
-  const claimed = await t.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>(caller, NSID.getKeyPackages, {
-    params: { dids: users.map((u) => u.did), cipherSuite: suite },
-  })
+  const claimed = await t.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>(
+    caller,
+    NSID.getKeyPackages,
+    {
+      params: { dids: users.map((u) => u.did), cipherSuite: suite },
+    },
+  )
   if (claimed.status !== 200 || claimed.body.keyPackages.length !== users.length) {
     throw new Error(`getKeyPackages: ${claimed.status} ${JSON.stringify(claimed.body)}`)
   }
@@ -130,7 +140,11 @@ export async function claimKeyPackages(t: Caller, caller: TestUser, users: TestU
 // ---------------------------------------------------------------- a client's MLS operations
 
 /** Joins a group from a Welcome's bytes, with the key package of `user`'s device that it names. */
-export async function joinFromWelcome(user: TestUser, data: Uint8Array, suite: CiphersuiteName = SUITE): Promise<ClientState> {
+export async function joinFromWelcome(
+  user: TestUser,
+  data: Uint8Array,
+  suite: CiphersuiteName = SUITE,
+): Promise<ClientState> {
   const decoded = decodeMlsMessage(data, 0)?.[0]
   if (decoded?.wireformat !== 'mls_welcome') throw new Error('not a Welcome')
   const device = deviceOf(user)
@@ -150,11 +164,17 @@ export async function receive(
     throw new Error('not a PublicMessage or PrivateMessage')
   }
   const result = await processMessage(decoded, state, emptyPskIndex, acceptAll, await suiteImpl(suite))
-  return result.kind === 'applicationMessage' ? { state: result.newState, text: result.message } : { state: result.newState }
+  return result.kind === 'applicationMessage'
+    ? { state: result.newState, text: result.message }
+    : { state: result.newState }
 }
 
 /** A proposal (a PrivateMessage in an MLSMessage) from `state`. */
-export async function propose(state: ClientState, proposal: Proposal, suite: CiphersuiteName = SUITE): Promise<{ state: ClientState; data: Uint8Array }> {
+export async function propose(
+  state: ClientState,
+  proposal: Proposal,
+  suite: CiphersuiteName = SUITE,
+): Promise<{ state: ClientState; data: Uint8Array }> {
   const made = await createProposal(state, false, proposal, await suiteImpl(suite))
   return { state: made.newState, data: encodeMlsMessage(made.message) }
 }
@@ -200,7 +220,9 @@ export async function groupInfoOf(state: ClientState, suite: CiphersuiteName = S
  * identity (the DID), not by a signature key it no longer has (ts-mls's default).
  */
 const sameIdentity = (a: LeafNode, b: LeafNode) =>
-  a.credential.credentialType === 'basic' && b.credential.credentialType === 'basic' && Buffer.from(a.credential.identity).equals(b.credential.identity)
+  a.credential.credentialType === 'basic' &&
+  b.credential.credentialType === 'basic' &&
+  Buffer.from(a.credential.identity).equals(b.credential.identity)
 const resyncByIdentity = {
   ...defaultClientConfig,
   keyPackageEqualityConfig: {
@@ -240,7 +262,15 @@ export async function joinExternally(
   const resync = (ratchetTreeFromExtension(decoded.groupInfo) ?? []).some(
     (node) => node?.nodeType === 'leaf' && sameIdentity(node.leaf, own.publicPackage.leafNode),
   )
-  const made = await joinGroupExternal(decoded.groupInfo, own.publicPackage, own.privatePackage, resync, cs, undefined, resyncByIdentity)
+  const made = await joinGroupExternal(
+    decoded.groupInfo,
+    own.publicPackage,
+    own.privatePackage,
+    resync,
+    cs,
+    undefined,
+    resyncByIdentity,
+  )
   return {
     commit: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_public_message', publicMessage: made.publicMessage }),
     state: made.newState,
@@ -249,8 +279,14 @@ export async function joinExternally(
   }
 }
 
-export const addProposal = (keyPackage: Uint8Array): Proposal => ({ proposalType: 'add', add: { keyPackage: decodeKeyPackage(keyPackage) } })
-export const removeProposal = (state: ClientState, user: TestUser): Proposal => ({ proposalType: 'remove', remove: { removed: leafOf(state, user) } })
+export const addProposal = (keyPackage: Uint8Array): Proposal => ({
+  proposalType: 'add',
+  add: { keyPackage: decodeKeyPackage(keyPackage) },
+})
+export const removeProposal = (state: ClientState, user: TestUser): Proposal => ({
+  proposalType: 'remove',
+  remove: { removed: leafOf(state, user) },
+})
 
 /** The clear header of an MLSMessage carrying a PublicMessage or PrivateMessage. */
 export function headerOf(data: Uint8Array): { epoch: number; contentType: string } {
@@ -259,7 +295,10 @@ export function headerOf(data: Uint8Array): { epoch: number; contentType: string
     return { epoch: Number(decoded.privateMessage.epoch), contentType: decoded.privateMessage.contentType }
   }
   if (decoded?.wireformat === 'mls_public_message') {
-    return { epoch: Number(decoded.publicMessage.content.epoch), contentType: decoded.publicMessage.content.contentType }
+    return {
+      epoch: Number(decoded.publicMessage.content.epoch),
+      contentType: decoded.publicMessage.content.contentType,
+    }
   }
   throw new Error('not a PublicMessage or PrivateMessage')
 }
@@ -347,7 +386,11 @@ async function current(group: Group, member: Member): Promise<ClientState> {
     if (!member.welcome) throw new Error(`${member.user.did} was never invited`)
     member.state = await joinFromWelcome(member.user, member.welcome, group.suite)
   }
-  for (let next = group.commits.get(Number(member.state.groupContext.epoch)); next; next = group.commits.get(Number(member.state.groupContext.epoch))) {
+  for (
+    let next = group.commits.get(Number(member.state.groupContext.epoch));
+    next;
+    next = group.commits.get(Number(member.state.groupContext.epoch))
+  ) {
     const { state } = await receive(member.state, next, group.suite)
     // A member the commit removed stays where it was: what it sends is stale, as it should be.
     if (state.groupActiveState.kind !== 'active') break
@@ -397,16 +440,29 @@ export interface CommitOptions {
  * it claims from the server), removing members, or neither (an update of its
  * own keys). Nothing changes locally until `accepted()`.
  */
-export async function prepareCommit(t: Caller, caller: TestUser, convoId: string, opts: CommitOptions = {}): Promise<PreparedCommit> {
+export async function prepareCommit(
+  t: Caller,
+  caller: TestUser,
+  convoId: string,
+  opts: CommitOptions = {},
+): Promise<PreparedCommit> {
   const group = groupOf(convoId)
   const committer = group.member(caller)
   const add = opts.add ?? []
   const keyPackages = opts.keyPackages ?? (add.length ? await claimKeyPackages(t, caller, add, group.suite) : [])
   return exclusive(committer, async () => {
     const state = await current(group, committer)
-    const proposals = [...keyPackages.map(addProposal), ...(opts.remove ?? []).map((user) => removeProposal(state, user))]
+    const proposals = [
+      ...keyPackages.map(addProposal),
+      ...(opts.remove ?? []).map((user) => removeProposal(state, user)),
+    ]
     const made = await commit(state, proposals, { publicMessage: opts.publicMessage, suite: group.suite })
-    return { commit: made.data, welcome: made.welcome, epoch: made.epoch, accepted: () => group.accept(committer, made, add) }
+    return {
+      commit: made.data,
+      welcome: made.welcome,
+      epoch: made.epoch,
+      accepted: () => group.accept(committer, made, add),
+    }
   })
 }
 
@@ -418,7 +474,13 @@ async function sendCommit<T>(prepared: PreparedCommit, send: () => Promise<XrpcR
 }
 
 /** addMembers with a real commit and Welcome for `users`. */
-export async function addMembers(t: Caller, caller: TestUser, convoId: string, users: TestUser[], extra: Record<string, unknown> = {}) {
+export async function addMembers(
+  t: Caller,
+  caller: TestUser,
+  convoId: string,
+  users: TestUser[],
+  extra: Record<string, unknown> = {},
+) {
   const prepared = await prepareCommit(t, caller, convoId, { add: users })
   return sendCommit(prepared, () =>
     t.call<{ success: boolean; newEpoch: number }>(caller, NSID.addMembers, {
@@ -490,7 +552,9 @@ export async function prepareConvo(
     input: {
       groupId: hex(groupId),
       cipherSuite: suite,
-      ...(adding ? { initialMembers: members.map((m) => m.did), welcomeMessage: encodeBase64(adding.welcome as Uint8Array) } : {}),
+      ...(adding
+        ? { initialMembers: members.map((m) => m.did), welcomeMessage: encodeBase64(adding.welcome as Uint8Array) }
+        : {}),
       ...extra,
     },
     commit: adding?.data,

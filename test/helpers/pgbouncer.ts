@@ -61,10 +61,12 @@ logfile = ${path.join(dir, 'pgbouncer.log')}
     stdio: 'ignore',
   })
   let running = true
-  const exited = new Promise<void>((resolve) => child.once('exit', () => {
-    running = false
-    resolve()
-  }))
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      running = false
+      resolve()
+    }),
+  )
   for (let waited = 0; !(await listens(port)); waited += 50) {
     if (!running || waited > 10_000) {
       const log = await readFile(path.join(dir, 'pgbouncer.log'), 'utf8').catch(() => '')

@@ -63,7 +63,8 @@ export async function openStream(
             else if (line.startsWith('id: ')) id = line.slice(4)
             else if (line.startsWith('data: ')) data += line.slice(6)
           }
-          if (data) events.push({ ...(id !== undefined ? { id } : {}), data: JSON.parse(data) as Record<string, unknown> })
+          if (data)
+            events.push({ ...(id !== undefined ? { id } : {}), data: JSON.parse(data) as Record<string, unknown> })
           notify()
         }
       }

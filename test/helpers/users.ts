@@ -13,8 +13,7 @@ export class TestUser {
   ) {}
 
   static async create(kind: 'k256' | 'p256' = 'k256'): Promise<TestUser> {
-    const keypair =
-      kind === 'k256' ? await Secp256k1Keypair.create() : await P256Keypair.create()
+    const keypair = kind === 'k256' ? await Secp256k1Keypair.create() : await P256Keypair.create()
     return new TestUser(keypair, keypair.did())
   }
 
@@ -31,7 +30,12 @@ export class TestUser {
         ...(opts.iat !== undefined ? { iat: opts.iat } : {}),
       })
     }
-    const payload = { iss: claims.iss, aud: claims.aud, lxm: nsid ?? undefined, exp: opts.exp ?? Math.floor(Date.now() / 1000) + 60 }
+    const payload = {
+      iss: claims.iss,
+      aud: claims.aud,
+      lxm: nsid ?? undefined,
+      exp: opts.exp ?? Math.floor(Date.now() / 1000) + 60,
+    }
     const signed = `${base64url({ typ: 'JWT', alg: this.keypair.jwtAlg })}.${base64url(payload)}`
     const signature = await this.keypair.sign(Buffer.from(signed))
     return `${signed}.${Buffer.from(signature).toString('base64url')}`

@@ -54,7 +54,6 @@ export function xrpcClient(baseUrl: string): XrpcCall {
   }
 }
 
-
 export interface RawResponse {
   status: number
   head: string

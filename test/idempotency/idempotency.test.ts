@@ -48,8 +48,7 @@ afterAll(async () => {
   await t?.close()
 })
 
-const countMessages = async (convoId: string) =>
-  countRows(t.ctx.db, 'message', sql`convo_id = ${convoId}`)
+const countMessages = async (convoId: string) => countRows(t.ctx.db, 'message', sql`convo_id = ${convoId}`)
 const countKeys = async () => countRows(t.ctx.db, 'idempotency_key')
 
 /** A new input of each keyed write in `convoId`, with real MLS bytes. */
@@ -62,7 +61,13 @@ const writes: Record<string, (convoId: string) => Promise<Record<string, unknown
   addMembers: async (convoId) => {
     const newMember = await TestUser.create()
     const prepared = await prepareCommit(t, alice, convoId, { add: [newMember] })
-    return { convoId, didList: [newMember.did], commit: encodeBase64(prepared.commit), welcomeMessage: encodeBase64(prepared.welcome!), epoch: prepared.epoch }
+    return {
+      convoId,
+      didList: [newMember.did],
+      commit: encodeBase64(prepared.commit),
+      welcomeMessage: encodeBase64(prepared.welcome!),
+      epoch: prepared.epoch,
+    }
   },
   publishKeyPackage: async () => ({ keyPackage: encodeBase64(await keyPackage(alice)), cipherSuite: SUITE }),
   // Alice replaces her own leaf, as a device that lost its state does.
@@ -143,13 +148,23 @@ describe('idempotent writes', () => {
     const convo = await createConvo(t, alice)
     const key = randomUUID()
     const x = await message(alice, convo.id)
-    const viaHeader = await sendMessage(t, alice, convo.id, { headers: { 'idempotency-key': `"${key}"` }, ciphertext: x })
+    const viaHeader = await sendMessage(t, alice, convo.id, {
+      headers: { 'idempotency-key': `"${key}"` },
+      ciphertext: x,
+    })
     const viaBody = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: x })
     expect(viaBody.headers.get('idempotent-replayed')).toBe('true')
     expect(viaBody.body.messageId).toBe(viaHeader.body.messageId)
-    const both = await sendMessage(t, alice, convo.id, { idempotencyKey: key, headers: { 'idempotency-key': key }, ciphertext: x })
+    const both = await sendMessage(t, alice, convo.id, {
+      idempotencyKey: key,
+      headers: { 'idempotency-key': key },
+      ciphertext: x,
+    })
     expect(both.body.messageId).toBe(viaHeader.body.messageId)
-    const differ = await sendMessage(t, alice, convo.id, { idempotencyKey: key, headers: { 'idempotency-key': 'other' } })
+    const differ = await sendMessage(t, alice, convo.id, {
+      idempotencyKey: key,
+      headers: { 'idempotency-key': 'other' },
+    })
     expect(differ.status).toBe(400)
     expect(await countMessages(convo.id)).toBe(1)
   })
@@ -210,8 +225,14 @@ describe('idempotent writes', () => {
     try {
       const key = randomUUID()
       const groupId = randomGroupId()
-      const held = await holdKey(slow.ctx.pool, { caller: alice.did, nsid: NSID.createConvo, key, shardKey: convoIdOf(groupId) })
-      const create = () => slow.call(alice, NSID.createConvo, { input: { groupId, cipherSuite: SUITE, idempotencyKey: key } })
+      const held = await holdKey(slow.ctx.pool, {
+        caller: alice.did,
+        nsid: NSID.createConvo,
+        key,
+        shardKey: convoIdOf(groupId),
+      })
+      const create = () =>
+        slow.call(alice, NSID.createConvo, { input: { groupId, cipherSuite: SUITE, idempotencyKey: key } })
       const res = await create()
       expect(res.status).toBe(409)
       expect(res.body.error).toBe('IdempotencyRequestInProgress')
@@ -254,7 +275,7 @@ async function rawCall(app: TestApp, user: TestUser, nsid: string, input: unknow
 
 describe('answers and races of keyed writes', () => {
   it.each(['sendMessage', 'createConvo', 'addMembers', 'publishKeyPackage'] as const)(
-    '%s: a replay is the first answer byte for byte (for a one-statement write, the answer built in SQL is the handler\'s)',
+    "%s: a replay is the first answer byte for byte (for a one-statement write, the answer built in SQL is the handler's)",
     async (name) => {
       const convo = await createConvo(t, alice)
       const input = { ...(await writes[name]!(convo.id)), idempotencyKey: randomUUID() }
@@ -273,7 +294,9 @@ describe('answers and races of keyed writes', () => {
       const input = { ...(await writes.sendMessage!(convo.id)), idempotencyKey: randomUUID() }
       const first = await rawCall(t, alice, NSID.sendMessage, input)
       const { rows } = await sql<{ response: unknown }>`
-        SELECT response FROM idempotency_key WHERE shard_key = ${convo.id} AND response->>'messageId' = ${JSON.parse(first.text).messageId}`.execute(t.ctx.db)
+        SELECT response FROM idempotency_key WHERE shard_key = ${convo.id} AND response->>'messageId' = ${JSON.parse(first.text).messageId}`.execute(
+        t.ctx.db,
+      )
       expect(JSON.stringify(rows[0]?.response)).toBe(first.text)
     }
   })
@@ -291,7 +314,13 @@ describe('answers and races of keyed writes', () => {
     expect(retry).toEqual({ status: 200, text: first.text, replayed: 'true' })
 
     const ciphertext = await message(bob, convo.id)
-    const byBob = { convoId: convo.id, senderDid: bob.did, epoch: epochOf(ciphertext), ciphertext: bytesJson(ciphertext), idempotencyKey: randomUUID() }
+    const byBob = {
+      convoId: convo.id,
+      senderDid: bob.did,
+      epoch: epochOf(ciphertext),
+      ciphertext: bytesJson(ciphertext),
+      idempotencyKey: randomUUID(),
+    }
     const sent = await rawCall(t, bob, NSID.sendMessage, byBob)
     expect(sent.status).toBe(200)
     expect((await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })).status).toBe(200)
@@ -310,7 +339,13 @@ describe('answers and races of keyed writes', () => {
         await blocker.query('SELECT 1 FROM convo WHERE id = $1 FOR UPDATE', [convo.id])
         const racing = [rawCall(t, alice, NSID.sendMessage, input), rawCall(other, alice, NSID.sendMessage, input)]
         const waiting = async () =>
-          Number((await blocker.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0].n)
+          Number(
+            (
+              await blocker.query(
+                `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+              )
+            ).rows[0].n,
+          )
         await expect.poll(waiting, { timeout: 10_000 }).toBe(2)
         await blocker.query('COMMIT')
         const answers = await Promise.all(racing)
@@ -323,7 +358,9 @@ describe('answers and races of keyed writes', () => {
       }
       // The loser's statement rolled back whole: its sequence number too.
       expect((await sendMessage(t, alice, convo.id)).status).toBe(200)
-      const { rows } = await sql<{ seq: number }>`SELECT seq FROM message WHERE convo_id = ${convo.id} ORDER BY seq`.execute(t.ctx.db)
+      const { rows } = await sql<{
+        seq: number
+      }>`SELECT seq FROM message WHERE convo_id = ${convo.id} ORDER BY seq`.execute(t.ctx.db)
       expect(rows.map((r) => r.seq)).toEqual([1, 2])
     } finally {
       await other.close()
@@ -333,8 +370,14 @@ describe('answers and races of keyed writes', () => {
   it('a key is scoped to its conversation: the same key and caller in another conversation is another write', async () => {
     const [one, two] = [await createConvo(t, alice), await createConvo(t, alice)]
     const key = randomUUID()
-    const inOne = await rawCall(t, alice, NSID.sendMessage, { ...(await writes.sendMessage!(one.id)), idempotencyKey: key })
-    const inTwo = await rawCall(t, alice, NSID.sendMessage, { ...(await writes.sendMessage!(two.id)), idempotencyKey: key })
+    const inOne = await rawCall(t, alice, NSID.sendMessage, {
+      ...(await writes.sendMessage!(one.id)),
+      idempotencyKey: key,
+    })
+    const inTwo = await rawCall(t, alice, NSID.sendMessage, {
+      ...(await writes.sendMessage!(two.id)),
+      idempotencyKey: key,
+    })
     expect([inOne.status, inTwo.status, inTwo.replayed]).toEqual([200, 200, null])
     expect(await countMessages(two.id)).toBe(1)
   })

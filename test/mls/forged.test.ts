@@ -67,11 +67,31 @@ describe('forged key packages are refused with InvalidKeyPackage', () => {
     t.call(user, NSID.publishKeyPackage, { input: { keyPackage: encodeBase64(data), cipherSuite } })
 
   it.each([
-    ['of another DID', async (user: TestUser) => keyPackage(user, { identity: bob.did }), /basic credential whose identity is your DID/],
-    ['of another cipher suite than declared', async (user: TestUser) => keyPackage(user, { suite: P256 }), /cipher suite is MLS_128_DHKEMP256/],
-    ['expired', async (user: TestUser) => keyPackage(user, { lifetime: lifetimeFromNow(-2n * DAY, -DAY) }), /lifetime has ended/],
-    ['not valid yet', async (user: TestUser) => keyPackage(user, { lifetime: lifetimeFromNow(DAY, 2n * DAY) }), /lifetime has not begun/],
-    ['valid for too long', async (user: TestUser) => keyPackage(user, { lifetime: lifetimeFromNow(0n, 91n * DAY) }), /more than 90 days/],
+    [
+      'of another DID',
+      async (user: TestUser) => keyPackage(user, { identity: bob.did }),
+      /basic credential whose identity is your DID/,
+    ],
+    [
+      'of another cipher suite than declared',
+      async (user: TestUser) => keyPackage(user, { suite: P256 }),
+      /cipher suite is MLS_128_DHKEMP256/,
+    ],
+    [
+      'expired',
+      async (user: TestUser) => keyPackage(user, { lifetime: lifetimeFromNow(-2n * DAY, -DAY) }),
+      /lifetime has ended/,
+    ],
+    [
+      'not valid yet',
+      async (user: TestUser) => keyPackage(user, { lifetime: lifetimeFromNow(DAY, 2n * DAY) }),
+      /lifetime has not begun/,
+    ],
+    [
+      'valid for too long',
+      async (user: TestUser) => keyPackage(user, { lifetime: lifetimeFromNow(0n, 91n * DAY) }),
+      /more than 90 days/,
+    ],
     [
       'with a bad signature',
       async (user: TestUser) => {
@@ -106,7 +126,9 @@ describe('forged messages are refused with their named error', () => {
     const convo = await createConvo(t, alice, [bob])
     const other = await createConvo(t, alice)
     const send = (ciphertext: Uint8Array, epoch: number) => () =>
-      t.call(alice, NSID.sendMessage, { input: { convoId: convo.id, senderDid: alice.did, epoch, ciphertext: bytesJson(ciphertext) } })
+      t.call(alice, NSID.sendMessage, {
+        input: { convoId: convo.id, senderDid: alice.did, epoch, ciphertext: bytesJson(ciphertext) },
+      })
 
     // The other group is at epoch 0: only the group id is wrong.
     expect(await expectRefused(send(await message(alice, other.id), 0), 400, 'GroupMismatch')).toContain(other.groupId)
@@ -114,11 +136,16 @@ describe('forged messages are refused with their named error', () => {
     const otherUpdate = await prepareCommit(t, alice, other.id)
     await expectRefused(send(otherUpdate.commit, 0), 400, 'GroupMismatch')
     await expectRefused(
-      () => t.call(alice, NSID.leaveConvo, { input: { convoId: convo.id, targetDid: bob.did, commit: encodeBase64(otherUpdate.commit) } }),
+      () =>
+        t.call(alice, NSID.leaveConvo, {
+          input: { convoId: convo.id, targetDid: bob.did, commit: encodeBase64(otherUpdate.commit) },
+        }),
       400,
       'GroupMismatch',
     )
-    expect(await expectRefused(send(await message(alice, convo.id), 2), 400, 'EpochMismatch')).toMatch(/of epoch 1, not 2/)
+    expect(await expectRefused(send(await message(alice, convo.id), 2), 400, 'EpochMismatch')).toMatch(
+      /of epoch 1, not 2/,
+    )
     await expectRefused(send(randomBytes(120), 1), 400, 'InvalidMessage')
     await expectRefused(send(await keyPackage(alice), 1), 400, 'InvalidMessage')
     await expectRefused(send(await welcomeOfNewGroup(alice), 1), 400, 'InvalidMessage')
@@ -140,12 +167,16 @@ describe('forged messages are refused with their named error', () => {
       },
     })
     const sent = () =>
-      t.call(alice, NSID.sendMessage, { input: { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: bytesJson(applicationInTheClear) } })
+      t.call(alice, NSID.sendMessage, {
+        input: { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: bytesJson(applicationInTheClear) },
+      })
     expect(await expectRefused(sent, 400, 'InvalidMessage')).toMatch(/must be a PrivateMessage/)
 
     const carol = await TestUser.create()
     const notACommit = () =>
-      t.call(alice, NSID.addMembers, { input: { convoId: convo.id, didList: [carol.did], commit: encodeBase64(applicationInTheClear), epoch: 1 } })
+      t.call(alice, NSID.addMembers, {
+        input: { convoId: convo.id, didList: [carol.did], commit: encodeBase64(applicationInTheClear), epoch: 1 },
+      })
     expect(await expectRefused(notACommit, 400, 'InvalidMessage')).toMatch(/application message, not a commit/)
   })
 })
@@ -156,7 +187,13 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
     const made = await commit(await stateOf(alice, convoId), keyPackages.map(addProposal))
     return () =>
       t.call(alice, NSID.addMembers, {
-        input: { convoId, didList: dids, commit: encodeBase64(made.data), welcomeMessage: encodeBase64(welcome ?? made.welcome!), epoch: made.epoch },
+        input: {
+          convoId,
+          didList: dids,
+          commit: encodeBase64(made.data),
+          welcomeMessage: encodeBase64(welcome ?? made.welcome!),
+          epoch: made.epoch,
+        },
       })
   }
 
@@ -167,28 +204,42 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
     // Carol's package as she published it: the server never handed it to alice.
     const published = await keyPackage(carol)
     expect((await publishKeyPackage(t, carol, published)).status).toBe(200)
-    expect(await expectRefused(await addWith(convo.id, [carol.did], [published]), 400, 'WelcomeMismatch')).toMatch(/did not hand out to you/)
+    expect(await expectRefused(await addWith(convo.id, [carol.did], [published]), 400, 'WelcomeMismatch')).toMatch(
+      /did not hand out to you/,
+    )
     // Eve claimed it: still not alice's to use.
     const [toEve] = await claimKeyPackages(t, eve, [carol])
-    expect(await expectRefused(await addWith(convo.id, [carol.did], [toEve!]), 400, 'WelcomeMismatch')).toMatch(/did not hand out to you/)
+    expect(await expectRefused(await addWith(convo.id, [carol.did], [toEve!]), 400, 'WelcomeMismatch')).toMatch(
+      /did not hand out to you/,
+    )
 
     // Dave's package, handed to alice, but dave is not being added; and carol is then not named.
     const [daves] = await claimKeyPackages(t, alice, [dave])
-    expect(await expectRefused(await addWith(convo.id, [carol.did], [daves!]), 400, 'WelcomeMismatch')).toMatch(/not a key package of a member being added/)
-    const [carols] = await claimKeyPackages(t, alice, [carol])
-    expect(await expectRefused(await addWith(convo.id, [carol.did, dave.did], [carols!]), 400, 'WelcomeMismatch')).toMatch(
-      new RegExp(`names no key package of ${dave.did}`),
+    expect(await expectRefused(await addWith(convo.id, [carol.did], [daves!]), 400, 'WelcomeMismatch')).toMatch(
+      /not a key package of a member being added/,
     )
+    const [carols] = await claimKeyPackages(t, alice, [carol])
+    expect(
+      await expectRefused(await addWith(convo.id, [carol.did, dave.did], [carols!]), 400, 'WelcomeMismatch'),
+    ).toMatch(new RegExp(`names no key package of ${dave.did}`))
 
     // Used once for carol, a package cannot admit her again.
     const adding = await prepareCommit(t, alice, convo.id, { add: [carol], keyPackages: [carols!] })
     const added = await t.call(alice, NSID.addMembers, {
-      input: { convoId: convo.id, didList: [carol.did], commit: encodeBase64(adding.commit), welcomeMessage: encodeBase64(adding.welcome!), epoch: 1 },
+      input: {
+        convoId: convo.id,
+        didList: [carol.did],
+        commit: encodeBase64(adding.commit),
+        welcomeMessage: encodeBase64(adding.welcome!),
+        epoch: 1,
+      },
     })
     expect(added.status).toBe(200)
     adding.accepted()
     expect((await removeMember(t, alice, convo.id, carol)).status).toBe(200)
-    expect(await expectRefused(await addWith(convo.id, [carol.did], [carols!]), 400, 'WelcomeMismatch')).toMatch(/another Welcome already used/)
+    expect(await expectRefused(await addWith(convo.id, [carol.did], [carols!]), 400, 'WelcomeMismatch')).toMatch(
+      /another Welcome already used/,
+    )
   })
 
   it('of another cipher suite, without a Welcome, or without the commit', async () => {
@@ -196,15 +247,24 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
     const convo = await createConvo(t, alice, [bob])
     const p256 = await prepareConvo(t, alice, [dave], {}, { suite: P256 })
     const [carols] = await claimKeyPackages(t, alice, [carol])
-    const otherSuite = await addWith(convo.id, [carol.did], [carols!], Buffer.from(String(p256.input.welcomeMessage), 'base64'))
+    const otherSuite = await addWith(
+      convo.id,
+      [carol.did],
+      [carols!],
+      Buffer.from(String(p256.input.welcomeMessage), 'base64'),
+    )
     expect(await expectRefused(otherSuite, 400, 'WelcomeMismatch')).toMatch(/cipher suite MLS_128_DHKEMP256/)
 
     const adding = await commit(await stateOf(alice, convo.id), [addProposal(carols!)])
     const noWelcome = () =>
-      t.call(alice, NSID.addMembers, { input: { convoId: convo.id, didList: [carol.did], commit: encodeBase64(adding.data), epoch: 1 } })
+      t.call(alice, NSID.addMembers, {
+        input: { convoId: convo.id, didList: [carol.did], commit: encodeBase64(adding.data), epoch: 1 },
+      })
     await expectRefused(noWelcome, 400, 'KeyPackageNotFound')
     const noCommit = () =>
-      t.call(alice, NSID.addMembers, { input: { convoId: convo.id, didList: [carol.did], welcomeMessage: encodeBase64(adding.welcome!) } })
+      t.call(alice, NSID.addMembers, {
+        input: { convoId: convo.id, didList: [carol.did], welcomeMessage: encodeBase64(adding.welcome!) },
+      })
     expect(await expectRefused(noCommit, 400, 'InvalidRequest')).toMatch(/commit is required/)
   })
 
@@ -219,7 +279,9 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
       t.call(alice, NSID.createConvo, { input: { ...unclaimed.input, welcomeMessage: undefined } })
     await expectRefused(withoutWelcome, 400, 'KeyPackageNotFound')
     // Once the server handed it to alice, the very same group is created.
-    const claimed = await t.call<{ keyPackages: Array<{ keyPackage: string }> }>(alice, NSID.getKeyPackages, { params: { dids: [carol.did] } })
+    const claimed = await t.call<{ keyPackages: Array<{ keyPackage: string }> }>(alice, NSID.getKeyPackages, {
+      params: { dids: [carol.did] },
+    })
     expect(claimed.body.keyPackages.map((kp) => kp.keyPackage)).toEqual([encodeBase64(published)])
     expect((await create()).status).toBe(200)
   })

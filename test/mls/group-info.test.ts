@@ -34,9 +34,9 @@ interface GroupInfoBody {
   epoch: number
 }
 
-const getGroupInfo = (client: Client, convoId: string) => client.call<GroupInfoBody>('getGroupInfo', { params: { convoId } })
-const storedGroupInfos = async (convoId: string) =>
-  countRows(t.ctx.db, 'group_info', sql`convo_id = ${convoId}`)
+const getGroupInfo = (client: Client, convoId: string) =>
+  client.call<GroupInfoBody>('getGroupInfo', { params: { convoId } })
+const storedGroupInfos = async (convoId: string) => countRows(t.ctx.db, 'group_info', sql`convo_id = ${convoId}`)
 
 /** The same GroupInfo without its external_pub extension (its signature no longer verifies; the server does not check it). */
 function withoutExternalPub(data: Uint8Array): Uint8Array {
@@ -56,11 +56,25 @@ describe('the GroupInfo sent with a commit', () => {
     const groupId = randomBytes(16)
     alice.state = await newGroup(alice.user.did, groupId)
     const creation = await commit(alice.state, (await alice.keyPackagesOf(bob)).map(addProposal))
-    const input = { groupId: hex(groupId), cipherSuite: SUITE, initialMembers: [bob.user.did], welcomeMessage: encodeBase64(creation.welcome!), commit: encodeBase64(creation.data) }
-    const early = await alice.call('createConvo', { input: { ...input, groupInfo: encodeBase64(await alice.groupInfo()) } })
-    expect([early.status, early.body.error, early.body.message]).toEqual([400, 'InvalidGroupInfo', 'groupInfo describes epoch 0, not 1, the epoch the conversation starts at'])
+    const input = {
+      groupId: hex(groupId),
+      cipherSuite: SUITE,
+      initialMembers: [bob.user.did],
+      welcomeMessage: encodeBase64(creation.welcome!),
+      commit: encodeBase64(creation.data),
+    }
+    const early = await alice.call('createConvo', {
+      input: { ...input, groupInfo: encodeBase64(await alice.groupInfo()) },
+    })
+    expect([early.status, early.body.error, early.body.message]).toEqual([
+      400,
+      'InvalidGroupInfo',
+      'groupInfo describes epoch 0, not 1, the epoch the conversation starts at',
+    ])
     const atCreation = encodeBase64(await groupInfoOf(creation.state))
-    const created = await alice.call<{ id: string; epoch: number }>('createConvo', { input: { ...input, groupInfo: atCreation } })
+    const created = await alice.call<{ id: string; epoch: number }>('createConvo', {
+      input: { ...input, groupInfo: atCreation },
+    })
     expect(created.status).toBe(200)
     const convoId = created.body.id
     alice.state = creation.state
@@ -69,12 +83,25 @@ describe('the GroupInfo sent with a commit', () => {
 
     // addMembers: a GroupInfo of the epoch the commit was built on is refused with the commit; the one after it is stored.
     const addCarol = await commit(alice.state, (await alice.keyPackagesOf(carol)).map(addProposal))
-    const addInput = { convoId, didList: [carol.user.did], commit: encodeBase64(addCarol.data), welcomeMessage: encodeBase64(addCarol.welcome!), epoch: 1 }
+    const addInput = {
+      convoId,
+      didList: [carol.user.did],
+      commit: encodeBase64(addCarol.data),
+      welcomeMessage: encodeBase64(addCarol.welcome!),
+      epoch: 1,
+    }
     const stale = await alice.call('addMembers', { input: { ...addInput, groupInfo: atCreation } })
-    expect([stale.status, stale.body.error, stale.body.message]).toEqual([400, 'InvalidGroupInfo', 'groupInfo describes epoch 1, not 2, the epoch the commit leads to'])
+    expect([stale.status, stale.body.error, stale.body.message]).toEqual([
+      400,
+      'InvalidGroupInfo',
+      'groupInfo describes epoch 1, not 2, the epoch the commit leads to',
+    ])
     expect((await getGroupInfo(bob, convoId)).body.epoch).toBe(1)
     const afterAdd = encodeBase64(await groupInfoOf(addCarol.state))
-    expect((await alice.call('addMembers', { input: { ...addInput, groupInfo: afterAdd } })).body).toEqual({ success: true, newEpoch: 2 })
+    expect((await alice.call('addMembers', { input: { ...addInput, groupInfo: afterAdd } })).body).toEqual({
+      success: true,
+      newEpoch: 2,
+    })
     alice.state = addCarol.state
     await carol.join(convoId)
     expect((await getGroupInfo(carol, convoId)).body).toEqual({ groupInfo: afterAdd, epoch: 2 })
@@ -88,14 +115,23 @@ describe('the GroupInfo sent with a commit', () => {
     expect((await getGroupInfo(alice, convoId)).body).toEqual({ groupInfo: afterUpdate, epoch: 3 })
     const spoken = await encrypt(bob.state, new TextEncoder().encode('hi'))
     const withApplication = await bob.send(convoId, spoken.data, { groupInfo: afterUpdate })
-    expect([withApplication.status, withApplication.body.message]).toEqual([400, expect.stringMatching(/send it with the commit/)])
+    expect([withApplication.status, withApplication.body.message]).toEqual([
+      400,
+      expect.stringMatching(/send it with the commit/),
+    ])
 
     // leaveConvo: the commit of a removal carries it; leaving without a commit cannot.
     await alice.sync(convoId)
     const removal = await commit(alice.state, [removeProposal(alice.state, carol.user)])
     const afterRemoval = encodeBase64(await groupInfoOf(removal.state))
     const removed = await alice.call('leaveConvo', {
-      input: { convoId, targetDid: carol.user.did, commit: encodeBase64(removal.data), epoch: 3, groupInfo: afterRemoval },
+      input: {
+        convoId,
+        targetDid: carol.user.did,
+        commit: encodeBase64(removal.data),
+        epoch: 3,
+        groupInfo: afterRemoval,
+      },
     })
     expect(removed.body).toEqual({ success: true, newEpoch: 4 })
     alice.state = removal.state
@@ -124,13 +160,15 @@ describe('the GroupInfo sent with a commit', () => {
     expect(created.body.epoch).toBe(0)
     expect((await getGroupInfo(alice, created.body.id)).body).toEqual({ groupInfo: atStart, epoch: 0 })
     // Another group's is refused.
-    const other = await alice.call('createConvo', { input: { groupId: hex(randomBytes(16)), cipherSuite: SUITE, groupInfo: atStart } })
+    const other = await alice.call('createConvo', {
+      input: { groupId: hex(randomBytes(16)), cipherSuite: SUITE, groupInfo: atStart },
+    })
     expect([other.status, other.body.error]).toEqual([400, 'GroupMismatch'])
   })
 })
 
 describe('updateGroupInfo', () => {
-  it('stores the current epoch\'s GroupInfo of a member, for the members', async () => {
+  it("stores the current epoch's GroupInfo of a member, for the members", async () => {
     const [alice, bob, eve] = [await Client.create(t), await Client.create(t), await Client.create(t)]
     const convoId = await alice.createConvo([bob], { groupInfo: false })
     const none = await getGroupInfo(bob, convoId)
@@ -162,7 +200,9 @@ describe('updateGroupInfo', () => {
     const convoId = await alice.createConvo([bob])
     const stored = (await getGroupInfo(alice, convoId)).body.groupInfo
     const update = (groupInfo: Uint8Array, epoch: number) =>
-      alice.call<{ updated: boolean }>('updateGroupInfo', { input: { convoId, groupInfo: encodeBase64(groupInfo), epoch } })
+      alice.call<{ updated: boolean }>('updateGroupInfo', {
+        input: { convoId, groupInfo: encodeBase64(groupInfo), epoch },
+      })
     const refused = async (groupInfo: Uint8Array, epoch: number) => {
       const res = await update(groupInfo, epoch)
       return [res.status, res.body.error]
@@ -171,7 +211,9 @@ describe('updateGroupInfo', () => {
     // Alice's own commit moves the conversation to epoch 2 and stores its GroupInfo.
     const epochOne = await alice.groupInfo()
     const next = await commit(alice.state)
-    expect((await alice.send(convoId, next.data, { groupInfo: encodeBase64(await groupInfoOf(next.state)) })).status).toBe(200)
+    expect(
+      (await alice.send(convoId, next.data, { groupInfo: encodeBase64(await groupInfoOf(next.state)) })).status,
+    ).toBe(200)
     alice.state = next.state
     const current = (await getGroupInfo(bob, convoId)).body.groupInfo
     expect(current).not.toBe(stored)
@@ -190,7 +232,10 @@ describe('updateGroupInfo', () => {
     const groupId = decodeMlsMessage(await alice.groupInfo(), 0)?.[0]
     if (groupId?.wireformat !== 'mls_group_info') throw new Error('not a GroupInfo')
     const p256 = await newGroup(alice.user.did, groupId.groupInfo.groupContext.groupId, P256)
-    const p256Info = await groupInfoOf((await commit((await commit(p256, [], { suite: P256 })).state, [], { suite: P256 })).state, P256)
+    const p256Info = await groupInfoOf(
+      (await commit((await commit(p256, [], { suite: P256 })).state, [], { suite: P256 })).state,
+      P256,
+    )
     expect(await refused(p256Info, 2)).toEqual([400, 'InvalidGroupInfo'])
 
     expect((await getGroupInfo(bob, convoId)).body.groupInfo).toBe(current)

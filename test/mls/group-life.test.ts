@@ -75,7 +75,13 @@ describe('a real MLS group lives its whole life through the server', () => {
     const [carolKp] = await alice.keyPackagesOf(carol)
     const addCarol = await commit(alice.state, [addProposal(carolKp!)])
     const added = await alice.call('addMembers', {
-      input: { convoId, didList: [carol.user.did], commit: encodeBase64(addCarol.data), welcomeMessage: encodeBase64(addCarol.welcome!), epoch: 1 },
+      input: {
+        convoId,
+        didList: [carol.user.did],
+        commit: encodeBase64(addCarol.data),
+        welcomeMessage: encodeBase64(addCarol.welcome!),
+        epoch: 1,
+      },
     })
     expect(added.body).toEqual({ success: true, newEpoch: 2 })
     alice.state = addCarol.state
@@ -162,7 +168,13 @@ describe('a real MLS group lives its whole life through the server', () => {
     expect(
       (
         await winner.call('addMembers', {
-          input: { convoId, didList: [dave.user.did], commit: encodeBase64(addDave.data), welcomeMessage: encodeBase64(addDave.welcome!), epoch: 6 },
+          input: {
+            convoId,
+            didList: [dave.user.did],
+            commit: encodeBase64(addDave.data),
+            welcomeMessage: encodeBase64(addDave.welcome!),
+            epoch: 6,
+          },
         })
       ).body,
     ).toEqual({ success: true, newEpoch: 7 })

@@ -1,7 +1,18 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { addProposal, Client, commit, countRows, encodeBase64, keyPackage, keyPackageRef, publishKeyPackage, startTestApp, type TestApp } from '../helpers/index.js'
+import {
+  addProposal,
+  Client,
+  commit,
+  countRows,
+  encodeBase64,
+  keyPackage,
+  keyPackageRef,
+  publishKeyPackage,
+  startTestApp,
+  type TestApp,
+} from '../helpers/index.js'
 
 const METRICS_TOKEN = 'metrics-token-0123456789'
 let t: TestApp
@@ -34,7 +45,13 @@ async function add(adder: Client, convoId: string, member: Client, keyPackage?: 
   const [kp] = keyPackage ? [keyPackage] : await adder.keyPackagesOf(member)
   const made = await commit(adder.state, [addProposal(kp!)])
   const res = await adder.call('addMembers', {
-    input: { convoId, didList: [member.user.did], commit: encodeBase64(made.data), welcomeMessage: encodeBase64(made.welcome!), epoch: adder.epoch },
+    input: {
+      convoId,
+      didList: [member.user.did],
+      commit: encodeBase64(made.data),
+      welcomeMessage: encodeBase64(made.welcome!),
+      epoch: adder.epoch,
+    },
   })
   if (res.status === 200) adder.state = made.state
   return res
@@ -51,7 +68,10 @@ describe('a last-resort key package', () => {
     const [fromAlice] = await alice.keyPackagesOf(bob)
     const [fromCarol] = await carol.keyPackagesOf(bob)
     expect(encodeBase64(fromCarol!)).toBe(encodeBase64(fromAlice!))
-    const convos = [await alice.createConvo([await Client.create(t)]), await carol.createConvo([await Client.create(t)])]
+    const convos = [
+      await alice.createConvo([await Client.create(t)]),
+      await carol.createConvo([await Client.create(t)]),
+    ]
     expect((await add(alice, convos[0]!, bob, fromAlice)).status).toBe(200)
     expect((await add(carol, convos[1]!, bob, fromCarol)).status).toBe(200)
     // Bob's device joins both with the one private key it keeps for the package (a client state per group).
@@ -109,7 +129,9 @@ describe('a last-resort key package', () => {
     expect(await statsOf(bob)).toMatchObject({ lastResort: true, lastResortHandouts: 1 })
 
     // Two published at once: the later replaces the earlier, still one.
-    const racing = await Promise.all([1, 2].map(async () => publishKeyPackage(t, bob.user, await keyPackage(bob.user, { lastResort: true }))))
+    const racing = await Promise.all(
+      [1, 2].map(async () => publishKeyPackage(t, bob.user, await keyPackage(bob.user, { lastResort: true }))),
+    )
     expect(racing.map((r) => r.status)).toEqual([200, 200])
     expect(await lastResortRows()).toBe(1)
   })

@@ -27,7 +27,16 @@ import {
   readWelcome,
   type MessageHeader,
 } from '../../src/mls/index.js'
-import { groupInfoOf, hex, joinExternally, keyPackage, keyPackageRef, lifetimeFromNow, suiteImpl, TestUser } from '../helpers/index.js'
+import {
+  groupInfoOf,
+  hex,
+  joinExternally,
+  keyPackage,
+  keyPackageRef,
+  lifetimeFromNow,
+  suiteImpl,
+  TestUser,
+} from '../helpers/index.js'
 
 const unwrapKeyPackage = (data: Uint8Array): KeyPackage => {
   const message = decodeMlsMessage(data, 0)?.[0]
@@ -44,28 +53,34 @@ async function groupWithOther(suite: CiphersuiteName = 'MLS_128_DHKEMX25519_AES1
   const bob = await generateKeyPackage(identity('bob'), defaultCapabilities(), lifetime, [], cs)
   const groupId = randomBytes(12)
   const state = await createGroup(groupId, alice.publicPackage, alice.privatePackage, [], cs)
-  const added = await createCommit({ state, cipherSuite: cs }, { extraProposals: [{ proposalType: 'add', add: { keyPackage: bob.publicPackage } }] })
+  const added = await createCommit(
+    { state, cipherSuite: cs },
+    { extraProposals: [{ proposalType: 'add', add: { keyPackage: bob.publicPackage } }] },
+  )
   return { cs, groupId, state: added.newState, commit: added.commit, welcome: added.welcome!, bob: bob.publicPackage }
 }
 
 describe('readKeyPackage', () => {
-  it.each(CIPHER_SUITES)('reads a key package of %s: suite, identity, lifetime, KeyPackageRef, valid signature', async (suite) => {
-    const user = await TestUser.create()
-    const lifetime = lifetimeFromNow(-10n, 7200n)
-    const data = await keyPackage(user, { suite, lifetime })
-    const facts = await readKeyPackage(data)
-    expect(facts).toEqual({
-      cipherSuite: suite,
-      identity: user.did,
-      notBefore: Number(lifetime.notBefore),
-      notAfter: Number(lifetime.notAfter),
-      ref: await keyPackageRef(data, suite),
-      signatureValid: true,
-      lastResort: false,
-    })
-    // The bare struct (as OpenMLS sends key packages) reads the same.
-    expect(await readKeyPackage(encodeKeyPackage(unwrapKeyPackage(data)))).toEqual(facts)
-  })
+  it.each(CIPHER_SUITES)(
+    'reads a key package of %s: suite, identity, lifetime, KeyPackageRef, valid signature',
+    async (suite) => {
+      const user = await TestUser.create()
+      const lifetime = lifetimeFromNow(-10n, 7200n)
+      const data = await keyPackage(user, { suite, lifetime })
+      const facts = await readKeyPackage(data)
+      expect(facts).toEqual({
+        cipherSuite: suite,
+        identity: user.did,
+        notBefore: Number(lifetime.notBefore),
+        notAfter: Number(lifetime.notAfter),
+        ref: await keyPackageRef(data, suite),
+        signatureValid: true,
+        lastResort: false,
+      })
+      // The bare struct (as OpenMLS sends key packages) reads the same.
+      expect(await readKeyPackage(encodeKeyPackage(unwrapKeyPackage(data)))).toEqual(facts)
+    },
+  )
 
   it('reports a signature that does not verify, and a credential that is not basic', async () => {
     const data = await keyPackage(await TestUser.create())
@@ -74,18 +89,30 @@ describe('readKeyPackage', () => {
     expect((await readKeyPackage(tampered)).signatureValid).toBe(false)
 
     const kp = unwrapKeyPackage(data)
-    const x509 = { ...kp, leafNode: { ...kp.leafNode, credential: { credentialType: 'x509' as const, certificates: [randomBytes(20)] } } }
+    const x509 = {
+      ...kp,
+      leafNode: { ...kp.leafNode, credential: { credentialType: 'x509' as const, certificates: [randomBytes(20)] } },
+    }
     expect((await readKeyPackage(encodeKeyPackage(x509))).identity).toBeUndefined()
   })
 
   it('sees the last_resort extension', async () => {
     const user = await TestUser.create()
-    expect(await readKeyPackage(await keyPackage(user, { lastResort: true }))).toMatchObject({ identity: user.did, lastResort: true, signatureValid: true })
+    expect(await readKeyPackage(await keyPackage(user, { lastResort: true }))).toMatchObject({
+      identity: user.did,
+      lastResort: true,
+      signatureValid: true,
+    })
   })
 
   it('refuses bytes that are not exactly one key package', async () => {
     const data = await keyPackage(await TestUser.create())
-    for (const bad of [randomBytes(200), data.subarray(0, data.length - 1), Buffer.concat([data, Buffer.from([0])]), new Uint8Array()]) {
+    for (const bad of [
+      randomBytes(200),
+      data.subarray(0, data.length - 1),
+      Buffer.concat([data, Buffer.from([0])]),
+      new Uint8Array(),
+    ]) {
       await expect(readKeyPackage(bad)).rejects.toThrow(MlsDecodeError)
     }
   })
@@ -101,8 +128,17 @@ describe('readMessageHeader', () => {
       contentType: 'commit',
     })
     const app = await createApplicationMessage(state, new TextEncoder().encode('hi'), cs)
-    const appBytes = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage: app.privateMessage })
-    expect(readMessageHeader(appBytes)).toEqual({ wireFormat: 'PrivateMessage', groupId: hex(groupId), epoch: 1, contentType: 'application' })
+    const appBytes = encodeMlsMessage({
+      version: 'mls10',
+      wireformat: 'mls_private_message',
+      privateMessage: app.privateMessage,
+    })
+    expect(readMessageHeader(appBytes)).toEqual({
+      wireFormat: 'PrivateMessage',
+      groupId: hex(groupId),
+      epoch: 1,
+      contentType: 'application',
+    })
 
     const proposal = await createProposal(state, true, { proposalType: 'remove', remove: { removed: 1 } }, cs)
     expect(readMessageHeader(encodeMlsMessage(proposal.message))).toEqual({
@@ -112,7 +148,11 @@ describe('readMessageHeader', () => {
       contentType: 'proposal',
     })
     const update = await createCommit({ state: state as ClientState, cipherSuite: cs }, { wireAsPublicMessage: true })
-    expect(readMessageHeader(encodeMlsMessage(update.commit))).toMatchObject({ wireFormat: 'PublicMessage', epoch: 1, contentType: 'commit' })
+    expect(readMessageHeader(encodeMlsMessage(update.commit))).toMatchObject({
+      wireFormat: 'PublicMessage',
+      epoch: 1,
+      contentType: 'commit',
+    })
   })
 
   it('refuses anything but one whole PublicMessage or PrivateMessage', async () => {
@@ -179,7 +219,9 @@ describe('the PrivateMessage header reader', () => {
         }
       }
       for (const bytes of damaged) {
-        expect(serverHeader(bytes), `${hex(bytes.subarray(0, 40))}... (${bytes.length} bytes)`).toEqual(decodedHeader(bytes))
+        expect(serverHeader(bytes), `${hex(bytes.subarray(0, 40))}... (${bytes.length} bytes)`).toEqual(
+          decodedHeader(bytes),
+        )
         compared++
       }
     }
@@ -190,7 +232,10 @@ describe('the PrivateMessage header reader', () => {
 describe('readWelcome', () => {
   it('reads the cipher suite and the KeyPackageRef of each new member, framed or bare', async () => {
     const { cs, welcome, bob } = await groupWithOther('MLS_128_DHKEMP256_AES128GCM_SHA256_P256')
-    const ref = await keyPackageRef(encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: bob }), cs.name)
+    const ref = await keyPackageRef(
+      encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: bob }),
+      cs.name,
+    )
     const facts = { cipherSuite: 'MLS_128_DHKEMP256_AES128GCM_SHA256_P256', keyPackageRefs: [ref] }
     expect(readWelcome(encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome }))).toEqual(facts)
     expect(readWelcome(encodeWelcome(welcome))).toEqual(facts)
@@ -202,19 +247,32 @@ describe('readGroupInfo', () => {
   it('reads group id, epoch, cipher suite and whether external_pub is there, framed or bare', async () => {
     const { groupId, state } = await groupWithOther()
     const data = await groupInfoOf(state)
-    const facts = { groupId: hex(groupId), epoch: 1, cipherSuite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519', externalPub: true }
+    const facts = {
+      groupId: hex(groupId),
+      epoch: 1,
+      cipherSuite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519',
+      externalPub: true,
+    }
     expect(readGroupInfo(data)).toEqual(facts)
     const message = decodeMlsMessage(data, 0)?.[0]
     if (message?.wireformat !== 'mls_group_info') throw new Error('not a GroupInfo')
     expect(readGroupInfo(encodeGroupInfo(message.groupInfo))).toEqual(facts)
-    const withoutExternalPub = { ...message.groupInfo, extensions: message.groupInfo.extensions.filter((e) => e.extensionType !== 'external_pub') }
+    const withoutExternalPub = {
+      ...message.groupInfo,
+      extensions: message.groupInfo.extensions.filter((e) => e.extensionType !== 'external_pub'),
+    }
     expect(readGroupInfo(encodeGroupInfo(withoutExternalPub))).toEqual({ ...facts, externalPub: false })
   })
 
   it('refuses anything but one whole GroupInfo', async () => {
     const { state, welcome } = await groupWithOther()
     const data = await groupInfoOf(state)
-    const others = [randomBytes(100), data.subarray(0, data.length - 1), Buffer.concat([data, Buffer.from([0])]), encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome })]
+    const others = [
+      randomBytes(100),
+      data.subarray(0, data.length - 1),
+      Buffer.concat([data, Buffer.from([0])]),
+      encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome }),
+    ]
     for (const bad of others) expect(() => readGroupInfo(bad)).toThrow(MlsDecodeError)
   })
 })
@@ -231,33 +289,59 @@ describe('readExternalCommit', () => {
     if (content.contentType !== 'commit') throw new Error('not a commit')
     /** The same message with its commit changed (the signature no longer verifies; the server does not check it). */
     const withCommit = (commit: Partial<Commit>) =>
-      encodeMlsMessage({ ...message, publicMessage: { ...publicMessage, content: { ...content, commit: { ...content.commit, ...commit } } } })
+      encodeMlsMessage({
+        ...message,
+        publicMessage: { ...publicMessage, content: { ...content, commit: { ...content.commit, ...commit } } },
+      })
     return { groupId, made, commit: content.commit, withCommit }
   }
 
-  it('reads group id, epoch and the identity of the joiner\'s new leaf', async () => {
+  it("reads group id, epoch and the identity of the joiner's new leaf", async () => {
     const { groupId, made, commit } = await externalCommit()
     // Bob's old leaf goes (resync), his new one comes with the path.
-    expect(commit.proposals.map((p) => p.proposalOrRefType === 'proposal' && p.proposal.proposalType)).toEqual(['remove', 'external_init'])
+    expect(commit.proposals.map((p) => p.proposalOrRefType === 'proposal' && p.proposal.proposalType)).toEqual([
+      'remove',
+      'external_init',
+    ])
     expect(readExternalCommit(made.commit)).toEqual({ groupId: hex(groupId), epoch: 1, joinerIdentity: 'bob' })
     // It is a commit like any other to the header reader.
-    expect(readMessageHeader(made.commit)).toEqual({ wireFormat: 'PublicMessage', groupId: hex(groupId), epoch: 1, contentType: 'commit' })
+    expect(readMessageHeader(made.commit)).toEqual({
+      wireFormat: 'PublicMessage',
+      groupId: hex(groupId),
+      epoch: 1,
+      contentType: 'commit',
+    })
   })
 
   it('refuses commits that are not external, and external commits that do more than bring in their sender', async () => {
     const { cs, state } = await groupWithOther()
     const { commit, withCommit } = await externalCommit()
     const [remove, externalInit] = commit.proposals
-    const add = { proposalOrRefType: 'proposal' as const, proposal: { proposalType: 'add' as const, add: { keyPackage: (await groupWithOther()).bob } } }
+    const add = {
+      proposalOrRefType: 'proposal' as const,
+      proposal: { proposalType: 'add' as const, add: { keyPackage: (await groupWithOther()).bob } },
+    }
     const cases: Array<[string, Uint8Array, RegExp]> = [
-      ['a member\'s commit', encodeMlsMessage((await createCommit({ state, cipherSuite: cs }, { wireAsPublicMessage: true })).commit), /not by a new member/],
-      ['a PrivateMessage', encodeMlsMessage((await createCommit({ state, cipherSuite: cs })).commit), /not a PublicMessage/],
+      [
+        "a member's commit",
+        encodeMlsMessage((await createCommit({ state, cipherSuite: cs }, { wireAsPublicMessage: true })).commit),
+        /not by a new member/,
+      ],
+      [
+        'a PrivateMessage',
+        encodeMlsMessage((await createCommit({ state, cipherSuite: cs })).commit),
+        /not a PublicMessage/,
+      ],
       ['no UpdatePath', withCommit({ path: undefined }), /without an UpdatePath/],
       ['no ExternalInit', withCommit({ proposals: [remove!] }), /exactly one ExternalInit/],
       ['two ExternalInits', withCommit({ proposals: [externalInit!, externalInit!] }), /exactly one ExternalInit/],
       ['two Removes', withCommit({ proposals: [remove!, remove!, externalInit!] }), /at most one leaf/],
       ['an Add', withCommit({ proposals: [externalInit!, add] }), /type add/],
-      ['a proposal by reference', withCommit({ proposals: [externalInit!, { proposalOrRefType: 'reference', reference: randomBytes(32) }] }), /by value only/],
+      [
+        'a proposal by reference',
+        withCommit({ proposals: [externalInit!, { proposalOrRefType: 'reference', reference: randomBytes(32) }] }),
+        /by value only/,
+      ],
     ]
     for (const [what, bytes, reason] of cases) expect(() => readExternalCommit(bytes), what).toThrow(reason)
     // Each refusal is about the one change: the untouched commit reads.

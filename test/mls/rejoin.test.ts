@@ -1,7 +1,18 @@
 import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { addProposal, Client, commit, encodeBase64, joinExternally, messagesOf, openStream, type Rejoined, startTestApp, type TestApp } from '../helpers/index.js'
+import {
+  addProposal,
+  Client,
+  commit,
+  encodeBase64,
+  joinExternally,
+  messagesOf,
+  openStream,
+  type Rejoined,
+  startTestApp,
+  type TestApp,
+} from '../helpers/index.js'
 
 let t: TestApp
 
@@ -21,8 +32,15 @@ async function snapshot(convoId: string) {
   return rows[0]!.state
 }
 
-const sendExternalCommit = (client: Client, convoId: string, externalCommit: Uint8Array, extra: Record<string, unknown> = {}) =>
-  client.call<Rejoined>('processExternalCommit', { input: { convoId, externalCommit: encodeBase64(externalCommit), ...extra } })
+const sendExternalCommit = (
+  client: Client,
+  convoId: string,
+  externalCommit: Uint8Array,
+  extra: Record<string, unknown> = {},
+) =>
+  client.call<Rejoined>('processExternalCommit', {
+    input: { convoId, externalCommit: encodeBase64(externalCommit), ...extra },
+  })
 
 describe('a member whose device lost its MLS state', () => {
   it('rejoins by external commit; the others follow it from getCommits and the stream; it reads what is said next', async () => {
@@ -65,11 +83,19 @@ describe('a member whose device lost its MLS state', () => {
     await dave.publishKeyPackage()
     const addDave = await commit(alice.state, (await alice.keyPackagesOf(dave)).map(addProposal))
     const added = await alice.call('addMembers', {
-      input: { convoId, didList: [dave.user.did], commit: encodeBase64(addDave.data), welcomeMessage: encodeBase64(addDave.welcome!), epoch: 1 },
+      input: {
+        convoId,
+        didList: [dave.user.did],
+        commit: encodeBase64(addDave.data),
+        welcomeMessage: encodeBase64(addDave.welcome!),
+        epoch: 1,
+      },
     })
     expect(added.status).toBe(200)
     alice.state = addDave.state
-    await alice.call('updateGroupInfo', { input: { convoId, groupInfo: encodeBase64(await alice.groupInfo()), epoch: 2 } })
+    await alice.call('updateGroupInfo', {
+      input: { convoId, groupInfo: encodeBase64(await alice.groupInfo()), epoch: 2 },
+    })
 
     // Dave fetched the Welcome, and his device died before it was processed and stored.
     expect((await dave.call('getWelcome', { params: { convoId } })).status).toBe(200)
@@ -109,7 +135,12 @@ describe('a member whose device lost its MLS state', () => {
 
 describe('an external commit', () => {
   it('is refused to strangers and to former members, even with a GroupInfo leaked to them', async () => {
-    const [alice, bob, carol, eve] = [await Client.create(t), await Client.create(t), await Client.create(t), await Client.create(t)]
+    const [alice, bob, carol, eve] = [
+      await Client.create(t),
+      await Client.create(t),
+      await Client.create(t),
+      await Client.create(t),
+    ]
     const convoId = await alice.createConvo([bob, carol])
     expect((await carol.call('leaveConvo', { input: { convoId } })).status).toBe(200)
     const leaked = await alice.groupInfo()
@@ -161,7 +192,9 @@ describe('an external commit', () => {
     // Its GroupInfo must describe the epoch it leads to.
     bob.state = made.state
     const onTwo = await joinExternally(bob.user, await bob.groupInfo())
-    const wrongInfo = await sendExternalCommit(bob, convoId, onTwo.commit, { groupInfo: encodeBase64(await bob.groupInfo()) })
+    const wrongInfo = await sendExternalCommit(bob, convoId, onTwo.commit, {
+      groupInfo: encodeBase64(await bob.groupInfo()),
+    })
     expect([wrongInfo.status, wrongInfo.body.error]).toEqual([400, 'InvalidGroupInfo'])
   })
 })

@@ -45,7 +45,10 @@ function containerEnv(service: string, dotenv: Record<string, string | undefined
       return op === '-' ? arg : ''
     })
   const fromFile = envFile.some((file) => file.path === '.env') ? dotenv : {}
-  return { ...fromFile, ...Object.fromEntries(Object.entries(environment).map(([name, value]) => [name, interpolate(String(value))])) }
+  return {
+    ...fromFile,
+    ...Object.fromEntries(Object.entries(environment).map(([name, value]) => [name, interpolate(String(value))])),
+  }
 }
 
 describe('docker compose', () => {
@@ -113,7 +116,9 @@ describe('DATABASE_PASSWORD', () => {
   })
 
   it('is refused beside a password in DATABASE_URL, or without DATABASE_URL', () => {
-    expect(() => loadConfig({ DATABASE_URL: 'postgres://a:b@h/db', DATABASE_PASSWORD: 'c' })).toThrow(/DATABASE_PASSWORD: .*keep one/)
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://a:b@h/db', DATABASE_PASSWORD: 'c' })).toThrow(
+      /DATABASE_PASSWORD: .*keep one/,
+    )
     expect(() => loadConfig({ DATABASE_PASSWORD: 'c' })).toThrow(/DATABASE_PASSWORD: .*DATABASE_URL/)
   })
 })
@@ -121,15 +126,23 @@ describe('DATABASE_PASSWORD', () => {
 describe('DATABASE_LISTEN_URL', () => {
   it('takes DATABASE_PASSWORD unless it has a password of its own, and needs DATABASE_URL', () => {
     const base = { DATABASE_URL: 'postgres://a@pooler:6432/db', DATABASE_PASSWORD: 'p@ss' }
-    expect(new URL(listenUrl(loadConfig({ ...base, DATABASE_LISTEN_URL: 'postgres://a@db:5432/db' })) ?? '').password).toBe('p%40ss')
-    expect(listenUrl(loadConfig({ ...base, DATABASE_LISTEN_URL: 'postgres://b:own@db:5432/db' }))).toBe('postgres://b:own@db:5432/db')
+    expect(
+      new URL(listenUrl(loadConfig({ ...base, DATABASE_LISTEN_URL: 'postgres://a@db:5432/db' })) ?? '').password,
+    ).toBe('p%40ss')
+    expect(listenUrl(loadConfig({ ...base, DATABASE_LISTEN_URL: 'postgres://b:own@db:5432/db' }))).toBe(
+      'postgres://b:own@db:5432/db',
+    )
     expect(listenUrl(loadConfig(base))).toBeUndefined()
-    expect(() => loadConfig({ DATABASE_LISTEN_URL: 'postgres://a@db/db' })).toThrow(/DATABASE_LISTEN_URL: .*DATABASE_URL/)
+    expect(() => loadConfig({ DATABASE_LISTEN_URL: 'postgres://a@db/db' })).toThrow(
+      /DATABASE_LISTEN_URL: .*DATABASE_URL/,
+    )
   })
 })
 
 describe('Dockerfile', () => {
-  const instructions = DockerfileParser.parse(readFileSync(path.join(projectRoot, 'Dockerfile'), 'utf8')).getInstructions()
+  const instructions = DockerfileParser.parse(
+    readFileSync(path.join(projectRoot, 'Dockerfile'), 'utf8'),
+  ).getInstructions()
   const stages = instructions.filter((i) => i.getKeyword() === 'FROM').length
   // The image is what the last stage leaves: its instructions are the runtime's.
   const lastFrom = instructions.map((i) => i.getKeyword()).lastIndexOf('FROM')
@@ -150,9 +163,15 @@ describe('Dockerfile', () => {
     expect(program).toBe('node')
     // Where the build (tsconfig.build.json over tsconfig.json: outDir, rootDir) puts src/main.ts.
     const options = (file: string) =>
-      (JSON.parse(readFileSync(path.join(projectRoot, file), 'utf8')) as { compilerOptions: { outDir?: string; rootDir?: string } })
-        .compilerOptions
-    const { outDir, rootDir } = { ...options('tsconfig.json'), ...options('tsconfig.build.json') } as { outDir: string; rootDir: string }
+      (
+        JSON.parse(readFileSync(path.join(projectRoot, file), 'utf8')) as {
+          compilerOptions: { outDir?: string; rootDir?: string }
+        }
+      ).compilerOptions
+    const { outDir, rootDir } = { ...options('tsconfig.json'), ...options('tsconfig.build.json') } as {
+      outDir: string
+      rootDir: string
+    }
     expect(entry).toBe(path.join(outDir, path.relative(rootDir, 'src/main.ts')).replace(/\.ts$/, '.js'))
     // What the server reads at run time from its root.
     const copied = runtime.filter((i) => i.getKeyword() === 'COPY').map((i) => i.getArguments().at(-1)?.getValue())

@@ -63,6 +63,11 @@ describe('the layout of src/', () => {
     )
     expect(unnamed.map((e) => e.name)).toEqual([])
     // Every folder has its import rule here, and no rule names a folder that is gone.
-    expect(entries.filter((e) => e.isDirectory()).map((e) => e.name).sort()).toEqual(Object.keys(MAY_IMPORT).sort())
+    expect(
+      entries
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name)
+        .sort(),
+    ).toEqual(Object.keys(MAY_IMPORT).sort())
   })
 })

@@ -1,6 +1,17 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bytesToJson, captureLogs, createConvo, encodeBase64, message, NSID, startTestApp, type TestApp, TestUser, welcomeOf } from '../helpers/index.js'
+import {
+  bytesToJson,
+  captureLogs,
+  createConvo,
+  encodeBase64,
+  message,
+  NSID,
+  startTestApp,
+  type TestApp,
+  TestUser,
+  welcomeOf,
+} from '../helpers/index.js'
 
 const logs = captureLogs('info')
 const { lines } = logs
@@ -22,12 +33,20 @@ describe('logs', () => {
     const ciphertext = await message(alice, convo.id)
     const key = `key-${randomUUID()}`
     const token = await alice.token(NSID.sendMessage)
-    const input = { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext: bytesToJson(ciphertext), idempotencyKey: key }
+    const input = {
+      convoId: convo.id,
+      senderDid: alice.did,
+      epoch: 1,
+      ciphertext: bytesToJson(ciphertext),
+      idempotencyKey: key,
+    }
     logs.clear()
     await t.call(alice, NSID.sendMessage, { input, token, headers: { 'idempotency-key': key } })
     await t.call(alice, NSID.sendMessage, { input, token })
     await t.call(bob, NSID.getWelcome, { params: { convoId: convo.id } })
-    await t.call(bob, NSID.confirmWelcome, { input: { convoId: convo.id, success: false, errorDetails: 'bad epoch secret' } })
+    await t.call(bob, NSID.confirmWelcome, {
+      input: { convoId: convo.id, success: false, errorDetails: 'bad epoch secret' },
+    })
     await t.call(bob, NSID.getWelcome, { params: { convoId: convo.id } })
     await t.call(bob, NSID.confirmWelcome, { input: { convoId: convo.id, success: true } })
     await t.call(bob, NSID.getWelcome, { params: { convoId: convo.id } })
@@ -37,8 +56,15 @@ describe('logs', () => {
     for (const line of requestLines) expect(line.reqId).toEqual(expect.any(String))
     // After auth, lines name the caller.
     const hit = lines.find((l) => String(l.msg).startsWith('Idempotency cache HIT'))
-    expect(hit).toMatchObject({ level: 30, caller: alice.did, msg: expect.stringMatching(/^Idempotency cache HIT for key=[0-9a-f]{16} status=200$/) })
-    expect(lines.find((l) => String(l.msg).startsWith('Welcome processing failed'))).toMatchObject({ level: 40, caller: bob.did })
+    expect(hit).toMatchObject({
+      level: 30,
+      caller: alice.did,
+      msg: expect.stringMatching(/^Idempotency cache HIT for key=[0-9a-f]{16} status=200$/),
+    })
+    expect(lines.find((l) => String(l.msg).startsWith('Welcome processing failed'))).toMatchObject({
+      level: 40,
+      caller: bob.did,
+    })
     expect(lines.find((l) => String(l.msg).startsWith('Welcome already consumed for user'))).toMatchObject({
       level: 30,
       msg: `Welcome already consumed for user ${bob.did} in convo ${convo.id} (expected on retry)`,
@@ -62,6 +88,8 @@ describe('logs', () => {
     } finally {
       t.app.log.level = 'info'
     }
-    expect(lines).toEqual([expect.objectContaining({ level: 20, msg: 'health probe', status: 200, reqId: expect.any(String) })])
+    expect(lines).toEqual([
+      expect.objectContaining({ level: 20, msg: 'health probe', status: 200, reqId: expect.any(String) }),
+    ])
   })
 })

@@ -1,6 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createConvo, message, NSID, publishKeyPackage, removeMember, sendMessage, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
+import {
+  createConvo,
+  message,
+  NSID,
+  publishKeyPackage,
+  removeMember,
+  sendMessage,
+  startTestApp,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 
 const TOKEN = 'metrics-token-0123456789'
 let t: TestApp

@@ -24,7 +24,11 @@ afterAll(async () => {
 
 const tables = async () =>
   (
-    await sql<{ name: string }>`SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'kysely%' ORDER BY 1`.execute(database.db)
+    await sql<{
+      name: string
+    }>`SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'kysely%' ORDER BY 1`.execute(
+      database.db,
+    )
   ).rows.map((r) => r.name)
 
 const migrateCli = (command: string) =>
@@ -46,18 +50,26 @@ describe('migrations', () => {
   it('005 keeps key packages regular, and going down drops last-resort ones rather than make them regular', async () => {
     await sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort)
       VALUES ('did:plc:lr', 's', '\\x11', sha256('\\x11'), '\\x21', now() + interval '1 day', true),
-             ('did:plc:lr', 's', '\\x12', sha256('\\x12'), '\\x22', now() + interval '1 day', false)`.execute(database.db)
+             ('did:plc:lr', 's', '\\x12', sha256('\\x12'), '\\x22', now() + interval '1 day', false)`.execute(
+      database.db,
+    )
     // One last-resort package per owner and cipher suite.
     await expect(
       sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort)
-          VALUES ('did:plc:lr', 's', '\\x13', sha256('\\x13'), '\\x23', now() + interval '1 day', true)`.execute(database.db),
+          VALUES ('did:plc:lr', 's', '\\x13', sha256('\\x13'), '\\x23', now() + interval '1 day', true)`.execute(
+        database.db,
+      ),
     ).rejects.toThrow(/key_package_last_resort_key/)
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
     expect(await migrateDown(database.db)).toEqual(['005_recovery'])
-    const { rows } = await sql<{ data: Buffer }>`SELECT data FROM key_package WHERE owner_did = 'did:plc:lr'`.execute(database.db)
+    const { rows } = await sql<{ data: Buffer }>`SELECT data FROM key_package WHERE owner_did = 'did:plc:lr'`.execute(
+      database.db,
+    )
     expect(rows.map((r) => r.data.toString('hex'))).toEqual(['12'])
     await migrateToLatest(database.db)
-    const after = await sql<{ last_resort: boolean }>`SELECT last_resort FROM key_package WHERE owner_did = 'did:plc:lr'`.execute(database.db)
+    const after = await sql<{
+      last_resort: boolean
+    }>`SELECT last_resort FROM key_package WHERE owner_did = 'did:plc:lr'`.execute(database.db)
     expect(after.rows).toEqual([{ last_resort: false }])
   })
 
@@ -68,9 +80,13 @@ describe('migrations', () => {
     expect(await migrateDown(database.db)).toEqual(['003_mls_facts'])
     await sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, expires_at, consumed_at, consumed_by)
       VALUES ('did:plc:old', 's', '\\x01', sha256('\\x01'), now() + interval '1 day', NULL, NULL),
-             ('did:plc:old', 's', '\\x02', sha256('\\x02'), now() + interval '1 day', now(), 'did:plc:adder')`.execute(database.db)
+             ('did:plc:old', 's', '\\x02', sha256('\\x02'), now() + interval '1 day', now(), 'did:plc:adder')`.execute(
+      database.db,
+    )
     await migrateToLatest(database.db)
-    const { rows } = await sql<{ consumed_by: string }>`SELECT consumed_by FROM key_package WHERE owner_did = 'did:plc:old'`.execute(database.db)
+    const { rows } = await sql<{
+      consumed_by: string
+    }>`SELECT consumed_by FROM key_package WHERE owner_did = 'did:plc:old'`.execute(database.db)
     expect(rows).toEqual([{ consumed_by: 'did:plc:adder' }])
     await expect(
       sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, expires_at)
@@ -95,9 +111,15 @@ describe('migrations', () => {
     `.execute(database.db)
     await migrateToLatest(database.db)
     const { rows } = await sql<{ scope: string; shard_key: string; response: unknown }>`
-      SELECT encode(scope_hash, 'hex') AS scope, shard_key, response FROM idempotency_key ORDER BY scope_hash`.execute(database.db)
+      SELECT encode(scope_hash, 'hex') AS scope, shard_key, response FROM idempotency_key ORDER BY scope_hash`.execute(
+      database.db,
+    )
     expect(rows).toEqual([
-      { scope: '01', shard_key: 'm4convo', response: { messageId: '00000000-0000-4000-8000-000000000004', receivedAt: '2026-01-01T00:00:00.000Z' } },
+      {
+        scope: '01',
+        shard_key: 'm4convo',
+        response: { messageId: '00000000-0000-4000-8000-000000000004', receivedAt: '2026-01-01T00:00:00.000Z' },
+      },
       // Then 006 moves it to the shard of the id derived from the group id.
       { scope: '02', shard_key: convoIdOf('ab01'), response: { id: 'm4convo', groupId: 'AB01' } },
       { scope: '03', shard_key: 'did:plc:a', response: { available: 3 } },
@@ -113,7 +135,9 @@ describe('migrations', () => {
         ('abcd', '\\x06', 'did:plc:a', 'blue.catbird.mls.createConvo', '\\x00', 200, '{"id": "m6convoabcdef"}', now() + interval '1 day');
     `.execute(database.db)
     await migrateToLatest(database.db)
-    const { rows } = await sql<{ shard_key: string }>`SELECT shard_key FROM idempotency_key WHERE scope_hash = '\\x06'`.execute(database.db)
+    const { rows } = await sql<{
+      shard_key: string
+    }>`SELECT shard_key FROM idempotency_key WHERE scope_hash = '\\x06'`.execute(database.db)
     expect(rows).toEqual([{ shard_key: convoIdOf('abcd') }])
     const create = { creator: 'did:plc:b', cipherSuite: 's', initialMembers: [], welcomeRetentionDays: 1 }
     await expect(createConvo(database.db, { ...create, groupId: 'ABCD' })).rejects.toThrow(/already exists/)
@@ -131,7 +155,9 @@ describe('migrations', () => {
   })
 
   it('refuse a database that a newer version of the server has migrated', async () => {
-    await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('999_from_the_future', now()::text)`.execute(database.db)
+    await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('999_from_the_future', now()::text)`.execute(
+      database.db,
+    )
     try {
       await expect(migrateToLatest(database.db)).rejects.toThrow(MigrationError)
       await expect(migrateToLatest(database.db)).rejects.toThrow(/999_from_the_future/)

@@ -55,7 +55,6 @@ const bash = (script: string) =>
     env: { ...baseEnv(), SERVICE_DID },
   })
 
-
 /** What `npm run mls` keeps for the identity in `file`. */
 const keptState = async (file: string) => JSON.parse(await readFile(stateFile(file), 'utf8')) as StoredState
 
@@ -92,7 +91,12 @@ describe('README quickstart', () => {
     // Read back byte for byte: the application message of the group made in step 2, at epoch 0.
     const stored = base64Bytes(body.messages[0]?.ciphertext.$bytes ?? '')
     expect(stored).toEqual(base64Bytes(ciphertext ?? ''))
-    expect(readMessageHeader(stored)).toEqual({ wireFormat: 'PrivateMessage', groupId, epoch: 0, contentType: 'application' })
+    expect(readMessageHeader(stored)).toEqual({
+      wireFormat: 'PrivateMessage',
+      groupId,
+      epoch: 0,
+      contentType: 'application',
+    })
     expect(stderr).toContain(`created a did:key identity in ${identityFile}`)
     expect(stderr).toContain(`keeping MLS private keys and group state in ${stateFile(identityFile)}`)
     for (const file of [identityFile, stateFile(identityFile)]) expect((await stat(file)).mode & 0o777).toBe(0o600)
@@ -129,7 +133,8 @@ describe('npm run mls', () => {
     const added = await commit(await newGroup(bob.did, groupId), [addProposal(printed)])
     const welcome = decodeMlsMessage(added.welcome as Uint8Array, 0)?.[0]
     const keyPackage = decodeMlsMessage(printed, 0)?.[0]
-    if (welcome?.wireformat !== 'mls_welcome' || keyPackage?.wireformat !== 'mls_key_package') throw new Error('not a Welcome and a key package')
+    if (welcome?.wireformat !== 'mls_welcome' || keyPackage?.wireformat !== 'mls_key_package')
+      throw new Error('not a Welcome and a key package')
     const keys = kept[0] as StoredState['keyPackages'][string]
     const joined = await joinGroup(
       welcome.welcome,
@@ -158,7 +163,12 @@ describe('npm run mls', () => {
     const first = base64Bytes(await mls(`message ${groupId} 'first words'`))
     const second = base64Bytes(await mls(`message ${groupId} 'second words'`))
     for (const data of [first, second]) {
-      expect(readMessageHeader(data)).toEqual({ wireFormat: 'PrivateMessage', groupId, epoch: 0, contentType: 'application' })
+      expect(readMessageHeader(data)).toEqual({
+        wireFormat: 'PrivateMessage',
+        groupId,
+        epoch: 0,
+        contentType: 'application',
+      })
     }
     // Had the state not moved on, both would use the first key, and the second could not be read after it.
     const readFirst = await receive(before, first)

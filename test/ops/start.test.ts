@@ -5,7 +5,17 @@ import { createServer, type Server } from 'node:net'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { baseEnv, copyProject, createTestDatabase, freePort, listens, type ProjectCopy, SERVICE_DID, spawnServer, type TestDatabase } from '../helpers/index.js'
+import {
+  baseEnv,
+  copyProject,
+  createTestDatabase,
+  freePort,
+  listens,
+  type ProjectCopy,
+  SERVICE_DID,
+  spawnServer,
+  type TestDatabase,
+} from '../helpers/index.js'
 
 const run = promisify(execFile)
 let copy: ProjectCopy

@@ -3,7 +3,19 @@ import { Secp256k1Keypair } from '@atproto/crypto'
 import { createServiceJwt } from '@atproto/xrpc-server'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bytesJson, countRows, createConvo, message, NSID, prepareConvo, sendMessage, SERVICE_DID, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
+import {
+  bytesJson,
+  countRows,
+  createConvo,
+  message,
+  NSID,
+  prepareConvo,
+  sendMessage,
+  SERVICE_DID,
+  startTestApp,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -85,7 +97,12 @@ describe('impersonation', () => {
     const ciphertext = bytesJson(await message(bob, convo.id))
     const before = await snapshot()
     // Eve signs a token claiming to be bob.
-    const forged = await createServiceJwt({ iss: bob.did, aud: SERVICE_DID, lxm: NSID.sendMessage, keypair: eve.keypair })
+    const forged = await createServiceJwt({
+      iss: bob.did,
+      aud: SERVICE_DID,
+      lxm: NSID.sendMessage,
+      keypair: eve.keypair,
+    })
     const asBob = await t.call(null, NSID.sendMessage, {
       token: forged,
       input: { convoId: convo.id, senderDid: bob.did, epoch: 0, ciphertext },
@@ -95,14 +112,20 @@ describe('impersonation', () => {
     const body = await t.call(eve, NSID.sendMessage, {
       input: { convoId: convo.id, senderDid: bob.did, epoch: 0, ciphertext },
     })
-    expect(body).toMatchObject({ status: 403, body: { error: 'Forbidden', message: expect.stringContaining('senderDid') } })
+    expect(body).toMatchObject({
+      status: 403,
+      body: { error: 'Forbidden', message: expect.stringContaining('senderDid') },
+    })
     expect(await snapshot()).toEqual(before)
   })
 
   it('a token for another user key type or a did:key with a wrong key fails verification', async () => {
     const other = await Secp256k1Keypair.create()
     const forged = await createServiceJwt({ iss: alice.did, aud: SERVICE_DID, lxm: NSID.getConvos, keypair: other })
-    expect(await t.call(null, NSID.getConvos, { token: forged })).toMatchObject({ status: 401, body: { error: 'BadJwtSignature' } })
+    expect(await t.call(null, NSID.getConvos, { token: forged })).toMatchObject({
+      status: 401,
+      body: { error: 'BadJwtSignature' },
+    })
   })
 })
 
@@ -131,7 +154,7 @@ describe('idempotency records', () => {
 describe('SQL injection strings', () => {
   const payloads = [
     "'; DROP TABLE message; --",
-    "\" OR 1=1 --",
+    '" OR 1=1 --',
     "x') UNION SELECT ciphertext FROM message --",
     '\\x00\\\\',
     '$1 $2',
@@ -145,7 +168,13 @@ describe('SQL injection strings', () => {
       expect(created.body).toMatchObject({ metadata: { name: text, description: text } })
       prepared.created(created.body)
       const sent = await t.call(alice, NSID.sendMessage, {
-        input: { convoId: created.body.id, senderDid: alice.did, epoch: 0, ciphertext: bytesJson(await message(alice, created.body.id)), embedType: text },
+        input: {
+          convoId: created.body.id,
+          senderDid: alice.did,
+          epoch: 0,
+          ciphertext: bytesJson(await message(alice, created.body.id)),
+          embedType: text,
+        },
       })
       expect(sent.status).toBe(200)
       // In identifiers and cursors they are simply not found / invalid.

@@ -3,7 +3,18 @@ import { jsonToLex, type LexObject } from '@atproto/lexicon'
 import fc from 'fast-check'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { captureLogs, createConvo, NSID, publishKeyPackage, rawHttp, sendMessage, startTestApp, SUITE, type TestApp, TestUser } from '../helpers/index.js'
+import {
+  captureLogs,
+  createConvo,
+  NSID,
+  publishKeyPackage,
+  rawHttp,
+  sendMessage,
+  startTestApp,
+  SUITE,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 import { xrpcMethods, type XrpcMethod } from '../../src/xrpc/lexicons.js'
 
 // Property-based: FUZZ_SEED=<n> replays a run (the seed is printed on
@@ -53,7 +64,9 @@ function jsonText(value: unknown): string {
   if (value instanceof RawJson) return value.text
   if (Array.isArray(value)) return `[${value.map(jsonText).join(',')}]`
   if (value !== null && typeof value === 'object') {
-    return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}:${jsonText(v)}`).join(',')}}`
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${JSON.stringify(k)}:${jsonText(v)}`)
+      .join(',')}}`
   }
   return JSON.stringify(value) ?? 'null'
 }
@@ -64,7 +77,18 @@ const paramText = (value: unknown) => (typeof value === 'string' ? value : jsonT
 // Strings over all of Unicode, and over all UTF-16 code units (fast-check's
 // full-Unicode strings never hold a lone surrogate), biased to the characters
 // PostgreSQL or JSON choke on.
-const hostileChar = fc.constantFrom('\u0000', '\ud800', '\udfff', '\ud83d', '\ufffe', '\u202e', '\r\n', "'", '\\', '%00')
+const hostileChar = fc.constantFrom(
+  '\u0000',
+  '\ud800',
+  '\udfff',
+  '\ud83d',
+  '\ufffe',
+  '\u202e',
+  '\r\n',
+  "'",
+  '\\',
+  '%00',
+)
 const anyString = fc.oneof(
   fc.string(),
   fc.string({ unit: 'binary' }),
@@ -78,16 +102,28 @@ const anyNumber = fc.oneof(
   { weight: 2, arbitrary: fc.double() },
   { weight: 2, arbitrary: fc.bigInt({ min: -(2n ** 70n), max: 2n ** 80n }).map((n) => new RawJson(n.toString())) },
   fc.constantFrom(2 ** 53, -(2 ** 53), 1e300, -1e300, 5e-324),
-  fc.constantFrom('9223372036854775808', '9007199254740993', '-9223372036854775809', '1e400').map((n) => new RawJson(n)),
+  fc
+    .constantFrom('9223372036854775808', '9007199254740993', '-9223372036854775809', '1e400')
+    .map((n) => new RawJson(n)),
 )
 // Deep (past any stack) and wide JSON.
 const deepJson = fc
   .tuple(fc.integer({ min: 30, max: 10_000 }), fc.boolean())
-  .map(([depth, arrays]) => new RawJson(arrays ? `${'['.repeat(depth)}${']'.repeat(depth)}` : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`))
+  .map(
+    ([depth, arrays]) =>
+      new RawJson(
+        arrays ? `${'['.repeat(depth)}${']'.repeat(depth)}` : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`,
+      ),
+  )
 const wideJson = fc
   .tuple(fc.integer({ min: 100, max: 5_000 }), fc.boolean())
-  .map(([width, arrays]) =>
-    new RawJson(arrays ? `[${Array(width).fill('0').join(',')}]` : `{${Array.from({ length: width }, (_, i) => `"k${i}":${i}`).join(',')}}`),
+  .map(
+    ([width, arrays]) =>
+      new RawJson(
+        arrays
+          ? `[${Array(width).fill('0').join(',')}]`
+          : `{${Array.from({ length: width }, (_, i) => `"k${i}":${i}`).join(',')}}`,
+      ),
   )
 
 /** Values of every JSON shape, biased towards the ones the server has to tell apart. */
@@ -142,7 +178,13 @@ function validSeed(method: XrpcMethod, caller: TestUser, nonce: number): Record<
     limit: 10,
     metadata: { name: 'fuzz' },
   }
-  const byType: Record<string, unknown> = { string: 'x', integer: 0, boolean: false, bytes: { $bytes: 'AQID' }, array: [bob.did] }
+  const byType: Record<string, unknown> = {
+    string: 'x',
+    integer: 0,
+    boolean: false,
+    bytes: { $bytes: 'AQID' },
+    array: [bob.did],
+  }
   return Object.fromEntries(
     Object.entries(properties(method)).map(([name, prop]) => [name, name in byName ? byName[name] : byType[prop.type]]),
   )
@@ -154,7 +196,8 @@ function setField(target: Record<string, unknown>, path: string[], value: unknow
   let next = value
   if (rest.length) {
     const inner = target[head]
-    const object: Record<string, unknown> = inner !== null && typeof inner === 'object' && !Array.isArray(inner) ? { ...inner } : {}
+    const object: Record<string, unknown> =
+      inner !== null && typeof inner === 'object' && !Array.isArray(inner) ? { ...inner } : {}
     setField(object, rest, value)
     next = object
   }
@@ -163,7 +206,12 @@ function setField(target: Record<string, unknown>, path: string[], value: unknow
 
 // A valid value made hostile in kind: a character a string must not hold,
 // a number past what an integer field may be.
-const corruption = fc.record({ kind: fc.constant('corrupt' as const), char: hostileChar, at: fc.nat(), number: anyNumber })
+const corruption = fc.record({
+  kind: fc.constant('corrupt' as const),
+  char: hostileChar,
+  at: fc.nat(),
+  number: anyNumber,
+})
 
 /** `current` with the hostile change a value of its kind can take. */
 function corrupt(current: unknown, change: { char: string; at: number; number: unknown }): unknown {
@@ -203,7 +251,13 @@ interface Envelope {
   auth: Auth
 }
 
-const WELL_FORMED: Envelope = { body: 'fields', contentType: 'application/json', repeat: 1, header: null, auth: 'valid' }
+const WELL_FORMED: Envelope = {
+  body: 'fields',
+  contentType: 'application/json',
+  repeat: 1,
+  header: null,
+  auth: 'valid',
+}
 
 // Each dimension is mostly well formed, so that what is hostile in one
 // reaches as deep as it can: validation, services, SQL.
@@ -221,7 +275,13 @@ const envelope = fc.record<Envelope>({
   header: fc.oneof({ weight: 6, arbitrary: fc.constant(null) }, hostileHeader),
   auth: fc.oneof(
     { weight: 12, arbitrary: fc.constant('valid' as const) },
-    fc.constantFrom('garbage' as const, 'none' as const, 'other-method' as const, 'ten-years' as const, 'no-iat' as const),
+    fc.constantFrom(
+      'garbage' as const,
+      'none' as const,
+      'other-method' as const,
+      'ten-years' as const,
+      'no-iat' as const,
+    ),
   ),
 })
 
@@ -263,7 +323,8 @@ function requestTarget(method: XrpcMethod, values: Record<string, unknown>, repe
   for (const [name, value] of Object.entries(values)) {
     for (const item of Array.isArray(value) ? value : [value]) {
       const text = paramText(item)
-      for (let i = 0; i < repeat && length < 64 * 1024; i++, length += name.length + text.length) search.append(name, text)
+      for (let i = 0; i < repeat && length < 64 * 1024; i++, length += name.length + text.length)
+        search.append(name, text)
     }
   }
   return search.size ? `${target}?${search}` : target
@@ -297,7 +358,9 @@ async function sendAndCheck(method: XrpcMethod, user: TestUser, values: Record<s
     'Host: localhost',
     'Connection: close',
     ...(token ? [`Authorization: Bearer ${token}`] : []),
-    ...(!isQuery && bodyKind !== 'none' ? [`Content-Type: ${envelope.contentType}`, `Content-Length: ${bodyBytes.length}`] : []),
+    ...(!isQuery && bodyKind !== 'none'
+      ? [`Content-Type: ${envelope.contentType}`, `Content-Length: ${bodyBytes.length}`]
+      : []),
     ...(envelope.header !== null ? [envelope.header] : []),
   ]
   const headText = `${head.join('\r\n')}\r\n\r\n`
@@ -308,7 +371,10 @@ async function sendAndCheck(method: XrpcMethod, user: TestUser, values: Record<s
   const context = `${method.nsid} ${res.status} ${res.body.slice(0, 300)} <- ${head.join(' | ').slice(0, 600)} ${body.slice(0, 300)}`
   expect(res.status, context).toBeGreaterThanOrEqual(200)
   expect(res.status, context).toBeLessThan(500)
-  expect(logs.lines.filter((line) => Number(line.level) >= 50), context).toEqual([])
+  expect(
+    logs.lines.filter((line) => Number(line.level) >= 50),
+    context,
+  ).toEqual([])
   // Node reads at most 16 KiB of request line and headers (with a margin
   // here: where exactly it starts counting is not the point).
   const headBytes = Buffer.byteLength(headText)
@@ -328,7 +394,10 @@ async function sendAndCheck(method: XrpcMethod, user: TestUser, values: Record<s
   }
 }
 
-type Change = { kind: 'corrupt'; char: string; at: number; number: unknown } | { kind: 'replace'; value: unknown } | { kind: 'delete' }
+type Change =
+  | { kind: 'corrupt'; char: string; at: number; number: unknown }
+  | { kind: 'replace'; value: unknown }
+  | { kind: 'delete' }
 
 function applyChange(values: Record<string, unknown>, path: string[], change: Change): void {
   if (change.kind === 'delete') {
@@ -352,7 +421,10 @@ describe('hostile input', () => {
       fc.asyncProperty(
         fc.nat(),
         fc.nat(),
-        fc.oneof({ weight: 3, arbitrary: corruption }, jsonValue.map((value) => ({ kind: 'replace' as const, value }))),
+        fc.oneof(
+          { weight: 3, arbitrary: corruption },
+          jsonValue.map((value) => ({ kind: 'replace' as const, value })),
+        ),
         async (fieldIndex, nonce, change) => {
           const { method, path } = fields[fieldIndex % fields.length]!
           const user = fieldIndex % 2 ? alice : bob
@@ -368,7 +440,11 @@ describe('hostile input', () => {
   it('hostile requests of every shape (headers, tokens, repeated params, raw bodies, unknown fields, __proto__) to every endpoint: a 4xx XRPC error or a valid output, never a 5xx or an error log, and refused requests change nothing', async () => {
     const methods = xrpcMethods(t.ctx.lexicons)
     const mutation = fc.record({
-      field: fc.oneof({ weight: 4, arbitrary: fc.nat() }, fc.constantFrom('__proto__', 'constructor', ''), fc.string({ maxLength: 8 })),
+      field: fc.oneof(
+        { weight: 4, arbitrary: fc.nat() },
+        fc.constantFrom('__proto__', 'constructor', ''),
+        fc.string({ maxLength: 8 }),
+      ),
       change: fc.oneof(
         corruption,
         { weight: 2, arbitrary: jsonValue.map((value): Change => ({ kind: 'replace', value })) },
@@ -376,16 +452,22 @@ describe('hostile input', () => {
       ),
     })
     await fc.assert(
-      fc.asyncProperty(fc.nat(), fc.nat(), fc.array(mutation, { maxLength: 3 }), envelope, async (methodIndex, nonce, mutations, shape) => {
-        const method = methods[methodIndex % methods.length]!
-        const user = methodIndex % 2 ? alice : bob
-        const paths = fieldPaths(method)
-        const values = validSeed(method, user, nonce)
-        for (const { field, change } of mutations) {
-          applyChange(values, typeof field === 'number' ? paths[field % paths.length]! : [field], change)
-        }
-        await sendAndCheck(method, user, values, shape)
-      }),
+      fc.asyncProperty(
+        fc.nat(),
+        fc.nat(),
+        fc.array(mutation, { maxLength: 3 }),
+        envelope,
+        async (methodIndex, nonce, mutations, shape) => {
+          const method = methods[methodIndex % methods.length]!
+          const user = methodIndex % 2 ? alice : bob
+          const paths = fieldPaths(method)
+          const values = validSeed(method, user, nonce)
+          for (const { field, change } of mutations) {
+            applyChange(values, typeof field === 'number' ? paths[field % paths.length]! : [field], change)
+          }
+          await sendAndCheck(method, user, values, shape)
+        },
+      ),
       runs(300),
     )
   }, 180_000)

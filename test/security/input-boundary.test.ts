@@ -2,7 +2,19 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { handlers } from '../../src/api/index.js'
-import { bytesJson, captureLogs, countRows, createConvo, NSID, randomGroupId, rawHttp, startTestApp, SUITE, type TestApp, TestUser } from '../helpers/index.js'
+import {
+  bytesJson,
+  captureLogs,
+  countRows,
+  createConvo,
+  NSID,
+  randomGroupId,
+  rawHttp,
+  startTestApp,
+  SUITE,
+  type TestApp,
+  TestUser,
+} from '../helpers/index.js'
 import { handler } from '../../src/xrpc/types.js'
 
 // The cases of issue 16 ("hostile input never becomes a 500"), one test each.
@@ -35,8 +47,7 @@ async function poolCheckouts(fn: () => Promise<void>): Promise<number> {
   return checkouts
 }
 
-const messageCount = async () =>
-  countRows(t.ctx.db, 'message')
+const messageCount = async () => countRows(t.ctx.db, 'message')
 
 function sendInput(extra: Record<string, unknown> = {}) {
   return { convoId, senderDid: alice.did, epoch: 0, ciphertext: bytesJson(new Uint8Array([1, 2, 3])), ...extra }
@@ -56,19 +67,34 @@ async function expectRefusedBeforeAnyQuery(field: string, send: () => Promise<{ 
 
 describe('strings PostgreSQL cannot store', () => {
   it.each([
-    ['sendMessage convoId', 'convoId', () => t.call(alice, NSID.sendMessage, { input: sendInput({ convoId: `${convoId}\u0000` }) })],
-    ['sendMessage embedType', 'embedType', () => t.call(alice, NSID.sendMessage, { input: sendInput({ embedType: 'link\u0000' }) })],
+    [
+      'sendMessage convoId',
+      'convoId',
+      () => t.call(alice, NSID.sendMessage, { input: sendInput({ convoId: `${convoId}\u0000` }) }),
+    ],
+    [
+      'sendMessage embedType',
+      'embedType',
+      () => t.call(alice, NSID.sendMessage, { input: sendInput({ embedType: 'link\u0000' }) }),
+    ],
     [
       'createConvo metadata.name',
       'metadata.name',
-      () => t.call(alice, NSID.createConvo, { input: { groupId: randomGroupId(), cipherSuite: SUITE, metadata: { name: 'a\u0000b' } } }),
+      () =>
+        t.call(alice, NSID.createConvo, {
+          input: { groupId: randomGroupId(), cipherSuite: SUITE, metadata: { name: 'a\u0000b' } },
+        }),
     ],
     [
       'confirmWelcome errorDetails',
       'errorDetails',
       () => t.call(bob, NSID.confirmWelcome, { input: { convoId, success: false, errorDetails: 'bad\u0000' } }),
     ],
-    ['getMessages ?convoId=<id>%00', 'convoId', () => t.call(alice, NSID.getMessages, { params: { convoId: `${convoId}\u0000` } })],
+    [
+      'getMessages ?convoId=<id>%00',
+      'convoId',
+      () => t.call(alice, NSID.getMessages, { params: { convoId: `${convoId}\u0000` } }),
+    ],
   ])('a NUL in %s is refused with 400 naming the field, before any query', async (_case, field, send) => {
     const body = await expectRefusedBeforeAnyQuery(field, send)
     expect(body.message).toMatch(/NUL/)
@@ -133,7 +159,10 @@ describe('malformed HTTP gets XRPC error bodies', () => {
   })
 
   it('a header with control bytes: 400 InvalidRequest', async () => {
-    const res = await rawHttp(t.url, `GET /xrpc/${NSID.getConvos} HTTP/1.1\r\nHost: x\r\nX-Evil: a\u0001b\r\nConnection: close\r\n\r\n`)
+    const res = await rawHttp(
+      t.url,
+      `GET /xrpc/${NSID.getConvos} HTTP/1.1\r\nHost: x\r\nX-Evil: a\u0001b\r\nConnection: close\r\n\r\n`,
+    )
     expect(res.status).toBe(400)
     expect(JSON.parse(res.body)).toEqual({ error: 'InvalidRequest', message: expect.any(String) })
   })
@@ -158,7 +187,10 @@ describe('a data error that still escapes the boundary', () => {
       expect(res.status).toBe(400)
       expect(res.body).toEqual({ error: 'InvalidRequest', message: expect.any(String) })
       expect(logs.lines.filter((l) => l.level === 50)).toEqual([
-        expect.objectContaining({ msg: expect.stringContaining('input boundary'), err: expect.objectContaining({ code: '22P02' }) }),
+        expect.objectContaining({
+          msg: expect.stringContaining('input boundary'),
+          err: expect.objectContaining({ code: '22P02' }),
+        }),
       ])
     } finally {
       await leaky.close()

@@ -34,7 +34,9 @@ describe('workers on several instances', () => {
   })
 
   it('the Welcome sweep on two instances lapses each claim once', async () => {
-    await sql`INSERT INTO convo (id, group_id, creator_did, cipher_suite) VALUES ('c1', 'ab', 'did:example:a', 's')`.execute(one.ctx.db)
+    await sql`INSERT INTO convo (id, group_id, creator_did, cipher_suite) VALUES ('c1', 'ab', 'did:example:a', 's')`.execute(
+      one.ctx.db,
+    )
     await sql`INSERT INTO welcome (convo_id, data) VALUES ('c1', '\\x01')`.execute(one.ctx.db)
     await sql`
       INSERT INTO welcome_delivery (convo_id, recipient_did, welcome_id, state, fetched_at, expires_at)

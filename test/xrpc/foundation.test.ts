@@ -6,7 +6,6 @@ import { handlers } from '../../src/api/index.js'
 import { NSID, SERVICE_DID, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 import { xrpcMethods } from '../../src/xrpc/lexicons.js'
 
-
 let t: TestApp
 let alice: TestUser
 
@@ -186,7 +185,11 @@ describe('service auth', () => {
     ['expired', () => alice.token(NSID.getConvos, { iat: 1_000, exp: 1_060 }), 'JwtExpired'],
     [
       'not valid yet',
-      () => alice.token(NSID.getConvos, { iat: Math.floor(Date.now() / 1000) + 3600, exp: Math.floor(Date.now() / 1000) + 7200 }),
+      () =>
+        alice.token(NSID.getConvos, {
+          iat: Math.floor(Date.now() / 1000) + 3600,
+          exp: Math.floor(Date.now() / 1000) + 7200,
+        }),
       'BadJwt',
     ],
     ['garbage', async () => 'not.a.jwt', 'BadJwt'],
@@ -199,11 +202,15 @@ describe('service auth', () => {
 
   it('refuses a token that lives longer than MAX_TOKEN_LIFETIME_SECONDS from now, naming the limit (401 BadJwt)', async () => {
     const now = Math.floor(Date.now() / 1000)
-    const tenYears = await t.call(alice, NSID.getConvos, { token: await alice.token(NSID.getConvos, { exp: now + 10 * 365 * 86400 }) })
+    const tenYears = await t.call(alice, NSID.getConvos, {
+      token: await alice.token(NSID.getConvos, { exp: now + 10 * 365 * 86400 }),
+    })
     expect(tenYears.status).toBe(401)
     expect(tenYears.body).toMatchObject({ error: 'BadJwt', message: expect.stringContaining('3600 seconds') })
     // Within the limit (and the clock skew allowed on top of it) is fine.
-    expect((await t.call(alice, NSID.getConvos, { token: await alice.token(NSID.getConvos, { exp: now + 3600 }) })).status).toBe(200)
+    expect(
+      (await t.call(alice, NSID.getConvos, { token: await alice.token(NSID.getConvos, { exp: now + 3600 }) })).status,
+    ).toBe(200)
   })
 
   it('refuses a token without iat (401 BadJwt)', async () => {

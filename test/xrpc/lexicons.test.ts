@@ -82,8 +82,16 @@ describe('lexicons', () => {
       for (const [name, def] of Object.entries(doc.defs)) {
         const refDef = (ref.defs as Record<string, unknown>)[name]
         const required = (d: unknown) => {
-          const def = d as { required?: string[]; input?: { schema?: { required?: string[] } }; parameters?: { required?: string[] } }
-          return [...(def?.required ?? []), ...(def?.input?.schema?.required ?? []), ...(def?.parameters?.required ?? [])]
+          const def = d as {
+            required?: string[]
+            input?: { schema?: { required?: string[] } }
+            parameters?: { required?: string[] }
+          }
+          return [
+            ...(def?.required ?? []),
+            ...(def?.input?.schema?.required ?? []),
+            ...(def?.parameters?.required ?? []),
+          ]
         }
         expect(required(def), `${id}#${name}`).toEqual(required(refDef))
       }
@@ -100,7 +108,10 @@ describe('lexicons', () => {
       }
       expect(readFileSync(path.join(dir, SOURCE_NOTE), 'utf8')).toMatch(/commit [0-9a-f]{40}/)
     }
-    const defs = reference.find((doc) => doc.id === 'blue.catbird.mls.defs')?.defs as Record<string, { properties?: object }>
+    const defs = reference.find((doc) => doc.id === 'blue.catbird.mls.defs')?.defs as Record<
+      string,
+      { properties?: object }
+    >
     expect(Object.keys(defs.convoMetadata?.properties ?? {})).toEqual(['name', 'description'])
   })
 
