@@ -114,12 +114,10 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
     const path = request.url.split('?')[0] ?? ''
     // XRPC's answer for a method the server does not have (as @atproto/xrpc-server gives).
     if (path.startsWith('/xrpc/')) {
-      return reply
-        .status(501)
-        .send({
-          error: 'MethodNotImplemented',
-          message: `${path.slice('/xrpc/'.length)} is not implemented by this server`,
-        })
+      return reply.status(501).send({
+        error: 'MethodNotImplemented',
+        message: `${path.slice('/xrpc/'.length)} is not implemented by this server`,
+      })
     }
     return reply.status(404).send({ error: 'NotFound', message: `No route for ${request.method} ${path}` })
   })
