@@ -486,6 +486,8 @@ async function cleanupUnderLoad(
  * EXPLAIN (ANALYZE, BUFFERS) of the statements getMessages and sendMessage
  * send, captured from the services themselves on the large database.
  */
+class RolledBack extends Error {}
+
 async function explainStatements(dist: Dist, url: string, load: Workload): Promise<Explained[]> {
   const database = dist.createDatabase({ url, poolSize: 1 })
   const sent: SentQuery[] = []
@@ -495,8 +497,18 @@ async function explainStatements(dist: Dist, url: string, load: Workload): Promi
   try {
     await dist.listMessages(database.db, { convoId: convo.id, did, limit: PAGE })
     const [membership, page] = sent.splice(0)
-    await dist.sendMessage(database.db, { ...load.sendArgs(convo), sender: did })
-    const [send] = sent.splice(0)
+    // Captured in a transaction rolled back: its message id (made by the server) stays free for the EXPLAIN ANALYZE below.
+    await database.db
+      .transaction()
+      .execute(async (trx) => {
+        await dist.sendMessage(trx, { ...load.sendArgs(convo), sender: did })
+        throw new RolledBack()
+      })
+      .catch((err: unknown) => {
+        if (!(err instanceof RolledBack)) throw err
+      })
+    const [send] = sent.filter((query) => !/^(BEGIN|COMMIT|ROLLBACK)/i.test(query.text)).splice(-1)
+    sent.splice(0)
     const statements: Array<[string, SentQuery | undefined]> = [
       ['getMessages, statement 1 (membership)', membership],
       ['getMessages, statement 2 (the page)', page],
