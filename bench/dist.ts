@@ -23,14 +23,14 @@ const load = <T>(module: string) => import(pathToFileURL(path.join(projectRoot, 
 /** The production build's modules (dist/), typed by the sources they were compiled from. */
 export async function loadDist() {
   const [config, db, embedded, migrator, mls, messages, server, workers] = await Promise.all([
-    load<typeof ConfigModule>('src/config.js'),
-    load<typeof DbModule>('src/db/index.js'),
-    load<typeof EmbeddedModule>('src/db/embedded.js'),
-    load<typeof MigratorModule>('src/db/migrator.js'),
-    load<typeof MlsModule>('src/mls/index.js'),
-    load<typeof MessagesModule>('src/services/messages.js'),
-    load<typeof ServerModule>('src/server.js'),
-    load<typeof WorkersModule>('src/workers/index.js'),
+    load<typeof ConfigModule>('config.js'),
+    load<typeof DbModule>('db/index.js'),
+    load<typeof EmbeddedModule>('db/embedded.js'),
+    load<typeof MigratorModule>('db/migrator.js'),
+    load<typeof MlsModule>('mls/index.js'),
+    load<typeof MessagesModule>('services/messages.js'),
+    load<typeof ServerModule>('server.js'),
+    load<typeof WorkersModule>('workers/index.js'),
   ])
   return {
     loadConfig: config.loadConfig,
