@@ -44,6 +44,15 @@ async function madeAhead<T>(n: number, make: () => Promise<T>): Promise<() => T>
  * `calls` sequential calls each, on a server doing nothing else.
  */
 export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: number): Promise<RoundTrips[]> {
+  await server.run('startQueryCount')
+  try {
+    return await countEach(api, server, calls)
+  } finally {
+    await server.run('endQueryCount')
+  }
+}
+
+async function countEach(api: Xrpc, server: BenchServer, calls: number): Promise<RoundTrips[]> {
   const [alice, bob, carol] = await Promise.all([TestUser.create(), TestUser.create(), TestUser.create()])
   const kit = { call: xrpcClient(api.url) }
   /** Calls of one counted method: plain, keyed, replayed (each once more to warm up). */

@@ -14,21 +14,35 @@ if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required')
 const database = dist.createDatabase({ url: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE })
 // A statement counts for the request in whose async context it was sent;
 // the rest (event fan-out reading new messages, workers) is background.
+// Counting is on only while round trips are counted, never in a timed run:
+// an active AsyncLocalStorage turns on async hooks, a cost on every promise
+// and timer that the server does not have in production (nor the bare peer).
 const inRequest = new AsyncLocalStorage<true>()
+let counting = false
 const queries = { request: 0, background: 0, transactions: 0 }
 observeQueries(database.pool, (query) => {
+  if (!counting) return
   const request = inRequest.getStore() ?? false
   queries[request ? 'request' : 'background']++
   if (request && /^\s*begin\b/i.test(query.text)) queries.transactions++
 })
 const { app, ctx } = await dist.buildServer({ config, database })
-app.addHook('onRequest', (_request, _reply, done) => inRequest.run(true, done))
+app.addHook('onRequest', (_request, _reply, done) => (counting ? inRequest.run(true, done) : done()))
 const cleanup = dist.startIdempotencyCleanup(ctx, app.log)
 
 const deletedSoFar = async () => (await ctx.metrics.idempotencyCleanupDeleted.get()).values[0]?.value ?? 0
 
 const commands: { [K in keyof ServerCommands]: () => Promise<ServerCommands[K]> } = {
   queries: async () => ({ ...queries }),
+  startQueryCount: async () => {
+    counting = true
+    return null
+  },
+  endQueryCount: async () => {
+    counting = false
+    inRequest.disable()
+    return null
+  },
   cpuMicros: async () => {
     const usage = process.cpuUsage()
     return usage.user + usage.system

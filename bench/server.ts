@@ -7,6 +7,9 @@ import { SERVICE_DID } from '../test/helpers/index.js'
 export interface ServerCommands {
   /** Statements sent to PostgreSQL so far (one per round trip): by requests, and in the background; and transactions requests began. */
   queries: { request: number; background: number; transactions: number }
+  /** Counting `queries` is on only between these two (it costs every request; see server-child.ts). */
+  startQueryCount: null
+  endQueryCount: null
   /** CPU time the server process has used so far, in microseconds. */
   cpuMicros: number
   /** Runs one pass of the idempotency cleanup worker; answers how many records it deleted. */
