@@ -51,14 +51,15 @@ export default handler(NSID.streamConvoEvents, async ({ params, caller, db, ctx,
     )
   }
 
+  // Where the stream starts is fixed before the client hears it is open.
+  const outbox = await Outbox.open(events, db, { did: caller, convoId: params.convoId }, from)
   const stream = new SseStream(reply, {
     keepAliveMs: config.SSE_KEEPALIVE_SECONDS * 1000,
     maxBufferBytes: config.SSE_MAX_BUFFER_BYTES,
     log,
   })
-  const outbox = new Outbox(events, db, { did: caller, convoId: params.convoId })
   try {
-    for await (const event of outbox.events(from, stream.signal)) stream.send(event.cursor, frameOf(event))
+    for await (const event of outbox.events(stream.signal)) stream.send(event.cursor, frameOf(event))
   } catch (err) {
     if (!(err instanceof StreamEnded)) log.warn({ err }, 'event stream replay failed')
     stream.close(err instanceof StreamEnded ? err.reason : 'replay failed')

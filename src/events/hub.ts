@@ -45,6 +45,8 @@ export interface EventHubOptions {
   pollIntervalMs?: number
   /** Least time between two notifications this instance sends; announcements in between share one. */
   notifyIntervalMs?: number
+  /** With no stream open, least time between two reads of new events (see EventHub). */
+  idleReadIntervalMs?: number
   batchSize?: number
 }
 
@@ -69,6 +71,10 @@ export interface EventHubOptions {
  * and is skipped once it is older than `gapTimeoutMs` (its transaction
  * rolled back). Streams resume from any position the watermark passed
  * without gaps or duplicates, and see each conversation's events in order.
+ *
+ * With no stream open, nobody needs the events at once: new ones are read
+ * (ids only) at most every `idleReadIntervalMs`, not after every write, and
+ * the first stream to open catches the watermark up before it starts.
  */
 export class EventHub {
   private readonly subscribers = new Set<Subscriber>()
@@ -84,6 +90,8 @@ export class EventHub {
   private readonly gapTimeoutMs: number
   private readonly batchSize: number
   private readonly notifyIntervalMs: number
+  private readonly idleReadIntervalMs: number
+  private idleRead: NodeJS.Timeout | undefined
   /** The highest event ids (per range) announced by this instance, and whether some are not notified yet. */
   private readonly announced: Watermark = new Map()
   private unnotified = false
@@ -94,6 +102,7 @@ export class EventHub {
     this.gapTimeoutMs = opts.gapTimeoutMs ?? 10_000
     this.batchSize = opts.batchSize ?? 500
     this.notifyIntervalMs = opts.notifyIntervalMs ?? 5
+    this.idleReadIntervalMs = opts.idleReadIntervalMs ?? 100
   }
 
   /** Where a stream stands that has been given everything so far (a copy): where new streams start, and replay ends. */
@@ -121,7 +130,7 @@ export class EventHub {
         // The announced ids may be behind the watermark already (this instance's own announcements are).
         onNotification: (payload) => {
           const announced = parseCursor(payload)
-          if (!announced || [...announced.values()].some((id) => !covers(this.#watermark, id))) this.schedulePump()
+          if (!announced || [...announced.values()].some((id) => !covers(this.#watermark, id))) this.newEvents()
         },
         // Anything committed while not listening is caught up from the database.
         onListening: () => this.schedulePump(),
@@ -138,7 +147,7 @@ export class EventHub {
     // The hub's own work, not the announcing request's: it outlives the
     // request and serves everyone (logs and traces should say so).
     this.scope.runInAsyncScope(() => {
-      this.schedulePump()
+      this.newEvents()
       if (!this.listener) return
       this.unnotified = true
       this.notifying ??= this.notifyAll().finally(() => {
@@ -166,6 +175,28 @@ export class EventHub {
     await this.notifying
   }
 
+  /** New events were committed: read them now for the open streams, or soon when none is open. */
+  private newEvents(): void {
+    if (this.subscribers.size > 0) return this.schedulePump()
+    this.idleRead ??= setTimeout(() => {
+      this.idleRead = undefined
+      this.schedulePump()
+    }, this.idleReadIntervalMs).unref()
+  }
+
+  /**
+   * Resolves once the watermark covers every event committed before the
+   * call: where a stream opened after it, the first one, starts (the
+   * watermark may trail while no stream is open).
+   */
+  async caughtUp(): Promise<void> {
+    if (this.subscribers.size > 1) return
+    // A read under way may have begun before the call: the one after it counts.
+    await this.pumping
+    this.schedulePump()
+    await this.pumping
+  }
+
   subscribe(subscriber: Subscriber): () => void {
     this.subscribers.add(subscriber)
     return () => this.subscribers.delete(subscriber)
@@ -175,6 +206,7 @@ export class EventHub {
   async stop(): Promise<void> {
     this.stopped = true
     clearInterval(this.pollTimer)
+    clearTimeout(this.idleRead)
     for (const s of this.subscribers) s.close('server shutting down')
     this.subscribers.clear()
     await this.listener?.stop()

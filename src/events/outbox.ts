@@ -42,54 +42,77 @@ export async function cursorTooOld(db: Db, from: Watermark): Promise<boolean> {
  * The events one member may see, as one async iterator: from a position,
  * first those already stored (replay), then live ones from the hub, with
  * nothing lost or repeated at the switch. Live events are buffered from the
- * start, while replay reads up to the hub's watermark, which keeps moving:
- * replay stops once it has caught up, and buffered events it already gave
- * are skipped. (Shaped after atproto's pds sequencer outbox.)
+ * moment it opens, while replay reads up to the hub's watermark, which keeps
+ * moving: replay stops once it has caught up, and buffered events it
+ * already gave are skipped. (Shaped after atproto's pds sequencer outbox.)
  */
 export class Outbox {
-  constructor(
+  private readonly live: MessageEvent[] = []
+  private ended: string | undefined
+  private wake: (() => void) | undefined
+  private readonly unsubscribe: () => void
+  /** Where the stream starts: the resume position, or the hub's watermark when it opened. */
+  private start: Watermark = new Map()
+
+  private constructor(
     private readonly hub: EventHub,
     private readonly db: Db,
     private readonly opts: { did: string; convoId?: string | undefined },
-  ) {}
-
-  /**
-   * Events after `from` (or from now on, without it), until `signal` aborts;
-   * throws StreamEnded when the hub ends the stream.
-   */
-  async *events(from: Watermark | undefined, signal: AbortSignal): AsyncGenerator<OutboxEvent> {
-    const live: MessageEvent[] = []
-    let ended: string | undefined
-    let wake: (() => void) | undefined
-    const unsubscribe = this.hub.subscribe({
-      ...this.opts,
+    private readonly resuming: boolean,
+  ) {
+    this.unsubscribe = hub.subscribe({
+      ...opts,
       deliver: (messages) => {
-        live.push(...messages)
-        wake?.()
+        this.live.push(...messages)
+        this.wake?.()
       },
       close: (reason) => {
-        ended = reason
-        wake?.()
+        this.ended = reason
+        this.wake?.()
       },
     })
-    const onAbort = () => wake?.()
+  }
+
+  /**
+   * Opens the outbox of events after `from`, or of those committed from now
+   * on: once it resolves, where the stream starts is fixed (the client may be
+   * told it is open). Iterate `events` next; it ends the subscription.
+   */
+  static async open(
+    hub: EventHub,
+    db: Db,
+    opts: { did: string; convoId?: string | undefined },
+    from: Watermark | undefined,
+  ): Promise<Outbox> {
+    const outbox = new Outbox(hub, db, opts, from !== undefined)
+    if (from) outbox.start = new Map(from)
+    else {
+      await hub.caughtUp()
+      outbox.start = hub.watermark
+    }
+    return outbox
+  }
+
+  /** The events, until `signal` aborts; throws StreamEnded when the hub ends the stream. */
+  async *events(signal: AbortSignal): AsyncGenerator<OutboxEvent> {
+    const onAbort = () => this.wake?.()
     signal.addEventListener('abort', onAbort)
     try {
-      const position = from ? new Map(from) : this.hub.watermark
-      const stopped = () => signal.aborted || ended !== undefined
-      if (from) yield* this.replay(position, stopped)
+      const position = this.start
+      const stopped = () => signal.aborted || this.ended !== undefined
+      if (this.resuming) yield* this.replay(position, stopped)
       while (!stopped()) {
-        for (const message of live.splice(0)) {
+        for (const message of this.live.splice(0)) {
           if (covers(position, message.event_id)) continue
           advance(position, message.event_id)
           yield { message, cursor: encodeCursor(position) }
           if (stopped()) break
         }
-        if (live.length === 0 && !stopped()) await new Promise<void>((resolve) => (wake = resolve))
+        if (this.live.length === 0 && !stopped()) await new Promise<void>((resolve) => (this.wake = resolve))
       }
-      if (ended !== undefined) throw new StreamEnded(ended)
+      if (this.ended !== undefined) throw new StreamEnded(this.ended)
     } finally {
-      unsubscribe()
+      this.unsubscribe()
       signal.removeEventListener('abort', onAbort)
     }
   }

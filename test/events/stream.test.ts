@@ -1,4 +1,5 @@
 import { sql } from 'kysely'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   addMembers,
@@ -251,6 +252,38 @@ describe('streamConvoEvents', () => {
       elsewhere.close()
     } finally {
       await polling.close()
+    }
+  })
+
+  it('reads new events only now and then while no stream is open, and a stream opened then starts after them', async () => {
+    const quiet = await startTestApp({ testDb: one.testDb, config: NO_POLL })
+    // The hub's reads of new events, as the pg driver sends them (prepared, by name).
+    let reads = 0
+    const query = pg.Client.prototype.query
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      const name = (args[0] as { name?: unknown } | null)?.name
+      if (name === 'next_event_ids' || name === 'next_event_refs') reads++
+      return (query as (...a: unknown[]) => unknown).apply(this, args)
+    } as typeof query
+    try {
+      const alice = await TestUser.create()
+      const convo = await createConvo(quiet, alice)
+      const started = performance.now()
+      for (let i = 0; i < 30; i++) expect((await sendMessage(quiet, alice, convo.id)).status).toBe(200)
+      const elapsed = performance.now() - started
+      // One read per 100 ms at most (and one to spare), not one per message.
+      expect(reads).toBeLessThanOrEqual(Math.ceil(elapsed / 100) + 1)
+      expect(reads).toBeLessThan(30)
+
+      const stream = await openStream(quiet.url, alice)
+      const next = await sendMessage(quiet, alice, convo.id)
+      await stream.waitFor((e) => e.length === 1)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      expect(messagesOf(stream.events).map((m) => m.id)).toEqual([next.body.messageId])
+      stream.close()
+    } finally {
+      pg.Client.prototype.query = query
+      await quiet.close()
     }
   })
 
