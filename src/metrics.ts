@@ -57,6 +57,25 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  /** The two series of each (method, status) answered, looked up once (prom-client hashes the labels on every call). */
+  private readonly requestSeries = new Map<
+    string,
+    { count: { inc(): void }; duration: { observe(seconds: number): void } }
+  >()
+
+  /** Counts an answered XRPC request and how long it took. */
+  observeRequest(nsid: string, status: number, seconds: number): void {
+    const key = `${status} ${nsid}`
+    let series = this.requestSeries.get(key)
+    if (!series) {
+      const labels = { nsid, status: String(status) }
+      series = { count: this.requests.labels(labels), duration: this.requestDuration.labels(labels) }
+      this.requestSeries.set(key, series)
+    }
+    series.count.inc()
+    series.duration.observe(seconds)
+  }
+
   constructor() {
     const idempotency = this.idempotency
     new Gauge({

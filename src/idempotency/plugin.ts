@@ -176,7 +176,11 @@ async function idempotency(app: FastifyInstance, opts: { ctx: AppContext }): Pro
     // Safety net: a claim whose handler never ran (an error between the hooks) must not keep the key.
     route.onResponse = [
       ...hooks(route.onResponse),
-      async (request: FastifyRequest) => request.keyedTransaction?.abort(),
+      (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+        const transaction = request.keyedTransaction
+        if (!transaction) return done()
+        transaction.abort().then(done, done)
+      },
     ]
   })
 }
