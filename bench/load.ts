@@ -135,3 +135,9 @@ export function httpLoad(load: HttpLoad): Promise<Sample> {
     })
   })
 }
+
+/** Several loads run side by side, as one: every latency, over the longest run. */
+export async function httpLoads(loads: HttpLoad[]): Promise<Sample> {
+  const samples = await Promise.all(loads.map(httpLoad))
+  return { latencies: samples.flatMap((s) => s.latencies), seconds: Math.max(...samples.map((s) => s.seconds)) }
+}

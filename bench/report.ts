@@ -67,6 +67,7 @@ export const VARIANT = {
   pgbench: 'pgbench -M prepared, the same statement',
   peer: 'bare Fastify peer, the same statement prepared',
   unkeyed: 'sendMessage without key',
+  twoProcesses: 'sendMessage without key, two server processes',
   keyed: 'sendMessage with a fresh key',
   replay: 'sendMessage replayed (used key)',
   hotUnkeyed: 'one conversation: sendMessage without key',
@@ -155,6 +156,10 @@ function targets(r: Results): Target[] {
     atMost('4. round trips, sendMessage replayed', trips('sendMessage (replay)'), 1, 1),
     atMost(`4. round trips, the most of ${changes.join(', ')}`, Math.max(...changes.map((e) => trips(e))), 4, 1),
     {
+      measure: '1. (for comparison) two server processes / one, sendMessage without key, req/s',
+      figure: ratio(VARIANT.twoProcesses, VARIANT.unkeyed, 'rps'),
+    },
+    {
       measure: "5. (distance to the machine's limit) sendMessage without key / pgbench -M prepared, req/s",
       figure: ratio(VARIANT.unkeyed, VARIANT.pgbench, 'rps'),
     },
@@ -229,6 +234,8 @@ export function renderResults(r: Results): string {
     '',
     'pgbench and the bare peer run the statement the server sends for sendMessage without a key, prepared; the peer does it behind a Fastify route ' +
       'with no auth, no validation, no MLS header read, no logs or metrics (`bench/peer-child.ts`); pgbench picks each send with a primary-key lookup of its own. ' +
+      '"Two server processes": two instances of the server on the same database, each given half the connections ' +
+      '(how a deployment would use both cores; app is their CPU together). ' +
       '"One conversation": every request from the 4 members of one conversation, whose row lock orders them.',
     '',
     runsTable([...r.throughput]),

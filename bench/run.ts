@@ -10,7 +10,7 @@ import { addBackgroundConvos, count, fillMessages, insertExpiredIdempotencyKeys,
 import { runFanoutBench } from './fanout.js'
 import { buildProduction, loadDist, type Dist } from './dist.js'
 import { thisProcessCpu, postgresCpu } from './cpu.js'
-import { httpLoad, measure, type CpuMeters, type Run } from './load.js'
+import { httpLoad, httpLoads, measure, type CpuMeters, type Run } from './load.js'
 import { sendStatement } from './peer.js'
 import { findPgbench, pgbenchSends } from './pgbench.js'
 import { measureHeaderReads } from './parse.js'
@@ -213,6 +213,13 @@ async function main() {
     // pgbench is its own client: no server process takes part.
     const databaseOnly: CpuMeters = { app: async () => Number.NaN, ...(postgres ? { postgres } : {}) }
     const hotLoad = new Workload(smallLoad.api, [smallConvos[0] as Convo])
+    // A second instance of the server on the same database: both cores for the server, as two processes.
+    const secondServer = await start(small, 'small-second')
+    const twoServers = [smallServer, secondServer]
+    const bothServers: CpuMeters = {
+      ...meters(smallServer),
+      app: async () => (await smallServer.run('cpuMicros')) + (await secondServer.run('cpuMicros')),
+    }
     log(
       `sendMessage: ${pgbench ? 'pgbench -M prepared, ' : ''}the bare peer, the server without key, with a fresh key, replayed; ` +
         'then the same three with every sender in one conversation',
@@ -246,6 +253,20 @@ async function main() {
           : []),
         { name: VARIANT.peer, run: http(peer, () => smallLoad.peerSend()) },
         { name: VARIANT.unkeyed, run: http(smallServer, () => smallLoad.sendMessage(false)) },
+        {
+          name: VARIANT.twoProcesses,
+          run: (seconds: number) =>
+            measure(bothServers, () =>
+              httpLoads(
+                twoServers.map((server) => ({
+                  url: server.url,
+                  connections: CONNECTIONS / twoServers.length,
+                  seconds,
+                  next: () => smallLoad.sendMessage(false),
+                })),
+              ),
+            ),
+        },
         { name: VARIANT.keyed, run: http(smallServer, () => smallLoad.sendMessage(true)) },
         { name: VARIANT.replay, run: http(smallServer, replays, replayed) },
         { name: VARIANT.hotUnkeyed, run: http(smallServer, () => hotLoad.sendMessage(false)) },

@@ -92,6 +92,7 @@ export class EventHub {
   private readonly notifyIntervalMs: number
   private readonly idleReadIntervalMs: number
   private idleRead: NodeJS.Timeout | undefined
+  private catchingUp: Promise<void> | undefined
   /** The highest event ids (per range) announced by this instance, and whether some are not notified yet. */
   private readonly announced: Watermark = new Map()
   private unnotified = false
@@ -190,11 +191,17 @@ export class EventHub {
    * watermark may trail while no stream is open).
    */
   async caughtUp(): Promise<void> {
-    if (this.subscribers.size > 1) return
-    // A read under way may have begun before the call: the one after it counts.
-    await this.pumping
-    this.schedulePump()
-    await this.pumping
+    // While other streams were open, every write was read at once.
+    if (this.subscribers.size > 1 && !this.catchingUp) return
+    this.catchingUp ??= (async () => {
+      // A read under way may have begun before the call: the one after it counts.
+      await this.pumping
+      this.schedulePump()
+      await this.pumping
+    })().finally(() => {
+      this.catchingUp = undefined
+    })
+    await this.catchingUp
   }
 
   subscribe(subscriber: Subscriber): () => void {
