@@ -20,7 +20,8 @@ import { confirmWelcome, fetchWelcome, sweepWelcomes } from '../src/services/wel
 
 const url = process.env.DATABASE_URL
 if (!url) throw new Error('DATABASE_URL: the Citus coordinator')
-const database = createDatabase({ url, poolSize: 4 })
+// As the server runs on Citus: the hot writes delegated to their shard's node (src/db/delegated.ts).
+const database = createDatabase({ url, poolSize: 4, delegatedWrites: true })
 const captured: CompiledQuery[] = []
 const db = new Kysely<DatabaseSchema>({
   dialect: new PostgresDialect({ pool: database.pool }),

@@ -91,7 +91,8 @@ export async function publishKeyPackage(db: Db, args: PublishKeyPackageArgs, rec
     }>`SELECT available, EXISTS (SELECT 1 FROM inserted) AS inserted FROM counted`,
   })
   const name = `publish_${args.lastResort ? 'last_resort' : 'key_package'}${record ? '_keyed' : ''}`
-  const rows = await executeRecorded(db, name, statement, record).catch((err: unknown) => {
+  const delegation = { shardKey: args.owner, columns: 'available int, inserted boolean' }
+  const rows = await executeRecorded(db, name, statement, record, delegation).catch((err: unknown) => {
     throw isDuplicatePackage(err) ? duplicate() : err
   })
   const { available, inserted } = rows[0] as { available: number; inserted: boolean }
@@ -160,6 +161,7 @@ export async function claimKeyPackages(
       SELECT cipher_suite, data, false AS last_resort FROM claimed
       UNION ALL SELECT cipher_suite, data, true FROM fallback
     `,
+        { shardKey: did, columns: 'cipher_suite text, data bytea, last_resort boolean' },
       )
       return rows.map((r) => ({ did, keyPackage: r.data, cipherSuite: r.cipher_suite, lastResort: r.last_resort }))
     }),
