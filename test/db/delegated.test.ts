@@ -1,0 +1,102 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  bytesJson,
+  commitUpdate,
+  createConvo,
+  createTestDatabase,
+  keyPackage,
+  message,
+  NSID,
+  publishKeyPackage,
+  sendMessage,
+  startTestApp,
+  SUITE,
+  type TestApp,
+  type TestDatabase,
+  TestUser,
+} from '../helpers/index.js'
+
+// Delegated writes (src/db/delegated.ts) are for Citus, where each function is
+// also distributed; on plain PostgreSQL the same functions run in place, so
+// what they do is held here, and scripts/citus.sh explain shows where Citus runs them.
+let testDb: TestDatabase
+let t: TestApp
+beforeAll(async () => {
+  testDb = await createTestDatabase()
+  t = await startTestApp({ testDb, config: { DATABASE_DELEGATED_WRITES: 'true', DATABASE_POOL_SIZE: '1' } })
+})
+afterAll(async () => {
+  await t?.close()
+  await testDb?.drop()
+})
+
+const query = async <R>(text: string) => (await t.database.pool.query(text)).rows as R[]
+
+describe('delegated writes (DATABASE_DELEGATED_WRITES)', () => {
+  it('send, replay, commit, publish and claim run as functions made from their statements, with the same answers', async () => {
+    const [alice, bob] = [await TestUser.create(), await TestUser.create()]
+    const key = randomUUID()
+    const bobsPackage = await keyPackage(bob)
+    const published = await publishKeyPackage(t, bob, bobsPackage, { idempotencyKey: key })
+    const republished = await publishKeyPackage(t, bob, bobsPackage, { idempotencyKey: key })
+    expect([published.status, republished.status, republished.headers.get('idempotent-replayed')]).toEqual([
+      200,
+      200,
+      'true',
+    ])
+    expect(republished.body).toEqual(published.body)
+    // createConvo claims bob's key package (getKeyPackages) for its Welcome.
+    const convo = await createConvo(t, alice, [bob])
+
+    // Sent at once, numbered without gaps in the order the conversation's row lock let them in.
+    const ciphertexts = [] as Uint8Array[]
+    for (let i = 0; i < 8; i++) ciphertexts.push(await message(alice, convo.id))
+    const sent = await Promise.all(ciphertexts.map((ciphertext) => sendMessage(t, alice, convo.id, { ciphertext })))
+    expect(sent.map((r) => r.status)).toEqual(Array(8).fill(200))
+
+    const input = {
+      convoId: convo.id,
+      senderDid: bob.did,
+      epoch: 1,
+      ciphertext: bytesJson(await message(bob, convo.id)),
+      idempotencyKey: randomUUID(),
+    }
+    const first = await t.call(bob, NSID.sendMessage, { input })
+    const replay = await t.call(bob, NSID.sendMessage, { input })
+    expect([first.status, replay.status, replay.headers.get('idempotent-replayed')]).toEqual([200, 200, 'true'])
+    expect(replay.body).toEqual(first.body)
+
+    // A commit moves the epoch; a message of the old epoch is then refused, as without delegation.
+    const stale = await message(alice, convo.id)
+    expect((await commitUpdate(t, alice, convo.id)).status).toBe(200)
+    const refused = await sendMessage(t, alice, convo.id, { ciphertext: stale })
+    expect([refused.status, refused.body.error]).toEqual([409, 'EpochMismatch'])
+
+    const rows = await query<{ seq: number; sender_did: string }>(
+      `SELECT seq, sender_did FROM message WHERE convo_id = '${convo.id}' ORDER BY seq`,
+    )
+    // The eight sends, bob's once, the commit.
+    expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1))
+    expect(rows.filter((r) => r.sender_did === bob.did)).toHaveLength(1)
+
+    expect((await publishKeyPackage(t, bob, await keyPackage(bob))).status).toBe(200)
+    const claimed = await t.call<{ keyPackages: unknown[] }>(alice, NSID.getKeyPackages, {
+      params: { dids: [bob.did], cipherSuite: SUITE },
+    })
+    expect(claimed.body.keyPackages).toHaveLength(1)
+
+    // What went to PostgreSQL: the functions, each a prepared statement named after it, never the statements they hold.
+    const made = await query<{ proname: string }>(
+      `SELECT proname FROM pg_proc WHERE proname LIKE 'catbird_delegated_%' ORDER BY proname`,
+    )
+    const prepared = await query<{ name: string }>('SELECT name FROM pg_prepared_statements ORDER BY name')
+    const delegatedNames = prepared.map((p) => p.name).filter((name) => name.startsWith('catbird_delegated_'))
+    // Unkeyed and keyed sends, the commit, keyed and unkeyed publishing, the claim.
+    expect(made).toHaveLength(6)
+    expect(delegatedNames).toEqual(made.map((p) => p.proname))
+    expect(prepared.map((p) => p.name)).not.toEqual(
+      expect.arrayContaining([expect.stringMatching(/^(store_|publish_|claim_key_package)/)]),
+    )
+  })
+})
