@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type pg from 'pg'
+import { violatedUniqueKey } from './errors.js'
 
 /**
  * Citus runs a statement as one task on one node only when it has no INSERT
@@ -46,7 +47,6 @@ export function registerDelegation(text: string, parameters: readonly unknown[],
 
 const UNDEFINED_FUNCTION = '42883'
 const DUPLICATE_FUNCTION = '42723'
-const UNIQUE_VIOLATION = '23505'
 
 type Query = (text: string, values?: unknown[]) => Promise<pg.QueryResult>
 
@@ -81,7 +81,7 @@ async function functionFor(query: Query, text: string, delegated: Delegated): Pr
     ].join(';\n')
     await query(create).catch((err: { code?: string }) => {
       // Another connection made it first.
-      if (err.code !== DUPLICATE_FUNCTION && err.code !== UNIQUE_VIOLATION) throw err
+      if (err.code !== DUPLICATE_FUNCTION && violatedUniqueKey(err) === undefined) throw err
     })
   }
   const args = types.map((_, i) => `$${i + 1}`).join(', ')

@@ -2,6 +2,7 @@ import { sql, type RawBuilder } from 'kysely'
 import type pg from 'pg'
 import type { Db } from '../db/index.js'
 import type { Delegation } from '../db/delegated.js'
+import { violatedUniqueKey } from '../db/errors.js'
 import { kyselyInOpenTransaction } from '../db/pinned.js'
 import { executePrepared } from '../db/prepared.js'
 
@@ -29,14 +30,8 @@ export interface StoredResponse {
   response: unknown
 }
 
-const UNIQUE_VIOLATION = '23505'
-const RECORD_KEY = 'idempotency_key_pkey'
-
 /** The write lost a race for its key: another request stored the record first (its statement rolled back whole). */
-export const isRecordTaken = (err: unknown): boolean =>
-  err instanceof Error &&
-  (err as { code?: unknown }).code === UNIQUE_VIOLATION &&
-  (err as { constraint?: unknown }).constraint === RECORD_KEY
+export const isRecordTaken = (err: unknown): boolean => violatedUniqueKey(err) === 'idempotency_key_pkey'
 
 /**
  * The live record of a keyed write, one round trip: how a keyed write that

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
+import { violatedUniqueKey } from '../db/errors.js'
 import { executePrepared } from '../db/prepared.js'
 import { executeRecorded, unrecorded, writeStatement, type RecordedWrite } from '../idempotency/store.js'
 import { conflict, invalidRequest } from './errors.js'
@@ -21,10 +22,7 @@ const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest()
 const duplicate = () => conflict('DuplicateKeyPackage', 'This key package was already published')
 
 /** A key package's unique index refused the bytes: the duplicate check raced the same package published at once. */
-const isDuplicatePackage = (err: unknown): boolean => {
-  const { code, constraint } = err as { code?: unknown; constraint?: unknown }
-  return code === '23505' && typeof constraint === 'string' && constraint.startsWith('key_package_')
-}
+const isDuplicatePackage = (err: unknown): boolean => violatedUniqueKey(err)?.startsWith('key_package_') ?? false
 
 /**
  * Stores a regular key package (not past the owner's limit; the same bytes,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { isRecordTaken } from '../../src/idempotency/store.js'
 import {
   bytesJson,
   commitUpdate,
@@ -98,5 +99,21 @@ describe('delegated writes (DATABASE_DELEGATED_WRITES)', () => {
     expect(prepared.map((p) => p.name)).not.toEqual(
       expect.arrayContaining([expect.stringMatching(/^(store_|publish_|claim_key_package)/)]),
     )
+  })
+})
+
+describe('unique violations as Citus reports them', () => {
+  /** An error as pg hands it over: on Citus, with the shard's index in the message and no constraint field. */
+  const violation = (code: string, index: string, constraint?: string) =>
+    Object.assign(new Error(`duplicate key value violates unique constraint "${index}"`), { code, constraint })
+
+  it("a keyed write that lost its key's race is recognised from a shard's error too (the plugin then replays)", () => {
+    expect(isRecordTaken(violation('23505', 'idempotency_key_pkey', 'idempotency_key_pkey'))).toBe(true)
+    // Seen on Citus 13: from a delegated function (23505) and from rows pulled through the coordinator (XX000).
+    expect(isRecordTaken(violation('23505', 'idempotency_key_pkey_102298'))).toBe(true)
+    expect(isRecordTaken(violation('XX000', 'idempotency_key_pkey_102298'))).toBe(true)
+    expect(isRecordTaken(violation('23505', 'key_package_owner_sha256_key_102041'))).toBe(false)
+    expect(isRecordTaken(Object.assign(new Error('deadlock detected'), { code: '40P01' }))).toBe(false)
+    expect(isRecordTaken(undefined)).toBe(false)
   })
 })
