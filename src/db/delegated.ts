@@ -45,6 +45,12 @@ export function registerDelegation(text: string, parameters: readonly unknown[],
   byText.set(text, { shardKeyParam: index + 1, columns: delegation.columns })
 }
 
+/** What a connection that delegates sends for `text`: the call of its function, once made (scripts/citus-explain.ts). */
+export async function sentText(text: string): Promise<string> {
+  const call = byText.get(text)?.call
+  return call ? (await call).text : text
+}
+
 const UNDEFINED_FUNCTION = '42883'
 const DUPLICATE_FUNCTION = '42723'
 
