@@ -62,9 +62,6 @@ CONF
 SELECT citus_set_coordinator_host('127.0.0.1', 9700);
 SELECT citus_add_node('${WORKER_HOSTS[0]}', ${WORKER_PORT:-9701});
 SELECT citus_add_node('${WORKER_HOSTS[1]}', ${WORKER_PORT:-9702});
--- SET LOCAL (the idempotency claim's lock_timeout) reaches the workers too.
-ALTER SYSTEM SET citus.propagate_set_commands = 'local';
-SELECT pg_reload_conf();
 SQL
 }
 
