@@ -2,7 +2,7 @@
 # A local Citus cluster (one coordinator, two workers) with this server's
 # schema distributed by conversation, and EXPLAIN of the write paths on it.
 #
-#   scripts/citus.sh start     # cluster up, migrations, tables distributed; prints DATABASE_URL
+#   scripts/citus.sh start     # cluster up, migrations, tables distributed; prints the server's settings
 #   scripts/citus.sh explain   # the write paths: Task Count and two-phase commits of each
 #   scripts/citus.sh test [vitest args]  # test files against the cluster, delegated writes on
 #   scripts/citus.sh stop
@@ -73,7 +73,7 @@ distribute() {
 }
 
 case "${1:-}" in
-  start) start_nodes; distribute; echo "DATABASE_URL=$URL" ;;
+  start) start_nodes; distribute; echo "DATABASE_URL=$URL DATABASE_DELEGATED_WRITES=true" ;;
   explain) DATABASE_URL=$URL node --import tsx scripts/citus-explain.ts ;;
   # Each test file gets a database of its own on every node, distributed (test/helpers/database.ts).
   test)
