@@ -123,7 +123,11 @@ const bobsPackage = randomBytes(64)
 const ref = createHash('sha256').update(bobsPackage).digest()
 await step('publishKeyPackage (bob)', () => publishKeyPackage(db, packageOf(bob, bobsPackage)))
 await step('publishKeyPackage with an idempotency key (bob)', () =>
-  publishKeyPackage(db, packageOf(bob, randomBytes(64)), keyed(bob, bob, 'blue.catbird.mls.publishKeyPackage', published)),
+  publishKeyPackage(
+    db,
+    packageOf(bob, randomBytes(64)),
+    keyed(bob, bob, 'blue.catbird.mls.publishKeyPackage', published),
+  ),
 )
 const groupId = randomBytes(16).toString('hex')
 let convoId = ''

@@ -1,4 +1,8 @@
+import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isRecordTaken } from '../../src/idempotency/store.js'
 import {
@@ -100,6 +104,45 @@ describe('delegated writes (DATABASE_DELEGATED_WRITES)', () => {
       expect.arrayContaining([expect.stringMatching(/^(store_|publish_|claim_key_package)/)]),
     )
   })
+})
+
+describe('servers that start at once', () => {
+  const root = fileURLToPath(new URL('../..', import.meta.url))
+  /** A server process of its own (its own memory of the functions it made), sending one message when told to. */
+  const sendFromProcess = (url: string, at: number) =>
+    promisify(execFile)(process.execPath, [
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      `
+      const { createDatabase } = await import(${JSON.stringify(`${root}src/db/index.ts`)})
+      const { sendMessage } = await import(${JSON.stringify(`${root}src/services/messages.ts`)})
+      const database = createDatabase({ url: ${JSON.stringify(url)}, poolSize: 1, delegatedWrites: true })
+      await new Promise((resolve) => setTimeout(resolve, ${at} - Date.now()))
+      const sent = await sendMessage(database.db, { convoId: 'c1', sender: 'did:plc:a', groupId: 'ab', epoch: 0, ciphertext: new Uint8Array([1]) })
+      console.log(sent.seq)
+      await database.close()`,
+    ])
+
+  it('make each function once: one makes it, the others find it made or lose the race to make it, and all call it', async () => {
+    const db = await createTestDatabase()
+    try {
+      const client = new pg.Client(db.directUrl)
+      await client.connect()
+      await client.query(`INSERT INTO convo (id, group_id, creator_did, cipher_suite) VALUES ('c1', 'ab', 'did:plc:a', 's');
+        INSERT INTO member (convo_id, did) VALUES ('c1', 'did:plc:a')`)
+      // All send at the same moment, once their processes are up.
+      const at = Date.now() + 4_000
+      const outputs = await Promise.all([1, 2, 3].map(() => sendFromProcess(db.url, at)))
+      expect(outputs.map((o) => Number(o.stdout.trim())).sort()).toEqual([1, 2, 3])
+      const made = await client.query(`SELECT count(*)::int AS n FROM pg_proc WHERE proname LIKE 'catbird_delegated_%'`)
+      await client.end()
+      expect(made.rows[0].n).toBe(1)
+    } finally {
+      await db.drop()
+    }
+  }, 30_000)
 })
 
 describe('unique violations as Citus reports them', () => {
