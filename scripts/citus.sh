@@ -75,11 +75,12 @@ distribute() {
 case "${1:-}" in
   start) start_nodes; distribute; echo "DATABASE_URL=$URL DATABASE_DELEGATED_WRITES=true" ;;
   explain) DATABASE_URL=$URL node --import tsx scripts/citus-explain.ts ;;
-  # Each test file gets a database of its own on every node, distributed (test/helpers/database.ts).
+  # Each test file gets a database of its own on every node, distributed (test/helpers/database.ts),
+  # one file at a time: files adding the workers to their databases at once sometimes fail to.
   test)
     shift
     TEST_DATABASE_URL=postgres://postgres@127.0.0.1:9700/postgres TEST_CITUS_WORKERS=127.0.0.1:9701,127.0.0.1:9702 \
-      DATABASE_DELEGATED_WRITES=true npx vitest run "$@" ;;
+      DATABASE_DELEGATED_WRITES=true npx vitest run --no-file-parallelism "$@" ;;
   stop)
     if docker_engine && docker ps --format '{{.Names}}' | grep -q catbird-citus; then
       docker rm -f catbird-citus-0 catbird-citus-1 catbird-citus-2 >/dev/null; docker network rm catbird-citus >/dev/null
