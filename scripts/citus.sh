@@ -69,7 +69,10 @@ SQL
 # by its shard key (scripts/citus-distribute.sql).
 distribute() {
   DATABASE_URL=$URL node --import tsx src/db/migrate-cli.ts up
-  psql_at 9700 catbird -f scripts/citus-distribute.sql >/dev/null
+  # A cluster started again is distributed already.
+  if [ -z "$(psql_at 9700 catbird -Atc "SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'convo'::regclass")" ]; then
+    psql_at 9700 catbird -f scripts/citus-distribute.sql >/dev/null
+  fi
 }
 
 case "${1:-}" in
