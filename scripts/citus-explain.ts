@@ -1,26 +1,30 @@
 /**
  * Runs the write paths of the services on a Citus coordinator
- * (scripts/citus.sh explain): publish a key package, create a conversation,
- * claim a key package, add a member with its Welcome, send a message, fetch
- * and confirm the Welcome, sweep. For each it prints how many distributed
- * transactions committed in two phases (rows Citus adds to
- * pg_dist_transaction) and, for every statement it sent, the Task Count of
- * its distributed plan (1: it ran on one shard).
+ * (scripts/citus.sh explain), as the server runs there (delegated writes on:
+ * src/db/delegated.ts): publish a key package, create a conversation, claim
+ * a key package, add a member with its Welcome, send messages (without and
+ * with an idempotency key, and its replay) and a commit, fetch and confirm
+ * the Welcome, sweep. For each it prints how many distributed transactions
+ * committed in two phases (rows Citus adds to pg_dist_transaction) and, for
+ * every statement it sent (a delegated write: the call of its function),
+ * the Task Count of its distributed plan (1: it ran on one shard's node).
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { Kysely, PostgresDialect, type CompiledQuery } from 'kysely'
+import { Kysely, PostgresDialect, sql, type CompiledQuery } from 'kysely'
+import { sentText } from '../src/db/delegated.js'
 import { createDatabase } from '../src/db/index.js'
 import type { DatabaseSchema } from '../src/db/schema.js'
-import { deleteExpiredIdempotencyKeys } from '../src/idempotency/store.js'
+import { deleteExpiredIdempotencyKeys, RecordFound, type RecordedWrite } from '../src/idempotency/store.js'
+import { sendCommit } from '../src/services/commits.js'
 import { createConvo } from '../src/services/convos.js'
-import { claimKeyPackages, publishKeyPackage } from '../src/services/keyPackages.js'
+import { claimKeyPackages, publishKeyPackage, type PublishKeyPackageArgs } from '../src/services/keyPackages.js'
 import { addMembers } from '../src/services/members.js'
 import { sendMessage } from '../src/services/messages.js'
 import { confirmWelcome, fetchWelcome, sweepWelcomes } from '../src/services/welcomes.js'
 
 const url = process.env.DATABASE_URL
 if (!url) throw new Error('DATABASE_URL: the Citus coordinator')
-const database = createDatabase({ url, poolSize: 4 })
+const database = createDatabase({ url, poolSize: 4, delegatedWrites: true })
 const captured: CompiledQuery[] = []
 const db = new Kysely<DatabaseSchema>({
   dialect: new PostgresDialect({ pool: database.pool }),
@@ -39,37 +43,93 @@ async function step(name: string, run: () => Promise<unknown>): Promise<void> {
     `\n## ${name}: ${prepared === 0 ? 'no PREPARE TRANSACTION' : `${prepared} transaction(s) committed in two phases`}`,
   )
   for (const query of captured) {
-    const text = query.sql.replace(/\s+/g, ' ').trim()
-    if (/^(begin|commit|rollback)/i.test(text)) continue
-    const { rows } = await database.pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${query.sql}`, [...query.parameters])
+    if (/^(begin|commit|rollback)/i.test(query.sql.trim())) continue
+    const sent = await sentText(query.sql)
+    const { rows } = await database.pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sent}`, [...query.parameters])
     const plan = rows.map((r) => r['QUERY PLAN'])
     const tasks =
       plan
         .filter((line) => /Task Count:/.test(line))
         .map((line) => line.trim())
         .join(', ') || 'no distributed table'
-    console.log(`- ${tasks} | ${text.slice(0, 110)}`)
+    const text = (sent === query.sql ? sent : `${sent.replace(/\(\$.*/, '(...)')} <- ${query.sql}`).replace(/\s+/g, ' ')
+    console.log(`- ${tasks} | ${text.trim().slice(0, 120)}`)
   }
 }
 
-const alice = `did:plc:alice${randomBytes(4).toString('hex')}`
-const bob = `did:plc:bob${randomBytes(4).toString('hex')}`
-const groupId = randomBytes(16).toString('hex')
 const suite = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
+const did = (name: string) => `did:plc:${name}${randomBytes(4).toString('hex')}`
+const keyed = (shardKey: string, callerDid: string, nsid: string, response: RecordedWrite['response']) => ({
+  keyed: {
+    shardKey,
+    scope: randomBytes(32),
+    callerDid,
+    nsid,
+    fingerprint: randomBytes(32),
+    ttlSeconds: 600,
+  },
+  response,
+})
+const packageOf = (owner: string, data: Buffer): PublishKeyPackageArgs => ({
+  owner,
+  cipherSuite: suite,
+  data,
+  ref: createHash('sha256').update(data).digest(),
+  expiresAt: new Date(Date.now() + 864e5),
+  maxPerUser: 100,
+  lastResort: false,
+})
+const published = (row: ReturnType<typeof sql.raw>) => sql`json_build_object('available', ${row}.available)`
+const sentResponse = (row: ReturnType<typeof sql.raw>) => sql`json_build_object('messageId', ${row}.id)`
+
+/** A conversation of `creator` alone, at epoch 0, for the sends. */
+async function soloConvo(creator: string): Promise<{ id: string; groupId: string }> {
+  const groupId = randomBytes(16).toString('hex')
+  const { convo } = await createConvo(db, {
+    creator,
+    groupId,
+    cipherSuite: suite,
+    initialMembers: [],
+    welcomeRetentionDays: 14,
+  })
+  return { id: convo.id, groupId }
+}
+
+// Each delegated write makes its function the first time it is sent (DDL,
+// which Citus commits in two phases on every node): once per cluster, here.
+await step('first sends: each delegated write makes its function', async () => {
+  const owner = did('warm')
+  await publishKeyPackage(db, packageOf(owner, randomBytes(64)))
+  await publishKeyPackage(
+    db,
+    packageOf(owner, randomBytes(64)),
+    keyed(owner, owner, 'blue.catbird.mls.publishKeyPackage', published),
+  )
+  await claimKeyPackages(db, { dids: [owner], claimedBy: owner })
+  const convo = await soloConvo(owner)
+  const send = { convoId: convo.id, sender: owner, groupId: convo.groupId, epoch: 0, ciphertext: randomBytes(48) }
+  await sendMessage(db, send)
+  await sendMessage(db, send, keyed(convo.id, owner, 'blue.catbird.mls.sendMessage', sentResponse))
+  await sendCommit(db, {
+    convoId: convo.id,
+    sender: owner,
+    commit: { data: randomBytes(32), groupId: convo.groupId, epoch: 0 },
+  })
+})
+
+const alice = did('alice')
+const bob = did('bob')
 const bobsPackage = randomBytes(64)
 const ref = createHash('sha256').update(bobsPackage).digest()
-
-await step('publishKeyPackage (bob)', () =>
-  publishKeyPackage(db, {
-    owner: bob,
-    cipherSuite: suite,
-    data: bobsPackage,
-    ref,
-    expiresAt: new Date(Date.now() + 864e5),
-    maxPerUser: 100,
-    lastResort: false,
-  }),
+await step('publishKeyPackage (bob)', () => publishKeyPackage(db, packageOf(bob, bobsPackage)))
+await step('publishKeyPackage with an idempotency key (bob)', () =>
+  publishKeyPackage(
+    db,
+    packageOf(bob, randomBytes(64)),
+    keyed(bob, bob, 'blue.catbird.mls.publishKeyPackage', published),
+  ),
 )
+const groupId = randomBytes(16).toString('hex')
 let convoId = ''
 await step('createConvo (alice)', async () => {
   convoId = (
@@ -88,8 +148,22 @@ await step('addMembers (alice adds bob, commit and Welcome)', () =>
     welcomeRetentionDays: 14,
   }),
 )
-await step('sendMessage (alice)', () =>
-  sendMessage(db, { convoId, sender: alice, groupId, epoch: 1, ciphertext: randomBytes(48) }),
+const send = { convoId, sender: alice, groupId, epoch: 1, ciphertext: randomBytes(48) }
+await step('sendMessage (alice)', () => sendMessage(db, send))
+const record = keyed(convoId, alice, 'blue.catbird.mls.sendMessage', sentResponse)
+await step('sendMessage with an idempotency key (alice)', () => sendMessage(db, send, record))
+await step('sendMessage replayed (the same key: answered by its record, nothing written)', () =>
+  sendMessage(db, send, record).then(
+    () => {
+      throw new Error('the replay wrote')
+    },
+    (err: unknown) => {
+      if (!(err instanceof RecordFound)) throw err
+    },
+  ),
+)
+await step('sendMessage carrying a commit (alice)', () =>
+  sendCommit(db, { convoId, sender: alice, commit: { data: randomBytes(32), groupId, epoch: 1 } }),
 )
 await step('getWelcome (bob)', () => fetchWelcome(db, { convoId, did: bob, graceSeconds: 300 }))
 await step('confirmWelcome (bob)', () => confirmWelcome(db, { convoId, did: bob, success: true }))

@@ -2,8 +2,9 @@
 # A local Citus cluster (one coordinator, two workers) with this server's
 # schema distributed by conversation, and EXPLAIN of the write paths on it.
 #
-#   scripts/citus.sh start     # cluster up, migrations, tables distributed; prints DATABASE_URL
-#   scripts/citus.sh explain   # the send, add-members and Welcome statements: one task each
+#   scripts/citus.sh start     # cluster up, migrations, tables distributed; prints the server's settings
+#   scripts/citus.sh explain   # the write paths: Task Count and two-phase commits of each
+#   scripts/citus.sh test [vitest args]  # test files against the cluster, delegated writes on
 #   scripts/citus.sh stop
 #
 # From the citusdata/citus image when a Docker engine answers, else from a
@@ -61,36 +62,33 @@ CONF
 SELECT citus_set_coordinator_host('127.0.0.1', 9700);
 SELECT citus_add_node('${WORKER_HOSTS[0]}', ${WORKER_PORT:-9701});
 SELECT citus_add_node('${WORKER_HOSTS[1]}', ${WORKER_PORT:-9702});
--- SET LOCAL (the idempotency claim's lock_timeout) reaches the workers too.
-ALTER SYSTEM SET citus.propagate_set_commands = 'local';
-SELECT pg_reload_conf();
 SQL
 }
 
 # The schema as the server's migrations make it, then each table distributed
-# by its shard key, all co-located with the conversations (the same hash of
-# the same text lands on the same node): see README, "Scaling".
+# by its shard key (scripts/citus-distribute.sql).
 distribute() {
   DATABASE_URL=$URL node --import tsx src/db/migrate-cli.ts up
-  psql_at 9700 catbird <<'SQL'
-SELECT create_distributed_table('convo', 'id');
-SELECT create_distributed_table(t, 'convo_id', colocate_with => 'convo')
-  FROM unnest(ARRAY['member', 'message', 'commit', 'group_info', 'welcome', 'welcome_delivery']) AS t;
-SELECT create_distributed_table('key_package', 'owner_did', colocate_with => 'convo');
-SELECT create_distributed_table('last_resort_handout', 'owner_did', colocate_with => 'convo');
-SELECT create_distributed_table('idempotency_key', 'shard_key', colocate_with => 'convo');
-SELECT create_reference_table('convo_group_before_006');
-SQL
+  # A cluster started again is distributed already.
+  if [ -z "$(psql_at 9700 catbird -Atc "SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'convo'::regclass")" ]; then
+    psql_at 9700 catbird -f scripts/citus-distribute.sql >/dev/null
+  fi
 }
 
 case "${1:-}" in
-  start) start_nodes; distribute; echo "DATABASE_URL=$URL" ;;
+  start) start_nodes; distribute; echo "DATABASE_URL=$URL DATABASE_DELEGATED_WRITES=true" ;;
   explain) DATABASE_URL=$URL node --import tsx scripts/citus-explain.ts ;;
+  # Each test file gets a database of its own on every node, distributed (test/helpers/database.ts),
+  # one file at a time: files adding the workers to their databases at once sometimes fail to.
+  test)
+    shift
+    TEST_DATABASE_URL=postgres://postgres@127.0.0.1:9700/postgres TEST_CITUS_WORKERS=127.0.0.1:9701,127.0.0.1:9702 \
+      DATABASE_DELEGATED_WRITES=true npx vitest run --no-file-parallelism "$@" ;;
   stop)
     if docker_engine && docker ps --format '{{.Names}}' | grep -q catbird-citus; then
       docker rm -f catbird-citus-0 catbird-citus-1 catbird-citus-2 >/dev/null; docker network rm catbird-citus >/dev/null
     else
       for i in 0 1 2; do as_pg "$PG_BIN/pg_ctl" -D "$DIR/node$i" -m fast stop >/dev/null || true; done
     fi ;;
-  *) echo "usage: scripts/citus.sh start|explain|stop" >&2; exit 2 ;;
+  *) echo "usage: scripts/citus.sh start|explain|test|stop" >&2; exit 2 ;;
 esac

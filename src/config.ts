@@ -41,6 +41,11 @@ export const configSchema = z
       .describe(
         'Send the hot statements (sendMessage, getMessages, getEpoch, the key-package claim, the idempotency lookup) as named prepared statements, parsed and planned once per connection. Turn off behind a connection pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21, or without `max_prepared_statements`).',
       ),
+    DATABASE_DELEGATED_WRITES: bool
+      .default(false)
+      .describe(
+        'On a Citus cluster: run sendMessage, publishKeyPackage and the key-package claim as functions distributed by their shard key, each sent whole to the node that holds its shard (one task, no two-phase commit). The server makes each function when it first sends its statement. Off on a single PostgreSQL, where the statements run as they are.',
+      ),
     DATABASE_STATEMENT_TIMEOUT_MS: int(0)
       .default(5_000)
       .describe(

@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import type { Config } from '../config.js'
+import { delegateByText } from './delegated.js'
 import { prepareByName } from './prepared.js'
 import type { DatabaseSchema } from './schema.js'
 
@@ -36,6 +37,8 @@ export interface DatabaseOptions {
   timeouts?: DatabaseTimeouts
   /** Send the statements named in the code as named prepared statements (src/db/prepared.ts); on by default. */
   preparedStatements?: boolean
+  /** Run the delegated writes as functions sent whole to their shard's node (Citus; src/db/delegated.ts); off by default. */
+  delegatedWrites?: boolean
   /** Called when a pooled connection fails outside a query (the database went away). */
   onPoolError?: (err: Error) => void
 }
@@ -52,6 +55,7 @@ export function databaseOptions(config: Config, url: string): DatabaseOptions {
     url,
     poolSize: config.DATABASE_POOL_SIZE,
     preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
+    delegatedWrites: config.DATABASE_DELEGATED_WRITES,
     timeouts: {
       statementMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
       queryMs: config.DATABASE_QUERY_TIMEOUT_MS,
@@ -134,7 +138,9 @@ export function createDatabase(opts: DatabaseOptions): Database {
   pool.on('connect', (client) => {
     client.on('error', onError)
     if (queryMs > 0) endOnQueryTimeout(client)
-    if (opts.preparedStatements ?? true) prepareByName(client)
+    const prepared = opts.preparedStatements ?? true
+    if (prepared) prepareByName(client)
+    if (opts.delegatedWrites) delegateByText(client, prepared)
   })
   const db = new Kysely<DatabaseSchema>({ dialect: new PostgresDialect({ pool }) })
   return {

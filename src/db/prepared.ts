@@ -1,5 +1,6 @@
 import type { CompiledQuery, QueryResult } from 'kysely'
 import type pg from 'pg'
+import { registerDelegation, type Delegation } from './delegated.js'
 import type { Db } from './index.js'
 
 /**
@@ -23,10 +24,20 @@ export interface Statement<R> {
   compile(db: Db): CompiledQuery<R>
 }
 
-/** Runs `statement` as the prepared statement `name` (on connections that prepare). */
-export function executePrepared<R>(db: Db, name: string, statement: Statement<R>): Promise<QueryResult<R>> {
+/**
+ * Runs `statement` as the prepared statement `name` (on connections that
+ * prepare); a write with a `delegation` runs as its shard's function on
+ * connections that delegate (src/db/delegated.ts).
+ */
+export function executePrepared<R>(
+  db: Db,
+  name: string,
+  statement: Statement<R>,
+  delegation?: Delegation,
+): Promise<QueryResult<R>> {
   const compiled = statement.compile(db)
   if (nameOfText.get(compiled.sql) !== name) {
+    if (delegation) registerDelegation(compiled.sql, compiled.parameters, delegation)
     const text = textOfName.get(name)
     // One text per name: PostgreSQL would refuse to re-prepare a name on a connection.
     if (text !== undefined && text !== compiled.sql) {

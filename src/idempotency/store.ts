@@ -1,6 +1,8 @@
 import { sql, type RawBuilder } from 'kysely'
 import type pg from 'pg'
 import type { Db } from '../db/index.js'
+import type { Delegation } from '../db/delegated.js'
+import { violatedUniqueKey } from '../db/errors.js'
 import { kyselyInOpenTransaction } from '../db/pinned.js'
 import { executePrepared } from '../db/prepared.js'
 
@@ -28,14 +30,8 @@ export interface StoredResponse {
   response: unknown
 }
 
-const UNIQUE_VIOLATION = '23505'
-const RECORD_KEY = 'idempotency_key_pkey'
-
 /** The write lost a race for its key: another request stored the record first (its statement rolled back whole). */
-export const isRecordTaken = (err: unknown): boolean =>
-  err instanceof Error &&
-  (err as { code?: unknown }).code === UNIQUE_VIOLATION &&
-  (err as { constraint?: unknown }).constraint === RECORD_KEY
+export const isRecordTaken = (err: unknown): boolean => violatedUniqueKey(err) === 'idempotency_key_pkey'
 
 /**
  * The live record of a keyed write, one round trip: how a keyed write that
@@ -88,6 +84,9 @@ interface FoundColumns {
   found_live: boolean | null
 }
 
+/** FoundColumns' types, for a delegated write's function (src/db/delegated.ts). */
+const FOUND_COLUMNS = 'found_fingerprint bytea, found_status smallint, found_response json, found_live boolean'
+
 /**
  * The condition a keyed write's statement puts on its first write (nothing
  * without a key): no record under the key, live or expired. So a retry
@@ -138,20 +137,23 @@ export function writeStatement<R>(record: RecordedWrite | undefined, write: Writ
 
 /**
  * Runs a statement built by `writeStatement` as the prepared statement
- * `name`: the write's rows, or, when a record was found under the key,
- * RecordFound (nothing was written). An expired record still holds its
- * primary key until the cleanup worker deletes it: it is deleted here and
- * the statement runs again (two more round trips, once a day at most per
- * key), so the key starts over.
+ * `name` (delegated to its shard's node on Citus: `delegation` names the
+ * write's shard key and result columns): the write's rows, or, when a record
+ * was found under the key, RecordFound (nothing was written). An expired
+ * record still holds its primary key until the cleanup worker deletes it: it
+ * is deleted here and the statement runs again (two more round trips, once a
+ * day at most per key), so the key starts over.
  */
 export async function executeRecorded<R>(
   db: Db,
   name: string,
   statement: RawBuilder<R>,
   record: RecordedWrite | undefined,
+  delegation: Delegation,
 ): Promise<R[]> {
+  const delegated = record ? { ...delegation, columns: `${delegation.columns}, ${FOUND_COLUMNS}` } : delegation
   for (;;) {
-    const { rows } = await executePrepared(db, name, statement as RawBuilder<R & Partial<FoundColumns>>)
+    const { rows } = await executePrepared(db, name, statement as RawBuilder<R & Partial<FoundColumns>>, delegated)
     const found = rows[0]
     if (!record || found?.found_status == null) return rows
     if (found.found_live) {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
+import { violatedUniqueKey } from '../db/errors.js'
 import { executePrepared } from '../db/prepared.js'
 import { executeRecorded, unrecorded, writeStatement, type RecordedWrite } from '../idempotency/store.js'
 import { conflict, invalidRequest } from './errors.js'
@@ -21,10 +22,7 @@ const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest()
 const duplicate = () => conflict('DuplicateKeyPackage', 'This key package was already published')
 
 /** A key package's unique index refused the bytes: the duplicate check raced the same package published at once. */
-const isDuplicatePackage = (err: unknown): boolean => {
-  const { code, constraint } = err as { code?: unknown; constraint?: unknown }
-  return code === '23505' && typeof constraint === 'string' && constraint.startsWith('key_package_')
-}
+const isDuplicatePackage = (err: unknown): boolean => violatedUniqueKey(err)?.startsWith('key_package_') ?? false
 
 /**
  * Stores a regular key package (not past the owner's limit; the same bytes,
@@ -91,7 +89,8 @@ export async function publishKeyPackage(db: Db, args: PublishKeyPackageArgs, rec
     }>`SELECT available, EXISTS (SELECT 1 FROM inserted) AS inserted FROM counted`,
   })
   const name = `publish_${args.lastResort ? 'last_resort' : 'key_package'}${record ? '_keyed' : ''}`
-  const rows = await executeRecorded(db, name, statement, record).catch((err: unknown) => {
+  const delegation = { shardKey: args.owner, columns: 'available int, inserted boolean' }
+  const rows = await executeRecorded(db, name, statement, record, delegation).catch((err: unknown) => {
     throw isDuplicatePackage(err) ? duplicate() : err
   })
   const { available, inserted } = rows[0] as { available: number; inserted: boolean }
@@ -160,6 +159,7 @@ export async function claimKeyPackages(
       SELECT cipher_suite, data, false AS last_resort FROM claimed
       UNION ALL SELECT cipher_suite, data, true FROM fallback
     `,
+        { shardKey: did, columns: 'cipher_suite text, data bytea, last_resort boolean' },
       )
       return rows.map((r) => ({ did, keyPackage: r.data, cipherSuite: r.cipher_suite, lastResort: r.last_resort }))
     }),

@@ -103,6 +103,8 @@ export function messageCtes(args: StoredMessageArgs, record?: RecordedWrite): Ra
 
 /** The stored message's row, after messageCtes. */
 export const sentColumns = sql`id, seq, event_id, created_at, (SELECT count(*) FROM settled)::int AS settled`
+/** sentColumns' types, for its delegated function (src/db/delegated.ts). */
+const SENT_COLUMN_TYPES = 'id uuid, seq bigint, event_id bigint, created_at timestamptz, settled int'
 
 /**
  * The statement storeMessage sends, and its prepared statement's name (the bench's bare peer sends the same).
@@ -135,7 +137,8 @@ export async function storeMessage(
   record?: RecordedWrite,
 ): Promise<SentMessage | undefined> {
   const { name, statement } = storeMessageStatement(args, record)
-  const row = (await executeRecorded(db, name, statement, record))[0]
+  const delegation = { shardKey: args.convoId, columns: SENT_COLUMN_TYPES }
+  const row = (await executeRecorded(db, name, statement, record, delegation))[0]
   return row && sentMessage(row)
 }
 

@@ -25,6 +25,8 @@ function testConfig(overrides: Record<string, string> = {}): Config {
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     // `DATABASE_PREPARED_STATEMENTS=false npm test` runs the suite as behind a pooler that cannot keep them.
     DATABASE_PREPARED_STATEMENTS: process.env.DATABASE_PREPARED_STATEMENTS,
+    // On a Citus cluster (scripts/citus.sh test), as the server runs there.
+    DATABASE_DELEGATED_WRITES: process.env.DATABASE_DELEGATED_WRITES,
     ...overrides,
   })
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { Kysely, PostgresDialect, sql, type QueryExecutorProvider, type RawBuilder } from 'kysely'
 import pg from 'pg'
 import type { DatabaseSchema } from '../../src/db/schema.js'
@@ -17,31 +18,67 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const { inject } = await import('vitest')
   const adminUrl = inject('pgAdminUrl')
   const name = `t_${randomBytes(6).toString('hex')}`
-  const admin = new pg.Client(adminUrl)
-  await admin.connect()
-  try {
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${inject('pgTemplate')}`)
-  } finally {
-    await admin.end()
-  }
+  await onServer(adminUrl, `CREATE DATABASE ${name} TEMPLATE ${inject('pgTemplate')}`)
   const at = (base: string) => {
     const url = new URL(base)
     url.pathname = `/${name}`
     return url.href
   }
+  const workers = citusWorkers()
+  if (workers.length) await distribute(at(adminUrl), workers, name)
   return {
     url: at(inject('pgClientUrl')),
     directUrl: at(adminUrl),
     async drop() {
-      const client = new pg.Client(adminUrl)
-      await client.connect()
-      try {
-        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      } finally {
-        await client.end()
+      for (const server of [adminUrl, ...workers.map((w) => `postgres://postgres@${w}/postgres`)]) {
+        await onServer(server, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
       }
     },
   }
+}
+
+async function onServer(url: string, statement: string): Promise<void> {
+  const client = new pg.Client(url)
+  await client.connect()
+  try {
+    await client.query(statement)
+  } finally {
+    await client.end()
+  }
+}
+
+/**
+ * The workers of the Citus cluster the suite runs on (scripts/citus.sh test:
+ * TEST_DATABASE_URL is its coordinator), as host:port; none on one PostgreSQL.
+ */
+const citusWorkers = (): string[] => (process.env.TEST_CITUS_WORKERS ?? '').split(',').filter(Boolean)
+
+/**
+ * Makes the test file's database a Citus cluster's, as an operator would
+ * (README, "Scaling"): the database on every worker, Citus in each, the
+ * workers added, the tables distributed. Citus keeps its nodes per
+ * database, and does not create databases on the workers by itself.
+ */
+async function distribute(url: string, workers: string[], name: string): Promise<void> {
+  for (const worker of workers) {
+    await onServer(`postgres://postgres@${worker}/postgres`, `CREATE DATABASE ${name}`)
+    await onServer(`postgres://postgres@${worker}/${name}`, 'CREATE EXTENSION citus')
+  }
+  const coordinator = new URL(url)
+  const nodes = workers.map((w) => {
+    const [host, port] = w.split(':')
+    return `SELECT citus_add_node('${host}', ${Number(port)});`
+  })
+  const distributed = await readFile(new URL('../../scripts/citus-distribute.sql', import.meta.url), 'utf8')
+  await onServer(
+    url,
+    [
+      'CREATE EXTENSION citus;',
+      `SELECT citus_set_coordinator_host('${coordinator.hostname}', ${Number(coordinator.port)});`,
+      ...nodes,
+      distributed,
+    ].join('\n'),
+  )
 }
 
 /** A Kysely of the test's own on `url`, beside the server's pool: to look at or hold rows as another client would. */

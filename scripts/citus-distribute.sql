@@ -1,0 +1,11 @@
+-- Each table distributed by its shard key, all co-located with the
+-- conversations (the same hash of the same text lands on the same node): see
+-- README, "Scaling". Run by scripts/citus.sh and by the suite on Citus
+-- (test/helpers/database.ts).
+SELECT create_distributed_table('convo', 'id');
+SELECT create_distributed_table(t, 'convo_id', colocate_with => 'convo')
+  FROM unnest(ARRAY['member', 'message', 'commit', 'group_info', 'welcome', 'welcome_delivery']) AS t;
+SELECT create_distributed_table('key_package', 'owner_did', colocate_with => 'convo');
+SELECT create_distributed_table('last_resort_handout', 'owner_did', colocate_with => 'convo');
+SELECT create_distributed_table('idempotency_key', 'shard_key', colocate_with => 'convo');
+SELECT create_reference_table('convo_group_before_006');
