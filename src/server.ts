@@ -69,6 +69,13 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
     },
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
+    // Fastify hands every request's child logger an options object, even an
+    // empty one, which sends pino down its slow path (the level methods
+    // rebuilt): ~10 µs per request. Without options it takes the fast one.
+    childLoggerFactory: (logger, bindings, opts) =>
+      opts.level === undefined && opts.serializers === undefined
+        ? logger.child(bindings)
+        : logger.child(bindings, opts),
     // Health probes come every few seconds (Docker's HEALTHCHECK): their route
     // logs one debug line instead of two info lines per probe.
     logController: new LogController({ disableRequestLogging: (request) => request.url === HEALTH_PATH }),

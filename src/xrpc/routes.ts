@@ -1,6 +1,7 @@
 import { jsonToLex, type Lexicons } from '@atproto/lexicon'
 import { MethodNotImplementedError } from '@atproto/xrpc-server'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
 import type { AppContext } from '../context.js'
 import type { Nsid } from '../lexicon/types/index.js'
 import { toWireJson } from '../lexicon/wire.js'
@@ -30,6 +31,8 @@ function validationError(err: unknown): Error {
 
 function parseParams(lexicons: Lexicons, method: XrpcMethod, request: FastifyRequest) {
   const queryStart = request.url.indexOf('?')
+  // Most procedures take no parameters and come without a query string: nothing to decode or check.
+  if (queryStart === -1 && !method.def.parameters) return {}
   const query = new URLSearchParams(queryStart === -1 ? '' : request.url.slice(queryStart + 1))
   const decoded = decodeQueryParams(method.def.parameters, query)
   assertAcceptableInput(decoded)
@@ -51,6 +54,17 @@ function parseInput(lexicons: Lexicons, method: XrpcMethod, body: unknown) {
   } catch (err) {
     throw validationError(err)
   }
+}
+
+/**
+ * Every later log line of the request names its caller. The request's logger
+ * is its own (a child made for it), so pino's setBindings adds the binding in
+ * place: a second child logger would cost ~7 µs per request.
+ */
+function bindCaller(request: FastifyRequest): void {
+  const log = request.log as FastifyBaseLogger & Partial<Pick<Logger, 'setBindings'>>
+  if (log.setBindings) log.setBindings({ caller: request.caller })
+  else request.log = log.child({ caller: request.caller })
 }
 
 export interface XrpcRoutesOptions {
@@ -101,8 +115,7 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
       config: { nsid, ...(method.acceptsIdempotencyKey && handler ? { keyedWrites: handler.keyedWrites } : {}) },
       onRequest: async (request) => {
         request.caller = await ctx.auth(request.headers.authorization, nsid)
-        // Every later log line of the request names its caller.
-        request.log = request.log.child({ caller: request.caller })
+        bindCaller(request)
       },
       // Callback-style: an async hook would cost a promise and a tick per request for synchronous work.
       preValidation: (request, _reply, done) => {
