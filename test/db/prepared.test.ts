@@ -27,7 +27,11 @@ afterAll(async () => {
   await testDb?.drop()
 })
 
-/** The prepared statements of the pool's one connection. */
+/**
+ * The prepared statements of the pool's one connection, straight to
+ * PostgreSQL: behind a pooler in transaction mode "one connection" is not
+ * one session.
+ */
 const preparedOn = async (pool: { query: (text: string) => Promise<{ rows: Array<{ name: string }> }> }) =>
   (await pool.query('SELECT name FROM pg_prepared_statements ORDER BY name')).rows.map((r) => r.name)
 
@@ -36,7 +40,7 @@ describe('prepared statements', () => {
     [true, ['require_member']],
     [false, []],
   ])('with DATABASE_PREPARED_STATEMENTS %s, a named statement is prepared on the connection: %j', async (on, names) => {
-    const database = createDatabase({ url: testDb.url, poolSize: 1, preparedStatements: on })
+    const database = createDatabase({ url: testDb.directUrl, poolSize: 1, preparedStatements: on })
     try {
       await requireMember(database.db, 'nothing', 'did:plc:nobody').catch(() => {})
       await requireMember(database.db, 'nothing', 'did:plc:nobody').catch(() => {})
@@ -47,7 +51,7 @@ describe('prepared statements', () => {
   })
 
   it('one name is one text: a name reused for another statement is a bug, refused before it reaches PostgreSQL', async () => {
-    const database = createDatabase({ url: testDb.url, poolSize: 1 })
+    const database = createDatabase({ url: testDb.directUrl, poolSize: 1 })
     try {
       await executePrepared(database.db, 'test_one_text', sql`SELECT 1 AS n`)
       expect(() => executePrepared(database.db, 'test_one_text', sql`SELECT 2 AS n`)).toThrow(/two different texts/)

@@ -209,7 +209,8 @@ describe('streamConvoEvents', () => {
   })
 
   it('listens on its own session connection when DATABASE_LISTEN_URL names one', async () => {
-    const listenUrl = withApplicationName(one.testDb.url, 'catbird-listen-test')
+    // Straight to PostgreSQL, as behind a pooler in transaction mode (which cannot keep a LISTEN session).
+    const listenUrl = withApplicationName(one.testDb.directUrl, 'catbird-listen-test')
     const listening = await startTestApp({ testDb: one.testDb, config: { ...NO_POLL, DATABASE_LISTEN_URL: listenUrl } })
     try {
       expect(await sessionsOf('catbird-listen-test')).toEqual(['LISTEN catbird_message'])

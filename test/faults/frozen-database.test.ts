@@ -9,6 +9,7 @@ import {
   createTestDatabase,
   message,
   NSID,
+  openKysely,
   randomGroupId,
   sendMessage,
   startTcpProxy,
@@ -51,6 +52,19 @@ const epochHandler = handlers[NSID.getEpoch]
 
 beforeAll(async () => {
   testDb = await createTestDatabase()
+  if (testDb.url !== testDb.directUrl) {
+    // Behind a pooler (npm run test:pgbouncer) the server's startup parameters
+    // do not arrive: the timeouts are the database's, as the README tells operators.
+    const admin = openKysely(testDb.directUrl, 1)
+    const database = sql.id(new URL(testDb.directUrl).pathname.slice(1))
+    await sql`ALTER DATABASE ${database} SET statement_timeout = ${sql.raw(String(STATEMENT_TIMEOUT_MS))}`.execute(
+      admin,
+    )
+    await sql`ALTER DATABASE ${database} SET idle_in_transaction_session_timeout = ${sql.raw(
+      String(IDLE_IN_TRANSACTION_TIMEOUT_MS),
+    )}`.execute(admin)
+    await admin.destroy()
+  }
   proxy = await startTcpProxy(testDb.url)
   t = await startTestApp({
     testDb: { url: proxy.url, directUrl: testDb.directUrl, drop: () => testDb.drop() },
