@@ -229,7 +229,8 @@ describe('streamConvoEvents', () => {
 
   it('polls only, with no LISTEN and no NOTIFY, when EVENT_LISTEN is off', async () => {
     const polling = await startTestApp({
-      testDb: { ...one.testDb, url: withApplicationName(one.testDb.url, 'catbird-poll-only') },
+      // Its own sessions, to look into: behind a pooler in transaction mode sessions are shared.
+      testDb: { ...one.testDb, url: withApplicationName(one.testDb.directUrl, 'catbird-poll-only') },
       config: { EVENT_LISTEN: 'false', EVENT_POLL_INTERVAL_MS: '100' },
     })
     try {
