@@ -35,7 +35,9 @@ export class SseStream {
     })
     this.keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), opts.keepAliveMs)
     raw.on('close', () => this.close('client went away'))
-    raw.write(': stream open\n\n')
+    // Gone while the stream was being opened: its 'close' came before anyone listened.
+    if (raw.destroyed) this.close('client went away')
+    else raw.write(': stream open\n\n')
   }
 
   get signal(): AbortSignal {
