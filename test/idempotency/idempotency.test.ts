@@ -338,10 +338,11 @@ describe('answers and races of keyed writes', () => {
         await blocker.query('BEGIN')
         await blocker.query('SELECT 1 FROM convo WHERE id = $1 FOR UPDATE', [convo.id])
         const racing = [rawCall(t, alice, NSID.sendMessage, input), rawCall(other, alice, NSID.sendMessage, input)]
+        // Asked outside the blocker's transaction: within one, pg_stat_activity is the snapshot of its first read.
         const waiting = async () =>
           Number(
             (
-              await blocker.query(
+              await t.ctx.pool.query(
                 `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
               )
             ).rows[0].n,
