@@ -4,7 +4,7 @@
 -- (test/helpers/database.ts).
 SELECT create_distributed_table('convo', 'id');
 SELECT create_distributed_table(t, 'convo_id', colocate_with => 'convo')
-  FROM unnest(ARRAY['member', 'message', 'commit', 'group_info', 'welcome', 'welcome_delivery']) AS t;
+  FROM unnest(ARRAY['member', 'message', 'commit', 'group_info', 'welcome', 'welcome_delivery', 'admitted_key_package']) AS t;
 SELECT create_distributed_table('key_package', 'owner_did', colocate_with => 'convo');
 SELECT create_distributed_table('last_resort_handout', 'owner_did', colocate_with => 'convo');
 SELECT create_distributed_table('idempotency_key', 'shard_key', colocate_with => 'convo');

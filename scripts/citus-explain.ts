@@ -2,9 +2,11 @@
  * Runs the write paths of the services on a Citus coordinator
  * (scripts/citus.sh explain), as the server runs there (delegated writes on:
  * src/db/delegated.ts): publish a key package, create a conversation, claim
- * a key package, add a member with its Welcome, send messages (without and
- * with an idempotency key, and its replay) and a commit, fetch and confirm
- * the Welcome, sweep. For each it prints how many distributed transactions
+ * a key package, reserve it for a Welcome and add its owner with that
+ * Welcome (createConvo and addMembers also with an idempotency key, whose
+ * claim opens their transaction), send messages (without and with an
+ * idempotency key, and its replay) and a commit, fetch and confirm the
+ * Welcome, sweep. For each it prints how many distributed transactions
  * committed in two phases (rows Citus adds to pg_dist_transaction) and, for
  * every statement it sent (a delegated write: the call of its function),
  * the Task Count of its distributed plan (1: it ran on one shard's node).
@@ -14,13 +16,14 @@ import { Kysely, PostgresDialect, sql, type CompiledQuery } from 'kysely'
 import { sentText } from '../src/db/delegated.js'
 import { createDatabase } from '../src/db/index.js'
 import type { DatabaseSchema } from '../src/db/schema.js'
-import { deleteExpiredIdempotencyKeys, RecordFound, type RecordedWrite } from '../src/idempotency/store.js'
+import type { Db } from '../src/db/index.js'
+import { claimKey, deleteExpiredIdempotencyKeys, RecordFound, type RecordedWrite } from '../src/idempotency/store.js'
 import { sendCommit } from '../src/services/commits.js'
-import { createConvo } from '../src/services/convos.js'
+import { convoIdOf, createConvo } from '../src/services/convos.js'
 import { claimKeyPackages, publishKeyPackage, type PublishKeyPackageArgs } from '../src/services/keyPackages.js'
 import { addMembers } from '../src/services/members.js'
 import { sendMessage } from '../src/services/messages.js'
-import { confirmWelcome, fetchWelcome, sweepWelcomes } from '../src/services/welcomes.js'
+import { confirmWelcome, fetchWelcome, reserveWelcome, sweepWelcomes } from '../src/services/welcomes.js'
 
 const url = process.env.DATABASE_URL
 if (!url) throw new Error('DATABASE_URL: the Citus coordinator')
@@ -95,6 +98,44 @@ async function soloConvo(creator: string): Promise<{ id: string; groupId: string
   return { id: convo.id, groupId }
 }
 
+/** `caller` adds `member` to `convo` at `epoch`, with a Welcome naming `ref`, reserved before (as the API does). */
+async function addWithWelcome(
+  on: Db,
+  convo: { id: string; groupId: string },
+  caller: string,
+  member: string,
+  ref: Buffer,
+  epoch: number,
+) {
+  const welcome = await reserveWelcome(db, {
+    convoId: convo.id,
+    caller,
+    dids: [member],
+    welcome: { data: randomBytes(32), cipherSuite: suite, keyPackageRefs: [ref] },
+  })
+  return addMembers(on, {
+    convoId: convo.id,
+    caller,
+    dids: [member],
+    commit: { data: randomBytes(32), groupId: convo.groupId, epoch },
+    welcome,
+    maxMembers: 100,
+    welcomeRetentionDays: 14,
+  })
+}
+
+/** Runs `write` in the transaction a claim of a fresh idempotency key opens (createConvo's, addMembers'), and commits it. */
+async function keyedTransaction(shardKey: string, caller: string, nsid: string, write: (trx: Db) => Promise<unknown>) {
+  const { keyed: record } = keyed(shardKey, caller, nsid, sentResponse)
+  const claim = await claimKey(database.pool, record, 1000)
+  if (claim.kind !== 'claimed') throw new Error(`a fresh key was ${claim.kind}`)
+  await write(claim.transaction.db).catch(async (err: unknown) => {
+    await claim.transaction.abort()
+    throw err
+  })
+  await claim.transaction.commit(200, '{}')
+}
+
 // Each delegated write makes its function the first time it is sent (DDL,
 // which Citus commits in two phases on every node): once per cluster, here.
 await step('first sends: each delegated write makes its function', async () => {
@@ -115,6 +156,10 @@ await step('first sends: each delegated write makes its function', async () => {
     sender: owner,
     commit: { data: randomBytes(32), groupId: convo.groupId, epoch: 0 },
   })
+  const member = did('warm')
+  await publishKeyPackage(db, packageOf(member, randomBytes(64)))
+  const [handed] = (await claimKeyPackages(db, { dids: [member], claimedBy: owner })).keyPackages
+  await addWithWelcome(db, convo, owner, member, createHash('sha256').update(handed!.keyPackage).digest(), 1)
 })
 
 const alice = did('alice')
@@ -137,16 +182,33 @@ await step('createConvo (alice)', async () => {
   ).convo.id
 })
 await step("getKeyPackages (alice claims bob's)", () => claimKeyPackages(db, { dids: [bob], claimedBy: alice }))
-await step('addMembers (alice adds bob, commit and Welcome)', () =>
-  addMembers(db, {
-    convoId,
-    caller: alice,
-    dids: [bob],
-    commit: { data: randomBytes(32), groupId, epoch: 0 },
-    welcome: { data: randomBytes(32), cipherSuite: suite, keyPackageRefs: [ref] },
-    maxMembers: 100,
-    welcomeRetentionDays: 14,
-  }),
+await step(
+  "addMembers (alice adds bob, commit and Welcome): first the reservation on bob's shard, then the change",
+  () => addWithWelcome(db, { id: convoId, groupId }, alice, bob, ref, 0),
+)
+// The same, each in the transaction its idempotency key's claim opens.
+const carol = did('carol')
+const dave = did('dave')
+const davesPackage = randomBytes(64)
+await publishKeyPackage(db, packageOf(dave, davesPackage))
+await claimKeyPackages(db, { dids: [dave], claimedBy: carol })
+const carolsGroup = randomBytes(16).toString('hex')
+const carols = { id: convoIdOf(carolsGroup), groupId: carolsGroup }
+await step('createConvo with an idempotency key (carol)', () =>
+  keyedTransaction(carols.id, carol, 'blue.catbird.mls.createConvo', (trx) =>
+    createConvo(trx, {
+      creator: carol,
+      groupId: carols.groupId,
+      cipherSuite: suite,
+      initialMembers: [],
+      welcomeRetentionDays: 14,
+    }),
+  ),
+)
+await step('addMembers with an idempotency key (carol adds dave)', () =>
+  keyedTransaction(carols.id, carol, 'blue.catbird.mls.addMembers', (trx) =>
+    addWithWelcome(trx, carols, carol, dave, createHash('sha256').update(davesPackage).digest(), 0),
+  ),
 )
 const send = { convoId, sender: alice, groupId, epoch: 1, ciphertext: randomBytes(48) }
 await step('sendMessage (alice)', () => sendMessage(db, send))

@@ -1,13 +1,15 @@
 import { NSID } from '../lexicon/types/index.js'
 import { addMembers } from '../services/members.js'
+import { reserveWelcome, type ReservedWelcome } from '../services/welcomes.js'
 import { handler } from '../xrpc/types.js'
 import { announce } from './announce.js'
 import { readCommit, readGroupInfoField, readWelcomeField, withGroupInfo } from './input.js'
 
-export default handler(
+// Typed by its prepare step, which TypeScript cannot infer from the arrow functions here.
+export default handler<typeof NSID.addMembers, ReservedWelcome | undefined>(
   NSID.addMembers,
   async (req) => {
-    const { input, caller, db, ctx } = req
+    const { input, caller, db, ctx, prepared } = req
     const { config } = ctx
     const { newEpoch, stored } = await addMembers(db, {
       convoId: input.convoId,
@@ -17,13 +19,23 @@ export default handler(
         readCommit(input.commit, config.MAX_COMMIT_BYTES, input.epoch),
         readGroupInfoField(input.groupInfo, config.MAX_GROUP_INFO_BYTES),
       ),
-      welcome: readWelcomeField(input.welcomeMessage, config.MAX_WELCOME_BYTES),
+      welcome: prepared,
       maxMembers: config.MAX_MEMBERS_PER_CONVO,
       welcomeRetentionDays: config.WELCOME_RETENTION_DAYS,
     })
     announce(req, stored)
     return { success: true, newEpoch }
   },
-  // The record lives with the conversation.
-  { recordedIn: 'transaction', shardKey: (input) => input.convoId },
+  {
+    // The record lives with the conversation.
+    keyedWrites: { recordedIn: 'transaction', shardKey: (input) => input.convoId },
+    // The Welcome's key packages, on their owners' shards.
+    prepare: ({ input, caller, db, ctx }) =>
+      reserveWelcome(db, {
+        convoId: input.convoId,
+        caller,
+        dids: input.didList,
+        welcome: readWelcomeField(input.welcomeMessage, ctx.config.MAX_WELCOME_BYTES),
+      }),
+  },
 )

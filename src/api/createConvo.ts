@@ -1,14 +1,16 @@
 import { NSID } from '../lexicon/types/index.js'
 import { convoIdOf, createConvo } from '../services/convos.js'
 import { invalidRequest } from '../xrpc/errors.js'
+import { reserveWelcome, type ReservedWelcome } from '../services/welcomes.js'
 import { handler } from '../xrpc/types.js'
 import { announce } from './announce.js'
 import { readCommit, readGroupInfoField, readWelcomeField, requireCipherSuite } from './input.js'
 
-export default handler(
+// Typed by its prepare step, which TypeScript cannot infer from the arrow functions here.
+export default handler<typeof NSID.createConvo, ReservedWelcome | undefined>(
   NSID.createConvo,
   async (req) => {
-    const { input, caller, db, ctx } = req
+    const { input, caller, db, ctx, prepared } = req
     requireCipherSuite(input.cipherSuite)
     if (!/^[0-9a-fA-F]+$/.test(input.groupId)) {
       throw invalidRequest(undefined, 'groupId must be a hex-encoded MLS group id')
@@ -19,7 +21,7 @@ export default handler(
       groupId: input.groupId,
       cipherSuite: input.cipherSuite,
       initialMembers: input.initialMembers ?? [],
-      welcome: readWelcomeField(input.welcomeMessage, config.MAX_WELCOME_BYTES),
+      welcome: prepared,
       // Its header's epoch is the one it was built on; currentEpoch is the one after it.
       commit: readCommit(input.commit, config.MAX_COMMIT_BYTES, undefined),
       groupInfo: readGroupInfoField(input.groupInfo, config.MAX_GROUP_INFO_BYTES),
@@ -31,6 +33,16 @@ export default handler(
     announce(req, stored)
     return convo
   },
-  // The record lives with the conversation, whose id its group id gives.
-  { recordedIn: 'transaction', shardKey: (input) => convoIdOf(input.groupId) },
+  {
+    // The record lives with the conversation, whose id its group id gives.
+    keyedWrites: { recordedIn: 'transaction', shardKey: (input) => convoIdOf(input.groupId) },
+    // The Welcome's key packages, on their owners' shards.
+    prepare: ({ input, caller, db, ctx }) =>
+      reserveWelcome(db, {
+        convoId: convoIdOf(input.groupId),
+        caller,
+        dids: (input.initialMembers ?? []).filter((did) => did !== caller),
+        welcome: readWelcomeField(input.welcomeMessage, ctx.config.MAX_WELCOME_BYTES),
+      }),
+  },
 )

@@ -21,5 +21,5 @@ export default handler(
     return { epoch: stored.newEpoch, rejoinedAt: iso(stored.createdAt) }
   },
   // Rare, so the plain way: the record lives with the conversation, stored in the transaction the commit joins.
-  { recordedIn: 'transaction', shardKey: (input) => input.convoId },
+  { keyedWrites: { recordedIn: 'transaction', shardKey: (input) => input.convoId } },
 )

@@ -81,5 +81,5 @@ export default handler(
     return { available }
   },
   // One statement stores the package and the record; key packages, and so the record, live with their owner.
-  { recordedIn: 'statement', shardKey: (_input, caller) => caller },
+  { keyedWrites: { recordedIn: 'statement', shardKey: (_input, caller) => caller } },
 )

@@ -75,5 +75,5 @@ export default handler(
     return sentOutput(sent)
   },
   // One statement stores the message and the record; the record lives with the conversation.
-  { recordedIn: 'statement', shardKey: (input) => input.convoId },
+  { keyedWrites: { recordedIn: 'statement', shardKey: (input) => input.convoId } },
 )

@@ -11,7 +11,12 @@ import { violatedUniqueKey } from './errors.js'
  * phases. A function distributed by its shard key argument
  * (`create_distributed_function`, colocated with the conversations) is sent
  * whole to the node that holds that shard, where its statement runs on local
- * shards: one task, one node, no PREPARE TRANSACTION.
+ * shards: one task, one node, no PREPARE TRANSACTION. The membership changes
+ * (createConvo, addMembers) are transactions of several statements on one
+ * conversation's shard, their write a statement of the same kind: its
+ * function is distributed with force_delegation, so that Citus sends the call
+ * within the transaction to the node the transaction's other statements went
+ * to, and the transaction commits there in one phase.
  *
  * With delegated writes on (DATABASE_DELEGATED_WRITES), each statement sent
  * with a delegation (executePrepared) becomes such a function, made from the
@@ -51,6 +56,8 @@ export async function sentText(text: string): Promise<string> {
   return call ? (await call).text : text
 }
 
+/** Part of each function's name: a change to how functions are made makes new ones. */
+const FUNCTION_VERSION = '2'
 const UNDEFINED_FUNCTION = '42883'
 const DUPLICATE_FUNCTION = '42723'
 
@@ -67,7 +74,13 @@ async function functionFor(query: Query, text: string, delegated: Delegated): Pr
     `PREPARE ${probe} AS ${text}; SELECT parameter_types::text[] AS types FROM pg_prepared_statements WHERE name = '${probe}'; DEALLOCATE ${probe}`,
   )) as unknown as pg.QueryResult<{ types: string[] }>[]
   const types = described?.rows[0]?.types ?? []
-  const hash = createHash('sha256').update(text).update(delegated.columns).digest('hex').slice(0, 16)
+  // The version tells functions made before force_delegation (which an existing cluster keeps) from these.
+  const hash = createHash('sha256')
+    .update(FUNCTION_VERSION)
+    .update(text)
+    .update(delegated.columns)
+    .digest('hex')
+    .slice(0, 16)
   const name = `catbird_delegated_${hash}`
   const signature = `${name}(${types.join(', ')})`
   const { rows } = await query(
@@ -81,7 +94,8 @@ async function functionFor(query: Query, text: string, delegated: Delegated): Pr
       `CREATE FUNCTION ${signature} RETURNS SETOF record LANGUAGE plpgsql AS $catbird$ BEGIN RETURN QUERY ${text}; END $catbird$`,
       ...(citus
         ? [
-            `SELECT create_distributed_function('${signature}', '$${delegated.shardKeyParam}', colocate_with := 'convo')`,
+            // Delegated inside a transaction too (createConvo, addMembers), whose other statements are on the same shard.
+            `SELECT create_distributed_function('${signature}', '$${delegated.shardKeyParam}', colocate_with := 'convo', force_delegation := true)`,
           ]
         : []),
     ].join(';\n')

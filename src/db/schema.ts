@@ -64,13 +64,22 @@ export interface KeyPackageTable {
   consumed_by: string | null
   /** KeyPackageRef (RFC 9420 §5.2); null only for packages consumed before migration 003. */
   ref: Uint8Array | null
-  /** The commit (conversation, epoch) whose Welcome used the package. */
-  used_convo_id: string | null
-  used_epoch: ColumnType<number | null, number | bigint | null, number | bigint | null>
+  /** The conversation a Welcome naming the package was sent to (reserveWelcome): no other's may name it. */
+  reserved_convo_id: string | null
   /** Handed out only when no regular package is left, and never consumed. */
   last_resort: Defaulted<boolean>
   /** A last-resort package's hand-outs since its owner last published a regular one of its suite. */
   handed_out: Defaulted<number>
+}
+
+/** A key package a conversation's Welcome used (on the conversation's shard): it admits no one there again. */
+export interface AdmittedKeyPackageTable {
+  convo_id: string
+  ref: Uint8Array
+  owner_did: string
+  /** The epoch of the commit whose Welcome used it. */
+  epoch: ColumnType<number, number | bigint, number | bigint>
+  admitted_at: Defaulted<Date>
 }
 
 /** Who got which last-resort key package: a Welcome naming it must come from one of them. */
@@ -144,6 +153,7 @@ export interface DatabaseSchema {
   commit: CommitTable
   key_package: KeyPackageTable
   last_resort_handout: LastResortHandoutTable
+  admitted_key_package: AdmittedKeyPackageTable
   group_info: GroupInfoTable
   welcome: WelcomeTable
   welcome_delivery: WelcomeDeliveryTable

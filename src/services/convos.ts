@@ -10,7 +10,7 @@ import { conflict, convoNotFound, invalidRequest, notMember, requireGroup } from
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
 import { applyChange } from './members.js'
 import { iso } from './timestamps.js'
-import { checkAdmission, type Welcome } from './welcomes.js'
+import { checkAdmission, type ReservedWelcome } from './welcomes.js'
 
 export interface Membership {
   convo: Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch' | 'last_seq'>
@@ -101,7 +101,8 @@ export interface CreateConvoArgs {
   groupId: string
   cipherSuite: string
   initialMembers: string[]
-  welcome?: Welcome
+  /** The Welcome admitting the initial members, its key packages reserved (reserveWelcome). */
+  welcome?: ReservedWelcome
   /** The commit that added the initial members. */
   commit?: Commit
   /** The GroupInfo of the epoch the conversation starts at (after `commit`, with which it is stored). */
@@ -140,6 +141,23 @@ function creationEpoch(args: CreateConvoArgs): number {
   return args.currentEpoch
 }
 
+/** A conversation row's columns, with their types (for createConvo's delegated function). */
+const CONVO_COLUMN_LIST = [
+  ['id', 'text'],
+  ['group_id', 'text'],
+  ['creator_did', 'text'],
+  ['cipher_suite', 'text'],
+  ['epoch', 'bigint'],
+  ['last_seq', 'bigint'],
+  ['name', 'text'],
+  ['description', 'text'],
+  ['created_at', 'timestamptz'],
+  ['last_activity_at', 'timestamptz'],
+  ['last_message_at', 'timestamptz'],
+] as const satisfies ReadonlyArray<readonly [keyof Convo, string]>
+const CONVO_COLUMNS = CONVO_COLUMN_LIST.map(([column]) => column)
+const CONVO_COLUMN_TYPES = CONVO_COLUMN_LIST.map(([column, type]) => `${column} ${type}`).join(', ')
+
 /**
  * Creates a conversation with its members, and with the commit that added
  * them and the Welcome that admits them when there is one: two statements
@@ -167,8 +185,8 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
     retentionDays: args.welcomeRetentionDays,
   })
   const dids = [args.creator, ...invited]
-  return transact(db, async (trx) => {
-    const { rows } = await sql<Convo & { member_dids: string[] }>`
+  const describedWithoutCommit = groupInfo !== undefined && !args.commit
+  const statement = sql<Convo & { member_dids: string[] }>`
       WITH created AS (
         INSERT INTO convo (id, group_id, creator_did, cipher_suite, epoch, name, description)
         -- A commit moves it on by one when it is stored. The same group again
@@ -186,7 +204,7 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
                              ${dids.map((did) => (did !== args.creator && args.commit ? 1 : 0))}::bigint[]) AS m(did, added_by, joined_seq)
         RETURNING did
       )${
-        groupInfo && !args.commit
+        describedWithoutCommit
           ? sql`, described AS (
         -- Its GroupInfo, when no commit comes to bring it (the commit's statement stores it otherwise).
         INSERT INTO group_info (convo_id, epoch, data, stored_by)
@@ -194,7 +212,20 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
       )`
           : sql``
       }
-      SELECT created.*, ARRAY(SELECT did FROM joined ORDER BY did) AS member_dids FROM created`.execute(trx)
+      SELECT ${sql.join(CONVO_COLUMNS.map((column) => sql.ref(`created.${column}`)))},
+             ARRAY(SELECT did FROM joined ORDER BY did) AS member_dids
+      FROM created`
+  return transact(db, async (trx) => {
+    // On Citus, a function on the conversation's node, as the rest of the transaction (src/db/delegated.ts).
+    const { rows } = await executePrepared(
+      trx,
+      `create_convo${describedWithoutCommit ? '_with_group_info' : ''}`,
+      statement,
+      {
+        shardKey: id,
+        columns: `${CONVO_COLUMN_TYPES}, member_dids text[]`,
+      },
+    )
     const row = rows[0]
     // Also the loser of two creates racing on one group id: its insert waits, then yields.
     if (!row) {

@@ -1,18 +1,18 @@
 import { sql } from 'kysely'
 import type { Db } from '../db/index.js'
 import type { Convo } from '../db/schema.js'
+import { executePrepared } from '../db/prepared.js'
 import { transact } from '../db/transact.js'
 import { checkCommit, commitMessage, type Commit, type StoredCommit } from './commits.js'
 import { convoNotFound, invalidRequest, notMember } from './errors.js'
-import { messageCtes, sentColumns, sentMessage, type SentRow } from './messages.js'
+import { messageCtes, SENT_COLUMN_TYPES, sentColumns, sentMessage, type SentRow } from './messages.js'
 import {
   admissionCtes,
-  boundColumn,
+  admittedColumn,
   checkAdmission,
   checkAdmitted,
-  type BoundKeyPackage,
   type CheckedAdmission,
-  type Welcome,
+  type ReservedWelcome,
 } from './welcomes.js'
 
 /** What a membership change did: the epoch after it, and the commit it stored (to announce). */
@@ -82,6 +82,9 @@ export interface Change {
  * Stores a membership change in one statement, inside the transaction that
  * locked the conversation (lockForChange) and checked the change: the
  * commit, the members who join or leave, the Welcome admitting the joiners.
+ * Every table it names is the conversation's (its key packages were reserved
+ * before: reserveWelcome), so on Citus it runs as a function on the
+ * conversation's node, with the rest of the transaction (src/db/delegated.ts).
  * The admission is checked after (checkAdmitted); a refusal throws, and the
  * transaction rolls back.
  */
@@ -114,13 +117,22 @@ export async function applyChange(trx: Db, change: Change): Promise<StoredCommit
       )`)
   }
   if (admission) parts.push(admissionCtes(admission))
-  const { rows } = await sql<Partial<SentRow> & { bound: BoundKeyPackage[] | null }>`
+  const statement = sql<Partial<SentRow> & { admitted: string[] | null }>`
     WITH ${sql.join(parts)}
-    SELECT ${commit ? sentColumns : sql`NULL AS id`}, ${admission ? boundColumn : sql`NULL AS bound`}
-    ${commit ? sql`FROM inserted` : sql``}`.execute(trx)
+    SELECT ${commit ? sentColumns : sql`NULL::uuid AS id`}, ${admission ? admittedColumn : sql`NULL::text[] AS admitted`}
+    ${commit ? sql`FROM inserted` : sql``}`
+  // One prepared statement (and one function, on Citus) per shape of change.
+  const shape = [
+    commit ? `commit${commit.groupInfo ? '_with_group_info' : ''}` : 'touch',
+    ...(join ? ['join'] : []),
+    ...(leave ? ['leave'] : []),
+    ...(admission ? ['admit'] : []),
+  ]
+  const columns = `${commit ? SENT_COLUMN_TYPES : 'id uuid'}, admitted text[]`
+  const { rows } = await executePrepared(trx, `change_${shape.join('_')}`, statement, { shardKey: convoId, columns })
   const row = rows[0]
   if (!row) throw new Error(`conversation ${convoId} changed under its row lock`)
-  if (admission) await checkAdmitted(trx, admission, row.bound ?? [])
+  if (admission) checkAdmitted(admission, row.admitted ?? [])
   return commit && { ...sentMessage(row as SentRow), newEpoch: commit.epoch + 1 }
 }
 
@@ -130,7 +142,8 @@ export interface AddMembersArgs {
   dids: string[]
   /** The commit adding them; required when a DID is new. */
   commit?: Commit
-  welcome?: Welcome
+  /** The Welcome admitting them, its key packages reserved (reserveWelcome). */
+  welcome?: ReservedWelcome
   maxMembers: number
   welcomeRetentionDays: number
 }

@@ -104,7 +104,7 @@ export function messageCtes(args: StoredMessageArgs, record?: RecordedWrite): Ra
 /** The stored message's row, after messageCtes. */
 export const sentColumns = sql`id, seq, event_id, created_at, (SELECT count(*) FROM settled)::int AS settled`
 /** sentColumns' types, for its delegated function (src/db/delegated.ts). */
-const SENT_COLUMN_TYPES = 'id uuid, seq bigint, event_id bigint, created_at timestamptz, settled int'
+export const SENT_COLUMN_TYPES = 'id uuid, seq bigint, event_id bigint, created_at timestamptz, settled int'
 
 /**
  * The statement storeMessage sends, and its prepared statement's name (the bench's bare peer sends the same).

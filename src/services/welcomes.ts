@@ -1,5 +1,6 @@
 import { sql, type RawBuilder } from 'kysely'
 import type { Db } from '../db/index.js'
+import { executePrepared } from '../db/prepared.js'
 import type { WelcomeState } from '../db/schema.js'
 import { invalidRequest, notFound } from './errors.js'
 
@@ -26,16 +27,103 @@ export interface Welcome {
 const welcomeMismatch = (why: string) => invalidRequest('WelcomeMismatch', `The Welcome ${why}`)
 const refHex = (ref: Uint8Array) => Buffer.from(ref).toString('hex')
 
+/** A key package a Welcome names, as its owner's shard answered for it. */
+export interface ReservedKeyPackage {
+  did: string
+  /** Its KeyPackageRef, hex. */
+  ref: string
+  /** A last-resort package handed out to the caller: any number of Welcomes may use it. */
+  lastResort: boolean
+}
+
+/** A Welcome, with what the owners of the key packages it names said of them (reserveWelcome). */
+export interface ReservedWelcome extends Welcome {
+  keyPackages: ReservedKeyPackage[]
+  /** Why a key package it names cannot admit anyone to this conversation, if one cannot. */
+  refusal?: string
+}
+
+/**
+ * Reserves the key packages a Welcome names for the conversation it admits
+ * to, on their owners' shards, before the conversation's transaction: one
+ * statement per DID the request adds (side by side), each on one owner's
+ * shard (issue 19), so the membership change itself writes on the
+ * conversation's shard alone. A regular package is reserved when
+ * getKeyPackages handed it out to `caller` and no other conversation's
+ * Welcome reserved it: a key package opens one group. A last-resort one
+ * handed out to `caller` (still its owner's: a replaced one is not) is only
+ * found, not reserved. Whether each DID is named, and whether the
+ * conversation already admitted by a package, is the membership change's
+ * to say (checkAdmission, admissionCtes).
+ *
+ * A reservation outlives a change that failed (an epoch conflict, a refusal):
+ * the caller's retry for the same conversation uses the same packages. It
+ * runs again for a replayed request, finding the same packages; a refusal is
+ * not thrown but kept, so a request answered before is replayed as it was.
+ */
+export async function reserveWelcome(
+  db: Db,
+  args: { convoId: string; caller: string; dids: string[]; welcome: Welcome | undefined },
+): Promise<ReservedWelcome | undefined> {
+  const { welcome } = args
+  if (!welcome) return undefined
+  const refs = [...new Map(welcome.keyPackageRefs.map((ref) => [refHex(ref), ref])).values()]
+  const owners = await Promise.all(
+    [...new Set(args.dids)].map(async (did) => {
+      const { rows } = await executePrepared(
+        db,
+        'reserve_key_packages',
+        sql<{ ref: string; last_resort: boolean }>`
+      WITH reserved AS (
+        UPDATE key_package SET reserved_convo_id = ${args.convoId}
+        WHERE owner_did = ${did} AND ref = ANY(${refs}::bytea[]) AND consumed_by = ${args.caller}
+          AND (reserved_convo_id IS NULL OR reserved_convo_id = ${args.convoId})
+        RETURNING ref
+      ), reused AS (
+        SELECT h.ref FROM last_resort_handout h
+        JOIN key_package kp ON kp.owner_did = ${did} AND kp.ref = h.ref AND kp.last_resort
+        WHERE h.owner_did = ${did} AND h.ref = ANY(${refs}::bytea[]) AND h.claimed_by = ${args.caller}
+      )
+      SELECT encode(ref, 'hex') AS ref, false AS last_resort FROM reserved
+      UNION ALL SELECT encode(ref, 'hex'), true FROM reused`,
+      )
+      return rows.map((row) => ({ did, ref: row.ref, lastResort: row.last_resort }))
+    }),
+  )
+  const keyPackages = owners.flat()
+  const found = new Set(keyPackages.map((kp) => kp.ref))
+  const missing = refs.find((ref) => !found.has(refHex(ref)))
+  const refusal = missing && (await whyNotReserved(db, args, missing))
+  return { ...welcome, keyPackages, ...(refusal ? { refusal } : {}) }
+}
+
+/** Why a key package a Welcome names could not be reserved (only runs for refused Welcomes). */
+async function whyNotReserved(
+  db: Db,
+  args: { convoId: string; caller: string; dids: string[] },
+  ref: Uint8Array,
+): Promise<string> {
+  const kp = await db
+    .selectFrom('key_package')
+    .select(['consumed_by', 'reserved_convo_id'])
+    .where('owner_did', 'in', args.dids)
+    .where('ref', '=', ref)
+    .executeTakeFirst()
+  const named = `names key package ${refHex(ref)}`
+  if (!kp) return `${named}, which is not a key package of a member being added`
+  if (kp.consumed_by !== args.caller) return `${named}, which getKeyPackages did not hand out to you`
+  return `${named}, which a Welcome to another conversation already used`
+}
+
 /**
  * Admitting `added` to a conversation by `welcome`, the Welcome that follows
  * the commit built on `epoch`: it must be of the conversation's cipher
- * suite, and each of its encrypted group secrets must be for a key package
- * of one of the added DIDs that getKeyPackages handed out to `caller` and
- * no Welcome used yet (or for a last-resort package handed out to `caller`,
- * which any number of Welcomes may use); every added DID must be named.
- * Those key packages are bound to the commit, and the Welcome is stored for
- * its recipients. So a Welcome nobody could open is never stored, and no
- * one is added without one.
+ * suite, and each key package it names must be one of an added DID's,
+ * reserved for this conversation (reserveWelcome) and not used by another
+ * of its Welcomes, or a last-resort one handed out to `caller`; every added
+ * DID must be named. The Welcome is then stored for its recipients. So a
+ * Welcome nobody could open is never stored, and no one is added without
+ * one.
  */
 export interface Admission {
   convoId: string
@@ -43,14 +131,14 @@ export interface Admission {
   caller: string
   added: string[]
   epoch: number
-  welcome: Welcome | undefined
+  welcome: ReservedWelcome | undefined
   retentionDays: number
 }
 
-/** An admission the checks that need no database let through: its Welcome, and the key package refs it names. */
+/** An admission the checks that need no statement let through: its Welcome, and the regular key packages it uses. */
 export interface CheckedAdmission extends Admission {
-  welcome: Welcome
-  refs: Uint8Array[]
+  welcome: ReservedWelcome
+  regular: ReservedKeyPackage[]
 }
 
 /** What can be checked of an admission before any statement; undefined when there is no one to admit and no Welcome. */
@@ -67,30 +155,34 @@ export function checkAdmission(args: Admission): CheckedAdmission | undefined {
     throw welcomeMismatch(`is of cipher suite ${welcome.cipherSuite}, not the conversation's ${args.cipherSuite}`)
   }
   if (added.length === 0) throw welcomeMismatch('comes with no member to add')
-  return { ...args, welcome, refs: [...new Map(welcome.keyPackageRefs.map((ref) => [refHex(ref), ref])).values()] }
+  if (welcome.refusal) throw welcomeMismatch(welcome.refusal)
+  // Reserved for a DID the request named, but one that is already a member.
+  const stranger = welcome.keyPackages.find((kp) => !added.includes(kp.did))
+  if (stranger)
+    throw welcomeMismatch(`names key package ${stranger.ref}, which is not a key package of a member being added`)
+  const named = new Set(welcome.keyPackages.map((kp) => kp.did))
+  const unnamed = added.find((did) => !named.has(did))
+  if (unnamed) throw welcomeMismatch(`names no key package of ${unnamed}, which is being added`)
+  return { ...args, welcome, regular: welcome.keyPackages.filter((kp) => !kp.lastResort) }
 }
 
 /**
  * The CTEs of an admission, used inside a membership change's statement:
- * `bound` binds the key packages the Welcome names to the commit; `reused`
- * finds the last-resort ones it names that were handed out to the caller
- * (still their owners': a replaced one is not), which are not bound, as any
- * number of Welcomes may use them; the Welcome is stored once and delivered
- * to each added DID (a member added again, after leaving, gets the new
- * Welcome from scratch). Whether every package was admitted is
- * `checkAdmitted`'s to say, from `boundColumn`.
+ * `admitted` records the regular key packages the Welcome uses, once per
+ * conversation (a package reserved for it admits one Welcome; a last-resort
+ * one, any number); the Welcome is stored once and delivered to each added
+ * DID (a member added again, after leaving, gets the new Welcome from
+ * scratch). Whether every package was admitted is `checkAdmitted`'s to say,
+ * from `admittedColumn`.
  */
 export function admissionCtes(args: CheckedAdmission): RawBuilder<unknown> {
   return sql`
-    bound AS (
-      UPDATE key_package SET used_convo_id = ${args.convoId}, used_epoch = ${args.epoch}
-      WHERE owner_did = ANY(${args.added}::text[]) AND ref = ANY(${args.refs}::bytea[])
-        AND consumed_by = ${args.caller} AND used_convo_id IS NULL
-      RETURNING owner_did, ref
-    ), reused AS (
-      SELECT h.owner_did, h.ref FROM last_resort_handout h
-      JOIN key_package kp ON kp.owner_did = h.owner_did AND kp.ref = h.ref AND kp.last_resort
-      WHERE h.owner_did = ANY(${args.added}::text[]) AND h.ref = ANY(${args.refs}::bytea[]) AND h.claimed_by = ${args.caller}
+    admitted AS (
+      INSERT INTO admitted_key_package (convo_id, ref, owner_did, epoch)
+      SELECT ${args.convoId}, kp.ref, kp.did, ${args.epoch}
+      FROM unnest(${args.regular.map((kp) => Buffer.from(kp.ref, 'hex'))}::bytea[], ${args.regular.map((kp) => kp.did)}::text[]) AS kp(ref, did)
+      ON CONFLICT (convo_id, ref) DO NOTHING
+      RETURNING encode(ref, 'hex') AS ref
     ), welcomed AS (
       INSERT INTO welcome (convo_id, data) VALUES (${args.convoId}, ${args.welcome.data}) RETURNING id
     ), delivered AS (
@@ -104,45 +196,17 @@ export function admissionCtes(args: CheckedAdmission): RawBuilder<unknown> {
     )`
 }
 
-/** A key package `admissionCtes` admitted (bound, or a last-resort one reused): its owner and ref (hex). */
-export interface BoundKeyPackage {
-  did: string
-  ref: string
-}
-
-/** The statement's result column `bound`: the key packages `admissionCtes` admitted. */
-export const boundColumn = sql`ARRAY(
-  SELECT json_build_object('did', owner_did, 'ref', encode(ref, 'hex')) FROM (SELECT * FROM bound UNION ALL SELECT * FROM reused) admitted
-) AS bound`
+/** The statement's result column `admitted`: the refs (hex) of the regular key packages `admissionCtes` admitted. */
+export const admittedColumn = sql`ARRAY(SELECT ref FROM admitted) AS admitted`
 
 /**
- * After the statement: every key package the Welcome names was admitted, and
- * every added DID named. Throws otherwise; the statement's transaction then
- * rolls back.
+ * After the statement: every regular key package the Welcome names was
+ * admitted (none had admitted to this conversation before). Throws
+ * otherwise; the statement's transaction then rolls back.
  */
-export async function checkAdmitted(trx: Db, args: CheckedAdmission, bound: BoundKeyPackage[]): Promise<void> {
-  if (bound.length < args.refs.length) {
-    const boundRefs = new Set(bound.map((kp) => kp.ref))
-    const missing = args.refs.find((ref) => !boundRefs.has(refHex(ref))) as Uint8Array
-    throw welcomeMismatch(await whyNotBound(trx, args.caller, args.added, missing))
-  }
-  const named = new Set(bound.map((kp) => kp.did))
-  const unnamed = args.added.find((did) => !named.has(did))
-  if (unnamed) throw welcomeMismatch(`names no key package of ${unnamed}, which is being added`)
-}
-
-/** Why a key package the Welcome names could not be bound (only runs for refused Welcomes). */
-async function whyNotBound(trx: Db, caller: string, added: string[], ref: Uint8Array): Promise<string> {
-  const kp = await trx
-    .selectFrom('key_package')
-    .select('consumed_by')
-    .where('owner_did', 'in', added)
-    .where('ref', '=', ref)
-    .executeTakeFirst()
-  const named = `names key package ${refHex(ref)}`
-  if (!kp) return `${named}, which is not a key package of a member being added`
-  if (kp.consumed_by !== caller) return `${named}, which getKeyPackages did not hand out to you`
-  return `${named}, which another Welcome already used`
+export function checkAdmitted(args: CheckedAdmission, admitted: string[]): void {
+  const used = args.regular.find((kp) => !admitted.includes(kp.ref))
+  if (used) throw welcomeMismatch(`names key package ${used.ref}, which another Welcome already used`)
 }
 
 /**

@@ -20,6 +20,8 @@ declare module 'fastify' {
     caller: string
     xrpcParams: unknown
     xrpcInput: unknown
+    /** What the handler's `prepare` found, before the request's transaction. */
+    xrpcPrepared: unknown
   }
 }
 
@@ -96,6 +98,7 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
   app.decorateRequest('caller', '')
   app.decorateRequest('xrpcParams', null)
   app.decorateRequest('xrpcInput', null)
+  app.decorateRequest('xrpcPrepared', null)
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody)
 
@@ -109,10 +112,23 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
       throw new Error(`${nsid} accepts an idempotency key: its handler must say how keyed writes are recorded`)
     }
 
+    const prepare = handler?.prepare
     app.route({
       method: httpMethod,
       url,
       config: { nsid, ...(method.acceptsIdempotencyKey && handler ? { keyedWrites: handler.keyedWrites } : {}) },
+      // Before the idempotency plugin's claim, which it adds after the route's own preHandlers.
+      ...(prepare && {
+        preHandler: async (request: FastifyRequest) => {
+          request.xrpcPrepared = await prepare({
+            params: request.xrpcParams,
+            input: request.xrpcInput,
+            caller: request.caller,
+            db,
+            ctx: handlerCtx,
+          })
+        },
+      }),
       onRequest: async (request) => {
         request.caller = await ctx.auth(request.headers.authorization, nsid)
         bindCaller(request)
@@ -138,6 +154,7 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
           caller: request.caller,
           db: transaction?.db ?? db,
           keyed: request.keyedWrite ?? undefined,
+          prepared: request.xrpcPrepared,
           // Without a transaction held open, the writes are committed once the service returns.
           afterCommit: transaction ? transaction.afterCommit : (fn) => fn(),
           ctx: handlerCtx,

@@ -43,7 +43,7 @@ afterAll(async () => {
 const query = async <R>(text: string) => (await t.database.pool.query(text)).rows as R[]
 
 describe('delegated writes (DATABASE_DELEGATED_WRITES)', () => {
-  it('send, replay, commit, publish and claim run as functions made from their statements, with the same answers', async () => {
+  it('send, replay, commit, publish, claim, create and add run as functions made from their statements, with the same answers', async () => {
     const [alice, bob] = [await TestUser.create(), await TestUser.create()]
     const key = randomUUID()
     const bobsPackage = await keyPackage(bob)
@@ -101,11 +101,12 @@ describe('delegated writes (DATABASE_DELEGATED_WRITES)', () => {
     )
     const prepared = await query<{ name: string }>('SELECT name FROM pg_prepared_statements ORDER BY name')
     const delegatedNames = prepared.map((p) => p.name).filter((name) => name.startsWith('catbird_delegated_'))
-    // Unkeyed and keyed sends, the commit, keyed and unkeyed publishing, the claim.
-    expect(made).toHaveLength(6)
+    // Unkeyed and keyed sends, the commit, keyed and unkeyed publishing, the claim; the conversation's
+    // creation and its commit admitting bob (each inside a transaction).
+    expect(made).toHaveLength(8)
     expect(delegatedNames).toEqual(made.map((p) => p.proname))
     expect(prepared.map((p) => p.name)).not.toEqual(
-      expect.arrayContaining([expect.stringMatching(/^(store_|publish_|claim_key_package)/)]),
+      expect.arrayContaining([expect.stringMatching(/^(store_|publish_|claim_key_package|create_convo|change_)/)]),
     )
   })
 })

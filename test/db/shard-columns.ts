@@ -11,6 +11,7 @@ export const SHARD_COLUMNS: Record<string, string> = {
   group_info: 'convo_id',
   welcome: 'convo_id',
   welcome_delivery: 'convo_id',
+  admitted_key_package: 'convo_id',
   key_package: 'owner_did',
   last_resort_handout: 'owner_did',
   idempotency_key: 'shard_key',

@@ -86,7 +86,7 @@ beforeAll(async () => {
           }
           return sendHandler(req)
         },
-        sendHandler.keyedWrites,
+        { keyedWrites: sendHandler.keyedWrites },
       ),
       [NSID.createConvo]: handler(
         NSID.createConvo,
@@ -98,7 +98,7 @@ beforeAll(async () => {
           }
           return output
         },
-        createHandler.keyedWrites,
+        { keyedWrites: createHandler.keyedWrites, prepare: createHandler.prepare },
       ),
       // A statement PostgreSQL has to cancel itself.
       [NSID.getEpoch]: handler(NSID.getEpoch, async (req) => {

@@ -15,6 +15,7 @@ import {
   NSID,
   prepareCommit,
   prepareConvo,
+  commitUpdate,
   publishKeyPackage,
   removeMember,
   startTestApp,
@@ -44,7 +45,7 @@ const P256 = 'MLS_128_DHKEMP256_AES128GCM_SHA256_P256'
 async function snapshot() {
   const { rows } = await sql<{ counts: string }>`SELECT concat_ws(',',
     (SELECT count(*) FROM convo), (SELECT count(*) FROM member WHERE left_at IS NULL), (SELECT count(*) FROM message),
-    (SELECT count(*) FROM commit), (SELECT count(*) FROM key_package), (SELECT count(*) FROM key_package WHERE used_convo_id IS NOT NULL),
+    (SELECT count(*) FROM commit), (SELECT count(*) FROM key_package), (SELECT count(*) FROM admitted_key_package),
     (SELECT count(*) FROM welcome), (SELECT sum(epoch) FROM convo)) AS counts`.execute(t.ctx.db)
   return rows[0]!.counts
 }
@@ -240,6 +241,50 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
     expect(await expectRefused(await addWith(convo.id, [carol.did], [carols!]), 400, 'WelcomeMismatch')).toMatch(
       /another Welcome already used/,
     )
+  })
+
+  it('for a key package a Welcome to another conversation used; a retry for the same one may use it', async () => {
+    const carol = await TestUser.create()
+    const [x, y] = await Promise.all([createConvo(t, alice, [bob]), createConvo(t, alice, [bob])])
+    const [carols] = await claimKeyPackages(t, alice, [carol])
+    const addCarol = (prepared: { commit: Uint8Array; welcome?: Uint8Array; epoch: number }) =>
+      t.call(alice, NSID.addMembers, {
+        input: {
+          convoId: x.id,
+          didList: [carol.did],
+          commit: encodeBase64(prepared.commit),
+          welcomeMessage: encodeBase64(prepared.welcome!),
+          epoch: prepared.epoch,
+        },
+      })
+    // Bob commits first: alice's commit adding carol is built on an epoch that is over.
+    const lost = await prepareCommit(t, alice, x.id, { add: [carol], keyPackages: [carols!] })
+    expect((await commitUpdate(t, bob, x.id)).status).toBe(200)
+    expect(await expectRefused(() => addCarol(lost), 409, 'EpochMismatch')).toMatch(/fetch the missing commits/)
+    // Rebuilt on the new epoch with the same key package, it admits carol, who joins by the Welcome.
+    const rebuilt = await prepareCommit(t, alice, x.id, { add: [carol], keyPackages: [carols!] })
+    expect((await addCarol(rebuilt)).status).toBe(200)
+    rebuilt.accepted()
+    expect((await stateOf(carol, x.id)).groupContext.epoch).toBe(BigInt(rebuilt.epoch + 1))
+    // It opened one group: another conversation's Welcome may not name it.
+    expect(await expectRefused(await addWith(y.id, [carol.did], [carols!]), 400, 'WelcomeMismatch')).toMatch(
+      /which a Welcome to another conversation already used/,
+    )
+  })
+
+  it('for a key package the Welcomes of two conversations name at once: one admits its owner', async () => {
+    const carol = await TestUser.create()
+    const convos = await Promise.all([createConvo(t, alice, [bob]), createConvo(t, alice, [bob])])
+    const [carols] = await claimKeyPackages(t, alice, [carol])
+    const adds = await Promise.all(convos.map((convo) => addWith(convo.id, [carol.did], [carols!])))
+    const replies = await Promise.all(adds.map((add) => add()))
+    expect(replies.map((r) => [r.status, r.body.error]).sort()).toEqual([
+      [200, undefined],
+      [400, 'WelcomeMismatch'],
+    ])
+    const { rows } = await sql<{ admitted: string }>`
+      SELECT count(*) AS admitted FROM admitted_key_package WHERE owner_did = ${carol.did}`.execute(t.ctx.db)
+    expect(Number(rows[0]!.admitted)).toBe(1)
   })
 
   it('of another cipher suite, without a Welcome, or without the commit', async () => {

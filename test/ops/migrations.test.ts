@@ -60,6 +60,7 @@ describe('migrations', () => {
         database.db,
       ),
     ).rejects.toThrow(/key_package_last_resort_key/)
+    expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
     expect(await migrateDown(database.db)).toEqual(['005_recovery'])
     const { rows } = await sql<{ data: Buffer }>`SELECT data FROM key_package WHERE owner_did = 'did:plc:lr'`.execute(
@@ -74,6 +75,7 @@ describe('migrations', () => {
   })
 
   it('003 drops the key packages no Welcome could name, keeps the consumed ones, and requires a ref from then on', async () => {
+    expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
     expect(await migrateDown(database.db)).toEqual(['005_recovery'])
     expect(await migrateDown(database.db)).toEqual(['004_idempotency_shard_key'])
@@ -95,6 +97,7 @@ describe('migrations', () => {
   })
 
   it('004 files each idempotency record under its shard: the conversation, the group of a created one, or the publisher', async () => {
+    expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
     expect(await migrateDown(database.db)).toEqual(['005_recovery'])
     expect(await migrateDown(database.db)).toEqual(['004_idempotency_shard_key'])
@@ -127,7 +130,43 @@ describe('migrations', () => {
     await sql`DELETE FROM idempotency_key; DELETE FROM convo WHERE id = 'm4convo'`.execute(database.db)
   })
 
+  it("007 keeps what each Welcome used: admitted in its conversation, reserved for it on the owner's shard", async () => {
+    expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
+    await sql`
+      INSERT INTO convo (id, group_id, creator_did, cipher_suite) VALUES ('m7convo', 'ab07', 'did:plc:a', 's');
+      INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, consumed_at, consumed_by, used_convo_id, used_epoch)
+        VALUES ('did:plc:b', 's', '\\x71', sha256('\\x71'), '\\x81', now() + interval '1 day', now(), 'did:plc:a', 'm7convo', 3);
+    `.execute(database.db)
+    await migrateToLatest(database.db)
+    const admitted =
+      await sql`SELECT convo_id, encode(ref, 'hex') AS ref, owner_did, epoch FROM admitted_key_package`.execute(
+        database.db,
+      )
+    expect(admitted.rows).toEqual([{ convo_id: 'm7convo', ref: '81', owner_did: 'did:plc:b', epoch: 3 }])
+    const reserved = await sql`SELECT reserved_convo_id FROM key_package WHERE owner_did = 'did:plc:b'`.execute(
+      database.db,
+    )
+    expect(reserved.rows).toEqual([{ reserved_convo_id: 'm7convo' }])
+    // Going down, a reservation no Welcome used is no use.
+    await sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, consumed_at, consumed_by, reserved_convo_id)
+      VALUES ('did:plc:b', 's', '\\x72', sha256('\\x72'), '\\x82', now() + interval '1 day', now(), 'did:plc:a', 'm7convo')`.execute(
+      database.db,
+    )
+    expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
+    const used = await sql`SELECT encode(ref, 'hex') AS ref, used_convo_id, used_epoch FROM key_package
+      WHERE owner_did = 'did:plc:b' ORDER BY ref`.execute(database.db)
+    expect(used.rows).toEqual([
+      { ref: '81', used_convo_id: 'm7convo', used_epoch: 3 },
+      { ref: '82', used_convo_id: null, used_epoch: null },
+    ])
+    await migrateToLatest(database.db)
+    await sql`DELETE FROM key_package WHERE owner_did = 'did:plc:b'; DELETE FROM convo WHERE id = 'm7convo'`.execute(
+      database.db,
+    )
+  })
+
   it('006 keeps the group id of a conversation created before it taken, and files its createConvo record under the derived id', async () => {
+    expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
     await sql`
       INSERT INTO convo (id, group_id, creator_did, cipher_suite) VALUES ('m6convoabcdef', 'AbCd', 'did:plc:a', 's');

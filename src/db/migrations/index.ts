@@ -5,6 +5,7 @@ import * as m003 from './003_mls_facts.js'
 import * as m004 from './004_idempotency_shard_key.js'
 import * as m005 from './005_recovery.js'
 import * as m006 from './006_shard_keys.js'
+import * as m007 from './007_admitted_key_packages.js'
 
 /**
  * Every migration, by name, in order. Listed statically (not read from disk) so
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   '004_idempotency_shard_key': m004,
   '005_recovery': m005,
   '006_shard_keys': m006,
+  '007_admitted_key_packages': m007,
 }
