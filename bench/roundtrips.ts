@@ -23,6 +23,8 @@ export interface RoundTrips {
   request: number
   /** Transactions the request's path began (a statement that begins with BEGIN), per request. */
   transactions: number
+  /** Statements of the request's path inside its transaction (from the one that begins it to the one that ends it), per request. */
+  inTransaction: number
   /** Statements the request caused in the background (event fan-out), per request. */
   background: number
 }
@@ -72,6 +74,7 @@ async function countEach(api: Xrpc, server: BenchServer, calls: number): Promise
       endpoint,
       request: (after.request - before.request) / calls,
       transactions: (after.transactions - before.transactions) / calls,
+      inTransaction: (after.inTransaction - before.inTransaction) / calls,
       background: (after.background - before.background) / calls,
     })
   }

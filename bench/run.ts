@@ -181,7 +181,11 @@ async function main() {
 
     log('round trips per request')
     const roundTrips = await countRoundTrips(smallLoad.api, smallServer, settings.roundTripCalls)
-    for (const r of roundTrips) console.log(`  ${r.endpoint.padEnd(34)} ${r.request} (background ${r.background})`)
+    for (const r of roundTrips) {
+      console.log(
+        `  ${r.endpoint.padEnd(34)} ${r.request} (in its transaction ${r.inTransaction}, background ${r.background})`,
+      )
+    }
 
     const http =
       (

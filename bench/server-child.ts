@@ -17,17 +17,29 @@ const database = dist.createDatabase({ url: config.DATABASE_URL, poolSize: confi
 // Counting is on only while round trips are counted, never in a timed run:
 // an active AsyncLocalStorage turns on async hooks, a cost on every promise
 // and timer that the server does not have in production (nor the bare peer).
-const inRequest = new AsyncLocalStorage<true>()
+const inRequest = new AsyncLocalStorage<{ inTransaction: boolean }>()
 let counting = false
-const queries = { request: 0, background: 0, transactions: 0 }
+const queries = { request: 0, background: 0, transactions: 0, inTransaction: 0 }
 observeQueries(database.pool, (query) => {
   if (!counting) return
-  const request = inRequest.getStore() ?? false
-  queries[request ? 'request' : 'background']++
-  if (request && /^\s*begin\b/i.test(query.text)) queries.transactions++
+  const request = inRequest.getStore()
+  if (!request) {
+    queries.background++
+    return
+  }
+  queries.request++
+  // A string that begins a transaction, the strings after it, and the one that ends it.
+  if (/^\s*begin\b/i.test(query.text)) {
+    queries.transactions++
+    request.inTransaction = true
+  }
+  if (request.inTransaction) queries.inTransaction++
+  if (/\b(commit|rollback)\b;?\s*$/i.test(query.text)) request.inTransaction = false
 })
 const { app, ctx } = await dist.buildServer({ config, database })
-app.addHook('onRequest', (_request, _reply, done) => (counting ? inRequest.run(true, done) : done()))
+app.addHook('onRequest', (_request, _reply, done) =>
+  counting ? inRequest.run({ inTransaction: false }, done) : done(),
+)
 const cleanup = dist.startIdempotencyCleanup(ctx, app.log)
 
 const deletedSoFar = async () => (await ctx.metrics.idempotencyCleanupDeleted.get()).values[0]?.value ?? 0

@@ -5,8 +5,11 @@ import { SERVICE_DID } from '../test/helpers/index.js'
 
 /** What the bench can ask a server process, and what each command answers. */
 export interface ServerCommands {
-  /** Statements sent to PostgreSQL so far (one per round trip): by requests, and in the background; and transactions requests began. */
-  queries: { request: number; background: number; transactions: number }
+  /**
+   * Statements sent to PostgreSQL so far (one per round trip): by requests, and in the background;
+   * transactions requests began, and the requests' statements inside them (BEGIN to COMMIT).
+   */
+  queries: { request: number; background: number; transactions: number; inTransaction: number }
   /** Counting `queries` is on only between these two (it costs every request; see server-child.ts). */
   startQueryCount: null
   endQueryCount: null

@@ -46,10 +46,20 @@ async function delivery(convoId: string, did: string) {
     .executeTakeFirst()
 }
 
-/** Moves the fetch time into the past instead of sleeping through the grace period. */
+/**
+ * Moves the fetch time into the past instead of sleeping through the grace
+ * period. The new time is a value, not an expression of the column: Citus
+ * refuses a STABLE function (timestamp arithmetic) over a column in an UPDATE.
+ */
 async function ageFetch(convoId: string, did: string, seconds: number) {
-  await sql`UPDATE welcome_delivery SET fetched_at = fetched_at - make_interval(secs => ${seconds})
-            WHERE convo_id = ${convoId} AND recipient_did = ${did}`.execute(t.ctx.db)
+  const fetchedAt = (await delivery(convoId, did))?.fetched_at
+  if (!fetchedAt) throw new Error('the Welcome was never fetched')
+  await t.ctx.db
+    .updateTable('welcome_delivery')
+    .set({ fetched_at: new Date(fetchedAt.getTime() - seconds * 1000) })
+    .where('convo_id', '=', convoId)
+    .where('recipient_did', '=', did)
+    .execute()
 }
 
 describe('two-phase Welcome delivery', () => {

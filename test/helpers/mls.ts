@@ -473,6 +473,15 @@ async function sendCommit<T>(prepared: PreparedCommit, send: () => Promise<XrpcR
   return res
 }
 
+/** addMembers' input: `prepared`, the commit adding `users`, with its Welcome. */
+export const addMembersInput = (convoId: string, users: TestUser[], prepared: PreparedCommit) => ({
+  convoId,
+  didList: users.map((u) => u.did),
+  commit: encodeBase64(prepared.commit),
+  welcomeMessage: encodeBase64(prepared.welcome as Uint8Array),
+  epoch: prepared.epoch,
+})
+
 /** addMembers with a real commit and Welcome for `users`. */
 export async function addMembers(
   t: Caller,
@@ -484,14 +493,7 @@ export async function addMembers(
   const prepared = await prepareCommit(t, caller, convoId, { add: users })
   return sendCommit(prepared, () =>
     t.call<{ success: boolean; newEpoch: number }>(caller, NSID.addMembers, {
-      input: {
-        convoId,
-        didList: users.map((u) => u.did),
-        commit: encodeBase64(prepared.commit),
-        welcomeMessage: encodeBase64(prepared.welcome as Uint8Array),
-        epoch: prepared.epoch,
-        ...extra,
-      },
+      input: { ...addMembersInput(convoId, users, prepared), ...extra },
     }),
   )
 }

@@ -339,11 +339,16 @@ describe('answers and races of keyed writes', () => {
         await blocker.query('SELECT 1 FROM convo WHERE id = $1 FOR UPDATE', [convo.id])
         const racing = [rawCall(t, alice, NSID.sendMessage, input), rawCall(other, alice, NSID.sendMessage, input)]
         // Asked outside the blocker's transaction: within one, pg_stat_activity is the snapshot of its first read.
+        // On Citus the requests wait on the node that holds the conversation: citus_stat_activity sees every node.
+        const { rows } = await t.ctx.pool.query(
+          `SELECT to_regclass('pg_catalog.citus_stat_activity') IS NOT NULL AS citus`,
+        )
+        const activity = rows[0].citus ? 'citus_stat_activity' : 'pg_stat_activity'
         const waiting = async () =>
           Number(
             (
               await t.ctx.pool.query(
-                `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+                `SELECT count(*) AS n FROM ${activity} WHERE datname = current_database() AND wait_event_type = 'Lock'`,
               )
             ).rows[0].n,
           )

@@ -3,6 +3,7 @@ import { decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  addMembersInput,
   addProposal,
   bytesJson,
   claimKeyPackages,
@@ -21,6 +22,7 @@ import {
   startTestApp,
   stateOf,
   SUITE,
+  type PreparedCommit,
   type TestApp,
   TestUser,
 } from '../helpers/index.js'
@@ -226,15 +228,7 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
 
     // Used once for carol, a package cannot admit her again.
     const adding = await prepareCommit(t, alice, convo.id, { add: [carol], keyPackages: [carols!] })
-    const added = await t.call(alice, NSID.addMembers, {
-      input: {
-        convoId: convo.id,
-        didList: [carol.did],
-        commit: encodeBase64(adding.commit),
-        welcomeMessage: encodeBase64(adding.welcome!),
-        epoch: 1,
-      },
-    })
+    const added = await t.call(alice, NSID.addMembers, { input: addMembersInput(convo.id, [carol], adding) })
     expect(added.status).toBe(200)
     adding.accepted()
     expect((await removeMember(t, alice, convo.id, carol)).status).toBe(200)
@@ -247,16 +241,8 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
     const carol = await TestUser.create()
     const [x, y] = await Promise.all([createConvo(t, alice, [bob]), createConvo(t, alice, [bob])])
     const [carols] = await claimKeyPackages(t, alice, [carol])
-    const addCarol = (prepared: { commit: Uint8Array; welcome?: Uint8Array; epoch: number }) =>
-      t.call(alice, NSID.addMembers, {
-        input: {
-          convoId: x.id,
-          didList: [carol.did],
-          commit: encodeBase64(prepared.commit),
-          welcomeMessage: encodeBase64(prepared.welcome!),
-          epoch: prepared.epoch,
-        },
-      })
+    const addCarol = (prepared: PreparedCommit) =>
+      t.call(alice, NSID.addMembers, { input: addMembersInput(x.id, [carol], prepared) })
     // Bob commits first: alice's commit adding carol is built on an epoch that is over.
     const lost = await prepareCommit(t, alice, x.id, { add: [carol], keyPackages: [carols!] })
     expect((await commitUpdate(t, bob, x.id)).status).toBe(200)
