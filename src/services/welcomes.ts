@@ -103,14 +103,16 @@ async function whyNotReserved(
   args: { convoId: string; caller: string; dids: string[] },
   ref: Uint8Array,
 ): Promise<string> {
+  const named = `names key package ${refHex(ref)}`
+  const notAdded = `${named}, which is not a key package of a member being added`
+  if (args.dids.length === 0) return notAdded
   const kp = await db
     .selectFrom('key_package')
     .select(['consumed_by', 'reserved_convo_id'])
     .where('owner_did', 'in', args.dids)
     .where('ref', '=', ref)
     .executeTakeFirst()
-  const named = `names key package ${refHex(ref)}`
-  if (!kp) return `${named}, which is not a key package of a member being added`
+  if (!kp) return notAdded
   if (kp.consumed_by !== args.caller) return `${named}, which getKeyPackages did not hand out to you`
   return `${named}, which a Welcome to another conversation already used`
 }

@@ -309,6 +309,9 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
     const withoutWelcome = () =>
       t.call(alice, NSID.createConvo, { input: { ...unclaimed.input, welcomeMessage: undefined } })
     await expectRefused(withoutWelcome, 400, 'KeyPackageNotFound')
+    // A Welcome, but no one to admit with it.
+    const alone = () => t.call(alice, NSID.createConvo, { input: { ...unclaimed.input, initialMembers: [] } })
+    expect(await expectRefused(alone, 400, 'WelcomeMismatch')).toMatch(/comes with no member to add/)
     // Once the server handed it to alice, the very same group is created.
     const claimed = await t.call<{ keyPackages: Array<{ keyPackage: string }> }>(alice, NSID.getKeyPackages, {
       params: { dids: [carol.did] },
