@@ -127,7 +127,7 @@ async function addWithWelcome(
 /** Runs `write` in the transaction a claim of a fresh idempotency key opens (createConvo's, addMembers'), and commits it. */
 async function keyedTransaction(shardKey: string, caller: string, nsid: string, write: (trx: Db) => Promise<unknown>) {
   const { keyed: record } = keyed(shardKey, caller, nsid, sentResponse)
-  const claim = await claimKey(database.pool, record, 1000)
+  const claim = await claimKey(database.pool, record, 1000, { distributed: true })
   if (claim.kind !== 'claimed') throw new Error(`a fresh key was ${claim.kind}`)
   await write(claim.transaction.db).catch(async (err: unknown) => {
     await claim.transaction.abort()

@@ -120,6 +120,9 @@ export function createDatabase(opts: DatabaseOptions): Database {
     statement_timeout: statementMs,
     idle_in_transaction_session_timeout: idleInTransactionMs,
     query_timeout: queryMs,
+    // On Citus, the SET LOCALs of the idempotency claim must reach the node
+    // where its INSERT waits (src/idempotency/store.ts, claimKey).
+    ...(opts.delegatedWrites ? { options: '-c citus.propagate_set_commands=local' } : {}),
     // Bounds both opening a connection and waiting for a free one; without
     // configured timeouts (migrations), the 5 s it always was.
     connectionTimeoutMillis: opts.timeouts ? queryMs : 5_000,

@@ -113,7 +113,9 @@ async function idempotency(app: FastifyInstance, opts: { ctx: AppContext }): Pro
       request.keyedWrite = keyed
       return
     }
-    const claim = await claimKey(pool, keyed, config.IDEMPOTENCY_WAIT_MS)
+    const claim = await claimKey(pool, keyed, config.IDEMPOTENCY_WAIT_MS, {
+      distributed: config.DATABASE_DELEGATED_WRITES,
+    })
     if (claim.kind === 'busy') {
       request.log.info(
         { keyHash: keyForLogs(keyed.scope), nsid },

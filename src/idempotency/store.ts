@@ -207,7 +207,12 @@ const hex = (buf: Buffer) => `'\\x${buf.toString('hex')}'::bytea`
  * that, after idle_in_transaction_session_timeout. Until then the retry
  * waits on the claim and gets 409, never a second write.
  */
-export async function claimKey(pool: pg.Pool, keyed: KeyedWrite, waitMs: number): Promise<ClaimResult> {
+export async function claimKey(
+  pool: pg.Pool,
+  keyed: KeyedWrite,
+  waitMs: number,
+  opts: { distributed: boolean } = { distributed: false },
+): Promise<ClaimResult> {
   const client = await pool.connect()
   let open = true
   const release = (err?: Error) => {
@@ -220,32 +225,41 @@ export async function claimKey(pool: pg.Pool, keyed: KeyedWrite, waitMs: number)
     // The wait for a concurrent holder is bounded by lock_timeout alone: the
     // statement timeout is lifted around it (and restored, for the handler's
     // statements), and the client waits that much longer for this answer.
+    const lift = `SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = ${wait};`
+    const insert = `
+      INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
+        VALUES (${client.escapeLiteral(keyed.shardKey)}, ${hex(keyed.scope)}, ${client.escapeLiteral(keyed.callerDid)},
+                ${client.escapeLiteral(keyed.nsid)}, ${hex(keyed.fingerprint)}, 0, 'null',
+                now() + make_interval(secs => ${Math.floor(keyed.ttlSeconds)}))
+        ON CONFLICT (shard_key, scope_hash) DO UPDATE SET
+          caller_did = EXCLUDED.caller_did, nsid = EXCLUDED.nsid, fingerprint = EXCLUDED.fingerprint,
+          status = EXCLUDED.status, response = EXCLUDED.response,
+          created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+        WHERE idempotency_key.expires_at <= EXCLUDED.created_at
+        RETURNING status;`
+    const restore = 'SET LOCAL lock_timeout TO DEFAULT; SET LOCAL statement_timeout TO DEFAULT;'
+    const read = `SELECT fingerprint, status, response FROM idempotency_key WHERE ${key};`
+    // On Citus the INSERT waits on the node that holds the record, which
+    // hears of a SET LOCAL when Citus propagates it (the connections of a
+    // distributed database ask it to: src/db/index.ts), and Citus then sends
+    // that node the whole string the SET came in: so there the SETs go in
+    // strings of their own, and the claim takes three round trips (four when
+    // a record is found).
+    const strings = opts.distributed
+      ? [`BEGIN; ${lift}`, insert, restore, read]
+      : [`BEGIN; ${lift} ${insert} ${restore} ${read}`]
     const queryTimeout = pool.options.query_timeout
-    const claim = {
-      text: `
-        BEGIN;
-        SET LOCAL statement_timeout = 0;
-        SET LOCAL lock_timeout = ${wait};
-        INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
-          VALUES (${client.escapeLiteral(keyed.shardKey)}, ${hex(keyed.scope)}, ${client.escapeLiteral(keyed.callerDid)},
-                  ${client.escapeLiteral(keyed.nsid)}, ${hex(keyed.fingerprint)}, 0, 'null',
-                  now() + make_interval(secs => ${Math.floor(keyed.ttlSeconds)}))
-          ON CONFLICT (shard_key, scope_hash) DO UPDATE SET
-            caller_did = EXCLUDED.caller_did, nsid = EXCLUDED.nsid, fingerprint = EXCLUDED.fingerprint,
-            status = EXCLUDED.status, response = EXCLUDED.response,
-            created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
-          WHERE idempotency_key.expires_at <= EXCLUDED.created_at
-          RETURNING status;
-        SET LOCAL lock_timeout TO DEFAULT;
-        SET LOCAL statement_timeout TO DEFAULT;
-        SELECT fingerprint, status, response FROM idempotency_key WHERE ${key};
-      `,
+    const results: pg.QueryResult[] = []
+    const inserted = () => results.find((r) => r.command === 'INSERT')?.rowCount
+    for (const text of strings) {
+      // A record was inserted: there is none to read.
+      if (text === read && inserted() === 1) continue
       // Read by pg per query; @types/pg does not declare it.
-      ...(queryTimeout ? { query_timeout: queryTimeout + wait } : {}),
+      const sent = { text, ...(queryTimeout ? { query_timeout: queryTimeout + wait } : {}) }
+      results.push(...[(await client.query(sent)) as pg.QueryResult | pg.QueryResult[]].flat())
     }
-    const results = (await client.query(claim)) as unknown as pg.QueryResult[]
     // The INSERT returned nothing: a live record was there (committed, or waited for until it was).
-    if (results.find((r) => r.command === 'INSERT')?.rowCount === 0) {
+    if (inserted() === 0) {
       const stored = results[results.length - 1]?.rows[0] as StoredResponse
       await client.query('ROLLBACK')
       release()

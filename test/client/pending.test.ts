@@ -105,7 +105,7 @@ describe('pending operations', () => {
       const key = randomUUID()
       const groupId = randomGroupId()
       // Another request holds the key: its transaction is open until we abort it.
-      const held = await holdKey(slow.ctx.pool, {
+      const held = await holdKey(slow.ctx, {
         caller: alice.did,
         nsid: NSID.createConvo,
         key,

@@ -5,15 +5,18 @@ import { promisify } from 'node:util'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isRecordTaken } from '../../src/idempotency/store.js'
+import { convoIdOf } from '../../src/services/convos.js'
 import {
   bytesJson,
   commitUpdate,
   createConvo,
   createTestDatabase,
+  holdKey,
   keyPackage,
   message,
   NSID,
   publishKeyPackage,
+  randomGroupId,
   sendMessage,
   startTestApp,
   SUITE,
@@ -108,6 +111,46 @@ describe('delegated writes (DATABASE_DELEGATED_WRITES)', () => {
     expect(prepared.map((p) => p.name)).not.toEqual(
       expect.arrayContaining([expect.stringMatching(/^(store_|publish_|claim_key_package|create_convo|change_)/)]),
     )
+  })
+})
+
+describe('the idempotency claim of a distributed database', () => {
+  it('sends its SETs apart and still replays, and answers 409 while another request holds the key', async () => {
+    const alice = await TestUser.create()
+    const groupId = randomGroupId()
+    const create = (key: string) =>
+      t.call(alice, NSID.createConvo, { input: { groupId, cipherSuite: SUITE, idempotencyKey: key } })
+    const key = randomUUID()
+    const [first, replay] = [await create(key), await create(key)]
+    expect([first.status, replay.status, replay.headers.get('idempotent-replayed')]).toEqual([200, 200, 'true'])
+    expect(replay.body).toEqual(first.body)
+    // Asked of the connections, so that Citus sends the claim's SET LOCALs on to the nodes.
+    const { rows } = await t.database.pool.query<{ propagate: string }>(
+      `SELECT current_setting('citus.propagate_set_commands') AS propagate`,
+    )
+    expect(rows[0]?.propagate).toBe('local')
+
+    // A second server (this one has one connection), whose request waits for the key at most 200 ms.
+    const slow = await startTestApp({
+      testDb: { ...testDb, url: testDb.directUrl },
+      config: { DATABASE_DELEGATED_WRITES: 'true', IDEMPOTENCY_WAIT_MS: '200' },
+    })
+    try {
+      const held = randomUUID()
+      const holder = await holdKey(slow.ctx, {
+        caller: alice.did,
+        nsid: NSID.createConvo,
+        key: held,
+        shardKey: convoIdOf(groupId),
+      })
+      const busy = await slow.call(alice, NSID.createConvo, {
+        input: { groupId, cipherSuite: SUITE, idempotencyKey: held },
+      })
+      expect([busy.status, busy.body.error]).toEqual([409, 'IdempotencyRequestInProgress'])
+      await holder.abort()
+    } finally {
+      await slow.close()
+    }
   })
 })
 

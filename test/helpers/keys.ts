@@ -1,4 +1,4 @@
-import type pg from 'pg'
+import type { AppContext } from '../../src/context.js'
 import { idempotencyScope } from '../../src/idempotency/key.js'
 import { claimKey, type KeyedTransaction } from '../../src/idempotency/store.js'
 
@@ -8,11 +8,11 @@ import { claimKey, type KeyedTransaction } from '../../src/idempotency/store.js'
  * concurrent request with the key waits for it.
  */
 export async function holdKey(
-  pool: pg.Pool,
+  ctx: Pick<AppContext, 'pool' | 'config'>,
   args: { caller: string; nsid: string; key: string; shardKey: string; fingerprint?: Buffer },
 ): Promise<KeyedTransaction> {
   const claim = await claimKey(
-    pool,
+    ctx.pool,
     {
       shardKey: args.shardKey,
       scope: idempotencyScope(args.caller, args.nsid, args.key),
@@ -22,6 +22,7 @@ export async function holdKey(
       ttlSeconds: 60,
     },
     1_000,
+    { distributed: ctx.config.DATABASE_DELEGATED_WRITES },
   )
   if (claim.kind !== 'claimed') throw new Error(`expected to claim the key, got ${claim.kind}`)
   return claim.transaction

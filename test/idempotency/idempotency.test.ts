@@ -199,7 +199,7 @@ describe('idempotent writes', () => {
     const groupId = randomGroupId()
     const input = { groupId, cipherSuite: SUITE }
     // The "first request" holds the key and writes its conversation; then its backend dies before COMMIT.
-    const held = await holdKey(t.ctx.pool, {
+    const held = await holdKey(t.ctx, {
       caller: alice.did,
       nsid: NSID.createConvo,
       key,
@@ -225,7 +225,7 @@ describe('idempotent writes', () => {
     try {
       const key = randomUUID()
       const groupId = randomGroupId()
-      const held = await holdKey(slow.ctx.pool, {
+      const held = await holdKey(slow.ctx, {
         caller: alice.did,
         nsid: NSID.createConvo,
         key,
