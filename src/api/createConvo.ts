@@ -11,10 +11,6 @@ export default handler<typeof NSID.createConvo, ReservedWelcome | undefined>(
   NSID.createConvo,
   async (req) => {
     const { input, caller, db, ctx, prepared } = req
-    requireCipherSuite(input.cipherSuite)
-    if (!/^[0-9a-fA-F]+$/.test(input.groupId)) {
-      throw invalidRequest(undefined, 'groupId must be a hex-encoded MLS group id')
-    }
     const { config } = ctx
     const { convo, stored } = await createConvo(db, {
       creator: caller,
@@ -36,13 +32,19 @@ export default handler<typeof NSID.createConvo, ReservedWelcome | undefined>(
   {
     // The record lives with the conversation, whose id its group id gives.
     keyedWrites: { recordedIn: 'transaction', shardKey: (input) => convoIdOf(input.groupId) },
-    // The Welcome's key packages, on their owners' shards.
-    prepare: ({ input, caller, db, ctx }) =>
-      reserveWelcome(db, {
+    // The Welcome's key packages, on their owners' shards; first what the input itself must be
+    // (nothing is reserved for a conversation that cannot be created).
+    prepare: ({ input, caller, db, ctx }) => {
+      requireCipherSuite(input.cipherSuite)
+      if (!/^[0-9a-fA-F]+$/.test(input.groupId)) {
+        throw invalidRequest(undefined, 'groupId must be a hex-encoded MLS group id')
+      }
+      return reserveWelcome(db, {
         convoId: convoIdOf(input.groupId),
         caller,
         dids: (input.initialMembers ?? []).filter((did) => did !== caller),
         welcome: readWelcomeField(input.welcomeMessage, ctx.config.MAX_WELCOME_BYTES),
-      }),
+      })
+    },
   },
 )

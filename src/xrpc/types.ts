@@ -54,8 +54,10 @@ export interface HandlerOptions<P, I, R> {
    * per transaction), done on the pool before that transaction opens and
    * before an idempotency key is claimed; the handler gets its result as
    * `prepared`. It runs again for a replayed request, so what it writes must
-   * come out the same when repeated, and it refuses nothing: it reports what
-   * it found, and the handler decides (a replay is answered as before).
+   * come out the same when repeated, and it refuses nothing that depends on
+   * the database: it reports what it found, and the handler decides (a
+   * replay is answered as before). It may refuse input that can never be
+   * valid, as the handler would.
    */
   prepare?: (req: PrepareInput<P, I>) => Promise<R>
 }
