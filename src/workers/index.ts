@@ -24,7 +24,9 @@ export function startIdempotencyCleanup(ctx: AppContext, log: FastifyBaseLogger)
           const n = await deleteExpiredIdempotencyKeys(db, config.WORKER_BATCH_SIZE)
           deleted += n
           metrics.idempotencyCleanupDeleted.inc(n)
-          if (n < config.WORKER_BATCH_SIZE) break
+          // Not "fewer than a batch": an instance sweeping at once may have taken part of this one
+          // (on Citus, where each shard's part is deleted apart, both then delete part of it).
+          if (n === 0) break
           await sleep(config.WORKER_BATCH_PAUSE_MS)
         }
         return { deleted }
