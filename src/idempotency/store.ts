@@ -192,7 +192,7 @@ const hex = (buf: Buffer) => `'\\x${buf.toString('hex')}'::bytea`
 
 /**
  * Claims a key for a write that runs in a transaction of its own (createConvo,
- * addMembers): one round trip opens the transaction and inserts the record
+ * addMembers): one round trip (three on Citus) opens the transaction and inserts the record
  * with status 0 (a speculative insert), or finds the record another request
  * committed. A concurrent request holding the same key (its insert not yet
  * committed) is waited for at most `waitMs` (`lock_timeout`), then the answer
