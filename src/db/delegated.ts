@@ -14,7 +14,7 @@ import { violatedUniqueKey } from './errors.js'
  * shards: one task, one node, no PREPARE TRANSACTION. The membership changes
  * (createConvo, addMembers) are transactions of several statements on one
  * conversation's shard, their write a statement of the same kind: its
- * function is distributed with force_delegation, so that Citus sends the call
+ * function is distributed with force_delegation (Delegation.inTransaction), so that Citus sends the call
  * within the transaction to the node the transaction's other statements went
  * to, and the transaction commits there in one phase.
  *
@@ -31,11 +31,19 @@ export interface Delegation {
   shardKey: string
   /** The statement's result columns and their types (`name type, ...`): a function returning records needs them. */
   columns: string
+  /**
+   * Sent inside a transaction whose other statements are on the same shard
+   * (createConvo, addMembers): distributed with force_delegation, which
+   * Citus needs to delegate a call there. Only those: the others need no
+   * more than they had, and keep the functions (and names) they were made with.
+   */
+  inTransaction?: true
 }
 
 interface Delegated {
   shardKeyParam: number
   columns: string
+  inTransaction: boolean
   /** The call, once the function exists (per process). */
   call?: Promise<{ name: string; text: string }>
 }
@@ -47,7 +55,11 @@ export function registerDelegation(text: string, parameters: readonly unknown[],
   if (byText.has(text)) return
   const index = parameters.indexOf(delegation.shardKey)
   if (index < 0) throw new Error('a delegated statement must take its shard key as a parameter')
-  byText.set(text, { shardKeyParam: index + 1, columns: delegation.columns })
+  byText.set(text, {
+    shardKeyParam: index + 1,
+    columns: delegation.columns,
+    inTransaction: delegation.inTransaction ?? false,
+  })
 }
 
 /** What a connection that delegates sends for `text`: the call of its function, once made (scripts/citus-explain.ts). */
@@ -56,8 +68,6 @@ export async function sentText(text: string): Promise<string> {
   return call ? (await call).text : text
 }
 
-/** Part of each function's name: a change to how functions are made makes new ones. */
-const FUNCTION_VERSION = '2'
 const UNDEFINED_FUNCTION = '42883'
 const DUPLICATE_FUNCTION = '42723'
 
@@ -74,9 +84,8 @@ async function functionFor(query: Query, text: string, delegated: Delegated): Pr
     `PREPARE ${probe} AS ${text}; SELECT parameter_types::text[] AS types FROM pg_prepared_statements WHERE name = '${probe}'; DEALLOCATE ${probe}`,
   )) as unknown as pg.QueryResult<{ types: string[] }>[]
   const types = described?.rows[0]?.types ?? []
-  // The version tells functions made before force_delegation (which an existing cluster keeps) from these.
   const hash = createHash('sha256')
-    .update(FUNCTION_VERSION)
+    .update(delegated.inTransaction ? 'force_delegation:' : '')
     .update(text)
     .update(delegated.columns)
     .digest('hex')
@@ -94,8 +103,9 @@ async function functionFor(query: Query, text: string, delegated: Delegated): Pr
       `CREATE FUNCTION ${signature} RETURNS SETOF record LANGUAGE plpgsql AS $catbird$ BEGIN RETURN QUERY ${text}; END $catbird$`,
       ...(citus
         ? [
-            // Delegated inside a transaction too (createConvo, addMembers), whose other statements are on the same shard.
-            `SELECT create_distributed_function('${signature}', '$${delegated.shardKeyParam}', colocate_with := 'convo', force_delegation := true)`,
+            `SELECT create_distributed_function('${signature}', '$${delegated.shardKeyParam}', colocate_with := 'convo'${
+              delegated.inTransaction ? ', force_delegation := true' : ''
+            })`,
           ]
         : []),
     ].join(';\n')

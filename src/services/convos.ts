@@ -224,6 +224,7 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
       {
         shardKey: id,
         columns: `${CONVO_COLUMN_TYPES}, member_dids text[]`,
+        inTransaction: true,
       },
     )
     const row = rows[0]

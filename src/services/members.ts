@@ -129,7 +129,11 @@ export async function applyChange(trx: Db, change: Change): Promise<StoredCommit
     ...(admission ? ['admit'] : []),
   ]
   const columns = `${commit ? SENT_COLUMN_TYPES : 'id uuid'}, admitted text[]`
-  const { rows } = await executePrepared(trx, `change_${shape.join('_')}`, statement, { shardKey: convoId, columns })
+  const { rows } = await executePrepared(trx, `change_${shape.join('_')}`, statement, {
+    shardKey: convoId,
+    columns,
+    inTransaction: true,
+  })
   const row = rows[0]
   if (!row) throw new Error(`conversation ${convoId} changed under its row lock`)
   if (admission) checkAdmitted(admission, row.admitted ?? [])
