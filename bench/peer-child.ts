@@ -14,9 +14,7 @@ const dist = await loadDist()
 const config = dist.loadConfig()
 if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required')
 const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: config.DATABASE_POOL_SIZE })
-const compiler = dist.createDatabase({ url: config.DATABASE_URL, poolSize: 1 })
-const statement = sendStatement(dist, compiler)
-await compiler.close()
+const statement = sendStatement(dist)
 
 interface Body {
   convoId: string

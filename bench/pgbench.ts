@@ -64,7 +64,8 @@ export async function pgbenchSends(opts: {
     ],
   )
   const text = opts.statement.text.replace(/\$(\d+)/g, (_match, n: string) => {
-    const arg = opts.statement.order[Number(n) - 1] as string
+    const slot = opts.statement.slots[Number(n) - 1]
+    const arg = typeof slot === 'string' ? slot : ''
     // The server makes a new message id for each send; pgbench has the database make it.
     if (arg === 'messageId') return 'gen_random_uuid()'
     return COLUMN[arg] ? `:${COLUMN[arg]}` : 'NULL'

@@ -206,7 +206,7 @@ async function main() {
           binary: pgbenchBinary,
           url: small.url,
           pool: small.pool,
-          statement: sendStatement(dist, { db: small.db }),
+          statement: sendStatement(dist),
           picks: smallLoad.everySend(),
           dir: work,
           connections: CONNECTIONS,

@@ -1,6 +1,6 @@
 /**
- * sendMessage on plain PostgreSQL before and after migration 006 (issue 19:
- * every key holds its shard key). pgbench runs the statement the server
+ * sendMessage on plain PostgreSQL before and after migration 006 (every
+ * key holds its shard key). pgbench runs the statement the server
  * sends (prepared) against two databases of one cluster, one migrated to
  * 005 and one to 006, seeded alike, in interleaved rounds; the statement is
  * the same on both, so the difference is the schema's.
@@ -61,7 +61,7 @@ try {
       binary: pgbench,
       url: url.href,
       pool: database.pool,
-      statement: sendStatement(dist, database),
+      statement: sendStatement(dist),
       picks,
       dir,
       connections: 16,

@@ -13,17 +13,17 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { Kysely, PostgresDialect, sql, type CompiledQuery } from 'kysely'
-import { sentText } from '../src/db/delegated.js'
 import { createDatabase } from '../src/db/index.js'
-import type { DatabaseSchema } from '../src/db/schema.js'
-import type { Db } from '../src/db/index.js'
-import { claimKey, deleteExpiredIdempotencyKeys, RecordFound, type RecordedWrite } from '../src/idempotency/store.js'
+import type { DatabaseSchema, Db } from '../src/db/schema.js'
+import { claimKey, deleteExpiredIdempotencyKeys } from '../src/idempotency/claim.js'
+import { RecordFound, type RecordedWrite } from '../src/idempotency/statement.js'
+import { reserveWelcome } from '../src/services/admission.js'
 import { sendCommit } from '../src/services/commits.js'
 import { convoIdOf, createConvo } from '../src/services/convos.js'
 import { claimKeyPackages, publishKeyPackage, type PublishKeyPackageArgs } from '../src/services/keyPackages.js'
 import { addMembers } from '../src/services/members.js'
 import { sendMessage } from '../src/services/messages.js'
-import { confirmWelcome, fetchWelcome, reserveWelcome, sweepWelcomes } from '../src/services/welcomes.js'
+import { confirmWelcome, fetchWelcome, sweepWelcomes } from '../src/services/welcomes.js'
 
 const url = process.env.DATABASE_URL
 if (!url) throw new Error('DATABASE_URL: the Citus coordinator')
@@ -47,7 +47,7 @@ async function step(name: string, run: () => Promise<unknown>): Promise<void> {
   )
   for (const query of captured) {
     if (/^(begin|commit|rollback)/i.test(query.sql.trim())) continue
-    const sent = await sentText(query.sql)
+    const sent = (await database.delegated?.sentText(query.sql)) ?? query.sql
     const { rows } = await database.pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sent}`, [...query.parameters])
     const plan = rows.map((r) => r['QUERY PLAN'])
     const tasks =
@@ -82,8 +82,14 @@ const packageOf = (owner: string, data: Buffer): PublishKeyPackageArgs => ({
   maxPerUser: 100,
   lastResort: false,
 })
-const published = (row: ReturnType<typeof sql.raw>) => sql`json_build_object('available', ${row}.available)`
-const sentResponse = (row: ReturnType<typeof sql.raw>) => sql`json_build_object('messageId', ${row}.id)`
+const published: RecordedWrite['response'] = {
+  name: 'published',
+  json: (row) => sql`json_build_object('available', ${row}.available)`,
+}
+const sentResponse: RecordedWrite['response'] = {
+  name: 'sent',
+  json: (row) => sql`json_build_object('messageId', ${row}.id)`,
+}
 
 /** A conversation of `creator` alone, at epoch 0, for the sends. */
 async function soloConvo(creator: string): Promise<{ id: string; groupId: string }> {

@@ -57,10 +57,9 @@ async function main(): Promise<void> {
     url = started.url
   }
 
-  let onPoolError = (_err: Error) => {}
   const database = createDatabase({
     ...databaseOptions(config, url),
-    onPoolError: (err) => onPoolError(err),
+    onPoolError: (err) => log.warn({ err }, 'database connection lost'),
   })
   // Once, whether a failed start or a signal gets there first.
   let released: Promise<void> | undefined
@@ -70,7 +69,6 @@ async function main(): Promise<void> {
       await embedded?.stop()
     })())
   const { app, ctx } = await buildServer({ config, database, logger: log })
-  onPoolError = (err) => app.log.warn({ err }, 'database connection lost')
 
   const workers: RunningWorker[] = []
   let shuttingDown = false

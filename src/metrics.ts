@@ -1,6 +1,4 @@
-import { sql } from 'kysely'
 import type pg from 'pg'
-import type { Db } from './db/index.js'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 export type IdempotencyOutcome = 'hit' | 'miss' | 'mismatch' | 'in_progress'
@@ -93,25 +91,18 @@ export class Metrics {
   }
 
   /**
-   * How many callers have how many key packages left, in buckets: a crowd in
-   * the low buckets means clients are not replenishing. Read when scraped.
+   * How many callers have how many key packages left, in buckets (`read`
+   * counts them when scraped): a crowd in the low buckets means clients are
+   * not replenishing.
    */
-  observeKeyPackages(db: Db): void {
+  observeKeyPackages(read: () => Promise<Record<string, number>>): void {
     new Gauge({
       name: 'key_packages_available_callers',
       help: 'Callers by the number of unused key packages they have left (last-resort ones not counted).',
       labelNames: ['available'] as const,
       registers: [this.registry],
       async collect() {
-        const { rows } = await sql<{ bucket: string; callers: number }>`
-          SELECT CASE WHEN n = 0 THEN '0' WHEN n < 5 THEN '1-4' WHEN n < 20 THEN '5-19' ELSE '20+' END AS bucket,
-                 count(*)::int AS callers
-          FROM (SELECT count(*) FILTER (WHERE consumed_at IS NULL AND NOT last_resort AND expires_at > now()) AS n
-                FROM key_package GROUP BY owner_did) AS per_owner
-          GROUP BY bucket`.execute(db)
-        for (const bucket of ['0', '1-4', '5-19', '20+']) {
-          this.set({ available: bucket }, rows.find((r) => r.bucket === bucket)?.callers ?? 0)
-        }
+        for (const [bucket, callers] of Object.entries(await read())) this.set({ available: bucket }, callers)
       },
     })
   }

@@ -11,7 +11,7 @@ import {
 } from '../mls/index.js'
 import type { Commit } from '../services/commits.js'
 import type { GroupInfo } from '../services/groupInfo.js'
-import type { Welcome } from '../services/welcomes.js'
+import type { Welcome } from '../services/admission.js'
 
 export function requireCipherSuite(suite: string): void {
   if (!isCipherSuite(suite)) {

@@ -1,11 +1,11 @@
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import type { Config } from '../config.js'
-import { delegateByText } from './delegated.js'
-import { prepareByName } from './prepared.js'
-import type { DatabaseSchema } from './schema.js'
+import { wrapQuery } from './connection.js'
+import { DelegatedWrites } from './delegated.js'
+import type { DatabaseSchema, Db } from './schema.js'
 
-export type Db = Kysely<DatabaseSchema>
+export type { Db } from './schema.js'
 
 const INT8_OID = 20
 
@@ -35,7 +35,7 @@ export interface DatabaseOptions {
   poolSize?: number
   /** None by default: a migration may rightly run for minutes. */
   timeouts?: DatabaseTimeouts
-  /** Send the statements named in the code as named prepared statements (src/db/prepared.ts); on by default. */
+  /** Send the statements made once (src/db/statement.ts) as named prepared statements; on by default. */
   preparedStatements?: boolean
   /** Run the delegated writes as functions sent whole to their shard's node (Citus; src/db/delegated.ts); off by default. */
   delegatedWrites?: boolean
@@ -46,6 +46,8 @@ export interface DatabaseOptions {
 export interface Database {
   db: Db
   pool: pg.Pool
+  /** The delegated writes' functions, when delegated writes are on. */
+  delegated: DelegatedWrites | undefined
   close(): Promise<void>
 }
 
@@ -62,32 +64,6 @@ export function databaseOptions(config: Config, url: string): DatabaseOptions {
       idleInTransactionMs: config.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
     },
   }
-}
-
-/** What pg raises when `query_timeout` passes without an answer. */
-export const isQueryTimeout = (err: unknown): boolean => err instanceof Error && err.message === 'Query read timeout'
-
-/**
- * pg's query_timeout only stops waiting: the query stays in flight on the
- * connection, and the next query on it (a ROLLBACK, or the next request's)
- * would queue behind it for as long as the server stays silent. So a client
- * whose query timed out is ended at once (pg destroys the socket of a client
- * ending mid-query): whoever holds it fails fast, and the pool discards it
- * on release instead of handing it out again. The server side then rolls
- * back, or commits if the COMMIT had already reached it; idempotent writes
- * are safe either way (see src/idempotency/store.ts).
- */
-function endOnQueryTimeout(client: pg.PoolClient): void {
-  const query = client.query.bind(client) as (...args: unknown[]) => unknown
-  client.query = ((...args: unknown[]) => {
-    const result = query(...args)
-    if (result instanceof Promise) {
-      result.catch((err: unknown) => {
-        if (isQueryTimeout(err)) void client.end()
-      })
-    }
-    return result
-  }) as typeof client.query
 }
 
 /**
@@ -137,18 +113,18 @@ export function createDatabase(opts: DatabaseOptions): Database {
   // process. The pool listens on idle clients; checked-out clients sitting
   // between two queries of a transaction need one of their own.
   const onError = (err: Error) => opts.onPoolError?.(err)
+  const prepared = opts.preparedStatements ?? true
+  const delegated = opts.delegatedWrites ? new DelegatedWrites(prepared) : undefined
   pool.on('error', onError)
   pool.on('connect', (client) => {
     client.on('error', onError)
-    if (queryMs > 0) endOnQueryTimeout(client)
-    const prepared = opts.preparedStatements ?? true
-    if (prepared) prepareByName(client)
-    if (opts.delegatedWrites) delegateByText(client, prepared)
+    wrapQuery(client, { prepared, delegated, endOnTimeout: queryMs > 0 })
   })
   const db = new Kysely<DatabaseSchema>({ dialect: new PostgresDialect({ pool }) })
   return {
     db,
     pool,
+    delegated,
     // Kysely's destroy() ends the pool it was given.
     close: () => db.destroy(),
   }

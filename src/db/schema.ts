@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Selectable } from 'kysely'
+import type { ColumnType, Generated, Kysely, Selectable } from 'kysely'
 
 /** A column PostgreSQL fills in on insert (a default), readable as T. */
 type Defaulted<T> = ColumnType<T, T | undefined, T>
@@ -162,3 +162,6 @@ export interface DatabaseSchema {
 
 export type Convo = Selectable<ConvoTable>
 export type Message = Selectable<MessageTable>
+
+/** The database, or a transaction on it: what services take. */
+export type Db = Kysely<DatabaseSchema>

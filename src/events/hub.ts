@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import { AsyncResource } from 'node:async_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type pg from 'pg'
-import type { Db } from '../db/index.js'
+import type { Db } from '../db/schema.js'
 import {
   highestEventId,
   memberships,
@@ -11,7 +11,7 @@ import {
   readEvents,
   type EventRef,
   type MessageEvent,
-} from '../services/events.js'
+} from '../services/eventLog.js'
 import { Listener } from './listener.js'
 import {
   advance,
@@ -67,9 +67,9 @@ export interface EventHubOptions {
  * Ordering: event ids are drawn at insert but transactions commit in any
  * order, so id 9 may become visible after id 10. The hub keeps a watermark
  * per range of ids (see watermark.ts), at or below which every id has been
- * delivered or given up on, and only advances it over contiguous ids; a missing id waits for its commit,
- * and is skipped once it is older than `gapTimeoutMs` (its transaction
- * rolled back). Streams resume from any position the watermark passed
+ * delivered or given up on, and only advances it over contiguous ids; a
+ * missing id waits for its commit, and is skipped once it is older than
+ * `gapTimeoutMs` (its transaction rolled back). Streams resume from any position the watermark passed
  * without gaps or duplicates, and see each conversation's events in order.
  *
  * With no stream open, nobody needs the events at once: new ones are read

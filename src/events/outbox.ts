@@ -1,5 +1,5 @@
-import type { Db } from '../db/index.js'
-import { lowestEventId, replayEvents, type MessageEvent } from '../services/events.js'
+import type { Db } from '../db/schema.js'
+import { lowestEventId, replayEvents, type MessageEvent } from '../services/eventLog.js'
 import type { EventHub } from './hub.js'
 import {
   advance,

@@ -1,4 +1,4 @@
-import type { EventRef, Segment } from '../services/events.js'
+import type { EventRef, Segment } from '../services/eventLog.js'
 
 /**
  * Positions in the event stream. Event ids (`message.event_id`, an identity

@@ -1,12 +1,11 @@
 import { sql } from 'kysely'
-import type { Db } from '../db/index.js'
-import type { Convo } from '../db/schema.js'
-import type { RecordedWrite } from '../idempotency/store.js'
+import type { Convo, Db } from '../db/schema.js'
+import type { RecordedWrite } from '../idempotency/statement.js'
 import type { CommitMessage } from '../lexicon/types/blue.catbird.mls.getCommits.js'
-import { requireMember } from './convos.js'
 import { epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
-import { sentMessage, storeMessage, type SentMessage, type StoredMessageArgs } from './messages.js'
+import { requireMember } from './membership.js'
+import { storeMessage, toSentMessage, type SentMessage, type StoredMessageArgs } from './messages.js'
 import { iso } from './timestamps.js'
 
 /** A commit as the API read it: its bytes and what its MLS header says. */
@@ -73,37 +72,21 @@ export async function checkCommit(
           .executeTakeFirst()
       : undefined
   if (!stored) throw epochMismatch(convo.epoch, commit.epoch)
-  return { ...sentMessage(stored), newEpoch: commit.epoch + 1 }
-}
-
-/**
- * Stores a commit in one statement (see storeMessage): the conversation
- * moves to the next epoch only from the commit's own epoch, so one commit
- * wins each epoch (the conversation's row lock orders the contenders, and
- * the commit table's (convo, epoch) key backs it up); the commit gets the
- * next sequence number as a message (members receive it in order with the
- * others: the messages after it are of the next epoch) and its entry in
- * getCommits. Committing proves the sender has joined, so its pending
- * Welcome is settled. The conversation's GroupInfo becomes the one sent
- * with the commit (which checkCommit or createConvo checked), or none.
- * Undefined when the sender is not a current member or the commit is not
- * for the conversation's group and epoch.
- */
-async function storeCommit(
-  db: Db,
-  args: { convoId: string; sender: string; commit: Commit },
-  record?: RecordedWrite,
-): Promise<StoredCommit | undefined> {
-  const { commit } = args
-  const sent = await storeMessage(db, commitMessage(args.convoId, args.sender, commit), record)
-  return sent && { ...sent, newEpoch: commit.epoch + 1 }
+  return { ...toSentMessage(stored), newEpoch: commit.epoch + 1 }
 }
 
 /**
  * Stores a commit sent as a message (or as an external commit), in one
- * statement: one commit wins each epoch, and the same commit sent again by
- * its sender is answered with what was stored the first time (looked up
- * only when the statement stored nothing, as are the reasons for a refusal).
+ * statement (storeMessage): the conversation moves to the next epoch only
+ * from the commit's own epoch, so one commit wins each epoch (the
+ * conversation's row lock orders the contenders, and the commit table's
+ * (convo, epoch) key backs it up); the commit gets the next sequence number
+ * as a message (members receive it in order with the others) and its entry
+ * in getCommits; committing proves the sender has joined, so its pending
+ * Welcome is settled; the conversation's GroupInfo becomes the one sent with
+ * the commit, or none. The same commit sent again by its sender is answered
+ * with what was stored the first time (looked up only when the statement
+ * stored nothing, as are the reasons for a refusal).
  */
 export async function sendCommit(
   db: Db,
@@ -118,8 +101,8 @@ export async function sendCommit(
     const retried = await checkCommit(db, convo, args.sender, args.commit)
     if (retried && !record) return retried
   }
-  const stored = await storeCommit(db, args, record)
-  if (stored) return stored
+  const sent = await storeMessage(db, commitMessage(args.convoId, args.sender, args.commit), record)
+  if (sent) return { ...sent, newEpoch: args.commit.epoch + 1 }
   const { convo } = await requireMember(db, args.convoId, args.sender)
   const retried = await checkCommit(db, convo, args.sender, args.commit)
   // Built on the epoch the conversation is at now: it moved while this was looked up.

@@ -1,47 +1,16 @@
 import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
-import type { Db } from '../db/index.js'
-import type { Convo } from '../db/schema.js'
+import { executeOnShard, onShard } from '../db/delegated.js'
+import type { Convo, Db } from '../db/schema.js'
+import { byShape, resultColumns } from '../db/statement.js'
+import { transact } from '../db/transaction.js'
 import type { ConvoView, MemberView } from '../lexicon/types/blue.catbird.mls.defs.js'
-import { executePrepared } from '../db/prepared.js'
-import { transact } from '../db/transact.js'
+import { checkAdmission, type ReservedWelcome } from './admission.js'
 import type { Commit, StoredCommit } from './commits.js'
-import { conflict, convoNotFound, invalidRequest, notMember, requireGroup } from './errors.js'
+import { conflict, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
 import { applyChange } from './members.js'
 import { iso } from './timestamps.js'
-import { checkAdmission, type ReservedWelcome } from './welcomes.js'
-
-export interface Membership {
-  convo: Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch' | 'last_seq'>
-  /** Messages up to this sequence number were sent before the caller joined. */
-  joinedSeq: number
-}
-
-/**
- * The caller's standing in a conversation: 404 when it does not exist, 403
- * when the caller is not a current member (a former member included).
- * getEpoch, getMessages and getCommits start here: a prepared statement.
- */
-export async function requireMember(db: Db, convoId: string, did: string): Promise<Membership> {
-  const query = db
-    .selectFrom('convo')
-    .leftJoin('member', (join) => join.onRef('member.convo_id', '=', 'convo.id').on('member.did', '=', did))
-    .select([
-      'convo.id',
-      'convo.group_id',
-      'convo.cipher_suite',
-      'convo.epoch',
-      'convo.last_seq',
-      'member.joined_seq',
-      'member.left_at',
-    ])
-    .where('convo.id', '=', convoId)
-  const [row] = (await executePrepared(db, 'require_member', query)).rows
-  if (!row) throw convoNotFound()
-  if (row.joined_seq === null || row.left_at !== null) throw notMember()
-  return { convo: row, joinedSeq: row.joined_seq }
-}
 
 async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
   if (convos.length === 0) return []
@@ -64,10 +33,10 @@ async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
     list.push({ did: m.did, joinedAt: iso(m.joined_at) })
     byConvo.set(m.convo_id, list)
   }
-  return convos.map((c) => convoView(c, byConvo.get(c.id) ?? []))
+  return convos.map((c) => toConvoView(c, byConvo.get(c.id) ?? []))
 }
 
-function convoView(c: Convo, members: MemberView[]): ConvoView {
+function toConvoView(c: Convo, members: MemberView[]): ConvoView {
   const metadata = {
     ...(c.name !== null ? { name: c.name } : {}),
     ...(c.description !== null ? { description: c.description } : {}),
@@ -88,9 +57,9 @@ function convoView(c: Convo, members: MemberView[]): ConvoView {
 /**
  * A conversation's id, derived from its MLS group id (hex, any case): the
  * first 128 bits of sha256 of the lowercase hex, as hex. So a group is
- * created once by a primary-key conflict, on its conversation's shard
- * (issue 19). Conversations created before migration 006 keep the ids they
- * had (13 characters of base32).
+ * created once by a primary-key conflict, on its conversation's shard.
+ * Conversations created before migration 006 keep the ids they had (13
+ * characters of base32).
  */
 export const convoIdOf = (groupId: string): string =>
   createHash('sha256').update(groupId.toLowerCase()).digest('hex').slice(0, 32)
@@ -141,22 +110,87 @@ function creationEpoch(args: CreateConvoArgs): number {
   return args.currentEpoch
 }
 
-/** A conversation row's columns, with their types (for createConvo's delegated function). */
-const CONVO_COLUMN_LIST = [
-  ['id', 'text'],
-  ['group_id', 'text'],
-  ['creator_did', 'text'],
-  ['cipher_suite', 'text'],
-  ['epoch', 'bigint'],
-  ['last_seq', 'bigint'],
-  ['name', 'text'],
-  ['description', 'text'],
-  ['created_at', 'timestamptz'],
-  ['last_activity_at', 'timestamptz'],
-  ['last_message_at', 'timestamptz'],
-] as const satisfies ReadonlyArray<readonly [keyof Convo, string]>
-const CONVO_COLUMNS = CONVO_COLUMN_LIST.map(([column]) => column)
-const CONVO_COLUMN_TYPES = CONVO_COLUMN_LIST.map(([column, type]) => `${column} ${type}`).join(', ')
+/** A conversation row's columns, with their types. */
+const CONVO_COLUMN_TYPES = {
+  id: 'text',
+  group_id: 'text',
+  creator_did: 'text',
+  cipher_suite: 'text',
+  epoch: 'bigint',
+  last_seq: 'bigint',
+  name: 'text',
+  description: 'text',
+  created_at: 'timestamptz',
+  last_activity_at: 'timestamptz',
+  last_message_at: 'timestamptz',
+} satisfies Record<keyof Convo, string>
+
+/** A new conversation's row and its members, as createConvo's statement returns them. */
+const CREATED_COLUMNS = resultColumns({
+  ...Object.fromEntries(
+    Object.entries(CONVO_COLUMN_TYPES).map(([column, type]): [string, [string, string]] => [
+      column,
+      [type, `created.${column}`],
+    ]),
+  ),
+  member_dids: ['text[]', 'ARRAY(SELECT did FROM joined ORDER BY did)'],
+})
+
+interface CreatedValues {
+  id: string
+  groupId: string
+  /** Lowercase: how conversations created before migration 006 are found. */
+  lowerGroupId: string
+  creator: string
+  cipherSuite: string
+  /** The epoch it is created at: the commit's, which moves it on by one when it is stored. */
+  createdEpoch: number
+  name: string | null
+  description: string | null
+  memberDids: string[]
+  addedBy: Array<string | null>
+  joinedSeqs: number[]
+  groupInfoEpoch: number | null
+  groupInfoData: Uint8Array | null
+}
+
+/**
+ * The statement that creates a conversation and its members, and its
+ * GroupInfo when no commit comes to bring it (`describedWithoutCommit`).
+ * The same group again (or one whose conversation predates derived ids)
+ * stores nothing.
+ */
+const createStatement = byShape(
+  (describedWithoutCommit: boolean) =>
+    onShard(
+      `create_convo${describedWithoutCommit ? '_with_group_info' : ''}`,
+      { shardKey: 'id', columns: CREATED_COLUMNS.types, inTransaction: true },
+      (v: CreatedValues) => sql<Convo & { member_dids: string[] }>`
+      WITH created AS (
+        INSERT INTO convo (id, group_id, creator_did, cipher_suite, epoch, name, description)
+        SELECT ${v.id}, ${v.groupId}, ${v.creator}, ${v.cipherSuite}, ${v.createdEpoch}, ${v.name}, ${v.description}
+        WHERE NOT EXISTS (SELECT 1 FROM convo_group_before_006 WHERE group_id = ${v.lowerGroupId})
+        ON CONFLICT (id) DO NOTHING
+        RETURNING *
+      ), joined AS (
+        INSERT INTO member (convo_id, did, added_by, joined_seq)
+        -- The invited read from after the commit that added them: the conversation's first message.
+        SELECT created.id, m.did, m.added_by, m.joined_seq
+        FROM created, unnest(${v.memberDids}::text[], ${v.addedBy}::text[], ${v.joinedSeqs}::bigint[]) AS m(did, added_by, joined_seq)
+        RETURNING did
+      )${
+        describedWithoutCommit
+          ? sql`, described AS (
+        INSERT INTO group_info (convo_id, epoch, data, stored_by)
+        SELECT created.id, ${v.groupInfoEpoch}, ${v.groupInfoData}, ${v.creator} FROM created
+      )`
+          : sql``
+      }
+      SELECT ${sql.raw(CREATED_COLUMNS.list)}
+      FROM created`,
+    ),
+  (describedWithoutCommit) => String(describedWithoutCommit),
+)
 
 /**
  * Creates a conversation with its members, and with the commit that added
@@ -186,47 +220,22 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
   })
   const dids = [args.creator, ...invited]
   const describedWithoutCommit = groupInfo !== undefined && !args.commit
-  const statement = sql<Convo & { member_dids: string[] }>`
-      WITH created AS (
-        INSERT INTO convo (id, group_id, creator_did, cipher_suite, epoch, name, description)
-        -- A commit moves it on by one when it is stored. The same group again
-        -- (or one whose conversation predates derived ids) stores nothing.
-        SELECT ${id}, ${args.groupId}, ${args.creator}, ${args.cipherSuite}, ${args.commit ? args.commit.epoch : epoch},
-               ${args.name ?? null}, ${args.description ?? null}
-        WHERE NOT EXISTS (SELECT 1 FROM convo_group_before_006 WHERE group_id = ${args.groupId.toLowerCase()})
-        ON CONFLICT (id) DO NOTHING
-        RETURNING *
-      ), joined AS (
-        INSERT INTO member (convo_id, did, added_by, joined_seq)
-        -- The invited read from after the commit that added them: the conversation's first message.
-        SELECT created.id, m.did, m.added_by, m.joined_seq
-        FROM created, unnest(${dids}::text[], ${dids.map((did) => (did === args.creator ? null : args.creator))}::text[],
-                             ${dids.map((did) => (did !== args.creator && args.commit ? 1 : 0))}::bigint[]) AS m(did, added_by, joined_seq)
-        RETURNING did
-      )${
-        describedWithoutCommit
-          ? sql`, described AS (
-        -- Its GroupInfo, when no commit comes to bring it (the commit's statement stores it otherwise).
-        INSERT INTO group_info (convo_id, epoch, data, stored_by)
-        SELECT created.id, ${epoch}, ${groupInfo.data}, ${args.creator} FROM created
-      )`
-          : sql``
-      }
-      SELECT ${sql.join(CONVO_COLUMNS.map((column) => sql.ref(`created.${column}`)))},
-             ARRAY(SELECT did FROM joined ORDER BY did) AS member_dids
-      FROM created`
   return transact(db, async (trx) => {
-    // On Citus, a function on the conversation's node, as the rest of the transaction (src/db/delegated.ts).
-    const { rows } = await executePrepared(
-      trx,
-      `create_convo${describedWithoutCommit ? '_with_group_info' : ''}`,
-      statement,
-      {
-        shardKey: id,
-        columns: `${CONVO_COLUMN_TYPES}, member_dids text[]`,
-        inTransaction: true,
-      },
-    )
+    const { rows } = await executeOnShard(trx, createStatement(describedWithoutCommit), {
+      id,
+      groupId: args.groupId,
+      lowerGroupId: args.groupId.toLowerCase(),
+      creator: args.creator,
+      cipherSuite: args.cipherSuite,
+      createdEpoch: args.commit ? args.commit.epoch : epoch,
+      name: args.name ?? null,
+      description: args.description ?? null,
+      memberDids: dids,
+      addedBy: dids.map((did) => (did === args.creator ? null : args.creator)),
+      joinedSeqs: dids.map((did) => (did !== args.creator && args.commit ? 1 : 0)),
+      groupInfoEpoch: groupInfo ? epoch : null,
+      groupInfoData: groupInfo?.data ?? null,
+    })
     const row = rows[0]
     // Also the loser of two creates racing on one group id: its insert waits, then yields.
     if (!row) {
@@ -244,7 +253,7 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
         : undefined
     // Everyone joined with the conversation (the same transaction time).
     const members = memberDids.map((did) => ({ did, joinedAt: iso(convo.created_at) }))
-    return { convo: convoView({ ...convo, epoch }, members), ...(stored ? { stored } : {}) }
+    return { convo: toConvoView({ ...convo, epoch }, members), ...(stored ? { stored } : {}) }
   })
 }
 

@@ -1,6 +1,6 @@
 import { sql, type RawBuilder } from 'kysely'
-import type { Db } from '../db/index.js'
-import { requireMember } from './convos.js'
+import type { Db } from '../db/schema.js'
+import { requireMember } from './membership.js'
 import { conflict, epochMismatch, invalidRequest, notFound, requireGroup } from './errors.js'
 
 /**
@@ -53,19 +53,20 @@ export function requireGroupInfoOf(
 /**
  * The CTE body that keeps a conversation's GroupInfo in step with a commit
  * stored in the same statement (`inserted`: the commit's message, when it
- * was stored): the commit's GroupInfo (checked by requireGroupInfoOf)
- * replaces the stored one; without one the stored one goes, since no
- * external commit can be built on an epoch the conversation has left.
+ * was stored): the commit's GroupInfo (`withGroupInfo`: its epoch and bytes
+ * are values; requireGroupInfoOf checked it) replaces the stored one;
+ * without one the stored one goes, since no external commit can be built on
+ * an epoch the conversation has left.
  */
-export function storeGroupInfoWithCommit(
-  convoId: string,
-  sender: string,
-  info: GroupInfo | undefined,
+export function groupInfoWithCommitCte(
+  withGroupInfo: boolean,
+  v: { convoId: string; sender: string; groupInfoEpoch: number | null; groupInfoData: Uint8Array | null },
 ): RawBuilder<unknown> {
-  if (!info) return sql`DELETE FROM group_info WHERE convo_id = ${convoId} AND EXISTS (SELECT 1 FROM inserted)`
+  if (!withGroupInfo)
+    return sql`DELETE FROM group_info WHERE convo_id = ${v.convoId} AND EXISTS (SELECT 1 FROM inserted)`
   return sql`
     INSERT INTO group_info (convo_id, epoch, data, stored_by)
-    SELECT ${convoId}, ${info.epoch}, ${info.data}, ${sender} FROM inserted
+    SELECT ${v.convoId}, ${v.groupInfoEpoch}, ${v.groupInfoData}, ${v.sender} FROM inserted
     ON CONFLICT (convo_id) DO UPDATE
       SET epoch = EXCLUDED.epoch, data = EXCLUDED.data, stored_by = EXCLUDED.stored_by, created_at = EXCLUDED.created_at`
 }

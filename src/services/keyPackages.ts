@@ -1,10 +1,25 @@
 import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
-import type { Db } from '../db/index.js'
+import { executeOnShard, onShard } from '../db/delegated.js'
 import { violatedUniqueKey } from '../db/errors.js'
-import { executePrepared } from '../db/prepared.js'
-import { executeRecorded, unrecorded, writeStatement, type RecordedWrite } from '../idempotency/store.js'
+import type { Db } from '../db/schema.js'
+import { byShape } from '../db/statement.js'
+import {
+  executeRecorded,
+  FOUND_COLUMNS,
+  unrecorded,
+  writeStatement,
+  type KeyValues,
+  type RecordedWrite,
+  type ResponseSql,
+} from '../idempotency/statement.js'
 import { conflict, invalidRequest } from './errors.js'
+
+/**
+ * A regular key package its owner still offers: not handed out, not expired.
+ * (The partial index key_package_available_idx holds the first two terms.)
+ */
+const AVAILABLE = sql`consumed_at IS NULL AND NOT last_resort AND expires_at > now()`
 
 export interface PublishKeyPackageArgs {
   owner: string
@@ -18,6 +33,16 @@ export interface PublishKeyPackageArgs {
   lastResort: boolean
 }
 
+interface PublishValues {
+  owner: string
+  cipherSuite: string
+  data: Uint8Array
+  dataSha256: Buffer
+  ref: Uint8Array
+  expiresAt: Date
+  maxPerUser: number
+}
+
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest()
 const duplicate = () => conflict('DuplicateKeyPackage', 'This key package was already published')
 
@@ -29,16 +54,16 @@ const isDuplicatePackage = (err: unknown): boolean => violatedUniqueKey(err)?.st
  * or the same package framed another way, are stored once); the
  * last-resort one of its suite counts its hand-outs afresh.
  */
-const regularInsert = (args: PublishKeyPackageArgs, record: RecordedWrite | undefined) => sql`
+const regularInsert = (v: PublishValues, keyed: boolean) => sql`
   inserted AS (
     INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at)
-    SELECT ${args.owner}, ${args.cipherSuite}, ${args.data}, ${sha256(args.data)}, ${args.ref}, ${args.expiresAt}
-    FROM counted WHERE available < ${args.maxPerUser}${unrecorded(record)}
+    SELECT ${v.owner}, ${v.cipherSuite}, ${v.data}, ${v.dataSha256}, ${v.ref}, ${v.expiresAt}
+    FROM counted WHERE available < ${v.maxPerUser}${unrecorded(keyed)}
     ON CONFLICT DO NOTHING
     RETURNING id
   ), restarted AS (
     UPDATE key_package SET handed_out = 0
-    WHERE owner_did = ${args.owner} AND cipher_suite = ${args.cipherSuite} AND last_resort AND handed_out > 0
+    WHERE owner_did = ${v.owner} AND cipher_suite = ${v.cipherSuite} AND last_resort AND handed_out > 0
       AND EXISTS (SELECT 1 FROM inserted)
   )`
 
@@ -48,53 +73,72 @@ const regularInsert = (args: PublishKeyPackageArgs, record: RecordedWrite | unde
  * published at once, the later wins). Who was handed the replaced one is
  * forgotten: no Welcome may name it now.
  */
-const lastResortInsert = (args: PublishKeyPackageArgs, record: RecordedWrite | undefined) => sql`
+const lastResortInsert = (v: PublishValues, keyed: boolean) => sql`
   duplicate AS (
-    SELECT 1 FROM key_package WHERE owner_did = ${args.owner} AND (data_sha256 = ${sha256(args.data)} OR ref = ${args.ref})
+    SELECT 1 FROM key_package WHERE owner_did = ${v.owner} AND (data_sha256 = ${v.dataSha256} OR ref = ${v.ref})
   ), replaced AS (
-    SELECT ref FROM key_package WHERE owner_did = ${args.owner} AND cipher_suite = ${args.cipherSuite} AND last_resort
+    SELECT ref FROM key_package WHERE owner_did = ${v.owner} AND cipher_suite = ${v.cipherSuite} AND last_resort
   ), forgotten AS (
     DELETE FROM last_resort_handout
-    WHERE owner_did = ${args.owner} AND ref IN (SELECT ref FROM replaced) AND NOT EXISTS (SELECT 1 FROM duplicate)${unrecorded(record)}
+    WHERE owner_did = ${v.owner} AND ref IN (SELECT ref FROM replaced) AND NOT EXISTS (SELECT 1 FROM duplicate)${unrecorded(keyed)}
   ), inserted AS (
     INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort)
-    SELECT ${args.owner}, ${args.cipherSuite}, ${args.data}, ${sha256(args.data)}, ${args.ref}, ${args.expiresAt}, true
-    WHERE NOT EXISTS (SELECT 1 FROM duplicate)${unrecorded(record)}
+    SELECT ${v.owner}, ${v.cipherSuite}, ${v.data}, ${v.dataSha256}, ${v.ref}, ${v.expiresAt}, true
+    WHERE NOT EXISTS (SELECT 1 FROM duplicate)${unrecorded(keyed)}
     ON CONFLICT (owner_did, cipher_suite) WHERE last_resort DO UPDATE
       SET data = EXCLUDED.data, data_sha256 = EXCLUDED.data_sha256, ref = EXCLUDED.ref,
           created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, handed_out = 0
     RETURNING id
   )`
 
+/** The statement that publishes a key package (and a keyed publish's record, answered by `response`). */
+const publishStatement = byShape(
+  (shape: { lastResort: boolean; response?: ResponseSql | undefined }) => {
+    const keyed = shape.response !== undefined
+    const added = shape.lastResort ? 0 : 1
+    const name = `publish_${shape.lastResort ? 'last_resort' : 'key_package'}${keyed ? '_keyed' : ''}`
+    const columns = `available int, inserted boolean${keyed ? `, ${FOUND_COLUMNS}` : ''}`
+    return onShard(name, { shardKey: 'owner', columns }, (v: PublishValues & KeyValues) =>
+      writeStatement(shape.response && { values: v, response: shape.response }, {
+        ctes: sql`
+          counted AS (
+            SELECT count(*)::int AS available FROM key_package WHERE owner_did = ${v.owner} AND ${AVAILABLE}
+          ), ${shape.lastResort ? lastResortInsert(v, keyed) : regularInsert(v, keyed)}, published AS (
+            SELECT available + ${sql.lit(added)} AS available FROM counted, inserted
+          )`,
+        written: 'published',
+        select: sql<{
+          available: number
+          inserted: boolean
+        }>`SELECT available, EXISTS (SELECT 1 FROM inserted) AS inserted FROM counted`,
+      }),
+    )
+  },
+  (shape) => `${shape.lastResort}/${shape.response?.name ?? ''}`,
+)
+
 /**
  * Stores a key package and returns how many regular ones the owner now has
  * available (a last-resort one is neither counted nor limited), in one
  * statement: the count, the insert, and a keyed write's check and record
- * (see src/idempotency/store.ts).
+ * (src/idempotency/statement.ts).
  */
 export async function publishKeyPackage(db: Db, args: PublishKeyPackageArgs, record?: RecordedWrite): Promise<number> {
-  const added = args.lastResort ? 0 : 1
-  const statement = writeStatement(record, {
-    ctes: sql`
-      counted AS (
-        SELECT count(*)::int AS available FROM key_package
-        WHERE owner_did = ${args.owner} AND consumed_at IS NULL AND NOT last_resort AND expires_at > now()
-      ), ${args.lastResort ? lastResortInsert(args, record) : regularInsert(args, record)}, published AS (
-        SELECT available + ${sql.lit(added)} AS available FROM counted, inserted
-      )`,
-    written: 'published',
-    select: sql<{
-      available: number
-      inserted: boolean
-    }>`SELECT available, EXISTS (SELECT 1 FROM inserted) AS inserted FROM counted`,
-  })
-  const name = `publish_${args.lastResort ? 'last_resort' : 'key_package'}${record ? '_keyed' : ''}`
-  const delegation = { shardKey: args.owner, columns: 'available int, inserted boolean' }
-  const rows = await executeRecorded(db, name, statement, record, delegation).catch((err: unknown) => {
+  const write = publishStatement({ lastResort: args.lastResort, response: record?.response })
+  const values: PublishValues = {
+    owner: args.owner,
+    cipherSuite: args.cipherSuite,
+    data: args.data,
+    dataSha256: sha256(args.data),
+    ref: args.ref,
+    expiresAt: args.expiresAt,
+    maxPerUser: args.maxPerUser,
+  }
+  const rows = await executeRecorded(db, write, values, record).catch((err: unknown) => {
     throw isDuplicatePackage(err) ? duplicate() : err
   })
   const { available, inserted } = rows[0] as { available: number; inserted: boolean }
-  if (inserted) return available + added
+  if (inserted) return available + (args.lastResort ? 0 : 1)
   if (!args.lastResort && available >= args.maxPerUser) {
     throw invalidRequest('TooManyKeyPackages', `You already have ${args.maxPerUser} unused key packages on this server`)
   }
@@ -110,57 +154,61 @@ export interface ClaimedKeyPackage {
 }
 
 /**
- * Hands out one key package per DID, one statement per DID (each on its
- * owner's shard; they run side by side): the oldest available regular one,
+ * One owner's key package handed out: the oldest available regular one,
  * marked consumed (SKIP LOCKED makes concurrent callers take different
  * packages instead of waiting for, or sharing, the same one); with none
- * left, the DID's last-resort package, if it has one (the newest, when no
+ * left, the owner's last-resort package, if it has one (the newest, when no
  * suite is asked for), which is not consumed: its hand-outs are counted for
  * its owner, and recorded for the caller, whose Welcome may then name it.
  */
+const claimStatement = onShard(
+  'claim_key_package',
+  { shardKey: 'did', columns: 'cipher_suite text, data bytea, last_resort boolean' },
+  (v: { did: string; suite: string | null; claimedBy: string }) => sql<{
+    cipher_suite: string
+    data: Uint8Array
+    last_resort: boolean
+  }>`
+    WITH regular AS (
+      SELECT id FROM key_package
+      WHERE owner_did = ${v.did} AND ${AVAILABLE}
+        AND (${v.suite}::text IS NULL OR cipher_suite = ${v.suite}::text)
+      ORDER BY created_at, id
+      LIMIT 1
+      FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+      UPDATE key_package SET consumed_at = now(), consumed_by = ${v.claimedBy}
+      FROM regular WHERE key_package.owner_did = ${v.did} AND key_package.id = regular.id
+      RETURNING key_package.cipher_suite, key_package.data
+    ), fallback AS (
+      SELECT id, cipher_suite, data, ref FROM key_package
+      WHERE owner_did = ${v.did} AND last_resort AND expires_at > now()
+        AND (${v.suite}::text IS NULL OR cipher_suite = ${v.suite}::text)
+        AND NOT EXISTS (SELECT 1 FROM claimed)
+      ORDER BY created_at DESC
+      LIMIT 1
+    ), counted AS (
+      UPDATE key_package SET handed_out = handed_out + 1
+      FROM fallback WHERE key_package.owner_did = ${v.did} AND key_package.id = fallback.id
+    ), recorded AS (
+      INSERT INTO last_resort_handout (owner_did, ref, claimed_by)
+      SELECT ${v.did}, ref, ${v.claimedBy} FROM fallback
+      ON CONFLICT (owner_did, ref, claimed_by) DO UPDATE SET claimed_at = EXCLUDED.claimed_at
+    )
+    SELECT cipher_suite, data, false AS last_resort FROM claimed
+    UNION ALL SELECT cipher_suite, data, true FROM fallback`,
+)
+
+/** Hands out one key package per DID (claimStatement), one statement per DID, each on its owner's shard, side by side. */
 export async function claimKeyPackages(
   db: Db,
-  args: { dids: string[]; cipherSuite?: string; claimedBy: string },
+  args: { dids: string[]; cipherSuite?: string | undefined; claimedBy: string },
 ): Promise<{ keyPackages: ClaimedKeyPackage[]; missing: string[] }> {
   const dids = [...new Set(args.dids)]
   const suite = args.cipherSuite ?? null
   const claims = await Promise.all(
     dids.map(async (did) => {
-      const { rows } = await executePrepared(
-        db,
-        'claim_key_package',
-        sql<{ cipher_suite: string; data: Uint8Array; last_resort: boolean }>`
-      WITH regular AS (
-        SELECT id FROM key_package
-        WHERE owner_did = ${did} AND consumed_at IS NULL AND NOT last_resort AND expires_at > now()
-          AND (${suite}::text IS NULL OR cipher_suite = ${suite}::text)
-        ORDER BY created_at, id
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED
-      ), claimed AS (
-        UPDATE key_package SET consumed_at = now(), consumed_by = ${args.claimedBy}
-        FROM regular WHERE key_package.owner_did = ${did} AND key_package.id = regular.id
-        RETURNING key_package.cipher_suite, key_package.data
-      ), fallback AS (
-        SELECT id, cipher_suite, data, ref FROM key_package
-        WHERE owner_did = ${did} AND last_resort AND expires_at > now()
-          AND (${suite}::text IS NULL OR cipher_suite = ${suite}::text)
-          AND NOT EXISTS (SELECT 1 FROM claimed)
-        ORDER BY created_at DESC
-        LIMIT 1
-      ), counted AS (
-        UPDATE key_package SET handed_out = handed_out + 1
-        FROM fallback WHERE key_package.owner_did = ${did} AND key_package.id = fallback.id
-      ), recorded AS (
-        INSERT INTO last_resort_handout (owner_did, ref, claimed_by)
-        SELECT ${did}, ref, ${args.claimedBy} FROM fallback
-        ON CONFLICT (owner_did, ref, claimed_by) DO UPDATE SET claimed_at = EXCLUDED.claimed_at
-      )
-      SELECT cipher_suite, data, false AS last_resort FROM claimed
-      UNION ALL SELECT cipher_suite, data, true FROM fallback
-    `,
-        { shardKey: did, columns: 'cipher_suite text, data bytea, last_resort boolean' },
-      )
+      const { rows } = await executeOnShard(db, claimStatement, { did, suite, claimedBy: args.claimedBy })
       return rows.map((r) => ({ did, keyPackage: r.data, cipherSuite: r.cipher_suite, lastResort: r.last_resort }))
     }),
   )
@@ -182,13 +230,14 @@ export interface KeyPackageStats {
   lastResortHandouts: number
 }
 
-export async function keyPackageStats(db: Db, args: { owner: string; cipherSuite?: string }): Promise<KeyPackageStats> {
+export async function keyPackageStats(
+  db: Db,
+  args: { owner: string; cipherSuite?: string | undefined },
+): Promise<KeyPackageStats> {
   const row = await db
     .selectFrom('key_package')
     .select([
-      sql<number>`count(*) FILTER (WHERE consumed_at IS NULL AND NOT last_resort AND expires_at > now())`.as(
-        'available',
-      ),
+      sql<number>`count(*) FILTER (WHERE ${AVAILABLE})`.as('available'),
       sql<number>`count(*) FILTER (WHERE consumed_at IS NOT NULL)`.as('consumed'),
       sql<number>`count(*) FILTER (WHERE last_resort AND expires_at > now())`.as('last_resort'),
       sql<number | null>`sum(handed_out) FILTER (WHERE last_resort AND expires_at > now())`.as('handouts'),
@@ -202,4 +251,21 @@ export async function keyPackageStats(db: Db, args: { owner: string; cipherSuite
     lastResort: Number(row.last_resort) > 0,
     lastResortHandouts: Number(row.handouts ?? 0),
   }
+}
+
+/** The buckets of `keyPackageBuckets`: how many key packages a caller has left. */
+export const KEY_PACKAGE_BUCKETS = ['0', '1-4', '5-19', '20+'] as const
+
+/**
+ * How many owners have how many regular key packages left, by bucket: a
+ * crowd in the low buckets means clients are not replenishing.
+ */
+export async function keyPackageBuckets(db: Db): Promise<Record<(typeof KEY_PACKAGE_BUCKETS)[number], number>> {
+  const { rows } = await sql<{ bucket: string; owners: number }>`
+    SELECT CASE WHEN n = 0 THEN '0' WHEN n < 5 THEN '1-4' WHEN n < 20 THEN '5-19' ELSE '20+' END AS bucket,
+           count(*)::int AS owners
+    FROM (SELECT count(*) FILTER (WHERE ${AVAILABLE}) AS n FROM key_package GROUP BY owner_did) AS per_owner
+    GROUP BY bucket`.execute(db)
+  const owners = (bucket: string) => rows.find((row) => row.bucket === bucket)?.owners ?? 0
+  return { '0': owners('0'), '1-4': owners('1-4'), '5-19': owners('5-19'), '20+': owners('20+') }
 }

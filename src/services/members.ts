@@ -1,19 +1,30 @@
 import { sql } from 'kysely'
-import type { Db } from '../db/index.js'
-import type { Convo } from '../db/schema.js'
-import { executePrepared } from '../db/prepared.js'
-import { transact } from '../db/transact.js'
+import { executeOnShard, onShard } from '../db/delegated.js'
+import type { Convo, Db } from '../db/schema.js'
+import { byShape } from '../db/statement.js'
+import { assertTransaction, transact } from '../db/transaction.js'
 import { checkCommit, commitMessage, type Commit, type StoredCommit } from './commits.js'
 import { convoNotFound, invalidRequest, notMember } from './errors.js'
-import { messageCtes, SENT_COLUMN_TYPES, sentColumns, sentMessage, type SentRow } from './messages.js'
+import {
+  messageCtes,
+  messageShape,
+  messageValues,
+  SENT_COLUMNS,
+  toSentMessage,
+  type MessageShape,
+  type MessageValues,
+  type SentRow,
+} from './messages.js'
 import {
   admissionCtes,
+  admissionValues,
   admittedColumn,
   checkAdmission,
   checkAdmitted,
+  type AdmissionValues,
   type CheckedAdmission,
   type ReservedWelcome,
-} from './welcomes.js'
+} from './admission.js'
 
 /** What a membership change did: the epoch after it, and the commit it stored (to announce). */
 export interface ChangeResult {
@@ -39,6 +50,7 @@ export interface LockedConvo extends Pick<Convo, 'id' | 'group_id' | 'cipher_sui
  * in the meantime: then they are read again, under the lock now held.
  */
 async function lockForChange(trx: Db, convoId: string, dids: string[]): Promise<LockedConvo> {
+  assertTransaction(trx)
   for (;;) {
     const { rows } = await sql<
       Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch'> & {
@@ -69,7 +81,7 @@ async function lockForChange(trx: Db, convoId: string, dids: string[]): Promise<
 export interface Change {
   convoId: string
   caller: string
-  /** The commit of the change, stored as storeCommit does (the caller is its sender). */
+  /** The commit of the change, stored as storeMessage stores one (the caller is its sender). */
   commit?: Commit
   /** DIDs who become members with the commit, reading from the messages after it. */
   join?: string[]
@@ -78,66 +90,101 @@ export interface Change {
   admission?: CheckedAdmission
 }
 
+/** The shape of a change's statement: one statement per shape. */
+interface ChangeShape {
+  commit: MessageShape | undefined
+  join: boolean
+  leave: boolean
+  admit: boolean
+}
+
+type ChangeValues = MessageValues &
+  AdmissionValues & {
+    caller: string
+    joining: string[] | null
+    leaving: string | null
+  }
+
+const changeStatement = byShape(
+  (shape: ChangeShape) => {
+    const name = [
+      'change',
+      shape.commit ? `commit${shape.commit.groupInfo ? '_with_group_info' : ''}` : 'touch',
+      ...(shape.join ? ['join'] : []),
+      ...(shape.leave ? ['leave'] : []),
+      ...(shape.admit ? ['admit'] : []),
+    ].join('_')
+    const columns = `${shape.commit ? SENT_COLUMNS.types : 'id uuid'}, admitted text[]`
+    return onShard(name, { shardKey: 'convoId', columns, inTransaction: true }, (v: ChangeValues) => {
+      const parts = [
+        shape.commit
+          ? messageCtes(shape.commit, v)
+          : // A change without a commit still counts as activity.
+            sql`touched AS (UPDATE convo SET last_activity_at = now() WHERE id = ${v.convoId})`,
+      ]
+      if (shape.join) {
+        parts.push(sql`
+      joined AS (
+        INSERT INTO member (convo_id, did, added_by, joined_seq)
+        SELECT ${v.convoId}, did, ${v.caller}, inserted.seq FROM unnest(${v.joining}::text[]) AS did, inserted
+        -- Someone who left and is added again starts over from now.
+        ON CONFLICT (convo_id, did) DO UPDATE SET
+          joined_at = EXCLUDED.joined_at, joined_seq = EXCLUDED.joined_seq, left_at = NULL, added_by = EXCLUDED.added_by
+      )`)
+      }
+      if (shape.leave) {
+        parts.push(sql`
+      departed AS (
+        UPDATE member SET left_at = now() WHERE convo_id = ${v.convoId} AND did = ${v.leaving} AND left_at IS NULL
+      ), unwelcomed AS (
+        -- A Welcome the removed member never used is of no use to anyone now.
+        DELETE FROM welcome_delivery WHERE convo_id = ${v.convoId} AND recipient_did = ${v.leaving} AND state <> 'consumed'
+      )`)
+      }
+      if (shape.admit) parts.push(admissionCtes(v))
+      return sql<Partial<SentRow> & { admitted: string[] | null }>`
+    WITH ${sql.join(parts)}
+    SELECT ${shape.commit ? sql.raw(SENT_COLUMNS.list) : sql`NULL::uuid AS id`}, ${shape.admit ? admittedColumn : sql`NULL::text[] AS admitted`}
+    ${shape.commit ? sql`FROM inserted` : sql``}`
+    })
+  },
+  (shape) =>
+    `${shape.commit ? `${shape.commit.commit}/${shape.commit.groupInfo}` : '-'}/${shape.join}/${shape.leave}/${shape.admit}`,
+)
+
 /**
  * Stores a membership change in one statement, inside the transaction that
  * locked the conversation (lockForChange) and checked the change: the
  * commit, the members who join or leave, the Welcome admitting the joiners.
  * Every table it names is the conversation's (its key packages were reserved
- * before: reserveWelcome), so on Citus it runs as a function on the
- * conversation's node, with the rest of the transaction (src/db/delegated.ts).
- * The admission is checked after (checkAdmitted); a refusal throws, and the
- * transaction rolls back.
+ * before: reserveWelcome), so on Citus it runs on the conversation's node,
+ * with the rest of the transaction. The admission is checked after
+ * (checkAdmitted); a refusal throws, and the transaction rolls back.
  */
 export async function applyChange(trx: Db, change: Change): Promise<StoredCommit | undefined> {
   const { convoId, caller, commit, join, leave, admission } = change
-  const parts = [
-    commit
-      ? messageCtes(commitMessage(convoId, caller, commit))
-      : // A change without a commit still counts as activity.
-        sql`touched AS (UPDATE convo SET last_activity_at = now() WHERE id = ${convoId})`,
-  ]
-  if (join) {
-    if (!commit) throw new Error('members join by a commit')
-    parts.push(sql`
-      joined AS (
-        INSERT INTO member (convo_id, did, added_by, joined_seq)
-        SELECT ${convoId}, did, ${caller}, inserted.seq FROM unnest(${join}::text[]) AS did, inserted
-        -- Someone who left and is added again starts over from now.
-        ON CONFLICT (convo_id, did) DO UPDATE SET
-          joined_at = EXCLUDED.joined_at, joined_seq = EXCLUDED.joined_seq, left_at = NULL, added_by = EXCLUDED.added_by
-      )`)
-  }
-  if (leave) {
-    parts.push(sql`
-      departed AS (
-        UPDATE member SET left_at = now() WHERE convo_id = ${convoId} AND did = ${leave} AND left_at IS NULL
-      ), unwelcomed AS (
-        -- A Welcome the removed member never used is of no use to anyone now.
-        DELETE FROM welcome_delivery WHERE convo_id = ${convoId} AND recipient_did = ${leave} AND state <> 'consumed'
-      )`)
-  }
-  if (admission) parts.push(admissionCtes(admission))
-  const statement = sql<Partial<SentRow> & { admitted: string[] | null }>`
-    WITH ${sql.join(parts)}
-    SELECT ${commit ? sentColumns : sql`NULL::uuid AS id`}, ${admission ? admittedColumn : sql`NULL::text[] AS admitted`}
-    ${commit ? sql`FROM inserted` : sql``}`
-  // One prepared statement (and one function, on Citus) per shape of change.
-  const shape = [
-    commit ? `commit${commit.groupInfo ? '_with_group_info' : ''}` : 'touch',
-    ...(join ? ['join'] : []),
-    ...(leave ? ['leave'] : []),
-    ...(admission ? ['admit'] : []),
-  ]
-  const columns = `${commit ? SENT_COLUMN_TYPES : 'id uuid'}, admitted text[]`
-  const { rows } = await executePrepared(trx, `change_${shape.join('_')}`, statement, {
-    shardKey: convoId,
-    columns,
-    inTransaction: true,
+  if (join && !commit) throw new Error('members join by a commit')
+  const stored = commit && commitMessage(convoId, caller, commit)
+  const write = changeStatement({
+    commit: stored && messageShape(stored),
+    join: join !== undefined,
+    leave: leave !== undefined,
+    admit: admission !== undefined,
   })
+  // A shape's statement binds only the values it has parameters for.
+  const values = {
+    ...(stored && messageValues(stored)),
+    ...(admission && admissionValues(admission)),
+    convoId,
+    caller,
+    joining: join ?? null,
+    leaving: leave ?? null,
+  } as ChangeValues
+  const { rows } = await executeOnShard(trx, write, values)
   const row = rows[0]
   if (!row) throw new Error(`conversation ${convoId} changed under its row lock`)
   if (admission) checkAdmitted(admission, row.admitted ?? [])
-  return commit && { ...sentMessage(row as SentRow), newEpoch: commit.epoch + 1 }
+  return commit && { ...toSentMessage(row as SentRow), newEpoch: commit.epoch + 1 }
 }
 
 export interface AddMembersArgs {

@@ -1,13 +1,21 @@
 import { randomUUID } from 'node:crypto'
 import { sql, type RawBuilder } from 'kysely'
-import type { Db } from '../db/index.js'
-import { executePrepared } from '../db/prepared.js'
-import type { Message } from '../db/schema.js'
-import { executeRecorded, unrecorded, writeStatement, type RecordedWrite } from '../idempotency/store.js'
+import { onShard } from '../db/delegated.js'
+import type { Db, Message } from '../db/schema.js'
+import { byShape, execute, resultColumns, statement } from '../db/statement.js'
+import {
+  executeRecorded,
+  FOUND_COLUMNS,
+  unrecorded,
+  writeStatement,
+  type KeyValues,
+  type RecordedWrite,
+  type ResponseSql,
+} from '../idempotency/statement.js'
 import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { epochMismatch, invalidRequest, requireGroup } from './errors.js'
-import { storeGroupInfoWithCommit, type GroupInfo } from './groupInfo.js'
-import { requireMember } from './convos.js'
+import { groupInfoWithCommitCte, type GroupInfo } from './groupInfo.js'
+import { requireMember } from './membership.js'
 import { iso } from './timestamps.js'
 import { settleWelcomeByActivity } from './welcomes.js'
 
@@ -31,7 +39,7 @@ export interface SentRow {
   settled: number
 }
 
-export const sentMessage = (row: SentRow): SentMessage => ({
+export const toSentMessage = (row: SentRow): SentMessage => ({
   id: row.id,
   seq: row.seq,
   eventId: row.event_id,
@@ -46,13 +54,55 @@ export interface SendMessageArgs {
   groupId: string
   epoch: number
   ciphertext: Uint8Array
-  embedType?: string
-  embedUri?: string
+  embedType?: string | undefined
+  embedUri?: string | undefined
 }
 
 /** What storeMessage stores: a message, or a commit with the GroupInfo of the epoch it leads to, if one came. */
 export type StoredMessageArgs = SendMessageArgs &
   ({ kind: 'message' } | { kind: 'commit'; groupInfo?: GroupInfo | undefined })
+
+/** The shape of a stored message's statement: one statement per shape. */
+export interface MessageShape {
+  commit: boolean
+  /** A commit that brings a GroupInfo stores it; one that does not deletes the stored one. */
+  groupInfo: boolean
+}
+
+/** A stored message's values, as its statement's parameters. */
+export interface MessageValues {
+  convoId: string
+  sender: string
+  groupId: string
+  epoch: number
+  messageId: string
+  ciphertext: Uint8Array
+  embedType: string | null
+  embedUri: string | null
+  groupInfoEpoch: number | null
+  groupInfoData: Uint8Array | null
+}
+
+export const messageShape = (args: StoredMessageArgs): MessageShape => ({
+  commit: args.kind === 'commit',
+  groupInfo: args.kind === 'commit' && args.groupInfo !== undefined,
+})
+
+export function messageValues(args: StoredMessageArgs): MessageValues {
+  const groupInfo = args.kind === 'commit' ? args.groupInfo : undefined
+  return {
+    convoId: args.convoId,
+    sender: args.sender,
+    groupId: args.groupId,
+    epoch: args.epoch,
+    messageId: randomUUID(),
+    ciphertext: args.ciphertext,
+    embedType: args.embedType ?? null,
+    embedUri: args.embedUri ?? null,
+    groupInfoEpoch: groupInfo?.epoch ?? null,
+    groupInfoData: groupInfo?.data ?? null,
+  }
+}
 
 /**
  * The CTEs that store a message: the checks, the next per-conversation
@@ -62,84 +112,88 @@ export type StoredMessageArgs = SendMessageArgs &
  * sender's Welcome (`settled`). Nothing is stored when the sender is not a
  * current member, the group or epoch is not the conversation's, or a keyed
  * write's record is already there (see writeStatement). A commit also moves
- * the conversation to the next epoch, is listed for getCommits, and replaces
- * the conversation's GroupInfo (see storeGroupInfoWithCommit). Used inside
+ * the conversation to the next epoch, is listed for getCommits, and keeps the
+ * conversation's GroupInfo in step (groupInfoWithCommitCte). Used inside
  * larger statements.
  */
-export function messageCtes(args: StoredMessageArgs, record?: RecordedWrite): RawBuilder<unknown> {
-  const commit = args.kind === 'commit'
+export function messageCtes(shape: MessageShape, v: MessageValues, keyed = false): RawBuilder<unknown> {
   return sql`
     sender AS (
       SELECT 1 FROM member
-      WHERE convo_id = ${args.convoId} AND did = ${args.sender} AND left_at IS NULL
+      WHERE convo_id = ${v.convoId} AND did = ${v.sender} AND left_at IS NULL
     ), bumped AS (
       UPDATE convo
       SET last_seq = last_seq + 1, last_activity_at = now(),
-          ${commit ? sql`epoch = epoch + 1` : sql`last_message_at = now()`}
-      WHERE id = ${args.convoId} AND epoch = ${args.epoch} AND lower(group_id) = ${args.groupId}
-        AND EXISTS (SELECT 1 FROM sender)${unrecorded(record)}
+          ${shape.commit ? sql`epoch = epoch + 1` : sql`last_message_at = now()`}
+      WHERE id = ${v.convoId} AND epoch = ${v.epoch} AND lower(group_id) = ${v.groupId}
+        AND EXISTS (SELECT 1 FROM sender)${unrecorded(keyed)}
       RETURNING last_seq
     ), inserted AS (
       INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext, embed_type, embed_uri)
-      SELECT ${randomUUID()}::uuid, ${args.convoId}, last_seq, ${args.sender}, ${args.epoch},
-             ${args.ciphertext}, ${args.embedType ?? null}, ${args.embedUri ?? null}
+      SELECT ${v.messageId}::uuid, ${v.convoId}, last_seq, ${v.sender}, ${v.epoch},
+             ${v.ciphertext}, ${v.embedType}, ${v.embedUri}
       FROM bumped
-      RETURNING id, seq, event_id, created_at${commit ? sql`, ciphertext` : sql``}
+      RETURNING id, seq, event_id, created_at${shape.commit ? sql`, ciphertext` : sql``}
     ), ${
-      args.kind === 'commit'
+      shape.commit
         ? sql`listed AS (
       INSERT INTO commit (convo_id, epoch, sender_did, data, seq)
-      SELECT ${args.convoId}, ${args.epoch}, ${args.sender}, ciphertext, seq FROM inserted
+      SELECT ${v.convoId}, ${v.epoch}, ${v.sender}, ciphertext, seq FROM inserted
     ), group_info_kept AS (
-      ${storeGroupInfoWithCommit(args.convoId, args.sender, args.groupInfo)}
+      ${groupInfoWithCommitCte(shape.groupInfo, v)}
     ), `
         : sql``
     }settled AS (
-      ${settleWelcomeByActivity(args.convoId, args.sender)}
+      ${settleWelcomeByActivity(v.convoId, v.sender)}
         AND EXISTS (SELECT 1 FROM inserted)
       RETURNING 1
     )`
 }
 
 /** The stored message's row, after messageCtes. */
-export const sentColumns = sql`id, seq, event_id, created_at, (SELECT count(*) FROM settled)::int AS settled`
-/** sentColumns' types, for its delegated function (src/db/delegated.ts). */
-export const SENT_COLUMN_TYPES = 'id uuid, seq bigint, event_id bigint, created_at timestamptz, settled int'
+export const SENT_COLUMNS = resultColumns({
+  id: 'uuid',
+  seq: 'bigint',
+  event_id: 'bigint',
+  created_at: 'timestamptz',
+  settled: ['int', '(SELECT count(*) FROM settled)::int'],
+})
 
 /**
- * The statement storeMessage sends, and its prepared statement's name (the bench's bare peer sends the same).
+ * The statement that stores a message of `shape` (and a keyed send's record,
+ * answered by `response`), made at the shape's first use; the bench's bare
+ * peer sends the same.
  * @public
  */
-export function storeMessageStatement(
-  args: StoredMessageArgs,
-  record?: RecordedWrite,
-): { name: string; statement: RawBuilder<SentRow> } {
-  const withGroupInfo = args.kind === 'commit' && args.groupInfo !== undefined
-  return {
-    // One name per text: a commit that brings a GroupInfo stores it, one that does not deletes the stored one.
-    name: `store_${args.kind}${withGroupInfo ? '_with_group_info' : ''}${record ? '_keyed' : ''}`,
-    statement: writeStatement(record, {
-      ctes: messageCtes(args, record),
-      written: 'inserted',
-      select: sql<SentRow>`SELECT ${sentColumns} FROM inserted`,
-    }),
-  }
-}
+export const storeMessageStatement = byShape(
+  (shape: MessageShape & { response?: ResponseSql | undefined }) => {
+    const keyed = shape.response !== undefined
+    const name = `store_${shape.commit ? 'commit' : 'message'}${shape.groupInfo ? '_with_group_info' : ''}${keyed ? '_keyed' : ''}`
+    const columns = keyed ? `${SENT_COLUMNS.types}, ${FOUND_COLUMNS}` : SENT_COLUMNS.types
+    return onShard(name, { shardKey: 'convoId', columns }, (v: MessageValues & KeyValues) =>
+      writeStatement(shape.response && { values: v, response: shape.response }, {
+        ctes: messageCtes(shape, v, keyed),
+        written: 'inserted',
+        select: sql<SentRow>`SELECT ${sql.raw(SENT_COLUMNS.list)} FROM inserted`,
+      }),
+    )
+  },
+  (shape) => `${shape.commit}/${shape.groupInfo}/${shape.response?.name ?? ''}`,
+)
 
 /**
  * Stores a message in one statement (see messageCtes), or nothing
  * (undefined). A keyed write is checked and recorded by the same statement
- * (see src/idempotency/store.ts). Sent as a prepared statement.
+ * (src/idempotency/statement.ts).
  */
 export async function storeMessage(
   db: Db,
   args: StoredMessageArgs,
   record?: RecordedWrite,
 ): Promise<SentMessage | undefined> {
-  const { name, statement } = storeMessageStatement(args, record)
-  const delegation = { shardKey: args.convoId, columns: SENT_COLUMN_TYPES }
-  const row = (await executeRecorded(db, name, statement, record, delegation))[0]
-  return row && sentMessage(row)
+  const write = storeMessageStatement({ ...messageShape(args), response: record?.response })
+  const row = (await executeRecorded(db, write, messageValues(args), record))[0]
+  return row && toSentMessage(row)
 }
 
 /** Stores an application message or a proposal (one statement; see storeMessage). */
@@ -168,13 +222,23 @@ export function toMessageView(m: Message): MessageView {
   }
 }
 
+const messagePage = statement('message_page', (v: { convoId: string; afterSeq: number; limit: number }, db) =>
+  db
+    .selectFrom('message')
+    .selectAll()
+    .where('convo_id', '=', v.convoId)
+    .where('seq', '>', v.afterSeq)
+    .orderBy('seq')
+    .limit(v.limit),
+)
+
 /**
  * Messages after `sinceMessage` (or from the start), in sequence order. A
  * member sees only what was sent while it was a member.
  */
 export async function listMessages(
   db: Db,
-  args: { convoId: string; did: string; sinceMessage?: string; limit: number },
+  args: { convoId: string; did: string; sinceMessage?: string | undefined; limit: number },
 ): Promise<{ messages: MessageView[]; cursor?: string }> {
   const { joinedSeq } = await requireMember(db, args.convoId, args.did)
   let afterSeq = joinedSeq
@@ -192,14 +256,7 @@ export async function listMessages(
     }
     afterSeq = Math.max(afterSeq, cursorRow.seq)
   }
-  const page = db
-    .selectFrom('message')
-    .selectAll()
-    .where('convo_id', '=', args.convoId)
-    .where('seq', '>', afterSeq)
-    .orderBy('seq')
-    .limit(args.limit + 1)
-  const { rows } = await executePrepared(db, 'message_page', page)
+  const { rows } = await execute(db, messagePage, { convoId: args.convoId, afterSeq, limit: args.limit + 1 })
   const shown = rows.slice(0, args.limit)
   const last = shown[shown.length - 1]
   return {

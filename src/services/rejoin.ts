@@ -1,4 +1,4 @@
-import type { Db } from '../db/index.js'
+import type { Db } from '../db/schema.js'
 import { sendCommit, type Commit, type StoredCommit } from './commits.js'
 import { invalidRequest } from './errors.js'
 

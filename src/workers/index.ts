@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { AppContext } from '../context.js'
-import { deleteExpiredIdempotencyKeys } from '../idempotency/store.js'
+import { deleteExpiredIdempotencyKeys } from '../idempotency/claim.js'
 import { sweepWelcomes } from '../services/welcomes.js'
 import { startWorker, type RunningWorker } from './worker.js'
 

@@ -1,5 +1,6 @@
 import { IdResolver, MemoryCache } from '@atproto/identity'
 import { AuthRequiredError, verifyJwt, XRPCError } from '@atproto/xrpc-server'
+import type { AuthVerifier } from '../context.js'
 
 export interface AuthVerifierOptions {
   serviceDid: string
@@ -21,8 +22,6 @@ interface VerifiedToken {
   exp: number
   lxm?: string
 }
-
-export type AuthVerifier = (authorization: string | undefined, nsid: string) => Promise<string>
 
 /**
  * ATProto service auth: `Authorization: Bearer <jwt>` signed by the caller's

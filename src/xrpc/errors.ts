@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import { ResponseType, XRPCError } from '@atproto/xrpc-server'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { isQueryTimeout } from '../db/index.js'
+import { isQueryTimeout } from '../db/connection.js'
 import { Refusal, type RefusalKind } from '../services/errors.js'
 
 /**

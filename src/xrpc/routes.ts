@@ -6,6 +6,7 @@ import type { AppContext } from '../context.js'
 import type { Nsid } from '../lexicon/types/index.js'
 import { toWireJson } from '../lexicon/wire.js'
 import { invalidRequest, XRPCErrorWithHeaders } from './errors.js'
+import { idempotencyPlugin } from './idempotency.js'
 import { xrpcMethods, type XrpcMethod } from './lexicons.js'
 import { assertAcceptableInput, parseJsonBody } from './input-boundary.js'
 import { decodeQueryParams } from './params.js'
@@ -20,8 +21,8 @@ declare module 'fastify' {
     caller: string
     xrpcParams: unknown
     xrpcInput: unknown
-    /** What the handler's `prepare` found, before the request's transaction. */
-    xrpcPrepared: unknown
+    /** What the handler's `reserve` step found, before the request's transaction. */
+    xrpcReserved: unknown
   }
 }
 
@@ -61,7 +62,7 @@ function parseInput(lexicons: Lexicons, method: XrpcMethod, body: unknown) {
 /**
  * Every later log line of the request names its caller. The request's logger
  * is its own (a child made for it), so pino's setBindings adds the binding in
- * place: a second child logger would cost ~7 µs per request.
+ * place rather than making a second child logger per request.
  */
 function bindCaller(request: FastifyRequest): void {
   const log = request.log as FastifyBaseLogger & Partial<Pick<Logger, 'setBindings'>>
@@ -98,9 +99,11 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
   app.decorateRequest('caller', '')
   app.decorateRequest('xrpcParams', null)
   app.decorateRequest('xrpcInput', null)
-  app.decorateRequest('xrpcPrepared', null)
+  app.decorateRequest('xrpcReserved', null)
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody)
+  // Its hooks attach to the keyed routes as they are declared, after their own preHandlers (`reserve`).
+  await app.register(idempotencyPlugin, { ctx })
 
   for (const method of xrpcMethods(ctx.lexicons)) {
     const { nsid } = method
@@ -112,15 +115,15 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
       throw new Error(`${nsid} accepts an idempotency key: its handler must say how keyed writes are recorded`)
     }
 
-    const prepare = handler?.prepare
+    const reserve = handler?.reserve
     app.route({
       method: httpMethod,
       url,
       config: { nsid, ...(method.acceptsIdempotencyKey && handler ? { keyedWrites: handler.keyedWrites } : {}) },
       // Before the idempotency plugin's claim, which it adds after the route's own preHandlers.
-      ...(prepare && {
+      ...(reserve && {
         preHandler: async (request: FastifyRequest) => {
-          request.xrpcPrepared = await prepare({
+          request.xrpcReserved = await reserve({
             params: request.xrpcParams,
             input: request.xrpcInput,
             caller: request.caller,
@@ -154,7 +157,7 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
           caller: request.caller,
           db: transaction?.db ?? db,
           keyed: request.keyedWrite ?? undefined,
-          prepared: request.xrpcPrepared,
+          reserved: request.xrpcReserved,
           // Without a transaction held open, the writes are committed once the service returns.
           afterCommit: transaction ? transaction.afterCommit : (fn) => fn(),
           ctx: handlerCtx,

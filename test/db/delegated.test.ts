@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { isRecordTaken } from '../../src/idempotency/store.js'
+import { isRecordTaken } from '../../src/idempotency/statement.js'
 import { convoIdOf } from '../../src/services/convos.js'
 import {
   bytesJson,

@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDatabase } from '../../src/db/index.js'
-import { executePrepared } from '../../src/db/prepared.js'
+import { execute, statement } from '../../src/db/statement.js'
 import {
   bytesJson,
   createConvo,
@@ -17,7 +17,7 @@ import {
   type TestDatabase,
   TestUser,
 } from '../helpers/index.js'
-import { requireMember } from '../../src/services/convos.js'
+import { requireMember } from '../../src/services/membership.js'
 
 let testDb: TestDatabase
 beforeAll(async () => {
@@ -50,11 +50,26 @@ describe('prepared statements', () => {
     }
   })
 
-  it('one name is one text: a name reused for another statement is a bug, refused before it reaches PostgreSQL', async () => {
+  it('one name is one text: a name reused for another statement is a bug, refused before it reaches PostgreSQL', () => {
+    statement('test_one_text', () => sql`SELECT 1 AS n`)
+    expect(() => statement('test_one_text', () => sql`SELECT 2 AS n`)).toThrow(/two different texts/)
+    expect(() => statement('test_other_name', () => sql`SELECT 1 AS n`)).toThrow(/one text/)
+  })
+
+  it('is made once: a request binds its values by name, and a value left out is NULL', async () => {
     const database = createDatabase({ url: testDb.directUrl, poolSize: 1 })
+    const echo = statement(
+      'test_echo',
+      (v: { a: number; b: string | null }) => sql<{ a: number; b: string | null }>`
+      SELECT ${v.a}::int AS a, ${v.b}::text AS b, ${v.a}::int + 1 AS next`,
+    )
     try {
-      await executePrepared(database.db, 'test_one_text', sql`SELECT 1 AS n`)
-      expect(() => executePrepared(database.db, 'test_one_text', sql`SELECT 2 AS n`)).toThrow(/two different texts/)
+      expect(echo.text).toMatch(/\$1::int AS a, \$2::text AS b, \$3::int \+ 1/)
+      expect((await execute(database.db, echo, { a: 41, b: 'x' })).rows).toEqual([{ a: 41, b: 'x', next: 42 }])
+      expect((await execute(database.db, echo, { a: 1 } as { a: number; b: null })).rows).toEqual([
+        { a: 1, b: null, next: 2 },
+      ])
+      expect(await preparedOn(database.pool)).toEqual(['test_echo'])
     } finally {
       await database.close()
     }

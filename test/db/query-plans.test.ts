@@ -3,9 +3,10 @@ import { Kysely, PostgresDialect, sql, type CompiledQuery } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDatabase, type Database } from '../../src/db/index.js'
 import type { DatabaseSchema } from '../../src/db/schema.js'
-import { deleteExpiredIdempotencyKeys } from '../../src/idempotency/store.js'
+import { deleteExpiredIdempotencyKeys } from '../../src/idempotency/claim.js'
 import { listCommits, sendCommit } from '../../src/services/commits.js'
-import { convoIdOf, createConvo, listConvos, requireMember } from '../../src/services/convos.js'
+import { reserveWelcome } from '../../src/services/admission.js'
+import { convoIdOf, createConvo, listConvos } from '../../src/services/convos.js'
 import {
   highestEventId,
   lowestEventId,
@@ -13,12 +14,13 @@ import {
   readEventRefs,
   readEvents,
   replayEvents,
-} from '../../src/services/events.js'
+} from '../../src/services/eventLog.js'
 import { addMembers, removeMember } from '../../src/services/members.js'
 import { fetchGroupInfo, putGroupInfo } from '../../src/services/groupInfo.js'
 import { claimKeyPackages, keyPackageStats, publishKeyPackage } from '../../src/services/keyPackages.js'
 import { listMessages, sendMessage } from '../../src/services/messages.js'
-import { confirmWelcome, fetchWelcome, reserveWelcome, sweepWelcomes } from '../../src/services/welcomes.js'
+import { requireMember } from '../../src/services/membership.js'
+import { confirmWelcome, fetchWelcome, sweepWelcomes } from '../../src/services/welcomes.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/index.js'
 import { SHARD_COLUMNS } from './shard-columns.js'
 

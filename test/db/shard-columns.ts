@@ -1,5 +1,5 @@
 /**
- * The shard key of each distributed table (issue 19): the column Citus
+ * The shard key of each distributed table: the column Citus
  * distributes it by (scripts/citus.sh), which every key of the table holds
  * and every write names with a parameter.
  */

@@ -19,7 +19,7 @@ afterAll(async () => {
 /** Tables every node holds whole (Citus reference tables): never written by a request. */
 const REFERENCE_TABLES = ['convo_group_before_006']
 
-describe('shard keys (issue 19, rule 2)', () => {
+describe('shard keys: every key holds its shard key', () => {
   it('every table is distributed by a shard key or is a reference table', async () => {
     const { rows } = await sql<{ name: string }>`
       SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'kysely%' ORDER BY 1`.execute(

@@ -77,19 +77,16 @@ beforeAll(async () => {
     },
     handlers: {
       ...handlers,
-      [NSID.sendMessage]: handler(
-        NSID.sendMessage,
-        async (req) => {
-          if (freezeBeforeWrite) {
-            freezeBeforeWrite = false
-            proxy.freeze()
-          }
-          return sendHandler(req)
-        },
-        { keyedWrites: sendHandler.keyedWrites },
-      ),
+      [NSID.sendMessage]: handler(NSID.sendMessage, { keyedWrites: sendHandler.keyedWrites }, async (req) => {
+        if (freezeBeforeWrite) {
+          freezeBeforeWrite = false
+          proxy.freeze()
+        }
+        return sendHandler(req)
+      }),
       [NSID.createConvo]: handler(
         NSID.createConvo,
+        { keyedWrites: createHandler.keyedWrites, reserve: createHandler.reserve },
         async (req) => {
           const output = await createHandler(req)
           if (freezeBeforeCommit) {
@@ -98,7 +95,6 @@ beforeAll(async () => {
           }
           return output
         },
-        { keyedWrites: createHandler.keyedWrites, prepare: createHandler.prepare },
       ),
       // A statement PostgreSQL has to cancel itself.
       [NSID.getEpoch]: handler(NSID.getEpoch, async (req) => {

@@ -1,6 +1,6 @@
 import type { AppContext } from '../../src/context.js'
-import { idempotencyScope } from '../../src/idempotency/key.js'
-import { claimKey, type KeyedTransaction } from '../../src/idempotency/store.js'
+import { idempotencyScope } from '../../src/xrpc/idempotency-key.js'
+import { claimKey, type KeyedTransaction } from '../../src/idempotency/claim.js'
 
 /**
  * Claims an idempotency key as a request of a transaction-recorded method

@@ -28,7 +28,7 @@ import {
   TestUser,
 } from '../helpers/index.js'
 import { startIdempotencyCleanup } from '../../src/workers/index.js'
-import { requestFingerprint } from '../../src/idempotency/key.js'
+import { requestFingerprint } from '../../src/xrpc/idempotency-key.js'
 
 const logs = captureLogs()
 

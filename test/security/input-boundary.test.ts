@@ -17,7 +17,7 @@ import {
 } from '../helpers/index.js'
 import { handler } from '../../src/xrpc/types.js'
 
-// The cases of issue 16 ("hostile input never becomes a 500"), one test each.
+// Hostile input never becomes a 500: one test per case.
 let t: TestApp
 let alice: TestUser
 let bob: TestUser

@@ -1,8 +1,8 @@
 import { sql, type Kysely } from 'kysely'
 
 /**
- * Idempotency records live with the data they answer for (issue 19's shard
- * key): `shard_key` is the conversation for conversation methods (for
+ * Idempotency records live with the data they answer for (the shard
+ * key rule): `shard_key` is the conversation for conversation methods (for
  * createConvo, the group id in lowercase: the conversation's identity before it
  * has an id) and the caller for publishKeyPackage. The primary key becomes
  * (shard_key, scope_hash), so the record of a write is found, and claimed, on

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 
 /**
- * What keeps members from being locked out (issue 17):
+ * What keeps members from being locked out:
  *
  * - group_info: the GroupInfo of a conversation's current epoch, from which
  *   a member whose device lost its state rejoins by external commit. One per

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 
 /**
- * Every key of the conversation tables contains its shard key (issue 19),
+ * Every key of the conversation tables contains its shard key,
  * so that each table can be distributed by it (Citus: `convo_id`, and
  * `owner_did` for key packages) and each write finds its rows on one shard:
  *

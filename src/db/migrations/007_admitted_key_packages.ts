@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 
 /**
- * A Welcome's key packages are settled on two shards (issue 19), so that a
+ * A Welcome's key packages are settled on two shards, so that a
  * membership change writes on its conversation's shard alone:
  *
  * - key_package.reserved_convo_id (was used_convo_id): the conversation a

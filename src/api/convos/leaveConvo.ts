@@ -1,8 +1,8 @@
-import { NSID } from '../lexicon/types/index.js'
-import { removeMember } from '../services/members.js'
-import { handler } from '../xrpc/types.js'
-import { announce } from './announce.js'
-import { readCommit, readGroupInfoField, withGroupInfo } from './input.js'
+import { NSID } from '../../lexicon/types/index.js'
+import { removeMember } from '../../services/members.js'
+import { handler } from '../../xrpc/types.js'
+import { announce } from '../announce.js'
+import { readCommit, readGroupInfoField, withGroupInfo } from '../input.js'
 
 export default handler(NSID.leaveConvo, async (req) => {
   const { input, caller, db, ctx } = req

@@ -1,6 +1,6 @@
-import { NSID } from '../lexicon/types/index.js'
-import { listMessages } from '../services/messages.js'
-import { handler } from '../xrpc/types.js'
+import { NSID } from '../../lexicon/types/index.js'
+import { listMessages } from '../../services/messages.js'
+import { handler } from '../../xrpc/types.js'
 
 export default handler(NSID.getMessages, async ({ params, caller, db }) =>
   listMessages(db, {

@@ -1,17 +1,16 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { AppContext } from '../context.js'
-import { isRefusal, unprocessable, XRPCErrorWithHeaders } from '../xrpc/errors.js'
-import { idempotencyScope, keyForLogs, requestFingerprint, requestIdempotencyKey } from './key.js'
+import { claimKey, type KeyedTransaction } from '../idempotency/claim.js'
 import {
-  claimKey,
   findRecord,
   isRecordTaken,
   RecordFound,
-  type KeyedTransaction,
   type KeyedWrite,
   type StoredResponse,
-} from './store.js'
+} from '../idempotency/statement.js'
+import { isRefusal, unprocessable, XRPCErrorWithHeaders } from './errors.js'
+import { idempotencyScope, keyForLogs, requestFingerprint, requestIdempotencyKey } from './idempotency-key.js'
 
 /** How the writes of a method that accepts an idempotency key are made exactly-once. */
 export interface KeyedWrites<I = unknown> {
@@ -187,4 +186,4 @@ async function idempotency(app: FastifyInstance, opts: { ctx: AppContext }): Pro
   })
 }
 
-export const idempotencyPlugin = fp(idempotency, { name: 'idempotency' })
+export const idempotencyPlugin = fp(idempotency, { name: 'idempotency', fastify: '5.x' })

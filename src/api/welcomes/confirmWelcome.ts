@@ -1,6 +1,6 @@
-import { NSID } from '../lexicon/types/index.js'
-import { confirmWelcome } from '../services/welcomes.js'
-import { handler } from '../xrpc/types.js'
+import { NSID } from '../../lexicon/types/index.js'
+import { confirmWelcome } from '../../services/welcomes.js'
+import { handler } from '../../xrpc/types.js'
 
 export default handler(NSID.confirmWelcome, async ({ input, caller, db, ctx, log }) => {
   const outcome = await confirmWelcome(db, {

@@ -1,12 +1,12 @@
-import { sql, type ExpressionBuilder } from 'kysely'
-import type { Db } from '../db/index.js'
-import { executePrepared } from '../db/prepared.js'
-import type { DatabaseSchema, Message } from '../db/schema.js'
-
 /**
- * The reads behind event streams (see src/events/): new events in a segment
- * of ids, what one member may see of them, and where each range of ids stands.
+ * The event log: the reads behind event streams (src/events/). Every stored
+ * message is an event, its id its position; these read new events in a
+ * segment of ids, what one member may see of them, and where each range of
+ * ids stands.
  */
+import { sql, type ExpressionBuilder } from 'kysely'
+import type { DatabaseSchema, Db, Message } from '../db/schema.js'
+import { execute, statement } from '../db/statement.js'
 
 /** What orders events: its id and, when asked for, its conversation's previous event's id (seq - 1). */
 export interface EventRef {
@@ -46,6 +46,15 @@ function segmentOf(db: Db, segment: Segment, limit: number) {
     .limit(limit)
 }
 
+/** A page of event ids (with each one's previous in its conversation, or not): read after every batch of writes. */
+const eventRefPage = (withPrev: boolean) =>
+  statement(withPrev ? 'next_event_refs' : 'next_event_ids', (v: Segment & { limit: number }, db) =>
+    segmentOf(db, v, v.limit)
+      .select('message.event_id')
+      .$if(withPrev, (qb) => qb.select((eb) => prevEventId(eb))),
+  )
+const eventRefPages = { withPrev: eventRefPage(true), withoutPrev: eventRefPage(false) }
+
 /**
  * The first `limit` messages of a segment, in id order; `withPrev` adds each
  * one's previous event in its conversation, which orders events drawn from
@@ -68,10 +77,8 @@ export async function readEventRefs(
   segment: Segment,
   opts: { limit: number; withPrev: boolean },
 ): Promise<EventRef[]> {
-  const query = segmentOf(db, segment, opts.limit)
-    .select('message.event_id')
-    .$if(opts.withPrev, (qb) => qb.select((eb) => prevEventId(eb)))
-  return (await executePrepared(db, opts.withPrev ? 'next_event_refs' : 'next_event_ids', query)).rows
+  const page = opts.withPrev ? eventRefPages.withPrev : eventRefPages.withoutPrev
+  return (await execute(db, page, { ...segment, limit: opts.limit })).rows
 }
 
 /** The highest event id at or below `below`, if any (an index scan down from it). */

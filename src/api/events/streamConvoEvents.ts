@@ -1,12 +1,12 @@
-import { cursorTooOld, Outbox, StreamEnded, type OutboxEvent } from '../events/outbox.js'
-import { parseCursor, type Watermark } from '../events/watermark.js'
-import { NSID } from '../lexicon/types/index.js'
-import { toWireJson } from '../lexicon/wire.js'
-import { requireMember } from '../services/convos.js'
-import { toMessageView } from '../services/messages.js'
-import { invalidRequest, XRPCErrorWithHeaders } from '../xrpc/errors.js'
-import { sseEvent, SseStream } from '../xrpc/sse.js'
-import { handler } from '../xrpc/types.js'
+import { cursorTooOld, Outbox, StreamEnded, type OutboxEvent } from '../../events/outbox.js'
+import { parseCursor, type Watermark } from '../../events/watermark.js'
+import { NSID } from '../../lexicon/types/index.js'
+import { toWireJson } from '../../lexicon/wire.js'
+import { requireMember } from '../../services/membership.js'
+import { toMessageView } from '../../services/messages.js'
+import { invalidRequest, XRPCErrorWithHeaders } from '../../xrpc/errors.js'
+import { sseEvent, SseStream } from '../../xrpc/sse.js'
+import { handler } from '../../xrpc/types.js'
 
 function resumeFrom(cursor: string | string[] | undefined): Watermark | undefined {
   if (cursor === undefined) return undefined

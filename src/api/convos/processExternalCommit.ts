@@ -1,12 +1,14 @@
-import { NSID } from '../lexicon/types/index.js'
-import { rejoin } from '../services/rejoin.js'
-import { iso } from '../services/timestamps.js'
-import { handler } from '../xrpc/types.js'
-import { announce } from './announce.js'
-import { readExternalCommitField, readGroupInfoField, withGroupInfo } from './input.js'
+import { NSID } from '../../lexicon/types/index.js'
+import { rejoin } from '../../services/rejoin.js'
+import { iso } from '../../services/timestamps.js'
+import { handler } from '../../xrpc/types.js'
+import { announce } from '../announce.js'
+import { readExternalCommitField, readGroupInfoField, withGroupInfo } from '../input.js'
 
 export default handler(
   NSID.processExternalCommit,
+  // Rare, so the plain way: the record lives with the conversation, stored in the transaction the commit joins.
+  { keyedWrites: { recordedIn: 'transaction', shardKey: (input) => input.convoId } },
   async (req) => {
     const { input, caller, db, ctx } = req
     const { config } = ctx
@@ -20,6 +22,4 @@ export default handler(
     announce(req, stored)
     return { epoch: stored.newEpoch, rejoinedAt: iso(stored.createdAt) }
   },
-  // Rare, so the plain way: the record lives with the conversation, stored in the transaction the commit joins.
-  { keyedWrites: { recordedIn: 'transaction', shardKey: (input) => input.convoId } },
 )

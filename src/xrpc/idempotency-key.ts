@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { invalidRequest } from '../xrpc/errors.js'
+import { invalidRequest } from './errors.js'
 
 const KEY_FORMAT = /^[\x20-\x7e]{1,255}$/
 

@@ -1,8 +1,8 @@
-import { NSID } from '../lexicon/types/index.js'
-import { encodeBase64 } from '../lexicon/wire.js'
-import { fetchWelcome } from '../services/welcomes.js'
-import { gone } from '../xrpc/errors.js'
-import { handler } from '../xrpc/types.js'
+import { NSID } from '../../lexicon/types/index.js'
+import { encodeBase64 } from '../../lexicon/wire.js'
+import { fetchWelcome } from '../../services/welcomes.js'
+import { gone } from '../../xrpc/errors.js'
+import { handler } from '../../xrpc/types.js'
 
 export default handler(NSID.getWelcome, async ({ params, caller, db, ctx, log }) => {
   const fetched = await fetchWelcome(db, {

@@ -1,8 +1,8 @@
-import { NSID } from '../lexicon/types/index.js'
-import { putGroupInfo, type GroupInfo } from '../services/groupInfo.js'
-import { invalidRequest } from '../xrpc/errors.js'
-import { handler } from '../xrpc/types.js'
-import { readGroupInfoField } from './input.js'
+import { NSID } from '../../lexicon/types/index.js'
+import { putGroupInfo, type GroupInfo } from '../../services/groupInfo.js'
+import { invalidRequest } from '../../xrpc/errors.js'
+import { handler } from '../../xrpc/types.js'
+import { readGroupInfoField } from '../input.js'
 
 export default handler(NSID.updateGroupInfo, async ({ input, caller, db, ctx }) => {
   // The lexicon requires the field.

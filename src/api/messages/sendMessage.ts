@@ -1,24 +1,28 @@
 import { sql } from 'kysely'
-import type { ResponseSql } from '../idempotency/store.js'
-import type * as SendMessage from '../lexicon/types/blue.catbird.mls.sendMessage.js'
-import { NSID } from '../lexicon/types/index.js'
-import { sendCommit } from '../services/commits.js'
-import { sendMessage, type SentMessage } from '../services/messages.js'
-import { iso, isoSql } from '../services/timestamps.js'
-import { forbidden, invalidRequest } from '../xrpc/errors.js'
-import { handler } from '../xrpc/types.js'
-import { announce } from './announce.js'
-import { groupInfoWithoutCommit, readGroupInfoField, readMessage, withGroupInfo } from './input.js'
+import type { ResponseSql } from '../../idempotency/statement.js'
+import type * as SendMessage from '../../lexicon/types/blue.catbird.mls.sendMessage.js'
+import { NSID } from '../../lexicon/types/index.js'
+import { sendCommit } from '../../services/commits.js'
+import { sendMessage, type SentMessage } from '../../services/messages.js'
+import { iso, isoSql } from '../../services/timestamps.js'
+import { forbidden, invalidRequest } from '../../xrpc/errors.js'
+import { handler } from '../../xrpc/types.js'
+import { announce } from '../announce.js'
+import { groupInfoWithoutCommit, readGroupInfoField, readMessage, withGroupInfo } from '../input.js'
 
 /** The answer, from the stored message. */
-const sentOutput = (sent: SentMessage): SendMessage.Output => ({ messageId: sent.id, receivedAt: iso(sent.createdAt) })
+const toOutput = (sent: SentMessage): SendMessage.Output => ({ messageId: sent.id, receivedAt: iso(sent.createdAt) })
 
 /** The same answer built in SQL from the stored message's row, for the record a keyed send stores with it. */
-const sentOutputSql: ResponseSql = (row) =>
-  sql`json_build_object('messageId', ${row}.id, 'receivedAt', ${isoSql(sql`${row}.created_at`)})`
+const outputSql: ResponseSql = {
+  name: NSID.sendMessage,
+  json: (row) => sql`json_build_object('messageId', ${row}.id, 'receivedAt', ${isoSql(sql`${row}.created_at`)})`,
+}
 
 export default handler(
   NSID.sendMessage,
+  // One statement stores the message and the record; the record lives with the conversation.
+  { keyedWrites: { recordedIn: 'statement', shardKey: (input) => input.convoId } },
   async (req) => {
     const { input, caller, db, ctx } = req
     // The token says who is speaking; the body may only agree.
@@ -35,7 +39,7 @@ export default handler(
     }
     const header = readMessage(ciphertext, 'ciphertext', input.epoch)
     const groupInfo = readGroupInfoField(input.groupInfo, ctx.config.MAX_GROUP_INFO_BYTES)
-    const record = req.keyed && { keyed: req.keyed, response: sentOutputSql }
+    const record = req.keyed && { keyed: req.keyed, response: outputSql }
     let sent
     if (header.contentType === 'commit') {
       const maxCommit = ctx.config.MAX_COMMIT_BYTES
@@ -72,8 +76,6 @@ export default handler(
       )
     }
     announce(req, sent)
-    return sentOutput(sent)
+    return toOutput(sent)
   },
-  // One statement stores the message and the record; the record lives with the conversation.
-  { keyedWrites: { recordedIn: 'statement', shardKey: (input) => input.convoId } },
 )

@@ -1,6 +1,6 @@
-import { NSID } from '../lexicon/types/index.js'
-import { requireMember } from '../services/convos.js'
-import { handler } from '../xrpc/types.js'
+import { NSID } from '../../lexicon/types/index.js'
+import { requireMember } from '../../services/membership.js'
+import { handler } from '../../xrpc/types.js'
 
 export default handler(NSID.getEpoch, async ({ params, caller, db }) => {
   const { convo } = await requireMember(db, params.convoId, caller)

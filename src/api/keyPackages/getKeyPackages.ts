@@ -1,7 +1,7 @@
-import { NSID } from '../lexicon/types/index.js'
-import { encodeBase64 } from '../lexicon/wire.js'
-import { claimKeyPackages } from '../services/keyPackages.js'
-import { handler } from '../xrpc/types.js'
+import { NSID } from '../../lexicon/types/index.js'
+import { encodeBase64 } from '../../lexicon/wire.js'
+import { claimKeyPackages } from '../../services/keyPackages.js'
+import { handler } from '../../xrpc/types.js'
 
 export default handler(NSID.getKeyPackages, async ({ params, caller, db, ctx }) => {
   const { keyPackages, missing } = await claimKeyPackages(db, {

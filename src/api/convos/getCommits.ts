@@ -1,7 +1,7 @@
-import { NSID } from '../lexicon/types/index.js'
-import { listCommits } from '../services/commits.js'
-import { requireMember } from '../services/convos.js'
-import { handler } from '../xrpc/types.js'
+import { NSID } from '../../lexicon/types/index.js'
+import { listCommits } from '../../services/commits.js'
+import { requireMember } from '../../services/membership.js'
+import { handler } from '../../xrpc/types.js'
 
 /** Commits are bounded per response; a client asks again from the next epoch. */
 const MAX_COMMITS = 100

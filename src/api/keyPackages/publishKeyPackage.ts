@@ -1,11 +1,11 @@
 import { sql } from 'kysely'
-import type { ResponseSql } from '../idempotency/store.js'
-import { NSID } from '../lexicon/types/index.js'
-import { readKeyPackage, type KeyPackageFacts } from '../mls/index.js'
-import { publishKeyPackage } from '../services/keyPackages.js'
-import { invalidRequest } from '../xrpc/errors.js'
-import { handler } from '../xrpc/types.js'
-import { decodeBinaryField, mlsInputError, requireCipherSuite } from './input.js'
+import type { ResponseSql } from '../../idempotency/statement.js'
+import { NSID } from '../../lexicon/types/index.js'
+import { readKeyPackage, type KeyPackageFacts } from '../../mls/index.js'
+import { publishKeyPackage } from '../../services/keyPackages.js'
+import { invalidRequest } from '../../xrpc/errors.js'
+import { handler } from '../../xrpc/types.js'
+import { decodeBinaryField, mlsInputError, requireCipherSuite } from '../input.js'
 
 const DAY_MS = 24 * 3600 * 1000
 /** Client clocks run a little fast; don't refuse an expiry for that. */
@@ -34,10 +34,15 @@ function checkKeyPackage(
 }
 
 /** The same answer as the handler's, built in SQL for the record a keyed publish stores with the package. */
-const publishedSql: ResponseSql = (row) => sql`json_build_object('available', ${row}.available)`
+const outputSql: ResponseSql = {
+  name: NSID.publishKeyPackage,
+  json: (row) => sql`json_build_object('available', ${row}.available)`,
+}
 
 export default handler(
   NSID.publishKeyPackage,
+  // One statement stores the package and the record; key packages, and so the record, live with their owner.
+  { keyedWrites: { recordedIn: 'statement', shardKey: (_input, caller) => caller } },
   async ({ input, caller, db, ctx, keyed }) => {
     requireCipherSuite(input.cipherSuite)
     const data = decodeBinaryField(
@@ -76,10 +81,8 @@ export default handler(
         // The package's own extension says so, or its owner does (for MLS libraries that cannot write it).
         lastResort: kp.lastResort || input.lastResort === true,
       },
-      keyed && { keyed, response: publishedSql },
+      keyed && { keyed, response: outputSql },
     )
     return { available }
   },
-  // One statement stores the package and the record; key packages, and so the record, live with their owner.
-  { keyedWrites: { recordedIn: 'statement', shardKey: (_input, caller) => caller } },
 )

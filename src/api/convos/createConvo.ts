@@ -1,0 +1,49 @@
+import { NSID } from '../../lexicon/types/index.js'
+import { convoIdOf, createConvo } from '../../services/convos.js'
+import { invalidRequest } from '../../xrpc/errors.js'
+import { reserveWelcome } from '../../services/admission.js'
+import { handler } from '../../xrpc/types.js'
+import { announce } from '../announce.js'
+import { readCommit, readGroupInfoField, readWelcomeField, requireCipherSuite } from '../input.js'
+
+export default handler(
+  NSID.createConvo,
+  {
+    // The record lives with the conversation, whose id its group id gives.
+    keyedWrites: { recordedIn: 'transaction', shardKey: (input) => convoIdOf(input.groupId) },
+    // The Welcome's key packages, on their owners' shards; first what the input itself must be
+    // (nothing is reserved for a conversation that cannot be created).
+    reserve: ({ input, caller, db, ctx }) => {
+      requireCipherSuite(input.cipherSuite)
+      if (!/^[0-9a-fA-F]+$/.test(input.groupId)) {
+        throw invalidRequest(undefined, 'groupId must be a hex-encoded MLS group id')
+      }
+      return reserveWelcome(db, {
+        convoId: convoIdOf(input.groupId),
+        caller,
+        dids: (input.initialMembers ?? []).filter((did) => did !== caller),
+        welcome: readWelcomeField(input.welcomeMessage, ctx.config.MAX_WELCOME_BYTES),
+      })
+    },
+  },
+  async (req) => {
+    const { input, caller, db, ctx, reserved } = req
+    const { config } = ctx
+    const { convo, stored } = await createConvo(db, {
+      creator: caller,
+      groupId: input.groupId,
+      cipherSuite: input.cipherSuite,
+      initialMembers: input.initialMembers ?? [],
+      welcome: reserved,
+      // Its header's epoch is the one it was built on; currentEpoch is the one after it.
+      commit: readCommit(input.commit, config.MAX_COMMIT_BYTES, undefined),
+      groupInfo: readGroupInfoField(input.groupInfo, config.MAX_GROUP_INFO_BYTES),
+      currentEpoch: input.currentEpoch,
+      name: input.metadata?.name,
+      description: input.metadata?.description,
+      welcomeRetentionDays: config.WELCOME_RETENTION_DAYS,
+    })
+    announce(req, stored)
+    return convo
+  },
+)

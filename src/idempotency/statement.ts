@@ -1,0 +1,208 @@
+/**
+ * Keyed writes recorded in their own statement (sendMessage,
+ * publishKeyPackage): the check, the write and its record in one statement,
+ * one round trip, no transaction held open.
+ *
+ * - `idempotency_found` looks the key up; the write is gated on finding
+ *   nothing (`unrecorded`), and what it found is returned beside the write's
+ *   columns (`executeRecorded` answers with it).
+ * - `idempotency_recorded` inserts the record from the written row, in the
+ *   same statement. A plain INSERT: a concurrent request with the same key
+ *   that also found nothing (its snapshot was taken before this one
+ *   committed) loses on the record's primary key, and its whole statement
+ *   rolls back, its write included (`isRecordTaken`).
+ */
+import { sql, type RawBuilder } from 'kysely'
+import { violatedUniqueKey } from '../db/errors.js'
+import type { Db } from '../db/schema.js'
+import { executeOnShard } from '../db/delegated.js'
+import { execute, resultColumns, statement, type ShardStatement } from '../db/statement.js'
+
+/** A write that carries an idempotency key: where its record lives and what it must match. */
+export interface KeyedWrite {
+  /**
+   * The record's shard: the conversation for conversation methods, the
+   * caller for publishKeyPackage. A record is found only on its shard, so a
+   * key is scoped to it.
+   */
+  shardKey: string
+  /** sha256(caller DID, NSID, key): the raw key is never stored. */
+  scope: Buffer
+  callerDid: string
+  nsid: string
+  /** SHA-256 of the request without its key: the same key with another request is refused. */
+  fingerprint: Buffer
+  ttlSeconds: number
+}
+
+export interface StoredResponse {
+  fingerprint: Buffer
+  status: number
+  /** The answer's JSON, parsed. */
+  response: unknown
+}
+
+/** The write lost a race for its key: another request stored the record first (its statement rolled back whole). */
+export const isRecordTaken = (err: unknown): boolean => violatedUniqueKey(err) === 'idempotency_key_pkey'
+
+const recordLookup = statement(
+  'idempotency_lookup',
+  (key: { shardKey: string; scope: Buffer }) => sql<StoredResponse>`
+    SELECT fingerprint, status, response FROM idempotency_key
+    WHERE shard_key = ${key.shardKey} AND scope_hash = ${key.scope} AND expires_at > now()`,
+)
+
+/**
+ * The live record of a keyed write, one round trip: how a keyed write that
+ * failed learns whether a concurrent request with its key answered instead.
+ * An expired record is no answer.
+ */
+export async function findRecord(
+  db: Db,
+  keyed: Pick<KeyedWrite, 'shardKey' | 'scope'>,
+): Promise<StoredResponse | undefined> {
+  return (await execute(db, recordLookup, keyed)).rows[0]
+}
+
+/**
+ * The answer of a keyed write as SQL, built from the row its statement
+ * returned (`row` names the CTE that holds it). The JSON must be the very
+ * answer the handler gives from the same row. `name` tells the answers of
+ * one write apart.
+ */
+export interface ResponseSql {
+  name: string
+  json(row: RawBuilder<unknown>): RawBuilder<unknown>
+}
+
+/** A keyed write whose record its own statement stores. */
+export interface RecordedWrite {
+  keyed: KeyedWrite
+  response: ResponseSql
+}
+
+/**
+ * Thrown by a keyed write's statement that found a record under its key:
+ * nothing was written, and the record answers (the route replays it, or
+ * refuses a different request with the same key).
+ */
+export class RecordFound extends Error {
+  constructor(readonly stored: StoredResponse) {
+    super('a record is stored under this idempotency key')
+  }
+}
+
+/** A keyed write's values, as its statement's parameters. */
+export interface KeyValues {
+  keyShard: string
+  keyScope: Buffer
+  keyCaller: string
+  keyNsid: string
+  keyFingerprint: Buffer
+  keyTtlSeconds: number
+}
+
+const keyValues = (keyed: KeyedWrite): KeyValues => ({
+  keyShard: keyed.shardKey,
+  keyScope: keyed.scope,
+  keyCaller: keyed.callerDid,
+  keyNsid: keyed.nsid,
+  keyFingerprint: keyed.fingerprint,
+  keyTtlSeconds: keyed.ttlSeconds,
+})
+
+/** What a keyed write's statement returns besides the write's own columns: the record found, if any. */
+interface FoundColumns {
+  found_fingerprint: Buffer | null
+  found_status: number | null
+  found_response: unknown
+  found_live: boolean | null
+}
+
+/** FoundColumns' types, for a delegated write's function. */
+export const FOUND_COLUMNS = resultColumns({
+  found_fingerprint: 'bytea',
+  found_status: 'smallint',
+  found_response: 'json',
+  found_live: 'boolean',
+}).types
+
+/**
+ * The condition a keyed write's statement puts on its first write (nothing
+ * without a key): no record under the key, live or expired. So a retry
+ * whose write would now fail (the epoch moved on, the sender left) still
+ * finds its answer, and writes nothing.
+ */
+export const unrecorded = (keyed: boolean): RawBuilder<unknown> =>
+  keyed ? sql` AND NOT EXISTS (SELECT FROM idempotency_found)` : sql``
+
+/** A write statement's parts: its CTEs, the CTE holding the written row, and its final SELECT. */
+export interface WriteStatement<R> {
+  ctes: RawBuilder<unknown>
+  /** The CTE whose rows (one per write) the answer is built from. */
+  written: string
+  select: RawBuilder<R>
+}
+
+/**
+ * A write as one statement; with a key (`key`: the key's values, as the
+ * statement's parameters, and the answer to record), the check, the write
+ * and its record all in it.
+ */
+export function writeStatement<R>(
+  key: { values: KeyValues; response: ResponseSql } | undefined,
+  write: WriteStatement<R>,
+): RawBuilder<R> {
+  if (!key) return sql<R>`WITH ${write.ctes} ${write.select}`
+  const { values: k, response } = key
+  const written = sql.table(write.written)
+  return sql<R>`
+    WITH idempotency_found AS (
+      SELECT fingerprint AS found_fingerprint, status AS found_status, response AS found_response,
+             expires_at > now() AS found_live
+      FROM idempotency_key WHERE shard_key = ${k.keyShard} AND scope_hash = ${k.keyScope}
+    ), ${write.ctes}, idempotency_recorded AS (
+      INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
+      SELECT ${k.keyShard}, ${k.keyScope}, ${k.keyCaller}, ${k.keyNsid}, ${k.keyFingerprint}, 200,
+             ${response.json(written)}, now() + make_interval(secs => ${k.keyTtlSeconds})
+      FROM ${written}
+    ), written AS (${write.select})
+    SELECT * FROM written FULL JOIN idempotency_found ON true`
+}
+
+const expiredRecordDelete = statement(
+  'idempotency_expired_delete',
+  (key: { shardKey: string; scope: Buffer }) => sql`
+    DELETE FROM idempotency_key WHERE shard_key = ${key.shardKey} AND scope_hash = ${key.scope} AND expires_at <= now()`,
+)
+
+/**
+ * Runs a statement built by `writeStatement` with `values` (and the key's,
+ * for a keyed write): the write's rows, or, when a record was found under
+ * the key, RecordFound (nothing was written). An expired record still holds
+ * its primary key until the cleanup worker deletes it: it is deleted here
+ * and the statement runs again (two more round trips, once a day at most per
+ * key), so the key starts over.
+ */
+export async function executeRecorded<V extends object, R>(
+  db: Db,
+  write: ShardStatement<V & KeyValues, R>,
+  values: V,
+  record: RecordedWrite | undefined,
+): Promise<R[]> {
+  // A statement made without a key has no parameters for one.
+  const bound = (record ? { ...values, ...keyValues(record.keyed) } : values) as V & KeyValues
+  for (;;) {
+    const { rows } = await executeOnShard(db, write, bound)
+    const found = rows[0] as (R & Partial<FoundColumns>) | undefined
+    if (!record || found?.found_status == null) return rows
+    if (found.found_live) {
+      throw new RecordFound({
+        fingerprint: found.found_fingerprint as Buffer,
+        status: found.found_status,
+        response: found.found_response,
+      })
+    }
+    await execute(db, expiredRecordDelete, record.keyed)
+  }
+}

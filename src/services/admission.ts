@@ -1,0 +1,237 @@
+/**
+ * Admission: a Welcome's key packages, reserved on their owners' shards
+ * before a membership change (reserveWelcome), then checked and recorded on
+ * the conversation's shard by the change's own statement (checkAdmission,
+ * admissionCtes, checkAdmitted), so that a membership change writes on one
+ * shard. A key package opens one conversation; a Welcome nobody could open
+ * is never stored; no one is added without one.
+ */
+import { sql, type RawBuilder } from 'kysely'
+import type { Db } from '../db/schema.js'
+import { execute, statement } from '../db/statement.js'
+import { invalidRequest } from './errors.js'
+
+/** A Welcome as the API read it: its bytes and what RFC 9420 leaves in the clear. */
+export interface Welcome {
+  data: Uint8Array
+  cipherSuite: string
+  /** The KeyPackageRefs its encrypted group secrets are for. */
+  keyPackageRefs: Uint8Array[]
+}
+
+const welcomeMismatch = (why: string) => invalidRequest('WelcomeMismatch', `The Welcome ${why}`)
+const refHex = (ref: Uint8Array) => Buffer.from(ref).toString('hex')
+
+/** A key package a Welcome names, as its owner's shard answered for it. */
+export interface ReservedKeyPackage {
+  did: string
+  /** Its KeyPackageRef, hex. */
+  ref: string
+  /** A last-resort package handed out to the caller: any number of Welcomes may use it. */
+  lastResort: boolean
+}
+
+/** A Welcome, with what the owners of the key packages it names said of them (reserveWelcome). */
+export interface ReservedWelcome extends Welcome {
+  keyPackages: ReservedKeyPackage[]
+  /** Why a key package it names cannot admit anyone to this conversation, if one cannot. */
+  refusal?: string
+}
+
+const keyPackageReservation = statement(
+  'reserve_key_packages',
+  (v: { did: string; refs: Uint8Array[]; convoId: string; caller: string }) => sql<{
+    ref: string
+    last_resort: boolean
+  }>`
+    WITH reserved AS (
+      UPDATE key_package SET reserved_convo_id = ${v.convoId}
+      WHERE owner_did = ${v.did} AND ref = ANY(${v.refs}::bytea[]) AND consumed_by = ${v.caller}
+        AND (reserved_convo_id IS NULL OR reserved_convo_id = ${v.convoId})
+      RETURNING ref
+    ), reused AS (
+      SELECT h.ref FROM last_resort_handout h
+      JOIN key_package kp ON kp.owner_did = ${v.did} AND kp.ref = h.ref AND kp.last_resort
+      WHERE h.owner_did = ${v.did} AND h.ref = ANY(${v.refs}::bytea[]) AND h.claimed_by = ${v.caller}
+    )
+    SELECT encode(ref, 'hex') AS ref, false AS last_resort FROM reserved
+    UNION ALL SELECT encode(ref, 'hex'), true FROM reused`,
+)
+
+/**
+ * Reserves the key packages a Welcome names for the conversation it admits
+ * to, on their owners' shards, before the conversation's transaction: one
+ * statement per DID the request adds (side by side), each on one owner's
+ * shard, so the membership change itself writes on the
+ * conversation's shard alone. A regular package is reserved when
+ * getKeyPackages handed it out to `caller` and no other conversation's
+ * Welcome reserved it: a key package opens one group. A last-resort one
+ * handed out to `caller` (still its owner's: a replaced one is not) is only
+ * found, not reserved. Whether each DID is named, and whether the
+ * conversation already admitted by a package, is the membership change's
+ * to say (checkAdmission, admissionCtes).
+ *
+ * A reservation outlives a change that failed (an epoch conflict, a refusal):
+ * the caller's retry for the same conversation uses the same packages. It
+ * runs again for a replayed request, finding the same packages; a refusal is
+ * not thrown but kept, so a request answered before is replayed as it was.
+ */
+export async function reserveWelcome(
+  db: Db,
+  args: { convoId: string; caller: string; dids: string[]; welcome: Welcome | undefined },
+): Promise<ReservedWelcome | undefined> {
+  const { welcome } = args
+  if (!welcome) return undefined
+  const refs = [...new Map(welcome.keyPackageRefs.map((ref) => [refHex(ref), ref])).values()]
+  const owners = await Promise.all(
+    [...new Set(args.dids)].map(async (did) => {
+      const { rows } = await execute(db, keyPackageReservation, {
+        did,
+        refs,
+        convoId: args.convoId,
+        caller: args.caller,
+      })
+      return rows.map((row) => ({ did, ref: row.ref, lastResort: row.last_resort }))
+    }),
+  )
+  const keyPackages = owners.flat()
+  const found = new Set(keyPackages.map((kp) => kp.ref))
+  const missing = refs.find((ref) => !found.has(refHex(ref)))
+  const refusal = missing && (await whyNotReserved(db, args, missing))
+  return { ...welcome, keyPackages, ...(refusal ? { refusal } : {}) }
+}
+
+/** Why a key package a Welcome names could not be reserved (only runs for refused Welcomes). */
+async function whyNotReserved(
+  db: Db,
+  args: { convoId: string; caller: string; dids: string[] },
+  ref: Uint8Array,
+): Promise<string> {
+  const named = `names key package ${refHex(ref)}`
+  const notAdded = `${named}, which is not a key package of a member being added`
+  if (args.dids.length === 0) return notAdded
+  const kp = await db
+    .selectFrom('key_package')
+    .select(['consumed_by', 'reserved_convo_id'])
+    .where('owner_did', 'in', args.dids)
+    .where('ref', '=', ref)
+    .executeTakeFirst()
+  if (!kp) return notAdded
+  if (kp.consumed_by !== args.caller) return `${named}, which getKeyPackages did not hand out to you`
+  return `${named}, which a Welcome to another conversation already used`
+}
+
+/**
+ * Admitting `added` to a conversation by `welcome`, the Welcome that follows
+ * the commit built on `epoch`: it must be of the conversation's cipher
+ * suite, and each key package it names must be one of an added DID's,
+ * reserved for this conversation (reserveWelcome) and not used by another
+ * of its Welcomes, or a last-resort one handed out to `caller`; every added
+ * DID must be named. The Welcome is then stored for its recipients. So a
+ * Welcome nobody could open is never stored, and no one is added without
+ * one.
+ */
+export interface Admission {
+  convoId: string
+  cipherSuite: string
+  caller: string
+  added: string[]
+  epoch: number
+  welcome: ReservedWelcome | undefined
+  retentionDays: number
+}
+
+/** An admission the checks that need no statement let through: its Welcome, and the regular key packages it uses. */
+export interface CheckedAdmission extends Admission {
+  welcome: ReservedWelcome
+  regular: ReservedKeyPackage[]
+}
+
+/** What can be checked of an admission before any statement; undefined when there is no one to admit and no Welcome. */
+export function checkAdmission(args: Admission): CheckedAdmission | undefined {
+  const { welcome, added } = args
+  if (!welcome) {
+    if (added.length === 0) return undefined
+    throw invalidRequest(
+      'KeyPackageNotFound',
+      `No Welcome names a key package of ${added[0]}: get its key packages with getKeyPackages and send the Welcome that adds it`,
+    )
+  }
+  if (welcome.cipherSuite !== args.cipherSuite) {
+    throw welcomeMismatch(`is of cipher suite ${welcome.cipherSuite}, not the conversation's ${args.cipherSuite}`)
+  }
+  if (added.length === 0) throw welcomeMismatch('comes with no member to add')
+  if (welcome.refusal) throw welcomeMismatch(welcome.refusal)
+  // Reserved for a DID the request named, but one that is already a member.
+  const stranger = welcome.keyPackages.find((kp) => !added.includes(kp.did))
+  if (stranger)
+    throw welcomeMismatch(`names key package ${stranger.ref}, which is not a key package of a member being added`)
+  const named = new Set(welcome.keyPackages.map((kp) => kp.did))
+  const unnamed = added.find((did) => !named.has(did))
+  if (unnamed) throw welcomeMismatch(`names no key package of ${unnamed}, which is being added`)
+  return { ...args, welcome, regular: welcome.keyPackages.filter((kp) => !kp.lastResort) }
+}
+
+/** An admission's values, as the parameters of the membership change's statement. */
+export interface AdmissionValues {
+  convoId: string
+  admittedRefs: Buffer[]
+  admittedOwners: string[]
+  admissionEpoch: number
+  welcomeData: Uint8Array
+  recipients: string[]
+  retentionDays: number
+}
+
+export const admissionValues = (args: CheckedAdmission): AdmissionValues => ({
+  convoId: args.convoId,
+  admittedRefs: args.regular.map((kp) => Buffer.from(kp.ref, 'hex')),
+  admittedOwners: args.regular.map((kp) => kp.did),
+  admissionEpoch: args.epoch,
+  welcomeData: args.welcome.data,
+  recipients: args.added,
+  retentionDays: args.retentionDays,
+})
+
+/**
+ * The CTEs of an admission, used inside a membership change's statement:
+ * `admitted` records the regular key packages the Welcome uses, once per
+ * conversation (a package reserved for it admits one Welcome; a last-resort
+ * one, any number); the Welcome is stored once and delivered to each added
+ * DID (a member added again, after leaving, gets the new Welcome from
+ * scratch). Whether every package was admitted is `checkAdmitted`'s to say,
+ * from `admittedColumn`.
+ */
+export function admissionCtes(v: AdmissionValues): RawBuilder<unknown> {
+  return sql`
+    admitted AS (
+      INSERT INTO admitted_key_package (convo_id, ref, owner_did, epoch)
+      SELECT ${v.convoId}, kp.ref, kp.did, ${v.admissionEpoch}
+      FROM unnest(${v.admittedRefs}::bytea[], ${v.admittedOwners}::text[]) AS kp(ref, did)
+      ON CONFLICT (convo_id, ref) DO NOTHING
+      RETURNING encode(ref, 'hex') AS ref
+    ), welcomed AS (
+      INSERT INTO welcome (convo_id, data) VALUES (${v.convoId}, ${v.welcomeData}) RETURNING id
+    ), delivered AS (
+      INSERT INTO welcome_delivery (convo_id, recipient_did, welcome_id, expires_at)
+      SELECT ${v.convoId}, did, welcomed.id, now() + make_interval(days => ${v.retentionDays})
+      FROM unnest(${v.recipients}::text[]) AS did, welcomed
+      ON CONFLICT (convo_id, recipient_did) DO UPDATE SET
+        welcome_id = EXCLUDED.welcome_id, state = 'available', created_at = EXCLUDED.created_at,
+        expires_at = EXCLUDED.expires_at, fetched_at = NULL, fetch_count = 0, consumed_at = NULL,
+        consumed_via = NULL, failure_count = 0, last_error = NULL
+    )`
+}
+
+/** The statement's result column `admitted`: the refs (hex) of the regular key packages `admissionCtes` admitted. */
+export const admittedColumn = sql`ARRAY(SELECT ref FROM admitted) AS admitted`
+
+/**
+ * After the statement: every regular key package the Welcome names was
+ * admitted (none had admitted to this conversation before). Throws
+ * otherwise; the statement's transaction then rolls back.
+ */
+export function checkAdmitted(args: CheckedAdmission, admitted: string[]): void {
+  const used = args.regular.find((kp) => !admitted.includes(kp.ref))
+  if (used) throw welcomeMismatch(`names key package ${used.ref}, which another Welcome already used`)
+}
