@@ -52,7 +52,9 @@ beforeAll(async () => {
         noEmit: true,
         paths: { 'catbird-mls-ds/client': [path.join(projectRoot, 'src', 'client', 'index.ts')] },
       },
+      // This file alone: `include` would otherwise come from the project's tsconfig.
       files: ['bot-and-friend.ts'],
+      include: [],
     }),
   )
 })
