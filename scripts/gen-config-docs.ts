@@ -13,6 +13,7 @@ export const readmePath = path.join(projectRoot, 'README.md')
 export const envExamplePath = path.join(projectRoot, '.env.example')
 const START = '<!-- config-table:start -->'
 const END = '<!-- config-table:end -->'
+const REQUIRED = 'Required by docker compose: uncomment it and set it'
 
 interface PropertySchema {
   default?: unknown
@@ -54,25 +55,28 @@ function requiredByCompose(): Set<string> {
 }
 
 /**
- * Every setting with its meaning and default, commented out; those compose
- * requires are set, to an example value, so that a copy is a working start.
+ * Every setting with its meaning and default, commented out. Those compose
+ * requires are commented out too, and empty: a copy of the file that nobody
+ * edited makes compose stop and name them, rather than run on a placeholder.
  */
 export function envExample(): string {
   const required = requiredByCompose()
   const blocks = properties().map(([name, prop]) => {
-    const example = prop.examples?.[0] ?? prop.default ?? ''
-    const line = required.has(name) ? `${name}=${String(example)}` : `#${name}=${String(example)}`
-    const note = required.has(name) ? ' Required by docker compose.' : ''
-    return `# ${prop.description ?? ''}${choices(prop)}${note}\n${line}\n`
+    if (required.has(name)) {
+      const example = prop.examples?.[0] === undefined ? '' : `, e.g. \`${String(prop.examples[0])}\``
+      return `# ${prop.description ?? ''}${choices(prop)} ${REQUIRED}${example}.\n#${name}=\n`
+    }
+    return `# ${prop.description ?? ''}${choices(prop)}\n#${name}=${String(prop.examples?.[0] ?? prop.default ?? '')}\n`
   })
   return [
     '# Settings of catbird-mls-ds: copy this file to .env and edit it. `npm start`,',
     '# `npm run token` and `docker compose` read .env; variables set in the environment',
-    "# win. Quote a value with spaces or # in it: NAME='value'.",
+    "# win. Quote a value with spaces or # in it: NAME='value'. Every line is commented out:",
+    '# `npm start` needs none of them; `docker compose` needs the two marked as required.',
     '# Generated from src/config.ts by `npm run docs:config`; see README "Configuration".',
     '',
-    '# Password of the PostgreSQL that docker compose runs (any characters). Required by docker compose.',
-    "POSTGRES_PASSWORD='change-me'",
+    `# Password of the PostgreSQL that docker compose runs (any characters). ${REQUIRED}.`,
+    '#POSTGRES_PASSWORD=',
     '',
     blocks.join('\n'),
   ].join('\n')

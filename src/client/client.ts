@@ -79,7 +79,7 @@ export type JoinedBy = 'welcome' | 'externalCommit'
 const MAX_ERROR_DETAILS = 1024
 
 /**
- * The client side of the server's guarantees (the README's "Client SDK"):
+ * The client side of the server's guarantees (its guide: src/client/README.md):
  *
  * - every write is stored with its idempotency key before it is sent, resent
  *   with the same key until the server answers definitively, and removed only

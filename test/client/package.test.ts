@@ -77,11 +77,13 @@ afterAll(async () => {
 const installed = () => path.join(consumer, 'node_modules', 'catbird-mls-ds')
 
 describe('the npm package', () => {
-  it('holds the compiled SDK and server with their types, lexicons and licence, and no sources', () => {
+  it('holds the compiled SDK and server with their types, lexicons, licence and guides, and no sources', () => {
     for (const file of [
       'package.json',
       'LICENSE',
       'README.md',
+      // The SDK's guide, which README.md links to.
+      'src/client/README.md',
       'dist/client/index.js',
       'dist/client/index.d.ts',
       'dist/lexicon/types/blue.catbird.mls.defs.d.ts',
@@ -92,7 +94,11 @@ describe('the npm package', () => {
     ]) {
       expect(packed).toContain(file)
     }
-    expect(packed.filter((file) => !/^(dist\/|lexicons\/|package\.json$|LICENSE$|README\.md$)/.test(file))).toEqual([])
+    expect(
+      packed.filter(
+        (file) => !/^(dist\/|lexicons\/|package\.json$|LICENSE$|README\.md$|src\/client\/README\.md$)/.test(file),
+      ),
+    ).toEqual([])
     expect(packed.filter((file) => file.endsWith('.map') || file.endsWith('.tsbuildinfo'))).toEqual([])
   })
 

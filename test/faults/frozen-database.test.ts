@@ -54,7 +54,7 @@ beforeAll(async () => {
   testDb = await createTestDatabase()
   if (testDb.url !== testDb.directUrl) {
     // Behind a pooler (npm run test:pgbouncer) the server's startup parameters
-    // do not arrive: the timeouts are the database's, as the README tells operators.
+    // do not arrive: the timeouts are the database's, as docs/operating.md tells operators.
     const admin = openKysely(testDb.directUrl, 1)
     const database = sql.id(new URL(testDb.directUrl).pathname.slice(1))
     await sql`ALTER DATABASE ${database} SET statement_timeout = ${sql.raw(String(STATEMENT_TIMEOUT_MS))}`.execute(

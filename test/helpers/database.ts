@@ -55,7 +55,7 @@ const citusWorkers = (): string[] => (process.env.TEST_CITUS_WORKERS ?? '').spli
 
 /**
  * Makes the test file's database a Citus cluster's, as an operator would
- * (README, "Scaling"): the database on every worker, Citus in each, the
+ * (docs/operating.md, "A Citus cluster"): the database on every worker, Citus in each, the
  * workers added, the tables distributed. Citus keeps its nodes per
  * database, and does not create databases on the workers by itself.
  */

@@ -26,7 +26,7 @@ export interface RunningPgBouncer {
  * the superuser's password: any database, any client (auth_type any), at
  * most `poolSize` server connections per database. The timeouts the server
  * sets on its connections are startup parameters, which PgBouncer refuses
- * unless told to ignore them (the README says how to keep them behind a
+ * unless told to ignore them (docs/operating.md says how to keep them behind a
  * pooler); prepared statements need PgBouncer 1.21 with
  * max_prepared_statements, so behind an older one the server runs with
  * DATABASE_PREPARED_STATEMENTS=false.

@@ -70,21 +70,33 @@ describe('docker compose', () => {
     for (const name of Object.keys(env)) expect(Object.keys({ ...dotenv, POSTGRES_PASSWORD: '' })).toContain(name)
   })
 
-  it('builds a working configuration from .env.example, the password outside the URL whatever its characters', () => {
+  /** .env as an operator makes it: a copy of .env.example with the two required values set. */
+  const operatorEnv = (password: string) => ({
+    ...envExample,
+    SERVICE_DID: 'did:web:mls.example.com',
+    POSTGRES_PASSWORD: password,
+  })
+
+  it('builds a working configuration from .env.example and the required values, the password outside the URL whatever its characters', () => {
     const password = 'p@ss/w#rd%:?&= x'
-    const config = loadConfig(containerEnv('server', { ...envExample, POSTGRES_PASSWORD: password }))
-    expect(config.SERVICE_DID).toBe(envExample.SERVICE_DID)
-    expect(containerEnv('postgres', { ...envExample, POSTGRES_PASSWORD: password }).POSTGRES_PASSWORD).toBe(password)
+    const config = loadConfig(containerEnv('server', operatorEnv(password)))
+    expect(config.SERVICE_DID).toBe('did:web:mls.example.com')
+    expect(containerEnv('postgres', operatorEnv(password)).POSTGRES_PASSWORD).toBe(password)
     const url = new URL(databaseUrl(config) ?? '')
     expect([url.hostname, url.port, url.username, url.pathname]).toEqual(['postgres', '5432', 'catbird', '/catbird'])
     // As the driver reads it.
     expect(decodeURIComponent(url.password)).toBe(password)
   })
 
-  it('refuses to run without SERVICE_DID or POSTGRES_PASSWORD instead of guessing them', () => {
-    const { SERVICE_DID: _did, ...noDid } = envExample
-    const { POSTGRES_PASSWORD: _password, ...noPassword } = envExample
+  it('refuses to run on an unedited copy of .env.example, or without SERVICE_DID or POSTGRES_PASSWORD, instead of guessing them', () => {
+    expect(() => containerEnv('server', envExample)).toThrow(/^POSTGRES_PASSWORD: set POSTGRES_PASSWORD in \.env/)
+    expect(() => containerEnv('postgres', envExample)).toThrow(/^POSTGRES_PASSWORD: set POSTGRES_PASSWORD in \.env/)
+    const { SERVICE_DID: _did, ...noDid } = operatorEnv('secret')
+    const { POSTGRES_PASSWORD: _password, ...noPassword } = operatorEnv('secret')
     expect(() => containerEnv('server', noDid)).toThrow(/^SERVICE_DID: set SERVICE_DID in \.env/)
+    expect(() => containerEnv('server', { ...noDid, SERVICE_DID: '' })).toThrow(
+      /^SERVICE_DID: set SERVICE_DID in \.env/,
+    )
     expect(() => containerEnv('server', noPassword)).toThrow(/^POSTGRES_PASSWORD: set POSTGRES_PASSWORD/)
     expect(() => containerEnv('postgres', noPassword)).toThrow(/^POSTGRES_PASSWORD: set POSTGRES_PASSWORD/)
   })

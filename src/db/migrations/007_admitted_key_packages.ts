@@ -25,7 +25,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     );
   `.execute(db)
   // On a Citus cluster the conversations are distributed already: the new
-  // table joins them before it may point at them (README, "Scaling").
+  // table joins them before it may point at them (docs/operating.md, "A Citus cluster").
   const { rows } = await sql`SELECT 1 FROM pg_extension WHERE extname = 'citus'`.execute(db)
   if (rows.length > 0) {
     await sql`
