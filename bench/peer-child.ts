@@ -1,8 +1,9 @@
 import Fastify from 'fastify'
 import pg from 'pg'
+import { thisProcessCpu } from './cpu.js'
 import { loadDist } from './dist.js'
+import { answerCommands } from './ipc.js'
 import { sendPrepared, sendStatement } from './peer.js'
-import type { ServerMessage, ServerRequest } from './server.js'
 
 /**
  * The bare-Fastify peer (see BENCHMARKS.md): one route running the very
@@ -38,26 +39,14 @@ app.post<{ Body: Body }>('/send', async (request) => {
   })
 })
 
-const commands: Partial<Record<ServerRequest['command'], () => Promise<unknown>>> = {
-  cpuMicros: async () => {
-    const usage = process.cpuUsage()
-    return usage.user + usage.system
+answerCommands(
+  {
+    cpuMicros: thisProcessCpu,
+    stop: async () => {
+      await app.close()
+      await pool.end()
+      return null
+    },
   },
-  stop: async () => {
-    await app.close()
-    await pool.end()
-    return null
-  },
-}
-
-const send = (message: ServerMessage, then: () => void = () => {}) => process.send?.(message, then)
-
-process.on('message', ({ id, command }: ServerRequest) => {
-  const run = commands[command] ?? (async () => Promise.reject(new Error(`the peer has no command ${command}`)))
-  run().then(
-    (result) => send({ id, result }, command === 'stop' ? () => process.exit(0) : undefined),
-    (err: unknown) => send({ id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
-  )
-})
-
-send({ ready: await app.listen({ host: '127.0.0.1', port: 0 }) })
+  await app.listen({ host: '127.0.0.1', port: 0 }),
+)
