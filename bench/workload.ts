@@ -112,23 +112,7 @@ export class Workload {
     )
   }
 
-  /** A send to the bare peer (bench/peer-child.ts): what the server would have read from the token and the MLS header, in the body. */
-  peerSend(): HttpRequest {
-    const { convo, sender, json } = this.pickMessage()
-    return {
-      method: 'POST',
-      path: '/send',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        convoId: convo.id,
-        sender: sender.did,
-        groupId: convo.groupId,
-        epoch: EPOCH,
-        ciphertext: json,
-      }),
-    }
-  }
-
+  /** A sendMessage request; without a key, the bare peer (bench/peer-child.ts) takes the same. */
   sendMessage(withKey: boolean): HttpRequest {
     const { convo, sender, json } = this.pickMessage()
     return this.api.request(sender, NSID.sendMessage, {

@@ -89,7 +89,8 @@ export async function sendThroughput(bench: Bench): Promise<Section & { serverCp
   const runs = await interleave(
     [
       ...pgbench,
-      bench.variant(VARIANT.peer, peer, () => load.peerSend()),
+      // The peer takes the server's very request.
+      bench.variant(VARIANT.peer, peer, () => load.sendMessage(false)),
       bench.variant(VARIANT.unkeyed, server, () => load.sendMessage(false)),
       {
         name: VARIANT.twoProcesses,
@@ -137,8 +138,10 @@ export async function sendThroughput(bench: Bench): Promise<Section & { serverCp
     markdown: [
       `### sendMessage, ${CONNECTIONS} connections`,
       '',
-      'pgbench and the bare peer run the statement the server sends for sendMessage without a key, prepared; the peer does it behind a Fastify route ' +
-        'with no auth, no validation, no MLS header read, no logs or metrics (`bench/peer-child.ts`); pgbench picks each send with a primary-key lookup of its own. ' +
+      'pgbench and the bare peer run the statement the server sends for sendMessage without a key, prepared. ' +
+        "The peer (`bench/peer-child.ts`) takes the server's very request (its token unread) on a Fastify route and reads what the server reads to store it: " +
+        "the sender's DID from the body, the group id and epoch from the MLS header (the production build's `src/mls`); " +
+        'no auth, no lexicon validation, no idempotency, no logs or metrics. pgbench picks each send with a primary-key lookup of its own. ' +
         '"Two server processes": two instances of the server on the same database, each given half the connections ' +
         '(how a deployment would use both cores; app is their CPU together). ' +
         `"One conversation": every request from the ${hotLoad.users.length} members of one conversation, whose row lock orders them.`,
