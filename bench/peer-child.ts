@@ -1,5 +1,4 @@
 import Fastify from 'fastify'
-import pg from 'pg'
 import { NSID } from '../src/lexicon/types/index.js'
 import { thisProcessCpu } from './cpu.js'
 import { loadDist } from './dist.js'
@@ -11,18 +10,16 @@ import { sendPrepared, sendStatement } from './peer.js'
  * sendMessage request and reads what the server reads to store it, the
  * sender's DID from the body and the group id and epoch from the MLS header
  * (the production build's reader), then runs the very statement of
- * sendMessage as a named prepared statement on a pg pool of the server's
- * size. No auth (the token goes unread), no lexicon validation, no
- * idempotency, no logs or metrics: what the server does beyond this is its
- * overhead.
+ * sendMessage as a named prepared statement on a pool made as the server's.
+ * No auth (the token goes unread), no lexicon validation, no idempotency,
+ * no logs or metrics: what the server does beyond this is its overhead.
  */
 const dist = await loadDist()
 const config = dist.loadConfig()
 if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required')
-const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: config.DATABASE_POOL_SIZE })
-const compiler = dist.createDatabase({ url: config.DATABASE_URL, poolSize: 1 })
-const statement = sendStatement(dist, compiler)
-await compiler.close()
+// The server's pool, made as server-child.ts makes it (the same settings: idle connections last as long).
+const database = dist.createDatabase({ url: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE })
+const statement = sendStatement(dist, database)
 
 /** The part of sendMessage's input the peer reads. */
 interface Body {
@@ -36,7 +33,7 @@ app.post<{ Body: Body }>(`/xrpc/${NSID.sendMessage}`, async (request) => {
   const { convoId, senderDid, ciphertext } = request.body
   const bytes = Buffer.from(ciphertext.$bytes, 'base64')
   const { groupId, epoch } = dist.readMessageHeader(bytes)
-  return sendPrepared(pool, statement, { convoId, sender: senderDid, groupId, epoch, ciphertext: bytes })
+  return sendPrepared(database.pool, statement, { convoId, sender: senderDid, groupId, epoch, ciphertext: bytes })
 })
 
 answerCommands(
@@ -44,7 +41,7 @@ answerCommands(
     cpuMicros: thisProcessCpu,
     stop: async () => {
       await app.close()
-      await pool.end()
+      await database.close()
       return null
     },
   },
