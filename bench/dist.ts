@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import path from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import type * as ConfigModule from '../src/config.js'
 import type * as DbModule from '../src/db/index.js'
@@ -10,8 +10,8 @@ import type * as MlsModule from '../src/mls/index.js'
 import type * as MessagesModule from '../src/services/messages.js'
 import type * as ServerModule from '../src/server.js'
 import type * as WorkersModule from '../src/workers/index.js'
-
-export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+// From source: it is what finds dist/, which may not be built yet.
+import { projectRoot } from '../src/paths.js'
 
 /** `npm run build`: the bench measures the compiled code `npm start` runs. */
 export async function buildProduction(): Promise<void> {

@@ -78,6 +78,12 @@ export interface HttpLoad {
   check?: (body: string, headers: Record<string, unknown>) => void
 }
 
+/** A `next` handing out `items` in turn, round and round. */
+export const cycle = <T>(items: T[]) => {
+  let i = 0
+  return () => items[i++ % items.length] as T
+}
+
 /** How often autocannon looks whether to stop (its default, a second, would round every run up). */
 const STOP_CHECK_MS = 20
 

@@ -1,61 +1,49 @@
 import Fastify from 'fastify'
-import pg from 'pg'
+import { NSID } from '../src/lexicon/types/index.js'
+import { thisProcessCpu } from './cpu.js'
 import { loadDist } from './dist.js'
+import { answerCommands } from './ipc.js'
 import { sendPrepared, sendStatement } from './peer.js'
-import type { ServerMessage, ServerRequest } from './server.js'
 
 /**
- * The bare-Fastify peer (see BENCHMARKS.md): one route running the very
- * statement of sendMessage as a named prepared statement on a pg pool of the
- * server's size; no auth, no lexicon validation, no MLS header read, no
- * logs or metrics. What the server does beyond this is its overhead.
+ * The bare-Fastify peer (see BENCHMARKS.md): it takes the server's very
+ * sendMessage request and reads what the server reads to store it, the
+ * sender's DID from the body and the group id and epoch from the MLS header
+ * (the production build's reader), then runs the very statement of
+ * sendMessage as a named prepared statement on a pool made as the server's.
+ * No auth (the token goes unread), no lexicon validation, no idempotency,
+ * no logs or metrics: what the server does beyond this is its overhead.
  */
 const dist = await loadDist()
 const config = dist.loadConfig()
 if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required')
-const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: config.DATABASE_POOL_SIZE })
+// The server's pool, made as server-child.ts makes it (the same settings: idle connections last as long).
+const database = dist.createDatabase({ url: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE })
 const statement = sendStatement(dist)
 
+/** The part of sendMessage's input the peer reads. */
 interface Body {
   convoId: string
-  sender: string
-  groupId: string
-  epoch: number
+  senderDid: string
   ciphertext: { $bytes: string }
 }
 
 const app = Fastify()
-app.post<{ Body: Body }>('/send', async (request) => {
-  const { convoId, sender, groupId, epoch, ciphertext } = request.body
-  return sendPrepared(pool, statement, {
-    convoId,
-    sender,
-    groupId,
-    epoch,
-    ciphertext: Buffer.from(ciphertext.$bytes, 'base64'),
-  })
+app.post<{ Body: Body }>(`/xrpc/${NSID.sendMessage}`, async (request) => {
+  const { convoId, senderDid, ciphertext } = request.body
+  const bytes = Buffer.from(ciphertext.$bytes, 'base64')
+  const { groupId, epoch } = dist.readMessageHeader(bytes)
+  return sendPrepared(database.pool, statement, { convoId, sender: senderDid, groupId, epoch, ciphertext: bytes })
 })
 
-const commands: Partial<Record<ServerRequest['command'], () => Promise<unknown>>> = {
-  cpuMicros: async () => {
-    const usage = process.cpuUsage()
-    return usage.user + usage.system
+answerCommands(
+  {
+    cpuMicros: thisProcessCpu,
+    stop: async () => {
+      await app.close()
+      await database.close()
+      return null
+    },
   },
-  stop: async () => {
-    await app.close()
-    await pool.end()
-    return null
-  },
-}
-
-const send = (message: ServerMessage, then: () => void = () => {}) => process.send?.(message, then)
-
-process.on('message', ({ id, command }: ServerRequest) => {
-  const run = commands[command] ?? (async () => Promise.reject(new Error(`the peer has no command ${command}`)))
-  run().then(
-    (result) => send({ id, result }, command === 'stop' ? () => process.exit(0) : undefined),
-    (err: unknown) => send({ id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
-  )
-})
-
-send({ ready: await app.listen({ host: '127.0.0.1', port: 0 }) })
+  await app.listen({ host: '127.0.0.1', port: 0 }),
+)

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type pg from 'pg'
 import type { Dist } from './dist.js'
 
-/** The arguments of one message to store, as the bare peer and pgbench take them. */
+/** The arguments of one message to store: what the server reads of a sendMessage request to store it. */
 export interface SendArgs {
   convoId: string
   sender: string

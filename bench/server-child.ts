@@ -1,7 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { thisProcessCpu } from './cpu.js'
 import { loadDist } from './dist.js'
+import { answerCommands } from './ipc.js'
 import { observeQueries } from './queries.js'
-import type { ServerCommands, ServerMessage, ServerRequest } from './server.js'
 
 /**
  * The server process of the bench (see server.ts): the production build, as
@@ -44,41 +45,30 @@ const cleanup = dist.startIdempotencyCleanup(ctx, app.log)
 
 const deletedSoFar = async () => (await ctx.metrics.idempotencyCleanupDeleted.get()).values[0]?.value ?? 0
 
-const commands: { [K in keyof ServerCommands]: () => Promise<ServerCommands[K]> } = {
-  queries: async () => ({ ...queries }),
-  startQueryCount: async () => {
-    counting = true
-    return null
+answerCommands(
+  {
+    queries: async () => ({ ...queries }),
+    startQueryCount: async () => {
+      counting = true
+      return null
+    },
+    endQueryCount: async () => {
+      counting = false
+      inRequest.disable()
+      return null
+    },
+    cpuMicros: thisProcessCpu,
+    cleanupPass: async () => {
+      const before = await deletedSoFar()
+      await cleanup.runOnce()
+      return (await deletedSoFar()) - before
+    },
+    stop: async () => {
+      await app.close()
+      await cleanup.stop()
+      await database.close()
+      return null
+    },
   },
-  endQueryCount: async () => {
-    counting = false
-    inRequest.disable()
-    return null
-  },
-  cpuMicros: async () => {
-    const usage = process.cpuUsage()
-    return usage.user + usage.system
-  },
-  cleanupPass: async () => {
-    const before = await deletedSoFar()
-    await cleanup.runOnce()
-    return (await deletedSoFar()) - before
-  },
-  stop: async () => {
-    await app.close()
-    await cleanup.stop()
-    await database.close()
-    return null
-  },
-}
-
-const send = (message: ServerMessage, then: () => void = () => {}) => process.send?.(message, then)
-
-process.on('message', ({ id, command }: ServerRequest) => {
-  commands[command]().then(
-    (result) => send({ id, result }, command === 'stop' ? () => process.exit(0) : undefined),
-    (err: unknown) => send({ id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
-  )
-})
-
-send({ ready: await app.listen({ host: '127.0.0.1', port: 0 }) })
+  await app.listen({ host: '127.0.0.1', port: 0 }),
+)

@@ -11,10 +11,11 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import pg from 'pg'
+import { createBenchDatabase, startEmbeddedCluster } from './database.js'
 import { buildProduction, loadDist } from './dist.js'
 import { sendStatement, type SendArgs } from './peer.js'
 import { findPgbench, pgbenchSends } from './pgbench.js'
+import { median } from './rounds.js'
 
 const [rounds = 6, seconds = 10] = process.argv.slice(2).map(Number)
 const CONVOS = 2_000
@@ -26,21 +27,11 @@ if (!pgbench) throw new Error('pgbench is needed (Debian: apt-get install postgr
 await buildProduction()
 const dist = await loadDist()
 const dir = await mkdtemp(path.join(tmpdir(), 'catbird-bench-shard-keys-'))
-const cluster = await dist.startEmbeddedPostgres({
-  dataDir: path.join(dir, 'postgres'),
-  port: 20_000 + Math.floor(Math.random() * 20_000),
-})
+const cluster = await startEmbeddedCluster(dist, dir)
 try {
   const variants: Record<string, { url: string; run: (s: number) => Promise<{ count: number; seconds: number }> }> = {}
   for (const schema of ['005', '006']) {
-    const name = `bench_${schema}`
-    const admin = new pg.Client(cluster.url)
-    await admin.connect()
-    await admin.query(`CREATE DATABASE ${name}`).finally(() => admin.end())
-    const url = new URL(cluster.url)
-    url.pathname = `/${name}`
-    const database = dist.createDatabase({ url: url.href, poolSize: 4 })
-    await dist.migrateToLatest(database.db)
+    const database = await createBenchDatabase(dist, cluster.adminUrl, schema)
     if (schema === '005') await dist.migrateDown(database.db)
     // The same conversations, members and history in both.
     await database.pool.query(`
@@ -59,14 +50,14 @@ try {
     }
     const run = await pgbenchSends({
       binary: pgbench,
-      url: url.href,
+      url: database.url,
       pool: database.pool,
       statement: sendStatement(dist),
       picks,
       dir,
       connections: 16,
     })
-    variants[schema] = { url: url.href, run }
+    variants[schema] = { url: database.url, run }
     await database.close()
   }
   const tps: Record<string, number[]> = { '005': [], '006': [] }
@@ -78,7 +69,6 @@ try {
       console.log(`round ${round + 1} schema ${schema}: ${(count / took).toFixed(0)} sends/s`)
     }
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
   const before = median(tps['005']!)
   const after = median(tps['006']!)
   console.log(

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { bytesJson, createConvo, message, NSID, type TestUser, xrpcClient } from '../test/helpers/index.js'
 import type { HttpRequest, Xrpc } from './client.js'
+import type { SendArgs } from './peer.js'
 
 export const PAGE = 50
 /** The text of a short chat message, before MLS encrypts it. */
@@ -20,6 +21,14 @@ export interface Convo {
 }
 
 const pick = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length)] as T
+
+const sendArgs = (convo: Convo, sender: TestUser, ciphertext: Uint8Array): SendArgs => ({
+  convoId: convo.id,
+  sender: sender.did,
+  groupId: convo.groupId,
+  epoch: EPOCH,
+  ciphertext,
+})
 
 /** Runs `fn` over `items` with at most `concurrency` calls in flight. */
 async function forEachConcurrently<T>(
@@ -91,49 +100,19 @@ export class Workload {
   }
 
   /** Arguments of the sendMessage service call, for the bench's own pool (no HTTP: what the server would have read of its header). */
-  sendArgs(convo?: Convo) {
+  sendArgs(convo?: Convo): SendArgs {
     const picked = this.pickMessage(convo)
-    return {
-      convoId: picked.convo.id,
-      sender: picked.sender.did,
-      groupId: picked.convo.groupId,
-      epoch: EPOCH,
-      ciphertext: picked.bytes,
-    }
+    return sendArgs(picked.convo, picked.sender, picked.bytes)
   }
 
   /** Every (conversation, member, message) the load may send, as service arguments. */
-  everySend() {
+  everySend(): SendArgs[] {
     return this.convos.flatMap((convo) =>
-      convo.members.flatMap((sender) =>
-        convo.messages.map((m) => ({
-          convoId: convo.id,
-          sender: sender.did,
-          groupId: convo.groupId,
-          epoch: EPOCH,
-          ciphertext: m.bytes,
-        })),
-      ),
+      convo.members.flatMap((sender) => convo.messages.map((m) => sendArgs(convo, sender, m.bytes))),
     )
   }
 
-  /** A send to the bare peer (bench/peer-child.ts): what the server would have read from the token and the MLS header, in the body. */
-  peerSend(): HttpRequest {
-    const { convo, sender, json } = this.pickMessage()
-    return {
-      method: 'POST',
-      path: '/send',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        convoId: convo.id,
-        sender: sender.did,
-        groupId: convo.groupId,
-        epoch: EPOCH,
-        ciphertext: json,
-      }),
-    }
-  }
-
+  /** A sendMessage request; without a key, the bare peer (bench/peer-child.ts) takes the same. */
   sendMessage(withKey: boolean): HttpRequest {
     const { convo, sender, json } = this.pickMessage()
     return this.api.request(sender, NSID.sendMessage, {

@@ -11,13 +11,15 @@ import {
   type SseStream,
   TestUser,
   xrpcClient,
-} from '../test/helpers/index.js'
-import { percentile } from './load.js'
+} from '../../test/helpers/index.js'
+import { percentile } from '../load.js'
+import { fixed, table, type Section } from '../report.js'
+import { log, type Bench } from '../setup.js'
 
 /** Below the server's default per-caller stream limit (5). */
 const STREAMS_PER_USER = 4
 
-export interface FanoutResult {
+interface FanoutResult {
   streams: number
   streamsPerUser: number
   messages: number
@@ -29,7 +31,7 @@ export interface FanoutResult {
   maxMs: number
 }
 
-export async function runFanoutBench(opts: { url: string; streams: number; messages: number }): Promise<FanoutResult> {
+async function runFanoutBench(opts: { url: string; streams: number; messages: number }): Promise<FanoutResult> {
   const call = { call: xrpcClient(opts.url) }
   const users = await Promise.all(
     Array.from({ length: Math.ceil(opts.streams / STREAMS_PER_USER) }, () => TestUser.create()),
@@ -84,5 +86,27 @@ export async function runFanoutBench(opts: { url: string; streams: number; messa
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
     maxMs: latencies[latencies.length - 1] ?? NaN,
+  }
+}
+
+export async function fanOut(bench: Bench): Promise<Section> {
+  const { streams, messages } = bench.settings.fanout
+  log(`SSE fan-out, ${streams} streams`)
+  const f = await runFanoutBench({ url: bench.small.server.url, streams, messages })
+  return {
+    targets: [],
+    markdown: [
+      '### SSE fan-out',
+      '',
+      `${f.streams} event streams open on one conversation (${Math.ceil(f.streams / f.streamsPerUser)} members, ${f.streamsPerUser} streams each), ` +
+        `served by the same server process; ${f.messages} messages sent one after another. Latency is from the sendMessage reply ` +
+        'to the event arriving on a stream, over every (stream, message) pair.',
+      '',
+      table(
+        ['streams', 'events expected', 'delivered', 'p50 ms', 'p99 ms', 'max ms'],
+        [[f.streams, f.expected, f.delivered, fixed(f.p50Ms, 1), fixed(f.p99Ms, 1), fixed(f.maxMs, 1)]],
+      ),
+      '',
+    ],
   }
 }

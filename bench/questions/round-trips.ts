@@ -13,11 +13,13 @@ import {
   SUITE,
   TestUser,
   xrpcClient,
-} from '../test/helpers/index.js'
-import type { Xrpc } from './client.js'
-import type { BenchServer } from './server.js'
+} from '../../test/helpers/index.js'
+import type { Xrpc } from '../client.js'
+import { atMost, formatCount, table, type Section } from '../report.js'
+import type { BenchServer } from '../server.js'
+import { log, type Bench } from '../setup.js'
 
-export interface RoundTrips {
+interface RoundTrips {
   endpoint: string
   /** Statements sent on the request's own path, per request. */
   request: number
@@ -40,17 +42,70 @@ async function madeAhead<T>(n: number, make: () => Promise<T>): Promise<() => T>
   }
 }
 
+/** Membership changes: the conversation's row lock is held for the round trips of their transaction. */
+const CHANGES = ['createConvo', 'createConvo (key)', 'addMembers', 'addMembers (key)', 'leaveConvo']
+
 /**
  * Database round trips per request of every blue.catbird.mls method (except
  * the event stream), counted by the server process (one per statement sent):
- * `calls` sequential calls each, on a server doing nothing else.
+ * `roundTripCalls` sequential calls each, on a server doing nothing else.
  */
-export async function countRoundTrips(api: Xrpc, server: BenchServer, calls: number): Promise<RoundTrips[]> {
+export async function countRoundTrips(bench: Bench): Promise<Section> {
+  log('round trips per request')
+  const { load, server } = bench.small
   await server.run('startQueryCount')
+  let counted: RoundTrips[]
   try {
-    return await countEach(api, server, calls)
+    counted = await countEach(load.api, server, bench.settings.roundTripCalls)
   } finally {
     await server.run('endQueryCount')
+  }
+  for (const r of counted) {
+    console.log(
+      `  ${r.endpoint.padEnd(34)} ${r.request} (in its transaction ${r.inTransaction}, background ${r.background})`,
+    )
+  }
+  const trips = (endpoint: string, what: 'request' | 'transactions' | 'inTransaction' = 'request') =>
+    counted.find((x) => x.endpoint === endpoint)?.[what] ?? Number.NaN
+  return {
+    targets: [
+      atMost('4. round trips, sendMessage with a fresh key', trips('sendMessage (key)'), 2, 1),
+      atMost('4. transactions it holds open across round trips', trips('sendMessage (key)', 'transactions'), 0, 0),
+      atMost('4. round trips, sendMessage replayed', trips('sendMessage (replay)'), 1, 1),
+      atMost(
+        `4. round trips in the conversation's transaction, the most of ${CHANGES.join(', ')}`,
+        Math.max(...CHANGES.map((e) => trips(e, 'inTransaction'))),
+        4,
+        1,
+      ),
+      {
+        measure:
+          "4. (for comparison) the same on the request's path: with a Welcome, one more per member added, on its shard",
+        figure: Math.max(...CHANGES.map((e) => trips(e))),
+        digits: 1,
+      },
+    ],
+    markdown: [
+      '### Database round trips per request',
+      '',
+      "Statements sent to PostgreSQL per request (a string of several statements sent at once counts as one), counted by a hook on the server pool's connections: " +
+        "on the request's own path (what its latency waits for), of those the ones inside the transaction it began (from BEGIN to COMMIT: " +
+        "the conversation's row lock is held for part of them), and in the background because of it (the event fan-out reading each new message back, " +
+        'and the NOTIFY telling other instances; both batched under load). createConvo and addMembers reserve the key packages their Welcome names ' +
+        "before their transaction, one statement per member added on the member's shard.",
+      '',
+      table(
+        ['method', "request's path", 'in its transaction', 'transactions begun', 'background'],
+        counted.map((x) => [
+          x.endpoint,
+          formatCount(x.request),
+          formatCount(x.inTransaction),
+          formatCount(x.transactions),
+          formatCount(x.background),
+        ]),
+      ),
+      '',
+    ],
   }
 }
 
