@@ -180,7 +180,9 @@ export const configSchema = z
       .string()
       .min(16, 'must be at least 16 characters')
       .optional()
-      .describe('Bearer token required by `GET /metrics`. When unset, /metrics answers loopback clients only.'),
+      .describe(
+        'Bearer token required by `GET /metrics`, at least 16 characters. When unset, /metrics answers loopback clients only.',
+      ),
     RATE_LIMIT_PER_MINUTE: int(0)
       .default(0)
       .describe(
