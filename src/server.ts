@@ -153,6 +153,12 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
     (msg: string): onResponseHookHandler =>
     async (request, reply) =>
       request.log.debug({ status: reply.statusCode, responseTime: reply.elapsedTime }, msg)
+  // Someone opening the server's address in a browser, or curl-ing it, learns what it is and where to read on.
+  app.get('/', async () => ({
+    name: 'catbird-mls-ds',
+    version,
+    docs: 'README.md of catbird-mls-ds (its Quickstart makes a first call); methods at /xrpc/blue.catbird.mls.*, health at /xrpc/_health',
+  }))
   app.get(HEALTH_PATH, { onResponse: debugLine('health probe') }, async (_request, reply) => {
     try {
       await pingDatabase(database.db, config.HEALTH_TIMEOUT_MS)

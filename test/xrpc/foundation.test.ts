@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from '../../src/config.js'
 import { handlers } from '../../src/api/index.js'
 import { NSID, SERVICE_DID, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 import { xrpcMethods } from '../../src/xrpc/lexicons.js'
+import { version } from '../../src/version.js'
 
 let t: TestApp
 let alice: TestUser
@@ -56,6 +57,16 @@ describe('routing', () => {
     const elsewhere = await fetch(`${t.url}/elsewhere`)
     expect(elsewhere.status).toBe(404)
     expect(await elsewhere.json()).toMatchObject({ error: 'NotFound', message: expect.any(String) })
+  })
+
+  it('answers GET / with what the server is and where its documentation is', async () => {
+    const res = await fetch(`${t.url}/`)
+    expect(res.status).toBe(200)
+    expect(await res.json()).toEqual({
+      name: 'catbird-mls-ds',
+      version,
+      docs: expect.stringMatching(/^README\.md .*\/xrpc\/blue\.catbird\.mls\.\*.*\/xrpc\/_health$/),
+    })
   })
 
   it('answers 501 MethodNotImplemented for a lexicon method without a handler', async () => {
