@@ -7,6 +7,8 @@ import { StartupError } from '../startup-error.js'
 const CANNOT_CONNECT_NOW = '57P03'
 const FIRST_RETRY_MS = 250
 const LONGEST_RETRY_MS = 5_000
+/** Time any one attempt has to connect, even with less left to wait (or none: one attempt). */
+const SHORTEST_ATTEMPT_MS = 3_000
 
 /** Where a connection string points, for messages: host and port, never the user or password. */
 export function databaseHost(url: string): string {
@@ -33,7 +35,10 @@ export async function waitForDatabase(url: string, waitMs: number, log: Logger):
   const deadline = Date.now() + waitMs
   let delay = FIRST_RETRY_MS
   for (let attempt = 1; ; attempt++) {
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: Math.max(deadline - Date.now(), 1) })
+    const client = new pg.Client({
+      connectionString: url,
+      connectionTimeoutMillis: Math.max(deadline - Date.now(), SHORTEST_ATTEMPT_MS),
+    })
     try {
       await client.connect()
       await client.end()
@@ -47,7 +52,7 @@ export async function waitForDatabase(url: string, waitMs: number, log: Logger):
       const left = deadline - Date.now()
       if (left <= 0) {
         throw new StartupError(
-          `PostgreSQL at ${host} could not be reached in ${waitMs / 1000} s (${cause}); check DATABASE_URL and that the database is running.`,
+          `PostgreSQL at ${host} could not be reached${waitMs > 0 ? ` in ${waitMs / 1000} s` : ''} (${cause}); check DATABASE_URL and that the database is running.`,
         )
       }
       const retryIn = Math.min(delay, left)

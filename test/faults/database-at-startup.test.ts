@@ -50,6 +50,18 @@ describe('a database that cannot be reached at start-up', () => {
     expect(output).not.toMatch(stackLine)
   }, 120_000)
 
+  it('is tried once with DATABASE_STARTUP_WAIT_MS=0, and the cause told is the real one', async () => {
+    const port = await freePort()
+    const output = await outputOfFailedStart({
+      DATABASE_URL: `postgres://catbird@127.0.0.1:${port}/catbird`,
+      DATABASE_STARTUP_WAIT_MS: '0',
+    })
+    expect(output).not.toContain('trying again')
+    expect(output).toContain(
+      `PostgreSQL at 127.0.0.1:${port} could not be reached (connect ECONNREFUSED 127.0.0.1:${port}); check DATABASE_URL`,
+    )
+  }, 120_000)
+
   it('that answers with an error stops start-up at once, with that error', async () => {
     const url = new URL(testDb.url)
     url.pathname = '/no_such_database'
