@@ -11,7 +11,7 @@ const LONGEST_RETRY_MS = 5_000
 const SHORTEST_ATTEMPT_MS = 3_000
 
 /** Where a connection string points, for messages: host and port, never the user or password. */
-export function databaseHost(url: string): string {
+function databaseHost(url: string): string {
   const parsed = new URL(url)
   const host = parsed.searchParams.get('host') ?? (decodeURIComponent(parsed.hostname) || 'localhost')
   return `${host}:${parsed.port || 5432}`
