@@ -20,7 +20,7 @@ import { decodeGroupState, encodeGroupState, type ClientState } from 'ts-mls'
 import { defaultClientConfig } from 'ts-mls/clientConfig.js'
 import { encodeBase64 } from '../src/lexicon/wire.js'
 import { encodeKeyPackage, encrypt, newGroup, newKeyPackage } from './mls-client.js'
-import { didKeyFile, identity, readPrivateFile, runCommand, UsageError } from './token.js'
+import { didKeyFile, identity, readPrivateFile, runCommand, UsageError } from './identity.js'
 
 const USAGE = `usage: npm run mls -- key-package [--did-key-file F]
        npm run mls -- group [--did-key-file F]
@@ -101,4 +101,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${output}\n`)
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) runCommand(main)
+runCommand(import.meta.url, main)

@@ -61,6 +61,11 @@ export const configSchema = z
       .describe(
         'PostgreSQL ends a session of this server that sits idle inside a transaction this long (`idle_in_transaction_session_timeout`): a server cut off mid-transaction by a network partition does not keep its locks. 0 disables.',
       ),
+    DATABASE_STARTUP_WAIT_MS: int(0)
+      .default(30_000)
+      .describe(
+        'How long start-up keeps trying to reach PostgreSQL (a database still starting, a network not yet up), with one log line per attempt, before it stops naming the host and the cause. A database that answers with an error (a wrong password, no such database) stops start-up at once. 0: one attempt.',
+      ),
     HEALTH_TIMEOUT_MS: int(1)
       .default(1_000)
       .describe('`/xrpc/_health` answers 503 when the database has not answered its check within this time.'),
@@ -175,7 +180,9 @@ export const configSchema = z
       .string()
       .min(16, 'must be at least 16 characters')
       .optional()
-      .describe('Bearer token required by `GET /metrics`. When unset, /metrics answers loopback clients only.'),
+      .describe(
+        'Bearer token required by `GET /metrics`, at least 16 characters. When unset, /metrics answers loopback clients only.',
+      ),
     RATE_LIMIT_PER_MINUTE: int(0)
       .default(0)
       .describe(

@@ -5,6 +5,7 @@ import { databaseUrl, loadConfig, type Config } from './config.js'
 import { createDatabase, databaseOptions } from './db/index.js'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js'
 import { migrateToLatest } from './db/migrator.js'
+import { waitForDatabase } from './db/reachable.js'
 import { projectRoot } from './paths.js'
 import { assertPortFree, listenFailure } from './port.js'
 import { buildServer, loggerOptions } from './server.js'
@@ -55,6 +56,12 @@ async function main(): Promise<void> {
     const started = await startEmbeddedDatabase(config, log)
     embedded = started.embedded
     url = started.url
+  }
+  try {
+    await waitForDatabase(url, config.DATABASE_STARTUP_WAIT_MS, log)
+  } catch (err) {
+    await embedded?.stop()
+    throw err
   }
 
   const database = createDatabase({

@@ -1,8 +1,10 @@
 import { timingSafeEqual } from 'node:crypto'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, onResponseHookHandler } from 'fastify'
 import type { AppContext } from './context.js'
 import { forbidden } from './xrpc/errors.js'
 import { AuthRequiredError } from '@atproto/xrpc-server'
+
+export const METRICS_PATH = '/metrics'
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/
 
@@ -17,9 +19,12 @@ function sameToken(given: string, expected: string): boolean {
  * bearer token; without it, only loopback clients (a sidecar, or an
  * operator on the host) may read them.
  */
-export async function metricsRoute(app: FastifyInstance, opts: { ctx: AppContext }): Promise<void> {
+export async function metricsRoute(
+  app: FastifyInstance,
+  opts: { ctx: AppContext; onResponse: onResponseHookHandler },
+): Promise<void> {
   const { config, metrics } = opts.ctx
-  app.get('/metrics', async (request, reply) => {
+  app.get(METRICS_PATH, { onResponse: opts.onResponse }, async (request, reply) => {
     if (config.METRICS_TOKEN) {
       const [scheme, token] = (request.headers.authorization ?? '').split(' ')
       if (scheme?.toLowerCase() !== 'bearer' || !token || !sameToken(token, config.METRICS_TOKEN)) {

@@ -13,12 +13,12 @@ import type { AppContext } from './context.js'
 import { pingDatabase, type Database } from './db/index.js'
 import { EventHub } from './events/hub.js'
 import { Metrics } from './metrics.js'
+import { METRICS_PATH, metricsRoute } from './metrics-route.js'
 import { keyPackageBuckets } from './services/keyPackages.js'
 import { createAuthVerifier } from './xrpc/auth.js'
 import { loadLexicons } from './xrpc/lexicons.js'
 import { rateLimit, rateLimitOptions } from './xrpc/rate-limit.js'
 import { didDocumentRoute } from './did-document.js'
-import { metricsRoute } from './metrics-route.js'
 import { clientErrorHandler, sendXrpcError } from './xrpc/errors.js'
 import { xrpcRoutes } from './xrpc/routes.js'
 import type { XrpcHandlers } from './xrpc/types.js'
@@ -108,9 +108,12 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
       opts.level === undefined && opts.serializers === undefined
         ? logger.child(bindings)
         : logger.child(bindings, opts),
-    // Health probes come every few seconds (Docker's HEALTHCHECK): their route
-    // logs one debug line instead of two info lines per probe.
-    logController: new LogController({ disableRequestLogging: (request) => request.url === HEALTH_PATH }),
+    // Health probes and metrics scrapes come every few seconds (Docker's
+    // HEALTHCHECK, Prometheus): their routes log one debug line instead of
+    // two info lines each.
+    logController: new LogController({
+      disableRequestLogging: (request) => request.url === HEALTH_PATH || request.url === METRICS_PATH,
+    }),
     // Fastify's own 404 for HEAD/OPTIONS etc. still goes through our handler.
     return503OnClosing: true,
     clientErrorHandler,
@@ -153,9 +156,18 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
     done()
   })
 
-  const onResponse: onResponseHookHandler = async (request, reply) =>
-    request.log.debug({ status: reply.statusCode, responseTime: reply.elapsedTime }, 'health probe')
-  app.get(HEALTH_PATH, { onResponse }, async (_request, reply) => {
+  /** The one line a quiet route's request logs, at debug. */
+  const debugLine =
+    (msg: string): onResponseHookHandler =>
+    async (request, reply) =>
+      request.log.debug({ status: reply.statusCode, responseTime: reply.elapsedTime }, msg)
+  // Someone opening the server's address in a browser, or curl-ing it, learns what it is and where to read on.
+  app.get('/', async () => ({
+    name: 'catbird-mls-ds',
+    version,
+    docs: 'README.md of catbird-mls-ds (its Quickstart makes a first call); methods at /xrpc/blue.catbird.mls.*, health at /xrpc/_health',
+  }))
+  app.get(HEALTH_PATH, { onResponse: debugLine('health probe') }, async (_request, reply) => {
     try {
       await pingDatabase(database.db, config.HEALTH_TIMEOUT_MS)
       return { version }
@@ -166,7 +178,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
   })
 
   if (config.RATE_LIMIT_PER_MINUTE > 0) await app.register(rateLimit, rateLimitOptions(config))
-  await app.register(metricsRoute, { ctx })
+  await app.register(metricsRoute, { ctx, onResponse: debugLine('metrics scrape') })
   await app.register(didDocumentRoute, { serviceDid: config.SERVICE_DID })
   await app.register(xrpcRoutes, {
     ctx,

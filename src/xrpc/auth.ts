@@ -65,6 +65,15 @@ export function createAuthVerifier(opts: AuthVerifierOptions): AuthVerifier {
     try {
       payload = await verifyJwt(token, opts.serviceDid, nsid, getSigningKey)
     } catch (err) {
+      if (err instanceof XRPCError && err.customErrorName === 'BadJwtAudience') {
+        // atproto's message names neither audience; a caller with the wrong one
+        // (often SERVICE_DID set differently where the token was made) needs ours.
+        throw new AuthRequiredError(
+          `bad jwt audience ("aud"). must match this service's DID: ${opts.serviceDid}`,
+          'BadJwtAudience',
+          { cause: err },
+        )
+      }
       if (err instanceof XRPCError) throw err
       // Undecodable base64/JSON in the token.
       throw new AuthRequiredError('poorly formatted jwt', 'BadJwt', { cause: err })

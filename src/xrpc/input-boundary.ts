@@ -32,6 +32,10 @@ function checkString(value: string, trail: Trail): void {
   }
 }
 
+function isObjectWithPrototype(value: unknown): boolean {
+  return value !== null && typeof value === 'object' && Object.hasOwn(value, 'prototype')
+}
+
 function check(value: unknown, trail: Trail): void {
   if (typeof value === 'string') return checkString(value, trail)
   if (typeof value === 'number') {
@@ -70,6 +74,16 @@ function check(value: unknown, trail: Trail): void {
       // assignment (as jsonToLex does) would set the copy's prototype.
       throw invalidRequest(undefined, `"__proto__" is not allowed as a property name (at ${fieldName(trail)})`)
     }
+    if (key === 'constructor' && isObjectWithPrototype(object[key])) {
+      // The other prototype-pollution shape, refused as Fastify's own parser
+      // (secure-json-parse) does: code that merges or walks the object
+      // would reach an object's prototype through obj.constructor.prototype.
+      trail.push('prototype')
+      throw invalidRequest(
+        undefined,
+        `"constructor.prototype" is not allowed as a property path (at ${fieldName(trail)})`,
+      )
+    }
     checkString(key, trail)
     check(object[key], trail)
     trail.pop()
@@ -91,9 +105,10 @@ export function assertAcceptableInput(value: unknown): void {
 type Done = (err: Error | null, body?: unknown) => void
 
 /**
- * Fastify's JSON parser answers "__proto__" with "Body is not valid JSON";
- * this one parses plainly (V8's JSON.parse does not recurse, so depth is no
- * danger here) and leaves the refusal, by name, to assertAcceptableInput.
+ * Fastify's JSON parser answers "__proto__" and "constructor.prototype" with
+ * "Body is not valid JSON"; this one parses plainly (V8's JSON.parse does not
+ * recurse, so depth is no danger here) and leaves the refusal, by name, to
+ * assertAcceptableInput.
  */
 export function parseJsonBody(_request: FastifyRequest, body: string, done: Done): void {
   if (body.length === 0) {

@@ -78,18 +78,19 @@ describe('logs', () => {
     expect(raw).not.toContain(key)
   })
 
-  it('log health probes at debug, one line each', async () => {
+  it.each([
+    ['health probes', '/xrpc/_health', 'health probe'],
+    ['metrics scrapes', '/metrics', 'metrics scrape'],
+  ])('log %s at debug, one line each', async (_name, path, msg) => {
     lines.length = 0
-    expect((await fetch(`${t.url}/xrpc/_health`)).status).toBe(200)
+    expect((await fetch(`${t.url}${path}`)).status).toBe(200)
     expect(lines).toEqual([])
     t.app.log.level = 'debug'
     try {
-      expect((await fetch(`${t.url}/xrpc/_health`)).status).toBe(200)
+      expect((await fetch(`${t.url}${path}`)).status).toBe(200)
     } finally {
       t.app.log.level = 'info'
     }
-    expect(lines).toEqual([
-      expect.objectContaining({ level: 20, msg: 'health probe', status: 200, reqId: expect.any(String) }),
-    ])
+    expect(lines).toEqual([expect.objectContaining({ level: 20, msg, status: 200, reqId: expect.any(String) })])
   })
 })

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
-import { readFileSync } from 'node:fs'
-import { chmod, readFile, stat } from 'node:fs/promises'
+import { existsSync, readFileSync } from 'node:fs'
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { decodeMlsMessage, emptyPskIndex, joinGroup } from 'ts-mls'
@@ -110,6 +110,34 @@ describe('README quickstart', () => {
       stderr: expect.stringContaining(`other users can read it; run chmod 600 ${file}`),
     })
   }, 60_000)
+
+  it('npm run token without a method prints its usage and writes nothing (no identity file)', async () => {
+    const file = path.join(copy.dir, 'data', 'nobody.json')
+    for (const args of ['', 'blue.catbird.mls.noSuchMethod']) {
+      await expect(bash(`npm run -s token -- ${args} --did-key-file ${file}`)).rejects.toMatchObject({
+        stderr: expect.stringMatching(/usage: npm run token -- <nsid>.*\nmethods: blue\.catbird\.mls\.addMembers, /),
+      })
+    }
+    expect(existsSync(file)).toBe(false)
+  }, 60_000)
+
+  it('npm run token runs compiled, and is compiled again once a source changes', async () => {
+    const compiling = 'compiling the development commands into dist/dev/'
+    const did = () => bash('npm run -s token -- --did --did-key-file data/compiled.json')
+    await did()
+    const current = await did()
+    expect(current.stderr).not.toContain(compiling)
+    expect(current.stdout).toMatch(/^did:key:/)
+    // A visible change to a source: the next call compiles it and runs it.
+    const source = path.join(copy.dir, 'scripts', 'token.ts')
+    await writeFile(
+      source,
+      (await readFile(source, 'utf8')).replace("'usage: npm run token", "'usage (edited): npm run token"),
+    )
+    const edited = await bash('npm run -s token').catch((err: { stderr: string }) => err)
+    expect(edited.stderr).toContain(compiling)
+    expect(edited.stderr).toContain('usage (edited): npm run token')
+  }, 120_000)
 
   it('the curl line npm run token prints for people runs as printed', async () => {
     const alice = await TestUser.create()

@@ -74,7 +74,10 @@ describe('npm start', () => {
     const first = await npmStart(baseEnv())
     expect(first.url).toBe(`http://127.0.0.1:${port}`)
     expect(first.output()).toContain('npm start: settings from .env')
+    // Each slow step is said before it is taken.
+    expect(first.output()).toContain('npm start: checking which sources changed since the last build of dist/')
     expect(first.output()).toContain('npm start: compiling TypeScript into dist/')
+    expect(first.output()).toContain('npm start: loading the server (dist/main.js)')
     expect((await fetch(`${first.url}/xrpc/_health`)).status).toBe(200)
     // The npm process, as a supervisor or `kill` would signal it.
     first.process.kill('SIGTERM')
@@ -86,6 +89,8 @@ describe('npm start', () => {
     const otherPort = await freePort()
     const second = await npmStart({ ...baseEnv(), PORT: String(otherPort) })
     expect(second.url).toBe(`http://127.0.0.1:${otherPort}`)
+    // Told from file times, without loading the compiler.
+    expect(second.output()).not.toContain('checking which sources changed')
     expect(second.output()).not.toContain('compiling')
     second.process.kill('SIGINT')
     expect(await second.exited).toBe(0)
@@ -99,5 +104,28 @@ describe('npm start', () => {
     })
     expect(direct.code).toBe(1)
     expectPortRefusal(direct.stderr, busyPort)
+  }, 180_000)
+})
+
+describe('npm run dev', () => {
+  it('reads .env as npm start does, the environment winning, and stops when npm is sent SIGTERM', async () => {
+    const [port, otherPort] = [await freePort(), await freePort()]
+    await dotenv({ HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: testDb.url, SERVICE_DID })
+    const npmDev = (env: Record<string, string>) => spawnServer(['npm', 'run', 'dev'], { cwd: copy.dir, env })
+
+    const dev = await npmDev(baseEnv())
+    expect(dev.url).toBe(`http://127.0.0.1:${port}`)
+    expect(dev.output()).toContain('npm run dev: settings from .env')
+    expect((await fetch(`${dev.url}/xrpc/_health`)).status).toBe(200)
+    dev.process.kill('SIGTERM')
+    await dev.exited
+    expect(dev.output()).toContain('shutdown complete')
+    expect(await listens(port)).toBe(false)
+
+    const overridden = await npmDev({ ...baseEnv(), PORT: String(otherPort) })
+    expect(overridden.url).toBe(`http://127.0.0.1:${otherPort}`)
+    overridden.process.kill('SIGTERM')
+    await overridden.exited
+    expect(await listens(otherPort)).toBe(false)
   }, 180_000)
 })

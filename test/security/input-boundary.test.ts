@@ -145,6 +145,41 @@ describe('JSON shapes', () => {
     const body = await expectRefusedBeforeAnyQuery('__proto__', () => t.call(alice, NSID.sendMessage, { input: text }))
     expect(body.message).not.toMatch(/not valid JSON/)
   })
+
+  it.each([
+    ['at the top', '{"constructor":{"prototype":{"epoch":1}},', 'constructor.prototype'],
+    ['spelled with JSON escapes', '{"\\u0063onstructor":{"prototype":{}},', 'constructor.prototype'],
+  ])(
+    'a body with constructor.prototype %s is refused naming it, and nothing is stored',
+    async (_case, prefix, field) => {
+      const text = JSON.stringify(sendInput()).replace('{', prefix)
+      const body = await expectRefusedBeforeAnyQuery(field, () => t.call(alice, NSID.sendMessage, { input: text }))
+      expect(body.message).toMatch(/not allowed/)
+    },
+  )
+
+  it('a constructor.prototype nested in a field is refused naming the whole path; no conversation is made', async () => {
+    const convos = await countRows(t.ctx.db, 'convo')
+    const body = await expectRefusedBeforeAnyQuery('metadata.constructor.prototype', () =>
+      t.call(alice, NSID.createConvo, {
+        input: JSON.stringify({ groupId: randomGroupId(), cipherSuite: SUITE, metadata: { name: 'chat' } }).replace(
+          '"metadata":{',
+          '"metadata":{"constructor":{"prototype":{"isAdmin":true}},',
+        ),
+      }),
+    )
+    expect(body.message).toMatch(/not allowed/)
+    expect(await countRows(t.ctx.db, 'convo')).toBe(convos)
+  })
+
+  it('a field named constructor without a prototype in it is only an unknown field', async () => {
+    const convos = await countRows(t.ctx.db, 'convo')
+    const res = await t.call(alice, NSID.createConvo, {
+      input: { groupId: randomGroupId(), cipherSuite: SUITE, metadata: { name: 'chat', constructor: { name: 'x' } } },
+    })
+    expect(res.status, JSON.stringify(res.body)).toBe(200)
+    expect(await countRows(t.ctx.db, 'convo')).toBe(convos + 1)
+  })
 })
 
 describe('malformed HTTP gets XRPC error bodies', () => {

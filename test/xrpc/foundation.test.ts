@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from '../../src/config.js'
 import { handlers } from '../../src/api/index.js'
 import { NSID, SERVICE_DID, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 import { xrpcMethods } from '../../src/xrpc/lexicons.js'
+import { version } from '../../src/version.js'
 
 let t: TestApp
 let alice: TestUser
@@ -56,6 +57,16 @@ describe('routing', () => {
     const elsewhere = await fetch(`${t.url}/elsewhere`)
     expect(elsewhere.status).toBe(404)
     expect(await elsewhere.json()).toMatchObject({ error: 'NotFound', message: expect.any(String) })
+  })
+
+  it('answers GET / with what the server is and where its documentation is', async () => {
+    const res = await fetch(`${t.url}/`)
+    expect(res.status).toBe(200)
+    expect(await res.json()).toEqual({
+      name: 'catbird-mls-ds',
+      version,
+      docs: expect.stringMatching(/^README\.md .*\/xrpc\/blue\.catbird\.mls\.\*.*\/xrpc\/_health$/),
+    })
   })
 
   it('answers 501 MethodNotImplemented for a lexicon method without a handler', async () => {
@@ -179,7 +190,6 @@ describe('service auth', () => {
 
   it.each([
     ['missing header', async () => null, 'AuthMissing'],
-    ['another audience', () => alice.token(NSID.getConvos, { aud: 'did:web:elsewhere.example' }), 'BadJwtAudience'],
     ['another method', () => alice.token(NSID.sendMessage), 'BadJwtLexiconMethod'],
     ['no method', () => alice.token(null), 'BadJwtLexiconMethod'],
     ['expired', () => alice.token(NSID.getConvos, { iat: 1_000, exp: 1_060 }), 'JwtExpired'],
@@ -198,6 +208,16 @@ describe('service auth', () => {
     const res = await t.call(alice, NSID.getConvos, { token: await makeToken() })
     expect(res.status).toBe(401)
     expect(res.body).toMatchObject({ error, message: expect.any(String) })
+  })
+
+  it('refuses a token for another audience naming the one it must have (401 BadJwtAudience)', async () => {
+    const token = await alice.token(NSID.getConvos, { aud: 'did:web:elsewhere.example' })
+    const res = await t.call(alice, NSID.getConvos, { token })
+    expect(res.status).toBe(401)
+    expect(res.body).toEqual({
+      error: 'BadJwtAudience',
+      message: `bad jwt audience ("aud"). must match this service's DID: ${SERVICE_DID}`,
+    })
   })
 
   it('refuses a token that lives longer than MAX_TOKEN_LIFETIME_SECONDS from now, naming the limit (401 BadJwt)', async () => {

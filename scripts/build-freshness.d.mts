@@ -1,0 +1,2 @@
+/** See build-freshness.mjs. */
+export function buildIsCurrent(buildInfoFile: string, configFiles: string[]): boolean
