@@ -28,6 +28,8 @@ export interface MemberTable {
   added_by: string | null
 }
 
+export type ContentType = 'application' | 'proposal' | 'commit'
+
 export interface MessageTable {
   id: string
   convo_id: string
@@ -38,6 +40,12 @@ export interface MessageTable {
   embed_type: string | null
   embed_uri: string | null
   created_at: Defaulted<Date>
+  /** The client's own id of the message (client-era sendMessage's msgId), unique in its conversation. */
+  msg_id: string | null
+  /** What the MLS header says it carries. */
+  content_type: Defaulted<ContentType>
+  /** Sent with `delivery: ephemeral`. */
+  ephemeral: Defaulted<boolean>
   /** Global position of the message in event streams (identity column). */
   event_id: ColumnType<number, never, never>
 }
@@ -70,6 +78,59 @@ export interface KeyPackageTable {
   last_resort: Defaulted<boolean>
   /** A last-resort package's hand-outs since its owner last published a regular one of its suite. */
   handed_out: Defaulted<number>
+  /** The signature key of the package's leaf node: what binds it to a device (null before migration 008). */
+  leaf_signature_key: Uint8Array | null
+  /** The registered device whose MLS signature key signed it, when known. */
+  device_id: string | null
+}
+
+/** A user's registered device (registerDevice), on the user's shard. */
+export interface DeviceTable {
+  user_did: string
+  /** Made by the server; the device's MLS DID is `<user DID>#<device_id>`. */
+  device_id: string
+  /** The client's own persistent id of the device, which re-registration is recognised by. */
+  device_uuid: string | null
+  name: string
+  /** As the client registered it. */
+  signature_public_key: Uint8Array
+  /** The signature key of its key packages' leaves: what binds a package to this device, by fact. */
+  mls_signature_key: Uint8Array
+  created_at: Defaulted<Date>
+  last_seen_at: Defaulted<Date>
+}
+
+/** Users who opted out of MLS chat. */
+export interface OptOutTable {
+  did: string
+  opted_out_at: Defaulted<Date>
+}
+
+/** A member's device known to be in a conversation, by fact (a Welcome naming its key package, or its external commit). */
+export interface MemberDeviceTable {
+  convo_id: string
+  user_did: string
+  device_id: string
+  joined_at: Defaulted<Date>
+  joined_by: 'welcome' | 'external_commit'
+}
+
+export type PendingAdditionStatus = 'pending' | 'in_progress' | 'completed' | 'cancelled'
+
+/** A member's new device, waiting for another member to add it to a conversation. */
+export interface PendingDeviceAdditionTable {
+  convo_id: string
+  id: string
+  user_did: string
+  device_id: string
+  device_name: string
+  status: Defaulted<PendingAdditionStatus>
+  claimed_by: string | null
+  claimed_until: Date | null
+  created_at: Defaulted<Date>
+  settled_at: Date | null
+  settled_by: 'complete' | 'welcome' | 'external_commit' | 'left' | 'device_deleted' | null
+  new_epoch: ColumnType<number | null, number | null, number | null>
 }
 
 /** A key package a conversation's Welcome used (on the conversation's shard): it admits no one there again. */
@@ -111,6 +172,8 @@ export type WelcomeState = 'available' | 'in_flight' | 'consumed'
 export interface WelcomeDeliveryTable {
   convo_id: string
   recipient_did: string
+  /** The recipient's device the Welcome names a key package of; empty when the server knows no device. */
+  device_id: Defaulted<string>
   welcome_id: number
   state: Defaulted<WelcomeState>
   created_at: Defaulted<Date>
@@ -158,6 +221,10 @@ export interface DatabaseSchema {
   welcome: WelcomeTable
   welcome_delivery: WelcomeDeliveryTable
   idempotency_key: IdempotencyKeyTable
+  device: DeviceTable
+  opt_out: OptOutTable
+  member_device: MemberDeviceTable
+  pending_device_addition: PendingDeviceAdditionTable
 }
 
 export type Convo = Selectable<ConvoTable>

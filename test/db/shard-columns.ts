@@ -15,4 +15,8 @@ export const SHARD_COLUMNS: Record<string, string> = {
   key_package: 'owner_did',
   last_resort_handout: 'owner_did',
   idempotency_key: 'shard_key',
+  device: 'user_did',
+  opt_out: 'did',
+  member_device: 'convo_id',
+  pending_device_addition: 'convo_id',
 }

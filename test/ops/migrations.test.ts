@@ -60,6 +60,7 @@ describe('migrations', () => {
         database.db,
       ),
     ).rejects.toThrow(/key_package_last_resort_key/)
+    expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
     expect(await migrateDown(database.db)).toEqual(['005_recovery'])
@@ -75,6 +76,7 @@ describe('migrations', () => {
   })
 
   it('003 drops the key packages no Welcome could name, keeps the consumed ones, and requires a ref from then on', async () => {
+    expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
     expect(await migrateDown(database.db)).toEqual(['005_recovery'])
@@ -97,6 +99,7 @@ describe('migrations', () => {
   })
 
   it('004 files each idempotency record under its shard: the conversation, the group of a created one, or the publisher', async () => {
+    expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
     expect(await migrateDown(database.db)).toEqual(['005_recovery'])
@@ -131,6 +134,7 @@ describe('migrations', () => {
   })
 
   it("007 keeps what each Welcome used: admitted in its conversation, reserved for it on the owner's shard", async () => {
+    expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     await sql`
       INSERT INTO convo (id, group_id, creator_did, cipher_suite) VALUES ('m7convo', 'ab07', 'did:plc:a', 's');
@@ -152,6 +156,7 @@ describe('migrations', () => {
       VALUES ('did:plc:b', 's', '\\x72', sha256('\\x72'), '\\x82', now() + interval '1 day', now(), 'did:plc:a', 'm7convo')`.execute(
       database.db,
     )
+    expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     const used = await sql`SELECT encode(ref, 'hex') AS ref, used_convo_id, used_epoch FROM key_package
       WHERE owner_did = 'did:plc:b' ORDER BY ref`.execute(database.db)
@@ -166,6 +171,7 @@ describe('migrations', () => {
   })
 
   it('006 keeps the group id of a conversation created before it taken, and files its createConvo record under the derived id', async () => {
+    expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
     await sql`
