@@ -1,9 +1,11 @@
 /**
  * Refreshes test/fixtures/reference-lexicons/ from a folder of upstream
- * `blue.catbird.mls.*` lexicon documents, or another fixture folder (the
- * later upstream methods go to reference-lexicons-later/):
+ * `blue.catbird.mls.*` lexicon documents, or another fixture folder: the
+ * later upstream methods go to reference-lexicons-later/, the whole set the
+ * client builds of Nov 2025 to Feb 2026 were generated from to
+ * reference-lexicons-client/:
  *
- *   npm run fixtures:lexicons -- <folder> [reference-lexicons-later]
+ *   npm run fixtures:lexicons -- <folder> [reference-lexicons-later | reference-lexicons-client]
  *
  * The fixture keeps the wire contract real clients are generated from (ids,
  * types, field names, constraints, required lists, error names) and drops the
@@ -19,6 +21,9 @@ const fixturesDir = path.join(projectRoot, 'test', 'fixtures')
 export const referenceFixtureDir = path.join(fixturesDir, 'reference-lexicons')
 /** Later upstream versions, of the methods the first set lacks (GroupInfo, external commits). */
 export const laterReferenceFixtureDir = path.join(fixturesDir, 'reference-lexicons-later')
+/** The client-era set: every method the client builds of Nov 2025 to Feb 2026 were generated from. */
+export const clientReferenceFixtureDir = path.join(fixturesDir, 'reference-lexicons-client')
+const fixtureDirs = [referenceFixtureDir, laterReferenceFixtureDir, clientReferenceFixtureDir]
 export const SOURCE_NOTE = 'SOURCE.md'
 
 /**
@@ -58,8 +63,12 @@ function sourceNote(origin: string, command: string): string {
 }
 
 function main(folder: string | undefined, fixture = path.basename(referenceFixtureDir)): void {
-  if (!folder)
-    throw new Error('usage: npm run fixtures:lexicons -- <folder of upstream lexicon documents> [fixture folder]')
+  const names = fixtureDirs.map((dir) => path.basename(dir))
+  if (!folder || !names.includes(fixture)) {
+    throw new Error(
+      `usage: npm run fixtures:lexicons -- <folder of upstream lexicon documents> [${names.slice(1).join(' | ')}]`,
+    )
+  }
   const into = path.join(fixturesDir, fixture)
   const from = path.resolve(process.env.INIT_CWD ?? process.cwd(), folder)
   const docs = loadLexiconDocs(from)
