@@ -1,11 +1,11 @@
 /**
- * Refreshes test/fixtures/reference-lexicons/ from a folder of upstream
- * `blue.catbird.mls.*` lexicon documents, or another fixture folder: the
- * later upstream methods go to reference-lexicons-later/, the whole set the
- * client builds of Nov 2025 to Feb 2026 were generated from to
- * reference-lexicons-client/:
+ * Refreshes a fixture of upstream `blue.catbird.mls.*` lexicon documents from
+ * a folder of them: test/fixtures/reference-lexicons/ (the seed-era set, with
+ * getWelcome/confirmWelcome and the SSE stream) by default, or
+ * reference-lexicons-client/ (the set the client builds of Nov 2025 to Feb
+ * 2026 were generated from):
  *
- *   npm run fixtures:lexicons -- <folder> [reference-lexicons-later | reference-lexicons-client]
+ *   npm run fixtures:lexicons -- <folder> [reference-lexicons-client]
  *
  * The fixture keeps the wire contract real clients are generated from (ids,
  * types, field names, constraints, required lists, error names) and drops the
@@ -19,11 +19,9 @@ import { loadLexiconDocs } from '../src/xrpc/lexicons.js'
 
 const fixturesDir = path.join(projectRoot, 'test', 'fixtures')
 export const referenceFixtureDir = path.join(fixturesDir, 'reference-lexicons')
-/** Later upstream versions, of the methods the first set lacks (GroupInfo, external commits). */
-export const laterReferenceFixtureDir = path.join(fixturesDir, 'reference-lexicons-later')
 /** The client-era set: every method the client builds of Nov 2025 to Feb 2026 were generated from. */
 export const clientReferenceFixtureDir = path.join(fixturesDir, 'reference-lexicons-client')
-const fixtureDirs = [referenceFixtureDir, laterReferenceFixtureDir, clientReferenceFixtureDir]
+const fixtureDirs = [referenceFixtureDir, clientReferenceFixtureDir]
 export const SOURCE_NOTE = 'SOURCE.md'
 
 /**

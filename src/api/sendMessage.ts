@@ -10,19 +10,27 @@ import { handler } from '../xrpc/types.js'
 import { announce } from './announce.js'
 import { groupInfoWithoutCommit, readGroupInfoField, readMessage, withGroupInfo } from './input.js'
 
-/** The answer, from the stored message. */
-const sentOutput = (sent: SentMessage): SendMessage.Output => ({ messageId: sent.id, receivedAt: iso(sent.createdAt) })
+/** The answer, from the stored message and the epoch it was sent in. */
+const sentOutput = (sent: SentMessage, epoch: number): SendMessage.Output => ({
+  messageId: sent.id,
+  receivedAt: iso(sent.createdAt),
+  seq: sent.seq,
+  epoch,
+})
 
 /** The same answer built in SQL from the stored message's row, for the record a keyed send stores with it. */
-const sentOutputSql: ResponseSql = (row) =>
-  sql`json_build_object('messageId', ${row}.id, 'receivedAt', ${isoSql(sql`${row}.created_at`)})`
+const sentOutputSql =
+  (epoch: number): ResponseSql =>
+  (row) =>
+    sql`json_build_object('messageId', ${row}.id, 'receivedAt', ${isoSql(sql`${row}.created_at`)},
+                          'seq', ${row}.seq, 'epoch', ${epoch}::bigint)`
 
 export default handler(
   NSID.sendMessage,
   async (req) => {
     const { input, caller, db, ctx } = req
-    // The token says who is speaking; the body may only agree.
-    if (input.senderDid !== caller) {
+    // The token says who is speaking; the body may only agree (the client-era clients leave it out).
+    if (input.senderDid !== undefined && input.senderDid !== caller) {
       throw forbidden(undefined, 'senderDid must be the DID of the authenticated caller')
     }
     const { ciphertext } = input
@@ -35,7 +43,7 @@ export default handler(
     }
     const header = readMessage(ciphertext, 'ciphertext', input.epoch)
     const groupInfo = readGroupInfoField(input.groupInfo, ctx.config.MAX_GROUP_INFO_BYTES)
-    const record = req.keyed && { keyed: req.keyed, response: sentOutputSql }
+    const record = req.keyed && { keyed: req.keyed, response: sentOutputSql(header.epoch) }
     let sent
     if (header.contentType === 'commit') {
       const maxCommit = ctx.config.MAX_COMMIT_BYTES
@@ -72,7 +80,7 @@ export default handler(
       )
     }
     announce(req, sent)
-    return sentOutput(sent)
+    return sentOutput(sent, header.epoch)
   },
   // One statement stores the message and the record; the record lives with the conversation.
   { keyedWrites: { recordedIn: 'statement', shardKey: (input) => input.convoId } },

@@ -58,7 +58,7 @@ async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
     .orderBy('joined_at')
     .orderBy('did')
     .execute()
-  const byConvo = new Map<string, MemberView[]>()
+  const byConvo = new Map<string, JoinedMember[]>()
   for (const m of members) {
     const list = byConvo.get(m.convo_id) ?? []
     list.push({ did: m.did, joinedAt: iso(m.joined_at) })
@@ -67,7 +67,21 @@ async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
   return convos.map((c) => convoView(c, byConvo.get(c.id) ?? []))
 }
 
-function convoView(c: Convo, members: MemberView[]): ConvoView {
+/** A current member, as the member table knows it. */
+type JoinedMember = Pick<MemberView, 'did' | 'joinedAt'>
+
+/**
+ * Members are users (no device of theirs is listed apart): did is the
+ * user's DID. The creator is the conversation's one admin.
+ */
+const memberView = (c: Convo, m: JoinedMember): MemberView => ({
+  did: m.did,
+  userDid: m.did,
+  joinedAt: m.joinedAt,
+  isAdmin: m.did === c.creator_did,
+})
+
+function convoView(c: Convo, members: JoinedMember[]): ConvoView {
   const metadata = {
     ...(c.name !== null ? { name: c.name } : {}),
     ...(c.description !== null ? { description: c.description } : {}),
@@ -76,7 +90,7 @@ function convoView(c: Convo, members: MemberView[]): ConvoView {
     id: c.id,
     groupId: c.group_id,
     creator: c.creator_did,
-    members,
+    members: members.map((m) => memberView(c, m)),
     epoch: c.epoch,
     cipherSuite: c.cipher_suite,
     createdAt: iso(c.created_at),
