@@ -13,7 +13,7 @@ export interface Input {
   commit?: string
   /** MLS Welcome for the new members, base64-encoded; one Welcome names a key package of every member being added. */
   welcomeMessage?: string
-  /** The key packages the Welcome admits, one entry per key package (a user with several devices has several). Sent by the client-era iOS client; the server finds the key packages in the Welcome itself and, when this list is given, checks that it names the same ones. */
+  /** The key packages the Welcome admits, one entry per key package (a user with several devices has several). Sent by the client-era iOS client; the server reads the key packages a Welcome names from the Welcome itself and does not rely on this list. */
   keyPackageHashes?: Array<KeyPackageHashEntry>
   /** The conversation epoch the commit was built on; when given, it must be the epoch in the commit's header. A commit built on another epoch than the conversation's is refused with EpochMismatch (unless it is the very commit already stored for that epoch: a retry), so two racing commits cannot both advance the epoch. */
   epoch?: number

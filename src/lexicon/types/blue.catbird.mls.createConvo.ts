@@ -14,7 +14,7 @@ export interface Input {
   initialMembers?: Array<string>
   /** MLS Welcome message, base64-encoded; one message carries the secrets for every initial member. Required with initialMembers. */
   welcomeMessage?: string
-  /** The key packages the Welcome admits, one entry per key package (a user with several devices has several). Sent by the client-era iOS client; the server finds the key packages in the Welcome itself and, when this list is given, checks that it names the same ones. */
+  /** The key packages the Welcome admits, one entry per key package (a user with several devices has several). Sent by the client-era iOS client; the server reads the key packages a Welcome names from the Welcome itself and does not rely on this list. */
   keyPackageHashes?: Array<KeyPackageHashEntry>
   /** The MLS commit (an MLSMessage, base64-encoded) that added the initial members. It is stored for getCommits, and the conversation starts at the epoch after it; its group id must be groupId. */
   commit?: string

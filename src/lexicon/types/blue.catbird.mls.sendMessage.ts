@@ -5,7 +5,7 @@ export type Params = Record<string, never>
 export interface Input {
   /** Identifier of the conversation. */
   convoId: string
-  /** The client's identifier of the message, chosen once and kept on retries: a UUID (the iOS client sends one, 36 characters) or a ULID (26). Sent by the client-era clients. */
+  /** The client's identifier of the message: a UUID (the iOS client sends one, 36 characters, uppercase) or a ULID (26). Sent by the client-era clients. */
   msgId?: string
   /** Client-chosen key, generated once per logical write and reused on every retry, so a retried request returns the original result instead of writing twice. */
   idempotencyKey?: string
