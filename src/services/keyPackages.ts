@@ -4,6 +4,7 @@ import type { Db } from '../db/index.js'
 import { violatedUniqueKey } from '../db/errors.js'
 import { executePrepared } from '../db/prepared.js'
 import { executeRecorded, unrecorded, writeStatement, type RecordedWrite } from '../idempotency/store.js'
+import type * as GetKeyPackageStats from '../lexicon/types/blue.catbird.mls.getKeyPackageStats.js'
 import { conflict, invalidRequest } from './errors.js'
 
 export interface PublishKeyPackageArgs {
@@ -173,28 +174,11 @@ export async function claimKeyPackages(
   }
 }
 
-export interface KeyPackageStats {
-  available: number
-  /** Clients publish more below this many available. */
-  threshold: number
-  needsReplenish: boolean
-  /** Every key package of the owner stored: unused, handed out or expired, the last-resort one included. */
-  total: number
-  consumed: number
-  consumedLast24h: number
-  consumedLast7d: number
-  /** Handed out per day over the last 7 days, rounded down. */
-  averageDailyConsumption: number
-  /** An unexpired last-resort package stands in when none is available. */
-  lastResort: boolean
-  /** Its hand-outs since the owner last published a regular package of its suite. */
-  lastResortHandouts: number
-}
-
+/** An owner's key packages counted, as getKeyPackageStats answers them (`threshold`: the server's setting). */
 export async function keyPackageStats(
   db: Db,
   args: { owner: string; cipherSuite?: string; threshold: number },
-): Promise<KeyPackageStats> {
+): Promise<GetKeyPackageStats.Output> {
   const row = await db
     .selectFrom('key_package')
     .select([
