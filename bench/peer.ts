@@ -20,12 +20,12 @@ export function sendStatement(dist: Dist) {
   return {
     name,
     text,
-    /** Which value each parameter ($1, $2, ...) is: a name of SendArgs, messageId, or a fixed value. */
+    /** Which value each parameter ($1, $2, ...) is: a name of SendArgs, or messageId. */
     slots,
     /** The parameter values for `args` (no embed: the load sends none), with a new message id. */
     values: (args: SendArgs): unknown[] => {
       const values: Record<string, unknown> = { ...args, messageId: randomUUID(), embedType: null, embedUri: null }
-      return slots.map((slot) => (typeof slot === 'string' ? values[slot] : slot.fixed))
+      return slots.map((slot) => values[slot])
     },
   }
 }

@@ -64,8 +64,7 @@ export async function pgbenchSends(opts: {
     ],
   )
   const text = opts.statement.text.replace(/\$(\d+)/g, (_match, n: string) => {
-    const slot = opts.statement.slots[Number(n) - 1]
-    const arg = typeof slot === 'string' ? slot : ''
+    const arg = opts.statement.slots[Number(n) - 1] ?? ''
     // The server makes a new message id for each send; pgbench has the database make it.
     if (arg === 'messageId') return 'gen_random_uuid()'
     return COLUMN[arg] ? `:${COLUMN[arg]}` : 'NULL'

@@ -85,12 +85,18 @@ export function generate(docs: LexiconDoc[]): Map<string, string> {
     const parts: string[] = []
     for (const [defName, def] of Object.entries(doc.defs) as Array<[string, LexUserType]>) {
       const d = def as unknown as Schema & { description?: string }
-      if (d.type === 'query' || d.type === 'procedure') {
+      if (d.type === 'query' || d.type === 'procedure' || d.type === 'subscription') {
         parts.push(declare('Params', (d.parameters as Schema | undefined) ?? { type: 'params' }))
         if (d.type === 'procedure') {
           parts.push(declare('Input', (d.input as { schema?: Schema } | undefined)?.schema))
         }
-        parts.push(declare('Output', (d.output as { schema?: Schema } | undefined)?.schema))
+        if (d.type === 'subscription') {
+          parts.push(
+            declare('Message', (d.message as { schema?: Schema } | undefined)?.schema, 'One event of the stream.'),
+          )
+        } else {
+          parts.push(declare('Output', (d.output as { schema?: Schema } | undefined)?.schema))
+        }
       } else {
         parts.push(declare(defName === 'main' ? 'Main' : pascal(defName), d, d.description))
       }
@@ -106,8 +112,10 @@ export function generate(docs: LexiconDoc[]): Map<string, string> {
 }
 
 /**
- * index.ts: the NSID of each XRPC method, by its name, and what each one
- * takes and gives, so that handlers, the client and tests are typed by NSID.
+ * index.ts: the NSID of each XRPC method (query or procedure), by its name,
+ * and what each one takes and gives, so that handlers, the client and tests
+ * are typed by NSID; and the same of each subscription (a WebSocket event
+ * stream: its params and one message), which is not an HTTP route.
  */
 function methodMap(docs: LexiconDoc[]): string {
   const methods = docs.flatMap((doc) => {
@@ -116,12 +124,18 @@ function methodMap(docs: LexiconDoc[]): string {
     const name = doc.id.split('.').at(-1) as string
     return [{ nsid: doc.id, name, alias: moduleAlias(doc.id), type: def.type, encoding: def.output?.encoding }]
   })
+  const subscriptions = docs.flatMap((doc) =>
+    doc.defs.main?.type === 'subscription' ? [{ nsid: doc.id, alias: moduleAlias(doc.id) }] : [],
+  )
   const names = methods.map((m) => m.name)
   const repeated = names.find((name, i) => names.indexOf(name) !== i)
   if (repeated) throw new Error(`two methods are named ${repeated}: NSID constants need distinct names`)
   const lines = [
     '// Generated from lexicons/ by scripts/gen-lexicon-types.ts. Do not edit.',
-    ...methods.map((m) => `import type * as ${m.alias} from './${m.nsid}.js'`),
+    // In the documents' order (by file name), as they were loaded.
+    ...docs
+      .filter((doc) => [...methods, ...subscriptions].some((m) => m.nsid === doc.id))
+      .map((doc) => `import type * as ${moduleAlias(doc.id)} from './${doc.id}.js'`),
     '',
     '/** The NSID of each XRPC method, by its name. */',
     'export const NSID = {',
@@ -139,6 +153,13 @@ function methodMap(docs: LexiconDoc[]): string {
       (m) =>
         `  ${JSON.stringify(m.nsid)}: { type: ${JSON.stringify(m.type)}; encoding: ${JSON.stringify(m.encoding ?? null)}; ` +
         `params: ${m.alias}.Params; input: ${m.type === 'procedure' ? `${m.alias}.Input` : 'undefined'}; output: ${m.alias}.Output }`,
+    ),
+    '}',
+    '',
+    '/** What each subscription takes (its params) and sends (one message: an event). */',
+    'export interface Subscriptions {',
+    ...subscriptions.map(
+      (s) => `  ${JSON.stringify(s.nsid)}: { params: ${s.alias}.Params; message: ${s.alias}.Message }`,
     ),
     '}',
   ]

@@ -1,9 +1,11 @@
 /**
- * Refreshes test/fixtures/reference-lexicons/ from a folder of upstream
- * `blue.catbird.mls.*` lexicon documents, or another fixture folder (the
- * later upstream methods go to reference-lexicons-later/):
+ * Refreshes a fixture of upstream `blue.catbird.mls.*` lexicon documents from
+ * a folder of them: test/fixtures/reference-lexicons/ (the seed-era set, with
+ * getWelcome/confirmWelcome and the SSE stream) by default, or
+ * reference-lexicons-client/ (the set the client builds of Nov 2025 to Feb
+ * 2026 were generated from):
  *
- *   npm run fixtures:lexicons -- <folder> [reference-lexicons-later]
+ *   npm run fixtures:lexicons -- <folder> [reference-lexicons-client]
  *
  * The fixture keeps the wire contract real clients are generated from (ids,
  * types, field names, constraints, required lists, error names) and drops the
@@ -17,8 +19,9 @@ import { loadLexiconDocs } from '../src/xrpc/lexicons.js'
 
 const fixturesDir = path.join(projectRoot, 'test', 'fixtures')
 export const referenceFixtureDir = path.join(fixturesDir, 'reference-lexicons')
-/** Later upstream versions, of the methods the first set lacks (GroupInfo, external commits). */
-export const laterReferenceFixtureDir = path.join(fixturesDir, 'reference-lexicons-later')
+/** The client-era set: every method the client builds of Nov 2025 to Feb 2026 were generated from. */
+export const clientReferenceFixtureDir = path.join(fixturesDir, 'reference-lexicons-client')
+const fixtureDirs = [referenceFixtureDir, clientReferenceFixtureDir]
 export const SOURCE_NOTE = 'SOURCE.md'
 
 /**
@@ -58,8 +61,12 @@ function sourceNote(origin: string, command: string): string {
 }
 
 function main(folder: string | undefined, fixture = path.basename(referenceFixtureDir)): void {
-  if (!folder)
-    throw new Error('usage: npm run fixtures:lexicons -- <folder of upstream lexicon documents> [fixture folder]')
+  const names = fixtureDirs.map((dir) => path.basename(dir))
+  if (!folder || !names.includes(fixture)) {
+    throw new Error(
+      `usage: npm run fixtures:lexicons -- <folder of upstream lexicon documents> [${names.slice(1).join(' | ')}]`,
+    )
+  }
   const into = path.join(fixturesDir, fixture)
   const from = path.resolve(process.env.INIT_CWD ?? process.cwd(), folder)
   const docs = loadLexiconDocs(from)

@@ -122,6 +122,11 @@ export const configSchema = z
         'Largest MLS GroupInfo accepted, decoded (it carries the ratchet tree: a few hundred bytes per member).',
       ),
     MAX_KEY_PACKAGES_PER_USER: int(1).default(200).describe('Unconsumed key packages one user may keep on the server.'),
+    KEY_PACKAGE_REPLENISH_THRESHOLD: int(1)
+      .default(10)
+      .describe(
+        '`getKeyPackageStats` tells clients to publish more key packages when they have fewer unused ones than this (its `threshold`).',
+      ),
     MAX_MEMBERS_PER_CONVO: int(2).default(1000).describe('Largest number of current members in one conversation.'),
     KEY_PACKAGE_MAX_LIFETIME_DAYS: int(1)
       .default(90)

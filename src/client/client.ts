@@ -253,7 +253,8 @@ export class MlsClient {
       try {
         outcomes.push({ nsid, operation, ok: true, output: await this.complete(operation) } as PendingOutcome)
       } catch (error) {
-        outcomes.push({ nsid, operation, ok: false, error })
+        // Cast: past 25 procedures TypeScript no longer relates the NSID to the union of outcomes.
+        outcomes.push({ nsid, operation, ok: false, error } as PendingOutcome)
       }
     }
     return outcomes

@@ -39,8 +39,10 @@ export type {
 export type QueryNsid = {
   [N in Nsid]: Methods[N] extends { type: 'query'; encoding: 'application/json' } ? N : never
 }[Nsid]
-/** The lexicon procedures (POST), by NSID. */
-export type ProcedureNsid = { [N in Nsid]: Methods[N]['type'] extends 'procedure' ? N : never }[Nsid]
+/** The lexicon procedures (POST) that take a JSON input, by NSID (optOut takes none and is not here). */
+export type ProcedureNsid = {
+  [N in Nsid]: Methods[N] extends { type: 'procedure'; input: object } ? N : never
+}[Nsid]
 
 export type Queries = { [N in QueryNsid]: { params: Methods[N]['params']; output: Methods[N]['output'] } }
 export type Procedures = { [N in ProcedureNsid]: { input: Methods[N]['input']; output: Methods[N]['output'] } }
@@ -56,6 +58,7 @@ const keyedProcedures: Record<KeyedProcedureNsid, true> = {
   [NSID.createConvo]: true,
   [NSID.processExternalCommit]: true,
   [NSID.publishKeyPackage]: true,
+  [NSID.removeMember]: true,
   [NSID.sendMessage]: true,
 }
 

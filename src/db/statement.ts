@@ -33,13 +33,11 @@ export interface ShardPlacement<V extends Values> {
   inTransaction?: true
 }
 
-/** How a parameter's value is found: by name among the request's values, or fixed in the template. */
-type Slot = string | { fixed: unknown }
-
 export interface Statement<V extends Values = never, R = unknown> {
   readonly name: string
   readonly text: string
-  readonly slots: readonly Slot[]
+  /** The name of each parameter's value ($1, $2, ...). */
+  readonly slots: readonly string[]
   readonly compiled: CompiledQuery<R>
   readonly shard?: ShardPlacement<V>
 }
@@ -80,7 +78,8 @@ export const statementOf = (text: string): Statement | undefined => byText.get(t
 /**
  * Makes the statement `name` from `build`, which gets the values as named
  * parameters (their types are the values' types, for the query builder) and
- * the compiler. One name is one text: a name reused for another text is a
+ * the compiler. Every value is one of the values (constants are SQL:
+ * `sql.lit`). One name is one text: a name reused for another text is a
  * bug, refused before anything is sent.
  */
 export function statement<V extends Values, R>(
@@ -98,10 +97,15 @@ export function statement<V extends Values, R>(
     },
   })
   const compiled = build(values, compiler).compile(compiler)
+  const slots = compiled.parameters.map((value) => {
+    // A value written into the template would be bound the same for every later call.
+    if (!(value instanceof Param)) throw new Error(`statement ${name} has a value that is not one of its values`)
+    return value.key
+  })
   const made: Statement<V, R> = {
     name,
     text: compiled.sql,
-    slots: compiled.parameters.map((value) => (value instanceof Param ? value.key : { fixed: value })),
+    slots,
     compiled,
     ...(shard ? { shard } : {}),
   }
@@ -127,7 +131,7 @@ export function byShape<S, St>(make: (shape: S) => St, key: (shape: S) => string
 }
 
 const bind = <V extends Values>(statement: Statement<V>, values: V): unknown[] =>
-  statement.slots.map((slot) => (typeof slot === 'string' ? (values as Record<string, unknown>)[slot] : slot.fixed))
+  statement.slots.map((slot) => (values as Record<string, unknown>)[slot])
 
 /** Runs `statement` with `values` (an unset value is NULL). */
 export function execute<V extends Values, R>(db: Db, statement: Statement<V, R>, values: V): Promise<QueryResult<R>> {

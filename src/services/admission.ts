@@ -216,7 +216,7 @@ export function admissionCtes(v: AdmissionValues): RawBuilder<unknown> {
       INSERT INTO welcome_delivery (convo_id, recipient_did, welcome_id, expires_at)
       SELECT ${v.convoId}, did, welcomed.id, now() + make_interval(days => ${v.retentionDays})
       FROM unnest(${v.recipients}::text[]) AS did, welcomed
-      ON CONFLICT (convo_id, recipient_did) DO UPDATE SET
+      ON CONFLICT (convo_id, recipient_did, device_id) DO UPDATE SET
         welcome_id = EXCLUDED.welcome_id, state = 'available', created_at = EXCLUDED.created_at,
         expires_at = EXCLUDED.expires_at, fetched_at = NULL, fetch_count = 0, consumed_at = NULL,
         consumed_via = NULL, failure_count = 0, last_error = NULL

@@ -64,7 +64,14 @@ export async function checkCommit(
           .innerJoin('message', (join) =>
             join.onRef('message.convo_id', '=', 'commit.convo_id').onRef('message.seq', '=', 'commit.seq'),
           )
-          .select(['message.id', 'message.seq', 'message.event_id', 'message.created_at', sql<number>`0`.as('settled')])
+          .select([
+            'message.id',
+            'message.seq',
+            'message.epoch',
+            'message.event_id',
+            'message.created_at',
+            sql<number>`0`.as('settled'),
+          ])
           .where('commit.convo_id', '=', convo.id)
           .where('commit.epoch', '=', commit.epoch)
           .where('commit.sender_did', '=', sender)

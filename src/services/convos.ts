@@ -27,7 +27,7 @@ async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
     .orderBy('joined_at')
     .orderBy('did')
     .execute()
-  const byConvo = new Map<string, MemberView[]>()
+  const byConvo = new Map<string, JoinedMember[]>()
   for (const m of members) {
     const list = byConvo.get(m.convo_id) ?? []
     list.push({ did: m.did, joinedAt: iso(m.joined_at) })
@@ -36,7 +36,21 @@ async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
   return convos.map((c) => toConvoView(c, byConvo.get(c.id) ?? []))
 }
 
-function toConvoView(c: Convo, members: MemberView[]): ConvoView {
+/** A current member, as the member table knows it. */
+type JoinedMember = Pick<MemberView, 'did' | 'joinedAt'>
+
+/**
+ * Members are users (no device of theirs is listed apart): did is the
+ * user's DID. The creator is the conversation's one admin.
+ */
+const toMemberView = (c: Convo, m: JoinedMember): MemberView => ({
+  did: m.did,
+  userDid: m.did,
+  joinedAt: m.joinedAt,
+  isAdmin: m.did === c.creator_did,
+})
+
+function toConvoView(c: Convo, members: JoinedMember[]): ConvoView {
   const metadata = {
     ...(c.name !== null ? { name: c.name } : {}),
     ...(c.description !== null ? { description: c.description } : {}),
@@ -45,7 +59,7 @@ function toConvoView(c: Convo, members: MemberView[]): ConvoView {
     id: c.id,
     groupId: c.group_id,
     creator: c.creator_did,
-    members,
+    members: members.map((m) => toMemberView(c, m)),
     epoch: c.epoch,
     cipherSuite: c.cipher_suite,
     createdAt: iso(c.created_at),

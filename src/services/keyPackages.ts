@@ -13,6 +13,7 @@ import {
   type RecordedWrite,
   type ResponseSql,
 } from '../idempotency/statement.js'
+import type * as GetKeyPackageStats from '../lexicon/types/blue.catbird.mls.getKeyPackageStats.js'
 import { conflict, invalidRequest } from './errors.js'
 
 /**
@@ -221,33 +222,36 @@ export async function claimKeyPackages(
   }
 }
 
-export interface KeyPackageStats {
-  available: number
-  consumed: number
-  /** An unexpired last-resort package stands in when none is available. */
-  lastResort: boolean
-  /** Its hand-outs since the owner last published a regular package of its suite. */
-  lastResortHandouts: number
-}
-
+/** An owner's key packages counted, as getKeyPackageStats answers them (`threshold`: the server's setting). */
 export async function keyPackageStats(
   db: Db,
-  args: { owner: string; cipherSuite?: string | undefined },
-): Promise<KeyPackageStats> {
+  args: { owner: string; cipherSuite?: string | undefined; threshold: number },
+): Promise<GetKeyPackageStats.Output> {
   const row = await db
     .selectFrom('key_package')
     .select([
       sql<number>`count(*) FILTER (WHERE ${AVAILABLE})`.as('available'),
+      sql<number>`count(*)`.as('total'),
       sql<number>`count(*) FILTER (WHERE consumed_at IS NOT NULL)`.as('consumed'),
+      sql<number>`count(*) FILTER (WHERE consumed_at > now() - interval '1 day')`.as('consumed_last_24h'),
+      sql<number>`count(*) FILTER (WHERE consumed_at > now() - interval '7 days')`.as('consumed_last_7d'),
       sql<number>`count(*) FILTER (WHERE last_resort AND expires_at > now())`.as('last_resort'),
       sql<number | null>`sum(handed_out) FILTER (WHERE last_resort AND expires_at > now())`.as('handouts'),
     ])
     .where('owner_did', '=', args.owner)
     .$if(args.cipherSuite !== undefined, (qb) => qb.where('cipher_suite', '=', args.cipherSuite as string))
     .executeTakeFirstOrThrow()
+  const available = Number(row.available)
+  const consumedLast7d = Number(row.consumed_last_7d)
   return {
-    available: Number(row.available),
+    available,
+    threshold: args.threshold,
+    needsReplenish: available < args.threshold,
+    total: Number(row.total),
     consumed: Number(row.consumed),
+    consumedLast24h: Number(row.consumed_last_24h),
+    consumedLast7d,
+    averageDailyConsumption: Math.floor(consumedLast7d / 7),
     lastResort: Number(row.last_resort) > 0,
     lastResortHandouts: Number(row.handouts ?? 0),
   }

@@ -23,6 +23,8 @@ import { settleWelcomeByActivity } from './welcomes.js'
 export interface SentMessage {
   id: string
   seq: number
+  /** The epoch it was sent in (its MLS header's). */
+  epoch: number
   /** Position in the event stream of every conversation (see src/events/hub.ts). */
   eventId: number
   createdAt: Date
@@ -33,6 +35,7 @@ export interface SentMessage {
 export interface SentRow {
   id: string
   seq: number
+  epoch: number
   event_id: number
   created_at: Date
   /** How many Welcomes the sending settled. */
@@ -42,6 +45,7 @@ export interface SentRow {
 export const toSentMessage = (row: SentRow): SentMessage => ({
   id: row.id,
   seq: row.seq,
+  epoch: row.epoch,
   eventId: row.event_id,
   createdAt: row.created_at,
   settledWelcome: row.settled > 0,
@@ -133,7 +137,7 @@ export function messageCtes(shape: MessageShape, v: MessageValues, keyed = false
       SELECT ${v.messageId}::uuid, ${v.convoId}, last_seq, ${v.sender}, ${v.epoch},
              ${v.ciphertext}, ${v.embedType}, ${v.embedUri}
       FROM bumped
-      RETURNING id, seq, event_id, created_at${shape.commit ? sql`, ciphertext` : sql``}
+      RETURNING id, seq, epoch, event_id, created_at${shape.commit ? sql`, ciphertext` : sql``}
     ), ${
       shape.commit
         ? sql`listed AS (
@@ -154,6 +158,7 @@ export function messageCtes(shape: MessageShape, v: MessageValues, keyed = false
 export const SENT_COLUMNS = resultColumns({
   id: 'uuid',
   seq: 'bigint',
+  epoch: 'bigint',
   event_id: 'bigint',
   created_at: 'timestamptz',
   settled: ['int', '(SELECT count(*) FROM settled)::int'],

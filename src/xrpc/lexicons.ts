@@ -23,7 +23,10 @@ export function loadLexicons(dir = lexiconsDir): Lexicons {
   return new Lexicons(loadLexiconDocs(dir))
 }
 
-/** Every query and procedure the lexicons define: each becomes a route. */
+/**
+ * Every query and procedure the lexicons define: each becomes a route. A
+ * subscription (a WebSocket event stream, subscribeConvoEvents) is not one.
+ */
 export function xrpcMethods(lexicons: Lexicons): XrpcMethod[] {
   const methods: XrpcMethod[] = []
   for (const doc of lexicons) {

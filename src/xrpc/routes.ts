@@ -137,16 +137,19 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
         bindCaller(request)
       },
       // Callback-style: an async hook would cost a promise and a tick per request for synchronous work.
-      preValidation: (request, _reply, done) => {
-        try {
-          request.xrpcParams = parseParams(ctx.lexicons, method, request)
-          request.xrpcInput = parseInput(ctx.lexicons, method, request.body)
-        } catch (err) {
-          done(err as Error)
-          return
-        }
-        done()
-      },
+      // A method without a handler answers 501 whatever it is sent: nothing is validated for it.
+      ...(handler && {
+        preValidation: (request: FastifyRequest, _reply: unknown, done: (err?: Error) => void) => {
+          try {
+            request.xrpcParams = parseParams(ctx.lexicons, method, request)
+            request.xrpcInput = parseInput(ctx.lexicons, method, request.body)
+          } catch (err) {
+            done(err as Error)
+            return
+          }
+          done()
+        },
+      }),
       // The answer goes out as the JSON text returned here: a keyed write's record stores those bytes.
       handler: async (request, reply) => {
         if (!handler) throw new MethodNotImplementedError(`${nsid} is not implemented`)

@@ -225,6 +225,11 @@ describe('addMembers', () => {
     })
     expect(noOne.status).toBe(400)
     expect(noOne.body.error).toBe('AlreadyMember')
+    // The iOS client sends such a commit with an empty didList: taken, and answered the same way.
+    const empty = await t.call(alice, NSID.addMembers, {
+      input: { convoId: convo.id, didList: [], commit: encodeBase64(update.commit) },
+    })
+    expect([empty.status, empty.body.error]).toEqual([400, 'AlreadyMember'])
   })
 
   it('refuses non-members (403), unknown conversations (404) and too many members', async () => {

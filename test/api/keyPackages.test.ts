@@ -17,7 +17,7 @@ let alice: TestUser
 let bob: TestUser
 
 beforeAll(async () => {
-  t = await startTestApp({ config: { MAX_KEY_PACKAGES_PER_USER: '3' } })
+  t = await startTestApp({ config: { MAX_KEY_PACKAGES_PER_USER: '3', KEY_PACKAGE_REPLENISH_THRESHOLD: '2' } })
   alice = await TestUser.create()
   bob = await TestUser.create()
 })
@@ -33,10 +33,28 @@ describe('publishKeyPackage', () => {
     const first = await keyPackage(owner)
     expect((await publishKeyPackage(t, owner, first)).body).toEqual({ available: 1 })
     expect((await publishKeyPackage(t, owner)).body).toEqual({ available: 2 })
+    const before = await t.call(owner, NSID.getKeyPackageStats)
+    expect(before.body).toMatchObject({ available: 2, threshold: 2, needsReplenish: false, total: 2, consumed: 0 })
     const got = await t.call<KeyPackages>(alice, NSID.getKeyPackages, { params: { dids: [owner.did] } })
     expect(got.body).toEqual({ keyPackages: [{ did: owner.did, keyPackage: encodeBase64(first), cipherSuite: SUITE }] })
-    const stats = await t.call(owner, NSID.getKeyPackageStats)
-    expect(stats.body).toEqual({ available: 1, consumed: 1, lastResort: false, lastResortHandouts: 0 })
+    // Below the threshold once one is handed out; the caller may name itself, as the client-era lexicon allows.
+    const stats = await t.call(owner, NSID.getKeyPackageStats, { params: { did: owner.did } })
+    expect(stats.body).toEqual({
+      available: 1,
+      threshold: 2,
+      needsReplenish: true,
+      total: 2,
+      consumed: 1,
+      consumedLast24h: 1,
+      consumedLast7d: 1,
+      averageDailyConsumption: 0,
+      lastResort: false,
+      lastResortHandouts: 0,
+    })
+    // Another's stock of key packages is not shown.
+    const others = await t.call(alice, NSID.getKeyPackageStats, { params: { did: owner.did } })
+    expect(others.status).toBe(400)
+    expect(others.body).toMatchObject({ error: 'InvalidDid' })
   })
 
   it('refuses duplicates, bad base64, unknown suites, past and far expiries, and too many', async () => {

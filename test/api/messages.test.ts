@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -44,7 +44,7 @@ describe('sendMessage', () => {
     const ciphertext = await message(alice, convo.id, randomBytes(300))
     const sent = await sendMessage(t, alice, convo.id, { ciphertext })
     expect(sent.status).toBe(200)
-    expect(sent.body).toEqual({ messageId: expect.any(String), receivedAt: expect.any(String) })
+    expect(sent.body).toEqual({ messageId: expect.any(String), receivedAt: expect.any(String), seq: 1, epoch: 1 })
     const page = await t.call<Page>(bob, NSID.getMessages, { params: { convoId: convo.id } })
     expect(page.body.messages).toEqual([
       {
@@ -57,6 +57,17 @@ describe('sendMessage', () => {
         createdAt: sent.body.receivedAt,
       },
     ])
+  })
+
+  it('takes a message without senderDid (as client-era clients send it) as the caller’s', async () => {
+    const convo = await createConvo(t, alice, [bob])
+    const ciphertext = await message(bob, convo.id)
+    const sent = await t.call(bob, NSID.sendMessage, {
+      input: { convoId: convo.id, msgId: randomUUID().toUpperCase(), epoch: 1, ciphertext: bytesJson(ciphertext) },
+    })
+    expect(sent.body).toEqual({ messageId: expect.any(String), receivedAt: expect.any(String), seq: 1, epoch: 1 })
+    const page = await t.call<Page>(alice, NSID.getMessages, { params: { convoId: convo.id } })
+    expect(page.body.messages.map((m) => [m.id, m.sender])).toEqual([[sent.body.messageId, bob.did]])
   })
 
   it('refuses a senderDid that is not the caller (403), and changes nothing', async () => {

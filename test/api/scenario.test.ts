@@ -41,7 +41,7 @@ describe('a whole group life', () => {
       params: { dids: [a.did] },
     })
     expect(kp.body.keyPackages.map((k) => k.did)).toEqual([a.did])
-    expect((await t.call(a, NSID.getKeyPackageStats)).body).toEqual({
+    expect((await t.call(a, NSID.getKeyPackageStats)).body).toMatchObject({
       available: 2,
       consumed: 1,
       lastResort: false,

@@ -61,7 +61,7 @@ function client(user: TestUser, opts: Partial<MlsClientOptions> = {}) {
 }
 
 const messagesIn = async (convoId: string) =>
-  t.ctx.db.selectFrom('message').select(['id', 'ciphertext']).where('convo_id', '=', convoId).execute()
+  t.ctx.db.selectFrom('message').select(['id', 'seq', 'epoch', 'ciphertext']).where('convo_id', '=', convoId).execute()
 
 /** A sendMessage input: a new application message of `user`'s, or the one given. */
 const sendInput = async (
@@ -219,7 +219,7 @@ describe('pending operations', () => {
         nsid: NSID.sendMessage,
         operation: pending,
         ok: true,
-        output: { messageId: stored!.id, receivedAt: expect.any(String) },
+        output: { messageId: stored!.id, receivedAt: expect.any(String), seq: stored!.seq, epoch: stored!.epoch },
       },
     ])
     const messages = await messagesIn(convo.id)

@@ -174,7 +174,7 @@ describe('query plans', () => {
       () => listCommits(traced, { convoId, currentEpoch: 10, fromEpoch: 2, limit: 100 }),
       () => claimKeyPackages(traced, { dids: ['did:plc:hot', 'did:plc:u4'], claimedBy: did }),
       () => claimKeyPackages(traced, { dids: ['did:plc:hot'], cipherSuite: 's', claimedBy: did }),
-      () => keyPackageStats(traced, { owner: did }),
+      () => keyPackageStats(traced, { owner: did, threshold: 10 }),
       () =>
         publishKeyPackage(traced, {
           owner: did,

@@ -592,7 +592,7 @@ export interface SendOptions {
 
 export async function sendMessage(t: Caller, sender: TestUser, convoId: string, opts: SendOptions = {}) {
   const ciphertext = opts.ciphertext ?? (await message(sender, convoId))
-  return t.call<{ messageId: string; receivedAt: string }>(sender, NSID.sendMessage, {
+  return t.call<{ messageId: string; receivedAt: string; seq: number; epoch: number }>(sender, NSID.sendMessage, {
     input: {
       convoId,
       senderDid: sender.did,

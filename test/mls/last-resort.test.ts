@@ -31,7 +31,11 @@ interface Stats {
   lastResortHandouts: number
 }
 
-const statsOf = async (client: Client) => (await client.call<Stats>('getKeyPackageStats')).body
+/** The counts of regular and last-resort key packages, of all getKeyPackageStats answers. */
+async function statsOf(client: Client): Promise<Stats> {
+  const { available, consumed, lastResort, lastResortHandouts } = (await client.call<Stats>('getKeyPackageStats')).body
+  return { available, consumed, lastResort, lastResortHandouts }
+}
 
 async function lastResortHandoutsMetric(): Promise<number> {
   const res = await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })

@@ -69,7 +69,7 @@ describe('README quickstart', () => {
     const convoId = /^conversation (\w+)$/.exec(conversation ?? '')?.[1]
     expect(convoId).toBeDefined()
     const message = JSON.parse(sent ?? '') as { messageId: string; receivedAt: string }
-    expect(message).toEqual({ messageId: expect.any(String), receivedAt: expect.any(String) })
+    expect(message).toEqual({ messageId: expect.any(String), receivedAt: expect.any(String), seq: 1, epoch: 0 })
     // The retry with the same key is answered with the same message, stored once.
     expect(resent).toBe(sent)
     const identityFile = path.join(copy.dir, 'data', 'alice.json')

@@ -2,7 +2,7 @@ import { P256Keypair } from '@atproto/crypto'
 import { createServiceJwt } from '@atproto/xrpc-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../src/config.js'
-import { handlers } from '../../src/api/index.js'
+import { handlers, notImplemented } from '../../src/api/index.js'
 import { NSID, SERVICE_DID, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 import { xrpcMethods } from '../../src/xrpc/lexicons.js'
 import { version } from '../../src/version.js'
@@ -79,6 +79,22 @@ describe('routing', () => {
     } finally {
       await partial.close()
     }
+  })
+
+  it('answers 501 MethodNotImplemented for the methods not implemented yet, whatever they are sent, after auth', async () => {
+    for (const nsid of notImplemented) {
+      // Nothing is validated: an unknown parameter, and for a procedure a body no lexicon allows.
+      const procedure = t.ctx.lexicons.getDef(nsid)?.type === 'procedure'
+      const res = await t.call(alice, nsid, { params: { no: 'such parameter' }, input: procedure ? [] : undefined })
+      expect(res.status, nsid).toBe(501)
+      expect(res.body, nsid).toEqual({ error: 'MethodNotImplemented', message: `${nsid} is not implemented` })
+    }
+    const anonymous = await t.call(null, notImplemented[0])
+    expect(anonymous.status).toBe(401)
+    // A subscription is not an HTTP route: its WebSocket comes later.
+    const subscription = await t.call(alice, 'blue.catbird.mls.subscribeConvoEvents', { method: 'GET' })
+    expect(subscription.status).toBe(501)
+    expect(subscription.body).toMatchObject({ error: 'MethodNotImplemented' })
   })
 
   it('refuses an output that breaks the lexicon (output validation) with a 500', async () => {

@@ -11,12 +11,18 @@ import { announce } from '../announce.js'
 import { groupInfoWithoutCommit, readGroupInfoField, readMessage, withGroupInfo } from '../input.js'
 
 /** The answer, from the stored message. */
-const toOutput = (sent: SentMessage): SendMessage.Output => ({ messageId: sent.id, receivedAt: iso(sent.createdAt) })
+const toOutput = (sent: SentMessage): SendMessage.Output => ({
+  messageId: sent.id,
+  receivedAt: iso(sent.createdAt),
+  seq: sent.seq,
+  epoch: sent.epoch,
+})
 
 /** The same answer built in SQL from the stored message's row, for the record a keyed send stores with it. */
 const outputSql: ResponseSql = {
   name: NSID.sendMessage,
-  json: (row) => sql`json_build_object('messageId', ${row}.id, 'receivedAt', ${isoSql(sql`${row}.created_at`)})`,
+  json: (row) => sql`json_build_object('messageId', ${row}.id, 'receivedAt', ${isoSql(sql`${row}.created_at`)},
+                                       'seq', ${row}.seq, 'epoch', ${row}.epoch)`,
 }
 
 export default handler(
@@ -25,8 +31,8 @@ export default handler(
   { keyedWrites: { recordedIn: 'statement', shardKey: (input) => input.convoId } },
   async (req) => {
     const { input, caller, db, ctx } = req
-    // The token says who is speaking; the body may only agree.
-    if (input.senderDid !== caller) {
+    // The token says who is speaking; the body may only agree (the client-era clients leave it out).
+    if (input.senderDid !== undefined && input.senderDid !== caller) {
       throw forbidden(undefined, 'senderDid must be the DID of the authenticated caller')
     }
     const { ciphertext } = input

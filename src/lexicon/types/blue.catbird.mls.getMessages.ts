@@ -8,6 +8,8 @@ export interface Params {
   limit?: number
   /** Return messages that come after this message id (the cursor of a previous page). */
   sinceMessage?: string
+  /** Only messages whose seq is greater than this (the client-era cursor; the seed-era one is sinceMessage). With both, the later position wins. */
+  sinceSeq?: number
 }
 
 export interface Output {
@@ -15,4 +17,18 @@ export interface Output {
   messages: Array<BlueCatbirdMlsDefs.MessageView>
   /** Present when more messages follow: the id to pass as sinceMessage. */
   cursor?: string
+  /** The seq of the last message returned: pass it as sinceSeq for the next page. */
+  lastSeq?: number
+  /** Whether seq numbers are missing among the messages returned (none are: seq has no gaps). */
+  gapInfo?: GapInfo
+}
+
+/** Missing seq numbers in a page of messages. */
+export interface GapInfo {
+  /** True when some seq number between the first and last returned is missing. */
+  hasGaps: boolean
+  /** The missing seq numbers. */
+  missingSeqs: Array<number>
+  /** How many messages were returned. */
+  totalMessages: number
 }

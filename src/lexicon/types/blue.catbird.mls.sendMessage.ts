@@ -5,14 +5,20 @@ export type Params = Record<string, never>
 export interface Input {
   /** Identifier of the conversation. */
   convoId: string
+  /** The client's identifier of the message: a UUID (the iOS client sends one, 36 characters, uppercase) or a ULID (26). Sent by the client-era clients. */
+  msgId?: string
   /** Client-chosen key, generated once per logical write and reused on every retry, so a retried request returns the original result instead of writing twice. */
   idempotencyKey?: string
-  /** The MLSMessage (RFC 9420 §6) as the sender made it: a PrivateMessage, or a PublicMessage carrying a proposal or commit. Commits may be at most MAX_COMMIT_BYTES. */
+  /** The MLSMessage (RFC 9420 §6) as the sender made it: a PrivateMessage, or a PublicMessage carrying a proposal or commit. Commits may be at most MAX_COMMIT_BYTES. With paddedSize (the client-era clients), the bytes are padded: a 4-byte big-endian length, the MLSMessage, then zeros up to paddedSize bytes. */
   ciphertext: Uint8Array
   /** The epoch in the message's MLS header; it must be the conversation's current epoch. */
   epoch: number
-  /** DID of the sender; must be the authenticated caller. */
-  senderDid: string
+  /** The length of ciphertext, padded to a bucket size so that the server does not learn the length of the message (sent by the client-era clients, whose ciphertext is then padded: see ciphertext). */
+  paddedSize?: number
+  /** persistent (the default): stored and delivered in order; ephemeral: delivered to those connected now and not kept (typing indicators, for example). */
+  delivery?: "persistent" | "ephemeral" | (string & {})
+  /** DID of the sender; when given it must be the authenticated caller (the seed-era clients send it, the client-era ones do not). */
+  senderDid?: string
   /** Kind of embed the client attached (for example tenor, bsky_post or link). */
   embedType?: string
   /** URI the embed points to (a web URL or an AT-URI). */
@@ -26,4 +32,8 @@ export interface Output {
   messageId: string
   /** When the server stored the message. */
   receivedAt: string
+  /** Position of the message in its conversation (its messageView.seq). */
+  seq: number
+  /** The MLS epoch the message was sent in (a commit moves the conversation to the next one). */
+  epoch: number
 }

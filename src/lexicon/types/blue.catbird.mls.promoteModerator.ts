@@ -1,0 +1,17 @@
+// Generated from lexicons/blue.catbird.mls.promoteModerator.json by scripts/gen-lexicon-types.ts. Do not edit.
+
+export type Params = Record<string, never>
+
+export interface Input {
+  /** Identifier of the conversation. */
+  convoId: string
+  /** The member to promote. */
+  targetDid: string
+}
+
+export interface Output {
+  /** True when the target is a moderator. */
+  ok: boolean
+  /** When. */
+  promotedAt: string
+}

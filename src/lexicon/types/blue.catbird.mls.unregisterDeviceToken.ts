@@ -1,0 +1,13 @@
+// Generated from lexicons/blue.catbird.mls.unregisterDeviceToken.json by scripts/gen-lexicon-types.ts. Do not edit.
+
+export type Params = Record<string, never>
+
+export interface Input {
+  /** The device. */
+  deviceId: string
+}
+
+export interface Output {
+  /** True when no token of the device is stored. */
+  success: boolean
+}

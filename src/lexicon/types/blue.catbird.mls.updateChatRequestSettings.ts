@@ -1,0 +1,21 @@
+// Generated from lexicons/blue.catbird.mls.updateChatRequestSettings.json by scripts/gen-lexicon-types.ts. Do not edit.
+
+export type Params = Record<string, never>
+
+export interface Input {
+  /** Users who follow the caller skip the mailbox. */
+  allowFollowersBypass?: boolean
+  /** Users the caller follows skip the mailbox. */
+  allowFollowingBypass?: boolean
+  /** Pending requests expire after this many days. */
+  autoExpireDays?: number
+}
+
+export interface Output {
+  /** Users who follow the caller skip the mailbox. */
+  allowFollowersBypass: boolean
+  /** Users the caller follows skip the mailbox. */
+  allowFollowingBypass: boolean
+  /** Pending requests expire after this many days. */
+  autoExpireDays: number
+}
