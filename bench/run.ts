@@ -4,7 +4,7 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
-import { message, NSID, prepareCommit, SUITE, TestUser, xrpcClient } from '../test/helpers/index.js'
+import { message, NSID, SeedClient, SUITE, TestUser, xrpcClient } from '../test/helpers/index.js'
 import { Tokens, Xrpc, type HttpRequest } from './client.js'
 import { addBackgroundConvos, count, fillMessages, insertExpiredIdempotencyKeys, insertKeyPackages } from './data.js'
 import { runFanoutBench } from './fanout.js'
@@ -367,7 +367,7 @@ async function main() {
 async function headerReads(dist: Dist, load: Workload): Promise<Results['parse']> {
   const convo = load.convos[0] as Convo
   const member = convo.members[0] as TestUser
-  const update = await prepareCommit({ call: xrpcClient(load.api.url) }, member, convo.id)
+  const update = await new SeedClient(xrpcClient(load.api.url)).prepareCommit(member, convo.id)
   return measureHeaderReads(dist.readMessageHeader, [
     { message: `application message, ${PLAINTEXT_BYTES} bytes of text (the load's)`, bytes: load.sample() },
     { message: 'application message, 64 KiB of text', bytes: await message(member, convo.id, new Uint8Array(65536)) },

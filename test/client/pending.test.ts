@@ -14,17 +14,14 @@ import {
 import { convoIdOf } from '../../src/services/convos.js'
 import {
   countRows,
-  createConvo,
   encodeBase64,
   epochOf,
   holdKey,
   keyPackage,
   message,
   NSID,
-  prepareCommit,
   randomGroupId,
   refusingUrl,
-  staleMessage,
   startFaultProxy,
   startTestApp,
   SUITE,
@@ -75,12 +72,12 @@ const sendInput = async (
 
 describe('pending operations', () => {
   it('a permanent refusal removes the operation and throws it, without retrying', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const { sleeps, sleep } = recordingSleep()
     const pendingStore = new MemoryPendingStore()
     const sdk = client(alice, { pendingStore, retry: { sleep } })
 
-    const stale = await staleMessage(t, alice, convo.id)
+    const stale = await t.seed.staleMessage(alice, convo.id)
     const stored = await messagesIn(convo.id)
     const mismatch = await sdk
       .sendMessage(await sendInput(alice, convo.id, { ciphertext: stale }))
@@ -134,7 +131,7 @@ describe('pending operations', () => {
   it('waits the Retry-After of a 429 and keeps the operation pending when attempts run out', async () => {
     const limited = await startTestApp({ testDb: t.testDb, config: { RATE_LIMIT_PER_MINUTE: '1' } })
     try {
-      const convo = await createConvo(limited, alice)
+      const convo = await limited.seed.createConvo(alice)
       const { sleeps, sleep } = recordingSleep()
       const pendingStore = new MemoryPendingStore()
       const sdk = new MlsClient({
@@ -168,7 +165,7 @@ describe('pending operations', () => {
   })
 
   it('backs off exponentially with full jitter, capped, on network failures', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const proxy = await startFaultProxy({ target: t.url, faultRate: 1, faults: ['dropRequest'], seed: 1 })
     try {
       const { sleeps, sleep } = recordingSleep()
@@ -189,7 +186,7 @@ describe('pending operations', () => {
   })
 
   it('FilePendingStore survives a restart: a new client resumes with the same key and nothing is duplicated', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const file = path.join(dir, 'restart', 'pending.json')
     // Every response is lost after the server has stored the message.
     const proxy = await startFaultProxy({ target: t.url, faultRate: 1, faults: ['dropResponse'], seed: 2 })
@@ -231,7 +228,7 @@ describe('pending operations', () => {
 
   it('resumes every kind of write after a restart, keyed or idempotent by nature', async () => {
     const bob = await TestUser.create()
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const file = path.join(dir, 'kinds.json')
     const offline = new MlsClient({
       serviceUrl: await refusingUrl(),
@@ -239,7 +236,7 @@ describe('pending operations', () => {
       pendingStore: new FilePendingStore(file),
       retry: { maxAttempts: 1 },
     })
-    const adding = await prepareCommit(t, alice, convo.id, { add: [bob] })
+    const adding = await t.seed.prepareCommit(alice, convo.id, { add: [bob] })
     // Made before the writes start: each must have its rejection handler before the next await.
     const ownKeyPackage = encodeBase64(await keyPackage(alice))
     const writes = [

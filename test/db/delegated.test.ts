@@ -8,16 +8,12 @@ import { isRecordTaken } from '../../src/idempotency/store.js'
 import { convoIdOf } from '../../src/services/convos.js'
 import {
   bytesJson,
-  commitUpdate,
-  createConvo,
   createTestDatabase,
   holdKey,
   keyPackage,
   message,
   NSID,
-  publishKeyPackage,
   randomGroupId,
-  sendMessage,
   startTestApp,
   SUITE,
   type TestApp,
@@ -50,8 +46,8 @@ describe('delegated writes (DATABASE_DELEGATED_WRITES)', () => {
     const [alice, bob] = [await TestUser.create(), await TestUser.create()]
     const key = randomUUID()
     const bobsPackage = await keyPackage(bob)
-    const published = await publishKeyPackage(t, bob, bobsPackage, { idempotencyKey: key })
-    const republished = await publishKeyPackage(t, bob, bobsPackage, { idempotencyKey: key })
+    const published = await t.seed.publishKeyPackage(bob, bobsPackage, { idempotencyKey: key })
+    const republished = await t.seed.publishKeyPackage(bob, bobsPackage, { idempotencyKey: key })
     expect([published.status, republished.status, republished.headers.get('idempotent-replayed')]).toEqual([
       200,
       200,
@@ -59,12 +55,12 @@ describe('delegated writes (DATABASE_DELEGATED_WRITES)', () => {
     ])
     expect(republished.body).toEqual(published.body)
     // createConvo claims bob's key package (getKeyPackages) for its Welcome.
-    const convo = await createConvo(t, alice, [bob])
+    const convo = await t.seed.createConvo(alice, [bob])
 
     // Sent at once, numbered without gaps in the order the conversation's row lock let them in.
     const ciphertexts = [] as Uint8Array[]
     for (let i = 0; i < 8; i++) ciphertexts.push(await message(alice, convo.id))
-    const sent = await Promise.all(ciphertexts.map((ciphertext) => sendMessage(t, alice, convo.id, { ciphertext })))
+    const sent = await Promise.all(ciphertexts.map((ciphertext) => t.seed.sendMessage(alice, convo.id, { ciphertext })))
     expect(sent.map((r) => r.status)).toEqual(Array(8).fill(200))
 
     const input = {
@@ -81,8 +77,8 @@ describe('delegated writes (DATABASE_DELEGATED_WRITES)', () => {
 
     // A commit moves the epoch; a message of the old epoch is then refused, as without delegation.
     const stale = await message(alice, convo.id)
-    expect((await commitUpdate(t, alice, convo.id)).status).toBe(200)
-    const refused = await sendMessage(t, alice, convo.id, { ciphertext: stale })
+    expect((await t.seed.commitUpdate(alice, convo.id)).status).toBe(200)
+    const refused = await t.seed.sendMessage(alice, convo.id, { ciphertext: stale })
     expect([refused.status, refused.body.error]).toEqual([409, 'EpochMismatch'])
 
     const rows = await query<{ seq: number; sender_did: string }>(
@@ -92,8 +88,8 @@ describe('delegated writes (DATABASE_DELEGATED_WRITES)', () => {
     expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1))
     expect(rows.filter((r) => r.sender_did === bob.did)).toHaveLength(1)
 
-    expect((await publishKeyPackage(t, bob, await keyPackage(bob))).status).toBe(200)
-    const claimed = await t.call<{ keyPackages: unknown[] }>(alice, NSID.getKeyPackages, {
+    expect((await t.seed.publishKeyPackage(bob, await keyPackage(bob))).status).toBe(200)
+    const claimed = await t.call(alice, NSID.getKeyPackages, {
       params: { dids: [bob.did], cipherSuite: SUITE },
     })
     expect(claimed.body.keyPackages).toHaveLength(1)

@@ -1,20 +1,7 @@
 import { sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  addMembers,
-  commitUpdate,
-  createConvo,
-  message,
-  messagesOf,
-  NSID,
-  openStream,
-  removeMember,
-  sendMessage,
-  startTestApp,
-  type TestApp,
-  TestUser,
-} from '../helpers/index.js'
+import { message, messagesOf, NSID, openStream, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 import { sendMessage as storeMessage } from '../../src/services/messages.js'
 
 // Two instances of the server on one database.
@@ -52,7 +39,7 @@ describe('streamConvoEvents', () => {
   it('delivers 200 messages sent through two instances, with and without idempotency keys, to subscribers on both, in order, exactly once', async () => {
     const alice = await TestUser.create()
     const bob = await TestUser.create()
-    const convo = await createConvo(one, alice, [bob])
+    const convo = await one.seed.createConvo(alice, [bob])
     const streams = [await openStream(one.url, alice), await openStream(two.url, bob), await openStream(one.url, bob)]
     expect(streams.map((s) => s.status)).toEqual([200, 200, 200])
 
@@ -61,7 +48,7 @@ describe('streamConvoEvents', () => {
       // A keyed write commits with its stored response, after the handler, and is announced
       // then; the last ones are all keyed, so no unkeyed write announces them in passing.
       const keyed = i >= 150 ? { idempotencyKey: `stream-${i}` } : {}
-      sends.push(sendMessage(i % 2 ? one : two, i % 3 ? alice : bob, convo.id, keyed))
+      sends.push((i % 2 ? one : two).seed.sendMessage(i % 3 ? alice : bob, convo.id, keyed))
     }
     const results = await Promise.all(sends)
     expect(results.every((r) => r.status === 200)).toBe(true)
@@ -90,25 +77,24 @@ describe('streamConvoEvents', () => {
 
   it('announces commits in sequence with the messages, whichever method carried them', async () => {
     const [alice, bob, carol] = await Promise.all([TestUser.create(), TestUser.create(), TestUser.create()])
-    const convo = await createConvo(one, alice, [bob])
+    const convo = await one.seed.createConvo(alice, [bob])
     const stream = await openStream(two.url, bob, { convoId: convo.id })
     // Without polling, each write reaches the other instance only if it was announced.
     const writes = [
-      () => sendMessage(one, alice, convo.id),
-      () => commitUpdate(one, alice, convo.id),
-      () => addMembers(one, alice, convo.id, [carol], { idempotencyKey: `add-${carol.did}` }),
-      () => sendMessage(one, carol, convo.id),
+      () => one.seed.sendMessage(alice, convo.id),
+      () => one.seed.commitUpdate(alice, convo.id),
+      () => one.seed.addMembers(alice, convo.id, [carol], { idempotencyKey: `add-${carol.did}` }),
+      () => one.seed.sendMessage(carol, convo.id),
       () =>
         one
           .call(carol, NSID.leaveConvo, { input: { convoId: convo.id } })
-          .then(() => removeMember(one, bob, convo.id, carol)),
+          .then(() => one.seed.removeMember(bob, convo.id, carol)),
     ]
     for (const [i, write] of writes.entries()) {
       expect((await write()).status).toBe(200)
       await stream.waitFor((events) => events.length === i + 1, 3_000)
     }
-    const messages = stream.events.map((e) => e.data.message as { seq: number; epoch: number; sender: string })
-    expect(messages.map((m) => [m.seq, m.epoch, m.sender])).toEqual([
+    expect(messagesOf(stream.events).map((m) => [m.seq, m.epoch, m.sender])).toEqual([
       [1, 1, alice.did],
       [2, 1, alice.did],
       [3, 2, alice.did],
@@ -120,17 +106,17 @@ describe('streamConvoEvents', () => {
 
   it('resumes from a cursor after a disconnect with nothing lost and nothing repeated', async () => {
     const alice = await TestUser.create()
-    const convo = await createConvo(one, alice)
+    const convo = await one.seed.createConvo(alice)
     const first = await openStream(one.url, alice)
-    for (let i = 0; i < 5; i++) await sendMessage(one, alice, convo.id)
+    for (let i = 0; i < 5; i++) await one.seed.sendMessage(alice, convo.id)
     await first.waitFor((e) => e.length === 5)
     first.close()
     const cursor = first.events[2]!.id!
-    for (let i = 0; i < 5; i++) await sendMessage(two, alice, convo.id)
+    for (let i = 0; i < 5; i++) await two.seed.sendMessage(alice, convo.id)
 
     const resumed = await openStream(two.url, alice, { cursor })
     await resumed.waitFor((e) => e.length >= 7)
-    for (let i = 0; i < 3; i++) await sendMessage(one, alice, convo.id)
+    for (let i = 0; i < 3; i++) await one.seed.sendMessage(alice, convo.id)
     await resumed.waitFor((e) => e.length >= 10)
     expect(messagesOf(resumed.events).map((m) => m.seq)).toEqual([4, 5, 6, 7, 8, 9, 10, 11, 12, 13])
     resumed.close()
@@ -145,18 +131,18 @@ describe('streamConvoEvents', () => {
     const alice = await TestUser.create()
     const bob = await TestUser.create()
     const eve = await TestUser.create()
-    const convo = await createConvo(one, alice, [bob])
+    const convo = await one.seed.createConvo(alice, [bob])
     const refused = await openStream(one.url, eve, { convoId: convo.id })
     expect(refused.status).toBe(403)
     expect(refused.body).toMatchObject({ error: 'NotMember' })
     const eveStream = await openStream(one.url, eve)
     const bobStream = await openStream(two.url, bob, { convoId: convo.id })
-    await sendMessage(one, alice, convo.id)
+    await one.seed.sendMessage(alice, convo.id)
     await bobStream.waitFor((e) => e.length === 1)
     await one.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })
-    await sendMessage(one, alice, convo.id)
-    const other = await createConvo(one, eve)
-    await sendMessage(one, eve, other.id)
+    await one.seed.sendMessage(alice, convo.id)
+    const other = await one.seed.createConvo(eve)
+    await one.seed.sendMessage(eve, other.id)
     // Eve's own message arriving proves the earlier ones were not held back.
     await eveStream.waitFor((e) => e.length === 1)
     expect(messagesOf(eveStream.events).map((m) => m.convoId)).toEqual([other.id])
@@ -190,7 +176,7 @@ describe('streamConvoEvents', () => {
     const polling = await startTestApp({ testDb: one.testDb, config: { EVENT_POLL_INTERVAL_MS: '100' } })
     try {
       const alice = await TestUser.create()
-      const convo = await createConvo(one, alice)
+      const convo = await one.seed.createConvo(alice)
       const stream = await openStream(polling.url, alice)
       // The service call commits the message; no handler is there to announce it.
       const sent = await storeMessage(one.ctx.db, {
@@ -215,10 +201,10 @@ describe('streamConvoEvents', () => {
     try {
       expect(await sessionsOf('catbird-listen-test')).toEqual(['LISTEN catbird_message'])
       const alice = await TestUser.create()
-      const convo = await createConvo(one, alice)
+      const convo = await one.seed.createConvo(alice)
       const stream = await openStream(listening.url, alice)
       // Without polling, only a notification on that connection brings it.
-      const sent = await sendMessage(one, alice, convo.id)
+      const sent = await one.seed.sendMessage(alice, convo.id)
       await stream.waitFor((e) => e.length === 1, 3_000)
       expect(messagesOf(stream.events).map((m) => m.id)).toEqual([sent.body.messageId])
       stream.close()
@@ -235,13 +221,13 @@ describe('streamConvoEvents', () => {
     })
     try {
       const alice = await TestUser.create()
-      const convo = await createConvo(one, alice)
+      const convo = await one.seed.createConvo(alice)
       const here = await openStream(polling.url, alice)
       const elsewhere = await openStream(two.url, alice)
       // Another instance's write, found by polling; this instance's own, at once, and told to no one.
-      const fromOne = await sendMessage(one, alice, convo.id)
+      const fromOne = await one.seed.sendMessage(alice, convo.id)
       await here.waitFor((e) => e.length === 1)
-      const fromPolling = await sendMessage(polling, alice, convo.id)
+      const fromPolling = await polling.seed.sendMessage(alice, convo.id)
       await here.waitFor((e) => e.length === 2)
       expect(messagesOf(here.events).map((m) => m.id)).toEqual([fromOne.body.messageId, fromPolling.body.messageId])
       await elsewhere.waitFor((e) => e.length === 1)
@@ -269,16 +255,16 @@ describe('streamConvoEvents', () => {
     } as typeof query
     try {
       const alice = await TestUser.create()
-      const convo = await createConvo(quiet, alice)
+      const convo = await quiet.seed.createConvo(alice)
       const started = performance.now()
-      for (let i = 0; i < 30; i++) expect((await sendMessage(quiet, alice, convo.id)).status).toBe(200)
+      for (let i = 0; i < 30; i++) expect((await quiet.seed.sendMessage(alice, convo.id)).status).toBe(200)
       const elapsed = performance.now() - started
       // One read per 100 ms at most (and one to spare), not one per message.
       expect(reads).toBeLessThanOrEqual(Math.ceil(elapsed / 100) + 1)
       expect(reads).toBeLessThan(30)
 
       const stream = await openStream(quiet.url, alice)
-      const next = await sendMessage(quiet, alice, convo.id)
+      const next = await quiet.seed.sendMessage(alice, convo.id)
       await stream.waitFor((e) => e.length === 1)
       await new Promise((resolve) => setTimeout(resolve, 200))
       expect(messagesOf(stream.events).map((m) => m.id)).toEqual([next.body.messageId])

@@ -5,17 +5,18 @@ import { createDatabase, databaseOptions, type Database } from '../../src/db/ind
 import { buildServer } from '../../src/server.js'
 import type { XrpcHandler, XrpcHandlers } from '../../src/xrpc/types.js'
 import { createTestDatabase, type TestDatabase } from './database.js'
+import { SeedClient } from './seed.js'
 import { SERVICE_DID } from './users.js'
-import { xrpcClient, type XrpcCall } from './xrpc.js'
+import { xrpcClient, type XrpcClient } from './xrpc.js'
 
-export interface TestApp {
+/** `call` and `callRaw` call an XRPC method over real HTTP as a user; `seed` takes scenario steps through them. */
+export interface TestApp extends XrpcClient {
   app: FastifyInstance
   ctx: AppContext
   database: Database
   testDb: TestDatabase
   url: string
-  /** Calls an XRPC method over real HTTP as `user`. */
-  call: XrpcCall
+  seed: SeedClient
   close(): Promise<void>
 }
 
@@ -59,7 +60,7 @@ export async function startTestApp(
   })
   const url = await app.listen({ port: opts.port ?? 0, host: '127.0.0.1' })
 
-  const call = xrpcClient(url)
+  const client = xrpcClient(url)
 
   return {
     app,
@@ -67,7 +68,8 @@ export async function startTestApp(
     database,
     testDb,
     url,
-    call,
+    ...client,
+    seed: new SeedClient(client),
     async close() {
       await app.close()
       await database.close()

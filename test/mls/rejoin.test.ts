@@ -9,7 +9,6 @@ import {
   joinExternally,
   messagesOf,
   openStream,
-  type Rejoined,
   startTestApp,
   type TestApp,
 } from '../helpers/index.js'
@@ -38,7 +37,7 @@ const sendExternalCommit = (
   externalCommit: Uint8Array,
   extra: Record<string, unknown> = {},
 ) =>
-  client.call<Rejoined>('processExternalCommit', {
+  client.call('processExternalCommit', {
     input: { convoId, externalCommit: encodeBase64(externalCommit), ...extra },
   })
 

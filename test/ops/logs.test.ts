@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   bytesToJson,
   captureLogs,
-  createConvo,
   encodeBase64,
   message,
   NSID,
@@ -28,7 +27,7 @@ describe('logs', () => {
   it('carry a request id and the caller, show the operator lines, and never secrets', async () => {
     const alice = await TestUser.create()
     const bob = await TestUser.create()
-    const convo = await createConvo(t, alice, [bob])
+    const convo = await t.seed.createConvo(alice, [bob])
     const welcome = welcomeOf(convo.id)
     const ciphertext = await message(alice, convo.id)
     const key = `key-${randomUUID()}`

@@ -6,7 +6,6 @@ import {
   bytesJson,
   captureLogs,
   countRows,
-  createConvo,
   NSID,
   randomGroupId,
   rawHttp,
@@ -28,7 +27,7 @@ beforeAll(async () => {
   t = await startTestApp({ config: { EVENT_POLL_INTERVAL_MS: '600000' } })
   alice = await TestUser.create()
   bob = await TestUser.create()
-  convoId = (await createConvo(t, alice, [bob])).id
+  convoId = (await t.seed.createConvo(alice, [bob])).id
 })
 afterAll(async () => {
   await t?.close()
@@ -120,13 +119,13 @@ describe('integers beyond what the columns and JavaScript hold', () => {
     ['9007199254740993', 'silently rounded to 2^53'],
   ])('epoch %s (was: %s) is refused with 400 naming the field', async (epoch) => {
     const text = JSON.stringify(sendInput({ epoch: 0 })).replace('"epoch":0', `"epoch":${epoch}`)
-    const body = await expectRefusedBeforeAnyQuery('epoch', () => t.call(alice, NSID.sendMessage, { input: text }))
+    const body = await expectRefusedBeforeAnyQuery('epoch', () => t.callRaw(alice, NSID.sendMessage, { input: text }))
     expect(body.message).toContain('9007199254740991')
   })
 
   it('a query param past the safe range is refused naming the param and the range', async () => {
     const body = await expectRefusedBeforeAnyQuery('fromEpoch', () =>
-      t.call(alice, NSID.getCommits, { params: { convoId, fromEpoch: '9223372036854775808' } }),
+      t.callRaw(alice, NSID.getCommits, { params: { convoId, fromEpoch: '9223372036854775808' } }),
     )
     expect(body.message).toContain('9007199254740991')
   })
@@ -136,13 +135,15 @@ describe('JSON shapes', () => {
   it('deep nesting is refused before validation with a clear message, not a stack overflow', async () => {
     const depth = 100_000
     const text = JSON.stringify(sendInput()).replace(`"${convoId}"`, `${'['.repeat(depth)}${']'.repeat(depth)}`)
-    const body = await expectRefusedBeforeAnyQuery('nested', () => t.call(alice, NSID.sendMessage, { input: text }))
+    const body = await expectRefusedBeforeAnyQuery('nested', () => t.callRaw(alice, NSID.sendMessage, { input: text }))
     expect(body.message).not.toMatch(/call stack/i)
   })
 
   it('a body with __proto__ is refused, saying so (not "not valid JSON")', async () => {
     const text = JSON.stringify(sendInput()).replace('{', '{"__proto__":{"epoch":1},')
-    const body = await expectRefusedBeforeAnyQuery('__proto__', () => t.call(alice, NSID.sendMessage, { input: text }))
+    const body = await expectRefusedBeforeAnyQuery('__proto__', () =>
+      t.callRaw(alice, NSID.sendMessage, { input: text }),
+    )
     expect(body.message).not.toMatch(/not valid JSON/)
   })
 })

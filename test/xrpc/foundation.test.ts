@@ -40,7 +40,7 @@ describe('routing', () => {
     expect(asGet.status).toBe(405)
     expect(asGet.headers.get('allow')).toBe('POST')
     expect(await asGet.json()).toMatchObject({ error: 'InvalidRequest', message: expect.stringContaining('POST') })
-    const asPost = await t.call(alice, NSID.getConvos, { method: 'POST', input: {} })
+    const asPost = await t.callRaw(alice, NSID.getConvos, { method: 'POST', input: {} })
     expect(asPost.status).toBe(405)
   })
 
@@ -90,7 +90,7 @@ describe('params and input validation', () => {
     const ok = await t.call(alice, NSID.getConvos, { params: { limit: 5 } })
     expect(ok.status).toBe(200)
     for (const limit of ['abc', '5x', '', '1.5']) {
-      const res = await t.call(alice, NSID.getConvos, { params: { limit } })
+      const res = await t.callRaw(alice, NSID.getConvos, { params: { limit } })
       expect(res.status, limit).toBe(400)
       expect(res.body.error).toBe('InvalidRequest')
       expect(String(res.body.message)).toContain('limit')
@@ -101,10 +101,10 @@ describe('params and input validation', () => {
   })
 
   it('refuses a scalar param given twice and a missing required param', async () => {
-    const twice = await t.call(alice, NSID.getMessages, { params: { convoId: ['a', 'b'] } })
+    const twice = await t.callRaw(alice, NSID.getMessages, { params: { convoId: ['a', 'b'] } })
     expect(twice.status).toBe(400)
     expect(String(twice.body.message)).toContain('convoId')
-    const missing = await t.call(alice, NSID.getMessages)
+    const missing = await t.callRaw(alice, NSID.getMessages)
     expect(missing.status).toBe(400)
     expect(String(missing.body.message)).toContain('convoId')
   })
@@ -127,12 +127,12 @@ describe('params and input validation', () => {
   })
 
   it('refuses an invalid body with 400 naming the field', async () => {
-    const noEpoch = await t.call(alice, NSID.sendMessage, {
+    const noEpoch = await t.callRaw(alice, NSID.sendMessage, {
       input: { convoId: 'c', senderDid: alice.did, ciphertext: { $bytes: 'AAAA' } },
     })
     expect(noEpoch.status).toBe(400)
     expect(noEpoch.body).toMatchObject({ error: 'InvalidRequest', message: expect.stringContaining('epoch') })
-    const badBytes = await t.call(alice, NSID.sendMessage, {
+    const badBytes = await t.callRaw(alice, NSID.sendMessage, {
       input: { convoId: 'c', senderDid: alice.did, ciphertext: 'plain', epoch: 0 },
     })
     expect(badBytes.status).toBe(400)
@@ -140,10 +140,10 @@ describe('params and input validation', () => {
   })
 
   it('refuses bodies that are not JSON, or not JSON at all', async () => {
-    const notJson = await t.call(alice, NSID.sendMessage, { input: '{"convoId": ' })
+    const notJson = await t.callRaw(alice, NSID.sendMessage, { input: '{"convoId": ' })
     expect(notJson.status).toBe(400)
     expect(notJson.body.error).toBe('InvalidRequest')
-    const wrongType = await t.call(alice, NSID.sendMessage, {
+    const wrongType = await t.callRaw(alice, NSID.sendMessage, {
       input: 'hello',
       headers: { 'content-type': 'application/octet-stream' },
     })
@@ -155,9 +155,9 @@ describe('params and input validation', () => {
     })
     expect(asText.status).toBe(415)
     expect(asText.body).toMatchObject({ message: expect.stringContaining('application/json') })
-    const none = await t.call(alice, NSID.sendMessage)
+    const none = await t.callRaw(alice, NSID.sendMessage)
     expect(none.status).toBe(400)
-    const proto = await t.call(alice, NSID.sendMessage, { input: '{"__proto__": {"x": 1}}' })
+    const proto = await t.callRaw(alice, NSID.sendMessage, { input: '{"__proto__": {"x": 1}}' })
     expect(proto.status).toBe(400)
   })
 
