@@ -108,6 +108,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
         : undefined,
       log: app.log,
       pollIntervalMs: config.EVENT_POLL_INTERVAL_MS,
+      reads: metrics.eventHubReads,
     }),
   }
   // The hub listens while the server runs, and ends its streams before close

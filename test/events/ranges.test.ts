@@ -196,8 +196,13 @@ describe('event streams over event ids from several ranges', () => {
         sent.push(await storeIn(range, alice, convo))
       }
       await vi.waitFor(() => expect(delivered).toEqual(sent), { timeout: 5_000, interval: 50 })
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      expect(delivered).toEqual(sent)
+      // A message after them in each range: once they are delivered, anything delivered again would be too.
+      const markers = [await storeIn('low', alice, convo), await storeIn('high', alice, convo)]
+      await vi.waitFor(() => expect(delivered).toEqual(expect.arrayContaining(markers)), {
+        timeout: 5_000,
+        interval: 50,
+      })
+      expect(delivered).toEqual([...sent, ...markers])
     } finally {
       await hub.stop()
     }
