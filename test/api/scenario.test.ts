@@ -1,23 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  bytesJson,
-  encodeBase64,
-  message,
-  NSID,
-  startTestApp,
-  type TestApp,
-  TestUser,
-  welcomeOf,
-} from '../helpers/index.js'
+import { describe, expect, it } from 'vitest'
+import { bytesJson, encodeBase64, message, NSID, TestUser, welcomeOf } from '../helpers/index.js'
+import { testAppForFile } from '../helpers/per-file.js'
 
-let t: TestApp
-
-beforeAll(async () => {
-  t = await startTestApp()
-})
-afterAll(async () => {
-  await t?.close()
-})
+const t = testAppForFile()
 
 describe('a whole group life', () => {
   it('A publishes key packages, B creates a convo with A, A joins by Welcome, they talk, A leaves, B removes A, B adds C', async () => {

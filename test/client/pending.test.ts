@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -11,22 +10,20 @@ import {
   XrpcClientError,
   type MlsClientOptions,
 } from '../../src/client/index.js'
-import { convoIdOf } from '../../src/services/convos.js'
 import {
   countRows,
   encodeBase64,
   epochOf,
-  holdKey,
   keyPackage,
   message,
   NSID,
-  randomGroupId,
   refusingUrl,
   startFaultProxy,
   startTestApp,
   SUITE,
   type TestApp,
   TestUser,
+  withSlowClaims,
 } from '../helpers/index.js'
 
 let t: TestApp
@@ -97,17 +94,8 @@ describe('pending operations', () => {
   })
 
   it('resends with the same key after a 409 IdempotencyRequestInProgress, waiting the Retry-After asked', async () => {
-    const slow = await startTestApp({ testDb: t.testDb, config: { IDEMPOTENCY_WAIT_MS: '50' } })
-    try {
-      const key = randomUUID()
-      const groupId = randomGroupId()
-      // Another request holds the key: its transaction is open until we abort it.
-      const held = await holdKey(slow.ctx, {
-        caller: alice.did,
-        nsid: NSID.createConvo,
-        key,
-        shardKey: convoIdOf(groupId),
-      })
+    // Another request holds the key: its transaction is open until we abort it.
+    await withSlowClaims(t, { waitMs: 50, caller: alice }, async ({ slow, key, groupId, held }) => {
       const { sleeps, sleep } = recordingSleep(() => held.abort())
       const pendingStore = new MemoryPendingStore()
       const sdk = new MlsClient({
@@ -123,9 +111,7 @@ describe('pending operations', () => {
       const created = await t.ctx.db.selectFrom('convo').select('id').where('group_id', '=', groupId).execute()
       expect(created).toEqual([{ id: output.id }])
       expect(await pendingStore.list()).toEqual([])
-    } finally {
-      await slow.close()
-    }
+    })
   })
 
   it('waits the Retry-After of a 429 and keeps the operation pending when attempts run out', async () => {

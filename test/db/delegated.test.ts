@@ -5,11 +5,9 @@ import { promisify } from 'node:util'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isRecordTaken } from '../../src/idempotency/store.js'
-import { convoIdOf } from '../../src/services/convos.js'
 import {
   bytesJson,
   createTestDatabase,
-  holdKey,
   keyPackage,
   message,
   NSID,
@@ -19,6 +17,7 @@ import {
   type TestApp,
   type TestDatabase,
   TestUser,
+  withSlowClaims,
 } from '../helpers/index.js'
 
 // Delegated writes (src/db/delegated.ts) are for Citus, where each function is
@@ -126,26 +125,13 @@ describe('the idempotency claim of a distributed database', () => {
     expect(rows[0]?.propagate).toBe('local')
 
     // A second server (this one has one connection), whose request waits for the key at most 200 ms.
-    const slow = await startTestApp({
-      testDb: { ...testDb, url: testDb.directUrl },
-      config: { DATABASE_DELEGATED_WRITES: 'true', IDEMPOTENCY_WAIT_MS: '200' },
-    })
-    try {
-      const held = randomUUID()
-      const holder = await holdKey(slow.ctx, {
-        caller: alice.did,
-        nsid: NSID.createConvo,
-        key: held,
-        shardKey: convoIdOf(groupId),
-      })
+    const config = { DATABASE_DELEGATED_WRITES: 'true' }
+    await withSlowClaims(t, { waitMs: 200, caller: alice, config }, async ({ slow, key, groupId }) => {
       const busy = await slow.call(alice, NSID.createConvo, {
-        input: { groupId, cipherSuite: SUITE, idempotencyKey: held },
+        input: { groupId, cipherSuite: SUITE, idempotencyKey: key },
       })
       expect([busy.status, busy.body.error]).toEqual([409, 'IdempotencyRequestInProgress'])
-      await holder.abort()
-    } finally {
-      await slow.close()
-    }
+    })
   })
 })
 

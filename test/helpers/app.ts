@@ -32,21 +32,21 @@ function testConfig(overrides: Record<string, string> = {}): Config {
   })
 }
 
+export interface TestAppOptions {
+  config?: Record<string, string>
+  testDb?: TestDatabase
+  logger?: unknown
+  /** Handlers by NSID; a test may install one that breaks its lexicon on purpose. */
+  handlers?: Record<string, XrpcHandler<never, never, unknown>>
+  /** A loopback port to listen on; any free one by default. */
+  port?: number
+}
+
 /**
  * The real server on a fresh database of its own, listening on a loopback
  * port, with output validation on.
  */
-export async function startTestApp(
-  opts: {
-    config?: Record<string, string>
-    testDb?: TestDatabase
-    logger?: unknown
-    /** Handlers by NSID; a test may install one that breaks its lexicon on purpose. */
-    handlers?: Record<string, XrpcHandler<never, never, unknown>>
-    /** A loopback port to listen on; any free one by default. */
-    port?: number
-  } = {},
-): Promise<TestApp> {
+export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const testDb = opts.testDb ?? (await createTestDatabase())
   // LISTEN needs a session of its own: straight to PostgreSQL when the suite runs behind PgBouncer.
   const config = testConfig({ DATABASE_URL: testDb.url, DATABASE_LISTEN_URL: testDb.directUrl, ...opts.config })

@@ -1,4 +1,4 @@
-// The test kit: what tests and benchmarks import, from here alone.
+// The test kit: what tests and benchmarks import, from here alone (test files also per-file.ts, which needs vitest).
 export { NSID } from '../../src/lexicon/types/index.js'
 export * from '../../src/lexicon/wire.js'
 export * from './app.js'

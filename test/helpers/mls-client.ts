@@ -26,7 +26,7 @@ import {
   type ExternalJoin,
 } from './mls.js'
 import { TestUser } from './users.js'
-import type { CallArgs, OutputOf, XrpcResponse } from './xrpc.js'
+import type { CallArgs, InputOf, OutputOf, XrpcResponse } from './xrpc.js'
 
 const text = (s: string) => new TextEncoder().encode(s)
 const read = (bytes: Uint8Array | undefined) => (bytes ? new TextDecoder().decode(bytes) : undefined)
@@ -154,7 +154,7 @@ export class Client {
     return this.send(convoId, made.data)
   }
 
-  send(convoId: string, data: Uint8Array, extra: Record<string, unknown> = {}) {
+  send(convoId: string, data: Uint8Array, extra: Partial<InputOf<typeof NSID.sendMessage>> = {}) {
     return this.call('sendMessage', {
       input: {
         convoId,

@@ -22,6 +22,7 @@ import {
   SUITE,
   type TestApp,
   TestUser,
+  withSlowClaims,
 } from '../helpers/index.js'
 import { startIdempotencyCleanup } from '../../src/workers/index.js'
 import { requestFingerprint } from '../../src/idempotency/key.js'
@@ -217,16 +218,7 @@ describe('idempotent writes', () => {
   })
 
   it('answers 409 IdempotencyRequestInProgress with Retry-After when the holder does not finish in time', async () => {
-    const slow = await startTestApp({ testDb: t.testDb, config: { IDEMPOTENCY_WAIT_MS: '200' } })
-    try {
-      const key = randomUUID()
-      const groupId = randomGroupId()
-      const held = await holdKey(slow.ctx, {
-        caller: alice.did,
-        nsid: NSID.createConvo,
-        key,
-        shardKey: convoIdOf(groupId),
-      })
+    await withSlowClaims(t, { waitMs: 200, caller: alice }, async ({ slow, key, groupId, held }) => {
       const create = () =>
         slow.call(alice, NSID.createConvo, { input: { groupId, cipherSuite: SUITE, idempotencyKey: key } })
       const res = await create()
@@ -235,9 +227,7 @@ describe('idempotent writes', () => {
       expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
       await held.abort()
       expect((await create()).status).toBe(200)
-    } finally {
-      await slow.close()
-    }
+    })
   })
 
   it('requests without a key behave as before: every call creates', async () => {

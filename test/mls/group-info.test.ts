@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import { decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   addProposal,
   Client,
@@ -13,19 +13,11 @@ import {
   hex,
   newGroup,
   removeProposal,
-  startTestApp,
   SUITE,
-  type TestApp,
 } from '../helpers/index.js'
+import { testAppForFile } from '../helpers/per-file.js'
 
-let t: TestApp
-
-beforeAll(async () => {
-  t = await startTestApp()
-})
-afterAll(async () => {
-  await t?.close()
-})
+const t = testAppForFile()
 
 const P256 = 'MLS_128_DHKEMP256_AES128GCM_SHA256_P256'
 

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   addProposal,
   Client,
@@ -12,19 +12,11 @@ import {
   propose,
   receive,
   removeProposal,
-  startTestApp,
   SUITE,
-  type TestApp,
 } from '../helpers/index.js'
+import { testAppForFile } from '../helpers/per-file.js'
 
-let t: TestApp
-
-beforeAll(async () => {
-  t = await startTestApp()
-})
-afterAll(async () => {
-  await t?.close()
-})
+const t = testAppForFile()
 
 const text = (s: string) => new TextEncoder().encode(s)
 

@@ -1,27 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  addProposal,
-  Client,
-  commit,
-  countRows,
-  encodeBase64,
-  keyPackage,
-  keyPackageRef,
-  startTestApp,
-  type TestApp,
-} from '../helpers/index.js'
+import { describe, expect, it } from 'vitest'
+import { addProposal, Client, commit, countRows, encodeBase64, keyPackage, keyPackageRef } from '../helpers/index.js'
+import { testAppForFile } from '../helpers/per-file.js'
 
 const METRICS_TOKEN = 'metrics-token-0123456789'
-let t: TestApp
-
-beforeAll(async () => {
-  t = await startTestApp({ config: { METRICS_TOKEN } })
-})
-afterAll(async () => {
-  await t?.close()
-})
+const t = testAppForFile({ config: { METRICS_TOKEN } })
 
 const statsOf = async (client: Client) => (await client.call('getKeyPackageStats')).body
 

@@ -6,6 +6,7 @@ import {
   bytesJson,
   captureLogs,
   countRows,
+  type InputOf,
   NSID,
   randomGroupId,
   rawHttp,
@@ -48,7 +49,7 @@ async function poolCheckouts(fn: () => Promise<void>): Promise<number> {
 
 const messageCount = async () => countRows(t.ctx.db, 'message')
 
-function sendInput(extra: Record<string, unknown> = {}) {
+function sendInput(extra: Partial<InputOf<typeof NSID.sendMessage>> = {}) {
   return { convoId, senderDid: alice.did, epoch: 0, ciphertext: bytesJson(new Uint8Array([1, 2, 3])), ...extra }
 }
 
