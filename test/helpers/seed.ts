@@ -7,8 +7,6 @@
  * (mls.ts).
  */
 import type { CiphersuiteName } from 'ts-mls'
-import type { Input as CreateConvoInput } from '../../src/lexicon/types/blue.catbird.mls.createConvo.js'
-import type { Input as PublishKeyPackageInput } from '../../src/lexicon/types/blue.catbird.mls.publishKeyPackage.js'
 import { NSID, type Nsid } from '../../src/lexicon/types/index.js'
 import { base64Bytes, encodeBase64 } from '../../src/lexicon/wire.js'
 import {
@@ -24,7 +22,9 @@ import {
   type PreparedCommit,
 } from './mls.js'
 import type { TestUser } from './users.js'
-import type { OutputOf, XrpcCall, XrpcResponse } from './xrpc.js'
+import type { InputOf, OutputOf, XrpcCall, XrpcResponse } from './xrpc.js'
+
+type CreateConvoInput = InputOf<typeof NSID.createConvo>
 
 export interface PreparedConvo {
   /** The createConvo input: group id, cipher suite, members and their Welcome. */
@@ -73,7 +73,11 @@ export class SeedClient {
   constructor(readonly api: { call: XrpcCall }) {}
 
   /** Publishes a key package of `user`'s device (a new one by default). */
-  async publishKeyPackage(user: TestUser, data?: Uint8Array, extra: Partial<PublishKeyPackageInput> = {}) {
+  async publishKeyPackage(
+    user: TestUser,
+    data?: Uint8Array,
+    extra: Partial<InputOf<typeof NSID.publishKeyPackage>> = {},
+  ) {
     return this.api.call(user, NSID.publishKeyPackage, {
       input: { keyPackage: encodeBase64(data ?? (await keyPackage(user))), cipherSuite: SUITE, ...extra },
     })

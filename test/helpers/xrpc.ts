@@ -10,11 +10,14 @@ import type { TestUser } from './users.js'
  */
 export type WireJson<T> = T extends Uint8Array
   ? BytesJson
-  : T extends ReadonlyArray<infer Item>
-    ? Array<WireJson<Item>>
-    : T extends object
-      ? { [K in keyof T]: WireJson<T[K]> }
-      : T
+  : // Before objects: an open enum's `string & {}` is one.
+    T extends string | number | boolean | null | undefined
+    ? T
+    : T extends ReadonlyArray<infer Item>
+      ? Array<WireJson<Item>>
+      : T extends object
+        ? { [K in keyof T]: WireJson<T[K]> }
+        : T
 
 /** What a method takes, as JSON. */
 export type InputOf<N extends Nsid> = WireJson<Methods[N]['input']>
