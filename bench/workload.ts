@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import { bytesJson, createConvo, message, NSID, type TestUser, xrpcClient } from '../test/helpers/index.js'
+import { bytesJson, message, NSID, SeedClient, type TestUser, xrpcClient } from '../test/helpers/index.js'
 import type { HttpRequest, Xrpc } from './client.js'
 import type { SendArgs } from './peer.js'
 
@@ -57,13 +57,13 @@ async function forEachConcurrently<T>(
  * nothing): any member sends them, and the server cannot tell.
  */
 export async function createConvos(url: string, users: TestUser[], count: number, size: number): Promise<Convo[]> {
-  const api = { call: xrpcClient(url) }
+  const seed = new SeedClient(xrpcClient(url))
   const convos: Convo[] = []
   const slots = Array.from({ length: count }, (_, i) => i)
   await forEachConcurrently(slots, 8, async (i) => {
     const members = Array.from({ length: size }, (_, k) => users[(i + k) % users.length] as TestUser)
     const [creator, ...invited] = members as [TestUser, ...TestUser[]]
-    const created = await createConvo(api, creator, invited)
+    const created = await seed.createConvo(creator, invited)
     const messages: Convo['messages'] = []
     for (let m = 0; m < MESSAGES_PER_CONVO; m++) {
       const bytes = await message(creator, created.id, randomBytes(PLAINTEXT_BYTES))

@@ -48,6 +48,13 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly eventHubReads = new Counter({
+    name: 'event_hub_reads_total',
+    help: 'Reads of new events by the event hub: whole messages while a stream is open, ids only while none is.',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  })
+
   readonly workerRuns = new Counter({
     name: 'worker_runs_total',
     help: 'Background worker passes, by worker and outcome.',

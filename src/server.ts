@@ -76,6 +76,7 @@ function createAppContext(config: Config, database: Database, log: FastifyBaseLo
         : undefined,
       log,
       pollIntervalMs: config.EVENT_POLL_INTERVAL_MS,
+      reads: metrics.eventHubReads,
     }),
   }
 }

@@ -3,15 +3,7 @@
  * message, the time from the sendMessage reply to its event arriving on
  * every stream.
  */
-import {
-  addMembers,
-  createConvo,
-  openStream,
-  sendMessage,
-  type SseStream,
-  TestUser,
-  xrpcClient,
-} from '../../test/helpers/index.js'
+import { openStream, SeedClient, type SseStream, TestUser, xrpcClient } from '../../test/helpers/index.js'
 import { percentile } from '../load.js'
 import { fixed, table, type Section } from '../report.js'
 import { log, type Bench } from '../setup.js'
@@ -32,15 +24,15 @@ interface FanoutResult {
 }
 
 async function runFanoutBench(opts: { url: string; streams: number; messages: number }): Promise<FanoutResult> {
-  const call = { call: xrpcClient(opts.url) }
+  const seed = new SeedClient(xrpcClient(opts.url))
   const users = await Promise.all(
     Array.from({ length: Math.ceil(opts.streams / STREAMS_PER_USER) }, () => TestUser.create()),
   )
   const [sender, ...others] = users as [TestUser, ...TestUser[]]
-  const convo = await createConvo(call, sender)
+  const convo = await seed.createConvo(sender)
   // addMembers takes 50 DIDs at a time, each batch with its commit and Welcome.
   for (let i = 0; i < others.length; i += 50) {
-    const res = await addMembers(call, sender, convo.id, others.slice(i, i + 50))
+    const res = await seed.addMembers(sender, convo.id, others.slice(i, i + 50))
     if (res.status !== 200) throw new Error(`addMembers: ${res.status} ${JSON.stringify(res.body)}`)
   }
 
@@ -56,7 +48,7 @@ async function runFanoutBench(opts: { url: string; streams: number; messages: nu
   const latencies: number[] = []
   try {
     for (let m = 0; m < opts.messages; m++) {
-      const res = await sendMessage(call, sender, convo.id)
+      const res = await seed.sendMessage(sender, convo.id)
       const repliedAt = performance.now()
       if (res.status !== 200) throw new Error(`sendMessage: ${res.status}`)
       const id = res.body.messageId

@@ -1,4 +1,4 @@
-import { message, prepareCommit, type TestUser, xrpcClient } from '../../test/helpers/index.js'
+import { message, SeedClient, type TestUser, xrpcClient } from '../../test/helpers/index.js'
 import { atMost, fixed, table, type Section } from '../report.js'
 import { median } from '../rounds.js'
 import { log, type Bench } from '../setup.js'
@@ -43,7 +43,7 @@ export async function readHeaders(bench: Bench): Promise<(serverCpuPerSend: numb
   const { load } = bench.small
   const convo = load.convos[0] as Convo
   const member = convo.members[0] as TestUser
-  const update = await prepareCommit({ call: xrpcClient(load.api.url) }, member, convo.id)
+  const update = await new SeedClient(xrpcClient(load.api.url)).prepareCommit(member, convo.id)
   const costs = timeReads(bench.dist.readMessageHeader, [
     { message: `application message, ${PLAINTEXT_BYTES} bytes of text (the load's)`, bytes: load.sample() },
     { message: 'application message, 64 KiB of text', bytes: await message(member, convo.id, new Uint8Array(65536)) },

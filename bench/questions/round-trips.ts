@@ -2,14 +2,12 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   bytesJson,
-  claimKeyPackages,
   encodeBase64,
   keyPackage,
   message,
   NSID,
-  prepareCommit,
-  prepareConvo,
   type PreparedConvo,
+  SeedClient,
   SUITE,
   TestUser,
   xrpcClient,
@@ -111,7 +109,7 @@ export async function countRoundTrips(bench: Bench): Promise<Section> {
 
 async function countEach(api: Xrpc, server: BenchServer, calls: number): Promise<RoundTrips[]> {
   const [alice, bob, carol] = await Promise.all([TestUser.create(), TestUser.create(), TestUser.create()])
-  const kit = { call: xrpcClient(api.url) }
+  const seed = new SeedClient(xrpcClient(api.url))
   /** Calls of one counted method: plain, keyed, replayed (each once more to warm up). */
   const perMethod = 3 * (calls + 1)
   const results: RoundTrips[] = []
@@ -156,7 +154,7 @@ async function countEach(api: Xrpc, server: BenchServer, calls: number): Promise
   const welcomed: string[] = []
   // Prepared MLS groups (bob's key packages claimed ahead), by group id.
   const convos = new Map<unknown, PreparedConvo>()
-  const nextConvo = await madeAhead(perMethod, () => prepareConvo(kit, alice, [bob]))
+  const nextConvo = await madeAhead(perMethod, () => seed.prepareConvo(alice, [bob]))
   const newConvo = (): Input => {
     const prepared = nextConvo()
     convos.set(prepared.input.groupId, prepared)
@@ -193,13 +191,16 @@ async function countEach(api: Xrpc, server: BenchServer, calls: number): Promise
   // time; each commit is built on the last (no requests: key packages were
   // claimed ahead), and taken for the next once the server accepted it.
   const newcomers = await Promise.all(Array.from({ length: perMethod }, () => TestUser.create()))
-  const claimed = await claimKeyPackages(kit, alice, newcomers)
+  const claimed = await seed.claimKeyPackages(alice, newcomers)
   const added: TestUser[] = []
   let accept = () => {}
   const addOne = async () => {
     const i = added.length
     const user = newcomers[i] as TestUser
-    const prepared = await prepareCommit(kit, alice, convoId, { add: [user], keyPackages: [claimed[i] as Uint8Array] })
+    const prepared = await seed.prepareCommit(alice, convoId, {
+      add: [user],
+      keyPackages: [claimed[i] as Uint8Array],
+    })
     accept = () => {
       prepared.accepted()
       added.push(user)
@@ -220,7 +221,7 @@ async function countEach(api: Xrpc, server: BenchServer, calls: number): Promise
   await keyed('addMembers', alice, addOne, addMembers)
   await count('getCommits', () => api.ok(alice, NSID.getCommits, { params: { convoId, fromEpoch: 0 } }))
   await count('leaveConvo', async (i) => {
-    const removal = await prepareCommit(kit, alice, convoId, { remove: [added[i] as TestUser] })
+    const removal = await seed.prepareCommit(alice, convoId, { remove: [added[i] as TestUser] })
     await api.ok(alice, NSID.leaveConvo, {
       input: {
         convoId,

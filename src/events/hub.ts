@@ -48,6 +48,8 @@ export interface EventHubOptions {
   /** With no stream open, least time between two reads of new events (see EventHub). */
   idleReadIntervalMs?: number
   batchSize?: number
+  /** Counts each read of new events, by what it read. */
+  reads?: { inc(labels: { kind: 'messages' | 'ids' }): void }
 }
 
 /**
@@ -255,6 +257,7 @@ export class EventHub {
           after: this.#watermark.get(range) as number,
           upTo: next === undefined ? Number.MAX_SAFE_INTEGER : rangeStart(next),
         }
+        this.opts.reads?.inc({ kind: whole ? 'messages' : 'ids' })
         return whole ? readEvents(this.opts.db, segment, opts) : readEventRefs(this.opts.db, segment, opts)
       }),
     )

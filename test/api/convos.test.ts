@@ -1,17 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { convoIdOf } from '../../src/services/convos.js'
 import {
-  addMembers,
   bytesToJson,
-  commitUpdate,
-  type ConvoBody,
-  createConvo,
   encodeBase64,
+  type InputOf,
   NSID,
-  prepareCommit,
-  prepareConvo,
   randomGroupId,
-  sendMessage,
   startTestApp,
   SUITE,
   type TestApp,
@@ -39,11 +33,11 @@ const memberDids = (convo: { members: Array<{ did: string }> }) => convo.members
 
 describe('createConvo', () => {
   it('makes the caller creator and member, adds initial members at epoch 1, keeps metadata', async () => {
-    const prepared = await prepareConvo(t, alice, [bob], {
+    const prepared = await t.seed.prepareConvo(alice, [bob], {
       initialMembers: [bob.did, alice.did, bob.did],
       metadata: { name: 'Team', description: 'Plans' },
     })
-    const res = await t.call<ConvoBody>(alice, NSID.createConvo, { input: prepared.input })
+    const res = await t.call(alice, NSID.createConvo, { input: prepared.input })
     expect(res.status).toBe(200)
     expect(res.body).toMatchObject({
       // Derived from the group id (convoIdOf).
@@ -56,11 +50,11 @@ describe('createConvo', () => {
       createdAt: expect.any(String),
       metadata: { name: 'Team', description: 'Plans' },
     })
-    expect(memberDids(res.body as never)).toEqual([alice.did, bob.did].sort())
+    expect(memberDids(res.body)).toEqual([alice.did, bob.did].sort())
     // One Welcome, for bob only.
-    const welcome = await t.call(bob, NSID.getWelcome, { params: { convoId: String(res.body.id) } })
+    const welcome = await t.call(bob, NSID.getWelcome, { params: { convoId: res.body.id } })
     expect(welcome.status).toBe(200)
-    const none = await t.call(alice, NSID.getWelcome, { params: { convoId: String(res.body.id) } })
+    const none = await t.call(alice, NSID.getWelcome, { params: { convoId: res.body.id } })
     expect(none.status).toBe(404)
     expect(none.body.error).toBe('WelcomeNotFound')
   })
@@ -90,27 +84,27 @@ describe('createConvo', () => {
 })
 
 describe('createConvo: the epoch it starts at', () => {
-  const create = (input: object) => t.call<ConvoBody>(alice, NSID.createConvo, { input })
+  const create = (input: InputOf<typeof NSID.createConvo>) => t.call(alice, NSID.createConvo, { input })
   const commitsOf = (convoId: string) =>
-    t.call<{ commits: Array<{ epoch: number; sender: string }> }>(alice, NSID.getCommits, {
+    t.call(alice, NSID.getCommits, {
       params: { convoId, fromEpoch: 0 },
     })
 
   it('is 0 without members, 1 with members and their Welcome, and currentEpoch when the client says so', async () => {
     expect((await create({ groupId: randomGroupId(), cipherSuite: SUITE })).body.epoch).toBe(0)
-    const withBob = await prepareConvo(t, alice, [bob])
+    const withBob = await t.seed.prepareConvo(alice, [bob])
     expect((await create(withBob.input)).body.epoch).toBe(1)
     // A group that went through more epochs before it was registered.
-    const later = await prepareConvo(t, alice, [carol], { currentEpoch: 4 })
+    const later = await t.seed.prepareConvo(alice, [carol], { currentEpoch: 4 })
     expect((await create(later.input)).body.epoch).toBe(4)
-    const zero = await prepareConvo(t, alice, [eve], { currentEpoch: 0 })
+    const zero = await t.seed.prepareConvo(alice, [eve], { currentEpoch: 0 })
     const refused = await create(zero.input)
     expect(refused.status).toBe(400)
     expect(refused.body.error).toBe('EpochMismatch')
   })
 
   it('with the commit that added the members: the epoch after it, and getCommits lists it', async () => {
-    const prepared = await prepareConvo(t, alice, [bob])
+    const prepared = await t.seed.prepareConvo(alice, [bob])
     const commit = encodeBase64(prepared.commit!)
     const disagreeing = await create({ ...prepared.input, commit, currentEpoch: 3 })
     expect(disagreeing.status).toBe(400)
@@ -138,16 +132,16 @@ describe('getConvos', () => {
   it("lists only the caller's conversations, newest activity first, with cursor pagination", async () => {
     const dave = await TestUser.create()
     const mine = []
-    for (let i = 0; i < 5; i++) mine.push(await createConvo(t, dave, i % 2 ? [bob] : []))
-    await createConvo(t, eve)
+    for (let i = 0; i < 5; i++) mine.push(await t.seed.createConvo(dave, i % 2 ? [bob] : []))
+    await t.seed.createConvo(eve)
     // Activity moves the oldest to the front.
-    expect((await sendMessage(t, dave, mine[0]!.id)).status).toBe(200)
+    expect((await t.seed.sendMessage(dave, mine[0]!.id)).status).toBe(200)
     const expected = [mine[0], mine[4], mine[3], mine[2], mine[1]].map((c) => c!.id)
 
     const seen: string[] = []
     let cursor: string | undefined
     do {
-      const page = await t.call<{ conversations: Array<{ id: string }>; cursor?: string }>(dave, NSID.getConvos, {
+      const page = await t.call(dave, NSID.getConvos, {
         params: { limit: 2, ...(cursor ? { cursor } : {}) },
       })
       expect(page.status).toBe(200)
@@ -171,8 +165,8 @@ describe('getConvos', () => {
 
 describe('addMembers', () => {
   it('adds new members, advances the epoch with a commit and stores the commit', async () => {
-    const convo = await createConvo(t, alice)
-    const prepared = await prepareCommit(t, alice, convo.id, { add: [bob] })
+    const convo = await t.seed.createConvo(alice)
+    const prepared = await t.seed.prepareCommit(alice, convo.id, { add: [bob] })
     const res = await t.call(alice, NSID.addMembers, {
       input: {
         convoId: convo.id,
@@ -185,7 +179,7 @@ describe('addMembers', () => {
     prepared.accepted()
     const epoch = await t.call(bob, NSID.getEpoch, { params: { convoId: convo.id } })
     expect(epoch.body).toEqual({ convoId: convo.id, currentEpoch: 1 })
-    const commits = await t.call<{ commits: Array<Record<string, unknown>> }>(bob, NSID.getCommits, {
+    const commits = await t.call(bob, NSID.getCommits, {
       params: { convoId: convo.id, fromEpoch: 0 },
     })
     expect(commits.status).toBe(200)
@@ -195,8 +189,8 @@ describe('addMembers', () => {
   })
 
   it('is naturally idempotent: the same commit again, or DIDs that are all members, change nothing', async () => {
-    const convo = await createConvo(t, alice, [bob])
-    const prepared = await prepareCommit(t, alice, convo.id, { add: [carol] })
+    const convo = await t.seed.createConvo(alice, [bob])
+    const prepared = await t.seed.prepareCommit(alice, convo.id, { add: [carol] })
     const input = {
       convoId: convo.id,
       didList: [carol.did],
@@ -206,7 +200,7 @@ describe('addMembers', () => {
     }
     expect((await t.call(alice, NSID.addMembers, { input })).body).toEqual({ success: true, newEpoch: 2 })
     prepared.accepted()
-    await commitUpdate(t, bob, convo.id)
+    await t.seed.commitUpdate(bob, convo.id)
     // A retry after the group moved on: the answer of the first time, nothing stored twice.
     const again = await t.call(alice, NSID.addMembers, { input })
     expect(again).toMatchObject({ status: 200, body: { success: true, newEpoch: 2 } })
@@ -214,12 +208,12 @@ describe('addMembers', () => {
       input: { convoId: convo.id, didList: [bob.did, alice.did] },
     })
     expect(already).toMatchObject({ status: 200, body: { success: true, newEpoch: 3 } })
-    const commits = await t.call<{ commits: Array<{ epoch: number }> }>(alice, NSID.getCommits, {
+    const commits = await t.call(alice, NSID.getCommits, {
       params: { convoId: convo.id, fromEpoch: 0 },
     })
     expect(commits.body.commits.map((c) => c.epoch)).toEqual([1, 2])
     // A new commit that adds no one does not belong here.
-    const update = await prepareCommit(t, alice, convo.id)
+    const update = await t.seed.prepareCommit(alice, convo.id)
     const noOne = await t.call(alice, NSID.addMembers, {
       input: { convoId: convo.id, didList: [bob.did], commit: encodeBase64(update.commit) },
     })
@@ -233,7 +227,7 @@ describe('addMembers', () => {
   })
 
   it('refuses non-members (403), unknown conversations (404) and too many members', async () => {
-    const convo = await createConvo(t, alice, [bob])
+    const convo = await t.seed.createConvo(alice, [bob])
     const byEve = await t.call(eve, NSID.addMembers, { input: { convoId: convo.id, didList: [eve.did] } })
     expect(byEve.status).toBe(403)
     expect(byEve.body.error).toBe('NotMember')
@@ -249,10 +243,10 @@ describe('addMembers', () => {
   })
 
   it('lets exactly one of two commits racing for the same epoch win', async () => {
-    const convo = await createConvo(t, alice, [bob])
+    const convo = await t.seed.createConvo(alice, [bob])
     const [byAlice, byBob] = await Promise.all([
-      prepareCommit(t, alice, convo.id, { add: [carol] }),
-      prepareCommit(t, bob, convo.id, { add: [eve] }),
+      t.seed.prepareCommit(alice, convo.id, { add: [carol] }),
+      t.seed.prepareCommit(bob, convo.id, { add: [eve] }),
     ])
     const send = (user: TestUser, added: TestUser, prepared: typeof byAlice) =>
       t.call(user, NSID.addMembers, {
@@ -275,9 +269,9 @@ describe('addMembers', () => {
 
 describe('leaveConvo', () => {
   it('leaves, is naturally idempotent, and a former member loses access', async () => {
-    const convo = await createConvo(t, alice, [bob])
+    const convo = await t.seed.createConvo(alice, [bob])
     // A member cannot commit its own removal (RFC 9420): it leaves without a commit.
-    const update = await prepareCommit(t, bob, convo.id)
+    const update = await t.seed.prepareCommit(bob, convo.id)
     const withCommit = await t.call(bob, NSID.leaveConvo, {
       input: { convoId: convo.id, commit: encodeBase64(update.commit) },
     })
@@ -288,20 +282,20 @@ describe('leaveConvo', () => {
     expect(second).toMatchObject({ status: 200, body: { success: true, newEpoch: 1 } })
     const read = await t.call(bob, NSID.getMessages, { params: { convoId: convo.id } })
     expect(read.status).toBe(403)
-    const convos = await t.call<{ conversations: Array<{ id: string }> }>(bob, NSID.getConvos)
+    const convos = await t.call(bob, NSID.getConvos)
     expect(convos.body.conversations.map((c) => c.id)).not.toContain(convo.id)
   })
 
   it('stores the commit removing a member who already left: the epoch advances, and a retry changes nothing', async () => {
-    const convo = await createConvo(t, alice, [bob, carol])
+    const convo = await t.seed.createConvo(alice, [bob, carol])
     expect((await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })).body.newEpoch).toBe(1)
-    const removal = await prepareCommit(t, alice, convo.id, { remove: [bob] })
+    const removal = await t.seed.prepareCommit(alice, convo.id, { remove: [bob] })
     const input = { convoId: convo.id, targetDid: bob.did, commit: encodeBase64(removal.commit), epoch: removal.epoch }
     expect((await t.call(alice, NSID.leaveConvo, { input })).body).toEqual({ success: true, newEpoch: 2 })
     removal.accepted()
-    await commitUpdate(t, carol, convo.id)
+    await t.seed.commitUpdate(carol, convo.id)
     expect((await t.call(alice, NSID.leaveConvo, { input })).body).toEqual({ success: true, newEpoch: 2 })
-    const commits = await t.call<{ commits: Array<{ epoch: number; sender: string }> }>(alice, NSID.getCommits, {
+    const commits = await t.call(alice, NSID.getCommits, {
       params: { convoId: convo.id, fromEpoch: 0 },
     })
     expect(commits.body.commits.map((c) => [c.epoch, c.sender])).toEqual([
@@ -316,7 +310,7 @@ describe('leaveConvo', () => {
   })
 
   it('removes another member with targetDid, refuses the last member and strangers', async () => {
-    const convo = await createConvo(t, alice, [bob])
+    const convo = await t.seed.createConvo(alice, [bob])
     const removed = await t.call(alice, NSID.leaveConvo, { input: { convoId: convo.id, targetDid: bob.did } })
     expect(removed.status).toBe(200)
     const last = await t.call(alice, NSID.leaveConvo, { input: { convoId: convo.id } })
@@ -330,14 +324,14 @@ describe('leaveConvo', () => {
   })
 
   it('refuses a commit built on a past epoch, and an epoch its header does not say', async () => {
-    const convo = await createConvo(t, alice, [bob, carol])
-    const stale = await prepareCommit(t, alice, convo.id, { remove: [carol] })
+    const convo = await t.seed.createConvo(alice, [bob, carol])
+    const stale = await t.seed.prepareCommit(alice, convo.id, { remove: [carol] })
     const wrongEpoch = await t.call(alice, NSID.leaveConvo, {
       input: { convoId: convo.id, targetDid: carol.did, commit: encodeBase64(stale.commit), epoch: 3 },
     })
     expect(wrongEpoch.status).toBe(400)
     expect(wrongEpoch.body.error).toBe('EpochMismatch')
-    expect((await commitUpdate(t, bob, convo.id)).status).toBe(200)
+    expect((await t.seed.commitUpdate(bob, convo.id)).status).toBe(200)
     const res = await t.call(alice, NSID.leaveConvo, {
       input: { convoId: convo.id, targetDid: carol.did, commit: encodeBase64(stale.commit), epoch: stale.epoch },
     })
@@ -348,13 +342,13 @@ describe('leaveConvo', () => {
 
 describe('getEpoch and getCommits', () => {
   it('returns commits of an epoch range in order and refuses bad ranges', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const members = await Promise.all([1, 2, 3].map(() => TestUser.create()))
     for (const [i, m] of members.entries()) {
-      const r = await addMembers(t, alice, convo.id, [m])
+      const r = await t.seed.addMembers(alice, convo.id, [m])
       expect(r.body.newEpoch).toBe(i + 1)
     }
-    const range = await t.call<{ commits: Array<{ epoch: number }> }>(alice, NSID.getCommits, {
+    const range = await t.call(alice, NSID.getCommits, {
       params: { convoId: convo.id, fromEpoch: 1, toEpoch: 2 },
     })
     expect(range.body.commits.map((c) => c.epoch)).toEqual([1, 2])

@@ -5,7 +5,6 @@ import {
   keyPackageRef,
   lifetimeFromNow,
   NSID,
-  publishKeyPackage,
   startTestApp,
   SUITE,
   type TestApp,
@@ -25,17 +24,15 @@ afterAll(async () => {
   await t?.close()
 })
 
-type KeyPackages = { keyPackages: Array<{ did: string; keyPackage: string; cipherSuite: string }>; missing?: string[] }
-
 describe('publishKeyPackage', () => {
   it('stores packages, reports how many are left, and hands each out once', async () => {
     const owner = await TestUser.create()
     const first = await keyPackage(owner)
-    expect((await publishKeyPackage(t, owner, first)).body).toEqual({ available: 1 })
-    expect((await publishKeyPackage(t, owner)).body).toEqual({ available: 2 })
+    expect((await t.seed.publishKeyPackage(owner, first)).body).toEqual({ available: 1 })
+    expect((await t.seed.publishKeyPackage(owner)).body).toEqual({ available: 2 })
     const before = await t.call(owner, NSID.getKeyPackageStats)
     expect(before.body).toMatchObject({ available: 2, threshold: 2, needsReplenish: false, total: 2, consumed: 0 })
-    const got = await t.call<KeyPackages>(alice, NSID.getKeyPackages, { params: { dids: [owner.did] } })
+    const got = await t.call(alice, NSID.getKeyPackages, { params: { dids: [owner.did] } })
     expect(got.body).toEqual({ keyPackages: [{ did: owner.did, keyPackage: encodeBase64(first), cipherSuite: SUITE }] })
     // Below the threshold once one is handed out; the caller may name itself, as the client-era lexicon allows.
     const stats = await t.call(owner, NSID.getKeyPackageStats, { params: { did: owner.did } })
@@ -60,28 +57,28 @@ describe('publishKeyPackage', () => {
   it('refuses duplicates, bad base64, unknown suites, past and far expiries, and too many', async () => {
     const owner = await TestUser.create()
     const data = await keyPackage(owner)
-    expect((await publishKeyPackage(t, owner, data)).status).toBe(200)
-    const dup = await publishKeyPackage(t, owner, data)
+    expect((await t.seed.publishKeyPackage(owner, data)).status).toBe(200)
+    const dup = await t.seed.publishKeyPackage(owner, data)
     expect(dup.status).toBe(409)
     expect(dup.body.error).toBe('DuplicateKeyPackage')
     const bad = await t.call(owner, NSID.publishKeyPackage, { input: { keyPackage: '!!!', cipherSuite: SUITE } })
     expect(bad.body.error).toBe('InvalidKeyPackage')
-    const suite = await publishKeyPackage(t, owner, await keyPackage(owner), { cipherSuite: 'X' })
+    const suite = await t.seed.publishKeyPackage(owner, await keyPackage(owner), { cipherSuite: 'X' })
     expect(suite.body.error).toBe('InvalidCipherSuite')
-    const past = await publishKeyPackage(t, owner, await keyPackage(owner), {
+    const past = await t.seed.publishKeyPackage(owner, await keyPackage(owner), {
       expires: new Date(Date.now() - 1000).toISOString(),
     })
     expect(past).toMatchObject({
       status: 400,
       body: { error: 'InvalidRequest', message: expect.stringContaining('expires') },
     })
-    const far = await publishKeyPackage(t, owner, await keyPackage(owner), {
+    const far = await t.seed.publishKeyPackage(owner, await keyPackage(owner), {
       expires: new Date(Date.now() + 91 * 24 * 3600 * 1000).toISOString(),
     })
     expect(far.body.error).toBe('ExpirationTooFar')
-    expect((await publishKeyPackage(t, owner)).status).toBe(200)
-    expect((await publishKeyPackage(t, owner)).status).toBe(200)
-    const full = await publishKeyPackage(t, owner)
+    expect((await t.seed.publishKeyPackage(owner)).status).toBe(200)
+    expect((await t.seed.publishKeyPackage(owner)).status).toBe(200)
+    const full = await t.seed.publishKeyPackage(owner)
     expect(full.status).toBe(400)
     expect(full.body.error).toBe('TooManyKeyPackages')
   })
@@ -90,7 +87,7 @@ describe('publishKeyPackage', () => {
     const owner = await TestUser.create()
     const lifetime = lifetimeFromNow(-60n, 3600n)
     const data = await keyPackage(owner, { lifetime })
-    expect((await publishKeyPackage(t, owner, data)).status).toBe(200)
+    expect((await t.seed.publishKeyPackage(owner, data)).status).toBe(200)
     const stored = () =>
       t.ctx.db
         .selectFrom('key_package')
@@ -102,13 +99,13 @@ describe('publishKeyPackage', () => {
     expect(Buffer.from(row!.ref!)).toEqual(Buffer.from(await keyPackageRef(data)))
     expect(row!.expires_at.getTime()).toBe(Number(lifetime.notAfter) * 1000)
     // The bare KeyPackage inside the MLSMessage: the same package, the same ref.
-    const bare = await publishKeyPackage(t, owner, data.subarray(4))
+    const bare = await t.seed.publishKeyPackage(owner, data.subarray(4))
     expect(bare.status).toBe(409)
     expect(bare.body.error).toBe('DuplicateKeyPackage')
     // An earlier `expires` than the lifetime's end wins.
     const expires = new Date(Date.now() + 600_000)
     expect(
-      (await publishKeyPackage(t, owner, await keyPackage(owner), { expires: expires.toISOString() })).status,
+      (await t.seed.publishKeyPackage(owner, await keyPackage(owner), { expires: expires.toISOString() })).status,
     ).toBe(200)
     expect((await stored())[1]!.expires_at.getTime()).toBe(expires.getTime())
   })
@@ -117,22 +114,22 @@ describe('publishKeyPackage', () => {
 describe('getKeyPackages', () => {
   it('reports DIDs without packages as missing and filters by cipher suite', async () => {
     const owner = await TestUser.create()
-    await publishKeyPackage(t, owner)
-    const other = await t.call<KeyPackages>(alice, NSID.getKeyPackages, {
+    await t.seed.publishKeyPackage(owner)
+    const other = await t.call(alice, NSID.getKeyPackages, {
       params: { dids: [owner.did], cipherSuite: 'MLS_128_DHKEMP256_AES128GCM_SHA256_P256' },
     })
     expect(other.body).toEqual({ keyPackages: [], missing: [owner.did] })
-    const both = await t.call<KeyPackages>(alice, NSID.getKeyPackages, { params: { dids: [owner.did, bob.did] } })
+    const both = await t.call(alice, NSID.getKeyPackages, { params: { dids: [owner.did, bob.did] } })
     expect(both.body.keyPackages.map((k) => k.did)).toEqual([owner.did])
     expect(both.body.missing).toEqual([bob.did])
   })
 
   it('hands out each package at most once under 20 concurrent fetches', async () => {
     const owner = await TestUser.create()
-    for (let i = 0; i < 3; i++) await publishKeyPackage(t, owner)
+    for (let i = 0; i < 3; i++) await t.seed.publishKeyPackage(owner)
     const callers = await Promise.all(Array.from({ length: 20 }, () => TestUser.create()))
     const results = await Promise.all(
-      callers.map((c) => t.call<KeyPackages>(c, NSID.getKeyPackages, { params: { dids: [owner.did] } })),
+      callers.map((c) => t.call(c, NSID.getKeyPackages, { params: { dids: [owner.did] } })),
     )
     expect(results.every((r) => r.status === 200)).toBe(true)
     const handed = results.flatMap((r) => r.body.keyPackages.map((k) => k.keyPackage))

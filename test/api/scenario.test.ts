@@ -1,31 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  bytesJson,
-  type ConvoBody,
-  encodeBase64,
-  message,
-  NSID,
-  prepareCommit,
-  prepareConvo,
-  publishKeyPackage,
-  removeMember,
-  sendMessage,
-  startTestApp,
-  type TestApp,
-  TestUser,
-  welcomeOf,
-} from '../helpers/index.js'
+import { describe, expect, it } from 'vitest'
+import { bytesJson, encodeBase64, message, NSID, TestUser, welcomeOf } from '../helpers/index.js'
+import { testAppForFile } from '../helpers/per-file.js'
 
-let t: TestApp
-
-beforeAll(async () => {
-  t = await startTestApp()
-})
-afterAll(async () => {
-  await t?.close()
-})
-
-type Messages = { messages: Array<{ sender: string; ciphertext: { $bytes: string }; seq: number }> }
+const t = testAppForFile()
 
 describe('a whole group life', () => {
   it('A publishes key packages, B creates a convo with A, A joins by Welcome, they talk, A leaves, B removes A, B adds C', async () => {
@@ -35,9 +12,9 @@ describe('a whole group life', () => {
 
     // A and C publish key packages; B fetches A's to build the group.
     for (let i = 1; i <= 3; i++)
-      expect(await publishKeyPackage(t, a)).toMatchObject({ status: 200, body: { available: i } })
-    expect(await publishKeyPackage(t, c)).toMatchObject({ status: 200, body: { available: 1 } })
-    const kp = await t.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>(b, NSID.getKeyPackages, {
+      expect(await t.seed.publishKeyPackage(a)).toMatchObject({ status: 200, body: { available: i } })
+    expect(await t.seed.publishKeyPackage(c)).toMatchObject({ status: 200, body: { available: 1 } })
+    const kp = await t.call(b, NSID.getKeyPackages, {
       params: { dids: [a.did] },
     })
     expect(kp.body.keyPackages.map((k) => k.did)).toEqual([a.did])
@@ -49,8 +26,7 @@ describe('a whole group life', () => {
     })
 
     // B creates the conversation with A, with that key package, and the Welcome for A.
-    const prepared = await prepareConvo(
-      t,
+    const prepared = await t.seed.prepareConvo(
       b,
       [a],
       { metadata: { name: 'a & b' } },
@@ -58,7 +34,7 @@ describe('a whole group life', () => {
         keyPackages: kp.body.keyPackages.map((k) => Buffer.from(k.keyPackage, 'base64')),
       },
     )
-    const created = await t.call<ConvoBody>(b, NSID.createConvo, { input: prepared.input })
+    const created = await t.call(b, NSID.createConvo, { input: prepared.input })
     expect(created.status).toBe(200)
     prepared.created(created.body)
     const convoId = created.body.id
@@ -66,9 +42,9 @@ describe('a whole group life', () => {
     expect(created.body.epoch).toBe(1)
 
     // A sees it, fetches and confirms the Welcome.
-    const aConvos = await t.call<{ conversations: Array<{ id: string }> }>(a, NSID.getConvos)
+    const aConvos = await t.call(a, NSID.getConvos)
     expect(aConvos.body.conversations.map((x) => x.id)).toEqual([convoId])
-    const fetched = await t.call<{ welcome: string }>(a, NSID.getWelcome, { params: { convoId } })
+    const fetched = await t.call(a, NSID.getWelcome, { params: { convoId } })
     expect(Buffer.from(fetched.body.welcome, 'base64')).toEqual(Buffer.from(welcome))
     expect((await t.call(a, NSID.confirmWelcome, { input: { convoId, success: true } })).body).toEqual({
       confirmed: true,
@@ -86,7 +62,7 @@ describe('a whole group life', () => {
       })
       expect(sent.status).toBe(200)
     }
-    const read = await t.call<Messages>(a, NSID.getMessages, { params: { convoId } })
+    const read = await t.call(a, NSID.getMessages, { params: { convoId } })
     expect(read.body.messages.map((m) => [m.sender, m.ciphertext.$bytes, m.seq])).toEqual(
       said.map(([who, ct], i) => [who.did, encodeBase64(ct), i + 1]),
     )
@@ -95,15 +71,15 @@ describe('a whole group life', () => {
     const left = await t.call(a, NSID.leaveConvo, { input: { convoId } })
     expect(left.body).toEqual({ success: true, newEpoch: 1 })
     expect((await t.call(a, NSID.getMessages, { params: { convoId } })).status).toBe(403)
-    expect((await removeMember(t, b, convoId, a)).body).toEqual({ success: true, newEpoch: 2 })
+    expect((await t.seed.removeMember(b, convoId, a)).body).toEqual({ success: true, newEpoch: 2 })
     const staleMessage = await message(b, convoId)
 
     // B adds C with C's key package, a commit and the Welcome: epoch 3; C joins.
-    const cKp = await t.call<{ keyPackages: Array<{ keyPackage: string }> }>(b, NSID.getKeyPackages, {
+    const cKp = await t.call(b, NSID.getKeyPackages, {
       params: { dids: [c.did] },
     })
     expect(cKp.body.keyPackages).toHaveLength(1)
-    const adding = await prepareCommit(t, b, convoId, {
+    const adding = await t.seed.prepareCommit(b, convoId, {
       add: [c],
       keyPackages: cKp.body.keyPackages.map((k) => Buffer.from(k.keyPackage, 'base64')),
     })
@@ -121,7 +97,7 @@ describe('a whole group life', () => {
     expect((await t.call(c, NSID.getWelcome, { params: { convoId } })).status).toBe(200)
     expect((await t.call(c, NSID.confirmWelcome, { input: { convoId, success: true } })).status).toBe(200)
 
-    const commits = await t.call<{ commits: Array<{ epoch: number; sender: string }> }>(c, NSID.getCommits, {
+    const commits = await t.call(c, NSID.getCommits, {
       params: { convoId, fromEpoch: 0 },
     })
     expect(commits.body.commits.map((x) => [x.epoch, x.sender])).toEqual([
@@ -129,17 +105,14 @@ describe('a whole group life', () => {
       [2, b.did],
     ])
     // A message at the stale epoch is refused; at the current one it lands, and C sees only it.
-    const stale = await sendMessage(t, b, convoId, { ciphertext: staleMessage })
+    const stale = await t.seed.sendMessage(b, convoId, { ciphertext: staleMessage })
     expect(stale.body.error).toBe('EpochMismatch')
-    const fresh = await sendMessage(t, c, convoId)
+    const fresh = await t.seed.sendMessage(c, convoId)
     expect(fresh.status).toBe(200)
-    const cRead = await t.call<Messages>(c, NSID.getMessages, { params: { convoId } })
+    const cRead = await t.call(c, NSID.getMessages, { params: { convoId } })
     // Seqs 5 and 6 are B's two commits, which C joined after.
     expect(cRead.body.messages.map((m) => [m.sender, m.seq])).toEqual([[c.did, 7]])
-    const members = await t.call<{ conversations: Array<{ members: Array<{ did: string }>; epoch: number }> }>(
-      b,
-      NSID.getConvos,
-    )
+    const members = await t.call(b, NSID.getConvos)
     expect(members.body.conversations[0]!.members.map((m) => m.did).sort()).toEqual([b.did, c.did].sort())
     expect(members.body.conversations[0]!.epoch).toBe(3)
   })

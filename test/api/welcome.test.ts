@@ -1,15 +1,6 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  createConvo,
-  encodeBase64,
-  NSID,
-  sendMessage,
-  startTestApp,
-  type TestApp,
-  TestUser,
-  welcomeOf,
-} from '../helpers/index.js'
+import { encodeBase64, NSID, startTestApp, type TestApp, TestUser, welcomeOf } from '../helpers/index.js'
 import { startWelcomeSweep } from '../../src/workers/index.js'
 
 let t: TestApp
@@ -26,14 +17,13 @@ afterAll(async () => {
 /** A conversation created by alice with `bob` invited, and the Welcome (base64). */
 async function invite() {
   const bob = await TestUser.create()
-  const convo = await createConvo(t, alice, [bob])
+  const convo = await t.seed.createConvo(alice, [bob])
   return { bob, convo, welcome: encodeBase64(welcomeOf(convo.id)) }
 }
 
-const getWelcome = (user: TestUser, convoId: string) =>
-  t.call<{ convoId: string; welcome: string }>(user, NSID.getWelcome, { params: { convoId } })
+const getWelcome = (user: TestUser, convoId: string) => t.call(user, NSID.getWelcome, { params: { convoId } })
 const confirm = (user: TestUser, convoId: string, success: boolean, errorDetails?: string) =>
-  t.call<{ confirmed: boolean }>(user, NSID.confirmWelcome, {
+  t.call(user, NSID.confirmWelcome, {
     input: { convoId, success, ...(errorDetails ? { errorDetails } : {}) },
   })
 
@@ -135,7 +125,7 @@ describe('two-phase Welcome delivery', () => {
   it('a recipient that never confirms is settled by its first message', async () => {
     const { bob, convo } = await invite()
     await getWelcome(bob, convo.id)
-    expect((await sendMessage(t, bob, convo.id)).status).toBe(200)
+    expect((await t.seed.sendMessage(bob, convo.id)).status).toBe(200)
     expect(await delivery(convo.id, bob.did)).toMatchObject({ state: 'consumed', consumed_via: 'message' })
     expect((await getWelcome(bob, convo.id)).status).toBe(410)
   })

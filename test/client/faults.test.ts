@@ -7,7 +7,6 @@ import { FilePendingStore, MlsClient, type MessageView } from '../../src/client/
 import {
   type FaultProxy,
   message,
-  prepareConvo,
   startFaultProxy,
   startTestApp,
   type TestApp,
@@ -71,8 +70,7 @@ describe('the SDK over a network that drops, delays and cuts 20% of exchanges', 
       const welcomes = new Map<string, Uint8Array>()
       const convos = await Promise.all(
         [0, 1, 2].map(async (creator) => {
-          const prepared = await prepareConvo(
-            t,
+          const prepared = await t.seed.prepareConvo(
             users[creator]!,
             users.filter((_, i) => i !== creator),
           )

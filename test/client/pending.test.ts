@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -11,25 +10,20 @@ import {
   XrpcClientError,
   type MlsClientOptions,
 } from '../../src/client/index.js'
-import { convoIdOf } from '../../src/services/convos.js'
 import {
   countRows,
-  createConvo,
   encodeBase64,
   epochOf,
-  holdKey,
   keyPackage,
   message,
   NSID,
-  prepareCommit,
-  randomGroupId,
   refusingUrl,
-  staleMessage,
   startFaultProxy,
   startTestApp,
   SUITE,
   type TestApp,
   TestUser,
+  withSlowClaims,
 } from '../helpers/index.js'
 
 let t: TestApp
@@ -75,12 +69,12 @@ const sendInput = async (
 
 describe('pending operations', () => {
   it('a permanent refusal removes the operation and throws it, without retrying', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const { sleeps, sleep } = recordingSleep()
     const pendingStore = new MemoryPendingStore()
     const sdk = client(alice, { pendingStore, retry: { sleep } })
 
-    const stale = await staleMessage(t, alice, convo.id)
+    const stale = await t.seed.staleMessage(alice, convo.id)
     const stored = await messagesIn(convo.id)
     const mismatch = await sdk
       .sendMessage(await sendInput(alice, convo.id, { ciphertext: stale }))
@@ -100,17 +94,8 @@ describe('pending operations', () => {
   })
 
   it('resends with the same key after a 409 IdempotencyRequestInProgress, waiting the Retry-After asked', async () => {
-    const slow = await startTestApp({ testDb: t.testDb, config: { IDEMPOTENCY_WAIT_MS: '50' } })
-    try {
-      const key = randomUUID()
-      const groupId = randomGroupId()
-      // Another request holds the key: its transaction is open until we abort it.
-      const held = await holdKey(slow.ctx, {
-        caller: alice.did,
-        nsid: NSID.createConvo,
-        key,
-        shardKey: convoIdOf(groupId),
-      })
+    // Another request holds the key: its transaction is open until we abort it.
+    await withSlowClaims(t, { waitMs: 50, caller: alice }, async ({ slow, key, groupId, held }) => {
       const { sleeps, sleep } = recordingSleep(() => held.abort())
       const pendingStore = new MemoryPendingStore()
       const sdk = new MlsClient({
@@ -126,15 +111,13 @@ describe('pending operations', () => {
       const created = await t.ctx.db.selectFrom('convo').select('id').where('group_id', '=', groupId).execute()
       expect(created).toEqual([{ id: output.id }])
       expect(await pendingStore.list()).toEqual([])
-    } finally {
-      await slow.close()
-    }
+    })
   })
 
   it('waits the Retry-After of a 429 and keeps the operation pending when attempts run out', async () => {
     const limited = await startTestApp({ testDb: t.testDb, config: { RATE_LIMIT_PER_MINUTE: '1' } })
     try {
-      const convo = await createConvo(limited, alice)
+      const convo = await limited.seed.createConvo(alice)
       const { sleeps, sleep } = recordingSleep()
       const pendingStore = new MemoryPendingStore()
       const sdk = new MlsClient({
@@ -168,7 +151,7 @@ describe('pending operations', () => {
   })
 
   it('backs off exponentially with full jitter, capped, on network failures', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const proxy = await startFaultProxy({ target: t.url, faultRate: 1, faults: ['dropRequest'], seed: 1 })
     try {
       const { sleeps, sleep } = recordingSleep()
@@ -189,7 +172,7 @@ describe('pending operations', () => {
   })
 
   it('FilePendingStore survives a restart: a new client resumes with the same key and nothing is duplicated', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const file = path.join(dir, 'restart', 'pending.json')
     // Every response is lost after the server has stored the message.
     const proxy = await startFaultProxy({ target: t.url, faultRate: 1, faults: ['dropResponse'], seed: 2 })
@@ -231,7 +214,7 @@ describe('pending operations', () => {
 
   it('resumes every kind of write after a restart, keyed or idempotent by nature', async () => {
     const bob = await TestUser.create()
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const file = path.join(dir, 'kinds.json')
     const offline = new MlsClient({
       serviceUrl: await refusingUrl(),
@@ -239,7 +222,7 @@ describe('pending operations', () => {
       pendingStore: new FilePendingStore(file),
       retry: { maxAttempts: 1 },
     })
-    const adding = await prepareCommit(t, alice, convo.id, { add: [bob] })
+    const adding = await t.seed.prepareCommit(alice, convo.id, { add: [bob] })
     // Made before the writes start: each must have its rejection handler before the next await.
     const ownKeyPackage = encodeBase64(await keyPackage(alice))
     const writes = [

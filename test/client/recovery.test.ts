@@ -1,5 +1,5 @@
 import type { ClientState } from 'ts-mls'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { MlsClient, XrpcClientError, type ExternalCommitBuilder } from '../../src/client/index.js'
 import {
   Client,
@@ -10,19 +10,11 @@ import {
   joinExternally,
   joinFromWelcome,
   receive,
-  startTestApp,
-  type TestApp,
   type TestUser,
 } from '../helpers/index.js'
+import { testAppForFile } from '../helpers/per-file.js'
 
-let t: TestApp
-
-beforeAll(async () => {
-  t = await startTestApp()
-})
-afterAll(async () => {
-  await t?.close()
-})
+const t = testAppForFile()
 
 const sdkOf = (user: TestUser) =>
   new MlsClient({

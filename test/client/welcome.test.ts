@@ -10,7 +10,7 @@ import {
   XrpcClientError,
   type WelcomeStore,
 } from '../../src/client/index.js'
-import { createConvo, encodeBase64, NSID, startTestApp, type TestApp, TestUser, welcomeOf } from '../helpers/index.js'
+import { encodeBase64, NSID, startTestApp, type TestApp, TestUser, welcomeOf } from '../helpers/index.js'
 
 let t: TestApp
 let alice: TestUser
@@ -29,7 +29,7 @@ afterAll(async () => {
 /** A conversation created by alice with a new member invited, and the Welcome's bytes. */
 async function invite() {
   const bob = await TestUser.create()
-  const convo = await createConvo(t, alice, [bob])
+  const convo = await t.seed.createConvo(alice, [bob])
   return { bob, convoId: convo.id, welcome: Buffer.from(welcomeOf(convo.id)) }
 }
 
@@ -162,7 +162,7 @@ describe('joining from a Welcome', () => {
 
   it('stores nothing and processes nothing when there is no Welcome', async () => {
     const carol = await TestUser.create()
-    const convo = await createConvo(t, carol)
+    const convo = await t.seed.createConvo(carol)
     const sdk = clientOf(carol)
     const err = await sdk.joinFromWelcome(convo.id, async () => undefined).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(XrpcClientError)

@@ -4,7 +4,7 @@ import path from 'node:path'
 import ts from 'typescript'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FilePendingStore, XrpcClient, XrpcClientError, type PendingOperation } from '../../src/client/index.js'
-import { message, NSID, prepareConvo, refusingUrl, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
+import { message, NSID, refusingUrl, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 import { projectRoot } from '../../src/paths.js'
 
 let t: TestApp
@@ -22,7 +22,7 @@ afterAll(async () => {
 
 describe('XrpcClient', () => {
   it('calls queries and procedures typed by the lexicons, binary fields as Uint8Array', async () => {
-    const prepared = await prepareConvo(t, alice)
+    const prepared = await t.seed.prepareConvo(alice)
     const convo = await xrpc.procedure(NSID.createConvo, {
       groupId: String(prepared.input.groupId),
       cipherSuite: String(prepared.input.cipherSuite),

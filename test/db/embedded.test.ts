@@ -172,7 +172,7 @@ describe('several local servers on one embedded PostgreSQL', () => {
     expect(second.output()).toContain('leaving embedded PostgreSQL running')
     expect(await healthy(first)).toBe(200)
     const alice = await TestUser.create()
-    const created = await xrpcClient(first.url)(alice, NSID.createConvo, {
+    const created = await xrpcClient(first.url).call(alice, NSID.createConvo, {
       input: { groupId: 'ab', cipherSuite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' },
     })
     expect(created.status).toBe(200)
@@ -181,7 +181,7 @@ describe('several local servers on one embedded PostgreSQL', () => {
     const third = await start()
     expect(await stop(first)).toBe(0)
     expect(await healthy(third)).toBe(200)
-    const convos = await xrpcClient(third.url)(alice, NSID.getConvos)
+    const convos = await xrpcClient(third.url).call(alice, NSID.getConvos)
     expect(convos.body).toMatchObject({ conversations: [{ groupId: 'ab' }] })
 
     expect(await stop(third)).toBe(0)

@@ -1,15 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import {
-  addMembers,
-  createConvo,
   createTestDatabase,
   encodeBase64,
   findPgBouncer,
   message,
   NO_PGBOUNCER,
   NSID,
-  sendMessage,
   startPgBouncer,
   startTestApp,
   TestUser,
@@ -51,25 +48,25 @@ describe('behind PgBouncer in transaction mode', () => {
     // Skipped with its reason, which vitest prints beside the test's name.
     skip(!binary, NO_PGBOUNCER)
     const [alice, bob, carol] = await Promise.all([TestUser.create(), TestUser.create(), TestUser.create()])
-    const convo = await createConvo(t, alice, [bob])
-    expect((await addMembers(t, alice, convo.id, [carol])).status).toBe(200)
+    const convo = await t.seed.createConvo(alice, [bob])
+    expect((await t.seed.addMembers(alice, convo.id, [carol])).status).toBe(200)
     const keyed = { idempotencyKey: randomUUID(), ciphertext: await message(alice, convo.id) }
     const sends = await Promise.all([
-      ...Array.from({ length: 10 }, () => sendMessage(t, alice, convo.id)),
-      sendMessage(t, alice, convo.id, keyed),
+      ...Array.from({ length: 10 }, () => t.seed.sendMessage(alice, convo.id)),
+      t.seed.sendMessage(alice, convo.id, keyed),
     ])
     expect(sends.map((r) => r.status)).toEqual(Array(11).fill(200))
     // Its retry: the same answer, no second message.
-    const retried = await sendMessage(t, alice, convo.id, keyed)
+    const retried = await t.seed.sendMessage(alice, convo.id, keyed)
     expect(retried.body.messageId).toBe(sends[10]!.body.messageId)
-    const page = await t.call<{ messages: Array<{ seq: number }> }>(alice, NSID.getMessages, {
+    const page = await t.call(alice, NSID.getMessages, {
       params: { convoId: convo.id },
     })
     // The commit adding carol, then the 11 messages, numbered without gaps.
     expect(page.body.messages.map((m) => m.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1))
 
     // Carol's Welcome (the latest the conversation made).
-    const fetched = await t.call<{ welcome: string }>(carol, NSID.getWelcome, { params: { convoId: convo.id } })
+    const fetched = await t.call(carol, NSID.getWelcome, { params: { convoId: convo.id } })
     expect(fetched.body.welcome).toBe(encodeBase64(welcomeOf(convo.id)))
     expect((await t.call(carol, NSID.confirmWelcome, { input: { convoId: convo.id, success: true } })).status).toBe(200)
   })

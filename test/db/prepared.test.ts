@@ -4,13 +4,10 @@ import { createDatabase } from '../../src/db/index.js'
 import { execute, statement } from '../../src/db/statement.js'
 import {
   bytesJson,
-  createConvo,
   createTestDatabase,
   keyPackage,
   message,
   NSID,
-  publishKeyPackage,
-  sendMessage,
   startTestApp,
   SUITE,
   type TestApp,
@@ -87,8 +84,8 @@ describe('the server with prepared statements off (PgBouncer before 1.21)', () =
 
   it('sends, replays, reads and hands out key packages, and prepares nothing', async () => {
     const [alice, bob] = [await TestUser.create(), await TestUser.create()]
-    expect((await publishKeyPackage(t, bob, await keyPackage(bob), { idempotencyKey: 'kp-1' })).status).toBe(200)
-    const convo = await createConvo(t, alice, [bob])
+    expect((await t.seed.publishKeyPackage(bob, await keyPackage(bob), { idempotencyKey: 'kp-1' })).status).toBe(200)
+    const convo = await t.seed.createConvo(alice, [bob])
     const ciphertext = await message(alice, convo.id)
     const input = {
       convoId: convo.id,
@@ -101,15 +98,15 @@ describe('the server with prepared statements off (PgBouncer before 1.21)', () =
     const replay = await t.call(alice, NSID.sendMessage, { input })
     expect([first.status, replay.status, replay.headers.get('idempotent-replayed')]).toEqual([200, 200, 'true'])
     expect(replay.body).toEqual(first.body)
-    expect((await sendMessage(t, bob, convo.id)).status).toBe(200)
-    const page = await t.call<{ messages: unknown[] }>(alice, NSID.getMessages, { params: { convoId: convo.id } })
+    expect((await t.seed.sendMessage(bob, convo.id)).status).toBe(200)
+    const page = await t.call(alice, NSID.getMessages, { params: { convoId: convo.id } })
     expect(page.body.messages).toHaveLength(2)
     expect((await t.call(alice, NSID.getEpoch, { params: { convoId: convo.id } })).body).toEqual({
       convoId: convo.id,
       currentEpoch: 1,
     })
-    expect((await publishKeyPackage(t, bob, await keyPackage(bob))).status).toBe(200)
-    const claimed = await t.call<{ keyPackages: unknown[] }>(alice, NSID.getKeyPackages, {
+    expect((await t.seed.publishKeyPackage(bob, await keyPackage(bob))).status).toBe(200)
+    const claimed = await t.call(alice, NSID.getKeyPackages, {
       params: { dids: [bob.did], cipherSuite: SUITE },
     })
     expect(claimed.body.keyPackages).toHaveLength(1)

@@ -3,12 +3,10 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { EventHub } from '../../src/events/hub.js'
 import { sendMessage as storeMessage } from '../../src/services/messages.js'
 import {
-  createConvo,
   epochOf,
   message,
   messagesOf,
   openStream,
-  sendMessage,
   type SseStream,
   startTestApp,
   type TestApp,
@@ -87,13 +85,13 @@ describe('event streams over event ids from several ranges', () => {
   it('deliver live and resume every message exactly once, each conversation in order', async () => {
     const alice = await TestUser.create()
     const bob = await TestUser.create()
-    const shared = await createConvo(one, alice, [bob])
-    const own = await createConvo(one, alice)
+    const shared = await one.seed.createConvo(alice, [bob])
+    const own = await one.seed.createConvo(alice)
     const aliceLive = await openStream(one.url, alice)
     const bobLive = await openStream(two.url, bob)
 
     // Before the restart: one range, cursors are plain ids.
-    for (let i = 0; i < 2; i++) expect((await sendMessage(one, alice, shared.id)).status).toBe(200)
+    for (let i = 0; i < 2; i++) expect((await one.seed.sendMessage(alice, shared.id)).status).toBe(200)
     await aliceLive.waitFor((e) => e.length === 2)
     const oldCursor = aliceLive.events[0]!.id!
     expect(oldCursor).toMatch(/^\d+$/)
@@ -109,7 +107,7 @@ describe('event streams over event ids from several ranges', () => {
       })
     }
     await drawFrom('high')
-    expect((await sendMessage(one, alice, shared.id)).status).toBe(200)
+    expect((await one.seed.sendMessage(alice, shared.id)).status).toBe(200)
     const sharedCount = 2 + stored.filter((s) => s.convo === shared.id).length + 1
     await aliceLive.waitFor((e) => e.length === 2 + stored.length + 1)
     await bobLive.waitFor((e) => e.length === sharedCount)
@@ -135,7 +133,7 @@ describe('event streams over event ids from several ranges', () => {
       const late = await openStream(three.url, alice)
       for (let i = 0; i < 6; i++) await storeIn(i % 2 ? 'low' : 'high', alice, i % 2 ? own : shared)
       await drawFrom('low')
-      expect((await sendMessage(two, alice, own.id)).status).toBe(200)
+      expect((await two.seed.sendMessage(alice, own.id)).status).toBe(200)
       const total = 2 + stored.length + 1 + 7
       await Promise.all([
         aliceLive.waitFor((e) => e.length >= total),
@@ -158,7 +156,7 @@ describe('event streams over event ids from several ranges', () => {
 
   it('refuses a cursor, of one range or several, whose next events are no longer kept', async () => {
     const alice = await TestUser.create()
-    const convo = await createConvo(one, alice)
+    const convo = await one.seed.createConvo(alice)
     for (let i = 0; i < 3; i++) await storeIn('low', alice, convo)
     const { rows } = await sql<{
       event_id: number
@@ -178,7 +176,7 @@ describe('event streams over event ids from several ranges', () => {
 
   it('passes an id of each range that never commits once it is older than the gap timeout, and delivers what follows once', async () => {
     const alice = await TestUser.create()
-    const convo = await createConvo(one, alice)
+    const convo = await one.seed.createConvo(alice)
     const hub = new EventHub({
       db: one.ctx.db,
       listen: undefined,
@@ -198,8 +196,13 @@ describe('event streams over event ids from several ranges', () => {
         sent.push(await storeIn(range, alice, convo))
       }
       await vi.waitFor(() => expect(delivered).toEqual(sent), { timeout: 5_000, interval: 50 })
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      expect(delivered).toEqual(sent)
+      // A message after them in each range: once they are delivered, anything delivered again would be too.
+      const markers = [await storeIn('low', alice, convo), await storeIn('high', alice, convo)]
+      await vi.waitFor(() => expect(delivered).toEqual(expect.arrayContaining(markers)), {
+        timeout: 5_000,
+        interval: 50,
+      })
+      expect(delivered).toEqual([...sent, ...markers])
     } finally {
       await hub.stop()
     }

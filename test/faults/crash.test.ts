@@ -5,11 +5,11 @@ import type { DatabaseSchema } from '../../src/db/schema.js'
 import {
   bytesJson,
   type ChildServer,
-  createConvo,
   createTestDatabase,
   message,
   NSID,
   openKysely,
+  SeedClient,
   startChildServer,
   type TestDatabase,
   TestUser,
@@ -41,7 +41,7 @@ describe('process crash mid-load', () => {
     server = await startChildServer({ DATABASE_URL: testDb.url, DATABASE_LISTEN_URL: testDb.directUrl })
     const alice = await TestUser.create()
     const bob = await TestUser.create()
-    const convo = await createConvo({ call: xrpcClient(server.url) }, alice, [bob])
+    const convo = await new SeedClient(xrpcClient(server.url)).createConvo(alice, [bob])
 
     const sender = (i: number) => (i % 2 ? alice : bob)
     const sends: Send[] = []
@@ -49,7 +49,7 @@ describe('process crash mid-load', () => {
       sends.push({ key: randomUUID(), ciphertext: bytesJson(await message(sender(i), convo.id)).$bytes })
     }
     const send = async (url: string, s: Send, user: TestUser) => {
-      const res = await xrpcClient(url)<{ messageId: string }>(user, NSID.sendMessage, {
+      const res = await xrpcClient(url).call(user, NSID.sendMessage, {
         input: {
           convoId: convo.id,
           senderDid: user.did,

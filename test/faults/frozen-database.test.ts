@@ -5,13 +5,11 @@ import { handlers } from '../../src/api/index.js'
 import { createDatabase } from '../../src/db/index.js'
 import {
   countRows,
-  createConvo,
   createTestDatabase,
   message,
   NSID,
   openKysely,
   randomGroupId,
-  sendMessage,
   startTcpProxy,
   startTestApp,
   SUITE,
@@ -104,7 +102,7 @@ beforeAll(async () => {
     },
   })
   alice = await TestUser.create()
-  convoId = (await createConvo(t, alice)).id
+  convoId = (await t.seed.createConvo(alice)).id
 })
 afterEach(() => proxy.thaw())
 afterAll(async () => {
@@ -143,7 +141,7 @@ const storedMessages = async () => countRows(t.ctx.db, 'message', sql`convo_id =
 async function keyedSendTimedOut() {
   const before = await storedMessages()
   const send = { idempotencyKey: randomUUID(), ciphertext: await message(alice, convoId) }
-  const retry = () => sendMessage(t, alice, convoId, send)
+  const retry = () => t.seed.sendMessage(alice, convoId, send)
   freezeBeforeWrite = true
   const first = await timed(retry)
   expect(freezeBeforeWrite, 'the first attempt reached its statement').toBe(false)
@@ -171,7 +169,7 @@ async function keyedCreateTimedOutAtCommit() {
 
 describe('a frozen database', () => {
   it('gets requests a 503 within the bound and health a 503 within its own, and both recover when it answers again', async () => {
-    expect((await sendMessage(t, alice, convoId)).status).toBe(200)
+    expect((await t.seed.sendMessage(alice, convoId)).status).toBe(200)
     proxy.freeze()
 
     const probe = await timed(health)
@@ -183,7 +181,11 @@ describe('a frozen database', () => {
 
     // More requests than the pool has connections: some wait for one.
     const flood = Array.from({ length: 30 }, (_, i) =>
-      timed(() => (i % 2 ? sendMessage(t, alice, convoId) : t.call(alice, NSID.getMessages, { params: { convoId } }))),
+      timed(async () =>
+        i % 2
+          ? await t.seed.sendMessage(alice, convoId)
+          : await t.call(alice, NSID.getMessages, { params: { convoId } }),
+      ),
     )
     for (const { result, ms } of await Promise.all(flood)) {
       expect(result.status).toBe(503)
@@ -192,7 +194,7 @@ describe('a frozen database', () => {
     }
 
     proxy.thaw()
-    const recovered = await retryUntilAnswered(() => sendMessage(t, alice, convoId), 5_000)
+    const recovered = await retryUntilAnswered(() => t.seed.sendMessage(alice, convoId), 5_000)
     expect(recovered.res.status).toBe(200)
     expect((await health()).status).toBe(200)
   }, 30_000)

@@ -1,15 +1,9 @@
 import { connect } from 'node:net'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NSID, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
+import { describe, expect, it } from 'vitest'
+import { NSID, TestUser } from '../helpers/index.js'
+import { testAppForFile } from '../helpers/per-file.js'
 
-let t: TestApp
-
-beforeAll(async () => {
-  t = await startTestApp({ config: { RATE_LIMIT_PER_MINUTE: '3', REQUEST_TIMEOUT_MS: '300' } })
-})
-afterAll(async () => {
-  await t?.close()
-})
+const t = testAppForFile({ config: { RATE_LIMIT_PER_MINUTE: '3', REQUEST_TIMEOUT_MS: '300' } })
 
 describe('overload and slow clients', () => {
   it('answers 429 RateLimitExceeded per caller past the configured rate', async () => {

@@ -2,10 +2,9 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   countRows,
-  createConvo,
   createTestDatabase,
   openKysely,
-  sendMessage,
+  SeedClient,
   startChildServer,
   type TestDatabase,
   TestUser,
@@ -24,16 +23,16 @@ afterAll(async () => {
 describe('graceful shutdown', () => {
   it('finishes every in-flight request on SIGTERM, then exits 0', async () => {
     const server = await startChildServer({ DATABASE_URL: testDb.url, DATABASE_POOL_SIZE: '40' })
-    const client = { call: xrpcClient(server.url) }
+    const seed = new SeedClient(xrpcClient(server.url))
     const alice = await TestUser.create()
-    const convo = await createConvo(client, alice)
+    const convo = await seed.createConvo(alice)
 
     // Hold the conversation row so 30 sends are provably inside the server when SIGTERM lands.
     const db = openKysely(testDb.url)
     const holder = await db.connection().execute(async (conn) => {
       await sql`BEGIN`.execute(conn)
       await sql`SELECT 1 FROM convo WHERE id = ${convo.id} FOR UPDATE`.execute(conn)
-      const sends = Array.from({ length: 30 }, () => sendMessage(client, alice, convo.id))
+      const sends = Array.from({ length: 30 }, () => seed.sendMessage(alice, convo.id))
       // Wait until all 30 are blocked on the row lock inside the database (polled
       // outside this transaction: pg_stat_activity is snapshotted per transaction).
       const deadline = Date.now() + 15_000

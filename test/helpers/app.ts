@@ -5,17 +5,18 @@ import { createDatabase, databaseOptions, type Database } from '../../src/db/ind
 import { buildServer } from '../../src/server.js'
 import type { XrpcHandler, XrpcHandlers } from '../../src/xrpc/types.js'
 import { createTestDatabase, type TestDatabase } from './database.js'
+import { SeedClient } from './seed.js'
 import { SERVICE_DID } from './users.js'
-import { xrpcClient, type XrpcCall } from './xrpc.js'
+import { xrpcClient, type XrpcClient } from './xrpc.js'
 
-export interface TestApp {
+/** `call` and `callRaw` call an XRPC method over real HTTP as a user; `seed` takes scenario steps through them. */
+export interface TestApp extends XrpcClient {
   app: FastifyInstance
   ctx: AppContext
   database: Database
   testDb: TestDatabase
   url: string
-  /** Calls an XRPC method over real HTTP as `user`. */
-  call: XrpcCall
+  seed: SeedClient
   close(): Promise<void>
 }
 
@@ -31,21 +32,21 @@ function testConfig(overrides: Record<string, string> = {}): Config {
   })
 }
 
+export interface TestAppOptions {
+  config?: Record<string, string>
+  testDb?: TestDatabase
+  logger?: unknown
+  /** Handlers by NSID; a test may install one that breaks its lexicon on purpose. */
+  handlers?: Record<string, XrpcHandler<never, never, unknown>>
+  /** A loopback port to listen on; any free one by default. */
+  port?: number
+}
+
 /**
  * The real server on a fresh database of its own, listening on a loopback
  * port, with output validation on.
  */
-export async function startTestApp(
-  opts: {
-    config?: Record<string, string>
-    testDb?: TestDatabase
-    logger?: unknown
-    /** Handlers by NSID; a test may install one that breaks its lexicon on purpose. */
-    handlers?: Record<string, XrpcHandler<never, never, unknown>>
-    /** A loopback port to listen on; any free one by default. */
-    port?: number
-  } = {},
-): Promise<TestApp> {
+export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const testDb = opts.testDb ?? (await createTestDatabase())
   // LISTEN needs a session of its own: straight to PostgreSQL when the suite runs behind PgBouncer.
   const config = testConfig({ DATABASE_URL: testDb.url, DATABASE_LISTEN_URL: testDb.directUrl, ...opts.config })
@@ -59,7 +60,7 @@ export async function startTestApp(
   })
   const url = await app.listen({ port: opts.port ?? 0, host: '127.0.0.1' })
 
-  const call = xrpcClient(url)
+  const client = xrpcClient(url)
 
   return {
     app,
@@ -67,7 +68,8 @@ export async function startTestApp(
     database,
     testDb,
     url,
-    call,
+    ...client,
+    seed: new SeedClient(client),
     async close() {
       await app.close()
       await database.close()

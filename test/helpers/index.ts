@@ -1,4 +1,4 @@
-// The test kit: what tests and benchmarks import, from here alone.
+// The test kit: what tests and benchmarks import, from here alone (test files also per-file.ts, which needs vitest).
 export { NSID } from '../../src/lexicon/types/index.js'
 export * from '../../src/lexicon/wire.js'
 export * from './app.js'
@@ -12,6 +12,7 @@ export * from './mls.js'
 export * from './net.js'
 export * from './pgbouncer.js'
 export * from './project-copy.js'
+export * from './seed.js'
 export * from './sse.js'
 export * from './users.js'
 export * from './xrpc.js'

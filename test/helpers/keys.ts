@@ -1,6 +1,12 @@
+import { randomUUID } from 'node:crypto'
 import type { AppContext } from '../../src/context.js'
 import { idempotencyScope } from '../../src/xrpc/idempotency-key.js'
 import { claimKey, type KeyedTransaction } from '../../src/idempotency/claim.js'
+import { NSID } from '../../src/lexicon/types/index.js'
+import { convoIdOf } from '../../src/services/convos.js'
+import { startTestApp, type TestApp } from './app.js'
+import { randomGroupId } from './mls.js'
+import type { TestUser } from './users.js'
 
 /**
  * Claims an idempotency key as a request of a transaction-recorded method
@@ -26,4 +32,47 @@ export async function holdKey(
   )
   if (claim.kind !== 'claimed') throw new Error(`expected to claim the key, got ${claim.kind}`)
   return claim.transaction
+}
+
+export interface SlowClaims {
+  /** A server whose keyed requests wait for a held key at most the time given. */
+  slow: TestApp
+  /** The caller's createConvo key for `groupId`, held by `held` (another request, as it were). */
+  key: string
+  groupId: string
+  held: KeyedTransaction
+}
+
+/**
+ * Runs `fn` with a second server on `t`'s database, whose keyed requests
+ * wait for a held key at most `waitMs`, and a createConvo key of `caller`'s
+ * held there (for a new group id) until `fn` aborts or commits it; then lets
+ * the key go and closes the server.
+ */
+export async function withSlowClaims<R>(
+  t: TestApp,
+  opts: { waitMs: number; caller: TestUser; config?: Record<string, string> },
+  fn: (claims: SlowClaims) => Promise<R>,
+): Promise<R> {
+  const slow = await startTestApp({
+    testDb: t.testDb,
+    config: { ...opts.config, IDEMPOTENCY_WAIT_MS: String(opts.waitMs) },
+  })
+  try {
+    const key = randomUUID()
+    const groupId = randomGroupId()
+    const held = await holdKey(slow.ctx, {
+      caller: opts.caller.did,
+      nsid: NSID.createConvo,
+      key,
+      shardKey: convoIdOf(groupId),
+    })
+    try {
+      return await fn({ slow, key, groupId, held })
+    } finally {
+      await held.abort()
+    }
+  } finally {
+    await slow.close()
+  }
 }

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { ClientState } from 'ts-mls'
 import { NSID } from '../../src/lexicon/types/index.js'
+import type { TestApp } from './app.js'
 import { base64Bytes, bytesFromJson, encodeBase64 } from '../../src/lexicon/wire.js'
 import {
   addProposal,
@@ -20,39 +21,24 @@ import {
   joinFromWelcome,
   keyPackage,
   newGroup,
-  publishKeyPackage,
   receive,
   SUITE,
   type ExternalJoin,
 } from './mls.js'
 import { TestUser } from './users.js'
-import type { CallOptions, XrpcCall, XrpcResponse } from './xrpc.js'
+import type { CallArgs, InputOf, OutputOf, XrpcResponse } from './xrpc.js'
 
 const text = (s: string) => new TextEncoder().encode(s)
 const read = (bytes: Uint8Array | undefined) => (bytes ? new TextDecoder().decode(bytes) : undefined)
 
-export interface MessageView {
-  id: string
-  sender: string
-  epoch: number
-  seq: number
-  ciphertext: { $bytes: string }
-}
+type Method = keyof typeof NSID
+type Output<M extends Method> = OutputOf<(typeof NSID)[M]>
 
-export interface CommitView {
-  epoch: number
-  sender: string
-  commitData: { $bytes: string }
-}
-
-export interface Rejoined {
-  epoch: number
-  rejoinedAt: string
-}
+type Rejoined = XrpcResponse<Output<'processExternalCommit'>>
 
 export interface PreparedRejoin {
   made: ExternalJoin
-  send(): Promise<XrpcResponse<Rejoined>>
+  send(): Promise<Rejoined>
 }
 
 export class Client {
@@ -62,25 +48,25 @@ export class Client {
   private readFromEpoch = 0
 
   constructor(
-    readonly t: { call: XrpcCall },
+    readonly t: Pick<TestApp, 'call' | 'seed'>,
     readonly user: TestUser,
   ) {}
 
-  static async create(t: { call: XrpcCall }): Promise<Client> {
+  static async create(t: Pick<TestApp, 'call' | 'seed'>): Promise<Client> {
     return new Client(t, await TestUser.create())
   }
 
-  call<T = Record<string, unknown>>(method: keyof typeof NSID, opts: CallOptions = {}): Promise<XrpcResponse<T>> {
-    return this.t.call<T>(this.user, NSID[method], opts)
+  call<M extends Method>(method: M, ...opts: CallArgs<(typeof NSID)[M]>): Promise<XrpcResponse<Output<M>>> {
+    return this.t.call(this.user, NSID[method], ...opts)
   }
 
   async publishKeyPackage(opts: { lastResort?: boolean } = {}): Promise<void> {
-    assert.equal((await publishKeyPackage(this.t, this.user, await keyPackage(this.user, opts))).status, 200)
+    assert.equal((await this.t.seed.publishKeyPackage(this.user, await keyPackage(this.user, opts))).status, 200)
   }
 
   /** The key packages the server hands out for `users`, as bytes. */
   async keyPackagesOf(...users: Client[]): Promise<Uint8Array[]> {
-    const res = await this.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>('getKeyPackages', {
+    const res = await this.call('getKeyPackages', {
       params: { dids: users.map((u) => u.user.did) },
     })
     assert.equal(res.status, 200)
@@ -102,7 +88,7 @@ export class Client {
     const groupId = randomBytes(16)
     const state = await newGroup(this.user.did, groupId)
     const creation = await commit(state, (await this.keyPackagesOf(...members)).map(addProposal))
-    const created = await this.call<{ id: string }>('createConvo', {
+    const created = await this.call('createConvo', {
       input: {
         groupId: hex(groupId),
         cipherSuite: SUITE,
@@ -120,7 +106,7 @@ export class Client {
 
   /** Fetches its Welcome, joins with it, confirms. */
   async join(convoId: string): Promise<void> {
-    const res = await this.call<{ welcome: string }>('getWelcome', { params: { convoId } })
+    const res = await this.call('getWelcome', { params: { convoId } })
     assert.equal(res.status, 200)
     this.state = await joinFromWelcome(this.user, base64Bytes(res.body.welcome))
     assert.deepEqual((await this.call('confirmWelcome', { input: { convoId, success: true } })).body, {
@@ -130,7 +116,7 @@ export class Client {
 
   /** Everything the server has for it since last time, in order: it applies commits and proposals, and decrypts messages. */
   async sync(convoId: string): Promise<Array<string | undefined>> {
-    const page = await this.call<{ messages: MessageView[] }>('getMessages', {
+    const page = await this.call('getMessages', {
       params: { convoId, limit: 100, ...(this.readSince ? { sinceMessage: this.readSince } : {}) },
     })
     assert.equal(page.status, 200)
@@ -156,8 +142,8 @@ export class Client {
     }
   }
 
-  async commits(convoId: string, fromEpoch = 0): Promise<CommitView[]> {
-    const res = await this.call<{ commits: CommitView[] }>('getCommits', { params: { convoId, fromEpoch } })
+  async commits(convoId: string, fromEpoch = 0) {
+    const res = await this.call('getCommits', { params: { convoId, fromEpoch } })
     assert.equal(res.status, 200)
     return res.body.commits
   }
@@ -168,8 +154,8 @@ export class Client {
     return this.send(convoId, made.data)
   }
 
-  send(convoId: string, data: Uint8Array, extra: Record<string, unknown> = {}) {
-    return this.call<{ messageId: string; error?: string }>('sendMessage', {
+  send(convoId: string, data: Uint8Array, extra: Partial<InputOf<typeof NSID.sendMessage>> = {}) {
+    return this.call('sendMessage', {
       input: {
         convoId,
         senderDid: this.user.did,
@@ -198,14 +184,14 @@ export class Client {
    * the server took it.
    */
   async prepareRejoin(convoId: string, opts: { identity?: string } = {}): Promise<PreparedRejoin> {
-    const info = await this.call<{ groupInfo: string; epoch: number }>('getGroupInfo', { params: { convoId } })
+    const info = await this.call('getGroupInfo', { params: { convoId } })
     assert.equal(info.status, 200, JSON.stringify(info.body))
     const made = await joinExternally(this.user, base64Bytes(info.body.groupInfo), opts)
     const input = { convoId, externalCommit: encodeBase64(made.commit), groupInfo: encodeBase64(made.groupInfo) }
     return {
       made,
       send: async () => {
-        const res = await this.call<Rejoined>('processExternalCommit', { input })
+        const res = await this.call('processExternalCommit', { input })
         if (res.status === 200) {
           this.state = made.state
           this.readFromEpoch = res.body.epoch
@@ -215,7 +201,7 @@ export class Client {
     }
   }
 
-  async rejoin(convoId: string): Promise<XrpcResponse<Rejoined>> {
+  async rejoin(convoId: string): Promise<Rejoined> {
     return (await this.prepareRejoin(convoId)).send()
   }
 

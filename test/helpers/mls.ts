@@ -13,6 +13,7 @@
  *
  * What one client makes for itself (key packages, a group of one, application
  * messages) comes from scripts/mls-client.ts, which `npm run mls` uses too.
+ * The steps that send all this to the server are the seed client's (seed.ts).
  */
 import { randomBytes } from 'node:crypto'
 import {
@@ -47,16 +48,10 @@ import {
   type KeyPackageOptions as OwnKeyPackageOptions,
   type OwnKeyPackage,
 } from '../../scripts/mls-client.js'
-import type { Input as CreateConvoInput } from '../../src/lexicon/types/blue.catbird.mls.createConvo.js'
-import { NSID } from '../../src/lexicon/types/index.js'
 import { encodeBase64, type BytesJson } from '../../src/lexicon/wire.js'
 import type { TestUser } from './users.js'
-import type { XrpcCall, XrpcResponse } from './xrpc.js'
 
 export { encrypt, lifetimeFromNow, newGroup, suiteImpl, SUITE }
-
-/** Anything that can call the server: a TestApp, or { call: xrpcClient(url) }. */
-type Caller = { call: XrpcCall }
 
 /** Bytes as JSON the way atproto's encoders write them: without base64 padding (the server must take both). */
 export const bytesJson = (bytes: Uint8Array): BytesJson => ({ $bytes: encodeBase64(bytes).replace(/=+$/, '') })
@@ -90,51 +85,10 @@ export async function keyPackageRef(data: Uint8Array, suite: CiphersuiteName = S
   return makeKeyPackageRef(decodeKeyPackage(data), (await suiteImpl(suite)).hash)
 }
 
-export async function publishKeyPackage(
-  t: Caller,
-  user: TestUser,
-  data?: Uint8Array,
-  extra: Record<string, unknown> = {},
-): Promise<XrpcResponse<{ available: number }>> {
-  return t.call<{ available: number }>(user, NSID.publishKeyPackage, {
-    input: { keyPackage: encodeBase64(data ?? (await keyPackage(user))), cipherSuite: SUITE, ...extra },
-  })
-}
-
 const decodeKeyPackage = (data: Uint8Array): KeyPackage => {
   const message = decodeMlsMessage(data, 0)?.[0]
   if (message?.wireformat !== 'mls_key_package') throw new Error('not a key package')
   return message.keyPackage
-}
-
-/**
- * One key package per user, as `caller` gets them to add those users: each
- * user publishes a fresh one, then the caller claims them (getKeyPackages
- * hands out the oldest available, which need not be that one).
- */
-export async function claimKeyPackages(
-  t: Caller,
-  caller: TestUser,
-  users: TestUser[],
-  suite: CiphersuiteName = SUITE,
-): Promise<Uint8Array[]> {
-  for (const user of users) {
-    const published = await publishKeyPackage(t, user, await keyPackage(user, { suite }), { cipherSuite: suite })
-    if (published.status !== 200)
-      throw new Error(`publishKeyPackage: ${published.status} ${JSON.stringify(published.body)}`)
-  }
-  const claimed = await t.call<{ keyPackages: Array<{ did: string; keyPackage: string }> }>(
-    caller,
-    NSID.getKeyPackages,
-    {
-      params: { dids: users.map((u) => u.did), cipherSuite: suite },
-    },
-  )
-  if (claimed.status !== 200 || claimed.body.keyPackages.length !== users.length) {
-    throw new Error(`getKeyPackages: ${claimed.status} ${JSON.stringify(claimed.body)}`)
-  }
-  const byDid = new Map(claimed.body.keyPackages.map((kp) => [kp.did, Buffer.from(kp.keyPackage, 'base64')]))
-  return users.map((user) => byDid.get(user.did) as Uint8Array)
 }
 
 // ---------------------------------------------------------------- a client's MLS operations
@@ -426,34 +380,26 @@ export interface PreparedCommit {
   accepted(): void
 }
 
-export interface CommitOptions {
-  add?: TestUser[]
-  /** Key packages of `add` (in its order) the caller already claimed; default: claimed now. */
-  keyPackages?: Uint8Array[]
-  remove?: TestUser[]
-  /** A PublicMessage instead of a PrivateMessage. */
-  publicMessage?: boolean
-}
+/** The cipher suite of the kit's group of a conversation. */
+export const suiteOf = (convoId: string): CiphersuiteName => groupOf(convoId).suite
 
 /**
- * A commit by `caller` on its current epoch: adding users (whose key packages
- * it claims from the server), removing members, or neither (an update of its
- * own keys). Nothing changes locally until `accepted()`.
+ * A commit by `caller` on its current epoch in the kit's group of a
+ * conversation: adding the owners of `keyPackages` (`add`, in the same
+ * order), removing members, or neither (an update of its own keys).
+ * Nothing changes locally until `accepted()`.
  */
-export async function prepareCommit(
-  t: Caller,
+export function commitIn(
   caller: TestUser,
   convoId: string,
-  opts: CommitOptions = {},
+  opts: { add?: TestUser[]; keyPackages?: Uint8Array[]; remove?: TestUser[]; publicMessage?: boolean } = {},
 ): Promise<PreparedCommit> {
   const group = groupOf(convoId)
   const committer = group.member(caller)
-  const add = opts.add ?? []
-  const keyPackages = opts.keyPackages ?? (add.length ? await claimKeyPackages(t, caller, add, group.suite) : [])
   return exclusive(committer, async () => {
     const state = await current(group, committer)
     const proposals = [
-      ...keyPackages.map(addProposal),
+      ...(opts.keyPackages ?? []).map(addProposal),
       ...(opts.remove ?? []).map((user) => removeProposal(state, user)),
     ]
     const made = await commit(state, proposals, { publicMessage: opts.publicMessage, suite: group.suite })
@@ -461,157 +407,43 @@ export async function prepareCommit(
       commit: made.data,
       welcome: made.welcome,
       epoch: made.epoch,
-      accepted: () => group.accept(committer, made, add),
+      accepted: () => group.accept(committer, made, opts.add ?? []),
     }
   })
 }
 
-/** Sends a prepared commit; records it when the server took it. */
-async function sendCommit<T>(prepared: PreparedCommit, send: () => Promise<XrpcResponse<T>>): Promise<XrpcResponse<T>> {
-  const res = await send()
-  if (res.status === 200) prepared.accepted()
-  return res
-}
-
-/** addMembers' input: `prepared`, the commit adding `users`, with its Welcome. */
-export const addMembersInput = (convoId: string, users: TestUser[], prepared: PreparedCommit) => ({
-  convoId,
-  didList: users.map((u) => u.did),
-  commit: encodeBase64(prepared.commit),
-  welcomeMessage: encodeBase64(prepared.welcome as Uint8Array),
-  epoch: prepared.epoch,
-})
-
-/** addMembers with a real commit and Welcome for `users`. */
-export async function addMembers(
-  t: Caller,
-  caller: TestUser,
-  convoId: string,
-  users: TestUser[],
-  extra: Record<string, unknown> = {},
-) {
-  const prepared = await prepareCommit(t, caller, convoId, { add: users })
-  return sendCommit(prepared, () =>
-    t.call<{ success: boolean; newEpoch: number }>(caller, NSID.addMembers, {
-      input: { ...addMembersInput(convoId, users, prepared), ...extra },
-    }),
-  )
-}
-
-/** leaveConvo removing `target` with `caller`'s commit of the removal. */
-export async function removeMember(t: Caller, caller: TestUser, convoId: string, target: TestUser) {
-  const prepared = await prepareCommit(t, caller, convoId, { remove: [target] })
-  return sendCommit(prepared, () =>
-    t.call<{ success: boolean; newEpoch: number }>(caller, NSID.leaveConvo, {
-      input: { convoId, targetDid: target.did, commit: encodeBase64(prepared.commit), epoch: prepared.epoch },
-    }),
-  )
-}
-
-/** A commit of `caller`'s own key update (no membership change), sent with sendMessage. */
-export async function commitUpdate(t: Caller, caller: TestUser, convoId: string) {
-  const prepared = await prepareCommit(t, caller, convoId)
-  return sendCommit(prepared, () => sendMessage(t, caller, convoId, { ciphertext: prepared.commit }))
-}
-
-export interface ConvoBody {
-  id: string
-  groupId: string
-  epoch: number
-  members: Array<{ did: string; joinedAt: string }>
-  [key: string]: unknown
-}
-
-export interface PreparedConvo {
-  /** The createConvo input: group id, cipher suite, members and their Welcome. */
-  input: CreateConvoInput
-  /** The commit that added the members, for a test that sends it too. */
-  commit: Uint8Array | undefined
-  /** The server created it: the kit keeps the group under the conversation's id. */
-  created(convo: { id: string }): void
+export interface NewGroup {
+  /** The MLS group id. */
+  groupId: Uint8Array
+  suite: CiphersuiteName
+  /** The commit that added the members, with their Welcome; none without members. */
+  adding: Commit | undefined
+  /** The server created the conversation: the kit keeps the group under its id. */
+  created(convoId: string): void
 }
 
 /**
- * A new MLS group of `creator` with `members` added by one commit (their key
- * packages published and claimed through the server), and the createConvo
- * input for it; `extra` is merged into the input.
+ * A new MLS group of `creator` with the owners of `keyPackages` (`members`,
+ * in the same order) added by one commit.
  */
-export async function prepareConvo(
-  t: Caller,
+export async function newConvoGroup(
   creator: TestUser,
-  members: TestUser[] = [],
-  extra: Partial<CreateConvoInput> = {},
-  opts: { suite?: CiphersuiteName; keyPackages?: Uint8Array[] } = {},
-): Promise<PreparedConvo> {
-  const suite = opts.suite ?? SUITE
+  members: TestUser[],
+  keyPackages: Uint8Array[],
+  suite: CiphersuiteName = SUITE,
+): Promise<NewGroup> {
   const group = new Group(suite)
   const groupId = randomBytes(16)
   const state = await newGroup(creator.did, groupId, suite)
   group.add(creator, { state })
-  const keyPackages = opts.keyPackages ?? (members.length ? await claimKeyPackages(t, creator, members, suite) : [])
   const adding = members.length ? await commit(state, keyPackages.map(addProposal), { suite }) : undefined
   return {
-    input: {
-      groupId: hex(groupId),
-      cipherSuite: suite,
-      ...(adding
-        ? { initialMembers: members.map((m) => m.did), welcomeMessage: encodeBase64(adding.welcome as Uint8Array) }
-        : {}),
-      ...extra,
-    },
-    commit: adding?.data,
-    created(convo) {
+    groupId,
+    suite,
+    adding,
+    created(convoId) {
       if (adding) group.accept(group.member(creator), adding, members)
-      groups.set(convo.id, group)
+      groups.set(convoId, group)
     },
   }
-}
-
-/** Creates a conversation with a real MLS group and fails the test unless it worked. */
-export async function createConvo(
-  t: Caller,
-  creator: TestUser,
-  members: TestUser[] = [],
-  extra: Partial<CreateConvoInput> = {},
-): Promise<ConvoBody> {
-  const prepared = await prepareConvo(t, creator, members, extra)
-  const res = await t.call<ConvoBody>(creator, NSID.createConvo, { input: prepared.input })
-  if (res.status !== 200) throw new Error(`createConvo: ${res.status} ${JSON.stringify(res.body)}`)
-  prepared.created(res.body)
-  return res.body
-}
-
-export interface SendOptions {
-  /** MLS bytes to send as they are; default: a new application message from the sender. */
-  ciphertext?: Uint8Array
-  /** The declared epoch; default: the one in the message's header. */
-  epoch?: number
-  idempotencyKey?: string
-  headers?: Record<string, string>
-}
-
-export async function sendMessage(t: Caller, sender: TestUser, convoId: string, opts: SendOptions = {}) {
-  const ciphertext = opts.ciphertext ?? (await message(sender, convoId))
-  return t.call<{ messageId: string; receivedAt: string; seq: number; epoch: number }>(sender, NSID.sendMessage, {
-    input: {
-      convoId,
-      senderDid: sender.did,
-      epoch: opts.epoch ?? epochOf(ciphertext),
-      ciphertext: bytesJson(ciphertext),
-      ...(opts.idempotencyKey !== undefined ? { idempotencyKey: opts.idempotencyKey } : {}),
-    },
-    ...(opts.headers ? { headers: opts.headers } : {}),
-  })
-}
-
-/**
- * A real message of `sender` from an epoch the conversation has left: made,
- * then overtaken by a commit of `sender`'s through the server. Sending it
- * gets 409 EpochMismatch.
- */
-export async function staleMessage(t: Caller, sender: TestUser, convoId: string): Promise<Uint8Array> {
-  const stale = await message(sender, convoId)
-  const committed = await commitUpdate(t, sender, convoId)
-  if (committed.status !== 200) throw new Error(`commit: ${committed.status} ${JSON.stringify(committed.body)}`)
-  return stale
 }

@@ -1,6 +1,8 @@
+import type { MessageView } from '../../src/lexicon/types/blue.catbird.mls.defs.js'
 import { NSID } from '../../src/lexicon/types/index.js'
 import { queryString } from '../../src/lexicon/wire.js'
 import type { TestUser } from './users.js'
+import type { WireJson } from './xrpc.js'
 
 export interface SseEvent {
   id?: string
@@ -110,5 +112,4 @@ export async function openStream(
 }
 
 /** The messages carried by a stream's events, in arrival order. */
-export const messagesOf = (events: SseEvent[]) =>
-  events.map((e) => e.data.message as { id: string; convoId: string; seq: number; sender: string })
+export const messagesOf = (events: SseEvent[]) => events.map((e) => e.data.message as WireJson<MessageView>)

@@ -1,15 +1,53 @@
 import { connect } from 'node:net'
-import { queryString } from '../../src/lexicon/wire.js'
+import type { Methods, Nsid } from '../../src/lexicon/types/index.js'
+import { queryString, type BytesJson } from '../../src/lexicon/wire.js'
 import { loadLexicons } from '../../src/xrpc/lexicons.js'
 import type { TestUser } from './users.js'
 
-export interface CallOptions {
-  params?: Record<string, string | number | boolean | Array<string | number>>
-  input?: unknown
+/**
+ * A lexicon value as JSON on the wire, both ways: bytes (`Uint8Array` in
+ * the method map) travel as `{"$bytes": base64}` (see toWireJson).
+ */
+export type WireJson<T> = T extends Uint8Array
+  ? BytesJson
+  : // Before objects: an open enum's `string & {}` is one.
+    T extends string | number | boolean | null | undefined
+    ? T
+    : T extends ReadonlyArray<infer Item>
+      ? Array<WireJson<Item>>
+      : T extends object
+        ? { [K in keyof T]: WireJson<T[K]> }
+        : T
+
+/** What a method takes, as JSON. */
+export type InputOf<N extends Nsid> = WireJson<Methods[N]['input']>
+
+/** What a method answers, as JSON. */
+export type OutputOf<N extends Nsid> = WireJson<Methods[N]['output']>
+
+interface RequestOptions {
   headers?: Record<string, string>
   /** Replaces the caller's valid token (null: no Authorization header). */
   token?: string | null
   method?: 'GET' | 'POST'
+}
+
+/** `{}`: what options are when none is given. */
+type NoOptions = Record<never, never>
+
+/** A call as the method's lexicon has it: its required params and its input must be there. */
+export type CallOptions<N extends Nsid> = RequestOptions &
+  (NoOptions extends Methods[N]['params'] ? { params?: Methods[N]['params'] } : { params: Methods[N]['params'] }) &
+  (Methods[N]['input'] extends undefined ? { input?: undefined } : { input: InputOf<N> })
+
+/** The options of a call, which may be left out when nothing in them is required. */
+export type CallArgs<N extends Nsid> =
+  NoOptions extends CallOptions<N> ? [opts?: CallOptions<N>] : [opts: CallOptions<N>]
+
+/** A call the lexicon need not allow: params and input of any shape (a string input is sent as it is). */
+export interface RawCallOptions extends RequestOptions {
+  params?: Record<string, string | number | boolean | Array<string | number>>
+  input?: unknown
 }
 
 export interface XrpcResponse<T = Record<string, unknown>> {
@@ -19,17 +57,34 @@ export interface XrpcResponse<T = Record<string, unknown>> {
   headers: Headers
 }
 
-export type XrpcCall = <T = Record<string, unknown>>(
+/** Calls a method with params and input its lexicon allows, and reads its output. */
+export type XrpcCall = <N extends Nsid>(
   user: TestUser | null,
-  nsid: string,
-  opts?: CallOptions,
-) => Promise<XrpcResponse<T>>
+  nsid: N,
+  ...opts: CallArgs<N>
+) => Promise<XrpcResponse<OutputOf<N>>>
+
+/** Calls any NSID with anything: only for tests that send what the lexicon refuses, on purpose. */
+export interface RawXrpcCall {
+  <N extends Nsid>(user: TestUser | null, nsid: N, opts?: RawCallOptions): Promise<XrpcResponse<OutputOf<N>>>
+  (user: TestUser | null, nsid: string, opts?: RawCallOptions): Promise<XrpcResponse>
+}
+
+/** Calls to one server over real HTTP, as a given user. */
+export interface XrpcClient {
+  call: XrpcCall
+  callRaw: RawXrpcCall
+}
 
 const lexicons = loadLexicons()
 
 /** Calls XRPC methods of the server at `baseUrl` over real HTTP, as a given user. */
-export function xrpcClient(baseUrl: string): XrpcCall {
-  return async (user, nsid, callOpts = {}) => {
+export function xrpcClient(baseUrl: string): XrpcClient {
+  const send = async (
+    user: TestUser | null,
+    nsid: string,
+    callOpts: RequestOptions & { params?: object; input?: unknown } = {},
+  ) => {
     const lexMethod = lexicons.getDef(nsid)
     const method = callOpts.method ?? (lexMethod?.type === 'procedure' ? 'POST' : 'GET')
     const headers: Record<string, string> = { ...callOpts.headers }
@@ -52,6 +107,7 @@ export function xrpcClient(baseUrl: string): XrpcCall {
       headers: res.headers,
     }
   }
+  return { call: send, callRaw: send }
 }
 
 export interface RawResponse {

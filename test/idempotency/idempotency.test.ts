@@ -3,29 +3,26 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { convoIdOf } from '../../src/services/convos.js'
 import {
+  addMembersInput,
   bytesJson,
   captureLogs,
-  commitUpdate,
   countRows,
-  createConvo,
   encodeBase64,
   epochOf,
   groupInfoOf,
   holdKey,
+  type InputOf,
   joinExternally,
   keyPackage,
   message,
   NSID,
-  prepareCommit,
-  publishKeyPackage,
   randomGroupId,
-  sendMessage,
-  staleMessage,
   startTestApp,
   stateOf,
   SUITE,
   type TestApp,
   TestUser,
+  withSlowClaims,
 } from '../helpers/index.js'
 import { startIdempotencyCleanup } from '../../src/workers/index.js'
 import { requestFingerprint } from '../../src/xrpc/idempotency-key.js'
@@ -52,7 +49,11 @@ const countMessages = async (convoId: string) => countRows(t.ctx.db, 'message', 
 const countKeys = async () => countRows(t.ctx.db, 'idempotency_key')
 
 /** A new input of each keyed write in `convoId`, with real MLS bytes. */
-const writes: Record<string, (convoId: string) => Promise<Record<string, unknown>>> = {
+const writes: {
+  [M in 'sendMessage' | 'createConvo' | 'addMembers' | 'publishKeyPackage' | 'processExternalCommit']: (
+    convoId: string,
+  ) => Promise<InputOf<(typeof NSID)[M]>>
+} = {
   sendMessage: async (convoId) => {
     const ciphertext = await message(alice, convoId)
     return { convoId, senderDid: alice.did, epoch: epochOf(ciphertext), ciphertext: bytesJson(ciphertext) }
@@ -60,14 +61,7 @@ const writes: Record<string, (convoId: string) => Promise<Record<string, unknown
   createConvo: async () => ({ groupId: randomGroupId(), cipherSuite: SUITE }),
   addMembers: async (convoId) => {
     const newMember = await TestUser.create()
-    const prepared = await prepareCommit(t, alice, convoId, { add: [newMember] })
-    return {
-      convoId,
-      didList: [newMember.did],
-      commit: encodeBase64(prepared.commit),
-      welcomeMessage: encodeBase64(prepared.welcome!),
-      epoch: prepared.epoch,
-    }
+    return addMembersInput(convoId, [newMember], await t.seed.prepareCommit(alice, convoId, { add: [newMember] }))
   },
   publishKeyPackage: async () => ({ keyPackage: encodeBase64(await keyPackage(alice)), cipherSuite: SUITE }),
   // Alice replaces her own leaf, as a device that lost its state does.
@@ -82,7 +76,7 @@ describe('idempotent writes', () => {
     '%s: a retry with the same key replays the first response and creates nothing',
     async (name) => {
       // With bob: ts-mls cannot replace the only leaf of a group of one by external commit.
-      const convo = await createConvo(t, alice, name === 'processExternalCommit' ? [bob] : [])
+      const convo = await t.seed.createConvo(alice, name === 'processExternalCommit' ? [bob] : [])
       const input = await writes[name]!(convo.id)
       const key = randomUUID()
       const first = await t.call(alice, NSID[name], { input: { ...input, idempotencyKey: key } })
@@ -105,24 +99,27 @@ describe('idempotent writes', () => {
   )
 
   it('sendMessage: the retry creates no second message', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const key = randomUUID()
     const hi = await message(alice, convo.id)
-    const a = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: hi })
-    const b = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: hi })
+    const a = await t.seed.sendMessage(alice, convo.id, { idempotencyKey: key, ciphertext: hi })
+    const b = await t.seed.sendMessage(alice, convo.id, { idempotencyKey: key, ciphertext: hi })
     expect(b.body.messageId).toBe(a.body.messageId)
     expect(await countMessages(convo.id)).toBe(1)
-    const c = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: await message(alice, convo.id) })
+    const c = await t.seed.sendMessage(alice, convo.id, {
+      idempotencyKey: key,
+      ciphertext: await message(alice, convo.id),
+    })
     expect(c.status).toBe(422)
     expect(await countMessages(convo.id)).toBe(1)
   })
 
   it('50 concurrent sends with one key make one message and 50 identical ids', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const key = randomUUID()
     const ciphertext = await message(alice, convo.id)
     const results = await Promise.all(
-      Array.from({ length: 50 }, () => sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext })),
+      Array.from({ length: 50 }, () => t.seed.sendMessage(alice, convo.id, { idempotencyKey: key, ciphertext })),
     )
     expect(results.map((r) => r.status)).toEqual(Array(50).fill(200))
     expect(new Set(results.map((r) => r.body.messageId)).size).toBe(1)
@@ -131,37 +128,37 @@ describe('idempotent writes', () => {
   })
 
   it('scopes keys to the caller and the method: same key, independent results', async () => {
-    const convo = await createConvo(t, alice, [bob])
+    const convo = await t.seed.createConvo(alice, [bob])
     const key = randomUUID()
-    const byAlice = await sendMessage(t, alice, convo.id, { idempotencyKey: key })
-    const byBob = await sendMessage(t, bob, convo.id, { idempotencyKey: key })
+    const byAlice = await t.seed.sendMessage(alice, convo.id, { idempotencyKey: key })
+    const byBob = await t.seed.sendMessage(bob, convo.id, { idempotencyKey: key })
     expect(byBob.status).toBe(200)
     expect(byBob.headers.get('idempotent-replayed')).toBeNull()
     expect(byBob.body.messageId).not.toBe(byAlice.body.messageId)
-    const otherMethod = await publishKeyPackage(t, alice, await keyPackage(alice), { idempotencyKey: key })
+    const otherMethod = await t.seed.publishKeyPackage(alice, await keyPackage(alice), { idempotencyKey: key })
     expect(otherMethod.status).toBe(200)
     expect(otherMethod.body).toHaveProperty('available')
     expect(await countMessages(convo.id)).toBe(2)
   })
 
   it('accepts the Idempotency-Key header (quoted or bare); the body wins when equal, 400 when they differ', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const key = randomUUID()
     const x = await message(alice, convo.id)
-    const viaHeader = await sendMessage(t, alice, convo.id, {
+    const viaHeader = await t.seed.sendMessage(alice, convo.id, {
       headers: { 'idempotency-key': `"${key}"` },
       ciphertext: x,
     })
-    const viaBody = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: x })
+    const viaBody = await t.seed.sendMessage(alice, convo.id, { idempotencyKey: key, ciphertext: x })
     expect(viaBody.headers.get('idempotent-replayed')).toBe('true')
     expect(viaBody.body.messageId).toBe(viaHeader.body.messageId)
-    const both = await sendMessage(t, alice, convo.id, {
+    const both = await t.seed.sendMessage(alice, convo.id, {
       idempotencyKey: key,
       headers: { 'idempotency-key': key },
       ciphertext: x,
     })
     expect(both.body.messageId).toBe(viaHeader.body.messageId)
-    const differ = await sendMessage(t, alice, convo.id, {
+    const differ = await t.seed.sendMessage(alice, convo.id, {
       idempotencyKey: key,
       headers: { 'idempotency-key': 'other' },
     })
@@ -175,20 +172,20 @@ describe('idempotent writes', () => {
     ['non-ASCII', 'clé'],
     ['control characters', 'a\tb'],
   ])('refuses a %s key with 400', async (_name, key) => {
-    const convo = await createConvo(t, alice)
-    const res = await sendMessage(t, alice, convo.id, { idempotencyKey: key })
+    const convo = await t.seed.createConvo(alice)
+    const res = await t.seed.sendMessage(alice, convo.id, { idempotencyKey: key })
     expect(res.status).toBe(400)
     expect(res.body.error).toBe('InvalidIdempotencyKey')
     expect(await countMessages(convo.id)).toBe(0)
   })
 
   it('a failed request leaves no record, so the retry runs again', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const key = randomUUID()
-    const stale = await staleMessage(t, alice, convo.id)
-    const failed = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: stale })
+    const stale = await t.seed.staleMessage(alice, convo.id)
+    const failed = await t.seed.sendMessage(alice, convo.id, { idempotencyKey: key, ciphertext: stale })
     expect(failed.status).toBe(409)
-    const retried = await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: stale })
+    const retried = await t.seed.sendMessage(alice, convo.id, { idempotencyKey: key, ciphertext: stale })
     expect(retried.status).toBe(409)
     expect(retried.headers.get('idempotent-replayed')).toBeNull()
     expect(await countRows(t.ctx.db, 'idempotency_key', sql`caller_did = ${alice.did} AND status <> 200`)).toBe(0)
@@ -217,20 +214,11 @@ describe('idempotent writes', () => {
     expect(retry.status).toBe(200)
     expect(retry.headers.get('idempotent-replayed')).toBeNull()
     const { rows } = await sql<{ id: string }>`SELECT id FROM convo WHERE group_id = ${groupId}`.execute(t.ctx.db)
-    expect(rows).toEqual([{ id: (retry.body as { id: string }).id }])
+    expect(rows).toEqual([{ id: retry.body.id }])
   })
 
   it('answers 409 IdempotencyRequestInProgress with Retry-After when the holder does not finish in time', async () => {
-    const slow = await startTestApp({ testDb: t.testDb, config: { IDEMPOTENCY_WAIT_MS: '200' } })
-    try {
-      const key = randomUUID()
-      const groupId = randomGroupId()
-      const held = await holdKey(slow.ctx, {
-        caller: alice.did,
-        nsid: NSID.createConvo,
-        key,
-        shardKey: convoIdOf(groupId),
-      })
+    await withSlowClaims(t, { waitMs: 200, caller: alice }, async ({ slow, key, groupId, held }) => {
       const create = () =>
         slow.call(alice, NSID.createConvo, { input: { groupId, cipherSuite: SUITE, idempotencyKey: key } })
       const res = await create()
@@ -239,24 +227,22 @@ describe('idempotent writes', () => {
       expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
       await held.abort()
       expect((await create()).status).toBe(200)
-    } finally {
-      await slow.close()
-    }
+    })
   })
 
   it('requests without a key behave as before: every call creates', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const ciphertext = await message(alice, convo.id)
-    await sendMessage(t, alice, convo.id, { ciphertext })
-    await sendMessage(t, alice, convo.id, { ciphertext })
+    await t.seed.sendMessage(alice, convo.id, { ciphertext })
+    await t.seed.sendMessage(alice, convo.id, { ciphertext })
     expect(await countMessages(convo.id)).toBe(2)
   })
 
   it('logs hits with a hashed key, never the raw key', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const key = `secret-key-${randomUUID()}`
-    await sendMessage(t, alice, convo.id, { idempotencyKey: key, headers: { 'idempotency-key': key } })
-    await sendMessage(t, alice, convo.id, { idempotencyKey: key, headers: { 'idempotency-key': key } })
+    await t.seed.sendMessage(alice, convo.id, { idempotencyKey: key, headers: { 'idempotency-key': key } })
+    await t.seed.sendMessage(alice, convo.id, { idempotencyKey: key, headers: { 'idempotency-key': key } })
     const text = logs.text()
     expect(text).toMatch(/Idempotency cache HIT for key=[0-9a-f]{16} status=200/)
     expect(text).not.toContain(key)
@@ -277,7 +263,7 @@ describe('answers and races of keyed writes', () => {
   it.each(['sendMessage', 'createConvo', 'addMembers', 'publishKeyPackage'] as const)(
     "%s: a replay is the first answer byte for byte (for a one-statement write, the answer built in SQL is the handler's)",
     async (name) => {
-      const convo = await createConvo(t, alice)
+      const convo = await t.seed.createConvo(alice)
       const input = { ...(await writes[name]!(convo.id)), idempotencyKey: randomUUID() }
       const first = await rawCall(t, alice, NSID[name], input)
       expect(first.status).toBe(200)
@@ -288,7 +274,7 @@ describe('answers and races of keyed writes', () => {
   )
 
   it('sendMessage: the answer the statement stores is what the handler answers, at every millisecond digit', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     // Sends a few milliseconds apart land on timestamps of all kinds (trailing zeros, .999...).
     for (let i = 0; i < 40; i++) {
       const input = { ...(await writes.sendMessage!(convo.id)), idempotencyKey: randomUUID() }
@@ -302,11 +288,11 @@ describe('answers and races of keyed writes', () => {
   })
 
   it('a retry after the epoch moved on, or after the sender left, still replays the original answer', async () => {
-    const convo = await createConvo(t, alice, [bob])
+    const convo = await t.seed.createConvo(alice, [bob])
     const byAlice = { ...(await writes.sendMessage!(convo.id)), idempotencyKey: randomUUID() }
     const first = await rawCall(t, alice, NSID.sendMessage, byAlice)
     expect(first.status).toBe(200)
-    expect((await commitUpdate(t, bob, convo.id)).status).toBe(200)
+    expect((await t.seed.commitUpdate(bob, convo.id)).status).toBe(200)
     // Sent now, the same message would be refused: its epoch is gone.
     const stale = await rawCall(t, alice, NSID.sendMessage, { ...byAlice, idempotencyKey: randomUUID() })
     expect(stale.status).toBe(409)
@@ -330,7 +316,7 @@ describe('answers and races of keyed writes', () => {
   it('two instances race one key through the one-statement path: one message, the loser replays the winner, no gap', async () => {
     const other = await startTestApp({ testDb: t.testDb })
     try {
-      const convo = await createConvo(t, alice)
+      const convo = await t.seed.createConvo(alice)
       const input = { ...(await writes.sendMessage!(convo.id)), idempotencyKey: randomUUID() }
       // Hold the conversation's row lock, so both requests pass the check and queue on it.
       const blocker = await t.ctx.pool.connect()
@@ -363,7 +349,7 @@ describe('answers and races of keyed writes', () => {
         blocker.release(new Error('done'))
       }
       // The loser's statement rolled back whole: its sequence number too.
-      expect((await sendMessage(t, alice, convo.id)).status).toBe(200)
+      expect((await t.seed.sendMessage(alice, convo.id)).status).toBe(200)
       const { rows } = await sql<{
         seq: number
       }>`SELECT seq FROM message WHERE convo_id = ${convo.id} ORDER BY seq`.execute(t.ctx.db)
@@ -374,7 +360,7 @@ describe('answers and races of keyed writes', () => {
   })
 
   it('a key is scoped to its conversation: the same key and caller in another conversation is another write', async () => {
-    const [one, two] = [await createConvo(t, alice), await createConvo(t, alice)]
+    const [one, two] = [await t.seed.createConvo(alice), await t.seed.createConvo(alice)]
     const key = randomUUID()
     const inOne = await rawCall(t, alice, NSID.sendMessage, {
       ...(await writes.sendMessage!(one.id)),
@@ -391,11 +377,11 @@ describe('answers and races of keyed writes', () => {
 
 describe('expiry', () => {
   it('an expired record no longer replays; the worker deletes expired rows in batches', async () => {
-    const convo = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice)
     const key = randomUUID()
-    const first = await sendMessage(t, alice, convo.id, { idempotencyKey: key })
+    const first = await t.seed.sendMessage(alice, convo.id, { idempotencyKey: key })
     await sql`UPDATE idempotency_key SET expires_at = now() - interval '1 second'`.execute(t.ctx.db)
-    const second = await sendMessage(t, alice, convo.id, { idempotencyKey: key })
+    const second = await t.seed.sendMessage(alice, convo.id, { idempotencyKey: key })
     expect(second.status).toBe(200)
     expect(second.body.messageId).not.toBe(first.body.messageId)
 

@@ -6,19 +6,12 @@ import {
   addMembersInput,
   addProposal,
   bytesJson,
-  claimKeyPackages,
   commit,
-  createConvo,
   encodeBase64,
   keyPackage,
   lifetimeFromNow,
   message,
   NSID,
-  prepareCommit,
-  prepareConvo,
-  commitUpdate,
-  publishKeyPackage,
-  removeMember,
   startTestApp,
   stateOf,
   SUITE,
@@ -120,14 +113,14 @@ describe('forged key packages are refused with InvalidKeyPackage', () => {
 
 /** The Welcome of a group `user` made with a fresh member, as MLS bytes. */
 async function welcomeOfNewGroup(user: TestUser): Promise<Uint8Array> {
-  const convo = await prepareConvo(t, user, [await TestUser.create()])
+  const convo = await t.seed.prepareConvo(user, [await TestUser.create()])
   return Buffer.from(String(convo.input.welcomeMessage), 'base64')
 }
 
 describe('forged messages are refused with their named error', () => {
   it('another group, a header epoch that is not the one given, and bytes that are no PublicMessage or PrivateMessage', async () => {
-    const convo = await createConvo(t, alice, [bob])
-    const other = await createConvo(t, alice)
+    const convo = await t.seed.createConvo(alice, [bob])
+    const other = await t.seed.createConvo(alice)
     const send = (ciphertext: Uint8Array, epoch: number) => () =>
       t.call(alice, NSID.sendMessage, {
         input: { convoId: convo.id, senderDid: alice.did, epoch, ciphertext: bytesJson(ciphertext) },
@@ -136,7 +129,7 @@ describe('forged messages are refused with their named error', () => {
     // The other group is at epoch 0: only the group id is wrong.
     expect(await expectRefused(send(await message(alice, other.id), 0), 400, 'GroupMismatch')).toContain(other.groupId)
     // A commit of another group, through sendMessage and through leaveConvo.
-    const otherUpdate = await prepareCommit(t, alice, other.id)
+    const otherUpdate = await t.seed.prepareCommit(alice, other.id)
     await expectRefused(send(otherUpdate.commit, 0), 400, 'GroupMismatch')
     await expectRefused(
       () =>
@@ -155,7 +148,7 @@ describe('forged messages are refused with their named error', () => {
   })
 
   it('application data in a PublicMessage, and a commit field that holds no commit', async () => {
-    const convo = await createConvo(t, alice, [bob])
+    const convo = await t.seed.createConvo(alice, [bob])
     const state = await stateOf(alice, convo.id)
     // RFC 9420 only ever sends application data encrypted: a PublicMessage made to carry some.
     const decoded = decodeMlsMessage((await commit(state, [], { publicMessage: true })).data, 0)?.[0]
@@ -202,36 +195,36 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
 
   it('for key packages nobody handed out, handed to someone else, of someone not added, or used before', async () => {
     const [carol, dave, eve] = await Promise.all([TestUser.create(), TestUser.create(), TestUser.create()])
-    const convo = await createConvo(t, alice, [bob])
+    const convo = await t.seed.createConvo(alice, [bob])
 
     // Carol's package as she published it: the server never handed it to alice.
     const published = await keyPackage(carol)
-    expect((await publishKeyPackage(t, carol, published)).status).toBe(200)
+    expect((await t.seed.publishKeyPackage(carol, published)).status).toBe(200)
     expect(await expectRefused(await addWith(convo.id, [carol.did], [published]), 400, 'WelcomeMismatch')).toMatch(
       /did not hand out to you/,
     )
     // Eve claimed it: still not alice's to use.
-    const [toEve] = await claimKeyPackages(t, eve, [carol])
+    const [toEve] = await t.seed.claimKeyPackages(eve, [carol])
     expect(await expectRefused(await addWith(convo.id, [carol.did], [toEve!]), 400, 'WelcomeMismatch')).toMatch(
       /did not hand out to you/,
     )
 
     // Dave's package, handed to alice, but dave is not being added; and carol is then not named.
-    const [daves] = await claimKeyPackages(t, alice, [dave])
+    const [daves] = await t.seed.claimKeyPackages(alice, [dave])
     expect(await expectRefused(await addWith(convo.id, [carol.did], [daves!]), 400, 'WelcomeMismatch')).toMatch(
       /not a key package of a member being added/,
     )
-    const [carols] = await claimKeyPackages(t, alice, [carol])
+    const [carols] = await t.seed.claimKeyPackages(alice, [carol])
     expect(
       await expectRefused(await addWith(convo.id, [carol.did, dave.did], [carols!]), 400, 'WelcomeMismatch'),
     ).toMatch(new RegExp(`names no key package of ${dave.did}`))
 
     // Used once for carol, a package cannot admit her again.
-    const adding = await prepareCommit(t, alice, convo.id, { add: [carol], keyPackages: [carols!] })
+    const adding = await t.seed.prepareCommit(alice, convo.id, { add: [carol], keyPackages: [carols!] })
     const added = await t.call(alice, NSID.addMembers, { input: addMembersInput(convo.id, [carol], adding) })
     expect(added.status).toBe(200)
     adding.accepted()
-    expect((await removeMember(t, alice, convo.id, carol)).status).toBe(200)
+    expect((await t.seed.removeMember(alice, convo.id, carol)).status).toBe(200)
     expect(await expectRefused(await addWith(convo.id, [carol.did], [carols!]), 400, 'WelcomeMismatch')).toMatch(
       /another Welcome already used/,
     )
@@ -239,16 +232,16 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
 
   it('for a key package a Welcome to another conversation used; a retry for the same one may use it', async () => {
     const carol = await TestUser.create()
-    const [x, y] = await Promise.all([createConvo(t, alice, [bob]), createConvo(t, alice, [bob])])
-    const [carols] = await claimKeyPackages(t, alice, [carol])
+    const [x, y] = await Promise.all([t.seed.createConvo(alice, [bob]), t.seed.createConvo(alice, [bob])])
+    const [carols] = await t.seed.claimKeyPackages(alice, [carol])
     const addCarol = (prepared: PreparedCommit) =>
       t.call(alice, NSID.addMembers, { input: addMembersInput(x.id, [carol], prepared) })
     // Bob commits first: alice's commit adding carol is built on an epoch that is over.
-    const lost = await prepareCommit(t, alice, x.id, { add: [carol], keyPackages: [carols!] })
-    expect((await commitUpdate(t, bob, x.id)).status).toBe(200)
+    const lost = await t.seed.prepareCommit(alice, x.id, { add: [carol], keyPackages: [carols!] })
+    expect((await t.seed.commitUpdate(bob, x.id)).status).toBe(200)
     expect(await expectRefused(() => addCarol(lost), 409, 'EpochMismatch')).toMatch(/fetch the missing commits/)
     // Rebuilt on the new epoch with the same key package, it admits carol, who joins by the Welcome.
-    const rebuilt = await prepareCommit(t, alice, x.id, { add: [carol], keyPackages: [carols!] })
+    const rebuilt = await t.seed.prepareCommit(alice, x.id, { add: [carol], keyPackages: [carols!] })
     expect((await addCarol(rebuilt)).status).toBe(200)
     rebuilt.accepted()
     expect((await stateOf(carol, x.id)).groupContext.epoch).toBe(BigInt(rebuilt.epoch + 1))
@@ -260,8 +253,8 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
 
   it('for a key package the Welcomes of two conversations name at once: one admits its owner', async () => {
     const carol = await TestUser.create()
-    const convos = await Promise.all([createConvo(t, alice, [bob]), createConvo(t, alice, [bob])])
-    const [carols] = await claimKeyPackages(t, alice, [carol])
+    const convos = await Promise.all([t.seed.createConvo(alice, [bob]), t.seed.createConvo(alice, [bob])])
+    const [carols] = await t.seed.claimKeyPackages(alice, [carol])
     const adds = await Promise.all(convos.map((convo) => addWith(convo.id, [carol.did], [carols!])))
     const replies = await Promise.all(adds.map((add) => add()))
     expect(replies.map((r) => [r.status, r.body.error]).sort()).toEqual([
@@ -275,9 +268,9 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
 
   it('of another cipher suite, without a Welcome, or without the commit', async () => {
     const [carol, dave] = await Promise.all([TestUser.create(), TestUser.create()])
-    const convo = await createConvo(t, alice, [bob])
-    const p256 = await prepareConvo(t, alice, [dave], {}, { suite: P256 })
-    const [carols] = await claimKeyPackages(t, alice, [carol])
+    const convo = await t.seed.createConvo(alice, [bob])
+    const p256 = await t.seed.prepareConvo(alice, [dave], {}, { suite: P256 })
+    const [carols] = await t.seed.claimKeyPackages(alice, [carol])
     const otherSuite = await addWith(
       convo.id,
       [carol.did],
@@ -302,8 +295,8 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
   it('at creation too: members need a Welcome naming packages handed to the creator', async () => {
     const carol = await TestUser.create()
     const published = await keyPackage(carol)
-    expect((await publishKeyPackage(t, carol, published)).status).toBe(200)
-    const unclaimed = await prepareConvo(t, alice, [carol], {}, { keyPackages: [published] })
+    expect((await t.seed.publishKeyPackage(carol, published)).status).toBe(200)
+    const unclaimed = await t.seed.prepareConvo(alice, [carol], {}, { keyPackages: [published] })
     const create = () => t.call(alice, NSID.createConvo, { input: unclaimed.input })
     expect(await expectRefused(create, 400, 'WelcomeMismatch')).toMatch(/did not hand out to you/)
     const withoutWelcome = () =>
@@ -313,7 +306,7 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
     const alone = () => t.call(alice, NSID.createConvo, { input: { ...unclaimed.input, initialMembers: [] } })
     expect(await expectRefused(alone, 400, 'WelcomeMismatch')).toMatch(/comes with no member to add/)
     // Once the server handed it to alice, the very same group is created.
-    const claimed = await t.call<{ keyPackages: Array<{ keyPackage: string }> }>(alice, NSID.getKeyPackages, {
+    const claimed = await t.call(alice, NSID.getKeyPackages, {
       params: { dids: [carol.did] },
     })
     expect(claimed.body.keyPackages.map((kp) => kp.keyPackage)).toEqual([encodeBase64(published)])

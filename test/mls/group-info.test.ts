@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import { decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   addProposal,
   Client,
@@ -13,29 +13,15 @@ import {
   hex,
   newGroup,
   removeProposal,
-  startTestApp,
   SUITE,
-  type TestApp,
 } from '../helpers/index.js'
+import { testAppForFile } from '../helpers/per-file.js'
 
-let t: TestApp
-
-beforeAll(async () => {
-  t = await startTestApp()
-})
-afterAll(async () => {
-  await t?.close()
-})
+const t = testAppForFile()
 
 const P256 = 'MLS_128_DHKEMP256_AES128GCM_SHA256_P256'
 
-interface GroupInfoBody {
-  groupInfo: string
-  epoch: number
-}
-
-const getGroupInfo = (client: Client, convoId: string) =>
-  client.call<GroupInfoBody>('getGroupInfo', { params: { convoId } })
+const getGroupInfo = (client: Client, convoId: string) => client.call('getGroupInfo', { params: { convoId } })
 const storedGroupInfos = async (convoId: string) => countRows(t.ctx.db, 'group_info', sql`convo_id = ${convoId}`)
 
 /** The same GroupInfo without its external_pub extension (its signature no longer verifies; the server does not check it). */
@@ -72,7 +58,7 @@ describe('the GroupInfo sent with a commit', () => {
       'groupInfo describes epoch 0, not 1, the epoch the conversation starts at',
     ])
     const atCreation = encodeBase64(await groupInfoOf(creation.state))
-    const created = await alice.call<{ id: string; epoch: number }>('createConvo', {
+    const created = await alice.call('createConvo', {
       input: { ...input, groupInfo: atCreation },
     })
     expect(created.status).toBe(200)
@@ -154,7 +140,7 @@ describe('the GroupInfo sent with a commit', () => {
     const groupId = randomBytes(16)
     alice.state = await newGroup(alice.user.did, groupId)
     const atStart = encodeBase64(await alice.groupInfo())
-    const created = await alice.call<{ id: string; epoch: number }>('createConvo', {
+    const created = await alice.call('createConvo', {
       input: { groupId: hex(groupId), cipherSuite: SUITE, groupInfo: atStart },
     })
     expect(created.body.epoch).toBe(0)
@@ -176,7 +162,7 @@ describe('updateGroupInfo', () => {
 
     const alices = encodeBase64(await alice.groupInfo())
     const update = (client: Client, groupInfo: string, epoch = 1) =>
-      client.call<{ updated: boolean }>('updateGroupInfo', { input: { convoId, groupInfo, epoch } })
+      client.call('updateGroupInfo', { input: { convoId, groupInfo, epoch } })
     expect((await update(alice, alices)).body).toEqual({ updated: true })
     expect((await update(alice, alices)).body).toEqual({ updated: false })
     expect((await getGroupInfo(bob, convoId)).body).toEqual({ groupInfo: alices, epoch: 1 })
@@ -200,7 +186,7 @@ describe('updateGroupInfo', () => {
     const convoId = await alice.createConvo([bob])
     const stored = (await getGroupInfo(alice, convoId)).body.groupInfo
     const update = (groupInfo: Uint8Array, epoch: number) =>
-      alice.call<{ updated: boolean }>('updateGroupInfo', {
+      alice.call('updateGroupInfo', {
         input: { convoId, groupInfo: encodeBase64(groupInfo), epoch },
       })
     const refused = async (groupInfo: Uint8Array, epoch: number) => {

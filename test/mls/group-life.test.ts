@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   addProposal,
   Client,
@@ -8,29 +8,20 @@ import {
   encrypt,
   bytesFromJson,
   hex,
-  type MessageView,
   newGroup,
   propose,
   receive,
   removeProposal,
-  startTestApp,
   SUITE,
-  type TestApp,
 } from '../helpers/index.js'
+import { testAppForFile } from '../helpers/per-file.js'
 
-let t: TestApp
-
-beforeAll(async () => {
-  t = await startTestApp()
-})
-afterAll(async () => {
-  await t?.close()
-})
+const t = testAppForFile()
 
 const text = (s: string) => new TextEncoder().encode(s)
 
 const epochOf = async (client: Client, convoId: string) =>
-  (await client.call<{ currentEpoch: number }>('getEpoch', { params: { convoId } })).body.currentEpoch
+  (await client.call('getEpoch', { params: { convoId } })).body.currentEpoch
 
 describe('a real MLS group lives its whole life through the server', () => {
   it('creates, joins, talks, adds, updates, loses a member for good, and resolves racing commits', async () => {
@@ -46,7 +37,7 @@ describe('a real MLS group lives its whole life through the server', () => {
     alice.state = await newGroup(alice.user.did, groupId)
     const [bobKp] = await alice.keyPackagesOf(bob)
     const creation = await commit(alice.state, [addProposal(bobKp!)])
-    const created = await alice.call<{ id: string; epoch: number }>('createConvo', {
+    const created = await alice.call('createConvo', {
       input: {
         groupId: hex(groupId),
         cipherSuite: SUITE,
@@ -92,7 +83,7 @@ describe('a real MLS group lives its whole life through the server', () => {
     expect((await alice.say(convoId, 'three of us')).status).toBe(200)
     expect(await bob.sync(convoId)).toEqual(['three of us'])
     // Carol reads from after the commit that added her: nothing of epoch 1, which she cannot open.
-    const carolSees = await carol.call<{ messages: MessageView[] }>('getMessages', { params: { convoId } })
+    const carolSees = await carol.call('getMessages', { params: { convoId } })
     expect(carolSees.body.messages.map((m) => [m.sender, m.epoch])).toEqual([[alice.user.did, 2]])
     expect(await carol.sync(convoId)).toEqual(['three of us'])
 

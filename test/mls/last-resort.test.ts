@@ -1,41 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  addProposal,
-  Client,
-  commit,
-  countRows,
-  encodeBase64,
-  keyPackage,
-  keyPackageRef,
-  publishKeyPackage,
-  startTestApp,
-  type TestApp,
-} from '../helpers/index.js'
+import { describe, expect, it } from 'vitest'
+import { addProposal, Client, commit, countRows, encodeBase64, keyPackage, keyPackageRef } from '../helpers/index.js'
+import { testAppForFile } from '../helpers/per-file.js'
 
 const METRICS_TOKEN = 'metrics-token-0123456789'
-let t: TestApp
+const t = testAppForFile({ config: { METRICS_TOKEN } })
 
-beforeAll(async () => {
-  t = await startTestApp({ config: { METRICS_TOKEN } })
-})
-afterAll(async () => {
-  await t?.close()
-})
-
-interface Stats {
-  available: number
-  consumed: number
-  lastResort: boolean
-  lastResortHandouts: number
-}
-
-/** The counts of regular and last-resort key packages, of all getKeyPackageStats answers. */
-async function statsOf(client: Client): Promise<Stats> {
-  const { available, consumed, lastResort, lastResortHandouts } = (await client.call<Stats>('getKeyPackageStats')).body
-  return { available, consumed, lastResort, lastResortHandouts }
-}
+const statsOf = async (client: Client) => (await client.call('getKeyPackageStats')).body
 
 async function lastResortHandoutsMetric(): Promise<number> {
   const res = await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
@@ -96,7 +68,7 @@ describe('a last-resort key package', () => {
     await bob.publishKeyPackage({ lastResort: true })
     const lastResort = await alice.keyPackagesOf(bob)
     const regular = await keyPackage(bob.user)
-    expect((await publishKeyPackage(t, bob.user, regular)).body).toEqual({ available: 1 })
+    expect((await t.seed.publishKeyPackage(bob.user, regular)).body).toEqual({ available: 1 })
     // Counted afresh from the regular publish.
     expect(await statsOf(bob)).toEqual({ available: 1, consumed: 0, lastResort: true, lastResortHandouts: 0 })
     expect(encodeBase64((await alice.keyPackagesOf(bob))[0]!)).toBe(encodeBase64(regular))
@@ -110,8 +82,8 @@ describe('a last-resort key package', () => {
       countRows(t.ctx.db, 'key_package', sql`owner_did = ${bob.user.did} AND last_resort`)
     // By flag: a package without the extension, for MLS libraries that cannot write it.
     const first = await keyPackage(bob.user)
-    expect((await publishKeyPackage(t, bob.user, first, { lastResort: true })).body).toEqual({ available: 0 })
-    const duplicate = await publishKeyPackage(t, bob.user, first, { lastResort: true })
+    expect((await t.seed.publishKeyPackage(bob.user, first, { lastResort: true })).body).toEqual({ available: 0 })
+    const duplicate = await t.seed.publishKeyPackage(bob.user, first, { lastResort: true })
     expect([duplicate.status, duplicate.body.error]).toEqual([409, 'DuplicateKeyPackage'])
     const convoId = await alice.createConvo([await Client.create(t)])
     const [handedToAlice] = await alice.keyPackagesOf(bob)
@@ -119,7 +91,7 @@ describe('a last-resort key package', () => {
 
     // A new one replaces it: the Welcome alice builds from the old one is refused.
     const second = await keyPackage(bob.user, { lastResort: true })
-    expect((await publishKeyPackage(t, bob.user, second)).status).toBe(200)
+    expect((await t.seed.publishKeyPackage(bob.user, second)).status).toBe(200)
     expect(await lastResortRows()).toBe(1)
     const replaced = await add(alice, convoId, bob, handedToAlice)
     expect([replaced.status, replaced.body.error]).toEqual([400, 'WelcomeMismatch'])
@@ -134,7 +106,7 @@ describe('a last-resort key package', () => {
 
     // Two published at once: the later replaces the earlier, still one.
     const racing = await Promise.all(
-      [1, 2].map(async () => publishKeyPackage(t, bob.user, await keyPackage(bob.user, { lastResort: true }))),
+      [1, 2].map(async () => t.seed.publishKeyPackage(bob.user, await keyPackage(bob.user, { lastResort: true }))),
     )
     expect(racing.map((r) => r.status)).toEqual([200, 200])
     expect(await lastResortRows()).toBe(1)
@@ -144,14 +116,14 @@ describe('a last-resort key package', () => {
     const [alice, carol, bob] = [await Client.create(t), await Client.create(t), await Client.create(t)]
     const first = await keyPackage(bob.user, { lastResort: true })
     const keyed = { idempotencyKey: randomUUID() }
-    const answer = await publishKeyPackage(t, bob.user, first, keyed)
+    const answer = await t.seed.publishKeyPackage(bob.user, first, keyed)
     expect(answer.status).toBe(200)
     const second = await keyPackage(bob.user, { lastResort: true })
-    expect((await publishKeyPackage(t, bob.user, second)).status).toBe(200)
+    expect((await t.seed.publishKeyPackage(bob.user, second)).status).toBe(200)
     const [handed] = await alice.keyPackagesOf(bob)
     expect(encodeBase64(handed!)).toBe(encodeBase64(second))
 
-    const retry = await publishKeyPackage(t, bob.user, first, keyed)
+    const retry = await t.seed.publishKeyPackage(bob.user, first, keyed)
     expect([retry.status, retry.body, retry.headers.get('idempotent-replayed')]).toEqual([200, answer.body, 'true'])
     // The current one and who was handed it stand.
     expect(encodeBase64((await carol.keyPackagesOf(bob))[0]!)).toBe(encodeBase64(second))

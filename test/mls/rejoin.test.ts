@@ -1,27 +1,20 @@
 import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   addProposal,
   Client,
   commit,
   encodeBase64,
+  type InputOf,
   joinExternally,
   messagesOf,
+  type NSID,
   openStream,
-  type Rejoined,
-  startTestApp,
-  type TestApp,
 } from '../helpers/index.js'
+import { testAppForFile } from '../helpers/per-file.js'
 
-let t: TestApp
-
-beforeAll(async () => {
-  t = await startTestApp()
-})
-afterAll(async () => {
-  await t?.close()
-})
+const t = testAppForFile()
 
 /** What a refused request must leave as it was. */
 async function snapshot(convoId: string) {
@@ -36,9 +29,9 @@ const sendExternalCommit = (
   client: Client,
   convoId: string,
   externalCommit: Uint8Array,
-  extra: Record<string, unknown> = {},
+  extra: Partial<InputOf<typeof NSID.processExternalCommit>> = {},
 ) =>
-  client.call<Rejoined>('processExternalCommit', {
+  client.call('processExternalCommit', {
     input: { convoId, externalCommit: encodeBase64(externalCommit), ...extra },
   })
 

@@ -1,34 +1,17 @@
 import { randomUUID } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  bytesToJson,
-  captureLogs,
-  createConvo,
-  encodeBase64,
-  message,
-  NSID,
-  startTestApp,
-  type TestApp,
-  TestUser,
-  welcomeOf,
-} from '../helpers/index.js'
+import { describe, expect, it } from 'vitest'
+import { bytesToJson, captureLogs, encodeBase64, message, NSID, TestUser, welcomeOf } from '../helpers/index.js'
+import { testAppForFile } from '../helpers/per-file.js'
 
 const logs = captureLogs('info')
 const { lines } = logs
-let t: TestApp
-
-beforeAll(async () => {
-  t = await startTestApp({ logger: logs.logger })
-})
-afterAll(async () => {
-  await t?.close()
-})
+const t = testAppForFile({ logger: logs.logger })
 
 describe('logs', () => {
   it('carry a request id and the caller, show the operator lines, and never secrets', async () => {
     const alice = await TestUser.create()
     const bob = await TestUser.create()
-    const convo = await createConvo(t, alice, [bob])
+    const convo = await t.seed.createConvo(alice, [bob])
     const welcome = welcomeOf(convo.id)
     const ciphertext = await message(alice, convo.id)
     const key = `key-${randomUUID()}`

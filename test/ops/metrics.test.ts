@@ -1,16 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  createConvo,
-  message,
-  NSID,
-  publishKeyPackage,
-  removeMember,
-  sendMessage,
-  startTestApp,
-  type TestApp,
-  TestUser,
-} from '../helpers/index.js'
+import { message, NSID, startTestApp, type TestApp, TestUser } from '../helpers/index.js'
 
 const TOKEN = 'metrics-token-0123456789'
 let t: TestApp
@@ -43,22 +33,22 @@ describe('/metrics', () => {
     const alice = await TestUser.create()
     const bob = await TestUser.create()
     const carol = await TestUser.create()
-    const convo = await createConvo(t, alice, [bob, carol])
+    const convo = await t.seed.createConvo(alice, [bob, carol])
     const key = randomUUID()
     const a = await message(alice, convo.id)
-    await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: a })
-    await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: a })
-    await sendMessage(t, alice, convo.id, { idempotencyKey: key, ciphertext: await message(alice, convo.id) })
+    await t.seed.sendMessage(alice, convo.id, { idempotencyKey: key, ciphertext: a })
+    await t.seed.sendMessage(alice, convo.id, { idempotencyKey: key, ciphertext: a })
+    await t.seed.sendMessage(alice, convo.id, { idempotencyKey: key, ciphertext: await message(alice, convo.id) })
     // A message of an epoch the group has left (carol's removal moved it on): 409.
     const stale = await message(alice, convo.id)
-    await removeMember(t, alice, convo.id, carol)
-    await sendMessage(t, alice, convo.id, { ciphertext: stale })
+    await t.seed.removeMember(alice, convo.id, carol)
+    await t.seed.sendMessage(alice, convo.id, { ciphertext: stale })
     await t.call(bob, NSID.getWelcome, { params: { convoId: convo.id } })
     await t.call(bob, NSID.getWelcome, { params: { convoId: convo.id } })
     await t.call(bob, NSID.confirmWelcome, { input: { convoId: convo.id, success: true } })
     await t.call(bob, NSID.getWelcome, { params: { convoId: convo.id } })
-    for (let i = 0; i < 6; i++) await publishKeyPackage(t, alice)
-    await publishKeyPackage(t, bob)
+    for (let i = 0; i < 6; i++) await t.seed.publishKeyPackage(alice)
+    await t.seed.publishKeyPackage(bob)
 
     const text = await scrape()
     const send = `nsid="${NSID.sendMessage}"`

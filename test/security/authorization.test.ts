@@ -6,11 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   bytesJson,
   countRows,
-  createConvo,
   message,
   NSID,
-  prepareConvo,
-  sendMessage,
   SERVICE_DID,
   startTestApp,
   type TestApp,
@@ -47,14 +44,14 @@ async function snapshot() {
 
 describe('a non-member', () => {
   it('cannot read, send, add members, leave, read epochs or commits, or see the conversation', async () => {
-    const convo = await createConvo(t, alice, [bob])
-    await sendMessage(t, alice, convo.id)
+    const convo = await t.seed.createConvo(alice, [bob])
+    await t.seed.sendMessage(alice, convo.id)
     // Eve got hold of a member's message and sends it as her own.
     const replayed = await message(alice, convo.id)
     const before = await snapshot()
     const attempts = [
       t.call(eve, NSID.getMessages, { params: { convoId: convo.id } }),
-      sendMessage(t, eve, convo.id, { ciphertext: replayed }),
+      t.seed.sendMessage(eve, convo.id, { ciphertext: replayed }),
       t.call(eve, NSID.addMembers, { input: { convoId: convo.id, didList: [eve.did] } }),
       t.call(eve, NSID.leaveConvo, { input: { convoId: convo.id, targetDid: bob.did } }),
       t.call(eve, NSID.getEpoch, { params: { convoId: convo.id } }),
@@ -64,13 +61,13 @@ describe('a non-member', () => {
       expect(res.status).toBe(403)
       expect(res.body.error).toBe('NotMember')
     }
-    const convos = await t.call<{ conversations: unknown[] }>(eve, NSID.getConvos)
+    const convos = await t.call(eve, NSID.getConvos)
     expect(convos.body.conversations).toEqual([])
     expect(await snapshot()).toEqual(before)
   })
 
   it("cannot fetch or confirm another member's Welcome", async () => {
-    const convo = await createConvo(t, alice, [bob])
+    const convo = await t.seed.createConvo(alice, [bob])
     const before = await snapshot()
     const fetch = await t.call(eve, NSID.getWelcome, { params: { convoId: convo.id } })
     expect(fetch.status).toBe(404)
@@ -82,18 +79,18 @@ describe('a non-member', () => {
   })
 
   it('a former member cannot read messages sent after it left', async () => {
-    const convo = await createConvo(t, alice, [bob])
+    const convo = await t.seed.createConvo(alice, [bob])
     await t.call(bob, NSID.leaveConvo, { input: { convoId: convo.id } })
-    await sendMessage(t, alice, convo.id)
+    await t.seed.sendMessage(alice, convo.id)
     const res = await t.call(bob, NSID.getMessages, { params: { convoId: convo.id } })
     expect(res.status).toBe(403)
-    expect((await sendMessage(t, bob, convo.id)).status).toBe(403)
+    expect((await t.seed.sendMessage(bob, convo.id)).status).toBe(403)
   })
 })
 
 describe('impersonation', () => {
   it('a token of DID A cannot act as DID B: forged issuer is 401, a body naming B is 403', async () => {
-    const convo = await createConvo(t, bob)
+    const convo = await t.seed.createConvo(bob)
     const ciphertext = bytesJson(await message(bob, convo.id))
     const before = await snapshot()
     // Eve signs a token claiming to be bob.
@@ -131,13 +128,13 @@ describe('impersonation', () => {
 
 describe('idempotency records', () => {
   it("never replay another caller's response, even with the same key and body shape", async () => {
-    const convo = await createConvo(t, alice, [bob])
+    const convo = await t.seed.createConvo(alice, [bob])
     const key = randomUUID()
     const ciphertext = bytesJson(await message(alice, convo.id))
-    const a = await t.call<{ messageId: string }>(alice, NSID.sendMessage, {
+    const a = await t.call(alice, NSID.sendMessage, {
       input: { convoId: convo.id, senderDid: alice.did, epoch: 1, ciphertext, idempotencyKey: key },
     })
-    const b = await t.call<{ messageId: string }>(bob, NSID.sendMessage, {
+    const b = await t.call(bob, NSID.sendMessage, {
       input: { convoId: convo.id, senderDid: bob.did, epoch: 1, ciphertext, idempotencyKey: key },
     })
     expect(b.headers.get('idempotent-replayed')).toBeNull()
@@ -162,8 +159,8 @@ describe('SQL injection strings', () => {
 
   it('are stored verbatim in free-text fields or refused, never executed', async () => {
     for (const text of payloads) {
-      const prepared = await prepareConvo(t, alice, [], { metadata: { name: text, description: text } })
-      const created = await t.call<{ id: string }>(alice, NSID.createConvo, { input: prepared.input })
+      const prepared = await t.seed.prepareConvo(alice, [], { metadata: { name: text, description: text } })
+      const created = await t.call(alice, NSID.createConvo, { input: prepared.input })
       expect(created.status).toBe(200)
       expect(created.body).toMatchObject({ metadata: { name: text, description: text } })
       prepared.created(created.body)
@@ -182,7 +179,7 @@ describe('SQL injection strings', () => {
         [NSID.getMessages, { convoId: text }],
         [NSID.getEpoch, { convoId: text }],
         [NSID.getConvos, { cursor: text }],
-        [NSID.getMessages, { convoId: String(created.body.id), sinceMessage: text }],
+        [NSID.getMessages, { convoId: created.body.id, sinceMessage: text }],
       ] as const) {
         const res = await t.call(alice, nsid, { params })
         expect([400, 404], `${nsid} ${text}`).toContain(res.status)

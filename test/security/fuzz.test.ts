@@ -3,18 +3,7 @@ import { jsonToLex, type LexObject } from '@atproto/lexicon'
 import fc from 'fast-check'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  captureLogs,
-  createConvo,
-  NSID,
-  publishKeyPackage,
-  rawHttp,
-  sendMessage,
-  startTestApp,
-  SUITE,
-  type TestApp,
-  TestUser,
-} from '../helpers/index.js'
+import { captureLogs, NSID, rawHttp, startTestApp, SUITE, type TestApp, TestUser } from '../helpers/index.js'
 import { handlers } from '../../src/api/index.js'
 import { xrpcMethods, type XrpcMethod } from '../../src/xrpc/lexicons.js'
 
@@ -33,10 +22,10 @@ beforeAll(async () => {
   alice = await TestUser.create()
   bob = await TestUser.create()
   carol = await TestUser.create()
-  const convo = await createConvo(t, alice, [bob])
+  const convo = await t.seed.createConvo(alice, [bob])
   convoId = convo.id
-  messageId = (await sendMessage(t, alice, convoId)).body.messageId
-  await publishKeyPackage(t, bob)
+  messageId = (await t.seed.sendMessage(alice, convoId)).body.messageId
+  await t.seed.publishKeyPackage(bob)
 })
 afterAll(async () => {
   await t?.close()

@@ -6,7 +6,7 @@ import {
   bytesJson,
   captureLogs,
   countRows,
-  createConvo,
+  type InputOf,
   NSID,
   randomGroupId,
   rawHttp,
@@ -28,7 +28,7 @@ beforeAll(async () => {
   t = await startTestApp({ config: { EVENT_POLL_INTERVAL_MS: '600000' } })
   alice = await TestUser.create()
   bob = await TestUser.create()
-  convoId = (await createConvo(t, alice, [bob])).id
+  convoId = (await t.seed.createConvo(alice, [bob])).id
 })
 afterAll(async () => {
   await t?.close()
@@ -49,7 +49,7 @@ async function poolCheckouts(fn: () => Promise<void>): Promise<number> {
 
 const messageCount = async () => countRows(t.ctx.db, 'message')
 
-function sendInput(extra: Record<string, unknown> = {}) {
+function sendInput(extra: Partial<InputOf<typeof NSID.sendMessage>> = {}) {
   return { convoId, senderDid: alice.did, epoch: 0, ciphertext: bytesJson(new Uint8Array([1, 2, 3])), ...extra }
 }
 
@@ -120,13 +120,13 @@ describe('integers beyond what the columns and JavaScript hold', () => {
     ['9007199254740993', 'silently rounded to 2^53'],
   ])('epoch %s (was: %s) is refused with 400 naming the field', async (epoch) => {
     const text = JSON.stringify(sendInput({ epoch: 0 })).replace('"epoch":0', `"epoch":${epoch}`)
-    const body = await expectRefusedBeforeAnyQuery('epoch', () => t.call(alice, NSID.sendMessage, { input: text }))
+    const body = await expectRefusedBeforeAnyQuery('epoch', () => t.callRaw(alice, NSID.sendMessage, { input: text }))
     expect(body.message).toContain('9007199254740991')
   })
 
   it('a query param past the safe range is refused naming the param and the range', async () => {
     const body = await expectRefusedBeforeAnyQuery('fromEpoch', () =>
-      t.call(alice, NSID.getCommits, { params: { convoId, fromEpoch: '9223372036854775808' } }),
+      t.callRaw(alice, NSID.getCommits, { params: { convoId, fromEpoch: '9223372036854775808' } }),
     )
     expect(body.message).toContain('9007199254740991')
   })
@@ -136,13 +136,15 @@ describe('JSON shapes', () => {
   it('deep nesting is refused before validation with a clear message, not a stack overflow', async () => {
     const depth = 100_000
     const text = JSON.stringify(sendInput()).replace(`"${convoId}"`, `${'['.repeat(depth)}${']'.repeat(depth)}`)
-    const body = await expectRefusedBeforeAnyQuery('nested', () => t.call(alice, NSID.sendMessage, { input: text }))
+    const body = await expectRefusedBeforeAnyQuery('nested', () => t.callRaw(alice, NSID.sendMessage, { input: text }))
     expect(body.message).not.toMatch(/call stack/i)
   })
 
   it('a body with __proto__ is refused, saying so (not "not valid JSON")', async () => {
     const text = JSON.stringify(sendInput()).replace('{', '{"__proto__":{"epoch":1},')
-    const body = await expectRefusedBeforeAnyQuery('__proto__', () => t.call(alice, NSID.sendMessage, { input: text }))
+    const body = await expectRefusedBeforeAnyQuery('__proto__', () =>
+      t.callRaw(alice, NSID.sendMessage, { input: text }),
+    )
     expect(body.message).not.toMatch(/not valid JSON/)
   })
 
@@ -153,7 +155,7 @@ describe('JSON shapes', () => {
     'a body with constructor.prototype %s is refused naming it, and nothing is stored',
     async (_case, prefix, field) => {
       const text = JSON.stringify(sendInput()).replace('{', prefix)
-      const body = await expectRefusedBeforeAnyQuery(field, () => t.call(alice, NSID.sendMessage, { input: text }))
+      const body = await expectRefusedBeforeAnyQuery(field, () => t.callRaw(alice, NSID.sendMessage, { input: text }))
       expect(body.message).toMatch(/not allowed/)
     },
   )
@@ -161,7 +163,7 @@ describe('JSON shapes', () => {
   it('a constructor.prototype nested in a field is refused naming the whole path; no conversation is made', async () => {
     const convos = await countRows(t.ctx.db, 'convo')
     const body = await expectRefusedBeforeAnyQuery('metadata.constructor.prototype', () =>
-      t.call(alice, NSID.createConvo, {
+      t.callRaw(alice, NSID.createConvo, {
         input: JSON.stringify({ groupId: randomGroupId(), cipherSuite: SUITE, metadata: { name: 'chat' } }).replace(
           '"metadata":{',
           '"metadata":{"constructor":{"prototype":{"isAdmin":true}},',
@@ -174,7 +176,7 @@ describe('JSON shapes', () => {
 
   it('a field named constructor without a prototype in it is only an unknown field', async () => {
     const convos = await countRows(t.ctx.db, 'convo')
-    const res = await t.call(alice, NSID.createConvo, {
+    const res = await t.callRaw(alice, NSID.createConvo, {
       input: { groupId: randomGroupId(), cipherSuite: SUITE, metadata: { name: 'chat', constructor: { name: 'x' } } },
     })
     expect(res.status, JSON.stringify(res.body)).toBe(200)

@@ -41,7 +41,7 @@ describe('routing', () => {
     expect(asGet.status).toBe(405)
     expect(asGet.headers.get('allow')).toBe('POST')
     expect(await asGet.json()).toMatchObject({ error: 'InvalidRequest', message: expect.stringContaining('POST') })
-    const asPost = await t.call(alice, NSID.getConvos, { method: 'POST', input: {} })
+    const asPost = await t.callRaw(alice, NSID.getConvos, { method: 'POST', input: {} })
     expect(asPost.status).toBe(405)
   })
 
@@ -85,14 +85,14 @@ describe('routing', () => {
     for (const nsid of notImplemented) {
       // Nothing is validated: an unknown parameter, and for a procedure a body no lexicon allows.
       const procedure = t.ctx.lexicons.getDef(nsid)?.type === 'procedure'
-      const res = await t.call(alice, nsid, { params: { no: 'such parameter' }, input: procedure ? [] : undefined })
+      const res = await t.callRaw(alice, nsid, { params: { no: 'such parameter' }, input: procedure ? [] : undefined })
       expect(res.status, nsid).toBe(501)
       expect(res.body, nsid).toEqual({ error: 'MethodNotImplemented', message: `${nsid} is not implemented` })
     }
-    const anonymous = await t.call(null, notImplemented[0])
+    const anonymous = await t.callRaw(null, notImplemented[0])
     expect(anonymous.status).toBe(401)
     // A subscription is not an HTTP route: its WebSocket comes later.
-    const subscription = await t.call(alice, 'blue.catbird.mls.subscribeConvoEvents', { method: 'GET' })
+    const subscription = await t.callRaw(alice, 'blue.catbird.mls.subscribeConvoEvents', { method: 'GET' })
     expect(subscription.status).toBe(501)
     expect(subscription.body).toMatchObject({ error: 'MethodNotImplemented' })
   })
@@ -117,7 +117,7 @@ describe('params and input validation', () => {
     const ok = await t.call(alice, NSID.getConvos, { params: { limit: 5 } })
     expect(ok.status).toBe(200)
     for (const limit of ['abc', '5x', '', '1.5']) {
-      const res = await t.call(alice, NSID.getConvos, { params: { limit } })
+      const res = await t.callRaw(alice, NSID.getConvos, { params: { limit } })
       expect(res.status, limit).toBe(400)
       expect(res.body.error).toBe('InvalidRequest')
       expect(String(res.body.message)).toContain('limit')
@@ -128,10 +128,10 @@ describe('params and input validation', () => {
   })
 
   it('refuses a scalar param given twice and a missing required param', async () => {
-    const twice = await t.call(alice, NSID.getMessages, { params: { convoId: ['a', 'b'] } })
+    const twice = await t.callRaw(alice, NSID.getMessages, { params: { convoId: ['a', 'b'] } })
     expect(twice.status).toBe(400)
     expect(String(twice.body.message)).toContain('convoId')
-    const missing = await t.call(alice, NSID.getMessages)
+    const missing = await t.callRaw(alice, NSID.getMessages)
     expect(missing.status).toBe(400)
     expect(String(missing.body.message)).toContain('convoId')
   })
@@ -154,12 +154,12 @@ describe('params and input validation', () => {
   })
 
   it('refuses an invalid body with 400 naming the field', async () => {
-    const noEpoch = await t.call(alice, NSID.sendMessage, {
+    const noEpoch = await t.callRaw(alice, NSID.sendMessage, {
       input: { convoId: 'c', senderDid: alice.did, ciphertext: { $bytes: 'AAAA' } },
     })
     expect(noEpoch.status).toBe(400)
     expect(noEpoch.body).toMatchObject({ error: 'InvalidRequest', message: expect.stringContaining('epoch') })
-    const badBytes = await t.call(alice, NSID.sendMessage, {
+    const badBytes = await t.callRaw(alice, NSID.sendMessage, {
       input: { convoId: 'c', senderDid: alice.did, ciphertext: 'plain', epoch: 0 },
     })
     expect(badBytes.status).toBe(400)
@@ -167,10 +167,10 @@ describe('params and input validation', () => {
   })
 
   it('refuses bodies that are not JSON, or not JSON at all', async () => {
-    const notJson = await t.call(alice, NSID.sendMessage, { input: '{"convoId": ' })
+    const notJson = await t.callRaw(alice, NSID.sendMessage, { input: '{"convoId": ' })
     expect(notJson.status).toBe(400)
     expect(notJson.body.error).toBe('InvalidRequest')
-    const wrongType = await t.call(alice, NSID.sendMessage, {
+    const wrongType = await t.callRaw(alice, NSID.sendMessage, {
       input: 'hello',
       headers: { 'content-type': 'application/octet-stream' },
     })
@@ -182,9 +182,9 @@ describe('params and input validation', () => {
     })
     expect(asText.status).toBe(415)
     expect(asText.body).toMatchObject({ message: expect.stringContaining('application/json') })
-    const none = await t.call(alice, NSID.sendMessage)
+    const none = await t.callRaw(alice, NSID.sendMessage)
     expect(none.status).toBe(400)
-    const proto = await t.call(alice, NSID.sendMessage, { input: '{"__proto__": {"x": 1}}' })
+    const proto = await t.callRaw(alice, NSID.sendMessage, { input: '{"__proto__": {"x": 1}}' })
     expect(proto.status).toBe(400)
   })
 
