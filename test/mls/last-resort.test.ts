@@ -7,7 +7,11 @@ import { testAppForFile } from '../helpers/per-file.js'
 const METRICS_TOKEN = 'metrics-token-0123456789'
 const t = testAppForFile({ config: { METRICS_TOKEN } })
 
-const statsOf = async (client: Client) => (await client.call('getKeyPackageStats')).body
+/** The counts of regular and last-resort key packages, of all getKeyPackageStats answers. */
+async function statsOf(client: Client) {
+  const { available, consumed, lastResort, lastResortHandouts } = (await client.call('getKeyPackageStats')).body
+  return { available, consumed, lastResort, lastResortHandouts }
+}
 
 async function lastResortHandoutsMetric(): Promise<number> {
   const res = await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
