@@ -133,6 +133,11 @@ export const configSchema = z
       .describe(
         'Latest allowed end of a published key package: of its MLS lifetime and of `expires`, in days from now.',
       ),
+    PENDING_ADDITION_CLAIM_SECONDS: int(5, 3600)
+      .default(60)
+      .describe(
+        "How long a member's claim on adding another member's new device holds (claimPendingDeviceAddition) before another member may take it.",
+      ),
     IDEMPOTENCY_TTL_SECONDS: int(60)
       .default(24 * 3600)
       .describe('How long a stored idempotent response can be replayed.'),

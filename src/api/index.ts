@@ -1,6 +1,7 @@
 import { NSID, type Nsid } from '../lexicon/types/index.js'
 import type { Handler } from '../xrpc/types.js'
 import { convoHandlers } from './convos/index.js'
+import { deviceAdditionHandlers } from './deviceAdditions/index.js'
 import { eventHandlers } from './events/index.js'
 import { keyPackageHandlers } from './keyPackages/index.js'
 import { messageHandlers } from './messages/index.js'
@@ -15,8 +16,6 @@ export const notImplemented = [
   NSID.acceptChatRequest,
   NSID.blockChatSender,
   NSID.checkBlocks,
-  NSID.claimPendingDeviceAddition,
-  NSID.completePendingDeviceAddition,
   NSID.createInvite,
   NSID.declineChatRequest,
   NSID.deleteDevice,
@@ -29,14 +28,12 @@ export const notImplemented = [
   NSID.getKeyPackageHistory,
   NSID.getKeyPackageStatus,
   NSID.getOptInStatus,
-  NSID.getPendingDeviceAdditions,
   NSID.getPolicy,
   NSID.getReports,
   NSID.getRequestCount,
   NSID.getSubscriptionTicket,
   NSID.groupInfoRefresh,
   NSID.handleBlockChange,
-  NSID.invalidateWelcome,
   NSID.listChatRequests,
   NSID.listDevices,
   NSID.listInvites,
@@ -70,4 +67,5 @@ export const handlers = {
   ...welcomeHandlers,
   ...keyPackageHandlers,
   ...eventHandlers,
+  ...deviceAdditionHandlers,
 } satisfies { [N in Exclude<Nsid, (typeof notImplemented)[number]>]: Handler<N> }

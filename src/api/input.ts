@@ -9,9 +9,51 @@ import {
   readWelcome,
   type MessageHeader,
 } from '../mls/index.js'
+import { convoIdFor } from '../services/membership.js'
 import type { Commit } from '../services/commits.js'
 import type { GroupInfo } from '../services/groupInfo.js'
 import type { Welcome } from '../services/admission.js'
+
+/**
+ * `read` once per request input: a keyed write's shard (found before the
+ * handler runs) and the handler both need what the input's MLS bytes say.
+ */
+export function oncePerInput<I extends object, T>(read: (input: I) => T): (input: I) => T {
+  const done = new WeakMap<I, T>()
+  return (input) => {
+    if (done.has(input)) return done.get(input) as T
+    const value = read(input)
+    done.set(input, value)
+    return value
+  }
+}
+
+/**
+ * The conversation a request names when it carries an MLS message in a
+ * base64 field (`field` picks it): by the message's group id (the client-era
+ * clients send that as convoId) or by its id (convoIdFor). Read once per
+ * request input; the field's size and kind are checked where the handler
+ * reads it in full.
+ */
+export function convoOfMessage<I extends { convoId: string }>(
+  field: (input: I) => string | undefined,
+  name: string,
+): (input: I) => string {
+  return oncePerInput((input: I) => {
+    const value = field(input)
+    const bytes = value === undefined ? undefined : decodeBase64(value)
+    if (value !== undefined && !bytes) throw invalidRequest('InvalidMessage', `${name} must be non-empty base64`)
+    try {
+      return convoIdFor(input.convoId, bytes && readMessageHeader(bytes).groupId)
+    } catch (err) {
+      throw mlsInputError(err, 'InvalidMessage', name)
+    }
+  })
+}
+
+/** A device as a request names it: its server id, or its MLS DID (`<user DID>#<deviceId>`) of the caller. */
+export const deviceIdOf = (named: string | undefined, caller: string): string | undefined =>
+  named?.startsWith(`${caller}#`) ? named.slice(caller.length + 1) : named
 
 export function requireCipherSuite(suite: string): void {
   if (!isCipherSuite(suite)) {
@@ -45,6 +87,42 @@ export function decodeBinaryField(
 /** What went wrong reading MLS bytes, as the named error of the field they came in. */
 export function mlsInputError(err: unknown, name: string, field: string): unknown {
   return err instanceof MlsDecodeError ? invalidRequest(name, `${field}: ${err.message}`) : err
+}
+
+/**
+ * The sizes a padded ciphertext may have (the client-era clients' buckets,
+ * MLSMessagePadding.swift): 512 to 8192 bytes by powers of two, then whole
+ * multiples of 8192. The lexicon's minimum is 512.
+ */
+export const isPaddingBucket = (size: number): boolean =>
+  [512, 1024, 2048, 4096].includes(size) || (size >= 8192 && size % 8192 === 0)
+
+/**
+ * The MLSMessage inside a padded ciphertext: a 4-byte big-endian length, the
+ * message, then zeros up to `paddedSize` bytes, which is the ciphertext's
+ * length and one of the buckets. The padding must be zeros: bytes hidden
+ * there would travel to every member unread.
+ */
+export function unpad(ciphertext: Uint8Array, paddedSize: number): Uint8Array {
+  const refuse = (why: string) => invalidRequest('InvalidMessage', `ciphertext: ${why}`)
+  if (ciphertext.length !== paddedSize) {
+    throw invalidRequest(undefined, `paddedSize is ${paddedSize}, but the ciphertext has ${ciphertext.length} bytes`)
+  }
+  if (!isPaddingBucket(paddedSize)) {
+    throw invalidRequest(
+      undefined,
+      `paddedSize ${paddedSize} is not a padding bucket (512 to 4096 by powers of two, then multiples of 8192)`,
+    )
+  }
+  const length = Buffer.from(ciphertext.buffer, ciphertext.byteOffset, 4).readUInt32BE(0)
+  if (length === 0 || length > paddedSize - 4) {
+    throw refuse(`its length prefix (${length}) does not fit in ${paddedSize - 4} bytes`)
+  }
+  const end = 4 + length
+  for (let i = end; i < ciphertext.length; i++) {
+    if (ciphertext[i] !== 0) throw refuse('its padding after the message must be zeros')
+  }
+  return ciphertext.subarray(4, end)
 }
 
 /** The header of an MLSMessage field; the epoch declared with it must be the header's. */
@@ -116,11 +194,11 @@ export function withGroupInfo<C extends Commit | undefined>(commit: C, groupInfo
 export function readExternalCommitField(
   value: string,
   maxBytes: number,
-): { commit: Commit; joinerIdentity: string | undefined } {
+): { commit: Commit; joinerIdentity: string | undefined; joinerSignatureKey: Uint8Array } {
   const data = decodeBinaryField(value, 'externalCommit', maxBytes, 'InvalidCommit') as Uint8Array
   try {
-    const { groupId, epoch, joinerIdentity } = readExternalCommit(data)
-    return { commit: { data, groupId, epoch }, joinerIdentity }
+    const { groupId, epoch, joinerIdentity, joinerSignatureKey } = readExternalCommit(data)
+    return { commit: { data, groupId, epoch }, joinerIdentity, joinerSignatureKey }
   } catch (err) {
     throw mlsInputError(err, 'InvalidCommit', 'externalCommit')
   }

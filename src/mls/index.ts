@@ -85,6 +85,8 @@ export interface ExternalCommitFacts {
    * node of the commit's UpdatePath), as UTF-8; undefined for any other credential.
    */
   joinerIdentity: string | undefined
+  /** The signature key of the joiner's new leaf: which of its user's devices it is. */
+  joinerSignatureKey: Uint8Array
 }
 
 export interface WelcomeFacts {
@@ -298,6 +300,7 @@ export function readExternalCommit(bytes: Uint8Array): ExternalCommitFacts {
     groupId: hex(content.groupId),
     epoch: toEpoch(content.epoch),
     joinerIdentity: basicIdentity(path.leafNode.credential),
+    joinerSignatureKey: path.leafNode.signaturePublicKey,
   }
 }
 

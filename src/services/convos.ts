@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import { executeOnShard, onShard } from '../db/delegated.js'
 import type { Convo, Db } from '../db/schema.js'
@@ -10,6 +9,7 @@ import type { Commit, StoredCommit } from './commits.js'
 import { conflict, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
 import { applyChange } from './members.js'
+import { convoIdOf } from './membership.js'
 import { iso } from './timestamps.js'
 
 async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
@@ -67,16 +67,6 @@ function toConvoView(c: Convo, members: JoinedMember[]): ConvoView {
     ...(Object.keys(metadata).length ? { metadata } : {}),
   }
 }
-
-/**
- * A conversation's id, derived from its MLS group id (hex, any case): the
- * first 128 bits of sha256 of the lowercase hex, as hex. So a group is
- * created once by a primary-key conflict, on its conversation's shard.
- * Conversations created before migration 006 keep the ids they had (13
- * characters of base32).
- */
-export const convoIdOf = (groupId: string): string =>
-  createHash('sha256').update(groupId.toLowerCase()).digest('hex').slice(0, 32)
 
 export interface CreateConvoArgs {
   creator: string
@@ -228,6 +218,8 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
     cipherSuite: args.cipherSuite,
     caller: args.creator,
     added: invited,
+    // The creator's other devices may be in the first Welcome too.
+    members: [args.creator],
     epoch: epoch - 1,
     welcome: args.welcome,
     retentionDays: args.welcomeRetentionDays,

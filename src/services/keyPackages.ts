@@ -222,6 +222,41 @@ export async function claimKeyPackages(
   }
 }
 
+/**
+ * One key package of a given device handed out to `claimedBy` (the oldest
+ * available; SKIP LOCKED as the claim): for adding that device to a
+ * conversation it was not in (a pending device addition). None left: none.
+ */
+const deviceClaimStatement = onShard(
+  'claim_key_package_of_device',
+  { shardKey: 'owner', columns: 'cipher_suite text, data bytea, ref bytea' },
+  (v: { owner: string; deviceId: string; claimedBy: string }) => sql<{
+    cipher_suite: string
+    data: Uint8Array
+    ref: Uint8Array
+  }>`
+    WITH regular AS (
+      SELECT id FROM key_package
+      WHERE owner_did = ${v.owner} AND device_id = ${v.deviceId} AND ${AVAILABLE}
+      ORDER BY created_at, id
+      LIMIT 1
+      FOR UPDATE SKIP LOCKED
+    )
+    UPDATE key_package SET consumed_at = now(), consumed_by = ${v.claimedBy}
+    FROM regular WHERE key_package.owner_did = ${v.owner} AND key_package.id = regular.id
+    RETURNING key_package.cipher_suite, key_package.data, key_package.ref`,
+)
+
+export async function claimDeviceKeyPackage(
+  db: Db,
+  args: { owner: string; deviceId: string; claimedBy: string },
+): Promise<(ClaimedKeyPackage & { ref: Uint8Array }) | undefined> {
+  const [row] = (await executeOnShard(db, deviceClaimStatement, args)).rows
+  return (
+    row && { did: args.owner, keyPackage: row.data, cipherSuite: row.cipher_suite, lastResort: false, ref: row.ref }
+  )
+}
+
 /** An owner's key packages counted, as getKeyPackageStats answers them (`threshold`: the server's setting). */
 export async function keyPackageStats(
   db: Db,

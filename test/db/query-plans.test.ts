@@ -6,7 +6,8 @@ import type { DatabaseSchema } from '../../src/db/schema.js'
 import { deleteExpiredIdempotencyKeys } from '../../src/idempotency/claim.js'
 import { listCommits, sendCommit } from '../../src/services/commits.js'
 import { reserveWelcome } from '../../src/services/admission.js'
-import { convoIdOf, createConvo, listConvos } from '../../src/services/convos.js'
+import { createConvo, listConvos } from '../../src/services/convos.js'
+import { convoIdOf } from '../../src/services/membership.js'
 import {
   highestEventId,
   lowestEventId,
