@@ -94,7 +94,7 @@ export function mlsInputError(err: unknown, name: string, field: string): unknow
  * MLSMessagePadding.swift): 512 to 8192 bytes by powers of two, then whole
  * multiples of 8192. The lexicon's minimum is 512.
  */
-export const isPaddingBucket = (size: number): boolean =>
+const isPaddingBucket = (size: number): boolean =>
   [512, 1024, 2048, 4096].includes(size) || (size >= 8192 && size % 8192 === 0)
 
 /**
