@@ -4,11 +4,10 @@ import { executeOnShard, onShard } from '../db/delegated.js'
 import { violatedUniqueKey } from '../db/errors.js'
 import type { Db } from '../db/schema.js'
 import { byShape } from '../db/statement.js'
+import type { Step, Steps } from '../db/steps.js'
 import {
   executeRecorded,
-  FOUND_COLUMNS,
-  unrecorded,
-  writeStatement,
+  recordedSteps,
   type KeyValues,
   type RecordedWrite,
   type ResponseSql,
@@ -55,18 +54,31 @@ const isDuplicatePackage = (err: unknown): boolean => violatedUniqueKey(err)?.st
  * or the same package framed another way, are stored once); the
  * last-resort one of its suite counts its hand-outs afresh.
  */
-const regularInsert = (v: PublishValues, keyed: boolean) => sql`
-  inserted AS (
-    INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at)
-    SELECT ${v.owner}, ${v.cipherSuite}, ${v.data}, ${v.dataSha256}, ${v.ref}, ${v.expiresAt}
-    FROM counted WHERE available < ${v.maxPerUser}${unrecorded(keyed)}
-    ON CONFLICT DO NOTHING
-    RETURNING id
-  ), restarted AS (
-    UPDATE key_package SET handed_out = 0
-    WHERE owner_did = ${v.owner} AND cipher_suite = ${v.cipherSuite} AND last_resort AND handed_out > 0
-      AND EXISTS (SELECT 1 FROM inserted)
-  )`
+const regularSteps = (v: PublishValues): Step[] => [
+  {
+    name: 'inserted',
+    insert: 'key_package',
+    uses: ['counted'],
+    when: sql`counted.available < ${v.maxPerUser}`,
+    values: {
+      owner_did: v.owner,
+      cipher_suite: v.cipherSuite,
+      data: v.data,
+      data_sha256: v.dataSha256,
+      ref: v.ref,
+      expires_at: v.expiresAt,
+    },
+    tail: sql`ON CONFLICT DO NOTHING`,
+    returning: sql`id`,
+  },
+  {
+    name: 'restarted',
+    update: 'key_package',
+    set: sql`handed_out = 0`,
+    where: sql`owner_did = ${v.owner} AND cipher_suite = ${v.cipherSuite} AND last_resort AND handed_out > 0`,
+    after: ['inserted'],
+  },
+]
 
 /**
  * Stores the owner's last-resort package of its suite, replacing the
@@ -74,45 +86,82 @@ const regularInsert = (v: PublishValues, keyed: boolean) => sql`
  * published at once, the later wins). Who was handed the replaced one is
  * forgotten: no Welcome may name it now.
  */
-const lastResortInsert = (v: PublishValues, keyed: boolean) => sql`
-  duplicate AS (
-    SELECT 1 FROM key_package WHERE owner_did = ${v.owner} AND (data_sha256 = ${v.dataSha256} OR ref = ${v.ref})
-  ), replaced AS (
-    SELECT ref FROM key_package WHERE owner_did = ${v.owner} AND cipher_suite = ${v.cipherSuite} AND last_resort
-  ), forgotten AS (
-    DELETE FROM last_resort_handout
-    WHERE owner_did = ${v.owner} AND ref IN (SELECT ref FROM replaced) AND NOT EXISTS (SELECT 1 FROM duplicate)${unrecorded(keyed)}
-  ), inserted AS (
-    INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort)
-    SELECT ${v.owner}, ${v.cipherSuite}, ${v.data}, ${v.dataSha256}, ${v.ref}, ${v.expiresAt}, true
-    WHERE NOT EXISTS (SELECT 1 FROM duplicate)${unrecorded(keyed)}
-    ON CONFLICT (owner_did, cipher_suite) WHERE last_resort DO UPDATE
+const lastResortSteps = (v: PublishValues): Step[] => [
+  {
+    name: 'duplicate',
+    select: sql`1 AS one`,
+    from: 'key_package',
+    where: sql`owner_did = ${v.owner} AND (data_sha256 = ${v.dataSha256} OR ref = ${v.ref})`,
+    tail: sql`LIMIT 1`,
+  },
+  {
+    name: 'replaced',
+    select: sql`ref`,
+    from: 'key_package',
+    where: sql`owner_did = ${v.owner} AND cipher_suite = ${v.cipherSuite} AND last_resort`,
+  },
+  {
+    name: 'forgotten',
+    delete: 'last_resort_handout',
+    where: sql`owner_did = ${v.owner} AND last_resort_handout.ref = replaced.ref`,
+    uses: ['replaced'],
+    unless: ['duplicate'],
+  },
+  {
+    name: 'inserted',
+    insert: 'key_package',
+    unless: ['duplicate'],
+    values: {
+      owner_did: v.owner,
+      cipher_suite: v.cipherSuite,
+      data: v.data,
+      data_sha256: v.dataSha256,
+      ref: v.ref,
+      expires_at: v.expiresAt,
+      last_resort: sql`true`,
+    },
+    tail: sql`ON CONFLICT (owner_did, cipher_suite) WHERE last_resort DO UPDATE
       SET data = EXCLUDED.data, data_sha256 = EXCLUDED.data_sha256, ref = EXCLUDED.ref,
-          created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, handed_out = 0
-    RETURNING id
-  )`
+          created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, handed_out = 0`,
+    returning: sql`id`,
+  },
+]
 
-/** The statement that publishes a key package (and a keyed publish's record, answered by `response`). */
+/** The write that publishes a key package (and a keyed publish's record, answered by `response`). */
 const publishStatement = byShape(
   (shape: { lastResort: boolean; response?: ResponseSql | undefined }) => {
-    const keyed = shape.response !== undefined
+    const { response } = shape
     const added = shape.lastResort ? 0 : 1
-    const name = `publish_${shape.lastResort ? 'last_resort' : 'key_package'}${keyed ? '_keyed' : ''}`
-    const columns = `available int, inserted boolean${keyed ? `, ${FOUND_COLUMNS}` : ''}`
-    return onShard(name, { shardKey: 'owner', columns }, (v: PublishValues & KeyValues) =>
-      writeStatement(shape.response && { values: v, response: shape.response }, {
-        ctes: sql`
-          counted AS (
-            SELECT count(*)::int AS available FROM key_package WHERE owner_did = ${v.owner} AND ${AVAILABLE}
-          ), ${shape.lastResort ? lastResortInsert(v, keyed) : regularInsert(v, keyed)}, published AS (
-            SELECT available + ${sql.lit(added)} AS available FROM counted, inserted
-          )`,
-        written: 'published',
-        select: sql<{
-          available: number
-          inserted: boolean
-        }>`SELECT available, EXISTS (SELECT 1 FROM inserted) AS inserted FROM counted`,
-      }),
+    const name = `publish_${shape.lastResort ? 'last_resort' : 'key_package'}${response ? '_keyed' : ''}`
+    return onShard<PublishValues & KeyValues, { available: number; inserted: boolean }>(
+      name,
+      { shardKey: 'owner' },
+      (v, refs) => {
+        const write: Steps = {
+          steps: [
+            {
+              name: 'counted',
+              select: sql`count(*)::int AS available`,
+              from: 'key_package',
+              where: sql`owner_did = ${v.owner} AND ${AVAILABLE}`,
+            },
+            ...(shape.lastResort ? lastResortSteps(v) : regularSteps(v)),
+            // The count after the publish: what a keyed publish records.
+            {
+              name: 'published',
+              select: sql`counted.available + ${sql.lit(added)} AS available`,
+              uses: ['counted', 'inserted'],
+            },
+          ],
+          result: {
+            columns: { available: 'int', inserted: 'boolean' },
+            rows: [
+              { from: 'counted', values: { available: sql`counted.available`, inserted: refs.found('inserted') } },
+            ],
+          },
+        }
+        return response ? recordedSteps({ shard: v.owner, values: v, response, written: 'published' }, write) : write
+      },
     )
   },
   (shape) => `${shape.lastResort}/${shape.response?.name ?? ''}`,
@@ -162,43 +211,66 @@ export interface ClaimedKeyPackage {
  * suite is asked for), which is not consumed: its hand-outs are counted for
  * its owner, and recorded for the caller, whose Welcome may then name it.
  */
-const claimStatement = onShard(
-  'claim_key_package',
-  { shardKey: 'did', columns: 'cipher_suite text, data bytea, last_resort boolean' },
-  (v: { did: string; suite: string | null; claimedBy: string }) => sql<{
-    cipher_suite: string
-    data: Uint8Array
-    last_resort: boolean
-  }>`
-    WITH regular AS (
-      SELECT id FROM key_package
-      WHERE owner_did = ${v.did} AND ${AVAILABLE}
-        AND (${v.suite}::text IS NULL OR cipher_suite = ${v.suite}::text)
-      ORDER BY created_at, id
-      LIMIT 1
-      FOR UPDATE SKIP LOCKED
-    ), claimed AS (
-      UPDATE key_package SET consumed_at = now(), consumed_by = ${v.claimedBy}
-      FROM regular WHERE key_package.owner_did = ${v.did} AND key_package.id = regular.id
-      RETURNING key_package.cipher_suite, key_package.data
-    ), fallback AS (
-      SELECT id, cipher_suite, data, ref FROM key_package
-      WHERE owner_did = ${v.did} AND last_resort AND expires_at > now()
-        AND (${v.suite}::text IS NULL OR cipher_suite = ${v.suite}::text)
-        AND NOT EXISTS (SELECT 1 FROM claimed)
-      ORDER BY created_at DESC
-      LIMIT 1
-    ), counted AS (
-      UPDATE key_package SET handed_out = handed_out + 1
-      FROM fallback WHERE key_package.owner_did = ${v.did} AND key_package.id = fallback.id
-    ), recorded AS (
-      INSERT INTO last_resort_handout (owner_did, ref, claimed_by)
-      SELECT ${v.did}, ref, ${v.claimedBy} FROM fallback
-      ON CONFLICT (owner_did, ref, claimed_by) DO UPDATE SET claimed_at = EXCLUDED.claimed_at
-    )
-    SELECT cipher_suite, data, false AS last_resort FROM claimed
-    UNION ALL SELECT cipher_suite, data, true FROM fallback`,
-)
+const claimStatement = onShard<
+  { did: string; suite: string | null; claimedBy: string },
+  { cipher_suite: string; data: Uint8Array; last_resort: boolean }
+>('claim_key_package', { shardKey: 'did' }, (v) => {
+  const ofSuite = sql`(${v.suite}::text IS NULL OR cipher_suite = ${v.suite}::text)`
+  return {
+    steps: [
+      {
+        name: 'regular',
+        select: sql`id`,
+        from: 'key_package',
+        where: sql`owner_did = ${v.did} AND ${AVAILABLE} AND ${ofSuite}`,
+        tail: sql`ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`,
+      },
+      {
+        name: 'claimed',
+        update: 'key_package',
+        set: sql`consumed_at = now(), consumed_by = ${v.claimedBy}`,
+        where: sql`key_package.owner_did = ${v.did} AND key_package.id = regular.id`,
+        uses: ['regular'],
+        returning: sql`key_package.cipher_suite, key_package.data`,
+      },
+      {
+        name: 'fallback',
+        select: sql`id, cipher_suite, data, ref`,
+        from: 'key_package',
+        where: sql`owner_did = ${v.did} AND last_resort AND expires_at > now() AND ${ofSuite}`,
+        tail: sql`ORDER BY created_at DESC LIMIT 1`,
+        unless: ['claimed'],
+      },
+      {
+        name: 'handed',
+        update: 'key_package',
+        set: sql`handed_out = handed_out + 1`,
+        where: sql`key_package.owner_did = ${v.did} AND key_package.id = fallback.id`,
+        uses: ['fallback'],
+      },
+      {
+        name: 'recorded',
+        insert: 'last_resort_handout',
+        values: { owner_did: v.did, ref: sql`fallback.ref`, claimed_by: v.claimedBy },
+        tail: sql`ON CONFLICT (owner_did, ref, claimed_by) DO UPDATE SET claimed_at = EXCLUDED.claimed_at`,
+        uses: ['fallback'],
+      },
+    ],
+    result: {
+      columns: { cipher_suite: 'text', data: 'bytea', last_resort: 'boolean' },
+      rows: [
+        {
+          from: 'claimed',
+          values: { cipher_suite: sql`claimed.cipher_suite`, data: sql`claimed.data`, last_resort: sql`false` },
+        },
+        {
+          from: 'fallback',
+          values: { cipher_suite: sql`fallback.cipher_suite`, data: sql`fallback.data`, last_resort: sql`true` },
+        },
+      ],
+    },
+  }
+})
 
 /** Hands out one key package per DID (claimStatement), one statement per DID, each on its owner's shard, side by side. */
 export async function claimKeyPackages(
@@ -227,25 +299,37 @@ export async function claimKeyPackages(
  * available; SKIP LOCKED as the claim): for adding that device to a
  * conversation it was not in (a pending device addition). None left: none.
  */
-const deviceClaimStatement = onShard(
-  'claim_key_package_of_device',
-  { shardKey: 'owner', columns: 'cipher_suite text, data bytea, ref bytea' },
-  (v: { owner: string; deviceId: string; claimedBy: string }) => sql<{
-    cipher_suite: string
-    data: Uint8Array
-    ref: Uint8Array
-  }>`
-    WITH regular AS (
-      SELECT id FROM key_package
-      WHERE owner_did = ${v.owner} AND device_id = ${v.deviceId} AND ${AVAILABLE}
-      ORDER BY created_at, id
-      LIMIT 1
-      FOR UPDATE SKIP LOCKED
-    )
-    UPDATE key_package SET consumed_at = now(), consumed_by = ${v.claimedBy}
-    FROM regular WHERE key_package.owner_did = ${v.owner} AND key_package.id = regular.id
-    RETURNING key_package.cipher_suite, key_package.data, key_package.ref`,
-)
+const deviceClaimStatement = onShard<
+  { owner: string; deviceId: string; claimedBy: string },
+  { cipher_suite: string; data: Uint8Array; ref: Uint8Array }
+>('claim_key_package_of_device', { shardKey: 'owner' }, (v) => ({
+  steps: [
+    {
+      name: 'regular',
+      select: sql`id`,
+      from: 'key_package',
+      where: sql`owner_did = ${v.owner} AND device_id = ${v.deviceId} AND ${AVAILABLE}`,
+      tail: sql`ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`,
+    },
+    {
+      name: 'claimed',
+      update: 'key_package',
+      set: sql`consumed_at = now(), consumed_by = ${v.claimedBy}`,
+      where: sql`key_package.owner_did = ${v.owner} AND key_package.id = regular.id`,
+      uses: ['regular'],
+      returning: sql`key_package.cipher_suite, key_package.data, key_package.ref`,
+    },
+  ],
+  result: {
+    columns: { cipher_suite: 'text', data: 'bytea', ref: 'bytea' },
+    rows: [
+      {
+        from: 'claimed',
+        values: { cipher_suite: sql`claimed.cipher_suite`, data: sql`claimed.data`, ref: sql`claimed.ref` },
+      },
+    ],
+  },
+}))
 
 export async function claimDeviceKeyPackage(
   db: Db,

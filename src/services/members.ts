@@ -2,23 +2,25 @@ import { sql } from 'kysely'
 import { executeOnShard, onShard } from '../db/delegated.js'
 import type { Convo, Db } from '../db/schema.js'
 import { byShape } from '../db/statement.js'
+import type { Step } from '../db/steps.js'
 import { assertTransaction, transact } from '../db/transaction.js'
 import { checkCommit, commitMessage, type Commit, type StoredCommit } from './commits.js'
 import { convoNotFound, invalidRequest, notMember } from './errors.js'
 import {
-  messageCtes,
   messageShape,
+  messageSteps,
   messageValues,
   SENT_COLUMNS,
+  sentValues,
   toSentMessage,
   type MessageShape,
   type MessageValues,
   type SentRow,
 } from './messages.js'
 import {
-  admissionCtes,
+  admissionSteps,
   admissionValues,
-  admittedColumn,
+  admittedRefs,
   checkAdmission,
   checkAdmitted,
   type AdmissionValues,
@@ -77,7 +79,7 @@ async function lockForChange(trx: Db, convoId: string, dids: string[]): Promise<
   }
 }
 
-/** One membership change: what its single statement stores. */
+/** One membership change: what its single write stores. */
 export interface Change {
   convoId: string
   caller: string
@@ -90,7 +92,7 @@ export interface Change {
   admission?: CheckedAdmission
 }
 
-/** The shape of a change's statement: one statement per shape. */
+/** The shape of a change's write: one write per shape. */
 interface ChangeShape {
   commit: MessageShape | undefined
   join: boolean
@@ -114,39 +116,55 @@ const changeStatement = byShape(
       ...(shape.leave ? ['leave'] : []),
       ...(shape.admit ? ['admit'] : []),
     ].join('_')
-    const columns = `${shape.commit ? SENT_COLUMNS.types : 'id uuid'}, admitted text[]`
-    return onShard(name, { shardKey: 'convoId', columns, inTransaction: true }, (v: ChangeValues) => {
-      const parts = [
-        shape.commit
-          ? messageCtes(shape.commit, v)
+    return onShard<ChangeValues, Partial<SentRow> & { admitted: string[] | null }>(
+      name,
+      { shardKey: 'convoId', inTransaction: true },
+      (v, refs) => {
+        const steps: Step[] = shape.commit
+          ? messageSteps(shape.commit, v)
           : // A change without a commit still counts as activity.
-            sql`touched AS (UPDATE convo SET last_activity_at = now() WHERE id = ${v.convoId})`,
-      ]
-      if (shape.join) {
-        parts.push(sql`
-      joined AS (
-        INSERT INTO member (convo_id, did, added_by, joined_seq)
-        SELECT ${v.convoId}, did, ${v.caller}, inserted.seq FROM unnest(${v.joining}::text[]) AS did, inserted
-        -- Someone who left and is added again starts over from now.
-        ON CONFLICT (convo_id, did) DO UPDATE SET
-          joined_at = EXCLUDED.joined_at, joined_seq = EXCLUDED.joined_seq, left_at = NULL, added_by = EXCLUDED.added_by
-      )`)
-      }
-      if (shape.leave) {
-        parts.push(sql`
-      departed AS (
-        UPDATE member SET left_at = now() WHERE convo_id = ${v.convoId} AND did = ${v.leaving} AND left_at IS NULL
-      ), unwelcomed AS (
-        -- A Welcome the removed member never used is of no use to anyone now.
-        DELETE FROM welcome_delivery WHERE convo_id = ${v.convoId} AND recipient_did = ${v.leaving} AND state <> 'consumed'
-      )`)
-      }
-      if (shape.admit) parts.push(admissionCtes(v))
-      return sql<Partial<SentRow> & { admitted: string[] | null }>`
-    WITH ${sql.join(parts)}
-    SELECT ${shape.commit ? sql.raw(SENT_COLUMNS.list) : sql`NULL::uuid AS id`}, ${shape.admit ? admittedColumn : sql`NULL::text[] AS admitted`}
-    ${shape.commit ? sql`FROM inserted` : sql``}`
-    })
+            [{ name: 'touched', update: 'convo', set: sql`last_activity_at = now()`, where: sql`id = ${v.convoId}` }]
+        if (shape.join) {
+          steps.push({
+            name: 'joined',
+            insert: 'member',
+            uses: ['inserted'],
+            each: { alias: 'j', rows: sql`unnest(${v.joining}::text[]) AS j(did)` },
+            values: { convo_id: v.convoId, did: sql`j.did`, added_by: v.caller, joined_seq: sql`inserted.seq` },
+            // Someone who left and is added again starts over from now.
+            tail: sql`ON CONFLICT (convo_id, did) DO UPDATE SET
+              joined_at = EXCLUDED.joined_at, joined_seq = EXCLUDED.joined_seq, left_at = NULL, added_by = EXCLUDED.added_by`,
+          })
+        }
+        if (shape.leave) {
+          steps.push(
+            {
+              name: 'departed',
+              update: 'member',
+              set: sql`left_at = now()`,
+              where: sql`convo_id = ${v.convoId} AND did = ${v.leaving} AND left_at IS NULL`,
+            },
+            // A Welcome the removed member never used is of no use to anyone now.
+            {
+              name: 'unwelcomed',
+              delete: 'welcome_delivery',
+              where: sql`convo_id = ${v.convoId} AND recipient_did = ${v.leaving} AND state <> 'consumed'`,
+            },
+          )
+        }
+        if (shape.admit) steps.push(...admissionSteps(v))
+        const admitted = shape.admit ? admittedRefs(refs) : sql`NULL`
+        return {
+          steps,
+          result: shape.commit
+            ? {
+                columns: { ...SENT_COLUMNS, admitted: 'text[]' },
+                rows: [{ from: 'inserted', values: { ...sentValues(refs), admitted } }],
+              }
+            : { columns: { id: 'uuid', admitted: 'text[]' }, rows: [{ values: { id: sql`NULL`, admitted } }] },
+        }
+      },
+    )
   },
   (shape) =>
     `${shape.commit ? `${shape.commit.commit}/${shape.commit.groupInfo}` : '-'}/${shape.join}/${shape.leave}/${shape.admit}`,

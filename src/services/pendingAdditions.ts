@@ -6,7 +6,7 @@
  * claim lapses and another member may take it), adds the device with a real
  * commit and Welcome (addMembers, with the device's key package the claim
  * handed out), and completes it. The facts settle it too, whoever acts: a
- * Welcome naming the device's key package (admissionCtes), or the device's
+ * Welcome naming the device's key package (admissionSteps), or the device's
  * own external commit (rejoin). So none is lost: until settled, it is
  * listed to every member.
  */
