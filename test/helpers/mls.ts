@@ -51,7 +51,7 @@ import {
 import { encodeBase64, type BytesJson } from '../../src/lexicon/wire.js'
 import type { TestUser } from './users.js'
 
-export { encrypt, lifetimeFromNow, newGroup, suiteImpl, SUITE }
+export { encrypt, lifetimeFromNow, newGroup, newKeyPackage, suiteImpl, SUITE }
 
 /** Bytes as JSON the way atproto's encoders write them: without base64 padding (the server must take both). */
 export const bytesJson = (bytes: Uint8Array): BytesJson => ({ $bytes: encodeBase64(bytes).replace(/=+$/, '') })
