@@ -78,6 +78,7 @@ const packageOf = (owner: string, data: Buffer): PublishKeyPackageArgs => ({
   cipherSuite: suite,
   data,
   ref: createHash('sha256').update(data).digest(),
+  signatureKey: randomBytes(32),
   expiresAt: new Date(Date.now() + 864e5),
   maxPerUser: 100,
   lastResort: false,

@@ -1,6 +1,7 @@
 import { NSID, type Nsid } from '../lexicon/types/index.js'
 import type { Handler } from '../xrpc/types.js'
 import { convoHandlers } from './convos/index.js'
+import { deviceHandlers } from './devices/index.js'
 import { eventHandlers } from './events/index.js'
 import { keyPackageHandlers } from './keyPackages/index.js'
 import { messageHandlers } from './messages/index.js'
@@ -19,16 +20,11 @@ export const notImplemented = [
   NSID.completePendingDeviceAddition,
   NSID.createInvite,
   NSID.declineChatRequest,
-  NSID.deleteDevice,
   NSID.demoteAdmin,
   NSID.demoteModerator,
   NSID.getAdminStats,
   NSID.getBlockStatus,
   NSID.getChatRequestSettings,
-  NSID.getExpectedConversations,
-  NSID.getKeyPackageHistory,
-  NSID.getKeyPackageStatus,
-  NSID.getOptInStatus,
   NSID.getPendingDeviceAdditions,
   NSID.getPolicy,
   NSID.getReports,
@@ -38,15 +34,10 @@ export const notImplemented = [
   NSID.handleBlockChange,
   NSID.invalidateWelcome,
   NSID.listChatRequests,
-  NSID.listDevices,
   NSID.listInvites,
-  NSID.optIn,
-  NSID.optOut,
   NSID.promoteAdmin,
   NSID.promoteModerator,
-  NSID.publishKeyPackages,
   NSID.readdition,
-  NSID.registerDevice,
   NSID.registerDeviceToken,
   NSID.rejoin,
   NSID.removeMember,
@@ -54,7 +45,6 @@ export const notImplemented = [
   NSID.resolveReport,
   NSID.revokeInvite,
   NSID.sendChatRequest,
-  NSID.syncKeyPackages,
   NSID.unregisterDeviceToken,
   NSID.updateChatRequestSettings,
   NSID.updatePolicy,
@@ -69,5 +59,6 @@ export const handlers = {
   ...messageHandlers,
   ...welcomeHandlers,
   ...keyPackageHandlers,
+  ...deviceHandlers,
   ...eventHandlers,
 } satisfies { [N in Exclude<Nsid, (typeof notImplemented)[number]>]: Handler<N> }
