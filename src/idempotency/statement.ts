@@ -246,5 +246,6 @@ export const itemRecordedCte = (v: ItemKeyValues, response: RawBuilder<unknown>)
       caller_did = EXCLUDED.caller_did, nsid = EXCLUDED.nsid, fingerprint = EXCLUDED.fingerprint,
       status = EXCLUDED.status, response = EXCLUDED.response,
       created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
-    WHERE idempotency_key.expires_at <= now()
+    -- The clock as the insert read it (its created_at): Citus takes none here.
+    WHERE idempotency_key.expires_at <= EXCLUDED.created_at
   )`

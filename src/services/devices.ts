@@ -182,13 +182,14 @@ const registerStatement = onShard(
       DELETE FROM key_package
       WHERE owner_did = ${v.owner} AND device_id = ${v.deviceId} AND consumed_at IS NULL
         AND leaf_signature_key IS DISTINCT FROM ${v.mlsKey}
-      RETURNING NOT last_resort AND expires_at > now() AS available
+      -- Citus takes no clock in RETURNING: whether each was available is asked below.
+      RETURNING last_resort, expires_at
     ), bound AS (
       UPDATE key_package SET device_id = ${v.deviceId}
       WHERE owner_did = ${v.owner} AND device_id IS NULL AND leaf_signature_key = ${v.mlsKey}
     ), ${batchCtes(v, {
       device: sql`(SELECT device_id FROM registered)`,
-      leaving: sql`(SELECT count(*) FILTER (WHERE available) FROM withdrawn)::int`,
+      leaving: sql`(SELECT count(*) FROM withdrawn WHERE NOT last_resort AND expires_at > now())::int`,
     })}
     SELECT ${outcomesColumn}, (SELECT count(*)::int FROM withdrawn) AS withdrawn`,
 )
@@ -401,37 +402,41 @@ export async function expectedConversations(
   db: Db,
   args: { user: string; device: Device | undefined },
 ): Promise<GetExpectedConversations.ExpectedConversation[]> {
-  const deviceId = args.device?.deviceId ?? null
   const rows = await db
     .selectFrom('member')
     .innerJoin('convo', 'convo.id', 'member.convo_id')
     .innerJoin('member as current', (join) =>
       join.onRef('current.convo_id', '=', 'convo.id').on('current.left_at', 'is', null),
     )
-    .leftJoin('member_device', (join) =>
-      join
-        .onRef('member_device.convo_id', '=', 'convo.id')
-        .on('member_device.user_did', '=', args.user)
-        .on('member_device.device_id', '=', deviceId),
-    )
-    .select([
-      'convo.group_id',
-      'convo.name',
-      'convo.last_message_at',
-      sql<number>`count(DISTINCT current.did)::int`.as('members'),
-      sql<boolean>`bool_or(member_device.device_id IS NOT NULL)`.as('device_in_group'),
-    ])
+    .select(['convo.id', 'convo.group_id', 'convo.name', 'convo.last_message_at'])
+    .select(sql<number>`count(current.did)::int`.as('members'))
     .where('member.did', '=', args.user)
     .where('member.left_at', 'is', null)
     .groupBy(['convo.id', 'convo.group_id', 'convo.name', 'convo.last_message_at'])
     .orderBy('convo.group_id')
     .execute()
+  const { device } = args
+  const joined =
+    device && rows.length
+      ? await db
+          .selectFrom('member_device')
+          .select('convo_id')
+          .where(
+            'convo_id',
+            'in',
+            rows.map((row) => row.id),
+          )
+          .where('user_did', '=', args.user)
+          .where('device_id', '=', device.deviceId)
+          .execute()
+      : []
+  const inGroup = new Set(joined.map((row) => row.convo_id))
   return rows.map((row) => ({
     convoId: row.group_id.toLowerCase(),
     name: row.name ?? '',
     memberCount: row.members,
     shouldBeInGroup: true,
     ...(row.last_message_at ? { lastActivity: iso(row.last_message_at) } : {}),
-    ...(args.device ? { deviceInGroup: row.device_in_group } : {}),
+    ...(device ? { deviceInGroup: inGroup.has(row.id) } : {}),
   }))
 }
