@@ -10,13 +10,12 @@
 import { decodeMlsMessage, getCiphersuiteFromName, type CiphersuiteName, type Credential } from 'ts-mls'
 import type { Decoder } from 'ts-mls/codec/tlsDecoder.js'
 import { refhash, type Hash } from 'ts-mls/crypto/hash.js'
-import { makeHashImpl } from 'ts-mls/crypto/implementation/default/makeHashImpl.js'
 import { makeNobleSignatureImpl } from 'ts-mls/crypto/implementation/default/makeNobleSignatureImpl.js'
 import type { Signature } from 'ts-mls/crypto/signature.js'
 import { decodeGroupInfo } from 'ts-mls/groupInfo.js'
 import { decodeKeyPackage, verifyKeyPackage } from 'ts-mls/keyPackage.js'
 import { decodeWelcome } from 'ts-mls/welcome.js'
-import { nativeSignature } from './signature.js'
+import { nativeHash, nativeSignature } from './native.js'
 
 /** The cipher suites the lexicons name (RFC 9420 §17.1); the server verifies key packages of each. */
 export const CIPHER_SUITES = [
@@ -159,14 +158,14 @@ const basicIdentity = (credential: Credential): string | undefined =>
 // A suite's hash and signature, built once: all the crypto the server does.
 const suiteCrypto = new Map<CipherSuite, Promise<{ hash: Hash; signature: Signature }>>()
 
-/** Node's own signature checks where it has them (src/mls/signature.ts), else ts-mls's. */
+/** Node's own digests, and signature checks where it has them (src/mls/native.ts), else ts-mls's. */
 function cryptoOf(suite: CipherSuite): Promise<{ hash: Hash; signature: Signature }> {
   let found = suiteCrypto.get(suite)
   if (!found) {
     const cs = getCiphersuiteFromName(suite)
     const native = nativeSignature(cs.signature)
     found = (native ? Promise.resolve(native) : makeNobleSignatureImpl(cs.signature)).then((signature) => ({
-      hash: makeHashImpl(crypto.subtle, cs.hash),
+      hash: nativeHash(cs.hash),
       signature,
     }))
     suiteCrypto.set(suite, found)

@@ -1,13 +1,17 @@
 /**
- * Signature checks with Node's own crypto (OpenSSL), for the algorithms
- * whose encodings it shares with RFC 9420 (§5.1.1): Ed25519 and Ed448 (raw
- * public keys, RFC 8032 signatures), ECDSA on P-256 and P-521 (SEC1 points,
- * DER signatures of the SHA-256 / SHA-512 digest). ts-mls lets a signature
- * implementation be plugged in; its own (WebCrypto for Ed25519, noble's
- * pure JavaScript for the rest) stays the reference the tests hold this one
- * to, and is used for anything this one does not cover.
+ * The crypto the server does, with Node's own (OpenSSL), plugged into
+ * ts-mls in place of its own implementations (WebCrypto, and noble's pure
+ * JavaScript), which stay the reference the tests hold these to:
+ *
+ * - signature checks, for the algorithms whose encodings Node shares with
+ *   RFC 9420 (§5.1.1): Ed25519 and Ed448 (raw public keys, RFC 8032
+ *   signatures), ECDSA on P-256 and P-521 (SEC1 points, DER signatures of the
+ *   SHA-256 / SHA-512 digest); anything else stays with ts-mls's;
+ * - digests (the KeyPackageRef of every key package), synchronous where
+ *   WebCrypto's go through a promise each.
  */
-import { createPublicKey, ECDH, verify, type KeyObject } from 'node:crypto'
+import { createHash, createPublicKey, ECDH, verify, type KeyObject } from 'node:crypto'
+import type { Hash, HashAlgorithm } from 'ts-mls/crypto/hash.js'
 import type { Signature, SignatureAlgorithm } from 'ts-mls/crypto/signature.js'
 
 const base64url = (bytes: Uint8Array) =>
@@ -34,6 +38,7 @@ const NATIVE: Partial<Record<SignatureAlgorithm, { digest: string | null; key: (
 }
 
 const verifyOnly = () => Promise.reject(new Error('the server only verifies signatures'))
+const digestOnly = () => Promise.reject(new Error('the server only computes digests'))
 
 /**
  * Node's verification of `algorithm`'s signatures, or undefined where it has
@@ -53,5 +58,17 @@ export function nativeSignature(algorithm: SignatureAlgorithm): Signature | unde
     },
     sign: verifyOnly,
     keygen: verifyOnly,
+  }
+}
+
+const DIGESTS: Record<HashAlgorithm, string> = { 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' }
+
+/** Node's digest of `algorithm` (the server computes no MAC). */
+export function nativeHash(algorithm: HashAlgorithm): Hash {
+  const name = DIGESTS[algorithm]
+  return {
+    digest: (data) => Promise.resolve(new Uint8Array(createHash(name).update(data).digest())),
+    mac: digestOnly,
+    verifyMac: digestOnly,
   }
 }

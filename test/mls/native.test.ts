@@ -1,16 +1,17 @@
 import { randomBytes } from 'node:crypto'
 import { p256, p521 } from '@noble/curves/nist.js'
 import { getCiphersuiteFromName, type KeyPackage } from 'ts-mls'
+import { makeHashImpl } from 'ts-mls/crypto/implementation/default/makeHashImpl.js'
 import { makeNobleSignatureImpl } from 'ts-mls/crypto/implementation/default/makeNobleSignatureImpl.js'
 import type { SignatureAlgorithm } from 'ts-mls/crypto/signature.js'
 import { signKeyPackage, verifyKeyPackage } from 'ts-mls/keyPackage.js'
 import { describe, expect, it } from 'vitest'
 import { CIPHER_SUITES } from '../../src/mls/index.js'
-import { nativeSignature } from '../../src/mls/signature.js'
+import { nativeHash, nativeSignature } from '../../src/mls/native.js'
 import { newKeyPackage, suiteImpl } from '../helpers/index.js'
 
 /**
- * Node's signature checks (src/mls/signature.ts) answer as ts-mls's own
+ * Node's signature checks (src/mls/native.ts) answer as ts-mls's own
  * (the reference: WebCrypto for Ed25519, noble for the rest) on real key
  * packages of every suite the server takes: valid ones, and forged ones of
  * every kind a forger has at hand.
@@ -82,5 +83,14 @@ describe.each(ECDSA_SUITES)('ECDSA key package signatures of %s', (suite) => {
     )
     // Signed over the compressed key: the leaf's key is part of what is signed.
     expect(await verdict(algorithm, kp)).toBe(false)
+  })
+})
+
+describe('digests', () => {
+  it.each(['SHA-256', 'SHA-384', 'SHA-512'] as const)('of %s are WebCrypto’s', async (algorithm) => {
+    for (const data of [new Uint8Array(), randomBytes(1), randomBytes(300), randomBytes(70_000)]) {
+      const reference = await makeHashImpl(crypto.subtle, algorithm).digest(data)
+      expect(Buffer.from(await nativeHash(algorithm).digest(data))).toEqual(Buffer.from(reference))
+    }
   })
 })
