@@ -25,7 +25,7 @@ export function requireCipherSuite(suite: string): void {
  * Decodes a base64 string field carrying MLS bytes, bounded in size.
  * Returns undefined when the field is absent.
  */
-export function decodeBinaryField(
+function decodeBinaryField(
   value: string | undefined,
   field: string,
   maxBytes: number,
@@ -45,7 +45,7 @@ export function decodeBinaryField(
 }
 
 /** What went wrong reading MLS bytes, as the named error of the field they came in. */
-export function mlsInputError(err: unknown, name: string, field: string): unknown {
+function mlsInputError(err: unknown, name: string, field: string): unknown {
   return err instanceof MlsDecodeError ? invalidRequest(name, `${field}: ${err.message}`) : err
 }
 
