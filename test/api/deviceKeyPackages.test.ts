@@ -13,23 +13,13 @@ import {
   SUITE,
   TestDevice,
   TestUser,
+  unusedKeyPackages,
 } from '../helpers/index.js'
 import { testAppForFile } from '../helpers/per-file.js'
 
 const t = testAppForFile({ config: { MAX_KEY_PACKAGES_PER_USER: '6' } })
 
 const refOf = async (data: Uint8Array) => hex(await keyPackageRef(data))
-
-/** The user's unused key packages: the device each is bound to, by KeyPackageRef (hex). */
-async function unused(user: TestUser): Promise<Record<string, string | null>> {
-  const rows = await t.ctx.db
-    .selectFrom('key_package')
-    .select(['ref', 'device_id'])
-    .where('owner_did', '=', user.did)
-    .where('consumed_at', 'is', null)
-    .execute()
-  return Object.fromEntries(rows.map((row) => [hex(row.ref!), row.device_id]))
-}
 
 async function registered(device: TestDevice, count = 1): Promise<string> {
   const res = await t.call(device.user, NSID.registerDevice, {
@@ -71,7 +61,7 @@ describe('publishKeyPackages', () => {
       ],
     })
     assertOutputOf('clientEra', NSID.publishKeyPackages, res.body)
-    const stored = await unused(user)
+    const stored = await unusedKeyPackages(t.ctx.db, user)
     for (const data of good) expect(stored[await refOf(data)]).toBe(deviceId)
     expect(stored[await refOf(loose)]).toBeNull()
     // The first package of the registration, and these four.
@@ -85,7 +75,7 @@ describe('publishKeyPackages', () => {
     expect((await publish(user, items.slice(0, 2))).body).toEqual({ succeeded: 2, failed: 0 })
     // The whole batch again (a retry after a lost answer), with one more: all taken, nothing stored twice.
     expect((await publish(user, items)).body).toEqual({ succeeded: 3, failed: 0 })
-    expect(Object.keys(await unused(user))).toHaveLength(3)
+    expect(Object.keys(await unusedKeyPackages(t.ctx.db, user))).toHaveLength(3)
     // A key used for one package, sent with another.
     const reused = { ...keyPackageItem(await keyPackage(user)), idempotencyKey: items[0]!.idempotencyKey }
     expect((await publish(user, [reused])).body).toEqual({
@@ -151,7 +141,7 @@ describe('publishKeyPackages', () => {
     await refused({ keyPackages: [{ ...item, expires: 'tomorrow' }] }, 400, 'InvalidRequest')
     await refused({ keyPackages: [{ ...item, idempotencyKey: 5 }] }, 400, 'InvalidRequest')
     await refused({}, 400, 'InvalidRequest')
-    expect(await unused(user)).toEqual({})
+    expect(await unusedKeyPackages(t.ctx.db, user)).toEqual({})
   })
 
   it('takes a last-resort package in a batch as publishKeyPackage does, keyed too', async () => {
@@ -315,7 +305,7 @@ describe('syncKeyPackages', () => {
     )
     const loose = await keyPackage(user)
     await t.seed.publishKeyPackage(user, loose)
-    const before = await unused(user)
+    const before = await unusedKeyPackages(t.ctx.db, user)
     const refs = phoneRefs.filter((ref) => ref !== used.keyPackageHash)
     expect(refs.map((ref) => before[ref])).toEqual([phoneId, phoneId, phoneId])
 
@@ -332,7 +322,7 @@ describe('syncKeyPackages', () => {
       deviceId: phoneId,
     })
     assertOutputOf('clientEra', NSID.syncKeyPackages, res.body)
-    const after = await unused(user)
+    const after = await unusedKeyPackages(t.ctx.db, user)
     expect(after[refs[0]!]).toBeUndefined()
     // The laptop's packages and the loose ones are not the phone's to drop.
     expect(Object.keys(after)).toHaveLength(Object.keys(before).length - 1)
@@ -387,6 +377,6 @@ describe('syncKeyPackages', () => {
     )
     expect((await t.callRaw(user, NSID.syncKeyPackages, { input: { localHashes: 'x', deviceId } })).status).toBe(400)
     // Nothing was withdrawn by the refusals.
-    expect(Object.keys(await unused(user))).toEqual(left)
+    expect(Object.keys(await unusedKeyPackages(t.ctx.db, user))).toEqual(left)
   })
 })

@@ -13,6 +13,7 @@ import {
   SUITE,
   TestDevice,
   TestUser,
+  unusedKeyPackages,
 } from '../helpers/index.js'
 import { testAppForFile } from '../helpers/per-file.js'
 
@@ -42,17 +43,6 @@ async function expectRefused(
   return body.message ?? ''
 }
 
-/** The device each of the user's key packages is bound to, by KeyPackageRef (hex). */
-async function bindings(user: TestUser): Promise<Record<string, string | null>> {
-  const rows = await t.ctx.db
-    .selectFrom('key_package')
-    .select(['ref', 'device_id'])
-    .where('owner_did', '=', user.did)
-    .where('consumed_at', 'is', null)
-    .execute()
-  return Object.fromEntries(rows.map((row) => [hex(row.ref!), row.device_id]))
-}
-
 const refsOf = async (packages: Uint8Array[]) => Promise.all(packages.map(async (p) => hex(await keyPackageRef(p))))
 
 async function register(
@@ -78,7 +68,7 @@ describe('registerDevice', () => {
     // The client-era client decodes it.
     assertOutputOf('clientEra', NSID.registerDevice, res.body)
     const refs = await refsOf(packages)
-    expect(await bindings(user)).toEqual(Object.fromEntries(refs.map((ref) => [ref, deviceId])))
+    expect(await unusedKeyPackages(t.ctx.db, user)).toEqual(Object.fromEntries(refs.map((ref) => [ref, deviceId])))
     const row = await t.ctx.db
       .selectFrom('device')
       .selectAll()
@@ -101,14 +91,14 @@ describe('registerDevice', () => {
     await t.seed.publishKeyPackage(user, early)
     await t.seed.publishKeyPackage(user, other)
     const res = await register(device, await device.keyPackages(1))
-    const bound = await bindings(user)
+    const bound = await unusedKeyPackages(t.ctx.db, user)
     expect(bound[hex(await keyPackageRef(early!))]).toBe(res.body.deviceId)
     // Another key's package is no device's.
     expect(bound[hex(await keyPackageRef(other))]).toBeNull()
     // Published later by publishKeyPackage, a package of its key is bound too: by fact, whatever the body says.
     const [later] = await device.keyPackages(1)
     await t.seed.publishKeyPackage(user, later)
-    expect((await bindings(user))[hex(await keyPackageRef(later!))]).toBe(res.body.deviceId)
+    expect((await unusedKeyPackages(t.ctx.db, user))[hex(await keyPackageRef(later!))]).toBe(res.body.deviceId)
   })
 
   it('knows a device again by its deviceUuid, deviceUUID, MLS key or registration key, and keeps its id', async () => {
@@ -168,7 +158,7 @@ describe('registerDevice', () => {
     expect((await register(device, kept)).status).toBe(200)
     const more = await device.keyPackages(1)
     await register(device, more)
-    expect(await bindings(user)).toEqual(
+    expect(await unusedKeyPackages(t.ctx.db, user)).toEqual(
       Object.fromEntries((await refsOf([...kept, ...more])).map((ref) => [ref, deviceId])),
     )
     // The same device (by its UUID) with a new MLS key: it cannot open Welcomes to its old packages.
@@ -178,7 +168,9 @@ describe('registerDevice', () => {
       input: { ...reinstalled.registration(fresh), deviceUuid: device.uuid },
     })
     expect(res.body.deviceId).toBe(deviceId)
-    expect(await bindings(user)).toEqual(Object.fromEntries((await refsOf(fresh)).map((ref) => [ref, deviceId])))
+    expect(await unusedKeyPackages(t.ctx.db, user)).toEqual(
+      Object.fromEntries((await refsOf(fresh)).map((ref) => [ref, deviceId])),
+    )
   })
 
   it('gives each device its own id, up to MAX_DEVICES_PER_USER', async () => {
@@ -333,7 +325,7 @@ describe('listDevices and deleteDevice', () => {
     assertOutputOf('clientEra', NSID.deleteDevice, res.body)
     expect((await t.call(user, NSID.listDevices)).body.devices.map((d) => d.deviceId)).toEqual([laptopId])
     // Its handed-out package stays (a Welcome names it); its unused ones are gone.
-    expect(Object.values(await bindings(user))).toEqual([])
+    expect(Object.values(await unusedKeyPackages(t.ctx.db, user))).toEqual([])
     const handedOut = await t.ctx.db
       .selectFrom('key_package')
       .select('device_id')
@@ -423,7 +415,7 @@ describe('optIn, optOut and getOptInStatus', () => {
 
     const out = await t.call(user, NSID.optOut, { input: undefined })
     expect(out.body).toEqual({ success: true })
-    expect(await bindings(user)).toEqual({})
+    expect(await unusedKeyPackages(t.ctx.db, user)).toEqual({})
     expect((await status()).statuses[0]).toEqual({ did: user.did, optedIn: false })
     // Published while opted out: kept, not handed out.
     await t.seed.publishKeyPackage(user, await keyPackage(user, { lastResort: true }))

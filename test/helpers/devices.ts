@@ -1,8 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { SignatureKeys } from '../../scripts/mls-client.js'
+import type { Db } from '../../src/db/schema.js'
 import type { NSID } from '../../src/lexicon/types/index.js'
 import { encodeBase64 } from '../../src/lexicon/wire.js'
-import { bytesJson, deviceKeys, keyPackage, SUITE, type KeyPackageOptions } from './mls.js'
+import { bytesJson, deviceKeys, hex, keyPackage, SUITE, type KeyPackageOptions } from './mls.js'
 import type { TestUser } from './users.js'
 import type { InputOf } from './xrpc.js'
 
@@ -53,3 +54,14 @@ export const keyPackageItem = (data: Uint8Array) => ({
   cipherSuite: SUITE,
   expires: new Date(Date.now() + 30 * DAY_MS).toISOString(),
 })
+
+/** A user's unused key packages on the server: the device each is bound to (null: none), by KeyPackageRef (hex). */
+export async function unusedKeyPackages(db: Db, user: TestUser): Promise<Record<string, string | null>> {
+  const rows = await db
+    .selectFrom('key_package')
+    .select(['ref', 'device_id'])
+    .where('owner_did', '=', user.did)
+    .where('consumed_at', 'is', null)
+    .execute()
+  return Object.fromEntries(rows.map((row) => [hex(row.ref as Uint8Array), row.device_id]))
+}
