@@ -122,6 +122,11 @@ export const configSchema = z
         'Largest MLS GroupInfo accepted, decoded (it carries the ratchet tree: a few hundred bytes per member).',
       ),
     MAX_KEY_PACKAGES_PER_USER: int(1).default(200).describe('Unconsumed key packages one user may keep on the server.'),
+    MAX_DEVICES_PER_USER: int(1)
+      .default(10)
+      .describe(
+        'Devices one user may register (`registerDevice`); more get 400 `TooManyDevices` until one is deleted.',
+      ),
     KEY_PACKAGE_REPLENISH_THRESHOLD: int(1)
       .default(10)
       .describe(

@@ -2,6 +2,7 @@ import { NSID, type Nsid } from '../lexicon/types/index.js'
 import type { Handler } from '../xrpc/types.js'
 import { convoHandlers } from './convos/index.js'
 import { deviceAdditionHandlers } from './deviceAdditions/index.js'
+import { deviceHandlers } from './devices/index.js'
 import { eventHandlers } from './events/index.js'
 import { keyPackageHandlers } from './keyPackages/index.js'
 import { messageHandlers } from './messages/index.js'
@@ -18,16 +19,11 @@ export const notImplemented = [
   NSID.checkBlocks,
   NSID.createInvite,
   NSID.declineChatRequest,
-  NSID.deleteDevice,
   NSID.demoteAdmin,
   NSID.demoteModerator,
   NSID.getAdminStats,
   NSID.getBlockStatus,
   NSID.getChatRequestSettings,
-  NSID.getExpectedConversations,
-  NSID.getKeyPackageHistory,
-  NSID.getKeyPackageStatus,
-  NSID.getOptInStatus,
   NSID.getPolicy,
   NSID.getReports,
   NSID.getRequestCount,
@@ -35,15 +31,10 @@ export const notImplemented = [
   NSID.groupInfoRefresh,
   NSID.handleBlockChange,
   NSID.listChatRequests,
-  NSID.listDevices,
   NSID.listInvites,
-  NSID.optIn,
-  NSID.optOut,
   NSID.promoteAdmin,
   NSID.promoteModerator,
-  NSID.publishKeyPackages,
   NSID.readdition,
-  NSID.registerDevice,
   NSID.registerDeviceToken,
   NSID.rejoin,
   NSID.removeMember,
@@ -51,7 +42,6 @@ export const notImplemented = [
   NSID.resolveReport,
   NSID.revokeInvite,
   NSID.sendChatRequest,
-  NSID.syncKeyPackages,
   NSID.unregisterDeviceToken,
   NSID.updateChatRequestSettings,
   NSID.updatePolicy,
@@ -66,6 +56,7 @@ export const handlers = {
   ...messageHandlers,
   ...welcomeHandlers,
   ...keyPackageHandlers,
+  ...deviceHandlers,
   ...eventHandlers,
   ...deviceAdditionHandlers,
 } satisfies { [N in Exclude<Nsid, (typeof notImplemented)[number]>]: Handler<N> }

@@ -1,12 +1,14 @@
-import { invalidRequest } from '../xrpc/errors.js'
+import { invalidRequest, refusalLine } from '../xrpc/errors.js'
 import { decodeBase64 } from '../lexicon/wire.js'
 import {
   isCipherSuite,
   MlsDecodeError,
   readExternalCommit,
   readGroupInfo,
+  readKeyPackage,
   readMessageHeader,
   readWelcome,
+  type KeyPackageFacts,
   type MessageHeader,
 } from '../mls/index.js'
 import { convoIdFor } from '../services/membership.js'
@@ -65,7 +67,7 @@ export function requireCipherSuite(suite: string): void {
  * Decodes a base64 string field carrying MLS bytes, bounded in size.
  * Returns undefined when the field is absent.
  */
-export function decodeBinaryField(
+function decodeBinaryField(
   value: string | undefined,
   field: string,
   maxBytes: number,
@@ -85,7 +87,7 @@ export function decodeBinaryField(
 }
 
 /** What went wrong reading MLS bytes, as the named error of the field they came in. */
-export function mlsInputError(err: unknown, name: string, field: string): unknown {
+function mlsInputError(err: unknown, name: string, field: string): unknown {
   return err instanceof MlsDecodeError ? invalidRequest(name, `${field}: ${err.message}`) : err
 }
 
@@ -202,4 +204,117 @@ export function readExternalCommitField(
   } catch (err) {
     throw mlsInputError(err, 'InvalidCommit', 'externalCommit')
   }
+}
+
+const DAY_MS = 24 * 3600 * 1000
+/** Client clocks run a little fast; don't refuse an expiry for that. */
+const CLOCK_SKEW_MS = 5 * 60 * 1000
+const MAX_KEY_PACKAGE_BYTES = 65536
+
+const invalidKeyPackage = (why: string) => invalidRequest('InvalidKeyPackage', `keyPackage: ${why}`)
+
+/** The checks RFC 9420 §10.1 asks of a key package, plus ours: the caller's own, and not kept too long. */
+function checkKeyPackage(
+  kp: KeyPackageFacts,
+  args: { owner: string; cipherSuite: string; now: number; maxLifetimeMs: number },
+): void {
+  if (kp.cipherSuite !== args.cipherSuite) {
+    throw invalidKeyPackage(`its cipher suite is ${kp.cipherSuite}, not the declared ${args.cipherSuite}`)
+  }
+  if (kp.identity !== args.owner) {
+    throw invalidKeyPackage('its credential must be a basic credential whose identity is your DID')
+  }
+  if (!kp.signatureValid) throw invalidKeyPackage('its signature does not verify')
+  if (kp.notBefore * 1000 > args.now + CLOCK_SKEW_MS) throw invalidKeyPackage('its lifetime has not begun')
+  if (kp.notAfter * 1000 <= args.now) throw invalidKeyPackage('its lifetime has ended')
+  if (kp.notAfter * 1000 > args.now + args.maxLifetimeMs + CLOCK_SKEW_MS) {
+    throw invalidKeyPackage(`its lifetime ends more than ${args.maxLifetimeMs / DAY_MS} days from now`)
+  }
+}
+
+/** A key package as publishKeyPackage, publishKeyPackages and registerDevice take it. */
+export interface KeyPackageInput {
+  keyPackage: string
+  cipherSuite: string
+  expires?: string
+}
+
+/** A key package that passed every check, as the services store it. */
+export interface CheckedKeyPackage {
+  cipherSuite: string
+  data: Uint8Array
+  /** Its KeyPackageRef. */
+  ref: Uint8Array
+  /** Its leaf's signature key: its device's MLS key. */
+  signatureKey: Uint8Array
+  /** `expires`, or the end of the package's own lifetime when that comes first. */
+  expiresAt: Date
+  /** It carries the last_resort extension. */
+  lastResort: boolean
+}
+
+/**
+ * Reads and checks one of `owner`'s key packages: a supported cipher suite,
+ * an expiry neither past nor beyond `maxLifetimeDays`, and a package of that
+ * suite whose basic credential is the owner's DID, whose signature verifies
+ * and whose lifetime is under way and ends within `maxLifetimeDays`. Refuses
+ * with the named XRPC error of the first check that fails.
+ */
+export async function readKeyPackageInput(
+  input: KeyPackageInput,
+  args: { owner: string; maxLifetimeDays: number },
+): Promise<CheckedKeyPackage> {
+  requireCipherSuite(input.cipherSuite)
+  const data = decodeBinaryField(
+    input.keyPackage,
+    'keyPackage',
+    MAX_KEY_PACKAGE_BYTES,
+    'InvalidKeyPackage',
+  ) as Uint8Array
+  const maxLifetimeMs = args.maxLifetimeDays * DAY_MS
+  const now = Date.now()
+  const expires = input.expires ? new Date(input.expires) : undefined
+  if (expires && expires.getTime() <= now) {
+    throw invalidRequest(undefined, 'expires is in the past')
+  }
+  if (expires && expires.getTime() > now + maxLifetimeMs + CLOCK_SKEW_MS) {
+    throw invalidRequest('ExpirationTooFar', `expires may be at most ${args.maxLifetimeDays} days from now`)
+  }
+  const facts = await readKeyPackage(data).catch((err: unknown) => {
+    throw mlsInputError(err, 'InvalidKeyPackage', 'keyPackage')
+  })
+  checkKeyPackage(facts, { owner: args.owner, cipherSuite: input.cipherSuite, now, maxLifetimeMs })
+  const notAfter = new Date(facts.notAfter * 1000)
+  return {
+    cipherSuite: facts.cipherSuite,
+    data,
+    ref: facts.ref,
+    signatureKey: facts.signatureKey,
+    // Never handed out after the package's own lifetime.
+    expiresAt: expires && expires < notAfter ? expires : notAfter,
+    lastResort: facts.lastResort,
+  }
+}
+
+/** What became of one item of a request that reports on each: read, or refused (`Name: message`). */
+export type ItemResult<R> = { ok: R; refused?: undefined } | { ok?: undefined; refused: string }
+
+/**
+ * Reads each item of a batch with `read`, side by side: its result, or the
+ * refusal it met as one line. Anything else (the database gone) fails the
+ * whole request.
+ */
+export function readEach<T, R>(items: T[], read: (item: T, index: number) => Promise<R>): Promise<ItemResult<R>[]> {
+  return Promise.all(
+    items.map((item, index) =>
+      read(item, index).then(
+        (ok) => ({ ok }),
+        (err: unknown) => {
+          const refused = refusalLine(err)
+          if (refused === undefined) throw err
+          return { refused }
+        },
+      ),
+    ),
+  )
 }

@@ -37,14 +37,24 @@ import {
   type ShardStatement,
   type Statement,
 } from './statement.js'
-import { argumentOf, renderFunctionBody, renderStatement, type StepsTemplate } from './steps.js'
+import {
+  argumentOf,
+  renderFunctionBody,
+  renderProcedureBody,
+  renderStatement,
+  type Procedure,
+  type StepsTemplate,
+} from './steps.js'
 import { assertTransaction } from './transaction.js'
 
 /** Every delegated write, by the name its statements start with. */
 const DELEGATED_WRITES = {
   store:
     'sendMessage, processExternalCommit: a message or commit, its sequence number, a keyed send’s record (services/messages.ts)',
-  publish: 'publishKeyPackage: a key package, its owner’s count, a keyed publish’s record (services/keyPackages.ts)',
+  publish:
+    'publishKeyPackage, publishKeyPackages: a key package or a batch, its owner’s count, the records of their keys (services/keyPackages.ts)',
+  register_device:
+    'registerDevice: a device, its key packages and those of its key bound to it, on its user’s shard (services/devices.ts)',
   claim_key_package: 'getKeyPackages: one owner’s key package handed out (services/keyPackages.ts)',
   create_convo: 'createConvo: the conversation and its members, in the request’s transaction (services/convos.ts)',
   change:
@@ -55,21 +65,25 @@ const isListed = (name: string) =>
   Object.keys(DELEGATED_WRITES).some((write) => name === write || name.startsWith(`${write}_`))
 
 /**
- * Makes a write that runs on its shard's node on Citus, from its steps
- * (src/db/steps.ts): the statement plain PostgreSQL runs, and the function
+ * Makes a write that runs on its shard's node on Citus, from its steps or
+ * its procedure (src/db/steps.ts): the statement plain PostgreSQL runs, and the function
  * Citus runs. Its name starts with one of DELEGATED_WRITES; `R` is a row of
  * its result.
  */
 export function onShard<V extends object, R>(
   name: string,
   placement: ShardPlacement<V>,
-  template: StepsTemplate<V>,
+  template: StepsTemplate<V> | Procedure<V>,
 ): ShardStatement<V, R> {
   if (!isListed(name)) throw new Error(`delegated write ${name} is not listed in DELEGATED_WRITES`)
-  const fn = renderFunctionBody(name, template)
+  const fn = typeof template === 'function' ? renderFunctionBody(name, template) : renderProcedureBody(template)
   if (!fn.values.includes(placement.shardKey)) throw new Error(`delegated write ${name} does not use its shard key`)
   const shard = { ...placement, body: sqlText(name, fn.body), values: fn.values, columns: fn.columns }
-  return statement(name, (values: V) => renderStatement(name, template, values), shard) as ShardStatement<V, R>
+  const build =
+    typeof template === 'function'
+      ? (values: V) => renderStatement(name, template, values)
+      : (values: V) => template.statement(values)
+  return statement(name, build, shard) as ShardStatement<V, R>
 }
 
 /** Runs a write on the node of its shard; one sent inside a transaction must be. */
@@ -141,11 +155,11 @@ export class DelegatedWrites {
     }
   }
 
-  /** What a connection sends for a statement's text: the call of its function, once made (scripts/citus-explain.ts). */
-  async sentText(text: string): Promise<string> {
+  /** What a connection sends for a statement and its values: the call of its function, once made (scripts/citus-explain.ts). */
+  async sent(text: string, values: readonly unknown[]): Promise<{ text: string; values: unknown[] }> {
     const made = statementOf(text)
-    const call = made && this.calls.get(made)
-    return call ? (await call).text : text
+    const call = made && (await this.calls.get(made))
+    return call ? { text: call.text, values: call.slots.map((slot) => values[slot]) } : { text, values: [...values] }
   }
 }
 

@@ -253,6 +253,45 @@ export function renderStatement<V>(name: string, template: StepsTemplate<V>, val
 /** A value's argument in the function: `p_` and its name in snake case. */
 export const argumentOf = (value: string): string => `p_${value.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`
 
+/** Values that stand for the function's arguments, and the names of those read. */
+function functionArguments<V>(): { values: V; read: Set<string> } {
+  const read = new Set<string>()
+  const values = new Proxy({} as V & object, {
+    get: (_target, key) => {
+      if (typeof key !== 'string') return undefined
+      read.add(key)
+      return raw(argumentOf(key))
+    },
+  })
+  return { values, read }
+}
+
+/**
+ * A delegated write whose function is written out beside its statement,
+ * for a write over several items where what one item does depends on the
+ * items before it (a batch stored in order, one hand-out per device): a
+ * loop, which steps do not make. Its body keeps the steps' rules: each
+ * statement on one table, naming the shard key's value, values carried in
+ * variables, the result made from variables alone (RETURN QUERY without a
+ * table). test/db/steps.test.ts holds the two to the same answers and rows.
+ */
+export interface Procedure<V> {
+  /** The statement plain PostgreSQL runs. */
+  statement: (values: V) => Fragment
+  /** The function's body (`DECLARE ... BEGIN ... END`), its values the function's arguments. */
+  body: (values: V) => Fragment
+  /** The result's columns, by type, in order. */
+  columns: Readonly<Record<string, string>>
+}
+
+/** A procedure's function: its body and the values it reads, as renderFunctionBody answers. */
+export function renderProcedureBody<V>(procedure: Procedure<V>): { body: Fragment; values: string[]; columns: string } {
+  const { values, read } = functionArguments<V>()
+  const body = procedure.body(values)
+  const columns = entries(procedure.columns).map(([column, type]) => `${column} ${type}`)
+  return { body, values: [...read], columns: columns.join(', ') }
+}
+
 /** The function's own variables (steps' names have no double underscore). */
 const ROWS = 'catbird__rows'
 const RETURNED = 'catbird__returned'
@@ -269,14 +308,7 @@ export function renderFunctionBody<V>(
   name: string,
   template: StepsTemplate<V>,
 ): { body: Fragment; values: string[]; columns: string } {
-  const read = new Set<string>()
-  const values = new Proxy({} as V & object, {
-    get: (_target, key) => {
-      if (typeof key !== 'string') return undefined
-      read.add(key)
-      return raw(argumentOf(key))
-    },
-  })
+  const { values, read } = functionArguments<V>()
   // The columns each step keeps, for `rows`: known once the steps are (a template is made twice, the same).
   const nothing = sql``
   const kept = new Map(

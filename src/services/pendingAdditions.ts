@@ -206,6 +206,31 @@ export async function claimedAdditions(
   return rows.map((row) => ({ userDid: row.user_did, deviceId: row.device_id }))
 }
 
+/**
+ * A deleted device is added nowhere any more: its waiting additions are
+ * cancelled, each on its conversation's shard (rare: a read across the
+ * shards finds them, then one write per conversation).
+ */
+export async function cancelPendingAdditions(db: Db, args: { userDid: string; deviceId: string }): Promise<void> {
+  const waiting = await db
+    .selectFrom('pending_device_addition')
+    .select('convo_id')
+    .where('user_did', '=', args.userDid)
+    .where('device_id', '=', args.deviceId)
+    .where('status', 'in', ['pending', 'in_progress'])
+    .execute()
+  for (const { convo_id } of waiting) {
+    await db
+      .updateTable('pending_device_addition')
+      .set({ status: 'cancelled', settled_at: sql`now()`, settled_by: 'device_deleted' })
+      .where('convo_id', '=', convo_id)
+      .where('user_did', '=', args.userDid)
+      .where('device_id', '=', args.deviceId)
+      .where('status', 'in', ['pending', 'in_progress'])
+      .execute()
+  }
+}
+
 /** The caller's registered device whose MLS leaves carry `signatureKey`, if one does (on the user's shard). */
 export async function deviceOfLeaf(
   db: Db,

@@ -44,8 +44,10 @@ describe('delegated writes, written once as steps', () => {
       'create_convo_with_group_info',
       'publish_key_package',
       'publish_key_package_keyed',
+      'publish_key_packages',
       'publish_last_resort',
       'publish_last_resort_keyed',
+      'register_device',
       'store_commit',
       'store_commit_keyed',
       'store_commit_with_group_info',
@@ -58,7 +60,7 @@ describe('delegated writes, written once as steps', () => {
     const { rows } = await sql<{ args: number; distinct: number }>`
       SELECT pronargs AS args, (SELECT count(DISTINCT a) FROM unnest(proargnames) a)::int AS distinct
       FROM pg_proc WHERE proname LIKE 'catbird_delegated_%'`.execute(database.db)
-    expect(rows.length).toBe(20)
+    expect(rows.length).toBe(22)
     expect(rows.every((row) => row.args === row.distinct)).toBe(true)
   })
 

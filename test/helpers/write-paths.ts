@@ -16,7 +16,15 @@ import { reserveWelcome } from '../../src/services/admission.js'
 import { sendCommit } from '../../src/services/commits.js'
 import { createConvo } from '../../src/services/convos.js'
 import { Refusal } from '../../src/services/errors.js'
-import { claimDeviceKeyPackage, claimKeyPackages, publishKeyPackage } from '../../src/services/keyPackages.js'
+import { registerDevice } from '../../src/services/devices.js'
+import {
+  claimDeviceKeyPackage,
+  claimKeyPackages,
+  publishKeyPackage,
+  publishKeyPackageBatch,
+  type BatchKeyPackage,
+} from '../../src/services/keyPackages.js'
+import { optOut } from '../../src/services/optOuts.js'
 import { addMembers, removeMember } from '../../src/services/members.js'
 import { convoIdOf } from '../../src/services/membership.js'
 import { sendMessage } from '../../src/services/messages.js'
@@ -65,14 +73,40 @@ export async function runWritePaths(database: Pick<Database, 'db' | 'pool'>, pat
   const { db, pool } = database
   const distributed = database.pool.options.options?.includes('citus') ?? false
 
+  const leafKey = randomBytes(32)
   const packageOf = (owner: string, data: Uint8Array, lastResort = false) => ({
     owner,
     cipherSuite: SUITE,
     data,
     ref: refOf(data),
+    signatureKey: leafKey,
     expiresAt: new Date(Date.now() + 864e5),
     maxPerUser: 100,
     lastResort,
+  })
+  /** Key packages of one device: all signed by its key, the last two with idempotency keys of their own. */
+  const devicePackages = (count: number, signatureKey: Uint8Array): BatchKeyPackage[] =>
+    Array.from({ length: count }, (_, i) => {
+      const data = bytes()
+      const item = { cipherSuite: SUITE, data, ref: refOf(data), signatureKey, expiresAt: new Date(Date.now() + 864e5) }
+      return i === 0 ? item : { ...item, key: { scope: randomBytes(32), fingerprint: randomBytes(32) } }
+    })
+  const registration = (user: string, mlsKey: Uint8Array, deviceUuid = randomUUID()) => ({
+    user,
+    deviceUuid,
+    name: 'phone',
+    signaturePublicKey: randomBytes(32),
+    mlsKey,
+    keyPackages: devicePackages(3, mlsKey).map((kp) => ({ ...kp, lastResort: false })),
+    maxDevices: 10,
+    maxKeyPackages: 100,
+  })
+  const batch = (owner: string, items: BatchKeyPackage[], maxPerUser = 100) => ({
+    owner,
+    maxPerUser,
+    items,
+    nsid: 'blue.catbird.mls.publishKeyPackages',
+    ttlSeconds: 600,
   })
   /** A key package of `owner`'s, published, claimed by `caller`: its ref, for a Welcome. */
   const handedOut = async (owner: string, caller: string) => {
@@ -136,6 +170,44 @@ export async function runWritePaths(database: Pick<Database, 'db' | 'pool'>, pat
   await sql`UPDATE key_package SET device_id = ${deviceId} WHERE owner_did = ${dave}`.execute(db)
   await path("claimPendingDeviceAddition: a device's key package", () =>
     claimDeviceKeyPackage(db, { owner: dave, deviceId, claimedBy: alice }),
+  )
+
+  // Devices.
+  const gina = did('gina')
+  const phoneKey = randomBytes(32)
+  const phone = registration(gina, phoneKey)
+  await path('registerDevice: a device and its key packages', () => registerDevice(db, phone))
+  await path('registerDevice again: the same device, a new MLS key (its unused packages withdrawn)', () =>
+    registerDevice(db, { ...phone, mlsKey: randomBytes(32), keyPackages: [] }),
+  )
+  const laptopKey = randomBytes(32)
+  await registerDevice(db, registration(gina, laptopKey))
+  const items = devicePackages(3, laptopKey)
+  await path('publishKeyPackages: a batch, two items with keys of their own', () =>
+    publishKeyPackageBatch(db, batch(gina, items)),
+  )
+  await path('publishKeyPackages again: replayed, reused keys, duplicates, an item past the limit', () =>
+    publishKeyPackageBatch(
+      db,
+      batch(
+        gina,
+        [
+          ...items.map((item, i) =>
+            i === 2 && item.key ? { ...item, key: { ...item.key, fingerprint: bytes() } } : item,
+          ),
+          ...devicePackages(2, laptopKey),
+        ],
+        4,
+      ),
+    ),
+  )
+  await publishKeyPackage(db, { ...packageOf(gina, bytes()), signatureKey: randomBytes(32) })
+  await path("getKeyPackages: one of each of the owner's devices (and of no device)", () =>
+    claimKeyPackages(db, { dids: [gina], claimedBy: alice }),
+  )
+  await optOut(db, gina)
+  await path('getKeyPackages of an owner who opted out: none', () =>
+    claimKeyPackages(db, { dids: [gina], claimedBy: alice }),
   )
 
   // Conversations.

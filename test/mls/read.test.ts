@@ -75,6 +75,7 @@ describe('readKeyPackage', () => {
         notBefore: Number(lifetime.notBefore),
         notAfter: Number(lifetime.notAfter),
         ref: await keyPackageRef(data, suite),
+        signatureKey: unwrapKeyPackage(data).leafNode.signaturePublicKey,
         signatureValid: true,
         lastResort: false,
       })
