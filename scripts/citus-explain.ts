@@ -104,11 +104,13 @@ async function count(name: string, run: () => Promise<unknown>, hot: boolean): P
     }
     return { node: node.label, kinds, twoPhase: now.twoPhase - was.twoPhase }
   })
-  const twoPhase = perNode.reduce((sum, n) => sum + n.twoPhase + (n.kinds.get('PREPARE received') ?? 0), 0)
+  // Each participant of a two-phase commit: a row in its initiator's pg_dist_transaction, a PREPARE TRANSACTION it ran.
+  const twoPhase = perNode.reduce((sum, n) => sum + n.twoPhase, 0)
+  const prepared = perNode.reduce((sum, n) => sum + (n.kinds.get('PREPARE received') ?? 0), 0)
   const touched = perNode.filter((n) => n.kinds.size > 0).length
-  results.push({ path: name, hot, twoPhase, touched })
+  results.push({ path: name, hot, twoPhase: Math.max(twoPhase, prepared), touched })
   console.log(`\n## ${name}${hot ? '' : ' (not a hot path)'}`)
-  console.log(`nodes touched: ${touched}; two-phase commits: ${twoPhase}`)
+  console.log(`nodes touched: ${touched}; two-phase commit participants: ${twoPhase} started, ${prepared} prepared`)
   for (const n of perNode) {
     const kinds = [...n.kinds].map(([kind, calls]) => `${kind} ${calls}`).join(', ') || 'nothing'
     console.log(`- node ${n.node}: ${kinds}; 2PC started ${n.twoPhase}`)
@@ -147,7 +149,7 @@ try {
 const hot = results.filter((r) => r.hot)
 const failing = hot.filter((r) => r.twoPhase > 0)
 console.log(`\n# Summary: ${hot.length} hot paths on ${nodes.length} nodes`)
-console.log('| path | nodes touched | two-phase commits |\n|---|---|---|')
+console.log('| path | nodes touched | PREPARE TRANSACTION |\n|---|---|---|')
 for (const r of results) console.log(`| ${r.path}${r.hot ? '' : ' (not hot)'} | ${r.touched} | ${r.twoPhase} |`)
 if (failing.length > 0) {
   console.error(`\n${failing.length} hot path(s) committed in two phases: ${failing.map((r) => r.path).join('; ')}`)
