@@ -535,7 +535,7 @@ const claimStatement = onShard<ClaimValues, ClaimedRow>(
     ), claimed AS (
       UPDATE key_package SET consumed_at = now(), consumed_by = ${v.claimedBy}
       FROM regular WHERE key_package.owner_did = ${v.did} AND key_package.id = regular.id
-      RETURNING key_package.cipher_suite, key_package.data, key_package.ref
+      RETURNING key_package.cipher_suite, key_package.data, key_package.ref, key_package.device_id
     ), fallback AS (
       SELECT id, cipher_suite, data, ref FROM key_package
       WHERE owner_did = ${v.did} AND last_resort AND expires_at > now()
@@ -551,10 +551,10 @@ const claimStatement = onShard<ClaimValues, ClaimedRow>(
       SELECT ${v.did}, ref, ${v.claimedBy} FROM fallback
       ON CONFLICT (owner_did, ref, claimed_by) DO UPDATE SET claimed_at = EXCLUDED.claimed_at
     )
-    (SELECT cipher_suite, data, ref, false AS last_resort FROM claimed ORDER BY ref)
+    (SELECT cipher_suite, data, ref, false AS last_resort FROM claimed ORDER BY device_id)
     UNION ALL (SELECT cipher_suite, data, ref, true FROM fallback)`
     },
-    // The same, a device at a time; the hand-outs returned in the statement's order.
+    // The same, a device at a time, in the statement's order: by device, the packages of none last.
     body: (v) => {
       const offered = sql`owner_did = ${v.did} AND ${AVAILABLE}
       AND (${v.suite}::text IS NULL OR cipher_suite = ${v.suite}::text)`
@@ -570,7 +570,8 @@ const claimStatement = onShard<ClaimValues, ClaimedRow>(
     BEGIN
       PERFORM 1 FROM opt_out WHERE did = ${v.did};
       IF FOUND THEN RETURN; END IF;
-      SELECT coalesce(array_agg(DISTINCT device_id), '{}') INTO devices FROM key_package WHERE ${offered};
+      SELECT coalesce(array_agg(DISTINCT device_id ORDER BY device_id), '{}') INTO devices FROM key_package
+      WHERE ${offered};
       FOREACH each_device IN ARRAY devices LOOP
         SELECT id INTO picked FROM key_package
         WHERE ${offered} AND device_id IS NOT DISTINCT FROM each_device
@@ -585,7 +586,8 @@ const claimStatement = onShard<ClaimValues, ClaimedRow>(
         END IF;
       END LOOP;
       IF cardinality(refs) > 0 THEN
-        RETURN QUERY SELECT c.s, c.d, c.r, false FROM unnest(suites, datas, refs) AS c(s, d, r) ORDER BY c.r;
+        RETURN QUERY SELECT c.s, c.d, c.r, false FROM unnest(suites, datas, refs) WITH ORDINALITY AS c(s, d, r, n)
+        ORDER BY c.n;
         RETURN;
       END IF;
       SELECT id, cipher_suite, data, ref INTO fallback FROM key_package
