@@ -15,8 +15,10 @@
  *
  * How to write a delegated write (the services' own are the examples:
  * `messageSteps` in src/services/messages.ts, `publishStatement` and the
- * claims in src/services/keyPackages.ts, `admissionSteps` in
- * src/services/admission.ts):
+ * device claim in src/services/keyPackages.ts, `admissionSteps` in
+ * src/services/admission.ts; a write that loops over items, each depending
+ * on the ones before, is a `Procedure` instead: the claim per device, the
+ * batches of src/services/keyPackages.ts and src/services/devices.ts):
  *
  * 1. `onShard(name, { shardKey }, (v, s) => ({ steps, result }))`, its name
  *    listed in DELEGATED_WRITES. `v` holds the values by name (`${v.convoId}`

@@ -513,14 +513,17 @@ const optedOut = (did: unknown) => sql`EXISTS (SELECT FROM opt_out WHERE did = $
 type ClaimValues = { did: string; suite: string | null; claimedBy: string }
 type ClaimedRow = { cipher_suite: string; data: Uint8Array; ref: Uint8Array; last_resort: boolean }
 
+const ofSuite = (v: ClaimValues) => sql`(${v.suite}::text IS NULL OR cipher_suite = ${v.suite}::text)`
+/** The owner's available regular packages of the suite asked for. */
+const offeredBy = (v: ClaimValues) => sql`owner_did = ${v.did} AND ${AVAILABLE} AND ${ofSuite(v)}`
+
 const claimStatement = onShard<ClaimValues, ClaimedRow>(
   'claim_key_package',
   { shardKey: 'did' },
   {
     columns: { cipher_suite: 'text', data: 'bytea', ref: 'bytea', last_resort: 'boolean' },
     statement: (v) => {
-      const offered = sql`owner_did = ${v.did} AND ${AVAILABLE}
-      AND (${v.suite}::text IS NULL OR cipher_suite = ${v.suite}::text)`
+      const offered = offeredBy(v)
       return sql`
     WITH devices AS (
       SELECT DISTINCT device_id FROM key_package WHERE ${offered} AND NOT ${optedOut(v.did)}
@@ -539,7 +542,7 @@ const claimStatement = onShard<ClaimValues, ClaimedRow>(
     ), fallback AS (
       SELECT id, cipher_suite, data, ref FROM key_package
       WHERE owner_did = ${v.did} AND last_resort AND expires_at > now()
-        AND (${v.suite}::text IS NULL OR cipher_suite = ${v.suite}::text)
+        AND ${ofSuite(v)}
         AND NOT EXISTS (SELECT 1 FROM claimed) AND NOT ${optedOut(v.did)}
       ORDER BY created_at DESC
       LIMIT 1
@@ -556,8 +559,7 @@ const claimStatement = onShard<ClaimValues, ClaimedRow>(
     },
     // The same, a device at a time, in the statement's order: by device, the packages of none last.
     body: (v) => {
-      const offered = sql`owner_did = ${v.did} AND ${AVAILABLE}
-      AND (${v.suite}::text IS NULL OR cipher_suite = ${v.suite}::text)`
+      const offered = offeredBy(v)
       return sql`DECLARE
       each_device text;
       devices text[];
@@ -592,7 +594,7 @@ const claimStatement = onShard<ClaimValues, ClaimedRow>(
       END IF;
       SELECT id, cipher_suite, data, ref INTO fallback FROM key_package
       WHERE owner_did = ${v.did} AND last_resort AND expires_at > now()
-        AND (${v.suite}::text IS NULL OR cipher_suite = ${v.suite}::text)
+        AND ${ofSuite(v)}
       ORDER BY created_at DESC LIMIT 1;
       IF NOT FOUND THEN RETURN; END IF;
       UPDATE key_package SET handed_out = handed_out + 1 WHERE owner_did = ${v.did} AND id = fallback.id;
