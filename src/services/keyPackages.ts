@@ -65,6 +65,18 @@ export const tooManyKeyPackages = (max: number) =>
 /** A key package's unique index refused the bytes: the duplicate check raced the same package published at once. */
 const isDuplicatePackage = (err: unknown): boolean => violatedUniqueKey(err)?.startsWith('key_package_') ?? false
 
+/** A published package's row, bound to the device of step `leaf_device`. */
+const packageRow = (v: PublishValues) => ({
+  owner_did: v.owner,
+  cipher_suite: v.cipherSuite,
+  data: v.data,
+  data_sha256: v.dataSha256,
+  ref: v.ref,
+  expires_at: v.expiresAt,
+  leaf_signature_key: v.leaf,
+  device_id: sql`leaf_device.device_id`,
+})
+
 /**
  * Stores a regular key package (not past the owner's limit; the same bytes,
  * or the same package framed another way, are stored once); the
@@ -76,16 +88,7 @@ const regularSteps = (v: PublishValues): Step[] => [
     insert: 'key_package',
     uses: ['counted', 'leaf_device'],
     when: sql`counted.available < ${v.maxPerUser}`,
-    values: {
-      owner_did: v.owner,
-      cipher_suite: v.cipherSuite,
-      data: v.data,
-      data_sha256: v.dataSha256,
-      ref: v.ref,
-      expires_at: v.expiresAt,
-      leaf_signature_key: v.leaf,
-      device_id: sql`leaf_device.device_id`,
-    },
+    values: packageRow(v),
     tail: sql`ON CONFLICT DO NOTHING`,
     returning: sql`id`,
   },
@@ -130,17 +133,7 @@ const lastResortSteps = (v: PublishValues): Step[] => [
     insert: 'key_package',
     uses: ['leaf_device'],
     unless: ['duplicate'],
-    values: {
-      owner_did: v.owner,
-      cipher_suite: v.cipherSuite,
-      data: v.data,
-      data_sha256: v.dataSha256,
-      ref: v.ref,
-      expires_at: v.expiresAt,
-      last_resort: sql`true`,
-      leaf_signature_key: v.leaf,
-      device_id: sql`leaf_device.device_id`,
-    },
+    values: { ...packageRow(v), last_resort: sql`true` },
     tail: sql`ON CONFLICT (owner_did, cipher_suite) WHERE last_resort DO UPDATE
       SET data = EXCLUDED.data, data_sha256 = EXCLUDED.data_sha256, ref = EXCLUDED.ref,
           created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, handed_out = 0,
