@@ -59,6 +59,8 @@ export async function startBenchServer(opts: BenchServerOptions): Promise<BenchS
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
       // The bench runs the cleanup worker itself, when it measures it.
       WORKER_INTERVAL_SECONDS: String(24 * 3600),
+      // Its users are did:keys, which Bluesky does not know: no AppView to ask about blocks.
+      APPVIEW_URL: 'off',
     },
     stdio: ['ignore', log, log, 'ipc'],
   })

@@ -4,8 +4,11 @@
 -- (test/helpers/database.ts).
 SELECT create_distributed_table('convo', 'id');
 SELECT create_distributed_table(t, 'convo_id', colocate_with => 'convo')
-  FROM unnest(ARRAY['member', 'message', 'commit', 'group_info', 'welcome', 'welcome_delivery', 'admitted_key_package']) AS t;
+  FROM unnest(ARRAY['member', 'message', 'commit', 'group_info', 'welcome', 'welcome_delivery', 'admitted_key_package',
+                    'convo_policy', 'admin_action', 'member_report']) AS t;
 SELECT create_distributed_table('key_package', 'owner_did', colocate_with => 'convo');
 SELECT create_distributed_table('last_resort_handout', 'owner_did', colocate_with => 'convo');
 SELECT create_distributed_table('idempotency_key', 'shard_key', colocate_with => 'convo');
+SELECT create_distributed_table('user_block', 'blocker_did', colocate_with => 'convo');
 SELECT create_reference_table('convo_group_before_006');
+SELECT create_reference_table('account_takedown');

@@ -16,6 +16,7 @@ import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { groupInfoWithCommitCte, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './membership.js'
+import { cursorTooOld, purgedUpTo } from './retention.js'
 import { iso } from './timestamps.js'
 import { settleWelcomeByActivity } from './welcomes.js'
 
@@ -239,13 +240,17 @@ const messagePage = statement('message_page', (v: { convoId: string; afterSeq: n
 
 /**
  * Messages after `sinceMessage` (or from the start), in sequence order. A
- * member sees only what was sent while it was a member.
+ * member sees only what was sent while it was a member. Without a cursor a
+ * read starts at the member's first message the server still keeps; from a
+ * cursor whose next messages are no longer kept (seq has no gaps, so a page
+ * that does not start right after the cursor lost its start to retention)
+ * it is refused: 400 CursorTooOld.
  */
 export async function listMessages(
   db: Db,
   args: { convoId: string; did: string; sinceMessage?: string | undefined; limit: number },
 ): Promise<{ messages: MessageView[]; cursor?: string }> {
-  const { joinedSeq } = await requireMember(db, args.convoId, args.did)
+  const { convo, joinedSeq } = await requireMember(db, args.convoId, args.did)
   let afterSeq = joinedSeq
   if (args.sinceMessage !== undefined) {
     const cursorRow = UUID.test(args.sinceMessage)
@@ -257,11 +262,19 @@ export async function listMessages(
           .executeTakeFirst()
       : undefined
     if (!cursorRow) {
+      const purged = UUID.test(args.sinceMessage) ? (await purgedUpTo(db, convo.id)).seq : 0
+      if (purged > 0) throw cursorTooOld(purged)
       throw invalidRequest('InvalidCursor', 'sinceMessage is not a message of this conversation')
     }
     afterSeq = Math.max(afterSeq, cursorRow.seq)
   }
   const { rows } = await execute(db, messagePage, { convoId: args.convoId, afterSeq, limit: args.limit + 1 })
+  if (args.sinceMessage !== undefined) {
+    const first = rows[0]
+    if (first ? first.seq > afterSeq + 1 : afterSeq < convo.last_seq) {
+      throw cursorTooOld(first ? first.seq - 1 : convo.last_seq)
+    }
+  }
   const shown = rows.slice(0, args.limit)
   const last = shown[shown.length - 1]
   return {

@@ -1,0 +1,9 @@
+import { NSID } from '../../lexicon/types/index.js'
+import { promoteAdmin } from '../../services/roles.js'
+import { iso } from '../../services/timestamps.js'
+import { handler } from '../../xrpc/types.js'
+
+export default handler(NSID.promoteAdmin, async ({ input, caller, db }) => {
+  const change = await promoteAdmin(db, { convoId: input.convoId, caller, target: input.targetDid })
+  return { ok: true, promotedAt: iso(change.at) }
+})

@@ -1,0 +1,10 @@
+import { NSID } from '../../lexicon/types/index.js'
+import { updatePolicy } from '../../services/policy.js'
+import { handler } from '../../xrpc/types.js'
+
+export default handler(NSID.updatePolicy, async ({ input, caller, db, ctx }) => {
+  const { convoId, ...fields } = input
+  return {
+    policy: await updatePolicy(db, { convoId, caller, fields, serverMax: ctx.config.MAX_MEMBERS_PER_CONVO }),
+  }
+})
