@@ -13,14 +13,16 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { TID } from '@atproto/common-web'
 
+type User = { did: string }
+
 /** How the AppView misbehaves, until told otherwise. */
 export type AppViewFailure = 'error' | 'garbage' | 'silent'
 
 export interface FakeAppView {
   url: string
   /** `blocker` blocks `blocked`, by a block record (or through a mod list); answers the record's AT-URI. */
-  block(blocker: string, blocked: string, opts?: { viaList?: boolean }): string
-  unblock(blocker: string, blocked: string): void
+  block(blocker: User, blocked: User, opts?: { viaList?: boolean }): string
+  unblock(blocker: User, blocked: User): void
   /** DIDs it does not know (no Bluesky account). */
   unknown: Set<string>
   fail(failure: AppViewFailure | undefined): void
@@ -91,12 +93,12 @@ export async function startFakeAppView(): Promise<FakeAppView> {
       const collection = opts.viaList ? 'app.bsky.graph.listblock' : 'app.bsky.graph.block'
       // A different TID per record, all of the same millisecond.
       const rkey = TID.fromTime(Date.parse(BLOCKED_AT) * 1000 + (++serial % 1000), 0).str
-      const uri = `at://${blocker}/${collection}/${rkey}`
-      blocks.set(key(blocker, blocked), { uri, list: opts.viaList ?? false })
+      const uri = `at://${blocker.did}/${collection}/${rkey}`
+      blocks.set(key(blocker.did, blocked.did), { uri, list: opts.viaList ?? false })
       return uri
     },
     unblock(blocker, blocked) {
-      blocks.delete(key(blocker, blocked))
+      blocks.delete(key(blocker.did, blocked.did))
     },
     unknown,
     fail(next) {
