@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import { expectRefusal, NSID, TestUser, type TestApp } from '../helpers/index.js'
+import { NSID, TestUser, type TestApp } from '../helpers/index.js'
 import { testAppForFile } from '../helpers/per-file.js'
+import { expectRefusal } from '../helpers/refusal.js'
 
 const t: TestApp = testAppForFile({ config: { MAX_MEMBERS_PER_CONVO: '6' } })
 let alice: TestUser

@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   addMembersInput,
   BLOCKED_AT,
-  expectRefusal,
   NSID,
   startFakeAppView,
   startTestApp,
@@ -10,6 +9,7 @@ import {
   type FakeAppView,
   type TestApp,
 } from '../helpers/index.js'
+import { expectRefusal } from '../helpers/refusal.js'
 
 let appview: FakeAppView
 /** Fails closed (the default), and one that fails open. */

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import { bytesJson, expectRefusal, NSID, TestUser, type TestApp } from '../helpers/index.js'
+import { bytesJson, NSID, TestUser, type TestApp } from '../helpers/index.js'
 import { testAppForFile } from '../helpers/per-file.js'
+import { expectRefusal } from '../helpers/refusal.js'
 
 const t: TestApp = testAppForFile()
 let alice: TestUser

@@ -1,3 +1,4 @@
+/** For test files only: it uses vitest's expect, which benchmarks cannot load (as per-file.ts). */
 import { sql } from 'kysely'
 import { expect } from 'vitest'
 import type { Db } from '../../src/db/schema.js'

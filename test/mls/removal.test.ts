@@ -6,7 +6,6 @@ import {
   addProposal,
   commit,
   encodeBase64,
-  expectRefusal,
   groupInfoOf,
   keyPackage,
   NSID,
@@ -19,6 +18,7 @@ import {
   type TestApp,
 } from '../helpers/index.js'
 import { testAppForFile } from '../helpers/per-file.js'
+import { expectRefusal } from '../helpers/refusal.js'
 
 const t: TestApp = testAppForFile()
 let alice: TestUser
