@@ -10,6 +10,7 @@ import { cleanupUnderLoad } from './questions/cleanup.js'
 import { explain } from './questions/explain.js'
 import { fanOut } from './questions/fanout.js'
 import { readHeaders } from './questions/header-reads.js'
+import { retentionUnderLoad } from './questions/retention.js'
 import { keyPackageContention } from './questions/key-packages.js'
 import { countRoundTrips } from './questions/round-trips.js'
 import { scale } from './questions/scale.js'
@@ -29,6 +30,7 @@ try {
     roundTrips,
     await keyPackageContention(bench),
     await cleanupUnderLoad(bench),
+    await retentionUnderLoad(bench),
     await scale(bench),
     await explain(bench),
     await fanOut(bench),

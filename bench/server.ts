@@ -17,6 +17,8 @@ export interface ServerCommands {
   cpuMicros: number
   /** Runs one pass of the idempotency cleanup worker; answers how many records it deleted. */
   cleanupPass: number
+  /** Runs one pass of the retention worker; answers how many messages it deleted. */
+  retentionPass: number
   /** Closes the server and its pool, then exits. */
   stop: null
 }

@@ -29,6 +29,7 @@ const QUICK = {
   keyPackages: 1_000,
   keyPackageRounds: 2,
   expiredKeys: 50_000,
+  oldMessages: { convos: 100, perConvo: 500 },
   fanout: { streams: 100, messages: 20 },
   roundTripCalls: 5,
 }
@@ -44,6 +45,7 @@ const FULL: Settings = {
   keyPackages: 4_000,
   keyPackageRounds: 3,
   expiredKeys: 1_000_000,
+  oldMessages: { convos: 1_000, perConvo: 1_000 },
   fanout: { streams: 1_000, messages: 30 },
   roundTripCalls: 10,
 }
