@@ -3,6 +3,8 @@ import type { Handler } from '../xrpc/types.js'
 import { adminHandlers } from './admin/index.js'
 import { blockHandlers } from './blocks/index.js'
 import { convoHandlers } from './convos/index.js'
+import { deviceAdditionHandlers } from './deviceAdditions/index.js'
+import { deviceHandlers } from './devices/index.js'
 import { eventHandlers } from './events/index.js'
 import { keyPackageHandlers } from './keyPackages/index.js'
 import { messageHandlers } from './messages/index.js'
@@ -17,32 +19,17 @@ import { welcomeHandlers } from './welcomes/index.js'
 export const notImplemented = [
   NSID.acceptChatRequest,
   NSID.blockChatSender,
-  NSID.claimPendingDeviceAddition,
-  NSID.completePendingDeviceAddition,
   NSID.createInvite,
   NSID.declineChatRequest,
-  NSID.deleteDevice,
   NSID.getChatRequestSettings,
-  NSID.getExpectedConversations,
-  NSID.getKeyPackageHistory,
-  NSID.getKeyPackageStatus,
-  NSID.getOptInStatus,
-  NSID.getPendingDeviceAdditions,
   NSID.getSubscriptionTicket,
   NSID.groupInfoRefresh,
-  NSID.invalidateWelcome,
-  NSID.listDevices,
   NSID.listInvites,
-  NSID.optIn,
-  NSID.optOut,
-  NSID.publishKeyPackages,
   NSID.readdition,
-  NSID.registerDevice,
   NSID.registerDeviceToken,
   NSID.rejoin,
   NSID.revokeInvite,
   NSID.sendChatRequest,
-  NSID.syncKeyPackages,
   NSID.unregisterDeviceToken,
   NSID.updateChatRequestSettings,
   NSID.validateDeviceState,
@@ -56,8 +43,10 @@ export const handlers = {
   ...messageHandlers,
   ...welcomeHandlers,
   ...keyPackageHandlers,
+  ...deviceHandlers,
   ...eventHandlers,
   ...adminHandlers,
   ...blockHandlers,
   ...requestHandlers,
+  ...deviceAdditionHandlers,
 } satisfies { [N in Exclude<Nsid, (typeof notImplemented)[number]>]: Handler<N> }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import { executeOnShard, onShard } from '../db/delegated.js'
 import type { Convo, Db, Role } from '../db/schema.js'
@@ -11,55 +10,92 @@ import type { Commit, StoredCommit } from './commits.js'
 import { conflict, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
 import { applyChange } from './members.js'
+import { convoIdOf } from './membership.js'
 import { iso } from './timestamps.js'
 
 async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
   if (convos.length === 0) return []
-  const members = await db
-    .selectFrom('member')
-    .select(['convo_id', 'did', 'joined_at', 'role', 'promoted_at', 'promoted_by'])
-    .where(
-      'convo_id',
-      'in',
-      convos.map((c) => c.id),
-    )
-    .where('left_at', 'is', null)
-    .orderBy('convo_id')
-    .orderBy('joined_at')
-    .orderBy('did')
-    .execute()
+  const convoIds = convos.map((c) => c.id)
+  const [members, inConvo] = await Promise.all([
+    db
+      .selectFrom('member')
+      .select(['convo_id', 'did', 'joined_at', 'role', 'promoted_at', 'promoted_by'])
+      .where('convo_id', 'in', convoIds)
+      .where('left_at', 'is', null)
+      .orderBy('convo_id')
+      .orderBy('joined_at')
+      .orderBy('did')
+      .execute(),
+    db
+      .selectFrom('member_device')
+      .select(['convo_id', 'user_did', 'device_id'])
+      .where('convo_id', 'in', convoIds)
+      .execute(),
+  ])
+  // A member's one device known in the conversation is named (a deleted device no longer is).
+  const only = new Map<string, string | null>()
+  for (const d of inConvo) {
+    const key = `${d.convo_id} ${d.user_did}`
+    only.set(key, only.has(key) ? null : d.device_id)
+  }
+  const named = [...only.entries()].flatMap(([key, deviceId]) =>
+    deviceId === null ? [] : [{ userDid: key.slice(key.indexOf(' ') + 1), deviceId }],
+  )
+  const devices = named.length
+    ? await db
+        .selectFrom('device')
+        .select(['user_did', 'device_id', 'name'])
+        .where((eb) =>
+          eb.or(named.map((n) => eb.and([eb('user_did', '=', n.userDid), eb('device_id', '=', n.deviceId)]))),
+        )
+        .execute()
+    : []
+  const deviceNames = new Map(devices.map((d) => [`${d.user_did} ${d.device_id}`, d.name]))
   const byConvo = new Map<string, JoinedMember[]>()
   for (const m of members) {
     const list = byConvo.get(m.convo_id) ?? []
-    list.push({ did: m.did, joinedAt: m.joined_at, role: m.role, promotedAt: m.promoted_at, promotedBy: m.promoted_by })
+    const deviceId = only.get(`${m.convo_id} ${m.did}`)
+    const deviceName = deviceId ? deviceNames.get(`${m.did} ${deviceId}`) : undefined
+    list.push({
+      did: m.did,
+      joinedAt: m.joined_at,
+      role: m.role,
+      promotedAt: m.promoted_at,
+      promotedBy: m.promoted_by,
+      ...(deviceId && deviceName !== undefined ? { deviceId, deviceName } : {}),
+    })
     byConvo.set(m.convo_id, list)
   }
   return convos.map((c) => toConvoView(c, byConvo.get(c.id) ?? []))
 }
 
-/** A current member, as the member table knows it. */
+/** A current member, as the member table knows it, with its one device in the conversation when that is known. */
 interface JoinedMember {
   did: string
   joinedAt: Date
   role: Role
   promotedAt: Date | null
   promotedBy: string | null
+  deviceId?: string
+  deviceName?: string
 }
 
 /**
- * Members are users (no device of theirs is listed apart): did is the
- * user's DID. Admins and moderators say when they became one, and who made
- * them (no one: the creator, and an admin the server chose when the last
- * one left).
+ * Members are users, one view each: `did` is the user's DID (the identity
+ * every device's MLS credential carries, and what the client-era clients
+ * find themselves by among the members), its one device in the conversation
+ * named when the server knows it. Admins and moderators say when they
+ * became one, and who made them (no one: the creator, and an admin the
+ * server chose when the last one left).
  */
-const toMemberView = (m: JoinedMember): MemberView => ({
-  did: m.did,
+const toMemberView = ({ joinedAt, role, promotedAt, promotedBy, ...m }: JoinedMember): MemberView => ({
+  ...m,
   userDid: m.did,
-  joinedAt: iso(m.joinedAt),
-  isAdmin: m.role === 'admin',
-  ...(m.role === 'moderator' ? { isModerator: true } : {}),
-  ...(m.promotedAt ? { promotedAt: iso(m.promotedAt) } : {}),
-  ...(m.promotedBy ? { promotedBy: m.promotedBy } : {}),
+  joinedAt: iso(joinedAt),
+  isAdmin: role === 'admin',
+  ...(role === 'moderator' ? { isModerator: true } : {}),
+  ...(promotedAt ? { promotedAt: iso(promotedAt) } : {}),
+  ...(promotedBy ? { promotedBy } : {}),
 })
 
 function toConvoView(c: Convo, members: JoinedMember[]): ConvoView {
@@ -79,16 +115,6 @@ function toConvoView(c: Convo, members: JoinedMember[]): ConvoView {
     ...(Object.keys(metadata).length ? { metadata } : {}),
   }
 }
-
-/**
- * A conversation's id, derived from its MLS group id (hex, any case): the
- * first 128 bits of sha256 of the lowercase hex, as hex. So a group is
- * created once by a primary-key conflict, on its conversation's shard.
- * Conversations created before migration 006 keep the ids they had (13
- * characters of base32).
- */
-export const convoIdOf = (groupId: string): string =>
-  createHash('sha256').update(groupId.toLowerCase()).digest('hex').slice(0, 32)
 
 export interface CreateConvoArgs {
   creator: string
@@ -249,6 +275,8 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
     cipherSuite: args.cipherSuite,
     caller: args.creator,
     added: invited,
+    // The creator's other devices may be in the first Welcome too.
+    members: [args.creator],
     epoch: epoch - 1,
     welcome: args.welcome,
     retentionDays: args.welcomeRetentionDays,

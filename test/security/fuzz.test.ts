@@ -463,8 +463,8 @@ describe('hostile input', () => {
           const paths = fieldPaths(method)
           const values = validSeed(method, user, nonce)
           for (const { field, change } of mutations) {
-            // A method without fields (getRequestCount) gets the field named by the number.
-            const path = typeof field === 'number' ? (paths[field % paths.length] ?? [String(field)]) : [field]
+            // A method without fields (getRequestCount, optOut, listDevices) gets the unknown field the number names.
+            const path = typeof field !== 'number' ? [field] : (paths[field % paths.length] ?? [`field${field}`])
             applyChange(values, path, change)
           }
           await sendAndCheck(method, user, values, shape)

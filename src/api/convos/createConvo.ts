@@ -1,5 +1,6 @@
 import { NSID } from '../../lexicon/types/index.js'
-import { convoIdOf, createConvo } from '../../services/convos.js'
+import { createConvo } from '../../services/convos.js'
+import { convoIdOf } from '../../services/membership.js'
 import { invalidRequest } from '../../xrpc/errors.js'
 import { reserveWelcome } from '../../services/admission.js'
 import { checkAdds } from '../../services/blocks.js'
@@ -30,8 +31,10 @@ export default handler(
       const welcome = await reserveWelcome(db, {
         convoId: convoIdOf(input.groupId),
         caller,
-        dids: invited,
+        // The creator's own other devices may be in the first Welcome too.
+        dids: [...(input.initialMembers ?? []), ...(input.keyPackageHashes ?? []).map((kp) => kp.did), caller],
         welcome: readWelcomeField(input.welcomeMessage, ctx.config.MAX_WELCOME_BYTES),
+        keyPackageHashes: input.keyPackageHashes,
       })
       return { blocks, welcome }
     },
