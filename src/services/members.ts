@@ -124,7 +124,7 @@ export interface Change {
   commit?: Commit
   /** DIDs who become members with the commit, reading from the messages after it. */
   join?: string[]
-  /** The DID who leaves (no longer a member; a Welcome it never used goes). */
+  /** The DID who leaves (no longer a member: a Welcome it never used goes, its devices are out, their additions cancelled). */
   leave?: string
   admission?: CheckedAdmission
 }
@@ -180,6 +180,13 @@ const changeStatement = byShape(
       ), unwelcomed AS (
         -- A Welcome the removed member never used is of no use to anyone now.
         DELETE FROM welcome_delivery WHERE convo_id = ${v.convoId} AND recipient_did = ${v.leaving} AND state <> 'consumed'
+      ), devices_gone AS (
+        -- None of its devices is in the group now (the commit removed all of the member's leaves).
+        DELETE FROM member_device WHERE convo_id = ${v.convoId} AND user_did = ${v.leaving}
+      ), additions_settled AS (
+        -- Its new devices are no longer to be added.
+        UPDATE pending_device_addition SET status = 'cancelled', settled_at = now(), settled_by = 'left'
+        WHERE convo_id = ${v.convoId} AND user_did = ${v.leaving} AND status IN ('pending', 'in_progress')
       )`)
       }
       if (shape.admit) parts.push(admissionCtes(v))

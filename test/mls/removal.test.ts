@@ -14,6 +14,7 @@ import {
   removeProposals,
   stateOf,
   suiteImpl,
+  TestDevice,
   TestUser,
   type TestApp,
 } from '../helpers/index.js'
@@ -136,6 +137,53 @@ describe('removeMember', () => {
       .where('convo_id', '=', convo.id)
       .execute()
     expect(log).toEqual([{ actor_did: alice.did, action: 'remove_member', target_did: bob.did, reason: 'spam' }])
+  })
+
+  it('takes every registered device of the member out, and cancels the additions of its new ones (the conversation named by its group id)', async () => {
+    // Bob registers two devices; alice gets a key package of each and adds both.
+    const devices = [await TestDevice.of(bob), await TestDevice.of(bob)]
+    for (const device of devices) {
+      const registered = await t.call(bob, NSID.registerDevice, {
+        input: device.registration(await device.keyPackages(1)),
+      })
+      expect(registered.status).toBe(200)
+    }
+    const claimed = await t.call(alice, NSID.getKeyPackages, { params: { dids: [bob.did] } })
+    const packages = claimed.body.keyPackages.map((kp) => Buffer.from(kp.keyPackage, 'base64'))
+    expect(packages).toHaveLength(2)
+    const prepared = await t.seed.prepareConvo(alice, [bob, bob], {}, { keyPackages: packages })
+    const convo = (await t.call(alice, NSID.createConvo, { input: prepared.input })).body
+    prepared.created(convo)
+    const bobsDevicesIn = () =>
+      t.ctx.db
+        .selectFrom('member_device')
+        .select('device_id')
+        .where('convo_id', '=', convo.id)
+        .where('user_did', '=', bob.did)
+        .execute()
+    expect(await bobsDevicesIn()).toHaveLength(2)
+    // A third device of bob's waits to be added.
+    const third = await TestDevice.of(bob)
+    expect(
+      (await t.call(bob, NSID.registerDevice, { input: third.registration(await third.keyPackages(1)) })).status,
+    ).toBe(200)
+    const waiting = await t.call(alice, NSID.getPendingDeviceAdditions, { params: {} })
+    expect(waiting.body.pendingAdditions.map((a) => a.userDid)).toEqual([bob.did])
+
+    await storeGroupInfo(alice, convo.id)
+    const removal = await t.seed.prepareCommit(alice, convo.id, { remove: [bob], publicMessage: true })
+    const res = await t.call(alice, NSID.removeMember, { input: removeInput(convo.groupId, bob, removal.commit) })
+    expect(res.body).toEqual({ ok: true, epochHint: 2 })
+    removal.accepted()
+    expect(await memberDids(alice, convo.id)).toEqual([alice.did])
+    expect(await bobsDevicesIn()).toEqual([])
+    expect((await t.call(alice, NSID.getPendingDeviceAdditions, { params: {} })).body.pendingAdditions).toEqual([])
+    const additions = await t.ctx.db
+      .selectFrom('pending_device_addition')
+      .select(['status', 'settled_by'])
+      .where('convo_id', '=', convo.id)
+      .execute()
+    expect(additions).toEqual([{ status: 'cancelled', settled_by: 'left' }])
   })
 
   it('answers a retry with its idempotency key as the first time, and refuses the key with another request', async () => {
