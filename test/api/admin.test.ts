@@ -50,7 +50,10 @@ describe('admins', () => {
 
     const promoted = await t.call(alice, NSID.promoteAdmin, { input: { convoId: convo.id, targetDid: bob.did } })
     expect(promoted.body).toEqual({ ok: true, promotedAt: expect.any(String) })
-    const moderator = await t.call(bob, NSID.promoteModerator, { input: { convoId: convo.id, targetDid: carol.did } })
+    // Client-era clients name the conversation by its group id.
+    const moderator = await t.call(bob, NSID.promoteModerator, {
+      input: { convoId: convo.groupId, targetDid: carol.did },
+    })
     expect(moderator.body.ok).toBe(true)
     const members = await membersOf(carol, convo.id)
     expect(members.get(bob.did)).toMatchObject({
@@ -61,7 +64,7 @@ describe('admins', () => {
     expect(members.get(carol.did)).toMatchObject({ isAdmin: false, isModerator: true, promotedBy: bob.did })
     expect(members.get(alice.did)?.isAdmin).toBe(true)
 
-    expect((await role(bob, NSID.demoteAdmin, convo.id, alice)).body).toEqual({ ok: true })
+    expect((await role(bob, NSID.demoteAdmin, convo.groupId, alice)).body).toEqual({ ok: true })
     const after = await membersOf(alice, convo.id)
     expect(after.get(alice.did)).toMatchObject({ isAdmin: false })
     expect(after.get(alice.did)?.promotedAt).toBeUndefined()
@@ -203,9 +206,10 @@ describe('policy', () => {
       403,
       'NotMember',
     )
-    const changed = await t.call(alice, NSID.updatePolicy, { input: { convoId: convo.id, maxMembers: 3 } })
+    const changed = await t.call(alice, NSID.updatePolicy, { input: { convoId: convo.groupId, maxMembers: 3 } })
     expect(changed.body.policy).toMatchObject({ maxMembers: 3, allowMemberAdd: true, updatedBy: alice.did })
     expect((await t.call(bob, NSID.getPolicy, { params: { convoId: convo.id } })).body).toEqual(changed.body)
+    expect((await t.call(bob, NSID.getPolicy, { params: { convoId: convo.groupId } })).body).toEqual(changed.body)
   })
 
   it('refuses non-admins, no fields, a size below the members or above the server, and what the server cannot honour', async () => {

@@ -1,10 +1,13 @@
+import type * as RemoveMember from '../../lexicon/types/blue.catbird.mls.removeMember.js'
 import { NSID } from '../../lexicon/types/index.js'
 import { removeMember } from '../../services/members.js'
 import { currentGroupInfo } from '../../services/removal.js'
 import { invalidRequest } from '../../xrpc/errors.js'
 import { handler } from '../../xrpc/types.js'
 import { announce } from '../announce.js'
-import { readCommit, readRemoval } from '../input.js'
+import { convoOfMessage, readCommit, readRemoval } from '../input.js'
+
+const convoOf = convoOfMessage((input: RemoveMember.Input) => input.commit, 'commit')
 
 /**
  * An admin removes a member with the MLS commit that removes all of the
@@ -13,7 +16,7 @@ import { readCommit, readRemoval } from '../input.js'
  */
 export default handler(
   NSID.removeMember,
-  { keyedWrites: { recordedIn: 'transaction', shardKey: (input) => input.convoId } },
+  { keyedWrites: { recordedIn: 'transaction', shardKey: convoOf } },
   async (req) => {
     const { input, caller, db, ctx } = req
     if (input.targetDid === caller) {
@@ -26,12 +29,13 @@ export default handler(
         "commit is required: the MLS commit (a PublicMessage) removing all of the member's leaves; without it the member would keep the group's keys",
       )
     }
+    const convoId = convoOf(input)
     const { newEpoch, stored } = await removeMember(db, {
-      convoId: input.convoId,
+      convoId,
       caller,
       target: input.targetDid,
       commit,
-      removal: await readRemoval(commit, await currentGroupInfo(db, input.convoId)),
+      removal: await readRemoval(commit, await currentGroupInfo(db, convoId)),
       reason: input.reason,
     })
     announce(req, stored)
