@@ -174,7 +174,7 @@ export const configSchema = z
     MODERATION_RETENTION_DAYS: int(0)
       .default(90)
       .describe(
-        "Reports (`reportMember`) and the admins' log of each conversation (roles, removals, policy changes) older than this are deleted by the retention worker. 0 keeps them.",
+        "Reports (`reportMember`), the admins' log of each conversation (roles, removals, policy changes) and device additions settled longer ago than this are deleted by the retention worker. 0 keeps them.",
       ),
     APPVIEW_URL: z
       .union([z.literal('off'), z.url({ protocol: /^https?$/ })])

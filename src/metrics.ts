@@ -37,7 +37,7 @@ export class Metrics {
 
   readonly retentionDeleted = new Counter({
     name: 'retention_deleted_total',
-    help: 'Rows the retention worker deleted past their horizon: messages (commits included), and moderation records (reports, admin log).',
+    help: 'Rows the retention worker deleted past their horizon: messages (commits included), and moderation records (reports, admin log, settled device additions).',
     labelNames: ['kind'] as const,
     registers: [this.registry],
   })

@@ -6,8 +6,8 @@
  * can be read from its first message on. What a member would have needed
  * from before that is gone for good: reads from there answer CursorTooOld,
  * and the member rejoins by external commit (the GroupInfo of the current
- * epoch is never deleted here). Reports and the admins' log have a horizon
- * of their own.
+ * epoch is never deleted here). Reports, the admins' log and settled device
+ * additions have a horizon of their own.
  */
 import { sql } from 'kysely'
 import type { Db } from '../db/schema.js'
@@ -73,14 +73,23 @@ export async function purgeOldMessages(
   return rows[0] ?? { deleted: 0, more: false }
 }
 
-/** Deletes at most `limit` reports and entries of the admins' log older than `horizon`; answers how many. */
+/**
+ * Deletes at most `limit` of each kind of record older than `horizon`: reports
+ * and entries of the admins' log, and device additions settled before it
+ * (what became of a new device in each conversation; one still waiting is
+ * kept). Answers how many.
+ */
 export async function purgeOldModeration(db: Db, args: { horizon: Date; limit: number }): Promise<number> {
   let deleted = 0
-  for (const table of ['member_report', 'admin_action'] as const) {
+  for (const [table, column] of [
+    ['member_report', 'created_at'],
+    ['admin_action', 'created_at'],
+    ['pending_device_addition', 'settled_at'],
+  ] as const) {
     const result = await sql`
       DELETE FROM ${sql.table(table)}
-      WHERE created_at < ${args.horizon} AND (convo_id, id) IN (
-        SELECT convo_id, id FROM ${sql.table(table)} WHERE created_at < ${args.horizon} LIMIT ${args.limit}
+      WHERE ${sql.ref(column)} < ${args.horizon} AND (convo_id, id) IN (
+        SELECT convo_id, id FROM ${sql.table(table)} WHERE ${sql.ref(column)} < ${args.horizon} LIMIT ${args.limit}
       )`.execute(db)
     deleted += Number(result.numAffectedRows ?? 0)
   }

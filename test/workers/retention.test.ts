@@ -10,6 +10,7 @@ import {
   NSID,
   openStream,
   stateOf,
+  TestDevice,
   TestUser,
   type TestApp,
 } from '../helpers/index.js'
@@ -96,8 +97,14 @@ describe('message retention', () => {
     // The GroupInfo of the current epoch stays: whoever is cut off rejoins from it.
     expect((await t.call(bob, NSID.getGroupInfo, { params: { convoId: convo.id } })).status).toBe(200)
 
-    // Without a cursor, a read starts at the oldest message kept.
-    expect((await messages(bob, convo.id)).body.messages.map((m) => m.seq)).toEqual([4, 5, 6])
+    // Without a cursor, a read starts at the oldest message kept, and finds no gap there.
+    const fromStart = (await messages(bob, convo.id)).body
+    expect([fromStart.messages.map((m) => m.seq), fromStart.gapInfo?.hasGaps]).toEqual([[4, 5, 6], false])
+    // By seq (the client-era paging): from what is kept, or from before it.
+    const bySeq = (sinceSeq: number) => t.call(bob, NSID.getMessages, { params: { convoId: convo.groupId, sinceSeq } })
+    expect((await bySeq(3)).body.messages.map((m) => m.seq)).toEqual([4, 5, 6])
+    expect((await bySeq(0)).body.messages.map((m) => m.seq)).toEqual([4, 5, 6])
+    expect([(await bySeq(1)).status, (await bySeq(1)).body.error]).toEqual([400, 'CursorTooOld'])
     // From a message that is gone, or commits that are: the device cannot catch up, and is told to rejoin.
     const fromGone = await messages(bob, convo.id, ids[1])
     expect([fromGone.status, fromGone.body.error]).toEqual([400, 'CursorTooOld'])
@@ -180,5 +187,33 @@ describe('moderation retention', () => {
     expect(reports.map((r) => r.id)).toEqual([recent])
     const log = await t.ctx.db.selectFrom('admin_action').select('action').where('convo_id', '=', convo.id).execute()
     expect(log.map((a) => a.action)).toEqual(['update_policy'])
+  })
+})
+
+describe('device addition retention', () => {
+  it('deletes additions settled longer ago than MODERATION_RETENTION_DAYS, keeping waiting ones', async () => {
+    const convo = await t.seed.createConvo(alice, [bob])
+    // Two new devices of bob's wait to be added; one is deleted (its addition cancelled).
+    const [gone, waiting] = [await TestDevice.of(bob), await TestDevice.of(bob)]
+    const ids: string[] = []
+    for (const device of [gone, waiting]) {
+      const res = await t.call(bob, NSID.registerDevice, { input: device.registration(await device.keyPackages(1)) })
+      ids.push(res.body.deviceId)
+    }
+    expect((await t.call(bob, NSID.deleteDevice, { input: { deviceId: ids[0] as string } })).status).toBe(200)
+    const additions = () =>
+      t.ctx.db
+        .selectFrom('pending_device_addition')
+        .select(['device_id', 'status'])
+        .where('convo_id', '=', convo.id)
+        .orderBy('device_id')
+        .execute()
+    const before = await additions()
+    expect(before.map((a) => a.status).sort()).toEqual(['cancelled', 'pending'])
+    await sql`UPDATE pending_device_addition SET settled_at = now() - interval '91 days'
+              WHERE convo_id = ${convo.id} AND settled_at IS NOT NULL`.execute(t.ctx.db)
+    expect(await retentionPass({ MODERATION_RETENTION_DAYS: 0 })).toMatchObject({ moderation: 0 })
+    expect(await retentionPass()).toMatchObject({ moderation: 1 })
+    expect(await additions()).toEqual([{ device_id: ids[1], status: 'pending' }])
   })
 })

@@ -17,6 +17,8 @@ import { sql, type Kysely } from 'kysely'
  *   (handleBlockChange), on the blocker's shard.
  * - account_takedown: DIDs an operator took down (`npm run admin`); written
  *   by operators only, read whole by every instance (a reference table on Citus).
+ * - pending_device_addition: settled ones are deleted with the admins' log
+ *   (MODERATION_RETENTION_DAYS), by when they were settled.
  * - convo.retained_from_at: no message of the conversation is older (the
  *   retention worker looks at conversations whose time came);
  *   convo.purged_seq: messages up to this seq were deleted by it;
@@ -96,6 +98,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
           ADD COLUMN purged_epoch bigint`,
     sql`UPDATE convo SET retained_from_at = created_at`,
     sql`CREATE INDEX convo_retained_from_idx ON convo (retained_from_at)`,
+    // Settled device additions are kept as long as the admins' log.
+    sql`CREATE INDEX pending_device_addition_settled_idx ON pending_device_addition (settled_at)
+          WHERE settled_at IS NOT NULL`,
   ]) {
     await statement.execute(db)
   }
@@ -127,6 +132,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`
+    DROP INDEX pending_device_addition_settled_idx;
     DROP INDEX convo_retained_from_idx;
     ALTER TABLE convo DROP COLUMN retained_from_at, DROP COLUMN purged_seq, DROP COLUMN purged_epoch;
     DROP TABLE account_takedown;
