@@ -315,8 +315,8 @@ export interface MessagePage {
  * cursor whose next messages are no longer kept (seqs have no gaps, and
  * retention deletes a prefix of them, so a page that does not start right
  * after the cursor lost its start to retention) it is refused: 400
- * CursorTooOld. gapInfo lists the seqs after the page's start, up to its
- * last, that are not stored.
+ * CursorTooOld. gapInfo lists the seqs after the starting point (or after
+ * what retention deleted), up to the page's last, that are not stored.
  */
 export async function listMessages(
   db: Db,
@@ -356,8 +356,9 @@ export async function listMessages(
   const shown = rows.slice(0, args.limit)
   const last = shown[shown.length - 1]
   const missingSeqs: number[] = []
-  // A read without a cursor starts where the kept messages start.
-  let expected = fromCursor || !first ? afterSeq + 1 : first.seq
+  // What retention deleted is not missing: it is no longer kept (a read without a cursor starts after it).
+  const leadingGap = !fromCursor && first !== undefined && first.seq > afterSeq + 1
+  let expected = Math.max(afterSeq, leadingGap ? (await purgedUpTo(db, convo.id)).seq : 0) + 1
   for (const row of shown) {
     for (; expected < row.seq && missingSeqs.length < MAX_MISSING_SEQS; expected++) missingSeqs.push(expected)
     expected = row.seq + 1
