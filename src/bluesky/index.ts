@@ -19,7 +19,7 @@ export interface BlueskyBlock {
 }
 
 /** The AppView could not say: it did not answer, or not as the lexicon says it does. */
-export class BlueskyUnavailable extends Error {
+class BlueskyUnavailable extends Error {
   override name = 'BlueskyUnavailable'
 }
 

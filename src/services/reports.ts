@@ -16,7 +16,7 @@ import { requireMember } from './membership.js'
 import { iso } from './timestamps.js'
 
 /** Reports one member may have waiting in one conversation: reporting is not a way to fill the server's disk. */
-export const MAX_PENDING_REPORTS = 10
+const MAX_PENDING_REPORTS = 10
 const MAX_CATEGORY_LENGTH = 64
 
 /** A report's category as the stats count it (any other category counts as other). */

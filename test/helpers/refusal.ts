@@ -8,7 +8,7 @@ import type { Db } from '../../src/db/schema.js'
  * and standing, policies, epochs and sequence numbers, reports and blocks.
  * A refused request must leave it as it was.
  */
-export async function databaseState(db: Db): Promise<string> {
+async function databaseState(db: Db): Promise<string> {
   const { rows } = await sql<{ state: string }>`SELECT concat_ws(' ',
     (SELECT count(*) FROM convo), (SELECT sum(epoch) FROM convo), (SELECT sum(last_seq) FROM convo),
     (SELECT md5(string_agg(concat_ws('/', convo_id, did, role, promoted_by, left_at IS NULL), ',' ORDER BY convo_id, did)) FROM member),
