@@ -140,44 +140,48 @@ describe('removeMember', () => {
   })
 
   it('takes every registered device of the member out, and cancels the additions of its new ones (the conversation named by its group id)', async () => {
-    // Bob registers two devices; alice gets a key package of each and adds both.
-    const devices = [await TestDevice.of(bob), await TestDevice.of(bob)]
+    // Dan (new here: no other conversation, no other key package) registers two devices; alice adds both.
+    const dan = await TestUser.create()
+    const devices = [await TestDevice.of(dan), await TestDevice.of(dan)]
     for (const device of devices) {
-      const registered = await t.call(bob, NSID.registerDevice, {
+      const registered = await t.call(dan, NSID.registerDevice, {
         input: device.registration(await device.keyPackages(1)),
       })
       expect(registered.status).toBe(200)
     }
-    const claimed = await t.call(alice, NSID.getKeyPackages, { params: { dids: [bob.did] } })
+    const claimed = await t.call(alice, NSID.getKeyPackages, { params: { dids: [dan.did] } })
     const packages = claimed.body.keyPackages.map((kp) => Buffer.from(kp.keyPackage, 'base64'))
     expect(packages).toHaveLength(2)
-    const prepared = await t.seed.prepareConvo(alice, [bob, bob], {}, { keyPackages: packages })
+    const prepared = await t.seed.prepareConvo(alice, [dan, dan], {}, { keyPackages: packages })
     const convo = (await t.call(alice, NSID.createConvo, { input: prepared.input })).body
     prepared.created(convo)
-    const bobsDevicesIn = () =>
+    const dansDevicesIn = () =>
       t.ctx.db
         .selectFrom('member_device')
         .select('device_id')
         .where('convo_id', '=', convo.id)
-        .where('user_did', '=', bob.did)
+        .where('user_did', '=', dan.did)
         .execute()
-    expect(await bobsDevicesIn()).toHaveLength(2)
-    // A third device of bob's waits to be added.
-    const third = await TestDevice.of(bob)
+    expect(await dansDevicesIn()).toHaveLength(2)
+    // A third device of dan's waits to be added.
+    const third = await TestDevice.of(dan)
     expect(
-      (await t.call(bob, NSID.registerDevice, { input: third.registration(await third.keyPackages(1)) })).status,
+      (await t.call(dan, NSID.registerDevice, { input: third.registration(await third.keyPackages(1)) })).status,
     ).toBe(200)
-    const waiting = await t.call(alice, NSID.getPendingDeviceAdditions, { params: {} })
-    expect(waiting.body.pendingAdditions.map((a) => a.userDid)).toEqual([bob.did])
+    const waiting = await t.call(alice, NSID.getPendingDeviceAdditions, { params: { convoIds: [convo.groupId] } })
+    expect(waiting.body.pendingAdditions.map((a) => a.userDid)).toEqual([dan.did])
 
     await storeGroupInfo(alice, convo.id)
-    const removal = await t.seed.prepareCommit(alice, convo.id, { remove: [bob], publicMessage: true })
-    const res = await t.call(alice, NSID.removeMember, { input: removeInput(convo.groupId, bob, removal.commit) })
+    const removal = await t.seed.prepareCommit(alice, convo.id, { remove: [dan], publicMessage: true })
+    const res = await t.call(alice, NSID.removeMember, { input: removeInput(convo.groupId, dan, removal.commit) })
     expect(res.body).toEqual({ ok: true, epochHint: 2 })
     removal.accepted()
     expect(await memberDids(alice, convo.id)).toEqual([alice.did])
-    expect(await bobsDevicesIn()).toEqual([])
-    expect((await t.call(alice, NSID.getPendingDeviceAdditions, { params: {} })).body.pendingAdditions).toEqual([])
+    expect(await dansDevicesIn()).toEqual([])
+    expect(
+      (await t.call(alice, NSID.getPendingDeviceAdditions, { params: { convoIds: [convo.groupId] } })).body
+        .pendingAdditions,
+    ).toEqual([])
     const additions = await t.ctx.db
       .selectFrom('pending_device_addition')
       .select(['status', 'settled_by'])
