@@ -16,6 +16,7 @@ import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { conflict, epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { groupInfoWithCommitStep, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './membership.js'
+import { cursorTooOld, purgedUpTo } from './retention.js'
 import { iso } from './timestamps.js'
 import { settleWelcomeByActivity } from './welcomes.js'
 
@@ -362,9 +363,13 @@ export interface MessagePage {
  * msgId) or after `sinceSeq`, or from the start, in sequence order. A member
  * sees only what was sent while it was a member. `convoId` names the
  * conversation by its id or its group id, and the messages name it the same
- * way. gapInfo lists the seqs after the starting point, up to the page's
- * last, that are not stored: seqs have no gaps, so there is one only where
- * a message was deleted.
+ * way. Without a cursor (or with a sinceSeq from before the member joined) a
+ * read starts at the member's first message the server still keeps; from a
+ * cursor whose next messages are no longer kept (seqs have no gaps, and
+ * retention deletes a prefix of them, so a page that does not start right
+ * after the cursor lost its start to retention) it is refused: 400
+ * CursorTooOld. gapInfo lists the seqs after the starting point (or after
+ * what retention deleted), up to the page's last, that are not stored.
  */
 export async function listMessages(
   db: Db,
@@ -389,15 +394,24 @@ export async function listMessages(
       )
       .executeTakeFirst()
     if (!cursorRow) {
+      const purged = UUID.test(args.sinceMessage) ? (await purgedUpTo(db, convo.id)).seq : 0
+      if (purged > 0) throw cursorTooOld(purged)
       throw invalidRequest('InvalidCursor', 'sinceMessage is not a message of this conversation')
     }
     afterSeq = Math.max(afterSeq, cursorRow.seq)
   }
   const { rows } = await execute(db, messagePage, { convoId: convo.id, afterSeq, limit: args.limit + 1 })
+  const fromCursor = args.sinceMessage !== undefined || (args.sinceSeq ?? 0) > joinedSeq
+  const first = rows[0]
+  if (fromCursor && (first ? first.seq > afterSeq + 1 : afterSeq < convo.last_seq)) {
+    throw cursorTooOld(first ? first.seq - 1 : convo.last_seq)
+  }
   const shown = rows.slice(0, args.limit)
   const last = shown[shown.length - 1]
   const missingSeqs: number[] = []
-  let expected = afterSeq + 1
+  // What retention deleted is not missing: it is no longer kept (a read without a cursor starts after it).
+  const leadingGap = !fromCursor && first !== undefined && first.seq > afterSeq + 1
+  let expected = Math.max(afterSeq, leadingGap ? (await purgedUpTo(db, convo.id)).seq : 0) + 1
   for (const row of shown) {
     for (; expected < row.seq && missingSeqs.length < MAX_MISSING_SEQS; expected++) missingSeqs.push(expected)
     expected = row.seq + 1

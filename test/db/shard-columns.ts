@@ -19,4 +19,8 @@ export const SHARD_COLUMNS: Record<string, string> = {
   opt_out: 'did',
   member_device: 'convo_id',
   pending_device_addition: 'convo_id',
+  convo_policy: 'convo_id',
+  admin_action: 'convo_id',
+  member_report: 'convo_id',
+  user_block: 'blocker_did',
 }

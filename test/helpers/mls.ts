@@ -251,6 +251,9 @@ export const removeProposal = (state: ClientState, user: TestUser): Proposal => 
   proposalType: 'remove',
   remove: { removed: leafOf(state, user) },
 })
+/** A Remove proposal for every leaf of `user` (one per device of the user in the group). */
+export const removeProposals = (state: ClientState, user: TestUser): Proposal[] =>
+  leavesOf(state, user).map((removed) => ({ proposalType: 'remove', remove: { removed } }))
 
 /** The clear header of an MLSMessage carrying a PublicMessage or PrivateMessage. */
 export function headerOf(data: Uint8Array): { epoch: number; contentType: string } {
@@ -270,17 +273,23 @@ export function headerOf(data: Uint8Array): { epoch: number; contentType: string
 /** The epoch in an MLSMessage's header (what a sender declares with it). */
 export const epochOf = (data: Uint8Array): number => headerOf(data).epoch
 
-/** The leaf index of `user` in a member's view of the tree. */
-function leafOf(state: ClientState, user: TestUser): number {
+/** The leaf indexes of `user` (its devices) in a member's view of the tree. */
+function leavesOf(state: ClientState, user: TestUser): number[] {
   const identity = new TextEncoder().encode(user.did)
-  const index = state.ratchetTree.findIndex(
-    (node) =>
-      node?.nodeType === 'leaf' &&
-      node.leaf.credential.credentialType === 'basic' &&
-      Buffer.from(node.leaf.credential.identity).equals(identity),
+  return state.ratchetTree.flatMap((node, index) =>
+    node?.nodeType === 'leaf' &&
+    node.leaf.credential.credentialType === 'basic' &&
+    Buffer.from(node.leaf.credential.identity).equals(identity)
+      ? [index / 2]
+      : [],
   )
-  if (index < 0) throw new Error(`${user.did} is not in the tree`)
-  return index / 2
+}
+
+/** The leaf index of `user` in a member's view of the tree (its first, with several devices). */
+function leafOf(state: ClientState, user: TestUser): number {
+  const [leaf] = leavesOf(state, user)
+  if (leaf === undefined) throw new Error(`${user.did} is not in the tree`)
+  return leaf
 }
 
 // ---------------------------------------------------------------- the kit's groups, by conversation
@@ -396,7 +405,7 @@ export const suiteOf = (convoId: string): CiphersuiteName => groupOf(convoId).su
 /**
  * A commit by `caller` on its current epoch in the kit's group of a
  * conversation: adding the owners of `keyPackages` (`add`, in the same
- * order), removing members, or neither (an update of its own keys).
+ * order), removing members (every leaf of each), or neither (an update of its own keys).
  * Nothing changes locally until `accepted()`.
  */
 export function commitIn(
@@ -410,7 +419,7 @@ export function commitIn(
     const state = await current(group, committer)
     const proposals = [
       ...(opts.keyPackages ?? []).map(addProposal),
-      ...(opts.remove ?? []).map((user) => removeProposal(state, user)),
+      ...(opts.remove ?? []).flatMap((user) => removeProposals(state, user)),
     ]
     const made = await commit(state, proposals, { publicMessage: opts.publicMessage, suite: group.suite })
     return {

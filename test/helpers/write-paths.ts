@@ -349,12 +349,18 @@ export async function runWritePaths(database: Pick<Database, 'db' | 'pool'>, pat
       welcomeRetentionDays: 14,
     }),
   )
+  // A new device of frank's, registered while he is a member: it waits to be added (a pending addition).
+  await registerDevice(db, registration(frank, randomBytes(32)))
+  const devicesPackage = async () => {
+    const { keyPackages } = await claimKeyPackages(db, { dids: [frank], claimedBy: alice })
+    return keyPackages.map((kp) => kp.ref)
+  }
   await path("addMembers with an empty didList: a member's new device, with its Welcome", async () => {
     const welcome = await reserveWelcome(db, {
       convoId: convo.id,
       caller: alice,
       dids: [frank],
-      welcome: welcomeFor([await handedOut(frank, alice)]),
+      welcome: welcomeFor(await devicesPackage()),
     })
     return addMembers(db, {
       convoId: convo.id,
@@ -366,11 +372,34 @@ export async function runWritePaths(database: Pick<Database, 'db' | 'pool'>, pat
       welcomeRetentionDays: 14,
     })
   })
-  await path('leaveConvo removing a member, with the commit', () =>
+  // Another, still waiting to be added when frank is removed.
+  await registerDevice(db, registration(frank, randomBytes(32)))
+  await path('removeMember by an admin, with the commit (his devices out, their addition cancelled, logged)', () =>
     removeMember(db, { convoId: convo.id, caller: alice, target: frank, commit: commit() }),
   )
   await path('processExternalCommit (a rejoin: the commit, in a transaction)', () =>
     rejoin(db, { convoId: convo.id, caller: alice, commit: commit(), joinerIdentity: alice }),
+  )
+  const henry = did('henry')
+  const ivan = did('ivan')
+  const henrys = await soloConvo(henry)
+  const ivansWelcome = await reserveWelcome(db, {
+    convoId: henrys.id,
+    caller: henry,
+    dids: [ivan],
+    welcome: welcomeFor([await handedOut(ivan, henry)]),
+  })
+  await addMembers(db, {
+    convoId: henrys.id,
+    caller: henry,
+    dids: [ivan],
+    commit: { data: bytes(), groupId: henrys.groupId, epoch: henrys.epoch },
+    welcome: ivansWelcome,
+    maxMembers: 100,
+    welcomeRetentionDays: 14,
+  })
+  await path('leaveConvo of the last admin (an heir appointed, logged)', () =>
+    removeMember(db, { convoId: henrys.id, caller: henry, target: henry }),
   )
   await path(
     'sweeps (every shard)',

@@ -40,7 +40,10 @@ export default handler(NSID.streamConvoEvents, async ({ params, caller, db, ctx,
   const from = resumeFrom(params.cursor ?? request.headers['last-event-id'])
   const convoId = params.convoId === undefined ? undefined : (await requireMember(db, params.convoId, caller)).convo.id
   if (from && (await cursorTooOld(db, from))) {
-    throw invalidRequest('CursorTooOld', 'Events after this cursor are no longer kept; resync with getMessages')
+    throw invalidRequest(
+      'CursorTooOld',
+      'Events after this cursor are no longer kept: resync with getMessages, or, where it answers CursorTooOld too, rejoin by external commit',
+    )
   }
   if (events.streamsOf(caller) >= config.SSE_MAX_STREAMS_PER_CALLER) {
     throw new XRPCErrorWithHeaders(
