@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { bytesJson, message, NSID, stateOf, TestUser, type TestApp } from '../helpers/index.js'
+import { bytesJson, message, NSID, pad, stateOf, TestUser, type TestApp } from '../helpers/index.js'
 import { testAppForFile } from '../helpers/per-file.js'
 
 // What the client-era clients (Catbird's iOS builds of Nov 2025 to Feb 2026) do with messages:
@@ -13,18 +13,6 @@ let bob: TestUser
 beforeAll(async () => {
   ;[alice, bob] = [await TestUser.create(), await TestUser.create()]
 })
-
-/** As MLSMessagePadding.swift pads: a 4-byte big-endian length, the message, zeros up to the bucket. */
-function pad(mls: Uint8Array, bucket?: number): Uint8Array {
-  const size =
-    bucket ??
-    [512, 1024, 2048, 4096, 8192].find((b) => b >= mls.length + 4) ??
-    Math.ceil((mls.length + 4) / 8192) * 8192
-  const padded = new Uint8Array(size)
-  new DataView(padded.buffer).setUint32(0, mls.length)
-  padded.set(mls, 4)
-  return padded
-}
 
 /** A client-era send: group id as convoId, padded, named; no senderDid. */
 const clientEraInput = (
