@@ -12,6 +12,7 @@ import {
   encrypt,
   epochOf,
   hex,
+  joinFromWelcome,
   keyPackage,
   keyPackageItem,
   keyPackageRef,
@@ -69,13 +70,21 @@ class Installation {
   readonly states = new Map<string, ClientState>()
   readonly sent = new Set<string>()
   readonly lastSeq = new Map<string, number>()
+  /** The id of the last message it read (the seed-era paging cursor). */
+  readonly lastId = new Map<string, string>()
   /** The server's id of its device, once registered (client-era). */
   deviceId = ''
 
   constructor(
     readonly user: TestUser,
+    /** A client-era app's registered device; a seed-era app has none, and does not know of padding. */
     readonly device?: TestDevice,
   ) {}
+
+  /** What it hands MLS: the client-era app strips padding; the seed-era app takes the bytes as they are. */
+  private mlsOf(ciphertext: Uint8Array): Uint8Array {
+    return this.device ? stripPaddingIfPresent(ciphertext) : ciphertext
+  }
 
   state(groupId: string): ClientState {
     const state = this.states.get(groupId)
@@ -90,6 +99,8 @@ class Installation {
     return made.data
   }
 
+  /** The sender of each message it decrypted, as the server named it. */
+  readonly senders: string[] = []
   /** Messages it skipped as from an epoch before its own (it joined later): their seqs. */
   readonly oldEpoch: number[] = []
 
@@ -98,18 +109,25 @@ class Installation {
    * others are decrypted; those of an epoch before its own are skipped, as
    * the iOS client skips them (MLSClient.swift, ignoredOldEpochMessage).
    */
-  async process(groupId: string, messages: Array<{ id: string; seq: number; epoch: number; ciphertext: unknown }>) {
+  async process(
+    groupId: string,
+    messages: Array<{ id: string; seq: number; epoch: number; ciphertext: unknown; sender?: string }>,
+  ) {
     const texts: string[] = []
     for (const m of messages) {
       this.lastSeq.set(groupId, m.seq)
+      this.lastId.set(groupId, m.id)
       if (this.sent.has(m.id)) continue
       if (BigInt(m.epoch) < this.state(groupId).groupContext.epoch) {
         this.oldEpoch.push(m.seq)
         continue
       }
-      const got = await receive(this.state(groupId), stripPaddingIfPresent(ciphertextOf(m)))
+      const got = await receive(this.state(groupId), this.mlsOf(ciphertextOf(m)))
       this.states.set(groupId, got.state)
-      if (got.text) texts.push(read(got.text))
+      if (got.text) {
+        texts.push(read(got.text))
+        this.senders.push(m.sender ?? '')
+      }
     }
     return texts
   }
@@ -408,5 +426,205 @@ describe('the client-era client’s life', () => {
     // The conversation goes on for the others.
     await clientEraSend(phone, groupId, 'still here')
     expect(await clientEraCatchUp(tablet, groupId)).toEqual(['still here'])
+  })
+})
+
+// ---------------------------------------------------------------- the seed-era client
+
+/** publishKeyPackage as the seed-era client sends it. */
+async function seedEraPublish(app: Installation) {
+  const input = {
+    keyPackage: encodeBase64(await keyPackage(app.user, { lifetime: lifetime() })),
+    cipherSuite: SUITE,
+    expires: new Date(Date.now() + 90 * 86_400_000).toISOString(),
+    idempotencyKey: randomUUID(),
+  }
+  assertInputOf('seedEra', NSID.publishKeyPackage, input)
+  assertOutputOf('seedEra', NSID.publishKeyPackage, ok(await t.call(app.user, NSID.publishKeyPackage, { input })))
+}
+
+/** getKeyPackages for the DIDs to add, as the seed-era client reads the answer: one package per DID. */
+async function seedEraClaim(app: Installation, dids: string[]) {
+  const got = ok(await t.call(app.user, NSID.getKeyPackages, { params: { dids } }))
+  assertOutputOf('seedEra', NSID.getKeyPackages, got)
+  return dids.map((did) => base64Bytes(got.keyPackages.find((kp) => kp.did === did)!.keyPackage))
+}
+
+/** createConvo as the seed-era client sends it (no keyPackageHashes): the conversation, by its id. */
+async function seedEraCreate(app: Installation, dids: string[], name: string) {
+  const group = await newGroupAdding(app, await seedEraClaim(app, dids))
+  const input = {
+    groupId: group.groupId,
+    idempotencyKey: randomUUID(),
+    cipherSuite: SUITE,
+    initialMembers: dids,
+    welcomeMessage: encodeBase64(group.welcome),
+    metadata: { name },
+  }
+  assertInputOf('seedEra', NSID.createConvo, input)
+  const created = ok(await t.call(app.user, NSID.createConvo, { input }))
+  assertOutputOf('seedEra', NSID.createConvo, created)
+  expect(created.id).not.toBe(group.groupId)
+  return created
+}
+
+/** getWelcome and confirmWelcome by the conversation's id, as the seed-era client calls them. */
+async function seedEraJoin(app: Installation, convo: { id: string; groupId: string }) {
+  const got = ok(await t.call(app.user, NSID.getWelcome, { params: { convoId: convo.id } }))
+  assertOutputOf('seedEra', NSID.getWelcome, got)
+  app.states.set(convo.groupId, await joinFromWelcome(app.user, base64Bytes(got.welcome)))
+  const input = { convoId: convo.id, success: true }
+  assertInputOf('seedEra', NSID.confirmWelcome, input)
+  const confirmed = ok(await t.call(app.user, NSID.confirmWelcome, { input }))
+  assertOutputOf('seedEra', NSID.confirmWelcome, confirmed)
+  expect(confirmed).toEqual({ confirmed: true })
+}
+
+/** sendMessage as the seed-era client sends it: the conversation's id, senderDid, its idempotency key, no padding. */
+async function seedEraSend(app: Installation, convo: { id: string; groupId: string }, plaintext: string) {
+  const mls = await app.encrypt(convo.groupId, plaintext)
+  const input = {
+    convoId: convo.id,
+    senderDid: app.user.did,
+    idempotencyKey: randomUUID(),
+    ciphertext: bytesJson(mls),
+    epoch: epochOf(mls),
+  }
+  assertInputOf('seedEra', NSID.sendMessage, input)
+  const sent = ok(await t.call(app.user, NSID.sendMessage, { input }))
+  assertOutputOf('seedEra', NSID.sendMessage, sent)
+  app.sent.add(sent.messageId)
+  return { input, sent }
+}
+
+/** Its catch-up: getMessages after the last message it read (sinceMessage), until a short page. */
+async function seedEraCatchUp(app: Installation, convo: { id: string; groupId: string }, limit = 50) {
+  const texts: string[] = []
+  const read = app.senders.length
+  for (let page = 0; page < 10; page++) {
+    const since = app.lastId.get(convo.groupId)
+    const params = { convoId: convo.id, limit, ...(since !== undefined ? { sinceMessage: since } : {}) }
+    const got = ok(await t.call(app.user, NSID.getMessages, { params }))
+    assertOutputOf('seedEra', NSID.getMessages, got)
+    texts.push(...(await app.process(convo.groupId, got.messages)))
+    if (got.messages.length < limit) break
+  }
+  return { texts, senders: app.senders.slice(read) }
+}
+
+/** The conversations the seed-era client shows: getConvos as its lexicons decode it. */
+async function seedEraConvos(app: Installation) {
+  const got = ok(await t.call(app.user, NSID.getConvos))
+  assertOutputOf('seedEra', NSID.getConvos, got)
+  return got.conversations
+}
+
+describe('the seed-era client’s life', () => {
+  it('publishes, creates and is added, joins by Welcome, sends with senderDid and retries by idempotency key, pages by sinceMessage, adds a third member, leaves', async () => {
+    const seedEraApp = async () => new Installation(await TestUser.create())
+    const [alice, bob, carol] = [await seedEraApp(), await seedEraApp(), await seedEraApp()]
+    for (const app of [bob, carol]) await seedEraPublish(app)
+
+    const convo = await seedEraCreate(alice, [bob.user.did], 'Seed')
+    const [shown] = await seedEraConvos(bob)
+    expect(shown).toMatchObject({ id: convo.id, groupId: convo.groupId, creator: alice.user.did })
+    expect(shown?.members.map((m) => m.did).sort()).toEqual([alice.user.did, bob.user.did].sort())
+    await seedEraJoin(bob, convo)
+
+    const hello = await seedEraSend(alice, convo, 'hello bob')
+    expect(hello.sent.seq).toBe(1)
+    // A retry of the same request (its idempotency key): the first answer, nothing more stored.
+    expect(ok(await t.call(alice.user, NSID.sendMessage, { input: hello.input }))).toEqual(hello.sent)
+    expect(await seedEraCatchUp(bob, convo)).toEqual({ texts: ['hello bob'], senders: [alice.user.did] })
+    await seedEraSend(bob, convo, 'hello alice')
+    for (const n of [1, 2, 3]) await seedEraSend(bob, convo, `more ${n}`)
+    expect((await seedEraCatchUp(alice, convo, 2)).texts).toEqual(['hello alice', 'more 1', 'more 2', 'more 3'])
+
+    // Alice adds Carol: a commit and its Welcome by addMembers, as the seed-era client sends them.
+    const [carolsPackage] = await seedEraClaim(alice, [carol.user.did])
+    const adding = await commit(alice.state(convo.groupId), [addProposal(carolsPackage!)])
+    const addInput = {
+      convoId: convo.id,
+      idempotencyKey: randomUUID(),
+      didList: [carol.user.did],
+      commit: encodeBase64(adding.data),
+      welcomeMessage: encodeBase64(adding.welcome!),
+    }
+    assertInputOf('seedEra', NSID.addMembers, addInput)
+    const added = ok(await t.call(alice.user, NSID.addMembers, { input: addInput }))
+    assertOutputOf('seedEra', NSID.addMembers, added)
+    alice.states.set(convo.groupId, adding.state)
+    await seedEraJoin(carol, convo)
+    // Bob reads the commit and is at the new epoch; Carol sees nothing from before she joined.
+    expect((await seedEraCatchUp(bob, convo)).texts).toEqual([])
+    expect(bob.state(convo.groupId).groupContext.epoch).toBe(2n)
+    await seedEraSend(carol, convo, 'hi, I am new')
+    for (const app of [alice, bob]) {
+      expect(await seedEraCatchUp(app, convo)).toEqual({ texts: ['hi, I am new'], senders: [carol.user.did] })
+    }
+    expect(await seedEraCatchUp(carol, convo)).toEqual({ texts: [], senders: [] })
+
+    // Bob leaves, as the seed-era client leaves: by the conversation's id alone.
+    const leaveInput = { convoId: convo.id }
+    assertInputOf('seedEra', NSID.leaveConvo, leaveInput)
+    assertOutputOf('seedEra', NSID.leaveConvo, ok(await t.call(bob.user, NSID.leaveConvo, { input: leaveInput })))
+    expect(await seedEraConvos(bob)).toEqual([])
+    const [left] = await seedEraConvos(alice)
+    expect(left?.members.map((m) => m.did).sort()).toEqual([alice.user.did, carol.user.did].sort())
+  })
+})
+
+// ---------------------------------------------------------------- both at once
+
+describe('a seed-era client and a client-era client in one conversation', () => {
+  it('each creates, joins and reads the other’s messages, the conversation named its own way', async () => {
+    const seed = new Installation(await TestUser.create())
+    const phone = await clientEraApp(await TestUser.create())
+    await seedEraPublish(seed)
+
+    // The seed-era client creates it with the client-era user's device in it.
+    const convo = await seedEraCreate(seed, [phone.user.did], 'Both')
+    const [shown] = await clientEraConvos(phone)
+    expect(shown?.groupId).toBe(convo.groupId)
+    await clientEraJoin(phone, convo.groupId)
+
+    const padded = await clientEraSend(phone, convo.groupId, 'padded, from the phone')
+    await seedEraSend(seed, convo, 'plain, from the seed-era app')
+    // Each reads the other's: the seed-era app by the conversation's id, the phone by its group id.
+    expect(await seedEraCatchUp(seed, convo)).toEqual({
+      texts: ['padded, from the phone'],
+      senders: [phone.user.did],
+    })
+    expect(await clientEraCatchUp(phone, convo.groupId)).toEqual(['plain, from the seed-era app'])
+    // The phone's retry is answered as the first time.
+    expect(
+      ok(await t.call(phone.user, NSID.sendMessage, { input: { ...padded.input, idempotencyKey: randomUUID() } })),
+    ).toEqual(padded.sent)
+
+    // The client-era client creates one and adds the seed-era user, whose one package has no device.
+    const claimed = ok(await t.call(phone.user, NSID.getKeyPackages, { params: { dids: [seed.user.did] } }))
+    assertOutputOf('clientEra', NSID.getKeyPackages, claimed)
+    const group = await newGroupAdding(
+      phone,
+      claimed.keyPackages.map((kp) => base64Bytes(kp.keyPackage)),
+    )
+    const createInput = {
+      groupId: group.groupId,
+      idempotencyKey: randomUUID(),
+      cipherSuite: SUITE,
+      initialMembers: [seed.user.did],
+      welcomeMessage: encodeBase64(group.welcome),
+      keyPackageHashes: claimed.keyPackages.map((kp) => ({ did: kp.did, hash: kp.keyPackageHash! })),
+      metadata: { name: 'Back' },
+    }
+    assertInputOf('clientEra', NSID.createConvo, createInput)
+    const created = ok(await t.call(phone.user, NSID.createConvo, { input: createInput }))
+    assertOutputOf('clientEra', NSID.createConvo, created)
+    const back = { id: created.id, groupId: created.groupId }
+    await seedEraJoin(seed, back)
+    await seedEraSend(seed, back, 'joined yours')
+    expect(await clientEraCatchUp(phone, back.groupId)).toEqual(['joined yours'])
+    await clientEraSend(phone, back.groupId, 'welcome')
+    expect((await seedEraCatchUp(seed, back)).texts).toEqual(['welcome'])
   })
 })
