@@ -232,6 +232,14 @@ async function clientEraConvos(app: Installation) {
   return got.conversations.filter((c) => c.members.some((m) => m.did.toLowerCase() === app.user.did.toLowerCase()))
 }
 
+/** getExpectedConversations as the client calls it (its mlsDid as deviceId): whether its device is in each group, by group id. */
+async function inGroup(app: Installation) {
+  const params = { deviceId: `${app.user.did}#${app.deviceId}` }
+  const got = ok(await t.call(app.user, NSID.getExpectedConversations, { params }))
+  assertOutputOf('clientEra', NSID.getExpectedConversations, got)
+  return Object.fromEntries(got.conversations.map((c) => [c.convoId, c.deviceInGroup]))
+}
+
 describe('the client-era client’s life', () => {
   it('two devices, a friend adds both, messages and retries, paging, its conversation list, a third device added by a member, a device deleted', async () => {
     const user = await TestUser.create()
@@ -405,6 +413,8 @@ describe('the client-era client’s life', () => {
       expect(await clientEraCatchUp(app, groupId)).toEqual([])
       expect(app.state(groupId).groupContext.epoch).toBe(2n)
     }
+    // Each device is in the group as far as the server knows (as the client asks: by its mlsDid).
+    for (const app of [phone, laptop, tablet]) expect(await inGroup(app)).toEqual({ [groupId]: true })
     await clientEraSend(tablet, groupId, 'the tablet is here')
     for (const app of [phone, laptop, friend])
       expect(await clientEraCatchUp(app, groupId)).toEqual(['the tablet is here'])
@@ -587,6 +597,7 @@ describe('a seed-era client and a client-era client in one conversation', () => 
     const [shown] = await clientEraConvos(phone)
     expect(shown?.groupId).toBe(convo.groupId)
     await clientEraJoin(phone, convo.groupId)
+    expect(await inGroup(phone)).toEqual({ [convo.groupId]: true })
 
     const padded = await clientEraSend(phone, convo.groupId, 'padded, from the phone')
     await seedEraSend(seed, convo, 'plain, from the seed-era app')
