@@ -45,7 +45,6 @@ export const notImplemented = [
   NSID.unregisterDeviceToken,
   NSID.updateChatRequestSettings,
   NSID.updatePolicy,
-  NSID.validateDeviceState,
   NSID.validateWelcome,
   NSID.warnMember,
 ] as const satisfies readonly Nsid[]
