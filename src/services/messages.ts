@@ -268,7 +268,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
  * begins with its version and wire format (0x0001 000x), which read as a
  * length would put a second MLSMessage 65 KiB on, followed only by zeros.
  */
-export function withoutPadding(ciphertext: Uint8Array): Uint8Array {
+function withoutPadding(ciphertext: Uint8Array): Uint8Array {
   if (ciphertext.length < 6) return ciphertext
   const view = new DataView(ciphertext.buffer, ciphertext.byteOffset, ciphertext.byteLength)
   const length = view.getUint32(0)

@@ -147,6 +147,16 @@ async function newGroupAdding(creator: Installation, keyPackages: Uint8Array[]) 
   return { groupId: hex(groupId), welcome: adding.welcome as Uint8Array }
 }
 
+/** createConvo's input as both clients build it: no commit, the creator's group and its Welcome. */
+const createConvoInput = (group: { groupId: string; welcome: Uint8Array }, dids: string[], name: string) => ({
+  groupId: group.groupId,
+  idempotencyKey: randomUUID(),
+  cipherSuite: SUITE,
+  initialMembers: dids,
+  welcomeMessage: encodeBase64(group.welcome),
+  metadata: { name },
+})
+
 // ---------------------------------------------------------------- the client-era client
 
 /** registerDevice's input as the iOS client sends it: its key packages valid and `expires` 90 days on. */
@@ -232,6 +242,31 @@ async function clientEraConvos(app: Installation) {
   return got.conversations.filter((c) => c.members.some((m) => m.did.toLowerCase() === app.user.did.toLowerCase()))
 }
 
+/**
+ * createConvo as the client sends it: its group adding the packages it
+ * claimed, with their KeyPackageRefs (keyPackageHashes), no commit.
+ */
+async function clientEraCreate(
+  app: Installation,
+  claimed: Array<{ did: string; keyPackage: string; keyPackageHash?: string }>,
+  dids: string[],
+  name: string,
+) {
+  const group = await newGroupAdding(
+    app,
+    claimed.map((kp) => base64Bytes(kp.keyPackage)),
+  )
+  const input = {
+    ...createConvoInput(group, dids, name),
+    keyPackageHashes: claimed.map((kp) => ({ did: kp.did, hash: kp.keyPackageHash! })),
+  }
+  assertInputOf('clientEra', NSID.createConvo, input)
+  const created = ok(await t.call(app.user, NSID.createConvo, { input }))
+  assertOutputOf('clientEra', NSID.createConvo, created)
+  expect(created.groupId).toBe(group.groupId)
+  return created
+}
+
 /** getExpectedConversations as the client calls it (its mlsDid as deviceId): whether its device is in each group, by group id. */
 async function inGroup(app: Installation) {
   const params = { deviceId: `${app.user.did}#${app.deviceId}` }
@@ -295,20 +330,8 @@ describe('the client-era client’s life', () => {
       phone.device!.refs.has(kp.keyPackageHash!) ? 'phone' : laptopDevice.refs.has(kp.keyPackageHash!) ? 'laptop' : '?',
     )
     expect(owners.sort()).toEqual(['laptop', 'phone'])
-    const group = await newGroupAdding(friend, packages)
-    const { groupId } = group
-    const createInput = {
-      groupId,
-      idempotencyKey: randomUUID(),
-      cipherSuite: SUITE,
-      initialMembers: [user.did],
-      welcomeMessage: encodeBase64(group.welcome),
-      keyPackageHashes: claimed.keyPackages.map((kp) => ({ did: kp.did, hash: kp.keyPackageHash! })),
-      metadata: { name: 'Weekend' },
-    }
-    assertInputOf('clientEra', NSID.createConvo, createInput)
-    const created = ok(await t.call(friend.user, NSID.createConvo, { input: createInput }))
-    assertOutputOf('clientEra', NSID.createConvo, created)
+    const created = await clientEraCreate(friend, claimed.keyPackages, [user.did], 'Weekend')
+    const { groupId } = created
     expect(created).toMatchObject({ groupId, epoch: 1 })
 
     // Each device finds the conversation by its group id and takes its own Welcome.
@@ -463,14 +486,7 @@ async function seedEraClaim(app: Installation, dids: string[]) {
 /** createConvo as the seed-era client sends it (no keyPackageHashes): the conversation, by its id. */
 async function seedEraCreate(app: Installation, dids: string[], name: string) {
   const group = await newGroupAdding(app, await seedEraClaim(app, dids))
-  const input = {
-    groupId: group.groupId,
-    idempotencyKey: randomUUID(),
-    cipherSuite: SUITE,
-    initialMembers: dids,
-    welcomeMessage: encodeBase64(group.welcome),
-    metadata: { name },
-  }
+  const input = createConvoInput(group, dids, name)
   assertInputOf('seedEra', NSID.createConvo, input)
   const created = ok(await t.call(app.user, NSID.createConvo, { input }))
   assertOutputOf('seedEra', NSID.createConvo, created)
@@ -615,22 +631,7 @@ describe('a seed-era client and a client-era client in one conversation', () => 
     // The client-era client creates one and adds the seed-era user, whose one package has no device.
     const claimed = ok(await t.call(phone.user, NSID.getKeyPackages, { params: { dids: [seed.user.did] } }))
     assertOutputOf('clientEra', NSID.getKeyPackages, claimed)
-    const group = await newGroupAdding(
-      phone,
-      claimed.keyPackages.map((kp) => base64Bytes(kp.keyPackage)),
-    )
-    const createInput = {
-      groupId: group.groupId,
-      idempotencyKey: randomUUID(),
-      cipherSuite: SUITE,
-      initialMembers: [seed.user.did],
-      welcomeMessage: encodeBase64(group.welcome),
-      keyPackageHashes: claimed.keyPackages.map((kp) => ({ did: kp.did, hash: kp.keyPackageHash! })),
-      metadata: { name: 'Back' },
-    }
-    assertInputOf('clientEra', NSID.createConvo, createInput)
-    const created = ok(await t.call(phone.user, NSID.createConvo, { input: createInput }))
-    assertOutputOf('clientEra', NSID.createConvo, created)
+    const created = await clientEraCreate(phone, claimed.keyPackages, [seed.user.did], 'Back')
     const back = { id: created.id, groupId: created.groupId }
     await seedEraJoin(seed, back)
     await seedEraSend(seed, back, 'joined yours')
