@@ -32,7 +32,6 @@ export const notImplemented = [
   NSID.sendChatRequest,
   NSID.unregisterDeviceToken,
   NSID.updateChatRequestSettings,
-  NSID.validateDeviceState,
   NSID.validateWelcome,
   NSID.warnMember,
 ] as const satisfies readonly Nsid[]

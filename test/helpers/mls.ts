@@ -59,6 +59,22 @@ export const bytesJson = (bytes: Uint8Array): BytesJson => ({ $bytes: encodeBase
 export const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex')
 export const randomGroupId = () => randomBytes(16).toString('hex')
 
+/**
+ * A ciphertext padded as the client-era clients pad it (MLSMessagePadding.swift):
+ * a 4-byte big-endian length, the MLSMessage, zeros up to the bucket (512 to
+ * 8192 by powers of two, then multiples of 8192), unless one is given.
+ */
+export function pad(mls: Uint8Array, bucket?: number): Uint8Array {
+  const size =
+    bucket ??
+    [512, 1024, 2048, 4096, 8192].find((b) => b >= mls.length + 4) ??
+    Math.ceil((mls.length + 4) / 8192) * 8192
+  const padded = new Uint8Array(size)
+  new DataView(padded.buffer).setUint32(0, mls.length)
+  padded.set(mls, 4)
+  return padded
+}
+
 // ---------------------------------------------------------------- key packages
 
 /** The key packages a user's device made, by KeyPackageRef (hex): it can join with any of them. */
@@ -103,16 +119,25 @@ const decodeKeyPackage = (data: Uint8Array): KeyPackage => {
 
 // ---------------------------------------------------------------- a client's MLS operations
 
-/** Joins a group from a Welcome's bytes, with the key package of `user`'s device that it names. */
+/**
+ * Joins a group from a Welcome's bytes, with the key package of `user`'s
+ * device that it names; `mine` narrows them to one device's (by
+ * KeyPackageRef, hex), when a Welcome names several devices of the user.
+ */
 export async function joinFromWelcome(
   user: TestUser,
   data: Uint8Array,
   suite: CiphersuiteName = SUITE,
+  mine: (ref: string) => boolean = () => true,
 ): Promise<ClientState> {
   const decoded = decodeMlsMessage(data, 0)?.[0]
   if (decoded?.wireformat !== 'mls_welcome') throw new Error('not a Welcome')
   const device = deviceOf(user)
-  const own = decoded.welcome.secrets.map((s) => device.get(hex(s.newMember))).find((kp) => kp !== undefined)
+  const own = decoded.welcome.secrets
+    .map((s) => hex(s.newMember))
+    .filter(mine)
+    .map((ref) => device.get(ref))
+    .find((kp) => kp !== undefined)
   if (!own) throw new Error(`the Welcome names no key package of ${user.did}`)
   return joinGroup(decoded.welcome, own.publicPackage, own.privatePackage, emptyPskIndex, await suiteImpl(suite))
 }

@@ -22,7 +22,9 @@ const frames = new WeakMap<OutboxEvent['message'], { cursor: string; frame: stri
 function frameOf({ message, cursor }: OutboxEvent): string {
   let cached = frames.get(message)
   if (cached?.cursor !== cursor) {
-    const event = { $type: `${NSID.streamConvoEvents}#messageEvent`, cursor, message: toMessageView(message) }
+    // Only the seed-era clients stream over SSE: they know no padding.
+    const view = toMessageView(message, message.convo_id, 'unpadded')
+    const event = { $type: `${NSID.streamConvoEvents}#messageEvent`, cursor, message: view }
     cached = { cursor, frame: sseEvent(cursor, toWireJson(event)) }
     frames.set(message, cached)
   }
