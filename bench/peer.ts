@@ -16,7 +16,7 @@ export interface SendArgs {
  * its text, its prepared statement's name, and its values for a message.
  */
 export function sendStatement(dist: Dist) {
-  const { name, text, slots } = dist.storeMessageStatement({ commit: false, groupInfo: false })
+  const { name, text, slots } = dist.storeMessageStatement({ commit: false, groupInfo: false, push: false })
   return {
     name,
     text,

@@ -4,6 +4,7 @@ import type { Config } from './config.js'
 import type { Db } from './db/schema.js'
 import type { EventHub } from './events/hub.js'
 import type { Metrics } from './metrics.js'
+import type { PushQueueing } from './services/pushQueue.js'
 
 /** Verifies a request's service-auth token for one method; answers the caller's DID (src/xrpc/auth.ts). */
 export type AuthVerifier = (authorization: string | undefined, nsid: string) => Promise<string>
@@ -19,4 +20,6 @@ export interface AppContext {
   metrics: Metrics
   /** Fans new messages out to this instance's event streams. */
   events: EventHub
+  /** What writes queue for push notifications; none when push is off. */
+  push: PushQueueing | undefined
 }

@@ -8,13 +8,14 @@ import Fastify, {
   type onResponseHookHandler,
 } from 'fastify'
 import { handlers as defaultHandlers } from './api/index.js'
-import { listenUrl, type Config } from './config.js'
+import { listenUrl, pushConfigured, type Config } from './config.js'
 import type { AppContext } from './context.js'
 import { pingDatabase, type Database } from './db/index.js'
 import { EventHub } from './events/hub.js'
 import { Metrics } from './metrics.js'
 import { METRICS_PATH, metricsRoute } from './metrics-route.js'
 import { keyPackageBuckets } from './services/keyPackages.js'
+import { pushQueueStats } from './services/pushQueue.js'
 import { createAuthVerifier } from './xrpc/auth.js'
 import { loadLexicons } from './xrpc/lexicons.js'
 import { rateLimit, rateLimitOptions } from './xrpc/rate-limit.js'
@@ -54,6 +55,7 @@ function createAppContext(config: Config, database: Database, log: FastifyBaseLo
   const metrics = new Metrics()
   metrics.observePool(database.pool)
   metrics.observeKeyPackages(() => keyPackageBuckets(database.db))
+  if (pushConfigured(config)) metrics.observePushQueue(() => pushQueueStats(database.db))
   const poolOptions = database.pool.options
   return {
     config,
@@ -78,6 +80,7 @@ function createAppContext(config: Config, database: Database, log: FastifyBaseLo
       pollIntervalMs: config.EVENT_POLL_INTERVAL_MS,
       reads: metrics.eventHubReads,
     }),
+    push: pushConfigured(config) ? { commits: config.PUSH_COMMITS } : undefined,
   }
 }
 

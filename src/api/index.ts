@@ -4,6 +4,7 @@ import { convoHandlers } from './convos/index.js'
 import { eventHandlers } from './events/index.js'
 import { keyPackageHandlers } from './keyPackages/index.js'
 import { messageHandlers } from './messages/index.js'
+import { pushHandlers } from './push/index.js'
 import { welcomeHandlers } from './welcomes/index.js'
 
 /**
@@ -47,7 +48,6 @@ export const notImplemented = [
   NSID.publishKeyPackages,
   NSID.readdition,
   NSID.registerDevice,
-  NSID.registerDeviceToken,
   NSID.rejoin,
   NSID.removeMember,
   NSID.reportMember,
@@ -55,7 +55,6 @@ export const notImplemented = [
   NSID.revokeInvite,
   NSID.sendChatRequest,
   NSID.syncKeyPackages,
-  NSID.unregisterDeviceToken,
   NSID.updateChatRequestSettings,
   NSID.updatePolicy,
   NSID.validateDeviceState,
@@ -70,4 +69,5 @@ export const handlers = {
   ...welcomeHandlers,
   ...keyPackageHandlers,
   ...eventHandlers,
+  ...pushHandlers,
 } satisfies { [N in Exclude<Nsid, (typeof notImplemented)[number]>]: Handler<N> }

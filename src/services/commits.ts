@@ -5,7 +5,7 @@ import type { CommitMessage } from '../lexicon/types/blue.catbird.mls.getCommits
 import { epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './membership.js'
-import { storeMessage, toSentMessage, type SentMessage, type StoredMessageArgs } from './messages.js'
+import { storeMessage, toSentMessage, type PushOrigin, type SentMessage, type StoredMessageArgs } from './messages.js'
 import { iso } from './timestamps.js'
 
 /** A commit as the API read it: its bytes and what its MLS header says. */
@@ -20,7 +20,13 @@ export interface Commit {
 }
 
 /** A commit as messageCtes stores it: a message that also moves the epoch, with its GroupInfo. */
-export const commitMessage = (convoId: string, sender: string, commit: Commit): StoredMessageArgs => ({
+export const commitMessage = (
+  convoId: string,
+  sender: string,
+  commit: Commit,
+  origin: PushOrigin = {},
+): StoredMessageArgs => ({
+  ...origin,
   kind: 'commit',
   convoId,
   sender,
@@ -97,7 +103,7 @@ export async function checkCommit(
  */
 export async function sendCommit(
   db: Db,
-  args: { convoId: string; sender: string; commit: Commit },
+  args: { convoId: string; sender: string; commit: Commit } & PushOrigin,
   record?: RecordedWrite,
 ): Promise<StoredCommit> {
   // A GroupInfo sent along is checked against the conversation (its cipher
@@ -108,7 +114,8 @@ export async function sendCommit(
     const retried = await checkCommit(db, convo, args.sender, args.commit)
     if (retried && !record) return retried
   }
-  const sent = await storeMessage(db, commitMessage(args.convoId, args.sender, args.commit), record)
+  const { convoId, sender, commit, ...origin } = args
+  const sent = await storeMessage(db, commitMessage(convoId, sender, commit, origin), record)
   if (sent) return { ...sent, newEpoch: args.commit.epoch + 1 }
   const { convo } = await requireMember(db, args.convoId, args.sender)
   const retried = await checkCommit(db, convo, args.sender, args.commit)

@@ -16,6 +16,8 @@ import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { groupInfoWithCommitCte, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './membership.js'
+import { queueMessagePushCte, type PushQueueing } from './pushQueue.js'
+import { requireDevice } from './pushTokens.js'
 import { iso } from './timestamps.js'
 import { settleWelcomeByActivity } from './welcomes.js'
 
@@ -51,7 +53,15 @@ export const toSentMessage = (row: SentRow): SentMessage => ({
   settledWelcome: row.settled > 0,
 })
 
-export interface SendMessageArgs {
+/** What a stored message queues for push notifications. */
+export interface PushOrigin {
+  /** Push is on: the message (a commit, if asked) is queued to be pushed. */
+  push?: PushQueueing | undefined
+  /** The sender's own registered device that sends it: the sender's other devices are pushed to. */
+  senderDevice?: string | undefined
+}
+
+export interface SendMessageArgs extends PushOrigin {
   convoId: string
   sender: string
   /** The MLS group id in the message's header, lowercase hex. */
@@ -71,6 +81,8 @@ export interface MessageShape {
   commit: boolean
   /** A commit that brings a GroupInfo stores it; one that does not deletes the stored one. */
   groupInfo: boolean
+  /** Queued to be pushed. */
+  push: boolean
 }
 
 /** A stored message's values, as its statement's parameters. */
@@ -85,11 +97,13 @@ export interface MessageValues {
   embedUri: string | null
   groupInfoEpoch: number | null
   groupInfoData: Uint8Array | null
+  senderDevice: string | null
 }
 
 export const messageShape = (args: StoredMessageArgs): MessageShape => ({
   commit: args.kind === 'commit',
   groupInfo: args.kind === 'commit' && args.groupInfo !== undefined,
+  push: args.push !== undefined && (args.kind === 'message' || args.push.commits),
 })
 
 export function messageValues(args: StoredMessageArgs): MessageValues {
@@ -105,6 +119,7 @@ export function messageValues(args: StoredMessageArgs): MessageValues {
     embedUri: args.embedUri ?? null,
     groupInfoEpoch: groupInfo?.epoch ?? null,
     groupInfoData: groupInfo?.data ?? null,
+    senderDevice: args.senderDevice ?? null,
   }
 }
 
@@ -117,8 +132,9 @@ export function messageValues(args: StoredMessageArgs): MessageValues {
  * current member, the group or epoch is not the conversation's, or a keyed
  * write's record is already there (see writeStatement). A commit also moves
  * the conversation to the next epoch, is listed for getCommits, and keeps the
- * conversation's GroupInfo in step (groupInfoWithCommitCte). Used inside
- * larger statements.
+ * conversation's GroupInfo in step (groupInfoWithCommitCte). With push on,
+ * the message is queued to be pushed in the same statement (`pushed`, see
+ * pushQueue.ts). Used inside larger statements.
  */
 export function messageCtes(shape: MessageShape, v: MessageValues, keyed = false): RawBuilder<unknown> {
   return sql`
@@ -151,7 +167,7 @@ export function messageCtes(shape: MessageShape, v: MessageValues, keyed = false
       ${settleWelcomeByActivity(v.convoId, v.sender)}
         AND EXISTS (SELECT 1 FROM inserted)
       RETURNING 1
-    )`
+    )${shape.push ? sql`, ${queueMessagePushCte(shape.commit ? 'commit' : 'message', v)}` : sql``}`
 }
 
 /** The stored message's row, after messageCtes. */
@@ -173,7 +189,7 @@ export const SENT_COLUMNS = resultColumns({
 export const storeMessageStatement = byShape(
   (shape: MessageShape & { response?: ResponseSql | undefined }) => {
     const keyed = shape.response !== undefined
-    const name = `store_${shape.commit ? 'commit' : 'message'}${shape.groupInfo ? '_with_group_info' : ''}${keyed ? '_keyed' : ''}`
+    const name = `store_${shape.commit ? 'commit' : 'message'}${shape.groupInfo ? '_with_group_info' : ''}${shape.push ? '_pushed' : ''}${keyed ? '_keyed' : ''}`
     const columns = keyed ? `${SENT_COLUMNS.types}, ${FOUND_COLUMNS}` : SENT_COLUMNS.types
     return onShard(name, { shardKey: 'convoId', columns }, (v: MessageValues & KeyValues) =>
       writeStatement(shape.response && { values: v, response: shape.response }, {
@@ -183,7 +199,7 @@ export const storeMessageStatement = byShape(
       }),
     )
   },
-  (shape) => `${shape.commit}/${shape.groupInfo}/${shape.response?.name ?? ''}`,
+  (shape) => `${shape.commit}/${shape.groupInfo}/${shape.push}/${shape.response?.name ?? ''}`,
 )
 
 /**
@@ -196,6 +212,7 @@ export async function storeMessage(
   args: StoredMessageArgs,
   record?: RecordedWrite,
 ): Promise<SentMessage | undefined> {
+  if (args.senderDevice !== undefined) await requireDevice(db, args.sender, args.senderDevice)
   const write = storeMessageStatement({ ...messageShape(args), response: record?.response })
   const row = (await executeRecorded(db, write, messageValues(args), record))[0]
   return row && toSentMessage(row)

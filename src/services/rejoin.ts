@@ -1,6 +1,7 @@
 import type { Db } from '../db/schema.js'
 import { sendCommit, type Commit, type StoredCommit } from './commits.js'
 import { invalidRequest } from './errors.js'
+import type { PushQueueing } from './pushQueue.js'
 
 /**
  * A member whose device lost its MLS state rejoins by external commit
@@ -26,7 +27,13 @@ import { invalidRequest } from './errors.js'
  */
 export async function rejoin(
   db: Db,
-  args: { convoId: string; caller: string; commit: Commit; joinerIdentity: string | undefined },
+  args: {
+    convoId: string
+    caller: string
+    commit: Commit
+    joinerIdentity: string | undefined
+    push?: PushQueueing | undefined
+  },
 ): Promise<StoredCommit> {
   if (args.joinerIdentity !== args.caller) {
     throw invalidRequest(
@@ -34,5 +41,5 @@ export async function rejoin(
       'externalCommit: its new leaf must hold a basic credential whose identity is your DID (a member rejoins as itself)',
     )
   }
-  return sendCommit(db, { convoId: args.convoId, sender: args.caller, commit: args.commit })
+  return sendCommit(db, { convoId: args.convoId, sender: args.caller, commit: args.commit, push: args.push })
 }

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { AppContext } from '../context.js'
 import { deleteExpiredIdempotencyKeys } from '../idempotency/claim.js'
 import { sweepWelcomes } from '../services/welcomes.js'
+import { PushWorker, type PushSetup } from './push.js'
 import { startWorker, type RunningWorker } from './worker.js'
 
 /** Most batches one pass runs, so a huge backlog is worked off over several passes. */
@@ -58,6 +59,11 @@ export function startWelcomeSweep(ctx: AppContext, log: FastifyBaseLogger): Runn
   )
 }
 
-export function startWorkers(ctx: AppContext, log: FastifyBaseLogger): RunningWorker[] {
-  return [startIdempotencyCleanup(ctx, log), startWelcomeSweep(ctx, log)]
+/** The background workers; the push worker when push is on (`push`: see pushSetup). */
+export function startWorkers(ctx: AppContext, log: FastifyBaseLogger, push?: PushSetup): RunningWorker[] {
+  return [
+    startIdempotencyCleanup(ctx, log),
+    startWelcomeSweep(ctx, log),
+    ...(push ? [new PushWorker(ctx, log, push).start()] : []),
+  ]
 }

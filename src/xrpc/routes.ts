@@ -92,6 +92,7 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
     auth: ctx.auth,
     metrics: ctx.metrics,
     events: ctx.events,
+    push: ctx.push,
   }
   // XRPC bodies are JSON: JSON sent as text/plain gets the same 415 as any
   // other content type, not a confusing "Input must be an object".

@@ -19,4 +19,7 @@ export const SHARD_COLUMNS: Record<string, string> = {
   opt_out: 'did',
   member_device: 'convo_id',
   pending_device_addition: 'convo_id',
+  push_token: 'user_did',
+  push_outbox: 'convo_id',
+  push_retry: 'user_did',
 }

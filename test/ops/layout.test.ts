@@ -16,13 +16,14 @@ const MAY_IMPORT: Record<string, string[]> = {
   lexicon: [],
   client: ['lexicon'],
   mls: [],
+  push: [],
   db: ['config.ts', 'startup-error.ts'],
   idempotency: ['db'],
   services: ['db', 'idempotency', 'lexicon'],
   events: ['db', 'services'],
   xrpc: ['config.ts', 'context.ts', 'db', 'idempotency', 'lexicon', 'paths.ts', 'services'],
   api: ['events', 'idempotency', 'lexicon', 'mls', 'services', 'xrpc'],
-  workers: ['context.ts', 'idempotency', 'metrics.ts', 'services'],
+  workers: ['config.ts', 'context.ts', 'idempotency', 'metrics.ts', 'push', 'services'],
 }
 
 /** Handlers live in feature folders of src/api, beside the handler map and what the features share. */

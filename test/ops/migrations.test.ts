@@ -60,6 +60,7 @@ describe('migrations', () => {
         database.db,
       ),
     ).rejects.toThrow(/key_package_last_resort_key/)
+    expect(await migrateDown(database.db)).toEqual(['011_push'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
@@ -76,6 +77,7 @@ describe('migrations', () => {
   })
 
   it('003 drops the key packages no Welcome could name, keeps the consumed ones, and requires a ref from then on', async () => {
+    expect(await migrateDown(database.db)).toEqual(['011_push'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
@@ -99,6 +101,7 @@ describe('migrations', () => {
   })
 
   it('004 files each idempotency record under its shard: the conversation, the group of a created one, or the publisher', async () => {
+    expect(await migrateDown(database.db)).toEqual(['011_push'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
@@ -134,6 +137,7 @@ describe('migrations', () => {
   })
 
   it("007 keeps what each Welcome used: admitted in its conversation, reserved for it on the owner's shard", async () => {
+    expect(await migrateDown(database.db)).toEqual(['011_push'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     await sql`
@@ -156,6 +160,7 @@ describe('migrations', () => {
       VALUES ('did:plc:b', 's', '\\x72', sha256('\\x72'), '\\x82', now() + interval '1 day', now(), 'did:plc:a', 'm7convo')`.execute(
       database.db,
     )
+    expect(await migrateDown(database.db)).toEqual(['011_push'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     const used = await sql`SELECT encode(ref, 'hex') AS ref, used_convo_id, used_epoch FROM key_package
@@ -171,6 +176,7 @@ describe('migrations', () => {
   })
 
   it('006 keeps the group id of a conversation created before it taken, and files its createConvo record under the derived id', async () => {
+    expect(await migrateDown(database.db)).toEqual(['011_push'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])

@@ -33,6 +33,7 @@ export default handler(
       welcome: reserved,
       maxMembers: config.MAX_MEMBERS_PER_CONVO,
       welcomeRetentionDays: config.WELCOME_RETENTION_DAYS,
+      push: ctx.push,
     })
     announce(req, stored)
     return { success: true, newEpoch }

@@ -18,6 +18,7 @@ export default handler(
       caller,
       commit: withGroupInfo(commit, readGroupInfoField(input.groupInfo, config.MAX_GROUP_INFO_BYTES)),
       joinerIdentity,
+      push: ctx.push,
     })
     announce(req, stored)
     return { epoch: stored.newEpoch, rejoinedAt: iso(stored.createdAt) }

@@ -46,6 +46,8 @@ export default handler(
     const header = readMessage(ciphertext, 'ciphertext', input.epoch)
     const groupInfo = readGroupInfoField(input.groupInfo, ctx.config.MAX_GROUP_INFO_BYTES)
     const record = req.keyed && { keyed: req.keyed, response: outputSql }
+    // Queued to be pushed (push on), to every device but the sending one, which the caller may name.
+    const origin = { push: ctx.push, senderDevice: input.deviceId }
     let sent
     if (header.contentType === 'commit') {
       const maxCommit = ctx.config.MAX_COMMIT_BYTES
@@ -58,6 +60,7 @@ export default handler(
           convoId: input.convoId,
           sender: caller,
           commit: withGroupInfo({ data: ciphertext, groupId: header.groupId, epoch: header.epoch }, groupInfo),
+          ...origin,
         },
         record,
       )
@@ -77,6 +80,7 @@ export default handler(
           ciphertext,
           embedType: input.embedType,
           embedUri: input.embedUri,
+          ...origin,
         },
         record,
       )

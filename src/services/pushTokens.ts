@@ -1,0 +1,85 @@
+/**
+ * Devices' push tokens (registerDeviceToken, unregisterDeviceToken), on
+ * their users' shards. A token is one device's within its user: registering
+ * it for another of the user's devices moves it there. Several users may
+ * register one token (a phone signed in to several accounts): each gets its
+ * own pushes, which name the account they are for.
+ */
+import { sql } from 'kysely'
+import type { Db, PushPlatform } from '../db/schema.js'
+import { execute, statement } from '../db/statement.js'
+import { transact } from '../db/transaction.js'
+import { invalidRequest } from './errors.js'
+
+const deviceRead = statement('own_device', (v: { did: string; deviceId: string }, db) =>
+  db.selectFrom('device').select('device_id').where('user_did', '=', v.did).where('device_id', '=', v.deviceId),
+)
+
+/** Refuses a device that is not one of `did`'s registered devices (registerDevice). */
+export async function requireDevice(db: Db, did: string, deviceId: string): Promise<void> {
+  if ((await execute(db, deviceRead, { did, deviceId })).rows.length === 0) {
+    throw invalidRequest('DeviceNotFound', `deviceId ${deviceId} is not a device you registered (registerDevice)`)
+  }
+}
+
+const PLATFORMS: readonly PushPlatform[] = ['ios', 'android', 'web']
+
+/** An APNs device token as the path of a request takes it: 16 to 100 bytes, in hex (lowercase when stored). */
+const TOKEN = /^(?:[0-9a-fA-F]{2}){16,100}$/
+
+export interface PushTokenRegistration {
+  did: string
+  deviceId: string
+  token: string
+  platform?: string | undefined
+  /** The device's name, when the client gives it again. */
+  deviceName?: string | undefined
+}
+
+/** Stores a device's push token, replacing its previous one, and takes it from any other device of the user. */
+export async function registerPushToken(db: Db, args: PushTokenRegistration): Promise<void> {
+  if (!TOKEN.test(args.token)) {
+    throw invalidRequest(undefined, 'pushToken must be a device token in hex (16 to 100 bytes)')
+  }
+  const platform = (args.platform ?? 'ios') as PushPlatform
+  if (!PLATFORMS.includes(platform)) {
+    throw invalidRequest(undefined, `platform must be one of ${PLATFORMS.join(', ')}`)
+  }
+  if (args.deviceName !== undefined && (args.deviceName.length === 0 || args.deviceName.length > 100)) {
+    throw invalidRequest(undefined, 'deviceName must be 1 to 100 characters long')
+  }
+  const token = args.token.toLowerCase()
+  await transact(db, async (trx) => {
+    const device = await trx
+      .updateTable('device')
+      .set((eb) => ({ name: args.deviceName ?? eb.ref('name'), last_seen_at: sql<Date>`now()` }))
+      .where('user_did', '=', args.did)
+      .where('device_id', '=', args.deviceId)
+      .returning('device_id')
+      .executeTakeFirst()
+    if (!device) await requireDevice(trx, args.did, args.deviceId)
+    await trx
+      .deleteFrom('push_token')
+      .where('user_did', '=', args.did)
+      .where('token', '=', token)
+      .where('device_id', '<>', args.deviceId)
+      .execute()
+    await trx
+      .insertInto('push_token')
+      .values({ user_did: args.did, device_id: args.deviceId, token, platform })
+      .onConflict((oc) =>
+        oc.columns(['user_did', 'device_id']).doUpdateSet((eb) => ({
+          token: eb.ref('excluded.token'),
+          platform: eb.ref('excluded.platform'),
+          registered_at: sql<Date>`now()`,
+        })),
+      )
+      .execute()
+  })
+}
+
+/** Forgets a device's push token (none stored: nothing to do). */
+export async function unregisterPushToken(db: Db, args: { did: string; deviceId: string }): Promise<void> {
+  await requireDevice(db, args.did, args.deviceId)
+  await db.deleteFrom('push_token').where('user_did', '=', args.did).where('device_id', '=', args.deviceId).execute()
+}
