@@ -127,7 +127,11 @@ export function readSigningKey(pem: string): KeyObject {
   return key
 }
 
-const { HTTP2_HEADER_PATH, HTTP2_HEADER_METHOD, HTTP2_HEADER_STATUS, NGHTTP2_CANCEL } = http2.constants
+const { HTTP2_HEADER_PATH, HTTP2_HEADER_METHOD, HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } =
+  http2.constants
+
+/** A stream the server refused before processing it (HTTP/2 REFUSED_STREAM): safe to send again. */
+const REFUSED: ApnsOutcome = { status: 0, reason: 'refused by a closing connection' }
 
 export class ApnsClient {
   private session: http2.ClientHttp2Session | undefined
@@ -145,7 +149,9 @@ export class ApnsClient {
     } catch (err) {
       return { status: 0, reason: `signing failed: ${(err as Error).message}` }
     }
-    const outcome = await this.post(notification, jwt)
+    let outcome = await this.post(notification, jwt)
+    // Refused unprocessed by a connection that was closing (GOAWAY): once more, on a new one.
+    if (outcome === REFUSED) outcome = await this.post(notification, jwt)
     if (outcome.status === 403 && outcome.reason === 'ExpiredProviderToken') await this.token.expired(jwt)
     return outcome
   }
@@ -214,8 +220,13 @@ export class ApnsClient {
       })
       stream.on('data', (chunk: Buffer) => chunks.push(chunk))
       stream.on('end', () => settle(answer(status, Buffer.concat(chunks))))
-      stream.on('error', (err) => settle({ status: 0, reason: err.message }))
-      stream.on('close', () => settle(status ? answer(status, Buffer.concat(chunks)) : { status: 0, reason: 'closed' }))
+      stream.on('close', () => {
+        if (status) settle(answer(status, Buffer.concat(chunks)))
+        else settle(stream.rstCode === NGHTTP2_REFUSED_STREAM ? REFUSED : { status: 0, reason: 'closed' })
+      })
+      stream.on('error', (err) => {
+        if (stream.rstCode !== NGHTTP2_REFUSED_STREAM) settle({ status: 0, reason: err.message })
+      })
       stream.end(body)
     })
   }

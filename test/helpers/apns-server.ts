@@ -136,6 +136,8 @@ export interface TestApnsServer {
   release(): void
   /** Requests taken and not answered (held). */
   pending(): number
+  /** Closes every connection, as APNs does to idle ones (GOAWAY). */
+  disconnect(): void
   /** Resolves once `done()` holds (checked after every request), or fails after `timeoutMs`. */
   until(done: () => boolean, timeoutMs?: number): Promise<void>
   close(): Promise<void>
@@ -268,6 +270,9 @@ export async function startTestApnsServer(opts: { key: TestSigningKey; topic?: s
       for (const respond of held.splice(0)) respond()
     },
     pending: () => held.length,
+    disconnect() {
+      for (const session of sessions) session.close()
+    },
     until(done, timeoutMs = 20_000) {
       if (done()) return Promise.resolve()
       return new Promise((resolve, reject) => {

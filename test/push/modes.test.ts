@@ -1,0 +1,95 @@
+import { createHash } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { PushWorker } from '../../src/workers/push.js'
+import {
+  countRows,
+  deviceWithToken,
+  pushConfig,
+  startPushWorker,
+  startTestApnsServer,
+  startTestApp,
+  testSigningKey,
+  TestUser,
+  type TestApnsServer,
+  type TestApp,
+} from '../helpers/index.js'
+
+// Two servers on one database, configured differently, pushing to one APNs stand-in.
+let apns: TestApnsServer
+let commits: TestApp
+let wake: TestApp
+const workers: PushWorker[] = []
+
+beforeAll(async () => {
+  const key = testSigningKey()
+  apns = await startTestApnsServer({ key })
+  commits = await startTestApp({
+    config: await pushConfig(apns, key, { PUSH_COMMITS: 'true', PUSH_RECIPIENT: 'sha256' }),
+  })
+  wake = await startTestApp({ testDb: commits.testDb, config: await pushConfig(apns, key, { PUSH_PAYLOAD: 'wake' }) })
+})
+afterAll(async () => {
+  await Promise.all(workers.map((w) => w.stop()))
+  await wake?.close()
+  await commits?.close()
+  await apns?.close()
+})
+
+/** The pushes each instance queued are sent, by its own worker (stopped after). */
+async function sendQueued(t: TestApp): Promise<void> {
+  const worker = startPushWorker(t, apns)
+  workers.push(worker)
+  const deadline = Date.now() + 20_000
+  while ((await countRows(t.ctx.db, 'push_outbox')) > 0) {
+    if (Date.now() > deadline) throw new Error('the push queue did not drain')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  await worker.stop()
+}
+
+const to = (token: string) => apns.requests.filter((r) => r.token === token)
+
+describe('push modes', () => {
+  it('PUSH_COMMITS: a commit wakes the other members’ apps with a background push; PUSH_RECIPIENT=sha256 names the account by hash', async () => {
+    const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
+    const alicePhone = await deviceWithToken(commits, alice)
+    const bobPhone = await deviceWithToken(commits, bob)
+    const convo = await commits.seed.createConvo(alice, [bob])
+    const update = await commits.seed.commitUpdate(alice, convo.id)
+    expect(update.status).toBe(200)
+    await sendQueued(commits)
+    const account = createHash('sha256').update(bob.did).digest('hex')
+    const pushes = to(bobPhone.token)
+    const commit = pushes.find((r) => r.payload.type === 'mls_commit')!
+    expect(commit.headers).toMatchObject({ 'apns-push-type': 'background', 'apns-priority': '5' })
+    expect(commit.payload).toEqual({
+      aps: { 'content-available': 1 },
+      type: 'mls_commit',
+      convo_id: convo.groupId.toLowerCase(),
+      message_id: (update.body as { messageId: string }).messageId,
+      recipient_account: account,
+      seq: (update.body as { seq: number }).seq,
+      epoch: 1,
+    })
+    // The Welcome of the conversation's creation, with its commit (seq 1) pushed to nobody: bob joined with it.
+    expect(pushes.map((r) => r.payload.type).sort()).toEqual(['mls_commit', 'mls_welcome'])
+    expect(pushes.find((r) => r.payload.type === 'mls_welcome')!.payload).toMatchObject({ recipient_account: account })
+    expect(to(alicePhone.token)).toEqual([])
+  })
+
+  it('PUSH_PAYLOAD=wake: a bare alert, with nothing of the conversation, the message or the account', async () => {
+    const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
+    const bobPhone = await deviceWithToken(wake, bob)
+    const convo = await wake.seed.createConvo(alice, [bob])
+    expect((await wake.seed.sendMessage(alice, convo.id)).status).toBe(200)
+    await sendQueued(wake)
+    const pushes = to(bobPhone.token)
+    expect(pushes).toHaveLength(2)
+    for (const push of pushes) {
+      expect(push.payload).toEqual({
+        aps: { alert: { title: 'New Message', body: 'You have something new' }, sound: 'default' },
+      })
+      expect(push.headers['apns-collapse-id']).toBe('wake')
+    }
+  })
+})
