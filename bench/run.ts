@@ -11,6 +11,7 @@ import { explain } from './questions/explain.js'
 import { fanOut } from './questions/fanout.js'
 import { readHeaders } from './questions/header-reads.js'
 import { keyPackageContention } from './questions/key-packages.js'
+import { pushUnderLoad } from './questions/push.js'
 import { countRoundTrips } from './questions/round-trips.js'
 import { scale } from './questions/scale.js'
 import { sendThroughput } from './questions/send-throughput.js'
@@ -32,6 +33,7 @@ try {
     await scale(bench),
     await explain(bench),
     await fanOut(bench),
+    await pushUnderLoad(bench),
   ]
   const markdown = renderResults(await bench.environment(args), sections)
   console.log(`\n${markdown}`)

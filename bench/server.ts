@@ -38,6 +38,8 @@ export interface BenchServerOptions {
   cpuProfDir?: string
   /** The bare-Fastify peer (bench/peer-child.ts) instead of the server. */
   peer?: boolean
+  /** Settings of its own (push, for one). */
+  env?: Record<string, string>
 }
 
 const childEntry = (peer: boolean) =>
@@ -59,6 +61,7 @@ export async function startBenchServer(opts: BenchServerOptions): Promise<BenchS
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
       // The bench runs the cleanup worker itself, when it measures it.
       WORKER_INTERVAL_SECONDS: String(24 * 3600),
+      ...opts.env,
     },
     stdio: ['ignore', log, log, 'ipc'],
   })

@@ -129,6 +129,8 @@ export interface TestApnsServer {
   requests: ApnsRequestSeen[]
   /** Those taken with 200: delivered, as APNs would, even when the sender never heard the answer. */
   delivered(): ApnsRequestSeen[]
+  /** How many were delivered (kept count of even when requests are not recorded). */
+  deliveredCount(): number
   /** The next requests for `token` get these answers, in order; then 200 again. */
   answerNext(token: string, ...answers: ApnsAnswer[]): void
   /** Requests are taken (and recorded) but not answered until `release()`. */
@@ -146,10 +148,16 @@ export interface TestApnsServer {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const TOKEN_PATH = /^\/3\/device\/([0-9a-fA-F]+)$/
 
-export async function startTestApnsServer(opts: { key: TestSigningKey; topic?: string }): Promise<TestApnsServer> {
+export async function startTestApnsServer(opts: {
+  key: TestSigningKey
+  topic?: string
+  /** Keep every request in `requests` (off for a long benchmark: only counted). */
+  record?: boolean
+}): Promise<TestApnsServer> {
   const topic = opts.topic ?? 'blue.catbird.test'
   const tls = throwawayTls()
   const requests: ApnsRequestSeen[] = []
+  let delivered = 0
   const scripted = new Map<string, ApnsAnswer[]>()
   const held: Array<() => void> = []
   let holding = false
@@ -214,20 +222,22 @@ export async function startTestApnsServer(opts: { key: TestSigningKey; topic?: s
           // Refused already, or recorded as empty: the test says what it expected.
         }
         // Taken as APNs takes it: what it answers 200 is delivered, whether the answer reaches the sender or not.
-        requests.push({
-          token,
-          apnsId,
-          headers: Object.fromEntries(
-            Object.entries(headers)
-              .filter(([k]) => k.startsWith('apns-'))
-              .map(([k, v]) => [k, String(v)]),
-          ),
-          payload,
-          bytes: body.length,
-          issuedAt,
-          jwt: auth.slice('bearer '.length),
-          answer,
-        })
+        if (answer.status === 200) delivered++
+        if (opts.record !== false)
+          requests.push({
+            token,
+            apnsId,
+            headers: Object.fromEntries(
+              Object.entries(headers)
+                .filter(([k]) => k.startsWith('apns-'))
+                .map(([k, v]) => [k, String(v)]),
+            ),
+            payload,
+            bytes: body.length,
+            issuedAt,
+            jwt: auth.slice('bearer '.length),
+            answer,
+          })
         const respond = () => {
           if (stream.destroyed || stream.closed) return
           stream.respond({ ':status': answer.status, 'apns-id': apnsId })
@@ -254,6 +264,7 @@ export async function startTestApnsServer(opts: { key: TestSigningKey; topic?: s
     topic,
     requests,
     delivered: () => requests.filter((r) => r.answer.status === 200),
+    deliveredCount: () => delivered,
     async caFile() {
       const file = path.join(os.tmpdir(), `catbird-apns-ca-${process.pid}-${Date.now()}.pem`)
       await writeFile(file, tls.ca)
