@@ -12,8 +12,8 @@
  * get them (no row locks: a distributed table takes none across shards), so
  * two instances never hold the same push.
  */
-import { sql, type RawBuilder } from 'kysely'
-import type { Db, PushKind } from '../db/schema.js'
+import { sql, type RawBuilder, type Selectable } from 'kysely'
+import type { Db, PushKind, PushRetryTable } from '../db/schema.js'
 import { transact } from '../db/transaction.js'
 
 /** What writes queue for push notifications, when push is on. */
@@ -292,19 +292,19 @@ export async function finishClaimedPushes(
   })
 }
 
-/** A push due for another attempt, with its device's current token. */
-export interface DueRetry {
-  user_did: string
-  device_id: string
-  apns_id: string
-  push_type: string
-  priority: number
-  collapse_id: string | null
-  payload: string
-  expires_at: Date
-  attempts: number
-  token: string
-}
+/** A push due for another attempt, as it was sent, with its device's current token. */
+export type DueRetry = Pick<
+  Selectable<PushRetryTable>,
+  | 'user_did'
+  | 'device_id'
+  | 'apns_id'
+  | 'push_type'
+  | 'priority'
+  | 'collapse_id'
+  | 'payload'
+  | 'expires_at'
+  | 'attempts'
+> & { token: string }
 
 /** Claims the pushes due for another attempt, oldest due first. */
 export async function claimDueRetries(db: Db, claim: Claim): Promise<DueRetry[]> {

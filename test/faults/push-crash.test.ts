@@ -3,13 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DatabaseSchema } from '../../src/db/schema.js'
 import { apnsIdOf } from '../../src/push/payload.js'
 import {
-  countRows,
   createTestDatabase,
   deviceToken,
   insertDevice,
   NSID,
   openKysely,
   pushConfig,
+  pushQueueDrained,
   SeedClient,
   startChildServer,
   startTestApnsServer,
@@ -39,13 +39,7 @@ afterAll(async () => {
   await testDb?.drop()
 })
 
-async function drained(): Promise<void> {
-  const deadline = Date.now() + 30_000
-  while ((await countRows(db, 'push_outbox')) + (await countRows(db, 'push_retry')) > 0) {
-    if (Date.now() > deadline) throw new Error('the push queue did not drain')
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
+const drained = () => pushQueueDrained(db, 30_000)
 
 describe('push worker crash mid-fan-out', () => {
   it('after SIGKILL and a restart every due push arrives, none twice beyond its apns-id', async () => {

@@ -6,11 +6,12 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { sql } from 'kysely'
 import type { Db } from '../../src/db/schema.js'
 import { NSID } from '../../src/lexicon/types/index.js'
 import { PushWorker, pushSetup } from '../../src/workers/push.js'
-import type { TestApnsServer, TestSigningKey } from './apns-server.js'
-import type { TestApp } from './app.js'
+import { startTestApnsServer, testSigningKey, type TestApnsServer, type TestSigningKey } from './apns-server.js'
+import { startTestApp, type TestApp } from './app.js'
 import type { TestUser } from './users.js'
 
 /** A device token as APNs gives them: 32 bytes, hex. */
@@ -70,8 +71,59 @@ export async function pushConfig(
 }
 
 /** The app's push worker, started, trusting the test server's CA. */
-export function startPushWorker(t: TestApp, apns: TestApnsServer): PushWorker {
+function startPushWorker(t: TestApp, apns: TestApnsServer): PushWorker {
   const setup = pushSetup(t.ctx.config)
   if (!setup) throw new Error('push is not configured for this app')
   return new PushWorker(t.ctx, t.app.log, setup, { ca: [apns.ca] }).start()
+}
+
+/** Resolves once no push waits (queued or to be retried): every push queued so far went through a pass that ended. */
+export async function pushQueueDrained(db: Db, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const { rows } = await sql<{ n: number }>`
+      SELECT ((SELECT count(*) FROM push_outbox) + (SELECT count(*) FROM push_retry))::int AS n`.execute(db)
+    if (rows[0]?.n === 0) return
+    if (Date.now() > deadline) throw new Error(`the push queue did not drain in ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/** Servers on one database pushing to one APNs stand-in, and the push workers a test starts on them. */
+export interface PushTestBed {
+  apns: TestApnsServer
+  /** One per configuration given, in order (each on top of pushConfig). */
+  apps: TestApp[]
+  /** Starts `app`'s push worker; it is stopped with the bed. */
+  startWorker(app: TestApp): PushWorker
+  close(): Promise<void>
+}
+
+export async function startPushTestBed(configs: Array<Record<string, string>> = [{}]): Promise<PushTestBed> {
+  const key = testSigningKey()
+  const apns = await startTestApnsServer({ key })
+  const apps: TestApp[] = []
+  for (const extra of configs) {
+    apps.push(
+      await startTestApp({
+        config: await pushConfig(apns, key, extra),
+        ...(apps[0] ? { testDb: apps[0].testDb } : {}),
+      }),
+    )
+  }
+  const workers: PushWorker[] = []
+  return {
+    apns,
+    apps,
+    startWorker(app) {
+      const worker = startPushWorker(app, apns)
+      workers.push(worker)
+      return worker
+    },
+    async close() {
+      await Promise.all(workers.map((w) => w.stop()))
+      for (const app of apps.reverse()) await app.close()
+      await apns.close()
+    },
+  }
 }

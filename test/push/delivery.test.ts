@@ -10,40 +10,31 @@ import {
   insertDevice,
   message,
   NSID,
-  pushConfig,
-  startPushWorker,
-  startTestApnsServer,
-  startTestApp,
-  testSigningKey,
+  pushQueueDrained,
   TestUser,
+  startPushTestBed,
+  type PushTestBed,
   type TestApnsServer,
   type TestApp,
 } from '../helpers/index.js'
 
+let bed: PushTestBed
 let apns: TestApnsServer
 let t: TestApp
 let worker: PushWorker
 
 beforeAll(async () => {
-  const key = testSigningKey()
-  apns = await startTestApnsServer({ key })
-  t = await startTestApp({ config: await pushConfig(apns, key) })
-  worker = startPushWorker(t, apns)
+  bed = await startPushTestBed()
+  apns = bed.apns
+  t = bed.apps[0] as TestApp
+  worker = bed.startWorker(t)
 })
 afterAll(async () => {
-  await worker?.stop()
-  await t?.close()
-  await apns?.close()
+  await bed?.close()
 })
 
 /** Every queued push has been through a pass that finished: all its sends were answered. */
-async function drained(): Promise<void> {
-  const deadline = Date.now() + 20_000
-  while ((await countRows(t.ctx.db, 'push_outbox')) + (await countRows(t.ctx.db, 'push_retry')) > 0) {
-    if (Date.now() > deadline) throw new Error('the push queue did not drain')
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
+const drained = () => pushQueueDrained(t.ctx.db)
 
 const to = (token: string) => apns.requests.filter((r) => r.token === token)
 /** The pushes of new messages a device got (Welcomes aside). */
@@ -314,7 +305,7 @@ describe('APNs feedback', () => {
       expect(metrics.body).toMatch(/push_queue_depth\{queue="queued"\} 1\n/)
       expect(Number(/^push_oldest_pending_seconds (\S+)$/m.exec(metrics.body)?.[1])).toBeGreaterThan(86_400)
     } finally {
-      worker = startPushWorker(t, apns)
+      worker = bed.startWorker(t)
     }
     const dropped =
       (await t.ctx.metrics.pushDropped.get()).values.find((v) => v.labels.reason === 'expired')?.value ?? 0

@@ -1,49 +1,34 @@
 import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { PushWorker } from '../../src/workers/push.js'
 import {
-  countRows,
   deviceWithToken,
-  pushConfig,
-  startPushWorker,
-  startTestApnsServer,
-  startTestApp,
-  testSigningKey,
+  pushQueueDrained,
   TestUser,
+  startPushTestBed,
+  type PushTestBed,
   type TestApnsServer,
   type TestApp,
 } from '../helpers/index.js'
 
 // Two servers on one database, configured differently, pushing to one APNs stand-in.
+let bed: PushTestBed
 let apns: TestApnsServer
 let commits: TestApp
 let wake: TestApp
-const workers: PushWorker[] = []
 
 beforeAll(async () => {
-  const key = testSigningKey()
-  apns = await startTestApnsServer({ key })
-  commits = await startTestApp({
-    config: await pushConfig(apns, key, { PUSH_COMMITS: 'true', PUSH_RECIPIENT: 'sha256' }),
-  })
-  wake = await startTestApp({ testDb: commits.testDb, config: await pushConfig(apns, key, { PUSH_PAYLOAD: 'wake' }) })
+  bed = await startPushTestBed([{ PUSH_COMMITS: 'true', PUSH_RECIPIENT: 'sha256' }, { PUSH_PAYLOAD: 'wake' }])
+  apns = bed.apns
+  ;[commits, wake] = bed.apps as [TestApp, TestApp]
 })
 afterAll(async () => {
-  await Promise.all(workers.map((w) => w.stop()))
-  await wake?.close()
-  await commits?.close()
-  await apns?.close()
+  await bed?.close()
 })
 
 /** The pushes each instance queued are sent, by its own worker (stopped after). */
 async function sendQueued(t: TestApp): Promise<void> {
-  const worker = startPushWorker(t, apns)
-  workers.push(worker)
-  const deadline = Date.now() + 20_000
-  while ((await countRows(t.ctx.db, 'push_outbox')) > 0) {
-    if (Date.now() > deadline) throw new Error('the push queue did not drain')
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+  const worker = bed.startWorker(t)
+  await pushQueueDrained(t.ctx.db)
   await worker.stop()
 }
 
