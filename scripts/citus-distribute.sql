@@ -8,4 +8,8 @@ SELECT create_distributed_table(t, 'convo_id', colocate_with => 'convo')
 SELECT create_distributed_table('key_package', 'owner_did', colocate_with => 'convo');
 SELECT create_distributed_table('last_resort_handout', 'owner_did', colocate_with => 'convo');
 SELECT create_distributed_table('idempotency_key', 'shard_key', colocate_with => 'convo');
+-- Push (migration 011): tokens and retries by user, with their devices; the outbox by conversation.
+SELECT create_distributed_table(t, 'user_did', colocate_with => 'convo')
+  FROM unnest(ARRAY['device', 'push_token', 'push_retry']) AS t;
+SELECT create_distributed_table('push_outbox', 'convo_id', colocate_with => 'convo');
 SELECT create_reference_table('convo_group_before_006');

@@ -71,7 +71,8 @@ export async function registerPushToken(db: Db, args: PushTokenRegistration): Pr
         oc.columns(['user_did', 'device_id']).doUpdateSet((eb) => ({
           token: eb.ref('excluded.token'),
           platform: eb.ref('excluded.platform'),
-          registered_at: sql<Date>`now()`,
+          // The new row's (its default, now): Citus takes no function here.
+          registered_at: eb.ref('excluded.registered_at'),
         })),
       )
       .execute()
