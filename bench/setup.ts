@@ -28,6 +28,8 @@ const QUICK = {
   replayKeys: 2_000,
   keyPackages: 1_000,
   keyPackageRounds: 2,
+  /** Key packages per run of the comparison of single and batch publishing. */
+  keyPackageBatch: 400,
   expiredKeys: 50_000,
   fanout: { streams: 100, messages: 20 },
   roundTripCalls: 5,
@@ -43,6 +45,7 @@ const FULL: Settings = {
   replayKeys: 5_000,
   keyPackages: 4_000,
   keyPackageRounds: 3,
+  keyPackageBatch: 1_000,
   expiredKeys: 1_000_000,
   fanout: { streams: 1_000, messages: 30 },
   roundTripCalls: 10,

@@ -1,6 +1,8 @@
 import { NSID, type Nsid } from '../lexicon/types/index.js'
 import type { Handler } from '../xrpc/types.js'
 import { convoHandlers } from './convos/index.js'
+import { deviceAdditionHandlers } from './deviceAdditions/index.js'
+import { deviceHandlers } from './devices/index.js'
 import { eventHandlers } from './events/index.js'
 import { keyPackageHandlers } from './keyPackages/index.js'
 import { messageHandlers } from './messages/index.js'
@@ -16,45 +18,30 @@ export const notImplemented = [
   NSID.acceptChatRequest,
   NSID.blockChatSender,
   NSID.checkBlocks,
-  NSID.claimPendingDeviceAddition,
-  NSID.completePendingDeviceAddition,
   NSID.createInvite,
   NSID.declineChatRequest,
-  NSID.deleteDevice,
   NSID.demoteAdmin,
   NSID.demoteModerator,
   NSID.getAdminStats,
   NSID.getBlockStatus,
   NSID.getChatRequestSettings,
-  NSID.getExpectedConversations,
-  NSID.getKeyPackageHistory,
-  NSID.getKeyPackageStatus,
-  NSID.getOptInStatus,
-  NSID.getPendingDeviceAdditions,
   NSID.getPolicy,
   NSID.getReports,
   NSID.getRequestCount,
   NSID.getSubscriptionTicket,
   NSID.groupInfoRefresh,
   NSID.handleBlockChange,
-  NSID.invalidateWelcome,
   NSID.listChatRequests,
-  NSID.listDevices,
   NSID.listInvites,
-  NSID.optIn,
-  NSID.optOut,
   NSID.promoteAdmin,
   NSID.promoteModerator,
-  NSID.publishKeyPackages,
   NSID.readdition,
-  NSID.registerDevice,
   NSID.rejoin,
   NSID.removeMember,
   NSID.reportMember,
   NSID.resolveReport,
   NSID.revokeInvite,
   NSID.sendChatRequest,
-  NSID.syncKeyPackages,
   NSID.updateChatRequestSettings,
   NSID.updatePolicy,
   NSID.validateDeviceState,
@@ -68,6 +55,8 @@ export const handlers = {
   ...messageHandlers,
   ...welcomeHandlers,
   ...keyPackageHandlers,
+  ...deviceHandlers,
   ...eventHandlers,
+  ...deviceAdditionHandlers,
   ...pushHandlers,
 } satisfies { [N in Exclude<Nsid, (typeof notImplemented)[number]>]: Handler<N> }

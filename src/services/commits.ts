@@ -24,9 +24,9 @@ export const commitMessage = (
   convoId: string,
   sender: string,
   commit: Commit,
-  origin: PushOrigin = {},
+  extra: PushOrigin & Pick<StoredMessageArgs, 'msgId' | 'ephemeral'> = {},
 ): StoredMessageArgs => ({
-  ...origin,
+  ...extra,
   kind: 'commit',
   convoId,
   sender,
@@ -71,7 +71,7 @@ export async function checkCommit(
             join.onRef('message.convo_id', '=', 'commit.convo_id').onRef('message.seq', '=', 'commit.seq'),
           )
           .select([
-            'message.id',
+            sql<string>`coalesce(message.msg_id, message.id::text)`.as('id'),
             'message.seq',
             'message.epoch',
             'message.event_id',
@@ -103,7 +103,8 @@ export async function checkCommit(
  */
 export async function sendCommit(
   db: Db,
-  args: { convoId: string; sender: string; commit: Commit } & PushOrigin,
+  args: { convoId: string; sender: string; commit: Commit } & PushOrigin &
+    Pick<StoredMessageArgs, 'msgId' | 'ephemeral'>,
   record?: RecordedWrite,
 ): Promise<StoredCommit> {
   // A GroupInfo sent along is checked against the conversation (its cipher
@@ -114,8 +115,8 @@ export async function sendCommit(
     const retried = await checkCommit(db, convo, args.sender, args.commit)
     if (retried && !record) return retried
   }
-  const { convoId, sender, commit, ...origin } = args
-  const sent = await storeMessage(db, commitMessage(convoId, sender, commit, origin), record)
+  const { convoId, sender, commit, ...extra } = args
+  const sent = await storeMessage(db, commitMessage(convoId, sender, commit, extra), record)
   if (sent) return { ...sent, newEpoch: args.commit.epoch + 1 }
   const { convo } = await requireMember(db, args.convoId, args.sender)
   const retried = await checkCommit(db, convo, args.sender, args.commit)

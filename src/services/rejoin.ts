@@ -1,6 +1,8 @@
 import type { Db } from '../db/schema.js'
+import { transact } from '../db/transaction.js'
 import { sendCommit, type Commit, type StoredCommit } from './commits.js'
 import { invalidRequest } from './errors.js'
+import { settleByExternalCommit } from './pendingAdditions.js'
 import type { PushQueueing } from './pushQueue.js'
 
 /**
@@ -32,6 +34,8 @@ export async function rejoin(
     caller: string
     commit: Commit
     joinerIdentity: string | undefined
+    /** The caller's registered device whose key the joiner's leaf carries (deviceOfLeaf), if one does. */
+    deviceId?: string | undefined
     push?: PushQueueing | undefined
   },
 ): Promise<StoredCommit> {
@@ -41,5 +45,18 @@ export async function rejoin(
       'externalCommit: its new leaf must hold a basic credential whose identity is your DID (a member rejoins as itself)',
     )
   }
-  return sendCommit(db, { convoId: args.convoId, sender: args.caller, commit: args.commit, push: args.push })
+  const { deviceId, push } = args
+  return transact(db, async (trx) => {
+    // Pushed (push on) to every device but the one joining, when it is known.
+    const stored = await sendCommit(trx, {
+      convoId: args.convoId,
+      sender: args.caller,
+      commit: args.commit,
+      push,
+      senderDevice: deviceId,
+    })
+    // A registered device of the caller joined: the conversation has it now.
+    if (deviceId) await settleByExternalCommit(trx, { convoId: args.convoId, userDid: args.caller, deviceId })
+    return stored
+  })
 }
