@@ -4,9 +4,7 @@ import type { DatabaseSchema } from '../../src/db/schema.js'
 import { apnsIdOf } from '../../src/push/payload.js'
 import {
   createTestDatabase,
-  deviceToken,
-  insertDevice,
-  NSID,
+  deviceWithToken,
   openKysely,
   pushConfig,
   pushQueueDrained,
@@ -59,13 +57,7 @@ describe('push worker crash mid-fan-out', () => {
     const members = await Promise.all(Array.from({ length: 8 }, () => TestUser.create()))
     const devices: Array<{ did: string; deviceId: string; token: string }> = []
     for (const member of members) {
-      for (let i = 0; i < 2; i++) {
-        const deviceId = await insertDevice(db, member.did)
-        const token = deviceToken()
-        const res = await api.call(member, NSID.registerDeviceToken, { input: { deviceId, pushToken: token } })
-        expect(res.status).toBe(200)
-        devices.push({ did: member.did, deviceId, token })
-      }
+      for (let i = 0; i < 2; i++) devices.push({ did: member.did, ...(await deviceWithToken(api, member)) })
     }
     const convo = await seed.createConvo(alice, members)
     const send = async () => {

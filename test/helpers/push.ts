@@ -12,35 +12,32 @@ import { NSID } from '../../src/lexicon/types/index.js'
 import { PushWorker, pushSetup } from '../../src/workers/push.js'
 import { startTestApnsServer, testSigningKey, type TestApnsServer, type TestSigningKey } from './apns-server.js'
 import { startTestApp, type TestApp } from './app.js'
+import { TestDevice } from './devices.js'
 import type { TestUser } from './users.js'
+import type { XrpcCall } from './xrpc.js'
 
 /** A device token as APNs gives them: 32 bytes, hex. */
 export const deviceToken = () => randomBytes(32).toString('hex')
 
-/**
- * A registered device of `did`, as registerDevice stores one. Written
- * straight into the device table until registerDevice is served; then
- * this calls it.
- */
-export async function insertDevice(db: Db, did: string, deviceId: string = randomUUID()): Promise<string> {
-  await db
-    .insertInto('device')
-    .values({
-      user_did: did,
-      device_id: deviceId,
-      name: 'test phone',
-      signature_public_key: randomBytes(32),
-      mls_signature_key: randomBytes(32),
-    })
-    .execute()
-  return deviceId
+/** A device of `user` registered as the iOS client registers one (registerDevice, real key packages): its id. */
+export async function registeredDevice(api: { call: XrpcCall }, user: TestUser, keyPackages = 1): Promise<string> {
+  const device = await TestDevice.of(user)
+  const res = await api.call(user, NSID.registerDevice, {
+    input: device.registration(await device.keyPackages(keyPackages)),
+  })
+  if (res.status !== 200) throw new Error(`registerDevice: ${res.status} ${JSON.stringify(res.body)}`)
+  return res.body.deviceId
 }
 
-/** A device of `user` with a push token registered through registerDeviceToken: its id and token. */
-export async function deviceWithToken(t: TestApp, user: TestUser): Promise<{ deviceId: string; token: string }> {
-  const deviceId = await insertDevice(t.ctx.db, user.did)
+/** A device of `user` (registerDevice) with a push token registered through registerDeviceToken: its id and token. */
+export async function deviceWithToken(
+  api: { call: XrpcCall },
+  user: TestUser,
+  keyPackages = 1,
+): Promise<{ deviceId: string; token: string }> {
+  const deviceId = await registeredDevice(api, user, keyPackages)
   const token = deviceToken()
-  const res = await t.call(user, NSID.registerDeviceToken, { input: { deviceId, pushToken: token } })
+  const res = await api.call(user, NSID.registerDeviceToken, { input: { deviceId, pushToken: token } })
   if (res.status !== 200) throw new Error(`registerDeviceToken: ${res.status} ${JSON.stringify(res.body)}`)
   return { deviceId, token }
 }

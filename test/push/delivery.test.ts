@@ -7,10 +7,10 @@ import {
   countRows,
   deviceWithToken,
   encodeBase64,
-  insertDevice,
   message,
   NSID,
   pushQueueDrained,
+  registeredDevice,
   TestUser,
   startPushTestBed,
   type PushTestBed,
@@ -55,7 +55,7 @@ describe('who a new message is pushed to', () => {
     const aliceDevices = [await deviceWithToken(t, alice), await deviceWithToken(t, alice)]
     const bobDevices = [await deviceWithToken(t, bob), await deviceWithToken(t, bob)]
     // Carol's device has no token: nothing to push to.
-    await insertDevice(t.ctx.db, carol.did)
+    await registeredDevice(t, carol)
     const convo = await t.seed.createConvo(alice, [bob, carol])
     const { messageId, seq } = await sent(alice, convo.id)
     await drained()
@@ -116,7 +116,7 @@ describe('who a new message is pushed to', () => {
 
   it('only iOS tokens go to APNs', async () => {
     const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
-    const deviceId = await insertDevice(t.ctx.db, bob.did)
+    const deviceId = await registeredDevice(t, bob)
     const token = 'ab'.repeat(32)
     const res = await t.call(bob, NSID.registerDeviceToken, {
       input: { deviceId, pushToken: token, platform: 'android' },

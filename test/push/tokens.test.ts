@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
-import { countRows, deviceToken, insertDevice, NSID, TestUser } from '../helpers/index.js'
+import { countRows, deviceToken, NSID, registeredDevice, TestUser } from '../helpers/index.js'
 import { testAppForFile } from '../helpers/per-file.js'
 
 const t = testAppForFile()
@@ -21,7 +21,7 @@ const register = (
 describe('registerDeviceToken', () => {
   it('stores the token of the caller’s own device, in lowercase hex, for iOS unless told otherwise', async () => {
     const alice = await TestUser.create()
-    const deviceId = await insertDevice(t.ctx.db, alice.did)
+    const deviceId = await registeredDevice(t, alice)
     const token = deviceToken().toUpperCase()
     const res = await register(alice, { deviceId, pushToken: token })
     expect(res.status).toBe(200)
@@ -31,7 +31,7 @@ describe('registerDeviceToken', () => {
 
   it('registering again replaces the device’s token; the device’s name comes along when given', async () => {
     const alice = await TestUser.create()
-    const deviceId = await insertDevice(t.ctx.db, alice.did)
+    const deviceId = await registeredDevice(t, alice)
     const [first, second] = [deviceToken(), deviceToken()]
     expect((await register(alice, { deviceId, pushToken: first })).status).toBe(200)
     expect(
@@ -48,7 +48,7 @@ describe('registerDeviceToken', () => {
 
   it('a token is one device’s: registering it for another device of the caller moves it there', async () => {
     const alice = await TestUser.create()
-    const [old, fresh] = [await insertDevice(t.ctx.db, alice.did), await insertDevice(t.ctx.db, alice.did)]
+    const [old, fresh] = [await registeredDevice(t, alice), await registeredDevice(t, alice)]
     const token = deviceToken()
     expect((await register(alice, { deviceId: old, pushToken: token })).status).toBe(200)
     expect((await register(alice, { deviceId: fresh, pushToken: token })).status).toBe(200)
@@ -58,8 +58,8 @@ describe('registerDeviceToken', () => {
   it('another account on the same phone registers the same token for its own device: each keeps it', async () => {
     const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
     const token = deviceToken()
-    const aliceDevice = await insertDevice(t.ctx.db, alice.did)
-    const bobDevice = await insertDevice(t.ctx.db, bob.did)
+    const aliceDevice = await registeredDevice(t, alice)
+    const bobDevice = await registeredDevice(t, bob)
     expect((await register(alice, { deviceId: aliceDevice, pushToken: token })).status).toBe(200)
     expect((await register(bob, { deviceId: bobDevice, pushToken: token })).status).toBe(200)
     expect(await countRows(t.ctx.db, 'push_token', sql`token = ${token}`)).toBe(2)
@@ -67,7 +67,7 @@ describe('registerDeviceToken', () => {
 
   it('refuses a device that is not the caller’s (400 DeviceNotFound), touching nothing', async () => {
     const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
-    const aliceDevice = await insertDevice(t.ctx.db, alice.did)
+    const aliceDevice = await registeredDevice(t, alice)
     for (const deviceId of [aliceDevice, 'never-registered']) {
       const res = await register(bob, { deviceId, pushToken: deviceToken() })
       expect(res.status).toBe(400)
@@ -79,7 +79,7 @@ describe('registerDeviceToken', () => {
 
   it('refuses what is not a device token, an unknown platform and an overlong name (400, naming the field)', async () => {
     const alice = await TestUser.create()
-    const deviceId = await insertDevice(t.ctx.db, alice.did)
+    const deviceId = await registeredDevice(t, alice)
     const cases = [
       [{ deviceId, pushToken: 'not hex at all' }, /pushToken/],
       [{ deviceId, pushToken: 'abc' }, /pushToken/],
@@ -95,11 +95,11 @@ describe('registerDeviceToken', () => {
     expect(await tokensOf(alice.did)).toEqual([])
   })
 
-  it('a device deleted takes its token with it', async () => {
+  it('a device deleted (deleteDevice) takes its token with it', async () => {
     const alice = await TestUser.create()
-    const deviceId = await insertDevice(t.ctx.db, alice.did)
+    const deviceId = await registeredDevice(t, alice)
     expect((await register(alice, { deviceId, pushToken: deviceToken() })).status).toBe(200)
-    await t.ctx.db.deleteFrom('device').where('user_did', '=', alice.did).where('device_id', '=', deviceId).execute()
+    expect((await t.call(alice, NSID.deleteDevice, { input: { deviceId } })).status).toBe(200)
     expect(await tokensOf(alice.did)).toEqual([])
   })
 })
@@ -107,7 +107,7 @@ describe('registerDeviceToken', () => {
 describe('unregisterDeviceToken', () => {
   it('forgets the device’s token; again, there is nothing to forget and it still succeeds', async () => {
     const alice = await TestUser.create()
-    const [phone, tablet] = [await insertDevice(t.ctx.db, alice.did), await insertDevice(t.ctx.db, alice.did)]
+    const [phone, tablet] = [await registeredDevice(t, alice), await registeredDevice(t, alice)]
     const tabletToken = deviceToken()
     expect((await register(alice, { deviceId: phone, pushToken: deviceToken() })).status).toBe(200)
     expect((await register(alice, { deviceId: tablet, pushToken: tabletToken })).status).toBe(200)
@@ -121,7 +121,7 @@ describe('unregisterDeviceToken', () => {
 
   it('refuses another user’s device (400 DeviceNotFound), leaving its token', async () => {
     const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
-    const deviceId = await insertDevice(t.ctx.db, alice.did)
+    const deviceId = await registeredDevice(t, alice)
     const token = deviceToken()
     expect((await register(alice, { deviceId, pushToken: token })).status).toBe(200)
     const res = await t.call(bob, NSID.unregisterDeviceToken, { input: { deviceId } })
