@@ -156,8 +156,10 @@ export interface PushOutboxTable {
   kind: PushKind
   /** The device that sent the message, when named: the sender's other devices are pushed to. */
   sender_device_id: string | null
-  /** A Welcome's: the DIDs it added. */
+  /** A Welcome's: the users of the devices it is delivered to, one per delivery. */
   recipients: string[] | null
+  /** A Welcome's: each delivery's device ('' for one the server does not know: all of its user's devices). */
+  recipient_devices: string[] | null
   created_at: Defaulted<Date>
   claimed_by: string | null
   claimed_until: Date | null

@@ -34,17 +34,19 @@ export function queueMessagePushCte(
 }
 
 /**
- * The CTE that queues a push of a Welcome to the members it added (inside a
- * membership change's statement), at the seq `seq` selects: the commit's
- * that added them, or the conversation's last when none came.
+ * The CTE that queues a push of a Welcome to each device it is delivered to
+ * (inside a membership change's statement, beside its welcome_delivery rows),
+ * at the seq `seq` selects: the commit's that added them, or the
+ * conversation's last when none came.
  */
 export function queueWelcomePushCte(
-  v: { convoId: string; recipients: string[] },
+  v: { convoId: string; recipients: string[]; recipientDevices: string[] },
   seq: RawBuilder<number>,
 ): RawBuilder<unknown> {
   return sql`welcome_pushed AS (
-      INSERT INTO push_outbox (convo_id, seq, kind, recipients)
-      SELECT ${v.convoId}, at.seq, 'welcome', ${v.recipients}::text[] FROM (${seq}) AS at(seq)
+      INSERT INTO push_outbox (convo_id, seq, kind, recipients, recipient_devices)
+      SELECT ${v.convoId}, at.seq, 'welcome', ${v.recipients}::text[], ${v.recipientDevices}::text[]
+      FROM (${seq}) AS at(seq)
       ON CONFLICT DO NOTHING
     )`
 }
@@ -56,6 +58,7 @@ export interface QueuedPush {
   kind: PushKind
   sender_device_id: string | null
   recipients: string[] | null
+  recipient_devices: string[] | null
   created_at: Date
 }
 
@@ -76,7 +79,7 @@ export async function claimQueuedPushes(db: Db, claim: Claim): Promise<QueuedPus
     WHERE ${unclaimed} AND (convo_id, seq, kind) IN (
       SELECT convo_id, seq, kind FROM push_outbox WHERE ${unclaimed} ORDER BY created_at LIMIT ${claim.limit}
     )
-    RETURNING convo_id, seq, kind, sender_device_id, recipients, created_at`.execute(db)
+    RETURNING convo_id, seq, kind, sender_device_id, recipients, recipient_devices, created_at`.execute(db)
   return rows
 }
 
@@ -104,8 +107,8 @@ export interface PushTarget {
  * The devices each push goes to: for a message or commit, every registered
  * iOS device of every current member who may read it (joined before it),
  * except the sending device, or all of the sender's devices when the sender
- * named none; for a Welcome, every device of the members it added who are
- * still members.
+ * named none; for a Welcome, each device it is delivered to (every device
+ * of a user whose delivery names none) of users who are still members.
  */
 export async function pushTargets(
   db: Db,
@@ -137,7 +140,7 @@ export async function pushTargets(
           sender_did: string
           ciphertext: Buffer | null
         }>`
-          SELECT convo_id, seq, id, epoch, sender_did,
+          SELECT convo_id, seq, coalesce(msg_id, id::text) AS id, epoch, sender_did,
                  CASE WHEN octet_length(ciphertext) <= ${opts.maxCiphertextBytes} THEN ciphertext END AS ciphertext
           FROM message
           WHERE (convo_id, seq) IN (
@@ -150,20 +153,30 @@ export async function pushTargets(
   const joinedSeq = new Map(members.map((m) => [`${m.convo_id} ${m.did}`, m.joined_seq]))
   const messageAt = new Map(messages.map((m) => [`${m.convo_id} ${m.seq}`, m]))
 
-  // Who each push is for (user DIDs), and the one device of theirs it skips.
+  // Who each push is for (user DIDs), and which of their devices it goes to.
   interface Wanted {
     push: QueuedPush
     groupId: string
     users: string[]
-    skip: (did: string, deviceId: string) => boolean
+    takes: (did: string, deviceId: string) => boolean
     message?: (typeof messages)[number]
   }
   const wanted = pushes.flatMap((push): Wanted[] => {
     const groupId = groupIds.get(push.convo_id)
     if (groupId === undefined) return []
     if (push.kind === 'welcome') {
-      const users = (push.recipients ?? []).filter((did) => joinedSeq.has(`${push.convo_id} ${did}`))
-      return [{ push, groupId, users, skip: () => false }]
+      // The devices the Welcome is delivered to; one the server does not know stands for all of its user's.
+      const devices = new Map<string, Set<string>>()
+      const recipientDevices = push.recipient_devices ?? []
+      ;(push.recipients ?? []).forEach((did, i) => {
+        if (!joinedSeq.has(`${push.convo_id} ${did}`)) return
+        devices.set(did, (devices.get(did) ?? new Set()).add(recipientDevices[i] ?? ''))
+      })
+      const takes = (did: string, deviceId: string) => {
+        const named = devices.get(did)
+        return named !== undefined && (named.has('') || named.has(deviceId))
+      }
+      return [{ push, groupId, users: [...devices.keys()], takes }]
     }
     const message = messageAt.get(`${push.convo_id} ${push.seq}`)
     if (!message) return []
@@ -171,8 +184,8 @@ export async function pushTargets(
       .filter((m) => m.convo_id === push.convo_id && m.joined_seq < push.seq)
       .map((m) => m.did)
       .filter((did) => did !== message.sender_did || push.sender_device_id !== null)
-    const skip = (did: string, deviceId: string) => did === message.sender_did && deviceId === push.sender_device_id
-    return [{ push, groupId, users, skip, message }]
+    const takes = (did: string, deviceId: string) => did !== message.sender_did || deviceId !== push.sender_device_id
+    return [{ push, groupId, users, takes, message }]
   })
   const dids = [...new Set(wanted.flatMap((w) => w.users))]
   if (dids.length === 0) return []
@@ -184,10 +197,10 @@ export async function pushTargets(
     .execute()
   const devicesOf = new Map<string, typeof tokens>()
   for (const t of tokens) devicesOf.set(t.user_did, [...(devicesOf.get(t.user_did) ?? []), t])
-  return wanted.flatMap(({ push, groupId, users, skip, message }) =>
+  return wanted.flatMap(({ push, groupId, users, takes, message }) =>
     users.flatMap((did) =>
       (devicesOf.get(did) ?? [])
-        .filter((device) => !skip(did, device.device_id))
+        .filter((device) => takes(did, device.device_id))
         .map((device) => ({
           convoId: push.convo_id,
           seq: push.seq,

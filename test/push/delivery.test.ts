@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { apnsIdOf } from '../../src/push/payload.js'
 import type { PushWorker } from '../../src/workers/push.js'
 import {
+  base64Bytes,
   bytesJson,
   countRows,
   deviceWithToken,
@@ -114,6 +116,23 @@ describe('who a new message is pushed to', () => {
     expect(messagesTo(carolPhone.token)[0]!.payload.message_id).toBe(after.messageId)
   })
 
+  it('a message named by msgId: pushed once under that id, a retry of it not again', async () => {
+    const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
+    const bobPhone = await deviceWithToken(t, bob)
+    const convo = await t.seed.createConvo(alice, [bob])
+    const ciphertext = await message(alice, convo.id)
+    const msgId = randomUUID().toUpperCase()
+    const input = { convoId: convo.id, epoch: 1, ciphertext: bytesJson(ciphertext), msgId }
+    for (let i = 0; i < 2; i++) expect((await t.call(alice, NSID.sendMessage, { input })).status).toBe(200)
+    const marker = await sent(alice, convo.id)
+    await drained()
+    expect(
+      messagesTo(bobPhone.token)
+        .map((r) => r.payload.message_id)
+        .sort(),
+    ).toEqual([msgId, marker.messageId].sort())
+  })
+
   it('only iOS tokens go to APNs', async () => {
     const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
     const deviceId = await registeredDevice(t, bob)
@@ -179,6 +198,51 @@ describe('what a push says', () => {
     // The commit adding carol is not pushed (commits are not, by default), nor is anything to alice.
     expect(to(alicePhone.token)).toEqual([])
     expect(to(bobPhone.token)[0]!.headers).toMatchObject({ 'apns-push-type': 'alert', 'apns-priority': '10' })
+  })
+
+  it('a Welcome to each device whose key package it names (per welcome_delivery), not to the user’s others', async () => {
+    const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
+    const [phone, laptop] = [await deviceWithToken(t, bob, 2), await deviceWithToken(t, bob, 2)]
+    /** Bob's key packages as alice claims them: one per device, with the device each is bound to. */
+    const claim = async () => {
+      const res = await t.call(alice, NSID.getKeyPackages, { params: { dids: [bob.did] } })
+      return Promise.all(
+        res.body.keyPackages.map(async (kp) => {
+          const bound = await t.ctx.db
+            .selectFrom('key_package')
+            .select('device_id')
+            .where('owner_did', '=', bob.did)
+            .where(sql<boolean>`encode(ref, 'hex') = ${kp.keyPackageHash}`)
+            .executeTakeFirstOrThrow()
+          return { data: base64Bytes(kp.keyPackage), deviceId: bound.device_id }
+        }),
+      )
+    }
+    const create = async (packages: Uint8Array[]) => {
+      const prepared = await t.seed.prepareConvo(
+        alice,
+        packages.map(() => bob),
+        {},
+        { keyPackages: packages },
+      )
+      const res = await t.call(alice, NSID.createConvo, { input: { ...prepared.input, initialMembers: [bob.did] } })
+      if (res.status !== 200) throw new Error(`createConvo ${res.status}: ${JSON.stringify(res.body)}`)
+      return res.body
+    }
+    const welcomes = (token: string) => to(token).filter((r) => r.payload.type === 'mls_welcome')
+    // Both devices' packages: both devices get the Welcome's push.
+    const both = await claim()
+    expect(both.map((kp) => kp.deviceId).sort()).toEqual([phone.deviceId, laptop.deviceId].sort())
+    const forBoth = await create(both.map((kp) => kp.data))
+    // Only the laptop's: only the laptop.
+    const laptopOnly = (await claim()).filter((kp) => kp.deviceId === laptop.deviceId)
+    const forLaptop = await create(laptopOnly.map((kp) => kp.data))
+    await drained()
+    const convoIds = (token: string) => welcomes(token).map((r) => r.payload.convo_id)
+    expect(convoIds(phone.token)).toEqual([forBoth.groupId.toLowerCase()])
+    expect(convoIds(laptop.token).sort()).toEqual(
+      [forBoth.groupId, forLaptop.groupId].map((g) => g.toLowerCase()).sort(),
+    )
   })
 
   it('commits are not pushed unless configured', async () => {

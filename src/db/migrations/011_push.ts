@@ -11,8 +11,9 @@ import { sql, type Kysely } from 'kysely'
  *   push names the account it is for).
  * - push_outbox: what is to be pushed, written by the statement that stores
  *   it, on the conversation's shard: a message (seq; the sending device when
- *   named), a commit (when pushed at all), a Welcome to the members it
- *   added (recipients). A worker claims rows for a while (claimed_by,
+ *   named), a commit (when pushed at all), a Welcome to each device it
+ *   is delivered to (recipients, recipient_devices: as welcome_delivery's
+ *   rows, the device empty for one the server does not know). A worker claims rows for a while (claimed_by,
  *   claimed_until), pushes to every device concerned, and deletes them.
  * - push_retry: one device's push that APNs could not take yet (429, 5xx, no
  *   answer), kept as it was sent until it is due again, on the user's shard.
@@ -34,11 +35,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       kind              text NOT NULL CHECK (kind IN ('message', 'commit', 'welcome')),
       sender_device_id  text,
       recipients        text[],
+      recipient_devices text[],
       created_at        timestamptz NOT NULL DEFAULT now(),
       claimed_by        uuid,
       claimed_until     timestamptz,
       PRIMARY KEY (convo_id, seq, kind),
-      CHECK ((kind = 'welcome') = (recipients IS NOT NULL))
+      CHECK ((kind = 'welcome') = (recipients IS NOT NULL)),
+      CHECK ((recipients IS NULL) = (recipient_devices IS NULL))
     )`,
     // The worker takes the oldest first; the metrics read the oldest's age.
     sql`CREATE INDEX push_outbox_created_idx ON push_outbox (created_at)`,
