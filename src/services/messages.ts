@@ -18,7 +18,7 @@ import { conflict, epochMismatch, invalidRequest, requireGroup } from './errors.
 import { groupInfoWithCommitCte, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './membership.js'
 import { queueMessagePushCte, type PushQueueing } from './pushQueue.js'
-import { requireDevice } from './pushTokens.js'
+import { ownDeviceId } from './pushTokens.js'
 import { iso } from './timestamps.js'
 import { settleWelcomeByActivity } from './welcomes.js'
 
@@ -251,9 +251,10 @@ export async function storeMessage(
   args: StoredMessageArgs,
   record?: RecordedWrite,
 ): Promise<SentMessage | undefined> {
-  if (args.senderDevice !== undefined) await requireDevice(db, args.sender, args.senderDevice)
   const write = storeMessageStatement({ ...messageShape(args), response: record?.response })
-  const values = messageValues(args)
+  // The sending device as named (its id, mlsDid or UUID), stored by its id.
+  const senderDevice = args.senderDevice && (await ownDeviceId(db, args.sender, args.senderDevice))
+  const values = messageValues({ ...args, senderDevice })
   const rows = await executeRecorded(db, write, values, record).catch((err: unknown) => {
     // Stored at once under the same msgId by a concurrent send: run again, and it answers.
     if (violatedUniqueKey(err) === 'message_msg_id_key') return executeRecorded(db, write, values, record)

@@ -9,17 +9,29 @@ import { sql } from 'kysely'
 import type { Db, PushPlatform } from '../db/schema.js'
 import { execute, statement } from '../db/statement.js'
 import { transact } from '../db/transaction.js'
+import { idOfName } from './devices.js'
 import { invalidRequest } from './errors.js'
 
-const deviceRead = statement('own_device', (v: { did: string; deviceId: string }, db) =>
-  db.selectFrom('device').select('device_id').where('user_did', '=', v.did).where('device_id', '=', v.deviceId),
+/** The id of one of `did`'s devices, named as devices.ts reads names (id, mlsDid or the client's UUID); read only. */
+const ownDevice = statement(
+  'own_device_id',
+  (v: { did: string; id: string; uuid: string }) => sql<{ device_id: string }>`
+    SELECT device_id FROM device
+    WHERE user_did = ${v.did} AND (device_id = ${v.id} OR device_uuid = ${v.uuid})
+    ORDER BY device_id = ${v.id} DESC LIMIT 1`,
 )
 
-/** Refuses a device that is not one of `did`'s registered devices (registerDevice). */
-export async function requireDevice(db: Db, did: string, deviceId: string): Promise<void> {
-  if ((await execute(db, deviceRead, { did, deviceId })).rows.length === 0) {
-    throw invalidRequest('DeviceNotFound', `deviceId ${deviceId} is not a device you registered (registerDevice)`)
+/**
+ * The id of the caller's registered device (registerDevice) that a client
+ * names, by its id, its mlsDid or its UUID; 400 DeviceNotFound when the caller
+ * has none of that name. A read only: sendMessage names it on every send.
+ */
+export async function ownDeviceId(db: Db, did: string, name: string): Promise<string> {
+  const [row] = (await execute(db, ownDevice, { did, id: idOfName(did, name), uuid: name })).rows
+  if (!row) {
+    throw invalidRequest('DeviceNotFound', `deviceId ${name} is not a device you registered (registerDevice)`)
   }
+  return row.device_id
 }
 
 const PLATFORMS: readonly PushPlatform[] = ['ios', 'android', 'web']
@@ -50,23 +62,22 @@ export async function registerPushToken(db: Db, args: PushTokenRegistration): Pr
   }
   const token = args.token.toLowerCase()
   await transact(db, async (trx) => {
-    const device = await trx
+    const deviceId = await ownDeviceId(trx, args.did, args.deviceId)
+    await trx
       .updateTable('device')
       .set((eb) => ({ name: args.deviceName ?? eb.ref('name'), last_seen_at: sql<Date>`now()` }))
       .where('user_did', '=', args.did)
-      .where('device_id', '=', args.deviceId)
-      .returning('device_id')
-      .executeTakeFirst()
-    if (!device) await requireDevice(trx, args.did, args.deviceId)
+      .where('device_id', '=', deviceId)
+      .execute()
     await trx
       .deleteFrom('push_token')
       .where('user_did', '=', args.did)
       .where('token', '=', token)
-      .where('device_id', '<>', args.deviceId)
+      .where('device_id', '<>', deviceId)
       .execute()
     await trx
       .insertInto('push_token')
-      .values({ user_did: args.did, device_id: args.deviceId, token, platform })
+      .values({ user_did: args.did, device_id: deviceId, token, platform })
       .onConflict((oc) =>
         oc.columns(['user_did', 'device_id']).doUpdateSet((eb) => ({
           token: eb.ref('excluded.token'),
@@ -81,6 +92,6 @@ export async function registerPushToken(db: Db, args: PushTokenRegistration): Pr
 
 /** Forgets a device's push token (none stored: nothing to do). */
 export async function unregisterPushToken(db: Db, args: { did: string; deviceId: string }): Promise<void> {
-  await requireDevice(db, args.did, args.deviceId)
-  await db.deleteFrom('push_token').where('user_did', '=', args.did).where('device_id', '=', args.deviceId).execute()
+  const deviceId = await ownDeviceId(db, args.did, args.deviceId)
+  await db.deleteFrom('push_token').where('user_did', '=', args.did).where('device_id', '=', deviceId).execute()
 }

@@ -70,16 +70,17 @@ describe('who a new message is pushed to', () => {
     for (const device of aliceDevices) expect(to(device.token)).toEqual([])
   })
 
-  it('the sender’s other devices too when it names the sending device', async () => {
+  it('the sender’s other devices too when it names the sending device (by its id or its mlsDid)', async () => {
     const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
     const [phone, tablet] = [await deviceWithToken(t, alice), await deviceWithToken(t, alice)]
     const bobPhone = await deviceWithToken(t, bob)
     const convo = await t.seed.createConvo(alice, [bob])
     await sent(alice, convo.id, { deviceId: phone.deviceId })
+    await sent(alice, convo.id, { deviceId: `${alice.did}#${phone.deviceId}` })
     await drained()
     expect(to(phone.token)).toEqual([])
-    expect(messagesTo(tablet.token)).toHaveLength(1)
-    expect(messagesTo(bobPhone.token)).toHaveLength(1)
+    expect(messagesTo(tablet.token)).toHaveLength(2)
+    expect(messagesTo(bobPhone.token)).toHaveLength(2)
   })
 
   it('refuses a deviceId that is not the sender’s registered device, storing nothing (400 DeviceNotFound)', async () => {

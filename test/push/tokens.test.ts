@@ -29,13 +29,15 @@ describe('registerDeviceToken', () => {
     expect(await tokensOf(alice.did)).toEqual([{ device_id: deviceId, token: token.toLowerCase(), platform: 'ios' }])
   })
 
-  it('registering again replaces the device’s token; the device’s name comes along when given', async () => {
+  it('registering again (the device named by its mlsDid too) replaces its token; its name comes along when given', async () => {
     const alice = await TestUser.create()
     const deviceId = await registeredDevice(t, alice)
     const [first, second] = [deviceToken(), deviceToken()]
     expect((await register(alice, { deviceId, pushToken: first })).status).toBe(200)
+    const mlsDid = `${alice.did}#${deviceId}`
     expect(
-      (await register(alice, { deviceId, pushToken: second, platform: 'ios', deviceName: 'Alice’s iPad' })).status,
+      (await register(alice, { deviceId: mlsDid, pushToken: second, platform: 'ios', deviceName: 'Alice’s iPad' }))
+        .status,
     ).toBe(200)
     expect(await tokensOf(alice.did)).toEqual([{ device_id: deviceId, token: second, platform: 'ios' }])
     const device = await t.ctx.db
