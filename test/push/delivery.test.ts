@@ -246,6 +246,35 @@ describe('what a push says', () => {
     )
   })
 
+  it('a member’s new device added to a conversation (a Welcome, no new user): a push to that device only', async () => {
+    const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
+    const bobPhone = await deviceWithToken(t, bob)
+    const convo = await t.seed.createConvo(alice, [bob])
+    await drained()
+    // Bob registers a tablet; alice claims its addition and adds it with its key package, by a commit that adds no user.
+    const tablet = await deviceWithToken(t, bob)
+    const pending = await t.call(alice, NSID.getPendingDeviceAdditions, { params: {} })
+    const addition = pending.body.pendingAdditions.find((p) => p.deviceId === tablet.deviceId)!
+    const claim = await t.call(alice, NSID.claimPendingDeviceAddition, { input: { pendingAdditionId: addition.id } })
+    expect(claim.body.keyPackage, JSON.stringify(claim.body)).toBeDefined()
+    const tabletPackages = [base64Bytes(claim.body.keyPackage!.keyPackage)]
+    const prepared = await t.seed.prepareCommit(alice, convo.id, { keyPackages: tabletPackages })
+    const res = await t.call(alice, NSID.addMembers, {
+      input: {
+        convoId: convo.id,
+        didList: [],
+        commit: encodeBase64(prepared.commit),
+        welcomeMessage: encodeBase64(prepared.welcome as Uint8Array),
+      },
+    })
+    expect(res.status, JSON.stringify(res.body)).toBe(200)
+    await drained()
+    const welcomes = (token: string) => to(token).filter((r) => r.payload.type === 'mls_welcome')
+    expect(welcomes(tablet.token)).toHaveLength(1)
+    // The phone had only the Welcome of the conversation's creation.
+    expect(welcomes(bobPhone.token)).toHaveLength(1)
+  })
+
   it('commits are not pushed unless configured', async () => {
     const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
     const bobPhone = await deviceWithToken(t, bob)
