@@ -48,6 +48,7 @@ export async function loadDist() {
     startIdempotencyCleanup: workers.startIdempotencyCleanup,
     pushSetup: push.pushSetup,
     PushWorker: push.PushWorker,
+    startRetention: workers.startRetention,
   }
 }
 

@@ -7,7 +7,7 @@ import { observeQueries } from './queries.js'
 /**
  * The server process of the bench (see server.ts): the production build, as
  * src/main.ts assembles it, plus counts of database round trips and a way
- * to run the idempotency cleanup on demand. Migrations are the bench's job.
+ * to run the idempotency cleanup and the retention worker on demand. Migrations are the bench's job.
  */
 const dist = await loadDist()
 const config = dist.loadConfig()
@@ -45,8 +45,11 @@ const cleanup = dist.startIdempotencyCleanup(ctx, app.log)
 // With APNs configured, pushes go out as in production: from this process's worker.
 const pushSetup = dist.pushSetup(config)
 const pushWorker = pushSetup && new dist.PushWorker(ctx, app.log, pushSetup).start()
+const retention = dist.startRetention(ctx, app.log)
 
 const deletedSoFar = async () => (await ctx.metrics.idempotencyCleanupDeleted.get()).values[0]?.value ?? 0
+const messagesDeletedSoFar = async () =>
+  (await ctx.metrics.retentionDeleted.get()).values.find((v) => v.labels.kind === 'message')?.value ?? 0
 
 answerCommands(
   {
@@ -66,10 +69,16 @@ answerCommands(
       await cleanup.runOnce()
       return (await deletedSoFar()) - before
     },
+    retentionPass: async () => {
+      const before = await messagesDeletedSoFar()
+      await retention.runOnce()
+      return (await messagesDeletedSoFar()) - before
+    },
     stop: async () => {
       await app.close()
       await cleanup.stop()
       await pushWorker?.stop()
+      await retention.stop()
       await database.close()
       return null
     },

@@ -17,6 +17,8 @@ export interface ServerCommands {
   cpuMicros: number
   /** Runs one pass of the idempotency cleanup worker; answers how many records it deleted. */
   cleanupPass: number
+  /** Runs one pass of the retention worker; answers how many messages it deleted. */
+  retentionPass: number
   /** Closes the server and its pool, then exits. */
   stop: null
 }
@@ -61,6 +63,8 @@ export async function startBenchServer(opts: BenchServerOptions): Promise<BenchS
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
       // The bench runs the cleanup worker itself, when it measures it.
       WORKER_INTERVAL_SECONDS: String(24 * 3600),
+      // Its users are did:keys, which Bluesky does not know: no AppView to ask about blocks.
+      APPVIEW_URL: 'off',
       ...opts.env,
     },
     stdio: ['ignore', log, log, 'ipc'],

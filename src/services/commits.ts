@@ -6,6 +6,7 @@ import { epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './membership.js'
 import { storeMessage, toSentMessage, type PushOrigin, type SentMessage, type StoredMessageArgs } from './messages.js'
+import { cursorTooOld, purgedUpTo } from './retention.js'
 import { iso } from './timestamps.js'
 
 /** A commit as the API read it: its bytes and what its MLS header says. */
@@ -152,6 +153,12 @@ export async function listCommits(
     .orderBy('epoch')
     .limit(args.limit)
     .execute()
+  // Commits from fromEpoch on that the conversation no longer keeps: the caller cannot catch up from there.
+  const first = rows[0]
+  if (!first || first.epoch > args.fromEpoch) {
+    const purged = await purgedUpTo(db, args.convoId)
+    if (purged.epoch !== null && args.fromEpoch <= purged.epoch) throw cursorTooOld(purged.seq)
+  }
   return rows.map((r) => ({
     epoch: r.epoch,
     sender: r.sender_did,

@@ -22,4 +22,8 @@ export const SHARD_COLUMNS: Record<string, string> = {
   push_token: 'user_did',
   push_outbox: 'convo_id',
   push_retry: 'user_did',
+  convo_policy: 'convo_id',
+  admin_action: 'convo_id',
+  member_report: 'convo_id',
+  user_block: 'blocker_did',
 }

@@ -17,6 +17,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   client: ['lexicon'],
   mls: [],
   push: [],
+  bluesky: [],
   db: ['config.ts', 'startup-error.ts'],
   idempotency: ['db'],
   services: ['db', 'idempotency', 'lexicon'],

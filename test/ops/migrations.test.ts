@@ -48,6 +48,37 @@ describe('migrations', () => {
     expect(await tables()).toEqual(before)
   })
 
+  it('010 makes each creator the admin of its conversation, and the longest-standing member where the creator left', async () => {
+    expect(await migrateDown(database.db)).toEqual(['011_push'])
+    expect(await migrateDown(database.db)).toEqual(['010_administration'])
+    await sql`
+      INSERT INTO convo (id, group_id, creator_did, cipher_suite, created_at)
+        VALUES ('m10kept', 'cd01', 'did:plc:creator', 's', '2025-01-01T00:00:00Z'),
+               ('m10left', 'cd02', 'did:plc:creator', 's', '2025-01-01T00:00:00Z');
+      INSERT INTO member (convo_id, did, joined_at, left_at) VALUES
+        ('m10kept', 'did:plc:creator', '2025-01-01T00:00:00Z', NULL),
+        ('m10kept', 'did:plc:other', '2025-01-02T00:00:00Z', NULL),
+        ('m10left', 'did:plc:creator', '2025-01-01T00:00:00Z', '2025-02-01T00:00:00Z'),
+        ('m10left', 'did:plc:late', '2025-01-03T00:00:00Z', NULL),
+        ('m10left', 'did:plc:early', '2025-01-02T00:00:00Z', NULL);`.execute(database.db)
+    await migrateToLatest(database.db)
+    const { rows } = await sql<{ convo_id: string; did: string; role: string; promoted_by: string | null }>`
+      SELECT convo_id, did, role, promoted_by FROM member WHERE convo_id LIKE 'm10%' ORDER BY convo_id, did`.execute(
+      database.db,
+    )
+    expect(rows.map((r) => [r.convo_id, r.did, r.role, r.promoted_by])).toEqual([
+      ['m10kept', 'did:plc:creator', 'admin', null],
+      ['m10kept', 'did:plc:other', 'member', null],
+      ['m10left', 'did:plc:creator', 'member', null],
+      ['m10left', 'did:plc:early', 'admin', null],
+      ['m10left', 'did:plc:late', 'member', null],
+    ])
+    const retained = await sql<{ same: boolean }>`
+      SELECT retained_from_at = created_at AS same FROM convo WHERE id LIKE 'm10%'`.execute(database.db)
+    expect(retained.rows).toEqual([{ same: true }, { same: true }])
+    await sql`DELETE FROM convo WHERE id LIKE 'm10%'`.execute(database.db)
+  })
+
   it('005 keeps key packages regular, and going down drops last-resort ones rather than make them regular', async () => {
     await sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort)
       VALUES ('did:plc:lr', 's', '\\x11', sha256('\\x11'), '\\x21', now() + interval '1 day', true),
@@ -62,6 +93,7 @@ describe('migrations', () => {
       ),
     ).rejects.toThrow(/key_package_last_resort_key/)
     expect(await migrateDown(database.db)).toEqual(['011_push'])
+    expect(await migrateDown(database.db)).toEqual(['010_administration'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
@@ -79,6 +111,7 @@ describe('migrations', () => {
 
   it('003 drops the key packages no Welcome could name, keeps the consumed ones, and requires a ref from then on', async () => {
     expect(await migrateDown(database.db)).toEqual(['011_push'])
+    expect(await migrateDown(database.db)).toEqual(['010_administration'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
@@ -103,6 +136,7 @@ describe('migrations', () => {
 
   it('004 files each idempotency record under its shard: the conversation, the group of a created one, or the publisher', async () => {
     expect(await migrateDown(database.db)).toEqual(['011_push'])
+    expect(await migrateDown(database.db)).toEqual(['010_administration'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
@@ -139,6 +173,7 @@ describe('migrations', () => {
 
   it("007 keeps what each Welcome used: admitted in its conversation, reserved for it on the owner's shard", async () => {
     expect(await migrateDown(database.db)).toEqual(['011_push'])
+    expect(await migrateDown(database.db)).toEqual(['010_administration'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     await sql`
@@ -162,6 +197,7 @@ describe('migrations', () => {
       database.db,
     )
     expect(await migrateDown(database.db)).toEqual(['011_push'])
+    expect(await migrateDown(database.db)).toEqual(['010_administration'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     const used = await sql`SELECT encode(ref, 'hex') AS ref, used_convo_id, used_epoch FROM key_package
@@ -178,6 +214,7 @@ describe('migrations', () => {
 
   it('006 keeps the group id of a conversation created before it taken, and files its createConvo record under the derived id', async () => {
     expect(await migrateDown(database.db)).toEqual(['011_push'])
+    expect(await migrateDown(database.db)).toEqual(['010_administration'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
     expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
