@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  Client,
+  deviceToken,
   deviceWithToken,
+  NSID,
+  TestDevice,
   pushQueueDrained,
   TestUser,
   startPushTestBed,
@@ -60,6 +64,34 @@ describe('push modes', () => {
     expect(pushes.map((r) => r.payload.type).sort()).toEqual(['mls_commit', 'mls_welcome'])
     expect(pushes.find((r) => r.payload.type === 'mls_welcome')!.payload).toMatchObject({ recipient_account: account })
     expect(to(alicePhone.token)).toEqual([])
+  })
+
+  it('PUSH_COMMITS: an external commit is pushed to every device but the one that joins, its user’s others included', async () => {
+    const [alice, bob] = [await Client.create(commits), await Client.create(commits)]
+    const alicePhone = await deviceWithToken(commits, alice.user)
+    // Bob's phone is registered with the MLS key its new leaf will carry; his tablet is another device.
+    const phone = await TestDevice.of(bob.user)
+    const registered = await commits.call(bob.user, NSID.registerDevice, {
+      input: phone.registration(await phone.keyPackages(1)),
+    })
+    expect(registered.status, JSON.stringify(registered.body)).toBe(200)
+    const phoneToken = deviceToken()
+    const tokenSet = await commits.call(bob.user, NSID.registerDeviceToken, {
+      input: { deviceId: registered.body.deviceId, pushToken: phoneToken },
+    })
+    expect(tokenSet.status).toBe(200)
+    const bobTablet = await deviceWithToken(commits, bob.user)
+    const convoId = await alice.createConvo([bob])
+
+    bob.forget()
+    const rejoined = await (await bob.prepareRejoin(convoId, { signatureKeys: phone.keys })).send()
+    expect(rejoined.status, JSON.stringify(rejoined.body)).toBe(200)
+    await sendQueued(commits)
+    const commitsTo = (token: string) => to(token).filter((r) => r.payload.type === 'mls_commit')
+    const epoch = rejoined.body.epoch - 1
+    expect(commitsTo(alicePhone.token).map((r) => r.payload.epoch)).toEqual([epoch])
+    expect(commitsTo(bobTablet.token).map((r) => r.payload.epoch)).toEqual([epoch])
+    expect(commitsTo(phoneToken)).toEqual([])
   })
 
   it('PUSH_PAYLOAD=wake: a bare alert, with nothing of the conversation, the message or the account', async () => {
