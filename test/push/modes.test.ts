@@ -1,10 +1,13 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   Client,
   deviceToken,
   deviceWithToken,
+  encodeBase64,
+  groupInfoOf,
   NSID,
+  stateOf,
   TestDevice,
   pushQueueDrained,
   TestUser,
@@ -92,6 +95,32 @@ describe('push modes', () => {
     expect(commitsTo(alicePhone.token).map((r) => r.payload.epoch)).toEqual([epoch])
     expect(commitsTo(bobTablet.token).map((r) => r.payload.epoch)).toEqual([epoch])
     expect(commitsTo(phoneToken)).toEqual([])
+  })
+
+  it('PUSH_COMMITS: an admin’s removal (removeMember) is pushed to the members who stay', async () => {
+    const [alice, bob, carol] = await Promise.all([TestUser.create(), TestUser.create(), TestUser.create()])
+    const carolPhone = await deviceWithToken(commits, carol)
+    const convo = await commits.seed.createConvo(alice, [bob, carol])
+    // removeMember checks the commit against the ratchet tree of the GroupInfo the server keeps.
+    const state = await stateOf(alice, convo.id)
+    const kept = await commits.call(alice, NSID.updateGroupInfo, {
+      input: { convoId: convo.id, groupInfo: encodeBase64(await groupInfoOf(state)), epoch: 1 },
+    })
+    expect(kept.status).toBe(200)
+    const removal = await commits.seed.prepareCommit(alice, convo.id, { remove: [bob], publicMessage: true })
+    const res = await commits.call(alice, NSID.removeMember, {
+      input: {
+        convoId: convo.id,
+        targetDid: bob.did,
+        commit: encodeBase64(removal.commit),
+        idempotencyKey: randomUUID(),
+      },
+    })
+    expect(res.status, JSON.stringify(res.body)).toBe(200)
+    removal.accepted()
+    await sendQueued(commits)
+    const pushed = to(carolPhone.token).filter((r) => r.payload.type === 'mls_commit')
+    expect(pushed.map((r) => r.payload.epoch)).toEqual([1])
   })
 
   it('PUSH_PAYLOAD=wake: a bare alert, with nothing of the conversation, the message or the account', async () => {
