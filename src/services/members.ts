@@ -1,4 +1,4 @@
-import { sql } from 'kysely'
+import { sql, type RawBuilder } from 'kysely'
 import { executeOnShard, onShard } from '../db/delegated.js'
 import type { Convo, Db } from '../db/schema.js'
 import { byShape } from '../db/statement.js'
@@ -28,6 +28,7 @@ import {
   type CheckedAdmission,
   type ReservedWelcome,
 } from './admission.js'
+import { queueWelcomePushCte, type PushQueueing } from './pushQueue.js'
 
 /** What a membership change did: the epoch after it, and the commit it stored (to announce). */
 export interface ChangeResult {
@@ -127,6 +128,8 @@ export interface Change {
   /** The DID who leaves (no longer a member: a Welcome it never used goes, its devices are out, their additions cancelled). */
   leave?: string
   admission?: CheckedAdmission
+  /** Push is on: the commit (if asked) and the Welcome are queued to be pushed. */
+  push?: PushQueueing | undefined
 }
 
 /** The shape of a change's statement: one statement per shape. */
@@ -135,6 +138,8 @@ interface ChangeShape {
   join: boolean
   leave: boolean
   admit: boolean
+  /** The Welcome is queued to be pushed to the members it adds. */
+  pushWelcome: boolean
 }
 
 type ChangeValues = MessageValues &
@@ -152,6 +157,7 @@ const changeStatement = byShape(
       ...(shape.join ? ['join'] : []),
       ...(shape.leave ? ['leave'] : []),
       ...(shape.admit ? ['admit'] : []),
+      ...(shape.pushWelcome ? ['pushed'] : []),
     ].join('_')
     const columns = `${shape.commit ? SENT_COLUMNS.types : 'id uuid'}, admitted text[]`
     return onShard(name, { shardKey: 'convoId', columns, inTransaction: true }, (v: ChangeValues) => {
@@ -190,6 +196,13 @@ const changeStatement = byShape(
       )`)
       }
       if (shape.admit) parts.push(admissionCtes(v))
+      if (shape.pushWelcome) {
+        // At the commit that added them (no push if it was not stored), or where the conversation is.
+        const seq: RawBuilder<number> = shape.commit
+          ? sql`SELECT seq FROM inserted`
+          : sql`SELECT last_seq FROM convo WHERE id = ${v.convoId}`
+        parts.push(queueWelcomePushCte(v, seq))
+      }
       return sql<Partial<SentRow> & { admitted: string[] | null }>`
     WITH ${sql.join(parts)}
     SELECT ${shape.commit ? sql.raw(SENT_COLUMNS.list) : sql`NULL::uuid AS id`}, ${shape.admit ? admittedColumn : sql`NULL::text[] AS admitted`}
@@ -197,7 +210,7 @@ const changeStatement = byShape(
     })
   },
   (shape) =>
-    `${shape.commit ? `${shape.commit.commit}/${shape.commit.groupInfo}` : '-'}/${shape.join}/${shape.leave}/${shape.admit}`,
+    `${shape.commit ? `${shape.commit.commit}/${shape.commit.groupInfo}/${shape.commit.push}` : '-'}/${shape.join}/${shape.leave}/${shape.admit}/${shape.pushWelcome}`,
 )
 
 /**
@@ -210,14 +223,15 @@ const changeStatement = byShape(
  * (checkAdmitted); a refusal throws, and the transaction rolls back.
  */
 export async function applyChange(trx: Db, change: Change): Promise<StoredCommit | undefined> {
-  const { convoId, caller, commit, join, leave, admission } = change
+  const { convoId, caller, commit, join, leave, admission, push } = change
   if (join && !commit) throw new Error('members join by a commit')
-  const stored = commit && commitMessage(convoId, caller, commit)
+  const stored = commit && commitMessage(convoId, caller, commit, { push })
   const write = changeStatement({
     commit: stored && messageShape(stored),
     join: join !== undefined,
     leave: leave !== undefined,
     admit: admission !== undefined,
+    pushWelcome: admission !== undefined && push !== undefined,
   })
   // A shape's statement binds only the values it has parameters for.
   const values = {
@@ -247,6 +261,7 @@ export interface AddMembersArgs {
   blocks?: BlockVerdict
   maxMembers: number
   welcomeRetentionDays: number
+  push?: PushQueueing | undefined
 }
 
 /**
@@ -300,6 +315,7 @@ export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeRe
       commit: args.commit,
       ...(added.length ? { join: added } : {}),
       ...(admission ? { admission } : {}),
+      push: args.push,
     })) as StoredCommit
     return { newEpoch: stored.newEpoch, added, stored }
   })
@@ -311,6 +327,7 @@ export interface RemoveMemberArgs {
   target: string
   /** The commit of the removal; it advances the epoch. */
   commit?: Commit
+  push?: PushQueueing | undefined
   /**
    * removeMember: what the commit shows of its proposals and the tree the
    * server keeps; the commit must remove exactly the target's leaves (checkRemoval).
@@ -371,6 +388,7 @@ export async function removeMember(db: Db, args: RemoveMemberArgs): Promise<Chan
       caller: args.caller,
       ...(args.commit ? { commit: args.commit } : {}),
       ...(removed ? { leave: args.target } : {}),
+      push: args.push,
     })
     if (removed && !self) {
       await recordAdminAction(trx, {

@@ -17,6 +17,8 @@ import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { conflict, epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { groupInfoWithCommitCte, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './membership.js'
+import { queueMessagePushCte, type PushQueueing } from './pushQueue.js'
+import { ownDeviceId } from './pushTokens.js'
 import { cursorTooOld, purgedUpTo } from './retention.js'
 import { iso } from './timestamps.js'
 import { settleWelcomeByActivity } from './welcomes.js'
@@ -58,7 +60,15 @@ export const toSentMessage = (row: SentRow): SentMessage => ({
   replayed: row.replayed_same != null,
 })
 
-export interface SendMessageArgs {
+/** What a stored message queues for push notifications. */
+export interface PushOrigin {
+  /** Push is on: the message (a commit, if asked) is queued to be pushed. */
+  push?: PushQueueing | undefined
+  /** The sender's own registered device that sends it: the sender's other devices are pushed to. */
+  senderDevice?: string | undefined
+}
+
+export interface SendMessageArgs extends PushOrigin {
   convoId: string
   sender: string
   /** The MLS group id in the message's header, lowercase hex. */
@@ -88,6 +98,8 @@ export interface MessageShape {
   commit: boolean
   /** A commit that brings a GroupInfo stores it; one that does not deletes the stored one. */
   groupInfo: boolean
+  /** Queued to be pushed. */
+  push: boolean
   /** The client named the message (msgId): one stored before under that name answers instead. */
   msgId: boolean
 }
@@ -107,11 +119,13 @@ export interface MessageValues {
   embedUri: string | null
   groupInfoEpoch: number | null
   groupInfoData: Uint8Array | null
+  senderDevice: string | null
 }
 
 export const messageShape = (args: StoredMessageArgs): MessageShape => ({
   commit: args.kind === 'commit',
   groupInfo: args.kind === 'commit' && args.groupInfo !== undefined,
+  push: args.push !== undefined && (args.kind === 'message' || args.push.commits),
   msgId: args.msgId !== undefined,
 })
 
@@ -131,6 +145,7 @@ export function messageValues(args: StoredMessageArgs): MessageValues {
     embedUri: args.embedUri ?? null,
     groupInfoEpoch: groupInfo?.epoch ?? null,
     groupInfoData: groupInfo?.data ?? null,
+    senderDevice: args.senderDevice ?? null,
   }
 }
 
@@ -144,8 +159,9 @@ export function messageValues(args: StoredMessageArgs): MessageValues {
  * write's record is already there (see writeStatement), or a message was
  * stored under its msgId (`replayed`: it answers instead). A commit also
  * moves the conversation to the next epoch, is listed for getCommits, and
- * keeps the conversation's GroupInfo in step (groupInfoWithCommitCte). Used
- * inside larger statements.
+ * keeps the conversation's GroupInfo in step (groupInfoWithCommitCte). With
+ * push on, the message is queued to be pushed in the same statement
+ * (`pushed`, see pushQueue.ts). Used inside larger statements.
  */
 export function messageCtes(shape: MessageShape, v: MessageValues, keyed = false): RawBuilder<unknown> {
   return sql`
@@ -187,7 +203,7 @@ export function messageCtes(shape: MessageShape, v: MessageValues, keyed = false
       ${settleWelcomeByActivity(v.convoId, v.sender)}
         AND EXISTS (SELECT 1 FROM inserted)
       RETURNING 1
-    )`
+    )${shape.push ? sql`, ${queueMessagePushCte(shape.commit ? 'commit' : 'message', v)}` : sql``}`
 }
 
 /** The stored message's row, after messageCtes (its id: the client's msgId, else the server's). */
@@ -211,7 +227,7 @@ export const storeMessageStatement = byShape(
     const keyed = shape.response !== undefined
     const name = `store_${shape.commit ? 'commit' : 'message'}${shape.groupInfo ? '_with_group_info' : ''}${
       shape.msgId ? '_named' : ''
-    }${keyed ? '_keyed' : ''}`
+    }${shape.push ? '_pushed' : ''}${keyed ? '_keyed' : ''}`
     const columns = `${SENT_COLUMNS.types}, replayed_same boolean${keyed ? `, ${FOUND_COLUMNS}` : ''}`
     return onShard(name, { shardKey: 'convoId', columns }, (v: MessageValues & KeyValues) =>
       writeStatement(shape.response && { values: v, response: shape.response }, {
@@ -223,7 +239,7 @@ export const storeMessageStatement = byShape(
       }),
     )
   },
-  (shape) => `${shape.commit}/${shape.groupInfo}/${shape.msgId}/${shape.response?.name ?? ''}`,
+  (shape) => `${shape.commit}/${shape.groupInfo}/${shape.msgId}/${shape.push}/${shape.response?.name ?? ''}`,
 )
 
 /**
@@ -237,7 +253,9 @@ export async function storeMessage(
   record?: RecordedWrite,
 ): Promise<SentMessage | undefined> {
   const write = storeMessageStatement({ ...messageShape(args), response: record?.response })
-  const values = messageValues(args)
+  // The sending device as named (its id, mlsDid or UUID), stored by its id.
+  const senderDevice = args.senderDevice && (await ownDeviceId(db, args.sender, args.senderDevice))
+  const values = messageValues({ ...args, senderDevice })
   const rows = await executeRecorded(db, write, values, record).catch((err: unknown) => {
     // Stored at once under the same msgId by a concurrent send: run again, and it answers.
     if (violatedUniqueKey(err) === 'message_msg_id_key') return executeRecorded(db, write, values, record)
