@@ -10,6 +10,7 @@ import type * as MlsModule from '../src/mls/index.js'
 import type * as MessagesModule from '../src/services/messages.js'
 import type * as ServerModule from '../src/server.js'
 import type * as WorkersModule from '../src/workers/index.js'
+import type * as PushWorkerModule from '../src/workers/push.js'
 // From source: it is what finds dist/, which may not be built yet.
 import { projectRoot } from '../src/paths.js'
 
@@ -22,7 +23,7 @@ const load = <T>(module: string) => import(pathToFileURL(path.join(projectRoot, 
 
 /** The production build's modules (dist/), typed by the sources they were compiled from. */
 export async function loadDist() {
-  const [config, db, embedded, migrator, mls, messages, server, workers] = await Promise.all([
+  const [config, db, embedded, migrator, mls, messages, server, workers, push] = await Promise.all([
     load<typeof ConfigModule>('config.js'),
     load<typeof DbModule>('db/index.js'),
     load<typeof EmbeddedModule>('db/embedded.js'),
@@ -31,6 +32,7 @@ export async function loadDist() {
     load<typeof MessagesModule>('services/messages.js'),
     load<typeof ServerModule>('server.js'),
     load<typeof WorkersModule>('workers/index.js'),
+    load<typeof PushWorkerModule>('workers/push.js'),
   ])
   return {
     loadConfig: config.loadConfig,
@@ -44,6 +46,8 @@ export async function loadDist() {
     listMessages: messages.listMessages,
     buildServer: server.buildServer,
     startIdempotencyCleanup: workers.startIdempotencyCleanup,
+    pushSetup: push.pushSetup,
+    PushWorker: push.PushWorker,
     startRetention: workers.startRetention,
   }
 }

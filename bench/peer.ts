@@ -16,7 +16,12 @@ export interface SendArgs {
  * its text, its prepared statement's name, and its values for a message.
  */
 export function sendStatement(dist: Dist) {
-  const { name, text, slots } = dist.storeMessageStatement({ commit: false, groupInfo: false, msgId: false })
+  const { name, text, slots } = dist.storeMessageStatement({
+    commit: false,
+    groupInfo: false,
+    push: false,
+    msgId: false,
+  })
   return {
     name,
     text,

@@ -12,6 +12,7 @@ import { fanOut } from './questions/fanout.js'
 import { readHeaders } from './questions/header-reads.js'
 import { keyPackageBatches } from './questions/key-package-batches.js'
 import { keyPackageContention } from './questions/key-packages.js'
+import { pushUnderLoad } from './questions/push.js'
 import { retentionUnderLoad } from './questions/retention.js'
 import { countRoundTrips } from './questions/round-trips.js'
 import { scale } from './questions/scale.js'
@@ -36,6 +37,7 @@ try {
     await scale(bench),
     await explain(bench),
     await fanOut(bench),
+    await pushUnderLoad(bench),
   ]
   const markdown = renderResults(await bench.environment(args), sections)
   console.log(`\n${markdown}`)

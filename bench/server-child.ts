@@ -42,6 +42,9 @@ app.addHook('onRequest', (_request, _reply, done) =>
   counting ? inRequest.run({ inTransaction: false }, done) : done(),
 )
 const cleanup = dist.startIdempotencyCleanup(ctx, app.log)
+// With APNs configured, pushes go out as in production: from this process's worker.
+const pushSetup = dist.pushSetup(config)
+const pushWorker = pushSetup && new dist.PushWorker(ctx, app.log, pushSetup).start()
 const retention = dist.startRetention(ctx, app.log)
 
 const deletedSoFar = async () => (await ctx.metrics.idempotencyCleanupDeleted.get()).values[0]?.value ?? 0
@@ -74,6 +77,7 @@ answerCommands(
     stop: async () => {
       await app.close()
       await cleanup.stop()
+      await pushWorker?.stop()
       await retention.stop()
       await database.close()
       return null

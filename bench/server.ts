@@ -40,6 +40,8 @@ export interface BenchServerOptions {
   cpuProfDir?: string
   /** The bare-Fastify peer (bench/peer-child.ts) instead of the server. */
   peer?: boolean
+  /** Settings of its own (push, for one). */
+  env?: Record<string, string>
 }
 
 const childEntry = (peer: boolean) =>
@@ -63,6 +65,7 @@ export async function startBenchServer(opts: BenchServerOptions): Promise<BenchS
       WORKER_INTERVAL_SECONDS: String(24 * 3600),
       // Its users are did:keys, which Bluesky does not know: no AppView to ask about blocks.
       APPVIEW_URL: 'off',
+      ...opts.env,
     },
     stdio: ['ignore', log, log, 'ipc'],
   })

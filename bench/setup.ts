@@ -80,7 +80,11 @@ export interface Bench {
   /** A variant driving `server` with requests from `next`, on all the bench's connections. */
   variant(name: string, server: BenchServer, next: () => HttpRequest, check?: HttpLoad['check']): Variant
   /** Another server process (or the bare peer) on `database`, stopped at the end. */
-  start(database: BenchDatabase, name: string, opts?: { peer?: boolean }): Promise<BenchServer>
+  start(
+    database: BenchDatabase,
+    name: string,
+    opts?: { peer?: boolean; env?: Record<string, string> },
+  ): Promise<BenchServer>
   environment(args: string[]): Promise<Environment>
   tearDown(): Promise<void>
 }
@@ -113,12 +117,13 @@ export async function setUp(opts: { quick: boolean; cpuProfile: boolean }): Prom
     teardown.push(small.drop)
     const large = await createBenchDatabase(dist, cluster.adminUrl, 'large')
     teardown.push(large.drop)
-    const start: Bench['start'] = async (database, name, { peer = false } = {}) => {
+    const start: Bench['start'] = async (database, name, { peer = false, env } = {}) => {
       const server = await startBenchServer({
         databaseUrl: database.url,
         logFile: path.join(work, `${name}.log`),
         cpuProfDir: profileDir,
         peer,
+        ...(env ? { env } : {}),
       })
       teardown.push(() => server.stop())
       return server

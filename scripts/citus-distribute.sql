@@ -13,5 +13,9 @@ SELECT create_distributed_table('idempotency_key', 'shard_key', colocate_with =>
 SELECT create_distributed_table('device', 'user_did', colocate_with => 'convo');
 SELECT create_distributed_table('opt_out', 'did', colocate_with => 'convo');
 SELECT create_distributed_table('user_block', 'blocker_did', colocate_with => 'convo');
+-- Push (migration 011): tokens and retries by user, with their devices; the outbox by conversation.
+SELECT create_distributed_table(t, 'user_did', colocate_with => 'convo')
+  FROM unnest(ARRAY['push_token', 'push_retry']) AS t;
+SELECT create_distributed_table('push_outbox', 'convo_id', colocate_with => 'convo');
 SELECT create_reference_table('convo_group_before_006');
 SELECT create_reference_table('account_takedown');

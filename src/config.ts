@@ -5,6 +5,9 @@ const MiB = 1024 * 1024
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max)
 
+/** Apple's key and team ids: 10 characters, upper case letters and digits. */
+const appleId = z.string().regex(/^[A-Z0-9]{10}$/, 'must be the 10-character id Apple gave (A-Z, 0-9)')
+
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes')
 
 /**
@@ -233,6 +236,63 @@ export const configSchema = z
       .describe(
         'Requests one caller (DID) may make per minute before 429 `RateLimitExceeded`; 0 disables. Counted per instance.',
       ),
+    APNS_KEY_FILE: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Path of the team\'s APNs token signing key (the `.p8` file from Apple). With `APNS_KEY_ID`, `APNS_TEAM_ID` and `APNS_TOPIC` it turns push notifications on (docs/operating.md, "Push notifications"); unset, nothing is pushed. Set them alike on every instance.',
+      ),
+    APNS_KEY_ID: appleId.optional().describe('The 10-character id Apple gave with the signing key.'),
+    APNS_TEAM_ID: appleId.optional().describe('The 10-character id of the Apple developer team the key belongs to.'),
+    APNS_TOPIC: z.string().min(1).optional().describe("The app's bundle id, which pushes are for."),
+    APNS_PRODUCTION: bool
+      .prefault('false')
+      .describe(
+        "Push through APNs's production host (`api.push.apple.com`); off, its sandbox (`api.sandbox.push.apple.com`), which apps built for development use.",
+      ),
+    APNS_ENDPOINT: z
+      .url({ protocol: /^https$/ })
+      .optional()
+      .describe(
+        "Where to push instead of Apple's host (a proxy, a test server): `https://host[:port]`. TLS trusts the system's certificate authorities and those of `NODE_EXTRA_CA_CERTS`.",
+      ),
+    PUSH_PAYLOAD: z
+      .enum(['message', 'wake'])
+      .default('message')
+      .describe(
+        'What a push carries. `message`: what the app\'s notification extension reads to show the message (the conversation, the message\'s id, sequence number and epoch, the recipient, and the ciphertext when the payload stays within 4 KB). `wake`: nothing but a generic alert. What each tells Apple: docs/operating.md, "Push notifications".',
+      ),
+    PUSH_RECIPIENT: z
+      .enum(['did', 'sha256'])
+      .default('did')
+      .describe(
+        'How a `message` push names the account it is for: `recipient_did`, the DID (read by every build of the app), or `recipient_account`, the SHA-256 of the DID in hex (read by builds since February 2026).',
+      ),
+    PUSH_COMMITS: bool
+      .prefault('false')
+      .describe('Also push commits to the other members, as background pushes that wake the app to fetch them.'),
+    PUSH_TTL_SECONDS: int(1, 30 * 86_400)
+      .default(86_400)
+      .describe(
+        'How long a push stays worth sending after what it is about was stored: APNs keeps it that long for a device that is offline (`apns-expiration`), and one not sent by then is dropped and counted.',
+      ),
+    PUSH_CONCURRENCY: int(1, 1_000)
+      .default(100)
+      .describe('Requests to APNs an instance has in flight at once, on one HTTP/2 connection.'),
+    PUSH_POLL_INTERVAL_MS: int(10, 60_000)
+      .default(250)
+      .describe('How often an idle instance looks for pushes to send: the delay before a push leaves.'),
+    PUSH_LEASE_SECONDS: int(2, 3_600)
+      .default(60)
+      .describe(
+        'How long an instance holds the pushes it took before another may take them over (it stopped): they are sent again then, with the same `apns-id`. A request to APNs gets half of it to be answered.',
+      ),
+    PUSH_RETRY_BASE_MS: int(1, 3_600_000)
+      .default(1_000)
+      .describe(
+        'First wait before a push APNs refused for now (429, 5xx, no answer) is sent again; each further attempt waits twice as long, up to 10 minutes, with jitter.',
+      ),
   })
   .superRefine((config, ctx) => {
     const { DATABASE_QUERY_TIMEOUT_MS: query, DATABASE_STATEMENT_TIMEOUT_MS: statement } = config
@@ -251,6 +311,18 @@ export const configSchema = z
         path: ['DATABASE_LISTEN_URL'],
         message: 'is a second way to DATABASE_URL, which is not set',
       })
+    }
+    // Push needs all four or none.
+    const apns = ['APNS_KEY_FILE', 'APNS_KEY_ID', 'APNS_TEAM_ID', 'APNS_TOPIC'] as const
+    const missing = apns.filter((name) => config[name] === undefined)
+    if (missing.length > 0 && missing.length < apns.length) {
+      for (const name of missing) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: `is needed with ${apns.filter((n) => !missing.includes(n)).join(', ')} for push notifications`,
+        })
+      }
     }
     if (config.DATABASE_PASSWORD === undefined) return
     const issue = (message: string) => ctx.addIssue({ code: 'custom', path: ['DATABASE_PASSWORD'], message })
@@ -280,6 +352,9 @@ function withPassword(connectionString: string | undefined, password: string | u
 /** The PostgreSQL connection string, with DATABASE_PASSWORD put in; unset for the embedded database. */
 export const databaseUrl = (config: Config): string | undefined =>
   withPassword(config.DATABASE_URL, config.DATABASE_PASSWORD)
+
+/** Whether push notifications are on: APNs is configured (all of it, or the configuration is refused). */
+export const pushConfigured = (config: Config): boolean => config.APNS_KEY_FILE !== undefined
 
 /** Where event streams LISTEN, when not on DATABASE_URL's database. */
 export const listenUrl = (config: Config): string | undefined =>

@@ -4,6 +4,7 @@ import type { Config } from './config.js'
 import type { Db } from './db/schema.js'
 import type { EventHub } from './events/hub.js'
 import type { Metrics } from './metrics.js'
+import type { PushQueueing } from './services/pushQueue.js'
 import type { TakenDown } from './services/accounts.js'
 import type { BlockSettings } from './services/blocks.js'
 
@@ -21,6 +22,8 @@ export interface AppContext {
   metrics: Metrics
   /** Fans new messages out to this instance's event streams. */
   events: EventHub
+  /** What writes queue for push notifications; none when push is off. */
+  push: PushQueueing | undefined
   /** Where Bluesky blocks come from, and what to do when they cannot be read. */
   blocks: BlockSettings
   /** The accounts an operator took down: their calls are refused. */

@@ -12,6 +12,7 @@ import { buildServer, loggerOptions } from './server.js'
 import { exitOnStartupFailure } from './startup-error.js'
 import { version } from './version.js'
 import { startWorkers } from './workers/index.js'
+import { pushAnnouncement, pushSetup } from './workers/push.js'
 import type { RunningWorker } from './workers/worker.js'
 
 const EMBEDDED_DATABASE = 'catbird'
@@ -49,6 +50,9 @@ async function main(): Promise<void> {
   const log = pino(loggerOptions(config))
   await assertPortFree(config.HOST, config.PORT)
   log.info({ version }, 'starting catbird-mls-ds')
+  // Its key is read now: a key that cannot be used stops start-up before anything runs.
+  const push = pushSetup(config)
+  log.info(...pushAnnouncement(push))
 
   let embedded: EmbeddedPostgres | undefined
   let url = databaseUrl(config)
@@ -117,7 +121,7 @@ async function main(): Promise<void> {
     await release()
     throw err
   }
-  workers.push(...startWorkers(ctx, app.log))
+  workers.push(...startWorkers(ctx, app.log, push))
   for (const w of workers) void w.runOnce()
 }
 

@@ -69,6 +69,34 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly pushSent = new Counter({
+    name: 'push_sent_total',
+    help: 'Push notifications APNs accepted, by what they are about (message, commit, welcome; retry for a later attempt).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  })
+
+  readonly pushRetried = new Counter({
+    name: 'push_retried_total',
+    help: 'Push notifications kept to be sent again, by APNs status (0: no answer).',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  })
+
+  readonly pushDropped = new Counter({
+    name: 'push_dropped_total',
+    help: 'Push notifications given up: expired before they could be sent, or refused by APNs (its reason).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+
+  readonly pushTokensCleared = new Counter({
+    name: 'push_tokens_cleared_total',
+    help: 'Device push tokens forgotten because APNs said they are no longer valid, by its reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+
   /** The two series of each (method, status) answered, looked up once (prom-client hashes the labels on every call). */
   private readonly requestSeries = new Map<
     string,
@@ -117,6 +145,29 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         for (const [bucket, callers] of Object.entries(await read())) this.set({ available: bucket }, callers)
+      },
+    })
+  }
+
+  /** Push queue gauges read the queue when scraped (push on). */
+  observePushQueue(read: () => Promise<{ queued: number; retrying: number; oldestSeconds: number }>): void {
+    new Gauge({
+      name: 'push_queue_depth',
+      help: 'Push notifications waiting: queued (one per message or Welcome, for all its devices) and to be retried (one per device).',
+      labelNames: ['queue'] as const,
+      registers: [this.registry],
+      async collect() {
+        const { queued, retrying } = await read()
+        this.set({ queue: 'queued' }, queued)
+        this.set({ queue: 'retry' }, retrying)
+      },
+    })
+    new Gauge({
+      name: 'push_oldest_pending_seconds',
+      help: 'Age of the oldest push notification waiting to be sent (0 when none is).',
+      registers: [this.registry],
+      async collect() {
+        this.set((await read()).oldestSeconds)
       },
     })
   }

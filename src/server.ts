@@ -8,7 +8,7 @@ import Fastify, {
   type onResponseHookHandler,
 } from 'fastify'
 import { handlers as defaultHandlers } from './api/index.js'
-import { listenUrl, type Config } from './config.js'
+import { listenUrl, pushConfigured, type Config } from './config.js'
 import type { AppContext } from './context.js'
 import { pingDatabase, type Database } from './db/index.js'
 import { EventHub } from './events/hub.js'
@@ -17,6 +17,7 @@ import { METRICS_PATH, metricsRoute } from './metrics-route.js'
 import { AppViewBlocks } from './bluesky/index.js'
 import { TakenDown } from './services/accounts.js'
 import { keyPackageBuckets } from './services/keyPackages.js'
+import { pushQueueStats } from './services/pushQueue.js'
 import { createAuthVerifier } from './xrpc/auth.js'
 import { loadLexicons } from './xrpc/lexicons.js'
 import { rateLimit, rateLimitOptions } from './xrpc/rate-limit.js'
@@ -56,6 +57,7 @@ function createAppContext(config: Config, database: Database, log: FastifyBaseLo
   const metrics = new Metrics()
   metrics.observePool(database.pool)
   metrics.observeKeyPackages(() => keyPackageBuckets(database.db))
+  if (pushConfigured(config)) metrics.observePushQueue(() => pushQueueStats(database.db))
   const poolOptions = database.pool.options
   return {
     config,
@@ -80,6 +82,7 @@ function createAppContext(config: Config, database: Database, log: FastifyBaseLo
       pollIntervalMs: config.EVENT_POLL_INTERVAL_MS,
       reads: metrics.eventHubReads,
     }),
+    push: pushConfigured(config) ? { commits: config.PUSH_COMMITS } : undefined,
     blocks: {
       graph:
         config.APPVIEW_URL === 'off'

@@ -8,6 +8,7 @@ import { deviceHandlers } from './devices/index.js'
 import { eventHandlers } from './events/index.js'
 import { keyPackageHandlers } from './keyPackages/index.js'
 import { messageHandlers } from './messages/index.js'
+import { pushHandlers } from './push/index.js'
 import { requestHandlers } from './requests/index.js'
 import { welcomeHandlers } from './welcomes/index.js'
 
@@ -26,11 +27,9 @@ export const notImplemented = [
   NSID.groupInfoRefresh,
   NSID.listInvites,
   NSID.readdition,
-  NSID.registerDeviceToken,
   NSID.rejoin,
   NSID.revokeInvite,
   NSID.sendChatRequest,
-  NSID.unregisterDeviceToken,
   NSID.updateChatRequestSettings,
   NSID.validateWelcome,
   NSID.warnMember,
@@ -48,4 +47,5 @@ export const handlers = {
   ...blockHandlers,
   ...requestHandlers,
   ...deviceAdditionHandlers,
+  ...pushHandlers,
 } satisfies { [N in Exclude<Nsid, (typeof notImplemented)[number]>]: Handler<N> }

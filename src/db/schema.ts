@@ -146,6 +146,56 @@ export interface PendingDeviceAdditionTable {
   new_epoch: ColumnType<number | null, number | null, number | null>
 }
 
+/** A device's push token (registerDeviceToken), on its user's shard. */
+export interface PushTokenTable {
+  user_did: string
+  device_id: string
+  /** APNs: the device token, lowercase hex. */
+  token: string
+  platform: Defaulted<PushPlatform>
+  registered_at: Defaulted<Date>
+}
+
+export type PushPlatform = 'ios' | 'android' | 'web'
+
+/** What a push is about: a message, a commit, or the Welcome of members added. */
+export type PushKind = 'message' | 'commit' | 'welcome'
+
+/** Something to push, written with what it is about, on the conversation's shard. */
+export interface PushOutboxTable {
+  convo_id: string
+  /** The message's (or commit's) seq; a Welcome's: the commit's that added its recipients, or the conversation's last. */
+  seq: Int8
+  kind: PushKind
+  /** The device that sent the message, when named: the sender's other devices are pushed to. */
+  sender_device_id: string | null
+  /** A Welcome's: the users of the devices it is delivered to, one per delivery. */
+  recipients: string[] | null
+  /** A Welcome's: each delivery's device ('' for one the server does not know: all of its user's devices). */
+  recipient_devices: string[] | null
+  created_at: Defaulted<Date>
+  claimed_by: string | null
+  claimed_until: Date | null
+}
+
+/** One device's push that APNs did not take yet, as it was sent, until it is due again. */
+export interface PushRetryTable {
+  user_did: string
+  device_id: string
+  apns_id: string
+  push_type: string
+  priority: number
+  collapse_id: string | null
+  payload: string
+  expires_at: Date
+  attempts: number
+  next_attempt_at: Date
+  last_error: string
+  created_at: Defaulted<Date>
+  claimed_by: string | null
+  claimed_until: Date | null
+}
+
 /** A key package a conversation's Welcome used (on the conversation's shard): it admits no one there again. */
 export interface AdmittedKeyPackageTable {
   convo_id: string
@@ -309,6 +359,9 @@ export interface DatabaseSchema {
   opt_out: OptOutTable
   member_device: MemberDeviceTable
   pending_device_addition: PendingDeviceAdditionTable
+  push_token: PushTokenTable
+  push_outbox: PushOutboxTable
+  push_retry: PushRetryTable
   convo_policy: ConvoPolicyTable
   admin_action: AdminActionTable
   member_report: MemberReportTable

@@ -5,8 +5,8 @@ import type { CommitMessage } from '../lexicon/types/blue.catbird.mls.getCommits
 import { epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './membership.js'
+import { storeMessage, toSentMessage, type PushOrigin, type SentMessage, type StoredMessageArgs } from './messages.js'
 import { cursorTooOld, purgedUpTo } from './retention.js'
-import { storeMessage, toSentMessage, type SentMessage, type StoredMessageArgs } from './messages.js'
 import { iso } from './timestamps.js'
 
 /** A commit as the API read it: its bytes and what its MLS header says. */
@@ -25,8 +25,9 @@ export const commitMessage = (
   convoId: string,
   sender: string,
   commit: Commit,
-  named: Pick<StoredMessageArgs, 'msgId' | 'ephemeral'> = {},
+  extra: PushOrigin & Pick<StoredMessageArgs, 'msgId' | 'ephemeral'> = {},
 ): StoredMessageArgs => ({
+  ...extra,
   kind: 'commit',
   convoId,
   sender,
@@ -34,7 +35,6 @@ export const commitMessage = (
   epoch: commit.epoch,
   ciphertext: commit.data,
   groupInfo: commit.groupInfo,
-  ...named,
 })
 
 export interface StoredCommit extends SentMessage {
@@ -104,7 +104,8 @@ export async function checkCommit(
  */
 export async function sendCommit(
   db: Db,
-  args: { convoId: string; sender: string; commit: Commit } & Pick<StoredMessageArgs, 'msgId' | 'ephemeral'>,
+  args: { convoId: string; sender: string; commit: Commit } & PushOrigin &
+    Pick<StoredMessageArgs, 'msgId' | 'ephemeral'>,
   record?: RecordedWrite,
 ): Promise<StoredCommit> {
   // A GroupInfo sent along is checked against the conversation (its cipher
@@ -115,12 +116,8 @@ export async function sendCommit(
     const retried = await checkCommit(db, convo, args.sender, args.commit)
     if (retried && !record) return retried
   }
-  const { msgId, ephemeral } = args
-  const sent = await storeMessage(
-    db,
-    commitMessage(args.convoId, args.sender, args.commit, { msgId, ephemeral }),
-    record,
-  )
+  const { convoId, sender, commit, ...extra } = args
+  const sent = await storeMessage(db, commitMessage(convoId, sender, commit, extra), record)
   if (sent) return { ...sent, newEpoch: args.commit.epoch + 1 }
   const { convo } = await requireMember(db, args.convoId, args.sender)
   const retried = await checkCommit(db, convo, args.sender, args.commit)

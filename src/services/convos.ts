@@ -11,6 +11,7 @@ import { conflict, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
 import { applyChange } from './members.js'
 import { convoIdOf } from './membership.js'
+import type { PushQueueing } from './pushQueue.js'
 import { iso } from './timestamps.js'
 
 async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
@@ -135,6 +136,8 @@ export interface CreateConvoArgs {
   name?: string
   description?: string
   welcomeRetentionDays: number
+  /** Push is on: the Welcome (and the commit, if asked) are queued to be pushed. */
+  push?: PushQueueing | undefined
 }
 
 /**
@@ -347,6 +350,7 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
             caller: args.creator,
             ...(args.commit ? { commit: { ...args.commit, groupInfo } } : {}),
             ...(admission ? { admission } : {}),
+            push: args.push,
           })
         : undefined
     // Everyone joined with the conversation (the same transaction time).

@@ -90,7 +90,7 @@ const seenDevice = statement(
 )
 
 /** The id a client's name of one of `user`'s devices stands for, if it is an id or an mlsDid (`<user DID>#<id>`). */
-function idOfName(user: string, name: string): string {
+export function idOfName(user: string, name: string): string {
   const prefix = `${user}#`
   return name.startsWith(prefix) ? name.slice(prefix.length) : name
 }

@@ -30,6 +30,7 @@ import {
   type CheckedAdmission,
   type ReservedWelcome,
 } from './admission.js'
+import { queueWelcomePushStep, type PushQueueing } from './pushQueue.js'
 
 /** What a membership change did: the epoch after it, and the commit it stored (to announce). */
 export interface ChangeResult {
@@ -129,6 +130,8 @@ export interface Change {
   /** The DID who leaves (no longer a member: a Welcome it never used goes, its devices are out, their additions cancelled). */
   leave?: string
   admission?: CheckedAdmission
+  /** Push is on: the commit (if asked) and the Welcome are queued to be pushed. */
+  push?: PushQueueing | undefined
 }
 
 /** The shape of a change's write: one write per shape. */
@@ -137,6 +140,8 @@ interface ChangeShape {
   join: boolean
   leave: boolean
   admit: boolean
+  /** The Welcome is queued to be pushed to the members it adds. */
+  pushWelcome: boolean
 }
 
 type ChangeValues = MessageValues &
@@ -150,10 +155,13 @@ const changeStatement = byShape(
   (shape: ChangeShape) => {
     const name = [
       'change',
-      shape.commit ? `commit${shape.commit.groupInfo ? '_with_group_info' : ''}` : 'touch',
+      shape.commit
+        ? `commit${shape.commit.groupInfo ? '_with_group_info' : ''}${shape.commit.push ? '_pushed' : ''}`
+        : 'touch',
       ...(shape.join ? ['join'] : []),
       ...(shape.leave ? ['leave'] : []),
       ...(shape.admit ? ['admit'] : []),
+      ...(shape.pushWelcome ? ['welcome_pushed'] : []),
     ].join('_')
     return onShard<ChangeValues, Partial<SentRow> & { admitted: string[] | null }>(
       name,
@@ -206,6 +214,13 @@ const changeStatement = byShape(
           )
         }
         if (shape.admit) steps.push(...admissionSteps(v))
+        if (shape.pushWelcome) {
+          // At the commit that added them (no push if it was not stored), or where the conversation is.
+          if (!shape.commit) {
+            steps.push({ name: 'at_last', select: sql`last_seq AS seq`, from: 'convo', where: sql`id = ${v.convoId}` })
+          }
+          steps.push(queueWelcomePushStep(v, shape.commit ? 'inserted' : 'at_last'))
+        }
         const admitted = shape.admit ? admittedRefs(refs) : sql`NULL`
         return {
           steps,
@@ -220,7 +235,7 @@ const changeStatement = byShape(
     )
   },
   (shape) =>
-    `${shape.commit ? `${shape.commit.commit}/${shape.commit.groupInfo}` : '-'}/${shape.join}/${shape.leave}/${shape.admit}`,
+    `${shape.commit ? `${shape.commit.commit}/${shape.commit.groupInfo}/${shape.commit.push}` : '-'}/${shape.join}/${shape.leave}/${shape.admit}/${shape.pushWelcome}`,
 )
 
 /**
@@ -233,14 +248,15 @@ const changeStatement = byShape(
  * (checkAdmitted); a refusal throws, and the transaction rolls back.
  */
 export async function applyChange(trx: Db, change: Change): Promise<StoredCommit | undefined> {
-  const { convoId, caller, commit, join, leave, admission } = change
+  const { convoId, caller, commit, join, leave, admission, push } = change
   if (join && !commit) throw new Error('members join by a commit')
-  const stored = commit && commitMessage(convoId, caller, commit)
+  const stored = commit && commitMessage(convoId, caller, commit, { push })
   const write = changeStatement({
     commit: stored && messageShape(stored),
     join: join !== undefined,
     leave: leave !== undefined,
     admit: admission !== undefined,
+    pushWelcome: admission !== undefined && push !== undefined,
   })
   // A shape's statement binds only the values it has parameters for.
   const values = {
@@ -270,6 +286,7 @@ export interface AddMembersArgs {
   blocks?: BlockVerdict
   maxMembers: number
   welcomeRetentionDays: number
+  push?: PushQueueing | undefined
 }
 
 /**
@@ -323,6 +340,7 @@ export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeRe
       commit: args.commit,
       ...(added.length ? { join: added } : {}),
       ...(admission ? { admission } : {}),
+      push: args.push,
     })) as StoredCommit
     return { newEpoch: stored.newEpoch, added, stored }
   })
@@ -334,6 +352,7 @@ export interface RemoveMemberArgs {
   target: string
   /** The commit of the removal; it advances the epoch. */
   commit?: Commit
+  push?: PushQueueing | undefined
   /**
    * removeMember: what the commit shows of its proposals and the tree the
    * server keeps; the commit must remove exactly the target's leaves (checkRemoval).
@@ -394,6 +413,7 @@ export async function removeMember(db: Db, args: RemoveMemberArgs): Promise<Chan
       caller: args.caller,
       ...(args.commit ? { commit: args.commit } : {}),
       ...(removed ? { leave: args.target } : {}),
+      push: args.push,
     })
     if (removed && !self) {
       await recordAdminAction(trx, {

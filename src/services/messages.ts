@@ -16,6 +16,8 @@ import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { conflict, epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { groupInfoWithCommitStep, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './membership.js'
+import { queueMessagePushStep, type PushQueueing } from './pushQueue.js'
+import { ownDeviceId } from './pushTokens.js'
 import { cursorTooOld, purgedUpTo } from './retention.js'
 import { iso } from './timestamps.js'
 import { settleWelcomeByActivity } from './welcomes.js'
@@ -57,7 +59,15 @@ export const toSentMessage = (row: SentRow): SentMessage => ({
   replayed: row.replayed_same != null,
 })
 
-export interface SendMessageArgs {
+/** What a stored message queues for push notifications. */
+export interface PushOrigin {
+  /** Push is on: the message (a commit, if asked) is queued to be pushed. */
+  push?: PushQueueing | undefined
+  /** The sender's own registered device that sends it: the sender's other devices are pushed to. */
+  senderDevice?: string | undefined
+}
+
+export interface SendMessageArgs extends PushOrigin {
   convoId: string
   sender: string
   /** The MLS group id in the message's header, lowercase hex. */
@@ -87,6 +97,8 @@ export interface MessageShape {
   commit: boolean
   /** A commit that brings a GroupInfo stores it; one that does not deletes the stored one. */
   groupInfo: boolean
+  /** Queued to be pushed. */
+  push: boolean
   /** The client named the message (msgId): one stored before under that name answers instead. */
   msgId: boolean
 }
@@ -106,11 +118,13 @@ export interface MessageValues {
   embedUri: string | null
   groupInfoEpoch: number | null
   groupInfoData: Uint8Array | null
+  senderDevice: string | null
 }
 
 export const messageShape = (args: StoredMessageArgs): MessageShape => ({
   commit: args.kind === 'commit',
   groupInfo: args.kind === 'commit' && args.groupInfo !== undefined,
+  push: args.push !== undefined && (args.kind === 'message' || args.push.commits),
   msgId: args.msgId !== undefined,
 })
 
@@ -130,6 +144,7 @@ export function messageValues(args: StoredMessageArgs): MessageValues {
     embedUri: args.embedUri ?? null,
     groupInfoEpoch: groupInfo?.epoch ?? null,
     groupInfoData: groupInfo?.data ?? null,
+    senderDevice: args.senderDevice ?? null,
   }
 }
 
@@ -143,8 +158,9 @@ export function messageValues(args: StoredMessageArgs): MessageValues {
  * write's record is already there (see recordedSteps), or a message was
  * stored under its msgId (`replayed`: it answers instead). A commit also
  * moves the conversation to the next epoch, is listed for getCommits, and
- * keeps the conversation's GroupInfo in step (groupInfoWithCommitStep). Used
- * in larger writes too (a membership change).
+ * keeps the conversation's GroupInfo in step (groupInfoWithCommitStep). With
+ * push on, the message is queued to be pushed by the same write (`pushed`,
+ * see pushQueue.ts). Used in larger writes too (a membership change).
  */
 export function messageSteps(shape: MessageShape, v: MessageValues): Step[] {
   return [
@@ -212,6 +228,7 @@ export function messageSteps(shape: MessageShape, v: MessageValues): Step[] {
         ]
       : []),
     { name: 'settled', ...settleWelcomeByActivity(v.convoId, v.sender), after: ['inserted'] },
+    ...(shape.push ? [queueMessagePushStep(shape.commit ? 'commit' : 'message', v)] : []),
   ]
 }
 
@@ -246,7 +263,7 @@ export const storeMessageStatement = byShape(
     const { response } = shape
     const name = `store_${shape.commit ? 'commit' : 'message'}${shape.groupInfo ? '_with_group_info' : ''}${
       shape.msgId ? '_named' : ''
-    }${response ? '_keyed' : ''}`
+    }${shape.push ? '_pushed' : ''}${response ? '_keyed' : ''}`
     return onShard<MessageValues & KeyValues, SentRow>(name, { shardKey: 'convoId' }, (v, refs) => {
       const write: Steps = {
         steps: messageSteps(shape, v),
@@ -276,7 +293,7 @@ export const storeMessageStatement = byShape(
       return response ? recordedSteps({ shard: v.convoId, values: v, response, written: 'inserted' }, write) : write
     })
   },
-  (shape) => `${shape.commit}/${shape.groupInfo}/${shape.msgId}/${shape.response?.name ?? ''}`,
+  (shape) => `${shape.commit}/${shape.groupInfo}/${shape.msgId}/${shape.push}/${shape.response?.name ?? ''}`,
 )
 
 /**
@@ -290,7 +307,9 @@ export async function storeMessage(
   record?: RecordedWrite,
 ): Promise<SentMessage | undefined> {
   const write = storeMessageStatement({ ...messageShape(args), response: record?.response })
-  const values = messageValues(args)
+  // The sending device as named (its id, mlsDid or UUID), stored by its id.
+  const senderDevice = args.senderDevice && (await ownDeviceId(db, args.sender, args.senderDevice))
+  const values = messageValues({ ...args, senderDevice })
   const rows = await executeRecorded(db, write, values, record).catch((err: unknown) => {
     // Stored at once under the same msgId by a concurrent send: run again, and it answers.
     if (violatedUniqueKey(err) === 'message_msg_id_key') return executeRecorded(db, write, values, record)

@@ -3,6 +3,7 @@ import { transact } from '../db/transaction.js'
 import { sendCommit, type Commit, type StoredCommit } from './commits.js'
 import { invalidRequest } from './errors.js'
 import { settleByExternalCommit } from './pendingAdditions.js'
+import type { PushQueueing } from './pushQueue.js'
 
 /**
  * A member whose device lost its MLS state rejoins by external commit
@@ -35,6 +36,7 @@ export async function rejoin(
     joinerIdentity: string | undefined
     /** The caller's registered device whose key the joiner's leaf carries (deviceOfLeaf), if one does. */
     deviceId?: string | undefined
+    push?: PushQueueing | undefined
   },
 ): Promise<StoredCommit> {
   if (args.joinerIdentity !== args.caller) {
@@ -43,9 +45,16 @@ export async function rejoin(
       'externalCommit: its new leaf must hold a basic credential whose identity is your DID (a member rejoins as itself)',
     )
   }
-  const { deviceId } = args
+  const { deviceId, push } = args
   return transact(db, async (trx) => {
-    const stored = await sendCommit(trx, { convoId: args.convoId, sender: args.caller, commit: args.commit })
+    // Pushed (push on) to every device but the one joining, when it is known.
+    const stored = await sendCommit(trx, {
+      convoId: args.convoId,
+      sender: args.caller,
+      commit: args.commit,
+      push,
+      senderDevice: deviceId,
+    })
     // A registered device of the caller joined: the conversation has it now.
     if (deviceId) await settleByExternalCommit(trx, { convoId: args.convoId, userDid: args.caller, deviceId })
     return stored

@@ -4,6 +4,7 @@ import type { AppContext } from '../context.js'
 import { deleteExpiredIdempotencyKeys } from '../idempotency/claim.js'
 import { conversationsDue, purgeOldMessages, purgeOldModeration } from '../services/retention.js'
 import { sweepWelcomes } from '../services/welcomes.js'
+import { PushWorker, type PushSetup } from './push.js'
 import { startWorker, type RunningWorker } from './worker.js'
 
 /** Most batches one pass runs, so a huge backlog is worked off over several passes. */
@@ -128,6 +129,12 @@ export function startRetention(ctx: AppContext, log: FastifyBaseLogger): Running
   )
 }
 
-export function startWorkers(ctx: AppContext, log: FastifyBaseLogger): RunningWorker[] {
-  return [startIdempotencyCleanup(ctx, log), startWelcomeSweep(ctx, log), startRetention(ctx, log)]
+/** The background workers; the push worker when push is on (`push`: see pushSetup). */
+export function startWorkers(ctx: AppContext, log: FastifyBaseLogger, push?: PushSetup): RunningWorker[] {
+  return [
+    startIdempotencyCleanup(ctx, log),
+    startWelcomeSweep(ctx, log),
+    startRetention(ctx, log),
+    ...(push ? [new PushWorker(ctx, log, push).start()] : []),
+  ]
 }

@@ -92,6 +92,7 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
     auth: ctx.auth,
     metrics: ctx.metrics,
     events: ctx.events,
+    push: ctx.push,
     blocks: ctx.blocks,
     takedowns: ctx.takedowns,
   }

@@ -38,6 +38,7 @@ import {
   publishKeyPackageBatch,
 } from '../../src/services/keyPackages.js'
 import { optIn, optInStatuses, optOut } from '../../src/services/optOuts.js'
+import { registerPushToken, unregisterPushToken } from '../../src/services/pushTokens.js'
 import { listMessages, sendMessage } from '../../src/services/messages.js'
 import { requireMember } from '../../src/services/membership.js'
 import { confirmWelcome, fetchWelcome, sweepWelcomes } from '../../src/services/welcomes.js'
@@ -155,6 +156,59 @@ function deviceCalls(user: string): Array<() => Promise<unknown>> {
     () => optInStatuses(traced, [user, 'did:plc:u8', 'did:plc:hot']),
     () => optOut(traced, 'did:plc:u9'),
     () => optIn(traced, 'did:plc:u9'),
+  ]
+}
+
+/**
+ * The per-request statements of push, as `user` (a member of `convoId`) makes them: a device with a
+ * token, a message it sends from that device (queued to be pushed), the token forgotten.
+ */
+function pushCalls(user: string, convoId: string, groupId: string): Array<() => Promise<unknown>> {
+  const key = new Uint8Array(32).fill(9)
+  const deviceId = async () => (await requireDevice(traced, user, 'UUID-9')).deviceId
+  return [
+    () =>
+      registerDevice(traced, {
+        user,
+        deviceUuid: 'UUID-9',
+        name: 'phone',
+        signaturePublicKey: key,
+        mlsKey: key,
+        keyPackages: [
+          {
+            cipherSuite: 's',
+            data: new Uint8Array([9, 1]),
+            ref: createHash('sha256').update('push device package').digest(),
+            signatureKey: key,
+            expiresAt: new Date(Date.now() + 1e6),
+            lastResort: false,
+          },
+        ],
+        maxDevices: 10,
+        maxKeyPackages: 1000,
+      }),
+    async () => registerPushToken(traced, { did: user, deviceId: await deviceId(), token: 'ab'.repeat(32) }),
+    async () =>
+      sendMessage(traced, {
+        convoId,
+        sender: user,
+        groupId,
+        epoch: 10,
+        ciphertext: new Uint8Array([1]),
+        push: { commits: false },
+        senderDevice: `${user}#${await deviceId()}`,
+      }),
+    () =>
+      sendMessage(traced, {
+        convoId,
+        sender: user,
+        groupId,
+        epoch: 10,
+        ciphertext: new Uint8Array([1]),
+        push: { commits: false },
+        senderDevice: 'UUID-9',
+      }),
+    async () => unregisterPushToken(traced, { did: user, deviceId: await deviceId() }),
   ]
 }
 
@@ -328,6 +382,8 @@ describe('query plans', () => {
         }),
       // Devices: did:plc:u7 registers one (with a package), then publishes, reads, syncs, deletes it; u9 opts out and in.
       ...deviceCalls(did),
+      // Push: did:plc:u3 (a member of c3, at epoch 10) registers a device and its token, sends from it, forgets it.
+      ...pushCalls('did:plc:u3', 'c3', await groupOf('c3')),
     ]
     for (const call of calls) await call().catch(() => {})
     await listMessages(traced, { convoId, did, sinceMessage: randomUUID(), limit: 50 }).catch(() => {})
@@ -342,6 +398,10 @@ describe('query plans', () => {
       'LATERAL',
       'insert into "opt_out"',
       'delete from "welcome_delivery"',
+      'SELECT device_id FROM device',
+      'insert into "push_token"',
+      'INSERT INTO push_outbox',
+      'delete from "push_token"',
     ]) {
       expect(
         captured.some((q) => q.sql.includes(statement)),

@@ -37,6 +37,8 @@ describe('delegated writes, written once as steps', () => {
       'change_commit_admit',
       'change_commit_join_admit',
       'change_commit_leave',
+      'change_commit_pushed_admit_welcome_pushed',
+      'change_touch_admit_welcome_pushed',
       'change_touch_leave',
       'claim_key_package',
       'claim_key_package_of_device',
@@ -50,17 +52,20 @@ describe('delegated writes, written once as steps', () => {
       'register_device',
       'store_commit',
       'store_commit_keyed',
+      'store_commit_pushed',
       'store_commit_with_group_info',
       'store_message',
       'store_message_keyed',
       'store_message_named',
       'store_message_named_keyed',
+      'store_message_pushed',
+      'store_message_pushed_keyed',
     ])
     // Each write's function is made once, outside the requests' transactions, and called with one argument per value.
     const { rows } = await sql<{ args: number; distinct: number }>`
       SELECT pronargs AS args, (SELECT count(DISTINCT a) FROM unnest(proargnames) a)::int AS distinct
       FROM pg_proc WHERE proname LIKE 'catbird_delegated_%'`.execute(database.db)
-    expect(rows.length).toBe(22)
+    expect(rows.length).toBe(27)
     expect(rows.every((row) => row.args === row.distinct)).toBe(true)
   })
 

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { ClientState } from 'ts-mls'
+import type { SignatureKeys } from '../../scripts/mls-client.js'
 import { NSID } from '../../src/lexicon/types/index.js'
 import type { TestApp } from './app.js'
 import { base64Bytes, bytesFromJson, encodeBase64 } from '../../src/lexicon/wire.js'
@@ -183,7 +184,10 @@ export class Client {
    * the GroupInfo of the epoch it leads to, and adopts the new state when
    * the server took it.
    */
-  async prepareRejoin(convoId: string, opts: { identity?: string } = {}): Promise<PreparedRejoin> {
+  async prepareRejoin(
+    convoId: string,
+    opts: { identity?: string; signatureKeys?: SignatureKeys } = {},
+  ): Promise<PreparedRejoin> {
     const info = await this.call('getGroupInfo', { params: { convoId } })
     assert.equal(info.status, 200, JSON.stringify(info.body))
     const made = await joinExternally(this.user, base64Bytes(info.body.groupInfo), opts)

@@ -235,17 +235,21 @@ export interface ExternalJoin {
  * `user` joins the group of `groupInfo` (an MLSMessage, with the ratchet
  * tree) by an external commit from a new key package of its device,
  * replacing its old leaf if it has one (RFC 9420 §12.4.3.2, resync): what a
- * member whose device lost its state does.
+ * member whose device lost its state does. The new leaf is signed with
+ * `signatureKeys` when given (a registered device's MLS key).
  */
 export async function joinExternally(
   user: TestUser,
   groupInfo: Uint8Array,
-  opts: { suite?: CiphersuiteName; identity?: string } = {},
+  opts: { suite?: CiphersuiteName; identity?: string; signatureKeys?: SignatureKeys } = {},
 ): Promise<ExternalJoin> {
   const decoded = decodeMlsMessage(groupInfo, 0)?.[0]
   if (decoded?.wireformat !== 'mls_group_info') throw new Error('not a GroupInfo')
   const suite = opts.suite ?? SUITE
-  const own = await newKeyPackage(opts.identity ?? user.did, { suite })
+  const own = await newKeyPackage(opts.identity ?? user.did, {
+    suite,
+    ...(opts.signatureKeys && { signatureKeys: opts.signatureKeys }),
+  })
   const cs = await suiteImpl(suite)
   // Resync (remove the old leaf) only when there is one: ts-mls does not check that there is.
   const resync = (ratchetTreeFromExtension(decoded.groupInfo) ?? []).some(

@@ -50,6 +50,8 @@ export interface SendOptions {
   /** The declared epoch; default: the one in the message's header. */
   epoch?: number
   idempotencyKey?: string
+  /** The sender's device that sends it (its push goes to the sender's other devices). */
+  deviceId?: string
   headers?: Record<string, string>
 }
 
@@ -194,6 +196,7 @@ export class SeedClient {
         epoch: opts.epoch ?? epochOf(ciphertext),
         ciphertext: bytesJson(ciphertext),
         ...(opts.idempotencyKey !== undefined ? { idempotencyKey: opts.idempotencyKey } : {}),
+        ...(opts.deviceId !== undefined ? { deviceId: opts.deviceId } : {}),
       },
       ...(opts.headers ? { headers: opts.headers } : {}),
     })

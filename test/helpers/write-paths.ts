@@ -246,6 +246,26 @@ export async function runWritePaths(database: Pick<Database, 'db' | 'pool'>, pat
       })
     },
   )
+  const ivy = did('ivy')
+  const ivysRef = await handedOut(ivy, alice)
+  await path('createConvo with a member and its Welcome, no commit, queued to be pushed', async () => {
+    const groupId = randomBytes(16).toString('hex')
+    const welcome = await reserveWelcome(db, {
+      convoId: convoIdOf(groupId),
+      caller: alice,
+      dids: [ivy],
+      welcome: welcomeFor([ivysRef]),
+    })
+    return createConvo(db, {
+      creator: alice,
+      groupId,
+      cipherSuite: SUITE,
+      initialMembers: [ivy],
+      ...(welcome ? { welcome } : {}),
+      welcomeRetentionDays: 14,
+      push: { commits: false },
+    })
+  })
   await path('createConvo with an idempotency key', () => {
     const groupId = randomBytes(16).toString('hex')
     return inKeyedTransaction(convoIdOf(groupId), alice, (trx) =>
@@ -310,6 +330,13 @@ export async function runWritePaths(database: Pick<Database, 'db' | 'pool'>, pat
   await path('sendMessage carrying a commit, with an idempotency key', () =>
     sendCommit(db, { convoId: convo.id, sender: alice, commit: commit() }, sentKey(convo.id, alice)),
   )
+  await path('sendMessage queued to be pushed', () => sendMessage(db, { ...send(), push: { commits: false } }))
+  await path('sendMessage queued to be pushed, with an idempotency key', () =>
+    sendMessage(db, { ...send(), push: { commits: false } }, sentKey(convo.id, alice)),
+  )
+  await path('sendMessage carrying a commit, queued to be pushed', () =>
+    sendCommit(db, { convoId: convo.id, sender: alice, commit: commit(), push: { commits: true } }),
+  )
 
   // Membership changes.
   const frank = did('frank')
@@ -370,6 +397,7 @@ export async function runWritePaths(database: Pick<Database, 'db' | 'pool'>, pat
       ...(welcome ? { welcome } : {}),
       maxMembers: 100,
       welcomeRetentionDays: 14,
+      push: { commits: true },
     })
   })
   // Another, still waiting to be added when frank is removed.

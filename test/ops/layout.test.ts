@@ -16,6 +16,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   lexicon: [],
   client: ['lexicon'],
   mls: [],
+  push: [],
   bluesky: [],
   db: ['config.ts', 'startup-error.ts'],
   idempotency: ['db'],
@@ -23,7 +24,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   events: ['db', 'services'],
   xrpc: ['config.ts', 'context.ts', 'db', 'idempotency', 'lexicon', 'paths.ts', 'services'],
   api: ['events', 'idempotency', 'lexicon', 'mls', 'services', 'xrpc'],
-  workers: ['context.ts', 'idempotency', 'metrics.ts', 'services'],
+  workers: ['config.ts', 'context.ts', 'idempotency', 'metrics.ts', 'push', 'services'],
 }
 
 /** The methods of the lexicons, by name: a handler's file is named after its method. */

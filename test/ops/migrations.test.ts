@@ -49,6 +49,7 @@ describe('migrations', () => {
   })
 
   it('010 makes each creator the admin of its conversation, and the longest-standing member where the creator left', async () => {
+    expect(await migrateDown(database.db)).toEqual(['011_push'])
     expect(await migrateDown(database.db)).toEqual(['010_administration'])
     await sql`
       INSERT INTO convo (id, group_id, creator_did, cipher_suite, created_at)
@@ -91,6 +92,7 @@ describe('migrations', () => {
         database.db,
       ),
     ).rejects.toThrow(/key_package_last_resort_key/)
+    expect(await migrateDown(database.db)).toEqual(['011_push'])
     expect(await migrateDown(database.db)).toEqual(['010_administration'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
@@ -108,6 +110,7 @@ describe('migrations', () => {
   })
 
   it('003 drops the key packages no Welcome could name, keeps the consumed ones, and requires a ref from then on', async () => {
+    expect(await migrateDown(database.db)).toEqual(['011_push'])
     expect(await migrateDown(database.db)).toEqual(['010_administration'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
@@ -132,6 +135,7 @@ describe('migrations', () => {
   })
 
   it('004 files each idempotency record under its shard: the conversation, the group of a created one, or the publisher', async () => {
+    expect(await migrateDown(database.db)).toEqual(['011_push'])
     expect(await migrateDown(database.db)).toEqual(['010_administration'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
@@ -168,6 +172,7 @@ describe('migrations', () => {
   })
 
   it("007 keeps what each Welcome used: admitted in its conversation, reserved for it on the owner's shard", async () => {
+    expect(await migrateDown(database.db)).toEqual(['011_push'])
     expect(await migrateDown(database.db)).toEqual(['010_administration'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
@@ -191,6 +196,7 @@ describe('migrations', () => {
       VALUES ('did:plc:b', 's', '\\x72', sha256('\\x72'), '\\x82', now() + interval '1 day', now(), 'did:plc:a', 'm7convo')`.execute(
       database.db,
     )
+    expect(await migrateDown(database.db)).toEqual(['011_push'])
     expect(await migrateDown(database.db)).toEqual(['010_administration'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
@@ -207,6 +213,7 @@ describe('migrations', () => {
   })
 
   it('006 keeps the group id of a conversation created before it taken, and files its createConvo record under the derived id', async () => {
+    expect(await migrateDown(database.db)).toEqual(['011_push'])
     expect(await migrateDown(database.db)).toEqual(['010_administration'])
     expect(await migrateDown(database.db)).toEqual(['008_devices'])
     expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])

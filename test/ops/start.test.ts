@@ -78,6 +78,10 @@ describe('npm start', () => {
     expect(first.output()).toContain('npm start: checking which sources changed since the last build of dist/')
     expect(first.output()).toContain('npm start: compiling TypeScript into dist/')
     expect(first.output()).toContain('npm start: loading the server (dist/main.js)')
+    // Without APNs settings it says so, and how to turn push on.
+    expect(first.output()).toContain(
+      'push notifications off (set APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID and APNS_TOPIC',
+    )
     expect((await fetch(`${first.url}/xrpc/_health`)).status).toBe(200)
     // The npm process, as a supervisor or `kill` would signal it.
     first.process.kill('SIGTERM')

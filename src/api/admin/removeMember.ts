@@ -37,6 +37,7 @@ export default handler(
       commit,
       removal: await readRemoval(commit, await currentGroupInfo(db, convoId)),
       reason: input.reason,
+      push: ctx.push,
     })
     announce(req, stored)
     return { ok: true, epochHint: newEpoch }

@@ -66,6 +66,7 @@ export default handler(
       blocks: reserved.blocks,
       maxMembers: config.MAX_MEMBERS_PER_CONVO,
       welcomeRetentionDays: config.WELCOME_RETENTION_DAYS,
+      push: ctx.push,
     })
     announce(req, stored)
     return { success: true, newEpoch }

@@ -58,6 +58,7 @@ export default handler(
       name: input.metadata?.name,
       description: input.metadata?.description,
       welcomeRetentionDays: config.WELCOME_RETENTION_DAYS,
+      push: ctx.push,
     })
     announce(req, stored)
     return convo

@@ -20,6 +20,7 @@ export default handler(NSID.leaveConvo, async (req) => {
       readCommit(input.commit, config.MAX_COMMIT_BYTES, input.epoch),
       readGroupInfoField(input.groupInfo, config.MAX_GROUP_INFO_BYTES),
     ),
+    push: ctx.push,
   })
   announce(req, stored)
   return { success: true, newEpoch }

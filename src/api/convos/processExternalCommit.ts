@@ -31,6 +31,7 @@ export default handler(
       commit: withGroupInfo(commit, readGroupInfoField(input.groupInfo, config.MAX_GROUP_INFO_BYTES)),
       joinerIdentity,
       deviceId,
+      push: ctx.push,
     })
     announce(req, stored)
     return { epoch: stored.newEpoch, rejoinedAt: iso(stored.createdAt) }

@@ -75,6 +75,8 @@ export default handler(
     const groupInfo = readGroupInfoField(input.groupInfo, ctx.config.MAX_GROUP_INFO_BYTES)
     const record = req.keyed && { keyed: req.keyed, response: outputSql }
     const named = { msgId: input.msgId, ephemeral: input.delivery === 'ephemeral' }
+    // Queued to be pushed (push on), to every device but the sending one, which the caller may name.
+    const origin = { push: ctx.push, senderDevice: input.deviceId }
     let sent
     if (header.contentType === 'commit') {
       const maxCommit = ctx.config.MAX_COMMIT_BYTES
@@ -88,6 +90,7 @@ export default handler(
           sender: caller,
           commit: withGroupInfo({ data: ciphertext, groupId: header.groupId, epoch: header.epoch }, groupInfo),
           ...named,
+          ...origin,
         },
         record,
       )
@@ -109,6 +112,7 @@ export default handler(
           embedType: input.embedType,
           embedUri: input.embedUri,
           ...named,
+          ...origin,
         },
         record,
       )

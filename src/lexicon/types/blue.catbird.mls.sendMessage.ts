@@ -17,6 +17,8 @@ export interface Input {
   paddedSize?: number
   /** persistent (the default): stored and delivered in order; ephemeral: delivered to those connected now and not kept (typing indicators, for example). */
   delivery?: "persistent" | "ephemeral" | (string & {})
+  /** The caller's own registered device (registerDevice) that sends the message, by its deviceId, mlsDid or deviceUUID: the caller's other devices get its push notification. Without it none of the caller's devices does. */
+  deviceId?: string
   /** DID of the sender; when given it must be the authenticated caller (the seed-era clients send it, the client-era ones do not). */
   senderDid?: string
   /** Kind of embed the client attached (for example tenor, bsky_post or link). */

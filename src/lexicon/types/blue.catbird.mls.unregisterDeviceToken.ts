@@ -3,7 +3,7 @@
 export type Params = Record<string, never>
 
 export interface Input {
-  /** The device. */
+  /** The caller's registered device (registerDevice), by its deviceId, mlsDid or deviceUUID. */
   deviceId: string
 }
 
