@@ -9,6 +9,7 @@ import { checkAdmission, type ReservedWelcome } from './admission.js'
 import type { Commit, StoredCommit } from './commits.js'
 import { conflict, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
+import { recordMembershipChanges } from './convoEvents.js'
 import { applyChange } from './members.js'
 import { iso } from './timestamps.js'
 
@@ -213,7 +214,10 @@ const createStatement = byShape(
  * the Welcome, as any membership change stores them). Its GroupInfo, if one
  * came, is stored by whichever statement makes its epoch.
  */
-export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ convo: ConvoView; stored?: StoredCommit }> {
+export async function createConvo(
+  db: Db,
+  args: CreateConvoArgs,
+): Promise<{ convo: ConvoView; stored?: StoredCommit; events: number[] }> {
   const id = convoIdOf(args.groupId)
   const invited = [...new Set(args.initialMembers)].filter((did) => did !== args.creator)
   const epoch = creationEpoch(args)
@@ -265,9 +269,17 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
             ...(admission ? { admission } : {}),
           })
         : undefined
+    const events = await recordMembershipChanges(
+      trx,
+      id,
+      epoch,
+      memberDids.map((did) =>
+        did === args.creator ? { did, action: 'joined' } : { did, action: 'joined', actor: args.creator },
+      ),
+    )
     // Everyone joined with the conversation (the same transaction time).
     const members = memberDids.map((did) => ({ did, joinedAt: iso(convo.created_at) }))
-    return { convo: toConvoView({ ...convo, epoch }, members), ...(stored ? { stored } : {}) }
+    return { convo: toConvoView({ ...convo, epoch }, members), events, ...(stored ? { stored } : {}) }
   })
 }
 

@@ -4,6 +4,7 @@ import type { Convo, Db } from '../db/schema.js'
 import { byShape } from '../db/statement.js'
 import { assertTransaction, transact } from '../db/transaction.js'
 import { checkCommit, commitMessage, type Commit, type StoredCommit } from './commits.js'
+import { recordMembershipChanges } from './convoEvents.js'
 import { convoNotFound, invalidRequest, notMember } from './errors.js'
 import {
   messageCtes,
@@ -26,10 +27,12 @@ import {
   type ReservedWelcome,
 } from './admission.js'
 
-/** What a membership change did: the epoch after it, and the commit it stored (to announce). */
+/** What a membership change did: the epoch after it, and the commit and membership events it stored (to announce). */
 export interface ChangeResult {
   newEpoch: number
   stored?: StoredCommit
+  /** The event ids of the members' joining or leaving (convoEvents.ts). */
+  events: number[]
 }
 
 /** Where a DID stands in a conversation. */
@@ -210,7 +213,7 @@ export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeRe
     const convo = await lockForChange(trx, args.convoId, [args.caller])
     if (convo.standing(args.caller) !== 'member') throw notMember()
     const retried = args.commit && (await checkCommit(trx, convo, args.caller, args.commit))
-    if (retried) return { newEpoch: retried.newEpoch, added: [] }
+    if (retried) return { newEpoch: retried.newEpoch, added: [], events: [] }
     const added = [...new Set(args.dids)].filter((did) => convo.standing(did) !== 'member')
     if (added.length === 0) {
       if (args.commit) {
@@ -219,7 +222,7 @@ export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeRe
           'Every DID is already a member; a commit that adds no one goes through sendMessage',
         )
       }
-      return { newEpoch: convo.epoch, added }
+      return { newEpoch: convo.epoch, added, events: [] }
     }
     if (convo.members.length + added.length > args.maxMembers) {
       throw invalidRequest('TooManyMembers', `A conversation can have at most ${args.maxMembers} members`)
@@ -243,7 +246,13 @@ export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeRe
       join: added,
       admission,
     })) as StoredCommit
-    return { newEpoch: stored.newEpoch, added, stored }
+    const events = await recordMembershipChanges(
+      trx,
+      args.convoId,
+      stored.newEpoch,
+      added.map((did) => ({ did, action: 'joined', actor: args.caller })),
+    )
+    return { newEpoch: stored.newEpoch, added, stored, events }
   })
 }
 
@@ -276,17 +285,17 @@ export async function removeMember(db: Db, args: RemoveMemberArgs): Promise<Chan
     const convo = await lockForChange(trx, args.convoId, [args.caller, args.target])
     const caller = convo.standing(args.caller)
     // A repeated leave comes from someone who is no longer a member.
-    if (self && caller === 'left') return { newEpoch: convo.epoch, removed: false }
+    if (self && caller === 'left') return { newEpoch: convo.epoch, removed: false, events: [] }
     if (caller !== 'member') throw notMember()
     const retried = args.commit && (await checkCommit(trx, convo, args.caller, args.commit))
-    if (retried) return { newEpoch: retried.newEpoch, removed: false }
+    if (retried) return { newEpoch: retried.newEpoch, removed: false, events: [] }
     const target = convo.standing(args.target)
     if (target === 'stranger') {
       throw invalidRequest('NotMember', `${args.target} is not a member of this conversation`)
     }
     const removed = target === 'member'
     // Gone already and nothing to commit: a harmless repeat.
-    if (!removed && !args.commit) return { newEpoch: convo.epoch, removed }
+    if (!removed && !args.commit) return { newEpoch: convo.epoch, removed, events: [] }
     if (removed && convo.members.length <= 1) {
       throw invalidRequest('LastMember', 'The last member cannot leave the conversation')
     }
@@ -296,6 +305,12 @@ export async function removeMember(db: Db, args: RemoveMemberArgs): Promise<Chan
       ...(args.commit ? { commit: args.commit } : {}),
       ...(removed ? { leave: args.target } : {}),
     })
-    return { newEpoch: stored?.newEpoch ?? convo.epoch, removed, ...(stored ? { stored } : {}) }
+    const newEpoch = stored?.newEpoch ?? convo.epoch
+    const events = removed
+      ? await recordMembershipChanges(trx, args.convoId, newEpoch, [
+          self ? { did: args.target, action: 'left' } : { did: args.target, action: 'removed', actor: args.caller },
+        ])
+      : []
+    return { newEpoch, removed, events, ...(stored ? { stored } : {}) }
   })
 }

@@ -19,4 +19,6 @@ export const SHARD_COLUMNS: Record<string, string> = {
   opt_out: 'did',
   member_device: 'convo_id',
   pending_device_addition: 'convo_id',
+  convo_event: 'convo_id',
+  subscription_ticket: 'ticket_hash',
 }

@@ -22,7 +22,7 @@ export default handler(
   async (req) => {
     const { input, caller, db, ctx, reserved } = req
     const { config } = ctx
-    const { newEpoch, stored } = await addMembers(db, {
+    const { newEpoch, stored, events } = await addMembers(db, {
       convoId: input.convoId,
       caller,
       dids: input.didList,
@@ -34,7 +34,7 @@ export default handler(
       maxMembers: config.MAX_MEMBERS_PER_CONVO,
       welcomeRetentionDays: config.WELCOME_RETENTION_DAYS,
     })
-    announce(req, stored)
+    announce(req, stored, events)
     return { success: true, newEpoch }
   },
 )

@@ -29,7 +29,7 @@ export default handler(
   async (req) => {
     const { input, caller, db, ctx, reserved } = req
     const { config } = ctx
-    const { convo, stored } = await createConvo(db, {
+    const { convo, stored, events } = await createConvo(db, {
       creator: caller,
       groupId: input.groupId,
       cipherSuite: input.cipherSuite,
@@ -43,7 +43,7 @@ export default handler(
       description: input.metadata?.description,
       welcomeRetentionDays: config.WELCOME_RETENTION_DAYS,
     })
-    announce(req, stored)
+    announce(req, stored, events)
     return convo
   },
 )

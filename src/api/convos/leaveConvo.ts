@@ -7,7 +7,7 @@ import { readCommit, readGroupInfoField, withGroupInfo } from '../input.js'
 export default handler(NSID.leaveConvo, async (req) => {
   const { input, caller, db, ctx } = req
   const { config } = ctx
-  const { newEpoch, stored } = await removeMember(db, {
+  const { newEpoch, stored, events } = await removeMember(db, {
     convoId: input.convoId,
     caller,
     target: input.targetDid ?? caller,
@@ -16,6 +16,6 @@ export default handler(NSID.leaveConvo, async (req) => {
       readGroupInfoField(input.groupInfo, config.MAX_GROUP_INFO_BYTES),
     ),
   })
-  announce(req, stored)
+  announce(req, stored, events)
   return { success: true, newEpoch }
 })

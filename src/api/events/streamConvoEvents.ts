@@ -1,8 +1,9 @@
-import { cursorTooOld, Outbox, StreamEnded, type OutboxEvent } from '../../events/outbox.js'
+import { keptFrom, Outbox, StreamEnded } from '../../events/outbox.js'
 import { parseCursor, type Watermark } from '../../events/watermark.js'
 import { NSID } from '../../lexicon/types/index.js'
 import { toWireJson } from '../../lexicon/wire.js'
 import { requireMember } from '../../services/membership.js'
+import { isMessage, type MessageEvent } from '../../services/eventLog.js'
 import { toMessageView } from '../../services/messages.js'
 import { invalidRequest, XRPCErrorWithHeaders } from '../../xrpc/errors.js'
 import { sseEvent, SseStream } from '../../xrpc/sse.js'
@@ -16,10 +17,10 @@ function resumeFrom(cursor: string | string[] | undefined): Watermark | undefine
 }
 
 // Streams get the hub's same message objects: serialize each once (per cursor: with one range of event ids, always one).
-const frames = new WeakMap<OutboxEvent['message'], { cursor: string; frame: string }>()
+const frames = new WeakMap<MessageEvent, { cursor: string; frame: string }>()
 
 /** A message as one SSE event: a messageEvent whose id is its resume cursor. */
-function frameOf({ message, cursor }: OutboxEvent): string {
+function frameOf(message: MessageEvent, cursor: string): string {
   let cached = frames.get(message)
   if (cached?.cursor !== cursor) {
     const event = { $type: `${NSID.streamConvoEvents}#messageEvent`, cursor, message: toMessageView(message) }
@@ -39,10 +40,10 @@ export default handler(NSID.streamConvoEvents, async ({ params, caller, db, ctx,
   const { config, events } = ctx
   const from = resumeFrom(params.cursor ?? request.headers['last-event-id'])
   if (params.convoId !== undefined) await requireMember(db, params.convoId, caller)
-  if (from && (await cursorTooOld(db, from))) {
+  if (from && (await keptFrom(db, from)).outdated) {
     throw invalidRequest('CursorTooOld', 'Events after this cursor are no longer kept; resync with getMessages')
   }
-  if (events.streamsOf(caller) >= config.SSE_MAX_STREAMS_PER_CALLER) {
+  if (events.streamsOf(caller, 'sse') >= config.SSE_MAX_STREAMS_PER_CALLER) {
     throw new XRPCErrorWithHeaders(
       429,
       `At most ${config.SSE_MAX_STREAMS_PER_CALLER} event streams per caller`,
@@ -52,14 +53,17 @@ export default handler(NSID.streamConvoEvents, async ({ params, caller, db, ctx,
   }
 
   // Where the stream starts is fixed before the client hears it is open.
-  const outbox = await Outbox.open(events, db, { did: caller, convoId: params.convoId }, from)
+  const outbox = await Outbox.open(events, db, { did: caller, convoId: params.convoId, transport: 'sse' }, from)
   const stream = new SseStream(reply, {
     keepAliveMs: config.SSE_KEEPALIVE_SECONDS * 1000,
     maxBufferBytes: config.SSE_MAX_BUFFER_BYTES,
     log,
   })
   try {
-    for await (const event of outbox.events(stream.signal)) stream.send(event.cursor, frameOf(event))
+    // The other events of the log are the WebSocket subscription's: a cursor stays exact across them.
+    for await (const { event, cursor } of outbox.events(stream.signal)) {
+      if (isMessage(event)) stream.send(cursor, frameOf(event, cursor))
+    }
   } catch (err) {
     if (!(err instanceof StreamEnded)) log.warn({ err }, 'event stream replay failed')
     stream.close(err instanceof StreamEnded ? err.reason : 'replay failed')
