@@ -2,6 +2,7 @@ import { NSID, type Nsid } from '../lexicon/types/index.js'
 import type { Handler } from '../xrpc/types.js'
 import { convoHandlers } from './convos/index.js'
 import { eventHandlers } from './events/index.js'
+export { subscriptionHandlers } from './events/index.js'
 import { keyPackageHandlers } from './keyPackages/index.js'
 import { messageHandlers } from './messages/index.js'
 import { welcomeHandlers } from './welcomes/index.js'
@@ -33,7 +34,6 @@ export const notImplemented = [
   NSID.getPolicy,
   NSID.getReports,
   NSID.getRequestCount,
-  NSID.getSubscriptionTicket,
   NSID.groupInfoRefresh,
   NSID.handleBlockChange,
   NSID.invalidateWelcome,

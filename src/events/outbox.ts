@@ -113,6 +113,11 @@ export class Outbox {
     return outbox
   }
 
+  /** Ends the subscription of an outbox whose events are never read (its client went away first). */
+  close(): void {
+    this.unsubscribe()
+  }
+
   /** The stream's position: the cursor of the last event it gave, or where it started. */
   get cursor(): string {
     return this.given

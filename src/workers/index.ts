@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { AppContext } from '../context.js'
 import { deleteExpiredIdempotencyKeys } from '../idempotency/claim.js'
+import { sweepTickets } from '../services/tickets.js'
 import { sweepWelcomes } from '../services/welcomes.js'
 import { startWorker, type RunningWorker } from './worker.js'
 
@@ -58,6 +59,28 @@ export function startWelcomeSweep(ctx: AppContext, log: FastifyBaseLogger): Runn
   )
 }
 
+/** Deletes subscription tickets used or expired a while ago. */
+function startTicketSweep(ctx: AppContext, log: FastifyBaseLogger): RunningWorker {
+  const { config, db, metrics } = ctx
+  return startWorker(
+    {
+      name: 'ticket-sweep',
+      intervalMs: config.WORKER_INTERVAL_SECONDS * 1000,
+      run: async () => {
+        let deleted = 0
+        for (let batch = 0; batch < MAX_BATCHES_PER_PASS; batch++) {
+          const n = await sweepTickets(db, config.WORKER_BATCH_SIZE)
+          deleted += n
+          if (n < config.WORKER_BATCH_SIZE) break
+          await sleep(config.WORKER_BATCH_PAUSE_MS)
+        }
+        return { deleted }
+      },
+    },
+    { log, metrics },
+  )
+}
+
 export function startWorkers(ctx: AppContext, log: FastifyBaseLogger): RunningWorker[] {
-  return [startIdempotencyCleanup(ctx, log), startWelcomeSweep(ctx, log)]
+  return [startIdempotencyCleanup(ctx, log), startWelcomeSweep(ctx, log), startTicketSweep(ctx, log)]
 }

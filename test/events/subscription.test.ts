@@ -1,0 +1,299 @@
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { recordGroupInfoRefreshRequest, recordNewDevice } from '../../src/services/convoEvents.js'
+import {
+  connect,
+  eventsOf,
+  NSID,
+  seqsOf,
+  startTestApp,
+  subscribe,
+  SUBSCRIBE,
+  ticketOf,
+  TestUser,
+  type OpenSubscription,
+  type TestApp,
+} from '../helpers/index.js'
+
+// Two instances of the server on one database.
+let one: TestApp
+let two: TestApp
+
+// Polling so rare that events can only cross between instances by notification.
+const NO_POLL = { EVENT_POLL_INTERVAL_MS: '600000' }
+
+beforeAll(async () => {
+  one = await startTestApp({ config: { ...NO_POLL, WEBSOCKET_MAX_SOCKETS_PER_CALLER: '3' } })
+  two = await startTestApp({ testDb: one.testDb, config: NO_POLL })
+})
+afterAll(async () => {
+  await two?.close()
+  await one?.close()
+})
+
+const errorsOf = (sub: OpenSubscription) => sub.frames.flatMap((f) => (f.kind === 'error' ? [f.error] : []))
+
+/** Waits for the socket to end with an error frame; answers the error's name, message and the close code. */
+async function refusal(sub: OpenSubscription) {
+  const { code } = await sub.closed
+  const frame = sub.frames.find((f) => f.kind === 'error')
+  return {
+    error: frame?.kind === 'error' ? frame.error : undefined,
+    message: frame?.kind === 'error' ? frame.message : '',
+    code,
+  }
+}
+
+describe('getSubscriptionTicket', () => {
+  it('gives the caller a ticket valid for 30 seconds and the endpoint to connect to; NotMember for a conversation of others', async () => {
+    const [alice, eve] = await Promise.all([TestUser.create(), TestUser.create()])
+    const convo = await one.seed.createConvo(alice)
+    const before = Date.now()
+    const res = await one.call(alice, NSID.getSubscriptionTicket, { input: { convoId: convo.id } })
+    expect(res.status).toBe(200)
+    expect(res.body.endpoint).toBe(`ws://localhost:${one.ctx.config.PORT}/xrpc/${SUBSCRIBE}`)
+    expect(res.body.ticket).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    const lifetime = Date.parse(res.body.expiresAt) - before
+    expect(lifetime).toBeGreaterThan(25_000)
+    expect(lifetime).toBeLessThanOrEqual(31_000)
+    const refused = await one.call(eve, NSID.getSubscriptionTicket, { input: { convoId: convo.id } })
+    expect([refused.status, refused.body.error]).toEqual([403, 'NotMember'])
+    const unauthenticated = await one.call(null, NSID.getSubscriptionTicket, { input: {} })
+    expect(unauthenticated.status).toBe(401)
+  })
+
+  it('answers WEBSOCKET_URL as the endpoint when set, and the host of a did:web service DID otherwise', async () => {
+    const alice = await TestUser.create()
+    const configured = await startTestApp({
+      testDb: one.testDb,
+      config: { WEBSOCKET_URL: 'wss://events.example.com/xrpc/blue.catbird.mls.subscribeConvoEvents' },
+    })
+    try {
+      const res = await configured.call(alice, NSID.getSubscriptionTicket, { input: {} })
+      expect(res.body.endpoint).toBe('wss://events.example.com/xrpc/blue.catbird.mls.subscribeConvoEvents')
+    } finally {
+      await configured.close()
+    }
+  })
+})
+
+describe('subscribeConvoEvents: tickets', () => {
+  it('opens with a ticket made on another instance, once: a second use, an expired or unknown ticket are refused', async () => {
+    const alice = await TestUser.create()
+    const convo = await one.seed.createConvo(alice)
+    const ticket = await ticketOf(one, alice)
+    const sub = await connect(two.url, { ticket })
+    await one.seed.sendMessage(alice, convo.id)
+    await sub.waitFor(() => seqsOf(sub).length === 1)
+    expect(errorsOf(sub)).toEqual([])
+
+    const again = await connect(one.url, { ticket })
+    expect(await refusal(again)).toMatchObject({ error: 'TicketAlreadyUsed', code: 1008 })
+
+    const stale = await ticketOf(one, alice)
+    await sql`UPDATE subscription_ticket SET expires_at = now() - interval '1 second' WHERE used_at IS NULL`.execute(
+      one.ctx.db,
+    )
+    expect(await refusal(await connect(one.url, { ticket: stale }))).toMatchObject({
+      error: 'ExpiredTicket',
+      code: 1008,
+    })
+    expect(await refusal(await connect(one.url, { ticket: 'A'.repeat(43) }))).toMatchObject({
+      error: 'InvalidTicket',
+      code: 1008,
+    })
+    // A service-auth token is not a ticket.
+    const token = await alice.token(NSID.getConvos)
+    expect(await refusal(await connect(one.url, { ticket: token }))).toMatchObject({ error: 'InvalidTicket' })
+    sub.close()
+  })
+
+  it('refuses a ticket in a header, a ticket for another conversation, and a ticket as a token for another method', async () => {
+    const alice = await TestUser.create()
+    const [convo, other] = [await one.seed.createConvo(alice), await one.seed.createConvo(alice)]
+    const ticket = await ticketOf(one, alice, convo.id)
+    const inHeader = await connect(one.url, {}, { headers: { authorization: `Bearer ${ticket}` } })
+    const refused = await refusal(inHeader)
+    expect(refused).toMatchObject({ error: 'AuthRequired', code: 1008 })
+    expect(refused.message).toContain('query')
+    expect(await refusal(await connect(one.url, {}))).toMatchObject({ error: 'AuthRequired' })
+
+    const elsewhere = await refusal(await connect(one.url, { ticket, convoId: other.id }))
+    expect(elsewhere).toMatchObject({ error: 'InvalidTicket', message: 'This ticket is for another conversation' })
+
+    const asToken = await one.call(alice, NSID.getConvos, { token: await ticketOf(one, alice) })
+    expect(asToken.status).toBe(401)
+  })
+
+  it('refuses a conversation the ticket holder is not a member of, and more sockets than a caller may hold', async () => {
+    const [alice, eve] = await Promise.all([TestUser.create(), TestUser.create()])
+    const convo = await one.seed.createConvo(alice)
+    const stranger = await connect(one.url, { ticket: await ticketOf(one, eve), convoId: convo.id })
+    expect(await refusal(stranger)).toMatchObject({ error: 'NotMember' })
+
+    const open = [await subscribe(one, alice), await subscribe(one, alice), await subscribe(one, alice)]
+    expect(await refusal(await subscribe(one, alice))).toMatchObject({ error: 'RateLimitExceeded' })
+    // The others are untouched: each hears the next message.
+    await one.seed.sendMessage(alice, convo.id)
+    await Promise.all(open.map((sub) => sub.waitFor(() => seqsOf(sub).length === 1)))
+    open.forEach((sub) => sub.close())
+  })
+
+  it('tells a plain GET to upgrade, and an upgrade elsewhere that there is no subscription there', async () => {
+    const res = await fetch(`${one.url}/xrpc/${SUBSCRIBE}`)
+    expect(res.status).toBe(426)
+    expect(res.headers.get('upgrade')).toBe('websocket')
+    expect(await res.json()).toMatchObject({ error: 'UpgradeRequired' })
+    const upgrade = (path: string) =>
+      new Promise<number | undefined>((resolve) => {
+        const ws = new WebSocket(`${one.url.replace(/^http/, 'ws')}${path}`)
+        ws.on('unexpected-response', (_req, answer) => resolve(answer.statusCode))
+        ws.on('error', () => resolve(undefined))
+      })
+    expect(await upgrade(`/xrpc/${NSID.getConvos}`)).toBe(501)
+    expect(await upgrade('/elsewhere')).toBe(404)
+  })
+})
+
+describe('subscribeConvoEvents: events', () => {
+  it('sends each message as a messageEvent with its ciphertext as CBOR bytes, and membership changes as they are committed', async () => {
+    const [alice, bob, carol] = await Promise.all([TestUser.create(), TestUser.create(), TestUser.create()])
+    const convo = await one.seed.createConvo(alice, [bob])
+    const sub = await subscribe(two, bob, { convoId: convo.id })
+    await one.seed.sendMessage(alice, convo.id)
+    await one.seed.addMembers(alice, convo.id, [carol])
+    await one.seed.removeMember(alice, convo.id, carol)
+    await sub.waitFor(() => sub.events.length === 5)
+    expect(sub.events.map((e) => e.$type.slice(SUBSCRIBE.length))).toEqual([
+      '#messageEvent',
+      '#messageEvent',
+      '#membershipChangeEvent',
+      '#messageEvent',
+      '#membershipChangeEvent',
+    ])
+    const [message] = eventsOf(sub, '#messageEvent')
+    expect(message?.message).toMatchObject({ convoId: convo.id, seq: 1, epoch: 1, sender: alice.did })
+    expect((message?.message as { ciphertext: unknown }).ciphertext).toBeInstanceOf(Uint8Array)
+    expect(eventsOf(sub, '#membershipChangeEvent')).toEqual([
+      expect.objectContaining({ convoId: convo.id, did: carol.did, action: 'joined', actor: alice.did, epoch: 2 }),
+      expect.objectContaining({ convoId: convo.id, did: carol.did, action: 'removed', actor: alice.did, epoch: 3 }),
+    ])
+    // Every event's cursor is the position after it: ascending.
+    const cursors = sub.events.map((e) => Number(e.cursor))
+    expect([...cursors].sort((a, b) => a - b)).toEqual(cursors)
+    sub.close()
+  })
+
+  it('hears, on a socket of all conversations, a conversation joined after it opened, and a removed member stops at its removal', async () => {
+    const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
+    const bobs = await subscribe(one, bob)
+    const convo = await two.seed.createConvo(alice, [bob])
+    await two.seed.sendMessage(alice, convo.id)
+    await bobs.waitFor(() => seqsOf(bobs).length === 1)
+    // Both members' joining: Bob's own tells him of the conversation.
+    expect(eventsOf(bobs, '#membershipChangeEvent')).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ convoId: convo.id, did: alice.did, action: 'joined', epoch: 1 }),
+        expect.objectContaining({ convoId: convo.id, did: bob.did, action: 'joined', actor: alice.did, epoch: 1 }),
+      ]),
+    )
+
+    await two.seed.removeMember(alice, convo.id, bob)
+    await two.seed.sendMessage(alice, convo.id)
+    // A marker after it: a conversation of Bob's own.
+    const own = await two.seed.createConvo(bob)
+    await two.seed.sendMessage(bob, own.id)
+    await bobs.waitFor(() =>
+      eventsOf(bobs, '#messageEvent').some((e) => (e.message as { convoId: string }).convoId === own.id),
+    )
+    const ofConvo = bobs.events.filter(
+      (e) => (e.convoId ?? (e.message as { convoId?: string } | undefined)?.convoId) === convo.id,
+    )
+    expect(ofConvo.map((e) => [e.$type.slice(SUBSCRIBE.length), e.action ?? null])).toEqual([
+      ['#membershipChangeEvent', 'joined'],
+      ['#membershipChangeEvent', 'joined'],
+      ['#messageEvent', null],
+      ['#membershipChangeEvent', 'removed'],
+    ])
+    bobs.close()
+  })
+
+  it('sends new devices and GroupInfo requests to the members, and resumes exactly across every kind of event', async () => {
+    const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
+    const convo = await one.seed.createConvo(alice, [bob])
+    const sub = await subscribe(one, alice, { convoId: convo.id })
+    await one.seed.sendMessage(bob, convo.id)
+    const device = await recordNewDevice(one.ctx.db, {
+      convoId: convo.id,
+      userDid: bob.did,
+      deviceId: 'phone-2',
+      deviceName: 'Bob’s iPad',
+      pendingAdditionId: '6f1e2d4c-0000-4000-8000-000000000001',
+    })
+    two.ctx.events.announce(device)
+    const refresh = await recordGroupInfoRefreshRequest(one.ctx.db, { convoId: convo.id, requestedBy: bob.did })
+    two.ctx.events.announce(refresh)
+    await one.seed.sendMessage(bob, convo.id)
+    await sub.waitFor(() => sub.events.length === 4)
+    expect(sub.events.map((e) => e.$type.slice(SUBSCRIBE.length))).toEqual([
+      '#messageEvent',
+      '#newDeviceEvent',
+      '#groupInfoRefreshRequestedEvent',
+      '#messageEvent',
+    ])
+    expect(sub.events[1]).toMatchObject({
+      convoId: convo.id,
+      userDid: bob.did,
+      deviceId: 'phone-2',
+      deviceName: 'Bob’s iPad',
+      deviceCredentialDid: `${bob.did}#phone-2`,
+      pendingAdditionId: '6f1e2d4c-0000-4000-8000-000000000001',
+      cursor: String(device),
+    })
+    expect(sub.events[2]).toMatchObject({ convoId: convo.id, requestedBy: bob.did, requestedAt: expect.any(String) })
+    sub.close()
+
+    // From each event's cursor, everything after it, once, in order, on either instance.
+    const resumed = await Promise.all(
+      sub.events.map((event, i) =>
+        subscribe(i % 2 ? one : two, alice, { convoId: convo.id, cursor: event.cursor as string }),
+      ),
+    )
+    const marker = await one.seed.sendMessage(bob, convo.id)
+    for (const [i, tail] of resumed.entries()) {
+      await tail.waitFor(() => seqsOf(tail).includes(marker.body.seq as number))
+      const cursors = tail.events.map((e) => e.cursor)
+      expect(cursors.slice(0, -1)).toEqual(sub.events.slice(i + 1).map((e) => e.cursor))
+      tail.close()
+    }
+  })
+
+  it('refuses a cursor from the future, and starts a cursor older than what is kept at the oldest kept, with an infoEvent', async () => {
+    const alice = await TestUser.create()
+    const convo = await one.seed.createConvo(alice)
+    for (let i = 0; i < 3; i++) await one.seed.sendMessage(alice, convo.id)
+    const { rows } = await sql<{ event_id: number }>`
+      SELECT event_id FROM message WHERE convo_id = ${convo.id} ORDER BY event_id`.execute(one.ctx.db)
+    const ids = rows.map((r) => Number(r.event_id))
+    const future = await subscribe(one, alice, { cursor: String(ids[2]! + 1_000_000) })
+    expect(await refusal(future)).toMatchObject({ error: 'FutureCursor', code: 1008 })
+    const bad = await subscribe(one, alice, { cursor: 'abc' })
+    expect(await refusal(bad)).toMatchObject({ error: 'InvalidCursor' })
+
+    // As a retention sweep would: the log's events up to the conversation's first message are gone
+    // (long passed: the hub has read past them).
+    await one.ctx.events.caughtUp()
+    await sql`DELETE FROM message WHERE event_id <= ${ids[0]!}`.execute(one.ctx.db)
+    await sql`DELETE FROM convo_event WHERE event_id <= ${ids[0]!}`.execute(one.ctx.db)
+    const old = await subscribe(one, alice, { convoId: convo.id, cursor: String(ids[0]! - 1) })
+    await old.waitFor(() => seqsOf(old).length === 2)
+    expect(old.events[0]).toMatchObject({
+      $type: `${SUBSCRIBE}#infoEvent`,
+      cursor: String(ids[1]! - 1),
+      info: expect.stringContaining('OutdatedCursor'),
+    })
+    expect(seqsOf(old)).toEqual([2, 3])
+    old.close()
+  })
+})
