@@ -136,6 +136,7 @@ export class EventHub {
   private readonly scope = new AsyncResource('EventHub')
   /** Tells this instance's typing notifications from other instances'. */
   private readonly instance = randomUUID()
+  private typingFanOut = Promise.resolve()
 
   constructor(private readonly opts: EventHubOptions) {
     this.gapTimeoutMs = opts.gapTimeoutMs ?? 10_000
@@ -211,13 +212,15 @@ export class EventHub {
     this.fanOutTyping({ convoId, did, isTyping })
   }
 
+  /** Typing reaches the members' streams in the order this instance heard it. */
   private fanOutTyping(event: Typing): void {
     const listening = [...this.subscribers].filter(
       (s) => s.typing && s.did !== event.did && (s.convoId === undefined || s.convoId === event.convoId),
     )
     if (listening.length === 0) return
-    memberships(this.opts.db, [...new Set(listening.map((s) => s.did))], [event.convoId])
-      .then((joined) => {
+    this.typingFanOut = this.typingFanOut
+      .then(async () => {
+        const joined = await memberships(this.opts.db, [...new Set(listening.map((s) => s.did))], [event.convoId])
         for (const s of listening) if (joined.has(`${event.convoId} ${s.did}`)) s.typing?.(event)
       })
       .catch((err: unknown) => this.opts.log.warn({ err }, 'typing fan-out failed'))

@@ -1,5 +1,5 @@
 import type { Db } from '../db/schema.js'
-import { highestEventId, lowestEventId, replayEvents, type LogEvent } from '../services/eventLog.js'
+import { highestEventId, isMessage, lowestEventId, replayEvents, type LogEvent } from '../services/eventLog.js'
 import type { EventHub, Subscriber } from './hub.js'
 import {
   advance,
@@ -27,6 +27,9 @@ export class StreamEnded extends Error {
     super(`event stream ended: ${reason}`)
   }
 }
+
+/** About what an event weighs on the wire (its ciphertext, and the rest). */
+const weightOf = (event: LogEvent): number => (isMessage(event) ? event.ciphertext.length : 0) + 256
 
 /**
  * Where a resume position stands against what is kept: `kept` is the
@@ -57,8 +60,17 @@ export async function cursorInFuture(db: Db, from: Watermark): Promise<boolean> 
   return false
 }
 
-/** Who an outbox is for, and how typing reaches it (streams without `typing` are not told). */
-export type OutboxOptions = Pick<Subscriber, 'did' | 'convoId' | 'transport' | 'typing'>
+/**
+ * Who an outbox is for, and how typing reaches it (streams without `typing`
+ * are not told). With `maxPendingBytes`, live events waiting for the reader
+ * past that many bytes end the stream instead of piling up: `tooSlow` is
+ * called (once, at once, even while the reader waits on its client) and the
+ * events end.
+ */
+export type OutboxOptions = Pick<Subscriber, 'did' | 'convoId' | 'transport' | 'typing'> & {
+  maxPendingBytes?: number
+  tooSlow?: () => void
+}
 
 /**
  * The events one member may see, as one async iterator: from a position,
@@ -70,6 +82,9 @@ export type OutboxOptions = Pick<Subscriber, 'did' | 'convoId' | 'transport' | '
  */
 export class Outbox {
   private readonly live: LogEvent[] = []
+  /** What the live events not yet given weigh (weightOf). */
+  private pendingBytes = 0
+  #overflowed = false
   private ended: string | undefined
   private wake: (() => void) | undefined
   private readonly unsubscribe: () => void
@@ -88,6 +103,11 @@ export class Outbox {
       ...opts,
       deliver: (events) => {
         this.live.push(...events)
+        for (const event of events) this.pendingBytes += weightOf(event)
+        if (!this.#overflowed && opts.maxPendingBytes !== undefined && this.pendingBytes > opts.maxPendingBytes) {
+          this.#overflowed = true
+          opts.tooSlow?.()
+        }
         this.wake?.()
       },
       close: (reason) => {
@@ -113,6 +133,11 @@ export class Outbox {
     return outbox
   }
 
+  /** Whether live events waiting for the reader passed `maxPendingBytes` (see OutboxOptions). */
+  get overflowed(): boolean {
+    return this.#overflowed
+  }
+
   /** Ends the subscription of an outbox whose events are never read (its client went away first). */
   close(): void {
     this.unsubscribe()
@@ -129,10 +154,11 @@ export class Outbox {
     signal.addEventListener('abort', onAbort)
     try {
       const position = this.start
-      const stopped = () => signal.aborted || this.ended !== undefined
+      const stopped = () => signal.aborted || this.ended !== undefined || this.#overflowed
       if (this.resuming) yield* this.replay(position, stopped)
       while (!stopped()) {
         for (const event of this.live.splice(0)) {
+          this.pendingBytes -= weightOf(event)
           if (covers(position, event.event_id)) continue
           advance(position, event.event_id)
           this.given = encodeCursor(position)

@@ -8,11 +8,12 @@
  * this server's own HTTP server at /xrpc/<nsid>.
  *
  * A socket sends what it is given in order, with at most HIGH_WATER bytes
- * handed to the kernel at a time, and queues the rest: a client whose queue
- * passes `maxBufferBytes` gets the error `ConsumerTooSlow` (after what it
- * was sent already, so its last cursor is exact) and is closed, never
- * skipped. It is pinged every `pingMs`; one that has not answered the
- * previous ping is cut. A client's own frames are atproto message frames
+ * handed to the kernel at a time, and queues the rest; its writer waits for
+ * `drained()` before the next event, so events wait in their stream (whose
+ * bound is the handler's to keep) rather than in a socket's queue. An error
+ * frame goes after what was sent already (so the client's last cursor is
+ * exact) and drops what is queued. A socket is pinged every `pingMs`; one
+ * that has not answered the previous ping is cut. A client's own frames are atproto message frames
  * too, at most MAX_CLIENT_FRAME_BYTES; text, garbage, errors and types the
  * subscription does not take end that socket with an error frame.
  */
@@ -61,7 +62,6 @@ export interface ClientFrame {
 }
 
 export interface SocketOptions {
-  maxBufferBytes: number
   pingMs: number
   log: FastifyBaseLogger
 }
@@ -75,6 +75,7 @@ export class SubscriptionSocket {
   private alive = true
   private readonly pinger: NodeJS.Timeout
   private onFrame: ((frame: ClientFrame) => Promise<void>) | undefined
+  private onDrained: (() => void) | undefined
 
   constructor(
     private readonly ws: WebSocket,
@@ -106,19 +107,20 @@ export class SubscriptionSocket {
     this.onFrame = handler
   }
 
-  /** Queues a frame (the same bytes may go to many sockets); a client too slow to take them is ended. */
+  /** Queues a frame (the same bytes may go to many sockets). */
   send(frame: Uint8Array): void {
     if (this.signal.aborted) return
     this.queue.push(frame)
     this.queuedBytes += frame.length
-    if (this.queuedBytes > this.opts.maxBufferBytes) {
-      this.fail(
-        'ConsumerTooSlow',
-        'Events came faster than this connection took them; reconnect with the cursor of the last event received',
-      )
-      return
-    }
     this.flush()
+  }
+
+  /** Resolves once nothing waits in the queue (or the socket closed): when the writer may send again. */
+  drained(): Promise<void> {
+    if (this.queue.length === 0 || this.signal.aborted) return Promise.resolve()
+    return new Promise((resolve) => {
+      this.onDrained = resolve
+    })
   }
 
   private flush(): void {
@@ -130,6 +132,11 @@ export class SubscriptionSocket {
         this.inFlight -= frame.length
         this.flush()
       })
+    }
+    if (this.queue.length === 0 || this.signal.aborted) {
+      const resolve = this.onDrained
+      this.onDrained = undefined
+      resolve?.()
     }
   }
 
@@ -158,6 +165,7 @@ export class SubscriptionSocket {
   private ended(): void {
     clearInterval(this.pinger)
     this.closer.abort()
+    this.flush()
   }
 
   private received(data: RawData, isBinary: boolean): void {
@@ -299,7 +307,6 @@ export async function subscriptionRoutes(app: FastifyInstance, opts: Subscriptio
     wss.handleUpgrade(req, raw, head, (ws) => {
       upgraded = true
       const socket = new SubscriptionSocket(ws, {
-        maxBufferBytes: config.WEBSOCKET_MAX_BUFFER_BYTES,
         pingMs: config.WEBSOCKET_PING_SECONDS * 1000,
         log,
       })

@@ -27,6 +27,10 @@ export interface OpenSubscription {
   close(): void
 }
 
+/** The last frames, short: their types, cursors and errors. */
+const summary = (frames: ReceivedFrame[]) =>
+  JSON.stringify(frames.slice(-5).map((f) => (f.kind === 'error' ? f : { $type: f.$type, cursor: f.body.cursor })))
+
 /** The WebSocket URL of the subscription at a server's base URL. */
 export const subscriptionUrl = (baseUrl: string, params: Record<string, string | undefined> = {}) =>
   `${baseUrl.replace(/^http/, 'ws')}/xrpc/${SUBSCRIBE}${queryString(params)}`
@@ -84,12 +88,12 @@ export function connect(
             resolve()
           } else if (ended) {
             cleanup()
-            reject(new Error(`socket closed after ${JSON.stringify(frames.slice(-3))}`))
+            reject(new Error(`socket closed after ${frames.length} frames: ${summary(frames)}`))
           }
         }
         const timer = setTimeout(() => {
           cleanup()
-          reject(new Error(`timed out with ${frames.length} frames: ${JSON.stringify(frames.slice(-3))}`))
+          reject(new Error(`timed out with ${frames.length} frames: ${summary(frames)}`))
         }, timeoutMs)
         const cleanup = () => {
           clearTimeout(timer)

@@ -116,10 +116,18 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
 
   // Where the stream starts is fixed before the client hears it is open.
   let relayTyping: ((typing: Typing) => void) | undefined
+  let tooSlow: (() => void) | undefined
   const outbox = await Outbox.open(
     events,
     db,
-    { did, convoId, transport: 'websocket', typing: (typing) => relayTyping?.(typing) },
+    {
+      did,
+      convoId,
+      transport: 'websocket',
+      typing: (typing) => relayTyping?.(typing),
+      maxPendingBytes: config.WEBSOCKET_MAX_BUFFER_BYTES,
+      tooSlow: () => tooSlow?.(),
+    },
     start,
   )
   return {
@@ -127,6 +135,14 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
     run: async (socket) => {
       if (outdated) socket.send(outdated)
       relayTyping = (typing) => socket.send(typingFrame(typing, outbox.cursor))
+      // After what it was sent: the client resumes from its last cursor, with nothing skipped.
+      tooSlow = () =>
+        socket.fail(
+          'ConsumerTooSlow',
+          'Events came faster than this connection took them; reconnect with the cursor of the last event received',
+        )
+      // Too many while the socket was opening.
+      if (outbox.overflowed) tooSlow()
       let tokens = TYPING_BURST
       const refill = setInterval(() => (tokens = Math.min(TYPING_BURST, tokens + 1)), TYPING_REFILL_MS).unref()
       socket.onMessage(async (frame) => {
@@ -139,7 +155,11 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
       })
       log.info({ did, convoId, cursor: params.cursor }, 'subscription open')
       try {
-        for await (const { event, cursor } of outbox.events(socket.signal)) socket.send(frameOf(event, cursor))
+        for await (const { event, cursor } of outbox.events(socket.signal)) {
+          // Events wait in the outbox, counted, while the client reads (replay waits for it too).
+          await socket.drained()
+          socket.send(frameOf(event, cursor))
+        }
       } catch (err) {
         if (!(err instanceof StreamEnded)) throw err
         socket.close(CloseCode.GoingAway, err.reason)
