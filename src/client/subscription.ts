@@ -10,7 +10,7 @@ import type { XrpcClient } from './xrpc.js'
 
 export type { ConvoEvent }
 
-export const SUBSCRIBE_CONVO_EVENTS = 'blue.catbird.mls.subscribeConvoEvents'
+const SUBSCRIBE_CONVO_EVENTS = 'blue.catbird.mls.subscribeConvoEvents'
 
 /**
  * Error frames after which connecting again helps (with a new ticket, from

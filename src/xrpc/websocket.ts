@@ -42,7 +42,7 @@ export const CloseCode = {
 } as const
 
 /** Largest frame a client may send (its frames are small: typing notices). */
-export const MAX_CLIENT_FRAME_BYTES = 16 * 1024
+const MAX_CLIENT_FRAME_BYTES = 16 * 1024
 /** Bytes handed to the kernel at a time per socket; the rest waits in the socket's queue. */
 const HIGH_WATER = 64 * 1024
 /** How long a closed socket's client has to answer the close before it is cut. */

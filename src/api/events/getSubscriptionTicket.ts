@@ -1,7 +1,6 @@
-import type { Config } from '../../config.js'
 import { NSID } from '../../lexicon/types/index.js'
 import { issueTicket } from '../../services/tickets.js'
-import { handler } from '../../xrpc/types.js'
+import { handler, type HandlerContext } from '../../xrpc/types.js'
 
 const SUBSCRIPTION_PATH = '/xrpc/blue.catbird.mls.subscribeConvoEvents'
 
@@ -9,7 +8,7 @@ const SUBSCRIPTION_PATH = '/xrpc/blue.catbird.mls.subscribeConvoEvents'
  * Where clients open the subscription: WEBSOCKET_URL, else the host of a
  * did:web service DID (plain ws:// and this server's port on localhost).
  */
-function endpointOf(config: Config): string {
+function endpointOf(config: HandlerContext['config']): string {
   if (config.WEBSOCKET_URL) return config.WEBSOCKET_URL
   const host = config.SERVICE_DID.startsWith('did:web:')
     ? decodeURIComponent(config.SERVICE_DID.slice('did:web:'.length))
