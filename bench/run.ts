@@ -14,6 +14,7 @@ import { keyPackageContention } from './questions/key-packages.js'
 import { countRoundTrips } from './questions/round-trips.js'
 import { scale } from './questions/scale.js'
 import { sendThroughput } from './questions/send-throughput.js'
+import { webSocketFanOut } from './questions/websocket.js'
 import { renderResults, writeBenchmarksFile } from './report.js'
 import { setUp } from './setup.js'
 
@@ -32,6 +33,7 @@ try {
     await scale(bench),
     await explain(bench),
     await fanOut(bench),
+    await webSocketFanOut(bench),
   ]
   const markdown = renderResults(await bench.environment(args), sections)
   console.log(`\n${markdown}`)

@@ -17,6 +17,8 @@ export interface ServerCommands {
   cpuMicros: number
   /** Runs one pass of the idempotency cleanup worker; answers how many records it deleted. */
   cleanupPass: number
+  /** The process's memory after a full garbage collection, in bytes. */
+  memory: { rss: number; heapUsed: number }
   /** Closes the server and its pool, then exits. */
   stop: null
 }
@@ -36,12 +38,14 @@ export interface BenchServerOptions {
   logFile: string
   /** Write a V8 CPU profile (`node --cpu-prof`) here when the server stops. */
   cpuProfDir?: string
-  /** The bare-Fastify peer (bench/peer-child.ts) instead of the server. */
-  peer?: boolean
+  /** The bare-Fastify peer (bench/peer-child.ts), or the bare `ws` broadcaster (bench/ws-peer-child.ts), instead of the server. */
+  peer?: boolean | 'ws'
 }
 
-const childEntry = (peer: boolean) =>
-  fileURLToPath(new URL(peer ? './peer-child.ts' : './server-child.ts', import.meta.url))
+const childEntry = (peer: boolean | 'ws') =>
+  fileURLToPath(
+    new URL(peer === 'ws' ? './ws-peer-child.ts' : peer ? './peer-child.ts' : './server-child.ts', import.meta.url),
+  )
 
 /**
  * The production build of the server in a process of its own, as `npm start`
@@ -50,7 +54,12 @@ const childEntry = (peer: boolean) =>
 export async function startBenchServer(opts: BenchServerOptions): Promise<BenchServer> {
   const log = openSync(opts.logFile, 'a')
   const child = fork(childEntry(opts.peer ?? false), [], {
-    execArgv: ['--import', 'tsx', ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [])],
+    execArgv: [
+      '--import',
+      'tsx',
+      '--expose-gc',
+      ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []),
+    ],
     env: {
       ...process.env,
       DATABASE_URL: opts.databaseUrl,
@@ -59,6 +68,9 @@ export async function startBenchServer(opts: BenchServerOptions): Promise<BenchS
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
       // The bench runs the cleanup worker itself, when it measures it.
       WORKER_INTERVAL_SECONDS: String(24 * 3600),
+      // The event-stream benches open many streams as few users.
+      WEBSOCKET_MAX_SOCKETS_PER_CALLER: '100000',
+      SSE_MAX_STREAMS_PER_CALLER: '100000',
     },
     stdio: ['ignore', log, log, 'ipc'],
   })

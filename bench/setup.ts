@@ -30,6 +30,7 @@ const QUICK = {
   keyPackageRounds: 2,
   expiredKeys: 50_000,
   fanout: { streams: 100, messages: 20 },
+  webSockets: { members: 100, convos: 20, users: 20, messages: 20, idle: 1_000 },
   roundTripCalls: 5,
 }
 export type Settings = typeof QUICK
@@ -45,6 +46,7 @@ const FULL: Settings = {
   keyPackageRounds: 3,
   expiredKeys: 1_000_000,
   fanout: { streams: 1_000, messages: 30 },
+  webSockets: { members: 1_000, convos: 1_000, users: 100, messages: 30, idle: 10_000 },
   roundTripCalls: 10,
 }
 
@@ -75,7 +77,7 @@ export interface Bench {
   /** A variant driving `server` with requests from `next`, on all the bench's connections. */
   variant(name: string, server: BenchServer, next: () => HttpRequest, check?: HttpLoad['check']): Variant
   /** Another server process (or the bare peer) on `database`, stopped at the end. */
-  start(database: BenchDatabase, name: string, opts?: { peer?: boolean }): Promise<BenchServer>
+  start(database: BenchDatabase, name: string, opts?: { peer?: boolean | 'ws' }): Promise<BenchServer>
   environment(args: string[]): Promise<Environment>
   tearDown(): Promise<void>
 }
