@@ -11,7 +11,7 @@ import {
   type ConvoEvent,
   type ConvoEventSubscription,
 } from '../../src/client/index.js'
-import { startTcpProxy, startTestApp, type TcpProxy, type TestApp, TestUser } from '../helpers/index.js'
+import { Arrivals, startTcpProxy, startTestApp, type TcpProxy, type TestApp, TestUser } from '../helpers/index.js'
 
 let t: TestApp
 let proxy: TcpProxy
@@ -45,30 +45,12 @@ async function fromStart(client: MlsClient, convoId?: string) {
 
 /** Iterates a subscription in the background; `until` waits for what has arrived to satisfy a predicate. */
 function consume(subscription: ConvoEventSubscription) {
-  const events: ConvoEvent[] = []
-  const checks = new Set<() => void>()
+  const arrivals = new Arrivals<ConvoEvent>((events) => `${events.length} events: ${JSON.stringify(seqs(events))}`)
   const done = (async () => {
-    for await (const event of subscription) {
-      events.push(event)
-      checks.forEach((check) => check())
-    }
+    for await (const event of subscription) arrivals.push(event)
   })()
-  const until = (predicate: (events: ConvoEvent[]) => boolean) =>
-    new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`timed out with ${events.length} events: ${JSON.stringify(seqs(events))}`)),
-        30_000,
-      )
-      const check = () => {
-        if (!predicate(events)) return
-        clearTimeout(timer)
-        checks.delete(check)
-        resolve()
-      }
-      checks.add(check)
-      check()
-    })
-  return { events, done, until }
+  const until = (predicate: (events: ConvoEvent[]) => boolean) => arrivals.waitFor(predicate, 30_000)
+  return { events: arrivals.items, done, until }
 }
 
 const seqs = (events: ConvoEvent[]) =>

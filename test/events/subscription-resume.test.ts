@@ -1,6 +1,7 @@
 import { Subscription } from '@atproto/xrpc-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  Arrivals,
   startTcpProxy,
   startTestApp,
   SUBSCRIBE,
@@ -54,35 +55,18 @@ describe("subscribeConvoEvents through @atproto/xrpc-server's Subscription", () 
       }),
       validate: (body) => body as StreamEvent,
     })
-    const received: StreamEvent[] = []
-    const waiting = new Set<() => void>()
+    const arrivals = new Arrivals<StreamEvent>(
+      (events) =>
+        `${events.length} events (${proxy.accepted} connections): ${JSON.stringify(events.map((e) => e.message?.seq ?? e.$type))}`,
+    )
+    const received = arrivals.items
     const consuming = (async () => {
       for await (const event of subscription) {
-        received.push(event)
+        arrivals.push(event)
         cursor = event.cursor
-        waiting.forEach((check) => check())
       }
     })().catch(() => {})
-    const until = (predicate: () => boolean) =>
-      new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-          () =>
-            reject(
-              new Error(
-                `timed out with ${received.length} events (${proxy.accepted} connections): ${JSON.stringify(received.map((e) => e.message?.seq ?? e.$type))}`,
-              ),
-            ),
-          20_000,
-        )
-        const check = () => {
-          if (!predicate()) return
-          clearTimeout(timer)
-          waiting.delete(check)
-          resolve()
-        }
-        waiting.add(check)
-        check()
-      })
+    const until = (predicate: () => boolean) => arrivals.waitFor(predicate, 20_000)
     const messages = () => received.filter((e) => e.$type === `${SUBSCRIBE}#messageEvent`)
 
     // 240 messages from two senders through both instances, a member added halfway; cut six times on the way.

@@ -3,6 +3,7 @@ import type { LexValue } from '@atproto/lex-cbor'
 import WebSocket from 'ws'
 import { NSID } from '../../src/lexicon/types/index.js'
 import { queryString } from '../../src/lexicon/wire.js'
+import { Arrivals } from './arrivals.js'
 import type { XrpcClient } from './xrpc.js'
 import type { TestUser } from './users.js'
 
@@ -49,20 +50,18 @@ export function connect(
   opts: WebSocket.ClientOptions = {},
 ): Promise<OpenSubscription> {
   const ws = new WebSocket(subscriptionUrl(baseUrl, params), opts)
-  const frames: ReceivedFrame[] = []
-  const waiters = new Set<() => void>()
-  let ended = false
+  const arrivals = new Arrivals<ReceivedFrame>((frames) => `${frames.length} frames: ${summary(frames)}`)
+  const frames = arrivals.items
   const closed = new Promise<{ code: number; reason: string }>((resolve) =>
     ws.on('close', (code, reason) => {
-      ended = true
       resolve({ code, reason: reason.toString() })
-      waiters.forEach((w) => w())
+      arrivals.end()
     }),
   )
   ws.on('error', () => {})
   ws.on('message', (data: Buffer) => {
     const frame = Frame.fromBytes(new Uint8Array(data))
-    frames.push(
+    arrivals.push(
       frame instanceof MessageFrame
         ? {
             kind: 'message',
@@ -71,7 +70,6 @@ export function connect(
           }
         : { kind: 'error', error: frame.code, message: frame.message },
     )
-    waiters.forEach((w) => w())
   })
   const sub: OpenSubscription = {
     ws,
@@ -80,29 +78,7 @@ export function connect(
       return frames.flatMap((f) => (f.kind === 'message' ? [{ ...f.body, $type: f.$type }] : []))
     },
     closed,
-    waitFor(predicate, timeoutMs = 10_000) {
-      return new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (predicate(frames)) {
-            cleanup()
-            resolve()
-          } else if (ended) {
-            cleanup()
-            reject(new Error(`socket closed after ${frames.length} frames: ${summary(frames)}`))
-          }
-        }
-        const timer = setTimeout(() => {
-          cleanup()
-          reject(new Error(`timed out with ${frames.length} frames: ${summary(frames)}`))
-        }, timeoutMs)
-        const cleanup = () => {
-          clearTimeout(timer)
-          waiters.delete(check)
-        }
-        waiters.add(check)
-        check()
-      })
-    },
+    waitFor: (predicate, timeoutMs) => arrivals.waitFor(predicate, timeoutMs),
     sendFrame(type, body) {
       ws.send(new MessageFrame(body, { type }).toBytes())
     },
