@@ -9,6 +9,24 @@ import { startWorker, type RunningWorker } from './worker.js'
 /** Most batches one pass runs, so a huge backlog is worked off over several passes. */
 const MAX_BATCHES_PER_PASS = 100
 
+/**
+ * Runs `batch` (a delete of at most one batch, answering how many rows it
+ * deleted) until one deletes nothing, with a pause between; answers the total.
+ * Not "fewer than a batch": an instance sweeping at once may have taken part
+ * of this one (on Citus, where each shard's part is deleted apart, both then
+ * delete part of it).
+ */
+async function inBatches(pauseMs: number, batch: () => Promise<number>): Promise<number> {
+  let deleted = 0
+  for (let n = 0; n < MAX_BATCHES_PER_PASS; n++) {
+    const done = await batch()
+    deleted += done
+    if (done === 0) break
+    await sleep(pauseMs)
+  }
+  return deleted
+}
+
 export function startIdempotencyCleanup(ctx: AppContext, log: FastifyBaseLogger): RunningWorker {
   const { config, db, metrics } = ctx
   log.info(
@@ -19,19 +37,13 @@ export function startIdempotencyCleanup(ctx: AppContext, log: FastifyBaseLogger)
     {
       name: 'idempotency-cleanup',
       intervalMs: config.WORKER_INTERVAL_SECONDS * 1000,
-      run: async () => {
-        let deleted = 0
-        for (let batch = 0; batch < MAX_BATCHES_PER_PASS; batch++) {
+      run: async () => ({
+        deleted: await inBatches(config.WORKER_BATCH_PAUSE_MS, async () => {
           const n = await deleteExpiredIdempotencyKeys(db, config.WORKER_BATCH_SIZE)
-          deleted += n
           metrics.idempotencyCleanupDeleted.inc(n)
-          // Not "fewer than a batch": an instance sweeping at once may have taken part of this one
-          // (on Citus, where each shard's part is deleted apart, both then delete part of it).
-          if (n === 0) break
-          await sleep(config.WORKER_BATCH_PAUSE_MS)
-        }
-        return { deleted }
-      },
+          return n
+        }),
+      }),
     },
     { log, metrics },
   )
@@ -60,22 +72,15 @@ export function startWelcomeSweep(ctx: AppContext, log: FastifyBaseLogger): Runn
 }
 
 /** Deletes subscription tickets used or expired a while ago. */
-function startTicketSweep(ctx: AppContext, log: FastifyBaseLogger): RunningWorker {
+export function startTicketSweep(ctx: AppContext, log: FastifyBaseLogger): RunningWorker {
   const { config, db, metrics } = ctx
   return startWorker(
     {
       name: 'ticket-sweep',
       intervalMs: config.WORKER_INTERVAL_SECONDS * 1000,
-      run: async () => {
-        let deleted = 0
-        for (let batch = 0; batch < MAX_BATCHES_PER_PASS; batch++) {
-          const n = await sweepTickets(db, config.WORKER_BATCH_SIZE)
-          deleted += n
-          if (n < config.WORKER_BATCH_SIZE) break
-          await sleep(config.WORKER_BATCH_PAUSE_MS)
-        }
-        return { deleted }
-      },
+      run: async () => ({
+        deleted: await inBatches(config.WORKER_BATCH_PAUSE_MS, () => sweepTickets(db, config.WORKER_BATCH_SIZE)),
+      }),
     },
     { log, metrics },
   )

@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { recordGroupInfoRefreshRequest, recordNewDevice } from '../../src/services/convoEvents.js'
+import { startTicketSweep } from '../../src/workers/index.js'
 import {
   connect,
   eventsOf,
@@ -107,6 +109,28 @@ describe('subscribeConvoEvents: tickets', () => {
     const token = await alice.token(NSID.getConvos)
     expect(await refusal(await connect(one.url, { ticket: token }))).toMatchObject({ error: 'InvalidTicket' })
     sub.close()
+  })
+
+  it('keeps a used or expired ticket for a while, so that a second use is told so, then the sweep deletes it', async () => {
+    const alice = await TestUser.create()
+    const [used, fresh] = [await ticketOf(one, alice), await ticketOf(one, alice)]
+    const sub = await connect(one.url, { ticket: used })
+    sub.close()
+    const hashOf = (ticket: string) => createHash('sha256').update(ticket).digest('hex')
+    // Expired long ago: past what the sweep keeps, yet still told apart until it runs.
+    await sql`UPDATE subscription_ticket SET expires_at = now() - interval '1 hour' WHERE ticket_hash = ${hashOf(used)}`.execute(
+      one.ctx.db,
+    )
+    expect(await refusal(await connect(one.url, { ticket: used }))).toMatchObject({ error: 'TicketAlreadyUsed' })
+    const sweep = startTicketSweep(one.ctx, one.app.log)
+    await sweep.runOnce()
+    await sweep.stop()
+    expect(await refusal(await connect(one.url, { ticket: used }))).toMatchObject({ error: 'InvalidTicket' })
+    // A ticket still valid is not the sweep's.
+    const kept = await connect(one.url, { ticket: fresh })
+    await one.seed.createConvo(alice)
+    await kept.waitFor(() => eventsOf(kept, '#membershipChangeEvent').length === 1)
+    kept.close()
   })
 
   it('refuses a ticket in a header, a ticket for another conversation, and a ticket as a token for another method', async () => {
