@@ -16,7 +16,7 @@ export interface SendArgs {
  * its text, its prepared statement's name, and its values for a message.
  */
 export function sendStatement(dist: Dist) {
-  const { name, text, slots } = dist.storeMessageStatement({ commit: false, groupInfo: false })
+  const { name, text, slots } = dist.storeMessageStatement({ commit: false, groupInfo: false, msgId: false })
   return {
     name,
     text,
@@ -24,7 +24,15 @@ export function sendStatement(dist: Dist) {
     slots,
     /** The parameter values for `args` (no embed: the load sends none), with a new message id. */
     values: (args: SendArgs): unknown[] => {
-      const values: Record<string, unknown> = { ...args, messageId: randomUUID(), embedType: null, embedUri: null }
+      const values: Record<string, unknown> = {
+        ...args,
+        messageId: randomUUID(),
+        msgId: null,
+        contentType: 'application',
+        ephemeral: false,
+        embedType: null,
+        embedUri: null,
+      }
       return slots.map((slot) => values[slot])
     },
   }

@@ -28,6 +28,8 @@ const QUICK = {
   replayKeys: 2_000,
   keyPackages: 1_000,
   keyPackageRounds: 2,
+  /** Key packages per run of the comparison of single and batch publishing. */
+  keyPackageBatch: 400,
   expiredKeys: 50_000,
   fanout: { streams: 100, messages: 20 },
   webSockets: { members: 100, convos: 20, users: 20, messages: 20, idle: 1_000 },
@@ -44,6 +46,7 @@ const FULL: Settings = {
   replayKeys: 5_000,
   keyPackages: 4_000,
   keyPackageRounds: 3,
+  keyPackageBatch: 1_000,
   expiredKeys: 1_000_000,
   fanout: { streams: 1_000, messages: 30 },
   webSockets: { members: 1_000, convos: 1_000, users: 100, messages: 30, idle: 10_000 },

@@ -6,7 +6,8 @@
  * Welcome (createConvo and addMembers also with an idempotency key, whose
  * claim opens their transaction), send messages (without and with an
  * idempotency key, and its replay) and a commit, fetch and confirm the
- * Welcome, sweep. For each it prints how many distributed transactions
+ * Welcome, sweep; register a device with its key packages, publish a batch
+ * with keyed items, sync the device's packages, delete it, opt out. For each it prints how many distributed transactions
  * committed in two phases (rows Citus adds to pg_dist_transaction) and, for
  * every statement it sent (a delegated write: the call of its function),
  * the Task Count of its distributed plan (1: it ran on one shard's node).
@@ -19,8 +20,17 @@ import { claimKey, deleteExpiredIdempotencyKeys } from '../src/idempotency/claim
 import { RecordFound, type RecordedWrite } from '../src/idempotency/statement.js'
 import { reserveWelcome } from '../src/services/admission.js'
 import { sendCommit } from '../src/services/commits.js'
-import { convoIdOf, createConvo } from '../src/services/convos.js'
-import { claimKeyPackages, publishKeyPackage, type PublishKeyPackageArgs } from '../src/services/keyPackages.js'
+import { createConvo } from '../src/services/convos.js'
+import { deleteDevice, registerDevice, requireDevice, syncDeviceKeyPackages } from '../src/services/devices.js'
+import {
+  claimKeyPackages,
+  publishKeyPackage,
+  publishKeyPackageBatch,
+  type BatchKeyPackage,
+  type PublishKeyPackageArgs,
+} from '../src/services/keyPackages.js'
+import { optOut } from '../src/services/optOuts.js'
+import { convoIdOf } from '../src/services/membership.js'
 import { addMembers } from '../src/services/members.js'
 import { sendMessage } from '../src/services/messages.js'
 import { confirmWelcome, fetchWelcome, sweepWelcomes } from '../src/services/welcomes.js'
@@ -78,10 +88,37 @@ const packageOf = (owner: string, data: Buffer): PublishKeyPackageArgs => ({
   cipherSuite: suite,
   data,
   ref: createHash('sha256').update(data).digest(),
+  signatureKey: randomBytes(32),
   expiresAt: new Date(Date.now() + 864e5),
   maxPerUser: 100,
   lastResort: false,
 })
+/** Key packages of one device: all signed by its key. */
+const devicePackages = (count: number, signatureKey: Uint8Array): BatchKeyPackage[] =>
+  Array.from({ length: count }, () => {
+    const { cipherSuite, data, ref, expiresAt } = packageOf('', randomBytes(64))
+    return { cipherSuite, data, ref, expiresAt, signatureKey }
+  })
+const registration = (user: string, signatureKey: Uint8Array) => ({
+  user,
+  deviceUuid: randomBytes(8).toString('hex'),
+  name: 'phone',
+  signaturePublicKey: randomBytes(32),
+  mlsKey: signatureKey,
+  keyPackages: devicePackages(3, signatureKey).map((kp) => ({ ...kp, lastResort: false })),
+  maxDevices: 10,
+  maxKeyPackages: 100,
+})
+const batchOf = (owner: string, signatureKey: Uint8Array) => ({
+  owner,
+  maxPerUser: 100,
+  items: devicePackages(3, signatureKey).map((kp, i) =>
+    i === 0 ? kp : { ...kp, key: { scope: randomBytes(32), fingerprint: randomBytes(32) } },
+  ),
+  nsid: 'blue.catbird.mls.publishKeyPackages',
+  ttlSeconds: 600,
+})
+
 const published: RecordedWrite['response'] = {
   name: 'published',
   json: (row) => sql`json_build_object('available', ${row}.available)`,
@@ -166,6 +203,9 @@ await step('first sends: each delegated write makes its function', async () => {
   await publishKeyPackage(db, packageOf(member, randomBytes(64)))
   const [handed] = (await claimKeyPackages(db, { dids: [member], claimedBy: owner })).keyPackages
   await addWithWelcome(db, convo, owner, member, createHash('sha256').update(handed!.keyPackage).digest(), 1)
+  const deviceKey = randomBytes(32)
+  await registerDevice(db, registration(owner, deviceKey))
+  await publishKeyPackageBatch(db, batchOf(owner, deviceKey))
 })
 
 const alice = did('alice')
@@ -239,4 +279,22 @@ await step('sweeps (set-based, every shard)', async () => {
   await sweepWelcomes(db, { graceSeconds: 300, retentionDays: 14, batchSize: 100 })
   await deleteExpiredIdempotencyKeys(db, 100)
 })
+const erin = did('erin')
+const erinsKey = randomBytes(32)
+const erinsDevice = registration(erin, erinsKey)
+await step("registerDevice (erin): the device, its key packages, and erin's of its key bound to it", () =>
+  registerDevice(db, erinsDevice),
+)
+await step('publishKeyPackages (erin: a batch of three, two with keys of their own)', () =>
+  publishKeyPackageBatch(db, batchOf(erin, erinsKey)),
+)
+await step("getKeyPackages (alice claims one of each of erin's devices)", () =>
+  claimKeyPackages(db, { dids: [erin], claimedBy: alice }),
+)
+const device = await requireDevice(db, erin, erinsDevice.deviceUuid)
+await step("syncKeyPackages (erin's device holds none: its unused packages withdrawn)", () =>
+  syncDeviceKeyPackages(db, { user: erin, device, held: [], welcomeRetentionDays: 14 }),
+)
+await step("deleteDevice (erin's)", () => deleteDevice(db, { user: erin, device, welcomeRetentionDays: 14 }))
+await step('optOut (erin)', () => optOut(db, erin))
 await database.close()

@@ -15,7 +15,7 @@ import {
   createGroup,
   defaultCapabilities,
   encodeMlsMessage,
-  generateKeyPackage,
+  generateKeyPackageWithKey,
   getCiphersuiteFromName,
   getCiphersuiteImpl,
   type CiphersuiteImpl,
@@ -63,6 +63,13 @@ export interface KeyPackageOptions {
    * only when no other key package is left, and to any number of adders.
    */
   lastResort?: boolean
+  /** The leaf's signature key pair: a device signs all its key packages with its one key. Default: a new one. */
+  signatureKeys?: SignatureKeys
+}
+
+export interface SignatureKeys {
+  signKey: Uint8Array
+  publicKey: Uint8Array
 }
 
 const LAST_RESORT = 0x000a
@@ -72,11 +79,12 @@ export async function newKeyPackage(identity: string, opts: KeyPackageOptions = 
   const cs = await suiteImpl(opts.suite)
   const capabilities = defaultCapabilities()
   if (opts.lastResort) capabilities.extensions.push(LAST_RESORT)
-  const made = await generateKeyPackage(
+  const made = await generateKeyPackageWithKey(
     { credentialType: 'basic', identity: new TextEncoder().encode(identity) },
     capabilities,
     opts.lifetime ?? lifetimeFromNow(-60n, 30n * DAY_SECONDS),
     opts.lastResort ? [{ extensionType: LAST_RESORT, extensionData: new Uint8Array() }] : [],
+    opts.signatureKeys ?? (await cs.signature.keygen()),
     cs,
   )
   return { ...made, ref: await makeKeyPackageRef(made.publicPackage, cs.hash) }

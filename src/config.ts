@@ -122,6 +122,11 @@ export const configSchema = z
         'Largest MLS GroupInfo accepted, decoded (it carries the ratchet tree: a few hundred bytes per member).',
       ),
     MAX_KEY_PACKAGES_PER_USER: int(1).default(200).describe('Unconsumed key packages one user may keep on the server.'),
+    MAX_DEVICES_PER_USER: int(1)
+      .default(10)
+      .describe(
+        'Devices one user may register (`registerDevice`); more get 400 `TooManyDevices` until one is deleted.',
+      ),
     KEY_PACKAGE_REPLENISH_THRESHOLD: int(1)
       .default(10)
       .describe(
@@ -132,6 +137,11 @@ export const configSchema = z
       .default(90)
       .describe(
         'Latest allowed end of a published key package: of its MLS lifetime and of `expires`, in days from now.',
+      ),
+    PENDING_ADDITION_CLAIM_SECONDS: int(5, 3600)
+      .default(60)
+      .describe(
+        "How long a member's claim on adding another member's new device holds (claimPendingDeviceAddition) before another member may take it.",
       ),
     IDEMPOTENCY_TTL_SECONDS: int(60)
       .default(24 * 3600)

@@ -1,6 +1,8 @@
 import { NSID, type Nsid } from '../lexicon/types/index.js'
 import type { Handler } from '../xrpc/types.js'
 import { convoHandlers } from './convos/index.js'
+import { deviceAdditionHandlers } from './deviceAdditions/index.js'
+import { deviceHandlers } from './devices/index.js'
 import { eventHandlers } from './events/index.js'
 export { subscriptionHandlers } from './events/index.js'
 import { keyPackageHandlers } from './keyPackages/index.js'
@@ -16,37 +18,23 @@ export const notImplemented = [
   NSID.acceptChatRequest,
   NSID.blockChatSender,
   NSID.checkBlocks,
-  NSID.claimPendingDeviceAddition,
-  NSID.completePendingDeviceAddition,
   NSID.createInvite,
   NSID.declineChatRequest,
-  NSID.deleteDevice,
   NSID.demoteAdmin,
   NSID.demoteModerator,
   NSID.getAdminStats,
   NSID.getBlockStatus,
   NSID.getChatRequestSettings,
-  NSID.getExpectedConversations,
-  NSID.getKeyPackageHistory,
-  NSID.getKeyPackageStatus,
-  NSID.getOptInStatus,
-  NSID.getPendingDeviceAdditions,
   NSID.getPolicy,
   NSID.getReports,
   NSID.getRequestCount,
   NSID.groupInfoRefresh,
   NSID.handleBlockChange,
-  NSID.invalidateWelcome,
   NSID.listChatRequests,
-  NSID.listDevices,
   NSID.listInvites,
-  NSID.optIn,
-  NSID.optOut,
   NSID.promoteAdmin,
   NSID.promoteModerator,
-  NSID.publishKeyPackages,
   NSID.readdition,
-  NSID.registerDevice,
   NSID.registerDeviceToken,
   NSID.rejoin,
   NSID.removeMember,
@@ -54,7 +42,6 @@ export const notImplemented = [
   NSID.resolveReport,
   NSID.revokeInvite,
   NSID.sendChatRequest,
-  NSID.syncKeyPackages,
   NSID.unregisterDeviceToken,
   NSID.updateChatRequestSettings,
   NSID.updatePolicy,
@@ -69,5 +56,7 @@ export const handlers = {
   ...messageHandlers,
   ...welcomeHandlers,
   ...keyPackageHandlers,
+  ...deviceHandlers,
   ...eventHandlers,
+  ...deviceAdditionHandlers,
 } satisfies { [N in Exclude<Nsid, (typeof notImplemented)[number]>]: Handler<N> }

@@ -1,17 +1,61 @@
-import { invalidRequest } from '../xrpc/errors.js'
+import { invalidRequest, refusalLine } from '../xrpc/errors.js'
 import { decodeBase64 } from '../lexicon/wire.js'
 import {
   isCipherSuite,
   MlsDecodeError,
   readExternalCommit,
   readGroupInfo,
+  readKeyPackage,
   readMessageHeader,
   readWelcome,
+  type KeyPackageFacts,
   type MessageHeader,
 } from '../mls/index.js'
+import { convoIdFor } from '../services/membership.js'
 import type { Commit } from '../services/commits.js'
 import type { GroupInfo } from '../services/groupInfo.js'
 import type { Welcome } from '../services/admission.js'
+
+/**
+ * `read` once per request input: a keyed write's shard (found before the
+ * handler runs) and the handler both need what the input's MLS bytes say.
+ */
+export function oncePerInput<I extends object, T>(read: (input: I) => T): (input: I) => T {
+  const done = new WeakMap<I, T>()
+  return (input) => {
+    if (done.has(input)) return done.get(input) as T
+    const value = read(input)
+    done.set(input, value)
+    return value
+  }
+}
+
+/**
+ * The conversation a request names when it carries an MLS message in a
+ * base64 field (`field` picks it): by the message's group id (the client-era
+ * clients send that as convoId) or by its id (convoIdFor). Read once per
+ * request input; the field's size and kind are checked where the handler
+ * reads it in full.
+ */
+export function convoOfMessage<I extends { convoId: string }>(
+  field: (input: I) => string | undefined,
+  name: string,
+): (input: I) => string {
+  return oncePerInput((input: I) => {
+    const value = field(input)
+    const bytes = value === undefined ? undefined : decodeBase64(value)
+    if (value !== undefined && !bytes) throw invalidRequest('InvalidMessage', `${name} must be non-empty base64`)
+    try {
+      return convoIdFor(input.convoId, bytes && readMessageHeader(bytes).groupId)
+    } catch (err) {
+      throw mlsInputError(err, 'InvalidMessage', name)
+    }
+  })
+}
+
+/** A device as a request names it: its server id, or its MLS DID (`<user DID>#<deviceId>`) of the caller. */
+export const deviceIdOf = (named: string | undefined, caller: string): string | undefined =>
+  named?.startsWith(`${caller}#`) ? named.slice(caller.length + 1) : named
 
 export function requireCipherSuite(suite: string): void {
   if (!isCipherSuite(suite)) {
@@ -23,7 +67,7 @@ export function requireCipherSuite(suite: string): void {
  * Decodes a base64 string field carrying MLS bytes, bounded in size.
  * Returns undefined when the field is absent.
  */
-export function decodeBinaryField(
+function decodeBinaryField(
   value: string | undefined,
   field: string,
   maxBytes: number,
@@ -43,8 +87,44 @@ export function decodeBinaryField(
 }
 
 /** What went wrong reading MLS bytes, as the named error of the field they came in. */
-export function mlsInputError(err: unknown, name: string, field: string): unknown {
+function mlsInputError(err: unknown, name: string, field: string): unknown {
   return err instanceof MlsDecodeError ? invalidRequest(name, `${field}: ${err.message}`) : err
+}
+
+/**
+ * The sizes a padded ciphertext may have (the client-era clients' buckets,
+ * MLSMessagePadding.swift): 512 to 8192 bytes by powers of two, then whole
+ * multiples of 8192. The lexicon's minimum is 512.
+ */
+const isPaddingBucket = (size: number): boolean =>
+  [512, 1024, 2048, 4096].includes(size) || (size >= 8192 && size % 8192 === 0)
+
+/**
+ * The MLSMessage inside a padded ciphertext: a 4-byte big-endian length, the
+ * message, then zeros up to `paddedSize` bytes, which is the ciphertext's
+ * length and one of the buckets. The padding must be zeros: bytes hidden
+ * there would travel to every member unread.
+ */
+export function unpad(ciphertext: Uint8Array, paddedSize: number): Uint8Array {
+  const refuse = (why: string) => invalidRequest('InvalidMessage', `ciphertext: ${why}`)
+  if (ciphertext.length !== paddedSize) {
+    throw invalidRequest(undefined, `paddedSize is ${paddedSize}, but the ciphertext has ${ciphertext.length} bytes`)
+  }
+  if (!isPaddingBucket(paddedSize)) {
+    throw invalidRequest(
+      undefined,
+      `paddedSize ${paddedSize} is not a padding bucket (512 to 4096 by powers of two, then multiples of 8192)`,
+    )
+  }
+  const length = Buffer.from(ciphertext.buffer, ciphertext.byteOffset, 4).readUInt32BE(0)
+  if (length === 0 || length > paddedSize - 4) {
+    throw refuse(`its length prefix (${length}) does not fit in ${paddedSize - 4} bytes`)
+  }
+  const end = 4 + length
+  for (let i = end; i < ciphertext.length; i++) {
+    if (ciphertext[i] !== 0) throw refuse('its padding after the message must be zeros')
+  }
+  return ciphertext.subarray(4, end)
 }
 
 /** The header of an MLSMessage field; the epoch declared with it must be the header's. */
@@ -116,12 +196,125 @@ export function withGroupInfo<C extends Commit | undefined>(commit: C, groupInfo
 export function readExternalCommitField(
   value: string,
   maxBytes: number,
-): { commit: Commit; joinerIdentity: string | undefined } {
+): { commit: Commit; joinerIdentity: string | undefined; joinerSignatureKey: Uint8Array } {
   const data = decodeBinaryField(value, 'externalCommit', maxBytes, 'InvalidCommit') as Uint8Array
   try {
-    const { groupId, epoch, joinerIdentity } = readExternalCommit(data)
-    return { commit: { data, groupId, epoch }, joinerIdentity }
+    const { groupId, epoch, joinerIdentity, joinerSignatureKey } = readExternalCommit(data)
+    return { commit: { data, groupId, epoch }, joinerIdentity, joinerSignatureKey }
   } catch (err) {
     throw mlsInputError(err, 'InvalidCommit', 'externalCommit')
   }
+}
+
+const DAY_MS = 24 * 3600 * 1000
+/** Client clocks run a little fast; don't refuse an expiry for that. */
+const CLOCK_SKEW_MS = 5 * 60 * 1000
+const MAX_KEY_PACKAGE_BYTES = 65536
+
+const invalidKeyPackage = (why: string) => invalidRequest('InvalidKeyPackage', `keyPackage: ${why}`)
+
+/** The checks RFC 9420 §10.1 asks of a key package, plus ours: the caller's own, and not kept too long. */
+function checkKeyPackage(
+  kp: KeyPackageFacts,
+  args: { owner: string; cipherSuite: string; now: number; maxLifetimeMs: number },
+): void {
+  if (kp.cipherSuite !== args.cipherSuite) {
+    throw invalidKeyPackage(`its cipher suite is ${kp.cipherSuite}, not the declared ${args.cipherSuite}`)
+  }
+  if (kp.identity !== args.owner) {
+    throw invalidKeyPackage('its credential must be a basic credential whose identity is your DID')
+  }
+  if (!kp.signatureValid) throw invalidKeyPackage('its signature does not verify')
+  if (kp.notBefore * 1000 > args.now + CLOCK_SKEW_MS) throw invalidKeyPackage('its lifetime has not begun')
+  if (kp.notAfter * 1000 <= args.now) throw invalidKeyPackage('its lifetime has ended')
+  if (kp.notAfter * 1000 > args.now + args.maxLifetimeMs + CLOCK_SKEW_MS) {
+    throw invalidKeyPackage(`its lifetime ends more than ${args.maxLifetimeMs / DAY_MS} days from now`)
+  }
+}
+
+/** A key package as publishKeyPackage, publishKeyPackages and registerDevice take it. */
+export interface KeyPackageInput {
+  keyPackage: string
+  cipherSuite: string
+  expires?: string
+}
+
+/** A key package that passed every check, as the services store it. */
+export interface CheckedKeyPackage {
+  cipherSuite: string
+  data: Uint8Array
+  /** Its KeyPackageRef. */
+  ref: Uint8Array
+  /** Its leaf's signature key: its device's MLS key. */
+  signatureKey: Uint8Array
+  /** `expires`, or the end of the package's own lifetime when that comes first. */
+  expiresAt: Date
+  /** It carries the last_resort extension. */
+  lastResort: boolean
+}
+
+/**
+ * Reads and checks one of `owner`'s key packages: a supported cipher suite,
+ * an expiry neither past nor beyond `maxLifetimeDays`, and a package of that
+ * suite whose basic credential is the owner's DID, whose signature verifies
+ * and whose lifetime is under way and ends within `maxLifetimeDays`. Refuses
+ * with the named XRPC error of the first check that fails.
+ */
+export async function readKeyPackageInput(
+  input: KeyPackageInput,
+  args: { owner: string; maxLifetimeDays: number },
+): Promise<CheckedKeyPackage> {
+  requireCipherSuite(input.cipherSuite)
+  const data = decodeBinaryField(
+    input.keyPackage,
+    'keyPackage',
+    MAX_KEY_PACKAGE_BYTES,
+    'InvalidKeyPackage',
+  ) as Uint8Array
+  const maxLifetimeMs = args.maxLifetimeDays * DAY_MS
+  const now = Date.now()
+  const expires = input.expires ? new Date(input.expires) : undefined
+  if (expires && expires.getTime() <= now) {
+    throw invalidRequest(undefined, 'expires is in the past')
+  }
+  if (expires && expires.getTime() > now + maxLifetimeMs + CLOCK_SKEW_MS) {
+    throw invalidRequest('ExpirationTooFar', `expires may be at most ${args.maxLifetimeDays} days from now`)
+  }
+  const facts = await readKeyPackage(data).catch((err: unknown) => {
+    throw mlsInputError(err, 'InvalidKeyPackage', 'keyPackage')
+  })
+  checkKeyPackage(facts, { owner: args.owner, cipherSuite: input.cipherSuite, now, maxLifetimeMs })
+  const notAfter = new Date(facts.notAfter * 1000)
+  return {
+    cipherSuite: facts.cipherSuite,
+    data,
+    ref: facts.ref,
+    signatureKey: facts.signatureKey,
+    // Never handed out after the package's own lifetime.
+    expiresAt: expires && expires < notAfter ? expires : notAfter,
+    lastResort: facts.lastResort,
+  }
+}
+
+/** What became of one item of a request that reports on each: read, or refused (`Name: message`). */
+export type ItemResult<R> = { ok: R; refused?: undefined } | { ok?: undefined; refused: string }
+
+/**
+ * Reads each item of a batch with `read`, side by side: its result, or the
+ * refusal it met as one line. Anything else (the database gone) fails the
+ * whole request.
+ */
+export function readEach<T, R>(items: T[], read: (item: T, index: number) => Promise<R>): Promise<ItemResult<R>[]> {
+  return Promise.all(
+    items.map((item, index) =>
+      read(item, index).then(
+        (ok) => ({ ok }),
+        (err: unknown) => {
+          const refused = refusalLine(err)
+          if (refused === undefined) throw err
+          return { refused }
+        },
+      ),
+    ),
+  )
 }

@@ -40,7 +40,10 @@ import { assertTransaction } from './transaction.js'
 const DELEGATED_WRITES = {
   store:
     'sendMessage, processExternalCommit: a message or commit, its sequence number, a keyed send’s record (services/messages.ts)',
-  publish: 'publishKeyPackage: a key package, its owner’s count, a keyed publish’s record (services/keyPackages.ts)',
+  publish:
+    'publishKeyPackage, publishKeyPackages: a key package or a batch, its owner’s count, the records of their keys (services/keyPackages.ts)',
+  register_device:
+    'registerDevice: a device, its key packages and those of its key bound to it, on its user’s shard (services/devices.ts)',
   claim_key_package: 'getKeyPackages: one owner’s key package handed out (services/keyPackages.ts)',
   create_convo: 'createConvo: the conversation and its members, in the request’s transaction (services/convos.ts)',
   change:

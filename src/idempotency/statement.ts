@@ -11,6 +11,10 @@
  *   that also found nothing (its snapshot was taken before this one
  *   committed) loses on the record's primary key, and its whole statement
  *   rolls back, its write included (`isRecordTaken`).
+ *
+ * A batch whose items carry keys of their own (publishKeyPackages) records
+ * each written item under its key the same way, in the batch's one
+ * statement (`itemRecordsCte`, `itemRecordedCte`).
  */
 import { sql, type RawBuilder } from 'kysely'
 import { violatedUniqueKey } from '../db/errors.js'
@@ -206,3 +210,42 @@ export async function executeRecorded<V extends object, R>(
     await execute(db, expiredRecordDelete, record.keyed)
   }
 }
+
+/** The values of a batch's per-item keys: where their records live and for how long. */
+export interface ItemKeyValues {
+  keyShard: string
+  keyCaller: string
+  keyNsid: string
+  keyTtlSeconds: number
+}
+
+/**
+ * `item_records (n, fingerprint)`: the live records under the keys of a
+ * batch's items, from its CTE `items (n, key_scope)` (a NULL scope: no key).
+ */
+export const itemRecordsCte = (v: ItemKeyValues): RawBuilder<unknown> => sql`
+  item_records AS (
+    SELECT item.n, k.fingerprint FROM items item
+    JOIN idempotency_key k ON k.shard_key = ${v.keyShard} AND k.scope_hash = item.key_scope AND k.expires_at > now()
+  )`
+
+/**
+ * Records each keyed item of the CTE `written (key_scope, key_fingerprint)`
+ * with `response` (built from its row, `written`), in the statement that
+ * wrote it. An item found under its key was not written; two requests
+ * writing the same item at once store it once (its own unique keys), so
+ * only an expired record can stand in the way, and it is taken over.
+ */
+export const itemRecordedCte = (v: ItemKeyValues, response: RawBuilder<unknown>): RawBuilder<unknown> => sql`
+  item_recorded AS (
+    INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
+    SELECT ${v.keyShard}, written.key_scope, ${v.keyCaller}, ${v.keyNsid}, written.key_fingerprint, 200,
+           ${response}, now() + make_interval(secs => ${v.keyTtlSeconds})
+    FROM written WHERE written.key_scope IS NOT NULL
+    ON CONFLICT (shard_key, scope_hash) DO UPDATE SET
+      caller_did = EXCLUDED.caller_did, nsid = EXCLUDED.nsid, fingerprint = EXCLUDED.fingerprint,
+      status = EXCLUDED.status, response = EXCLUDED.response,
+      created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+    -- The clock as the insert read it (its created_at): Citus takes none here.
+    WHERE idempotency_key.expires_at <= EXCLUDED.created_at
+  )`

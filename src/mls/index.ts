@@ -10,12 +10,12 @@
 import { decodeMlsMessage, getCiphersuiteFromName, type CiphersuiteName, type Credential } from 'ts-mls'
 import type { Decoder } from 'ts-mls/codec/tlsDecoder.js'
 import { refhash, type Hash } from 'ts-mls/crypto/hash.js'
-import { makeHashImpl } from 'ts-mls/crypto/implementation/default/makeHashImpl.js'
 import { makeNobleSignatureImpl } from 'ts-mls/crypto/implementation/default/makeNobleSignatureImpl.js'
 import type { Signature } from 'ts-mls/crypto/signature.js'
 import { decodeGroupInfo } from 'ts-mls/groupInfo.js'
 import { decodeKeyPackage, verifyKeyPackage } from 'ts-mls/keyPackage.js'
 import { decodeWelcome } from 'ts-mls/welcome.js'
+import { nativeHash, nativeSignature } from './native.js'
 
 /** The cipher suites the lexicons name (RFC 9420 §17.1); the server verifies key packages of each. */
 export const CIPHER_SUITES = [
@@ -42,6 +42,12 @@ export interface KeyPackageFacts {
   notAfter: number
   /** The KeyPackageRef (RFC 9420 §5.2): how a Welcome names the package. */
   ref: Uint8Array
+  /**
+   * The signature public key of its leaf node, as the package carries it:
+   * the key of the device that made it (a device signs all its packages with
+   * one key), which binds the package to that device.
+   */
+  signatureKey: Uint8Array
   /** The package is signed by the signature key of its own leaf node. */
   signatureValid: boolean
   /**
@@ -85,6 +91,8 @@ export interface ExternalCommitFacts {
    * node of the commit's UpdatePath), as UTF-8; undefined for any other credential.
    */
   joinerIdentity: string | undefined
+  /** The signature key of the joiner's new leaf: which of its user's devices it is. */
+  joinerSignatureKey: Uint8Array
 }
 
 export interface WelcomeFacts {
@@ -152,12 +160,14 @@ const basicIdentity = (credential: Credential): string | undefined =>
 // A suite's hash and signature, built once: all the crypto the server does.
 const suiteCrypto = new Map<CipherSuite, Promise<{ hash: Hash; signature: Signature }>>()
 
+/** Node's own digests, and signature checks where it has them (src/mls/native.ts), else ts-mls's. */
 function cryptoOf(suite: CipherSuite): Promise<{ hash: Hash; signature: Signature }> {
   let found = suiteCrypto.get(suite)
   if (!found) {
     const cs = getCiphersuiteFromName(suite)
-    found = makeNobleSignatureImpl(cs.signature).then((signature) => ({
-      hash: makeHashImpl(crypto.subtle, cs.hash),
+    const native = nativeSignature(cs.signature)
+    found = (native ? Promise.resolve(native) : makeNobleSignatureImpl(cs.signature)).then((signature) => ({
+      hash: nativeHash(cs.hash),
       signature,
     }))
     suiteCrypto.set(suite, found)
@@ -179,6 +189,7 @@ export async function readKeyPackage(bytes: Uint8Array): Promise<KeyPackageFacts
     notAfter: Number(lifetime.notAfter),
     // Over the bytes as sent, not a re-encoding: the ref is what the client computed.
     ref: await refhash('MLS 1.0 KeyPackage Reference', encoded, hash),
+    signatureKey: kp.leafNode.signaturePublicKey,
     signatureValid: await verifyKeyPackage(kp, signature).catch(() => false),
     lastResort: kp.extensions.some((ext) => ext.extensionType === LAST_RESORT_EXTENSION),
   }
@@ -298,6 +309,7 @@ export function readExternalCommit(bytes: Uint8Array): ExternalCommitFacts {
     groupId: hex(content.groupId),
     epoch: toEpoch(content.epoch),
     joinerIdentity: basicIdentity(path.leafNode.credential),
+    joinerSignatureKey: path.leafNode.signaturePublicKey,
   }
 }
 

@@ -5,6 +5,11 @@
  * admissionCtes, checkAdmitted), so that a membership change writes on one
  * shard. A key package opens one conversation; a Welcome nobody could open
  * is never stored; no one is added without one.
+ *
+ * A Welcome may name several key packages of one user (one per device) and
+ * packages of current members' new devices (a device addition adds no
+ * user). It is delivered to each device it names: one delivery per
+ * (recipient, device), the device empty for a package bound to no device.
  */
 import { sql, type RawBuilder } from 'kysely'
 import type { Db } from '../db/schema.js'
@@ -29,6 +34,8 @@ export interface ReservedKeyPackage {
   ref: string
   /** A last-resort package handed out to the caller: any number of Welcomes may use it. */
   lastResort: boolean
+  /** The registered device it belongs to, if the server knows it. */
+  deviceId: string | null
 }
 
 /** A Welcome, with what the owners of the key packages it names said of them (reserveWelcome). */
@@ -43,19 +50,20 @@ const keyPackageReservation = statement(
   (v: { did: string; refs: Uint8Array[]; convoId: string; caller: string }) => sql<{
     ref: string
     last_resort: boolean
+    device_id: string | null
   }>`
     WITH reserved AS (
       UPDATE key_package SET reserved_convo_id = ${v.convoId}
       WHERE owner_did = ${v.did} AND ref = ANY(${v.refs}::bytea[]) AND consumed_by = ${v.caller}
         AND (reserved_convo_id IS NULL OR reserved_convo_id = ${v.convoId})
-      RETURNING ref
+      RETURNING ref, device_id
     ), reused AS (
-      SELECT h.ref FROM last_resort_handout h
+      SELECT h.ref, kp.device_id FROM last_resort_handout h
       JOIN key_package kp ON kp.owner_did = ${v.did} AND kp.ref = h.ref AND kp.last_resort
       WHERE h.owner_did = ${v.did} AND h.ref = ANY(${v.refs}::bytea[]) AND h.claimed_by = ${v.caller}
     )
-    SELECT encode(ref, 'hex') AS ref, false AS last_resort FROM reserved
-    UNION ALL SELECT encode(ref, 'hex'), true FROM reused`,
+    SELECT encode(ref, 'hex') AS ref, false AS last_resort, device_id FROM reserved
+    UNION ALL SELECT encode(ref, 'hex'), true, device_id FROM reused`,
 )
 
 /**
@@ -75,10 +83,18 @@ const keyPackageReservation = statement(
  * the caller's retry for the same conversation uses the same packages. It
  * runs again for a replayed request, finding the same packages; a refusal is
  * not thrown but kept, so a request answered before is replayed as it was.
+ * `keyPackageHashes` (the client-era clients say which key packages their
+ * Welcome uses, as hex KeyPackageRefs) must be what the Welcome names.
  */
 export async function reserveWelcome(
   db: Db,
-  args: { convoId: string; caller: string; dids: string[]; welcome: Welcome | undefined },
+  args: {
+    convoId: string
+    caller: string
+    dids: string[]
+    welcome: Welcome | undefined
+    keyPackageHashes?: Array<{ did: string; hash: string }> | undefined
+  },
 ): Promise<ReservedWelcome | undefined> {
   const { welcome } = args
   if (!welcome) return undefined
@@ -91,13 +107,18 @@ export async function reserveWelcome(
         convoId: args.convoId,
         caller: args.caller,
       })
-      return rows.map((row) => ({ did, ref: row.ref, lastResort: row.last_resort }))
+      return rows.map((row) => ({ did, ref: row.ref, lastResort: row.last_resort, deviceId: row.device_id }))
     }),
   )
   const keyPackages = owners.flat()
   const found = new Set(keyPackages.map((kp) => kp.ref))
   const missing = refs.find((ref) => !found.has(refHex(ref)))
-  const refusal = missing && (await whyNotReserved(db, args, missing))
+  const unnamed = args.keyPackageHashes?.find(
+    (named) => !keyPackages.some((kp) => kp.did === named.did && kp.ref === named.hash.toLowerCase()),
+  )
+  const refusal = missing
+    ? await whyNotReserved(db, args, missing)
+    : unnamed && `does not name key package ${unnamed.hash} of ${unnamed.did}, which keyPackageHashes says it uses`
   return { ...welcome, keyPackages, ...(refusal ? { refusal } : {}) }
 }
 
@@ -108,7 +129,7 @@ async function whyNotReserved(
   ref: Uint8Array,
 ): Promise<string> {
   const named = `names key package ${refHex(ref)}`
-  const notAdded = `${named}, which is not a key package of a member being added`
+  const notAdded = `${named}, which is not a key package of a member being added or of a current member`
   if (args.dids.length === 0) return notAdded
   const kp = await db
     .selectFrom('key_package')
@@ -122,20 +143,22 @@ async function whyNotReserved(
 }
 
 /**
- * Admitting `added` to a conversation by `welcome`, the Welcome that follows
- * the commit built on `epoch`: it must be of the conversation's cipher
- * suite, and each key package it names must be one of an added DID's,
- * reserved for this conversation (reserveWelcome) and not used by another
- * of its Welcomes, or a last-resort one handed out to `caller`; every added
- * DID must be named. The Welcome is then stored for its recipients. So a
- * Welcome nobody could open is never stored, and no one is added without
- * one.
+ * Admitting `added` (and new devices of `members`) to a conversation by
+ * `welcome`, the Welcome that follows the commit built on `epoch`: it must be
+ * of the conversation's cipher suite, and each key package it names must be
+ * one of an added DID's or a current member's, reserved for this
+ * conversation (reserveWelcome) and not used by another of its Welcomes, or
+ * a last-resort one handed out to `caller`; every added DID must be named.
+ * The Welcome is then stored for each device it names. So a Welcome nobody
+ * could open is never stored, and no one is added without one.
  */
 export interface Admission {
   convoId: string
   cipherSuite: string
   caller: string
   added: string[]
+  /** The current members, whose new devices a Welcome may admit. */
+  members: string[]
   epoch: number
   welcome: ReservedWelcome | undefined
   retentionDays: number
@@ -160,12 +183,15 @@ export function checkAdmission(args: Admission): CheckedAdmission | undefined {
   if (welcome.cipherSuite !== args.cipherSuite) {
     throw welcomeMismatch(`is of cipher suite ${welcome.cipherSuite}, not the conversation's ${args.cipherSuite}`)
   }
-  if (added.length === 0) throw welcomeMismatch('comes with no member to add')
   if (welcome.refusal) throw welcomeMismatch(welcome.refusal)
-  // Reserved for a DID the request named, but one that is already a member.
-  const stranger = welcome.keyPackages.find((kp) => !added.includes(kp.did))
-  if (stranger)
-    throw welcomeMismatch(`names key package ${stranger.ref}, which is not a key package of a member being added`)
+  if (welcome.keyPackages.length === 0) throw welcomeMismatch('comes with no member to add')
+  // Reserved for a DID the request named, but one that is neither added nor a member.
+  const stranger = welcome.keyPackages.find((kp) => !added.includes(kp.did) && !args.members.includes(kp.did))
+  if (stranger) {
+    throw welcomeMismatch(
+      `names key package ${stranger.ref}, which is not a key package of a member being added or of a current member`,
+    )
+  }
   const named = new Set(welcome.keyPackages.map((kp) => kp.did))
   const unnamed = added.find((did) => !named.has(did))
   if (unnamed) throw welcomeMismatch(`names no key package of ${unnamed}, which is being added`)
@@ -179,28 +205,41 @@ export interface AdmissionValues {
   admittedOwners: string[]
   admissionEpoch: number
   welcomeData: Uint8Array
+  /** One delivery per (recipient, device): the device empty for a package bound to none. */
   recipients: string[]
+  recipientDevices: string[]
   retentionDays: number
 }
 
-export const admissionValues = (args: CheckedAdmission): AdmissionValues => ({
-  convoId: args.convoId,
-  admittedRefs: args.regular.map((kp) => Buffer.from(kp.ref, 'hex')),
-  admittedOwners: args.regular.map((kp) => kp.did),
-  admissionEpoch: args.epoch,
-  welcomeData: args.welcome.data,
-  recipients: args.added,
-  retentionDays: args.retentionDays,
-})
+export function admissionValues(args: CheckedAdmission): AdmissionValues {
+  const deliveries = new Map(
+    args.welcome.keyPackages.map((kp): [string, [string, string]] => {
+      const device = kp.deviceId ?? ''
+      return [`${kp.did} ${device}`, [kp.did, device]]
+    }),
+  )
+  return {
+    convoId: args.convoId,
+    admittedRefs: args.regular.map((kp) => Buffer.from(kp.ref, 'hex')),
+    admittedOwners: args.regular.map((kp) => kp.did),
+    admissionEpoch: args.epoch,
+    welcomeData: args.welcome.data,
+    recipients: [...deliveries.values()].map(([did]) => did),
+    recipientDevices: [...deliveries.values()].map(([, device]) => device),
+    retentionDays: args.retentionDays,
+  }
+}
 
 /**
  * The CTEs of an admission, used inside a membership change's statement:
  * `admitted` records the regular key packages the Welcome uses, once per
  * conversation (a package reserved for it admits one Welcome; a last-resort
- * one, any number); the Welcome is stored once and delivered to each added
- * DID (a member added again, after leaving, gets the new Welcome from
- * scratch). Whether every package was admitted is `checkAdmitted`'s to say,
- * from `admittedColumn`.
+ * one, any number); the Welcome is stored once and delivered to each device
+ * it names (a member added again, after leaving, gets the new Welcome from
+ * scratch); the devices the server knows are recorded as in the
+ * conversation (by the fact that a Welcome names their key packages), and
+ * their pending additions settled. Whether every package was admitted is
+ * `checkAdmitted`'s to say, from `admittedColumn`.
  */
 export function admissionCtes(v: AdmissionValues): RawBuilder<unknown> {
   return sql`
@@ -213,13 +252,23 @@ export function admissionCtes(v: AdmissionValues): RawBuilder<unknown> {
     ), welcomed AS (
       INSERT INTO welcome (convo_id, data) VALUES (${v.convoId}, ${v.welcomeData}) RETURNING id
     ), delivered AS (
-      INSERT INTO welcome_delivery (convo_id, recipient_did, welcome_id, expires_at)
-      SELECT ${v.convoId}, did, welcomed.id, now() + make_interval(days => ${v.retentionDays})
-      FROM unnest(${v.recipients}::text[]) AS did, welcomed
+      INSERT INTO welcome_delivery (convo_id, recipient_did, device_id, welcome_id, expires_at)
+      SELECT ${v.convoId}, r.did, r.device, welcomed.id, now() + make_interval(days => ${v.retentionDays})
+      FROM unnest(${v.recipients}::text[], ${v.recipientDevices}::text[]) AS r(did, device), welcomed
       ON CONFLICT (convo_id, recipient_did, device_id) DO UPDATE SET
         welcome_id = EXCLUDED.welcome_id, state = 'available', created_at = EXCLUDED.created_at,
         expires_at = EXCLUDED.expires_at, fetched_at = NULL, fetch_count = 0, consumed_at = NULL,
         consumed_via = NULL, failure_count = 0, last_error = NULL
+    ), devices_in AS (
+      INSERT INTO member_device (convo_id, user_did, device_id, joined_by)
+      SELECT ${v.convoId}, r.did, r.device, 'welcome'
+      FROM unnest(${v.recipients}::text[], ${v.recipientDevices}::text[]) AS r(did, device)
+      WHERE r.device <> ''
+      ON CONFLICT (convo_id, user_did, device_id) DO NOTHING
+    ), additions_settled AS (
+      UPDATE pending_device_addition SET status = 'completed', settled_at = now(), settled_by = 'welcome'
+      WHERE convo_id = ${v.convoId} AND status IN ('pending', 'in_progress')
+        AND (user_did, device_id) IN (SELECT * FROM unnest(${v.recipients}::text[], ${v.recipientDevices}::text[]))
     )`
 }
 

@@ -20,7 +20,12 @@ export interface Commit {
 }
 
 /** A commit as messageCtes stores it: a message that also moves the epoch, with its GroupInfo. */
-export const commitMessage = (convoId: string, sender: string, commit: Commit): StoredMessageArgs => ({
+export const commitMessage = (
+  convoId: string,
+  sender: string,
+  commit: Commit,
+  named: Pick<StoredMessageArgs, 'msgId' | 'ephemeral'> = {},
+): StoredMessageArgs => ({
   kind: 'commit',
   convoId,
   sender,
@@ -28,6 +33,7 @@ export const commitMessage = (convoId: string, sender: string, commit: Commit): 
   epoch: commit.epoch,
   ciphertext: commit.data,
   groupInfo: commit.groupInfo,
+  ...named,
 })
 
 export interface StoredCommit extends SentMessage {
@@ -65,7 +71,7 @@ export async function checkCommit(
             join.onRef('message.convo_id', '=', 'commit.convo_id').onRef('message.seq', '=', 'commit.seq'),
           )
           .select([
-            'message.id',
+            sql<string>`coalesce(message.msg_id, message.id::text)`.as('id'),
             'message.seq',
             'message.epoch',
             'message.event_id',
@@ -97,7 +103,7 @@ export async function checkCommit(
  */
 export async function sendCommit(
   db: Db,
-  args: { convoId: string; sender: string; commit: Commit },
+  args: { convoId: string; sender: string; commit: Commit } & Pick<StoredMessageArgs, 'msgId' | 'ephemeral'>,
   record?: RecordedWrite,
 ): Promise<StoredCommit> {
   // A GroupInfo sent along is checked against the conversation (its cipher
@@ -108,7 +114,12 @@ export async function sendCommit(
     const retried = await checkCommit(db, convo, args.sender, args.commit)
     if (retried && !record) return retried
   }
-  const sent = await storeMessage(db, commitMessage(args.convoId, args.sender, args.commit), record)
+  const { msgId, ephemeral } = args
+  const sent = await storeMessage(
+    db,
+    commitMessage(args.convoId, args.sender, args.commit, { msgId, ephemeral }),
+    record,
+  )
   if (sent) return { ...sent, newEpoch: args.commit.epoch + 1 }
   const { convo } = await requireMember(db, args.convoId, args.sender)
   const retried = await checkCommit(db, convo, args.sender, args.commit)

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import { executeOnShard, onShard } from '../db/delegated.js'
 import type { Convo, Db } from '../db/schema.js'
@@ -11,43 +10,74 @@ import { conflict, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
 import { recordMembershipChanges } from './convoEvents.js'
 import { applyChange } from './members.js'
+import { convoIdOf } from './membership.js'
 import { iso } from './timestamps.js'
 
 async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
   if (convos.length === 0) return []
-  const members = await db
-    .selectFrom('member')
-    .select(['convo_id', 'did', 'joined_at'])
-    .where(
-      'convo_id',
-      'in',
-      convos.map((c) => c.id),
-    )
-    .where('left_at', 'is', null)
-    .orderBy('convo_id')
-    .orderBy('joined_at')
-    .orderBy('did')
-    .execute()
+  const convoIds = convos.map((c) => c.id)
+  const [members, inConvo] = await Promise.all([
+    db
+      .selectFrom('member')
+      .select(['convo_id', 'did', 'joined_at'])
+      .where('convo_id', 'in', convoIds)
+      .where('left_at', 'is', null)
+      .orderBy('convo_id')
+      .orderBy('joined_at')
+      .orderBy('did')
+      .execute(),
+    db
+      .selectFrom('member_device')
+      .select(['convo_id', 'user_did', 'device_id'])
+      .where('convo_id', 'in', convoIds)
+      .execute(),
+  ])
+  // A member's one device known in the conversation is named (a deleted device no longer is).
+  const only = new Map<string, string | null>()
+  for (const d of inConvo) {
+    const key = `${d.convo_id} ${d.user_did}`
+    only.set(key, only.has(key) ? null : d.device_id)
+  }
+  const named = [...only.entries()].flatMap(([key, deviceId]) =>
+    deviceId === null ? [] : [{ userDid: key.slice(key.indexOf(' ') + 1), deviceId }],
+  )
+  const devices = named.length
+    ? await db
+        .selectFrom('device')
+        .select(['user_did', 'device_id', 'name'])
+        .where((eb) =>
+          eb.or(named.map((n) => eb.and([eb('user_did', '=', n.userDid), eb('device_id', '=', n.deviceId)]))),
+        )
+        .execute()
+    : []
+  const deviceNames = new Map(devices.map((d) => [`${d.user_did} ${d.device_id}`, d.name]))
   const byConvo = new Map<string, JoinedMember[]>()
   for (const m of members) {
     const list = byConvo.get(m.convo_id) ?? []
-    list.push({ did: m.did, joinedAt: iso(m.joined_at) })
+    const deviceId = only.get(`${m.convo_id} ${m.did}`)
+    const deviceName = deviceId ? deviceNames.get(`${m.did} ${deviceId}`) : undefined
+    list.push({
+      did: m.did,
+      joinedAt: iso(m.joined_at),
+      ...(deviceId && deviceName !== undefined ? { deviceId, deviceName } : {}),
+    })
     byConvo.set(m.convo_id, list)
   }
   return convos.map((c) => toConvoView(c, byConvo.get(c.id) ?? []))
 }
 
-/** A current member, as the member table knows it. */
-type JoinedMember = Pick<MemberView, 'did' | 'joinedAt'>
+/** A current member, as the member table knows it, with its one device in the conversation when that is known. */
+type JoinedMember = Pick<MemberView, 'did' | 'joinedAt' | 'deviceId' | 'deviceName'>
 
 /**
- * Members are users (no device of theirs is listed apart): did is the
- * user's DID. The creator is the conversation's one admin.
+ * Members are users, one view each: `did` is the user's DID (the identity
+ * every device's MLS credential carries, and what the client-era clients
+ * find themselves by among the members), its one device in the conversation
+ * named when the server knows it. The creator is the conversation's one admin.
  */
 const toMemberView = (c: Convo, m: JoinedMember): MemberView => ({
-  did: m.did,
+  ...m,
   userDid: m.did,
-  joinedAt: m.joinedAt,
   isAdmin: m.did === c.creator_did,
 })
 
@@ -68,16 +98,6 @@ function toConvoView(c: Convo, members: JoinedMember[]): ConvoView {
     ...(Object.keys(metadata).length ? { metadata } : {}),
   }
 }
-
-/**
- * A conversation's id, derived from its MLS group id (hex, any case): the
- * first 128 bits of sha256 of the lowercase hex, as hex. So a group is
- * created once by a primary-key conflict, on its conversation's shard.
- * Conversations created before migration 006 keep the ids they had (13
- * characters of base32).
- */
-export const convoIdOf = (groupId: string): string =>
-  createHash('sha256').update(groupId.toLowerCase()).digest('hex').slice(0, 32)
 
 export interface CreateConvoArgs {
   creator: string
@@ -232,6 +252,8 @@ export async function createConvo(
     cipherSuite: args.cipherSuite,
     caller: args.creator,
     added: invited,
+    // The creator's other devices may be in the first Welcome too.
+    members: [args.creator],
     epoch: epoch - 1,
     welcome: args.welcome,
     retentionDays: args.welcomeRetentionDays,

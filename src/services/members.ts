@@ -204,7 +204,10 @@ export interface AddMembersArgs {
 
 /**
  * Adds the DIDs that are not current members, with the commit that adds
- * them and the Welcome that admits them. Naturally idempotent: when all
+ * them and the Welcome that admits them. A commit that adds no user (an
+ * empty `dids`: the client-era clients send their key updates and their
+ * additions of members' new devices so) is stored as it is, with the
+ * Welcome of those devices when one comes. Naturally idempotent: when all
  * already are members and no new commit comes, nothing changes; the same
  * commit sent again is answered as the first time.
  */
@@ -215,14 +218,13 @@ export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeRe
     const retried = args.commit && (await checkCommit(trx, convo, args.caller, args.commit))
     if (retried) return { newEpoch: retried.newEpoch, added: [], events: [] }
     const added = [...new Set(args.dids)].filter((did) => convo.standing(did) !== 'member')
-    if (added.length === 0) {
-      if (args.commit) {
-        throw invalidRequest(
-          'AlreadyMember',
-          'Every DID is already a member; a commit that adds no one goes through sendMessage',
-        )
-      }
-      return { newEpoch: convo.epoch, added, events: [] }
+    if (added.length === 0 && !args.commit) return { newEpoch: convo.epoch, added, events: [] }
+    // Members named again with a commit and no Welcome: a mistake, not an addition.
+    if (added.length === 0 && args.dids.length > 0 && !args.welcome) {
+      throw invalidRequest(
+        'AlreadyMember',
+        'Every DID is already a member; a commit that adds no one comes with no DID (or through sendMessage)',
+      )
     }
     if (convo.members.length + added.length > args.maxMembers) {
       throw invalidRequest('TooManyMembers', `A conversation can have at most ${args.maxMembers} members`)
@@ -232,6 +234,7 @@ export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeRe
       cipherSuite: convo.cipher_suite,
       caller: args.caller,
       added,
+      members: convo.members,
       epoch: convo.epoch,
       welcome: args.welcome,
       retentionDays: args.welcomeRetentionDays,
@@ -243,8 +246,8 @@ export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeRe
       convoId: args.convoId,
       caller: args.caller,
       commit: args.commit,
-      join: added,
-      admission,
+      ...(added.length ? { join: added } : {}),
+      ...(admission ? { admission } : {}),
     })) as StoredCommit
     const events = await recordMembershipChanges(
       trx,

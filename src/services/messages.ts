@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { sql, type RawBuilder } from 'kysely'
 import { onShard } from '../db/delegated.js'
-import type { Db, Message } from '../db/schema.js'
+import { violatedUniqueKey } from '../db/errors.js'
+import type { ContentType, Db, Message } from '../db/schema.js'
 import { byShape, execute, resultColumns, statement } from '../db/statement.js'
 import {
   executeRecorded,
@@ -13,7 +14,7 @@ import {
   type ResponseSql,
 } from '../idempotency/statement.js'
 import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
-import { epochMismatch, invalidRequest, requireGroup } from './errors.js'
+import { conflict, epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { groupInfoWithCommitCte, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './membership.js'
 import { iso } from './timestamps.js'
@@ -30,6 +31,8 @@ export interface SentMessage {
   createdAt: Date
   /** The sender's pending Welcome was settled by this message. */
   settledWelcome: boolean
+  /** Stored before under the same msgId: this is the first answer, and nothing was written. */
+  replayed: boolean
 }
 
 export interface SentRow {
@@ -40,6 +43,8 @@ export interface SentRow {
   created_at: Date
   /** How many Welcomes the sending settled. */
   settled: number
+  /** Set when a message was stored before under the msgId: whether it is this one (same sender and bytes). */
+  replayed_same?: boolean | null
 }
 
 export const toSentMessage = (row: SentRow): SentMessage => ({
@@ -49,6 +54,7 @@ export const toSentMessage = (row: SentRow): SentMessage => ({
   eventId: row.event_id,
   createdAt: row.created_at,
   settledWelcome: row.settled > 0,
+  replayed: row.replayed_same != null,
 })
 
 export interface SendMessageArgs {
@@ -57,20 +63,32 @@ export interface SendMessageArgs {
   /** The MLS group id in the message's header, lowercase hex. */
   groupId: string
   epoch: number
+  /** As sent: for a padded one, the envelope, which members get back as it came. */
   ciphertext: Uint8Array
+  /** What its MLS header says (commits are stored by sendCommit); application data by default. */
+  contentType?: Exclude<ContentType, 'commit'> | undefined
+  /** The client's own id of the message (a ULID or UUID): the same again is the same message. */
+  msgId?: string | undefined
+  /** Sent with `delivery: ephemeral`. */
+  ephemeral?: boolean | undefined
   embedType?: string | undefined
   embedUri?: string | undefined
 }
 
 /** What storeMessage stores: a message, or a commit with the GroupInfo of the epoch it leads to, if one came. */
-export type StoredMessageArgs = SendMessageArgs &
-  ({ kind: 'message' } | { kind: 'commit'; groupInfo?: GroupInfo | undefined })
+export type StoredMessageArgs = Omit<SendMessageArgs, 'contentType'> &
+  (
+    | { kind: 'message'; contentType?: SendMessageArgs['contentType'] }
+    | { kind: 'commit'; groupInfo?: GroupInfo | undefined }
+  )
 
 /** The shape of a stored message's statement: one statement per shape. */
 export interface MessageShape {
   commit: boolean
   /** A commit that brings a GroupInfo stores it; one that does not deletes the stored one. */
   groupInfo: boolean
+  /** The client named the message (msgId): one stored before under that name answers instead. */
+  msgId: boolean
 }
 
 /** A stored message's values, as its statement's parameters. */
@@ -80,6 +98,9 @@ export interface MessageValues {
   groupId: string
   epoch: number
   messageId: string
+  msgId: string | null
+  contentType: ContentType
+  ephemeral: boolean
   ciphertext: Uint8Array
   embedType: string | null
   embedUri: string | null
@@ -90,6 +111,7 @@ export interface MessageValues {
 export const messageShape = (args: StoredMessageArgs): MessageShape => ({
   commit: args.kind === 'commit',
   groupInfo: args.kind === 'commit' && args.groupInfo !== undefined,
+  msgId: args.msgId !== undefined,
 })
 
 export function messageValues(args: StoredMessageArgs): MessageValues {
@@ -100,6 +122,9 @@ export function messageValues(args: StoredMessageArgs): MessageValues {
     groupId: args.groupId,
     epoch: args.epoch,
     messageId: randomUUID(),
+    msgId: args.msgId ?? null,
+    contentType: args.kind === 'commit' ? 'commit' : (args.contentType ?? 'application'),
+    ephemeral: args.ephemeral ?? false,
     ciphertext: args.ciphertext,
     embedType: args.embedType ?? null,
     embedUri: args.embedUri ?? null,
@@ -115,14 +140,23 @@ export function messageValues(args: StoredMessageArgs): MessageValues {
  * insert (`inserted`: id, seq, event_id, created_at), and settling the
  * sender's Welcome (`settled`). Nothing is stored when the sender is not a
  * current member, the group or epoch is not the conversation's, or a keyed
- * write's record is already there (see writeStatement). A commit also moves
- * the conversation to the next epoch, is listed for getCommits, and keeps the
- * conversation's GroupInfo in step (groupInfoWithCommitCte). Used inside
- * larger statements.
+ * write's record is already there (see writeStatement), or a message was
+ * stored under its msgId (`replayed`: it answers instead). A commit also
+ * moves the conversation to the next epoch, is listed for getCommits, and
+ * keeps the conversation's GroupInfo in step (groupInfoWithCommitCte). Used
+ * inside larger statements.
  */
 export function messageCtes(shape: MessageShape, v: MessageValues, keyed = false): RawBuilder<unknown> {
   return sql`
-    sender AS (
+    ${
+      shape.msgId
+        ? sql`replayed AS (
+      SELECT coalesce(msg_id, id::text) AS id, seq, epoch, event_id, created_at,
+             sender_did = ${v.sender} AND ciphertext = ${v.ciphertext} AS same
+      FROM message WHERE convo_id = ${v.convoId} AND msg_id = ${v.msgId}
+    ), `
+        : sql``
+    }sender AS (
       SELECT 1 FROM member
       WHERE convo_id = ${v.convoId} AND did = ${v.sender} AND left_at IS NULL
     ), bumped AS (
@@ -130,14 +164,15 @@ export function messageCtes(shape: MessageShape, v: MessageValues, keyed = false
       SET last_seq = last_seq + 1, last_activity_at = now(),
           ${shape.commit ? sql`epoch = epoch + 1` : sql`last_message_at = now()`}
       WHERE id = ${v.convoId} AND epoch = ${v.epoch} AND lower(group_id) = ${v.groupId}
-        AND EXISTS (SELECT 1 FROM sender)${unrecorded(keyed)}
+        AND EXISTS (SELECT 1 FROM sender)${unrecorded(keyed)}${shape.msgId ? sql` AND NOT EXISTS (SELECT 1 FROM replayed)` : sql``}
       RETURNING last_seq
     ), inserted AS (
-      INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext, embed_type, embed_uri)
+      INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext, embed_type, embed_uri,
+                           msg_id, content_type, ephemeral)
       SELECT ${v.messageId}::uuid, ${v.convoId}, last_seq, ${v.sender}, ${v.epoch},
-             ${v.ciphertext}, ${v.embedType}, ${v.embedUri}
+             ${v.ciphertext}, ${v.embedType}, ${v.embedUri}, ${v.msgId}, ${v.contentType}, ${v.ephemeral}
       FROM bumped
-      RETURNING id, seq, epoch, event_id, created_at${shape.commit ? sql`, ciphertext` : sql``}
+      RETURNING coalesce(msg_id, id::text) AS id, seq, epoch, event_id, created_at${shape.commit ? sql`, ciphertext` : sql``}
     ), ${
       shape.commit
         ? sql`listed AS (
@@ -154,9 +189,9 @@ export function messageCtes(shape: MessageShape, v: MessageValues, keyed = false
     )`
 }
 
-/** The stored message's row, after messageCtes. */
+/** The stored message's row, after messageCtes (its id: the client's msgId, else the server's). */
 export const SENT_COLUMNS = resultColumns({
-  id: 'uuid',
+  id: 'text',
   seq: 'bigint',
   epoch: 'bigint',
   event_id: 'bigint',
@@ -173,17 +208,21 @@ export const SENT_COLUMNS = resultColumns({
 export const storeMessageStatement = byShape(
   (shape: MessageShape & { response?: ResponseSql | undefined }) => {
     const keyed = shape.response !== undefined
-    const name = `store_${shape.commit ? 'commit' : 'message'}${shape.groupInfo ? '_with_group_info' : ''}${keyed ? '_keyed' : ''}`
-    const columns = keyed ? `${SENT_COLUMNS.types}, ${FOUND_COLUMNS}` : SENT_COLUMNS.types
+    const name = `store_${shape.commit ? 'commit' : 'message'}${shape.groupInfo ? '_with_group_info' : ''}${
+      shape.msgId ? '_named' : ''
+    }${keyed ? '_keyed' : ''}`
+    const columns = `${SENT_COLUMNS.types}, replayed_same boolean${keyed ? `, ${FOUND_COLUMNS}` : ''}`
     return onShard(name, { shardKey: 'convoId', columns }, (v: MessageValues & KeyValues) =>
       writeStatement(shape.response && { values: v, response: shape.response }, {
         ctes: messageCtes(shape, v, keyed),
         written: 'inserted',
-        select: sql<SentRow>`SELECT ${sql.raw(SENT_COLUMNS.list)} FROM inserted`,
+        select: sql<SentRow>`SELECT ${sql.raw(SENT_COLUMNS.list)}, NULL::boolean AS replayed_same FROM inserted${
+          shape.msgId ? sql` UNION ALL SELECT id, seq, epoch, event_id, created_at, 0, same FROM replayed` : sql``
+        }`,
       }),
     )
   },
-  (shape) => `${shape.commit}/${shape.groupInfo}/${shape.response?.name ?? ''}`,
+  (shape) => `${shape.commit}/${shape.groupInfo}/${shape.msgId}/${shape.response?.name ?? ''}`,
 )
 
 /**
@@ -197,7 +236,16 @@ export async function storeMessage(
   record?: RecordedWrite,
 ): Promise<SentMessage | undefined> {
   const write = storeMessageStatement({ ...messageShape(args), response: record?.response })
-  const row = (await executeRecorded(db, write, messageValues(args), record))[0]
+  const values = messageValues(args)
+  const rows = await executeRecorded(db, write, values, record).catch((err: unknown) => {
+    // Stored at once under the same msgId by a concurrent send: run again, and it answers.
+    if (violatedUniqueKey(err) === 'message_msg_id_key') return executeRecorded(db, write, values, record)
+    throw err
+  })
+  const row = rows[0]
+  if (row?.replayed_same === false) {
+    throw conflict('MsgIdReused', `msgId ${args.msgId} names another message of this conversation`)
+  }
   return row && toSentMessage(row)
 }
 
@@ -213,15 +261,22 @@ export async function sendMessage(db: Db, args: SendMessageArgs, record?: Record
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
-export function toMessageView(m: Message): MessageView {
+/**
+ * A stored message as members read it: its id is the sender's msgId when it
+ * named one; `messageType` tells application data from the handshake
+ * (commits and proposals), which a client that cannot process it passes
+ * over silently. `convoId` as the reader named the conversation.
+ */
+export function toMessageView(m: Message, convoId: string = m.convo_id): MessageView {
   return {
-    id: m.id,
-    convoId: m.convo_id,
+    id: m.msg_id ?? m.id,
+    convoId,
     sender: m.sender_did,
     ciphertext: m.ciphertext,
     epoch: m.epoch,
     seq: m.seq,
     createdAt: iso(m.created_at),
+    messageType: m.content_type === 'application' ? 'app' : 'commit',
     ...(m.embed_type !== null ? { embedType: m.embed_type } : {}),
     ...(m.embed_uri !== null ? { embedUri: m.embed_uri } : {}),
   }
@@ -237,35 +292,67 @@ const messagePage = statement('message_page', (v: { convoId: string; afterSeq: n
     .limit(v.limit),
 )
 
+/** The most seqs a page's gapInfo lists (a long gap is still one gap to the client). */
+const MAX_MISSING_SEQS = 100
+
+export interface MessagePage {
+  messages: MessageView[]
+  /** The last message's id, when more follow (the seed-era paging). */
+  cursor?: string
+  /** The last message's seq: the next page's sinceSeq (the client-era paging). */
+  lastSeq?: number
+  gapInfo: { hasGaps: boolean; missingSeqs: number[]; totalMessages: number }
+}
+
 /**
- * Messages after `sinceMessage` (or from the start), in sequence order. A
- * member sees only what was sent while it was a member.
+ * Messages after `sinceMessage` (a message id: the server's, or the sender's
+ * msgId) or after `sinceSeq`, or from the start, in sequence order. A member
+ * sees only what was sent while it was a member. `convoId` names the
+ * conversation by its id or its group id, and the messages name it the same
+ * way. gapInfo lists the seqs after the starting point, up to the page's
+ * last, that are not stored: seqs have no gaps, so there is one only where
+ * a message was deleted.
  */
 export async function listMessages(
   db: Db,
-  args: { convoId: string; did: string; sinceMessage?: string | undefined; limit: number },
-): Promise<{ messages: MessageView[]; cursor?: string }> {
-  const { joinedSeq } = await requireMember(db, args.convoId, args.did)
-  let afterSeq = joinedSeq
+  args: {
+    convoId: string
+    did: string
+    sinceMessage?: string | undefined
+    sinceSeq?: number | undefined
+    limit: number
+  },
+): Promise<MessagePage> {
+  const { convo, joinedSeq } = await requireMember(db, args.convoId, args.did)
+  let afterSeq = Math.max(joinedSeq, args.sinceSeq ?? 0)
   if (args.sinceMessage !== undefined) {
-    const cursorRow = UUID.test(args.sinceMessage)
-      ? await db
-          .selectFrom('message')
-          .select('seq')
-          .where('id', '=', args.sinceMessage)
-          .where('convo_id', '=', args.convoId)
-          .executeTakeFirst()
-      : undefined
+    const since = args.sinceMessage
+    const cursorRow = await db
+      .selectFrom('message')
+      .select('seq')
+      .where('convo_id', '=', convo.id)
+      .where((eb) =>
+        UUID.test(since) ? eb.or([eb('msg_id', '=', since), eb('id', '=', since)]) : eb('msg_id', '=', since),
+      )
+      .executeTakeFirst()
     if (!cursorRow) {
       throw invalidRequest('InvalidCursor', 'sinceMessage is not a message of this conversation')
     }
     afterSeq = Math.max(afterSeq, cursorRow.seq)
   }
-  const { rows } = await execute(db, messagePage, { convoId: args.convoId, afterSeq, limit: args.limit + 1 })
+  const { rows } = await execute(db, messagePage, { convoId: convo.id, afterSeq, limit: args.limit + 1 })
   const shown = rows.slice(0, args.limit)
   const last = shown[shown.length - 1]
+  const missingSeqs: number[] = []
+  let expected = afterSeq + 1
+  for (const row of shown) {
+    for (; expected < row.seq && missingSeqs.length < MAX_MISSING_SEQS; expected++) missingSeqs.push(expected)
+    expected = row.seq + 1
+  }
   return {
-    messages: shown.map(toMessageView),
-    ...(rows.length > args.limit && last ? { cursor: last.id } : {}),
+    messages: shown.map((m) => toMessageView(m, args.convoId)),
+    ...(rows.length > args.limit && last ? { cursor: last.msg_id ?? last.id } : {}),
+    ...(last ? { lastSeq: last.seq } : {}),
+    gapInfo: { hasGaps: missingSeqs.length > 0, missingSeqs, totalMessages: shown.length },
   }
 }

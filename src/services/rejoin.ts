@@ -1,6 +1,8 @@
 import type { Db } from '../db/schema.js'
+import { transact } from '../db/transaction.js'
 import { sendCommit, type Commit, type StoredCommit } from './commits.js'
 import { invalidRequest } from './errors.js'
+import { settleByExternalCommit } from './pendingAdditions.js'
 
 /**
  * A member whose device lost its MLS state rejoins by external commit
@@ -26,7 +28,14 @@ import { invalidRequest } from './errors.js'
  */
 export async function rejoin(
   db: Db,
-  args: { convoId: string; caller: string; commit: Commit; joinerIdentity: string | undefined },
+  args: {
+    convoId: string
+    caller: string
+    commit: Commit
+    joinerIdentity: string | undefined
+    /** The caller's registered device whose key the joiner's leaf carries (deviceOfLeaf), if one does. */
+    deviceId?: string | undefined
+  },
 ): Promise<StoredCommit> {
   if (args.joinerIdentity !== args.caller) {
     throw invalidRequest(
@@ -34,5 +43,11 @@ export async function rejoin(
       'externalCommit: its new leaf must hold a basic credential whose identity is your DID (a member rejoins as itself)',
     )
   }
-  return sendCommit(db, { convoId: args.convoId, sender: args.caller, commit: args.commit })
+  const { deviceId } = args
+  return transact(db, async (trx) => {
+    const stored = await sendCommit(trx, { convoId: args.convoId, sender: args.caller, commit: args.commit })
+    // A registered device of the caller joined: the conversation has it now.
+    if (deviceId) await settleByExternalCommit(trx, { convoId: args.convoId, userDid: args.caller, deviceId })
+    return stored
+  })
 }

@@ -1,5 +1,5 @@
 /**
- * Two-phase Welcome delivery. Per (conversation, recipient):
+ * Two-phase Welcome delivery. Per (conversation, recipient, device):
  *
  *   available --getWelcome--> in_flight --confirm(true)--> consumed
  *       ^                        |  \
@@ -8,6 +8,19 @@
  *
  * Every transition is one conditional UPDATE on a locked row, timed by the
  * database clock, so concurrent calls and several instances agree.
+ *
+ * A Welcome naming several of a user's devices has a delivery for each,
+ * but tokens name only the user, so the server cannot tell which device
+ * calls unless it says (`deviceId`: its server id or its MLS DID). A fetch
+ * from an unnamed device takes the delivery least taken (not in flight, then
+ * fewest failures, then oldest): each device's fetch takes its own, and a
+ * device that got another's Welcome and reports the failure puts that one
+ * back. A confirmation settles one delivery in flight (the last fetched), a
+ * failure puts one back: so one device's confirmation or failure never takes
+ * the Welcome from another device it names that has not joined yet, since
+ * the user's deliveries outnumber its confirmations until each device
+ * confirmed. Activity (a message) settles a user's Welcome only when it has
+ * one delivery left: a message proves that some device joined, not which.
  */
 import { sql, type RawBuilder } from 'kysely'
 import type { Db, WelcomeState } from '../db/schema.js'
@@ -15,16 +28,22 @@ import { invalidRequest, notFound } from './errors.js'
 
 /**
  * The recipient acted in the conversation (sent a message or a commit), so it
- * has joined: its pending Welcome is settled. Used inside larger statements.
+ * has joined: its pending Welcome is settled, when it is its only one. Used
+ * inside larger statements.
  */
 export function settleWelcomeByActivity(convoId: string, did: string): RawBuilder<unknown> {
   return sql`
     UPDATE welcome_delivery
     SET state = 'consumed', consumed_at = now(), consumed_via = 'message'
-    WHERE convo_id = ${convoId} AND recipient_did = ${did} AND state <> 'consumed'`
+    WHERE convo_id = ${convoId} AND recipient_did = ${did} AND state <> 'consumed'
+      AND (SELECT count(*) FROM welcome_delivery p
+           WHERE p.convo_id = ${convoId} AND p.recipient_did = ${did} AND p.state <> 'consumed') = 1`
 }
 
 const welcomeNotFound = () => notFound('WelcomeNotFound', 'No Welcome message is waiting for you in this conversation')
+
+/** Which of a user's deliveries a call is about: a named device's, or any (see the header). */
+const ofDevice = (deviceId: string | undefined) => (deviceId === undefined ? sql`` : sql` AND device_id = ${deviceId}`)
 
 /**
  * A fetch hands the Welcome out (first time, again within grace, or again
@@ -36,16 +55,18 @@ export type FetchOutcome =
 
 export async function fetchWelcome(
   db: Db,
-  args: { convoId: string; did: string; graceSeconds: number },
+  args: { convoId: string; did: string; deviceId?: string | undefined; graceSeconds: number },
 ): Promise<FetchOutcome> {
   const grace = sql`make_interval(secs => ${args.graceSeconds})`
   const { rows } = await sql<{ data: Uint8Array; previous: WelcomeState; in_grace: boolean }>`
     WITH current AS (
       -- The clock is read here: Citus evaluates no volatile function inside a conditional.
-      SELECT convo_id, recipient_did, state, fetched_at > now() - ${grace} AS in_grace, now() AS now
+      SELECT convo_id, recipient_did, device_id, state, fetched_at > now() - ${grace} AS in_grace, now() AS now
       FROM welcome_delivery
-      WHERE convo_id = ${args.convoId} AND recipient_did = ${args.did}
+      WHERE convo_id = ${args.convoId} AND recipient_did = ${args.did}${ofDevice(args.deviceId)}
         AND state <> 'consumed' AND expires_at > now()
+      ORDER BY state = 'in_flight' AND fetched_at > now() - ${grace}, failure_count, created_at, device_id
+      LIMIT 1
       FOR UPDATE
     )
     UPDATE welcome_delivery d
@@ -55,7 +76,7 @@ export async function fetchWelcome(
                           THEN d.fetched_at ELSE current.now END,
         fetch_count = d.fetch_count + 1
     FROM current, welcome w
-    WHERE d.convo_id = ${args.convoId} AND d.recipient_did = current.recipient_did
+    WHERE d.convo_id = ${args.convoId} AND d.recipient_did = current.recipient_did AND d.device_id = current.device_id
       AND w.convo_id = ${args.convoId} AND w.id = d.welcome_id
     RETURNING w.data, current.state AS previous, coalesce(current.in_grace, false) AS in_grace
   `.execute(db)
@@ -69,6 +90,7 @@ export async function fetchWelcome(
     .select('state')
     .where('convo_id', '=', args.convoId)
     .where('recipient_did', '=', args.did)
+    .$if(args.deviceId !== undefined, (qb) => qb.where('device_id', '=', args.deviceId as string))
     .where('state', '=', 'consumed')
     .executeTakeFirst()
   if (consumed) return { event: 'already_consumed' }
@@ -77,14 +99,28 @@ export async function fetchWelcome(
 
 export type ConfirmOutcome = 'confirmed_success' | 'confirmed_failure' | 'already_consumed'
 
+/**
+ * The recipient says how processing its fetched Welcome went: consumed, or
+ * kept for a retry (the error recorded). Answers which Welcome it was.
+ */
 export async function confirmWelcome(
   db: Db,
-  args: { convoId: string; did: string; success: boolean; errorDetails?: string },
-): Promise<ConfirmOutcome> {
-  const { rows } = await sql<{ previous: WelcomeState }>`
+  args: {
+    convoId: string
+    did: string
+    deviceId?: string | undefined
+    success: boolean
+    errorDetails?: string | undefined
+  },
+): Promise<{ outcome: ConfirmOutcome; welcomeId?: number }> {
+  const { rows } = await sql<{ welcome_id: number }>`
     WITH current AS (
-      SELECT convo_id, recipient_did, state, now() AS now FROM welcome_delivery
-      WHERE convo_id = ${args.convoId} AND recipient_did = ${args.did}
+      SELECT convo_id, recipient_did, device_id, now() AS now FROM welcome_delivery
+      WHERE convo_id = ${args.convoId} AND recipient_did = ${args.did}${ofDevice(args.deviceId)}
+        -- Fetched at least once: in flight, or lapsed/failed back to available.
+        AND state <> 'consumed' AND fetched_at IS NOT NULL
+      ORDER BY state = 'in_flight' DESC, fetched_at DESC, device_id
+      LIMIT 1
       FOR UPDATE
     )
     UPDATE welcome_delivery d
@@ -94,21 +130,22 @@ export async function confirmWelcome(
         failure_count = d.failure_count + CASE WHEN ${args.success} THEN 0 ELSE 1 END,
         last_error = CASE WHEN ${args.success} THEN d.last_error ELSE ${args.errorDetails ?? null} END
     FROM current
-    WHERE d.convo_id = ${args.convoId} AND d.recipient_did = current.recipient_did
-      -- Fetched at least once: in flight, or lapsed/failed back to available.
-      AND current.state <> 'consumed' AND d.fetched_at IS NOT NULL
-    RETURNING current.state AS previous
+    WHERE d.convo_id = ${args.convoId} AND d.recipient_did = current.recipient_did AND d.device_id = current.device_id
+    RETURNING d.welcome_id
   `.execute(db)
-  if (rows[0]) return args.success ? 'confirmed_success' : 'confirmed_failure'
-
-  const delivery = await db
+  const confirmed = rows[0]
+  if (confirmed) {
+    return { outcome: args.success ? 'confirmed_success' : 'confirmed_failure', welcomeId: confirmed.welcome_id }
+  }
+  const deliveries = await db
     .selectFrom('welcome_delivery')
     .select(['state'])
     .where('convo_id', '=', args.convoId)
     .where('recipient_did', '=', args.did)
-    .executeTakeFirst()
-  if (!delivery) throw welcomeNotFound()
-  if (delivery.state === 'consumed') return 'already_consumed'
+    .$if(args.deviceId !== undefined, (qb) => qb.where('device_id', '=', args.deviceId as string))
+    .execute()
+  if (deliveries.length === 0) throw welcomeNotFound()
+  if (deliveries.every((d) => d.state === 'consumed')) return { outcome: 'already_consumed' }
   throw invalidRequest('WelcomeNotFetched', 'This Welcome was never fetched; call getWelcome before confirming it')
 }
 
@@ -132,14 +169,14 @@ export async function sweepWelcomes(
   const lapsedClaim = sql`state = 'in_flight' AND fetched_at <= now() - make_interval(secs => ${args.graceSeconds})`
   const lapsed = await sql`
     UPDATE welcome_delivery SET state = 'available'
-    WHERE ${lapsedClaim} AND (convo_id, recipient_did) IN (
-      SELECT convo_id, recipient_did FROM welcome_delivery WHERE ${lapsedClaim} LIMIT ${args.batchSize}
+    WHERE ${lapsedClaim} AND (convo_id, recipient_did, device_id) IN (
+      SELECT convo_id, recipient_did, device_id FROM welcome_delivery WHERE ${lapsedClaim} LIMIT ${args.batchSize}
     )`.execute(db)
   const ended = sql`state <> 'consumed' AND expires_at <= now()`
   const expired = await sql`
     DELETE FROM welcome_delivery
-    WHERE ${ended} AND (convo_id, recipient_did) IN (
-      SELECT convo_id, recipient_did FROM welcome_delivery WHERE ${ended} LIMIT ${args.batchSize}
+    WHERE ${ended} AND (convo_id, recipient_did, device_id) IN (
+      SELECT convo_id, recipient_did, device_id FROM welcome_delivery WHERE ${ended} LIMIT ${args.batchSize}
     )`.execute(db)
   // Welcome bytes past retention go too, with the consumed deliveries that
   // pointed at them (so a very late fetch answers 404, not 410).

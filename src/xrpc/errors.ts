@@ -110,6 +110,17 @@ export function toXrpcError(err: unknown): XRPCError {
   return XRPCError.fromError(err)
 }
 
+/**
+ * A refusal (`isRefusal`) as one line, `Name: message`, for an answer that
+ * reports several (the items of a batch); undefined for anything else,
+ * which fails the request as a whole.
+ */
+export function refusalLine(err: unknown): string | undefined {
+  if (!isRefusal(err)) return undefined
+  const { error, message } = toXrpcError(err).payload
+  return `${error}: ${message}`
+}
+
 export function sendXrpcError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const xrpcErr = toXrpcError(err)
   const status = xrpcErr.statusCode

@@ -45,6 +45,7 @@ describe('sendMessage', () => {
         epoch: 1,
         seq: 1,
         createdAt: sent.body.receivedAt,
+        messageType: 'app',
       },
     ])
   })

@@ -6,7 +6,8 @@ import type { DatabaseSchema } from '../../src/db/schema.js'
 import { deleteExpiredIdempotencyKeys } from '../../src/idempotency/claim.js'
 import { listCommits, sendCommit } from '../../src/services/commits.js'
 import { reserveWelcome } from '../../src/services/admission.js'
-import { convoIdOf, createConvo, listConvos } from '../../src/services/convos.js'
+import { createConvo, listConvos } from '../../src/services/convos.js'
+import { convoIdOf } from '../../src/services/membership.js'
 import {
   highestEventId,
   lowestEventId,
@@ -17,7 +18,25 @@ import {
 } from '../../src/services/eventLog.js'
 import { addMembers, removeMember } from '../../src/services/members.js'
 import { fetchGroupInfo, putGroupInfo } from '../../src/services/groupInfo.js'
-import { claimKeyPackages, keyPackageStats, publishKeyPackage } from '../../src/services/keyPackages.js'
+import {
+  currentGroupIds,
+  deleteDevice,
+  expectedConversations,
+  listDevices,
+  registerDevice,
+  requireDevice,
+  syncDeviceKeyPackages,
+  type Device,
+} from '../../src/services/devices.js'
+import {
+  claimKeyPackages,
+  keyPackageHistory,
+  keyPackageStats,
+  keyPackageStatus,
+  publishKeyPackage,
+  publishKeyPackageBatch,
+} from '../../src/services/keyPackages.js'
+import { optIn, optInStatuses, optOut } from '../../src/services/optOuts.js'
 import { listMessages, sendMessage } from '../../src/services/messages.js'
 import { requireMember } from '../../src/services/membership.js'
 import { confirmWelcome, fetchWelcome, sweepWelcomes } from '../../src/services/welcomes.js'
@@ -83,6 +102,58 @@ afterAll(async () => {
   await database?.close()
   await testDb?.drop()
 })
+
+/** The calls of devices and key packages per device, as `user` makes them (each must succeed to be seen). */
+function deviceCalls(user: string): Array<() => Promise<unknown>> {
+  const signatureKey = new Uint8Array(32).fill(7)
+  const item = (n: number) => ({
+    cipherSuite: 's',
+    data: new Uint8Array([1, 2, n]),
+    ref: createHash('sha256').update(`device package ${n}`).digest(),
+    signatureKey,
+    expiresAt: new Date(Date.now() + 1e6),
+  })
+  let device: Device | undefined
+  const named = async () => (device = await requireDevice(traced, user, 'UUID-7'))
+  return [
+    () =>
+      registerDevice(traced, {
+        user,
+        deviceUuid: 'UUID-7',
+        name: 'phone',
+        signaturePublicKey: signatureKey,
+        mlsKey: signatureKey,
+        keyPackages: [{ ...item(1), lastResort: false }],
+        maxDevices: 10,
+        maxKeyPackages: 1000,
+      }),
+    named,
+    () =>
+      publishKeyPackageBatch(traced, {
+        owner: user,
+        maxPerUser: 1000,
+        items: [item(2), { ...item(3), key: { scope: Buffer.alloc(32, 3), fingerprint: Buffer.alloc(32, 4) } }],
+        nsid: 'n',
+        ttlSeconds: 60,
+      }),
+    () => claimKeyPackages(traced, { dids: [user], claimedBy: 'did:plc:u1' }),
+    () => listDevices(traced, user),
+    () => currentGroupIds(traced, user),
+    async () => expectedConversations(traced, { user, device: await named() }),
+    () => keyPackageStatus(traced, { owner: user, limit: 20, cursor: '1700000000000000_5' }),
+    () => keyPackageHistory(traced, { owner: user, limit: 20, cursor: undefined }),
+    // A Welcome to c7 named one of its packages: the sync and the deletion withdraw it.
+    () =>
+      sql`UPDATE key_package SET reserved_convo_id = 'c7' WHERE owner_did = ${user} AND consumed_at IS NOT NULL AND device_id IS NOT NULL`.execute(
+        traced,
+      ),
+    () => syncDeviceKeyPackages(traced, { user, device: device!, held: [item(2).ref], welcomeRetentionDays: 14 }),
+    () => deleteDevice(traced, { user, device: device!, welcomeRetentionDays: 14 }),
+    () => optInStatuses(traced, [user, 'did:plc:u8', 'did:plc:hot']),
+    () => optOut(traced, 'did:plc:u9'),
+    () => optIn(traced, 'did:plc:u9'),
+  ]
+}
 
 const BIG_TABLES = [
   'message',
@@ -166,6 +237,7 @@ describe('query plans', () => {
           cipherSuite: 's',
           data: new Uint8Array([7, 7]),
           ref: new Uint8Array([7]),
+          signatureKey: new Uint8Array([7]),
           expiresAt: new Date(Date.now() + 1e6),
           maxPerUser: 1000,
           lastResort: true,
@@ -181,6 +253,7 @@ describe('query plans', () => {
           cipherSuite: 's',
           data: new Uint8Array([9, 9]),
           ref: new Uint8Array([8]),
+          signatureKey: new Uint8Array([8]),
           expiresAt: new Date(Date.now() + 1e6),
           maxPerUser: 1000,
           lastResort: false,
@@ -250,11 +323,28 @@ describe('query plans', () => {
           withPrev: true,
           limit: 500,
         }),
+      // Devices: did:plc:u7 registers one (with a package), then publishes, reads, syncs, deletes it; u9 opts out and in.
+      ...deviceCalls(did),
     ]
     for (const call of calls) await call().catch(() => {})
     await listMessages(traced, { convoId, did, sinceMessage: randomUUID(), limit: 50 }).catch(() => {})
 
     expect(captured.length).toBeGreaterThanOrEqual(25)
+    // The statements of devices ran too.
+    for (const statement of [
+      'INSERT INTO device',
+      'UPDATE device SET last_seen_at',
+      'DELETE FROM device',
+      'unnest(',
+      'LATERAL',
+      'insert into "opt_out"',
+      'delete from "welcome_delivery"',
+    ]) {
+      expect(
+        captured.some((q) => q.sql.includes(statement)),
+        statement,
+      ).toBe(true)
+    }
     // The statements of GroupInfo, last-resort hand-outs and event streams ran (a refusal before them would hide them from this test).
     for (const statement of [
       'INSERT INTO group_info',

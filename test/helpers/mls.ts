@@ -47,11 +47,12 @@ import {
   SUITE,
   type KeyPackageOptions as OwnKeyPackageOptions,
   type OwnKeyPackage,
+  type SignatureKeys,
 } from '../../scripts/mls-client.js'
 import { encodeBase64, type BytesJson } from '../../src/lexicon/wire.js'
 import type { TestUser } from './users.js'
 
-export { encrypt, lifetimeFromNow, newGroup, suiteImpl, SUITE }
+export { encrypt, lifetimeFromNow, newGroup, newKeyPackage, suiteImpl, SUITE }
 
 /** Bytes as JSON the way atproto's encoders write them: without base64 padding (the server must take both). */
 export const bytesJson = (bytes: Uint8Array): BytesJson => ({ $bytes: encodeBase64(bytes).replace(/=+$/, '') })
@@ -78,6 +79,15 @@ export async function keyPackage(user: TestUser, opts: KeyPackageOptions = {}): 
   const made = await newKeyPackage(opts.identity ?? user.did, opts)
   deviceOf(user).set(hex(made.ref), made)
   return encodeKeyPackage(made.publicPackage)
+}
+
+/**
+ * A device's MLS signature key pair: each of a device's key packages is
+ * signed with it (`keyPackage(user, { signatureKeys })`), which is how the
+ * server tells a user's devices apart.
+ */
+export async function deviceKeys(suite: CiphersuiteName = SUITE): Promise<SignatureKeys> {
+  return (await suiteImpl(suite)).signature.keygen()
 }
 
 /** Its KeyPackageRef (RFC 9420 §5.2), as the server stores it. */

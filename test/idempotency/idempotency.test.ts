@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { convoIdOf } from '../../src/services/convos.js'
+import { convoIdOf } from '../../src/services/membership.js'
 import {
   addMembersInput,
   bytesJson,

@@ -304,7 +304,7 @@ describe('forged Welcomes are refused, and no one is added without one', () => {
     await expectRefused(withoutWelcome, 400, 'KeyPackageNotFound')
     // A Welcome, but no one to admit with it.
     const alone = () => t.call(alice, NSID.createConvo, { input: { ...unclaimed.input, initialMembers: [] } })
-    expect(await expectRefused(alone, 400, 'WelcomeMismatch')).toMatch(/comes with no member to add/)
+    expect(await expectRefused(alone, 400, 'WelcomeMismatch')).toMatch(/not a key package of a member being added/)
     // Once the server handed it to alice, the very same group is created.
     const claimed = await t.call(alice, NSID.getKeyPackages, {
       params: { dids: [carol.did] },

@@ -12,6 +12,7 @@ import {
   type ClientState,
   type Commit,
   type KeyPackage,
+  type LeafNode,
 } from 'ts-mls'
 import { encodeGroupInfo } from 'ts-mls/groupInfo.js'
 import { encodeKeyPackage } from 'ts-mls/keyPackage.js'
@@ -74,6 +75,7 @@ describe('readKeyPackage', () => {
         notBefore: Number(lifetime.notBefore),
         notAfter: Number(lifetime.notAfter),
         ref: await keyPackageRef(data, suite),
+        signatureKey: unwrapKeyPackage(data).leafNode.signaturePublicKey,
         signatureValid: true,
         lastResort: false,
       })
@@ -303,7 +305,17 @@ describe('readExternalCommit', () => {
       'remove',
       'external_init',
     ])
-    expect(readExternalCommit(made.commit)).toEqual({ groupId: hex(groupId), epoch: 1, joinerIdentity: 'bob' })
+    expect(readExternalCommit(made.commit)).toEqual({
+      groupId: hex(groupId),
+      epoch: 1,
+      joinerIdentity: 'bob',
+      // The key of the leaf its new key package brought: which of bob's devices joins.
+      joinerSignatureKey: made.state.ratchetTree.flatMap((node) =>
+        node?.nodeType === 'leaf' && new TextDecoder().decode(credentialIdentity(node.leaf)) === 'bob'
+          ? [node.leaf.signaturePublicKey]
+          : [],
+      )[0],
+    })
     // It is a commit like any other to the header reader.
     expect(readMessageHeader(made.commit)).toEqual({
       wireFormat: 'PublicMessage',
@@ -348,3 +360,6 @@ describe('readExternalCommit', () => {
     expect(readExternalCommit(withCommit({}))).toMatchObject({ epoch: 1 })
   })
 })
+
+const credentialIdentity = (leaf: LeafNode) =>
+  leaf.credential.credentialType === 'basic' ? leaf.credential.identity : new Uint8Array()

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDatabase, type Database } from '../../src/db/index.js'
 import { MigrationError, migrateDown, migrateToLatest } from '../../src/db/migrator.js'
 import { projectRoot } from '../../src/paths.js'
-import { convoIdOf, createConvo } from '../../src/services/convos.js'
+import { createConvo } from '../../src/services/convos.js'
+import { convoIdOf } from '../../src/services/membership.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/index.js'
 
 const run = promisify(execFile)

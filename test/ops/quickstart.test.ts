@@ -85,8 +85,11 @@ describe('README quickstart', () => {
           epoch: 0,
           seq: 1,
           createdAt: message.receivedAt,
+          messageType: 'app',
         },
       ],
+      lastSeq: 1,
+      gapInfo: { hasGaps: false, missingSeqs: [], totalMessages: 1 },
     })
     // Read back byte for byte: the application message of the group made in step 2, at epoch 0.
     const stored = base64Bytes(body.messages[0]?.ciphertext.$bytes ?? '')

@@ -1,5 +1,6 @@
 import { NSID } from '../../lexicon/types/index.js'
-import { convoIdOf, createConvo } from '../../services/convos.js'
+import { createConvo } from '../../services/convos.js'
+import { convoIdOf } from '../../services/membership.js'
 import { invalidRequest } from '../../xrpc/errors.js'
 import { reserveWelcome } from '../../services/admission.js'
 import { handler } from '../../xrpc/types.js'
@@ -21,8 +22,10 @@ export default handler(
       return reserveWelcome(db, {
         convoId: convoIdOf(input.groupId),
         caller,
-        dids: (input.initialMembers ?? []).filter((did) => did !== caller),
+        // The creator's own other devices may be in the first Welcome too.
+        dids: [...(input.initialMembers ?? []), ...(input.keyPackageHashes ?? []).map((kp) => kp.did), caller],
         welcome: readWelcomeField(input.welcomeMessage, ctx.config.MAX_WELCOME_BYTES),
+        keyPackageHashes: input.keyPackageHashes,
       })
     },
   },

@@ -15,5 +15,5 @@ export default handler(NSID.getCommits, async ({ params, caller, db }) => {
     toEpoch: params.toEpoch,
     limit: MAX_COMMITS,
   })
-  return { convoId: convo.id, commits }
+  return { convoId: params.convoId, commits }
 })

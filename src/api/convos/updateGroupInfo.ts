@@ -1,5 +1,6 @@
 import { NSID } from '../../lexicon/types/index.js'
 import { putGroupInfo, type GroupInfo } from '../../services/groupInfo.js'
+import { convoIdFor } from '../../services/membership.js'
 import { invalidRequest } from '../../xrpc/errors.js'
 import { handler } from '../../xrpc/types.js'
 import { readGroupInfoField } from '../input.js'
@@ -10,5 +11,6 @@ export default handler(NSID.updateGroupInfo, async ({ input, caller, db, ctx }) 
   if (info.epoch !== input.epoch) {
     throw invalidRequest('EpochMismatch', `groupInfo describes epoch ${info.epoch}, not ${input.epoch}`)
   }
-  return { updated: await putGroupInfo(db, { convoId: input.convoId, caller, info }) }
+  const convoId = convoIdFor(input.convoId, info.groupId)
+  return { updated: await putGroupInfo(db, { convoId, caller, info }) }
 })

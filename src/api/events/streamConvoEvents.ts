@@ -39,7 +39,7 @@ function frameOf(message: MessageEvent, cursor: string): string {
 export default handler(NSID.streamConvoEvents, async ({ params, caller, db, ctx, request, reply, log }) => {
   const { config, events } = ctx
   const from = resumeFrom(params.cursor ?? request.headers['last-event-id'])
-  if (params.convoId !== undefined) await requireMember(db, params.convoId, caller)
+  const convoId = params.convoId === undefined ? undefined : (await requireMember(db, params.convoId, caller)).convo.id
   if (from && (await keptFrom(db, from)).outdated) {
     throw invalidRequest('CursorTooOld', 'Events after this cursor are no longer kept; resync with getMessages')
   }
@@ -53,7 +53,7 @@ export default handler(NSID.streamConvoEvents, async ({ params, caller, db, ctx,
   }
 
   // Where the stream starts is fixed before the client hears it is open.
-  const outbox = await Outbox.open(events, db, { did: caller, convoId: params.convoId, transport: 'sse' }, from)
+  const outbox = await Outbox.open(events, db, { did: caller, convoId, transport: 'sse' }, from)
   const stream = new SseStream(reply, {
     keepAliveMs: config.SSE_KEEPALIVE_SECONDS * 1000,
     maxBufferBytes: config.SSE_MAX_BUFFER_BYTES,

@@ -7,6 +7,7 @@ export default handler(NSID.getMessages, async ({ params, caller, db }) =>
     convoId: params.convoId,
     did: caller,
     sinceMessage: params.sinceMessage,
+    sinceSeq: params.sinceSeq,
     limit: params.limit ?? 50,
   }),
 )

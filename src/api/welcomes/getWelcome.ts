@@ -1,13 +1,16 @@
 import { NSID } from '../../lexicon/types/index.js'
 import { encodeBase64 } from '../../lexicon/wire.js'
+import { findConvoId } from '../../services/membership.js'
 import { fetchWelcome } from '../../services/welcomes.js'
 import { gone } from '../../xrpc/errors.js'
 import { handler } from '../../xrpc/types.js'
+import { deviceIdOf } from '../input.js'
 
 export default handler(NSID.getWelcome, async ({ params, caller, db, ctx, log }) => {
   const fetched = await fetchWelcome(db, {
-    convoId: params.convoId,
+    convoId: await findConvoId(db, params.convoId),
     did: caller,
+    deviceId: deviceIdOf(params.deviceId, caller),
     graceSeconds: ctx.config.WELCOME_GRACE_SECONDS,
   })
   if (fetched.event === 'already_consumed') {

@@ -68,7 +68,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       settled_by     text CHECK (settled_by IN ('complete', 'welcome', 'external_commit', 'left', 'device_deleted')),
       new_epoch      bigint,
       PRIMARY KEY (convo_id, id),
-      CHECK ((status = 'in_progress') = (claimed_by IS NOT NULL))
+      CHECK (status <> 'in_progress' OR (claimed_by IS NOT NULL AND claimed_until IS NOT NULL))
     )`,
     // One addition per device and conversation: none is done twice.
     sql`CREATE UNIQUE INDEX pending_device_addition_device_key ON pending_device_addition (convo_id, user_did, device_id)`,

@@ -9,6 +9,8 @@ export interface Input {
   success: boolean
   /** What went wrong when success is false, for operators. */
   errorDetails?: string
+  /** The caller's device the Welcome is for (its server id, or its MLS DID `<user DID>#<deviceId>`): a Welcome naming several of the user's devices is delivered to each, and without this the server takes the delivery least taken. */
+  deviceId?: string
 }
 
 export interface Output {

@@ -1,7 +1,7 @@
 // Generated from lexicons/blue.catbird.mls.getExpectedConversations.json by scripts/gen-lexicon-types.ts. Do not edit.
 
 export interface Params {
-  /** The device to check, by deviceId (the iOS client sends its mlsDid here); without it, the caller as a whole. */
+  /** The device to check: its deviceId, its mlsDid (`<user DID>#<deviceId>`, as the iOS client sends it) or its deviceUUID; another user's device is not found (DeviceNotFound). */
   deviceId?: string
 }
 
@@ -12,7 +12,7 @@ export interface Output {
 
 /** A conversation the caller is a member of, seen from one device. */
 export interface ExpectedConversation {
-  /** Identifier of the conversation. */
+  /** The conversation's MLS group id (hex). */
   convoId: string
   /** Its name (empty when it has none). */
   name: string

@@ -22,13 +22,13 @@ export interface KeyPackageHistoryEntry {
   createdAt: string
   /** When it was handed out. */
   consumedAt?: string
-  /** The conversation it was used to join. */
+  /** The MLS group id (hex) of the conversation whose Welcome named it. */
   consumedForConvo?: string
   /** That conversation's name. */
   consumedForConvoName?: string
   /** The device of the member who took it. */
   consumedByDevice?: string
-  /** The device that published it. */
+  /** The device it belongs to (the one whose MLS key signed it), when known. */
   deviceId?: string
   /** Its MLS cipher suite. */
   cipherSuite: string

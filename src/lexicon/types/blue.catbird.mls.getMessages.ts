@@ -19,13 +19,13 @@ export interface Output {
   cursor?: string
   /** The seq of the last message returned: pass it as sinceSeq for the next page. */
   lastSeq?: number
-  /** Whether seq numbers are missing among the messages returned (none are: seq has no gaps). */
+  /** Whether seq numbers are missing among the messages returned. */
   gapInfo?: GapInfo
 }
 
 /** Missing seq numbers in a page of messages. */
 export interface GapInfo {
-  /** True when some seq number between the first and last returned is missing. */
+  /** True when some seq number after the starting point, up to the last returned, is missing (seqs have no gaps: only a deleted message leaves one). */
   hasGaps: boolean
   /** The missing seq numbers. */
   missingSeqs: Array<number>

@@ -10,6 +10,6 @@ export interface Input {
 export interface Output {
   /** True. */
   optedIn: boolean
-  /** When the caller first opted in. */
+  /** When the caller first opted in, as far as the server knows: when its earliest registered device was registered (the client opts in as it registers one), else now. */
   optedInAt: string
 }

@@ -9,18 +9,18 @@ export interface Input {
   deviceUUID?: string
   /** The same, under the name the iOS client sends it from January 2026 on; either may be given (not both, unless equal). */
   deviceUuid?: string
-  /** The device's first key packages: 1 to 200 (else InvalidKeyPackages). */
+  /** The device's first key packages: 1 to 200 (else InvalidKeyPackages), all signed by its MLS signature key. */
   keyPackages: Array<KeyPackageItem>
-  /** The device's Ed25519 signature public key (32 bytes). */
+  /** The device's own Ed25519 public key (32 raw bytes), recorded as sent; it need not be its MLS signature key, which its key packages carry. */
   signaturePublicKey: Uint8Array
 }
 
 export interface Output {
-  /** Identifier the server gave the device. */
+  /** Identifier the server gave the device: 16 lowercase hex digits, the same on every registration of the device. */
   deviceId: string
   /** The identity of the device: `<user DID>#<deviceId>`. */
   mlsDid: string
-  /** The conversations the device is to be added to. */
+  /** The MLS group ids (hex) of the conversations the caller is a current member of: the device joins them by external commit. */
   autoJoinedConvos: Array<string>
   /** Welcomes already waiting for the device, if any. */
   welcomeMessages?: Array<WelcomeMessage>

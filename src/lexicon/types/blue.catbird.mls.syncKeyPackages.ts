@@ -5,7 +5,7 @@ export type Params = Record<string, never>
 export interface Input {
   /** Hashes (hex) of the key packages the device can still use. */
   localHashes: Array<string>
-  /** The device (deviceId of registerDevice; the iOS client sometimes sends its deviceUUID instead); only its key packages are touched. */
+  /** The device: its deviceId, its mlsDid or its deviceUUID (the iOS client sends its deviceId in one place and its deviceUUID in another). */
   deviceId: string
 }
 
