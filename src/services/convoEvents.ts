@@ -9,6 +9,7 @@
 import { sql } from 'kysely'
 import type { ConvoEventKind, Db } from '../db/schema.js'
 import { execute, statement } from '../db/statement.js'
+import { requireMember } from './membership.js'
 
 /** How a member's standing changed: the subscription's membershipChangeEvent `action`. */
 export type MembershipAction = 'joined' | 'left' | 'removed' | 'kicked'
@@ -105,20 +106,41 @@ export async function recordNewDevice(db: Db, device: NewDevice): Promise<number
   return id
 }
 
+/** What a member may ask of the conversation's other current members. */
+type MemberRequest = 'group_info_refresh' | 'readdition'
+
+/** The body of each request's event: who asks, and when. */
+const requestBodies: Record<MemberRequest, (did: string, at: string) => Record<string, unknown>> = {
+  // groupInfoRefreshRequestedEvent: the members store a fresh GroupInfo (updateGroupInfo).
+  group_info_refresh: (did, at) => ({ requestedBy: did, requestedAt: at }),
+  // readditionRequestedEvent: one of them adds the member again.
+  readdition: (did, at) => ({ userDid: did, requestedAt: at }),
+}
+
+const otherMembers = statement('count_other_members', (v: { convoId: string; did: string }, db) =>
+  db
+    .selectFrom('member')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .where('convo_id', '=', v.convoId)
+    .where('did', '<>', v.did)
+    .where('left_at', 'is', null),
+)
+
 /**
- * A member asks the others for a fresh GroupInfo (groupInfoRefresh): they
- * hear a groupInfoRefreshRequestedEvent. The caller checked membership.
- * Answers the event's id, to announce.
+ * A current member asks the conversation's other current members for
+ * something (groupInfoRefresh, readdition): they hear it as an event of the
+ * log. Nothing is stored when no one else is a member. Answers the event's
+ * id (to announce) and how many members it is for.
  */
-export async function recordGroupInfoRefreshRequest(
+export async function askMembers(
   db: Db,
-  request: { convoId: string; requestedBy: string; requestedAt?: Date },
-): Promise<number> {
-  const { convoId, requestedBy } = request
-  const requestedAt = (request.requestedAt ?? new Date()).toISOString()
-  const [id] = await recordEvents(db, convoId, 'group_info_refresh', [
-    { did: requestedBy, body: { requestedBy, requestedAt } },
-  ])
-  if (id === undefined) throw new Error(`conversation ${convoId} not found for its GroupInfo request`)
-  return id
+  args: { convoId: string; did: string; request: MemberRequest },
+): Promise<{ eventId?: number; activeMembers: number }> {
+  const { convo } = await requireMember(db, args.convoId, args.did)
+  const { rows } = await execute(db, otherMembers, { convoId: convo.id, did: args.did })
+  const activeMembers = Number(rows[0]?.count ?? 0)
+  if (activeMembers === 0) return { activeMembers }
+  const body = requestBodies[args.request](args.did, new Date().toISOString())
+  const [eventId] = await recordEvents(db, convo.id, args.request, [{ did: args.did, body }])
+  return { eventId, activeMembers }
 }

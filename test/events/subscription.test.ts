@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { recordGroupInfoRefreshRequest, recordNewDevice } from '../../src/services/convoEvents.js'
 import { startTicketSweep } from '../../src/workers/index.js'
 import {
+  assertOutputOf,
   connect,
   eventsOf,
   NSID,
@@ -13,6 +13,7 @@ import {
   subscribe,
   SUBSCRIBE,
   ticketOf,
+  TestDevice,
   TestUser,
   type OpenSubscription,
   type TestApp,
@@ -243,39 +244,48 @@ describe('subscribeConvoEvents: events', () => {
     bobs.close()
   })
 
-  it('sends new devices and GroupInfo requests to the members, and resumes exactly across every kind of event', async () => {
+  it('sends new devices, GroupInfo requests and readdition requests to the members, and resumes exactly across every kind of event', async () => {
     const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
     const convo = await one.seed.createConvo(alice, [bob])
     const sub = await subscribe(one, alice, { convoId: convo.id })
     await one.seed.sendMessage(bob, convo.id)
-    const device = await recordNewDevice(one.ctx.db, {
-      convoId: convo.id,
-      userDid: bob.did,
-      deviceId: 'phone-2',
-      deviceName: 'Bob’s iPad',
-      pendingAdditionId: '6f1e2d4c-0000-4000-8000-000000000001',
-    })
-    two.ctx.events.announce(device)
-    const refresh = await recordGroupInfoRefreshRequest(one.ctx.db, { convoId: convo.id, requestedBy: bob.did })
-    two.ctx.events.announce(refresh)
+    // Bob's new device, registered on the other instance.
+    const ipad = await TestDevice.of(bob)
+    const registration = ipad.registration(await ipad.keyPackages(1), { deviceName: 'Bob’s iPad' })
+    const registered = await two.call(bob, NSID.registerDevice, { input: registration })
+    expect(registered.status).toBe(200)
+    const refresh = await two.call(bob, NSID.groupInfoRefresh, { input: { convoId: convo.id } })
+    expect(refresh.body).toEqual({ requested: true, activeMembers: 1 })
+    const readd = await one.call(bob, NSID.readdition, { input: { convoId: convo.id } })
+    expect(readd.body).toEqual({ requested: true, activeMembers: 1 })
+    assertOutputOf('clientEra', NSID.groupInfoRefresh, refresh.body)
+    assertOutputOf('clientEra', NSID.readdition, readd.body)
+    // Registered again: not a new device, nothing to hear of (the next message is the marker).
+    expect((await two.call(bob, NSID.registerDevice, { input: registration })).body.deviceId).toBe(
+      registered.body.deviceId,
+    )
     await one.seed.sendMessage(bob, convo.id)
-    await sub.waitFor(() => sub.events.length === 4)
+    await sub.waitFor(() => seqsOf(sub).length === 2)
     expect(sub.events.map((e) => e.$type.slice(SUBSCRIBE.length))).toEqual([
       '#messageEvent',
       '#newDeviceEvent',
       '#groupInfoRefreshRequestedEvent',
+      '#readditionRequestedEvent',
       '#messageEvent',
     ])
+    const pending = await one.call(alice, NSID.getPendingDeviceAdditions, { params: { convoIds: [convo.id] } })
+    expect(pending.body.pendingAdditions).toHaveLength(1)
+    const deviceId = registered.body.deviceId
     expect(sub.events[1]).toMatchObject({
       convoId: convo.id,
       userDid: bob.did,
-      deviceId: 'phone-2',
+      deviceId,
       deviceName: 'Bob’s iPad',
-      deviceCredentialDid: `${bob.did}#phone-2`,
-      pendingAdditionId: '6f1e2d4c-0000-4000-8000-000000000001',
-      cursor: String(device),
+      deviceCredentialDid: `${bob.did}#${deviceId}`,
+      pendingAdditionId: pending.body.pendingAdditions[0]?.id,
     })
     expect(sub.events[2]).toMatchObject({ convoId: convo.id, requestedBy: bob.did, requestedAt: expect.any(String) })
+    expect(sub.events[3]).toMatchObject({ convoId: convo.id, userDid: bob.did, requestedAt: expect.any(String) })
     sub.close()
 
     // From each event's cursor, everything after it, once, in order, on either instance.
@@ -319,5 +329,32 @@ describe('subscribeConvoEvents: events', () => {
     })
     expect(seqsOf(old)).toEqual([2, 3])
     old.close()
+  })
+})
+
+describe('groupInfoRefresh and readdition', () => {
+  it('are for current members only, and ask no one when no one else is a member', async () => {
+    const [alice, bob, eve] = await Promise.all([TestUser.create(), TestUser.create(), TestUser.create()])
+    const convo = await one.seed.createConvo(alice, [bob])
+    const alone = await one.seed.createConvo(alice)
+    for (const nsid of [NSID.groupInfoRefresh, NSID.readdition] as const) {
+      const stranger = await one.call(eve, nsid, { input: { convoId: convo.id } })
+      expect([stranger.status, stranger.body.error]).toEqual([403, 'NotMember'])
+      const unknown = await one.call(alice, nsid, { input: { convoId: 'f'.repeat(32) } })
+      expect([unknown.status, unknown.body.error]).toEqual([404, 'ConvoNotFound'])
+    }
+    await one.seed.removeMember(alice, convo.id, bob)
+    const former = await one.call(bob, NSID.readdition, { input: { convoId: convo.id } })
+    expect([former.status, former.body.error]).toEqual([403, 'NotMember'])
+    // Alone: nothing is asked of anyone.
+    const refresh = await one.call(alice, NSID.groupInfoRefresh, { input: { convoId: alone.id } })
+    expect(refresh.body).toEqual({ requested: false, activeMembers: 0 })
+    const readd = await one.call(alice, NSID.readdition, { input: { convoId: alone.id } })
+    expect([readd.status, readd.body.error]).toEqual([400, 'NoActiveMembers'])
+    const { rows } =
+      await sql`SELECT 1 FROM convo_event WHERE convo_id IN (${convo.id}, ${alone.id}) AND kind <> 'membership'`.execute(
+        one.ctx.db,
+      )
+    expect(rows).toEqual([])
   })
 })

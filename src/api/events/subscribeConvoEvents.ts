@@ -22,6 +22,7 @@ const CONVO_EVENT_TYPES = {
   membership: '#membershipChangeEvent',
   new_device: '#newDeviceEvent',
   group_info_refresh: '#groupInfoRefreshRequestedEvent',
+  readdition: '#readditionRequestedEvent',
 } as const
 
 // Sockets get the hub's same event objects: encode each once (per cursor: with one range of event ids, always one).

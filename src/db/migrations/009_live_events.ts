@@ -25,7 +25,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     sql`CREATE TABLE convo_event (
       convo_id    text NOT NULL,
       event_id    bigint NOT NULL DEFAULT nextval(${sql.lit(eventIds)}::regclass),
-      kind        text NOT NULL CHECK (kind IN ('membership', 'new_device', 'group_info_refresh')),
+      kind        text NOT NULL CHECK (kind IN ('membership', 'new_device', 'group_info_refresh', 'readdition')),
       did         text NOT NULL,
       after_seq   bigint NOT NULL CHECK (after_seq >= 0),
       body        jsonb NOT NULL,
