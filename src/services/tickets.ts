@@ -36,15 +36,14 @@ const issue = statement(
     RETURNING expires_at`,
 )
 
-/** A ticket for `did`, and for `convoId` alone when given (the caller must be a current member of it). */
+/**
+ * A ticket for `did`, and for `convoId` alone when given (by its id or group
+ * id; the caller must be a current member of it): the ticket names it by id.
+ */
 export async function issueTicket(db: Db, args: { did: string; convoId?: string | undefined }): Promise<IssuedTicket> {
-  if (args.convoId !== undefined) await requireMember(db, args.convoId, args.did)
+  const convoId = args.convoId === undefined ? null : (await requireMember(db, args.convoId, args.did)).convo.id
   const ticket = randomBytes(32).toString('base64url')
-  const { rows } = await execute(db, issue, {
-    ticketHash: hashOf(ticket),
-    did: args.did,
-    convoId: args.convoId ?? null,
-  })
+  const { rows } = await execute(db, issue, { ticketHash: hashOf(ticket), did: args.did, convoId })
   return { ticket, expiresAt: (rows[0] as { expires_at: Date }).expires_at }
 }
 

@@ -85,7 +85,7 @@ describe('subscribeConvoEvents: what clients send', () => {
     await bobs.waitFor(() => eventsOf(bobs, '#typingEvent').length === 1)
     await bobsElsewhere.waitFor(() => eventsOf(bobsElsewhere, '#typingEvent').length === 1)
     expect(eventsOf(bobs, '#typingEvent')).toEqual([
-      expect.objectContaining({ convoId: convo.id, did: alice.did, isTyping: true, cursor: expect.any(String) }),
+      expect.objectContaining({ convoId: convo.groupId, did: alice.did, isTyping: true, cursor: expect.any(String) }),
     ])
 
     // A burst: what passes the rate goes through, in order, then a notice once the rate allows again.

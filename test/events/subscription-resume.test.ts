@@ -95,7 +95,9 @@ describe("subscribeConvoEvents through @atproto/xrpc-server's Subscription", () 
         .map((e) => e.did)
         .sort(),
     ).toEqual([alice.did, bob.did].sort())
-    expect(joined.slice(2)).toEqual([expect.objectContaining({ convoId: convo.id, did: carol.did, action: 'joined' })])
+    expect(joined.slice(2)).toEqual([
+      expect.objectContaining({ convoId: convo.groupId, did: carol.did, action: 'joined' }),
+    ])
     const cursors = received.map((e) => Number(e.cursor))
     expect(new Set(cursors).size).toBe(cursors.length)
     expect([...cursors].sort((a, b) => a - b)).toEqual(cursors)

@@ -198,11 +198,17 @@ describe('subscribeConvoEvents: events', () => {
       '#membershipChangeEvent',
     ])
     const [message] = eventsOf(sub, '#messageEvent')
-    expect(message?.message).toMatchObject({ convoId: convo.id, seq: 1, epoch: 1, sender: alice.did })
+    expect(message?.message).toMatchObject({ convoId: convo.groupId, seq: 1, epoch: 1, sender: alice.did })
     expect((message?.message as { ciphertext: unknown }).ciphertext).toBeInstanceOf(Uint8Array)
     expect(eventsOf(sub, '#membershipChangeEvent')).toEqual([
-      expect.objectContaining({ convoId: convo.id, did: carol.did, action: 'joined', actor: alice.did, epoch: 2 }),
-      expect.objectContaining({ convoId: convo.id, did: carol.did, action: 'removed', actor: alice.did, epoch: 3 }),
+      expect.objectContaining({ convoId: convo.groupId, did: carol.did, action: 'joined', actor: alice.did, epoch: 2 }),
+      expect.objectContaining({
+        convoId: convo.groupId,
+        did: carol.did,
+        action: 'removed',
+        actor: alice.did,
+        epoch: 3,
+      }),
     ])
     // Every event's cursor is the position after it: ascending.
     const cursors = sub.events.map((e) => Number(e.cursor))
@@ -219,8 +225,8 @@ describe('subscribeConvoEvents: events', () => {
     // Both members' joining: Bob's own tells him of the conversation.
     expect(eventsOf(bobs, '#membershipChangeEvent')).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ convoId: convo.id, did: alice.did, action: 'joined', epoch: 1 }),
-        expect.objectContaining({ convoId: convo.id, did: bob.did, action: 'joined', actor: alice.did, epoch: 1 }),
+        expect.objectContaining({ convoId: convo.groupId, did: alice.did, action: 'joined', epoch: 1 }),
+        expect.objectContaining({ convoId: convo.groupId, did: bob.did, action: 'joined', actor: alice.did, epoch: 1 }),
       ]),
     )
 
@@ -230,10 +236,10 @@ describe('subscribeConvoEvents: events', () => {
     const own = await two.seed.createConvo(bob)
     await two.seed.sendMessage(bob, own.id)
     await bobs.waitFor(() =>
-      eventsOf(bobs, '#messageEvent').some((e) => (e.message as { convoId: string }).convoId === own.id),
+      eventsOf(bobs, '#messageEvent').some((e) => (e.message as { convoId: string }).convoId === own.groupId),
     )
     const ofConvo = bobs.events.filter(
-      (e) => (e.convoId ?? (e.message as { convoId?: string } | undefined)?.convoId) === convo.id,
+      (e) => (e.convoId ?? (e.message as { convoId?: string } | undefined)?.convoId) === convo.groupId,
     )
     expect(ofConvo.map((e) => [e.$type.slice(SUBSCRIBE.length), e.action ?? null])).toEqual([
       ['#membershipChangeEvent', 'joined'],
@@ -242,6 +248,24 @@ describe('subscribeConvoEvents: events', () => {
       ['#membershipChangeEvent', 'removed'],
     ])
     bobs.close()
+  })
+
+  it('names conversations by their MLS group id, as client-era clients do, and takes them by it (any case) or by id', async () => {
+    const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
+    const convo = await one.seed.createConvo(alice, [bob])
+    const groupId = convo.groupId
+    // A ticket for the conversation by its group id opens a socket that names it by id, and the other way round.
+    const bobs = await connect(one.url, { ticket: await ticketOf(one, bob, groupId.toUpperCase()), convoId: convo.id })
+    const alices = await subscribe(two, alice, { convoId: groupId }, convo.id)
+    await one.seed.sendMessage(alice, convo.id)
+    await bobs.waitFor(() => seqsOf(bobs).length === 1)
+    await alices.waitFor(() => seqsOf(alices).length === 1)
+    expect(eventsOf(bobs, '#messageEvent')[0]?.message).toMatchObject({ convoId: groupId, seq: 1 })
+    alices.sendFrame('#typing', { convoId: groupId.toUpperCase(), isTyping: true })
+    await bobs.waitFor(() => eventsOf(bobs, '#typingEvent').length === 1)
+    expect(eventsOf(bobs, '#typingEvent')[0]).toMatchObject({ convoId: groupId, did: alice.did, isTyping: true })
+    bobs.close()
+    alices.close()
   })
 
   it('sends new devices, GroupInfo requests and readdition requests to the members, and resumes exactly across every kind of event', async () => {
@@ -277,15 +301,19 @@ describe('subscribeConvoEvents: events', () => {
     expect(pending.body.pendingAdditions).toHaveLength(1)
     const deviceId = registered.body.deviceId
     expect(sub.events[1]).toMatchObject({
-      convoId: convo.id,
+      convoId: convo.groupId,
       userDid: bob.did,
       deviceId,
       deviceName: 'Bob’s iPad',
       deviceCredentialDid: `${bob.did}#${deviceId}`,
       pendingAdditionId: pending.body.pendingAdditions[0]?.id,
     })
-    expect(sub.events[2]).toMatchObject({ convoId: convo.id, requestedBy: bob.did, requestedAt: expect.any(String) })
-    expect(sub.events[3]).toMatchObject({ convoId: convo.id, userDid: bob.did, requestedAt: expect.any(String) })
+    expect(sub.events[2]).toMatchObject({
+      convoId: convo.groupId,
+      requestedBy: bob.did,
+      requestedAt: expect.any(String),
+    })
+    expect(sub.events[3]).toMatchObject({ convoId: convo.groupId, userDid: bob.did, requestedAt: expect.any(String) })
     sub.close()
 
     // From each event's cursor, everything after it, once, in order, on either instance.

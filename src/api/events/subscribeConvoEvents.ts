@@ -5,7 +5,7 @@ import { encodeCursor, parseCursor, type Watermark } from '../../events/watermar
 import type { Params } from '../../lexicon/types/blue.catbird.mls.subscribeConvoEvents.js'
 import { isMessage, type LogEvent } from '../../services/eventLog.js'
 import { Refusal } from '../../services/errors.js'
-import { requireMember } from '../../services/membership.js'
+import { groupIdOf, requireMember } from '../../services/membership.js'
 import { toMessageView } from '../../services/messages.js'
 import { redeemTicket } from '../../services/tickets.js'
 import { CloseCode, messageFrame, type ClientFrame, type SubscriptionHandler } from '../../xrpc/websocket.js'
@@ -28,16 +28,16 @@ const CONVO_EVENT_TYPES = {
 // Sockets get the hub's same event objects: encode each once (per cursor: with one range of event ids, always one).
 const frames = new WeakMap<LogEvent, { cursor: string; frame: Uint8Array }>()
 
-/** An event of the log as one frame: its lexicon event, whose cursor resumes after it. */
-function frameOf(event: LogEvent, cursor: string): Uint8Array {
+/** An event of the log as one frame: its lexicon event, whose cursor resumes after it, naming its conversation by group id. */
+function frameOf(event: LogEvent, cursor: string, groupId: string): Uint8Array {
   let cached = frames.get(event)
   if (cached?.cursor !== cursor) {
     const frame = isMessage(event)
-      ? messageFrame('#messageEvent', { cursor, message: toMessageView(event) as unknown as LexValue })
+      ? messageFrame('#messageEvent', { cursor, message: toMessageView(event, groupId) as unknown as LexValue })
       : messageFrame(CONVO_EVENT_TYPES[event.kind], {
           ...(event.body as Record<string, LexValue>),
           cursor,
-          convoId: event.convo_id,
+          convoId: groupId,
         })
     cached = { cursor, frame }
     frames.set(event, cached)
@@ -46,7 +46,8 @@ function frameOf(event: LogEvent, cursor: string): Uint8Array {
 }
 
 /** Someone's typing, for a stream at `cursor` (typing is not in the log: resuming from it resumes from there). */
-const typingFrame = (typing: Typing, cursor: string) => messageFrame('#typingEvent', { ...typing, cursor })
+const typingFrame = (typing: Typing, cursor: string, groupId: string) =>
+  messageFrame('#typingEvent', { ...typing, convoId: groupId, cursor })
 
 function resumeFrom(cursor: string | undefined): Watermark | undefined {
   if (cursor === undefined) return undefined
@@ -91,11 +92,13 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
   const from = resumeFrom(params.cursor)
   const ticket = await redeemTicket(db, params.ticket)
   const did = ticket.did
-  if (ticket.convoId !== undefined && params.convoId !== undefined && ticket.convoId !== params.convoId) {
+  // Named by its id or its group id; the ticket names it by id.
+  const named = params.convoId === undefined ? undefined : (await requireMember(db, params.convoId, did)).convo.id
+  if (ticket.convoId !== undefined && named !== undefined && ticket.convoId !== named) {
     throw refused('InvalidTicket', 'This ticket is for another conversation')
   }
-  const convoId = params.convoId ?? ticket.convoId
-  if (convoId !== undefined) await requireMember(db, convoId, did)
+  const convoId = named ?? ticket.convoId
+  if (convoId !== undefined && named === undefined) await requireMember(db, convoId, did)
   if (events.streamsOf(did, 'websocket') >= config.WEBSOCKET_MAX_SOCKETS_PER_CALLER) {
     throw refused('RateLimitExceeded', `At most ${config.WEBSOCKET_MAX_SOCKETS_PER_CALLER} subscriptions per caller`)
   }
@@ -135,7 +138,11 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
     abandon: () => outbox.close(),
     run: async (socket) => {
       if (outdated) socket.send(outdated)
-      relayTyping = (typing) => socket.send(typingFrame(typing, outbox.cursor))
+      relayTyping = (typing) =>
+        void groupIdOf(db, typing.convoId).then(
+          (groupId) => socket.send(typingFrame(typing, outbox.cursor, groupId)),
+          (err: unknown) => log.warn({ err }, 'typing not relayed'),
+        )
       // After what it was sent: the client resumes from its last cursor, with nothing skipped.
       tooSlow = () =>
         socket.fail(
@@ -151,15 +158,16 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
         // Over the rate, typing notices are dropped: they say nothing a later one does not.
         if (tokens === 0) return
         tokens--
-        await requireMember(db, typing.convoId, did)
-        events.typing({ ...typing, did })
+        const { convo } = await requireMember(db, typing.convoId, did)
+        events.typing({ convoId: convo.id, isTyping: typing.isTyping, did })
       })
       log.info({ did, convoId, cursor: params.cursor }, 'subscription open')
       try {
         for await (const { event, cursor } of outbox.events(socket.signal)) {
           // Events wait in the outbox, counted, while the client reads (replay waits for it too).
+          const groupId = await groupIdOf(db, event.convo_id)
           await socket.drained()
-          socket.send(frameOf(event, cursor))
+          socket.send(frameOf(event, cursor, groupId))
         }
       } catch (err) {
         if (!(err instanceof StreamEnded)) throw err
