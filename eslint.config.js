@@ -17,7 +17,7 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-explicit-any': 'error' },
   },
   {
-    files: ['scripts/**', 'bench/**', 'src/db/migrate-cli.ts'],
+    files: ['scripts/**', 'bench/**', 'src/db/migrate-cli.ts', 'src/admin-cli.ts'],
     rules: { 'no-console': 'off' },
   },
 )

@@ -98,6 +98,36 @@ export async function insertExpiredIdempotencyKeys(pool: pg.Pool, count: number,
 }
 
 /**
+ * `convos` conversations of other people (two members each), each with
+ * `perConvo` messages sent 40 days ago (every hundredth a commit): a backlog
+ * for the retention worker. Inserted with the table's indexes in place, as
+ * the messages of a live server are.
+ */
+export async function insertOldMessages(pool: pg.Pool, convos: number, perConvo: number): Promise<void> {
+  await pool.query(
+    `WITH created AS (
+       INSERT INTO convo (id, group_id, creator_did, cipher_suite, epoch, last_seq, created_at, retained_from_at)
+       SELECT 'old' || lpad(i::text, 10, '0'), md5('old' || i), 'did:plc:benchold' || i, 'bench', ${int(perConvo)} / 100,
+              ${int(perConvo)}, now() - interval '41 days', now() - interval '40 days'
+       FROM generate_series(1, ${int(convos)}) AS i
+       RETURNING id, creator_did
+     ), joined AS (
+       INSERT INTO member (convo_id, did)
+       SELECT id, creator_did FROM created UNION ALL SELECT id, creator_did || 'b' FROM created
+     ), sent AS (
+       INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext, content_type, created_at)
+       SELECT gen_random_uuid(), id, seq, creator_did, seq / 100, decode(repeat(md5(id || seq), 8), 'hex'),
+              CASE WHEN seq % 100 = 0 THEN 'commit' ELSE 'application' END,
+              now() - interval '40 days' + make_interval(secs => seq)
+       FROM created, generate_series(1, ${int(perConvo)}) AS seq
+       RETURNING convo_id, seq, epoch, sender_did, ciphertext, created_at
+     )
+     INSERT INTO commit (convo_id, epoch, sender_did, data, seq, created_at)
+     SELECT convo_id, epoch, sender_did, ciphertext, seq, created_at FROM sent WHERE seq % 100 = 0`,
+  )
+}
+
+/**
  * `count` key packages for one owner (more than one user may publish, to make
  * the contention last). Stand-ins, not MLS: getKeyPackages hands packages out
  * without reading them, and making thousands of real ones would take longer

@@ -44,6 +44,7 @@ export async function loadDist() {
     listMessages: messages.listMessages,
     buildServer: server.buildServer,
     startIdempotencyCleanup: workers.startIdempotencyCleanup,
+    startRetention: workers.startRetention,
   }
 }
 

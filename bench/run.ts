@@ -12,6 +12,7 @@ import { fanOut } from './questions/fanout.js'
 import { readHeaders } from './questions/header-reads.js'
 import { keyPackageBatches } from './questions/key-package-batches.js'
 import { keyPackageContention } from './questions/key-packages.js'
+import { retentionUnderLoad } from './questions/retention.js'
 import { countRoundTrips } from './questions/round-trips.js'
 import { scale } from './questions/scale.js'
 import { sendThroughput } from './questions/send-throughput.js'
@@ -32,6 +33,7 @@ try {
     await keyPackageContention(bench),
     await keyPackageBatches(bench),
     await cleanupUnderLoad(bench),
+    await retentionUnderLoad(bench),
     await scale(bench),
     await explain(bench),
     await fanOut(bench),

@@ -7,7 +7,7 @@ import { observeQueries } from './queries.js'
 /**
  * The server process of the bench (see server.ts): the production build, as
  * src/main.ts assembles it, plus counts of database round trips and a way
- * to run the idempotency cleanup on demand. Migrations are the bench's job.
+ * to run the idempotency cleanup and the retention worker on demand. Migrations are the bench's job.
  */
 const dist = await loadDist()
 const config = dist.loadConfig()
@@ -42,8 +42,11 @@ app.addHook('onRequest', (_request, _reply, done) =>
   counting ? inRequest.run({ inTransaction: false }, done) : done(),
 )
 const cleanup = dist.startIdempotencyCleanup(ctx, app.log)
+const retention = dist.startRetention(ctx, app.log)
 
 const deletedSoFar = async () => (await ctx.metrics.idempotencyCleanupDeleted.get()).values[0]?.value ?? 0
+const messagesDeletedSoFar = async () =>
+  (await ctx.metrics.retentionDeleted.get()).values.find((v) => v.labels.kind === 'message')?.value ?? 0
 
 answerCommands(
   {
@@ -64,9 +67,15 @@ answerCommands(
       await cleanup.runOnce()
       return (await deletedSoFar()) - before
     },
+    retentionPass: async () => {
+      const before = await messagesDeletedSoFar()
+      await retention.runOnce()
+      return (await messagesDeletedSoFar()) - before
+    },
     stop: async () => {
       await app.close()
       await cleanup.stop()
+      await retention.stop()
       await database.close()
       return null
     },

@@ -19,6 +19,8 @@ export interface ServerCommands {
   cleanupPass: number
   /** The process's memory after a full garbage collection, in bytes. */
   memory: { rss: number; heapUsed: number }
+  /** Runs one pass of the retention worker; answers how many messages it deleted. */
+  retentionPass: number
   /** Closes the server and its pool, then exits. */
   stop: null
 }
@@ -71,6 +73,8 @@ export async function startBenchServer(opts: BenchServerOptions): Promise<BenchS
       // The event-stream benches open many streams as few users.
       WEBSOCKET_MAX_SOCKETS_PER_CALLER: '100000',
       SSE_MAX_STREAMS_PER_CALLER: '100000',
+      // Its users are did:keys, which Bluesky does not know: no AppView to ask about blocks.
+      APPVIEW_URL: 'off',
     },
     stdio: ['ignore', log, log, 'ipc'],
   })

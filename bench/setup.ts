@@ -31,6 +31,7 @@ const QUICK = {
   /** Key packages per run of the comparison of single and batch publishing. */
   keyPackageBatch: 400,
   expiredKeys: 50_000,
+  oldMessages: { convos: 100, perConvo: 500 },
   fanout: { streams: 100, messages: 20 },
   webSockets: { members: 100, convos: 20, users: 20, messages: 20, idle: 1_000 },
   roundTripCalls: 5,
@@ -48,6 +49,7 @@ const FULL: Settings = {
   keyPackageRounds: 3,
   keyPackageBatch: 1_000,
   expiredKeys: 1_000_000,
+  oldMessages: { convos: 1_000, perConvo: 1_000 },
   fanout: { streams: 1_000, messages: 30 },
   webSockets: { members: 1_000, convos: 1_000, users: 100, messages: 30, idle: 10_000 },
   roundTripCalls: 10,

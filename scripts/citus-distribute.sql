@@ -5,11 +5,13 @@
 SELECT create_distributed_table('convo', 'id');
 SELECT create_distributed_table(t, 'convo_id', colocate_with => 'convo')
   FROM unnest(ARRAY['member', 'message', 'commit', 'group_info', 'welcome', 'welcome_delivery', 'admitted_key_package',
-                    'member_device', 'pending_device_addition']) AS t;
+                    'convo_policy', 'admin_action', 'member_report', 'member_device', 'pending_device_addition']) AS t;
 SELECT create_distributed_table('key_package', 'owner_did', colocate_with => 'convo');
 SELECT create_distributed_table('last_resort_handout', 'owner_did', colocate_with => 'convo');
 SELECT create_distributed_table('idempotency_key', 'shard_key', colocate_with => 'convo');
--- A user's devices and opt-out live with the user's key packages.
+-- A user's devices, opt-out and blocks live with the user's key packages.
 SELECT create_distributed_table('device', 'user_did', colocate_with => 'convo');
 SELECT create_distributed_table('opt_out', 'did', colocate_with => 'convo');
+SELECT create_distributed_table('user_block', 'blocker_did', colocate_with => 'convo');
 SELECT create_reference_table('convo_group_before_006');
+SELECT create_reference_table('account_takedown');

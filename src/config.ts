@@ -159,13 +159,43 @@ export const configSchema = z
       .describe('How long an unconsumed Welcome is kept before the sweep deletes it.'),
     WORKER_INTERVAL_SECONDS: int(1)
       .default(60)
-      .describe('How often the background workers (idempotency cleanup, Welcome sweep) run.'),
+      .describe('How often the background workers (idempotency cleanup, Welcome sweep, retention) run.'),
     WORKER_BATCH_SIZE: int(1, 100_000)
       .default(1_000)
       .describe('Rows one worker pass deletes or updates per statement.'),
     WORKER_BATCH_PAUSE_MS: int(0, 10_000)
       .default(25)
       .describe('Pause between two batches of one worker pass, so a large backlog does not crowd out requests.'),
+    MESSAGE_RETENTION_DAYS: int(0)
+      .default(30)
+      .describe(
+        'Messages (commits included) older than this are deleted by the retention worker, oldest first; a device that had not caught up by then gets `CursorTooOld` and rejoins by external commit. 0 keeps them.',
+      ),
+    MODERATION_RETENTION_DAYS: int(0)
+      .default(90)
+      .describe(
+        "Reports (`reportMember`), the admins' log of each conversation (roles, removals, policy changes) and device additions settled longer ago than this are deleted by the retention worker. 0 keeps them.",
+      ),
+    APPVIEW_URL: z
+      .union([z.literal('off'), z.url({ protocol: /^https?$/ })])
+      .default('https://public.api.bsky.app')
+      .describe(
+        'Bluesky AppView whose `app.bsky.graph.getRelationships` says who blocks whom: `createConvo` and `addMembers` refuse to put two users who block each other in one conversation. `off`: only the blocks users report themselves (`handleBlockChange`) count.',
+      ),
+    APPVIEW_TIMEOUT_MS: int(1, 60_000).default(3_000).describe('How long one call to the AppView may take.'),
+    BLOCKS_CACHE_SECONDS: int(0)
+      .default(60)
+      .describe('How long what the AppView said about two users is kept before it is asked again.'),
+    BLOCKS_FAIL_OPEN: bool
+      .default(false)
+      .describe(
+        'When the AppView cannot be read, let adds through unchecked for Bluesky blocks (logged). Off: such adds are refused with 503 `BlueskyServiceUnavailable` (fail closed).',
+      ),
+    TAKEDOWN_REFRESH_SECONDS: int(1)
+      .default(10)
+      .describe(
+        'How often each instance reads the list of taken-down accounts (`npm run admin -- takedown`): a takedown or restore takes effect everywhere within this time.',
+      ),
     SHUTDOWN_TIMEOUT_MS: int(0)
       .default(25_000)
       .describe('How long shutdown waits for in-flight requests before closing anyway.'),

@@ -35,6 +35,13 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly retentionDeleted = new Counter({
+    name: 'retention_deleted_total',
+    help: 'Rows the retention worker deleted past their horizon: messages (commits included), and moderation records (reports, admin log, settled device additions).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  })
+
   readonly welcome = new Counter({
     name: 'welcome_events_total',
     help: 'Welcome delivery events (fetches, re-fetches within grace, confirmations, 410s, lapses, expiries).',

@@ -14,6 +14,8 @@ import { pingDatabase, type Database } from './db/index.js'
 import { EventHub } from './events/hub.js'
 import { Metrics } from './metrics.js'
 import { METRICS_PATH, metricsRoute } from './metrics-route.js'
+import { AppViewBlocks } from './bluesky/index.js'
+import { TakenDown } from './services/accounts.js'
 import { keyPackageBuckets } from './services/keyPackages.js'
 import { createAuthVerifier } from './xrpc/auth.js'
 import { loadLexicons } from './xrpc/lexicons.js'
@@ -79,6 +81,20 @@ function createAppContext(config: Config, database: Database, log: FastifyBaseLo
       pollIntervalMs: config.EVENT_POLL_INTERVAL_MS,
       reads: metrics.eventHubReads,
     }),
+    blocks: {
+      graph:
+        config.APPVIEW_URL === 'off'
+          ? undefined
+          : new AppViewBlocks({
+              url: config.APPVIEW_URL,
+              cacheSeconds: config.BLOCKS_CACHE_SECONDS,
+              timeoutMs: config.APPVIEW_TIMEOUT_MS,
+            }),
+      failOpen: config.BLOCKS_FAIL_OPEN,
+    },
+    takedowns: new TakenDown(database.db, config.TAKEDOWN_REFRESH_SECONDS * 1000, (err) =>
+      log.warn({ err }, 'could not read the taken-down accounts; keeping the list read before'),
+    ),
   }
 }
 
@@ -126,6 +142,8 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
   // The hub listens while the server runs, and ends its streams before close
   // waits for connections (a stream never ends on its own).
   app.addHook('onReady', async () => ctx.events.start())
+  app.addHook('onReady', async () => ctx.takedowns.start())
+  app.addHook('onClose', async () => ctx.takedowns.stop())
   app.addHook('preClose', async () => ctx.events.stop())
   app.addHook('onClose', async () => ctx.events.flush())
 

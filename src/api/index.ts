@@ -1,5 +1,7 @@
 import { NSID, type Nsid } from '../lexicon/types/index.js'
 import type { Handler } from '../xrpc/types.js'
+import { adminHandlers } from './admin/index.js'
+import { blockHandlers } from './blocks/index.js'
 import { convoHandlers } from './convos/index.js'
 import { deviceAdditionHandlers } from './deviceAdditions/index.js'
 import { deviceHandlers } from './devices/index.js'
@@ -7,43 +9,27 @@ import { eventHandlers } from './events/index.js'
 export { subscriptionHandlers } from './events/index.js'
 import { keyPackageHandlers } from './keyPackages/index.js'
 import { messageHandlers } from './messages/index.js'
+import { requestHandlers } from './requests/index.js'
 import { welcomeHandlers } from './welcomes/index.js'
 
 /**
  * Methods of the lexicons this server does not implement yet (the client-era
- * set's: devices, batch key packages, administration, chat requests, blocks):
+ * set's: devices, batch key packages, invites, warnings, the chat request mailbox):
  * they answer 501 MethodNotImplemented, after authentication.
  */
 export const notImplemented = [
   NSID.acceptChatRequest,
   NSID.blockChatSender,
-  NSID.checkBlocks,
   NSID.createInvite,
   NSID.declineChatRequest,
-  NSID.demoteAdmin,
-  NSID.demoteModerator,
-  NSID.getAdminStats,
-  NSID.getBlockStatus,
   NSID.getChatRequestSettings,
-  NSID.getPolicy,
-  NSID.getReports,
-  NSID.getRequestCount,
-  NSID.handleBlockChange,
-  NSID.listChatRequests,
   NSID.listInvites,
-  NSID.promoteAdmin,
-  NSID.promoteModerator,
   NSID.registerDeviceToken,
   NSID.rejoin,
-  NSID.removeMember,
-  NSID.reportMember,
-  NSID.resolveReport,
   NSID.revokeInvite,
   NSID.sendChatRequest,
   NSID.unregisterDeviceToken,
   NSID.updateChatRequestSettings,
-  NSID.updatePolicy,
-  NSID.validateDeviceState,
   NSID.validateWelcome,
   NSID.warnMember,
 ] as const satisfies readonly Nsid[]
@@ -56,5 +42,8 @@ export const handlers = {
   ...keyPackageHandlers,
   ...deviceHandlers,
   ...eventHandlers,
+  ...adminHandlers,
+  ...blockHandlers,
+  ...requestHandlers,
   ...deviceAdditionHandlers,
 } satisfies { [N in Exclude<Nsid, (typeof notImplemented)[number]>]: Handler<N> }

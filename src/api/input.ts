@@ -1,12 +1,15 @@
 import { invalidRequest, refusalLine } from '../xrpc/errors.js'
 import { decodeBase64 } from '../lexicon/wire.js'
 import {
+  commitSignedBySender,
   isCipherSuite,
   MlsDecodeError,
+  readCommitProposals,
   readExternalCommit,
   readGroupInfo,
   readKeyPackage,
   readMessageHeader,
+  readRatchetTreeLeaves,
   readWelcome,
   type KeyPackageFacts,
   type MessageHeader,
@@ -15,6 +18,7 @@ import { convoIdFor } from '../services/membership.js'
 import type { Commit } from '../services/commits.js'
 import type { GroupInfo } from '../services/groupInfo.js'
 import type { Welcome } from '../services/admission.js'
+import type { KeptTree, RemovalCommit } from '../services/removal.js'
 
 /**
  * `read` once per request input: a keyed write's shard (found before the
@@ -203,6 +207,32 @@ export function readExternalCommitField(
     return { commit: { data, groupId, epoch }, joinerIdentity, joinerSignatureKey }
   } catch (err) {
     throw mlsInputError(err, 'InvalidCommit', 'externalCommit')
+  }
+}
+
+/**
+ * What a removal commit (a member's commit sent as a PublicMessage)
+ * proposes, and the ratchet tree of the GroupInfo the server keeps for the
+ * current epoch (`kept`), which says whose leaves those are.
+ */
+export async function readRemoval(
+  commit: Commit,
+  kept: { epoch: number; data: Uint8Array } | undefined,
+): Promise<{ commit: RemovalCommit; tree: KeptTree }> {
+  let proposals: RemovalCommit
+  try {
+    proposals = readCommitProposals(commit.data)
+  } catch (err) {
+    throw mlsInputError(err, 'InvalidCommit', 'commit')
+  }
+  if (!kept) return { commit: proposals, tree: { kind: 'none' } }
+  try {
+    const { identities } = readRatchetTreeLeaves(kept.data)
+    const commitSigned = await commitSignedBySender(commit.data, kept.data)
+    return { commit: proposals, tree: { kind: 'tree', epoch: kept.epoch, identities, commitSigned } }
+  } catch (err) {
+    if (err instanceof MlsDecodeError) return { commit: proposals, tree: { kind: 'unreadable', why: err.message } }
+    throw err
   }
 }
 

@@ -17,6 +17,12 @@ export interface ConvoTable {
   created_at: Defaulted<Date>
   last_activity_at: Defaulted<Date>
   last_message_at: Date | null
+  /** No message of the conversation is older: the retention worker looks at it once this is past its horizon. */
+  retained_from_at: Defaulted<Date>
+  /** Messages up to this seq were deleted by the retention worker (0: none). */
+  purged_seq: Defaulted<number>
+  /** Commits built on epochs up to this one were deleted by it (null: none). */
+  purged_epoch: ColumnType<number | null, number | null | undefined, number | null>
 }
 
 export interface MemberTable {
@@ -26,7 +32,14 @@ export interface MemberTable {
   joined_seq: Defaulted<number>
   left_at: Date | null
   added_by: string | null
+  role: Defaulted<Role>
+  /** When the member was made admin or moderator. */
+  promoted_at: Date | null
+  /** The admin who did it; null for the creator and for an admin the server chose when the last one left. */
+  promoted_by: string | null
 }
+
+export type Role = 'member' | 'moderator' | 'admin'
 
 export type ContentType = 'application' | 'proposal' | 'commit'
 
@@ -234,6 +247,77 @@ export interface ConvoGroupBefore006Table {
   convo_id: string
 }
 
+/** A conversation's policy; no row is the default one. */
+export interface ConvoPolicyTable {
+  convo_id: string
+  allow_invites: boolean
+  admin_only_invites: boolean
+  allow_member_add: boolean
+  allow_member_remove: boolean
+  require_admin_approval: boolean
+  /** Null: the server's limit. */
+  max_members: number | null
+  updated_at: Defaulted<Date>
+  updated_by: string
+}
+
+/** What admins did in a conversation (and the server, when its last admin left). */
+export interface AdminActionTable {
+  convo_id: string
+  id: string
+  /** Null: the server. */
+  actor_did: string | null
+  action: AdminActionKind
+  target_did: string | null
+  reason: string | null
+  created_at: Defaulted<Date>
+}
+
+export type AdminActionKind =
+  | 'promote_admin'
+  | 'demote_admin'
+  | 'promote_moderator'
+  | 'demote_moderator'
+  | 'remove_member'
+  | 'update_policy'
+  | 'resolve_report'
+  | 'block_reported'
+  | 'succession'
+
+export type ReportStatus = 'pending' | 'resolved' | 'dismissed'
+
+/** A member's report about another, for the conversation's admins. */
+export interface MemberReportTable {
+  convo_id: string
+  id: string
+  reporter_did: string
+  reported_did: string
+  category: string
+  content: Uint8Array
+  message_ids: Defaulted<string[]>
+  status: Defaulted<ReportStatus>
+  created_at: Defaulted<Date>
+  resolved_by: string | null
+  resolved_at: Date | null
+  resolution_action: string | null
+  resolution_notes: string | null
+}
+
+/** A Bluesky block a user reported making (handleBlockChange), on the blocker's shard. */
+export interface UserBlockTable {
+  blocker_did: string
+  blocked_did: string
+  block_uri: string | null
+  created_at: Defaulted<Date>
+}
+
+/** A DID an operator took down: its calls are refused. */
+export interface AccountTakedownTable {
+  did: string
+  reason: string | null
+  taken_down_at: Defaulted<Date>
+}
+
 export interface DatabaseSchema {
   convo: ConvoTable
   convo_group_before_006: ConvoGroupBefore006Table
@@ -253,6 +337,11 @@ export interface DatabaseSchema {
   pending_device_addition: PendingDeviceAdditionTable
   convo_event: ConvoEventTable
   subscription_ticket: SubscriptionTicketTable
+  convo_policy: ConvoPolicyTable
+  admin_action: AdminActionTable
+  member_report: MemberReportTable
+  user_block: UserBlockTable
+  account_takedown: AccountTakedownTable
 }
 
 export type Convo = Selectable<ConvoTable>

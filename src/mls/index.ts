@@ -12,7 +12,8 @@ import type { Decoder } from 'ts-mls/codec/tlsDecoder.js'
 import { refhash, type Hash } from 'ts-mls/crypto/hash.js'
 import { makeNobleSignatureImpl } from 'ts-mls/crypto/implementation/default/makeNobleSignatureImpl.js'
 import type { Signature } from 'ts-mls/crypto/signature.js'
-import { decodeGroupInfo } from 'ts-mls/groupInfo.js'
+import { verifyFramedContentSignature } from 'ts-mls/framedContent.js'
+import { decodeGroupInfo, ratchetTreeFromExtension } from 'ts-mls/groupInfo.js'
 import { decodeKeyPackage, verifyKeyPackage } from 'ts-mls/keyPackage.js'
 import { decodeWelcome } from 'ts-mls/welcome.js'
 import { nativeHash, nativeSignature } from './native.js'
@@ -93,6 +94,35 @@ export interface ExternalCommitFacts {
   joinerIdentity: string | undefined
   /** The signature key of the joiner's new leaf: which of its user's devices it is. */
   joinerSignatureKey: Uint8Array
+}
+
+/** What a member's commit sent as a PublicMessage shows of its proposals (RFC 9420 §12.4). */
+export interface CommitProposals {
+  /** The MLS group id, lowercase hex. */
+  groupId: string
+  /** The epoch it was built on. */
+  epoch: number
+  /** The committer's leaf index. */
+  senderLeaf: number
+  /** The leaves its Remove proposals (carried by value) remove, in order. */
+  removedLeaves: number[]
+  /** The types of the other proposals it carries by value. */
+  otherProposals: string[]
+  /** How many proposals it names by reference: sent earlier, perhaps encrypted, the server cannot read them. */
+  proposalReferences: number
+}
+
+/** The members of a group as the ratchet tree of its GroupInfo lists them (RFC 9420 §7.8, §12.4.3.3). */
+export interface RatchetTreeLeaves {
+  /** The MLS group id, lowercase hex. */
+  groupId: string
+  /** The epoch the GroupInfo describes. */
+  epoch: number
+  /**
+   * By leaf index: the identity of the leaf's basic credential as UTF-8
+   * (the user's DID), null for a blank leaf, '' for another credential.
+   */
+  identities: Array<string | null>
 }
 
 export interface WelcomeFacts {
@@ -313,11 +343,99 @@ export function readExternalCommit(bytes: Uint8Array): ExternalCommitFacts {
   }
 }
 
-/** A GroupInfo, in an MLSMessage or bare (as clients send both). */
-export function readGroupInfo(bytes: Uint8Array): GroupInfoFacts {
+/** A member's commit sent as a PublicMessage. */
+function decodeMemberCommit(bytes: Uint8Array) {
+  const message = decodePublicMessage(
+    bytes,
+    'a PublicMessage (a commit the server must read is sent in the clear: a PrivateMessage hides its proposals)',
+  )
+  const { content } = message
+  if (content.contentType !== 'commit')
+    throw new MlsDecodeError(`a PublicMessage of content type ${content.contentType}, not a commit`)
+  if (content.sender.senderType !== 'member')
+    throw new MlsDecodeError(`a commit sent by a ${content.sender.senderType}, not by a member`)
+  return { message, content, commit: content.commit, senderLeaf: content.sender.leafIndex }
+}
+
+/** The proposals of a member's commit sent as a PublicMessage. */
+export function readCommitProposals(bytes: Uint8Array): CommitProposals {
+  const { content, commit, senderLeaf } = decodeMemberCommit(bytes)
+  const removedLeaves: number[] = []
+  const otherProposals: string[] = []
+  let proposalReferences = 0
+  for (const p of commit.proposals) {
+    if (p.proposalOrRefType === 'reference') proposalReferences++
+    else if (p.proposal.proposalType === 'remove') removedLeaves.push(p.proposal.remove.removed)
+    else otherProposals.push(String(p.proposal.proposalType))
+  }
+  return {
+    groupId: hex(content.groupId),
+    epoch: toEpoch(content.epoch),
+    senderLeaf,
+    removedLeaves,
+    otherProposals,
+    proposalReferences,
+  }
+}
+
+/** A GroupInfo, in an MLSMessage or bare, decoded. */
+function decodeAnyGroupInfo(bytes: Uint8Array) {
   const decoded = decodeFramed(decodeGroupInfo, bytes, WIRE_FORMAT.groupInfo)
   if (!decoded) throw new MlsDecodeError('not an MLS GroupInfo')
-  const { groupContext, extensions } = decoded.value
+  return decoded.value
+}
+
+/** The ratchet tree a GroupInfo carries in its ratchet_tree extension; refused without one. */
+function ratchetTreeOf(info: ReturnType<typeof decodeAnyGroupInfo>) {
+  let tree
+  try {
+    tree = ratchetTreeFromExtension(info)
+  } catch {
+    throw new MlsDecodeError('a GroupInfo whose ratchet_tree extension does not decode')
+  }
+  if (!tree) throw new MlsDecodeError('a GroupInfo without the ratchet_tree extension: it names no members')
+  return tree
+}
+
+/** Who holds each leaf of the ratchet tree a GroupInfo carries (its ratchet_tree extension). */
+export function readRatchetTreeLeaves(groupInfo: Uint8Array): RatchetTreeLeaves {
+  const info = decodeAnyGroupInfo(groupInfo)
+  const tree = ratchetTreeOf(info)
+  const identities: Array<string | null> = []
+  // Leaves sit at the even node indexes (RFC 9420 §4.2).
+  for (let node = 0; node < tree.length; node += 2) {
+    const found = tree[node]
+    identities.push(found?.nodeType === 'leaf' ? (basicIdentity(found.leaf.credential) ?? '') : null)
+  }
+  return { groupId: hex(info.groupContext.groupId), epoch: toEpoch(info.groupContext.epoch), identities }
+}
+
+/**
+ * Whether a member's commit (a PublicMessage) is signed by the signature
+ * key of its sender's leaf in the ratchet tree of `groupInfo`, the GroupInfo
+ * of the epoch it was built on (RFC 9420 §6.1: the signature covers the
+ * group context of that epoch too).
+ */
+export async function commitSignedBySender(commit: Uint8Array, groupInfo: Uint8Array): Promise<boolean> {
+  const { message, content, senderLeaf } = decodeMemberCommit(commit)
+  const info = decodeAnyGroupInfo(groupInfo)
+  const leaf = ratchetTreeOf(info)[senderLeaf * 2]
+  const suite = info.groupContext.cipherSuite
+  if (leaf?.nodeType !== 'leaf' || !isCipherSuite(suite)) return false
+  const { signature } = await cryptoOf(suite)
+  return verifyFramedContentSignature(
+    leaf.leaf.signaturePublicKey,
+    'mls_public_message',
+    content,
+    message.auth,
+    info.groupContext,
+    signature,
+  ).catch(() => false)
+}
+
+/** A GroupInfo, in an MLSMessage or bare (as clients send both). */
+export function readGroupInfo(bytes: Uint8Array): GroupInfoFacts {
+  const { groupContext, extensions } = decodeAnyGroupInfo(bytes)
   return {
     groupId: hex(groupContext.groupId),
     epoch: toEpoch(groupContext.epoch),

@@ -5,6 +5,7 @@ import type { CommitMessage } from '../lexicon/types/blue.catbird.mls.getCommits
 import { epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './membership.js'
+import { cursorTooOld, purgedUpTo } from './retention.js'
 import { storeMessage, toSentMessage, type SentMessage, type StoredMessageArgs } from './messages.js'
 import { iso } from './timestamps.js'
 
@@ -155,6 +156,12 @@ export async function listCommits(
     .orderBy('epoch')
     .limit(args.limit)
     .execute()
+  // Commits from fromEpoch on that the conversation no longer keeps: the caller cannot catch up from there.
+  const first = rows[0]
+  if (!first || first.epoch > args.fromEpoch) {
+    const purged = await purgedUpTo(db, args.convoId)
+    if (purged.epoch !== null && args.fromEpoch <= purged.epoch) throw cursorTooOld(purged.seq)
+  }
   return rows.map((r) => ({
     epoch: r.epoch,
     sender: r.sender_did,

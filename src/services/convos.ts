@@ -1,10 +1,11 @@
 import { sql } from 'kysely'
 import { executeOnShard, onShard } from '../db/delegated.js'
-import type { Convo, Db } from '../db/schema.js'
+import type { Convo, Db, Role } from '../db/schema.js'
 import { byShape, resultColumns } from '../db/statement.js'
 import { transact } from '../db/transaction.js'
 import type { ConvoView, MemberView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { checkAdmission, type ReservedWelcome } from './admission.js'
+import type { BlockVerdict } from './blocks.js'
 import type { Commit, StoredCommit } from './commits.js'
 import { conflict, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
@@ -19,7 +20,7 @@ async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
   const [members, inConvo] = await Promise.all([
     db
       .selectFrom('member')
-      .select(['convo_id', 'did', 'joined_at'])
+      .select(['convo_id', 'did', 'joined_at', 'role', 'promoted_at', 'promoted_by'])
       .where('convo_id', 'in', convoIds)
       .where('left_at', 'is', null)
       .orderBy('convo_id')
@@ -58,7 +59,10 @@ async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
     const deviceName = deviceId ? deviceNames.get(`${m.did} ${deviceId}`) : undefined
     list.push({
       did: m.did,
-      joinedAt: iso(m.joined_at),
+      joinedAt: m.joined_at,
+      role: m.role,
+      promotedAt: m.promoted_at,
+      promotedBy: m.promoted_by,
       ...(deviceId && deviceName !== undefined ? { deviceId, deviceName } : {}),
     })
     byConvo.set(m.convo_id, list)
@@ -67,18 +71,32 @@ async function convoViews(db: Db, convos: Convo[]): Promise<ConvoView[]> {
 }
 
 /** A current member, as the member table knows it, with its one device in the conversation when that is known. */
-type JoinedMember = Pick<MemberView, 'did' | 'joinedAt' | 'deviceId' | 'deviceName'>
+interface JoinedMember {
+  did: string
+  joinedAt: Date
+  role: Role
+  promotedAt: Date | null
+  promotedBy: string | null
+  deviceId?: string
+  deviceName?: string
+}
 
 /**
  * Members are users, one view each: `did` is the user's DID (the identity
  * every device's MLS credential carries, and what the client-era clients
  * find themselves by among the members), its one device in the conversation
- * named when the server knows it. The creator is the conversation's one admin.
+ * named when the server knows it. Admins and moderators say when they
+ * became one, and who made them (no one: the creator, and an admin the
+ * server chose when the last one left).
  */
-const toMemberView = (c: Convo, m: JoinedMember): MemberView => ({
+const toMemberView = ({ joinedAt, role, promotedAt, promotedBy, ...m }: JoinedMember): MemberView => ({
   ...m,
   userDid: m.did,
-  isAdmin: m.did === c.creator_did,
+  joinedAt: iso(joinedAt),
+  isAdmin: role === 'admin',
+  ...(role === 'moderator' ? { isModerator: true } : {}),
+  ...(promotedAt ? { promotedAt: iso(promotedAt) } : {}),
+  ...(promotedBy ? { promotedBy } : {}),
 })
 
 function toConvoView(c: Convo, members: JoinedMember[]): ConvoView {
@@ -90,7 +108,7 @@ function toConvoView(c: Convo, members: JoinedMember[]): ConvoView {
     id: c.id,
     groupId: c.group_id,
     creator: c.creator_did,
-    members: members.map((m) => toMemberView(c, m)),
+    members: members.map(toMemberView),
     epoch: c.epoch,
     cipherSuite: c.cipher_suite,
     createdAt: iso(c.created_at),
@@ -106,7 +124,9 @@ export interface CreateConvoArgs {
   cipherSuite: string
   initialMembers: string[]
   /** The Welcome admitting the initial members, its key packages reserved (reserveWelcome). */
-  welcome?: ReservedWelcome
+  welcome?: ReservedWelcome | undefined
+  /** What checking the initial members for Bluesky blocks found (checkAdds). */
+  blocks?: BlockVerdict
   /** The commit that added the initial members. */
   commit?: Commit
   /** The GroupInfo of the epoch the conversation starts at (after `commit`, with which it is stored). */
@@ -158,6 +178,9 @@ const CONVO_COLUMN_TYPES = {
   created_at: 'timestamptz',
   last_activity_at: 'timestamptz',
   last_message_at: 'timestamptz',
+  retained_from_at: 'timestamptz',
+  purged_seq: 'bigint',
+  purged_epoch: 'bigint',
 } satisfies Record<keyof Convo, string>
 
 /** A new conversation's row and its members, as createConvo's statement returns them. */
@@ -208,9 +231,12 @@ const createStatement = byShape(
         ON CONFLICT (id) DO NOTHING
         RETURNING *
       ), joined AS (
-        INSERT INTO member (convo_id, did, added_by, joined_seq)
+        INSERT INTO member (convo_id, did, added_by, joined_seq, role, promoted_at)
         -- The invited read from after the commit that added them: the conversation's first message.
-        SELECT created.id, m.did, m.added_by, m.joined_seq
+        -- Its creator is its first admin.
+        SELECT created.id, m.did, m.added_by, m.joined_seq,
+               CASE WHEN m.did = ${v.creator} THEN 'admin' ELSE 'member' END,
+               CASE WHEN m.did = ${v.creator} THEN created.created_at END
         FROM created, unnest(${v.memberDids}::text[], ${v.addedBy}::text[], ${v.joinedSeqs}::bigint[]) AS m(did, added_by, joined_seq)
         RETURNING did
       )${
@@ -247,6 +273,7 @@ export async function createConvo(
     const start = { groupId: args.groupId, cipherSuite: args.cipherSuite, epoch }
     requireGroupInfoOf(start, groupInfo, 'the epoch the conversation starts at')
   }
+  if (args.blocks?.refusal) throw args.blocks.refusal
   const admission = checkAdmission({
     convoId: id,
     cipherSuite: args.cipherSuite,
@@ -300,7 +327,13 @@ export async function createConvo(
       ),
     )
     // Everyone joined with the conversation (the same transaction time).
-    const members = memberDids.map((did) => ({ did, joinedAt: iso(convo.created_at) }))
+    const members = memberDids.map((did) => ({
+      did,
+      joinedAt: convo.created_at,
+      role: did === args.creator ? ('admin' as const) : ('member' as const),
+      promotedAt: did === args.creator ? convo.created_at : null,
+      promotedBy: null,
+    }))
     return { convo: toConvoView({ ...convo, epoch }, members), events, ...(stored ? { stored } : {}) }
   })
 }

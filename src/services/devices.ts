@@ -17,11 +17,13 @@ import type { Db } from '../db/schema.js'
 import { execute, statement } from '../db/statement.js'
 import type * as GetExpectedConversations from '../lexicon/types/blue.catbird.mls.getExpectedConversations.js'
 import type * as ListDevices from '../lexicon/types/blue.catbird.mls.listDevices.js'
+import type * as ValidateDeviceState from '../lexicon/types/blue.catbird.mls.validateDeviceState.js'
 import { NSID } from '../lexicon/types/index.js'
 import { conflict, invalidRequest, notFound, Refusal } from './errors.js'
 import {
   batchCtes,
   batchValues,
+  keyPackageStats,
   outcomesColumn,
   publishKeyPackage,
   toOutcomes,
@@ -446,4 +448,112 @@ export async function expectedConversations(
     ...(row.last_message_at ? { lastActivity: iso(row.last_message_at) } : {}),
     ...(device ? { deviceInGroup: inGroup.has(row.id) } : {}),
   }))
+}
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
+
+/**
+ * A device's standing, from what the server knows (validateDeviceState):
+ * the user's conversations and those whose group the device is known to be
+ * in (expectedConversations), what is on the way to it (a Welcome not
+ * fetched yet, a pending addition), its unused key packages against
+ * `target`, and whether its user opted out. Without a device (the user has
+ * none, or several and names none), the user's: its Welcomes waiting and
+ * all its key packages. The device that created a group is one the server
+ * cannot see (its own leaf comes with no Welcome): a conversation the user
+ * created is not counted against its devices.
+ */
+export async function deviceState(
+  db: Db,
+  args: { user: string; device: Device | undefined; target: number },
+): Promise<ValidateDeviceState.Output> {
+  const { user, device, target } = args
+  // Each read goes from the user's memberships to the conversations' own rows (their shard keys).
+  const ofTheirConvos = () =>
+    db
+      .selectFrom('member')
+      .innerJoin('convo', 'convo.id', 'member.convo_id')
+      .select('convo.group_id')
+      .distinct()
+      .where('member.did', '=', user)
+      .where('member.left_at', 'is', null)
+  const [conversations, created, welcomes, pending, optedOut, available] = await Promise.all([
+    expectedConversations(db, { user, device }),
+    ofTheirConvos().where('convo.creator_did', '=', user).execute(),
+    ofTheirConvos()
+      .innerJoin('welcome_delivery as w', (join) =>
+        join.onRef('w.convo_id', '=', 'member.convo_id').on('w.recipient_did', '=', user),
+      )
+      .$if(device !== undefined, (qb) => qb.where('w.device_id', 'in', [device?.deviceId ?? '', '']))
+      // Not fetched yet (or put back after a failure): one fetched is being processed, or settles by activity.
+      .where('w.state', '=', 'available')
+      .where(sql<boolean>`w.expires_at > now()`)
+      .execute(),
+    device
+      ? ofTheirConvos()
+          .innerJoin('pending_device_addition as a', (join) =>
+            join
+              .onRef('a.convo_id', '=', 'member.convo_id')
+              .on('a.user_did', '=', user)
+              .on('a.device_id', '=', device.deviceId),
+          )
+          .where('a.status', 'in', ['pending', 'in_progress'])
+          .execute()
+      : [],
+    db.selectFrom('opt_out').select('did').where('did', '=', user).executeTakeFirst(),
+    device
+      ? listDevices(db, user).then((all) => all.find((d) => d.deviceId === device.deviceId)?.keyPackageCount ?? 0)
+      : keyPackageStats(db, { owner: user, threshold: target }).then((stats) => stats.available),
+  ])
+  const groupIds = (rows: Array<{ group_id: string }>) => new Set(rows.map((row) => row.group_id.toLowerCase()))
+  const [createdByUser, welcomeWaiting, additionWaiting] = [groupIds(created), groupIds(welcomes), groupIds(pending)]
+  const issues: string[] = []
+  const recommendations: string[] = []
+  const problem = (issue: string, recommendation: string) => {
+    issues.push(issue)
+    recommendations.push(recommendation)
+  }
+  const missing = conversations.filter((c) => c.deviceInGroup === false && !createdByUser.has(c.convoId))
+  const withWelcome = conversations.filter((c) => welcomeWaiting.has(c.convoId))
+  const toBeAdded = missing.filter((c) => !welcomeWaiting.has(c.convoId) && additionWaiting.has(c.convoId))
+  const unreached = missing.filter((c) => !welcomeWaiting.has(c.convoId) && !additionWaiting.has(c.convoId)).length
+  const whom = device ? 'this device' : 'you'
+  if (withWelcome.length) {
+    problem(
+      `A Welcome is waiting for ${whom} in ${plural(withWelcome.length, 'conversation')}`,
+      'Fetch and process it (getWelcome), or join by external commit if it cannot be processed',
+    )
+  }
+  if (toBeAdded.length) {
+    problem(
+      `${plural(toBeAdded.length, 'conversation waits', 'conversations wait')} for a member to add this device`,
+      'Wait for a member to add it (getPendingDeviceAdditions), or join by external commit (getGroupInfo, processExternalCommit)',
+    )
+  }
+  if (unreached) {
+    problem(
+      `This device is not in the group of ${plural(unreached, 'conversation')} of yours, and nothing is on the way to it`,
+      'Join by external commit (getGroupInfo, processExternalCommit); getExpectedConversations lists them',
+    )
+  }
+  if (available < target) {
+    problem(
+      `${plural(available, 'key package')} available to add ${whom}, fewer than ${target}`,
+      'Publish more key packages (publishKeyPackages)',
+    )
+  }
+  if (optedOut) problem('You opted out: no one can add you to a conversation', 'Opt in (optIn) to be added again')
+  return {
+    isValid: issues.length === 0,
+    issues,
+    recommendations,
+    expectedConvos: conversations.length,
+    actualConvos: device ? conversations.length - missing.length : conversations.length - withWelcome.length,
+    keyPackageInventory: {
+      available,
+      target,
+      needsReplenishment: available < target,
+      ...(device ? { perDeviceCount: available } : {}),
+    },
+  }
 }

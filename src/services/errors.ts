@@ -2,7 +2,7 @@
  * What a service refuses, and why. Services know nothing of HTTP: the one
  * mapping in src/xrpc/errors.ts (`toXrpcError`) gives each kind its status.
  */
-export type RefusalKind = 'invalid' | 'forbidden' | 'notFound' | 'conflict'
+export type RefusalKind = 'invalid' | 'forbidden' | 'notFound' | 'conflict' | 'unavailable'
 
 /** A request the domain refuses, named as the lexicons declare (no name: a plain invalid request). */
 export class Refusal extends Error {
@@ -17,13 +17,17 @@ export class Refusal extends Error {
 }
 
 export const invalidRequest = (error: string | undefined, message: string) => new Refusal('invalid', error, message)
-const forbidden = (error: string, message: string) => new Refusal('forbidden', error, message)
+export const forbidden = (error: string, message: string) => new Refusal('forbidden', error, message)
 export const notFound = (error: string, message: string) => new Refusal('notFound', error, message)
 export const conflict = (error: string, message: string) => new Refusal('conflict', error, message)
+/** A service the answer depends on (not the database) could not answer. */
+export const unavailable = (error: string, message: string) => new Refusal('unavailable', error, message)
 
 /** Errors several services raise, with the names the lexicons declare. */
 export const convoNotFound = () => notFound('ConvoNotFound', 'Conversation not found')
 export const notMember = () => forbidden('NotMember', 'You are not a member of this conversation')
+/** `why` completes "You are not an admin of this conversation: ...". */
+export const notAdmin = (why: string) => forbidden('NotAdmin', `You are not an admin of this conversation: ${why}`)
 export const epochMismatch = (current: number, given: number) =>
   conflict(
     'EpochMismatch',

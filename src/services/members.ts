@@ -5,7 +5,7 @@ import { byShape } from '../db/statement.js'
 import { assertTransaction, transact } from '../db/transaction.js'
 import { checkCommit, commitMessage, type Commit, type StoredCommit } from './commits.js'
 import { recordMembershipChanges } from './convoEvents.js'
-import { convoNotFound, invalidRequest, notMember } from './errors.js'
+import { convoNotFound, invalidRequest, notAdmin, notMember } from './errors.js'
 import {
   messageCtes,
   messageShape,
@@ -16,6 +16,9 @@ import {
   type MessageValues,
   type SentRow,
 } from './messages.js'
+import { recordAdminAction } from './adminActions.js'
+import type { BlockVerdict } from './blocks.js'
+import { checkRemoval, type KeptTree, type RemovalCommit } from './removal.js'
 import {
   admissionCtes,
   admissionValues,
@@ -38,43 +41,79 @@ export interface ChangeResult {
 /** Where a DID stands in a conversation. */
 export type Standing = 'member' | 'left' | 'stranger'
 
-/** A conversation locked for a membership change, with its current members. */
+/**
+ * What a conversation's policy says of membership changes (no policy row:
+ * DEFAULT_MEMBERSHIP_RULES): whether members who are not admins may add and
+ * remove members, and its largest size (null: the server's limit alone).
+ */
+export interface MembershipRules {
+  allowMemberAdd: boolean
+  allowMemberRemove: boolean
+  maxMembers: number | null
+}
+
+/** Any member adds; only admins remove others; the server's size limit. */
+export const DEFAULT_MEMBERSHIP_RULES: MembershipRules = {
+  allowMemberAdd: true,
+  allowMemberRemove: false,
+  maxMembers: null,
+}
+
+/** A conversation locked for a membership change, with its current members, their roles and its rules. */
 export interface LockedConvo extends Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch'> {
   /** The current members' DIDs. */
   members: string[]
+  /** The current admins' and moderators' DIDs. */
+  admins: string[]
+  moderators: string[]
+  rules: MembershipRules
   standing(did: string): Standing
 }
 
 /**
- * Locks the conversation row for an epoch or membership change and reads its
- * members, in one statement. Every membership change holds this lock and
- * updates the row, so the members this statement read (from its snapshot,
- * taken before it waited for the lock) are current unless the row changed
- * in the meantime: then they are read again, under the lock now held.
+ * Locks the conversation row for an epoch, membership or role change and
+ * reads its members, their roles and its policy, in one statement. Every
+ * such change holds this lock and updates the row, so the members this
+ * statement read (from its snapshot, taken before it waited for the lock)
+ * are current unless the row changed in the meantime: then they are read
+ * again, under the lock now held.
  */
-async function lockForChange(trx: Db, convoId: string, dids: string[]): Promise<LockedConvo> {
+export async function lockForChange(trx: Db, convoId: string, dids: string[]): Promise<LockedConvo> {
   assertTransaction(trx)
   for (;;) {
     const { rows } = await sql<
       Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch'> & {
         fresh: boolean
         members: string[]
+        admins: string[]
+        moderators: string[]
         departed: string[]
+        allow_member_add: boolean | null
+        allow_member_remove: boolean | null
+        max_members: number | null
       }
     >`
       SELECT c.id, c.group_id, c.cipher_suite, c.epoch,
              c.xmin = (SELECT xmin FROM convo WHERE id = ${convoId}) AS fresh,
              ARRAY(SELECT did FROM member WHERE convo_id = ${convoId} AND left_at IS NULL) AS members,
-             ARRAY(SELECT did FROM member WHERE convo_id = ${convoId} AND left_at IS NOT NULL AND did = ANY(${dids}::text[])) AS departed
-      FROM convo c WHERE c.id = ${convoId}
-      FOR UPDATE`.execute(trx)
+             ARRAY(SELECT did FROM member WHERE convo_id = ${convoId} AND left_at IS NULL AND role = 'admin') AS admins,
+             ARRAY(SELECT did FROM member WHERE convo_id = ${convoId} AND left_at IS NULL AND role = 'moderator') AS moderators,
+             ARRAY(SELECT did FROM member WHERE convo_id = ${convoId} AND left_at IS NOT NULL AND did = ANY(${dids}::text[])) AS departed,
+             p.allow_member_add, p.allow_member_remove, p.max_members
+      FROM convo c LEFT JOIN convo_policy p ON p.convo_id = c.id
+      WHERE c.id = ${convoId}
+      FOR UPDATE OF c`.execute(trx)
     const row = rows[0]
     if (!row) throw convoNotFound()
     if (!row.fresh) continue
-    const { fresh: _fresh, departed, ...convo } = row
+    const { fresh: _fresh, departed, allow_member_add, allow_member_remove, max_members, ...convo } = row
     const members = new Set(convo.members)
     return {
       ...convo,
+      rules:
+        allow_member_add === null || allow_member_remove === null
+          ? DEFAULT_MEMBERSHIP_RULES
+          : { allowMemberAdd: allow_member_add, allowMemberRemove: allow_member_remove, maxMembers: max_members },
       standing: (did) => (members.has(did) ? 'member' : departed.includes(did) ? 'left' : 'stranger'),
     }
   }
@@ -88,7 +127,7 @@ export interface Change {
   commit?: Commit
   /** DIDs who become members with the commit, reading from the messages after it. */
   join?: string[]
-  /** The DID who leaves (no longer a member; a Welcome it never used goes). */
+  /** The DID who leaves (no longer a member: a Welcome it never used goes, its devices are out, their additions cancelled). */
   leave?: string
   admission?: CheckedAdmission
 }
@@ -138,10 +177,19 @@ const changeStatement = byShape(
       if (shape.leave) {
         parts.push(sql`
       departed AS (
-        UPDATE member SET left_at = now() WHERE convo_id = ${v.convoId} AND did = ${v.leaving} AND left_at IS NULL
+        -- A role ends with the membership: someone who comes back is a member again.
+        UPDATE member SET left_at = now(), role = 'member', promoted_at = NULL, promoted_by = NULL
+        WHERE convo_id = ${v.convoId} AND did = ${v.leaving} AND left_at IS NULL
       ), unwelcomed AS (
         -- A Welcome the removed member never used is of no use to anyone now.
         DELETE FROM welcome_delivery WHERE convo_id = ${v.convoId} AND recipient_did = ${v.leaving} AND state <> 'consumed'
+      ), devices_gone AS (
+        -- None of its devices is in the group now (the commit removed all of the member's leaves).
+        DELETE FROM member_device WHERE convo_id = ${v.convoId} AND user_did = ${v.leaving}
+      ), additions_settled AS (
+        -- Its new devices are no longer to be added.
+        UPDATE pending_device_addition SET status = 'cancelled', settled_at = now(), settled_by = 'left'
+        WHERE convo_id = ${v.convoId} AND user_did = ${v.leaving} AND status IN ('pending', 'in_progress')
       )`)
       }
       if (shape.admit) parts.push(admissionCtes(v))
@@ -197,7 +245,9 @@ export interface AddMembersArgs {
   /** The commit adding them; required when a DID is new. */
   commit?: Commit
   /** The Welcome admitting them, its key packages reserved (reserveWelcome). */
-  welcome?: ReservedWelcome
+  welcome?: ReservedWelcome | undefined
+  /** What checking the adds for Bluesky blocks found (checkAdds). */
+  blocks?: BlockVerdict
   maxMembers: number
   welcomeRetentionDays: number
 }
@@ -226,9 +276,14 @@ export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeRe
         'Every DID is already a member; a commit that adds no one comes with no DID (or through sendMessage)',
       )
     }
-    if (convo.members.length + added.length > args.maxMembers) {
-      throw invalidRequest('TooManyMembers', `A conversation can have at most ${args.maxMembers} members`)
+    if (!convo.rules.allowMemberAdd && !convo.admins.includes(args.caller)) {
+      throw notAdmin("only admins add members to this conversation (its policy's allowMemberAdd is off)")
     }
+    const maxMembers = Math.min(args.maxMembers, convo.rules.maxMembers ?? Infinity)
+    if (convo.members.length + added.length > maxMembers) {
+      throw invalidRequest('TooManyMembers', `This conversation can have at most ${maxMembers} members`)
+    }
+    if (args.blocks?.refusal) throw args.blocks.refusal
     const admission = checkAdmission({
       convoId: args.convoId,
       cipherSuite: convo.cipher_suite,
@@ -265,6 +320,13 @@ export interface RemoveMemberArgs {
   target: string
   /** The commit of the removal; it advances the epoch. */
   commit?: Commit
+  /**
+   * removeMember: what the commit shows of its proposals and the tree the
+   * server keeps; the commit must remove exactly the target's leaves (checkRemoval).
+   */
+  removal?: { commit: RemovalCommit; tree: KeptTree }
+  /** Why, for the admins' log. */
+  reason?: string | undefined
 }
 
 /**
@@ -275,6 +337,13 @@ export interface RemoveMemberArgs {
  * leaving again, or removing someone who left without a commit, changes
  * nothing; the same commit sent again is answered as the first time. The
  * last member cannot leave.
+ *
+ * Removing another current member takes an admin (or, where the policy
+ * allows members to remove, a member removing someone who is not an admin)
+ * and is logged; committing the removal of someone who already left takes
+ * any member. When the last admin goes, the longest-standing moderator, or
+ * else member, becomes admin. All under the conversation's lock: two
+ * removals, or a removal and a role change, are one after the other.
  */
 export async function removeMember(db: Db, args: RemoveMemberArgs): Promise<ChangeResult & { removed: boolean }> {
   const self = args.target === args.caller
@@ -297,6 +366,10 @@ export async function removeMember(db: Db, args: RemoveMemberArgs): Promise<Chan
       throw invalidRequest('NotMember', `${args.target} is not a member of this conversation`)
     }
     const removed = target === 'member'
+    if (removed && !self) requireRemover(convo, args.caller, args.target)
+    if (args.removal && args.commit) {
+      checkRemoval(args.removal.commit, args.removal.tree, { ...args, epoch: convo.epoch })
+    }
     // Gone already and nothing to commit: a harmless repeat.
     if (!removed && !args.commit) return { newEpoch: convo.epoch, removed, events: [] }
     if (removed && convo.members.length <= 1) {
@@ -308,12 +381,51 @@ export async function removeMember(db: Db, args: RemoveMemberArgs): Promise<Chan
       ...(args.commit ? { commit: args.commit } : {}),
       ...(removed ? { leave: args.target } : {}),
     })
+    if (removed && !self) {
+      await recordAdminAction(trx, {
+        convoId: args.convoId,
+        actor: args.caller,
+        action: 'remove_member',
+        target: args.target,
+        reason: args.reason,
+      })
+    }
     const newEpoch = stored?.newEpoch ?? convo.epoch
     const events = removed
       ? await recordMembershipChanges(trx, args.convoId, newEpoch, [
-          self ? { did: args.target, action: 'left' } : { did: args.target, action: 'removed', actor: args.caller },
+          self
+            ? { did: args.target, action: 'left' }
+            : { did: args.target, action: 'removed', actor: args.caller, reason: args.reason },
         ])
       : []
+    if (removed && convo.admins.length === 1 && convo.admins[0] === args.target) {
+      await appointHeir(trx, args.convoId)
+    }
     return { newEpoch, removed, events, ...(stored ? { stored } : {}) }
   })
+}
+
+/** Who may remove `target`: an admin; a member who is not, when the policy lets members remove members who are not admins. */
+function requireRemover(convo: LockedConvo, caller: string, target: string): void {
+  if (convo.admins.includes(caller)) return
+  if (!convo.rules.allowMemberRemove) {
+    throw notAdmin("only admins remove other members (its policy's allowMemberRemove is off)")
+  }
+  if (convo.admins.includes(target)) throw notAdmin(`only admins remove an admin (${target} is one)`)
+}
+
+/**
+ * The last admin left: the longest-standing moderator, or else member,
+ * becomes admin, so that a conversation with members always has one. No
+ * admin promoted it (promoted_by stays null); the log says the server did.
+ */
+async function appointHeir(trx: Db, convoId: string): Promise<void> {
+  const { rows } = await sql<{ did: string }>`
+    UPDATE member SET role = 'admin', promoted_at = now(), promoted_by = NULL
+    WHERE convo_id = ${convoId} AND did = (
+      SELECT did FROM member WHERE convo_id = ${convoId} AND left_at IS NULL
+      ORDER BY role = 'moderator' DESC, joined_at, did LIMIT 1)
+    RETURNING did`.execute(trx)
+  const heir = rows[0]
+  if (heir) await recordAdminAction(trx, { convoId, action: 'succession', target: heir.did })
 }

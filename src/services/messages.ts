@@ -17,6 +17,7 @@ import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { conflict, epochMismatch, invalidRequest, requireGroup } from './errors.js'
 import { groupInfoWithCommitCte, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './membership.js'
+import { cursorTooOld, purgedUpTo } from './retention.js'
 import { iso } from './timestamps.js'
 import { settleWelcomeByActivity } from './welcomes.js'
 
@@ -262,17 +263,43 @@ export async function sendMessage(db: Db, args: SendMessageArgs, record?: Record
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
+ * The MLSMessage inside a ciphertext a client-era client padded (a 4-byte
+ * big-endian length, the MLSMessage, zeros: checked so when it was sent),
+ * else the ciphertext itself. The two cannot be confused: an MLSMessage
+ * begins with its version and wire format (0x0001 000x), which read as a
+ * length would put a second MLSMessage 65 KiB on, followed only by zeros.
+ */
+function withoutPadding(ciphertext: Uint8Array): Uint8Array {
+  if (ciphertext.length < 6) return ciphertext
+  const view = new DataView(ciphertext.buffer, ciphertext.byteOffset, ciphertext.byteLength)
+  const length = view.getUint32(0)
+  const end = 4 + length
+  if (length === 0 || end > ciphertext.length || view.getUint16(4) !== MLS_10) return ciphertext
+  for (let i = end; i < ciphertext.length; i++) if (ciphertext[i] !== 0) return ciphertext
+  return ciphertext.subarray(4, end)
+}
+
+/** ProtocolVersion mls10 (RFC 9420 §6), the first two bytes of every MLSMessage. */
+const MLS_10 = 1
+
+/**
  * A stored message as members read it: its id is the sender's msgId when it
  * named one; `messageType` tells application data from the handshake
  * (commits and proposals), which a client that cannot process it passes
- * over silently. `convoId` as the reader named the conversation.
+ * over silently. `convoId` as the reader named the conversation. Its
+ * ciphertext as sent, or `unpadded` for a reader that knows no padding
+ * (the seed-era clients).
  */
-export function toMessageView(m: Message, convoId: string = m.convo_id): MessageView {
+export function toMessageView(
+  m: Message,
+  convoId: string = m.convo_id,
+  ciphertext: 'asSent' | 'unpadded' = 'asSent',
+): MessageView {
   return {
     id: m.msg_id ?? m.id,
     convoId,
     sender: m.sender_did,
-    ciphertext: m.ciphertext,
+    ciphertext: ciphertext === 'unpadded' ? withoutPadding(m.ciphertext) : m.ciphertext,
     epoch: m.epoch,
     seq: m.seq,
     createdAt: iso(m.created_at),
@@ -309,9 +336,16 @@ export interface MessagePage {
  * msgId) or after `sinceSeq`, or from the start, in sequence order. A member
  * sees only what was sent while it was a member. `convoId` names the
  * conversation by its id or its group id, and the messages name it the same
- * way. gapInfo lists the seqs after the starting point, up to the page's
- * last, that are not stored: seqs have no gaps, so there is one only where
- * a message was deleted.
+ * way. Without a cursor (or with a sinceSeq from before the member joined) a
+ * read starts at the member's first message the server still keeps; from a
+ * cursor whose next messages are no longer kept (seqs have no gaps, and
+ * retention deletes a prefix of them, so a page that does not start right
+ * after the cursor lost its start to retention) it is refused: 400
+ * CursorTooOld. gapInfo lists the seqs after the starting point (or after
+ * what retention deleted), up to the page's last, that are not stored.
+ * A reader that names the conversation by its id is a seed-era client,
+ * which knows no padding: it gets the MLSMessage inside a padded
+ * ciphertext; one that names it by its group id gets it as sent.
  */
 export async function listMessages(
   db: Db,
@@ -336,21 +370,30 @@ export async function listMessages(
       )
       .executeTakeFirst()
     if (!cursorRow) {
+      const purged = UUID.test(args.sinceMessage) ? (await purgedUpTo(db, convo.id)).seq : 0
+      if (purged > 0) throw cursorTooOld(purged)
       throw invalidRequest('InvalidCursor', 'sinceMessage is not a message of this conversation')
     }
     afterSeq = Math.max(afterSeq, cursorRow.seq)
   }
   const { rows } = await execute(db, messagePage, { convoId: convo.id, afterSeq, limit: args.limit + 1 })
+  const fromCursor = args.sinceMessage !== undefined || (args.sinceSeq ?? 0) > joinedSeq
+  const first = rows[0]
+  if (fromCursor && (first ? first.seq > afterSeq + 1 : afterSeq < convo.last_seq)) {
+    throw cursorTooOld(first ? first.seq - 1 : convo.last_seq)
+  }
   const shown = rows.slice(0, args.limit)
   const last = shown[shown.length - 1]
   const missingSeqs: number[] = []
-  let expected = afterSeq + 1
+  // What retention deleted is not missing: it is no longer kept (a read without a cursor starts after it).
+  const leadingGap = !fromCursor && first !== undefined && first.seq > afterSeq + 1
+  let expected = Math.max(afterSeq, leadingGap ? (await purgedUpTo(db, convo.id)).seq : 0) + 1
   for (const row of shown) {
     for (; expected < row.seq && missingSeqs.length < MAX_MISSING_SEQS; expected++) missingSeqs.push(expected)
     expected = row.seq + 1
   }
   return {
-    messages: shown.map((m) => toMessageView(m, args.convoId)),
+    messages: shown.map((m) => toMessageView(m, args.convoId, args.convoId === convo.id ? 'unpadded' : 'asSent')),
     ...(rows.length > args.limit && last ? { cursor: last.msg_id ?? last.id } : {}),
     ...(last ? { lastSeq: last.seq } : {}),
     gapInfo: { hasGaps: missingSeqs.length > 0, missingSeqs, totalMessages: shown.length },

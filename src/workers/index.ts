@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { AppContext } from '../context.js'
 import { deleteExpiredIdempotencyKeys } from '../idempotency/claim.js'
+import { conversationsDue, purgeOldMessages, purgeOldModeration } from '../services/retention.js'
 import { sweepTickets } from '../services/tickets.js'
 import { sweepWelcomes } from '../services/welcomes.js'
 import { startWorker, type RunningWorker } from './worker.js'
@@ -86,6 +87,75 @@ export function startTicketSweep(ctx: AppContext, log: FastifyBaseLogger): Runni
   )
 }
 
+const DAY_MS = 24 * 3600 * 1000
+/** Conversations looked up at once for their old messages. */
+const DUE_PAGE = 100
+
+/**
+ * Deletes what is past its horizon: messages (MESSAGE_RETENTION_DAYS), one
+ * conversation's oldest batch per statement, the conversations that waited
+ * longest first; then reports and the admins' log
+ * (MODERATION_RETENTION_DAYS). Like the idempotency cleanup: bounded
+ * statements, a pause between them, at most MAX_BATCHES_PER_PASS of each per
+ * pass; a backlog is worked off over several passes.
+ */
+export function startRetention(ctx: AppContext, log: FastifyBaseLogger): RunningWorker {
+  const { config, db, metrics } = ctx
+  const days = { messages: config.MESSAGE_RETENTION_DAYS, moderation: config.MODERATION_RETENTION_DAYS }
+  log.info({ intervalSeconds: config.WORKER_INTERVAL_SECONDS, days }, 'Retention worker started')
+  const pause = () => sleep(config.WORKER_BATCH_PAUSE_MS)
+  const purgeMessages = async (horizon: Date) => {
+    let deleted = 0
+    let batches = 0
+    // A conversation looked at once per pass: one left due by a message kept behind a younger one waits for the next.
+    const seen = new Set<string>()
+    const batch = async (convoId: string) => {
+      const purged = await purgeOldMessages(db, { convoId, horizon, limit: config.WORKER_BATCH_SIZE })
+      batches++
+      deleted += purged.deleted
+      metrics.retentionDeleted.inc({ kind: 'message' }, purged.deleted)
+      await pause()
+      return purged.more
+    }
+    while (batches < MAX_BATCHES_PER_PASS) {
+      const due = (await conversationsDue(db, horizon, DUE_PAGE)).filter((id) => !seen.has(id))
+      if (due.length === 0) break
+      for (const convoId of due) {
+        seen.add(convoId)
+        // Its whole backlog, a batch at a time, before the next conversation's.
+        while (batches < MAX_BATCHES_PER_PASS && (await batch(convoId)));
+        if (batches >= MAX_BATCHES_PER_PASS) break
+      }
+    }
+    return deleted
+  }
+  const purgeModeration = (horizon: Date) =>
+    inBatches(config.WORKER_BATCH_PAUSE_MS, async () => {
+      const n = await purgeOldModeration(db, { horizon, limit: config.WORKER_BATCH_SIZE })
+      metrics.retentionDeleted.inc({ kind: 'moderation' }, n)
+      return n
+    })
+  return startWorker(
+    {
+      name: 'retention',
+      intervalMs: config.WORKER_INTERVAL_SECONDS * 1000,
+      run: async () => {
+        const now = Date.now()
+        return {
+          messages: days.messages > 0 ? await purgeMessages(new Date(now - days.messages * DAY_MS)) : 0,
+          moderation: days.moderation > 0 ? await purgeModeration(new Date(now - days.moderation * DAY_MS)) : 0,
+        }
+      },
+    },
+    { log, metrics },
+  )
+}
+
 export function startWorkers(ctx: AppContext, log: FastifyBaseLogger): RunningWorker[] {
-  return [startIdempotencyCleanup(ctx, log), startWelcomeSweep(ctx, log), startTicketSweep(ctx, log)]
+  return [
+    startIdempotencyCleanup(ctx, log),
+    startWelcomeSweep(ctx, log),
+    startTicketSweep(ctx, log),
+    startRetention(ctx, log),
+  ]
 }

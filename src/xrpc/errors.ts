@@ -17,6 +17,11 @@ export const forbidden = (name: string | undefined, message: string) =>
 export const gone = (name: string, message: string) => new XRPCError(410 as ResponseType, message, name)
 const payloadTooLarge = (name: string, message: string) => new XRPCError(ResponseType.PayloadTooLarge, message, name)
 export const unprocessable = (name: string, message: string) => new XRPCError(422 as ResponseType, message, name)
+export const accountTakenDown = (did: string) =>
+  forbidden(
+    'AccountTakedown',
+    `The account ${did} has been taken down by the operator of this server: its calls are refused`,
+  )
 const serviceUnavailable = (message: string) =>
   new XRPCError(ResponseType.NotEnoughResources, message, 'ServiceUnavailable')
 
@@ -74,6 +79,7 @@ const REFUSAL_STATUS: Record<RefusalKind, ResponseType> = {
   forbidden: ResponseType.Forbidden,
   notFound: ResponseType.XRPCNotSupported,
   conflict: 409 as ResponseType,
+  unavailable: ResponseType.NotEnoughResources,
 }
 
 /** A refusal on purpose (not a failure): a service's, or a 4xx the routing or a handler raised. */

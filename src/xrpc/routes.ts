@@ -5,7 +5,7 @@ import type { Logger } from 'pino'
 import type { AppContext } from '../context.js'
 import type { Nsid } from '../lexicon/types/index.js'
 import { toWireJson } from '../lexicon/wire.js'
-import { invalidRequest, XRPCErrorWithHeaders } from './errors.js'
+import { accountTakenDown, invalidRequest, XRPCErrorWithHeaders } from './errors.js'
 import { idempotencyPlugin } from './idempotency.js'
 import { xrpcMethods, type XrpcMethod } from './lexicons.js'
 import { assertAcceptableInput, parseJsonBody } from './input-boundary.js'
@@ -92,6 +92,8 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
     auth: ctx.auth,
     metrics: ctx.metrics,
     events: ctx.events,
+    blocks: ctx.blocks,
+    takedowns: ctx.takedowns,
   }
   // XRPC bodies are JSON: JSON sent as text/plain gets the same 415 as any
   // other content type, not a confusing "Input must be an object".
@@ -135,6 +137,7 @@ export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions):
       onRequest: async (request) => {
         request.caller = await ctx.auth(request.headers.authorization, nsid)
         bindCaller(request)
+        if (ctx.takedowns.has(request.caller)) throw accountTakenDown(request.caller)
       },
       // Callback-style: an async hook would cost a promise and a tick per request for synchronous work.
       // A method without a handler answers 501 whatever it is sent: nothing is validated for it.

@@ -267,6 +267,8 @@ export async function subscriptionRoutes(app: FastifyInstance, opts: Subscriptio
     auth: ctx.auth,
     metrics: ctx.metrics,
     events: ctx.events,
+    blocks: ctx.blocks,
+    takedowns: ctx.takedowns,
   }
   const wss = new WebSocketServer({
     noServer: true,

@@ -1,7 +1,17 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { bytesJson, message, NSID, stateOf, TestUser, type TestApp } from '../helpers/index.js'
+import {
+  bytesJson,
+  message,
+  messagesOf,
+  NSID,
+  openStream,
+  pad,
+  stateOf,
+  TestUser,
+  type TestApp,
+} from '../helpers/index.js'
 import { testAppForFile } from '../helpers/per-file.js'
 
 // What the client-era clients (Catbird's iOS builds of Nov 2025 to Feb 2026) do with messages:
@@ -13,18 +23,6 @@ let bob: TestUser
 beforeAll(async () => {
   ;[alice, bob] = [await TestUser.create(), await TestUser.create()]
 })
-
-/** As MLSMessagePadding.swift pads: a 4-byte big-endian length, the message, zeros up to the bucket. */
-function pad(mls: Uint8Array, bucket?: number): Uint8Array {
-  const size =
-    bucket ??
-    [512, 1024, 2048, 4096, 8192].find((b) => b >= mls.length + 4) ??
-    Math.ceil((mls.length + 4) / 8192) * 8192
-  const padded = new Uint8Array(size)
-  new DataView(padded.buffer).setUint32(0, mls.length)
-  padded.set(mls, 4)
-  return padded
-}
 
 /** A client-era send: group id as convoId, padded, named; no senderDid. */
 const clientEraInput = (
@@ -87,6 +85,27 @@ describe('a padded ciphertext', () => {
     )
     // Bob's MLS state reads what is inside.
     expect((await stateOf(bob, convo.id)).groupContext.epoch).toBe(1n)
+  })
+
+  it('is the MLSMessage inside to a reader that knows no padding: by the conversation id, and on the event stream', async () => {
+    const convo = await t.seed.createConvo(alice, [bob])
+    const stream = await openStream(t.url, bob, { convoId: convo.id })
+    try {
+      const mls = await message(alice, convo.id)
+      await t.call(alice, NSID.sendMessage, { input: clientEraInput(convo.groupId, 1, pad(mls, 2048)) })
+      // A seed-era message after it, unpadded, is handed out as it came to either reader.
+      const plain = await message(bob, convo.id)
+      await t.seed.sendMessage(bob, convo.id, { ciphertext: plain })
+      const bytesOf = (m: { ciphertext: unknown }) => Buffer.from((m.ciphertext as { $bytes: string }).$bytes, 'base64')
+      const byId = await t.call(bob, NSID.getMessages, { params: { convoId: convo.id } })
+      expect(byId.body.messages.map(bytesOf)).toEqual([Buffer.from(mls), Buffer.from(plain)])
+      const byGroup = await t.call(bob, NSID.getMessages, { params: { convoId: convo.groupId } })
+      expect(byGroup.body.messages.map(bytesOf)).toEqual([Buffer.from(pad(mls, 2048)), Buffer.from(plain)])
+      await stream.waitFor((events) => events.length === 2)
+      expect(messagesOf(stream.events).map(bytesOf)).toEqual([Buffer.from(mls), Buffer.from(plain)])
+    } finally {
+      stream.close()
+    }
   })
 
   it.each([

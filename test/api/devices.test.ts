@@ -463,3 +463,138 @@ describe('keyPackageHash', () => {
     assertOutputOf('seedEra', NSID.getKeyPackages, got.body)
   })
 })
+
+describe('validateDeviceState', () => {
+  const validate = async (user: TestUser, deviceId?: string) => {
+    const res = await t.call(user, NSID.validateDeviceState, { params: deviceId === undefined ? {} : { deviceId } })
+    expect(res.status, JSON.stringify(res.body)).toBe(200)
+    assertOutputOf('clientEra', NSID.validateDeviceState, res.body)
+    return res.body
+  }
+  const inventory = (available: number, perDevice = true) => ({
+    available,
+    target: 10,
+    needsReplenishment: available < 10,
+    ...(perDevice ? { perDeviceCount: available } : {}),
+  })
+
+  it('says what is wrong with a device from the facts: a Welcome not fetched, an addition waiting, a group it is not in, key packages, opting out', async () => {
+    const user = await TestUser.create()
+    const friend = await TestUser.create()
+    const phone = await TestDevice.of(user)
+    const phoneId = (await register(phone, await phone.keyPackages(10))).body.deviceId
+    // Its only device, named or not (the iOS client names none): all is well.
+    const valid = { isValid: true, issues: [], recommendations: [], expectedConvos: 0, actualConvos: 0 }
+    expect(await validate(user)).toEqual({ ...valid, keyPackageInventory: inventory(10) })
+    expect(await validate(user, `${user.did}#${phoneId}`)).toEqual(await validate(user))
+
+    // The friend adds it: its Welcome waits to be fetched; one package less, one fewer than the target.
+    const claimed = await t.call(friend, NSID.getKeyPackages, { params: { dids: [user.did] } })
+    const prepared = await t.seed.prepareConvo(
+      friend,
+      [user],
+      {},
+      { keyPackages: claimed.body.keyPackages.map((kp) => Buffer.from(kp.keyPackage, 'base64')) },
+    )
+    const convo = await t.call(friend, NSID.createConvo, { input: prepared.input })
+    prepared.created(convo.body)
+    expect(await validate(user)).toEqual({
+      isValid: false,
+      issues: [
+        'A Welcome is waiting for this device in 1 conversation',
+        '9 key packages available to add this device, fewer than 10',
+      ],
+      recommendations: [
+        'Fetch and process it (getWelcome), or join by external commit if it cannot be processed',
+        'Publish more key packages (publishKeyPackages)',
+      ],
+      expectedConvos: 1,
+      actualConvos: 1,
+      keyPackageInventory: inventory(9),
+    })
+    // Fetched, and more published: nothing is wrong.
+    expect((await t.call(user, NSID.getWelcome, { params: { convoId: convo.body.groupId } })).status).toBe(200)
+    await register(phone, await phone.keyPackages(1))
+    expect(await validate(user, phoneId)).toEqual({
+      ...valid,
+      expectedConvos: 1,
+      actualConvos: 1,
+      keyPackageInventory: inventory(10),
+    })
+    // A conversation it created is its own, though the server never saw its leaf.
+    const mine = await t.seed.createConvo(user)
+    expect(await validate(user, phoneId)).toMatchObject({ isValid: true, expectedConvos: 2, actualConvos: 2 })
+
+    // A new device: a member has yet to add it to the friend's conversation (its own it will join by itself).
+    const tablet = await TestDevice.of(user)
+    const tabletId = (await register(tablet, await tablet.keyPackages(10))).body.deviceId
+    const waiting = await validate(user, tabletId)
+    expect(waiting).toMatchObject({
+      isValid: false,
+      issues: ['1 conversation waits for a member to add this device'],
+      expectedConvos: 2,
+      actualConvos: 1,
+    })
+    expect(waiting.recommendations[0]).toMatch(/getPendingDeviceAdditions/)
+    // A member says it added it, but no Welcome ever named its key package: it is in neither group, nothing on the way.
+    const [addition] = (
+      await t.call(friend, NSID.getPendingDeviceAdditions, { params: { convoIds: [convo.body.groupId] } })
+    ).body.pendingAdditions
+    await t.call(friend, NSID.claimPendingDeviceAddition, { input: { pendingAdditionId: addition!.id } })
+    await t.call(friend, NSID.completePendingDeviceAddition, {
+      input: { pendingAdditionId: addition!.id, newEpoch: 2 },
+    })
+    // (The claim handed one of its key packages to the member.)
+    expect(await validate(user, tabletId)).toMatchObject({
+      issues: [
+        'This device is not in the group of 1 conversation of yours, and nothing is on the way to it',
+        '9 key packages available to add this device, fewer than 10',
+      ],
+      recommendations: [expect.stringMatching(/external commit/), 'Publish more key packages (publishKeyPackages)'],
+      actualConvos: 1,
+      keyPackageInventory: inventory(9),
+    })
+    expect(mine.creator).toBe(user.did)
+
+    // Two devices and none named: the user's standing, all its packages counted. Opted out, none are left.
+    expect(await validate(user)).toEqual({
+      ...valid,
+      expectedConvos: 2,
+      actualConvos: 2,
+      keyPackageInventory: inventory(19, false),
+    })
+    await t.call(user, NSID.optOut, { input: undefined })
+    expect(await validate(user)).toMatchObject({
+      issues: [
+        '0 key packages available to add you, fewer than 10',
+        'You opted out: no one can add you to a conversation',
+      ],
+      recommendations: ['Publish more key packages (publishKeyPackages)', 'Opt in (optIn) to be added again'],
+    })
+  })
+
+  it('knows a user without devices by its Welcomes and key packages, and refuses a device not its own', async () => {
+    const user = await TestUser.create()
+    const friend = await TestUser.create()
+    const convo = await t.seed.createConvo(friend, [user])
+    expect(await validate(user)).toEqual({
+      isValid: false,
+      issues: ['A Welcome is waiting for you in 1 conversation', '0 key packages available to add you, fewer than 10'],
+      recommendations: [
+        'Fetch and process it (getWelcome), or join by external commit if it cannot be processed',
+        'Publish more key packages (publishKeyPackages)',
+      ],
+      expectedConvos: 1,
+      actualConvos: 0,
+      keyPackageInventory: inventory(0, false),
+    })
+    await t.call(user, NSID.getWelcome, { params: { convoId: convo.id } })
+    expect(await validate(user)).toMatchObject({ expectedConvos: 1, actualConvos: 1 })
+    const device = await TestDevice.of(friend)
+    const { deviceId } = (await register(device, await device.keyPackages(1))).body
+    for (const name of [deviceId, 'nope']) {
+      const res = await t.call(user, NSID.validateDeviceState, { params: { deviceId: name } })
+      expect(res).toMatchObject({ status: 404, body: { error: 'DeviceNotFound' } })
+    }
+  })
+})

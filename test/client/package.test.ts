@@ -89,6 +89,7 @@ describe('the npm package', () => {
       'dist/lexicon/types/blue.catbird.mls.defs.d.ts',
       'dist/main.js',
       'dist/db/migrate-cli.js',
+      'dist/admin-cli.js',
       'dist/db/migrations/index.js',
       'lexicons/blue.catbird.mls.sendMessage.json',
     ]) {
@@ -102,10 +103,12 @@ describe('the npm package', () => {
     expect(packed.filter((file) => file.endsWith('.map') || file.endsWith('.tsbuildinfo'))).toEqual([])
   })
 
-  it('runs the compiled server and migrate command with production dependencies only (as the image does)', async () => {
+  it('runs the compiled server, migrate and admin commands with production dependencies only (as the image does)', async () => {
     const env = { ...baseEnv(), DATABASE_URL: testDb.url }
     const status = await run('npm', ['run', 'migrate', '--', 'status'], { cwd: installed(), env })
     expect(status.stdout).toMatch(/applied .* 001_init/)
+    const stats = await run('npm', ['run', '-s', 'admin', '--', 'stats'], { cwd: installed(), env })
+    expect(JSON.parse(stats.stdout)).toMatchObject({ conversations: expect.any(Number), takenDown: 0 })
     server = await spawnServer([process.execPath, 'dist/main.js'], {
       cwd: installed(),
       env: { ...env, SERVICE_DID, HOST: '127.0.0.1', PORT: '0' },

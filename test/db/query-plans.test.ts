@@ -21,6 +21,7 @@ import { fetchGroupInfo, putGroupInfo } from '../../src/services/groupInfo.js'
 import {
   currentGroupIds,
   deleteDevice,
+  deviceState,
   expectedConversations,
   listDevices,
   registerDevice,
@@ -140,6 +141,8 @@ function deviceCalls(user: string): Array<() => Promise<unknown>> {
     () => listDevices(traced, user),
     () => currentGroupIds(traced, user),
     async () => expectedConversations(traced, { user, device: await named() }),
+    async () => deviceState(traced, { user, device: await named(), target: 10 }),
+    () => deviceState(traced, { user, device: undefined, target: 10 }),
     () => keyPackageStatus(traced, { owner: user, limit: 20, cursor: '1700000000000000_5' }),
     () => keyPackageHistory(traced, { owner: user, limit: 20, cursor: undefined }),
     // A Welcome to c7 named one of its packages: the sync and the deletion withdraw it.

@@ -21,4 +21,8 @@ export const SHARD_COLUMNS: Record<string, string> = {
   pending_device_addition: 'convo_id',
   convo_event: 'convo_id',
   subscription_ticket: 'ticket_hash',
+  convo_policy: 'convo_id',
+  admin_action: 'convo_id',
+  member_report: 'convo_id',
+  user_block: 'blocker_did',
 }

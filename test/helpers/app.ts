@@ -24,6 +24,8 @@ function testConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({
     SERVICE_DID,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // The tests have no internet: the Bluesky AppView is a local one, for the tests about blocks (appview.ts).
+    APPVIEW_URL: 'off',
     // `DATABASE_PREPARED_STATEMENTS=false npm test` runs the suite as behind a pooler that cannot keep them.
     DATABASE_PREPARED_STATEMENTS: process.env.DATABASE_PREPARED_STATEMENTS,
     // On a Citus cluster (scripts/citus.sh test), as the server runs there.

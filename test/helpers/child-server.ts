@@ -22,6 +22,8 @@ export function startChildServer(env: Record<string, string>): Promise<ChildServ
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'info',
+      // As testConfig: no Bluesky AppView to ask about blocks.
+      APPVIEW_URL: 'off',
       // As testConfig: the suite may run as behind a pooler that keeps no prepared statements.
       ...(process.env.DATABASE_PREPARED_STATEMENTS
         ? { DATABASE_PREPARED_STATEMENTS: process.env.DATABASE_PREPARED_STATEMENTS }

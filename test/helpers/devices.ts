@@ -3,7 +3,17 @@ import type { SignatureKeys } from '../../scripts/mls-client.js'
 import type { Db } from '../../src/db/schema.js'
 import type { NSID } from '../../src/lexicon/types/index.js'
 import { encodeBase64 } from '../../src/lexicon/wire.js'
-import { bytesJson, deviceKeys, hex, keyPackage, SUITE, type KeyPackageOptions } from './mls.js'
+import type { ClientState } from 'ts-mls'
+import {
+  bytesJson,
+  deviceKeys,
+  hex,
+  joinFromWelcome,
+  keyPackage,
+  keyPackageRef,
+  SUITE,
+  type KeyPackageOptions,
+} from './mls.js'
 import type { TestUser } from './users.js'
 import type { InputOf } from './xrpc.js'
 
@@ -18,6 +28,9 @@ const DAY_MS = 24 * 3600 * 1000
  * signature key pair that signs all its key packages.
  */
 export class TestDevice {
+  /** The KeyPackageRefs (hex) of the key packages it made: the Welcomes it can open. */
+  readonly refs = new Set<string>()
+
   private constructor(
     readonly user: TestUser,
     readonly uuid: string,
@@ -32,8 +45,17 @@ export class TestDevice {
   /** New key packages of this device (signed by its MLS key), as MLSMessages. */
   keyPackages(count: number, opts: KeyPackageOptions = {}): Promise<Uint8Array[]> {
     return Promise.all(
-      Array.from({ length: count }, () => keyPackage(this.user, { signatureKeys: this.keys, ...opts })),
+      Array.from({ length: count }, async () => {
+        const made = await keyPackage(this.user, { signatureKeys: this.keys, ...opts })
+        this.refs.add(hex(await keyPackageRef(made, opts.suite)))
+        return made
+      }),
     )
+  }
+
+  /** Joins a group from a Welcome with one of this device's own key packages (not another device's of its user). */
+  join(welcome: Uint8Array): Promise<ClientState> {
+    return joinFromWelcome(this.user, welcome, SUITE, (ref) => this.refs.has(ref))
   }
 
   /** registerDevice's input as the iOS client builds it (`deviceUuid`, items with `expires` 90 days on). */

@@ -2,6 +2,7 @@
 export { NSID } from '../../src/lexicon/types/index.js'
 export * from '../../src/lexicon/wire.js'
 export * from './app.js'
+export * from './appview.js'
 export * from './arrivals.js'
 export * from './child-server.js'
 export * from './database.js'

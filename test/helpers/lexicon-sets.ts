@@ -17,3 +17,8 @@ const sets = {
 export function assertOutputOf(set: keyof typeof sets, nsid: string, body: unknown): void {
   sets[set].assertValidXrpcOutput(nsid, jsonToLex(body))
 }
+
+/** Throws unless `input` (as JSON) is a valid input of `nsid` in the given set: what a client of it may send. */
+export function assertInputOf(set: keyof typeof sets, nsid: string, input: unknown): void {
+  sets[set].assertValidXrpcInput(nsid, jsonToLex(input))
+}

@@ -59,6 +59,22 @@ export const bytesJson = (bytes: Uint8Array): BytesJson => ({ $bytes: encodeBase
 export const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex')
 export const randomGroupId = () => randomBytes(16).toString('hex')
 
+/**
+ * A ciphertext padded as the client-era clients pad it (MLSMessagePadding.swift):
+ * a 4-byte big-endian length, the MLSMessage, zeros up to the bucket (512 to
+ * 8192 by powers of two, then multiples of 8192), unless one is given.
+ */
+export function pad(mls: Uint8Array, bucket?: number): Uint8Array {
+  const size =
+    bucket ??
+    [512, 1024, 2048, 4096, 8192].find((b) => b >= mls.length + 4) ??
+    Math.ceil((mls.length + 4) / 8192) * 8192
+  const padded = new Uint8Array(size)
+  new DataView(padded.buffer).setUint32(0, mls.length)
+  padded.set(mls, 4)
+  return padded
+}
+
 // ---------------------------------------------------------------- key packages
 
 /** The key packages a user's device made, by KeyPackageRef (hex): it can join with any of them. */
@@ -103,16 +119,25 @@ const decodeKeyPackage = (data: Uint8Array): KeyPackage => {
 
 // ---------------------------------------------------------------- a client's MLS operations
 
-/** Joins a group from a Welcome's bytes, with the key package of `user`'s device that it names. */
+/**
+ * Joins a group from a Welcome's bytes, with the key package of `user`'s
+ * device that it names; `mine` narrows them to one device's (by
+ * KeyPackageRef, hex), when a Welcome names several devices of the user.
+ */
 export async function joinFromWelcome(
   user: TestUser,
   data: Uint8Array,
   suite: CiphersuiteName = SUITE,
+  mine: (ref: string) => boolean = () => true,
 ): Promise<ClientState> {
   const decoded = decodeMlsMessage(data, 0)?.[0]
   if (decoded?.wireformat !== 'mls_welcome') throw new Error('not a Welcome')
   const device = deviceOf(user)
-  const own = decoded.welcome.secrets.map((s) => device.get(hex(s.newMember))).find((kp) => kp !== undefined)
+  const own = decoded.welcome.secrets
+    .map((s) => hex(s.newMember))
+    .filter(mine)
+    .map((ref) => device.get(ref))
+    .find((kp) => kp !== undefined)
   if (!own) throw new Error(`the Welcome names no key package of ${user.did}`)
   return joinGroup(decoded.welcome, own.publicPackage, own.privatePackage, emptyPskIndex, await suiteImpl(suite))
 }
@@ -251,6 +276,9 @@ export const removeProposal = (state: ClientState, user: TestUser): Proposal => 
   proposalType: 'remove',
   remove: { removed: leafOf(state, user) },
 })
+/** A Remove proposal for every leaf of `user` (one per device of the user in the group). */
+export const removeProposals = (state: ClientState, user: TestUser): Proposal[] =>
+  leavesOf(state, user).map((removed) => ({ proposalType: 'remove', remove: { removed } }))
 
 /** The clear header of an MLSMessage carrying a PublicMessage or PrivateMessage. */
 export function headerOf(data: Uint8Array): { epoch: number; contentType: string } {
@@ -270,17 +298,23 @@ export function headerOf(data: Uint8Array): { epoch: number; contentType: string
 /** The epoch in an MLSMessage's header (what a sender declares with it). */
 export const epochOf = (data: Uint8Array): number => headerOf(data).epoch
 
-/** The leaf index of `user` in a member's view of the tree. */
-function leafOf(state: ClientState, user: TestUser): number {
+/** The leaf indexes of `user` (its devices) in a member's view of the tree. */
+function leavesOf(state: ClientState, user: TestUser): number[] {
   const identity = new TextEncoder().encode(user.did)
-  const index = state.ratchetTree.findIndex(
-    (node) =>
-      node?.nodeType === 'leaf' &&
-      node.leaf.credential.credentialType === 'basic' &&
-      Buffer.from(node.leaf.credential.identity).equals(identity),
+  return state.ratchetTree.flatMap((node, index) =>
+    node?.nodeType === 'leaf' &&
+    node.leaf.credential.credentialType === 'basic' &&
+    Buffer.from(node.leaf.credential.identity).equals(identity)
+      ? [index / 2]
+      : [],
   )
-  if (index < 0) throw new Error(`${user.did} is not in the tree`)
-  return index / 2
+}
+
+/** The leaf index of `user` in a member's view of the tree (its first, with several devices). */
+function leafOf(state: ClientState, user: TestUser): number {
+  const [leaf] = leavesOf(state, user)
+  if (leaf === undefined) throw new Error(`${user.did} is not in the tree`)
+  return leaf
 }
 
 // ---------------------------------------------------------------- the kit's groups, by conversation
@@ -396,7 +430,7 @@ export const suiteOf = (convoId: string): CiphersuiteName => groupOf(convoId).su
 /**
  * A commit by `caller` on its current epoch in the kit's group of a
  * conversation: adding the owners of `keyPackages` (`add`, in the same
- * order), removing members, or neither (an update of its own keys).
+ * order), removing members (every leaf of each), or neither (an update of its own keys).
  * Nothing changes locally until `accepted()`.
  */
 export function commitIn(
@@ -410,7 +444,7 @@ export function commitIn(
     const state = await current(group, committer)
     const proposals = [
       ...(opts.keyPackages ?? []).map(addProposal),
-      ...(opts.remove ?? []).map((user) => removeProposal(state, user)),
+      ...(opts.remove ?? []).flatMap((user) => removeProposals(state, user)),
     ]
     const made = await commit(state, proposals, { publicMessage: opts.publicMessage, suite: group.suite })
     return {

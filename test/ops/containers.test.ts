@@ -168,7 +168,7 @@ describe('Dockerfile', () => {
   const execForm = (instruction: Instruction, skip = 0) =>
     JSON.parse(instruction.getArgumentsContent()!.split(/\s+/).slice(skip).join(' ')) as string[]
 
-  it('builds in stages and runs, as a non-root user, the compiled src/main.ts', () => {
+  it('builds in stages and runs, as a non-root user, the compiled src/main.ts (and npm run migrate and admin)', () => {
     expect(stages).toBeGreaterThanOrEqual(2)
     expect(one('USER').getArgumentsContent()).not.toMatch(/^(root|0)(:|$)/)
     const [program, entry] = execForm(one('CMD'))
@@ -185,6 +185,16 @@ describe('Dockerfile', () => {
       rootDir: string
     }
     expect(entry).toBe(path.join(outDir, path.relative(rootDir, 'src/main.ts')).replace(/\.ts$/, '.js'))
+    // The operators' commands run compiled from there too, with package.json's scripts (copied below).
+    const { scripts } = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>
+    }
+    for (const [script, source] of [
+      ['migrate', 'src/db/migrate-cli.ts'],
+      ['admin', 'src/admin-cli.ts'],
+    ] as const) {
+      expect(scripts[script]).toBe(`node ${path.join(outDir, path.relative(rootDir, source)).replace(/\.ts$/, '.js')}`)
+    }
     // What the server reads at run time from its root.
     const copied = runtime.filter((i) => i.getKeyword() === 'COPY').map((i) => i.getArguments().at(-1)?.getValue())
     expect(copied.map((dest) => path.normalize(dest ?? ''))).toEqual(

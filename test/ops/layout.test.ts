@@ -16,6 +16,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   lexicon: [],
   client: ['lexicon'],
   mls: [],
+  bluesky: [],
   db: ['config.ts', 'startup-error.ts'],
   idempotency: ['db'],
   services: ['db', 'idempotency', 'lexicon'],

@@ -463,7 +463,7 @@ describe('hostile input', () => {
           const paths = fieldPaths(method)
           const values = validSeed(method, user, nonce)
           for (const { field, change } of mutations) {
-            // A method without fields (optOut, listDevices) gets the unknown field the number names.
+            // A method without fields (getRequestCount, optOut, listDevices) gets the unknown field the number names.
             const path = typeof field !== 'number' ? [field] : (paths[field % paths.length] ?? [`field${field}`])
             applyChange(values, path, change)
           }

@@ -64,22 +64,20 @@ const NOT_ON_THE_WIRE = new Set([
 
 /**
  * Input fields that one client generation sends and the other's lexicon
- * lacks, and what this server does with each today (the lexicons describe
- * the contract; the rest is for the server's handlers to catch up with).
+ * lacks, and what this server does with each.
  */
 const ONE_SIDED_INPUTS: Record<string, string> = {
   'sendMessage.senderDid': 'seed-era: checked to be the caller when given; the client-era clients leave it out',
   'sendMessage.embedType': 'seed-era: stored with the message',
   'sendMessage.embedUri': 'seed-era: stored with the message',
-  'sendMessage.msgId': 'client-era: accepted, not yet used (to become the message id and dedup key)',
-  'sendMessage.paddedSize':
-    'client-era: accepted; its padded ciphertext is not unwrapped yet (refused as InvalidMessage)',
-  'sendMessage.delivery': 'client-era: accepted; every message is stored (ephemeral delivery not yet)',
+  'sendMessage.msgId': "client-era: the message's id and its name for replays (MsgIdReused when the bytes differ)",
+  'sendMessage.paddedSize': "client-era: must equal the ciphertext's length and be a bucket; the padding is read past",
+  'sendMessage.delivery': 'client-era: stored as sent (ephemeral is marked, and ordered and kept as any message)',
   'getMessages.sinceMessage': 'seed-era: the resume position',
-  'getMessages.sinceSeq': 'client-era: accepted, not yet used (lastSeq and gapInfo not yet answered)',
+  'getMessages.sinceSeq': 'client-era: the resume position by seq, answered with lastSeq and gapInfo',
   'createConvo.currentEpoch': "client-era: the creator's epoch, checked against the commit",
-  'createConvo.keyPackageHashes': 'client-era: accepted; the server reads the key packages from the Welcome itself',
-  'addMembers.keyPackageHashes': 'client-era: accepted; the server reads the key packages from the Welcome itself',
+  'createConvo.keyPackageHashes': 'client-era: each must be a key package the Welcome names',
+  'addMembers.keyPackageHashes': 'client-era: each must be a key package the Welcome names; reserved with them',
 }
 
 const docsById = (docs: LexiconDoc[]) => new Map(docs.map((doc) => [doc.id, doc]))

@@ -1,7 +1,8 @@
 /**
  * Devices: registering a user's devices with their first key packages,
  * listing and deleting them, the conversations a device should be in, and
- * whether users take part in MLS chat (opting in and out).
+ * whether users take part in MLS chat (opting in and out), and what is
+ * wrong with a device's standing.
  * Services: devices, optOuts.
  */
 import { NSID } from '../../lexicon/types/index.js'
@@ -12,6 +13,7 @@ import listDevices from './listDevices.js'
 import optIn from './optIn.js'
 import optOut from './optOut.js'
 import registerDevice from './registerDevice.js'
+import validateDeviceState from './validateDeviceState.js'
 
 export const deviceHandlers = {
   [NSID.deleteDevice]: deleteDevice,
@@ -21,4 +23,5 @@ export const deviceHandlers = {
   [NSID.optIn]: optIn,
   [NSID.optOut]: optOut,
   [NSID.registerDevice]: registerDevice,
+  [NSID.validateDeviceState]: validateDeviceState,
 }

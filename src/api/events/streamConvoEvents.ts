@@ -23,7 +23,9 @@ const frames = new WeakMap<MessageEvent, { cursor: string; frame: string }>()
 function frameOf(message: MessageEvent, cursor: string): string {
   let cached = frames.get(message)
   if (cached?.cursor !== cursor) {
-    const event = { $type: `${NSID.streamConvoEvents}#messageEvent`, cursor, message: toMessageView(message) }
+    // Only the seed-era clients stream over SSE: they know no padding.
+    const view = toMessageView(message, message.convo_id, 'unpadded')
+    const event = { $type: `${NSID.streamConvoEvents}#messageEvent`, cursor, message: view }
     cached = { cursor, frame: sseEvent(cursor, toWireJson(event)) }
     frames.set(message, cached)
   }
@@ -41,7 +43,10 @@ export default handler(NSID.streamConvoEvents, async ({ params, caller, db, ctx,
   const from = resumeFrom(params.cursor ?? request.headers['last-event-id'])
   const convoId = params.convoId === undefined ? undefined : (await requireMember(db, params.convoId, caller)).convo.id
   if (from && (await keptFrom(db, from)).outdated) {
-    throw invalidRequest('CursorTooOld', 'Events after this cursor are no longer kept; resync with getMessages')
+    throw invalidRequest(
+      'CursorTooOld',
+      'Events after this cursor are no longer kept: resync with getMessages, or, where it answers CursorTooOld too, rejoin by external commit',
+    )
   }
   if (events.streamsOf(caller, 'sse') >= config.SSE_MAX_STREAMS_PER_CALLER) {
     throw new XRPCErrorWithHeaders(

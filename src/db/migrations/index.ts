@@ -8,6 +8,7 @@ import * as m006 from './006_shard_keys.js'
 import * as m007 from './007_admitted_key_packages.js'
 import * as m008 from './008_devices.js'
 import * as m009 from './009_live_events.js'
+import * as m010 from './010_administration.js'
 
 /**
  * Every migration, by name, in order. Listed statically (not read from disk) so
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   '007_admitted_key_packages': m007,
   '008_devices': m008,
   '009_live_events': m009,
+  '010_administration': m010,
 }

@@ -1,7 +1,7 @@
 // Generated from lexicons/blue.catbird.mls.checkBlocks.json by scripts/gen-lexicon-types.ts. Do not edit.
 
 export interface Params {
-  /** The users to check, pairwise. */
+  /** The users to check, pairwise (at most 100: more is refused with TooManyDids). */
   dids: Array<string>
 }
 

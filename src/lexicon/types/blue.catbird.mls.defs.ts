@@ -64,7 +64,7 @@ export interface MessageView {
   convoId: string
   /** DID of the member that sent it (the seed-era clients read it; the client-era ones learn the sender from the decrypted message). */
   sender: string
-  /** The MLSMessage as the sender made it. */
+  /** The MLSMessage as the sender made it: padded as sent (see sendMessage) to a reader naming the conversation by its group id (the client-era clients), the MLSMessage inside the padding to one naming it by its id and on streamConvoEvents (the seed-era clients, which know no padding). */
   ciphertext: Uint8Array
   /** MLS epoch the message was encrypted in. */
   epoch: number

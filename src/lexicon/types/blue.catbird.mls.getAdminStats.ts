@@ -1,7 +1,7 @@
 // Generated from lexicons/blue.catbird.mls.getAdminStats.json by scripts/gen-lexicon-types.ts. Do not edit.
 
 export interface Params {
-  /** The conversation (the caller must be its admin); without it, the whole server. */
+  /** The conversation (the caller must be its admin); without it the request is refused (NotAdmin). */
   convoId?: string
   /** Count only what happened after this. */
   since?: string

@@ -22,7 +22,7 @@ export interface ReportView {
   reporterDid: string
   /** The member reported. */
   reportedDid: string
-  /** The report, encrypted by the reporter. */
+  /** The report, as the reporter sent it. */
   encryptedContent: Uint8Array
   /** When it was made. */
   createdAt: string

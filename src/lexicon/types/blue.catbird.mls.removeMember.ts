@@ -11,7 +11,7 @@ export interface Input {
   idempotencyKey: string
   /** Why, for the record. */
   reason?: string
-  /** The MLS commit (an MLSMessage) removing the member, base64-encoded. */
+  /** The MLS commit (an MLSMessage carrying a PublicMessage) removing every leaf of the member and nothing else, base64-encoded. Required. */
   commit?: string
 }
 

@@ -1,7 +1,7 @@
 // Generated from lexicons/blue.catbird.mls.validateDeviceState.json by scripts/gen-lexicon-types.ts. Do not edit.
 
 export interface Params {
-  /** The device; without it, the caller's. */
+  /** The device: its id, its mlsDid or its UUID. Without it, the caller's only device; with none or several, the user as a whole (its Welcomes and all its key packages). */
   deviceId?: string
 }
 
@@ -14,11 +14,11 @@ export interface Output {
   recommendations: Array<string>
   /** Conversations the device should be in. */
   expectedConvos?: number
-  /** Conversations the device is in, as far as the server knows. */
+  /** Conversations the device is in, as far as the server knows (without a device: those with no Welcome waiting to be fetched). */
   actualConvos?: number
   /** The device's key packages. */
   keyPackageInventory?: KeyPackageInventory
-  /** Conversations the caller asked to be added back to. */
+  /** Conversations the caller asked to be added back to (not answered: this server takes no such requests yet). */
   pendingRejoinRequests?: Array<string>
 }
 

@@ -1,0 +1,14 @@
+import { NSID } from '../../lexicon/types/index.js'
+import { findConvoId } from '../../services/membership.js'
+import { promoteModerator } from '../../services/roles.js'
+import { iso } from '../../services/timestamps.js'
+import { handler } from '../../xrpc/types.js'
+
+export default handler(NSID.promoteModerator, async ({ input, caller, db }) => {
+  const change = await promoteModerator(db, {
+    convoId: await findConvoId(db, input.convoId),
+    caller,
+    target: input.targetDid,
+  })
+  return { ok: true, promotedAt: iso(change.at) }
+})

@@ -1,0 +1,124 @@
+/**
+ * Admins and moderators. A conversation's creator is its first admin;
+ * admins make and unmake admins and moderators (moderators may read
+ * reports). A conversation with members always has an admin: the last one
+ * cannot be demoted, and when the last one leaves the server appoints an
+ * heir (members.ts). Every change holds the conversation's lock
+ * (lockForChange) and updates its row, so that two changes never decide on
+ * the same roles: two admins demoting each other leave one admin.
+ */
+import { sql } from 'kysely'
+import type { Db, Role } from '../db/schema.js'
+import { transact } from '../db/transaction.js'
+import { recordAdminAction } from './adminActions.js'
+import { conflict, invalidRequest, notAdmin, notMember } from './errors.js'
+import { lockForChange, type LockedConvo } from './members.js'
+
+/** A role given or taken, as the admins' log and role-change events tell it. */
+export interface RoleChange {
+  convoId: string
+  did: string
+  /** The role the member has now. */
+  role: Role
+  /** The admin (or moderator stepping down) who did it. */
+  by: string
+  at: Date
+}
+
+interface RoleArgs {
+  convoId: string
+  caller: string
+  target: string
+}
+
+const roleOf = (convo: LockedConvo, did: string): Role =>
+  convo.admins.includes(did) ? 'admin' : convo.moderators.includes(did) ? 'moderator' : 'member'
+
+/** The caller is a current member (403 NotMember) and, unless `allowed` says otherwise, an admin (403 NotAdmin). */
+function requireCaller(convo: LockedConvo, caller: string, why: string, allowed = false): void {
+  if (convo.standing(caller) !== 'member') throw notMember()
+  if (!allowed && !convo.admins.includes(caller)) throw notAdmin(why)
+}
+
+function requireTargetMember(convo: LockedConvo, target: string): void {
+  if (convo.standing(target) !== 'member') {
+    throw invalidRequest('NotMember', `${target} is not a member of this conversation`)
+  }
+}
+
+/**
+ * Gives `target` its new role, with when and by whom (none for a plain
+ * member), logs it and marks the conversation changed (lockForChange's
+ * freshness check).
+ */
+async function setRole(trx: Db, args: RoleArgs, role: Role, action: RoleActionKind): Promise<RoleChange> {
+  const promoted = role !== 'member'
+  const { rows } = await sql<{ at: Date }>`
+    WITH touched AS (UPDATE convo SET last_activity_at = now() WHERE id = ${args.convoId})
+    UPDATE member SET role = ${role},
+      promoted_at = ${promoted ? sql`now()` : sql`NULL`}, promoted_by = ${promoted ? args.caller : null}
+    WHERE convo_id = ${args.convoId} AND did = ${args.target} AND left_at IS NULL
+    RETURNING now() AS at`.execute(trx)
+  const at = rows[0]?.at
+  if (!at) throw new Error(`member ${args.target} of ${args.convoId} changed under its conversation's lock`)
+  await recordAdminAction(trx, { convoId: args.convoId, actor: args.caller, action, target: args.target })
+  return { convoId: args.convoId, did: args.target, role, by: args.caller, at }
+}
+
+type RoleActionKind = 'promote_admin' | 'demote_admin' | 'promote_moderator' | 'demote_moderator'
+
+/** An admin makes a current member (a moderator included) an admin. */
+export function promoteAdmin(db: Db, args: RoleArgs): Promise<RoleChange> {
+  return transact(db, async (trx) => {
+    const convo = await lockForChange(trx, args.convoId, [])
+    requireCaller(convo, args.caller, 'only admins make admins')
+    requireTargetMember(convo, args.target)
+    if (roleOf(convo, args.target) === 'admin') throw conflict('AlreadyAdmin', `${args.target} is an admin already`)
+    return setRole(trx, args, 'admin', 'promote_admin')
+  })
+}
+
+/** An admin takes admin rights from an admin (or from itself), never from the last one. */
+export function demoteAdmin(db: Db, args: RoleArgs): Promise<RoleChange> {
+  return transact(db, async (trx) => {
+    const convo = await lockForChange(trx, args.convoId, [])
+    requireCaller(convo, args.caller, 'only admins demote admins')
+    requireTargetMember(convo, args.target)
+    if (roleOf(convo, args.target) !== 'admin') {
+      throw invalidRequest('NotAdminTarget', `${args.target} is not an admin of this conversation`)
+    }
+    if (convo.admins.length <= 1) {
+      throw conflict('LastAdmin', `${args.target} is the last admin: make another member admin first`)
+    }
+    return setRole(trx, args, 'member', 'demote_admin')
+  })
+}
+
+/** An admin makes a current member who is not an admin a moderator. */
+export function promoteModerator(db: Db, args: RoleArgs): Promise<RoleChange> {
+  return transact(db, async (trx) => {
+    const convo = await lockForChange(trx, args.convoId, [])
+    requireCaller(convo, args.caller, 'only admins make moderators')
+    requireTargetMember(convo, args.target)
+    const role = roleOf(convo, args.target)
+    if (role === 'admin') {
+      throw invalidRequest('IsAdmin', `${args.target} is an admin, who has every right of a moderator`)
+    }
+    if (role === 'moderator') throw conflict('AlreadyModerator', `${args.target} is a moderator already`)
+    return setRole(trx, args, 'moderator', 'promote_moderator')
+  })
+}
+
+/** An admin takes moderator rights from a moderator, or a moderator from itself. */
+export function demoteModerator(db: Db, args: RoleArgs): Promise<RoleChange> {
+  return transact(db, async (trx) => {
+    const convo = await lockForChange(trx, args.convoId, [])
+    const steppingDown = args.caller === args.target && convo.moderators.includes(args.caller)
+    requireCaller(convo, args.caller, 'only admins demote moderators (a moderator may step down)', steppingDown)
+    requireTargetMember(convo, args.target)
+    if (roleOf(convo, args.target) !== 'moderator') {
+      throw invalidRequest('NotModerator', `${args.target} is not a moderator of this conversation`)
+    }
+    return setRole(trx, args, 'member', 'demote_moderator')
+  })
+}
