@@ -146,7 +146,7 @@ export interface PendingDeviceAdditionTable {
   new_epoch: ColumnType<number | null, number | null, number | null>
 }
 
-export type ConvoEventKind = 'membership' | 'new_device' | 'group_info_refresh' | 'readdition'
+export type ConvoEventKind = 'membership' | 'role' | 'new_device' | 'group_info_refresh' | 'readdition'
 
 /** What happens in a conversation that is not a message; its event id orders it with the messages (migration 009). */
 export interface ConvoEventTable {

@@ -73,6 +73,31 @@ export function recordMembershipChanges(
   )
 }
 
+/**
+ * A member's role changed (promoteAdmin, demoteAdmin, promoteModerator,
+ * demoteModerator; an heir made admin by the server): the subscription's
+ * membershipChangeEvent, its `action` saying which, as the lexicon's
+ * `action` is open to values beyond joining and leaving.
+ */
+export type RoleAction = 'promotedAdmin' | 'demotedAdmin' | 'promotedModerator' | 'demotedModerator'
+
+/**
+ * A role change, in the transaction that made it: `epoch` is the
+ * conversation's (a role change does not change it); no `actor` when the
+ * server made it. Answers the event's id, to announce.
+ */
+export async function recordRoleChange(
+  trx: Db,
+  convoId: string,
+  epoch: number,
+  change: { did: string; action: RoleAction; actor?: string | undefined },
+): Promise<number> {
+  const { did, action, actor } = change
+  const [id] = await recordEvents(trx, convoId, 'role', [{ did, body: defined({ did, action, actor, epoch }) }])
+  if (id === undefined) throw new Error(`conversation ${convoId} not found for its role change event`)
+  return id
+}
+
 export interface NewDevice {
   convoId: string
   userDid: string

@@ -4,7 +4,7 @@ import type { Convo, Db } from '../db/schema.js'
 import { byShape } from '../db/statement.js'
 import { assertTransaction, transact } from '../db/transaction.js'
 import { checkCommit, commitMessage, type Commit, type StoredCommit } from './commits.js'
-import { recordMembershipChanges } from './convoEvents.js'
+import { recordMembershipChanges, recordRoleChange } from './convoEvents.js'
 import { convoNotFound, invalidRequest, notAdmin, notMember } from './errors.js'
 import {
   messageCtes,
@@ -399,7 +399,8 @@ export async function removeMember(db: Db, args: RemoveMemberArgs): Promise<Chan
         ])
       : []
     if (removed && convo.admins.length === 1 && convo.admins[0] === args.target) {
-      await appointHeir(trx, args.convoId)
+      const heir = await appointHeir(trx, args.convoId)
+      if (heir) events.push(await recordRoleChange(trx, args.convoId, newEpoch, { did: heir, action: 'promotedAdmin' }))
     }
     return { newEpoch, removed, events, ...(stored ? { stored } : {}) }
   })
@@ -419,7 +420,7 @@ function requireRemover(convo: LockedConvo, caller: string, target: string): voi
  * becomes admin, so that a conversation with members always has one. No
  * admin promoted it (promoted_by stays null); the log says the server did.
  */
-async function appointHeir(trx: Db, convoId: string): Promise<void> {
+async function appointHeir(trx: Db, convoId: string): Promise<string | undefined> {
   const { rows } = await sql<{ did: string }>`
     UPDATE member SET role = 'admin', promoted_at = now(), promoted_by = NULL
     WHERE convo_id = ${convoId} AND did = (
@@ -428,4 +429,5 @@ async function appointHeir(trx: Db, convoId: string): Promise<void> {
     RETURNING did`.execute(trx)
   const heir = rows[0]
   if (heir) await recordAdminAction(trx, { convoId, action: 'succession', target: heir.did })
+  return heir?.did
 }

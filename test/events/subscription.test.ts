@@ -8,6 +8,7 @@ import {
   connect,
   eventsOf,
   NSID,
+  openStream,
   seqsOf,
   startTestApp,
   subscribe,
@@ -248,6 +249,45 @@ describe('subscribeConvoEvents: events', () => {
       ['#membershipChangeEvent', 'removed'],
     ])
     bobs.close()
+  })
+
+  it('tells of role changes as membershipChangeEvents (infoEvents over SSE): whose, which, by whom; an heir the server made admin with no actor', async () => {
+    const [alice, bob, carol] = await Promise.all([TestUser.create(), TestUser.create(), TestUser.create()])
+    const convo = await one.seed.createConvo(alice, [bob, carol])
+    const sub = await subscribe(two, carol, { convoId: convo.id })
+    const stream = await openStream(two.url, carol, { convoId: convo.id })
+    const roles = [
+      NSID.promoteModerator,
+      NSID.demoteModerator,
+      NSID.promoteAdmin,
+      NSID.demoteAdmin,
+      NSID.promoteModerator,
+    ]
+    for (const nsid of roles) {
+      expect((await one.call(alice, nsid, { input: { convoId: convo.id, targetDid: bob.did } })).status).toBe(200)
+    }
+    // The last admin leaves: the moderator becomes admin.
+    expect((await one.call(alice, NSID.leaveConvo, { input: { convoId: convo.id } })).status).toBe(200)
+    await sub.waitFor(() => sub.events.length === 7)
+    expect(
+      eventsOf(sub, '#membershipChangeEvent').map(({ did, action, actor, epoch }) => ({ did, action, actor, epoch })),
+    ).toEqual([
+      ...['promotedModerator', 'demotedModerator', 'promotedAdmin', 'demotedAdmin', 'promotedModerator'].map(
+        (action) => ({ did: bob.did, action, actor: alice.did, epoch: 1 }),
+      ),
+      { did: alice.did, action: 'left', actor: undefined, epoch: 1 },
+      { did: bob.did, action: 'promotedAdmin', actor: undefined, epoch: 1 },
+    ])
+    // The seed-era stream hears the role changes alone, at the same cursors.
+    await stream.waitFor((events) => events.length === 6)
+    const roleCursors = sub.events.filter((e) => e.action !== 'left').map((e) => e.cursor)
+    expect(stream.events.map((e) => [e.id, e.data.$type])).toEqual(
+      roleCursors.map((cursor) => [cursor, `${NSID.streamConvoEvents}#infoEvent`]),
+    )
+    expect(stream.events[0]?.data.info).toBe(`roleChange ${convo.id}: ${bob.did} promotedModerator by ${alice.did}`)
+    expect(stream.events[5]?.data.info).toBe(`roleChange ${convo.id}: ${bob.did} promotedAdmin`)
+    sub.close()
+    stream.close()
   })
 
   it('names conversations by their MLS group id, as client-era clients do, and takes them by it (any case) or by id', async () => {

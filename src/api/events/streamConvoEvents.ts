@@ -3,7 +3,7 @@ import { parseCursor, type Watermark } from '../../events/watermark.js'
 import { NSID } from '../../lexicon/types/index.js'
 import { toWireJson } from '../../lexicon/wire.js'
 import { requireMember } from '../../services/membership.js'
-import { isMessage, type MessageEvent } from '../../services/eventLog.js'
+import { isMessage, type ConvoLogEvent, type MessageEvent } from '../../services/eventLog.js'
 import { toMessageView } from '../../services/messages.js'
 import { invalidRequest, XRPCErrorWithHeaders } from '../../xrpc/errors.js'
 import { sseEvent, SseStream } from '../../xrpc/sse.js'
@@ -32,9 +32,16 @@ function frameOf(message: MessageEvent, cursor: string): string {
   return cached.frame
 }
 
+/** A role change, as an infoEvent: the seed-era lexicon has no event of its own for it. */
+function roleChangeFrame(event: ConvoLogEvent, cursor: string): string {
+  const { did, action, actor } = event.body as { did: string; action: string; actor?: string }
+  const info = `roleChange ${event.convo_id}: ${did} ${action}${actor ? ` by ${actor}` : ''}`
+  return sseEvent(cursor, toWireJson({ $type: `${NSID.streamConvoEvents}#infoEvent`, cursor, info }))
+}
+
 /**
  * Server-Sent Events: each message the caller may see, as a messageEvent
- * whose SSE id is its resume cursor. With `cursor` (or Last-Event-ID) the
+ * whose SSE id is its resume cursor, and role changes as infoEvents. With `cursor` (or Last-Event-ID) the
  * stream first replays what came after it, then continues live (see
  * src/events/outbox.ts).
  */
@@ -65,9 +72,10 @@ export default handler(NSID.streamConvoEvents, async ({ params, caller, db, ctx,
     log,
   })
   try {
-    // The other events of the log are the WebSocket subscription's: a cursor stays exact across them.
+    // The other events of the log are the WebSocket subscription's, but for role changes: a cursor stays exact across them.
     for await (const { event, cursor } of outbox.events(stream.signal)) {
       if (isMessage(event)) stream.send(cursor, frameOf(event, cursor))
+      else if (event.kind === 'role') stream.send(cursor, roleChangeFrame(event, cursor))
     }
   } catch (err) {
     if (!(err instanceof StreamEnded)) log.warn({ err }, 'event stream replay failed')

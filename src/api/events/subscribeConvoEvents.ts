@@ -20,6 +20,7 @@ const invalid = (error: string, message: string) => new Refusal('invalid', error
 /** The frame type of each kind of conversation event. */
 const CONVO_EVENT_TYPES = {
   membership: '#membershipChangeEvent',
+  role: '#membershipChangeEvent',
   new_device: '#newDeviceEvent',
   group_info_refresh: '#groupInfoRefreshRequestedEvent',
   readdition: '#readditionRequestedEvent',

@@ -4,7 +4,8 @@ import { sql, type Kysely } from 'kysely'
  * Live events beyond messages, and the tickets that open a WebSocket.
  *
  * - convo_event: what happens in a conversation that is not a message (a
- *   member joined or left, a member's new device waits to be added, a member
+ *   member joined or left, a member's role changed, a member's new device
+ *   waits to be added, a member
  *   asks for a fresh GroupInfo). Its ids come from the same sequence as
  *   message.event_id, so one position orders both kinds of events and a
  *   stream's cursor stays exact across them (src/events/hub.ts). after_seq is
@@ -25,7 +26,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     sql`CREATE TABLE convo_event (
       convo_id    text NOT NULL,
       event_id    bigint NOT NULL DEFAULT nextval(${sql.lit(eventIds)}::regclass),
-      kind        text NOT NULL CHECK (kind IN ('membership', 'new_device', 'group_info_refresh', 'readdition')),
+      kind        text NOT NULL CHECK (kind IN ('membership', 'role', 'new_device', 'group_info_refresh', 'readdition')),
       did         text NOT NULL,
       after_seq   bigint NOT NULL CHECK (after_seq >= 0),
       body        jsonb NOT NULL,
