@@ -310,6 +310,9 @@ export class EventHub {
       this.pumpAgain = true
       return
     }
+    // This read finds all that an idle read waiting to run would.
+    clearTimeout(this.idleRead)
+    this.idleRead = undefined
     this.pumping = this.pump()
       .catch((err: unknown) => this.opts.log.warn({ err }, 'event fan-out failed; will retry'))
       .finally(() => {
