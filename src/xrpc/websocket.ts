@@ -29,6 +29,7 @@ import type { Subscriptions } from '../lexicon/types/index.js'
 import { assertAcceptableInput } from './input-boundary.js'
 import { invalidRequest, toXrpcError, XRPCErrorWithHeaders } from './errors.js'
 import { decodeQueryParams } from './params.js'
+import { handlerContext } from './routes.js'
 import type { HandlerContext } from './types.js'
 
 /** WebSocket close codes (RFC 6455 §7.4.1) this server ends sockets with. */
@@ -261,15 +262,7 @@ function refuseUpgrade(socket: Duplex, status: number, error: string, message: s
 export async function subscriptionRoutes(app: FastifyInstance, opts: SubscriptionRoutesOptions): Promise<void> {
   const { ctx, handlers } = opts
   const { config, db } = ctx
-  const handlerCtx: HandlerContext = {
-    config,
-    lexicons: ctx.lexicons,
-    auth: ctx.auth,
-    metrics: ctx.metrics,
-    events: ctx.events,
-    blocks: ctx.blocks,
-    takedowns: ctx.takedowns,
-  }
+  const handlerCtx = handlerContext(ctx)
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: MAX_CLIENT_FRAME_BYTES,
