@@ -194,6 +194,8 @@ export interface PushRetryTable {
   created_at: Defaulted<Date>
   claimed_by: string | null
   claimed_until: Date | null
+}
+
 export type ConvoEventKind = 'membership' | 'role' | 'new_device' | 'group_info_refresh' | 'readdition'
 
 /** What happens in a conversation that is not a message; its event id orders it with the messages (migration 009). */
