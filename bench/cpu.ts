@@ -65,3 +65,11 @@ export async function postgresCpu(pool: pg.Pool): Promise<CpuMeter | undefined> 
     return ticks * TICK_MICROS
   }
 }
+
+/** This process's memory after a full collection (processes of the bench run with --expose-gc). */
+export async function memoryAfterGc(): Promise<{ rss: number; heapUsed: number }> {
+  const gc = (globalThis as { gc?: () => void }).gc
+  gc?.()
+  const { rss, heapUsed } = process.memoryUsage()
+  return { rss, heapUsed }
+}

@@ -17,6 +17,7 @@ import { retentionUnderLoad } from './questions/retention.js'
 import { countRoundTrips } from './questions/round-trips.js'
 import { scale } from './questions/scale.js'
 import { sendThroughput } from './questions/send-throughput.js'
+import { webSocketFanOut } from './questions/websocket.js'
 import { renderResults, writeBenchmarksFile } from './report.js'
 import { setUp } from './setup.js'
 
@@ -38,6 +39,7 @@ try {
     await explain(bench),
     await fanOut(bench),
     await pushUnderLoad(bench),
+    await webSocketFanOut(bench),
   ]
   const markdown = renderResults(await bench.environment(args), sections)
   console.log(`\n${markdown}`)

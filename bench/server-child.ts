@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import { thisProcessCpu } from './cpu.js'
+import { memoryAfterGc, thisProcessCpu } from './cpu.js'
 import { loadDist } from './dist.js'
 import { answerCommands } from './ipc.js'
 import { observeQueries } from './queries.js'
@@ -64,6 +64,7 @@ answerCommands(
       return null
     },
     cpuMicros: thisProcessCpu,
+    memory: memoryAfterGc,
     cleanupPass: async () => {
       const before = await deletedSoFar()
       await cleanup.runOnce()

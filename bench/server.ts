@@ -17,6 +17,8 @@ export interface ServerCommands {
   cpuMicros: number
   /** Runs one pass of the idempotency cleanup worker; answers how many records it deleted. */
   cleanupPass: number
+  /** The process's memory after a full garbage collection, in bytes. */
+  memory: { rss: number; heapUsed: number }
   /** Runs one pass of the retention worker; answers how many messages it deleted. */
   retentionPass: number
   /** Closes the server and its pool, then exits. */
@@ -38,14 +40,16 @@ export interface BenchServerOptions {
   logFile: string
   /** Write a V8 CPU profile (`node --cpu-prof`) here when the server stops. */
   cpuProfDir?: string
-  /** The bare-Fastify peer (bench/peer-child.ts) instead of the server. */
-  peer?: boolean
+  /** The bare-Fastify peer (bench/peer-child.ts), or the bare `ws` broadcaster (bench/ws-peer-child.ts), instead of the server. */
+  peer?: boolean | 'ws'
   /** Settings of its own (push, for one). */
   env?: Record<string, string>
 }
 
-const childEntry = (peer: boolean) =>
-  fileURLToPath(new URL(peer ? './peer-child.ts' : './server-child.ts', import.meta.url))
+const childEntry = (peer: boolean | 'ws') =>
+  fileURLToPath(
+    new URL(peer === 'ws' ? './ws-peer-child.ts' : peer ? './peer-child.ts' : './server-child.ts', import.meta.url),
+  )
 
 /**
  * The production build of the server in a process of its own, as `npm start`
@@ -54,7 +58,12 @@ const childEntry = (peer: boolean) =>
 export async function startBenchServer(opts: BenchServerOptions): Promise<BenchServer> {
   const log = openSync(opts.logFile, 'a')
   const child = fork(childEntry(opts.peer ?? false), [], {
-    execArgv: ['--import', 'tsx', ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [])],
+    execArgv: [
+      '--import',
+      'tsx',
+      '--expose-gc',
+      ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []),
+    ],
     env: {
       ...process.env,
       DATABASE_URL: opts.databaseUrl,
@@ -63,6 +72,9 @@ export async function startBenchServer(opts: BenchServerOptions): Promise<BenchS
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
       // The bench runs the cleanup worker itself, when it measures it.
       WORKER_INTERVAL_SECONDS: String(24 * 3600),
+      // The event-stream benches open many streams as few users.
+      WEBSOCKET_MAX_SOCKETS_PER_CALLER: '100000',
+      SSE_MAX_STREAMS_PER_CALLER: '100000',
       // Its users are did:keys, which Bluesky does not know: no AppView to ask about blocks.
       APPVIEW_URL: 'off',
       ...opts.env,

@@ -213,6 +213,26 @@ export const configSchema = z
     SSE_MAX_BUFFER_BYTES: int(1024)
       .default(1024 * 1024)
       .describe('Unsent bytes an event stream may queue before a slow client is disconnected.'),
+    WEBSOCKET_URL: z
+      .url({ protocol: /^wss?$/ })
+      .optional()
+      .meta({ examples: ['wss://mls.example.com/xrpc/blue.catbird.mls.subscribeConvoEvents'] })
+      .describe(
+        "The WebSocket URL of `subscribeConvoEvents` as clients reach it (through your proxy), handed out as getSubscriptionTicket's `endpoint`. Default: `wss://<host>/xrpc/blue.catbird.mls.subscribeConvoEvents` for a `SERVICE_DID` of `did:web:<host>`, `ws://localhost:<PORT>/...` for `did:web:localhost`. Catbird's iOS client connects to the host of `SERVICE_DID` whatever this says.",
+      ),
+    WEBSOCKET_MAX_SOCKETS_PER_CALLER: int(1)
+      .default(10)
+      .describe(
+        'Open `subscribeConvoEvents` WebSockets one caller may hold on an instance; another is closed with the error `RateLimitExceeded`.',
+      ),
+    WEBSOCKET_MAX_BUFFER_BYTES: int(1024)
+      .default(1024 * 1024)
+      .describe(
+        'Bytes of events a WebSocket may have waiting to be sent before its client counts as too slow: it gets the error `ConsumerTooSlow` and is closed, and resumes by cursor.',
+      ),
+    WEBSOCKET_PING_SECONDS: int(1)
+      .default(30)
+      .describe('How often each WebSocket is pinged; one that has not answered the previous ping is closed.'),
     EVENT_POLL_INTERVAL_MS: int(10, 600_000)
       .default(2_000)
       .describe(

@@ -7,7 +7,7 @@ import Fastify, {
   type FastifyServerOptions,
   type onResponseHookHandler,
 } from 'fastify'
-import { handlers as defaultHandlers } from './api/index.js'
+import { handlers as defaultHandlers, subscriptionHandlers } from './api/index.js'
 import { listenUrl, pushConfigured, type Config } from './config.js'
 import type { AppContext } from './context.js'
 import { pingDatabase, type Database } from './db/index.js'
@@ -24,6 +24,7 @@ import { rateLimit, rateLimitOptions } from './xrpc/rate-limit.js'
 import { didDocumentRoute } from './did-document.js'
 import { clientErrorHandler, sendXrpcError } from './xrpc/errors.js'
 import { xrpcRoutes } from './xrpc/routes.js'
+import { subscriptionRoutes } from './xrpc/websocket.js'
 import type { XrpcHandlers } from './xrpc/types.js'
 import { version } from './version.js'
 
@@ -202,6 +203,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
   if (config.RATE_LIMIT_PER_MINUTE > 0) await app.register(rateLimit, rateLimitOptions(config))
   await app.register(metricsRoute, { ctx, onResponse: debugLine('metrics scrape') })
   await app.register(didDocumentRoute, { serviceDid: config.SERVICE_DID })
+  await app.register(subscriptionRoutes, { ctx, handlers: subscriptionHandlers })
   await app.register(xrpcRoutes, {
     ctx,
     handlers: opts.handlers ?? defaultHandlers,

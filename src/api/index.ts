@@ -6,6 +6,7 @@ import { convoHandlers } from './convos/index.js'
 import { deviceAdditionHandlers } from './deviceAdditions/index.js'
 import { deviceHandlers } from './devices/index.js'
 import { eventHandlers } from './events/index.js'
+export { subscriptionHandlers } from './events/index.js'
 import { keyPackageHandlers } from './keyPackages/index.js'
 import { messageHandlers } from './messages/index.js'
 import { pushHandlers } from './push/index.js'
@@ -23,10 +24,7 @@ export const notImplemented = [
   NSID.createInvite,
   NSID.declineChatRequest,
   NSID.getChatRequestSettings,
-  NSID.getSubscriptionTicket,
-  NSID.groupInfoRefresh,
   NSID.listInvites,
-  NSID.readdition,
   NSID.rejoin,
   NSID.revokeInvite,
   NSID.sendChatRequest,

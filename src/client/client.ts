@@ -27,12 +27,15 @@ import {
 } from './methods.js'
 import { defaultRetryOptions, withRetry, type RetryOptions } from './retry.js'
 import {
+  MemoryCursorStore,
   MemoryPendingStore,
   MemoryWelcomeStore,
+  type CursorStore,
   type PendingOperation,
   type PendingStore,
   type WelcomeStore,
 } from './stores.js'
+import { ConvoEventSubscription, type SubscribeOptions } from './subscription.js'
 import { inputToJson, XrpcClient, type XrpcClientOptions } from './xrpc.js'
 
 export interface MlsClientOptions extends XrpcClientOptions {
@@ -40,6 +43,8 @@ export interface MlsClientOptions extends XrpcClientOptions {
   pendingStore?: PendingStore
   /** Where fetched Welcomes wait for a confirmed join. Default: in memory (lost on exit). */
   welcomeStore?: WelcomeStore
+  /** Where event subscriptions keep their cursor. Default: in memory (lost on exit). */
+  cursorStore?: CursorStore
   retry?: Partial<RetryOptions>
 }
 
@@ -95,7 +100,9 @@ export class MlsClient {
   readonly xrpc: XrpcClient
   readonly pendingStore: PendingStore
   readonly welcomeStore: WelcomeStore
+  readonly cursorStore: CursorStore
   private readonly retry: RetryOptions
+  private readonly serviceUrl: string
   /** Operations being sent by this process, which retryPending() leaves alone. */
   private readonly inFlight = new Set<string>()
 
@@ -103,7 +110,21 @@ export class MlsClient {
     this.xrpc = new XrpcClient(opts)
     this.pendingStore = opts.pendingStore ?? new MemoryPendingStore()
     this.welcomeStore = opts.welcomeStore ?? new MemoryWelcomeStore()
+    this.cursorStore = opts.cursorStore ?? new MemoryCursorStore()
     this.retry = { ...defaultRetryOptions, ...opts.retry }
+    this.serviceUrl = opts.serviceUrl
+  }
+
+  // Live events.
+
+  /**
+   * The live events of the user's conversations (or of one), over a
+   * WebSocket: iterate the result. Resumes from the cursor kept in
+   * `cursorStore`, across dropped connections and restarts (see
+   * ConvoEventSubscription).
+   */
+  subscribe(opts: SubscribeOptions = {}): ConvoEventSubscription {
+    return new ConvoEventSubscription(this.xrpc, this.serviceUrl, this.cursorStore, this.retry, opts)
   }
 
   // Writes: stored, sent and retried with one idempotency key each.

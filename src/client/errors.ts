@@ -65,3 +65,20 @@ export class WelcomeAlreadyConsumedError extends Error {
     )
   }
 }
+
+/**
+ * The event subscription was refused for good (an atproto error frame the
+ * SDK does not recover from by connecting again): NotMember, ConvoNotFound,
+ * FutureCursor or InvalidCursor (the kept cursor is not the server's: clear
+ * it and resync with getMessages), AuthRequired, InvalidTicket, InvalidFrame.
+ */
+export class SubscriptionError extends Error {
+  override name = 'SubscriptionError'
+
+  constructor(
+    readonly error: string,
+    message: string,
+  ) {
+    super(message ? `${error}: ${message}` : error)
+  }
+}

@@ -32,8 +32,17 @@ export interface StoredWelcome {
   storedAt: string
 }
 
+/** Where an event subscription stands: the cursor of the last event the app handled. */
+export interface StoredCursor {
+  /** The subscription's conversation, or `*` for all of the user's. */
+  key: string
+  cursor: string
+  savedAt: string
+}
+
 export type PendingStore = RecordStore<PendingOperation>
 export type WelcomeStore = RecordStore<StoredWelcome>
+export type CursorStore = RecordStore<StoredCursor>
 
 /** Records in memory: lost with the process. For tests and short-lived bots. */
 export class MemoryRecordStore<T> implements RecordStore<T> {
@@ -133,3 +142,5 @@ export class MemoryPendingStore extends MemoryRecordStore<PendingOperation> {}
 export class FilePendingStore extends JsonFileRecordStore<PendingOperation> {}
 export class MemoryWelcomeStore extends MemoryRecordStore<StoredWelcome> {}
 export class FileWelcomeStore extends JsonFileRecordStore<StoredWelcome> {}
+export class MemoryCursorStore extends MemoryRecordStore<StoredCursor> {}
+export class FileCursorStore extends JsonFileRecordStore<StoredCursor> {}

@@ -196,6 +196,32 @@ export interface PushRetryTable {
   claimed_until: Date | null
 }
 
+export type ConvoEventKind = 'membership' | 'role' | 'new_device' | 'group_info_refresh' | 'readdition'
+
+/** What happens in a conversation that is not a message; its event id orders it with the messages (migration 009). */
+export interface ConvoEventTable {
+  convo_id: string
+  /** From message.event_id's sequence. */
+  event_id: ColumnType<number, never, never>
+  kind: ConvoEventKind
+  /** Whom it is about: the member who joined or left, the user of the new device, who asked. */
+  did: string
+  /** The conversation's last message when it happened: members who joined at or before it see it. */
+  after_seq: Int8
+  /** Its fields, as the subscription's event carries them (lexicon names). */
+  body: ColumnType<Record<string, unknown>, string, string>
+  created_at: Defaulted<Date>
+}
+
+/** A ticket of getSubscriptionTicket, by the sha256 of the ticket (its shard key). */
+export interface SubscriptionTicketTable {
+  ticket_hash: string
+  did: string
+  convo_id: string | null
+  expires_at: Date
+  used_at: Date | null
+}
+
 /** A key package a conversation's Welcome used (on the conversation's shard): it admits no one there again. */
 export interface AdmittedKeyPackageTable {
   convo_id: string
@@ -362,6 +388,8 @@ export interface DatabaseSchema {
   push_token: PushTokenTable
   push_outbox: PushOutboxTable
   push_retry: PushRetryTable
+  convo_event: ConvoEventTable
+  subscription_ticket: SubscriptionTicketTable
   convo_policy: ConvoPolicyTable
   admin_action: AdminActionTable
   member_report: MemberReportTable
@@ -371,6 +399,7 @@ export interface DatabaseSchema {
 
 export type Convo = Selectable<ConvoTable>
 export type Message = Selectable<MessageTable>
+export type ConvoEvent = Selectable<ConvoEventTable>
 
 /** The database, or a transaction on it: what services take. */
 export type Db = Kysely<DatabaseSchema>

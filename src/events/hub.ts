@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { sql } from 'kysely'
 import { AsyncResource } from 'node:async_hooks'
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type pg from 'pg'
 import type { Db } from '../db/schema.js'
@@ -9,8 +10,10 @@ import {
   memberships,
   readEventRefs,
   readEvents,
+  visibleTo,
   type EventRef,
-  type MessageEvent,
+  type LogEvent,
+  type Page,
 } from '../services/eventLog.js'
 import { Listener } from './listener.js'
 import {
@@ -25,12 +28,24 @@ import {
 } from './watermark.js'
 
 const MESSAGE_CHANNEL = 'catbird_message'
+const TYPING_CHANNEL = 'catbird_typing'
+
+/** A member started or stopped typing: relayed, never stored. */
+export interface Typing {
+  convoId: string
+  did: string
+  isTyping: boolean
+}
 
 /** One open event stream: who it is for and where its events go. */
 export interface Subscriber {
   did: string
   convoId?: string | undefined
-  deliver(messages: MessageEvent[]): void
+  /** What carries it: each transport has its own limit of streams per caller. */
+  transport: 'sse' | 'websocket'
+  deliver(events: LogEvent[]): void
+  /** Typing of other members of its conversations; streams without it are not told. */
+  typing?(event: Typing): void
   close(reason: string): void
 }
 
@@ -77,6 +92,25 @@ export interface EventHubOptions {
  * With no stream open, nobody needs the events at once: new ones are read
  * (ids only) at most every `idleReadIntervalMs`, not after every write, and
  * the first stream to open catches the watermark up before it starts.
+ *
+ * Events that are not messages (a member joined or left, a member's new
+ * device, a request for a fresh GroupInfo) are rows of convo_event, stored by
+ * the write that makes them, in its transaction (services/convoEvents.ts).
+ * Their ids come from the same sequence as the messages' event ids, so they
+ * are positions of the same log: the hub reads both tables above the
+ * watermark and moves it over ids of either (a missing id may be either's),
+ * and a cursor is exact across both kinds, on every instance, through the
+ * same announcements, notifications and polls. Within a conversation, on
+ * several ranges of ids, such an event follows the message before it
+ * (after_seq). Who sees an event is decided per event (eventLog.visibleTo),
+ * with memberships read at fan-out: a conversation joined after a stream
+ * opened is in it from its joining event on, and one left is out of it after
+ * its leaving event, which the member who left still gets.
+ *
+ * Typing is not an event of the log: a member's typing reaches the streams of
+ * the conversation's other current members on this instance, and the other
+ * instances through a notification of its own (none without LISTEN); it is
+ * lost when nobody hears it, and never replayed.
  */
 export class EventHub {
   private readonly subscribers = new Set<Subscriber>()
@@ -100,6 +134,9 @@ export class EventHub {
   private unnotified = false
   private notifying: Promise<void> | undefined
   private readonly scope = new AsyncResource('EventHub')
+  /** Tells this instance's typing notifications from other instances'. */
+  private readonly instance = randomUUID()
+  private typingFanOut = Promise.resolve()
 
   constructor(private readonly opts: EventHubOptions) {
     this.gapTimeoutMs = opts.gapTimeoutMs ?? 10_000
@@ -113,9 +150,10 @@ export class EventHub {
     return new Map(this.#watermark)
   }
 
-  streamsOf(did: string): number {
+  /** Streams open for `did` on this instance, of one transport. */
+  streamsOf(did: string, transport: Subscriber['transport']): number {
     let n = 0
-    for (const s of this.subscribers) if (s.did === did) n++
+    for (const s of this.subscribers) if (s.did === did && s.transport === transport) n++
     return n
   }
 
@@ -128,10 +166,11 @@ export class EventHub {
     if (this.opts.listen) {
       this.listener = new Listener({
         connection: this.opts.listen,
-        channel: MESSAGE_CHANNEL,
+        channels: [MESSAGE_CHANNEL, TYPING_CHANNEL],
         log: this.opts.log,
-        // The announced ids may be behind the watermark already (this instance's own announcements are).
-        onNotification: (payload) => {
+        onNotification: (channel, payload) => {
+          if (channel === TYPING_CHANNEL) return this.heardTyping(payload)
+          // The announced ids may be behind the watermark already (this instance's own announcements are).
           const announced = parseCursor(payload)
           if (!announced || [...announced.values()].some((id) => !covers(this.#watermark, id))) this.newEvents()
         },
@@ -144,7 +183,50 @@ export class EventHub {
     this.pollTimer.unref()
   }
 
-  /** A message with this event id was committed by this instance: tell every instance. */
+  /**
+   * A current member of `convoId` is typing (the caller checked): tell the
+   * streams of the other members here, and the other instances.
+   */
+  typing(event: Typing): void {
+    this.scope.runInAsyncScope(() => {
+      this.fanOutTyping(event)
+      if (!this.listener) return
+      const payload = JSON.stringify({ ...event, from: this.instance })
+      sql`SELECT pg_notify(${TYPING_CHANNEL}, ${payload})`
+        .execute(this.opts.db)
+        .catch((err: unknown) => this.opts.log.warn({ err }, 'typing notification failed'))
+    })
+  }
+
+  private heardTyping(payload: string): void {
+    let heard: unknown
+    try {
+      heard = JSON.parse(payload)
+    } catch {
+      return
+    }
+    if (typeof heard !== 'object' || heard === null) return
+    const { convoId, did, isTyping, from } = heard as Record<string, unknown>
+    if (from === this.instance || typeof convoId !== 'string' || typeof did !== 'string') return
+    if (typeof isTyping !== 'boolean') return
+    this.fanOutTyping({ convoId, did, isTyping })
+  }
+
+  /** Typing reaches the members' streams in the order this instance heard it. */
+  private fanOutTyping(event: Typing): void {
+    const listening = [...this.subscribers].filter(
+      (s) => s.typing && s.did !== event.did && (s.convoId === undefined || s.convoId === event.convoId),
+    )
+    if (listening.length === 0) return
+    this.typingFanOut = this.typingFanOut
+      .then(async () => {
+        const joined = await memberships(this.opts.db, [...new Set(listening.map((s) => s.did))], [event.convoId])
+        for (const s of listening) if (joined.has(`${event.convoId} ${s.did}`)) s.typing?.(event)
+      })
+      .catch((err: unknown) => this.opts.log.warn({ err }, 'typing fan-out failed'))
+  }
+
+  /** An event with this id (a message, or another event of a conversation) was committed by this instance: tell every instance. */
   announce(eventId: number): void {
     advance(this.announced, eventId)
     // The hub's own work, not the announcing request's: it outlives the
@@ -228,6 +310,9 @@ export class EventHub {
       this.pumpAgain = true
       return
     }
+    // This read finds all that an idle read waiting to run would.
+    clearTimeout(this.idleRead)
+    this.idleRead = undefined
     this.pumping = this.pump()
       .catch((err: unknown) => this.opts.log.warn({ err }, 'event fan-out failed; will retry'))
       .finally(() => {
@@ -246,7 +331,7 @@ export class EventHub {
    * open; else only their ids, which is all that moves the watermark (no
    * message is read back for nobody).
    */
-  private async nextBatch(): Promise<{ rows: Array<MessageEvent | EventRef>; full: boolean; whole: boolean }> {
+  private async nextBatch(): Promise<{ rows: Array<LogEvent | EventRef>; full: boolean; whole: boolean }> {
     const ranges = [...this.#watermark.keys()].sort((a, b) => a - b)
     const whole = this.subscribers.size > 0
     const opts = { limit: this.batchSize, withPrev: ranges.length > 1 }
@@ -258,10 +343,12 @@ export class EventHub {
           upTo: next === undefined ? Number.MAX_SAFE_INTEGER : rangeStart(next),
         }
         this.opts.reads?.inc({ kind: whole ? 'messages' : 'ids' })
-        return whole ? readEvents(this.opts.db, segment, opts) : readEventRefs(this.opts.db, segment, opts)
+        return (
+          whole ? readEvents(this.opts.db, segment, opts) : readEventRefs(this.opts.db, segment, opts)
+        ) as Promise<Page<LogEvent | EventRef>>
       }),
     )
-    return { rows: reads.flat(), full: reads.some((rows) => rows.length === this.batchSize), whole }
+    return { rows: reads.flatMap((page) => page.rows), full: reads.some((page) => page.full), whole }
   }
 
   private async pump(): Promise<void> {
@@ -280,7 +367,7 @@ export class EventHub {
         pending: (prevId) => !covers(this.#watermark, prevId),
       })
       for (const id of this.gaps.keys()) if (covers(this.#watermark, id)) this.gaps.delete(id)
-      if (whole && ready.length > 0) await this.fanOut(ready as MessageEvent[])
+      if (whole && ready.length > 0) await this.fanOut(ready as LogEvent[])
       // A full read may have more behind it, unless nothing moved.
       if (full && ready.length > 0) continue
       // Stopped at a gap: look again soon, without waiting for a notification.
@@ -298,18 +385,18 @@ export class EventHub {
     return true
   }
 
-  private async fanOut(messages: MessageEvent[]): Promise<void> {
+  private async fanOut(events: LogEvent[]): Promise<void> {
     if (this.subscribers.size === 0) return
     const joined = await memberships(
       this.opts.db,
       [...new Set([...this.subscribers].map((s) => s.did))],
-      [...new Set(messages.map((m) => m.convo_id))],
+      [...new Set(events.map((e) => e.convo_id))],
     )
     for (const subscriber of this.subscribers) {
-      const visible = messages.filter(
-        (m) =>
-          (subscriber.convoId === undefined || subscriber.convoId === m.convo_id) &&
-          m.seq > (joined.get(`${m.convo_id} ${subscriber.did}`) ?? Infinity),
+      const visible = events.filter(
+        (e) =>
+          (subscriber.convoId === undefined || subscriber.convoId === e.convo_id) &&
+          visibleTo(e, subscriber.did, joined.get(`${e.convo_id} ${subscriber.did}`)),
       )
       if (visible.length) subscriber.deliver(visible)
     }

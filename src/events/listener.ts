@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import pg from 'pg'
 
 /**
- * A session connection that LISTENs on one channel and keeps doing so:
+ * A session connection that LISTENs on some channels and keeps doing so:
  * when the connection is lost it reconnects (every second until it
  * succeeds) and says so with `onListening`, since notifications sent while
  * it was away are lost. A session of its own: LISTEN does not survive a
@@ -16,9 +16,9 @@ export class Listener {
   constructor(
     private readonly opts: {
       connection: pg.ClientConfig
-      channel: string
+      channels: string[]
       log: FastifyBaseLogger
-      onNotification(payload: string): void
+      onNotification(channel: string, payload: string): void
       /** Listening (again): anything sent meanwhile was missed. */
       onListening(): void
     },
@@ -26,14 +26,14 @@ export class Listener {
 
   async start(): Promise<void> {
     const client = new pg.Client(this.opts.connection)
-    client.on('notification', ({ payload }) => this.opts.onNotification(payload ?? ''))
+    client.on('notification', ({ channel, payload }) => this.opts.onNotification(channel, payload ?? ''))
     client.on('error', (err) => {
       this.opts.log.warn({ err }, 'event listener connection lost; reconnecting')
       this.reconnect(client)
     })
     client.on('end', () => this.reconnect(client))
     await client.connect()
-    await client.query(`LISTEN ${this.opts.channel}`)
+    await client.query(this.opts.channels.map((channel) => `LISTEN ${channel}`).join('; '))
     this.client = client
     this.opts.onListening()
   }

@@ -1,11 +1,13 @@
 import type { Db } from '../db/schema.js'
-import { lowestEventId, replayEvents, type MessageEvent } from '../services/eventLog.js'
-import type { EventHub } from './hub.js'
+import { highestEventId, isMessage, lowestEventId, replayEvents, type LogEvent } from '../services/eventLog.js'
+import type { EventHub, Subscriber } from './hub.js'
 import {
   advance,
   covers,
   encodeCursor,
+  rangeOf,
   rangeSegment,
+  rangeStart,
   segmentsBetween,
   takeInOrder,
   type Watermark,
@@ -13,9 +15,9 @@ import {
 
 const REPLAY_BATCH = 500
 
-/** One event of a stream: a message, and the stream's position after it (its resume cursor). */
+/** One event of a stream: an event of the log, and the stream's position after it (its resume cursor). */
 export interface OutboxEvent {
-  message: MessageEvent
+  event: LogEvent
   cursor: string
 }
 
@@ -26,16 +28,48 @@ export class StreamEnded extends Error {
   }
 }
 
+/** About what an event weighs on the wire (its ciphertext, and the rest). */
+const weightOf = (event: LogEvent): number => (isMessage(event) ? event.ciphertext.length : 0) + 256
+
 /**
- * Whether events after `from` are gone: in some range it names, the oldest
- * event kept is more than one past it.
+ * Where a resume position stands against what is kept: `kept` is the
+ * position itself, or, in each range where events after it are gone (the
+ * oldest event kept is more than one past it), the position just before the
+ * oldest kept; `outdated` says whether that happened.
  */
-export async function cursorTooOld(db: Db, from: Watermark): Promise<boolean> {
+export async function keptFrom(db: Db, from: Watermark): Promise<{ kept: Watermark; outdated: boolean }> {
+  const kept = new Map(from)
+  let outdated = false
   for (const [range, id] of from) {
     const oldest = await lowestEventId(db, rangeSegment(range))
-    if (oldest !== undefined && id < oldest - 1) return true
+    if (oldest !== undefined && id < oldest - 1) {
+      kept.set(range, oldest - 1)
+      outdated = true
+    }
+  }
+  return { kept, outdated }
+}
+
+/** Whether a position names an event that does not exist yet, in some range (a cursor of another server or a forged one). */
+export async function cursorInFuture(db: Db, from: Watermark): Promise<boolean> {
+  for (const [range, id] of from) {
+    if (id <= rangeStart(range)) continue
+    const highest = await highestEventId(db, rangeStart(range + 1))
+    if (highest === undefined || rangeOf(highest) < range || highest < id) return true
   }
   return false
+}
+
+/**
+ * Who an outbox is for, and how typing reaches it (streams without `typing`
+ * are not told). With `maxPendingBytes`, live events waiting for the reader
+ * past that many bytes end the stream instead of piling up: `tooSlow` is
+ * called (once, at once, even while the reader waits on its client) and the
+ * events end.
+ */
+export type OutboxOptions = Pick<Subscriber, 'did' | 'convoId' | 'transport' | 'typing'> & {
+  maxPendingBytes?: number
+  tooSlow?: () => void
 }
 
 /**
@@ -47,23 +81,33 @@ export async function cursorTooOld(db: Db, from: Watermark): Promise<boolean> {
  * already gave are skipped. (Shaped after atproto's pds sequencer outbox.)
  */
 export class Outbox {
-  private readonly live: MessageEvent[] = []
+  private readonly live: LogEvent[] = []
+  /** What the live events not yet given weigh (weightOf). */
+  private pendingBytes = 0
+  #overflowed = false
   private ended: string | undefined
   private wake: (() => void) | undefined
   private readonly unsubscribe: () => void
   /** Where the stream starts: the resume position, or the hub's watermark when it opened. */
   private start: Watermark = new Map()
+  /** The cursor of the last event given, or of where the stream starts. */
+  private given = ''
 
   private constructor(
     private readonly hub: EventHub,
     private readonly db: Db,
-    private readonly opts: { did: string; convoId?: string | undefined },
+    private readonly opts: OutboxOptions,
     private readonly resuming: boolean,
   ) {
     this.unsubscribe = hub.subscribe({
       ...opts,
-      deliver: (messages) => {
-        this.live.push(...messages)
+      deliver: (events) => {
+        this.live.push(...events)
+        for (const event of events) this.pendingBytes += weightOf(event)
+        if (!this.#overflowed && opts.maxPendingBytes !== undefined && this.pendingBytes > opts.maxPendingBytes) {
+          this.#overflowed = true
+          opts.tooSlow?.()
+        }
         this.wake?.()
       },
       close: (reason) => {
@@ -78,19 +122,30 @@ export class Outbox {
    * on: once it resolves, where the stream starts is fixed (the client may be
    * told it is open). Iterate `events` next; it ends the subscription.
    */
-  static async open(
-    hub: EventHub,
-    db: Db,
-    opts: { did: string; convoId?: string | undefined },
-    from: Watermark | undefined,
-  ): Promise<Outbox> {
+  static async open(hub: EventHub, db: Db, opts: OutboxOptions, from: Watermark | undefined): Promise<Outbox> {
     const outbox = new Outbox(hub, db, opts, from !== undefined)
     if (from) outbox.start = new Map(from)
     else {
       await hub.caughtUp()
       outbox.start = hub.watermark
     }
+    outbox.given = encodeCursor(outbox.start)
     return outbox
+  }
+
+  /** Whether live events waiting for the reader passed `maxPendingBytes` (see OutboxOptions). */
+  get overflowed(): boolean {
+    return this.#overflowed
+  }
+
+  /** Ends the subscription of an outbox whose events are never read (its client went away first). */
+  close(): void {
+    this.unsubscribe()
+  }
+
+  /** The stream's position: the cursor of the last event it gave, or where it started. */
+  get cursor(): string {
+    return this.given
   }
 
   /** The events, until `signal` aborts; throws StreamEnded when the hub ends the stream. */
@@ -99,13 +154,15 @@ export class Outbox {
     signal.addEventListener('abort', onAbort)
     try {
       const position = this.start
-      const stopped = () => signal.aborted || this.ended !== undefined
+      const stopped = () => signal.aborted || this.ended !== undefined || this.#overflowed
       if (this.resuming) yield* this.replay(position, stopped)
       while (!stopped()) {
-        for (const message of this.live.splice(0)) {
-          if (covers(position, message.event_id)) continue
-          advance(position, message.event_id)
-          yield { message, cursor: encodeCursor(position) }
+        for (const event of this.live.splice(0)) {
+          this.pendingBytes -= weightOf(event)
+          if (covers(position, event.event_id)) continue
+          advance(position, event.event_id)
+          this.given = encodeCursor(position)
+          yield { event, cursor: this.given }
           if (stopped()) break
         }
         if (this.live.length === 0 && !stopped()) await new Promise<void>((resolve) => (this.wake = resolve))
@@ -135,9 +192,10 @@ export class Outbox {
         skipMissing: () => true,
         pending: (prevId) => covers(upTo, prevId) && !covers(position, prevId),
       })
-      for (const message of taken) {
-        advance(before, message.event_id)
-        yield { message, cursor: encodeCursor(before) }
+      for (const event of taken) {
+        advance(before, event.event_id)
+        this.given = encodeCursor(before)
+        yield { event, cursor: this.given }
       }
       if (!full && taken.length === events.length) return
     }

@@ -9,6 +9,7 @@ import type { BlockVerdict } from './blocks.js'
 import type { Commit, StoredCommit } from './commits.js'
 import { conflict, invalidRequest, requireGroup } from './errors.js'
 import { requireGroupInfoOf, type GroupInfo } from './groupInfo.js'
+import { recordMembershipChanges } from './convoEvents.js'
 import { applyChange } from './members.js'
 import { convoIdOf } from './membership.js'
 import type { PushQueueing } from './pushQueue.js'
@@ -297,7 +298,10 @@ const createStatement = byShape(
  * the Welcome, as any membership change stores them). Its GroupInfo, if one
  * came, is stored by whichever statement makes its epoch.
  */
-export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ convo: ConvoView; stored?: StoredCommit }> {
+export async function createConvo(
+  db: Db,
+  args: CreateConvoArgs,
+): Promise<{ convo: ConvoView; stored?: StoredCommit; events: number[] }> {
   const id = convoIdOf(args.groupId)
   const invited = [...new Set(args.initialMembers)].filter((did) => did !== args.creator)
   const epoch = creationEpoch(args)
@@ -353,6 +357,14 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
             push: args.push,
           })
         : undefined
+    const events = await recordMembershipChanges(
+      trx,
+      id,
+      epoch,
+      memberDids.map((did) =>
+        did === args.creator ? { did, action: 'joined' } : { did, action: 'joined', actor: args.creator },
+      ),
+    )
     // Everyone joined with the conversation (the same transaction time).
     const members = memberDids.map((did) => ({
       did,
@@ -361,7 +373,7 @@ export async function createConvo(db: Db, args: CreateConvoArgs): Promise<{ conv
       promotedAt: did === args.creator ? convo.created_at : null,
       promotedBy: null,
     }))
-    return { convo: toConvoView({ ...convo, epoch }, members), ...(stored ? { stored } : {}) }
+    return { convo: toConvoView({ ...convo, epoch }, members), events, ...(stored ? { stored } : {}) }
   })
 }
 

@@ -241,6 +241,8 @@ export interface Registration {
   outcomes: BatchOutcome[]
   /** Unused key packages of an MLS key the device no longer has, withdrawn. */
   withdrawn: number
+  /** The new device's events in its user's conversations (newDeviceEvent), to announce. */
+  events: number[]
 }
 
 /**
@@ -284,8 +286,10 @@ export async function registerDevice(db: Db, args: RegisterDeviceArgs): Promise<
         })
       }
       // A new device waits to be added to each of its user's conversations (by another member, or by itself).
-      if (!device) await addPendingAdditions(db, { userDid: args.user, deviceId, deviceName: args.name })
-      return { deviceId, created: !device, outcomes: toOutcomes(outcomes), withdrawn }
+      const events = device
+        ? []
+        : await addPendingAdditions(db, { userDid: args.user, deviceId, deviceName: args.name })
+      return { deviceId, created: !device, outcomes: toOutcomes(outcomes), withdrawn, events }
     } catch (err) {
       const key = violatedUniqueKey(err)
       if (key !== 'device_uuid_key' && key !== 'device_mls_key') throw err

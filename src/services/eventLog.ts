@@ -1,14 +1,16 @@
 /**
- * The event log: the reads behind event streams (src/events/). Every stored
- * message is an event, its id its position; these read new events in a
- * segment of ids, what one member may see of them, and where each range of
- * ids stands.
+ * The event log: the reads behind event streams (src/events/). The log is two
+ * tables whose rows draw their ids from one sequence: every stored message is
+ * an event, and so is every row of convo_event (a member joined or left, a
+ * new device, a GroupInfo request; see convoEvents.ts). An event's id is its
+ * position; these read new events in a segment of ids from both tables, what
+ * one member may see of them, and where each range of ids stands.
  */
 import { sql, type ExpressionBuilder } from 'kysely'
-import type { DatabaseSchema, Db, Message } from '../db/schema.js'
+import type { ConvoEvent, DatabaseSchema, Db, Message } from '../db/schema.js'
 import { execute, statement } from '../db/statement.js'
 
-/** What orders events: its id and, when asked for, its conversation's previous event's id (seq - 1). */
+/** What orders events: its id and, when asked for, its conversation's previous message's event id. */
 export interface EventRef {
   event_id: number
   prev_event_id?: number | null
@@ -17,10 +19,37 @@ export interface EventRef {
 /** A message, with its conversation's previous event's id when that was asked for. */
 export type MessageEvent = Message & EventRef
 
+/** An event of a conversation that is not a message, ordered after the message before it. */
+export type ConvoLogEvent = ConvoEvent & EventRef
+
+/** One event of the log. */
+export type LogEvent = MessageEvent | ConvoLogEvent
+
+export const isMessage = (event: LogEvent): event is MessageEvent => !('kind' in event)
+
 /** Ids in (after, upTo]. */
 export interface Segment {
   after: number
   upTo: number
+}
+
+/** Rows of a segment in id order, and whether the read stopped at its limit (more may follow). */
+export interface Page<T> {
+  rows: T[]
+  full: boolean
+}
+
+/**
+ * Whether `did`, a current member since `joinedSeq` (undefined: not a
+ * current member), may see an event: a message sent after it joined; another
+ * event that came after the message it joined with; and the member's own
+ * joining or leaving, which it sees even after it left (its last event of
+ * that conversation).
+ */
+export function visibleTo(event: LogEvent, did: string, joinedSeq: number | undefined): boolean {
+  if (isMessage(event)) return joinedSeq !== undefined && event.seq > joinedSeq
+  if (event.kind === 'membership' && event.did === did) return true
+  return joinedSeq !== undefined && event.after_seq >= joinedSeq
 }
 
 /**
@@ -37,7 +66,17 @@ const prevEventId = (eb: ExpressionBuilder<DatabaseSchema, 'message'>, ofMember 
     .$if(ofMember, (qb) => qb.where(sql<boolean>`prev.seq > member.joined_seq`))
     .as('prev_event_id')
 
-function segmentOf(db: Db, segment: Segment, limit: number) {
+/** The same for a conversation event: the message it came after. */
+const prevOfConvoEvent = (eb: ExpressionBuilder<DatabaseSchema, 'convo_event'>, ofMember = false) =>
+  eb
+    .selectFrom('message as prev')
+    .select('prev.event_id')
+    .whereRef('prev.convo_id', '=', 'convo_event.convo_id')
+    .whereRef('prev.seq', '=', 'convo_event.after_seq')
+    .$if(ofMember, (qb) => qb.where(sql<boolean>`prev.seq > member.joined_seq`))
+    .as('prev_event_id')
+
+function messagesOf(db: Db, segment: Segment, limit: number) {
   return db
     .selectFrom('message')
     .where('message.event_id', '>', segment.after)
@@ -46,64 +85,107 @@ function segmentOf(db: Db, segment: Segment, limit: number) {
     .limit(limit)
 }
 
-/** A page of event ids (with each one's previous in its conversation, or not): read after every batch of writes. */
-const eventRefPage = (withPrev: boolean) =>
-  statement(withPrev ? 'next_event_refs' : 'next_event_ids', (v: Segment & { limit: number }, db) =>
-    segmentOf(db, v, v.limit)
-      .select('message.event_id')
-      .$if(withPrev, (qb) => qb.select((eb) => prevEventId(eb))),
-  )
-const eventRefPages = { withPrev: eventRefPage(true), withoutPrev: eventRefPage(false) }
+function convoEventsOf(db: Db, segment: Segment, limit: number) {
+  return db
+    .selectFrom('convo_event')
+    .where('convo_event.event_id', '>', segment.after)
+    .where('convo_event.event_id', '<=', segment.upTo)
+    .orderBy('convo_event.event_id')
+    .limit(limit)
+}
 
 /**
- * The first `limit` messages of a segment, in id order; `withPrev` adds each
- * one's previous event in its conversation, which orders events drawn from
+ * One page of a segment from the pages of its two tables, each read up to
+ * `limit`: in id order, up to where a full one stopped (past it the other
+ * table's rows may have ones of the full table between them).
+ */
+function merged<T extends EventRef>(pages: T[][], limit: number): Page<T> {
+  const full = pages.filter((page) => page.length === limit)
+  const cut = Math.min(...full.map((page) => (page[page.length - 1] as T).event_id))
+  return {
+    rows: pages
+      .flat()
+      .filter((row) => row.event_id <= cut)
+      .sort((a, b) => a.event_id - b.event_id),
+    full: full.length > 0,
+  }
+}
+
+/** Pages of event ids (with each one's previous in its conversation, or not): read after every batch of writes. */
+const refPages = (withPrev: boolean) => ({
+  messages: statement(withPrev ? 'next_event_refs' : 'next_event_ids', (v: Segment & { limit: number }, db) =>
+    messagesOf(db, v, v.limit)
+      .select('message.event_id')
+      .$if(withPrev, (qb) => qb.select((eb) => prevEventId(eb))),
+  ),
+  convoEvents: statement(
+    withPrev ? 'next_convo_event_refs' : 'next_convo_event_ids',
+    (v: Segment & { limit: number }, db) =>
+      convoEventsOf(db, v, v.limit)
+        .select('convo_event.event_id')
+        .$if(withPrev, (qb) => qb.select((eb) => prevOfConvoEvent(eb))),
+  ),
+})
+const eventRefPages = { withPrev: refPages(true), withoutPrev: refPages(false) }
+
+/**
+ * The first `limit` events of a segment, in id order; `withPrev` adds each
+ * one's previous message in its conversation, which orders events drawn from
  * several ranges.
  */
 export async function readEvents(
   db: Db,
   segment: Segment,
   opts: { limit: number; withPrev: boolean },
-): Promise<MessageEvent[]> {
-  return segmentOf(db, segment, opts.limit)
-    .selectAll('message')
-    .$if(opts.withPrev, (qb) => qb.select((eb) => prevEventId(eb)))
-    .execute()
+): Promise<Page<LogEvent>> {
+  const pages = await Promise.all([
+    messagesOf(db, segment, opts.limit)
+      .selectAll('message')
+      .$if(opts.withPrev, (qb) => qb.select((eb) => prevEventId(eb)))
+      .execute(),
+    convoEventsOf(db, segment, opts.limit)
+      .selectAll('convo_event')
+      .$if(opts.withPrev, (qb) => qb.select((eb) => prevOfConvoEvent(eb)))
+      .execute(),
+  ])
+  return merged<LogEvent>(pages, opts.limit)
 }
 
-/** As readEvents, ids only: all that moves a watermark when no stream reads the messages. */
+/** As readEvents, ids only: all that moves a watermark when no stream reads the events. */
 export async function readEventRefs(
   db: Db,
   segment: Segment,
   opts: { limit: number; withPrev: boolean },
-): Promise<EventRef[]> {
+): Promise<Page<EventRef>> {
   const page = opts.withPrev ? eventRefPages.withPrev : eventRefPages.withoutPrev
-  return (await execute(db, page, { ...segment, limit: opts.limit })).rows
+  const values = { ...segment, limit: opts.limit }
+  const pages = await Promise.all([execute(db, page.messages, values), execute(db, page.convoEvents, values)])
+  return merged<EventRef>(
+    pages.map((result) => result.rows),
+    opts.limit,
+  )
 }
 
-/** The highest event id at or below `below`, if any (an index scan down from it). */
+/** The highest event id at or below `below`, if any (an index scan down from it, in each table). */
 export async function highestEventId(db: Db, below: number): Promise<number | undefined> {
-  const row = await db
-    .selectFrom('message')
-    .select('event_id')
-    .where('event_id', '<=', below)
-    .orderBy('event_id', 'desc')
-    .limit(1)
-    .executeTakeFirst()
-  return row?.event_id
+  const { rows } = await sql<{ id: number | null }>`
+    SELECT GREATEST(
+      (SELECT event_id FROM message WHERE event_id <= ${below} ORDER BY event_id DESC LIMIT 1),
+      (SELECT event_id FROM convo_event WHERE event_id <= ${below} ORDER BY event_id DESC LIMIT 1)
+    ) AS id`.execute(db)
+  return rows[0]?.id ?? undefined
 }
 
 /** The lowest event id of a segment, if any. */
 export async function lowestEventId(db: Db, segment: Segment): Promise<number | undefined> {
-  const row = await db
-    .selectFrom('message')
-    .select('event_id')
-    .where('event_id', '>', segment.after)
-    .where('event_id', '<=', segment.upTo)
-    .orderBy('event_id')
-    .limit(1)
-    .executeTakeFirst()
-  return row?.event_id
+  const { rows } = await sql<{ id: number | null }>`
+    SELECT LEAST(
+      (SELECT event_id FROM message WHERE event_id > ${segment.after} AND event_id <= ${segment.upTo}
+        ORDER BY event_id LIMIT 1),
+      (SELECT event_id FROM convo_event WHERE event_id > ${segment.after} AND event_id <= ${segment.upTo}
+        ORDER BY event_id LIMIT 1)
+    ) AS id`.execute(db)
+  return rows[0]?.id ?? undefined
 }
 
 /** (convo, did) -> joined_seq, for the current members among the given ones. */
@@ -118,36 +200,60 @@ export async function memberships(db: Db, dids: string[], convoIds: string[]): P
   return new Map(rows.map((r) => [`${r.convo_id} ${r.did}`, r.joined_seq]))
 }
 
+type ReplayArgs = { did: string; convoId?: string | undefined; withPrev: boolean; limit: number }
+
+/** The messages of a segment a member may see (see visibleTo). */
+const replayMessages = (db: Db, segment: Segment, args: ReplayArgs) =>
+  messagesOf(db, segment, args.limit)
+    .innerJoin('member', (join) =>
+      join
+        .onRef('member.convo_id', '=', 'message.convo_id')
+        .on('member.did', '=', args.did)
+        .on('member.left_at', 'is', null),
+    )
+    .selectAll('message')
+    .$if(args.withPrev, (qb) => qb.select((eb) => prevEventId(eb, true)))
+    .whereRef('message.seq', '>', 'member.joined_seq')
+    .$if(args.convoId !== undefined, (qb) => qb.where('message.convo_id', '=', args.convoId as string))
+    .execute()
+
+/** The conversation events of a segment a member may see (see visibleTo). */
+const replayConvoEvents = (db: Db, segment: Segment, args: ReplayArgs) =>
+  convoEventsOf(db, segment, args.limit)
+    .leftJoin('member', (join) =>
+      join
+        .onRef('member.convo_id', '=', 'convo_event.convo_id')
+        .on('member.did', '=', args.did)
+        .on('member.left_at', 'is', null),
+    )
+    .selectAll('convo_event')
+    .$if(args.withPrev, (qb) => qb.select((eb) => prevOfConvoEvent(eb, true)))
+    .where((eb) =>
+      eb.or([
+        eb('member.joined_seq', '<=', eb.ref('convo_event.after_seq')),
+        eb.and([eb('convo_event.kind', '=', 'membership'), eb('convo_event.did', '=', args.did)]),
+      ]),
+    )
+    .$if(args.convoId !== undefined, (qb) => qb.where('convo_event.convo_id', '=', args.convoId as string))
+    .execute()
+
 /**
- * Messages a member may see in some segments, at most `limit` per segment,
+ * Events a member may see in some segments, at most `limit` per segment,
  * each segment's in id order: the replay part of a resumed stream.
- * `withPrev` adds each one's previous event in its conversation, when the
+ * `withPrev` adds each one's previous message in its conversation, when the
  * member may see that one.
  */
 export async function replayEvents(
   db: Db,
-  args: { did: string; convoId?: string | undefined; segments: Segment[]; withPrev: boolean; limit: number },
-): Promise<{ events: MessageEvent[]; full: boolean }> {
+  args: ReplayArgs & { segments: Segment[] },
+): Promise<{ events: LogEvent[]; full: boolean }> {
   const pages = await Promise.all(
-    args.segments.map((segment) =>
-      db
-        .selectFrom('message')
-        .innerJoin('member', (join) =>
-          join
-            .onRef('member.convo_id', '=', 'message.convo_id')
-            .on('member.did', '=', args.did)
-            .on('member.left_at', 'is', null),
-        )
-        .selectAll('message')
-        .$if(args.withPrev, (qb) => qb.select((eb) => prevEventId(eb, true)))
-        .whereRef('message.seq', '>', 'member.joined_seq')
-        .where('message.event_id', '>', segment.after)
-        .where('message.event_id', '<=', segment.upTo)
-        .$if(args.convoId !== undefined, (qb) => qb.where('message.convo_id', '=', args.convoId as string))
-        .orderBy('message.event_id')
-        .limit(args.limit)
-        .execute(),
+    args.segments.map(async (segment) =>
+      merged<LogEvent>(
+        await Promise.all([replayMessages(db, segment, args), replayConvoEvents(db, segment, args)]),
+        args.limit,
+      ),
     ),
   )
-  return { events: pages.flat(), full: pages.some((page) => page.length === args.limit) }
+  return { events: pages.flatMap((page) => page.rows), full: pages.some((page) => page.full) }
 }

@@ -5,6 +5,7 @@ import { byShape } from '../db/statement.js'
 import type { Step } from '../db/steps.js'
 import { assertTransaction, transact } from '../db/transaction.js'
 import { checkCommit, commitMessage, type Commit, type StoredCommit } from './commits.js'
+import { recordMembershipChanges, recordRoleChange } from './convoEvents.js'
 import { convoNotFound, invalidRequest, notAdmin, notMember } from './errors.js'
 import {
   messageShape,
@@ -32,10 +33,12 @@ import {
 } from './admission.js'
 import { queueWelcomePushStep, type PushQueueing } from './pushQueue.js'
 
-/** What a membership change did: the epoch after it, and the commit it stored (to announce). */
+/** What a membership change did: the epoch after it, and the commit and membership events it stored (to announce). */
 export interface ChangeResult {
   newEpoch: number
   stored?: StoredCommit
+  /** The event ids of the members' joining or leaving (convoEvents.ts). */
+  events: number[]
 }
 
 /** Where a DID stands in a conversation. */
@@ -303,9 +306,9 @@ export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeRe
     const convo = await lockForChange(trx, args.convoId, [args.caller])
     if (convo.standing(args.caller) !== 'member') throw notMember()
     const retried = args.commit && (await checkCommit(trx, convo, args.caller, args.commit))
-    if (retried) return { newEpoch: retried.newEpoch, added: [] }
+    if (retried) return { newEpoch: retried.newEpoch, added: [], events: [] }
     const added = [...new Set(args.dids)].filter((did) => convo.standing(did) !== 'member')
-    if (added.length === 0 && !args.commit) return { newEpoch: convo.epoch, added }
+    if (added.length === 0 && !args.commit) return { newEpoch: convo.epoch, added, events: [] }
     // Members named again with a commit and no Welcome: a mistake, not an addition.
     if (added.length === 0 && args.dids.length > 0 && !args.welcome) {
       throw invalidRequest(
@@ -342,7 +345,13 @@ export async function addMembers(db: Db, args: AddMembersArgs): Promise<ChangeRe
       ...(admission ? { admission } : {}),
       push: args.push,
     })) as StoredCommit
-    return { newEpoch: stored.newEpoch, added, stored }
+    const events = await recordMembershipChanges(
+      trx,
+      args.convoId,
+      stored.newEpoch,
+      added.map((did) => ({ did, action: 'joined', actor: args.caller })),
+    )
+    return { newEpoch: stored.newEpoch, added, stored, events }
   })
 }
 
@@ -390,10 +399,10 @@ export async function removeMember(db: Db, args: RemoveMemberArgs): Promise<Chan
     const convo = await lockForChange(trx, args.convoId, [args.caller, args.target])
     const caller = convo.standing(args.caller)
     // A repeated leave comes from someone who is no longer a member.
-    if (self && caller === 'left') return { newEpoch: convo.epoch, removed: false }
+    if (self && caller === 'left') return { newEpoch: convo.epoch, removed: false, events: [] }
     if (caller !== 'member') throw notMember()
     const retried = args.commit && (await checkCommit(trx, convo, args.caller, args.commit))
-    if (retried) return { newEpoch: retried.newEpoch, removed: false }
+    if (retried) return { newEpoch: retried.newEpoch, removed: false, events: [] }
     const target = convo.standing(args.target)
     if (target === 'stranger') {
       throw invalidRequest('NotMember', `${args.target} is not a member of this conversation`)
@@ -404,7 +413,7 @@ export async function removeMember(db: Db, args: RemoveMemberArgs): Promise<Chan
       checkRemoval(args.removal.commit, args.removal.tree, { ...args, epoch: convo.epoch })
     }
     // Gone already and nothing to commit: a harmless repeat.
-    if (!removed && !args.commit) return { newEpoch: convo.epoch, removed }
+    if (!removed && !args.commit) return { newEpoch: convo.epoch, removed, events: [] }
     if (removed && convo.members.length <= 1) {
       throw invalidRequest('LastMember', 'The last member cannot leave the conversation')
     }
@@ -424,10 +433,19 @@ export async function removeMember(db: Db, args: RemoveMemberArgs): Promise<Chan
         reason: args.reason,
       })
     }
+    const newEpoch = stored?.newEpoch ?? convo.epoch
+    const events = removed
+      ? await recordMembershipChanges(trx, args.convoId, newEpoch, [
+          self
+            ? { did: args.target, action: 'left' }
+            : { did: args.target, action: 'removed', actor: args.caller, reason: args.reason },
+        ])
+      : []
     if (removed && convo.admins.length === 1 && convo.admins[0] === args.target) {
-      await appointHeir(trx, args.convoId)
+      const heir = await appointHeir(trx, args.convoId)
+      if (heir) events.push(await recordRoleChange(trx, args.convoId, newEpoch, { did: heir, action: 'promotedAdmin' }))
     }
-    return { newEpoch: stored?.newEpoch ?? convo.epoch, removed, ...(stored ? { stored } : {}) }
+    return { newEpoch, removed, events, ...(stored ? { stored } : {}) }
   })
 }
 
@@ -445,7 +463,7 @@ function requireRemover(convo: LockedConvo, caller: string, target: string): voi
  * becomes admin, so that a conversation with members always has one. No
  * admin promoted it (promoted_by stays null); the log says the server did.
  */
-async function appointHeir(trx: Db, convoId: string): Promise<void> {
+async function appointHeir(trx: Db, convoId: string): Promise<string | undefined> {
   const { rows } = await sql<{ did: string }>`
     UPDATE member SET role = 'admin', promoted_at = now(), promoted_by = NULL
     WHERE convo_id = ${convoId} AND did = (
@@ -454,4 +472,5 @@ async function appointHeir(trx: Db, convoId: string): Promise<void> {
     RETURNING did`.execute(trx)
   const heir = rows[0]
   if (heir) await recordAdminAction(trx, { convoId, action: 'succession', target: heir.did })
+  return heir?.did
 }

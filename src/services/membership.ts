@@ -49,6 +49,30 @@ export async function findConvoId(db: Db, convoId: string): Promise<string> {
   return found.id
 }
 
+const groupIdRead = statement('convo_group_id', (v: { convoId: string }, db) =>
+  db.selectFrom('convo').select('group_id').where('id', '=', v.convoId),
+)
+
+/** Group ids by conversation id, kept (a conversation's group id never changes), up to a bound. */
+const groupIds = new Map<string, string>()
+const MAX_GROUP_IDS = 100_000
+
+/**
+ * The MLS group id (lowercase hex) of the conversation with id `convoId`:
+ * how client-era clients name it. Read once per instance (for the events of
+ * a subscription, each named so).
+ */
+export async function groupIdOf(db: Db, convoId: string): Promise<string> {
+  const known = groupIds.get(convoId)
+  if (known !== undefined) return known
+  const { rows } = await execute(db, groupIdRead, { convoId })
+  if (!rows[0]) throw convoNotFound()
+  const groupId = rows[0].group_id.toLowerCase()
+  if (groupIds.size >= MAX_GROUP_IDS) groupIds.clear()
+  groupIds.set(convoId, groupId)
+  return groupId
+}
+
 /** A caller's standing in a conversation it is a member of. */
 export interface Membership {
   convo: Pick<Convo, 'id' | 'group_id' | 'cipher_suite' | 'epoch' | 'last_seq'>

@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db, PendingAdditionStatus } from '../db/schema.js'
 import { transact } from '../db/transaction.js'
+import { recordNewDevice } from './convoEvents.js'
 import { invalidRequest, notFound } from './errors.js'
 import { convoIdCandidates, requireMember } from './membership.js'
 import { iso } from './timestamps.js'
@@ -51,25 +52,43 @@ export const mlsDidOf = (userDid: string, deviceId: string) => `${userDid}#${dev
  * member of (rare: a read of the user's memberships, then one insert over as
  * many shards as conversations; ids made here, as Citus wants no volatile
  * function in a distributed insert). A device already waiting keeps its one.
+ * Then the members of each conversation hear of it (a newDeviceEvent with the
+ * addition to claim), one statement on each conversation's shard, not in one
+ * transaction over all of them: an event lost to a crash in between leaves
+ * its addition listed (listPendingAdditions). Answers the events' ids, to
+ * announce.
  */
 export async function addPendingAdditions(
   db: Db,
   args: { userDid: string; deviceId: string; deviceName: string },
-): Promise<number> {
+): Promise<number[]> {
   const memberships = await db
     .selectFrom('member')
     .select('convo_id')
     .where('did', '=', args.userDid)
     .where('left_at', 'is', null)
     .execute()
-  if (memberships.length === 0) return 0
+  if (memberships.length === 0) return []
   const convoIds = memberships.map((m) => m.convo_id)
-  const result = await sql`
+  const { rows } = await sql<{ convo_id: string; id: string }>`
     INSERT INTO pending_device_addition (convo_id, id, user_did, device_id, device_name)
     SELECT a.convo_id, a.id, ${args.userDid}, ${args.deviceId}, ${args.deviceName}
     FROM unnest(${convoIds}::text[], ${convoIds.map(() => randomUUID())}::uuid[]) AS a(convo_id, id)
-    ON CONFLICT (convo_id, user_did, device_id) DO NOTHING`.execute(db)
-  return Number(result.numAffectedRows ?? 0)
+    ON CONFLICT (convo_id, user_did, device_id) DO NOTHING
+    RETURNING convo_id, id`.execute(db)
+  const events: number[] = []
+  for (const row of rows) {
+    events.push(
+      await recordNewDevice(db, {
+        convoId: row.convo_id,
+        userDid: args.userDid,
+        deviceId: args.deviceId,
+        deviceName: args.deviceName,
+        pendingAdditionId: additionId(row.convo_id, row.id),
+      }),
+    )
+  }
+  return events
 }
 
 /** The additions of the caller's conversations (or of those named) that no one has settled, oldest first. */

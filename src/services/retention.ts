@@ -36,7 +36,8 @@ export async function conversationsDue(db: Db, horizon: Date, limit: number): Pr
 /**
  * Deletes the oldest of a conversation's messages, at most `limit`, up to
  * (not including) its first message at or after `horizon`, with their
- * commits' entries; then records how far it got (purged_seq) and the age of
+ * commits' entries and the conversation's other events that came before
+ * them (convo_event); then records how far it got (purged_seq) and the age of
  * the oldest message it keeps (retained_from_at, when the conversation is
  * due again). One statement on the conversation's shard; it touches the
  * conversation's row only for that last write. Answers how many messages it
@@ -61,6 +62,9 @@ export async function purgeOldMessages(
       DELETE FROM commit k USING cut
       WHERE k.convo_id = ${convoId} AND (k.seq <= cut.seq OR (k.seq IS NULL AND k.created_at < ${horizon}))
       RETURNING k.epoch
+    ), events_gone AS (
+      -- The conversation's other events from before its first message kept: a resume from there is told it is too old.
+      DELETE FROM convo_event e USING cut WHERE e.convo_id = ${convoId} AND e.after_seq < cut.seq
     ), marked AS (
       UPDATE convo SET
         purged_seq = greatest(purged_seq, coalesce((SELECT max(seq) FROM gone), 0)),

@@ -11,6 +11,7 @@ import { sql } from 'kysely'
 import type { Db, Role } from '../db/schema.js'
 import { transact } from '../db/transaction.js'
 import { recordAdminAction } from './adminActions.js'
+import { recordRoleChange, type RoleAction } from './convoEvents.js'
 import { conflict, invalidRequest, notAdmin, notMember } from './errors.js'
 import { lockForChange, type LockedConvo } from './members.js'
 
@@ -23,6 +24,8 @@ export interface RoleChange {
   /** The admin (or moderator stepping down) who did it. */
   by: string
   at: Date
+  /** The event of it (convoEvents.ts), to announce. */
+  event: number
 }
 
 interface RoleArgs {
@@ -48,10 +51,16 @@ function requireTargetMember(convo: LockedConvo, target: string): void {
 
 /**
  * Gives `target` its new role, with when and by whom (none for a plain
- * member), logs it and marks the conversation changed (lockForChange's
- * freshness check).
+ * member), logs it, records its event and marks the conversation changed
+ * (lockForChange's freshness check).
  */
-async function setRole(trx: Db, args: RoleArgs, role: Role, action: RoleActionKind): Promise<RoleChange> {
+async function setRole(
+  trx: Db,
+  convo: LockedConvo,
+  args: RoleArgs,
+  role: Role,
+  action: RoleActionKind,
+): Promise<RoleChange> {
   const promoted = role !== 'member'
   const { rows } = await sql<{ at: Date }>`
     WITH touched AS (UPDATE convo SET last_activity_at = now() WHERE id = ${args.convoId})
@@ -62,10 +71,23 @@ async function setRole(trx: Db, args: RoleArgs, role: Role, action: RoleActionKi
   const at = rows[0]?.at
   if (!at) throw new Error(`member ${args.target} of ${args.convoId} changed under its conversation's lock`)
   await recordAdminAction(trx, { convoId: args.convoId, actor: args.caller, action, target: args.target })
-  return { convoId: args.convoId, did: args.target, role, by: args.caller, at }
+  const event = await recordRoleChange(trx, args.convoId, convo.epoch, {
+    did: args.target,
+    action: ROLE_EVENT_ACTIONS[action],
+    actor: args.caller,
+  })
+  return { convoId: args.convoId, did: args.target, role, by: args.caller, at, event }
 }
 
 type RoleActionKind = 'promote_admin' | 'demote_admin' | 'promote_moderator' | 'demote_moderator'
+
+/** How each change is told in its event. */
+const ROLE_EVENT_ACTIONS: Record<RoleActionKind, RoleAction> = {
+  promote_admin: 'promotedAdmin',
+  demote_admin: 'demotedAdmin',
+  promote_moderator: 'promotedModerator',
+  demote_moderator: 'demotedModerator',
+}
 
 /** An admin makes a current member (a moderator included) an admin. */
 export function promoteAdmin(db: Db, args: RoleArgs): Promise<RoleChange> {
@@ -74,7 +96,7 @@ export function promoteAdmin(db: Db, args: RoleArgs): Promise<RoleChange> {
     requireCaller(convo, args.caller, 'only admins make admins')
     requireTargetMember(convo, args.target)
     if (roleOf(convo, args.target) === 'admin') throw conflict('AlreadyAdmin', `${args.target} is an admin already`)
-    return setRole(trx, args, 'admin', 'promote_admin')
+    return setRole(trx, convo, args, 'admin', 'promote_admin')
   })
 }
 
@@ -90,7 +112,7 @@ export function demoteAdmin(db: Db, args: RoleArgs): Promise<RoleChange> {
     if (convo.admins.length <= 1) {
       throw conflict('LastAdmin', `${args.target} is the last admin: make another member admin first`)
     }
-    return setRole(trx, args, 'member', 'demote_admin')
+    return setRole(trx, convo, args, 'member', 'demote_admin')
   })
 }
 
@@ -105,7 +127,7 @@ export function promoteModerator(db: Db, args: RoleArgs): Promise<RoleChange> {
       throw invalidRequest('IsAdmin', `${args.target} is an admin, who has every right of a moderator`)
     }
     if (role === 'moderator') throw conflict('AlreadyModerator', `${args.target} is a moderator already`)
-    return setRole(trx, args, 'moderator', 'promote_moderator')
+    return setRole(trx, convo, args, 'moderator', 'promote_moderator')
   })
 }
 
@@ -119,6 +141,6 @@ export function demoteModerator(db: Db, args: RoleArgs): Promise<RoleChange> {
     if (roleOf(convo, args.target) !== 'moderator') {
       throw invalidRequest('NotModerator', `${args.target} is not a moderator of this conversation`)
     }
-    return setRole(trx, args, 'member', 'demote_moderator')
+    return setRole(trx, convo, args, 'member', 'demote_moderator')
   })
 }

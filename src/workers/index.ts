@@ -3,12 +3,31 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { AppContext } from '../context.js'
 import { deleteExpiredIdempotencyKeys } from '../idempotency/claim.js'
 import { conversationsDue, purgeOldMessages, purgeOldModeration } from '../services/retention.js'
+import { sweepTickets } from '../services/tickets.js'
 import { sweepWelcomes } from '../services/welcomes.js'
 import { PushWorker, type PushSetup } from './push.js'
 import { startWorker, type RunningWorker } from './worker.js'
 
 /** Most batches one pass runs, so a huge backlog is worked off over several passes. */
 const MAX_BATCHES_PER_PASS = 100
+
+/**
+ * Runs `batch` (a delete of at most one batch, answering how many rows it
+ * deleted) until one deletes nothing, with a pause between; answers the total.
+ * Not "fewer than a batch": an instance sweeping at once may have taken part
+ * of this one (on Citus, where each shard's part is deleted apart, both then
+ * delete part of it).
+ */
+async function inBatches(pauseMs: number, batch: () => Promise<number>): Promise<number> {
+  let deleted = 0
+  for (let n = 0; n < MAX_BATCHES_PER_PASS; n++) {
+    const done = await batch()
+    deleted += done
+    if (done === 0) break
+    await sleep(pauseMs)
+  }
+  return deleted
+}
 
 export function startIdempotencyCleanup(ctx: AppContext, log: FastifyBaseLogger): RunningWorker {
   const { config, db, metrics } = ctx
@@ -20,19 +39,13 @@ export function startIdempotencyCleanup(ctx: AppContext, log: FastifyBaseLogger)
     {
       name: 'idempotency-cleanup',
       intervalMs: config.WORKER_INTERVAL_SECONDS * 1000,
-      run: async () => {
-        let deleted = 0
-        for (let batch = 0; batch < MAX_BATCHES_PER_PASS; batch++) {
+      run: async () => ({
+        deleted: await inBatches(config.WORKER_BATCH_PAUSE_MS, async () => {
           const n = await deleteExpiredIdempotencyKeys(db, config.WORKER_BATCH_SIZE)
-          deleted += n
           metrics.idempotencyCleanupDeleted.inc(n)
-          // Not "fewer than a batch": an instance sweeping at once may have taken part of this one
-          // (on Citus, where each shard's part is deleted apart, both then delete part of it).
-          if (n === 0) break
-          await sleep(config.WORKER_BATCH_PAUSE_MS)
-        }
-        return { deleted }
-      },
+          return n
+        }),
+      }),
     },
     { log, metrics },
   )
@@ -55,6 +68,21 @@ export function startWelcomeSweep(ctx: AppContext, log: FastifyBaseLogger): Runn
         metrics.welcome.inc({ event: 'expired' }, result.expired)
         return { ...result }
       },
+    },
+    { log, metrics },
+  )
+}
+
+/** Deletes subscription tickets used or expired a while ago. */
+export function startTicketSweep(ctx: AppContext, log: FastifyBaseLogger): RunningWorker {
+  const { config, db, metrics } = ctx
+  return startWorker(
+    {
+      name: 'ticket-sweep',
+      intervalMs: config.WORKER_INTERVAL_SECONDS * 1000,
+      run: async () => ({
+        deleted: await inBatches(config.WORKER_BATCH_PAUSE_MS, () => sweepTickets(db, config.WORKER_BATCH_SIZE)),
+      }),
     },
     { log, metrics },
   )
@@ -102,17 +130,12 @@ export function startRetention(ctx: AppContext, log: FastifyBaseLogger): Running
     }
     return deleted
   }
-  const purgeModeration = async (horizon: Date) => {
-    let deleted = 0
-    for (let batch = 0; batch < MAX_BATCHES_PER_PASS; batch++) {
+  const purgeModeration = (horizon: Date) =>
+    inBatches(config.WORKER_BATCH_PAUSE_MS, async () => {
       const n = await purgeOldModeration(db, { horizon, limit: config.WORKER_BATCH_SIZE })
-      deleted += n
       metrics.retentionDeleted.inc({ kind: 'moderation' }, n)
-      if (n === 0) break
-      await pause()
-    }
-    return deleted
-  }
+      return n
+    })
   return startWorker(
     {
       name: 'retention',
@@ -134,6 +157,7 @@ export function startWorkers(ctx: AppContext, log: FastifyBaseLogger, push?: Pus
   return [
     startIdempotencyCleanup(ctx, log),
     startWelcomeSweep(ctx, log),
+    startTicketSweep(ctx, log),
     startRetention(ctx, log),
     ...(push ? [new PushWorker(ctx, log, push).start()] : []),
   ]

@@ -87,7 +87,7 @@ export const isRefusal = (err: unknown): boolean =>
   err instanceof Refusal || (err instanceof XRPCError && err.statusCode >= 400 && err.statusCode < 500)
 
 /** Maps anything thrown while serving a request to the XRPC error it answers with. */
-function toXrpcError(err: unknown): XRPCError {
+export function toXrpcError(err: unknown): XRPCError {
   if (err instanceof XRPCError) return err
   if (err instanceof Refusal) return new XRPCError(REFUSAL_STATUS[err.kind], err.message, err.error)
   if (isDatabaseUnavailable(err)) {

@@ -77,6 +77,12 @@ export interface XrpcRoutesOptions {
   validateOutput: boolean
 }
 
+/** What handlers get of the app's context: they reach the database through their `db` alone (a keyed write's transaction, or the pool). */
+export function handlerContext(ctx: AppContext): HandlerContext {
+  const { config, lexicons, auth, metrics, events, push, blocks, takedowns } = ctx
+  return { config, lexicons, auth, metrics, events, push, blocks, takedowns }
+}
+
 /**
  * One route per lexicon query (GET) and procedure (POST) at /xrpc/<nsid>:
  * service auth, then params and input validated against the lexicon, then
@@ -85,17 +91,7 @@ export interface XrpcRoutesOptions {
 export async function xrpcRoutes(app: FastifyInstance, opts: XrpcRoutesOptions): Promise<void> {
   const { ctx, handlers, validateOutput } = opts
   const { db } = ctx
-  // Handlers reach the database through their `db` alone (a keyed write's transaction, or the pool).
-  const handlerCtx: HandlerContext = {
-    config: ctx.config,
-    lexicons: ctx.lexicons,
-    auth: ctx.auth,
-    metrics: ctx.metrics,
-    events: ctx.events,
-    push: ctx.push,
-    blocks: ctx.blocks,
-    takedowns: ctx.takedowns,
-  }
+  const handlerCtx = handlerContext(ctx)
   // XRPC bodies are JSON: JSON sent as text/plain gets the same 415 as any
   // other content type, not a confusing "Input must be an object".
   app.removeContentTypeParser('text/plain')

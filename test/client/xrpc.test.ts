@@ -94,7 +94,15 @@ describe('XrpcClient', () => {
       .filter((file) => !file.startsWith(`${clientDir}${path.sep}`))
       .map((file) => path.relative(src, file))
     expect(outside.sort()).toEqual([path.join('lexicon', 'types', 'index.ts'), path.join('lexicon', 'wire.ts')])
-    expect([...packages].sort()).toEqual(['@atproto/lexicon', 'node:crypto', 'node:fs/promises', 'node:path'])
+    // The subscription's: DAG-CBOR frames over a WebSocket.
+    expect([...packages].sort()).toEqual([
+      '@atproto/lex-cbor',
+      '@atproto/lexicon',
+      'node:crypto',
+      'node:fs/promises',
+      'node:path',
+      'ws',
+    ])
   })
 })
 

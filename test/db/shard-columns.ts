@@ -22,6 +22,8 @@ export const SHARD_COLUMNS: Record<string, string> = {
   push_token: 'user_did',
   push_outbox: 'convo_id',
   push_retry: 'user_did',
+  convo_event: 'convo_id',
+  subscription_ticket: 'ticket_hash',
   convo_policy: 'convo_id',
   admin_action: 'convo_id',
   member_report: 'convo_id',

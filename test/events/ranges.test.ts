@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { EventHub } from '../../src/events/hub.js'
+import { isMessage } from '../../src/services/eventLog.js'
 import { sendMessage as storeMessage } from '../../src/services/messages.js'
 import {
   epochOf,
@@ -160,10 +161,13 @@ describe('event streams over event ids from several ranges', () => {
     for (let i = 0; i < 3; i++) await storeIn('low', alice, convo)
     const { rows } = await sql<{
       event_id: number
-    }>`SELECT event_id FROM message WHERE event_id < ${HIGH} ORDER BY event_id LIMIT 2`.execute(one.ctx.db)
+    }>`SELECT event_id FROM message WHERE event_id < ${HIGH}
+       UNION ALL SELECT event_id FROM convo_event WHERE event_id < ${HIGH}
+       ORDER BY event_id LIMIT 2`.execute(one.ctx.db)
     const [oldest, second] = rows.map((r) => Number(r.event_id)) as [number, number]
-    // As a retention sweep would: the two oldest messages are gone.
+    // As a retention sweep would: the two oldest events of the log are gone.
     await sql`DELETE FROM message WHERE event_id <= ${second}`.execute(one.ctx.db)
+    await sql`DELETE FROM convo_event WHERE event_id <= ${second}`.execute(one.ctx.db)
     for (const cursor of [String(oldest), `${oldest},${HIGH + 1}`]) {
       const refused = await openStream(one.url, alice, { cursor })
       expect([cursor, refused.status, refused.body?.error]).toEqual([cursor, 400, 'CursorTooOld'])
@@ -186,7 +190,12 @@ describe('event streams over event ids from several ranges', () => {
     })
     await hub.start()
     const delivered: string[] = []
-    hub.subscribe({ did: alice.did, deliver: (messages) => delivered.push(...messages.map((m) => m.id)), close() {} })
+    hub.subscribe({
+      did: alice.did,
+      transport: 'sse',
+      deliver: (events) => delivered.push(...events.filter(isMessage).map((m) => m.id)),
+      close() {},
+    })
     try {
       // In each range an id is drawn and never stored (its transaction rolled back), and a message follows it.
       const sent: string[] = []

@@ -209,7 +209,7 @@ describe('streamConvoEvents', () => {
     const listenUrl = withApplicationName(one.testDb.directUrl, 'catbird-listen-test')
     const listening = await startTestApp({ testDb: one.testDb, config: { ...NO_POLL, DATABASE_LISTEN_URL: listenUrl } })
     try {
-      expect(await sessionsOf('catbird-listen-test')).toEqual(['LISTEN catbird_message'])
+      expect(await sessionsOf('catbird-listen-test')).toEqual(['LISTEN catbird_message; LISTEN catbird_typing'])
       const alice = await TestUser.create()
       const convo = await one.seed.createConvo(alice)
       const stream = await openStream(listening.url, alice)

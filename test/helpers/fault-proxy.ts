@@ -190,6 +190,10 @@ export interface TcpProxy {
    * server's side stays open without a word, so the server never learns.
    */
   thaw(opts?: { lose?: boolean }): void
+  /** Cuts every open connection at once, both sides, without a word (as a network that drops them). */
+  cut(): void
+  /** Connections it has accepted so far. */
+  readonly accepted: number
   close(): Promise<void>
 }
 
@@ -205,7 +209,9 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
     socket.on('close', () => sockets.delete(socket))
   }
 
+  let accepted = 0
   const server = net.createServer((client) => {
+    accepted++
     const upstream = net.connect(Number(target.port), target.hostname)
     track(client)
     track(upstream)
@@ -244,6 +250,12 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
         connection.up.flush()
         connection.down.flush()
       }
+    },
+    cut() {
+      for (const socket of sockets) socket.resetAndDestroy()
+    },
+    get accepted() {
+      return accepted
     },
     async close() {
       for (const socket of sockets) socket.destroy()

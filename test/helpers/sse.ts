@@ -1,6 +1,7 @@
 import type { MessageView } from '../../src/lexicon/types/blue.catbird.mls.defs.js'
 import { NSID } from '../../src/lexicon/types/index.js'
 import { queryString } from '../../src/lexicon/wire.js'
+import { Arrivals } from './arrivals.js'
 import type { TestUser } from './users.js'
 import type { WireJson } from './xrpc.js'
 
@@ -33,10 +34,9 @@ export async function openStream(
     headers: { authorization: `Bearer ${await user.token(NSID.streamConvoEvents)}`, ...headers },
     signal: abort.signal,
   })
-  const events: SseEvent[] = []
+  const arrivals = new Arrivals<SseEvent>((events) => `${events.length} events`)
+  const events = arrivals.items
   const comments: string[] = []
-  const waiters = new Set<() => void>()
-  const notify = () => waiters.forEach((w) => w())
   if (res.headers.get('content-type')?.startsWith('application/json')) {
     return {
       status: res.status,
@@ -66,18 +66,16 @@ export async function openStream(
             else if (line.startsWith('data: ')) data += line.slice(6)
           }
           if (data)
-            events.push({ ...(id !== undefined ? { id } : {}), data: JSON.parse(data) as Record<string, unknown> })
-          notify()
+            arrivals.push({ ...(id !== undefined ? { id } : {}), data: JSON.parse(data) as Record<string, unknown> })
+          else arrivals.changed()
         }
       }
     } catch {
       // aborted by close()
     } finally {
-      notify()
+      arrivals.end()
     }
   })()
-  let ended = false
-  void closed.then(() => (ended = true))
   return {
     status: res.status,
     events,
@@ -85,29 +83,7 @@ export async function openStream(
     body: undefined,
     closed,
     close: () => abort.abort(),
-    waitFor(predicate, timeoutMs = 10_000) {
-      return new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (predicate(events)) {
-            cleanup()
-            resolve()
-          } else if (ended) {
-            cleanup()
-            reject(new Error(`stream ended after ${events.length} events`))
-          }
-        }
-        const timer = setTimeout(() => {
-          cleanup()
-          reject(new Error(`timed out with ${events.length} events`))
-        }, timeoutMs)
-        const cleanup = () => {
-          clearTimeout(timer)
-          waiters.delete(check)
-        }
-        waiters.add(check)
-        check()
-      })
-    },
+    waitFor: (predicate, timeoutMs) => arrivals.waitFor(predicate, timeoutMs),
   }
 }
 

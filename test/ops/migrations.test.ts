@@ -4,6 +4,7 @@ import { promisify } from 'node:util'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDatabase, type Database } from '../../src/db/index.js'
+import { migrations } from '../../src/db/migrations/index.js'
 import { MigrationError, migrateDown, migrateToLatest } from '../../src/db/migrator.js'
 import { projectRoot } from '../../src/paths.js'
 import { createConvo } from '../../src/services/convos.js'
@@ -32,6 +33,17 @@ const tables = async () =>
     )
   ).rows.map((r) => r.name)
 
+/** The migrations in the order they run. */
+const migrationNames = Object.keys(migrations)
+
+/** Goes down one migration at a time, newest first, through `oldest`, checking that each step undoes the one expected. */
+async function downThrough(oldest: string): Promise<void> {
+  expect(migrationNames).toContain(oldest)
+  for (const name of migrationNames.slice(migrationNames.indexOf(oldest)).reverse()) {
+    expect(await migrateDown(database.db)).toEqual([name])
+  }
+}
+
 const migrateCli = (command: string) =>
   run(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src/db/migrate-cli.ts'), command], {
     cwd: projectRoot,
@@ -49,8 +61,7 @@ describe('migrations', () => {
   })
 
   it('010 makes each creator the admin of its conversation, and the longest-standing member where the creator left', async () => {
-    expect(await migrateDown(database.db)).toEqual(['011_push'])
-    expect(await migrateDown(database.db)).toEqual(['010_administration'])
+    await downThrough('010_administration')
     await sql`
       INSERT INTO convo (id, group_id, creator_did, cipher_suite, created_at)
         VALUES ('m10kept', 'cd01', 'did:plc:creator', 's', '2025-01-01T00:00:00Z'),
@@ -92,12 +103,7 @@ describe('migrations', () => {
         database.db,
       ),
     ).rejects.toThrow(/key_package_last_resort_key/)
-    expect(await migrateDown(database.db)).toEqual(['011_push'])
-    expect(await migrateDown(database.db)).toEqual(['010_administration'])
-    expect(await migrateDown(database.db)).toEqual(['008_devices'])
-    expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
-    expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
-    expect(await migrateDown(database.db)).toEqual(['005_recovery'])
+    await downThrough('005_recovery')
     const { rows } = await sql<{ data: Buffer }>`SELECT data FROM key_package WHERE owner_did = 'did:plc:lr'`.execute(
       database.db,
     )
@@ -110,14 +116,7 @@ describe('migrations', () => {
   })
 
   it('003 drops the key packages no Welcome could name, keeps the consumed ones, and requires a ref from then on', async () => {
-    expect(await migrateDown(database.db)).toEqual(['011_push'])
-    expect(await migrateDown(database.db)).toEqual(['010_administration'])
-    expect(await migrateDown(database.db)).toEqual(['008_devices'])
-    expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
-    expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
-    expect(await migrateDown(database.db)).toEqual(['005_recovery'])
-    expect(await migrateDown(database.db)).toEqual(['004_idempotency_shard_key'])
-    expect(await migrateDown(database.db)).toEqual(['003_mls_facts'])
+    await downThrough('003_mls_facts')
     await sql`INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, expires_at, consumed_at, consumed_by)
       VALUES ('did:plc:old', 's', '\\x01', sha256('\\x01'), now() + interval '1 day', NULL, NULL),
              ('did:plc:old', 's', '\\x02', sha256('\\x02'), now() + interval '1 day', now(), 'did:plc:adder')`.execute(
@@ -135,13 +134,7 @@ describe('migrations', () => {
   })
 
   it('004 files each idempotency record under its shard: the conversation, the group of a created one, or the publisher', async () => {
-    expect(await migrateDown(database.db)).toEqual(['011_push'])
-    expect(await migrateDown(database.db)).toEqual(['010_administration'])
-    expect(await migrateDown(database.db)).toEqual(['008_devices'])
-    expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
-    expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
-    expect(await migrateDown(database.db)).toEqual(['005_recovery'])
-    expect(await migrateDown(database.db)).toEqual(['004_idempotency_shard_key'])
+    await downThrough('004_idempotency_shard_key')
     await sql`
       INSERT INTO convo (id, group_id, creator_did, cipher_suite) VALUES ('m4convo', 'ab01', 'did:plc:a', 's');
       INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext)
@@ -172,10 +165,7 @@ describe('migrations', () => {
   })
 
   it("007 keeps what each Welcome used: admitted in its conversation, reserved for it on the owner's shard", async () => {
-    expect(await migrateDown(database.db)).toEqual(['011_push'])
-    expect(await migrateDown(database.db)).toEqual(['010_administration'])
-    expect(await migrateDown(database.db)).toEqual(['008_devices'])
-    expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
+    await downThrough('007_admitted_key_packages')
     await sql`
       INSERT INTO convo (id, group_id, creator_did, cipher_suite) VALUES ('m7convo', 'ab07', 'did:plc:a', 's');
       INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, consumed_at, consumed_by, used_convo_id, used_epoch)
@@ -196,10 +186,7 @@ describe('migrations', () => {
       VALUES ('did:plc:b', 's', '\\x72', sha256('\\x72'), '\\x82', now() + interval '1 day', now(), 'did:plc:a', 'm7convo')`.execute(
       database.db,
     )
-    expect(await migrateDown(database.db)).toEqual(['011_push'])
-    expect(await migrateDown(database.db)).toEqual(['010_administration'])
-    expect(await migrateDown(database.db)).toEqual(['008_devices'])
-    expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
+    await downThrough('007_admitted_key_packages')
     const used = await sql`SELECT encode(ref, 'hex') AS ref, used_convo_id, used_epoch FROM key_package
       WHERE owner_did = 'did:plc:b' ORDER BY ref`.execute(database.db)
     expect(used.rows).toEqual([
@@ -213,11 +200,7 @@ describe('migrations', () => {
   })
 
   it('006 keeps the group id of a conversation created before it taken, and files its createConvo record under the derived id', async () => {
-    expect(await migrateDown(database.db)).toEqual(['011_push'])
-    expect(await migrateDown(database.db)).toEqual(['010_administration'])
-    expect(await migrateDown(database.db)).toEqual(['008_devices'])
-    expect(await migrateDown(database.db)).toEqual(['007_admitted_key_packages'])
-    expect(await migrateDown(database.db)).toEqual(['006_shard_keys'])
+    await downThrough('006_shard_keys')
     await sql`
       INSERT INTO convo (id, group_id, creator_did, cipher_suite) VALUES ('m6convoabcdef', 'AbCd', 'did:plc:a', 's');
       INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at) VALUES

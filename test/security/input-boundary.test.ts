@@ -34,8 +34,14 @@ afterAll(async () => {
   await t?.close()
 })
 
-/** Connections taken from the pool while `fn` runs: a request refused at the boundary takes none. */
+/**
+ * Connections taken from the pool while `fn` runs: a request refused at the
+ * boundary takes none. The event hub's reads and notifications of earlier
+ * writes (a conversation's creation is an event too) are done first.
+ */
 async function poolCheckouts(fn: () => Promise<void>): Promise<number> {
+  await t.ctx.events.flush()
+  await t.ctx.events.caughtUp()
   let checkouts = 0
   const count = () => void checkouts++
   t.database.pool.on('acquire', count)

@@ -89,6 +89,9 @@ describe('message retention', () => {
 
     expect(await retentionPass()).toMatchObject({ messages: 3 })
     expect(await kept(convo.id)).toEqual([4, 5, 6])
+    // Its other events from before them (the members' joining) went with them: they hold no position from before.
+    const otherEvents = t.ctx.db.selectFrom('convo_event').select('kind').where('convo_id', '=', convo.id)
+    expect(await otherEvents.execute()).toEqual([])
     const commits = await t.call(bob, NSID.getCommits, { params: { convoId: convo.id, fromEpoch: 2 } })
     expect(commits.body.commits).toEqual([])
     expect(

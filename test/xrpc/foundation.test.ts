@@ -91,10 +91,10 @@ describe('routing', () => {
     }
     const anonymous = await t.callRaw(null, notImplemented[0])
     expect(anonymous.status).toBe(401)
-    // A subscription is not an HTTP route: its WebSocket comes later.
+    // A subscription is a WebSocket: a plain GET is told to upgrade.
     const subscription = await t.callRaw(alice, 'blue.catbird.mls.subscribeConvoEvents', { method: 'GET' })
-    expect(subscription.status).toBe(501)
-    expect(subscription.body).toMatchObject({ error: 'MethodNotImplemented' })
+    expect(subscription.status).toBe(426)
+    expect(subscription.body).toMatchObject({ error: 'UpgradeRequired' })
   })
 
   it('refuses an output that breaks the lexicon (output validation) with a 500', async () => {

@@ -9,7 +9,7 @@ import {
   referenceFixtureDir,
   SOURCE_NOTE,
 } from '../../scripts/refresh-reference-lexicons.js'
-import { handlers, notImplemented } from '../../src/api/index.js'
+import { handlers, notImplemented, subscriptionHandlers } from '../../src/api/index.js'
 import type * as SubscribeConvoEvents from '../../src/lexicon/types/blue.catbird.mls.subscribeConvoEvents.js'
 import { NSID, type Subscriptions } from '../../src/lexicon/types/index.js'
 import { loadLexiconDocs } from '../../src/xrpc/lexicons.js'
@@ -319,10 +319,11 @@ describe('lexicons', () => {
     const listed: string[] = [...notImplemented]
     expect([...handled, ...listed].sort()).toEqual(Object.values(NSID).sort())
     expect(handled.filter((nsid) => listed.includes(nsid))).toEqual([])
-    // The subscription is not an XRPC route (its WebSocket comes later): it is in neither.
+    // A subscription is not an XRPC route but a WebSocket, with a handler map of its own.
     const subscription: keyof Subscriptions = 'blue.catbird.mls.subscribeConvoEvents'
     expect(Object.values(NSID)).not.toContain(subscription)
     expect(ours.get(subscription)?.defs.main?.type).toBe('subscription')
+    expect(Object.keys(subscriptionHandlers)).toEqual([subscription])
   })
 
   it('type a subscription by its params and its message union', () => {

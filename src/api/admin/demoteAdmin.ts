@@ -2,12 +2,15 @@ import { NSID } from '../../lexicon/types/index.js'
 import { findConvoId } from '../../services/membership.js'
 import { demoteAdmin } from '../../services/roles.js'
 import { handler } from '../../xrpc/types.js'
+import { announce } from '../announce.js'
 
-export default handler(NSID.demoteAdmin, async ({ input, caller, db }) => {
-  await demoteAdmin(db, {
+export default handler(NSID.demoteAdmin, async (req) => {
+  const { input, caller, db } = req
+  const change = await demoteAdmin(db, {
     convoId: await findConvoId(db, input.convoId),
     caller,
     target: input.targetDid,
   })
+  announce(req, undefined, [change.event])
   return { ok: true }
 })

@@ -3,12 +3,15 @@ import { findConvoId } from '../../services/membership.js'
 import { promoteAdmin } from '../../services/roles.js'
 import { iso } from '../../services/timestamps.js'
 import { handler } from '../../xrpc/types.js'
+import { announce } from '../announce.js'
 
-export default handler(NSID.promoteAdmin, async ({ input, caller, db }) => {
+export default handler(NSID.promoteAdmin, async (req) => {
+  const { input, caller, db } = req
   const change = await promoteAdmin(db, {
     convoId: await findConvoId(db, input.convoId),
     caller,
     target: input.targetDid,
   })
+  announce(req, undefined, [change.event])
   return { ok: true, promotedAt: iso(change.at) }
 })

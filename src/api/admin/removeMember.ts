@@ -30,7 +30,7 @@ export default handler(
       )
     }
     const convoId = convoOf(input)
-    const { newEpoch, stored } = await removeMember(db, {
+    const { newEpoch, stored, events } = await removeMember(db, {
       convoId,
       caller,
       target: input.targetDid,
@@ -39,7 +39,7 @@ export default handler(
       reason: input.reason,
       push: ctx.push,
     })
-    announce(req, stored)
+    announce(req, stored, events)
     return { ok: true, epochHint: newEpoch }
   },
 )

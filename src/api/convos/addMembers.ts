@@ -54,7 +54,7 @@ export default handler(
     const { config } = ctx
     if (reserved.blocks.unchecked)
       log.warn({ reason: reserved.blocks.unchecked }, 'members added unchecked for Bluesky blocks')
-    const { newEpoch, stored } = await addMembers(db, {
+    const { newEpoch, stored, events } = await addMembers(db, {
       convoId: convoOf(input),
       caller,
       dids: input.didList,
@@ -68,7 +68,7 @@ export default handler(
       welcomeRetentionDays: config.WELCOME_RETENTION_DAYS,
       push: ctx.push,
     })
-    announce(req, stored)
+    announce(req, stored, events)
     return { success: true, newEpoch }
   },
 )

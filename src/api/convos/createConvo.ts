@@ -44,7 +44,7 @@ export default handler(
     const { config } = ctx
     if (reserved.blocks.unchecked)
       log.warn({ reason: reserved.blocks.unchecked }, 'members added unchecked for Bluesky blocks')
-    const { convo, stored } = await createConvo(db, {
+    const { convo, stored, events } = await createConvo(db, {
       creator: caller,
       groupId: input.groupId,
       cipherSuite: input.cipherSuite,
@@ -60,7 +60,7 @@ export default handler(
       welcomeRetentionDays: config.WELCOME_RETENTION_DAYS,
       push: ctx.push,
     })
-    announce(req, stored)
+    announce(req, stored, events)
     return convo
   },
 )

@@ -11,7 +11,7 @@ const convoOfCommit = convoOfMessage((input: LeaveConvo.Input) => input.commit, 
 export default handler(NSID.leaveConvo, async (req) => {
   const { input, caller, db, ctx } = req
   const { config } = ctx
-  const { newEpoch, stored } = await removeMember(db, {
+  const { newEpoch, stored, events } = await removeMember(db, {
     // Leaving without a commit names the conversation by nothing but convoId: looked up.
     convoId: input.commit ? convoOfCommit(input) : await findConvoId(db, input.convoId),
     caller,
@@ -22,6 +22,6 @@ export default handler(NSID.leaveConvo, async (req) => {
     ),
     push: ctx.push,
   })
-  announce(req, stored)
+  announce(req, stored, events)
   return { success: true, newEpoch }
 })

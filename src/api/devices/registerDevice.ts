@@ -2,6 +2,7 @@ import { NSID } from '../../lexicon/types/index.js'
 import { currentGroupIds, registerDevice } from '../../services/devices.js'
 import { mlsDidOf } from '../../services/pendingAdditions.js'
 import { invalidRequest } from '../../xrpc/errors.js'
+import { announce } from '../announce.js'
 import { handler } from '../../xrpc/types.js'
 import { readEach, readKeyPackageInput } from '../input.js'
 
@@ -25,7 +26,8 @@ function deviceUuidOf(input: { deviceUUID?: string; deviceUuid?: string }): stri
   return uuid
 }
 
-export default handler(NSID.registerDevice, async ({ input, caller, db, ctx, log }) => {
+export default handler(NSID.registerDevice, async (req) => {
+  const { input, caller, db, ctx, log } = req
   const deviceUuid = deviceUuidOf(input)
   if (input.signaturePublicKey.length !== ED25519_PUBLIC_KEY_BYTES) {
     throw invalidRequest('InvalidSignatureKey', 'signaturePublicKey must be a raw Ed25519 public key (32 bytes)')
@@ -64,6 +66,7 @@ export default handler(NSID.registerDevice, async ({ input, caller, db, ctx, log
     { deviceId: registration.deviceId, created: registration.created, stored, withdrawn: registration.withdrawn },
     'device registered',
   )
+  announce(req, undefined, registration.events)
   return {
     deviceId: registration.deviceId,
     mlsDid: mlsDidOf(caller, registration.deviceId),

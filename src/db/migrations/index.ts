@@ -7,6 +7,7 @@ import * as m005 from './005_recovery.js'
 import * as m006 from './006_shard_keys.js'
 import * as m007 from './007_admitted_key_packages.js'
 import * as m008 from './008_devices.js'
+import * as m009 from './009_live_events.js'
 import * as m010 from './010_administration.js'
 import * as m011 from './011_push.js'
 
@@ -23,6 +24,7 @@ export const migrations: Record<string, Migration> = {
   '006_shard_keys': m006,
   '007_admitted_key_packages': m007,
   '008_devices': m008,
+  '009_live_events': m009,
   '010_administration': m010,
   '011_push': m011,
 }

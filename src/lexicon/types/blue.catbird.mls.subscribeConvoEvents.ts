@@ -105,17 +105,17 @@ export interface ReadditionRequestedEvent {
   requestedAt: string
 }
 
-/** A member joined or left the conversation. */
+/** A member joined or left the conversation, or a member's role changed. */
 export interface MembershipChangeEvent {
   /** Resume position of this event. */
   cursor: string
   /** Identifier of the conversation. */
   convoId: string
-  /** The member who joined or left. */
+  /** The member who joined or left, or whose role changed. */
   did: string
-  /** joined, left (by themself), removed or kicked (by an admin). */
-  action: "joined" | "left" | "removed" | "kicked" | (string & {})
-  /** Who removed the member. */
+  /** joined, left (by themself), removed or kicked (by an admin); or a role change: promotedAdmin, demotedAdmin, promotedModerator, demotedModerator (the epoch is unchanged; no actor when the server made an heir admin). */
+  action: "joined" | "left" | "removed" | "kicked" | "promotedAdmin" | "demotedAdmin" | "promotedModerator" | "demotedModerator" | (string & {})
+  /** Who added or removed the member, or changed its role. */
   actor?: string
   /** Why, when given. */
   reason?: string
