@@ -1,39 +1,27 @@
 /**
- * Runs the write paths of the services on a Citus coordinator
- * (scripts/citus.sh explain), as the server runs there (delegated writes on:
- * src/db/delegated.ts): publish a key package, create a conversation, claim
- * a key package, reserve it for a Welcome and add its owner with that
- * Welcome (createConvo and addMembers also with an idempotency key, whose
- * claim opens their transaction), send messages (without and with an
- * idempotency key, and its replay) and a commit, fetch and confirm the
- * Welcome, sweep; register a device with its key packages, publish a batch
- * with keyed items, sync the device's packages, delete it, opt out. For each it prints how many distributed transactions
- * committed in two phases (rows Citus adds to pg_dist_transaction) and, for
- * every statement it sent (a delegated write: the call of its function),
- * the Task Count of its distributed plan (1: it ran on one shard's node).
+ * Runs every write path of the services on a Citus cluster
+ * (scripts/citus.sh explain), as the server runs there (delegated writes
+ * on: src/db/delegated.ts), and counts, for each, on **every** node:
+ *
+ * - the statements it ran there (pg_stat_statements, top-level: a delegated
+ *   write's call on the worker holding its shard; a distributed
+ *   transaction's BEGIN, a COPY of intermediate results, a PREPARE
+ *   TRANSACTION and COMMIT PREPARED sent to it by another node);
+ * - the two-phase commits it started (rows added to its
+ *   pg_dist_transaction, with Citus's 2PC recovery paused so none is
+ *   removed meanwhile);
+ *
+ * and the Task Count of the plan of each statement the server sent. Exits 1
+ * when a hot path (a request's write: test/helpers/write-paths.ts) made a
+ * two-phase commit on any node. Each write's first call makes its function
+ * (DDL, committed in two phases on every node, once per cluster): those are
+ * made first, apart.
  */
-import { createHash, randomBytes } from 'node:crypto'
-import { Kysely, PostgresDialect, sql, type CompiledQuery } from 'kysely'
+import { Kysely, PostgresDialect, type CompiledQuery } from 'kysely'
+import pg from 'pg'
 import { createDatabase } from '../src/db/index.js'
-import type { DatabaseSchema, Db } from '../src/db/schema.js'
-import { claimKey, deleteExpiredIdempotencyKeys } from '../src/idempotency/claim.js'
-import { RecordFound, type RecordedWrite } from '../src/idempotency/statement.js'
-import { reserveWelcome } from '../src/services/admission.js'
-import { sendCommit } from '../src/services/commits.js'
-import { createConvo } from '../src/services/convos.js'
-import { deleteDevice, registerDevice, requireDevice, syncDeviceKeyPackages } from '../src/services/devices.js'
-import {
-  claimKeyPackages,
-  publishKeyPackage,
-  publishKeyPackageBatch,
-  type BatchKeyPackage,
-  type PublishKeyPackageArgs,
-} from '../src/services/keyPackages.js'
-import { optOut } from '../src/services/optOuts.js'
-import { convoIdOf } from '../src/services/membership.js'
-import { addMembers } from '../src/services/members.js'
-import { sendMessage } from '../src/services/messages.js'
-import { confirmWelcome, fetchWelcome, sweepWelcomes } from '../src/services/welcomes.js'
+import type { DatabaseSchema } from '../src/db/schema.js'
+import { runWritePaths } from '../test/helpers/write-paths.js'
 
 const url = process.env.DATABASE_URL
 if (!url) throw new Error('DATABASE_URL: the Citus coordinator')
@@ -44,257 +32,126 @@ const db = new Kysely<DatabaseSchema>({
   log: (event) => void (event.level === 'query' && captured.push(event.query)),
 })
 
-const twoPhase = async () =>
-  Number((await database.pool.query<{ n: string }>('SELECT count(*) AS n FROM pg_dist_transaction')).rows[0]?.n)
+// Every node, by a connection of its own to the same database.
+const { rows: nodeRows } = await database.pool.query<{ name: string; port: number }>(
+  `SELECT nodename AS name, nodeport AS port FROM pg_dist_node WHERE isactive ORDER BY groupid`,
+)
+const nodes = nodeRows.map((node, i) => {
+  const at = new URL(url)
+  const local = /^(\d+\.){3}\d+$|^localhost$/.test(node.name)
+  // Docker's workers are known by their containers' names: reached through the ports citus.sh publishes.
+  if (local) at.hostname = node.name
+  at.port = String(local ? node.port : 9700 + i)
+  return { label: at.port, client: new pg.Client({ connectionString: at.toString() }) }
+})
+for (const node of nodes) await node.client.connect()
 
-async function step(name: string, run: () => Promise<unknown>): Promise<void> {
-  captured.length = 0
-  const before = await twoPhase()
-  await run()
-  const prepared = (await twoPhase()) - before
-  console.log(
-    `\n## ${name}: ${prepared === 0 ? 'no PREPARE TRANSACTION' : `${prepared} transaction(s) committed in two phases`}`,
+const onEvery = (text: string) => Promise.all(nodes.map((node) => node.client.query(text)))
+// Keep every pg_dist_transaction row (no recovery) and no distributed deadlock probe between the nodes.
+await onEvery(`ALTER SYSTEM SET citus.recover_2pc_interval = -1`)
+await onEvery(`ALTER SYSTEM SET citus.distributed_deadlock_detection_factor = -1`)
+await onEvery(`SELECT pg_reload_conf()`)
+
+/** What a node ran and started, as counters: read before and after each path. */
+interface Counters {
+  statements: Map<string, number>
+  twoPhase: number
+}
+const OWN = /pg_stat_statements|pg_dist_transaction|pg_reload_conf|ALTER SYSTEM|pg_dist_node/
+async function read(node: (typeof nodes)[number]): Promise<Counters> {
+  const { rows } = await node.client.query<{ query: string; calls: string }>(
+    `SELECT query, calls FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
   )
+  const statements = new Map<string, number>()
+  for (const row of rows) if (!OWN.test(row.query)) statements.set(row.query, Number(row.calls))
+  const { rows: prepared } = await node.client.query<{ n: string }>(`SELECT count(*) AS n FROM pg_dist_transaction`)
+  return { statements, twoPhase: Number(prepared[0]?.n) }
+}
+const readAll = () => Promise.all(nodes.map(read))
+
+/** A statement's kind, as the count prints it. */
+function kindOf(query: string): string {
+  const text = query.trim()
+  if (/^PREPARE TRANSACTION/i.test(text)) return 'PREPARE received'
+  if (/^COMMIT PREPARED/i.test(text)) return 'COMMIT PREPARED received'
+  if (/^COPY/i.test(text)) return 'COPY'
+  if (/assign_distributed_transaction_id/.test(text)) return 'distributed transaction joined'
+  if (/catbird_delegated_/.test(text)) return 'delegated call'
+  if (/^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|SET|RESET|SHOW|DEALLOCATE)/i.test(text)) return 'transaction control'
+  return 'statement'
+}
+
+interface Counted {
+  path: string
+  hot: boolean
+  twoPhase: number
+  touched: number
+}
+const results: Counted[] = []
+
+async function count(name: string, run: () => Promise<unknown>, hot: boolean): Promise<void> {
+  captured.length = 0
+  const before = await readAll()
+  await run()
+  const after = await readAll()
+  const perNode = nodes.map((node, i) => {
+    const was = before[i] as Counters
+    const now = after[i] as Counters
+    const kinds = new Map<string, number>()
+    for (const [query, calls] of now.statements) {
+      const ran = calls - (was.statements.get(query) ?? 0)
+      if (ran > 0) kinds.set(kindOf(query), (kinds.get(kindOf(query)) ?? 0) + ran)
+    }
+    return { node: node.label, kinds, twoPhase: now.twoPhase - was.twoPhase }
+  })
+  // Each participant of a two-phase commit: a row in its initiator's pg_dist_transaction, a PREPARE TRANSACTION it ran.
+  const twoPhase = perNode.reduce((sum, n) => sum + n.twoPhase, 0)
+  const prepared = perNode.reduce((sum, n) => sum + (n.kinds.get('PREPARE received') ?? 0), 0)
+  const touched = perNode.filter((n) => n.kinds.size > 0).length
+  results.push({ path: name, hot, twoPhase: Math.max(twoPhase, prepared), touched })
+  console.log(`\n## ${name}${hot ? '' : ' (not a hot path)'}`)
+  console.log(`nodes touched: ${touched}; two-phase commit participants: ${twoPhase} started, ${prepared} prepared`)
+  for (const n of perNode) {
+    const kinds = [...n.kinds].map(([kind, calls]) => `${kind} ${calls}`).join(', ') || 'nothing'
+    console.log(`- node ${n.node}: ${kinds}; 2PC started ${n.twoPhase}`)
+  }
+  // The plans, after the counts: EXPLAIN of a distributed statement itself runs on the workers.
   for (const query of captured) {
-    if (/^(begin|commit|rollback)/i.test(query.sql.trim())) continue
-    const sent = (await database.delegated?.sentText(query.sql)) ?? query.sql
-    const { rows } = await database.pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sent}`, [...query.parameters])
-    const plan = rows.map((r) => r['QUERY PLAN'])
-    const tasks =
-      plan
-        .filter((line) => /Task Count:/.test(line))
-        .map((line) => line.trim())
-        .join(', ') || 'no distributed table'
-    const text = (sent === query.sql ? sent : `${sent.replace(/\(\$.*/, '(...)')} <- ${query.sql}`).replace(/\s+/g, ' ')
-    console.log(`- ${tasks} | ${text.trim().slice(0, 120)}`)
+    if (/^(begin|commit|rollback|savepoint|release)/i.test(query.sql.trim())) continue
+    const sent = (await database.delegated?.sent(query.sql, query.parameters)) ?? {
+      text: query.sql,
+      values: [...query.parameters],
+    }
+    const plan = await database.pool
+      .query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sent.text}`, sent.values)
+      .then(({ rows }) => rows.map((r) => r['QUERY PLAN']))
+      .catch((err: Error) => [`(not explained: ${err.message})`])
+    const tasks = plan.filter((line) => /Task Count:|not explained/.test(line)).map((line) => line.trim())
+    const text = (
+      sent.text === query.sql ? sent.text : `${sent.text.replace(/\(\$.*/, '(...)')} <- ${query.sql}`
+    ).replace(/\s+/g, ' ')
+    console.log(`  - ${tasks.join(', ') || 'no distributed table'} | ${text.trim().slice(0, 110)}`)
   }
 }
 
-const suite = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
-const did = (name: string) => `did:plc:${name}${randomBytes(4).toString('hex')}`
-const keyed = (shardKey: string, callerDid: string, nsid: string, response: RecordedWrite['response']) => ({
-  keyed: {
-    shardKey,
-    scope: randomBytes(32),
-    callerDid,
-    nsid,
-    fingerprint: randomBytes(32),
-    ttlSeconds: 600,
-  },
-  response,
-})
-const packageOf = (owner: string, data: Buffer): PublishKeyPackageArgs => ({
-  owner,
-  cipherSuite: suite,
-  data,
-  ref: createHash('sha256').update(data).digest(),
-  signatureKey: randomBytes(32),
-  expiresAt: new Date(Date.now() + 864e5),
-  maxPerUser: 100,
-  lastResort: false,
-})
-/** Key packages of one device: all signed by its key. */
-const devicePackages = (count: number, signatureKey: Uint8Array): BatchKeyPackage[] =>
-  Array.from({ length: count }, () => {
-    const { cipherSuite, data, ref, expiresAt } = packageOf('', randomBytes(64))
-    return { cipherSuite, data, ref, expiresAt, signatureKey }
-  })
-const registration = (user: string, signatureKey: Uint8Array) => ({
-  user,
-  deviceUuid: randomBytes(8).toString('hex'),
-  name: 'phone',
-  signaturePublicKey: randomBytes(32),
-  mlsKey: signatureKey,
-  keyPackages: devicePackages(3, signatureKey).map((kp) => ({ ...kp, lastResort: false })),
-  maxDevices: 10,
-  maxKeyPackages: 100,
-})
-const batchOf = (owner: string, signatureKey: Uint8Array) => ({
-  owner,
-  maxPerUser: 100,
-  items: devicePackages(3, signatureKey).map((kp, i) =>
-    i === 0 ? kp : { ...kp, key: { scope: randomBytes(32), fingerprint: randomBytes(32) } },
-  ),
-  nsid: 'blue.catbird.mls.publishKeyPackages',
-  ttlSeconds: 600,
-})
-
-const published: RecordedWrite['response'] = {
-  name: 'published',
-  json: (row) => sql`json_build_object('available', ${row}.available)`,
-}
-const sentResponse: RecordedWrite['response'] = {
-  name: 'sent',
-  json: (row) => sql`json_build_object('messageId', ${row}.id)`,
+try {
+  // Each delegated write makes its function at its first call: one pass, uncounted, then the counted one.
+  await runWritePaths({ db, pool: database.pool }, (_name, run) => run().then(() => undefined))
+  await runWritePaths({ db, pool: database.pool }, (name, run, opts) => count(name, run, opts?.hot ?? true))
+} finally {
+  await onEvery(`ALTER SYSTEM RESET citus.recover_2pc_interval`)
+  await onEvery(`ALTER SYSTEM RESET citus.distributed_deadlock_detection_factor`)
+  await onEvery(`SELECT pg_reload_conf()`)
+  for (const node of nodes) await node.client.end()
+  await database.close()
 }
 
-/** A conversation of `creator` alone, at epoch 0, for the sends. */
-async function soloConvo(creator: string): Promise<{ id: string; groupId: string }> {
-  const groupId = randomBytes(16).toString('hex')
-  const { convo } = await createConvo(db, {
-    creator,
-    groupId,
-    cipherSuite: suite,
-    initialMembers: [],
-    welcomeRetentionDays: 14,
-  })
-  return { id: convo.id, groupId }
+const hot = results.filter((r) => r.hot)
+const failing = hot.filter((r) => r.twoPhase > 0)
+console.log(`\n# Summary: ${hot.length} hot paths on ${nodes.length} nodes`)
+console.log('| path | nodes touched | PREPARE TRANSACTION |\n|---|---|---|')
+for (const r of results) console.log(`| ${r.path}${r.hot ? '' : ' (not hot)'} | ${r.touched} | ${r.twoPhase} |`)
+if (failing.length > 0) {
+  console.error(`\n${failing.length} hot path(s) committed in two phases: ${failing.map((r) => r.path).join('; ')}`)
+  process.exit(1)
 }
-
-/** `caller` adds `member` to `convo` at `epoch`, with a Welcome naming `ref`, reserved before (as the API does). */
-async function addWithWelcome(
-  on: Db,
-  convo: { id: string; groupId: string },
-  caller: string,
-  member: string,
-  ref: Buffer,
-  epoch: number,
-) {
-  const welcome = await reserveWelcome(db, {
-    convoId: convo.id,
-    caller,
-    dids: [member],
-    welcome: { data: randomBytes(32), cipherSuite: suite, keyPackageRefs: [ref] },
-  })
-  return addMembers(on, {
-    convoId: convo.id,
-    caller,
-    dids: [member],
-    commit: { data: randomBytes(32), groupId: convo.groupId, epoch },
-    welcome,
-    maxMembers: 100,
-    welcomeRetentionDays: 14,
-  })
-}
-
-/** Runs `write` in the transaction a claim of a fresh idempotency key opens (createConvo's, addMembers'), and commits it. */
-async function keyedTransaction(shardKey: string, caller: string, nsid: string, write: (trx: Db) => Promise<unknown>) {
-  const { keyed: record } = keyed(shardKey, caller, nsid, sentResponse)
-  const claim = await claimKey(database.pool, record, 1000, { distributed: true })
-  if (claim.kind !== 'claimed') throw new Error(`a fresh key was ${claim.kind}`)
-  await write(claim.transaction.db).catch(async (err: unknown) => {
-    await claim.transaction.abort()
-    throw err
-  })
-  await claim.transaction.commit(200, '{}')
-}
-
-// Each delegated write makes its function the first time it is sent (DDL,
-// which Citus commits in two phases on every node): once per cluster, here.
-await step('first sends: each delegated write makes its function', async () => {
-  const owner = did('warm')
-  await publishKeyPackage(db, packageOf(owner, randomBytes(64)))
-  await publishKeyPackage(
-    db,
-    packageOf(owner, randomBytes(64)),
-    keyed(owner, owner, 'blue.catbird.mls.publishKeyPackage', published),
-  )
-  await claimKeyPackages(db, { dids: [owner], claimedBy: owner })
-  const convo = await soloConvo(owner)
-  const send = { convoId: convo.id, sender: owner, groupId: convo.groupId, epoch: 0, ciphertext: randomBytes(48) }
-  await sendMessage(db, send)
-  await sendMessage(db, send, keyed(convo.id, owner, 'blue.catbird.mls.sendMessage', sentResponse))
-  await sendCommit(db, {
-    convoId: convo.id,
-    sender: owner,
-    commit: { data: randomBytes(32), groupId: convo.groupId, epoch: 0 },
-  })
-  const member = did('warm')
-  await publishKeyPackage(db, packageOf(member, randomBytes(64)))
-  const [handed] = (await claimKeyPackages(db, { dids: [member], claimedBy: owner })).keyPackages
-  await addWithWelcome(db, convo, owner, member, createHash('sha256').update(handed!.keyPackage).digest(), 1)
-  const deviceKey = randomBytes(32)
-  await registerDevice(db, registration(owner, deviceKey))
-  await publishKeyPackageBatch(db, batchOf(owner, deviceKey))
-})
-
-const alice = did('alice')
-const bob = did('bob')
-const bobsPackage = randomBytes(64)
-const ref = createHash('sha256').update(bobsPackage).digest()
-await step('publishKeyPackage (bob)', () => publishKeyPackage(db, packageOf(bob, bobsPackage)))
-await step('publishKeyPackage with an idempotency key (bob)', () =>
-  publishKeyPackage(
-    db,
-    packageOf(bob, randomBytes(64)),
-    keyed(bob, bob, 'blue.catbird.mls.publishKeyPackage', published),
-  ),
-)
-const groupId = randomBytes(16).toString('hex')
-let convoId = ''
-await step('createConvo (alice)', async () => {
-  convoId = (
-    await createConvo(db, { creator: alice, groupId, cipherSuite: suite, initialMembers: [], welcomeRetentionDays: 14 })
-  ).convo.id
-})
-await step("getKeyPackages (alice claims bob's)", () => claimKeyPackages(db, { dids: [bob], claimedBy: alice }))
-await step(
-  "addMembers (alice adds bob, commit and Welcome): first the reservation on bob's shard, then the change",
-  () => addWithWelcome(db, { id: convoId, groupId }, alice, bob, ref, 0),
-)
-// The same, each in the transaction its idempotency key's claim opens.
-const carol = did('carol')
-const dave = did('dave')
-const davesPackage = randomBytes(64)
-await publishKeyPackage(db, packageOf(dave, davesPackage))
-await claimKeyPackages(db, { dids: [dave], claimedBy: carol })
-const carolsGroup = randomBytes(16).toString('hex')
-const carols = { id: convoIdOf(carolsGroup), groupId: carolsGroup }
-await step('createConvo with an idempotency key (carol)', () =>
-  keyedTransaction(carols.id, carol, 'blue.catbird.mls.createConvo', (trx) =>
-    createConvo(trx, {
-      creator: carol,
-      groupId: carols.groupId,
-      cipherSuite: suite,
-      initialMembers: [],
-      welcomeRetentionDays: 14,
-    }),
-  ),
-)
-await step('addMembers with an idempotency key (carol adds dave)', () =>
-  keyedTransaction(carols.id, carol, 'blue.catbird.mls.addMembers', (trx) =>
-    addWithWelcome(trx, carols, carol, dave, createHash('sha256').update(davesPackage).digest(), 0),
-  ),
-)
-const send = { convoId, sender: alice, groupId, epoch: 1, ciphertext: randomBytes(48) }
-await step('sendMessage (alice)', () => sendMessage(db, send))
-const record = keyed(convoId, alice, 'blue.catbird.mls.sendMessage', sentResponse)
-await step('sendMessage with an idempotency key (alice)', () => sendMessage(db, send, record))
-await step('sendMessage replayed (the same key: answered by its record, nothing written)', () =>
-  sendMessage(db, send, record).then(
-    () => {
-      throw new Error('the replay wrote')
-    },
-    (err: unknown) => {
-      if (!(err instanceof RecordFound)) throw err
-    },
-  ),
-)
-await step('sendMessage carrying a commit (alice)', () =>
-  sendCommit(db, { convoId, sender: alice, commit: { data: randomBytes(32), groupId, epoch: 1 } }),
-)
-await step('getWelcome (bob)', () => fetchWelcome(db, { convoId, did: bob, graceSeconds: 300 }))
-await step('confirmWelcome (bob)', () => confirmWelcome(db, { convoId, did: bob, success: true }))
-await step('sweeps (set-based, every shard)', async () => {
-  await sweepWelcomes(db, { graceSeconds: 300, retentionDays: 14, batchSize: 100 })
-  await deleteExpiredIdempotencyKeys(db, 100)
-})
-const erin = did('erin')
-const erinsKey = randomBytes(32)
-const erinsDevice = registration(erin, erinsKey)
-await step("registerDevice (erin): the device, its key packages, and erin's of its key bound to it", () =>
-  registerDevice(db, erinsDevice),
-)
-await step('publishKeyPackages (erin: a batch of three, two with keys of their own)', () =>
-  publishKeyPackageBatch(db, batchOf(erin, erinsKey)),
-)
-await step("getKeyPackages (alice claims one of each of erin's devices)", () =>
-  claimKeyPackages(db, { dids: [erin], claimedBy: alice }),
-)
-const device = await requireDevice(db, erin, erinsDevice.deviceUuid)
-await step("syncKeyPackages (erin's device holds none: its unused packages withdrawn)", () =>
-  syncDeviceKeyPackages(db, { user: erin, device, held: [], welcomeRetentionDays: 14 }),
-)
-await step("deleteDevice (erin's)", () => deleteDevice(db, { user: erin, device, welcomeRetentionDays: 14 }))
-await step('optOut (erin)', () => optOut(db, erin))
-await database.close()

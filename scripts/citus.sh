@@ -28,7 +28,8 @@ start_nodes() {
     docker network create catbird-citus >/dev/null 2>&1 || true
     for i in 0 1 2; do
       docker run -d --rm --name "catbird-citus-$i" --network catbird-citus -p "${PORTS[$i]}:5432" \
-        -e POSTGRES_HOST_AUTH_METHOD=trust citusdata/citus:13.2 >/dev/null
+        -e POSTGRES_HOST_AUTH_METHOD=trust citusdata/citus:13.2 \
+        -c shared_preload_libraries=citus,pg_stat_statements -c max_prepared_transactions=100 >/dev/null
     done
     WORKER_HOSTS=(catbird-citus-1 catbird-citus-2); WORKER_PORT=5432
   else
@@ -40,7 +41,7 @@ start_nodes() {
       if [ ! -d "$data" ]; then
         as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust >/dev/null
         cat >>"$data/postgresql.conf" <<CONF
-shared_preload_libraries = 'citus'
+shared_preload_libraries = 'citus,pg_stat_statements'
 listen_addresses = '127.0.0.1'
 port = ${PORTS[$i]}
 unix_socket_directories = ''
@@ -56,7 +57,8 @@ CONF
   for i in 0 1 2; do
     until psql_at "${PORTS[$i]}" -c 'SELECT 1' postgres >/dev/null 2>&1; do sleep 0.5; done
     psql_at "${PORTS[$i]}" postgres -c 'CREATE DATABASE catbird' 2>/dev/null || true
-    psql_at "${PORTS[$i]}" catbird -c 'CREATE EXTENSION IF NOT EXISTS citus'
+    # pg_stat_statements: what each node ran, counted by explain.
+    psql_at "${PORTS[$i]}" catbird -c 'CREATE EXTENSION IF NOT EXISTS citus' -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'
   done
   psql_at 9700 catbird <<SQL
 SELECT citus_set_coordinator_host('127.0.0.1', 9700);

@@ -1,24 +1,27 @@
 /**
  * Writes delegated to their shard's node (Citus, DATABASE_DELEGATED_WRITES).
  *
- * Citus runs a statement as one task on one node only when none of its CTEs
- * is an INSERT ("only SELECT, UPDATE, or DELETE common table expressions may
- * be router planned"), and the writes below are each one statement of
- * data-modifying CTEs with an INSERT: Citus would pull them through the
- * coordinator. A function distributed by its shard key argument
- * (`create_distributed_function`, colocated with the conversations) is sent
- * whole to the node that holds that shard, where its statement runs on local
- * shards. A write sent inside a transaction whose other statements are on the
- * same shard is distributed with force_delegation, so that Citus sends the
- * call to the node the transaction's other statements went to.
+ * A delegated write is written once, as steps (src/db/steps.ts: how to
+ * write one), and made two ways. Plain PostgreSQL runs it as one statement
+ * of data-modifying CTEs: one round trip. On Citus that statement would be
+ * planned as a distributed query (a CTE with an INSERT cannot be routed to
+ * one node), its CTE results copied to every node and committed there in two
+ * phases; so there the write is a PL/pgSQL function of the same steps, one
+ * statement each, distributed by its shard key argument
+ * (`create_distributed_function`, colocated with the conversations). Citus
+ * sends the call whole to the node that holds the shard, where each
+ * statement runs on that node's own shards: one task, one node, and no
+ * two-phase commit. A write sent inside a transaction whose other statements
+ * are on the same shard is distributed with force_delegation, so that Citus
+ * sends the call to the node the transaction's other statements went to.
  *
- * With delegated writes on, each statement made with `onShard` becomes such a
- * function, made from the statement's own text (its $n are the function's
- * arguments), created and distributed by the first connection that sends it,
- * and called in its place. The function's name holds a hash of the text, so a
- * server whose statement changed makes a new function beside the old one.
- * Off (plain PostgreSQL), nothing of this runs: the statement is sent as it
- * is. scripts/citus-explain.ts runs each of them on a cluster.
+ * With delegated writes on, each statement made with `onShard` is sent as
+ * the call of its function, created and distributed by the first connection
+ * that sends it. The function's name holds a hash of its body, so a server
+ * whose write changed makes a new function beside the old one. Off (plain
+ * PostgreSQL), nothing of this runs: the statement is sent as it is.
+ * scripts/citus.sh explain runs each of them on a cluster and counts, on
+ * every node, the two-phase commits they make.
  */
 import { createHash } from 'node:crypto'
 import type { QueryResult } from 'kysely'
@@ -27,13 +30,21 @@ import { violatedUniqueKey } from './errors.js'
 import type { Db } from './schema.js'
 import {
   execute,
+  sqlText,
   statement,
   statementOf,
   type ShardPlacement,
   type ShardStatement,
   type Statement,
-  type Template,
 } from './statement.js'
+import {
+  argumentOf,
+  renderFunctionBody,
+  renderProcedureBody,
+  renderStatement,
+  type Procedure,
+  type StepsTemplate,
+} from './steps.js'
 import { assertTransaction } from './transaction.js'
 
 /** Every delegated write, by the name its statements start with. */
@@ -53,13 +64,25 @@ const DELEGATED_WRITES = {
 const isListed = (name: string) =>
   Object.keys(DELEGATED_WRITES).some((write) => name === write || name.startsWith(`${write}_`))
 
-/** Makes a write that runs on its shard's node on Citus; its name starts with one of DELEGATED_WRITES. */
+/**
+ * Makes a write that runs on its shard's node on Citus, from its steps or
+ * its procedure (src/db/steps.ts): the statement plain PostgreSQL runs, and the function
+ * Citus runs. Its name starts with one of DELEGATED_WRITES; `R` is a row of
+ * its result.
+ */
 export function onShard<V extends object, R>(
   name: string,
-  shard: ShardPlacement<V>,
-  build: Template<V, R>,
+  placement: ShardPlacement<V>,
+  template: StepsTemplate<V> | Procedure<V>,
 ): ShardStatement<V, R> {
   if (!isListed(name)) throw new Error(`delegated write ${name} is not listed in DELEGATED_WRITES`)
+  const fn = typeof template === 'function' ? renderFunctionBody(name, template) : renderProcedureBody(template)
+  if (!fn.values.includes(placement.shardKey)) throw new Error(`delegated write ${name} does not use its shard key`)
+  const shard = { ...placement, body: sqlText(name, fn.body), values: fn.values, columns: fn.columns }
+  const build =
+    typeof template === 'function'
+      ? (values: V) => renderStatement(name, template, values)
+      : (values: V) => template.statement(values)
   return statement(name, build, shard) as ShardStatement<V, R>
 }
 
@@ -81,27 +104,40 @@ type Query = (text: string | pg.QueryConfig, values?: unknown[]) => Promise<pg.Q
 interface DelegatedCall {
   name: string
   text: string
+  /** For each argument, the statement's parameter whose value it takes. */
+  slots: number[]
 }
 
 /** The functions of one database's delegated writes: made once per process, and called. */
 export class DelegatedWrites {
   private readonly calls = new Map<Statement, Promise<DelegatedCall>>()
 
-  constructor(private readonly prepared: boolean) {}
+  /**
+   * `connect` opens a connection of its own to make a function on, outside
+   * any request's transaction: a function is made once, and stays made
+   * whatever becomes of the request that needed it first (a transaction
+   * rolled back, or committed in one phase on Citus, where DDL is not).
+   */
+  constructor(
+    private readonly prepared: boolean,
+    private readonly connect: () => pg.Client,
+  ) {}
 
   /** Sends `write` as the call of its function, made first if need be. */
   send(query: Query, write: ShardStatement, values: unknown[]): Promise<pg.QueryResult> {
     let call = this.calls.get(write)
-    if (!call) this.calls.set(write, (call = functionFor(query, write)))
+    if (!call) this.calls.set(write, (call = this.make(write)))
     return call.then(
-      (fn) =>
-        (this.prepared ? query({ name: fn.name, text: fn.text, values }) : query(fn.text, values)).catch(
+      (fn) => {
+        const args = fn.slots.map((slot) => values[slot])
+        return (this.prepared ? query({ name: fn.name, text: fn.text, values: args }) : query(fn.text, args)).catch(
           (err: { code?: string }) => {
-            // Made inside a transaction that rolled back: made again by the next call.
+            // Dropped since (by hand): made again by the next call.
             if (err.code === UNDEFINED_FUNCTION) this.calls.delete(write)
             throw err
           },
-        ),
+        )
+      },
       (err: unknown) => {
         this.calls.delete(write)
         throw err
@@ -109,18 +145,29 @@ export class DelegatedWrites {
     )
   }
 
-  /** What a connection sends for a statement's text: the call of its function, once made (scripts/citus-explain.ts). */
-  async sentText(text: string): Promise<string> {
+  private async make(write: ShardStatement): Promise<DelegatedCall> {
+    const client = this.connect()
+    await client.connect()
+    try {
+      return await functionFor((text, values) => client.query(text, values), write)
+    } finally {
+      await client.end()
+    }
+  }
+
+  /** What a connection sends for a statement and its values: the call of its function, once made (scripts/citus-explain.ts). */
+  async sent(text: string, values: readonly unknown[]): Promise<{ text: string; values: unknown[] }> {
     const made = statementOf(text)
-    const call = made && this.calls.get(made)
-    return call ? (await call).text : text
+    const call = made && (await this.calls.get(made))
+    return call ? { text: call.text, values: call.slots.map((slot) => values[slot]) } : { text, values: [...values] }
   }
 }
 
 /**
- * Makes the function of `write` if it does not exist yet, on this
- * connection, and answers the statement that calls it. Its argument types
- * are the statement's parameter types as PostgreSQL infers them.
+ * Makes the function of `write` if it does not exist yet, on `query`'s
+ * connection, and answers the statement that calls it. Its arguments are
+ * the values its body reads, one each, typed as PostgreSQL infers the
+ * statement's parameters that hold them.
  */
 async function functionFor(query: Query, write: ShardStatement): Promise<DelegatedCall> {
   const probe = 'catbird_delegation_probe'
@@ -128,28 +175,36 @@ async function functionFor(query: Query, write: ShardStatement): Promise<Delegat
     `PREPARE ${probe} AS ${write.text}; SELECT parameter_types::text[] AS types FROM pg_prepared_statements WHERE name = '${probe}'; DEALLOCATE ${probe}`,
   )) as unknown as pg.QueryResult<{ types: string[] }>[]
   const types = described?.rows[0]?.types ?? []
-  const { shardKey, columns, inTransaction } = write.shard
+  const { shardKey, inTransaction, body, values, columns } = write.shard
+  const slots = values.map((value) => write.slots.indexOf(value))
+  const typeOf = (value: string) => types[write.slots.indexOf(value)] as string
+  // One argument stands for every parameter of its value: they must agree.
+  const disagreeing = write.slots.find((value, i) => types[i] !== typeOf(value))
+  if (disagreeing !== undefined) throw new Error(`${write.name}: the parameters of ${disagreeing} have several types`)
+  const args = values.map((value) => `${argumentOf(value)} ${typeOf(value)}`)
   const hash = createHash('sha256')
     .update(inTransaction ? 'force_delegation:' : '')
-    .update(write.text)
+    .update(args.join())
+    .update(body)
     .update(columns)
     .digest('hex')
     .slice(0, 16)
   const name = `catbird_delegated_${hash}`
-  const signature = `${name}(${types.join(', ')})`
+  const signature = `${name}(${values.map(typeOf).join(', ')})`
   const { rows } = await query(
     `SELECT to_regprocedure($1) IS NOT NULL AS made, EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') AS citus`,
     [signature],
   )
   const { made, citus } = rows[0] as { made: boolean; citus: boolean }
   if (!made) {
-    const shardKeyParam = write.slots.indexOf(shardKey) + 1
     // One implicit transaction: a function that exists is distributed too.
     const create = [
-      `CREATE FUNCTION ${signature} RETURNS SETOF record LANGUAGE plpgsql AS $catbird$ BEGIN RETURN QUERY ${write.text}; END $catbird$`,
+      // Custom plans: each statement planned with its values, which Citus routes to their shard.
+      `CREATE FUNCTION ${name}(${args.join(', ')}) RETURNS SETOF record LANGUAGE plpgsql
+         SET plan_cache_mode = force_custom_plan AS $catbird$ ${body} $catbird$`,
       ...(citus
         ? [
-            `SELECT create_distributed_function('${signature}', '$${shardKeyParam}', colocate_with := 'convo'${
+            `SELECT create_distributed_function('${signature}', '${argumentOf(shardKey)}', colocate_with := 'convo'${
               inTransaction ? ', force_delegation := true' : ''
             })`,
           ]
@@ -160,6 +215,6 @@ async function functionFor(query: Query, write: ShardStatement): Promise<Delegat
       if (err.code !== DUPLICATE_FUNCTION && violatedUniqueKey(err) === undefined) throw err
     })
   }
-  const args = types.map((_, i) => `$${i + 1}`).join(', ')
-  return { name, text: `SELECT * FROM ${name}(${args}) AS delegated(${columns})` }
+  const params = values.map((_, i) => `$${i + 1}`).join(', ')
+  return { name, text: `SELECT * FROM ${name}(${params}) AS delegated(${columns})`, slots }
 }

@@ -114,7 +114,7 @@ export function createDatabase(opts: DatabaseOptions): Database {
   // between two queries of a transaction need one of their own.
   const onError = (err: Error) => opts.onPoolError?.(err)
   const prepared = opts.preparedStatements ?? true
-  const delegated = opts.delegatedWrites ? new DelegatedWrites(prepared) : undefined
+  const delegated = opts.delegatedWrites ? new DelegatedWrites(prepared, () => new pg.Client(pool.options)) : undefined
   pool.on('error', onError)
   pool.on('connect', (client) => {
     client.on('error', onError)

@@ -19,12 +19,10 @@ import type { DatabaseSchema, Db } from './schema.js'
 /** A statement's values, by name. */
 export type Values = object
 
-/** Where a delegated write runs: on the node of the shard its `shardKey` value names. */
+/** Where a delegated write runs, and the function that runs it there (src/db/delegated.ts, src/db/steps.ts). */
 export interface ShardPlacement<V extends Values> {
-  /** The value that names the shard: the function is distributed by this parameter. */
+  /** The value that names the shard: the function is distributed by its argument. */
   shardKey: keyof V & string
-  /** The statement's result columns and their types (`name type, ...`): a function returning records needs them. */
-  columns: string
   /**
    * Sent inside a transaction whose other statements are on the same shard
    * (createConvo, addMembers): distributed with force_delegation, which Citus
@@ -33,17 +31,27 @@ export interface ShardPlacement<V extends Values> {
   inTransaction?: true
 }
 
+/** A delegated write's function: its body, the values it reads (one argument each), its result columns. */
+export interface ShardFunction<V extends Values> extends ShardPlacement<V> {
+  /** The PL/pgSQL body, whose arguments are `p_` and a value's name in snake case. */
+  body: string
+  /** The values it reads, in the order of its arguments. */
+  values: readonly string[]
+  /** The result's columns and their types (`name type, ...`): a function returning records needs them. */
+  columns: string
+}
+
 export interface Statement<V extends Values = never, R = unknown> {
   readonly name: string
   readonly text: string
   /** The name of each parameter's value ($1, $2, ...). */
   readonly slots: readonly string[]
   readonly compiled: CompiledQuery<R>
-  readonly shard?: ShardPlacement<V>
+  readonly shard?: ShardFunction<V>
 }
 
 export type ShardStatement<V extends Values = never, R = unknown> = Statement<V, R> & {
-  readonly shard: ShardPlacement<V>
+  readonly shard: ShardFunction<V>
 }
 
 /** What a template builds: a Kysely query builder, or an `sql` template. */
@@ -69,6 +77,13 @@ const compiler: Db = new Kysely<DatabaseSchema>({
   }),
 })
 
+/** The text of an SQL fragment that holds no parameter (a function's body: its values are its arguments). */
+export function sqlText(name: string, fragment: Compiles<unknown>): string {
+  const compiled = fragment.compile(compiler)
+  if (compiled.parameters.length > 0) throw new Error(`${name} has a value that is not one of its values`)
+  return compiled.sql
+}
+
 const byText = new Map<string, Statement>()
 const byName = new Map<string, Statement>()
 
@@ -85,7 +100,7 @@ export const statementOf = (text: string): Statement | undefined => byText.get(t
 export function statement<V extends Values, R>(
   name: string,
   build: Template<V, R>,
-  shard?: ShardPlacement<V>,
+  shard?: ShardFunction<V>,
 ): Statement<V, R> {
   const params = new Map<string, Param>()
   const values = new Proxy({} as V, {
@@ -110,6 +125,8 @@ export function statement<V extends Values, R>(
     ...(shard ? { shard } : {}),
   }
   if (shard && !params.has(shard.shardKey)) throw new Error(`statement ${name} does not use its shard key`)
+  const unbound = shard?.values.find((value) => !params.has(value))
+  if (unbound) throw new Error(`statement ${name}'s function reads ${unbound}, which its statement does not`)
   const named = byName.get(name)
   if (named && named.text !== made.text) throw new Error(`statement ${name} was built with two different texts`)
   const sameText = byText.get(made.text)
@@ -136,21 +153,4 @@ const bind = <V extends Values>(statement: Statement<V>, values: V): unknown[] =
 /** Runs `statement` with `values` (an unset value is NULL). */
 export function execute<V extends Values, R>(db: Db, statement: Statement<V, R>, values: V): Promise<QueryResult<R>> {
   return db.executeQuery<R>({ ...statement.compiled, parameters: bind(statement, values) })
-}
-
-/** A result's columns, listed once: the SELECT list and, for a delegated write's function, their types. */
-export interface ResultColumns {
-  /** `expression AS name, ...` (or the bare name). */
-  list: string
-  /** `name type, ...` */
-  types: string
-}
-
-/** Columns by name: their type, and the expression that makes each when it is not the column itself. */
-export function resultColumns(columns: Record<string, string | [type: string, expression: string]>): ResultColumns {
-  const entries = Object.entries(columns)
-  return {
-    list: entries.map(([name, column]) => (typeof column === 'string' ? name : `${column[1]} AS ${name}`)).join(', '),
-    types: entries.map(([name, column]) => `${name} ${typeof column === 'string' ? column : column[0]}`).join(', '),
-  }
 }

@@ -1,26 +1,31 @@
 /**
- * Keyed writes recorded in their own statement (sendMessage,
- * publishKeyPackage): the check, the write and its record in one statement,
- * one round trip, no transaction held open.
+ * Keyed writes recorded by their own statement (sendMessage,
+ * publishKeyPackage): the check, the write and its record in one statement
+ * (one function, on Citus), one round trip, no transaction held open. Their
+ * steps (src/db/steps.ts) get two more (`recordedSteps`):
  *
- * - `idempotency_found` looks the key up; the write is gated on finding
- *   nothing (`unrecorded`), and what it found is returned beside the write's
+ * - `idempotency_found` looks the key up; the write's first writes run only
+ *   when it found nothing, and what it found comes beside the write's
  *   columns (`executeRecorded` answers with it).
- * - `idempotency_recorded` inserts the record from the written row, in the
- *   same statement. A plain INSERT: a concurrent request with the same key
- *   that also found nothing (its snapshot was taken before this one
- *   committed) loses on the record's primary key, and its whole statement
- *   rolls back, its write included (`isRecordTaken`).
+ * - `idempotency_recorded` inserts the record from the written row. A plain
+ *   INSERT: a concurrent request with the same key that also found nothing
+ *   (its snapshot was taken before this one committed) loses on the
+ *   record's primary key, and its whole statement rolls back, its write
+ *   included (`isRecordTaken`).
+ *
+ * The record lives on the write's own shard: its shard key is the write's.
  *
  * A batch whose items carry keys of their own (publishKeyPackages) records
  * each written item under its key the same way, in the batch's one
- * statement (`itemRecordsCte`, `itemRecordedCte`).
+ * statement (`itemRecordsCte`, `itemRecordedCte`; its function does the
+ * same item by item: src/services/keyPackages.ts).
  */
 import { sql, type RawBuilder } from 'kysely'
 import { violatedUniqueKey } from '../db/errors.js'
 import type { Db } from '../db/schema.js'
 import { executeOnShard } from '../db/delegated.js'
-import { execute, resultColumns, statement, type ShardStatement } from '../db/statement.js'
+import { execute, statement, type ShardStatement } from '../db/statement.js'
+import type { Step, Steps } from '../db/steps.js'
 
 /** A write that carries an idempotency key: where its record lives and what it must match. */
 export interface KeyedWrite {
@@ -70,7 +75,7 @@ export async function findRecord(
 
 /**
  * The answer of a keyed write as SQL, built from the row its statement
- * returned (`row` names the CTE that holds it). The JSON must be the very
+ * returned (`row` names the step that holds it). The JSON must be the very
  * answer the handler gives from the same row. `name` tells the answers of
  * one write apart.
  */
@@ -96,9 +101,8 @@ export class RecordFound extends Error {
   }
 }
 
-/** A keyed write's values, as its statement's parameters. */
+/** A keyed write's values, as its statement's parameters (its shard key is the write's). */
 export interface KeyValues {
-  keyShard: string
   keyScope: Buffer
   keyCaller: string
   keyNsid: string
@@ -107,7 +111,6 @@ export interface KeyValues {
 }
 
 const keyValues = (keyed: KeyedWrite): KeyValues => ({
-  keyShard: keyed.shardKey,
   keyScope: keyed.scope,
   keyCaller: keyed.callerDid,
   keyNsid: keyed.nsid,
@@ -123,55 +126,60 @@ interface FoundColumns {
   found_live: boolean | null
 }
 
-/** FoundColumns' types, for a delegated write's function. */
-export const FOUND_COLUMNS = resultColumns({
+const FOUND_TYPES = {
   found_fingerprint: 'bytea',
   found_status: 'smallint',
   found_response: 'json',
   found_live: 'boolean',
-}).types
+} satisfies Record<keyof FoundColumns, string>
+
+const isWrite = (step: Step) => !('select' in step)
 
 /**
- * The condition a keyed write's statement puts on its first write (nothing
- * without a key): no record under the key, live or expired. So a retry
- * whose write would now fail (the epoch moved on, the sender left) still
- * finds its answer, and writes nothing.
+ * A write with its key: the lookup first, and the write's first writes (those
+ * that wait on no other write) run only when it found no record, live or
+ * expired, so that a retry whose write would now fail (the epoch moved on,
+ * the sender left) still finds its answer, and writes nothing; then the
+ * record, made by `response` from the row of step `written` on the write's
+ * shard (`shard`: the value of its shard key); the record found comes beside
+ * the result.
  */
-export const unrecorded = (keyed: boolean): RawBuilder<unknown> =>
-  keyed ? sql` AND NOT EXISTS (SELECT FROM idempotency_found)` : sql``
-
-/** A write statement's parts: its CTEs, the CTE holding the written row, and its final SELECT. */
-export interface WriteStatement<R> {
-  ctes: RawBuilder<unknown>
-  /** The CTE whose rows (one per write) the answer is built from. */
-  written: string
-  select: RawBuilder<R>
-}
-
-/**
- * A write as one statement; with a key (`key`: the key's values, as the
- * statement's parameters, and the answer to record), the check, the write
- * and its record all in it.
- */
-export function writeStatement<R>(
-  key: { values: KeyValues; response: ResponseSql } | undefined,
-  write: WriteStatement<R>,
-): RawBuilder<R> {
-  if (!key) return sql<R>`WITH ${write.ctes} ${write.select}`
-  const { values: k, response } = key
-  const written = sql.table(write.written)
-  return sql<R>`
-    WITH idempotency_found AS (
-      SELECT fingerprint AS found_fingerprint, status AS found_status, response AS found_response,
-             expires_at > now() AS found_live
-      FROM idempotency_key WHERE shard_key = ${k.keyShard} AND scope_hash = ${k.keyScope}
-    ), ${write.ctes}, idempotency_recorded AS (
-      INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
-      SELECT ${k.keyShard}, ${k.keyScope}, ${k.keyCaller}, ${k.keyNsid}, ${k.keyFingerprint}, 200,
-             ${response.json(written)}, now() + make_interval(secs => ${k.keyTtlSeconds})
-      FROM ${written}
-    ), written AS (${write.select})
-    SELECT * FROM written FULL JOIN idempotency_found ON true`
+export function recordedSteps(
+  key: { shard: unknown; values: KeyValues; response: ResponseSql; written: string },
+  write: Steps,
+): Steps {
+  const { shard, values: k, response, written } = key
+  const writes = new Set(write.steps.filter(isWrite).map((step) => step.name))
+  const lookup: Step = {
+    name: 'idempotency_found',
+    select: sql`fingerprint AS found_fingerprint, status AS found_status, response AS found_response,
+                expires_at > now() AS found_live`,
+    from: 'idempotency_key',
+    where: sql`shard_key = ${shard} AND scope_hash = ${k.keyScope}`,
+  }
+  const gated = write.steps.map((step) => {
+    const waits = [...(step.uses ?? []), ...(step.after ?? []), ...(step.unless ?? [])].some((s) => writes.has(s))
+    return isWrite(step) && !waits ? { ...step, unless: [...(step.unless ?? []), lookup.name] } : step
+  })
+  const record: Step = {
+    name: 'idempotency_recorded',
+    insert: 'idempotency_key',
+    uses: [written],
+    values: {
+      shard_key: shard,
+      scope_hash: k.keyScope,
+      caller_did: k.keyCaller,
+      nsid: k.keyNsid,
+      fingerprint: k.keyFingerprint,
+      status: sql`200`,
+      response: response.json(sql.raw(written)),
+      expires_at: sql`now() + make_interval(secs => ${k.keyTtlSeconds})`,
+    },
+  }
+  return {
+    steps: [lookup, ...gated, record],
+    result: { ...write.result, beside: { step: lookup.name, columns: FOUND_TYPES } },
+  }
 }
 
 const expiredRecordDelete = statement(
@@ -181,7 +189,7 @@ const expiredRecordDelete = statement(
 )
 
 /**
- * Runs a statement built by `writeStatement` with `values` (and the key's,
+ * Runs a write made with `recordedSteps` with `values` (and the key's,
  * for a keyed write): the write's rows, or, when a record was found under
  * the key, RecordFound (nothing was written). An expired record still holds
  * its primary key until the cleanup worker deletes it: it is deleted here
@@ -194,6 +202,10 @@ export async function executeRecorded<V extends object, R>(
   values: V,
   record: RecordedWrite | undefined,
 ): Promise<R[]> {
+  // The record lives on the write's shard (its shard key is the request's: src/xrpc/idempotency.ts).
+  if (record && record.keyed.shardKey !== (values as Record<string, unknown>)[write.shard.shardKey]) {
+    throw new Error(`the key of ${write.name} is not on its shard`)
+  }
   // A statement made without a key has no parameters for one.
   const bound = (record ? { ...values, ...keyValues(record.keyed) } : values) as V & KeyValues
   for (;;) {

@@ -1,8 +1,8 @@
 /**
  * Admission: a Welcome's key packages, reserved on their owners' shards
  * before a membership change (reserveWelcome), then checked and recorded on
- * the conversation's shard by the change's own statement (checkAdmission,
- * admissionCtes, checkAdmitted), so that a membership change writes on one
+ * the conversation's shard by the change's own write (checkAdmission,
+ * admissionSteps, checkAdmitted), so that a membership change writes on one
  * shard. A key package opens one conversation; a Welcome nobody could open
  * is never stored; no one is added without one.
  *
@@ -14,6 +14,7 @@
 import { sql, type RawBuilder } from 'kysely'
 import type { Db } from '../db/schema.js'
 import { execute, statement } from '../db/statement.js'
+import type { Step, StepRefs } from '../db/steps.js'
 import { invalidRequest } from './errors.js'
 
 /** A Welcome as the API read it: its bytes and what RFC 9420 leaves in the clear. */
@@ -77,7 +78,7 @@ const keyPackageReservation = statement(
  * handed out to `caller` (still its owner's: a replaced one is not) is only
  * found, not reserved. Whether each DID is named, and whether the
  * conversation already admitted by a package, is the membership change's
- * to say (checkAdmission, admissionCtes).
+ * to say (checkAdmission, admissionSteps).
  *
  * A reservation outlives a change that failed (an epoch conflict, a refusal):
  * the caller's retry for the same conversation uses the same packages. It
@@ -231,7 +232,7 @@ export function admissionValues(args: CheckedAdmission): AdmissionValues {
 }
 
 /**
- * The CTEs of an admission, used inside a membership change's statement:
+ * The steps of an admission, part of a membership change's write:
  * `admitted` records the regular key packages the Welcome uses, once per
  * conversation (a package reserved for it admits one Welcome; a last-resort
  * one, any number); the Welcome is stored once and delivered to each device
@@ -239,41 +240,65 @@ export function admissionValues(args: CheckedAdmission): AdmissionValues {
  * scratch); the devices the server knows are recorded as in the
  * conversation (by the fact that a Welcome names their key packages), and
  * their pending additions settled. Whether every package was admitted is
- * `checkAdmitted`'s to say, from `admittedColumn`.
+ * `checkAdmitted`'s to say, from `admittedRefs`.
  */
-export function admissionCtes(v: AdmissionValues): RawBuilder<unknown> {
-  return sql`
-    admitted AS (
-      INSERT INTO admitted_key_package (convo_id, ref, owner_did, epoch)
-      SELECT ${v.convoId}, kp.ref, kp.did, ${v.admissionEpoch}
-      FROM unnest(${v.admittedRefs}::bytea[], ${v.admittedOwners}::text[]) AS kp(ref, did)
-      ON CONFLICT (convo_id, ref) DO NOTHING
-      RETURNING encode(ref, 'hex') AS ref
-    ), welcomed AS (
-      INSERT INTO welcome (convo_id, data) VALUES (${v.convoId}, ${v.welcomeData}) RETURNING id
-    ), delivered AS (
-      INSERT INTO welcome_delivery (convo_id, recipient_did, device_id, welcome_id, expires_at)
-      SELECT ${v.convoId}, r.did, r.device, welcomed.id, now() + make_interval(days => ${v.retentionDays})
-      FROM unnest(${v.recipients}::text[], ${v.recipientDevices}::text[]) AS r(did, device), welcomed
-      ON CONFLICT (convo_id, recipient_did, device_id) DO UPDATE SET
+export function admissionSteps(v: AdmissionValues): Step[] {
+  const recipients = sql`unnest(${v.recipients}::text[], ${v.recipientDevices}::text[]) AS r(did, device)`
+  return [
+    {
+      name: 'admitted',
+      insert: 'admitted_key_package',
+      each: { alias: 'kp', rows: sql`unnest(${v.admittedRefs}::bytea[], ${v.admittedOwners}::text[]) AS kp(ref, did)` },
+      values: { convo_id: v.convoId, ref: sql`kp.ref`, owner_did: sql`kp.did`, epoch: v.admissionEpoch },
+      tail: sql`ON CONFLICT (convo_id, ref) DO NOTHING`,
+      returning: sql`encode(ref, 'hex') AS ref`,
+      keep: { ref: 'text' },
+    },
+    {
+      name: 'welcomed',
+      insert: 'welcome',
+      values: { convo_id: v.convoId, data: v.welcomeData },
+      returning: sql`id`,
+    },
+    {
+      name: 'delivered',
+      insert: 'welcome_delivery',
+      uses: ['welcomed'],
+      each: { alias: 'r', rows: recipients },
+      values: {
+        convo_id: v.convoId,
+        recipient_did: sql`r.did`,
+        device_id: sql`r.device`,
+        welcome_id: sql`welcomed.id`,
+        expires_at: sql`now() + make_interval(days => ${v.retentionDays})`,
+      },
+      tail: sql`ON CONFLICT (convo_id, recipient_did, device_id) DO UPDATE SET
         welcome_id = EXCLUDED.welcome_id, state = 'available', created_at = EXCLUDED.created_at,
         expires_at = EXCLUDED.expires_at, fetched_at = NULL, fetch_count = 0, consumed_at = NULL,
-        consumed_via = NULL, failure_count = 0, last_error = NULL
-    ), devices_in AS (
-      INSERT INTO member_device (convo_id, user_did, device_id, joined_by)
-      SELECT ${v.convoId}, r.did, r.device, 'welcome'
-      FROM unnest(${v.recipients}::text[], ${v.recipientDevices}::text[]) AS r(did, device)
-      WHERE r.device <> ''
-      ON CONFLICT (convo_id, user_did, device_id) DO NOTHING
-    ), additions_settled AS (
-      UPDATE pending_device_addition SET status = 'completed', settled_at = now(), settled_by = 'welcome'
-      WHERE convo_id = ${v.convoId} AND status IN ('pending', 'in_progress')
-        AND (user_did, device_id) IN (SELECT * FROM unnest(${v.recipients}::text[], ${v.recipientDevices}::text[]))
-    )`
+        consumed_via = NULL, failure_count = 0, last_error = NULL`,
+    },
+    {
+      name: 'devices_in',
+      insert: 'member_device',
+      each: { alias: 'r', rows: recipients },
+      when: sql`r.device <> ''`,
+      values: { convo_id: v.convoId, user_did: sql`r.did`, device_id: sql`r.device`, joined_by: sql`'welcome'` },
+      tail: sql`ON CONFLICT (convo_id, user_did, device_id) DO NOTHING`,
+    },
+    {
+      name: 'additions_settled',
+      update: 'pending_device_addition',
+      each: { alias: 'r', rows: recipients },
+      set: sql`status = 'completed', settled_at = now(), settled_by = 'welcome'`,
+      where: sql`convo_id = ${v.convoId} AND status IN ('pending', 'in_progress')
+        AND user_did = r.did AND device_id = r.device`,
+    },
+  ]
 }
 
-/** The statement's result column `admitted`: the refs (hex) of the regular key packages `admissionCtes` admitted. */
-export const admittedColumn = sql`ARRAY(SELECT ref FROM admitted) AS admitted`
+/** The refs (hex) of the regular key packages `admissionSteps` admitted, as the write's result reads them. */
+export const admittedRefs = (refs: StepRefs): RawBuilder<unknown> =>
+  sql`ARRAY(SELECT ref FROM ${refs.rows('admitted')})`
 
 /**
  * After the statement: every regular key package the Welcome names was

@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { executeOnShard, onShard } from '../db/delegated.js'
 import type { Convo, Db, Role } from '../db/schema.js'
-import { byShape, resultColumns } from '../db/statement.js'
+import { byShape } from '../db/statement.js'
 import { transact } from '../db/transaction.js'
 import type { ConvoView, MemberView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { checkAdmission, type ReservedWelcome } from './admission.js'
@@ -186,17 +186,6 @@ const CONVO_COLUMN_TYPES = {
   purged_epoch: 'bigint',
 } satisfies Record<keyof Convo, string>
 
-/** A new conversation's row and its members, as createConvo's statement returns them. */
-const CREATED_COLUMNS = resultColumns({
-  ...Object.fromEntries(
-    Object.entries(CONVO_COLUMN_TYPES).map(([column, type]): [string, [string, string]] => [
-      column,
-      [type, `created.${column}`],
-    ]),
-  ),
-  member_dids: ['text[]', 'ARRAY(SELECT did FROM joined ORDER BY did)'],
-})
-
 interface CreatedValues {
   id: string
   groupId: string
@@ -216,42 +205,88 @@ interface CreatedValues {
 }
 
 /**
- * The statement that creates a conversation and its members, and its
- * GroupInfo when no commit comes to bring it (`describedWithoutCommit`).
- * The same group again (or one whose conversation predates derived ids)
- * stores nothing.
+ * The write that creates a conversation and its members, and its GroupInfo
+ * when no commit comes to bring it (`describedWithoutCommit`). The same
+ * group again (or one whose conversation predates derived ids) stores
+ * nothing.
  */
 const createStatement = byShape(
   (describedWithoutCommit: boolean) =>
-    onShard(
+    onShard<CreatedValues, Convo & { member_dids: string[] }>(
       `create_convo${describedWithoutCommit ? '_with_group_info' : ''}`,
-      { shardKey: 'id', columns: CREATED_COLUMNS.types, inTransaction: true },
-      (v: CreatedValues) => sql<Convo & { member_dids: string[] }>`
-      WITH created AS (
-        INSERT INTO convo (id, group_id, creator_did, cipher_suite, epoch, name, description)
-        SELECT ${v.id}, ${v.groupId}, ${v.creator}, ${v.cipherSuite}, ${v.createdEpoch}, ${v.name}, ${v.description}
-        WHERE NOT EXISTS (SELECT 1 FROM convo_group_before_006 WHERE group_id = ${v.lowerGroupId})
-        ON CONFLICT (id) DO NOTHING
-        RETURNING *
-      ), joined AS (
-        INSERT INTO member (convo_id, did, added_by, joined_seq, role, promoted_at)
-        -- The invited read from after the commit that added them: the conversation's first message.
-        -- Its creator is its first admin.
-        SELECT created.id, m.did, m.added_by, m.joined_seq,
-               CASE WHEN m.did = ${v.creator} THEN 'admin' ELSE 'member' END,
-               CASE WHEN m.did = ${v.creator} THEN created.created_at END
-        FROM created, unnest(${v.memberDids}::text[], ${v.addedBy}::text[], ${v.joinedSeqs}::bigint[]) AS m(did, added_by, joined_seq)
-        RETURNING did
-      )${
-        describedWithoutCommit
-          ? sql`, described AS (
-        INSERT INTO group_info (convo_id, epoch, data, stored_by)
-        SELECT created.id, ${v.groupInfoEpoch}, ${v.groupInfoData}, ${v.creator} FROM created
-      )`
-          : sql``
-      }
-      SELECT ${sql.raw(CREATED_COLUMNS.list)}
-      FROM created`,
+      { shardKey: 'id', inTransaction: true },
+      (v, refs) => ({
+        steps: [
+          // A reference table: every node has it whole.
+          {
+            name: 'legacy',
+            select: sql`1 AS one`,
+            from: 'convo_group_before_006',
+            where: sql`group_id = ${v.lowerGroupId}`,
+          },
+          {
+            name: 'created',
+            insert: 'convo',
+            unless: ['legacy'],
+            values: {
+              id: v.id,
+              group_id: v.groupId,
+              creator_did: v.creator,
+              cipher_suite: v.cipherSuite,
+              epoch: v.createdEpoch,
+              name: v.name,
+              description: v.description,
+            },
+            tail: sql`ON CONFLICT (id) DO NOTHING`,
+            returning: sql`*`,
+          },
+          {
+            name: 'joined',
+            insert: 'member',
+            uses: ['created'],
+            // The invited read from after the commit that added them: the conversation's first message.
+            each: {
+              alias: 'm',
+              rows: sql`unnest(${v.memberDids}::text[], ${v.addedBy}::text[], ${v.joinedSeqs}::bigint[]) AS m(did, added_by, joined_seq)`,
+            },
+            values: {
+              convo_id: v.id,
+              did: sql`m.did`,
+              added_by: sql`m.added_by`,
+              joined_seq: sql`m.joined_seq`,
+              // Its creator is its first admin.
+              role: sql`CASE WHEN m.did = ${v.creator} THEN 'admin' ELSE 'member' END`,
+              promoted_at: sql`CASE WHEN m.did = ${v.creator} THEN created.created_at END`,
+            },
+            returning: sql`did`,
+            keep: { did: 'text' },
+          },
+          ...(describedWithoutCommit
+            ? [
+                {
+                  name: 'described',
+                  insert: 'group_info',
+                  after: ['created'],
+                  values: { convo_id: v.id, epoch: v.groupInfoEpoch, data: v.groupInfoData, stored_by: v.creator },
+                },
+              ]
+            : []),
+        ],
+        result: {
+          columns: { ...CONVO_COLUMN_TYPES, member_dids: 'text[]' },
+          rows: [
+            {
+              from: 'created',
+              values: {
+                ...Object.fromEntries(
+                  Object.keys(CONVO_COLUMN_TYPES).map((column) => [column, sql.raw(`created.${column}`)]),
+                ),
+                member_dids: sql`ARRAY(SELECT did FROM ${refs.rows('joined')} ORDER BY did)`,
+              },
+            },
+          ],
+        },
+      }),
     ),
   (describedWithoutCommit) => String(describedWithoutCommit),
 )

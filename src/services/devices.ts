@@ -22,6 +22,7 @@ import { NSID } from '../lexicon/types/index.js'
 import { conflict, invalidRequest, notFound, Refusal } from './errors.js'
 import {
   batchCtes,
+  batchFunctionBody,
   batchValues,
   keyPackageStats,
   outcomesColumn,
@@ -168,10 +169,12 @@ interface RegisterValues extends BatchValues {
  * and the new packages are stored as publishKeyPackages stores a batch,
  * bound to it.
  */
-const registerStatement = onShard(
+const registerStatement = onShard<RegisterValues, { outcomes: string[]; withdrawn: number }>(
   'register_device',
-  { shardKey: 'owner', columns: 'outcomes text[], withdrawn int' },
-  (v: RegisterValues) => sql<{ outcomes: string[]; withdrawn: number }>`
+  { shardKey: 'owner' },
+  {
+    columns: { outcomes: 'text[]', withdrawn: 'int' },
+    statement: (v) => sql`
     WITH registered AS (
       INSERT INTO device (user_did, device_id, device_uuid, name, signature_public_key, mls_signature_key)
       VALUES (${v.owner}, ${v.deviceId}, ${v.deviceUuid}, ${v.name}, ${v.signaturePublicKey}, ${v.mlsKey})
@@ -194,6 +197,27 @@ const registerStatement = onShard(
       leaving: sql`(SELECT count(*) FROM withdrawn WHERE NOT last_resort AND expires_at > now())::int`,
     })}
     SELECT ${outcomesColumn}, (SELECT count(*)::int FROM withdrawn) AS withdrawn`,
+    // The same, a statement at a time: the count of available packages is taken after the withdrawal.
+    body: (v) =>
+      batchFunctionBody(v, {
+        declare: sql`withdrawn_count int;`,
+        first: sql`
+          INSERT INTO device (user_did, device_id, device_uuid, name, signature_public_key, mls_signature_key)
+          VALUES (${v.owner}, ${v.deviceId}, ${v.deviceUuid}, ${v.name}, ${v.signaturePublicKey}, ${v.mlsKey})
+          ON CONFLICT (user_did, device_id) DO UPDATE SET
+            device_uuid = coalesce(EXCLUDED.device_uuid, device.device_uuid), name = EXCLUDED.name,
+            signature_public_key = EXCLUDED.signature_public_key, mls_signature_key = EXCLUDED.mls_signature_key,
+            last_seen_at = EXCLUDED.last_seen_at;
+          DELETE FROM key_package
+          WHERE owner_did = ${v.owner} AND device_id = ${v.deviceId} AND consumed_at IS NULL
+            AND leaf_signature_key IS DISTINCT FROM ${v.mlsKey};
+          GET DIAGNOSTICS withdrawn_count = ROW_COUNT;
+          UPDATE key_package SET device_id = ${v.deviceId}
+          WHERE owner_did = ${v.owner} AND device_id IS NULL AND leaf_signature_key = ${v.mlsKey};`,
+        device: sql`item_device := ${v.deviceId};`,
+        result: sql`RETURN QUERY SELECT outcomes, withdrawn_count;`,
+      }),
+  },
 )
 
 export interface RegisterDeviceArgs {

@@ -1,5 +1,6 @@
-import { sql, type RawBuilder } from 'kysely'
+import { sql } from 'kysely'
 import type { Db } from '../db/schema.js'
+import type { Step } from '../db/steps.js'
 import { requireMember } from './membership.js'
 import { conflict, epochMismatch, invalidRequest, notFound, requireGroup } from './errors.js'
 
@@ -51,24 +52,27 @@ export function requireGroupInfoOf(
 }
 
 /**
- * The CTE body that keeps a conversation's GroupInfo in step with a commit
- * stored in the same statement (`inserted`: the commit's message, when it
- * was stored): the commit's GroupInfo (`withGroupInfo`: its epoch and bytes
- * are values; requireGroupInfoOf checked it) replaces the stored one;
- * without one the stored one goes, since no external commit can be built on
- * an epoch the conversation has left.
+ * The step that keeps a conversation's GroupInfo in step with a commit
+ * stored by the same write (after step `inserted`, the commit's message):
+ * the commit's GroupInfo (`withGroupInfo`: its epoch and bytes are values;
+ * requireGroupInfoOf checked it) replaces the stored one; without one the
+ * stored one goes, since no external commit can be built on an epoch the
+ * conversation has left.
  */
-export function groupInfoWithCommitCte(
+export function groupInfoWithCommitStep(
   withGroupInfo: boolean,
   v: { convoId: string; sender: string; groupInfoEpoch: number | null; groupInfoData: Uint8Array | null },
-): RawBuilder<unknown> {
-  if (!withGroupInfo)
-    return sql`DELETE FROM group_info WHERE convo_id = ${v.convoId} AND EXISTS (SELECT 1 FROM inserted)`
-  return sql`
-    INSERT INTO group_info (convo_id, epoch, data, stored_by)
-    SELECT ${v.convoId}, ${v.groupInfoEpoch}, ${v.groupInfoData}, ${v.sender} FROM inserted
-    ON CONFLICT (convo_id) DO UPDATE
-      SET epoch = EXCLUDED.epoch, data = EXCLUDED.data, stored_by = EXCLUDED.stored_by, created_at = EXCLUDED.created_at`
+): Step {
+  const name = 'group_info_kept'
+  if (!withGroupInfo) return { name, delete: 'group_info', where: sql`convo_id = ${v.convoId}`, after: ['inserted'] }
+  return {
+    name,
+    insert: 'group_info',
+    values: { convo_id: v.convoId, epoch: v.groupInfoEpoch, data: v.groupInfoData, stored_by: v.sender },
+    tail: sql`ON CONFLICT (convo_id) DO UPDATE
+      SET epoch = EXCLUDED.epoch, data = EXCLUDED.data, stored_by = EXCLUDED.stored_by, created_at = EXCLUDED.created_at`,
+    after: ['inserted'],
+  }
 }
 
 /**

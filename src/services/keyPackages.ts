@@ -4,14 +4,13 @@ import { executeOnShard, onShard } from '../db/delegated.js'
 import { violatedUniqueKey } from '../db/errors.js'
 import type { Db } from '../db/schema.js'
 import { byShape, execute, statement } from '../db/statement.js'
+import type { Step, Steps } from '../db/steps.js'
 import {
   executeRecorded,
   findRecord,
-  FOUND_COLUMNS,
   itemRecordedCte,
   itemRecordsCte,
-  unrecorded,
-  writeStatement,
+  recordedSteps,
   type ItemKeyValues,
   type KeyValues,
   type RecordedWrite,
@@ -66,24 +65,41 @@ export const tooManyKeyPackages = (max: number) =>
 /** A key package's unique index refused the bytes: the duplicate check raced the same package published at once. */
 const isDuplicatePackage = (err: unknown): boolean => violatedUniqueKey(err)?.startsWith('key_package_') ?? false
 
+/** A published package's row, bound to the device of step `leaf_device`. */
+const packageRow = (v: PublishValues) => ({
+  owner_did: v.owner,
+  cipher_suite: v.cipherSuite,
+  data: v.data,
+  data_sha256: v.dataSha256,
+  ref: v.ref,
+  expires_at: v.expiresAt,
+  leaf_signature_key: v.leaf,
+  device_id: sql`leaf_device.device_id`,
+})
+
 /**
  * Stores a regular key package (not past the owner's limit; the same bytes,
  * or the same package framed another way, are stored once); the
  * last-resort one of its suite counts its hand-outs afresh.
  */
-const regularInsert = (v: PublishValues, keyed: boolean) => sql`
-  inserted AS (
-    INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, leaf_signature_key, device_id)
-    SELECT ${v.owner}, ${v.cipherSuite}, ${v.data}, ${v.dataSha256}, ${v.ref}, ${v.expiresAt}, ${v.leaf},
-           ${deviceOfLeaf(v.owner, v.leaf)}
-    FROM counted WHERE available < ${v.maxPerUser}${unrecorded(keyed)}
-    ON CONFLICT DO NOTHING
-    RETURNING id
-  ), restarted AS (
-    UPDATE key_package SET handed_out = 0
-    WHERE owner_did = ${v.owner} AND cipher_suite = ${v.cipherSuite} AND last_resort AND handed_out > 0
-      AND EXISTS (SELECT 1 FROM inserted)
-  )`
+const regularSteps = (v: PublishValues): Step[] => [
+  {
+    name: 'inserted',
+    insert: 'key_package',
+    uses: ['counted', 'leaf_device'],
+    when: sql`counted.available < ${v.maxPerUser}`,
+    values: packageRow(v),
+    tail: sql`ON CONFLICT DO NOTHING`,
+    returning: sql`id`,
+  },
+  {
+    name: 'restarted',
+    update: 'key_package',
+    set: sql`handed_out = 0`,
+    where: sql`owner_did = ${v.owner} AND cipher_suite = ${v.cipherSuite} AND last_resort AND handed_out > 0`,
+    after: ['inserted'],
+  },
+]
 
 /**
  * Stores the owner's last-resort package of its suite, replacing the
@@ -91,48 +107,83 @@ const regularInsert = (v: PublishValues, keyed: boolean) => sql`
  * published at once, the later wins). Who was handed the replaced one is
  * forgotten: no Welcome may name it now.
  */
-const lastResortInsert = (v: PublishValues, keyed: boolean) => sql`
-  duplicate AS (
-    SELECT 1 FROM key_package WHERE owner_did = ${v.owner} AND (data_sha256 = ${v.dataSha256} OR ref = ${v.ref})
-  ), replaced AS (
-    SELECT ref FROM key_package WHERE owner_did = ${v.owner} AND cipher_suite = ${v.cipherSuite} AND last_resort
-  ), forgotten AS (
-    DELETE FROM last_resort_handout
-    WHERE owner_did = ${v.owner} AND ref IN (SELECT ref FROM replaced) AND NOT EXISTS (SELECT 1 FROM duplicate)${unrecorded(keyed)}
-  ), inserted AS (
-    INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, last_resort,
-                             leaf_signature_key, device_id)
-    SELECT ${v.owner}, ${v.cipherSuite}, ${v.data}, ${v.dataSha256}, ${v.ref}, ${v.expiresAt}, true, ${v.leaf},
-           ${deviceOfLeaf(v.owner, v.leaf)}
-    WHERE NOT EXISTS (SELECT 1 FROM duplicate)${unrecorded(keyed)}
-    ON CONFLICT (owner_did, cipher_suite) WHERE last_resort DO UPDATE
+const lastResortSteps = (v: PublishValues): Step[] => [
+  {
+    name: 'duplicate',
+    select: sql`1 AS one`,
+    from: 'key_package',
+    where: sql`owner_did = ${v.owner} AND (data_sha256 = ${v.dataSha256} OR ref = ${v.ref})`,
+    tail: sql`LIMIT 1`,
+  },
+  {
+    name: 'replaced',
+    select: sql`ref`,
+    from: 'key_package',
+    where: sql`owner_did = ${v.owner} AND cipher_suite = ${v.cipherSuite} AND last_resort`,
+  },
+  {
+    name: 'forgotten',
+    delete: 'last_resort_handout',
+    where: sql`owner_did = ${v.owner} AND last_resort_handout.ref = replaced.ref`,
+    uses: ['replaced'],
+    unless: ['duplicate'],
+  },
+  {
+    name: 'inserted',
+    insert: 'key_package',
+    uses: ['leaf_device'],
+    unless: ['duplicate'],
+    values: { ...packageRow(v), last_resort: sql`true` },
+    tail: sql`ON CONFLICT (owner_did, cipher_suite) WHERE last_resort DO UPDATE
       SET data = EXCLUDED.data, data_sha256 = EXCLUDED.data_sha256, ref = EXCLUDED.ref,
           created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, handed_out = 0,
-          leaf_signature_key = EXCLUDED.leaf_signature_key, device_id = EXCLUDED.device_id
-    RETURNING id
-  )`
+          leaf_signature_key = EXCLUDED.leaf_signature_key, device_id = EXCLUDED.device_id`,
+    returning: sql`id`,
+  },
+]
 
-/** The statement that publishes a key package (and a keyed publish's record, answered by `response`). */
+/** The write that publishes a key package (and a keyed publish's record, answered by `response`). */
 const publishStatement = byShape(
   (shape: { lastResort: boolean; response?: ResponseSql | undefined }) => {
-    const keyed = shape.response !== undefined
+    const { response } = shape
     const added = shape.lastResort ? 0 : 1
-    const name = `publish_${shape.lastResort ? 'last_resort' : 'key_package'}${keyed ? '_keyed' : ''}`
-    const columns = `available int, inserted boolean${keyed ? `, ${FOUND_COLUMNS}` : ''}`
-    return onShard(name, { shardKey: 'owner', columns }, (v: PublishValues & KeyValues) =>
-      writeStatement(shape.response && { values: v, response: shape.response }, {
-        ctes: sql`
-          counted AS (
-            SELECT count(*)::int AS available FROM key_package WHERE owner_did = ${v.owner} AND ${AVAILABLE}
-          ), ${shape.lastResort ? lastResortInsert(v, keyed) : regularInsert(v, keyed)}, published AS (
-            SELECT available + ${sql.lit(added)} AS available FROM counted, inserted
-          )`,
-        written: 'published',
-        select: sql<{
-          available: number
-          inserted: boolean
-        }>`SELECT available, EXISTS (SELECT 1 FROM inserted) AS inserted FROM counted`,
-      }),
+    const name = `publish_${shape.lastResort ? 'last_resort' : 'key_package'}${response ? '_keyed' : ''}`
+    return onShard<PublishValues & KeyValues, { available: number; inserted: boolean }>(
+      name,
+      { shardKey: 'owner' },
+      (v, refs) => {
+        const write: Steps = {
+          steps: [
+            {
+              name: 'counted',
+              select: sql`count(*)::int AS available`,
+              from: 'key_package',
+              where: sql`owner_did = ${v.owner} AND ${AVAILABLE}`,
+            },
+            // The owner's device whose MLS key signed it (NULL: none), one row always: the package is bound to it.
+            {
+              name: 'leaf_device',
+              select: sql`max(device_id) AS device_id`,
+              from: 'device',
+              where: sql`user_did = ${v.owner} AND mls_signature_key = ${v.leaf}`,
+            },
+            ...(shape.lastResort ? lastResortSteps(v) : regularSteps(v)),
+            // The count after the publish: what a keyed publish records.
+            {
+              name: 'published',
+              select: sql`counted.available + ${sql.lit(added)} AS available`,
+              uses: ['counted', 'inserted'],
+            },
+          ],
+          result: {
+            columns: { available: 'int', inserted: 'boolean' },
+            rows: [
+              { from: 'counted', values: { available: sql`counted.available`, inserted: refs.found('inserted') } },
+            ],
+          },
+        }
+        return response ? recordedSteps({ shard: v.owner, values: v, response, written: 'published' }, write) : write
+      },
     )
   },
   (shape) => `${shape.lastResort}/${shape.response?.name ?? ''}`,
@@ -287,6 +338,97 @@ export function batchCtes(
     )`
 }
 
+/**
+ * A batch's function body: what batchCtes does, an item at a time, in
+ * order; each statement on one table, on the owner's shard. `first` runs
+ * before the count (a registration's own writes), `device` sets
+ * `item_device` for the item `item` (1, 2, ...), `result` ends it (the
+ * outcomes are in `outcomes`).
+ */
+export function batchFunctionBody(
+  v: BatchValues,
+  opts: {
+    declare?: RawBuilder<unknown>
+    first?: RawBuilder<unknown>
+    device: RawBuilder<unknown>
+    result: RawBuilder<unknown>
+  },
+): RawBuilder<unknown> {
+  const at = (values: unknown) => sql`(${values})[item]`
+  return sql`DECLARE
+      item int;
+      outcome text;
+      outcomes text[] := '{}';
+      live_count int;
+      fresh_rank int := 0;
+      item_device text;
+      item_record record;
+      written record;
+      written_suites text[] := '{}';
+      recorded_scopes bytea[] := '{}';
+      ${opts.declare ?? sql``}
+    BEGIN
+      ${opts.first ?? sql``}
+      SELECT count(*)::int INTO live_count FROM key_package WHERE owner_did = ${v.owner} AND ${AVAILABLE};
+      FOR item IN 1 .. coalesce(array_length(${v.datas}::bytea[], 1), 0) LOOP
+        outcome := NULL;
+        -- A record this call wrote is not one the batch found (the statement reads them all before it writes).
+        IF ${at(v.keyScopes)} IS NOT NULL AND NOT ${at(v.keyScopes)} = ANY (recorded_scopes) THEN
+          SELECT fingerprint INTO item_record FROM idempotency_key
+          WHERE shard_key = ${v.keyShard} AND scope_hash = ${at(v.keyScopes)} AND expires_at > now();
+          IF FOUND THEN
+            outcome := CASE WHEN item_record.fingerprint = ${at(v.keyFingerprints)} THEN 'replayed' ELSE 'key_reused' END;
+          END IF;
+        END IF;
+        IF outcome IS NULL THEN
+          PERFORM 1 FROM key_package
+          WHERE owner_did = ${v.owner} AND (data_sha256 = ${at(v.sha256s)} OR ref = ${at(v.refs)});
+          IF NOT FOUND THEN
+            -- An earlier item of the batch, whatever became of it.
+            PERFORM 1 FROM unnest((${v.sha256s})[1:item - 1], (${v.refs})[1:item - 1]) AS earlier(data_sha256, ref)
+            WHERE earlier.data_sha256 = ${at(v.sha256s)} OR earlier.ref = ${at(v.refs)};
+          END IF;
+          IF FOUND THEN outcome := 'duplicate'; END IF;
+        END IF;
+        IF outcome IS NULL THEN
+          fresh_rank := fresh_rank + 1;
+          IF fresh_rank > ${v.maxPerUser} - live_count THEN
+            outcome := 'full';
+          ELSE
+            ${opts.device}
+            INSERT INTO key_package (owner_did, cipher_suite, data, data_sha256, ref, expires_at, leaf_signature_key, device_id)
+            VALUES (${v.owner}, ${at(v.suites)}, ${at(v.datas)}, ${at(v.sha256s)}, ${at(v.refs)}, ${at(v.expiries)},
+                    ${at(v.leafKeys)}, item_device)
+            ON CONFLICT DO NOTHING
+            RETURNING ref, cipher_suite INTO written;
+            IF NOT FOUND THEN
+              outcome := 'duplicate';
+            ELSE
+              outcome := 'stored';
+              written_suites := written_suites || written.cipher_suite;
+              IF ${at(v.keyScopes)} IS NOT NULL THEN
+                INSERT INTO idempotency_key (shard_key, scope_hash, caller_did, nsid, fingerprint, status, response, expires_at)
+                VALUES (${v.keyShard}, ${at(v.keyScopes)}, ${v.keyCaller}, ${v.keyNsid}, ${at(v.keyFingerprints)}, 200,
+                        json_build_object('keyPackageHash', encode(written.ref, 'hex')),
+                        now() + make_interval(secs => ${v.keyTtlSeconds}))
+                ON CONFLICT (shard_key, scope_hash) DO UPDATE SET
+                  caller_did = EXCLUDED.caller_did, nsid = EXCLUDED.nsid, fingerprint = EXCLUDED.fingerprint,
+                  status = EXCLUDED.status, response = EXCLUDED.response,
+                  created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+                WHERE idempotency_key.expires_at <= EXCLUDED.created_at;
+                recorded_scopes := recorded_scopes || ${at(v.keyScopes)};
+              END IF;
+            END IF;
+          END IF;
+        END IF;
+        outcomes := outcomes || outcome;
+      END LOOP;
+      UPDATE key_package SET handed_out = 0
+      WHERE owner_did = ${v.owner} AND last_resort AND handed_out > 0 AND cipher_suite = ANY (written_suites);
+      ${opts.result}
+    END`
+}
+
 /** The outcomes column of a batch's statement, in the items' order. */
 export const outcomesColumn = sql`ARRAY(SELECT outcome FROM outcomes ORDER BY n) AS outcomes`
 
@@ -294,12 +436,21 @@ export const toOutcomes = (outcomes: string[]): BatchOutcome[] =>
   outcomes.map((outcome) => OUTCOMES[outcome] as BatchOutcome)
 
 /** Stores a batch of key packages, each bound to the owner's device whose MLS key signed it, with its key's record. */
-const publishBatchStatement = onShard(
+const publishBatchStatement = onShard<BatchValues, { outcomes: string[] }>(
   'publish_key_packages',
-  { shardKey: 'owner', columns: 'outcomes text[]' },
-  (v: BatchValues) => sql<{ outcomes: string[] }>`
-    WITH ${batchCtes(v, { device: deviceOfLeaf(v.owner, sql`f.leaf`), leaving: sql`0` })}
-    SELECT ${outcomesColumn}`,
+  { shardKey: 'owner' },
+  {
+    columns: { outcomes: 'text[]' },
+    statement: (v) => sql`
+      WITH ${batchCtes(v, { device: deviceOfLeaf(v.owner, sql`f.leaf`), leaving: sql`0` })}
+      SELECT ${outcomesColumn}`,
+    body: (v) =>
+      batchFunctionBody(v, {
+        device: sql`SELECT max(device_id) INTO item_device FROM device
+                    WHERE user_did = ${v.owner} AND mls_signature_key = (${v.leafKeys})[item];`,
+        result: sql`RETURN QUERY SELECT outcomes;`,
+      }),
+  },
 )
 
 /**
@@ -352,13 +503,21 @@ const optedOut = (did: unknown) => sql`EXISTS (SELECT FROM opt_out WHERE did = $
  * hand-outs are counted for its owner, and recorded for the caller, whose
  * Welcome may then name it. Nothing for an owner who opted out.
  */
-const claimStatement = onShard(
+type ClaimValues = { did: string; suite: string | null; claimedBy: string }
+type ClaimedRow = { cipher_suite: string; data: Uint8Array; ref: Uint8Array; last_resort: boolean }
+
+const ofSuite = (v: ClaimValues) => sql`(${v.suite}::text IS NULL OR cipher_suite = ${v.suite}::text)`
+/** The owner's available regular packages of the suite asked for. */
+const offeredBy = (v: ClaimValues) => sql`owner_did = ${v.did} AND ${AVAILABLE} AND ${ofSuite(v)}`
+
+const claimStatement = onShard<ClaimValues, ClaimedRow>(
   'claim_key_package',
-  { shardKey: 'did', columns: 'cipher_suite text, data bytea, ref bytea, last_resort boolean' },
-  (v: { did: string; suite: string | null; claimedBy: string }) => {
-    const offered = sql`owner_did = ${v.did} AND ${AVAILABLE}
-      AND (${v.suite}::text IS NULL OR cipher_suite = ${v.suite}::text)`
-    return sql<{ cipher_suite: string; data: Uint8Array; ref: Uint8Array; last_resort: boolean }>`
+  { shardKey: 'did' },
+  {
+    columns: { cipher_suite: 'text', data: 'bytea', ref: 'bytea', last_resort: 'boolean' },
+    statement: (v) => {
+      const offered = offeredBy(v)
+      return sql`
     WITH devices AS (
       SELECT DISTINCT device_id FROM key_package WHERE ${offered} AND NOT ${optedOut(v.did)}
     ), regular AS (
@@ -372,11 +531,11 @@ const claimStatement = onShard(
     ), claimed AS (
       UPDATE key_package SET consumed_at = now(), consumed_by = ${v.claimedBy}
       FROM regular WHERE key_package.owner_did = ${v.did} AND key_package.id = regular.id
-      RETURNING key_package.cipher_suite, key_package.data, key_package.ref
+      RETURNING key_package.cipher_suite, key_package.data, key_package.ref, key_package.device_id
     ), fallback AS (
       SELECT id, cipher_suite, data, ref FROM key_package
       WHERE owner_did = ${v.did} AND last_resort AND expires_at > now()
-        AND (${v.suite}::text IS NULL OR cipher_suite = ${v.suite}::text)
+        AND ${ofSuite(v)}
         AND NOT EXISTS (SELECT 1 FROM claimed) AND NOT ${optedOut(v.did)}
       ORDER BY created_at DESC
       LIMIT 1
@@ -388,8 +547,55 @@ const claimStatement = onShard(
       SELECT ${v.did}, ref, ${v.claimedBy} FROM fallback
       ON CONFLICT (owner_did, ref, claimed_by) DO UPDATE SET claimed_at = EXCLUDED.claimed_at
     )
-    SELECT cipher_suite, data, ref, false AS last_resort FROM claimed
-    UNION ALL SELECT cipher_suite, data, ref, true FROM fallback`
+    (SELECT cipher_suite, data, ref, false AS last_resort FROM claimed ORDER BY device_id)
+    UNION ALL (SELECT cipher_suite, data, ref, true FROM fallback)`
+    },
+    // The same, a device at a time, in the statement's order: by device, the packages of none last.
+    body: (v) => {
+      const offered = offeredBy(v)
+      return sql`DECLARE
+      each_device text;
+      devices text[];
+      picked record;
+      claimed record;
+      fallback record;
+      suites text[] := '{}';
+      datas bytea[] := '{}';
+      refs bytea[] := '{}';
+    BEGIN
+      PERFORM 1 FROM opt_out WHERE did = ${v.did};
+      IF FOUND THEN RETURN; END IF;
+      SELECT coalesce(array_agg(DISTINCT device_id ORDER BY device_id), '{}') INTO devices FROM key_package
+      WHERE ${offered};
+      FOREACH each_device IN ARRAY devices LOOP
+        SELECT id INTO picked FROM key_package
+        WHERE ${offered} AND device_id IS NOT DISTINCT FROM each_device
+        ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED;
+        IF FOUND THEN
+          UPDATE key_package SET consumed_at = now(), consumed_by = ${v.claimedBy}
+          WHERE owner_did = ${v.did} AND id = picked.id
+          RETURNING cipher_suite, data, ref INTO claimed;
+          suites := suites || claimed.cipher_suite;
+          datas := datas || claimed.data;
+          refs := refs || claimed.ref;
+        END IF;
+      END LOOP;
+      IF cardinality(refs) > 0 THEN
+        RETURN QUERY SELECT c.s, c.d, c.r, false FROM unnest(suites, datas, refs) WITH ORDINALITY AS c(s, d, r, n)
+        ORDER BY c.n;
+        RETURN;
+      END IF;
+      SELECT id, cipher_suite, data, ref INTO fallback FROM key_package
+      WHERE owner_did = ${v.did} AND last_resort AND expires_at > now()
+        AND ${ofSuite(v)}
+      ORDER BY created_at DESC LIMIT 1;
+      IF NOT FOUND THEN RETURN; END IF;
+      UPDATE key_package SET handed_out = handed_out + 1 WHERE owner_did = ${v.did} AND id = fallback.id;
+      INSERT INTO last_resort_handout (owner_did, ref, claimed_by) VALUES (${v.did}, fallback.ref, ${v.claimedBy})
+      ON CONFLICT (owner_did, ref, claimed_by) DO UPDATE SET claimed_at = EXCLUDED.claimed_at;
+      RETURN QUERY SELECT fallback.cipher_suite, fallback.data, fallback.ref, true;
+    END`
+    },
   },
 )
 
@@ -429,25 +635,37 @@ export async function claimKeyPackages(
  * available; SKIP LOCKED as the claim): for adding that device to a
  * conversation it was not in (a pending device addition). None left: none.
  */
-const deviceClaimStatement = onShard(
-  'claim_key_package_of_device',
-  { shardKey: 'owner', columns: 'cipher_suite text, data bytea, ref bytea' },
-  (v: { owner: string; deviceId: string; claimedBy: string }) => sql<{
-    cipher_suite: string
-    data: Uint8Array
-    ref: Uint8Array
-  }>`
-    WITH regular AS (
-      SELECT id FROM key_package
-      WHERE owner_did = ${v.owner} AND device_id = ${v.deviceId} AND ${AVAILABLE}
-      ORDER BY created_at, id
-      LIMIT 1
-      FOR UPDATE SKIP LOCKED
-    )
-    UPDATE key_package SET consumed_at = now(), consumed_by = ${v.claimedBy}
-    FROM regular WHERE key_package.owner_did = ${v.owner} AND key_package.id = regular.id
-    RETURNING key_package.cipher_suite, key_package.data, key_package.ref`,
-)
+const deviceClaimStatement = onShard<
+  { owner: string; deviceId: string; claimedBy: string },
+  { cipher_suite: string; data: Uint8Array; ref: Uint8Array }
+>('claim_key_package_of_device', { shardKey: 'owner' }, (v) => ({
+  steps: [
+    {
+      name: 'regular',
+      select: sql`id`,
+      from: 'key_package',
+      where: sql`owner_did = ${v.owner} AND device_id = ${v.deviceId} AND ${AVAILABLE}`,
+      tail: sql`ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`,
+    },
+    {
+      name: 'claimed',
+      update: 'key_package',
+      set: sql`consumed_at = now(), consumed_by = ${v.claimedBy}`,
+      where: sql`key_package.owner_did = ${v.owner} AND key_package.id = regular.id`,
+      uses: ['regular'],
+      returning: sql`key_package.cipher_suite, key_package.data, key_package.ref`,
+    },
+  ],
+  result: {
+    columns: { cipher_suite: 'text', data: 'bytea', ref: 'bytea' },
+    rows: [
+      {
+        from: 'claimed',
+        values: { cipher_suite: sql`claimed.cipher_suite`, data: sql`claimed.data`, ref: sql`claimed.ref` },
+      },
+    ],
+  },
+}))
 
 export async function claimDeviceKeyPackage(
   db: Db,

@@ -1,16 +1,18 @@
-import { sql, type RawBuilder } from 'kysely'
+import { sql } from 'kysely'
 import { executeOnShard, onShard } from '../db/delegated.js'
 import type { Convo, Db } from '../db/schema.js'
 import { byShape } from '../db/statement.js'
+import type { Step } from '../db/steps.js'
 import { assertTransaction, transact } from '../db/transaction.js'
 import { checkCommit, commitMessage, type Commit, type StoredCommit } from './commits.js'
 import { recordMembershipChanges, recordRoleChange } from './convoEvents.js'
 import { convoNotFound, invalidRequest, notAdmin, notMember } from './errors.js'
 import {
-  messageCtes,
   messageShape,
+  messageSteps,
   messageValues,
   SENT_COLUMNS,
+  sentValues,
   toSentMessage,
   type MessageShape,
   type MessageValues,
@@ -20,16 +22,16 @@ import { recordAdminAction } from './adminActions.js'
 import type { BlockVerdict } from './blocks.js'
 import { checkRemoval, type KeptTree, type RemovalCommit } from './removal.js'
 import {
-  admissionCtes,
+  admissionSteps,
   admissionValues,
-  admittedColumn,
+  admittedRefs,
   checkAdmission,
   checkAdmitted,
   type AdmissionValues,
   type CheckedAdmission,
   type ReservedWelcome,
 } from './admission.js'
-import { queueWelcomePushCte, type PushQueueing } from './pushQueue.js'
+import { queueWelcomePushStep, type PushQueueing } from './pushQueue.js'
 
 /** What a membership change did: the epoch after it, and the commit and membership events it stored (to announce). */
 export interface ChangeResult {
@@ -120,7 +122,7 @@ export async function lockForChange(trx: Db, convoId: string, dids: string[]): P
   }
 }
 
-/** One membership change: what its single statement stores. */
+/** One membership change: what its single write stores. */
 export interface Change {
   convoId: string
   caller: string
@@ -135,7 +137,7 @@ export interface Change {
   push?: PushQueueing | undefined
 }
 
-/** The shape of a change's statement: one statement per shape. */
+/** The shape of a change's write: one write per shape. */
 interface ChangeShape {
   commit: MessageShape | undefined
   join: boolean
@@ -156,61 +158,84 @@ const changeStatement = byShape(
   (shape: ChangeShape) => {
     const name = [
       'change',
-      shape.commit ? `commit${shape.commit.groupInfo ? '_with_group_info' : ''}` : 'touch',
+      shape.commit
+        ? `commit${shape.commit.groupInfo ? '_with_group_info' : ''}${shape.commit.push ? '_pushed' : ''}`
+        : 'touch',
       ...(shape.join ? ['join'] : []),
       ...(shape.leave ? ['leave'] : []),
       ...(shape.admit ? ['admit'] : []),
-      ...(shape.pushWelcome ? ['pushed'] : []),
+      ...(shape.pushWelcome ? ['welcome_pushed'] : []),
     ].join('_')
-    const columns = `${shape.commit ? SENT_COLUMNS.types : 'id uuid'}, admitted text[]`
-    return onShard(name, { shardKey: 'convoId', columns, inTransaction: true }, (v: ChangeValues) => {
-      const parts = [
-        shape.commit
-          ? messageCtes(shape.commit, v)
+    return onShard<ChangeValues, Partial<SentRow> & { admitted: string[] | null }>(
+      name,
+      { shardKey: 'convoId', inTransaction: true },
+      (v, refs) => {
+        const steps: Step[] = shape.commit
+          ? messageSteps(shape.commit, v)
           : // A change without a commit still counts as activity.
-            sql`touched AS (UPDATE convo SET last_activity_at = now() WHERE id = ${v.convoId})`,
-      ]
-      if (shape.join) {
-        parts.push(sql`
-      joined AS (
-        INSERT INTO member (convo_id, did, added_by, joined_seq)
-        SELECT ${v.convoId}, did, ${v.caller}, inserted.seq FROM unnest(${v.joining}::text[]) AS did, inserted
-        -- Someone who left and is added again starts over from now.
-        ON CONFLICT (convo_id, did) DO UPDATE SET
-          joined_at = EXCLUDED.joined_at, joined_seq = EXCLUDED.joined_seq, left_at = NULL, added_by = EXCLUDED.added_by
-      )`)
-      }
-      if (shape.leave) {
-        parts.push(sql`
-      departed AS (
-        -- A role ends with the membership: someone who comes back is a member again.
-        UPDATE member SET left_at = now(), role = 'member', promoted_at = NULL, promoted_by = NULL
-        WHERE convo_id = ${v.convoId} AND did = ${v.leaving} AND left_at IS NULL
-      ), unwelcomed AS (
-        -- A Welcome the removed member never used is of no use to anyone now.
-        DELETE FROM welcome_delivery WHERE convo_id = ${v.convoId} AND recipient_did = ${v.leaving} AND state <> 'consumed'
-      ), devices_gone AS (
-        -- None of its devices is in the group now (the commit removed all of the member's leaves).
-        DELETE FROM member_device WHERE convo_id = ${v.convoId} AND user_did = ${v.leaving}
-      ), additions_settled AS (
-        -- Its new devices are no longer to be added.
-        UPDATE pending_device_addition SET status = 'cancelled', settled_at = now(), settled_by = 'left'
-        WHERE convo_id = ${v.convoId} AND user_did = ${v.leaving} AND status IN ('pending', 'in_progress')
-      )`)
-      }
-      if (shape.admit) parts.push(admissionCtes(v))
-      if (shape.pushWelcome) {
-        // At the commit that added them (no push if it was not stored), or where the conversation is.
-        const seq: RawBuilder<number> = shape.commit
-          ? sql`SELECT seq FROM inserted`
-          : sql`SELECT last_seq FROM convo WHERE id = ${v.convoId}`
-        parts.push(queueWelcomePushCte(v, seq))
-      }
-      return sql<Partial<SentRow> & { admitted: string[] | null }>`
-    WITH ${sql.join(parts)}
-    SELECT ${shape.commit ? sql.raw(SENT_COLUMNS.list) : sql`NULL::uuid AS id`}, ${shape.admit ? admittedColumn : sql`NULL::text[] AS admitted`}
-    ${shape.commit ? sql`FROM inserted` : sql``}`
-    })
+            [{ name: 'touched', update: 'convo', set: sql`last_activity_at = now()`, where: sql`id = ${v.convoId}` }]
+        if (shape.join) {
+          steps.push({
+            name: 'joined',
+            insert: 'member',
+            uses: ['inserted'],
+            each: { alias: 'j', rows: sql`unnest(${v.joining}::text[]) AS j(did)` },
+            values: { convo_id: v.convoId, did: sql`j.did`, added_by: v.caller, joined_seq: sql`inserted.seq` },
+            // Someone who left and is added again starts over from now.
+            tail: sql`ON CONFLICT (convo_id, did) DO UPDATE SET
+              joined_at = EXCLUDED.joined_at, joined_seq = EXCLUDED.joined_seq, left_at = NULL, added_by = EXCLUDED.added_by`,
+          })
+        }
+        if (shape.leave) {
+          steps.push(
+            {
+              name: 'departed',
+              update: 'member',
+              // A role ends with the membership: someone who comes back is a member again.
+              set: sql`left_at = now(), role = 'member', promoted_at = NULL, promoted_by = NULL`,
+              where: sql`convo_id = ${v.convoId} AND did = ${v.leaving} AND left_at IS NULL`,
+            },
+            // A Welcome the removed member never used is of no use to anyone now.
+            {
+              name: 'unwelcomed',
+              delete: 'welcome_delivery',
+              where: sql`convo_id = ${v.convoId} AND recipient_did = ${v.leaving} AND state <> 'consumed'`,
+            },
+            // None of its devices is in the group now (the commit removed all of the member's leaves).
+            {
+              name: 'devices_gone',
+              delete: 'member_device',
+              where: sql`convo_id = ${v.convoId} AND user_did = ${v.leaving}`,
+            },
+            // Its new devices are no longer to be added.
+            {
+              name: 'additions_cancelled',
+              update: 'pending_device_addition',
+              set: sql`status = 'cancelled', settled_at = now(), settled_by = 'left'`,
+              where: sql`convo_id = ${v.convoId} AND user_did = ${v.leaving} AND status IN ('pending', 'in_progress')`,
+            },
+          )
+        }
+        if (shape.admit) steps.push(...admissionSteps(v))
+        if (shape.pushWelcome) {
+          // At the commit that added them (no push if it was not stored), or where the conversation is.
+          if (!shape.commit) {
+            steps.push({ name: 'at_last', select: sql`last_seq AS seq`, from: 'convo', where: sql`id = ${v.convoId}` })
+          }
+          steps.push(queueWelcomePushStep(v, shape.commit ? 'inserted' : 'at_last'))
+        }
+        const admitted = shape.admit ? admittedRefs(refs) : sql`NULL`
+        return {
+          steps,
+          result: shape.commit
+            ? {
+                columns: { ...SENT_COLUMNS, admitted: 'text[]' },
+                rows: [{ from: 'inserted', values: { ...sentValues(refs), admitted } }],
+              }
+            : { columns: { id: 'uuid', admitted: 'text[]' }, rows: [{ values: { id: sql`NULL`, admitted } }] },
+        }
+      },
+    )
   },
   (shape) =>
     `${shape.commit ? `${shape.commit.commit}/${shape.commit.groupInfo}/${shape.commit.push}` : '-'}/${shape.join}/${shape.leave}/${shape.admit}/${shape.pushWelcome}`,

@@ -1,23 +1,22 @@
 import { randomUUID } from 'node:crypto'
-import { sql, type RawBuilder } from 'kysely'
+import { sql } from 'kysely'
 import { onShard } from '../db/delegated.js'
 import { violatedUniqueKey } from '../db/errors.js'
 import type { ContentType, Db, Message } from '../db/schema.js'
-import { byShape, execute, resultColumns, statement } from '../db/statement.js'
+import { byShape, execute, statement } from '../db/statement.js'
+import type { Step, StepRefs, Steps } from '../db/steps.js'
 import {
   executeRecorded,
-  FOUND_COLUMNS,
-  unrecorded,
-  writeStatement,
+  recordedSteps,
   type KeyValues,
   type RecordedWrite,
   type ResponseSql,
 } from '../idempotency/statement.js'
 import type { MessageView } from '../lexicon/types/blue.catbird.mls.defs.js'
 import { conflict, epochMismatch, invalidRequest, requireGroup } from './errors.js'
-import { groupInfoWithCommitCte, type GroupInfo } from './groupInfo.js'
+import { groupInfoWithCommitStep, type GroupInfo } from './groupInfo.js'
 import { requireMember } from './membership.js'
-import { queueMessagePushCte, type PushQueueing } from './pushQueue.js'
+import { queueMessagePushStep, type PushQueueing } from './pushQueue.js'
 import { ownDeviceId } from './pushTokens.js'
 import { cursorTooOld, purgedUpTo } from './retention.js'
 import { iso } from './timestamps.js'
@@ -150,100 +149,155 @@ export function messageValues(args: StoredMessageArgs): MessageValues {
 }
 
 /**
- * The CTEs that store a message: the checks, the next per-conversation
+ * The steps that store a message: the checks, the next per-conversation
  * sequence number (the conversation row's lock orders concurrent senders, and
  * a rolled-back send gives its number back, so numbers have no gaps), the
- * insert (`inserted`: id, seq, event_id, created_at), and settling the
+ * insert (`inserted`: id, seq, epoch, event_id, created_at), and settling the
  * sender's Welcome (`settled`). Nothing is stored when the sender is not a
  * current member, the group or epoch is not the conversation's, or a keyed
- * write's record is already there (see writeStatement), or a message was
+ * write's record is already there (see recordedSteps), or a message was
  * stored under its msgId (`replayed`: it answers instead). A commit also
  * moves the conversation to the next epoch, is listed for getCommits, and
- * keeps the conversation's GroupInfo in step (groupInfoWithCommitCte). With
- * push on, the message is queued to be pushed in the same statement
- * (`pushed`, see pushQueue.ts). Used inside larger statements.
+ * keeps the conversation's GroupInfo in step (groupInfoWithCommitStep). With
+ * push on, the message is queued to be pushed by the same write (`pushed`,
+ * see pushQueue.ts). Used in larger writes too (a membership change).
  */
-export function messageCtes(shape: MessageShape, v: MessageValues, keyed = false): RawBuilder<unknown> {
-  return sql`
-    ${
-      shape.msgId
-        ? sql`replayed AS (
-      SELECT coalesce(msg_id, id::text) AS id, seq, epoch, event_id, created_at,
-             sender_did = ${v.sender} AND ciphertext = ${v.ciphertext} AS same
-      FROM message WHERE convo_id = ${v.convoId} AND msg_id = ${v.msgId}
-    ), `
-        : sql``
-    }sender AS (
-      SELECT 1 FROM member
-      WHERE convo_id = ${v.convoId} AND did = ${v.sender} AND left_at IS NULL
-    ), bumped AS (
-      UPDATE convo
-      SET last_seq = last_seq + 1, last_activity_at = now(),
-          ${shape.commit ? sql`epoch = epoch + 1` : sql`last_message_at = now()`}
-      WHERE id = ${v.convoId} AND epoch = ${v.epoch} AND lower(group_id) = ${v.groupId}
-        AND EXISTS (SELECT 1 FROM sender)${unrecorded(keyed)}${shape.msgId ? sql` AND NOT EXISTS (SELECT 1 FROM replayed)` : sql``}
-      RETURNING last_seq
-    ), inserted AS (
-      INSERT INTO message (id, convo_id, seq, sender_did, epoch, ciphertext, embed_type, embed_uri,
-                           msg_id, content_type, ephemeral)
-      SELECT ${v.messageId}::uuid, ${v.convoId}, last_seq, ${v.sender}, ${v.epoch},
-             ${v.ciphertext}, ${v.embedType}, ${v.embedUri}, ${v.msgId}, ${v.contentType}, ${v.ephemeral}
-      FROM bumped
-      RETURNING coalesce(msg_id, id::text) AS id, seq, epoch, event_id, created_at${shape.commit ? sql`, ciphertext` : sql``}
-    ), ${
-      shape.commit
-        ? sql`listed AS (
-      INSERT INTO commit (convo_id, epoch, sender_did, data, seq)
-      SELECT ${v.convoId}, ${v.epoch}, ${v.sender}, ciphertext, seq FROM inserted
-    ), group_info_kept AS (
-      ${groupInfoWithCommitCte(shape.groupInfo, v)}
-    ), `
-        : sql``
-    }settled AS (
-      ${settleWelcomeByActivity(v.convoId, v.sender)}
-        AND EXISTS (SELECT 1 FROM inserted)
-      RETURNING 1
-    )${shape.push ? sql`, ${queueMessagePushCte(shape.commit ? 'commit' : 'message', v)}` : sql``}`
+export function messageSteps(shape: MessageShape, v: MessageValues): Step[] {
+  return [
+    ...(shape.msgId
+      ? [
+          {
+            name: 'replayed',
+            select: sql`coalesce(msg_id, id::text) AS id, seq, epoch, event_id, created_at,
+                        sender_did = ${v.sender} AND ciphertext = ${v.ciphertext} AS same`,
+            from: 'message',
+            where: sql`convo_id = ${v.convoId} AND msg_id = ${v.msgId}`,
+          },
+        ]
+      : []),
+    {
+      name: 'sender',
+      select: sql`1 AS one`,
+      from: 'member',
+      where: sql`convo_id = ${v.convoId} AND did = ${v.sender} AND left_at IS NULL`,
+    },
+    {
+      name: 'bumped',
+      update: 'convo',
+      set: sql`last_seq = last_seq + 1, last_activity_at = now(),
+               ${shape.commit ? sql`epoch = epoch + 1` : sql`last_message_at = now()`}`,
+      where: sql`id = ${v.convoId} AND epoch = ${v.epoch} AND lower(group_id) = ${v.groupId}`,
+      after: ['sender'],
+      ...(shape.msgId ? { unless: ['replayed'] } : {}),
+      returning: sql`last_seq`,
+    },
+    {
+      name: 'inserted',
+      insert: 'message',
+      uses: ['bumped'],
+      values: {
+        id: sql`${v.messageId}::uuid`,
+        convo_id: v.convoId,
+        seq: sql`bumped.last_seq`,
+        sender_did: v.sender,
+        epoch: v.epoch,
+        ciphertext: v.ciphertext,
+        embed_type: v.embedType,
+        embed_uri: v.embedUri,
+        msg_id: v.msgId,
+        content_type: v.contentType,
+        ephemeral: v.ephemeral,
+      },
+      returning: sql`coalesce(msg_id, id::text) AS id, seq, epoch, event_id, created_at`,
+    },
+    ...(shape.commit
+      ? [
+          {
+            name: 'listed',
+            insert: 'commit',
+            uses: ['inserted'],
+            values: {
+              convo_id: v.convoId,
+              epoch: v.epoch,
+              sender_did: v.sender,
+              data: v.ciphertext,
+              seq: sql`inserted.seq`,
+            },
+          },
+          groupInfoWithCommitStep(shape.groupInfo, v),
+        ]
+      : []),
+    { name: 'settled', ...settleWelcomeByActivity(v.convoId, v.sender), after: ['inserted'] },
+    ...(shape.push ? [queueMessagePushStep(shape.commit ? 'commit' : 'message', v)] : []),
+  ]
 }
 
-/** The stored message's row, after messageCtes (its id: the client's msgId, else the server's). */
-export const SENT_COLUMNS = resultColumns({
+/** The stored message's row (its id: the client's msgId, else the server's), by type. */
+export const SENT_COLUMNS = {
   id: 'text',
   seq: 'bigint',
   epoch: 'bigint',
   event_id: 'bigint',
   created_at: 'timestamptz',
-  settled: ['int', '(SELECT count(*) FROM settled)::int'],
+  settled: 'int',
+} as const
+
+/** The stored message's row, from step `inserted` of messageSteps. */
+export const sentValues = (refs: StepRefs): Record<keyof typeof SENT_COLUMNS, unknown> => ({
+  id: sql`inserted.id`,
+  seq: sql`inserted.seq`,
+  epoch: sql`inserted.epoch`,
+  event_id: sql`inserted.event_id`,
+  created_at: sql`inserted.created_at`,
+  settled: refs.count('settled'),
 })
 
 /**
- * The statement that stores a message of `shape` (and a keyed send's record,
+ * The write that stores a message of `shape` (and a keyed send's record,
  * answered by `response`), made at the shape's first use; the bench's bare
  * peer sends the same.
  * @public
  */
 export const storeMessageStatement = byShape(
   (shape: MessageShape & { response?: ResponseSql | undefined }) => {
-    const keyed = shape.response !== undefined
+    const { response } = shape
     const name = `store_${shape.commit ? 'commit' : 'message'}${shape.groupInfo ? '_with_group_info' : ''}${
       shape.msgId ? '_named' : ''
-    }${shape.push ? '_pushed' : ''}${keyed ? '_keyed' : ''}`
-    const columns = `${SENT_COLUMNS.types}, replayed_same boolean${keyed ? `, ${FOUND_COLUMNS}` : ''}`
-    return onShard(name, { shardKey: 'convoId', columns }, (v: MessageValues & KeyValues) =>
-      writeStatement(shape.response && { values: v, response: shape.response }, {
-        ctes: messageCtes(shape, v, keyed),
-        written: 'inserted',
-        select: sql<SentRow>`SELECT ${sql.raw(SENT_COLUMNS.list)}, NULL::boolean AS replayed_same FROM inserted${
-          shape.msgId ? sql` UNION ALL SELECT id, seq, epoch, event_id, created_at, 0, same FROM replayed` : sql``
-        }`,
-      }),
-    )
+    }${shape.push ? '_pushed' : ''}${response ? '_keyed' : ''}`
+    return onShard<MessageValues & KeyValues, SentRow>(name, { shardKey: 'convoId' }, (v, refs) => {
+      const write: Steps = {
+        steps: messageSteps(shape, v),
+        result: {
+          columns: { ...SENT_COLUMNS, replayed_same: 'boolean' },
+          rows: [
+            { from: 'inserted', values: { ...sentValues(refs), replayed_same: sql`NULL` } },
+            ...(shape.msgId
+              ? [
+                  {
+                    from: 'replayed',
+                    values: {
+                      id: sql`replayed.id`,
+                      seq: sql`replayed.seq`,
+                      epoch: sql`replayed.epoch`,
+                      event_id: sql`replayed.event_id`,
+                      created_at: sql`replayed.created_at`,
+                      settled: sql`0`,
+                      replayed_same: sql`replayed.same`,
+                    },
+                  },
+                ]
+              : []),
+          ],
+        },
+      }
+      return response ? recordedSteps({ shard: v.convoId, values: v, response, written: 'inserted' }, write) : write
+    })
   },
   (shape) => `${shape.commit}/${shape.groupInfo}/${shape.msgId}/${shape.push}/${shape.response?.name ?? ''}`,
 )
 
 /**
- * Stores a message in one statement (see messageCtes), or nothing
+ * Stores a message in one statement (see messageSteps), or nothing
  * (undefined). A keyed write is checked and recorded by the same statement
  * (src/idempotency/statement.ts).
  */

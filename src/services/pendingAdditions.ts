@@ -6,7 +6,7 @@
  * claim lapses and another member may take it), adds the device with a real
  * commit and Welcome (addMembers, with the device's key package the claim
  * handed out), and completes it. The facts settle it too, whoever acts: a
- * Welcome naming the device's key package (admissionCtes), or the device's
+ * Welcome naming the device's key package (admissionSteps), or the device's
  * own external commit (rejoin). So none is lost: until settled, it is
  * listed to every member.
  */
@@ -277,7 +277,8 @@ export async function settleByExternalCommit(
     WITH device_in AS (
       INSERT INTO member_device (convo_id, user_did, device_id, joined_by)
       VALUES (${args.convoId}, ${args.userDid}, ${args.deviceId}, 'external_commit')
-      ON CONFLICT (convo_id, user_did, device_id) DO UPDATE SET joined_by = 'external_commit', joined_at = now()
+      -- The inserted row's time: Citus refuses a function in ON CONFLICT's SET.
+      ON CONFLICT (convo_id, user_did, device_id) DO UPDATE SET joined_by = 'external_commit', joined_at = EXCLUDED.joined_at
     )
     UPDATE pending_device_addition SET status = 'completed', settled_at = now(), settled_by = 'external_commit'
     WHERE convo_id = ${args.convoId} AND user_did = ${args.userDid} AND device_id = ${args.deviceId}

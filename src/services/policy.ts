@@ -145,7 +145,8 @@ export async function updatePolicy(
         allow_invites = EXCLUDED.allow_invites, admin_only_invites = EXCLUDED.admin_only_invites,
         allow_member_add = EXCLUDED.allow_member_add, allow_member_remove = EXCLUDED.allow_member_remove,
         require_admin_approval = EXCLUDED.require_admin_approval, max_members = EXCLUDED.max_members,
-        updated_at = now(), updated_by = EXCLUDED.updated_by
+        -- The inserted row's time: Citus refuses a function in ON CONFLICT's SET.
+        updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by
       RETURNING *`.execute(trx)
     await recordAdminAction(trx, { convoId: convo.id, actor: args.caller, action: 'update_policy' })
     return toPolicyView(convo.group_id, rows[0] as PolicyRow, args.serverMax)

@@ -13,6 +13,7 @@
  * two instances never hold the same push.
  */
 import { sql, type RawBuilder, type Selectable } from 'kysely'
+import type { Step } from '../db/steps.js'
 import type { Db, PushKind, PushRetryTable } from '../db/schema.js'
 import { transact } from '../db/transaction.js'
 
@@ -22,33 +23,42 @@ export interface PushQueueing {
   commits: boolean
 }
 
-/** The CTE that queues a push of the message that `inserted` stored (inside messageCtes). */
-export function queueMessagePushCte(
+/** The step that queues a push of the message that `inserted` stored (among messageSteps). */
+export function queueMessagePushStep(
   kind: 'message' | 'commit',
   v: { convoId: string; senderDevice: string | null },
-): RawBuilder<unknown> {
-  return sql`pushed AS (
-      INSERT INTO push_outbox (convo_id, seq, kind, sender_device_id)
-      SELECT ${v.convoId}, seq, ${sql.lit(kind)}, ${v.senderDevice} FROM inserted
-    )`
+): Step {
+  return {
+    name: 'pushed',
+    insert: 'push_outbox',
+    uses: ['inserted'],
+    values: { convo_id: v.convoId, seq: sql`inserted.seq`, kind: sql.lit(kind), sender_device_id: v.senderDevice },
+  }
 }
 
 /**
- * The CTE that queues a push of a Welcome to each device it is delivered to
- * (inside a membership change's statement, beside its welcome_delivery rows),
- * at the seq `seq` selects: the commit's that added them, or the
+ * The step that queues a push of a Welcome to each device it is delivered to
+ * (among a membership change's steps, beside its welcome_delivery rows), at
+ * the seq of the step `at`: the commit that added them (`inserted`), or the
  * conversation's last when none came.
  */
-export function queueWelcomePushCte(
+export function queueWelcomePushStep(
   v: { convoId: string; recipients: string[]; recipientDevices: string[] },
-  seq: RawBuilder<number>,
-): RawBuilder<unknown> {
-  return sql`welcome_pushed AS (
-      INSERT INTO push_outbox (convo_id, seq, kind, recipients, recipient_devices)
-      SELECT ${v.convoId}, at.seq, 'welcome', ${v.recipients}::text[], ${v.recipientDevices}::text[]
-      FROM (${seq}) AS at(seq)
-      ON CONFLICT DO NOTHING
-    )`
+  at: 'inserted' | 'at_last',
+): Step {
+  return {
+    name: 'welcome_pushed',
+    insert: 'push_outbox',
+    uses: [at],
+    values: {
+      convo_id: v.convoId,
+      seq: sql`${sql.raw(at)}.seq`,
+      kind: sql`'welcome'`,
+      recipients: sql`${v.recipients}::text[]`,
+      recipient_devices: sql`${v.recipientDevices}::text[]`,
+    },
+    tail: sql`ON CONFLICT DO NOTHING`,
+  }
 }
 
 /** A queued push, as claimed. */

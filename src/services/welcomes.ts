@@ -27,17 +27,21 @@ import type { Db, WelcomeState } from '../db/schema.js'
 import { invalidRequest, notFound } from './errors.js'
 
 /**
- * The recipient acted in the conversation (sent a message or a commit), so it
- * has joined: its pending Welcome is settled, when it is its only one. Used
- * inside larger statements.
+ * The step that settles the sender's pending Welcome when it acts in the
+ * conversation (sends a message or a commit), which proves it joined: when
+ * it is its only one. Part of a write's steps (src/db/steps.ts).
  */
-export function settleWelcomeByActivity(convoId: string, did: string): RawBuilder<unknown> {
-  return sql`
-    UPDATE welcome_delivery
-    SET state = 'consumed', consumed_at = now(), consumed_via = 'message'
-    WHERE convo_id = ${convoId} AND recipient_did = ${did} AND state <> 'consumed'
+export function settleWelcomeByActivity(
+  convoId: string,
+  did: string,
+): { update: string; set: RawBuilder<unknown>; where: RawBuilder<unknown> } {
+  return {
+    update: 'welcome_delivery',
+    set: sql`state = 'consumed', consumed_at = now(), consumed_via = 'message'`,
+    where: sql`convo_id = ${convoId} AND recipient_did = ${did} AND state <> 'consumed'
       AND (SELECT count(*) FROM welcome_delivery p
-           WHERE p.convo_id = ${convoId} AND p.recipient_did = ${did} AND p.state <> 'consumed') = 1`
+           WHERE p.convo_id = ${convoId} AND p.recipient_did = ${did} AND p.state <> 'consumed') = 1`,
+  }
 }
 
 const welcomeNotFound = () => notFound('WelcomeNotFound', 'No Welcome message is waiting for you in this conversation')

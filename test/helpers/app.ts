@@ -4,6 +4,7 @@ import type { AppContext } from '../../src/context.js'
 import { createDatabase, databaseOptions, type Database } from '../../src/db/index.js'
 import { buildServer } from '../../src/server.js'
 import type { XrpcHandler, XrpcHandlers } from '../../src/xrpc/types.js'
+import { compareDelegatedWrites, type ComparedWrite } from './compare-delegated.js'
 import { createTestDatabase, type TestDatabase } from './database.js'
 import { SeedClient } from './seed.js'
 import { SERVICE_DID } from './users.js'
@@ -50,9 +51,18 @@ export interface TestAppOptions {
  */
 export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const testDb = opts.testDb ?? (await createTestDatabase())
+  // `TEST_COMPARE_DELEGATED=1 npx vitest run <files>` (plain PostgreSQL): every delegated write of the
+  // files runs both as its statement and as its function (compare-delegated.ts), which must agree.
+  const compared: ComparedWrite[] | undefined = process.env.TEST_COMPARE_DELEGATED ? [] : undefined
   // LISTEN needs a session of its own: straight to PostgreSQL when the suite runs behind PgBouncer.
-  const config = testConfig({ DATABASE_URL: testDb.url, DATABASE_LISTEN_URL: testDb.directUrl, ...opts.config })
+  const config = testConfig({
+    DATABASE_URL: testDb.url,
+    DATABASE_LISTEN_URL: testDb.directUrl,
+    ...opts.config,
+    ...(compared ? { DATABASE_DELEGATED_WRITES: 'true' } : {}),
+  })
   const database = createDatabase(databaseOptions(config, testDb.url))
+  if (compared) database.pool.on('connect', (client) => compareDelegatedWrites(client, compared))
   const { app, ctx } = await buildServer({
     config,
     database,
@@ -76,6 +86,12 @@ export async function startTestApp(opts: TestAppOptions = {}): Promise<TestApp> 
       await app.close()
       await database.close()
       if (!opts.testDb) await testDb.drop()
+      const differing = compared?.filter((run) => run.difference)
+      if (differing?.length) {
+        throw new Error(
+          `delegated writes differ as statements and functions:\n${differing.map((run) => `${run.write}: ${run.difference}`).join('\n')}`,
+        )
+      }
     },
   }
 }
