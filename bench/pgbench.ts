@@ -23,6 +23,9 @@ export function findPgbench(): string | undefined {
   return undefined
 }
 
+/** The arguments every send of the load has the same, as the server binds them: an application message, kept. */
+const AS_THE_LOAD_SENDS: Record<string, string> = { contentType: "'application'", ephemeral: 'false' }
+
 /** Columns of the pick table, by the argument each holds. */
 const COLUMN: Record<string, string> = {
   convoId: 'convo_id',
@@ -37,7 +40,7 @@ const COLUMN: Record<string, string> = {
  * the bench's database: the most this PostgreSQL does on this machine. Each
  * transaction picks a (conversation, member, message) at random from a table
  * of the load's own, with a primary-key lookup (`\gset`), then sends the
- * statement with those values (no embed: NULL, as the load sends none).
+ * statement with those values (no embed or msgId: NULL, as the load sends none).
  */
 export async function pgbenchSends(opts: {
   binary: string
@@ -67,7 +70,7 @@ export async function pgbenchSends(opts: {
     const arg = opts.statement.slots[Number(n) - 1] ?? ''
     // The server makes a new message id for each send; pgbench has the database make it.
     if (arg === 'messageId') return 'gen_random_uuid()'
-    return COLUMN[arg] ? `:${COLUMN[arg]}` : 'NULL'
+    return COLUMN[arg] ? `:${COLUMN[arg]}` : (AS_THE_LOAD_SENDS[arg] ?? 'NULL')
   })
   const script = path.join(opts.dir, 'send.sql')
   await writeFile(
