@@ -145,6 +145,8 @@ export async function buildServer(opts: BuildServerOptions): Promise<Server> {
   // The hub listens while the server runs, and ends its streams before close
   // waits for connections (a stream never ends on its own).
   app.addHook('onReady', async () => ctx.events.start())
+  // Streams opened before a takedown end when this instance hears of it.
+  ctx.takedowns.onTakenDown((did) => ctx.events.endStreamsOf(did))
   app.addHook('onReady', async () => ctx.takedowns.start())
   app.addHook('onClose', async () => ctx.takedowns.stop())
   app.addHook('preClose', async () => ctx.events.stop())

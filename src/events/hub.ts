@@ -46,7 +46,8 @@ export interface Subscriber {
   deliver(events: LogEvent[]): void
   /** Typing of other members of its conversations; streams without it are not told. */
   typing?(event: Typing): void
-  close(reason: string): void
+  /** The hub ends the stream: `error` names why when it is the caller's doing, not the server's. */
+  close(reason: string, error?: string): void
 }
 
 export interface EventHubOptions {
@@ -114,6 +115,9 @@ export interface EventHubOptions {
  */
 export class EventHub {
   private readonly subscribers = new Set<Subscriber>()
+  /** Streams of one conversation, by conversation; streams of all of their member's conversations. */
+  private readonly byConvo = new Map<string, Set<Subscriber>>()
+  private readonly everywhere = new Set<Subscriber>()
   private listener: Listener | undefined
   private pollTimer: NodeJS.Timeout | undefined
   private pumping: Promise<void> | undefined
@@ -290,7 +294,23 @@ export class EventHub {
 
   subscribe(subscriber: Subscriber): () => void {
     this.subscribers.add(subscriber)
-    return () => this.subscribers.delete(subscriber)
+    const { convoId } = subscriber
+    const index = convoId === undefined ? this.everywhere : (this.byConvo.get(convoId) ?? new Set<Subscriber>())
+    if (convoId !== undefined) this.byConvo.set(convoId, index)
+    index.add(subscriber)
+    return () => {
+      this.subscribers.delete(subscriber)
+      index.delete(subscriber)
+      if (convoId !== undefined && index.size === 0 && this.byConvo.get(convoId) === index) this.byConvo.delete(convoId)
+    }
+  }
+
+  /** Ends the streams of an account taken down (new ones are refused where it authenticates). */
+  endStreamsOf(did: string): void {
+    for (const s of this.subscribers) {
+      if (s.did === did)
+        s.close(`The account ${did} has been taken down by the operator of this server`, 'AccountTakedown')
+    }
   }
 
   /** Ends every stream (shutdown) and stops listening. */
@@ -385,14 +405,20 @@ export class EventHub {
     return true
   }
 
+  /**
+   * Each event to the streams that may see it: those of its conversation and
+   * those of all their member's conversations, with one read of who of them
+   * is a member (streams of other conversations are not looked at).
+   */
   private async fanOut(events: LogEvent[]): Promise<void> {
-    if (this.subscribers.size === 0) return
-    const joined = await memberships(
-      this.opts.db,
-      [...new Set([...this.subscribers].map((s) => s.did))],
-      [...new Set(events.map((e) => e.convo_id))],
-    )
-    for (const subscriber of this.subscribers) {
+    const convoIds = [...new Set(events.map((e) => e.convo_id))]
+    const listening = new Set(this.everywhere)
+    for (const convoId of convoIds) for (const s of this.byConvo.get(convoId) ?? []) listening.add(s)
+    if (listening.size === 0) return
+    const joined = await memberships(this.opts.db, [...new Set([...listening].map((s) => s.did))], convoIds)
+    for (const subscriber of listening) {
+      // Gone while memberships were read.
+      if (!this.subscribers.has(subscriber)) continue
       const visible = events.filter(
         (e) =>
           (subscriber.convoId === undefined || subscriber.convoId === e.convo_id) &&

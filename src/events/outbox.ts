@@ -21,9 +21,13 @@ export interface OutboxEvent {
   cursor: string
 }
 
-/** The hub ended the stream (the server is shutting down). */
+/** The hub ended the stream (the server is shutting down, or the account was taken down). */
 export class StreamEnded extends Error {
-  constructor(readonly reason: string) {
+  constructor(
+    readonly reason: string,
+    /** Why, as an XRPC error name, when it is not the server's doing (see Subscriber.close). */
+    readonly error?: string,
+  ) {
     super(`event stream ended: ${reason}`)
   }
 }
@@ -85,7 +89,7 @@ export class Outbox {
   /** What the live events not yet given weigh (weightOf). */
   private pendingBytes = 0
   #overflowed = false
-  private ended: string | undefined
+  private ended: { reason: string; error: string | undefined } | undefined
   private wake: (() => void) | undefined
   private readonly unsubscribe: () => void
   /** Where the stream starts: the resume position, or the hub's watermark when it opened. */
@@ -110,8 +114,8 @@ export class Outbox {
         }
         this.wake?.()
       },
-      close: (reason) => {
-        this.ended = reason
+      close: (reason, error) => {
+        this.ended = { reason, error }
         this.wake?.()
       },
     })
@@ -150,24 +154,39 @@ export class Outbox {
 
   /** The events, until `signal` aborts; throws StreamEnded when the hub ends the stream. */
   async *events(signal: AbortSignal): AsyncGenerator<OutboxEvent> {
-    const onAbort = () => this.wake?.()
+    for await (const batch of this.batches(signal)) yield* batch
+  }
+
+  /**
+   * The events in batches: what is ready when the reader asks (a page of
+   * replay, or the live events that came while it was busy), so that a busy
+   * stream pays its reader's per-wake-up costs once per batch, not per event.
+   */
+  async *batches(signal: AbortSignal): AsyncGenerator<OutboxEvent[]> {
+    // Read on every wake-up: a flag is cheaper to ask than the signal.
+    let aborted = signal.aborted
+    const onAbort = () => {
+      aborted = true
+      this.wake?.()
+    }
     signal.addEventListener('abort', onAbort)
     try {
       const position = this.start
-      const stopped = () => signal.aborted || this.ended !== undefined || this.#overflowed
+      const stopped = () => aborted || this.ended !== undefined || this.#overflowed
       if (this.resuming) yield* this.replay(position, stopped)
       while (!stopped()) {
+        const batch: OutboxEvent[] = []
         for (const event of this.live.splice(0)) {
           this.pendingBytes -= weightOf(event)
           if (covers(position, event.event_id)) continue
           advance(position, event.event_id)
           this.given = encodeCursor(position)
-          yield { event, cursor: this.given }
-          if (stopped()) break
+          batch.push({ event, cursor: this.given })
         }
+        if (batch.length > 0) yield batch
         if (this.live.length === 0 && !stopped()) await new Promise<void>((resolve) => (this.wake = resolve))
       }
-      if (this.ended !== undefined) throw new StreamEnded(this.ended)
+      if (this.ended !== undefined) throw new StreamEnded(this.ended.reason, this.ended.error)
     } finally {
       this.unsubscribe()
       signal.removeEventListener('abort', onAbort)
@@ -175,7 +194,7 @@ export class Outbox {
   }
 
   /** Stored events after `position` up to the hub's watermark, each conversation's in order; advances `position`. */
-  private async *replay(position: Watermark, stopped: () => boolean): AsyncGenerator<OutboxEvent> {
+  private async *replay(position: Watermark, stopped: () => boolean): AsyncGenerator<OutboxEvent[]> {
     while (!stopped()) {
       const upTo = this.hub.watermark
       const segments = segmentsBetween(position, upTo)
@@ -192,10 +211,13 @@ export class Outbox {
         skipMissing: () => true,
         pending: (prevId) => covers(upTo, prevId) && !covers(position, prevId),
       })
-      for (const event of taken) {
+      const batch = taken.map((event) => {
         advance(before, event.event_id)
-        this.given = encodeCursor(before)
-        yield { event, cursor: this.given }
+        return { event, cursor: encodeCursor(before) }
+      })
+      if (batch.length > 0) {
+        this.given = (batch[batch.length - 1] as OutboxEvent).cursor
+        yield batch
       }
       if (!full && taken.length === events.length) return
     }

@@ -41,6 +41,11 @@ export function advance(watermark: Watermark, id: number): void {
  * event, as cursors always were.
  */
 export function encodeCursor(watermark: Watermark): string {
+  // One range (one PostgreSQL): every event of every stream asks, so the common case is direct.
+  if (watermark.size === 1) {
+    const [range, id] = watermark.entries().next().value as [number, number]
+    return id > rangeStart(range) ? String(id) : ''
+  }
   return [...watermark.entries()]
     .filter(([range, id]) => id > rangeStart(range))
     .map(([, id]) => id)

@@ -91,6 +91,7 @@ export async function serverStats(db: Db): Promise<Record<string, number>> {
 export class TakenDown {
   private dids = new Set<string>()
   private timer: NodeJS.Timeout | undefined
+  private readonly listeners: Array<(did: string) => void> = []
 
   constructor(
     private readonly db: Db,
@@ -102,10 +103,17 @@ export class TakenDown {
     return this.dids.has(did)
   }
 
+  /** Calls `listener` with each DID found taken down by a read (what it holds open, it closes). */
+  onTakenDown(listener: (did: string) => void): void {
+    this.listeners.push(listener)
+  }
+
   /** Reads the list again now. */
   async refresh(): Promise<void> {
     const rows = await this.db.selectFrom('account_takedown').select('did').execute()
+    const before = this.dids
     this.dids = new Set(rows.map((r) => r.did))
+    for (const did of this.dids) if (!before.has(did)) for (const listener of this.listeners) listener(did)
   }
 
   /** Reads the list (a failure is reported, and the next read tries again), then keeps it fresh. */

@@ -8,7 +8,7 @@
  */
 import { sql, type ExpressionBuilder } from 'kysely'
 import type { ConvoEvent, DatabaseSchema, Db, Message } from '../db/schema.js'
-import { execute, statement } from '../db/statement.js'
+import { execute, statement, type Statement } from '../db/statement.js'
 
 /** What orders events: its id and, when asked for, its conversation's previous message's event id. */
 export interface EventRef {
@@ -126,6 +126,22 @@ const refPages = (withPrev: boolean) => ({
         .$if(withPrev, (qb) => qb.select((eb) => prevOfConvoEvent(eb))),
   ),
 })
+/** The same, whole: what the hub reads while streams are open. */
+const wholePages = (withPrev: boolean) => ({
+  messages: statement(withPrev ? 'next_messages_with_prev' : 'next_messages', (v: Segment & { limit: number }, db) =>
+    messagesOf(db, v, v.limit)
+      .selectAll('message')
+      .$if(withPrev, (qb) => qb.select((eb) => prevEventId(eb))),
+  ),
+  convoEvents: statement(
+    withPrev ? 'next_convo_events_with_prev' : 'next_convo_events',
+    (v: Segment & { limit: number }, db) =>
+      convoEventsOf(db, v, v.limit)
+        .selectAll('convo_event')
+        .$if(withPrev, (qb) => qb.select((eb) => prevOfConvoEvent(eb))),
+  ),
+})
+const eventPages = { withPrev: wholePages(true), withoutPrev: wholePages(false) }
 const eventRefPages = { withPrev: refPages(true), withoutPrev: refPages(false) }
 
 /**
@@ -133,36 +149,24 @@ const eventRefPages = { withPrev: refPages(true), withoutPrev: refPages(false) }
  * one's previous message in its conversation, which orders events drawn from
  * several ranges.
  */
-export async function readEvents(
-  db: Db,
-  segment: Segment,
-  opts: { limit: number; withPrev: boolean },
-): Promise<Page<LogEvent>> {
-  const pages = await Promise.all([
-    messagesOf(db, segment, opts.limit)
-      .selectAll('message')
-      .$if(opts.withPrev, (qb) => qb.select((eb) => prevEventId(eb)))
-      .execute(),
-    convoEventsOf(db, segment, opts.limit)
-      .selectAll('convo_event')
-      .$if(opts.withPrev, (qb) => qb.select((eb) => prevOfConvoEvent(eb)))
-      .execute(),
-  ])
-  return merged<LogEvent>(pages, opts.limit)
-}
+export const readEvents = (db: Db, segment: Segment, opts: { limit: number; withPrev: boolean }) =>
+  readPage<LogEvent>(db, opts.withPrev ? eventPages.withPrev : eventPages.withoutPrev, segment, opts.limit)
 
 /** As readEvents, ids only: all that moves a watermark when no stream reads the events. */
-export async function readEventRefs(
+export const readEventRefs = (db: Db, segment: Segment, opts: { limit: number; withPrev: boolean }) =>
+  readPage<EventRef>(db, opts.withPrev ? eventRefPages.withPrev : eventRefPages.withoutPrev, segment, opts.limit)
+
+async function readPage<T extends EventRef>(
   db: Db,
+  page: Record<'messages' | 'convoEvents', Statement<Segment & { limit: number }, unknown>>,
   segment: Segment,
-  opts: { limit: number; withPrev: boolean },
-): Promise<Page<EventRef>> {
-  const page = opts.withPrev ? eventRefPages.withPrev : eventRefPages.withoutPrev
-  const values = { ...segment, limit: opts.limit }
+  limit: number,
+): Promise<Page<T>> {
+  const values = { ...segment, limit }
   const pages = await Promise.all([execute(db, page.messages, values), execute(db, page.convoEvents, values)])
-  return merged<EventRef>(
-    pages.map((result) => result.rows),
-    opts.limit,
+  return merged<T>(
+    pages.map((result) => result.rows as T[]),
+    limit,
   )
 }
 
@@ -188,15 +192,18 @@ export async function lowestEventId(db: Db, segment: Segment): Promise<number | 
   return rows[0]?.id ?? undefined
 }
 
-/** (convo, did) -> joined_seq, for the current members among the given ones. */
-export async function memberships(db: Db, dids: string[], convoIds: string[]): Promise<Map<string, number>> {
-  const rows = await db
+const currentMemberships = statement('current_memberships', (v: { dids: string[]; convoIds: string[] }, db) =>
+  db
     .selectFrom('member')
     .select(['convo_id', 'did', 'joined_seq'])
-    .where('convo_id', 'in', convoIds)
-    .where('did', 'in', dids)
-    .where('left_at', 'is', null)
-    .execute()
+    .where(sql<boolean>`convo_id = ANY(${v.convoIds}::text[])`)
+    .where(sql<boolean>`did = ANY(${v.dids}::text[])`)
+    .where('left_at', 'is', null),
+)
+
+/** (convo, did) -> joined_seq, for the current members among the given ones. */
+export async function memberships(db: Db, dids: string[], convoIds: string[]): Promise<Map<string, number>> {
+  const { rows } = await execute(db, currentMemberships, { dids, convoIds })
   return new Map(rows.map((r) => [`${r.convo_id} ${r.did}`, r.joined_seq]))
 }
 

@@ -57,6 +57,9 @@ const groupIdRead = statement('convo_group_id', (v: { convoId: string }, db) =>
 const groupIds = new Map<string, string>()
 const MAX_GROUP_IDS = 100_000
 
+/** The group id of `convoId` when this instance has read it already (see groupIdOf). */
+export const knownGroupId = (convoId: string): string | undefined => groupIds.get(convoId)
+
 /**
  * The MLS group id (lowercase hex) of the conversation with id `convoId`:
  * how client-era clients name it. Read once per instance (for the events of

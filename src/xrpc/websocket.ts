@@ -8,8 +8,9 @@
  * this server's own HTTP server at /xrpc/<nsid>.
  *
  * A socket sends what it is given in order, with at most HIGH_WATER bytes
- * handed to the kernel at a time, and queues the rest; its writer waits for
- * `drained()` before the next event, so events wait in their stream (whose
+ * handed to the kernel at a time (what is queued together leaves in one
+ * write), and queues the rest; its writer waits for `drained()` before the
+ * next batch of events, so events wait in their stream (whose
  * bound is the handler's to keep) rather than in a socket's queue. An error
  * frame goes after what was sent already (so the client's last cursor is
  * exact) and drops what is queued. A socket is pinged every `pingMs`; one
@@ -46,6 +47,7 @@ export const CloseCode = {
 const MAX_CLIENT_FRAME_BYTES = 16 * 1024
 /** Bytes handed to the kernel at a time per socket; the rest waits in the socket's queue. */
 const HIGH_WATER = 64 * 1024
+const BINARY = { binary: true } as const
 /** How long a closed socket's client has to answer the close before it is cut. */
 const CLOSE_GRACE_MS = 5_000
 
@@ -74,12 +76,16 @@ export class SubscriptionSocket {
   private inFlight = 0
   private readonly closer = new AbortController()
   private alive = true
+  /** The socket is gone, or going (as `signal`, which is slower to ask on every frame). */
+  private closed = false
   private readonly pinger: NodeJS.Timeout
   private onFrame: ((frame: ClientFrame) => Promise<void>) | undefined
   private onDrained: (() => void) | undefined
 
   constructor(
     private readonly ws: WebSocket,
+    /** The connection under `ws`. */
+    private readonly raw: Duplex,
     private readonly opts: SocketOptions,
   ) {
     ws.on('pong', () => (this.alive = true))
@@ -110,35 +116,58 @@ export class SubscriptionSocket {
 
   /** Queues a frame (the same bytes may go to many sockets). */
   send(frame: Uint8Array): void {
-    if (this.signal.aborted) return
-    this.queue.push(frame)
-    this.queuedBytes += frame.length
+    this.sendAll([frame])
+  }
+
+  /** Queues frames, in order: those that fit under the high water go to the kernel in one write. */
+  sendAll(frames: Uint8Array[]): void {
+    if (this.closed) return
+    for (const frame of frames) {
+      this.queue.push(frame)
+      this.queuedBytes += frame.length
+    }
     this.flush()
+  }
+
+  /** Whether nothing waits in the queue: the writer may send without waiting for `drained()`. */
+  get idle(): boolean {
+    return this.queue.length === 0
   }
 
   /** Resolves once nothing waits in the queue (or the socket closed): when the writer may send again. */
   drained(): Promise<void> {
-    if (this.queue.length === 0 || this.signal.aborted) return Promise.resolve()
+    if (this.queue.length === 0 || this.closed) return Promise.resolve()
     return new Promise((resolve) => {
       this.onDrained = resolve
     })
   }
 
   private flush(): void {
-    while (this.queue.length > 0 && this.inFlight < HIGH_WATER && !this.signal.aborted) {
+    let batch = 0
+    // Corked: the frames of one flush leave in one write, not one each.
+    this.raw.cork()
+    while (this.queue.length > 0 && this.inFlight < HIGH_WATER && !this.closed) {
       const frame = this.queue.shift() as Uint8Array
       this.queuedBytes -= frame.length
       this.inFlight += frame.length
-      this.ws.send(frame, { binary: true }, () => {
-        this.inFlight -= frame.length
-        this.flush()
-      })
+      batch += frame.length
+      const last = this.queue.length === 0 || this.inFlight >= HIGH_WATER
+      // Writes complete in order: the last frame's callback stands for the whole batch.
+      const sent = batch
+      this.ws.send(frame, BINARY, last ? () => this.sent(sent) : undefined)
+      if (last) batch = 0
     }
-    if (this.queue.length === 0 || this.signal.aborted) {
+    this.raw.uncork()
+    if (this.queue.length === 0 || this.closed) {
       const resolve = this.onDrained
       this.onDrained = undefined
       resolve?.()
     }
+  }
+
+  private sent(bytes: number): void {
+    this.inFlight -= bytes
+    this.flush()
   }
 
   /**
@@ -146,7 +175,7 @@ export class SubscriptionSocket {
    * queued is dropped: the client resumes from the last event it received.
    */
   fail(error: string, message: string | undefined, code: number = CloseCode.Policy): void {
-    if (this.signal.aborted) return
+    if (this.closed) return
     this.opts.log.info({ error, reason: message, code }, 'websocket ended with an error')
     this.queue.length = 0
     this.queuedBytes = 0
@@ -156,7 +185,7 @@ export class SubscriptionSocket {
 
   /** Closes the socket; a client that does not answer the close is cut after a grace period. */
   close(code: number, reason = ''): void {
-    if (this.signal.aborted) return
+    if (this.closed) return
     this.ended()
     this.ws.close(code, reason)
     setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref()
@@ -164,13 +193,14 @@ export class SubscriptionSocket {
 
   /** The socket is gone, or going. */
   private ended(): void {
+    this.closed = true
     clearInterval(this.pinger)
     this.closer.abort()
     this.flush()
   }
 
   private received(data: RawData, isBinary: boolean): void {
-    if (this.signal.aborted) return
+    if (this.closed) return
     if (!isBinary) {
       return this.fail('InvalidFrame', 'Frames are binary: a DAG-CBOR header and body', CloseCode.UnsupportedData)
     }
@@ -301,7 +331,7 @@ export async function subscriptionRoutes(app: FastifyInstance, opts: Subscriptio
     raw.once('close', abandoned)
     wss.handleUpgrade(req, raw, head, (ws) => {
       upgraded = true
-      const socket = new SubscriptionSocket(ws, {
+      const socket = new SubscriptionSocket(ws, raw, {
         pingMs: config.WEBSOCKET_PING_SECONDS * 1000,
         log,
       })

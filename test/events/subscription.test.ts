@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { takeDown } from '../../src/services/accounts.js'
 import { startTicketSweep } from '../../src/workers/index.js'
 import {
   assertOutputOf,
@@ -249,6 +250,28 @@ describe('subscribeConvoEvents: events', () => {
       ['#membershipChangeEvent', 'removed'],
     ])
     bobs.close()
+  })
+
+  it("ends a taken-down account's sockets and event streams, on every instance, when it hears of the takedown; others go on", async () => {
+    const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
+    const convo = await one.seed.createConvo(alice, [bob])
+    const [bobsSocket, bobsStream, alicesSocket] = await Promise.all([
+      subscribe(two, bob),
+      openStream(two.url, bob),
+      subscribe(two, alice),
+    ])
+    await takeDown(one.ctx.db, { did: bob.did })
+    await two.ctx.takedowns.refresh()
+    expect(await refusal(bobsSocket)).toEqual({
+      error: 'AccountTakedown',
+      message: `The account ${bob.did} has been taken down by the operator of this server`,
+      code: 1008,
+    })
+    await bobsStream.closed
+    await one.seed.sendMessage(alice, convo.id)
+    await alicesSocket.waitFor(() => seqsOf(alicesSocket).length === 1)
+    expect(bobsStream.events).toEqual([])
+    alicesSocket.close()
   })
 
   it('tells of role changes as membershipChangeEvents (infoEvents over SSE): whose, which, by whom; an heir the server made admin with no actor', async () => {

@@ -1,18 +1,26 @@
 import type { LexValue } from '@atproto/lex-cbor'
 import type { Typing } from '../../events/hub.js'
-import { cursorInFuture, keptFrom, Outbox, StreamEnded } from '../../events/outbox.js'
+import { cursorInFuture, keptFrom, Outbox, StreamEnded, type OutboxEvent } from '../../events/outbox.js'
 import { encodeCursor, parseCursor, type Watermark } from '../../events/watermark.js'
 import type { Params } from '../../lexicon/types/blue.catbird.mls.subscribeConvoEvents.js'
 import { isMessage, type LogEvent } from '../../services/eventLog.js'
 import { Refusal } from '../../services/errors.js'
-import { groupIdOf, requireMember } from '../../services/membership.js'
+import { groupIdOf, knownGroupId, requireMember } from '../../services/membership.js'
 import { toMessageView } from '../../services/messages.js'
 import { redeemTicket } from '../../services/tickets.js'
-import { CloseCode, messageFrame, type ClientFrame, type SubscriptionHandler } from '../../xrpc/websocket.js'
+import {
+  CloseCode,
+  messageFrame,
+  type ClientFrame,
+  type SubscriptionHandler,
+  type SubscriptionInput,
+} from '../../xrpc/websocket.js'
 
 /** A client may relay this many typing notices at once, then one per TYPING_REFILL_MS. */
 const TYPING_BURST = 3
 const TYPING_REFILL_MS = 1_000
+
+type Db = SubscriptionInput<Params>['db']
 
 const refused = (error: string, message: string) => new Refusal('forbidden', error, message)
 const invalid = (error: string, message: string) => new Refusal('invalid', error, message)
@@ -27,23 +35,36 @@ const CONVO_EVENT_TYPES = {
 } as const
 
 // Sockets get the hub's same event objects: encode each once (per cursor: with one range of event ids, always one).
-const frames = new WeakMap<LogEvent, { cursor: string; frame: Uint8Array }>()
+const frames = new WeakMap<LogEvent, { cursor: string; frame: Uint8Array | Promise<Uint8Array> }>()
 
 /** An event of the log as one frame: its lexicon event, whose cursor resumes after it, naming its conversation by group id. */
-function frameOf(event: LogEvent, cursor: string, groupId: string): Uint8Array {
-  let cached = frames.get(event)
-  if (cached?.cursor !== cursor) {
-    const frame = isMessage(event)
-      ? messageFrame('#messageEvent', { cursor, message: toMessageView(event, groupId) as unknown as LexValue })
-      : messageFrame(CONVO_EVENT_TYPES[event.kind], {
-          ...(event.body as Record<string, LexValue>),
-          cursor,
-          convoId: groupId,
-        })
-    cached = { cursor, frame }
-    frames.set(event, cached)
-  }
-  return cached.frame
+function encodeEvent(event: LogEvent, cursor: string, groupId: string): Uint8Array {
+  return isMessage(event)
+    ? messageFrame('#messageEvent', { cursor, message: toMessageView(event, groupId) as unknown as LexValue })
+    : messageFrame(CONVO_EVENT_TYPES[event.kind], {
+        ...(event.body as Record<string, LexValue>),
+        cursor,
+        convoId: groupId,
+      })
+}
+
+/** An event's frame, made by the first socket that sends it (at once when its conversation's group id is known). */
+function frameOf(db: Db, event: LogEvent, cursor: string): Uint8Array | Promise<Uint8Array> {
+  const cached = frames.get(event)
+  if (cached?.cursor === cursor) return cached.frame
+  const groupId = knownGroupId(event.convo_id)
+  const frame =
+    groupId !== undefined
+      ? encodeEvent(event, cursor, groupId)
+      : groupIdOf(db, event.convo_id).then((read) => encodeEvent(event, cursor, read))
+  frames.set(event, { cursor, frame })
+  return frame
+}
+
+/** The frames of a batch, without waiting when every one is made already. */
+function framesOf(db: Db, batch: OutboxEvent[]): Uint8Array[] | Promise<Uint8Array[]> {
+  const made = batch.map(({ event, cursor }) => frameOf(db, event, cursor))
+  return made.every((frame) => frame instanceof Uint8Array) ? (made as Uint8Array[]) : Promise.all(made)
 }
 
 /** Someone's typing, for a stream at `cursor` (typing is not in the log: resuming from it resumes from there). */
@@ -139,9 +160,11 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
     abandon: () => outbox.close(),
     run: async (socket) => {
       if (outdated) socket.send(outdated)
+      // The cursor of the last event handed to the socket: a typing frame's, which the client may resume from.
+      let sent = outbox.cursor
       relayTyping = (typing) =>
         void groupIdOf(db, typing.convoId).then(
-          (groupId) => socket.send(typingFrame(typing, outbox.cursor, groupId)),
+          (groupId) => socket.send(typingFrame(typing, sent, groupId)),
           (err: unknown) => log.warn({ err }, 'typing not relayed'),
         )
       // After what it was sent: the client resumes from its last cursor, with nothing skipped.
@@ -164,15 +187,18 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
       })
       log.info({ did, convoId, cursor: params.cursor }, 'subscription open')
       try {
-        for await (const { event, cursor } of outbox.events(socket.signal)) {
+        for await (const batch of outbox.batches(socket.signal)) {
+          const made = framesOf(db, batch)
+          const batchFrames = made instanceof Promise ? await made : made
           // Events wait in the outbox, counted, while the client reads (replay waits for it too).
-          const groupId = await groupIdOf(db, event.convo_id)
-          await socket.drained()
-          socket.send(frameOf(event, cursor, groupId))
+          if (!socket.idle) await socket.drained()
+          socket.sendAll(batchFrames)
+          sent = (batch[batch.length - 1] as OutboxEvent).cursor
         }
       } catch (err) {
         if (!(err instanceof StreamEnded)) throw err
-        socket.close(CloseCode.GoingAway, err.reason)
+        if (err.error !== undefined) socket.fail(err.error, err.reason)
+        else socket.close(CloseCode.GoingAway, err.reason)
       } finally {
         clearInterval(refill)
       }
