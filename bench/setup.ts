@@ -33,7 +33,7 @@ const QUICK = {
   expiredKeys: 50_000,
   oldMessages: { convos: 100, perConvo: 500 },
   fanout: { streams: 100, messages: 20 },
-  webSockets: { members: 100, convos: 20, users: 20, messages: 20, idle: 1_000 },
+  webSockets: { members: 100, convos: 50, users: 30, messages: { one: 50, many: 500 }, idle: 1_000 },
   roundTripCalls: 5,
 }
 export type Settings = typeof QUICK
@@ -51,7 +51,7 @@ const FULL: Settings = {
   expiredKeys: 1_000_000,
   oldMessages: { convos: 1_000, perConvo: 1_000 },
   fanout: { streams: 1_000, messages: 30 },
-  webSockets: { members: 1_000, convos: 1_000, users: 100, messages: 30, idle: 10_000 },
+  webSockets: { members: 1_000, convos: 1_000, users: 100, messages: { one: 50, many: 3_000 }, idle: 10_000 },
   roundTripCalls: 10,
 }
 

@@ -6,7 +6,7 @@ import type { SendArgs } from './peer.js'
 export const PAGE = 50
 /** The text of a short chat message, before MLS encrypts it. */
 export const PLAINTEXT_BYTES = 128
-/** Application messages made beforehand for each conversation. */
+/** Application messages made beforehand for each conversation, unless told otherwise. */
 const MESSAGES_PER_CONVO = 16
 /** The epoch of a conversation created with members (the commit that added them made it 1). */
 const EPOCH = 1
@@ -56,7 +56,13 @@ async function forEachConcurrently<T>(
  * makes them all (members joining from the Welcome would cost setup time for
  * nothing): any member sends them, and the server cannot tell.
  */
-export async function createConvos(url: string, users: TestUser[], count: number, size: number): Promise<Convo[]> {
+export async function createConvos(
+  url: string,
+  users: TestUser[],
+  count: number,
+  size: number,
+  messagesPerConvo = MESSAGES_PER_CONVO,
+): Promise<Convo[]> {
   const seed = new SeedClient(xrpcClient(url))
   const convos: Convo[] = []
   const slots = Array.from({ length: count }, (_, i) => i)
@@ -65,7 +71,7 @@ export async function createConvos(url: string, users: TestUser[], count: number
     const [creator, ...invited] = members as [TestUser, ...TestUser[]]
     const created = await seed.createConvo(creator, invited)
     const messages: Convo['messages'] = []
-    for (let m = 0; m < MESSAGES_PER_CONVO; m++) {
+    for (let m = 0; m < messagesPerConvo; m++) {
       const bytes = await message(creator, created.id, randomBytes(PLAINTEXT_BYTES))
       messages.push({ bytes, json: bytesJson(bytes) })
     }

@@ -3,40 +3,53 @@
  *
  * - fan-out: one conversation of `members` members with a socket each, and
  *   `convos` conversations of 10 members with a socket each (of `users`
- *   users, one socket per membership). Messages are sent one after another,
- *   round-robin over the conversations; each socket counts its frames and
- *   when they arrive (the k-th frame of a socket is the k-th message of its
- *   conversation: one sender, one at a time). Events per second are frames
- *   delivered over the time from the first send to the last arrival;
- *   latency is from a send's start to its frame's arrival. The anchor: a
- *   bare `ws` server (bench/ws-peer-child.ts) with as many sockets in the
- *   same groups, sent the very frame bytes the server sent, by the same loop.
- * - idle: `idle` sockets of the server opened and left alone, then as many
- *   SSE streams: the server process's resident memory after a full
- *   collection, beside its memory before, per stream (the kernel's socket
- *   buffers are not in it).
+ *   users, one socket per membership). The sockets are held by a server
+ *   process of their own (the fan-out instance); messages are sent through
+ *   the bench's server, another instance on the same database, as a
+ *   deployment of several instances does: the fan-out instance's work is
+ *   only hearing of new events, reading them and writing them to sockets.
+ *   Messages (real MLS, made beforehand) go round-robin over the
+ *   conversations, SENDERS at a time, one at a time per conversation; each
+ *   socket counts its frames and when they arrive (the k-th frame of a
+ *   socket is the k-th message of its conversation). Events per second are
+ *   frames delivered from the first send to the last arrival; latency is
+ *   from a send's start to its frame's arrival; CPU is the process holding
+ *   the sockets, per frame delivered. The anchor: a bare `ws` server
+ *   (bench/ws-peer-child.ts) with as many sockets in the same groups, sent
+ *   the very frame bytes the server sent, by the same loop.
+ * - idle: `idle` sockets opened on a fresh server process and left alone,
+ *   then as many SSE streams on another: the process's resident memory and
+ *   JS heap after a full collection, beside before, per stream (the
+ *   kernel's socket buffers are not in it).
  *
- * The server encodes a frame once per event (src/api/events/subscribeConvoEvents.ts,
- * `frameOf`) and hands the same bytes to every socket.
+ * The server encodes a frame once per event (src/api/events/subscribeConvoEvents.ts)
+ * and hands the same bytes to every socket.
  */
 import WebSocket from 'ws'
 import {
+  bytesJson,
+  NSID,
   openStream,
-  SeedClient,
   subscriptionUrl,
   ticketOf,
   TestUser,
   xrpcClient,
   type SseStream,
 } from '../../test/helpers/index.js'
+import { Tokens, Xrpc } from '../client.js'
 import { percentile } from '../load.js'
 import { atLeast, atMost, fixed, table, type Section } from '../report.js'
 import type { BenchServer } from '../server.js'
 import { log, type Bench } from '../setup.js'
+import { createConvos, type Convo } from '../workload.js'
 
 const CONVO_SIZE = 10
 /** Sockets opened at a time. */
 const OPENING = 50
+/** Sends in flight at a time (one per conversation at most). */
+const SENDERS = 8
+/** Real MLS messages made for each conversation; the sends go round them. */
+const MESSAGES_PER_CONVO = 4
 
 /** A socket of the bench: when each frame arrived, and the first frame's bytes. */
 interface Receiver {
@@ -73,31 +86,50 @@ interface FanOut {
   eventsPerSecond: number
   p50Ms: number
   p99Ms: number
+  /** CPU of the process holding the sockets, per frame delivered, in microseconds. */
+  cpuPerFrameMicros: number
 }
 
 /**
- * Sends `messages` messages one after another, message k to group k % groups,
- * and reads what the receivers got: each receiver's j-th frame is the j-th send to its group.
+ * Sends `messages` messages, message k to group k % groups, SENDERS at a
+ * time and one at a time per group, and reads what the receivers got: each
+ * receiver's j-th frame is the j-th send to its group.
  */
 async function drive(
   receivers: Receiver[],
   groups: number,
   messages: number,
-  send: (group: number) => Promise<void>,
+  holder: BenchServer,
+  send: (group: number, k: number) => Promise<void>,
 ): Promise<FanOut> {
   const starts: number[][] = Array.from({ length: groups }, () => [])
   const expected = receivers.reduce(
     (n, r) => n + Math.floor(messages / groups) + (r.group < messages % groups ? 1 : 0),
     0,
   )
+  const cpuBefore = await holder.run('cpuMicros')
   const first = performance.now()
-  for (let k = 0; k < messages; k++) {
-    ;(starts[k % groups] as number[]).push(performance.now())
-    await send(k % groups)
-  }
-  const deadline = performance.now() + 30_000
+  const previous = new Map<number, Promise<void>>()
+  let next = 0
+  await Promise.all(
+    Array.from({ length: Math.min(SENDERS, groups) }, async () => {
+      while (next < messages) {
+        const k = next++
+        const group = k % groups
+        const sent = (async () => {
+          await previous.get(group)
+          ;(starts[group] as number[]).push(performance.now())
+          await send(group, k)
+        })()
+        previous.set(group, sent)
+        await sent
+      }
+    }),
+  )
+  const deadline = performance.now() + 60_000
   const delivered = () => receivers.reduce((n, r) => n + r.arrivals.length, 0)
   while (delivered() < expected && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  const cpu = (await holder.run('cpuMicros')) - cpuBefore
   const latencies: number[] = []
   let last = first
   for (const r of receivers) {
@@ -114,6 +146,7 @@ async function drive(
     eventsPerSecond: (delivered() / (last - first)) * 1000,
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
+    cpuPerFrameMicros: cpu / delivered(),
   }
 }
 
@@ -124,7 +157,7 @@ async function onBarePeer(peer: BenchServer, groupsOf: number[], messages: numbe
   const wsUrl = peer.url.replace(/^http/, 'ws')
   const receivers = await inBatches(groupsOf, (group) => receive(`${wsUrl}/?group=${group}`, group))
   try {
-    return await drive(receivers, Math.max(...groupsOf) + 1, messages, async (group) => {
+    return await drive(receivers, Math.max(...groupsOf) + 1, messages, peer, async (group) => {
       const res = await fetch(`${peer.url}/broadcast?group=${group}`, { method: 'POST', body: frame })
       await res.arrayBuffer()
     })
@@ -133,45 +166,46 @@ async function onBarePeer(peer: BenchServer, groupsOf: number[], messages: numbe
   }
 }
 
-/** Conversations, and for each the members that subscribe to it. */
-async function conversations(seed: SeedClient, shape: { users: number; convos: number; size: number }) {
-  const users = await Promise.all(Array.from({ length: shape.users }, () => TestUser.create()))
-  const convos: Array<{ id: string; members: TestUser[] }> = []
-  for (let c = 0; c < shape.convos; c++) {
-    const members = Array.from({ length: shape.size }, (_, i) => users[(c * shape.size + i) % users.length] as TestUser)
-    const [creator, ...others] = members as [TestUser, ...TestUser[]]
-    const convo = await seed.createConvo(creator)
-    // addMembers takes 50 DIDs at a time, each batch with its commit and Welcome.
-    for (let i = 0; i < others.length; i += 50) {
-      const res = await seed.addMembers(creator, convo.id, others.slice(i, i + 50))
-      if (res.status !== 200) throw new Error(`addMembers: ${res.status} ${JSON.stringify(res.body)}`)
-    }
-    convos.push({ id: convo.id, members })
-  }
-  return convos
-}
-
+/**
+ * The fan-out of `messages` sends over `shape`'s conversations on the
+ * server (sockets on `holder`, sends through the bench's server), then on
+ * the bare peer.
+ */
 async function fanOutPair(
   bench: Bench,
-  peer: BenchServer,
+  servers: { holder: BenchServer; peer: BenchServer },
   shape: { users: number; convos: number; size: number },
   messages: number,
 ) {
   const url = bench.small.server.url
   const t = { ...xrpcClient(url), url }
-  const seed = new SeedClient(t)
-  const convos = await conversations(seed, shape)
+  const users = await Promise.all(Array.from({ length: shape.users }, () => TestUser.create()))
+  const convos = await createConvos(url, users, shape.convos, shape.size, MESSAGES_PER_CONVO)
+  const api = new Xrpc(url, new Tokens())
+  await api.tokens.mint(
+    convos.map((c) => c.members[0] as TestUser),
+    [NSID.sendMessage],
+  )
   const subscriptions = convos.flatMap((convo, group) => convo.members.map((member) => ({ member, group })))
   const receivers = await inBatches(subscriptions, async ({ member, group }) => {
-    const convoId = (convos[group] as { id: string }).id
-    return receive(subscriptionUrl(url, { convoId, ticket: await ticketOf(t, member, convoId) }), group)
+    const convoId = (convos[group] as Convo).id
+    return receive(subscriptionUrl(servers.holder.url, { convoId, ticket: await ticketOf(t, member, convoId) }), group)
   })
   let server: FanOut
   try {
-    server = await drive(receivers, convos.length, messages, async (group) => {
-      const convo = convos[group] as { id: string; members: TestUser[] }
-      const res = await seed.sendMessage(convo.members[0] as TestUser, convo.id)
-      if (res.status !== 200) throw new Error(`sendMessage: ${res.status}`)
+    server = await drive(receivers, convos.length, messages, servers.holder, async (group, k) => {
+      const convo = convos[group] as Convo
+      const res = await api.call(convo.members[0] as TestUser, NSID.sendMessage, {
+        input: {
+          convoId: convo.id,
+          senderDid: (convo.members[0] as TestUser).did,
+          epoch: 1,
+          ciphertext: bytesJson(
+            (convo.messages[Math.floor(k / convos.length) % MESSAGES_PER_CONVO] as Convo['messages'][number]).bytes,
+          ),
+        },
+      })
+      if (res.status !== 200) throw new Error(`sendMessage: ${res.status} ${JSON.stringify(res.body)}`)
     })
   } finally {
     closeAll(receivers)
@@ -179,7 +213,7 @@ async function fanOutPair(
   const frame = receivers.find((r) => r.first)?.first
   if (!frame) throw new Error('no frame arrived')
   const bare = await onBarePeer(
-    peer,
+    servers.peer,
     subscriptions.map((s) => s.group),
     messages,
     frame,
@@ -187,17 +221,23 @@ async function fanOutPair(
   return { server, bare }
 }
 
-/** The server process's resident memory per stream while `count` streams of one kind sit idle. */
-async function idleCost(bench: Bench, count: number, open: (user: TestUser) => Promise<() => void>) {
-  const server = bench.small.server
+/** The resident memory and heap per stream of a fresh server process while `count` streams of one kind sit idle. */
+async function idleCost(
+  bench: Bench,
+  name: string,
+  count: number,
+  open: (url: string, user: TestUser) => Promise<() => void>,
+) {
+  const server = await bench.start(bench.small, name)
   const users = await Promise.all(Array.from({ length: 10 }, () => TestUser.create()))
   const before = await server.run('memory')
   const closers = await inBatches(
     Array.from({ length: count }, (_, i) => users[i % users.length] as TestUser),
-    open,
+    (user) => open(server.url, user),
   )
   const during = await server.run('memory')
   closers.forEach((close) => close())
+  await server.stop()
   return {
     perStreamKiB: (during.rss - before.rss) / count / 1024,
     heapPerStreamKiB: (during.heapUsed - before.heapUsed) / count / 1024,
@@ -206,25 +246,27 @@ async function idleCost(bench: Bench, count: number, open: (user: TestUser) => P
 
 export async function webSocketFanOut(bench: Bench): Promise<Section> {
   const { members, convos, users, messages, idle } = bench.settings.webSockets
-  const peer = await bench.start(bench.small, 'ws-peer', { peer: 'ws' })
+  const servers = {
+    peer: await bench.start(bench.small, 'ws-peer', { peer: 'ws' }),
+    holder: await bench.start(bench.small, 'ws-fanout'),
+  }
   log(`WebSocket fan-out: one conversation of ${members}`)
-  const one = await fanOutPair(bench, peer, { users: members, convos: 1, size: members }, messages)
+  const one = await fanOutPair(bench, servers, { users: members, convos: 1, size: members }, messages.one)
   log(`WebSocket fan-out: ${convos} conversations of ${CONVO_SIZE}`)
-  const many = await fanOutPair(bench, peer, { users, convos, size: CONVO_SIZE }, messages)
+  const many = await fanOutPair(bench, servers, { users, convos, size: CONVO_SIZE }, messages.many)
 
-  const url = bench.small.server.url
-  const t = { ...xrpcClient(url), url }
-  log(`idle: ${idle} WebSockets, then ${idle} SSE streams`)
-  const webSockets = await idleCost(bench, idle, async (user) => {
+  const t = { ...xrpcClient(bench.small.server.url), url: bench.small.server.url }
+  log(`idle: ${idle} WebSockets, then ${idle} SSE streams, each on a fresh server process`)
+  const webSockets = await idleCost(bench, 'ws-idle', idle, async (url, user) => {
     const r = await receive(subscriptionUrl(url, { ticket: await ticketOf(t, user) }), 0)
     return () => r.ws.terminate()
   })
-  const sse = await idleCost(bench, idle, async (user) => {
+  const sse = await idleCost(bench, 'sse-idle', idle, async (url, user) => {
     const stream: SseStream = await openStream(url, user)
     return () => stream.close()
   })
 
-  const ratio = (f: { server: FanOut; bare: FanOut }) => f.server.eventsPerSecond / f.bare.eventsPerSecond
+  const perCore = (f: FanOut) => 1e6 / f.cpuPerFrameMicros
   const row = (name: string, f: FanOut) => [
     name,
     f.sockets,
@@ -232,23 +274,35 @@ export async function webSocketFanOut(bench: Bench): Promise<Section> {
     fixed(f.eventsPerSecond, 0),
     fixed(f.p50Ms, 1),
     fixed(f.p99Ms, 1),
+    fixed(f.cpuPerFrameMicros, 1),
+    fixed(perCore(f), 0),
   ]
   return {
     targets: [
-      atLeast('WebSocket fan-out, one conversation: events/s beside bare ws', ratio(one), 0.8),
-      atLeast(`WebSocket fan-out, ${convos} conversations: events/s beside bare ws`, ratio(many), 0.8),
+      atLeast(
+        'WebSocket fan-out, one conversation: frames per CPU-second beside bare ws',
+        perCore(one.server) / perCore(one.bare),
+        0.8,
+      ),
+      atLeast(
+        `WebSocket fan-out, ${convos} conversations: frames per CPU-second beside bare ws`,
+        perCore(many.server) / perCore(many.bare),
+        0.8,
+      ),
       atMost('idle WebSocket: KiB per socket beyond the kernel', webSockets.perStreamKiB, 20, 1),
     ],
     markdown: [
       '### WebSocket fan-out',
       '',
-      `Messages sent one after another (${messages}), round-robin over the conversations; every member has a socket ` +
-        'on its conversation. Events per second are frames delivered from the first send to the last arrival; latency ' +
-        'from a send to its frame. Beside each: a bare `ws` server, sent the very frame bytes the server sent, by the ' +
-        'same loop, to as many sockets in the same groups.',
+      `Every member has a socket on its conversation, held by a server process of their own; messages ` +
+        `(${messages.one} to the one conversation, ${messages.many} over the many) are sent through another ` +
+        `instance on the same database, ${SENDERS} at a time, one at a time per conversation. Events per second ` +
+        'are frames delivered from the first send to the last arrival; latency from a send to its frame; CPU is ' +
+        "the socket-holding process's, per frame. Beside each: a bare `ws` server, sent the very frame bytes the " +
+        'server sent, by the same loop, to as many sockets in the same groups.',
       '',
       table(
-        ['run', 'sockets', 'delivered', 'events/s', 'p50 ms', 'p99 ms'],
+        ['run', 'sockets', 'delivered', 'events/s', 'p50 ms', 'p99 ms', 'CPU µs per frame', 'frames per CPU-second'],
         [
           row(`server, 1 conversation of ${members}`, one.server),
           row('bare ws', one.bare),
@@ -259,7 +313,7 @@ export async function webSocketFanOut(bench: Bench): Promise<Section> {
       '',
       `### Idle streams: ${idle} on one server process`,
       '',
-      'Resident memory of the server process per stream (after a full collection, beside before), and its JS heap:',
+      'Resident memory of a fresh server process per stream (after a full collection, beside before), and its JS heap:',
       '',
       table(
         ['stream', 'KiB per stream (RSS)', 'KiB per stream (heap)'],
