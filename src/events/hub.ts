@@ -411,19 +411,27 @@ export class EventHub {
    * is a member (streams of other conversations are not looked at).
    */
   private async fanOut(events: LogEvent[]): Promise<void> {
-    const convoIds = [...new Set(events.map((e) => e.convo_id))]
+    const byConvo = new Map<string, LogEvent[]>()
+    for (const e of events) {
+      const ofConvo = byConvo.get(e.convo_id)
+      if (ofConvo) ofConvo.push(e)
+      else byConvo.set(e.convo_id, [e])
+    }
     const listening = new Set(this.everywhere)
-    for (const convoId of convoIds) for (const s of this.byConvo.get(convoId) ?? []) listening.add(s)
+    for (const convoId of byConvo.keys()) for (const s of this.byConvo.get(convoId) ?? []) listening.add(s)
     if (listening.size === 0) return
-    const joined = await memberships(this.opts.db, [...new Set([...listening].map((s) => s.did))], convoIds)
+    const joined = await memberships(this.opts.db, [...new Set([...listening].map((s) => s.did))], [...byConvo.keys()])
     for (const subscriber of listening) {
       // Gone while memberships were read.
       if (!this.subscribers.has(subscriber)) continue
-      const visible = events.filter(
-        (e) =>
-          (subscriber.convoId === undefined || subscriber.convoId === e.convo_id) &&
-          visibleTo(e, subscriber.did, joined.get(`${e.convo_id} ${subscriber.did}`)),
-      )
+      const { did, convoId } = subscriber
+      let visible: LogEvent[]
+      if (convoId === undefined) {
+        visible = events.filter((e) => visibleTo(e, did, joined.get(`${e.convo_id} ${did}`)))
+      } else {
+        const joinedSeq = joined.get(`${convoId} ${did}`)
+        visible = (byConvo.get(convoId) ?? []).filter((e) => visibleTo(e, did, joinedSeq))
+      }
       if (visible.length) subscriber.deliver(visible)
     }
   }

@@ -77,6 +77,17 @@ export type OutboxOptions = Pick<Subscriber, 'did' | 'convoId' | 'transport' | '
 }
 
 /**
+ * A reader that can take live events in the hub's own call when it can at
+ * once (a socket with nothing queued): while it waits for events and none are
+ * waiting for it, they skip the wake-up and go straight to it, in order.
+ */
+export interface DirectReader {
+  /** Whether it can take these events now, whole and in order, without waiting. */
+  ready(events: LogEvent[]): boolean
+  take(batch: OutboxEvent[]): void
+}
+
+/**
  * The events one member may see, as one async iterator: from a position,
  * first those already stored (replay), then live ones from the hub, with
  * nothing lost or repeated at the switch. Live events are buffered from the
@@ -91,9 +102,13 @@ export class Outbox {
   #overflowed = false
   private ended: { reason: string; error: string | undefined } | undefined
   private wake: (() => void) | undefined
+  /** The reader waits for live events, and none wait for it. */
+  private parked = false
+  private direct: DirectReader | undefined
+  private aborted = false
   private readonly unsubscribe: () => void
-  /** Where the stream starts: the resume position, or the hub's watermark when it opened. */
-  private start: Watermark = new Map()
+  /** Where the stream stands: the resume position or the hub's watermark when it opened, then after each event given. */
+  private position: Watermark = new Map()
   /** The cursor of the last event given, or of where the stream starts. */
   private given = ''
 
@@ -106,6 +121,11 @@ export class Outbox {
     this.unsubscribe = hub.subscribe({
       ...opts,
       deliver: (events) => {
+        if (this.parked && this.live.length === 0 && !this.stopped() && this.direct?.ready(events)) {
+          const batch = this.giveLive(events)
+          if (batch.length > 0) this.direct.take(batch)
+          return
+        }
         this.live.push(...events)
         for (const event of events) this.pendingBytes += weightOf(event)
         if (!this.#overflowed && opts.maxPendingBytes !== undefined && this.pendingBytes > opts.maxPendingBytes) {
@@ -128,12 +148,12 @@ export class Outbox {
    */
   static async open(hub: EventHub, db: Db, opts: OutboxOptions, from: Watermark | undefined): Promise<Outbox> {
     const outbox = new Outbox(hub, db, opts, from !== undefined)
-    if (from) outbox.start = new Map(from)
+    if (from) outbox.position = new Map(from)
     else {
       await hub.caughtUp()
-      outbox.start = hub.watermark
+      outbox.position = hub.watermark
     }
-    outbox.given = encodeCursor(outbox.start)
+    outbox.given = encodeCursor(outbox.position)
     return outbox
   }
 
@@ -161,41 +181,58 @@ export class Outbox {
    * The events in batches: what is ready when the reader asks (a page of
    * replay, or the live events that came while it was busy), so that a busy
    * stream pays its reader's per-wake-up costs once per batch, not per event.
+   * With `direct`, live events that find the reader waiting go to it at once.
    */
-  async *batches(signal: AbortSignal): AsyncGenerator<OutboxEvent[]> {
-    // Read on every wake-up: a flag is cheaper to ask than the signal.
-    let aborted = signal.aborted
+  async *batches(signal: AbortSignal, direct?: DirectReader): AsyncGenerator<OutboxEvent[]> {
+    // Read on every event: a flag is cheaper to ask than the signal.
+    this.aborted = signal.aborted
     const onAbort = () => {
-      aborted = true
+      this.aborted = true
       this.wake?.()
     }
     signal.addEventListener('abort', onAbort)
     try {
-      const position = this.start
-      const stopped = () => aborted || this.ended !== undefined || this.#overflowed
-      if (this.resuming) yield* this.replay(position, stopped)
-      while (!stopped()) {
-        const batch: OutboxEvent[] = []
-        for (const event of this.live.splice(0)) {
-          this.pendingBytes -= weightOf(event)
-          if (covers(position, event.event_id)) continue
-          advance(position, event.event_id)
-          this.given = encodeCursor(position)
-          batch.push({ event, cursor: this.given })
-        }
+      if (this.resuming) yield* this.replay()
+      this.direct = direct
+      while (!this.stopped()) {
+        const waiting = this.live.splice(0)
+        for (const event of waiting) this.pendingBytes -= weightOf(event)
+        const batch = this.giveLive(waiting)
         if (batch.length > 0) yield batch
-        if (this.live.length === 0 && !stopped()) await new Promise<void>((resolve) => (this.wake = resolve))
+        if (this.live.length === 0 && !this.stopped()) {
+          this.parked = true
+          await new Promise<void>((resolve) => (this.wake = resolve))
+          this.parked = false
+        }
       }
       if (this.ended !== undefined) throw new StreamEnded(this.ended.reason, this.ended.error)
     } finally {
+      this.parked = false
       this.unsubscribe()
       signal.removeEventListener('abort', onAbort)
     }
   }
 
-  /** Stored events after `position` up to the hub's watermark, each conversation's in order; advances `position`. */
-  private async *replay(position: Watermark, stopped: () => boolean): AsyncGenerator<OutboxEvent[]> {
-    while (!stopped()) {
+  private stopped(): boolean {
+    return this.aborted || this.ended !== undefined || this.#overflowed
+  }
+
+  /** Live events the stream has not given yet (replay may have), with their cursors; advances the position. */
+  private giveLive(events: LogEvent[]): OutboxEvent[] {
+    const batch: OutboxEvent[] = []
+    for (const event of events) {
+      if (covers(this.position, event.event_id)) continue
+      advance(this.position, event.event_id)
+      this.given = encodeCursor(this.position)
+      batch.push({ event, cursor: this.given })
+    }
+    return batch
+  }
+
+  /** Stored events after the position up to the hub's watermark, each conversation's in order; advances the position. */
+  private async *replay(): AsyncGenerator<OutboxEvent[]> {
+    const position = this.position
+    while (!this.stopped()) {
       const upTo = this.hub.watermark
       const segments = segmentsBetween(position, upTo)
       // With several ranges, each event says which one it follows in its conversation.

@@ -51,9 +51,12 @@ const BINARY = { binary: true } as const
 /** How long a closed socket's client has to answer the close before it is cut. */
 const CLOSE_GRACE_MS = 5_000
 
+/** As `ws` sends them: a Uint8Array would be wrapped in a Buffer again for every socket. */
+const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
 /** A message frame (`t` a `#name` of the subscription's lexicon), encoded once for any number of sockets. */
 export const messageFrame = (type: `#${string}`, body: LexValue): Uint8Array =>
-  new MessageFrame(body, { type }).toBytes()
+  asBuffer(new MessageFrame(body, { type }).toBytes())
 
 const errorFrame = (error: string, message: string | undefined): Uint8Array =>
   new ErrorFrame(message === undefined ? { error } : { error, message }).toBytes()

@@ -48,11 +48,12 @@ function encodeEvent(event: LogEvent, cursor: string, groupId: string): Uint8Arr
       })
 }
 
-/** An event's frame, made by the first socket that sends it (at once when its conversation's group id is known). */
+/** An event's frame, made by the first socket that sends it: at once whenever its conversation's group id is known. */
 function frameOf(db: Db, event: LogEvent, cursor: string): Uint8Array | Promise<Uint8Array> {
-  const cached = frames.get(event)
-  if (cached?.cursor === cursor) return cached.frame
+  const cached = frames.get(event)?.cursor === cursor ? frames.get(event)?.frame : undefined
+  if (cached instanceof Uint8Array) return cached
   const groupId = knownGroupId(event.convo_id)
+  if (groupId === undefined && cached) return cached
   const frame =
     groupId !== undefined
       ? encodeEvent(event, cursor, groupId)
@@ -187,13 +188,27 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
       })
       log.info({ did, convoId, cursor: params.cursor }, 'subscription open')
       try {
-        for await (const batch of outbox.batches(socket.signal)) {
+        const send = (batch: OutboxEvent[], frames: Uint8Array[]) => {
+          socket.sendAll(frames)
+          sent = (batch[batch.length - 1] as OutboxEvent).cursor
+        }
+        // While the socket has nothing queued, live events whose frames are made go to it in the hub's call.
+        const direct = {
+          ready: (events: LogEvent[]) => socket.idle && events.every((e) => knownGroupId(e.convo_id) !== undefined),
+          take: (batch: OutboxEvent[]) => {
+            try {
+              send(batch, framesOf(db, batch) as Uint8Array[])
+            } catch (err) {
+              socket.failWith(err)
+            }
+          },
+        }
+        for await (const batch of outbox.batches(socket.signal, direct)) {
           const made = framesOf(db, batch)
-          const batchFrames = made instanceof Promise ? await made : made
+          const frames = made instanceof Promise ? await made : made
           // Events wait in the outbox, counted, while the client reads (replay waits for it too).
           if (!socket.idle) await socket.drained()
-          socket.sendAll(batchFrames)
-          sent = (batch[batch.length - 1] as OutboxEvent).cursor
+          send(batch, frames)
         }
       } catch (err) {
         if (!(err instanceof StreamEnded)) throw err
