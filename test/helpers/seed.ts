@@ -97,13 +97,17 @@ export class SeedClient {
         await this.publishKeyPackage(user, await keyPackage(user, { suite }), { cipherSuite: suite }),
       )
     }
-    const claimed = ok(
-      NSID.getKeyPackages,
-      await this.api.call(caller, NSID.getKeyPackages, {
-        params: { dids: users.map((u) => u.did), cipherSuite: suite },
-      }),
-    )
-    const byDid = new Map(claimed.keyPackages.map((kp) => [kp.did, base64Bytes(kp.keyPackage)]))
+    const byDid = new Map<string, Uint8Array>()
+    // getKeyPackages takes 100 DIDs at a time.
+    for (let i = 0; i < users.length; i += 100) {
+      const claimed = ok(
+        NSID.getKeyPackages,
+        await this.api.call(caller, NSID.getKeyPackages, {
+          params: { dids: users.slice(i, i + 100).map((u) => u.did), cipherSuite: suite },
+        }),
+      )
+      for (const kp of claimed.keyPackages) byDid.set(kp.did, base64Bytes(kp.keyPackage))
+    }
     return users.map((user) => {
       const claimedOne = byDid.get(user.did)
       if (!claimedOne) throw new Error(`getKeyPackages: none for ${user.did}`)
