@@ -5,6 +5,7 @@
 #   scripts/citus.sh start     # cluster up, migrations, tables distributed; prints the server's settings
 #   scripts/citus.sh explain   # the write paths: Task Count and two-phase commits of each
 #   scripts/citus.sh test [vitest args]  # test files against the cluster, delegated writes on
+#   scripts/citus.sh bench     # sendMessage per core-second on the cluster and on one PostgreSQL, side by side
 #   scripts/citus.sh stop
 #
 # From the citusdata/citus image when a Docker engine answers, else from a
@@ -77,6 +78,24 @@ distribute() {
   fi
 }
 
+# One PostgreSQL beside the cluster, of the same build and settings without
+# Citus (port 9710, data under CITUS_DIR), for the bench to compare with.
+start_single() {
+  local data="$DIR/single"
+  if [ ! -d "$data" ]; then
+    as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust >/dev/null
+    cat >>"$data/postgresql.conf" <<CONF
+shared_preload_libraries = 'pg_stat_statements'
+listen_addresses = '127.0.0.1'
+port = 9710
+unix_socket_directories = ''
+max_connections = 300
+fsync = off
+CONF
+  fi
+  as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$data/log" -w start >/dev/null
+}
+
 case "${1:-}" in
   start) start_nodes; distribute; echo "DATABASE_URL=$URL DATABASE_DELEGATED_WRITES=true" ;;
   explain) DATABASE_URL=$URL node --import tsx scripts/citus-explain.ts ;;
@@ -86,11 +105,18 @@ case "${1:-}" in
     shift
     TEST_DATABASE_URL=postgres://postgres@127.0.0.1:9700/postgres TEST_CITUS_WORKERS=127.0.0.1:9701,127.0.0.1:9702 \
       DATABASE_DELEGATED_WRITES=true npx vitest run --no-file-parallelism "$@" ;;
+  # The cluster must be up (start); it counts the CPU of every node, which must run here (not in Docker).
+  bench)
+    start_single
+    trap 'as_pg "$PG_BIN/pg_ctl" -D "$DIR/single" -m fast stop >/dev/null' EXIT
+    BENCH_CLUSTER_URL=$URL BENCH_SINGLE_URL=postgres://postgres@127.0.0.1:9710/postgres \
+      BENCH_NODE_URLS=postgres://postgres@127.0.0.1:9700/postgres,postgres://postgres@127.0.0.1:9701/postgres,postgres://postgres@127.0.0.1:9702/postgres \
+      node --import tsx scripts/citus-bench.ts ;;
   stop)
     if docker_engine && docker ps --format '{{.Names}}' | grep -q catbird-citus; then
       docker rm -f catbird-citus-0 catbird-citus-1 catbird-citus-2 >/dev/null; docker network rm catbird-citus >/dev/null
     else
       for i in 0 1 2; do as_pg "$PG_BIN/pg_ctl" -D "$DIR/node$i" -m fast stop >/dev/null || true; done
     fi ;;
-  *) echo "usage: scripts/citus.sh start|explain|test|stop" >&2; exit 2 ;;
+  *) echo "usage: scripts/citus.sh start|explain|test|bench|stop" >&2; exit 2 ;;
 esac
