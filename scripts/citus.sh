@@ -38,20 +38,7 @@ start_nodes() {
       echo "error: no Docker engine and no Citus in $PG_BIN (install Citus, or set CITUS_PG_BIN)" >&2; exit 1; }
     mkdir -p "$DIR"; [ "$(id -u)" = 0 ] && chown postgres "$DIR"
     for i in 0 1 2; do
-      local data="$DIR/node$i"
-      if [ ! -d "$data" ]; then
-        as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust >/dev/null
-        cat >>"$data/postgresql.conf" <<CONF
-shared_preload_libraries = 'citus,pg_stat_statements'
-listen_addresses = '127.0.0.1'
-port = ${PORTS[$i]}
-unix_socket_directories = ''
-max_connections = 300
-max_prepared_transactions = 100
-fsync = off
-CONF
-      fi
-      as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$data/log" -w start >/dev/null
+      start_node "$DIR/node$i" "${PORTS[$i]}" 'citus,pg_stat_statements' 'max_prepared_transactions = 100'
     done
     WORKER_HOSTS=(127.0.0.1 127.0.0.1); WORKER_PORT=
   fi
@@ -68,6 +55,24 @@ SELECT citus_add_node('${WORKER_HOSTS[1]}', ${WORKER_PORT:-9702});
 SQL
 }
 
+# A PostgreSQL of PG_BIN in directory $1 on port $2, with the libraries $3
+# preloaded and a setting $4, made on first use; fsync off (a test cluster).
+start_node() {
+  if [ ! -d "$1" ]; then
+    as_pg "$PG_BIN/initdb" -D "$1" -U postgres --auth=trust >/dev/null
+    cat >>"$1/postgresql.conf" <<CONF
+shared_preload_libraries = '$3'
+listen_addresses = '127.0.0.1'
+port = $2
+unix_socket_directories = ''
+max_connections = 300
+$4
+fsync = off
+CONF
+  fi
+  as_pg "$PG_BIN/pg_ctl" -D "$1" -l "$1/log" -w start >/dev/null
+}
+
 # The schema as the server's migrations make it, then each table distributed
 # by its shard key (scripts/citus-distribute.sql).
 distribute() {
@@ -80,21 +85,7 @@ distribute() {
 
 # One PostgreSQL beside the cluster, of the same build and settings without
 # Citus (port 9710, data under CITUS_DIR), for the bench to compare with.
-start_single() {
-  local data="$DIR/single"
-  if [ ! -d "$data" ]; then
-    as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust >/dev/null
-    cat >>"$data/postgresql.conf" <<CONF
-shared_preload_libraries = 'pg_stat_statements'
-listen_addresses = '127.0.0.1'
-port = 9710
-unix_socket_directories = ''
-max_connections = 300
-fsync = off
-CONF
-  fi
-  as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$data/log" -w start >/dev/null
-}
+start_single() { start_node "$DIR/single" 9710 pg_stat_statements ''; }
 
 case "${1:-}" in
   start) start_nodes; distribute; echo "DATABASE_URL=$URL DATABASE_DELEGATED_WRITES=true" ;;
