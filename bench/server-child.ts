@@ -12,7 +12,12 @@ import { observeQueries } from './queries.js'
 const dist = await loadDist()
 const config = dist.loadConfig()
 if (!config.DATABASE_URL) throw new Error('DATABASE_URL is required')
-const database = dist.createDatabase({ url: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE })
+// Delegated writes as configured: scripts/citus.sh bench runs the server on a Citus cluster.
+const database = dist.createDatabase({
+  url: config.DATABASE_URL,
+  poolSize: config.DATABASE_POOL_SIZE,
+  delegatedWrites: config.DATABASE_DELEGATED_WRITES,
+})
 // A statement counts for the request in whose async context it was sent;
 // the rest (event fan-out reading new messages, workers) is background.
 // Counting is on only while round trips are counted, never in a timed run:

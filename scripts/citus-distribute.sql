@@ -5,7 +5,8 @@
 SELECT create_distributed_table('convo', 'id');
 SELECT create_distributed_table(t, 'convo_id', colocate_with => 'convo')
   FROM unnest(ARRAY['member', 'message', 'commit', 'group_info', 'welcome', 'welcome_delivery', 'admitted_key_package',
-                    'convo_policy', 'admin_action', 'member_report', 'member_device', 'pending_device_addition']) AS t;
+                    'convo_policy', 'admin_action', 'member_report', 'member_device', 'pending_device_addition',
+                    'convo_event']) AS t;
 SELECT create_distributed_table('key_package', 'owner_did', colocate_with => 'convo');
 SELECT create_distributed_table('last_resort_handout', 'owner_did', colocate_with => 'convo');
 SELECT create_distributed_table('idempotency_key', 'shard_key', colocate_with => 'convo');
@@ -13,6 +14,8 @@ SELECT create_distributed_table('idempotency_key', 'shard_key', colocate_with =>
 SELECT create_distributed_table('device', 'user_did', colocate_with => 'convo');
 SELECT create_distributed_table('opt_out', 'did', colocate_with => 'convo');
 SELECT create_distributed_table('user_block', 'blocker_did', colocate_with => 'convo');
+-- A WebSocket's ticket by its hash: the instance that redeems it may be any.
+SELECT create_distributed_table('subscription_ticket', 'ticket_hash', colocate_with => 'convo');
 -- Push (migration 011): tokens and retries by user, with their devices; the outbox by conversation.
 SELECT create_distributed_table(t, 'user_did', colocate_with => 'convo')
   FROM unnest(ARRAY['push_token', 'push_retry']) AS t;

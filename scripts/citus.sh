@@ -5,6 +5,7 @@
 #   scripts/citus.sh start     # cluster up, migrations, tables distributed; prints the server's settings
 #   scripts/citus.sh explain   # the write paths: Task Count and two-phase commits of each
 #   scripts/citus.sh test [vitest args]  # test files against the cluster, delegated writes on
+#   scripts/citus.sh bench     # sendMessage per core-second on the cluster and on one PostgreSQL, side by side
 #   scripts/citus.sh stop
 #
 # From the citusdata/citus image when a Docker engine answers, else from a
@@ -37,20 +38,7 @@ start_nodes() {
       echo "error: no Docker engine and no Citus in $PG_BIN (install Citus, or set CITUS_PG_BIN)" >&2; exit 1; }
     mkdir -p "$DIR"; [ "$(id -u)" = 0 ] && chown postgres "$DIR"
     for i in 0 1 2; do
-      local data="$DIR/node$i"
-      if [ ! -d "$data" ]; then
-        as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust >/dev/null
-        cat >>"$data/postgresql.conf" <<CONF
-shared_preload_libraries = 'citus,pg_stat_statements'
-listen_addresses = '127.0.0.1'
-port = ${PORTS[$i]}
-unix_socket_directories = ''
-max_connections = 300
-max_prepared_transactions = 100
-fsync = off
-CONF
-      fi
-      as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$data/log" -w start >/dev/null
+      start_node "$DIR/node$i" "${PORTS[$i]}" 'citus,pg_stat_statements' 'max_prepared_transactions = 100'
     done
     WORKER_HOSTS=(127.0.0.1 127.0.0.1); WORKER_PORT=
   fi
@@ -67,6 +55,24 @@ SELECT citus_add_node('${WORKER_HOSTS[1]}', ${WORKER_PORT:-9702});
 SQL
 }
 
+# A PostgreSQL of PG_BIN in directory $1 on port $2, with the libraries $3
+# preloaded and a setting $4, made on first use; fsync off (a test cluster).
+start_node() {
+  if [ ! -d "$1" ]; then
+    as_pg "$PG_BIN/initdb" -D "$1" -U postgres --auth=trust >/dev/null
+    cat >>"$1/postgresql.conf" <<CONF
+shared_preload_libraries = '$3'
+listen_addresses = '127.0.0.1'
+port = $2
+unix_socket_directories = ''
+max_connections = 300
+$4
+fsync = off
+CONF
+  fi
+  as_pg "$PG_BIN/pg_ctl" -D "$1" -l "$1/log" -w start >/dev/null
+}
+
 # The schema as the server's migrations make it, then each table distributed
 # by its shard key (scripts/citus-distribute.sql).
 distribute() {
@@ -77,6 +83,10 @@ distribute() {
   fi
 }
 
+# One PostgreSQL beside the cluster, of the same build and settings without
+# Citus (port 9710, data under CITUS_DIR), for the bench to compare with.
+start_single() { start_node "$DIR/single" 9710 pg_stat_statements ''; }
+
 case "${1:-}" in
   start) start_nodes; distribute; echo "DATABASE_URL=$URL DATABASE_DELEGATED_WRITES=true" ;;
   explain) DATABASE_URL=$URL node --import tsx scripts/citus-explain.ts ;;
@@ -86,11 +96,18 @@ case "${1:-}" in
     shift
     TEST_DATABASE_URL=postgres://postgres@127.0.0.1:9700/postgres TEST_CITUS_WORKERS=127.0.0.1:9701,127.0.0.1:9702 \
       DATABASE_DELEGATED_WRITES=true npx vitest run --no-file-parallelism "$@" ;;
+  # The cluster must be up (start); it counts the CPU of every node, which must run here (not in Docker).
+  bench)
+    start_single
+    trap 'as_pg "$PG_BIN/pg_ctl" -D "$DIR/single" -m fast stop >/dev/null' EXIT
+    BENCH_CLUSTER_URL=$URL BENCH_SINGLE_URL=postgres://postgres@127.0.0.1:9710/postgres \
+      BENCH_NODE_URLS=postgres://postgres@127.0.0.1:9700/postgres,postgres://postgres@127.0.0.1:9701/postgres,postgres://postgres@127.0.0.1:9702/postgres \
+      node --import tsx scripts/citus-bench.ts ;;
   stop)
     if docker_engine && docker ps --format '{{.Names}}' | grep -q catbird-citus; then
       docker rm -f catbird-citus-0 catbird-citus-1 catbird-citus-2 >/dev/null; docker network rm catbird-citus >/dev/null
     else
       for i in 0 1 2; do as_pg "$PG_BIN/pg_ctl" -D "$DIR/node$i" -m fast stop >/dev/null || true; done
     fi ;;
-  *) echo "usage: scripts/citus.sh start|explain|test|stop" >&2; exit 2 ;;
+  *) echo "usage: scripts/citus.sh start|explain|test|bench|stop" >&2; exit 2 ;;
 esac

@@ -59,6 +59,8 @@ const DELEGATED_WRITES = {
   create_convo: 'createConvo: the conversation and its members, in the request’s transaction (services/convos.ts)',
   change:
     'createConvo, addMembers, leaveConvo: a membership change, in the request’s transaction (services/members.ts)',
+  convo_events:
+    'createConvo, addMembers, leaveConvo, removeMember, role changes, registerDevice, groupInfoRefresh, readdition: events of a conversation, in a transaction (services/convoEvents.ts)',
 } as const
 
 const isListed = (name: string) =>

@@ -94,6 +94,12 @@ export interface EventHubOptions {
  * (ids only) at most every `idleReadIntervalMs`, not after every write, and
  * the first stream to open catches the watermark up before it starts.
  *
+ * What is read: an announcement or a notification names the ranges that
+ * moved (ids of each), and the batch it brings reads only those ranges (on
+ * Citus each range's read is a query of every shard). The poll, listening
+ * again and a stream's catching up read every range, and so find what no
+ * announcement named (an instance died before announcing).
+ *
  * Events that are not messages (a member joined or left, a member's new
  * device, a request for a fresh GroupInfo) are rows of convo_event, stored by
  * the write that makes them, in its transaction (services/convoEvents.ts).
@@ -122,6 +128,10 @@ export class EventHub {
   private pollTimer: NodeJS.Timeout | undefined
   private pumping: Promise<void> | undefined
   private pumpAgain = false
+  /** Ranges with events above the watermark that no batch has read yet: what the next batch reads. */
+  private readonly moved = new Set<number>()
+  /** The next batch reads every range, not only those that moved. */
+  private readAll = false
   private stopped = false
   /** In each range, every event id up to its watermark has been delivered or given up on. */
   readonly #watermark: Watermark = new Map([[0, 0]])
@@ -174,16 +184,15 @@ export class EventHub {
         log: this.opts.log,
         onNotification: (channel, payload) => {
           if (channel === TYPING_CHANNEL) return this.heardTyping(payload)
-          // The announced ids may be behind the watermark already (this instance's own announcements are).
-          const announced = parseCursor(payload)
-          if (!announced || [...announced.values()].some((id) => !covers(this.#watermark, id))) this.newEvents()
+          // A cursor of the ids the other instance announced, the highest of each range.
+          this.newEvents(parseCursor(payload)?.values())
         },
         // Anything committed while not listening is caught up from the database.
-        onListening: () => this.schedulePump(),
+        onListening: () => this.readEveryRange(),
       })
       await this.listener.start()
     }
-    this.pollTimer = setInterval(() => this.schedulePump(), this.opts.pollIntervalMs ?? 5_000)
+    this.pollTimer = setInterval(() => this.readEveryRange(), this.opts.pollIntervalMs ?? 5_000)
     this.pollTimer.unref()
   }
 
@@ -236,7 +245,7 @@ export class EventHub {
     // The hub's own work, not the announcing request's: it outlives the
     // request and serves everyone (logs and traces should say so).
     this.scope.runInAsyncScope(() => {
-      this.newEvents()
+      this.newEvents([eventId])
       if (!this.listener) return
       this.unnotified = true
       this.notifying ??= this.notifyAll().finally(() => {
@@ -264,8 +273,19 @@ export class EventHub {
     await this.notifying
   }
 
-  /** New events were committed: read them now for the open streams, or soon when none is open. */
-  private newEvents(): void {
+  /**
+   * New events were committed, up to these ids in their ranges (none named:
+   * anywhere): read them now for the open streams, or soon when none is open.
+   * Ids the watermark covers are old news (this instance's own announcements
+   * come back as notifications).
+   */
+  private newEvents(ids: Iterable<number> | undefined): void {
+    if (ids === undefined) this.readAll = true
+    else {
+      const news = [...ids].filter((id) => !covers(this.#watermark, id))
+      if (news.length === 0) return
+      for (const id of news) this.moved.add(rangeOf(id))
+    }
     if (this.subscribers.size > 0) return this.schedulePump()
     this.idleRead ??= setTimeout(() => {
       this.idleRead = undefined
@@ -284,7 +304,7 @@ export class EventHub {
     this.catchingUp ??= (async () => {
       // A read under way may have begun before the call: the one after it counts.
       await this.pumping
-      this.schedulePump()
+      this.readEveryRange()
       await this.pumping
     })().finally(() => {
       this.catchingUp = undefined
@@ -324,6 +344,12 @@ export class EventHub {
     await this.pumping
   }
 
+  /** Reads every range now: finds what no announcement named. */
+  private readEveryRange(): void {
+    this.readAll = true
+    this.schedulePump()
+  }
+
   private schedulePump(): void {
     if (this.stopped) return
     if (this.pumping) {
@@ -345,19 +371,34 @@ export class EventHub {
   }
 
   /**
-   * The next batch above the watermark, in segments: each range known from
-   * its watermark up to the next known range, the last one unbounded (so a
-   * range seen for the first time is found). Whole messages when a stream is
-   * open; else only their ids, which is all that moves the watermark (no
-   * message is read back for nobody).
+   * The ranges the next batch reads, forgotten as moved: every known range
+   * when asked to, else those that moved (one not known yet is known from
+   * then on, from its start).
    */
-  private async nextBatch(): Promise<{ rows: Array<LogEvent | EventRef>; full: boolean; whole: boolean }> {
-    const ranges = [...this.#watermark.keys()].sort((a, b) => a - b)
+  private rangesToRead(all: boolean): number[] {
+    for (const range of this.moved) if (!this.#watermark.has(range)) this.#watermark.set(range, rangeStart(range))
+    const ranges = [...(all ? this.#watermark.keys() : this.moved)].sort((a, b) => a - b)
+    this.readAll = false
+    this.moved.clear()
+    return ranges
+  }
+
+  /**
+   * A batch above the watermark, a segment per range: each range that moved
+   * up to its end; or, reading every range, each one up to the next known
+   * range, the last one unbounded (so a range seen for the first time is
+   * found). Whole messages when a stream is open; else only their ids, which
+   * is all that moves the watermark (no message is read back for nobody).
+   */
+  private async nextBatch(
+    ranges: number[],
+    all: boolean,
+  ): Promise<{ pages: Array<Page<LogEvent | EventRef>>; whole: boolean }> {
     const whole = this.subscribers.size > 0
-    const opts = { limit: this.batchSize, withPrev: ranges.length > 1 }
-    const reads = await Promise.all(
+    const opts = { limit: this.batchSize, withPrev: this.#watermark.size > 1 }
+    const pages = await Promise.all(
       ranges.map((range, i) => {
-        const next = ranges[i + 1]
+        const next = all ? ranges[i + 1] : range + 1
         const segment = {
           after: this.#watermark.get(range) as number,
           upTo: next === undefined ? Number.MAX_SAFE_INTEGER : rangeStart(next),
@@ -368,18 +409,35 @@ export class EventHub {
         ) as Promise<Page<LogEvent | EventRef>>
       }),
     )
-    return { rows: reads.flatMap((page) => page.rows), full: reads.some((page) => page.full), whole }
+    return { pages, whole }
   }
 
   private async pump(): Promise<void> {
     for (;;) {
-      const { rows, full, whole } = await this.nextBatch()
+      const all = this.readAll
+      const ranges = this.rangesToRead(all)
+      if (ranges.length === 0) return
+      // What this batch leaves of a range is read again by the next.
+      const readAgain = (range: number) => (all ? (this.readAll = true) : this.moved.add(range))
+      let batch
+      try {
+        batch = await this.nextBatch(ranges, all)
+      } catch (err) {
+        ranges.forEach(readAgain)
+        throw err
+      }
+      const { pages, whole } = batch
       // A stream opened while only ids were read starts from the watermark: it needs these messages.
-      if (!whole && this.subscribers.size > 0) continue
+      if (!whole && this.subscribers.size > 0) {
+        ranges.forEach(readAgain)
+        continue
+      }
+      const rows = pages.flatMap((page) => page.rows)
       // A range seen for the first time: read again with it known, and events ordered across ranges.
       const fresh = rows.filter((row) => !this.#watermark.has(rangeOf(row.event_id)))
       if (fresh.length > 0) {
         for (const row of fresh) this.#watermark.set(rangeOf(row.event_id), rangeStart(rangeOf(row.event_id)))
+        this.readAll = true
         continue
       }
       const ready = takeInOrder(rows, this.#watermark, {
@@ -387,11 +445,20 @@ export class EventHub {
         pending: (prevId) => !covers(this.#watermark, prevId),
       })
       for (const id of this.gaps.keys()) if (covers(this.#watermark, id)) this.gaps.delete(id)
+      // A full page may have more behind it.
+      pages.forEach((page, i) => page.full && readAgain(ranges[i] as number))
+      // An event left waits for a missing id of its range, or for its conversation's previous event in another range.
+      const left = rows.filter((row) => !covers(this.#watermark, row.event_id))
+      const awaited = left.flatMap((row) =>
+        row.prev_event_id != null && !covers(this.#watermark, row.prev_event_id) ? [rangeOf(row.prev_event_id)] : [],
+      )
+      for (const range of [...left.map((row) => rangeOf(row.event_id)), ...awaited]) this.moved.add(range)
       if (whole && ready.length > 0) await this.fanOut(ready as LogEvent[])
-      // A full read may have more behind it, unless nothing moved.
-      if (full && ready.length > 0) continue
+      // More behind a full page, unless nothing moved; or an awaited event in a range this batch did not read.
+      if (pages.some((page) => page.full) && ready.length > 0) continue
+      if (awaited.some((range) => !ranges.includes(range))) continue
       // Stopped at a gap: look again soon, without waiting for a notification.
-      if (ready.length < rows.length) setTimeout(() => this.schedulePump(), 50).unref()
+      if (left.length > 0) setTimeout(() => this.schedulePump(), 50).unref()
       return
     }
   }

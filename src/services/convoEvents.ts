@@ -8,7 +8,9 @@
  */
 import { sql } from 'kysely'
 import type { ConvoEventKind, Db } from '../db/schema.js'
+import { executeOnShard, onShard } from '../db/delegated.js'
 import { execute, statement } from '../db/statement.js'
+import { transact } from '../db/transaction.js'
 import { requireMember } from './membership.js'
 
 /** How a member's standing changed: the subscription's membershipChangeEvent `action`. */
@@ -22,18 +24,41 @@ export interface MembershipChange {
   reason?: string | undefined
 }
 
+type RecordValues = { convoId: string; kind: ConvoEventKind; dids: string[]; bodies: string[] }
+
 /**
  * Stores events of one kind; each is placed after the conversation's last
  * message as it stands in the calling transaction (after a change's commit).
+ * A delegated write: on Citus, an INSERT ... SELECT whose ids come from the
+ * sequence is pulled through the coordinator and committed in two phases.
  */
-const record = statement(
-  'record_convo_events',
-  (v: { convoId: string; kind: ConvoEventKind; dids: string[]; bodies: string[] }) => sql<{ event_id: number }>`
-    INSERT INTO convo_event (convo_id, kind, did, after_seq, body)
-    SELECT convo.id, ${v.kind}, e.did, convo.last_seq, e.body
-    FROM convo, unnest(${v.dids}::text[], ${v.bodies}::jsonb[]) AS e(did, body)
-    WHERE convo.id = ${v.convoId}
-    RETURNING event_id`,
+const record = onShard<RecordValues, { event_ids: string[] }>(
+  'convo_events',
+  { shardKey: 'convoId', inTransaction: true },
+  (v, refs) => ({
+    steps: [
+      { name: 'logged', select: sql`last_seq`, from: 'convo', where: sql`id = ${v.convoId}` },
+      {
+        name: 'recorded',
+        insert: 'convo_event',
+        uses: ['logged'],
+        each: { alias: 'e', rows: sql`unnest(${v.dids}::text[], ${v.bodies}::jsonb[]) AS e(did, body)` },
+        values: {
+          convo_id: v.convoId,
+          kind: v.kind,
+          did: sql`e.did`,
+          after_seq: sql`logged.last_seq`,
+          body: sql`e.body`,
+        },
+        returning: sql`event_id`,
+        keep: { event_id: 'bigint' },
+      },
+    ],
+    result: {
+      columns: { event_ids: 'bigint[]' },
+      rows: [{ values: { event_ids: sql`ARRAY(SELECT event_id FROM ${refs.rows('recorded')})` } }],
+    },
+  }),
 )
 
 async function recordEvents(
@@ -43,13 +68,13 @@ async function recordEvents(
   events: Array<{ did: string; body: Record<string, unknown> }>,
 ): Promise<number[]> {
   if (events.length === 0) return []
-  const { rows } = await execute(db, record, {
-    convoId,
-    kind,
-    dids: events.map((e) => e.did),
-    bodies: events.map((e) => JSON.stringify(e.body)),
-  })
-  return rows.map((row) => row.event_id).sort((a, b) => a - b)
+  const values = { convoId, kind, dids: events.map((e) => e.did), bodies: events.map((e) => JSON.stringify(e.body)) }
+  // Alone (a member's request, a new device's event): in a transaction of its own.
+  const { rows } = db.isTransaction
+    ? await executeOnShard(db, record, values)
+    : await transact(db, (trx) => executeOnShard(trx, record, values))
+  // bigint arrays come back as text.
+  return (rows[0]?.event_ids ?? []).map(Number).sort((a, b) => a - b)
 }
 
 const defined = (fields: Record<string, unknown>) =>

@@ -1,4 +1,5 @@
 import { sql } from 'kysely'
+import { readFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDatabase, type Database } from '../../src/db/index.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/index.js'
@@ -26,6 +27,22 @@ describe('shard keys: every key holds its shard key', () => {
       database.db,
     )
     expect(rows.map((r) => r.name)).toEqual([...Object.keys(SHARD_COLUMNS), ...REFERENCE_TABLES].sort())
+  })
+
+  it('scripts/citus-distribute.sql and the operating guide distribute every table by its shard key', async () => {
+    for (const file of ['scripts/citus-distribute.sql', 'docs/operating.md']) {
+      const text = (await readFile(new URL(`../../${file}`, import.meta.url), 'utf8')).replace(/--.*$/gm, '')
+      const distributed: Record<string, string> = {}
+      for (const [, table, column] of text.matchAll(/create_distributed_table\('(\w+)', '(\w+)'/g)) {
+        distributed[table as string] = column as string
+      }
+      for (const [, column, tables] of text.matchAll(/create_distributed_table\(t, '(\w+)'[^;]*?ARRAY\[([^\]]*)\]/g)) {
+        for (const table of (tables as string).match(/\w+/g) ?? []) distributed[table] = column as string
+      }
+      const references = [...text.matchAll(/create_reference_table\('(\w+)'\)/g)].map((m) => m[1])
+      expect([file, distributed]).toEqual([file, SHARD_COLUMNS])
+      expect([file, references.sort()]).toEqual([file, [...REFERENCE_TABLES].sort()])
+    }
   })
 
   it('every primary key, unique constraint, unique index and foreign key of a distributed table holds its shard key', async () => {

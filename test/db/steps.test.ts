@@ -42,6 +42,7 @@ describe('delegated writes, written once as steps', () => {
       'change_touch_leave',
       'claim_key_package',
       'claim_key_package_of_device',
+      'convo_events',
       'create_convo',
       'create_convo_with_group_info',
       'publish_key_package',
@@ -65,7 +66,7 @@ describe('delegated writes, written once as steps', () => {
     const { rows } = await sql<{ args: number; distinct: number }>`
       SELECT pronargs AS args, (SELECT count(DISTINCT a) FROM unnest(proargnames) a)::int AS distinct
       FROM pg_proc WHERE proname LIKE 'catbird_delegated_%'`.execute(database.db)
-    expect(rows.length).toBe(27)
+    expect(rows.length).toBe(28)
     expect(rows.every((row) => row.args === row.distinct)).toBe(true)
   })
 

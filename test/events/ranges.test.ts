@@ -77,6 +77,26 @@ function expectInOrderOnce(stream: SseStream): void {
   }
 }
 
+/** The event id of a stored message. */
+async function eventIdOf(messageId: string): Promise<number> {
+  const { rows } = await sql<{ event_id: string }>`SELECT event_id FROM message WHERE id = ${messageId}`.execute(
+    one.ctx.db,
+  )
+  return Number(rows[0]?.event_id)
+}
+
+/** A stream of `did` on `hub`, and the ids of the messages it was given. */
+function messagesTo(hub: EventHub, did: string): string[] {
+  const delivered: string[] = []
+  hub.subscribe({
+    did,
+    transport: 'sse',
+    deliver: (events) => delivered.push(...events.filter(isMessage).map((m) => m.id)),
+    close() {},
+  })
+  return delivered
+}
+
 const idsOf = (stream: SseStream) =>
   messagesOf(stream.events)
     .map((m) => m.id)
@@ -97,8 +117,9 @@ describe('event streams over event ids from several ranges', () => {
     const oldCursor = aliceLive.events[0]!.id!
     expect(oldCursor).toMatch(/^\d+$/)
 
-    // Interleaved, and only then announced: one read finds both ranges, and
-    // the shared conversation's seqs alternate between them.
+    // Interleaved, and only then one announced, in the high range: the shared
+    // conversation's seqs alternate between the ranges, so its event there
+    // waits for the one before it in the low range, which is read for it.
     const stored: Array<{ convo: string; id: string }> = []
     for (let i = 0; i < 12; i++) {
       const convo = i % 3 === 2 ? own : shared
@@ -133,21 +154,27 @@ describe('event streams over event ids from several ranges', () => {
     try {
       const late = await openStream(three.url, alice)
       for (let i = 0; i < 6; i++) await storeIn(i % 2 ? 'low' : 'high', alice, i % 2 ? own : shared)
-      await drawFrom('low')
-      expect((await two.seed.sendMessage(alice, own.id)).status).toBe(200)
-      const total = 2 + stored.length + 1 + 7
+      // Each conversation's writes stayed in one range: a write announced in each brings them.
+      for (const [range, convo] of [
+        ['high', shared],
+        ['low', own],
+      ] as const) {
+        await drawFrom(range)
+        expect((await two.seed.sendMessage(alice, convo.id)).status).toBe(200)
+      }
+      const total = 2 + stored.length + 1 + 8
       await Promise.all([
         aliceLive.waitFor((e) => e.length >= total),
         fromOld.waitFor((e) => e.length >= total - 1),
         fromMiddle.waitFor((e) => e.length >= total - 8),
-        late.waitFor((e) => e.length >= 7),
+        late.waitFor((e) => e.length >= 8),
       ])
       for (const stream of [aliceLive, fromOld, fromMiddle, late, bobLive]) {
         expectInOrderOnce(stream)
         stream.close()
       }
       expect(aliceLive.events).toHaveLength(total)
-      expect(idsOf(late)).toEqual(idsOf({ ...aliceLive, events: aliceLive.events.slice(-7) }))
+      expect(idsOf(late)).toEqual(idsOf({ ...aliceLive, events: aliceLive.events.slice(-8) }))
       expect(idsOf(fromOld)).toEqual(idsOf({ ...aliceLive, events: aliceLive.events.slice(1) }))
       expect(idsOf(fromMiddle)).toEqual(idsOf({ ...aliceLive, events: aliceLive.events.slice(8) }))
     } finally {
@@ -189,13 +216,7 @@ describe('event streams over event ids from several ranges', () => {
       pollIntervalMs: 50,
     })
     await hub.start()
-    const delivered: string[] = []
-    hub.subscribe({
-      did: alice.did,
-      transport: 'sse',
-      deliver: (events) => delivered.push(...events.filter(isMessage).map((m) => m.id)),
-      close() {},
-    })
+    const delivered = messagesTo(hub, alice.did)
     try {
       // In each range an id is drawn and never stored (its transaction rolled back), and a message follows it.
       const sent: string[] = []
@@ -212,6 +233,78 @@ describe('event streams over event ids from several ranges', () => {
         interval: 50,
       })
       expect(delivered).toEqual([...sent, ...markers])
+    } finally {
+      await hub.stop()
+    }
+  })
+
+  it('reads only the ranges an announcement or a notification names, and the range an event waits on', async () => {
+    const alice = await TestUser.create()
+    const convo = await one.seed.createConvo(alice)
+    // Both ranges hold events before the hub starts: it knows both.
+    for (const range of ['low', 'high'] as const) await storeIn(range, alice, convo)
+    const reads = { ids: 0, messages: 0 }
+    const hub = new EventHub({
+      db: one.ctx.db,
+      listen: { connectionString: one.testDb.directUrl },
+      log: one.app.log,
+      // Only announcements and notifications bring a read.
+      pollIntervalMs: 600_000,
+      batchSize: 2,
+      reads: { inc: ({ kind }) => reads[kind]++ },
+    })
+    await hub.start()
+    try {
+      // Catching up reads every range.
+      await hub.caughtUp()
+      expect(reads.ids).toBeGreaterThanOrEqual(2)
+
+      // No stream open: an announcement brings a read of ids, of its range alone.
+      const idle = reads.ids
+      for (const n of [1, 2]) {
+        hub.announce(await eventIdOf(await storeIn('high', alice, convo)))
+        await vi.waitFor(() => expect(reads.ids).toBeGreaterThanOrEqual(idle + n), { interval: 10 })
+        expect(reads.ids - idle).toBe(n)
+      }
+
+      // The last of those reads is done: the stream starts after what it read.
+      await hub.caughtUp()
+      const delivered = messagesTo(hub, alice.did)
+      await hub.caughtUp()
+      const arrived = (ids: string[]) =>
+        vi.waitFor(() => expect(delivered).toEqual(expect.arrayContaining(ids)), { timeout: 5_000, interval: 10 })
+
+      // A stream open: each write another instance announces is read at once, in its range alone.
+      const live = reads.messages
+      const sent: string[] = []
+      for (const [range, via] of [
+        ['high', one],
+        ['low', two],
+        ['high', two],
+      ] as const) {
+        await drawFrom(range)
+        const send = await via.seed.sendMessage(alice, convo.id)
+        expect(send.status).toBe(200)
+        sent.push(send.body.messageId)
+        await arrived(sent)
+        expect([range, reads.messages - live]).toEqual([range, sent.length])
+      }
+
+      // An event announced in one range whose conversation's previous event, in
+      // the other, was never announced: that range is read for it, and both
+      // arrive in order.
+      const unannounced = await storeIn('low', alice, convo)
+      const announced = await storeIn('high', alice, convo)
+      hub.announce(await eventIdOf(announced))
+      await arrived([unannounced, announced])
+      expect(delivered).toEqual([...sent, unannounced, announced])
+
+      // More than a page behind one announcement: read page after page.
+      const behind: string[] = []
+      for (let i = 0; i < 5; i++) behind.push(await storeIn('high', alice, convo))
+      hub.announce(await eventIdOf(behind.at(-1) as string))
+      await arrived(behind)
+      expect(delivered).toEqual([...sent, unannounced, announced, ...behind])
     } finally {
       await hub.stop()
     }
