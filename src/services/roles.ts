@@ -23,7 +23,8 @@ export interface RoleChange {
   role: Role
   /** The admin (or moderator stepping down) who did it. */
   by: string
-  at: Date
+  /** When the role was given; none when the member is a plain member again. */
+  promotedAt: Date | null
   /** The event of it (convoEvents.ts), to announce. */
   event: number
 }
@@ -62,21 +63,31 @@ async function setRole(
   action: RoleActionKind,
 ): Promise<RoleChange> {
   const promoted = role !== 'member'
-  const { rows } = await sql<{ at: Date }>`
+  // The time comes back in the row: Citus refuses a function in RETURNING.
+  const { rows } = await sql<{ promoted_at: Date | null }>`
     WITH touched AS (UPDATE convo SET last_activity_at = now() WHERE id = ${args.convoId})
     UPDATE member SET role = ${role},
       promoted_at = ${promoted ? sql`now()` : sql`NULL`}, promoted_by = ${promoted ? args.caller : null}
     WHERE convo_id = ${args.convoId} AND did = ${args.target} AND left_at IS NULL
-    RETURNING now() AS at`.execute(trx)
-  const at = rows[0]?.at
-  if (!at) throw new Error(`member ${args.target} of ${args.convoId} changed under its conversation's lock`)
+    RETURNING promoted_at`.execute(trx)
+  const row = rows[0]
+  if (!row) throw new Error(`member ${args.target} of ${args.convoId} changed under its conversation's lock`)
   await recordAdminAction(trx, { convoId: args.convoId, actor: args.caller, action, target: args.target })
   const event = await recordRoleChange(trx, args.convoId, convo.epoch, {
     did: args.target,
     action: ROLE_EVENT_ACTIONS[action],
     actor: args.caller,
   })
-  return { convoId: args.convoId, did: args.target, role, by: args.caller, at, event }
+  return { convoId: args.convoId, did: args.target, role, by: args.caller, promotedAt: row.promoted_at, event }
+}
+
+/** A change to admin or moderator: the role was given at `promotedAt`. */
+type Promotion = RoleChange & { promotedAt: Date }
+
+function asPromotion(change: RoleChange): Promotion {
+  const { promotedAt } = change
+  if (promotedAt === null) throw new Error(`${change.did} was promoted without a time`)
+  return { ...change, promotedAt }
 }
 
 type RoleActionKind = 'promote_admin' | 'demote_admin' | 'promote_moderator' | 'demote_moderator'
@@ -90,13 +101,13 @@ const ROLE_EVENT_ACTIONS: Record<RoleActionKind, RoleAction> = {
 }
 
 /** An admin makes a current member (a moderator included) an admin. */
-export function promoteAdmin(db: Db, args: RoleArgs): Promise<RoleChange> {
+export function promoteAdmin(db: Db, args: RoleArgs): Promise<Promotion> {
   return transact(db, async (trx) => {
     const convo = await lockForChange(trx, args.convoId, [])
     requireCaller(convo, args.caller, 'only admins make admins')
     requireTargetMember(convo, args.target)
     if (roleOf(convo, args.target) === 'admin') throw conflict('AlreadyAdmin', `${args.target} is an admin already`)
-    return setRole(trx, convo, args, 'admin', 'promote_admin')
+    return asPromotion(await setRole(trx, convo, args, 'admin', 'promote_admin'))
   })
 }
 
@@ -117,7 +128,7 @@ export function demoteAdmin(db: Db, args: RoleArgs): Promise<RoleChange> {
 }
 
 /** An admin makes a current member who is not an admin a moderator. */
-export function promoteModerator(db: Db, args: RoleArgs): Promise<RoleChange> {
+export function promoteModerator(db: Db, args: RoleArgs): Promise<Promotion> {
   return transact(db, async (trx) => {
     const convo = await lockForChange(trx, args.convoId, [])
     requireCaller(convo, args.caller, 'only admins make moderators')
@@ -127,7 +138,7 @@ export function promoteModerator(db: Db, args: RoleArgs): Promise<RoleChange> {
       throw invalidRequest('IsAdmin', `${args.target} is an admin, who has every right of a moderator`)
     }
     if (role === 'moderator') throw conflict('AlreadyModerator', `${args.target} is a moderator already`)
-    return setRole(trx, convo, args, 'moderator', 'promote_moderator')
+    return asPromotion(await setRole(trx, convo, args, 'moderator', 'promote_moderator'))
   })
 }
 

@@ -13,5 +13,5 @@ export default handler(NSID.promoteModerator, async (req) => {
     target: input.targetDid,
   })
   announce(req, undefined, [change.event])
-  return { ok: true, promotedAt: iso(change.at) }
+  return { ok: true, promotedAt: iso(change.promotedAt) }
 })
