@@ -45,13 +45,22 @@ start_nodes() {
   for i in 0 1 2; do
     until psql_at "${PORTS[$i]}" -c 'SELECT 1' postgres >/dev/null 2>&1; do sleep 0.5; done
     psql_at "${PORTS[$i]}" postgres -c 'CREATE DATABASE catbird' 2>/dev/null || true
-    # pg_stat_statements: what each node ran, counted by explain.
-    psql_at "${PORTS[$i]}" catbird -c 'CREATE EXTENSION IF NOT EXISTS citus' -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'
+    # pg_stat_statements: what each node ran, counted by explain. Only when missing: a worker
+    # of a cluster started again refuses DDL, even one that would do nothing.
+    psql_at "${PORTS[$i]}" catbird <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN CREATE EXTENSION citus; END IF;
+  IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_stat_statements') THEN CREATE EXTENSION pg_stat_statements; END IF;
+END $$;
+SQL
   done
+  # A cluster started again knows its nodes already.
   psql_at 9700 catbird <<SQL
-SELECT citus_set_coordinator_host('127.0.0.1', 9700);
-SELECT citus_add_node('${WORKER_HOSTS[0]}', ${WORKER_PORT:-9701});
-SELECT citus_add_node('${WORKER_HOSTS[1]}', ${WORKER_PORT:-9702});
+SELECT citus_set_coordinator_host('127.0.0.1', 9700) WHERE NOT EXISTS (SELECT FROM pg_dist_node WHERE groupid = 0);
+SELECT citus_add_node('${WORKER_HOSTS[0]}', ${WORKER_PORT:-9701})
+  WHERE NOT EXISTS (SELECT FROM pg_dist_node WHERE nodename = '${WORKER_HOSTS[0]}' AND nodeport = ${WORKER_PORT:-9701});
+SELECT citus_add_node('${WORKER_HOSTS[1]}', ${WORKER_PORT:-9702})
+  WHERE NOT EXISTS (SELECT FROM pg_dist_node WHERE nodename = '${WORKER_HOSTS[1]}' AND nodeport = ${WORKER_PORT:-9702});
 SQL
 }
 
