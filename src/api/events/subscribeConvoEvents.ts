@@ -50,7 +50,8 @@ function encodeEvent(event: LogEvent, cursor: string, groupId: string): Uint8Arr
 
 /** An event's frame, made by the first socket that sends it: at once whenever its conversation's group id is known. */
 function frameOf(db: Db, event: LogEvent, cursor: string): Uint8Array | Promise<Uint8Array> {
-  const cached = frames.get(event)?.cursor === cursor ? frames.get(event)?.frame : undefined
+  const entry = frames.get(event)
+  const cached = entry?.cursor === cursor ? entry.frame : undefined
   if (cached instanceof Uint8Array) return cached
   const groupId = knownGroupId(event.convo_id)
   if (groupId === undefined && cached) return cached
