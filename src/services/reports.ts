@@ -204,9 +204,10 @@ export async function resolveReport(
   if (!found) throw reportNotFound()
   if (found.role !== 'admin') throw notAdmin('only admins resolve its reports')
   await transact(db, async (trx) => {
+    // The conversation named as a value in the subquery too: Citus locks (FOR UPDATE) only where every table is filtered by it.
     const { rows } = await sql<{ status: ReportStatus; reported_still_member: boolean }>`
       SELECT r.status, EXISTS (SELECT 1 FROM member m
-        WHERE m.convo_id = r.convo_id AND m.did = r.reported_did AND m.left_at IS NULL) AS reported_still_member
+        WHERE m.convo_id = ${found.convo_id} AND m.did = r.reported_did AND m.left_at IS NULL) AS reported_still_member
       FROM member_report r WHERE r.convo_id = ${found.convo_id} AND r.id = ${args.reportId}
       FOR UPDATE OF r`.execute(trx)
     const report = rows[0]
