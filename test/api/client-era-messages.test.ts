@@ -3,6 +3,7 @@ import { sql } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
   bytesJson,
+  lockWaiters,
   message,
   messagesOf,
   NSID,
@@ -195,15 +196,7 @@ describe('msgId', () => {
       await blocker.query('BEGIN')
       await blocker.query('SELECT 1 FROM convo WHERE id = $1 FOR UPDATE', [convo.id])
       const racing = Array.from({ length: 4 }, () => t.call(alice, NSID.sendMessage, { input }))
-      const waiting = async () =>
-        Number(
-          (
-            await t.ctx.pool.query(
-              `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-            )
-          ).rows[0].n,
-        )
-      await expect.poll(waiting, { timeout: 10_000 }).toBe(4)
+      await expect.poll(() => lockWaiters(t.ctx.pool), { timeout: 10_000 }).toBe(4)
       await blocker.query('COMMIT')
       answers = await Promise.all(racing)
     } finally {

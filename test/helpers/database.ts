@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { readFile } from 'node:fs/promises'
 import { Kysely, PostgresDialect, sql, type QueryExecutorProvider, type RawBuilder } from 'kysely'
 import pg from 'pg'
@@ -70,15 +71,24 @@ async function distribute(url: string, workers: string[], name: string): Promise
     return `SELECT citus_add_node('${host}', ${Number(port)});`
   })
   const distributed = await readFile(new URL('../../scripts/citus-distribute.sql', import.meta.url), 'utf8')
-  await onServer(
-    url,
-    [
-      'CREATE EXTENSION citus;',
-      `SELECT citus_set_coordinator_host('${coordinator.hostname}', ${Number(coordinator.port)});`,
-      ...nodes,
-      distributed,
-    ].join('\n'),
-  )
+  const setUp = [
+    'CREATE EXTENSION citus;',
+    `SELECT citus_set_coordinator_host('${coordinator.hostname}', ${Number(coordinator.port)});`,
+    ...nodes,
+    distributed,
+  ].join('\n')
+  // Adding a worker to a database whose Citus daemon is starting on that worker sometimes
+  // collides with it ("tuple concurrently updated"); the statements run as one transaction,
+  // so trying again starts clean.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await onServer(url, setUp)
+    } catch (err) {
+      const collided = err instanceof Error && /tuple concurrently updated|marked as essential/.test(err.message)
+      if (!collided || attempt === 3) throw err
+      await sleep(500 * attempt)
+    }
+  }
 }
 
 /** A Kysely of the test's own on `url`, beside the server's pool: to look at or hold rows as another client would. */
@@ -94,4 +104,25 @@ export async function countRows(
   const filter = where ? sql` WHERE ${where}` : sql``
   const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql.table(table)}${filter}`.execute(db)
   return rows[0]!.n
+}
+
+/**
+ * How many backends of the current database wait for a lock. On Citus a
+ * delegated write waits on the node that holds its shard: citus_stat_activity
+ * sees every node. Ask outside a transaction that has read the activity
+ * already (within one, it is the snapshot of its first read).
+ */
+export async function lockWaiters(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>(
+    `SELECT count(*) AS n FROM ${(await onCitus(pool)) ? 'citus_stat_activity' : 'pg_stat_activity'}
+     WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+  )
+  return Number(rows[0]?.n)
+}
+
+async function onCitus(pool: pg.Pool): Promise<boolean> {
+  const { rows } = await pool.query<{ citus: boolean }>(
+    `SELECT to_regclass('pg_catalog.citus_stat_activity') IS NOT NULL AS citus`,
+  )
+  return rows[0]?.citus === true
 }

@@ -14,6 +14,7 @@ import {
   type InputOf,
   joinExternally,
   keyPackage,
+  lockWaiters,
   message,
   NSID,
   randomGroupId,
@@ -324,21 +325,7 @@ describe('answers and races of keyed writes', () => {
         await blocker.query('BEGIN')
         await blocker.query('SELECT 1 FROM convo WHERE id = $1 FOR UPDATE', [convo.id])
         const racing = [rawCall(t, alice, NSID.sendMessage, input), rawCall(other, alice, NSID.sendMessage, input)]
-        // Asked outside the blocker's transaction: within one, pg_stat_activity is the snapshot of its first read.
-        // On Citus the requests wait on the node that holds the conversation: citus_stat_activity sees every node.
-        const { rows } = await t.ctx.pool.query(
-          `SELECT to_regclass('pg_catalog.citus_stat_activity') IS NOT NULL AS citus`,
-        )
-        const activity = rows[0].citus ? 'citus_stat_activity' : 'pg_stat_activity'
-        const waiting = async () =>
-          Number(
-            (
-              await t.ctx.pool.query(
-                `SELECT count(*) AS n FROM ${activity} WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-              )
-            ).rows[0].n,
-          )
-        await expect.poll(waiting, { timeout: 10_000 }).toBe(2)
+        await expect.poll(() => lockWaiters(t.ctx.pool), { timeout: 10_000 }).toBe(2)
         await blocker.query('COMMIT')
         const answers = await Promise.all(racing)
         expect(answers.map((a) => a.status)).toEqual([200, 200])
