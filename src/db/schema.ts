@@ -400,6 +400,7 @@ export interface DatabaseSchema {
 export type Convo = Selectable<ConvoTable>
 export type Message = Selectable<MessageTable>
 export type ConvoEvent = Selectable<ConvoEventTable>
+export type ConvoPolicy = Selectable<ConvoPolicyTable>
 
 /** The database, or a transaction on it: what services take. */
 export type Db = Kysely<DatabaseSchema>

@@ -5,7 +5,7 @@
  * admin's approval of new members) cannot be turned on.
  */
 import { sql } from 'kysely'
-import type { Db } from '../db/schema.js'
+import type { ConvoPolicy, Db } from '../db/schema.js'
 import { transact } from '../db/transaction.js'
 import type { PolicyView } from '../lexicon/types/blue.catbird.mls.updatePolicy.js'
 import { recordAdminAction } from './adminActions.js'
@@ -26,16 +26,8 @@ export interface PolicyFields {
   maxMembers?: number | undefined
 }
 
-interface PolicyRow {
-  allow_invites: boolean
-  admin_only_invites: boolean
-  allow_member_add: boolean
-  allow_member_remove: boolean
-  require_admin_approval: boolean
-  max_members: number | null
-  updated_at: Date
-  updated_by: string | null
-}
+/** A stored policy's row, or the default one (set by no one). */
+type PolicyRow = Omit<ConvoPolicy, 'convo_id' | 'updated_by'> & { updated_by: string | null }
 
 /** The policy of a conversation that has none stored: set at its creation, by no one. */
 const defaultRow = (createdAt: Date): PolicyRow => ({

@@ -166,6 +166,17 @@ function deviceCalls(user: string): Array<() => Promise<unknown>> {
 function pushCalls(user: string, convoId: string, groupId: string): Array<() => Promise<unknown>> {
   const key = new Uint8Array(32).fill(9)
   const deviceId = async () => (await requireDevice(traced, user, 'UUID-9')).deviceId
+  // A send that queues pushes, from the sender's device named either way.
+  const pushedSend = (senderDevice: string) =>
+    sendMessage(traced, {
+      convoId,
+      sender: user,
+      groupId,
+      epoch: 10,
+      ciphertext: new Uint8Array([1]),
+      push: { commits: false },
+      senderDevice,
+    })
   return [
     () =>
       registerDevice(traced, {
@@ -188,26 +199,8 @@ function pushCalls(user: string, convoId: string, groupId: string): Array<() => 
         maxKeyPackages: 1000,
       }),
     async () => registerPushToken(traced, { did: user, deviceId: await deviceId(), token: 'ab'.repeat(32) }),
-    async () =>
-      sendMessage(traced, {
-        convoId,
-        sender: user,
-        groupId,
-        epoch: 10,
-        ciphertext: new Uint8Array([1]),
-        push: { commits: false },
-        senderDevice: `${user}#${await deviceId()}`,
-      }),
-    () =>
-      sendMessage(traced, {
-        convoId,
-        sender: user,
-        groupId,
-        epoch: 10,
-        ciphertext: new Uint8Array([1]),
-        push: { commits: false },
-        senderDevice: 'UUID-9',
-      }),
+    async () => pushedSend(`${user}#${await deviceId()}`),
+    () => pushedSend('UUID-9'),
     async () => unregisterPushToken(traced, { did: user, deviceId: await deviceId() }),
   ]
 }
