@@ -41,7 +41,8 @@ export async function conversationsDue(db: Db, horizon: Date, limit: number): Pr
  * the oldest message it keeps (retained_from_at, when the conversation is
  * due again). One statement on the conversation's shard; it touches the
  * conversation's row only for that last write. Answers how many messages it
- * deleted and whether older ones are left.
+ * deleted and whether older ones are left. (The time of a conversation left
+ * with nothing is a value: Citus refuses `now()` inside CASE.)
  */
 export async function purgeOldMessages(
   db: Db,
@@ -70,7 +71,7 @@ export async function purgeOldMessages(
         purged_seq = greatest(purged_seq, coalesce((SELECT max(seq) FROM gone), 0)),
         purged_epoch = greatest(purged_epoch, (SELECT max(epoch) FROM commits_gone)),
         retained_from_at = CASE WHEN (SELECT more FROM cut) THEN retained_from_at
-          ELSE coalesce((SELECT min(created_at) FROM page, cut WHERE page.seq > coalesce(cut.seq, 0)), now()) END
+          ELSE coalesce((SELECT min(created_at) FROM page, cut WHERE page.seq > coalesce(cut.seq, 0)), ${new Date()}::timestamptz) END
       WHERE id = ${convoId}
     )
     SELECT (SELECT count(*) FROM gone)::int AS deleted, coalesce((SELECT more FROM cut), false) AS more`.execute(db)
