@@ -13,8 +13,12 @@ export interface TestDatabase {
   drop(): Promise<void>
 }
 
-/** A fresh, migrated database of this test file's own, copied from the suite's template. */
-export async function createTestDatabase(): Promise<TestDatabase> {
+/**
+ * A fresh, migrated database of this test file's own, copied from the suite's
+ * template; on a Citus cluster, distributed, unless `distributed` is false
+ * (one PostgreSQL there too: for what is about one PostgreSQL's planner).
+ */
+export async function createTestDatabase({ distributed = true } = {}): Promise<TestDatabase> {
   // Loaded here, not at the top: benchmarks import this kit outside vitest.
   const { inject } = await import('vitest')
   const adminUrl = inject('pgAdminUrl')
@@ -25,7 +29,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     url.pathname = `/${name}`
     return url.href
   }
-  const workers = citusWorkers()
+  const workers = distributed ? citusWorkers() : []
   if (workers.length) await distribute(at(adminUrl), workers, name)
   return {
     url: at(inject('pgClientUrl')),
