@@ -68,7 +68,8 @@ describe('delegated writes, written once as steps', () => {
       FROM pg_proc WHERE proname LIKE 'catbird_delegated_%'`.execute(database.db)
     expect(rows.length).toBe(28)
     expect(rows.every((row) => row.args === row.distinct)).toBe(true)
-  })
+    // Every write path twice: on a Citus cluster, where each write crosses nodes, that takes longer than a test usually may.
+  }, 120_000)
 
   it('refuses steps that could not run on one node, when the write is made', () => {
     const make = (name: string, steps: Parameters<typeof onShard<{ k: string }, unknown>>[2]) => () =>

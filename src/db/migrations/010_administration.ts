@@ -26,10 +26,12 @@ import { sql, type Kysely } from 'kysely'
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   for (const statement of [
+    // Constraints added apart from their columns, named (as PostgreSQL would): Citus refuses unnamed ones with a column.
     sql`ALTER TABLE member
-          ADD COLUMN role text NOT NULL DEFAULT 'member' CHECK (role IN ('member', 'moderator', 'admin')),
+          ADD COLUMN role text NOT NULL DEFAULT 'member',
           ADD COLUMN promoted_at timestamptz,
           ADD COLUMN promoted_by text`,
+    sql`ALTER TABLE member ADD CONSTRAINT member_role_check CHECK (role IN ('member', 'moderator', 'admin'))`,
     sql`UPDATE member SET role = 'admin', promoted_at = convo.created_at
           FROM convo WHERE convo.id = member.convo_id AND member.did = convo.creator_did AND member.left_at IS NULL`,
     // A conversation its creator left gets the longest-standing member as its admin.
@@ -94,8 +96,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       taken_down_at  timestamptz NOT NULL DEFAULT now()
     )`,
     sql`ALTER TABLE convo ADD COLUMN retained_from_at timestamptz NOT NULL DEFAULT now(),
-          ADD COLUMN purged_seq bigint NOT NULL DEFAULT 0 CHECK (purged_seq >= 0),
+          ADD COLUMN purged_seq bigint NOT NULL DEFAULT 0,
           ADD COLUMN purged_epoch bigint`,
+    sql`ALTER TABLE convo ADD CONSTRAINT convo_purged_seq_check CHECK (purged_seq >= 0)`,
     sql`UPDATE convo SET retained_from_at = created_at`,
     sql`CREATE INDEX convo_retained_from_idx ON convo (retained_from_at)`,
     // Settled device additions are kept as long as the admins' log.
@@ -131,15 +134,18 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  await sql`
-    DROP INDEX pending_device_addition_settled_idx;
-    DROP INDEX convo_retained_from_idx;
-    ALTER TABLE convo DROP COLUMN retained_from_at, DROP COLUMN purged_seq, DROP COLUMN purged_epoch;
-    DROP TABLE account_takedown;
-    DROP TABLE user_block;
-    DROP TABLE member_report;
-    DROP TABLE admin_action;
-    DROP TABLE convo_policy;
-    ALTER TABLE member DROP COLUMN role, DROP COLUMN promoted_at, DROP COLUMN promoted_by;
-  `.execute(db)
+  // One statement at a time: Citus passes a DROP INDEX on to the workers as the string it came in.
+  for (const statement of [
+    sql`DROP INDEX pending_device_addition_settled_idx`,
+    sql`DROP INDEX convo_retained_from_idx`,
+    sql`ALTER TABLE convo DROP COLUMN retained_from_at, DROP COLUMN purged_seq, DROP COLUMN purged_epoch`,
+    sql`DROP TABLE account_takedown`,
+    sql`DROP TABLE user_block`,
+    sql`DROP TABLE member_report`,
+    sql`DROP TABLE admin_action`,
+    sql`DROP TABLE convo_policy`,
+    sql`ALTER TABLE member DROP COLUMN role, DROP COLUMN promoted_at, DROP COLUMN promoted_by`,
+  ]) {
+    await statement.execute(db)
+  }
 }
