@@ -56,8 +56,9 @@ const sqlState = (err: unknown): string | undefined => {
 // or "did not answer in time" (57014: statement_timeout cancelled the query).
 const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|57014|53300)/
 const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'])
+// "timeout expired": a client of its own (a delegated write's function being made) that could not connect in time.
 const UNAVAILABLE_MESSAGES =
-  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly|Client was closed and is not queryable/
+  /Connection terminated|timeout exceeded when trying to connect|timeout expired|Client has encountered a connection error|Connection ended unexpectedly|Client was closed and is not queryable/
 
 function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false

@@ -196,7 +196,7 @@ describe('msgId', () => {
       await blocker.query('BEGIN')
       await blocker.query('SELECT 1 FROM convo WHERE id = $1 FOR UPDATE', [convo.id])
       const racing = Array.from({ length: 4 }, () => t.call(alice, NSID.sendMessage, { input }))
-      await expect.poll(() => lockWaiters(t.ctx.pool), { timeout: 10_000 }).toBe(4)
+      await expect.poll(() => lockWaiters(t.ctx.db), { timeout: 10_000 }).toBe(4)
       await blocker.query('COMMIT')
       answers = await Promise.all(racing)
     } finally {

@@ -103,6 +103,9 @@ beforeAll(async () => {
   })
   alice = await TestUser.create()
   convoId = (await t.seed.createConvo(alice)).id
+  // A keyed send before any freeze: with delegated writes (Citus) its function is made then, on a
+  // connection of its own, so what freezes below is the write itself.
+  await t.seed.sendMessage(alice, convoId, { idempotencyKey: randomUUID(), ciphertext: await message(alice, convoId) })
 })
 afterEach(() => proxy.thaw())
 afterAll(async () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   countRows,
   createTestDatabase,
+  lockWaiters,
   openKysely,
   SeedClient,
   startChildServer,
@@ -33,17 +34,8 @@ describe('graceful shutdown', () => {
       await sql`BEGIN`.execute(conn)
       await sql`SELECT 1 FROM convo WHERE id = ${convo.id} FOR UPDATE`.execute(conn)
       const sends = Array.from({ length: 30 }, () => seed.sendMessage(alice, convo.id))
-      // Wait until all 30 are blocked on the row lock inside the database (polled
-      // outside this transaction: pg_stat_activity is snapshotted per transaction).
-      const deadline = Date.now() + 15_000
-      let blocked = 0
-      while (blocked < 30 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 100))
-        const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND state = 'active' AND wait_event_type = 'Lock'`.execute(db)
-        blocked = rows[0]!.n
-      }
-      expect(blocked).toBe(30)
+      // Wait until all 30 are blocked on the row lock inside the database (on every node of a cluster).
+      await expect.poll(() => lockWaiters(db), { timeout: 15_000, interval: 100 }).toBe(30)
       server.process.kill('SIGTERM')
       await new Promise((r) => setTimeout(r, 300))
       await sql`COMMIT`.execute(conn)

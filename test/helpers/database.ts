@@ -116,17 +116,13 @@ export async function countRows(
  * sees every node. Ask outside a transaction that has read the activity
  * already (within one, it is the snapshot of its first read).
  */
-export async function lockWaiters(pool: pg.Pool): Promise<number> {
-  const { rows } = await pool.query<{ n: string }>(
-    `SELECT count(*) AS n FROM ${(await onCitus(pool)) ? 'citus_stat_activity' : 'pg_stat_activity'}
-     WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+export async function lockWaiters(db: QueryExecutorProvider): Promise<number> {
+  const { rows: citus } = await sql<{ on: boolean }>`
+    SELECT to_regclass('pg_catalog.citus_stat_activity') IS NOT NULL AS on`.execute(db)
+  const activity = citus[0]?.on ? sql`citus_stat_activity` : sql`pg_stat_activity`
+  const { rows } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM ${activity} WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(
+    db,
   )
-  return Number(rows[0]?.n)
-}
-
-async function onCitus(pool: pg.Pool): Promise<boolean> {
-  const { rows } = await pool.query<{ citus: boolean }>(
-    `SELECT to_regclass('pg_catalog.citus_stat_activity') IS NOT NULL AS citus`,
-  )
-  return rows[0]?.citus === true
+  return rows[0]!.n
 }

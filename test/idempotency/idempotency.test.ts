@@ -325,7 +325,7 @@ describe('answers and races of keyed writes', () => {
         await blocker.query('BEGIN')
         await blocker.query('SELECT 1 FROM convo WHERE id = $1 FOR UPDATE', [convo.id])
         const racing = [rawCall(t, alice, NSID.sendMessage, input), rawCall(other, alice, NSID.sendMessage, input)]
-        await expect.poll(() => lockWaiters(t.ctx.pool), { timeout: 10_000 }).toBe(2)
+        await expect.poll(() => lockWaiters(t.ctx.db), { timeout: 10_000 }).toBe(2)
         await blocker.query('COMMIT')
         const answers = await Promise.all(racing)
         expect(answers.map((a) => a.status)).toEqual([200, 200])
