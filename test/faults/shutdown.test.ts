@@ -23,7 +23,13 @@ afterAll(async () => {
 
 describe('graceful shutdown', () => {
   it('finishes every in-flight request on SIGTERM, then exits 0', async () => {
-    const server = await startChildServer({ DATABASE_URL: testDb.url, DATABASE_POOL_SIZE: '40' })
+    // The sends wait on the held row for as long as it takes all 30 to arrive (longer on a loaded cluster): no timeout ends them first.
+    const server = await startChildServer({
+      DATABASE_URL: testDb.url,
+      DATABASE_POOL_SIZE: '40',
+      DATABASE_STATEMENT_TIMEOUT_MS: '30000',
+      DATABASE_QUERY_TIMEOUT_MS: '31000',
+    })
     const seed = new SeedClient(xrpcClient(server.url))
     const alice = await TestUser.create()
     const convo = await seed.createConvo(alice)

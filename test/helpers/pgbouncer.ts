@@ -27,7 +27,7 @@ export interface RunningPgBouncer {
  * most `poolSize` server connections per database. The timeouts the server
  * sets on its connections are startup parameters, which PgBouncer refuses
  * unless told to ignore them (docs/operating.md says how to keep them behind a
- * pooler); prepared statements need PgBouncer 1.21 with
+ * pooler; `options` carries the Citus setting of delegated writes); prepared statements need PgBouncer 1.21 with
  * max_prepared_statements, so behind an older one the server runs with
  * DATABASE_PREPARED_STATEMENTS=false.
  */
@@ -37,11 +37,12 @@ export async function startPgBouncer(binary: string, target: string, poolSize = 
   // As root, PgBouncer runs as postgres (it refuses root), which must read its files and write its log.
   await chmod(dir, 0o777)
   const port = await freePort()
+  // None for a server that trusts local connections (a Citus cluster of scripts/citus.sh): PgBouncer refuses `password=''`.
   const password = decodeURIComponent(server.password)
   await writeFile(
     path.join(dir, 'pgbouncer.ini'),
     `[databases]
-* = host=${server.hostname} port=${server.port} user=${decodeURIComponent(server.username)} password='${password.replace(/'/g, "''")}'
+* = host=${server.hostname} port=${server.port} user=${decodeURIComponent(server.username)}${password ? ` password='${password.replace(/'/g, "''")}'` : ''}
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -51,7 +52,7 @@ auth_type = any
 pool_mode = transaction
 default_pool_size = ${poolSize}
 max_client_conn = 1000
-ignore_startup_parameters = statement_timeout,idle_in_transaction_session_timeout,extra_float_digits
+ignore_startup_parameters = statement_timeout,idle_in_transaction_session_timeout,extra_float_digits,options
 logfile = ${path.join(dir, 'pgbouncer.log')}
 `,
     { mode: 0o644 },
