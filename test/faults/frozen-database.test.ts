@@ -3,6 +3,8 @@ import { sql } from 'kysely'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { handlers } from '../../src/api/index.js'
 import { createDatabase } from '../../src/db/index.js'
+import { sendMessage } from '../../src/services/messages.js'
+import { toXrpcError } from '../../src/xrpc/errors.js'
 import {
   countRows,
   createTestDatabase,
@@ -268,6 +270,29 @@ describe('a frozen database', () => {
 })
 
 describe('the pool', () => {
+  it('answers 503 for a delegated write whose function cannot be made, for want of a connection to make it on', async () => {
+    // With delegated writes (Citus), a write's function is made the first time it is sent, on a connection of its own.
+    const database = createDatabase({ url: proxy.url, poolSize: 1, delegatedWrites: true, timeouts: { queryMs: 300 } })
+    try {
+      // The pool's one connection opens before the freeze: the write reaches the step that makes its function.
+      await sql`SELECT 1`.execute(database.db)
+      proxy.freeze()
+      const failure = await sendMessage(database.db, {
+        convoId,
+        sender: alice.did,
+        groupId: randomGroupId(),
+        epoch: 1,
+        ciphertext: new Uint8Array([1]),
+      }).catch((err: unknown) => err)
+      // pg's own words for a client that could not connect in time (the pool's are others).
+      expect(failure).toMatchObject({ message: 'timeout expired' })
+      expect(toXrpcError(failure).statusCode).toBe(503)
+    } finally {
+      proxy.thaw()
+      await database.close()
+    }
+  })
+
   it('closes a connection whose query timed out instead of handing it out again', async () => {
     // One connection, no statement timeout: reused, the next query would
     // queue behind the abandoned sleep.
