@@ -277,7 +277,12 @@ describe('a frozen database', () => {
 describe('the pool', () => {
   it('answers 503 for a delegated write whose function cannot be made, for want of a connection to make it on', async () => {
     // With delegated writes (Citus), a write's function is made the first time it is sent, on a connection of its own.
-    const database = createDatabase({ url: proxy.url, poolSize: 1, delegatedWrites: true, timeouts: { queryMs: 300 } })
+    const database = createDatabase({
+      url: proxy.url,
+      poolSize: 1,
+      delegatedWrites: true,
+      timeouts: { queryMs: QUERY_TIMEOUT_MS },
+    })
     try {
       // The pool's one connection opens before the freeze: the write reaches the step that makes its function.
       await sql`SELECT 1`.execute(database.db)
