@@ -220,8 +220,10 @@ describe('a frozen database', () => {
     'keyed %s reached the database late: 503, and the retry replays it (stored once)',
     async (_kind, timedOut) => {
       const { stored, retry } = await timedOut()
-      // As after SIGCONT: what was held is delivered, runs and commits.
+      // As after SIGCONT: what was held is delivered, runs and commits, before the client's retry
+      // (which would otherwise race it to the key, from another connection).
       proxy.thaw()
+      await expect.poll(stored, { timeout: 5_000 }).toBe(1)
       const { res } = await retryUntilAnswered<unknown>(retry)
       expect(res.status).toBe(200)
       expect(res.headers.get('idempotent-replayed')).toBe('true')
