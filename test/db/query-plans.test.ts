@@ -260,10 +260,13 @@ async function genericPlan(text: string, parameters: readonly unknown[]): Promis
     const { rows } = await client.query<{ 'QUERY PLAN': unknown }>(
       `EXPLAIN (FORMAT JSON) EXECUTE generic${values.length ? `(${values.join(', ')})` : ''}`,
     )
-    return rows[0]!['QUERY PLAN']
-  } finally {
     await client.query('DEALLOCATE generic; RESET plan_cache_mode')
     client.release()
+    return rows[0]!['QUERY PLAN']
+  } catch (err) {
+    // Its session may hold the statement and the setting: closed, not handed out again (and the error is the first one).
+    client.release(err instanceof Error ? err : true)
+    throw err
   }
 }
 
