@@ -47,7 +47,7 @@ export const configSchema = z
     DATABASE_DELEGATED_WRITES: bool
       .default(false)
       .describe(
-        "On a Citus cluster: run the writes of sendMessage, publishKeyPackage(s), registerDevice, the key-package claims, createConvo and addMembers as PL/pgSQL functions distributed by their shard key, each sent whole to the node that holds its shard, where each of its statements runs on that node's own shards (one task, no two-phase commit on any node); the server makes each function when it first sends its write. The idempotency claim of createConvo and addMembers then sends its `SET LOCAL lock_timeout` apart, propagated to the node where it waits. Off on a single PostgreSQL, where the statements run as they are.",
+        "On a Citus cluster: run the writes of sendMessage, publishKeyPackage(s), registerDevice, the key-package claims, createConvo and addMembers as PL/pgSQL functions distributed by their shard key, each sent whole to the node that holds its shard, where each of its statements runs on that node's own shards (one task, no two-phase commit on any node); the server makes each function when it first sends its write. The idempotency claim of createConvo and addMembers then sends its `SET LOCAL lock_timeout` apart, propagated to the node where it waits, and a statement on every shard (the event hub's reads, the sweeps) runs over the one connection each session keeps to each node. Off on a single PostgreSQL, where the statements run as they are.",
       ),
     DATABASE_STATEMENT_TIMEOUT_MS: int(0)
       .default(5_000)

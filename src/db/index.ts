@@ -86,6 +86,16 @@ export async function pingDatabase(db: Db, timeoutMs: number): Promise<void> {
   }
 }
 
+/**
+ * Settings of the server's sessions on Citus. The SET LOCALs of the
+ * idempotency claim must reach the node where its INSERT waits
+ * (src/idempotency/claim.ts). A statement on every shard (the event hub's
+ * reads, the workers' claims, the sweeps) is a few index lookups per shard:
+ * on one connection per worker, the one the session keeps, it opens none,
+ * where Citus's default opens up to 16 per worker and closes all but one.
+ */
+const CITUS_SESSION_OPTIONS = '-c citus.propagate_set_commands=local -c citus.max_adaptive_executor_pool_size=1'
+
 export function createDatabase(opts: DatabaseOptions): Database {
   const { statementMs = 0, queryMs = 0, idleInTransactionMs = 0 } = opts.timeouts ?? {}
   const pool = new pg.Pool({
@@ -96,9 +106,7 @@ export function createDatabase(opts: DatabaseOptions): Database {
     statement_timeout: statementMs,
     idle_in_transaction_session_timeout: idleInTransactionMs,
     query_timeout: queryMs,
-    // On Citus, the SET LOCALs of the idempotency claim must reach the node
-    // where its INSERT waits (src/idempotency/store.ts, claimKey).
-    ...(opts.delegatedWrites ? { options: '-c citus.propagate_set_commands=local' } : {}),
+    ...(opts.delegatedWrites ? { options: CITUS_SESSION_OPTIONS } : {}),
     // Bounds both opening a connection and waiting for a free one; without
     // configured timeouts (migrations), the 5 s it always was.
     connectionTimeoutMillis: opts.timeouts ? queryMs : 5_000,

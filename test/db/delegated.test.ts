@@ -118,11 +118,13 @@ describe('the idempotency claim of a distributed database', () => {
     const [first, replay] = [await create(key), await create(key)]
     expect([first.status, replay.status, replay.headers.get('idempotent-replayed')]).toEqual([200, 200, 'true'])
     expect(replay.body).toEqual(first.body)
-    // Asked of the connections, so that Citus sends the claim's SET LOCALs on to the nodes.
-    const { rows } = await t.database.pool.query<{ propagate: string }>(
-      `SELECT current_setting('citus.propagate_set_commands') AS propagate`,
+    // Asked of the connections, so that Citus sends the claim's SET LOCALs on to the nodes, and a
+    // statement on every shard runs on the connection the session keeps to each worker.
+    const { rows } = await t.database.pool.query<{ propagate: string; pool: string }>(
+      `SELECT current_setting('citus.propagate_set_commands') AS propagate,
+              current_setting('citus.max_adaptive_executor_pool_size') AS pool`,
     )
-    expect(rows[0]?.propagate).toBe('local')
+    expect(rows[0]).toEqual({ propagate: 'local', pool: '1' })
 
     // A second server (this one has one connection), whose request waits for the key at most 200 ms.
     const config = { DATABASE_DELEGATED_WRITES: 'true' }
