@@ -22,6 +22,25 @@ const TYPING_REFILL_MS = 1_000
 
 type Db = SubscriptionInput<Params>['db']
 
+/**
+ * A socket's typing rate: whether one more notice may go now. The notices
+ * earned since the last are counted when one comes, not by a timer of every
+ * socket ticking whether it types or not.
+ */
+function typingAllowance(): () => boolean {
+  let tokens = TYPING_BURST
+  let earnedUpTo = performance.now()
+  return () => {
+    const now = performance.now()
+    const earned = Math.floor((now - earnedUpTo) / TYPING_REFILL_MS)
+    tokens = Math.min(TYPING_BURST, tokens + earned)
+    earnedUpTo = tokens === TYPING_BURST ? now : earnedUpTo + earned * TYPING_REFILL_MS
+    if (tokens === 0) return false
+    tokens--
+    return true
+  }
+}
+
 const refused = (error: string, message: string) => new Refusal('forbidden', error, message)
 const invalid = (error: string, message: string) => new Refusal('invalid', error, message)
 
@@ -177,13 +196,11 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
         )
       // Too many while the socket was opening.
       if (outbox.overflowed) tooSlow()
-      let tokens = TYPING_BURST
-      const refill = setInterval(() => (tokens = Math.min(TYPING_BURST, tokens + 1)), TYPING_REFILL_MS).unref()
+      const allowance = typingAllowance()
       socket.onMessage(async (frame) => {
         const typing = readTyping(frame)
         // Over the rate, typing notices are dropped: they say nothing a later one does not.
-        if (tokens === 0) return
-        tokens--
+        if (!allowance()) return
         const { convo } = await requireMember(db, typing.convoId, did)
         events.typing({ convoId: convo.id, isTyping: typing.isTyping, did })
       })
@@ -215,8 +232,6 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
         if (!(err instanceof StreamEnded)) throw err
         if (err.error !== undefined) socket.fail(err.error, err.reason)
         else socket.close(CloseCode.GoingAway, err.reason)
-      } finally {
-        clearInterval(refill)
       }
     },
   }
