@@ -28,6 +28,7 @@ import {
 } from './watermark.js'
 
 const MESSAGE_CHANNEL = 'catbird_message'
+const streamKey = (did: string, transport: Subscriber['transport']) => `${transport} ${did}`
 const TYPING_CHANNEL = 'catbird_typing'
 
 /** A member started or stopped typing: relayed, never stored. */
@@ -124,6 +125,8 @@ export class EventHub {
   /** Streams of one conversation, by conversation; streams of all of their member's conversations. */
   private readonly byConvo = new Map<string, Set<Subscriber>>()
   private readonly everywhere = new Set<Subscriber>()
+  /** Open streams by caller and transport: what a new one is counted against, without a walk over every stream. */
+  private readonly streamCounts = new Map<string, number>()
   private listener: Listener | undefined
   private pollTimer: NodeJS.Timeout | undefined
   private pumping: Promise<void> | undefined
@@ -166,9 +169,7 @@ export class EventHub {
 
   /** Streams open for `did` on this instance, of one transport. */
   streamsOf(did: string, transport: Subscriber['transport']): number {
-    let n = 0
-    for (const s of this.subscribers) if (s.did === did && s.transport === transport) n++
-    return n
+    return this.streamCounts.get(streamKey(did, transport)) ?? 0
   }
 
   async start(): Promise<void> {
@@ -318,8 +319,14 @@ export class EventHub {
     const index = convoId === undefined ? this.everywhere : (this.byConvo.get(convoId) ?? new Set<Subscriber>())
     if (convoId !== undefined) this.byConvo.set(convoId, index)
     index.add(subscriber)
+    const counted = streamKey(subscriber.did, subscriber.transport)
+    this.streamCounts.set(counted, (this.streamCounts.get(counted) ?? 0) + 1)
     return () => {
-      this.subscribers.delete(subscriber)
+      // Its reader ending and its owner closing it may both unsubscribe: counted once.
+      if (!this.subscribers.delete(subscriber)) return
+      const left = (this.streamCounts.get(counted) ?? 1) - 1
+      if (left > 0) this.streamCounts.set(counted, left)
+      else this.streamCounts.delete(counted)
       index.delete(subscriber)
       if (convoId !== undefined && index.size === 0 && this.byConvo.get(convoId) === index) this.byConvo.delete(convoId)
     }
@@ -340,6 +347,7 @@ export class EventHub {
     clearTimeout(this.idleRead)
     for (const s of this.subscribers) s.close('server shutting down')
     this.subscribers.clear()
+    this.streamCounts.clear()
     await this.listener?.stop()
     await this.pumping
   }

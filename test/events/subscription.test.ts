@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { takeDown } from '../../src/services/accounts.js'
 import { startTicketSweep } from '../../src/workers/index.js'
@@ -164,6 +164,14 @@ describe('subscribeConvoEvents: tickets', () => {
     // The others are untouched: each hears the next message.
     await one.seed.sendMessage(alice, convo.id)
     await Promise.all(open.map((sub) => sub.waitFor(() => seqsOf(sub).length === 1)))
+    // A socket closed frees its place, once: one more may open, and no more.
+    open.pop()?.close()
+    await vi.waitFor(() => expect(one.ctx.events.streamsOf(alice.did, 'websocket')).toBe(2))
+    const again = await subscribe(one, alice)
+    open.push(again)
+    await one.seed.sendMessage(alice, convo.id)
+    await again.waitFor(() => seqsOf(again).length === 1)
+    expect(await refusal(await subscribe(one, alice))).toMatchObject({ error: 'RateLimitExceeded' })
     open.forEach((sub) => sub.close())
   })
 
