@@ -90,9 +90,10 @@ export async function pingDatabase(db: Db, timeoutMs: number): Promise<void> {
  * Settings of the server's sessions on Citus. The SET LOCALs of the
  * idempotency claim must reach the node where its INSERT waits
  * (src/idempotency/claim.ts). A statement on every shard (the event hub's
- * reads, the workers' claims, the sweeps) is a few index lookups per shard:
- * on one connection per worker, the one the session keeps, it opens none,
- * where Citus's default opens up to 16 per worker and closes all but one.
+ * reads, the push workers' claims, the sweeps) is a few index lookups per
+ * shard: run over the one connection the session keeps to each node, it
+ * opens none, where Citus's default opens up to 16 more per node and closes
+ * them after.
  */
 const CITUS_SESSION_OPTIONS = '-c citus.propagate_set_commands=local -c citus.max_adaptive_executor_pool_size=1'
 

@@ -28,8 +28,8 @@ import {
 } from './watermark.js'
 
 const MESSAGE_CHANNEL = 'catbird_message'
-const streamKey = (did: string, transport: Subscriber['transport']) => `${transport} ${did}`
 const TYPING_CHANNEL = 'catbird_typing'
+const streamKey = (did: string, transport: Subscriber['transport']) => `${transport} ${did}`
 
 /** A member started or stopped typing: relayed, never stored. */
 export interface Typing {
