@@ -29,13 +29,12 @@ type Db = SubscriptionInput<Params>['db']
  */
 function typingAllowance(): () => boolean {
   let tokens = TYPING_BURST
-  let earnedUpTo = performance.now()
+  let countedAt = performance.now()
   return () => {
     const now = performance.now()
-    const earned = Math.floor((now - earnedUpTo) / TYPING_REFILL_MS)
-    tokens = Math.min(TYPING_BURST, tokens + earned)
-    earnedUpTo = tokens === TYPING_BURST ? now : earnedUpTo + earned * TYPING_REFILL_MS
-    if (tokens === 0) return false
+    tokens = Math.min(TYPING_BURST, tokens + (now - countedAt) / TYPING_REFILL_MS)
+    countedAt = now
+    if (tokens < 1) return false
     tokens--
     return true
   }
