@@ -44,7 +44,8 @@ export interface Subscriber {
   convoId?: string | undefined
   /** What carries it: each transport has its own limit of streams per caller. */
   transport: 'sse' | 'websocket'
-  deliver(events: LogEvent[]): void
+  /** Events it may see, in order; the array may be shared with other streams (read it, never change it). */
+  deliver(events: readonly LogEvent[]): void
   /** Typing of other members of its conversations; streams without it are not told. */
   typing?(event: Typing): void
   /** The hub ends the stream: `error` names why when it is the caller's doing, not the server's. */
@@ -120,6 +121,11 @@ export interface EventHubOptions {
  * instances through a notification of its own (none without LISTEN); it is
  * lost when nobody hears it, and never replayed.
  */
+/** The events of one conversation `did` may see: the very array when it may see them all (no copy per stream). */
+function visibleOf(events: LogEvent[], did: string, joinedSeq: number | undefined): readonly LogEvent[] {
+  return events.every((e) => visibleTo(e, did, joinedSeq)) ? events : events.filter((e) => visibleTo(e, did, joinedSeq))
+}
+
 export class EventHub {
   private readonly subscribers = new Set<Subscriber>()
   /** Streams of one conversation, by conversation; streams of all of their member's conversations. */
@@ -235,7 +241,8 @@ export class EventHub {
     this.typingFanOut = this.typingFanOut
       .then(async () => {
         const joined = await memberships(this.opts.db, [...new Set(listening.map((s) => s.did))], [event.convoId])
-        for (const s of listening) if (joined.has(`${event.convoId} ${s.did}`)) s.typing?.(event)
+        const members = joined.get(event.convoId)
+        for (const s of listening) if (members?.has(s.did)) s.typing?.(event)
       })
       .catch((err: unknown) => this.opts.log.warn({ err }, 'typing fan-out failed'))
   }
@@ -492,21 +499,21 @@ export class EventHub {
       if (ofConvo) ofConvo.push(e)
       else byConvo.set(e.convo_id, [e])
     }
-    const listening = new Set(this.everywhere)
-    for (const convoId of byConvo.keys()) for (const s of this.byConvo.get(convoId) ?? []) listening.add(s)
-    if (listening.size === 0) return
-    const joined = await memberships(this.opts.db, [...new Set([...listening].map((s) => s.did))], [...byConvo.keys()])
+    // A stream is of one conversation or of all: no stream is in two of these sets.
+    const listening = [...this.everywhere]
+    for (const convoId of byConvo.keys()) for (const s of this.byConvo.get(convoId) ?? []) listening.push(s)
+    if (listening.length === 0) return
+    const dids = new Set<string>()
+    for (const s of listening) dids.add(s.did)
+    const joined = await memberships(this.opts.db, [...dids], [...byConvo.keys()])
     for (const subscriber of listening) {
       // Gone while memberships were read.
       if (!this.subscribers.has(subscriber)) continue
       const { did, convoId } = subscriber
-      let visible: LogEvent[]
-      if (convoId === undefined) {
-        visible = events.filter((e) => visibleTo(e, did, joined.get(`${e.convo_id} ${did}`)))
-      } else {
-        const joinedSeq = joined.get(`${convoId} ${did}`)
-        visible = (byConvo.get(convoId) ?? []).filter((e) => visibleTo(e, did, joinedSeq))
-      }
+      const visible =
+        convoId === undefined
+          ? events.filter((e) => visibleTo(e, did, joined.get(e.convo_id)?.get(did)))
+          : visibleOf(byConvo.get(convoId) ?? [], did, joined.get(convoId)?.get(did))
       if (visible.length) subscriber.deliver(visible)
     }
   }

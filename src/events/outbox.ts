@@ -83,7 +83,7 @@ export type OutboxOptions = Pick<Subscriber, 'did' | 'convoId' | 'transport' | '
  */
 export interface DirectReader {
   /** Whether it can take these events now, whole and in order, without waiting. */
-  ready(events: LogEvent[]): boolean
+  ready(events: readonly LogEvent[]): boolean
   take(batch: OutboxEvent[]): void
 }
 
@@ -218,7 +218,7 @@ export class Outbox {
   }
 
   /** Live events the stream has not given yet (replay may have), with their cursors; advances the position. */
-  private giveLive(events: LogEvent[]): OutboxEvent[] {
+  private giveLive(events: readonly LogEvent[]): OutboxEvent[] {
     const batch: OutboxEvent[] = []
     for (const event of events) {
       if (covers(this.position, event.event_id)) continue

@@ -201,10 +201,20 @@ const currentMemberships = statement('current_memberships', (v: { dids: string[]
     .where('left_at', 'is', null),
 )
 
-/** (convo, did) -> joined_seq, for the current members among the given ones. */
-export async function memberships(db: Db, dids: string[], convoIds: string[]): Promise<Map<string, number>> {
+/** convo -> did -> joined_seq, for the current members among the given ones. */
+export async function memberships(
+  db: Db,
+  dids: string[],
+  convoIds: string[],
+): Promise<Map<string, Map<string, number>>> {
   const { rows } = await execute(db, currentMemberships, { dids, convoIds })
-  return new Map(rows.map((r) => [`${r.convo_id} ${r.did}`, r.joined_seq]))
+  const joined = new Map<string, Map<string, number>>()
+  for (const r of rows) {
+    const members = joined.get(r.convo_id)
+    if (members) members.set(r.did, r.joined_seq)
+    else joined.set(r.convo_id, new Map([[r.did, r.joined_seq]]))
+  }
+  return joined
 }
 
 type ReplayArgs = { did: string; convoId?: string | undefined; withPrev: boolean; limit: number }
