@@ -3,13 +3,15 @@
  * every firehose, com.atproto.sync.subscribeRepos): each binary message is a
  * DAG-CBOR header, `{op: 1, t: "#<type>"}` for a message or `{op: -1}` for an
  * error, then a DAG-CBOR body; an error frame ends the stream. Frames are
- * @atproto/xrpc-server's (MessageFrame, ErrorFrame), made once per event and
- * sent to every socket as the same bytes; sockets are `ws`'s, upgraded from
- * this server's own HTTP server at /xrpc/<nsid>.
+ * @atproto/xrpc-server's (MessageFrame, ErrorFrame), encoded with the same
+ * DAG-CBOR library; an event's is made once, WebSocket framing included, and
+ * written to every socket as the same bytes. Sockets are `ws`'s, upgraded
+ * from this server's own HTTP server at /xrpc/<nsid>.
  *
- * A socket sends what it is given in order, with at most HIGH_WATER bytes
- * handed to the kernel at a time (what is queued together leaves in one
- * write), and queues the rest; its writer waits for `drained()` before the
+ * A socket sends what it is given in order, written as it is to the
+ * connection under `ws` (which frames only pings, closes and error frames),
+ * with at most HIGH_WATER bytes handed to the kernel at a time (what is
+ * queued together leaves in one write), and queues the rest; its writer waits for `drained()` before the
  * next batch of events, so events wait in their stream (whose
  * bound is the handler's to keep) rather than in a socket's queue. An error
  * frame goes after what was sent already (so the client's last cursor is
@@ -20,10 +22,10 @@
  */
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { ErrorFrame, Frame, MessageFrame } from '@atproto/xrpc-server'
-import type { LexValue } from '@atproto/lex-cbor'
+import { ErrorFrame, Frame, FrameType, MessageFrame, type MessageFrameHeader } from '@atproto/xrpc-server'
+import { encode, type LexValue } from '@atproto/lex-cbor'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { WebSocketServer, type RawData, type WebSocket } from 'ws'
+import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import type { AppContext } from '../context.js'
 import type { Db } from '../db/schema.js'
 import type { Subscriptions } from '../lexicon/types/index.js'
@@ -47,16 +49,51 @@ export const CloseCode = {
 const MAX_CLIENT_FRAME_BYTES = 16 * 1024
 /** Bytes handed to the kernel at a time per socket; the rest waits in the socket's queue. */
 const HIGH_WATER = 64 * 1024
-const BINARY = { binary: true } as const
 /** How long a closed socket's client has to answer the close before it is cut. */
 const CLOSE_GRACE_MS = 5_000
 
-/** As `ws` sends them: a Uint8Array would be wrapped in a Buffer again for every socket. */
-const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+declare const wire: unique symbol
+/** A binary WebSocket message as it goes on the wire, framing and all: written as it is to any number of sockets. */
+export type WireFrame = Buffer & { readonly [wire]: true }
 
-/** A message frame (`t` a `#name` of the subscription's lexicon), encoded once for any number of sockets. */
-export const messageFrame = (type: `#${string}`, body: LexValue): Uint8Array =>
-  asBuffer(new MessageFrame(body, { type }).toBytes())
+/** The WebSocket framing of a server's binary message (RFC 6455 §5.2: one final frame, unmasked) around `parts`. */
+function wireFrame(parts: Uint8Array[]): WireFrame {
+  const length = parts.reduce((n, part) => n + part.byteLength, 0)
+  const header = length < 126 ? 2 : length < 65_536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(header + length)
+  frame[0] = 0x82 // FIN, opcode 2 (binary)
+  if (header === 2) frame[1] = length
+  else if (header === 4) {
+    frame[1] = 126
+    frame.writeUInt16BE(length, 2)
+  } else {
+    frame[1] = 127
+    frame.writeBigUInt64BE(BigInt(length), 2)
+  }
+  let at = header
+  for (const part of parts) {
+    frame.set(part, at)
+    at += part.byteLength
+  }
+  return frame as WireFrame
+}
+
+/** Each message type's header, as MessageFrame has it, encoded once. */
+const messageHeaders = new Map<string, Uint8Array>()
+
+/**
+ * A message frame (`t` a `#name` of the subscription's lexicon), as
+ * MessageFrame's bytes (its header, then its body), made once for any number
+ * of sockets: `ws` would frame and write it in two parts for each.
+ */
+export function messageFrame(type: `#${string}`, body: LexValue): WireFrame {
+  let header = messageHeaders.get(type)
+  if (header === undefined) {
+    header = encode({ op: FrameType.Message, t: type } satisfies MessageFrameHeader)
+    messageHeaders.set(type, header)
+  }
+  return wireFrame([header, encode(body)])
+}
 
 const errorFrame = (error: string, message: string | undefined): Uint8Array =>
   new ErrorFrame(message === undefined ? { error } : { error, message }).toBytes()
@@ -74,8 +111,7 @@ export interface SocketOptions {
 
 /** One subscriber's WebSocket: ordered sends with a bounded queue, keep-alive, and ending with an error frame. */
 export class SubscriptionSocket {
-  private readonly queue: Uint8Array[] = []
-  private queuedBytes = 0
+  private readonly queue: WireFrame[] = []
   private inFlight = 0
   private readonly closer = new AbortController()
   private alive = true
@@ -118,17 +154,14 @@ export class SubscriptionSocket {
   }
 
   /** Queues a frame (the same bytes may go to many sockets). */
-  send(frame: Uint8Array): void {
+  send(frame: WireFrame): void {
     this.sendAll([frame])
   }
 
   /** Queues frames, in order: those that fit under the high water go to the kernel in one write. */
-  sendAll(frames: Uint8Array[]): void {
+  sendAll(frames: readonly WireFrame[]): void {
     if (this.closed) return
-    for (const frame of frames) {
-      this.queue.push(frame)
-      this.queuedBytes += frame.length
-    }
+    for (const frame of frames) this.queue.push(frame)
     this.flush()
   }
 
@@ -146,22 +179,24 @@ export class SubscriptionSocket {
   }
 
   private flush(): void {
+    // Nothing may follow a close frame, whichever side sent it (ws answers a client's at once).
+    const open = !this.closed && this.ws.readyState === WebSocket.OPEN
     let batch = 0
     // Corked: the frames of one flush leave in one write, not one each.
-    this.raw.cork()
-    while (this.queue.length > 0 && this.inFlight < HIGH_WATER && !this.closed) {
-      const frame = this.queue.shift() as Uint8Array
-      this.queuedBytes -= frame.length
+    const corked = open && this.queue.length > 1
+    if (corked) this.raw.cork()
+    while (open && this.queue.length > 0 && this.inFlight < HIGH_WATER) {
+      const frame = this.queue.shift() as WireFrame
       this.inFlight += frame.length
       batch += frame.length
       const last = this.queue.length === 0 || this.inFlight >= HIGH_WATER
       // Writes complete in order: the last frame's callback stands for the whole batch.
       const sent = batch
-      this.ws.send(frame, BINARY, last ? () => this.sent(sent) : undefined)
+      this.raw.write(frame, last ? () => this.sent(sent) : undefined)
       if (last) batch = 0
     }
-    this.raw.uncork()
-    if (this.queue.length === 0 || this.closed) {
+    if (corked) this.raw.uncork()
+    if (this.queue.length === 0 || !open) {
       const resolve = this.onDrained
       this.onDrained = undefined
       resolve?.()
@@ -181,7 +216,6 @@ export class SubscriptionSocket {
     if (this.closed) return
     this.opts.log.info({ error, reason: message, code }, 'websocket ended with an error')
     this.queue.length = 0
-    this.queuedBytes = 0
     this.ws.send(errorFrame(error, message), { binary: true })
     this.close(code, error)
   }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
@@ -8,6 +8,7 @@ import {
   assertOutputOf,
   connect,
   eventsOf,
+  message,
   NSID,
   openStream,
   seqsOf,
@@ -36,6 +37,10 @@ afterAll(async () => {
   await two?.close()
   await one?.close()
 })
+
+/** Whether a messageEvent carries these ciphertext bytes. */
+const sameBytes = (event: Record<string, unknown>, ciphertext: Uint8Array) =>
+  Buffer.from((event.message as { ciphertext: Uint8Array }).ciphertext).equals(Buffer.from(ciphertext))
 
 const errorsOf = (sub: OpenSubscription) => sub.frames.flatMap((f) => (f.kind === 'error' ? [f.error] : []))
 
@@ -223,6 +228,20 @@ describe('subscribeConvoEvents: events', () => {
     // Every event's cursor is the position after it: ascending.
     const cursors = sub.events.map((e) => Number(e.cursor))
     expect([...cursors].sort((a, b) => a - b)).toEqual(cursors)
+    sub.close()
+  })
+
+  it('sends a message of any size whole, in the WebSocket length form its size needs (16-bit, 64-bit)', async () => {
+    const [alice, bob] = await Promise.all([TestUser.create(), TestUser.create()])
+    const convo = await one.seed.createConvo(alice, [bob])
+    const sub = await subscribe(one, bob, { convoId: convo.id })
+    // Frames of about 1 KB and of more than 65,535 bytes.
+    for (const size of [1_000, 70_000]) {
+      const ciphertext = await message(alice, convo.id, randomBytes(size))
+      expect((await one.seed.sendMessage(alice, convo.id, { ciphertext })).status).toBe(200)
+      await sub.waitFor(() => eventsOf(sub, '#messageEvent').some((e) => sameBytes(e, ciphertext)))
+    }
+    expect(eventsOf(sub, '#messageEvent').map((e) => (e.message as { seq: number }).seq)).toEqual([1, 2])
     sub.close()
   })
 

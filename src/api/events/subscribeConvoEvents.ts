@@ -14,6 +14,7 @@ import {
   type ClientFrame,
   type SubscriptionHandler,
   type SubscriptionInput,
+  type WireFrame,
 } from '../../xrpc/websocket.js'
 
 /** A client may relay this many typing notices at once, then one per TYPING_REFILL_MS. */
@@ -53,10 +54,10 @@ const CONVO_EVENT_TYPES = {
 } as const
 
 // Sockets get the hub's same event objects: encode each once (per cursor: with one range of event ids, always one).
-const frames = new WeakMap<LogEvent, { cursor: string; frame: Uint8Array | Promise<Uint8Array> }>()
+const frames = new WeakMap<LogEvent, { cursor: string; frame: WireFrame | Promise<WireFrame> }>()
 
 /** An event of the log as one frame: its lexicon event, whose cursor resumes after it, naming its conversation by group id. */
-function encodeEvent(event: LogEvent, cursor: string, groupId: string): Uint8Array {
+function encodeEvent(event: LogEvent, cursor: string, groupId: string): WireFrame {
   return isMessage(event)
     ? messageFrame('#messageEvent', { cursor, message: toMessageView(event, groupId) as unknown as LexValue })
     : messageFrame(CONVO_EVENT_TYPES[event.kind], {
@@ -67,7 +68,7 @@ function encodeEvent(event: LogEvent, cursor: string, groupId: string): Uint8Arr
 }
 
 /** An event's frame, made by the first socket that sends it: at once whenever its conversation's group id is known. */
-function frameOf(db: Db, event: LogEvent, cursor: string): Uint8Array | Promise<Uint8Array> {
+function frameOf(db: Db, event: LogEvent, cursor: string): WireFrame | Promise<WireFrame> {
   const entry = frames.get(event)
   const cached = entry?.cursor === cursor ? entry.frame : undefined
   if (cached instanceof Uint8Array) return cached
@@ -82,9 +83,9 @@ function frameOf(db: Db, event: LogEvent, cursor: string): Uint8Array | Promise<
 }
 
 /** The frames of a batch, without waiting when every one is made already. */
-function framesOf(db: Db, batch: OutboxEvent[]): Uint8Array[] | Promise<Uint8Array[]> {
+function framesOf(db: Db, batch: OutboxEvent[]): WireFrame[] | Promise<WireFrame[]> {
   const made = batch.map(({ event, cursor }) => frameOf(db, event, cursor))
-  return made.every((frame) => frame instanceof Uint8Array) ? (made as Uint8Array[]) : Promise.all(made)
+  return made.every((frame) => frame instanceof Uint8Array) ? (made as WireFrame[]) : Promise.all(made)
 }
 
 /** Someone's typing, for a stream at `cursor` (typing is not in the log: resuming from it resumes from there). */
@@ -145,7 +146,7 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
     throw refused('RateLimitExceeded', `At most ${config.WEBSOCKET_MAX_SOCKETS_PER_CALLER} subscriptions per caller`)
   }
   let start = from
-  let outdated: Uint8Array | undefined
+  let outdated: WireFrame | undefined
   if (from) {
     if (await cursorInFuture(db, from)) {
       throw invalid('FutureCursor', 'This cursor is ahead of every event of this server')
@@ -205,7 +206,7 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
       })
       log.info({ did, convoId, cursor: params.cursor }, 'subscription open')
       try {
-        const send = (batch: OutboxEvent[], frames: Uint8Array[]) => {
+        const send = (batch: OutboxEvent[], frames: WireFrame[]) => {
           socket.sendAll(frames)
           sent = (batch[batch.length - 1] as OutboxEvent).cursor
         }
@@ -214,7 +215,7 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
           ready: (events: LogEvent[]) => socket.idle && events.every((e) => knownGroupId(e.convo_id) !== undefined),
           take: (batch: OutboxEvent[]) => {
             try {
-              send(batch, framesOf(db, batch) as Uint8Array[])
+              send(batch, framesOf(db, batch) as WireFrame[])
             } catch (err) {
               socket.failWith(err)
             }
