@@ -11,7 +11,8 @@
  *   Messages (real MLS, made beforehand) go round-robin over the
  *   conversations, SENDERS at a time, one at a time per conversation; each
  *   socket counts its frames and when they arrive (the k-th frame of a
- *   socket is the k-th message of its conversation). Events per second are
+ *   socket is the k-th message of its conversation). Each run starts warm:
+ *   a fifth as many sends go first, not counted. Events per second are
  *   frames delivered from the first send to the last arrival; latency is
  *   from a send's start to its frame's arrival; CPU is the process holding
  *   the sockets, per frame delivered. The anchor: a bare `ws` server
@@ -50,6 +51,12 @@ const OPENING = 50
 const SENDERS = 8
 /** Real MLS messages made for each conversation; the sends go round them. */
 const MESSAGES_PER_CONVO = 4
+/**
+ * Sends before each measured run, as a share of its sends, not counted: both
+ * processes run their hot code compiled by then, as a server that has been up
+ * for a while does (at first V8 runs it unoptimized, and compiles it on the side).
+ */
+const WARM_UP_SHARE = 0.2
 
 /** A socket of the bench: when each frame arrived, and the first frame's bytes. */
 interface Receiver {
@@ -100,7 +107,7 @@ async function drive(
   groups: number,
   messages: number,
   holder: BenchServer,
-  send: (group: number, k: number) => Promise<void>,
+  send: Send,
 ): Promise<FanOut> {
   const starts: number[][] = Array.from({ length: groups }, () => [])
   const expected = receivers.reduce(
@@ -150,6 +157,21 @@ async function drive(
   }
 }
 
+type Send = (group: number, k: number) => Promise<void>
+
+/** `drive`, but measuring from a warm start: a share of the sends first, whose frames are then forgotten. */
+async function driveWarm(
+  receivers: Receiver[],
+  groups: number,
+  messages: number,
+  holder: BenchServer,
+  send: Send,
+): Promise<FanOut> {
+  await drive(receivers, groups, Math.ceil(messages * WARM_UP_SHARE), holder, send)
+  for (const r of receivers) r.arrivals.length = 0
+  return drive(receivers, groups, messages, holder, send)
+}
+
 const closeAll = (receivers: Receiver[]) => receivers.forEach((r) => r.ws.terminate())
 
 /** The same fan-out on the bare broadcaster, with the frame the server sent. */
@@ -157,7 +179,7 @@ async function onBarePeer(peer: BenchServer, groupsOf: number[], messages: numbe
   const wsUrl = peer.url.replace(/^http/, 'ws')
   const receivers = await inBatches(groupsOf, (group) => receive(`${wsUrl}/?group=${group}`, group))
   try {
-    return await drive(receivers, Math.max(...groupsOf) + 1, messages, peer, async (group) => {
+    return await driveWarm(receivers, Math.max(...groupsOf) + 1, messages, peer, async (group) => {
       const res = await fetch(`${peer.url}/broadcast?group=${group}`, { method: 'POST', body: frame })
       await res.arrayBuffer()
     })
@@ -193,7 +215,7 @@ async function fanOutPair(
   })
   let server: FanOut
   try {
-    server = await drive(receivers, convos.length, messages, servers.holder, async (group, k) => {
+    server = await driveWarm(receivers, convos.length, messages, servers.holder, async (group, k) => {
       const convo = convos[group] as Convo
       const res = await api.call(convo.members[0] as TestUser, NSID.sendMessage, {
         input: {
@@ -296,7 +318,8 @@ export async function webSocketFanOut(bench: Bench): Promise<Section> {
       '',
       `Every member has a socket on its conversation, held by a server process of their own; messages ` +
         `(${messages.one} to the one conversation, ${messages.many} over the many) are sent through another ` +
-        `instance on the same database, ${SENDERS} at a time, one at a time per conversation. Events per second ` +
+        `instance on the same database, ${SENDERS} at a time, one at a time per conversation, after a warm-up ` +
+        `of ${WARM_UP_SHARE * 100}% as many sends (not counted). Events per second ` +
         'are frames delivered from the first send to the last arrival; latency from a send to its frame; CPU is ' +
         "the socket-holding process's, per frame. Beside each: a bare `ws` server, sent the very frame bytes the " +
         'server sent, by the same loop, to as many sockets in the same groups.',
