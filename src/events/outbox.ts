@@ -95,7 +95,11 @@ export interface DirectReader {
  * moving: replay stops once it has caught up, and buffered events it
  * already gave are skipped. (Shaped after atproto's pds sequencer outbox.)
  */
-export class Outbox {
+export class Outbox implements Subscriber {
+  readonly did: string
+  readonly convoId: string | undefined
+  readonly transport: Subscriber['transport']
+  readonly typing: Subscriber['typing']
   private readonly live: LogEvent[] = []
   /** What the live events not yet given weigh (weightOf). */
   private pendingBytes = 0
@@ -118,27 +122,35 @@ export class Outbox {
     private readonly opts: OutboxOptions,
     private readonly resuming: boolean,
   ) {
-    this.unsubscribe = hub.subscribe({
-      ...opts,
-      deliver: (events) => {
-        if (this.parked && this.live.length === 0 && !this.stopped() && this.direct?.ready(events)) {
-          const batch = this.giveLive(events)
-          if (batch.length > 0) this.direct.take(batch)
-          return
-        }
-        this.live.push(...events)
-        for (const event of events) this.pendingBytes += weightOf(event)
-        if (!this.#overflowed && opts.maxPendingBytes !== undefined && this.pendingBytes > opts.maxPendingBytes) {
-          this.#overflowed = true
-          opts.tooSlow?.()
-        }
-        this.wake?.()
-      },
-      close: (reason, error) => {
-        this.ended = { reason, error }
-        this.wake?.()
-      },
-    })
+    this.did = opts.did
+    this.convoId = opts.convoId
+    this.transport = opts.transport
+    this.typing = opts.typing
+    // The hub calls this stream's methods for every event: one shape of object for all of them.
+    this.unsubscribe = hub.subscribe(this)
+  }
+
+  /** Live events from the hub: to the reader at once when it waits with nothing pending and can take them, else buffered. */
+  deliver(events: readonly LogEvent[]): void {
+    if (this.parked && this.live.length === 0 && !this.stopped() && this.direct?.ready(events)) {
+      const batch = this.giveLive(events)
+      if (batch.length > 0) this.direct.take(batch)
+      return
+    }
+    this.live.push(...events)
+    for (const event of events) this.pendingBytes += weightOf(event)
+    const { maxPendingBytes, tooSlow } = this.opts
+    if (!this.#overflowed && maxPendingBytes !== undefined && this.pendingBytes > maxPendingBytes) {
+      this.#overflowed = true
+      tooSlow?.()
+    }
+    this.wake?.()
+  }
+
+  /** The hub ends the stream. */
+  close(reason: string, error?: string): void {
+    this.ended = { reason, error }
+    this.wake?.()
   }
 
   /**
@@ -163,7 +175,7 @@ export class Outbox {
   }
 
   /** Ends the subscription of an outbox whose events are never read (its client went away first). */
-  close(): void {
+  abandon(): void {
     this.unsubscribe()
   }
 

@@ -178,7 +178,7 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
     start,
   )
   return {
-    abandon: () => outbox.close(),
+    abandon: () => outbox.abandon(),
     run: async (socket) => {
       if (outdated) socket.send(outdated)
       // The cursor of the last event handed to the socket: a typing frame's, which the client may resume from.
