@@ -70,6 +70,11 @@ export interface EventHubOptions {
   reads?: { inc(labels: { kind: 'messages' | 'ids' }): void }
 }
 
+/** The events of one conversation `did` may see: the very array when it may see them all (no copy per stream). */
+function visibleOf(events: LogEvent[], did: string, joinedSeq: number | undefined): readonly LogEvent[] {
+  return events.every((e) => visibleTo(e, did, joinedSeq)) ? events : events.filter((e) => visibleTo(e, did, joinedSeq))
+}
+
 /**
  * Fans new messages out to this instance's event streams. One LISTEN
  * connection per instance hears about inserts from every instance; rows are
@@ -121,11 +126,6 @@ export interface EventHubOptions {
  * instances through a notification of its own (none without LISTEN); it is
  * lost when nobody hears it, and never replayed.
  */
-/** The events of one conversation `did` may see: the very array when it may see them all (no copy per stream). */
-function visibleOf(events: LogEvent[], did: string, joinedSeq: number | undefined): readonly LogEvent[] {
-  return events.every((e) => visibleTo(e, did, joinedSeq)) ? events : events.filter((e) => visibleTo(e, did, joinedSeq))
-}
-
 export class EventHub {
   private readonly subscribers = new Set<Subscriber>()
   /** Streams of one conversation, by conversation; streams of all of their member's conversations. */

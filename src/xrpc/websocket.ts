@@ -11,14 +11,15 @@
  * A socket sends what it is given in order, written as it is to the
  * connection under `ws` (which frames only pings, closes and error frames),
  * with at most HIGH_WATER bytes handed to the kernel at a time (what is
- * queued together leaves in one write), and queues the rest; its writer waits for `drained()` before the
- * next batch of events, so events wait in their stream (whose
- * bound is the handler's to keep) rather than in a socket's queue. An error
- * frame goes after what was sent already (so the client's last cursor is
- * exact) and drops what is queued. A socket is pinged every `pingMs`; one
- * that has not answered the previous ping is cut. A client's own frames are atproto message frames
- * too, at most MAX_CLIENT_FRAME_BYTES; text, garbage, errors and types the
- * subscription does not take end that socket with an error frame.
+ * queued together leaves in one write), and queues the rest; its writer
+ * waits for `drained()` before the next batch of events, so events wait in
+ * their stream (whose bound is the handler's to keep) rather than in a
+ * socket's queue. An error frame goes after what was sent already (so the
+ * client's last cursor is exact) and drops what is queued. A socket is
+ * pinged every `pingMs`; one that has not answered the previous ping is cut.
+ * A client's own frames are atproto message frames too, at most
+ * MAX_CLIENT_FRAME_BYTES; text, garbage, errors and types the subscription
+ * does not take end that socket with an error frame.
  */
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
