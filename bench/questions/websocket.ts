@@ -97,25 +97,20 @@ interface FanOut {
   cpuPerFrameMicros: number
 }
 
+type Send = (group: number, k: number) => Promise<void>
+
 /**
  * Sends `messages` messages, message k to group k % groups, SENDERS at a
- * time and one at a time per group, and reads what the receivers got: each
- * receiver's j-th frame is the j-th send to its group.
+ * time and one at a time per group, and waits until the receivers got them
+ * (each receiver's j-th frame is the j-th send to its group). Answers when
+ * each group's sends started, and how many frames were due.
  */
-async function drive(
-  receivers: Receiver[],
-  groups: number,
-  messages: number,
-  holder: BenchServer,
-  send: Send,
-): Promise<FanOut> {
+async function sendAndWait(receivers: Receiver[], groups: number, messages: number, send: Send) {
   const starts: number[][] = Array.from({ length: groups }, () => [])
   const expected = receivers.reduce(
     (n, r) => n + Math.floor(messages / groups) + (r.group < messages % groups ? 1 : 0),
     0,
   )
-  const cpuBefore = await holder.run('cpuMicros')
-  const first = performance.now()
   const previous = new Map<number, Promise<void>>()
   let next = 0
   await Promise.all(
@@ -134,8 +129,28 @@ async function drive(
     }),
   )
   const deadline = performance.now() + 60_000
-  const delivered = () => receivers.reduce((n, r) => n + r.arrivals.length, 0)
-  while (delivered() < expected && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  while (delivered(receivers) < expected && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  return { starts, expected }
+}
+
+const delivered = (receivers: Receiver[]) => receivers.reduce((n, r) => n + r.arrivals.length, 0)
+
+/**
+ * The fan-out of `messages` sends (sendAndWait), measured from a warm start:
+ * a share of as many sends first, whose frames are then forgotten.
+ */
+async function drive(
+  receivers: Receiver[],
+  groups: number,
+  messages: number,
+  holder: BenchServer,
+  send: Send,
+): Promise<FanOut> {
+  await sendAndWait(receivers, groups, Math.ceil(messages * WARM_UP_SHARE), send)
+  for (const r of receivers) r.arrivals.length = 0
+  const cpuBefore = await holder.run('cpuMicros')
+  const first = performance.now()
+  const { starts, expected } = await sendAndWait(receivers, groups, messages, send)
   const cpu = (await holder.run('cpuMicros')) - cpuBefore
   const latencies: number[] = []
   let last = first
@@ -146,30 +161,16 @@ async function drive(
     })
   }
   latencies.sort((a, b) => a - b)
+  const frames = delivered(receivers)
   return {
     sockets: receivers.length,
     events: expected,
-    delivered: delivered(),
-    eventsPerSecond: (delivered() / (last - first)) * 1000,
+    delivered: frames,
+    eventsPerSecond: (frames / (last - first)) * 1000,
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
-    cpuPerFrameMicros: cpu / delivered(),
+    cpuPerFrameMicros: cpu / frames,
   }
-}
-
-type Send = (group: number, k: number) => Promise<void>
-
-/** `drive`, but measuring from a warm start: a share of the sends first, whose frames are then forgotten. */
-async function driveWarm(
-  receivers: Receiver[],
-  groups: number,
-  messages: number,
-  holder: BenchServer,
-  send: Send,
-): Promise<FanOut> {
-  await drive(receivers, groups, Math.ceil(messages * WARM_UP_SHARE), holder, send)
-  for (const r of receivers) r.arrivals.length = 0
-  return drive(receivers, groups, messages, holder, send)
 }
 
 const closeAll = (receivers: Receiver[]) => receivers.forEach((r) => r.ws.terminate())
@@ -179,7 +180,7 @@ async function onBarePeer(peer: BenchServer, groupsOf: number[], messages: numbe
   const wsUrl = peer.url.replace(/^http/, 'ws')
   const receivers = await inBatches(groupsOf, (group) => receive(`${wsUrl}/?group=${group}`, group))
   try {
-    return await driveWarm(receivers, Math.max(...groupsOf) + 1, messages, peer, async (group) => {
+    return await drive(receivers, Math.max(...groupsOf) + 1, messages, peer, async (group) => {
       const res = await fetch(`${peer.url}/broadcast?group=${group}`, { method: 'POST', body: frame })
       await res.arrayBuffer()
     })
@@ -215,7 +216,7 @@ async function fanOutPair(
   })
   let server: FanOut
   try {
-    server = await driveWarm(receivers, convos.length, messages, servers.holder, async (group, k) => {
+    server = await drive(receivers, convos.length, messages, servers.holder, async (group, k) => {
       const convo = convos[group] as Convo
       const res = await api.call(convo.members[0] as TestUser, NSID.sendMessage, {
         input: {
