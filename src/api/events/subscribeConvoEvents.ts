@@ -212,7 +212,8 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
         }
         // While the socket has nothing queued, live events whose frames are made go to it in the hub's call.
         const direct = {
-          ready: (events: LogEvent[]) => socket.idle && events.every((e) => knownGroupId(e.convo_id) !== undefined),
+          ready: (events: readonly LogEvent[]) =>
+            socket.idle && events.every((e) => knownGroupId(e.convo_id) !== undefined),
           take: (batch: OutboxEvent[]) => {
             try {
               send(batch, framesOf(db, batch) as WireFrame[])
