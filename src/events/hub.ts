@@ -70,9 +70,12 @@ export interface EventHubOptions {
   reads?: { inc(labels: { kind: 'messages' | 'ids' }): void }
 }
 
-/** The events of one conversation `did` may see: the very array when it may see them all (no copy per stream). */
+/** The events of one conversation `did` may see: the very array when it may see them all (nothing made per stream). */
 function visibleOf(events: LogEvent[], did: string, joinedSeq: number | undefined): readonly LogEvent[] {
-  return events.every((e) => visibleTo(e, did, joinedSeq)) ? events : events.filter((e) => visibleTo(e, did, joinedSeq))
+  for (const e of events) {
+    if (!visibleTo(e, did, joinedSeq)) return events.filter((e) => visibleTo(e, did, joinedSeq))
+  }
+  return events
 }
 
 /**

@@ -4,6 +4,7 @@ import type { EventHub, Subscriber } from './hub.js'
 import {
   advance,
   covers,
+  cursorAfter,
   encodeCursor,
   rangeOf,
   rangeSegment,
@@ -79,12 +80,17 @@ export type OutboxOptions = Pick<Subscriber, 'did' | 'convoId' | 'transport' | '
 /**
  * A reader that can take live events in the hub's own call when it can at
  * once (a socket with nothing queued): while it waits for events and none are
- * waiting for it, they skip the wake-up and go straight to it, in order.
+ * waiting for it, they skip the wake-up and go straight to it, in order, one
+ * by one (every stream of a conversation takes each event: nothing is made
+ * per stream and event), then `taken` says the hub's call gave all it had.
  */
 export interface DirectReader {
   /** Whether it can take these events now, whole and in order, without waiting. */
   ready(events: readonly LogEvent[]): boolean
-  take(batch: OutboxEvent[]): void
+  /** The next event, and the cursor that resumes after it. */
+  take(event: LogEvent, cursor: string): void
+  /** Every event of the hub's call is taken: what was held for them may leave. */
+  taken(): void
 }
 
 /**
@@ -133,8 +139,8 @@ export class Outbox implements Subscriber {
   /** Live events from the hub: to the reader at once when it waits with nothing pending and can take them, else buffered. */
   deliver(events: readonly LogEvent[]): void {
     if (this.parked && this.live.length === 0 && !this.stopped() && this.direct?.ready(events)) {
-      const batch = this.giveLive(events)
-      if (batch.length > 0) this.direct.take(batch)
+      for (const event of events) if (this.pass(event)) this.direct.take(event, this.given)
+      this.direct.taken()
       return
     }
     this.live.push(...events)
@@ -232,13 +238,16 @@ export class Outbox implements Subscriber {
   /** Live events the stream has not given yet (replay may have), with their cursors; advances the position. */
   private giveLive(events: readonly LogEvent[]): OutboxEvent[] {
     const batch: OutboxEvent[] = []
-    for (const event of events) {
-      if (covers(this.position, event.event_id)) continue
-      advance(this.position, event.event_id)
-      this.given = encodeCursor(this.position)
-      batch.push({ event, cursor: this.given })
-    }
+    for (const event of events) if (this.pass(event)) batch.push({ event, cursor: this.given })
     return batch
+  }
+
+  /** Moves the position past a live event, unless it was given already (by replay): whether it is to be given now. */
+  private pass(event: LogEvent): boolean {
+    if (covers(this.position, event.event_id)) return false
+    advance(this.position, event.event_id)
+    this.given = cursorAfter(this.position, event.event_id)
+    return true
   }
 
   /** Stored events after the position up to the hub's watermark, each conversation's in order; advances the position. */

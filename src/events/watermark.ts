@@ -53,6 +53,14 @@ export function encodeCursor(watermark: Watermark): string {
     .join(',')
 }
 
+/**
+ * The cursor of a position just advanced to `id` (see advance): with one
+ * range, `id` itself, without a walk over the position. Every stream asks
+ * it for every event it gives.
+ */
+export const cursorAfter = (watermark: Watermark, id: number): string =>
+  watermark.size === 1 ? String(id) : encodeCursor(watermark)
+
 /** The position a cursor names, or undefined when it is not one. */
 export function parseCursor(cursor: string): Watermark | undefined {
   if (!/^\d{1,16}(?:,\d{1,16})*$/.test(cursor)) return undefined

@@ -114,6 +114,8 @@ export interface SocketOptions {
 export class SubscriptionSocket {
   private readonly queue: WireFrame[] = []
   private inFlight = 0
+  /** Bytes of each batch of writes handed to the kernel and not completed yet, oldest first. */
+  private readonly writes: number[] = []
   private readonly closer = new AbortController()
   private alive = true
   /** The socket is gone, or going (as `signal`, which is slower to ask on every frame). */
@@ -154,16 +156,21 @@ export class SubscriptionSocket {
     this.onFrame = handler
   }
 
-  /** Queues a frame (the same bytes may go to many sockets). */
+  /** Sends a frame (the same bytes may go to many sockets), after those queued. */
   send(frame: WireFrame): void {
-    this.sendAll([frame])
+    this.enqueue(frame)
+    this.flush()
   }
 
-  /** Queues frames, in order: those that fit under the high water go to the kernel in one write. */
+  /** Sends frames, in order: those that fit under the high water go to the kernel in one write. */
   sendAll(frames: readonly WireFrame[]): void {
-    if (this.closed) return
-    for (const frame of frames) this.queue.push(frame)
+    for (const frame of frames) this.enqueue(frame)
     this.flush()
+  }
+
+  /** Queues a frame to leave with the next `flush`. */
+  enqueue(frame: WireFrame): void {
+    if (!this.closed) this.queue.push(frame)
   }
 
   /** Whether nothing waits in the queue: the writer may send without waiting for `drained()`. */
@@ -179,7 +186,8 @@ export class SubscriptionSocket {
     })
   }
 
-  private flush(): void {
+  /** Hands what is queued to the kernel, up to the high water, in one write. */
+  flush(): void {
     // Nothing may follow a close frame, whichever side sent it (ws answers a client's at once).
     const open = !this.closed && this.ws.readyState === WebSocket.OPEN
     let batch = 0
@@ -192,8 +200,8 @@ export class SubscriptionSocket {
       batch += frame.length
       const last = this.queue.length === 0 || this.inFlight >= HIGH_WATER
       // Writes complete in order: the last frame's callback stands for the whole batch.
-      const sent = batch
-      this.raw.write(frame, last ? () => this.sent(sent) : undefined)
+      if (last) this.writes.push(batch)
+      this.raw.write(frame, last ? this.wrote : undefined)
       if (last) batch = 0
     }
     if (corked) this.raw.uncork()
@@ -204,8 +212,9 @@ export class SubscriptionSocket {
     }
   }
 
-  private sent(bytes: number): void {
-    this.inFlight -= bytes
+  /** A batch of writes completed (its last write's callback; one function for every write of the socket). */
+  private readonly wrote = (): void => {
+    this.inFlight -= this.writes.shift() as number
     this.flush()
   }
 

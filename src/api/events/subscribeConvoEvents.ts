@@ -1,6 +1,13 @@
 import type { LexValue } from '@atproto/lex-cbor'
 import type { Typing } from '../../events/hub.js'
-import { cursorInFuture, keptFrom, Outbox, StreamEnded, type OutboxEvent } from '../../events/outbox.js'
+import {
+  cursorInFuture,
+  keptFrom,
+  Outbox,
+  StreamEnded,
+  type DirectReader,
+  type OutboxEvent,
+} from '../../events/outbox.js'
 import { encodeCursor, parseCursor, type Watermark } from '../../events/watermark.js'
 import type { Params } from '../../lexicon/types/blue.catbird.mls.subscribeConvoEvents.js'
 import { isMessage, type LogEvent } from '../../services/eventLog.js'
@@ -86,6 +93,12 @@ function frameOf(db: Db, event: LogEvent, cursor: string): WireFrame | Promise<W
 function framesOf(db: Db, batch: OutboxEvent[]): WireFrame[] | Promise<WireFrame[]> {
   const made = batch.map(({ event, cursor }) => frameOf(db, event, cursor))
   return made.every((frame) => frame instanceof Uint8Array) ? (made as WireFrame[]) : Promise.all(made)
+}
+
+/** Whether the frames of these events can be made at once (their conversations' group ids are known). */
+function groupIdsKnown(events: readonly LogEvent[]): boolean {
+  for (const event of events) if (knownGroupId(event.convo_id) === undefined) return false
+  return true
 }
 
 /** Someone's typing, for a stream at `cursor` (typing is not in the log: resuming from it resumes from there). */
@@ -206,28 +219,26 @@ const subscribeConvoEvents: SubscriptionHandler<Params> = async ({ params, db, c
       })
       log.info({ did, convoId, cursor: params.cursor }, 'subscription open')
       try {
-        const send = (batch: OutboxEvent[], frames: WireFrame[]) => {
-          socket.sendAll(frames)
-          sent = (batch[batch.length - 1] as OutboxEvent).cursor
-        }
-        // While the socket has nothing queued, live events whose frames are made go to it in the hub's call.
-        const direct = {
-          ready: (events: readonly LogEvent[]) =>
-            socket.idle && events.every((e) => knownGroupId(e.convo_id) !== undefined),
-          take: (batch: OutboxEvent[]) => {
+        // While the socket has nothing queued, live events whose frames can be made at once go to it in the hub's call.
+        const direct: DirectReader = {
+          ready: (events) => socket.idle && groupIdsKnown(events),
+          take: (event, cursor) => {
             try {
-              send(batch, framesOf(db, batch) as WireFrame[])
+              socket.enqueue(frameOf(db, event, cursor) as WireFrame)
+              sent = cursor
             } catch (err) {
               socket.failWith(err)
             }
           },
+          taken: () => socket.flush(),
         }
         for await (const batch of outbox.batches(socket.signal, direct)) {
           const made = framesOf(db, batch)
           const frames = made instanceof Promise ? await made : made
           // Events wait in the outbox, counted, while the client reads (replay waits for it too).
           if (!socket.idle) await socket.drained()
-          send(batch, frames)
+          socket.sendAll(frames)
+          sent = (batch[batch.length - 1] as OutboxEvent).cursor
         }
       } catch (err) {
         if (!(err instanceof StreamEnded)) throw err
