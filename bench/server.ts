@@ -21,6 +21,8 @@ export interface ServerCommands {
   memory: { rss: number; heapUsed: number }
   /** Runs one pass of the retention worker; answers how many messages it deleted. */
   retentionPass: number
+  /** The bare `ws` broadcaster fed by PostgreSQL starts at the newest message (bench/ws-peer-child.ts). */
+  follow: null
   /** Closes the server and its pool, then exits. */
   stop: null
 }
@@ -40,15 +42,21 @@ export interface BenchServerOptions {
   logFile: string
   /** Write a V8 CPU profile (`node --cpu-prof`) here when the server stops. */
   cpuProfDir?: string
-  /** The bare-Fastify peer (bench/peer-child.ts), or the bare `ws` broadcaster (bench/ws-peer-child.ts), instead of the server. */
-  peer?: boolean | 'ws'
+  /**
+   * The bare-Fastify peer (bench/peer-child.ts), or a bare `ws` broadcaster
+   * (bench/ws-peer-child.ts), fed over HTTP or by PostgreSQL, instead of the server.
+   */
+  peer?: boolean | 'ws' | 'ws-from-database'
   /** Settings of its own (push, for one). */
   env?: Record<string, string>
 }
 
-const childEntry = (peer: boolean | 'ws') =>
+const childEntry = (peer: BenchServerOptions['peer']) =>
   fileURLToPath(
-    new URL(peer === 'ws' ? './ws-peer-child.ts' : peer ? './peer-child.ts' : './server-child.ts', import.meta.url),
+    new URL(
+      typeof peer === 'string' ? './ws-peer-child.ts' : peer ? './peer-child.ts' : './server-child.ts',
+      import.meta.url,
+    ),
   )
 
 /**
@@ -57,7 +65,7 @@ const childEntry = (peer: boolean | 'ws') =>
  */
 export async function startBenchServer(opts: BenchServerOptions): Promise<BenchServer> {
   const log = openSync(opts.logFile, 'a')
-  const child = fork(childEntry(opts.peer ?? false), [], {
+  const child = fork(childEntry(opts.peer), opts.peer === 'ws-from-database' ? ['--from-database'] : [], {
     execArgv: [
       '--import',
       'tsx',

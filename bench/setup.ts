@@ -11,7 +11,7 @@ import { buildProduction, loadDist, type Dist } from './dist.js'
 import { httpLoad, measure, type CpuMeters, type HttpLoad } from './load.js'
 import type { Environment } from './report.js'
 import type { Variant } from './rounds.js'
-import { startBenchServer, type BenchServer } from './server.js'
+import { startBenchServer, type BenchServer, type BenchServerOptions } from './server.js'
 import { createConvos, PAGE, Workload } from './workload.js'
 
 export const CONNECTIONS = 32
@@ -85,7 +85,7 @@ export interface Bench {
   start(
     database: BenchDatabase,
     name: string,
-    opts?: { peer?: boolean | 'ws'; env?: Record<string, string> },
+    opts?: { peer?: BenchServerOptions['peer']; env?: Record<string, string> },
   ): Promise<BenchServer>
   environment(args: string[]): Promise<Environment>
   tearDown(): Promise<void>

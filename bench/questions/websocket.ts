@@ -17,7 +17,11 @@
  *   from a send's start to its frame's arrival; CPU is the process holding
  *   the sockets, per frame delivered. The anchor: a bare `ws` server
  *   (bench/ws-peer-child.ts) with as many sockets in the same groups, sent
- *   the very frame bytes the server sent, by the same loop. The two are
+ *   the very frame bytes the server sent, by the same loop. Beside both, a
+ *   bare `ws` server fed by PostgreSQL as the fan-out instance is (the same
+ *   sends, through the bench's server): the least work of hearing of new
+ *   messages, reading them with who may see them, and encoding each once,
+ *   which is where a design fed by the event log starts. The three are
  *   measured in turn, ROUNDS times, each with its sockets opened anew.
  * - idle: `idle` sockets opened on a fresh server process and left alone,
  *   then as many SSE streams on another: the process's resident memory and
@@ -207,15 +211,16 @@ function medianFanOut(runs: FanOut[]): FanOut {
 /**
  * The fan-out of `messages` sends over `shape`'s conversations on the
  * server (sockets on `holder`, sends through the bench's server), then on
- * the bare peer, in ROUNDS rounds (server, bare, server, bare, ...), each
- * side's sockets opened for its turn (both sets at once would be twice as
- * many open files in this process): figures are medians over rounds, and the
- * ratio the median of the rounds' ratios, so that a machine whose speed
- * drifts during the measure moves both sides alike.
+ * each bare broadcaster (`fed` hears of the server's messages as the server
+ * does, `peer` is sent the server's frames), in ROUNDS rounds, each side's
+ * sockets opened for its turn (every set at once would be too many open
+ * files in this process): figures are medians over rounds, and each ratio
+ * the median of the rounds' ratios, so that a machine whose speed drifts
+ * during the measure moves every side alike.
  */
-async function fanOutPair(
+async function fanOutRounds(
   bench: Bench,
-  servers: { holder: BenchServer; peer: BenchServer },
+  servers: { holder: BenchServer; peer: BenchServer; fed: BenchServer },
   shape: { users: number; convos: number; size: number },
   messages: number,
 ) {
@@ -229,57 +234,71 @@ async function fanOutPair(
     [NSID.sendMessage],
   )
   const subscriptions = convos.flatMap((convo, group) => convo.members.map((member) => ({ member, group })))
+  const convoOf = (group: number) => convos[group] as Convo
+  const sendMessage: Send = async (group, k) => {
+    const convo = convoOf(group)
+    const sender = convo.members[0] as TestUser
+    const message = convo.messages[Math.floor(k / convos.length) % MESSAGES_PER_CONVO] as Convo['messages'][number]
+    const res = await api.call(sender, NSID.sendMessage, {
+      input: { convoId: convo.id, senderDid: sender.did, epoch: 1, ciphertext: bytesJson(message.bytes) },
+    })
+    if (res.status !== 200) throw new Error(`sendMessage: ${res.status} ${JSON.stringify(res.body)}`)
+  }
   // Tickets are single-use: each round opens the server's sockets with new ones.
   const openOnServer = () =>
     inBatches(subscriptions, async ({ member, group }) => {
-      const convoId = (convos[group] as Convo).id
+      const convoId = convoOf(group).id
       return receive(
         subscriptionUrl(servers.holder.url, { convoId, ticket: await ticketOf(t, member, convoId) }),
         group,
       )
     })
-  const wsUrl = servers.peer.url.replace(/^http/, 'ws')
-  const openOnBare = () => inBatches(subscriptions, ({ group }) => receive(`${wsUrl}/?group=${group}`, group))
+  const wsUrl = (peer: BenchServer) => peer.url.replace(/^http/, 'ws')
+  const openOnPeer = () =>
+    inBatches(subscriptions, ({ group }) => receive(`${wsUrl(servers.peer)}/?group=${group}`, group))
+  const openOnFed = async () => {
+    await servers.fed.run('follow')
+    return inBatches(subscriptions, ({ member, group }) => {
+      const query = new URLSearchParams({ convo: convoOf(group).id, did: member.did })
+      return receive(`${wsUrl(servers.fed)}/?${query}`, group)
+    })
+  }
   const server: FanOut[] = []
   const bare: FanOut[] = []
+  const fed: FanOut[] = []
   for (let round = 1; round <= ROUNDS; round++) {
     const onServer = await onSockets(openOnServer, (receivers) =>
-      drive(receivers, convos.length, messages, servers.holder, async (group, k) => {
-        const convo = convos[group] as Convo
-        const res = await api.call(convo.members[0] as TestUser, NSID.sendMessage, {
-          input: {
-            convoId: convo.id,
-            senderDid: (convo.members[0] as TestUser).did,
-            epoch: 1,
-            ciphertext: bytesJson(
-              (convo.messages[Math.floor(k / convos.length) % MESSAGES_PER_CONVO] as Convo['messages'][number]).bytes,
-            ),
-          },
-        })
-        if (res.status !== 200) throw new Error(`sendMessage: ${res.status} ${JSON.stringify(res.body)}`)
-      }),
+      drive(receivers, convos.length, messages, servers.holder, sendMessage),
     )
     // The bare peer is sent the very frame the server sent.
     const frame = onServer.frame
     if (!frame) throw new Error('no frame arrived')
-    const onBare = await onSockets(openOnBare, (receivers) =>
+    const onPeer = await onSockets(openOnPeer, (receivers) =>
       drive(receivers, convos.length, messages, servers.peer, async (group) => {
         const res = await fetch(`${servers.peer.url}/broadcast?group=${group}`, { method: 'POST', body: frame })
         await res.arrayBuffer()
       }),
     )
+    const onFed = await onSockets(openOnFed, (receivers) =>
+      drive(receivers, convos.length, messages, servers.fed, sendMessage),
+    )
     server.push(onServer.run)
-    bare.push(onBare.run)
+    bare.push(onPeer.run)
+    fed.push(onFed.run)
     log(
       `  round ${round}/${ROUNDS}: CPU µs per frame, server ${fixed(onServer.run.cpuPerFrameMicros, 1)},` +
-        ` bare ws ${fixed(onBare.run.cpuPerFrameMicros, 1)}`,
+        ` bare ws ${fixed(onPeer.run.cpuPerFrameMicros, 1)}, fed by PostgreSQL ${fixed(onFed.run.cpuPerFrameMicros, 1)}`,
     )
   }
+  /** Frames per CPU-second of the server beside a bare side's: the median of the rounds' ratios. */
+  const ratioTo = (side: FanOut[]) =>
+    median(server.map((run, i) => (side[i] as FanOut).cpuPerFrameMicros / run.cpuPerFrameMicros))
   return {
     server: medianFanOut(server),
     bare: medianFanOut(bare),
-    /** Frames per CPU-second of the server beside the bare peer's: the median of the rounds' ratios. */
-    ratio: median(server.map((run, i) => (bare[i] as FanOut).cpuPerFrameMicros / run.cpuPerFrameMicros)),
+    fed: medianFanOut(fed),
+    ratio: ratioTo(bare),
+    ratioToFed: ratioTo(fed),
   }
 }
 
@@ -310,12 +329,13 @@ export async function webSocketFanOut(bench: Bench): Promise<Section> {
   const { members, convos, users, messages, idle } = bench.settings.webSockets
   const servers = {
     peer: await bench.start(bench.small, 'ws-peer', { peer: 'ws' }),
+    fed: await bench.start(bench.small, 'ws-fed-peer', { peer: 'ws-from-database' }),
     holder: await bench.start(bench.small, 'ws-fanout'),
   }
   log(`WebSocket fan-out: one conversation of ${members}`)
-  const one = await fanOutPair(bench, servers, { users: members, convos: 1, size: members }, messages.one)
+  const one = await fanOutRounds(bench, servers, { users: members, convos: 1, size: members }, messages.one)
   log(`WebSocket fan-out: ${convos} conversations of ${CONVO_SIZE}`)
-  const many = await fanOutPair(bench, servers, { users, convos, size: CONVO_SIZE }, messages.many)
+  const many = await fanOutRounds(bench, servers, { users, convos, size: CONVO_SIZE }, messages.many)
 
   const t = { ...xrpcClient(bench.small.server.url), url: bench.small.server.url }
   log(`idle: ${idle} WebSockets, then ${idle} SSE streams, each on a fresh server process`)
@@ -343,6 +363,11 @@ export async function webSocketFanOut(bench: Bench): Promise<Section> {
     targets: [
       atLeast('WebSocket fan-out, one conversation: frames per CPU-second beside bare ws', one.ratio, 0.8),
       atLeast(`WebSocket fan-out, ${convos} conversations: frames per CPU-second beside bare ws`, many.ratio, 0.8),
+      { measure: '(for comparison) one conversation, beside bare ws fed by PostgreSQL', figure: one.ratioToFed },
+      {
+        measure: `(for comparison) ${convos} conversations, beside bare ws fed by PostgreSQL`,
+        figure: many.ratioToFed,
+      },
       atMost('idle WebSocket: KiB per socket beyond the kernel', webSockets.perStreamKiB, 20, 1),
     ],
     markdown: [
@@ -351,19 +376,25 @@ export async function webSocketFanOut(bench: Bench): Promise<Section> {
       `Every member has a socket on its conversation, held by a server process of their own; messages ` +
         `(${messages.one} to the one conversation, ${messages.many} over the many) are sent through another ` +
         `instance on the same database, ${SENDERS} at a time, one at a time per conversation, after a warm-up ` +
-        `of ${WARM_UP_SHARE * 100}% as many sends (not counted); ${ROUNDS} rounds, server and bare peer in turn, ` +
+        `of ${WARM_UP_SHARE * 100}% as many sends (not counted); ${ROUNDS} rounds, server and bare peers in turn, ` +
         "each with its sockets opened anew: figures are medians over rounds, the targets' ratios the median of the rounds' ratios. Events per second " +
         'are frames delivered from the first send to the last arrival; latency from a send to its frame; CPU is ' +
         "the socket-holding process's, per frame. Beside each: a bare `ws` server, sent the very frame bytes the " +
-        'server sent, by the same loop, to as many sockets in the same groups.',
+        "server sent, by the same loop, to as many sockets in the same groups (the targets' anchor); and a bare " +
+        '`ws` server fed by PostgreSQL as the server is, sent the same messages through the same instance: on each ' +
+        "notification it reads the new messages, each with its conversation's current members, in one prepared " +
+        "statement, encodes each frame once by the same DAG-CBOR library, and sends it to those members' sockets " +
+        '(no auth, no per-stream order, no resume, no limits).',
       '',
       table(
         ['run', 'sockets', 'delivered', 'events/s', 'p50 ms', 'p99 ms', 'CPU µs per frame', 'frames per CPU-second'],
         [
           row(`server, 1 conversation of ${members}`, one.server),
           row('bare ws', one.bare),
+          row('bare ws fed by PostgreSQL', one.fed),
           row(`server, ${convos} conversations of ${CONVO_SIZE}`, many.server),
           row('bare ws', many.bare),
+          row('bare ws fed by PostgreSQL', many.fed),
         ],
       ),
       '',
