@@ -20,6 +20,11 @@ const types = {
       : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 }
 
+const BYTEA_OID = 17
+
+/** A bytea as PostgreSQL writes it in text (in JSON, say), in either `bytea_output` format. */
+export const byteaFromText = pg.types.getTypeParser(BYTEA_OID, 'text') as (text: string) => Buffer
+
 /** Bounds on waiting for the database, in milliseconds; 0 or absent means none. */
 export interface DatabaseTimeouts {
   /** PostgreSQL's `statement_timeout` on each connection. */

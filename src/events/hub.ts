@@ -13,6 +13,7 @@ import {
   visibleTo,
   type EventRef,
   type LogEvent,
+  type Memberships,
   type Page,
 } from '../services/eventLog.js'
 import { Listener } from './listener.js'
@@ -67,7 +68,13 @@ export interface EventHubOptions {
   idleReadIntervalMs?: number
   batchSize?: number
   /** Counts each read of new events, by what it read. */
-  reads?: { inc(labels: { kind: 'messages' | 'ids' }): void }
+  reads?: { inc(labels: { kind: 'messages' | 'ids' }, value: number): void }
+}
+
+/** A batch of new events, a page per range read; with the memberships of their conversations when whole events were read. */
+interface Batch {
+  pages: Array<Page<LogEvent | EventRef>>
+  members?: Memberships
 }
 
 /** The events of one conversation `did` may see: the very array when it may see them all (nothing made per stream). */
@@ -405,29 +412,28 @@ export class EventHub {
    * A batch above the watermark, a segment per range: each range that moved
    * up to its end; or, reading every range, each one up to the next known
    * range, the last one unbounded (so a range seen for the first time is
-   * found). Whole messages when a stream is open; else only their ids, which
-   * is all that moves the watermark (no message is read back for nobody).
+   * found). Whole events, with the current members of their conversations,
+   * when a stream is open; else only their ids, which is all that moves the
+   * watermark (no message is read back for nobody).
    */
-  private async nextBatch(
-    ranges: number[],
-    all: boolean,
-  ): Promise<{ pages: Array<Page<LogEvent | EventRef>>; whole: boolean }> {
+  private async nextBatch(ranges: number[], all: boolean): Promise<Batch> {
     const whole = this.subscribers.size > 0
     const opts = { limit: this.batchSize, withPrev: this.#watermark.size > 1 }
-    const pages = await Promise.all(
-      ranges.map((range, i) => {
-        const next = all ? ranges[i + 1] : range + 1
-        const segment = {
-          after: this.#watermark.get(range) as number,
-          upTo: next === undefined ? Number.MAX_SAFE_INTEGER : rangeStart(next),
-        }
-        this.opts.reads?.inc({ kind: whole ? 'messages' : 'ids' })
-        return (
-          whole ? readEvents(this.opts.db, segment, opts) : readEventRefs(this.opts.db, segment, opts)
-        ) as Promise<Page<LogEvent | EventRef>>
-      }),
-    )
-    return { pages, whole }
+    const segments = ranges.map((range, i) => {
+      const next = all ? ranges[i + 1] : range + 1
+      return {
+        after: this.#watermark.get(range) as number,
+        upTo: next === undefined ? Number.MAX_SAFE_INTEGER : rangeStart(next),
+      }
+    })
+    this.opts.reads?.inc({ kind: whole ? 'messages' : 'ids' }, segments.length)
+    if (!whole) {
+      return { pages: await Promise.all(segments.map((segment) => readEventRefs(this.opts.db, segment, opts))) }
+    }
+    const read = await Promise.all(segments.map((segment) => readEvents(this.opts.db, segment, opts)))
+    const members: Memberships = new Map()
+    for (const { members: ofRange } of read) for (const [convoId, dids] of ofRange) members.set(convoId, dids)
+    return { pages: read.map(({ page }) => page), members }
   }
 
   private async pump(): Promise<void> {
@@ -444,9 +450,9 @@ export class EventHub {
         ranges.forEach(readAgain)
         throw err
       }
-      const { pages, whole } = batch
+      const { pages, members } = batch
       // A stream opened while only ids were read starts from the watermark: it needs these messages.
-      if (!whole && this.subscribers.size > 0) {
+      if (!members && this.subscribers.size > 0) {
         ranges.forEach(readAgain)
         continue
       }
@@ -471,7 +477,7 @@ export class EventHub {
         row.prev_event_id != null && !covers(this.#watermark, row.prev_event_id) ? [rangeOf(row.prev_event_id)] : [],
       )
       for (const range of [...left.map((row) => rangeOf(row.event_id)), ...awaited]) this.moved.add(range)
-      if (whole && ready.length > 0) await this.fanOut(ready as LogEvent[])
+      if (members && ready.length > 0) this.fanOut(ready as LogEvent[], members)
       // More behind a full page, unless nothing moved; or an awaited event in a range this batch did not read.
       if (pages.some((page) => page.full) && ready.length > 0) continue
       if (awaited.some((range) => !ranges.includes(range))) continue
@@ -492,32 +498,28 @@ export class EventHub {
 
   /**
    * Each event to the streams that may see it: those of its conversation and
-   * those of all their member's conversations, with one read of who of them
-   * is a member (streams of other conversations are not looked at).
+   * those of all their member's conversations, by the memberships read with
+   * the events (streams of other conversations are not looked at).
    */
-  private async fanOut(events: LogEvent[]): Promise<void> {
+  private fanOut(events: LogEvent[], joined: Memberships): void {
     const byConvo = new Map<string, LogEvent[]>()
     for (const e of events) {
       const ofConvo = byConvo.get(e.convo_id)
       if (ofConvo) ofConvo.push(e)
       else byConvo.set(e.convo_id, [e])
     }
-    // A stream is of one conversation or of all: no stream is in two of these sets.
-    const listening = [...this.everywhere]
-    for (const convoId of byConvo.keys()) for (const s of this.byConvo.get(convoId) ?? []) listening.push(s)
-    if (listening.length === 0) return
-    const dids = new Set<string>()
-    for (const s of listening) dids.add(s.did)
-    const joined = await memberships(this.opts.db, [...dids], [...byConvo.keys()])
-    for (const subscriber of listening) {
-      // Gone while memberships were read.
-      if (!this.subscribers.has(subscriber)) continue
-      const { did, convoId } = subscriber
-      const visible =
-        convoId === undefined
-          ? events.filter((e) => visibleTo(e, did, joined.get(e.convo_id)?.get(did)))
-          : visibleOf(byConvo.get(convoId) ?? [], did, joined.get(convoId)?.get(did))
+    for (const subscriber of this.everywhere) {
+      const { did } = subscriber
+      const visible = events.filter((e) => visibleTo(e, did, joined.get(e.convo_id)?.get(did)))
       if (visible.length) subscriber.deliver(visible)
+    }
+    // A stream is of one conversation or of all: no stream is in two of these sets.
+    for (const [convoId, ofConvo] of byConvo) {
+      const members = joined.get(convoId)
+      for (const subscriber of this.byConvo.get(convoId) ?? []) {
+        const visible = visibleOf(ofConvo, subscriber.did, members?.get(subscriber.did))
+        if (visible.length) subscriber.deliver(visible)
+      }
     }
   }
 }

@@ -7,6 +7,7 @@
  * one member may see of them, and where each range of ids stands.
  */
 import { sql, type ExpressionBuilder } from 'kysely'
+import { byteaFromText } from '../db/index.js'
 import type { ConvoEvent, DatabaseSchema, Db, Message } from '../db/schema.js'
 import { execute, statement, type Statement } from '../db/statement.js'
 
@@ -126,31 +127,84 @@ const refPages = (withPrev: boolean) => ({
         .$if(withPrev, (qb) => qb.select((eb) => prevOfConvoEvent(eb))),
   ),
 })
-/** The same, whole: what the hub reads while streams are open. */
-const wholePages = (withPrev: boolean) => ({
-  messages: statement(withPrev ? 'next_messages_with_prev' : 'next_messages', (v: Segment & { limit: number }, db) =>
-    messagesOf(db, v, v.limit)
-      .selectAll('message')
-      .$if(withPrev, (qb) => qb.select((eb) => prevEventId(eb))),
-  ),
-  convoEvents: statement(
-    withPrev ? 'next_convo_events_with_prev' : 'next_convo_events',
-    (v: Segment & { limit: number }, db) =>
-      convoEventsOf(db, v, v.limit)
-        .selectAll('convo_event')
-        .$if(withPrev, (qb) => qb.select((eb) => prevOfConvoEvent(eb))),
-  ),
-})
-const eventPages = { withPrev: wholePages(true), withoutPrev: wholePages(false) }
 const eventRefPages = { withPrev: refPages(true), withoutPrev: refPages(false) }
 
+/** A message as json_agg has it: bytea and timestamps as text. */
+type MessageJson = Omit<MessageEvent, 'ciphertext' | 'created_at'> & { ciphertext: string; created_at: string }
+/** A conversation event as json_agg has it. */
+type ConvoEventJson = Omit<ConvoLogEvent, 'created_at'> & { created_at: string }
+
 /**
- * The first `limit` events of a segment, in id order; `withPrev` adds each
- * one's previous message in its conversation, which orders events drawn from
- * several ranges.
+ * What the hub reads while streams are open, in one statement: a segment's
+ * messages and conversation events (up to `limit` of each), and the current
+ * members of their conversations, as of one snapshot. Each part is a JSON
+ * array (a statement has one shape of row); on Citus each is a subplan.
  */
-export const readEvents = (db: Db, segment: Segment, opts: { limit: number; withPrev: boolean }) =>
-  readPage<LogEvent>(db, opts.withPrev ? eventPages.withPrev : eventPages.withoutPrev, segment, opts.limit)
+const withMembers = (withPrev: boolean) =>
+  statement(withPrev ? 'next_events_with_prev' : 'next_events', (v: Segment & { limit: number }, db) =>
+    db
+      .with('m', () =>
+        messagesOf(db, v, v.limit)
+          .selectAll('message')
+          .$if(withPrev, (qb) => qb.select((eb) => prevEventId(eb))),
+      )
+      .with('e', () =>
+        convoEventsOf(db, v, v.limit)
+          .selectAll('convo_event')
+          .$if(withPrev, (qb) => qb.select((eb) => prevOfConvoEvent(eb))),
+      )
+      .with('r', (qc) =>
+        qc
+          .selectFrom('member')
+          .select(['member.convo_id', 'member.did', 'member.joined_seq'])
+          .where('member.left_at', 'is', null)
+          // An array of the conversations, not a join: one index probe each.
+          .where(sql<boolean>`member.convo_id = ANY(ARRAY(SELECT convo_id FROM m UNION SELECT convo_id FROM e))`),
+      )
+      .selectNoFrom([
+        sql<MessageJson[]>`(SELECT coalesce(json_agg(m), '[]') FROM m)`.as('messages'),
+        sql<ConvoEventJson[]>`(SELECT coalesce(json_agg(e), '[]') FROM e)`.as('convo_events'),
+        sql<Array<[string, string, number]>>`(
+          SELECT coalesce(json_agg(json_build_array(r.convo_id, r.did, r.joined_seq)), '[]') FROM r
+        )`.as('members'),
+      ]),
+  )
+const eventsWithMembers = { withPrev: withMembers(true), withoutPrev: withMembers(false) }
+
+/** Current members by conversation: convo -> did -> joined_seq. */
+export type Memberships = Map<string, Map<string, number>>
+
+function addMember(joined: Memberships, convoId: string, did: string, joinedSeq: number): void {
+  const members = joined.get(convoId)
+  if (members) members.set(did, joinedSeq)
+  else joined.set(convoId, new Map([[did, joinedSeq]]))
+}
+
+/**
+ * The first `limit` events of a segment, in id order, and every current
+ * member of their conversations as of the same snapshot (who may see them);
+ * `withPrev` adds each one's previous message in its conversation, which
+ * orders events drawn from several ranges.
+ */
+export async function readEvents(
+  db: Db,
+  segment: Segment,
+  opts: { limit: number; withPrev: boolean },
+): Promise<{ page: Page<LogEvent>; members: Memberships }> {
+  const read = opts.withPrev ? eventsWithMembers.withPrev : eventsWithMembers.withoutPrev
+  const { rows } = await execute(db, read, { ...segment, limit: opts.limit })
+  const { messages, convo_events, members } = rows[0] as NonNullable<(typeof rows)[0]>
+  const page = merged<LogEvent>(
+    [
+      messages.map((m) => ({ ...m, ciphertext: byteaFromText(m.ciphertext), created_at: new Date(m.created_at) })),
+      convo_events.map((e) => ({ ...e, created_at: new Date(e.created_at) })),
+    ],
+    opts.limit,
+  )
+  const joined: Memberships = new Map()
+  for (const [convoId, did, joinedSeq] of members) addMember(joined, convoId, did, joinedSeq)
+  return { page, members: joined }
+}
 
 /** As readEvents, ids only: all that moves a watermark when no stream reads the events. */
 export const readEventRefs = (db: Db, segment: Segment, opts: { limit: number; withPrev: boolean }) =>
@@ -202,18 +256,10 @@ const currentMemberships = statement('current_memberships', (v: { dids: string[]
 )
 
 /** convo -> did -> joined_seq, for the current members among the given ones. */
-export async function memberships(
-  db: Db,
-  dids: string[],
-  convoIds: string[],
-): Promise<Map<string, Map<string, number>>> {
+export async function memberships(db: Db, dids: string[], convoIds: string[]): Promise<Memberships> {
   const { rows } = await execute(db, currentMemberships, { dids, convoIds })
-  const joined = new Map<string, Map<string, number>>()
-  for (const r of rows) {
-    const members = joined.get(r.convo_id)
-    if (members) members.set(r.did, r.joined_seq)
-    else joined.set(r.convo_id, new Map([[r.did, r.joined_seq]]))
-  }
+  const joined: Memberships = new Map()
+  for (const r of rows) addMember(joined, r.convo_id, r.did, r.joined_seq)
   return joined
 }
 

@@ -215,6 +215,15 @@ describe('subscribeConvoEvents: events', () => {
     const [message] = eventsOf(sub, '#messageEvent')
     expect(message?.message).toMatchObject({ convoId: convo.groupId, seq: 1, epoch: 1, sender: alice.did })
     expect((message?.message as { ciphertext: unknown }).ciphertext).toBeInstanceOf(Uint8Array)
+    // Each live view is the stored message's, every field, as getMessages reads it by the same id.
+    const stored = await one.call(bob, NSID.getMessages, { params: { convoId: convo.groupId } })
+    const asJson = ({ ciphertext, ...view }: { ciphertext: Uint8Array }) => ({
+      ...view,
+      ciphertext: { $bytes: Buffer.from(ciphertext).toString('base64') },
+    })
+    expect(eventsOf(sub, '#messageEvent').map((e) => asJson(e.message as { ciphertext: Uint8Array }))).toEqual(
+      stored.body.messages,
+    )
     expect(eventsOf(sub, '#membershipChangeEvent')).toEqual([
       expect.objectContaining({ convoId: convo.groupId, did: carol.did, action: 'joined', actor: alice.did, epoch: 2 }),
       expect.objectContaining({
