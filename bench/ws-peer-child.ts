@@ -26,8 +26,9 @@ import { answerCommands } from './ipc.js'
  */
 const fromDatabase = process.argv.includes('--from-database')
 
-/** A group's sockets, and whose each is (fed by PostgreSQL). */
-const groups = new Map<string, Map<WebSocket, string>>()
+/** Fed over HTTP: each group's sockets. Fed by PostgreSQL: each conversation's sockets, by member. */
+const groups = new Map<string, Set<WebSocket>>()
+const convos = new Map<string, Map<string, Set<WebSocket>>>()
 let sockets = 0
 
 const server = http.createServer((req, res) => {
@@ -36,23 +37,32 @@ const server = http.createServer((req, res) => {
   req.on('data', (chunk: Buffer) => chunks.push(chunk))
   req.on('end', () => {
     const frame = Buffer.concat(chunks)
-    const members = [...(groups.get(url.searchParams.get('group') ?? '')?.keys() ?? [])]
+    const members = [...(groups.get(url.searchParams.get('group') ?? '') ?? [])]
     let left = members.length
     if (left === 0) return res.end()
     for (const socket of members) socket.send(frame, { binary: true }, () => --left === 0 && res.end())
   })
 })
+
+/** Adds `socket` to the set under `key` in `index`, until it closes. */
+function join<K>(index: Map<K, Set<WebSocket>>, key: K, socket: WebSocket): void {
+  const set = index.get(key) ?? new Set()
+  index.set(key, set.add(socket))
+  sockets++
+  socket.on('close', () => {
+    set.delete(socket)
+    sockets--
+  })
+}
+
 const wss = new WebSocketServer({ server, perMessageDeflate: false, clientTracking: false })
 wss.on('connection', (socket, req) => {
   const query = new URL(req.url ?? '/', 'http://peer').searchParams
-  const group = query.get(fromDatabase ? 'convo' : 'group') ?? ''
-  const members = groups.get(group) ?? new Map<WebSocket, string>()
-  groups.set(group, members.set(socket, query.get('did') ?? ''))
-  sockets++
-  socket.on('close', () => {
-    members.delete(socket)
-    sockets--
-  })
+  if (!fromDatabase) return join(groups, query.get('group') ?? '', socket)
+  const convo = query.get('convo') ?? ''
+  const members = convos.get(convo) ?? new Map<string, Set<WebSocket>>()
+  convos.set(convo, members)
+  join(members, query.get('did') ?? '', socket)
 })
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
 
@@ -128,10 +138,10 @@ async function readNew(db: pg.Client): Promise<void> {
     for (const m of rows) {
       if (sent.has(m.event_id)) continue
       sent.add(m.event_id)
-      const members = groups.get(m.convo_id)
+      const members = convos.get(m.convo_id)
       if (!members) continue
       const frame = frameOf(m)
-      for (const [socket, did] of members) if (m.readers.includes(did)) socket.send(frame, { binary: true })
+      for (const did of m.readers) for (const socket of members.get(did) ?? []) socket.send(frame, { binary: true })
     }
     const before = watermark
     while (sent.delete(watermark + 1)) watermark++
