@@ -3,10 +3,10 @@
  * every firehose, com.atproto.sync.subscribeRepos): each binary message is a
  * DAG-CBOR header, `{op: 1, t: "#<type>"}` for a message or `{op: -1}` for an
  * error, then a DAG-CBOR body; an error frame ends the stream. Frames are
- * @atproto/xrpc-server's (MessageFrame, ErrorFrame), encoded with the same
- * DAG-CBOR library; an event's is made once, WebSocket framing included, and
- * written to every socket as the same bytes. Sockets are `ws`'s, upgraded
- * from this server's own HTTP server at /xrpc/<nsid>.
+ * those of @atproto/xrpc-server (MessageFrame, ErrorFrame), byte for byte;
+ * an event's is made once (its body encoded by ./dag-cbor.ts), WebSocket
+ * framing included, and written to every socket as the same bytes. Sockets
+ * are `ws`'s, upgraded from this server's own HTTP server at /xrpc/<nsid>.
  *
  * A socket sends what it is given in order, written as it is to the
  * connection under `ws` (which frames only pings, closes and error frames),
@@ -33,6 +33,7 @@ import type { Subscriptions } from '../lexicon/types/index.js'
 import { assertAcceptableInput } from './input-boundary.js'
 import { invalidRequest, toXrpcError, XRPCErrorWithHeaders } from './errors.js'
 import { decodeQueryParams } from './params.js'
+import { encodeTransient } from './dag-cbor.js'
 import { handlerContext } from './routes.js'
 import type { HandlerContext } from './types.js'
 
@@ -93,7 +94,8 @@ export function messageFrame(type: `#${string}`, body: LexValue): WireFrame {
     header = encode({ op: FrameType.Message, t: type } satisfies MessageFrameHeader)
     messageHeaders.set(type, header)
   }
-  return wireFrame([header, encode(body)])
+  // wireFrame copies the body out before anything is encoded again.
+  return wireFrame([header, encodeTransient(body)])
 }
 
 const errorFrame = (error: string, message: string | undefined): Uint8Array =>
