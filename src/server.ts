@@ -81,6 +81,8 @@ function createAppContext(config: Config, database: Database, log: FastifyBaseLo
         : undefined,
       log,
       pollIntervalMs: config.EVENT_POLL_INTERVAL_MS,
+      // Delegated writes are what a Citus cluster runs with.
+      batchRead: config.DATABASE_DELEGATED_WRITES ? 'apart' : 'together',
       reads: metrics.eventHubReads,
     }),
     push: pushConfigured(config) ? { commits: config.PUSH_COMMITS } : undefined,

@@ -13,6 +13,7 @@ import {
   visibleTo,
   type EventRef,
   type LogEvent,
+  type BatchRead,
   type Memberships,
   type Page,
 } from '../services/eventLog.js'
@@ -67,6 +68,8 @@ export interface EventHubOptions {
   /** With no stream open, least time between two reads of new events (see EventHub). */
   idleReadIntervalMs?: number
   batchSize?: number
+  /** How a batch of whole events is read (see BatchRead): together unless told. */
+  batchRead?: BatchRead
   /** Counts each read of new events, by what it read. */
   reads?: { inc(labels: { kind: 'messages' | 'ids' }, value: number): void }
 }
@@ -430,7 +433,11 @@ export class EventHub {
     if (!whole) {
       return { pages: await Promise.all(segments.map((segment) => readEventRefs(this.opts.db, segment, opts))) }
     }
-    const read = await Promise.all(segments.map((segment) => readEvents(this.opts.db, segment, opts)))
+    const read = await Promise.all(
+      segments.map((segment) =>
+        readEvents(this.opts.db, segment, { ...opts, read: this.opts.batchRead ?? 'together' }),
+      ),
+    )
     const members: Memberships = new Map()
     for (const { members: ofRange } of read) for (const [convoId, dids] of ofRange) members.set(convoId, dids)
     return { pages: read.map(({ page }) => page), members }

@@ -128,6 +128,31 @@ const refPages = (withPrev: boolean) => ({
   ),
 })
 const eventRefPages = { withPrev: refPages(true), withoutPrev: refPages(false) }
+/** The same, whole, read apart (see BatchRead). */
+const wholePages = (withPrev: boolean) => ({
+  messages: statement(withPrev ? 'next_messages_with_prev' : 'next_messages', (v: Segment & { limit: number }, db) =>
+    messagesOf(db, v, v.limit)
+      .selectAll('message')
+      .$if(withPrev, (qb) => qb.select((eb) => prevEventId(eb))),
+  ),
+  convoEvents: statement(
+    withPrev ? 'next_convo_events_with_prev' : 'next_convo_events',
+    (v: Segment & { limit: number }, db) =>
+      convoEventsOf(db, v, v.limit)
+        .selectAll('convo_event')
+        .$if(withPrev, (qb) => qb.select((eb) => prevOfConvoEvent(eb))),
+  ),
+})
+const eventPages = { withPrev: wholePages(true), withoutPrev: wholePages(false) }
+const currentRosters = statement('current_rosters', (v: { convoIds: string[] }, db) =>
+  db
+    .selectFrom('member')
+    .select(['convo_id', 'did', 'joined_seq'])
+    // An array the planner cannot see into, as in the read together: a probe of the key per
+    // conversation, where a short array of a small table may look cheaper to scan.
+    .where(sql<boolean>`convo_id = ANY(ARRAY(SELECT unnest(${v.convoIds}::text[])))`)
+    .where('left_at', 'is', null),
+)
 
 /** A message as json_agg has it: bytea and timestamps as text. */
 type MessageJson = Omit<MessageEvent, 'ciphertext' | 'created_at'> & { ciphertext: string; created_at: string }
@@ -181,16 +206,40 @@ function addMember(joined: Memberships, convoId: string, did: string, joinedSeq:
 }
 
 /**
+ * How the hub reads a batch: `together`, in one statement (one snapshot, one
+ * round trip); or `apart`, the events then their conversations' members,
+ * for Citus, where the one statement's parts are subplans of their own and
+ * its members' read (by the conversations of an intermediate result) a probe
+ * of every shard, where a read by the conversations' ids goes to their shards.
+ */
+export type BatchRead = 'together' | 'apart'
+
+/**
  * The first `limit` events of a segment, in id order, and every current
- * member of their conversations as of the same snapshot (who may see them);
- * `withPrev` adds each one's previous message in its conversation, which
- * orders events drawn from several ranges.
+ * member of their conversations (who may see them: as of the same snapshot
+ * when read together, of a later one when apart); `withPrev` adds each one's
+ * previous message in its conversation, which orders events drawn from
+ * several ranges.
  */
 export async function readEvents(
   db: Db,
   segment: Segment,
-  opts: { limit: number; withPrev: boolean },
+  opts: { limit: number; withPrev: boolean; read: BatchRead },
 ): Promise<{ page: Page<LogEvent>; members: Memberships }> {
+  if (opts.read === 'apart') {
+    const page = await readPage<LogEvent>(
+      db,
+      opts.withPrev ? eventPages.withPrev : eventPages.withoutPrev,
+      segment,
+      opts.limit,
+    )
+    const convoIds = [...new Set(page.rows.map((event) => event.convo_id))]
+    const members: Memberships = new Map()
+    if (convoIds.length === 0) return { page, members }
+    const { rows } = await execute(db, currentRosters, { convoIds })
+    for (const r of rows) addMember(members, r.convo_id, r.did, r.joined_seq)
+    return { page, members }
+  }
   const read = opts.withPrev ? eventsWithMembers.withPrev : eventsWithMembers.withoutPrev
   const { rows } = await execute(db, read, { ...segment, limit: opts.limit })
   const { messages, convo_events, members } = rows[0] as NonNullable<(typeof rows)[0]>

@@ -397,7 +397,10 @@ describe('query plans', () => {
       // Event streams: the hub's reads (one range, and several: with each event's predecessor), a resume's.
       () => highestEventId(traced, 2 ** 48),
       ...[false, true].flatMap((withPrev) => [
-        () => readEvents(traced, { after: 1000, upTo: Number.MAX_SAFE_INTEGER }, { limit: 500, withPrev }),
+        ...(['together', 'apart'] as const).map(
+          (read) => () =>
+            readEvents(traced, { after: 1000, upTo: Number.MAX_SAFE_INTEGER }, { limit: 500, withPrev, read }),
+        ),
         () => readEventRefs(traced, { after: 1000, upTo: Number.MAX_SAFE_INTEGER }, { limit: 500, withPrev }),
       ]),
       () => memberships(traced, [did, 'did:plc:u8'], [convoId, 'c8']),
