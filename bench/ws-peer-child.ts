@@ -20,7 +20,7 @@ import { answerCommands } from './ipc.js'
  *   `convo` and `did`; on each notification of the server's channel it reads
  *   the messages after the last it read, each with its conversation's current
  *   members who may see it, in one prepared statement, encodes each message's
- *   frame once (the server's `#messageEvent`, by the same DAG-CBOR library)
+ *   frame once (the server's `#messageEvent`, with @atproto/lex-cbor)
  *   and sends it to those members' sockets. The `follow` command starts it
  *   at the newest message (before its sockets open).
  */

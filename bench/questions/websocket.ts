@@ -383,7 +383,7 @@ export async function webSocketFanOut(bench: Bench): Promise<Section> {
         "server sent, by the same loop, to as many sockets in the same groups (the targets' anchor); and a bare " +
         '`ws` server fed by PostgreSQL as the server is, sent the same messages through the same instance: on each ' +
         "notification it reads the new messages, each with its conversation's current members, in one prepared " +
-        "statement, encodes each frame once by the same DAG-CBOR library, and sends it to those members' sockets " +
+        "statement, encodes each frame once (with lex-cbor), and sends it to those members' sockets " +
         '(no auth, no per-stream order, no resume, no limits).',
       '',
       table(
