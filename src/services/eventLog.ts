@@ -207,10 +207,9 @@ function addMember(joined: Memberships, convoId: string, did: string, joinedSeq:
 
 /**
  * How the hub reads a batch: `together`, in one statement (one snapshot, one
- * round trip); or `apart`, the events then their conversations' members,
- * for Citus, where the one statement's parts are subplans of their own and
- * its members' read (by the conversations of an intermediate result) a probe
- * of every shard, where a read by the conversations' ids goes to their shards.
+ * round trip); or `apart`, the events then their conversations' members, for
+ * Citus, where the one statement is six subplans, three of them on the
+ * coordinator, and took about twice as long as the reads apart.
  */
 export type BatchRead = 'together' | 'apart'
 
