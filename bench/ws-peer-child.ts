@@ -45,7 +45,7 @@ const server = http.createServer((req, res) => {
 })
 
 /** Adds `socket` to the set under `key` in `index`, until it closes. */
-function join<K>(index: Map<K, Set<WebSocket>>, key: K, socket: WebSocket): void {
+function join(index: Map<string, Set<WebSocket>>, key: string, socket: WebSocket): void {
   const set = index.get(key) ?? new Set()
   index.set(key, set.add(socket))
   sockets++

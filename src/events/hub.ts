@@ -130,9 +130,10 @@ function visibleOf(events: LogEvent[], did: string, joinedSeq: number | undefine
  * same announcements, notifications and polls. Within a conversation, on
  * several ranges of ids, such an event follows the message before it
  * (after_seq). Who sees an event is decided per event (eventLog.visibleTo),
- * with memberships read at fan-out: a conversation joined after a stream
- * opened is in it from its joining event on, and one left is out of it after
- * its leaving event, which the member who left still gets.
+ * by the members of its conversation read with the batch (eventLog.readEvents):
+ * a conversation joined after a stream opened is in it from its joining event
+ * on, and one left is out of it after its leaving event, which the member who
+ * left still gets.
  *
  * Typing is not an event of the log: a member's typing reaches the streams of
  * the conversation's other current members on this instance, and the other
